@@ -1,0 +1,175 @@
+"""``k8semu``: argument parsing and the one place that turns errors into exit statuses.
+
+argparse (standard library) rather than click: the interactive shell re-uses the very same
+parser on each line it reads, and ``exec POD -- CMD ARGS`` passes everything after ``--``
+through untouched, which argparse's REMAINDER does directly.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import TextIO
+
+from emulator import __version__
+from emulator.errors import K8semuError, NotRootError
+from emulator.status import ExitStatus
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="k8semu", description="A Kubernetes cluster-network emulator.")
+    p.add_argument("--version", action="version", version=f"k8semu {__version__}")
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+
+    up = sub.add_parser("up", help="bring a cluster up (foreground shell, or --detach)")
+    up.add_argument("spec", nargs="?", default=None, help="cluster spec (default: topologies/default.yaml)")
+    up.add_argument("--detach", "-d", action="store_true", help="return once every pod is Running")
+    up.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
+    sub.add_parser("down", help="remove everything the running cluster made")
+    sub.add_parser("cleanup", help="remove the leftovers of a crashed cluster (like mn -c)")
+    sub.add_parser("status", help="the running cluster, its nodes and pods")
+    sub.add_parser("shell", help="open the interactive shell on the running cluster")
+    plan = sub.add_parser("plan", help="validate a spec and print what it would build (no root)")
+    plan.add_argument("spec")
+    plan.add_argument("--show", choices=("topology", "flows"), default="topology")
+
+    def ns_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-n", "--namespace", default=None)
+
+    get = sub.add_parser("get", help="list objects as kubectl get does")
+    get.add_argument("kind")
+    get.add_argument("names", nargs="*")
+    ns_opts(get)
+    get.add_argument("-A", "--all-namespaces", action="store_true")
+    get.add_argument("-l", "--selector", default=None)
+    get.add_argument("-o", "--output", default=None)
+
+    ex = sub.add_parser("exec", help="run a command in a pod or node: exec POD -- CMD ARGS")
+    ns_opts(ex)
+    ex.add_argument("-c", "--container", default=None)
+    ex.add_argument("-i", "--stdin", action="store_true", help="accepted for kubectl compatibility")
+    ex.add_argument("-t", "--tty", action="store_true", help="accepted for kubectl compatibility")
+    ex.add_argument("target")
+    ex.add_argument("command", nargs=argparse.REMAINDER)
+
+    ap = sub.add_parser("apply", help="create or update objects from manifests")
+    ap.add_argument("-f", "--filename", action="append", required=True)
+    ns_opts(ap)
+    de = sub.add_parser("delete", help="delete -f FILE, or delete KIND NAME")
+    de.add_argument("-f", "--filename", action="append", default=[])
+    de.add_argument("kind", nargs="?")
+    de.add_argument("names", nargs="*")
+    ns_opts(de)
+    sc = sub.add_parser("scale", help="scale deployment/NAME --replicas N")
+    sc.add_argument("target")
+    sc.add_argument("--replicas", type=int, required=True)
+    ns_opts(sc)
+    lo = sub.add_parser("logs", help="a container's output")
+    lo.add_argument("pod")
+    lo.add_argument("-c", "--container", default=None)
+    ns_opts(lo)
+    fl = sub.add_parser("flows", help="a node's OpenFlow tables, each flow labelled by its owner")
+    fl.add_argument("node")
+    return p
+
+
+def default_spec() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for candidate in (os.path.join(here, "topologies", "default.yaml"),
+                      os.path.join(sys.prefix, "share", "k8semu", "topologies", "default.yaml")):
+        if os.path.exists(candidate):
+            return candidate
+    from emulator.errors import SpecError, Problem
+    raise SpecError([Problem(None, "", "no default cluster spec found; name one: k8semu up SPEC")])
+
+
+def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool = False) -> int:
+    from emulator.cli import lifecycle, objects
+    verb = args.verb
+    if verb == "plan":
+        from emulator.cli.plan import plan
+        return plan(args.spec, args.show, out)
+    if os.geteuid() != 0:
+        raise NotRootError()
+    if verb == "up":
+        if in_shell:
+            raise K8semuError("a cluster is already up in this shell")
+        from emulator.spec.cluster import load_cluster
+        spec = args.spec or default_spec()
+        config = load_cluster(spec)
+        for warning in config.warnings:
+            err.write(f"Warning: {warning}\n")
+        status = lifecycle.up(config, spec, args.timeout, out)
+        out.write(f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
+                  f"running ({status['seconds']:.1f}s)\n")
+        if args.detach:
+            return 0
+        from emulator.cli.shell import Shell
+        try:
+            Shell(out, err).cmdloop()
+        except KeyboardInterrupt:
+            out.write("\n")
+        finally:
+            out.write(lifecycle.down() + "\n")
+        return 0
+    if verb == "down":
+        out.write(lifecycle.down() + "\n")
+        return 0
+    if verb == "cleanup":
+        out.write(lifecycle.cleanup_all() + "\n")
+        return 0
+    if verb == "status":
+        from emulator.runtime import api
+        from emulator.runtime.records import run_dir
+        s = api.call(run_dir(), "status")
+        out.write(f"cluster {s['cluster']} ({s['file']}): {s['phase']}, manager pid {s['pid']}\n"
+                  f"nodes: {', '.join(s['nodes'])}\n"
+                  f"pods: {s['running']}/{s['pods']} running and ready; data plane "
+                  f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
+                  f"run directory: {s['run']}\n")
+        return 0
+    if verb == "shell":
+        from emulator.cli.shell import Shell
+        Shell(out, err).cmdloop()
+        return 0
+    if verb == "get":
+        return objects.get(args.kind, args.names, args.namespace, args.all_namespaces,
+                           args.selector, args.output, out)
+    if verb == "exec":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        out.flush()
+        return objects.exec_(args.target, args.namespace, args.container, command)
+    if verb == "apply":
+        return objects.apply(args.filename, args.namespace, out)
+    if verb == "delete":
+        return objects.delete(args.filename, args.kind, args.names, args.namespace, out)
+    if verb == "scale":
+        return objects.scale(args.target, args.replicas, args.namespace, out)
+    if verb == "logs":
+        return objects.logs(args.pod, args.namespace, args.container, out)
+    if verb == "flows":
+        return objects.flows(args.node, out)
+    raise K8semuError("no command given (try: k8semu --help)")
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Entry point of the ``k8semu`` command; returns an ExitStatus value."""
+    out, err = out or sys.stdout, err or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) and ExitStatus.USAGE
+    if args.verb is None:
+        parser.print_help(out)
+        return ExitStatus.USAGE
+    try:
+        return dispatch(args, out, err)
+    except K8semuError as exc:
+        if args.traceback:
+            raise
+        err.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return ExitStatus.CTRL_C

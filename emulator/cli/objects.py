@@ -1,0 +1,166 @@
+"""The kubectl-like verbs: get, apply, delete, scale, exec, logs, flows."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import TextIO
+
+from emulator.cli import output
+from emulator.errors import K8semuError, NotFoundError
+from emulator.model import naming
+from emulator.model.selectors import parse_label_query
+from emulator.runtime import api
+from emulator.runtime.records import run_dir
+from emulator.spec.manifests import load_manifest_files
+
+KIND_ALIASES = {
+    "Pod": ("po", "pod", "pods"), "Node": ("no", "node", "nodes"),
+    "Deployment": ("deploy", "deployment", "deployments", "deployment.apps", "deployments.apps"),
+    "ReplicaSet": ("rs", "replicaset", "replicasets", "replicaset.apps"),
+    "Namespace": ("ns", "namespace", "namespaces"),
+}
+
+
+def resolve_kind(word: str) -> str:
+    for kind, aliases in KIND_ALIASES.items():
+        if word.lower() in aliases:
+            return kind
+    raise K8semuError(f'the server doesn\'t have a resource type "{word}"')
+
+
+def manifest_paths(target: str) -> list[str]:
+    path = Path(target)
+    if path.is_dir():
+        return sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
+    return [target]
+
+
+def get(kind_word: str, names: list[str], namespace: str | None, all_ns: bool,
+        selector: str | None, out_format: str | None, out: TextIO) -> int:
+    kind = resolve_kind(kind_word)
+    if "/" in kind_word:
+        raise K8semuError(f"unknown resource {kind_word!r}")
+    ns = None if all_ns or kind in ("Node", "Namespace") else (namespace or "default")
+    items = api.call(run_dir(), "get", kind=kind, namespace=ns)
+    if selector:
+        sel = parse_label_query(selector)
+        items = [o for o in items if sel.matches(o["metadata"].get("labels", {}))]
+    if names:
+        found = [o for o in items if o["metadata"]["name"] in names]
+        missing = [n for n in names if n not in {o["metadata"]["name"] for o in found}]
+        if missing:
+            raise NotFoundError(f'{kind.lower()}s "{missing[0]}" not found')
+        items = found
+    if not items and out_format not in ("json", "yaml"):
+        where = "" if ns is None else f" in {ns} namespace"
+        out.write(f"No resources found{where}.\n")
+        return 0
+    out.write(output.render(kind, items, out_format, all_ns, single=len(names) == 1) + "\n")
+    return 0
+
+
+def apply(files: list[str], namespace: str | None, out: TextIO) -> int:
+    paths = [p for f in files for p in manifest_paths(f)]
+    mset = load_manifest_files(paths, namespace or "default")
+    for warning in mset.warnings:
+        out.write(f"Warning: {warning}\n")
+    for line in api.call(run_dir(), "apply", objects=mset.objects):
+        out.write(line + "\n")
+    return 0
+
+
+def delete(files: list[str], kind_word: str | None, names: list[str], namespace: str | None,
+           out: TextIO) -> int:
+    targets: list[tuple[str, str, str]] = []
+    if files:
+        mset = load_manifest_files([p for f in files for p in manifest_paths(f)], namespace or "default")
+        from emulator.cluster.controllers import kind_of
+        targets = [(kind_of(o), o.meta.namespace, o.meta.name) for o in reversed(mset.objects)]
+    elif kind_word:
+        if "/" in kind_word:
+            kind_word, name = kind_word.split("/", 1)
+            names = [name] + names
+        kind = resolve_kind(kind_word)
+        targets = [(kind, namespace or "default", n) for n in names]
+    if not targets:
+        raise K8semuError("you must provide one or more resources by -f FILE or KIND NAME")
+    for kind, ns, name in targets:
+        out.write(api.call(run_dir(), "delete", kind=kind, namespace=ns, name=name) + "\n")
+    return 0
+
+
+def scale(target: str, replicas: int, namespace: str | None, out: TextIO) -> int:
+    if "/" not in target:
+        raise K8semuError("scale takes KIND/NAME, e.g. deployment/web")
+    kind_word, name = target.split("/", 1)
+    kind = resolve_kind(kind_word)
+    out.write(api.call(run_dir(), "scale", kind=kind, namespace=namespace or "default", name=name,
+                       replicas=replicas) + "\n")
+    return 0
+
+
+def exec_argv(target: str, namespace: str | None, container: str | None, command: list[str]) -> list[str]:
+    """The argv that runs ``command`` in a pod's (or a node's) namespaces.
+
+    Raises:
+        NotFoundError: no pod or node of that name; no such container in the pod.
+    """
+    run = run_dir()
+    if not command:
+        raise K8semuError("you must specify at least one command for the container")
+    status = api.call(run, "status")
+    if namespace is None and target in status["nodes"]:
+        return ["ip", "netns", "exec", naming.node_netns(target), *command]
+    pod = api.call(run, "pod", name=target, namespace=namespace)
+    if container and container not in pod["containers"]:
+        raise NotFoundError(f"container {container} is not valid for pod {target}")
+    return ["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command]
+
+
+def exec_(target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
+    """Run a command and pass its exit status and output straight through."""
+    argv = exec_argv(target, namespace, container, command)
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+    try:
+        return subprocess.call(argv, env=env)
+    except FileNotFoundError:
+        return 127
+
+
+def logs(target: str, namespace: str | None, container: str | None, out: TextIO) -> int:
+    pod = api.call(run_dir(), "pod", name=target, namespace=namespace)
+    name = container or pod["containers"][0]
+    if container is None and len(pod["containers"]) > 1:
+        name = pod["containers"][0]
+    path = Path(pod["dir"]) / f"{name}.log"
+    out.write(path.read_text(errors="replace") if path.exists() else "")
+    return 0
+
+
+def flows(node: str, out: TextIO) -> int:
+    """``ovs-ofctl dump-flows`` with table names and each cookie's owner spelled out."""
+    from emulator.pipeline.build import describe_cookie
+    from emulator.pipeline.tables import TABLE_NAMES
+    from emulator.pipeline.view import NetworkView
+    import re
+    run = run_dir()
+    view = NetworkView.from_json((run / "view.json").read_text())
+    try:
+        index = view.node(node).index
+    except StopIteration:
+        raise NotFoundError(f'nodes "{node}" not found') from None
+    dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows",
+                           naming.node_bridge(index)], capture_output=True, text=True, check=True).stdout
+    lines = []
+    for line in dump.splitlines():
+        m = re.search(r"cookie=(0x[0-9a-f]+)", line)
+        t = re.search(r"table=(\d+)", line)
+        if not m:
+            continue
+        if t:
+            line = line.replace(t.group(0), f"table={TABLE_NAMES.get(int(t.group(1)), t.group(1))}")
+        line = re.sub(r"goto_table:(\d+)", lambda g: f"goto_table:{TABLE_NAMES.get(int(g.group(1)), g.group(1))}", line)
+        lines.append((t and int(t.group(1)) or 0, f"{line.strip()}  # {describe_cookie(view, int(m.group(1), 16))}"))
+    out.write("\n".join(l for _, l in sorted(lines, key=lambda x: x[0])) + "\n")
+    return 0

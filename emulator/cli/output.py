@@ -1,0 +1,157 @@
+"""kubectl-style printing: tables built from API-shaped objects, ``-o wide|json|yaml|name``.
+
+kubectl pads columns with three spaces (its tabwriter); so do we. Written here rather than with
+rich's tables because kubectl's output has no borders and people grep it.
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable
+
+import yaml
+
+
+def human_age(seconds: float) -> str:
+    """kubectl's HumanDuration (k8s.io/apimachinery/pkg/util/duration)."""
+    s = int(seconds)
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    m = s // 60
+    if m < 10:
+        return f"{m}m{s % 60}s" if s % 60 else f"{m}m"
+    if m < 180:
+        return f"{m}m"
+    h = m // 60
+    if h < 8:
+        return f"{h}h{m % 60}m" if m % 60 else f"{h}h"
+    if h < 48:
+        return f"{h}h"
+    d = h // 24
+    if h < 24 * 8:
+        return f"{d}d{h % 24}h" if h % 24 else f"{d}d"
+    return f"{d}d" if d < 365 * 2 else f"{d // 365}y"
+
+
+def age(obj: dict, now: float | None = None) -> str:
+    created = obj["metadata"].get("creationTimestamp")
+    if not created:
+        return "<unknown>"
+    t = time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
+    return human_age((now or time.time()) - t)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(headers, *rows)] if rows else [len(h) for h in headers]
+    lines = []
+    for row in [headers] + rows:
+        cells = [str(c).ljust(w) for c, w in zip(row, widths)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def pod_status(pod: dict) -> str:
+    """The STATUS column: kubectl prefers a container's waiting/terminated reason to the phase."""
+    if pod["metadata"].get("deletionTimestamp"):
+        return "Terminating"
+    reason = pod["status"].get("phase", "Unknown")
+    for cs in pod["status"].get("containerStatuses", []):
+        state = cs.get("state", {})
+        if "waiting" in state and state["waiting"].get("reason"):
+            reason = state["waiting"]["reason"]
+        elif "terminated" in state and state["terminated"].get("reason"):
+            reason = state["terminated"]["reason"]
+    if any(c["type"] == "PodScheduled" and c["status"] == "False" for c in pod["status"]["conditions"]):
+        return "Pending"
+    return reason
+
+
+def _pod_row(p: dict, wide: bool) -> list[str]:
+    statuses = p["status"].get("containerStatuses", [])
+    ready = sum(1 for c in statuses if c.get("ready"))
+    row = [p["metadata"]["name"], f"{ready}/{len(statuses)}", pod_status(p),
+           str(sum(c.get("restartCount", 0) for c in statuses)), age(p)]
+    if wide:
+        row += [p["status"].get("podIP", "<none>"), p["spec"].get("nodeName", "<none>"), "<none>", "<none>"]
+    return row
+
+
+def _node_row(n: dict, wide: bool) -> list[str]:
+    labels = n["metadata"]["labels"]
+    roles = ",".join(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))) or "<none>"
+    ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+    info = n["status"]["nodeInfo"]
+    row = [n["metadata"]["name"], "Ready" if ready else "NotReady", roles, age(n), info["kubeletVersion"]]
+    if wide:
+        ip = next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+        row += [ip, "<none>", info["osImage"], info["kernelVersion"], info["containerRuntimeVersion"]]
+    return row
+
+
+def _template_cols(o: dict) -> list[str]:
+    containers = o["spec"]["template"]["spec"].get("containers", [])
+    sel = ",".join(f"{k}={v}" for k, v in o["spec"]["selector"].get("matchLabels", {}).items())
+    return [",".join(c["name"] for c in containers), ",".join(c["image"] for c in containers), sel]
+
+
+def _deploy_row(d: dict, wide: bool) -> list[str]:
+    st = d["status"]
+    row = [d["metadata"]["name"], f"{st.get('readyReplicas', 0)}/{d['spec']['replicas']}",
+           str(st.get("updatedReplicas", 0)), str(st.get("availableReplicas", 0)), age(d)]
+    return row + (_template_cols(d) if wide else [])
+
+
+def _rs_row(r: dict, wide: bool) -> list[str]:
+    st = r["status"]
+    row = [r["metadata"]["name"], str(r["spec"]["replicas"]), str(st.get("replicas", 0)),
+           str(st.get("readyReplicas", 0)), age(r)]
+    return row + (_template_cols(r) if wide else [])
+
+
+def _ns_row(n: dict, wide: bool) -> list[str]:
+    return [n["metadata"]["name"], n["status"]["phase"], age(n)]
+
+
+PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]]]] = {
+    "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+            ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], _pod_row),
+    "Node": (["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+             ["INTERNAL-IP", "EXTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"], _node_row),
+    "Deployment": (["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+                   ["CONTAINERS", "IMAGES", "SELECTOR"], _deploy_row),
+    "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+                   ["CONTAINERS", "IMAGES", "SELECTOR"], _rs_row),
+    "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
+}
+NAMESPACED = {"Pod", "Deployment", "ReplicaSet"}
+
+
+def render(kind: str, items: list[dict], output: str | None, all_namespaces: bool,
+           single: bool = False) -> str:
+    """Format objects as kubectl get does.
+
+    Raises:
+        ValueError: an output format kubectl would not accept.
+    """
+    if output in ("json", "yaml"):
+        doc: Any = items[0] if single and items else {
+            "apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+        return json.dumps(doc, indent=4) if output == "json" else yaml.safe_dump(
+            doc, sort_keys=False, default_flow_style=False).rstrip()
+    if output == "name":
+        group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
+        return "\n".join(f"{kind.lower()}{'.' + group if group else ''}/{o['metadata']['name']}"
+                         for o in items)
+    if output not in (None, "wide"):
+        raise ValueError(f"unable to match a printer suitable for the output format {output!r}, "
+                         "allowed formats are: json,name,wide,yaml")
+    headers, wide_headers, row = PRINTERS[kind]
+    wide = output == "wide"
+    cols = headers + (wide_headers if wide else [])
+    rows = [row(o, wide) for o in items]
+    if all_namespaces and kind in NAMESPACED:
+        cols = ["NAMESPACE"] + cols
+        rows = [[o["metadata"]["namespace"]] + r for o, r in zip(items, rows)]
+    return table(cols, rows)

@@ -1,0 +1,70 @@
+"""Checks that need the whole cluster: a pod pinned to a missing node, more pods than a node's
+CIDR holds, an image k8semu cannot run, a namespace that does not exist.
+
+They run before anything is created (``k8semu up``) and on every ``apply``, and simulate the
+scheduler so that an over-full node is reported with the line of the workload that fills it.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Iterable
+
+from emulator.errors import Problem
+from emulator.model import images, scheduler
+from emulator.model.cluster import ClusterConfig
+from emulator.model.meta import Namespace
+from emulator.model.pod import Pod, PodSpec
+from emulator.model.workload import Deployment, ReplicaSet
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def _pod_specs(objects: Iterable) -> list[tuple[object, PodSpec, int]]:
+    out = []
+    for obj in objects:
+        if isinstance(obj, Pod):
+            out.append((obj, obj.spec, 1))
+        elif isinstance(obj, (Deployment, ReplicaSet)):
+            out.append((obj, obj.template.spec, obj.replicas))
+    return out
+
+
+def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Iterable[str] = (),
+                  existing_load: dict[str, int] | None = None) -> list[Problem]:
+    """Problems with a batch of objects in the context of the cluster (empty list: all good)."""
+    problems: list[Problem] = []
+    namespaces = set(SYSTEM_NAMESPACES) | set(existing_namespaces) | {
+        o.meta.name for o in objects if isinstance(o, Namespace)}
+    node_names = {n.name for n in config.nodes}
+    load = dict(existing_load or {})
+    for obj in objects:
+        if not isinstance(obj, Namespace) and obj.meta.namespace not in namespaces:
+            problems.append(Problem(obj.source, "metadata.namespace",
+                                    f"namespaces {obj.meta.namespace!r} not found"))
+    for obj, spec, count in _pod_specs(objects):
+        what = f"{type(obj).__name__} {obj.meta.namespace}/{obj.meta.name}"
+        if spec.node_name and spec.node_name not in node_names:
+            problems.append(Problem(obj.source, "spec.nodeName",
+                                    f"{what}: node {spec.node_name!r} does not exist "
+                                    f"(nodes: {', '.join(sorted(node_names))})"))
+            continue
+        for container in spec.containers:
+            try:
+                images.argv_for(container, config.images, {}, sys.executable)
+            except images.UnknownImage as exc:
+                problems.append(Problem(obj.source, f"containers[{container.name}].image", str(exc)))
+        for _ in range(count):
+            try:
+                node = scheduler.schedule(spec, config.nodes, load)
+            except scheduler.Unschedulable as exc:
+                problems.append(Problem(obj.source, "spec", f"{what}: {exc}"))
+                break
+            load[node] = load.get(node, 0) + 1
+            if load[node] > config.pods.node_capacity():
+                problems.append(Problem(
+                    obj.source, "spec.replicas" if count > 1 else "metadata.name",
+                    f"{what}: node {node} would hold {load[node]} pods but its /"
+                    f"{config.pods.node_mask} pod CIDR holds {config.pods.node_capacity()} "
+                    "(raise nodeCIDRMaskSize's range or add nodes)"))
+                break
+    return problems

@@ -1,0 +1,177 @@
+"""The reconcile loops, kube-controller-manager style, over a ``ClusterState``.
+
+``reconcile`` is level-triggered and idempotent: it compares what is desired with what exists
+and makes one step towards it (Deployment -> ReplicaSet named by the pod-template hash ->
+pods with generated names -> scheduled on a node -> an address from that node's IPAM). The
+kubelet half (sandboxes, processes, restarts) lives in ``emulator.runtime.kubelet`` and
+reports back through pod status.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+from emulator.errors import NotFoundError, Problem, SpecError
+from emulator.model import naming, scheduler
+from emulator.model.ipam import AddressesExhausted
+from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.pod import Pod, PodTemplate
+from emulator.model.workload import Deployment, ReplicaSet
+from emulator.cluster.admission import check_objects
+from emulator.cluster.store import ClusterState, Record
+
+KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet"}
+TEMPLATE_HASH = "pod-template-hash"
+
+
+def kind_of(obj: object) -> str:
+    return KINDS[type(obj)]
+
+
+def apply(state: ClusterState, objects: list) -> list[str]:
+    """``kubectl apply``: create or update each object; returns kubectl's one-line reports.
+
+    Raises:
+        SpecError: the batch is refused as a whole (unknown namespace, bad node, full node).
+    """
+    load = state.pod_load()
+    fresh = [o for o in objects if not state.get(kind_of(o), o.meta.namespace, o.meta.name)]
+    problems = check_objects(state.config, fresh, state.namespaces(), load)
+    problems += [Problem(o.source, "spec", f"Pod {o.key}: pod updates may not change fields "
+                         "other than labels and annotations (delete and re-create it)")
+                 for o in objects if isinstance(o, Pod) and o not in fresh
+                 and state.get("Pod", o.meta.namespace, o.meta.name).obj.spec != o.spec]
+    if problems:
+        raise SpecError(problems)
+    lines = []
+    for obj in sorted(objects, key=lambda o: not isinstance(o, Namespace)):
+        kind = kind_of(obj)
+        old = state.get(kind, obj.meta.namespace, obj.meta.name)
+        verb = "created" if old is None else ("unchanged" if old.obj == obj else "configured")
+        state.put(kind, obj)
+        group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
+        lines.append(f"{kind.lower()}{'.' + group if group else ''}/{obj.meta.name} {verb}")
+    reconcile(state)
+    return lines
+
+
+def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
+    """Delete an object and, as the garbage collector does, what it owns.
+
+    Raises:
+        NotFoundError: no such object.
+    """
+    rec = state.get(kind, "" if kind == "Namespace" else namespace, name)
+    if rec is None:
+        raise NotFoundError(f'{kind.lower()}s "{name}" not found')
+    if kind == "Pod":
+        rec.deleting = True
+    elif kind == "Namespace":
+        for (k, ns, n) in list(state.records):
+            if ns == name and k != "Namespace":
+                delete(state, k, ns, n)
+        state.remove(kind, "", name)
+    else:
+        state.remove(kind, namespace, name)
+        for child in owned(state, kind, namespace, name):
+            delete(state, kind_of(child.obj), namespace, child.obj.meta.name)
+    reconcile(state)
+    group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
+    return f'{kind.lower()}{"." + group if group else ""} "{name}" deleted'
+
+
+def scale(state: ClusterState, kind: str, namespace: str, name: str, replicas: int) -> str:
+    """``kubectl scale``.
+
+    Raises:
+        NotFoundError: no such Deployment or ReplicaSet.
+    """
+    rec = state.get(kind, namespace, name)
+    if rec is None:
+        raise NotFoundError(f'{kind.lower()}s.apps "{name}" not found')
+    if replicas < 0:
+        raise SpecError([Problem(None, "--replicas", "must be non-negative")])
+    state.put(kind, replace(rec.obj, replicas=replicas))
+    reconcile(state)
+    return f"{kind.lower()}.apps/{name} scaled"
+
+
+def owned(state: ClusterState, kind: str, namespace: str, name: str) -> list[Record]:
+    return [r for r in state.records.values()
+            if getattr(r.obj, "owner", None) == (kind, name) and r.obj.meta.namespace == namespace]
+
+
+def _replicaset_for(dep: Deployment) -> ReplicaSet:
+    template_hash = naming.pod_template_hash(dep.template.raw or repr(dep.template))
+    labels = {**dep.template.labels, TEMPLATE_HASH: template_hash}
+    template = PodTemplate(labels, dep.template.annotations, dep.template.spec, dep.template.raw)
+    selector = replace(dep.selector, match_labels={**dep.selector.match_labels,
+                                                   TEMPLATE_HASH: template_hash})
+    meta = ObjectMeta(f"{dep.meta.name}-{template_hash}", dep.meta.namespace, labels)
+    return ReplicaSet(meta, dep.replicas, selector, template, dep.source, ("Deployment", dep.meta.name))
+
+
+def reconcile_deployments(state: ClusterState) -> None:
+    for rec in state.list("Deployment"):
+        dep: Deployment = rec.obj
+        want = _replicaset_for(dep)
+        for child in owned(state, "Deployment", dep.meta.namespace, dep.meta.name):
+            if child.obj.meta.name != want.meta.name:  # an old revision: replace at once
+                delete(state, "ReplicaSet", dep.meta.namespace, child.obj.meta.name)
+        current = state.get("ReplicaSet", dep.meta.namespace, want.meta.name)
+        if current is None or current.obj.replicas != want.replicas:
+            state.put("ReplicaSet", want)
+
+
+def reconcile_replicasets(state: ClusterState) -> None:
+    for rec in state.list("ReplicaSet"):
+        rs: ReplicaSet = rec.obj
+        live = [p for p in owned(state, "ReplicaSet", rs.meta.namespace, rs.meta.name) if not p.deleting]
+        for _ in range(rs.replicas - len(live)):
+            while True:
+                name = f"{rs.meta.name}-{naming.random_suffix(state.rng)}"
+                if not state.get("Pod", rs.meta.namespace, name):
+                    break
+            meta = ObjectMeta(name, rs.meta.namespace, dict(rs.template.labels),
+                              dict(rs.template.annotations))
+            state.put("Pod", Pod(meta, rs.template.spec, rs.source, ("ReplicaSet", rs.meta.name)))
+        if len(live) > rs.replicas:
+            # Kubernetes deletes unscheduled, then not-ready, then the youngest pods first.
+            live.sort(key=lambda p: (bool(p.status.node), p.status.ready, -p.created))
+            for victim in live[: len(live) - rs.replicas]:
+                victim.deleting = True
+
+
+def schedule_pods(state: ClusterState) -> None:
+    load = state.pod_load()
+    for rec in state.pods():
+        status = rec.status
+        if rec.deleting or status.node:
+            continue
+        try:
+            node = scheduler.schedule(rec.obj.spec, state.config.nodes, load)
+            ip = state.ipam[node].allocate(rec.obj.key)
+        except (scheduler.Unschedulable, AddressesExhausted) as exc:
+            status.reason, status.message = "Unschedulable", str(exc)
+            continue
+        status.node, status.ip, status.reason, status.message = node, ip, "", ""
+        status.scheduled_at = time.time()
+        load[node] = load.get(node, 0) + 1
+        state.generation += 1
+
+
+def reconcile(state: ClusterState) -> None:
+    """One pass of every controller, in dependency order."""
+    reconcile_deployments(state)
+    reconcile_replicasets(state)
+    schedule_pods(state)
+
+
+def forget_pod(state: ClusterState, rec: Record) -> None:
+    """The kubelet has torn the sandbox down: release the address and drop the object."""
+    pod = rec.obj
+    if rec.status.node and rec.status.ip:
+        state.ipam[rec.status.node].release(rec.status.ip)
+    state.remove("Pod", pod.meta.namespace, pod.meta.name)
+    state.generation += 1
+    reconcile(state)

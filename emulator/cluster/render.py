@@ -1,0 +1,168 @@
+"""Objects in the shape the API server returns them (what ``kubectl get -o json`` prints).
+
+The CLI builds its tables from these dictionaries, as kubectl builds its tables from API
+objects, so ``-o wide`` and ``-o yaml`` can never disagree.
+"""
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from typing import Any
+
+from emulator import __version__
+from emulator.cluster.store import ClusterState, Record
+from emulator.model.node import Node
+
+KUBE_VERSION = "v1.29.0"
+
+
+def timestamp(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _meta(rec: Record, namespaced: bool = True) -> dict:
+    m = rec.obj.meta
+    out: dict[str, Any] = {"name": m.name}
+    if namespaced:
+        out["namespace"] = m.namespace
+    out.update({"uid": rec.uid, "resourceVersion": str(rec.id),
+                "creationTimestamp": timestamp(rec.created)})
+    if m.labels:
+        out["labels"] = dict(m.labels)
+    if m.annotations:
+        out["annotations"] = dict(m.annotations)
+    owner = getattr(rec.obj, "owner", None)
+    if owner:
+        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
+                                   "controller": True, "blockOwnerDeletion": True}]
+        if owner[0] == "ReplicaSet":
+            out["generateName"] = owner[1] + "-"
+    return out
+
+
+def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
+                     "creationTimestamp": timestamp(state.started)},
+        "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
+                 **({"taints": [{"key": t.key, "effect": t.effect} for t in node.taints]}
+                    if node.taints else {})},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": node.ip},
+                          {"type": "Hostname", "address": node.name}],
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False",
+                            "reason": "KubeletReady" if ready else "KubeletNotReady",
+                            "message": "kubelet is posting ready status" if ready else
+                            "the node's switch is not connected to the controller"}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
+                         "osImage": "k8semu (Mininet host)", "kernelVersion": platform.release(),
+                         "kubeletVersion": KUBE_VERSION, "kubeProxyVersion": KUBE_VERSION,
+                         "containerRuntimeVersion": f"k8semu://{__version__}"}},
+    }
+
+
+def _container_status(pod_rec: Record, name: str, image: str) -> dict:
+    cs = pod_rec.status.containers.get(name)
+    out: dict[str, Any] = {"name": name, "image": image, "imageID": "",
+                           "ready": bool(cs and cs.state == "running"),
+                           "started": bool(cs and cs.state == "running"),
+                           "restartCount": cs.restart_count if cs else 0}
+    if cs and cs.state == "running":
+        out["containerID"] = f"k8semu://{cs.pid}"
+        out["state"] = {"running": {"startedAt": timestamp(cs.started_at)}}
+    elif cs and cs.state == "terminated":
+        last = {"terminated": {"exitCode": cs.exit_code, "reason": "Error" if cs.exit_code else "Completed"}}
+        if cs.reason == "CrashLoopBackOff":  # waiting for the next restart
+            out["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+            out["lastState"] = last
+        else:
+            out["state"] = last
+    else:
+        out["state"] = {"waiting": {"reason": cs.reason if cs else "ContainerCreating"}}
+    return out
+
+
+def pod_object(rec: Record, state: ClusterState) -> dict:
+    pod, st = rec.obj, rec.status
+    spec = copy.deepcopy(pod.spec.raw) if pod.spec.raw else {}
+    spec.setdefault("restartPolicy", pod.spec.restart_policy)
+    spec.setdefault("dnsPolicy", pod.spec.dns_policy)
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    if st.node:
+        spec["nodeName"] = st.node
+    meta = _meta(rec)
+    if rec.deleting:
+        meta["deletionTimestamp"] = timestamp(time.time())
+    status: dict[str, Any] = {"phase": st.phase, "qosClass": "BestEffort"}
+    ready = st.ready
+    conditions = [{"type": "PodScheduled", "status": "True" if st.node else "False",
+                   **({"reason": st.reason, "message": st.message} if st.reason else {})}]
+    if st.node:
+        status["hostIP"] = state.config.node(st.node).ip
+        status["hostIPs"] = [{"ip": status["hostIP"]}]
+        conditions += [{"type": "Initialized", "status": "True"},
+                       {"type": "ContainersReady", "status": str(ready)},
+                       {"type": "Ready", "status": str(ready)}]
+    if st.ip and st.phase != "Pending":
+        status["podIP"] = st.ip
+        status["podIPs"] = [{"ip": st.ip}]
+    if st.start_time:
+        status["startTime"] = timestamp(st.start_time)
+    status["conditions"] = conditions
+    status["containerStatuses"] = [_container_status(rec, c.name, c.image) for c in pod.spec.containers]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": status}
+
+
+def _owned_pods(state: ClusterState, rs_names: set[str], namespace: str) -> list[Record]:
+    return [p for p in state.pods(namespace) if p.obj.owner and p.obj.owner[1] in rs_names
+            and not p.deleting]
+
+
+def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
+    obj = rec.obj
+    ns = obj.meta.namespace
+    if kind == "Deployment":
+        rs_names = {r.obj.meta.name for r in state.list("ReplicaSet", ns)
+                    if r.obj.owner == ("Deployment", obj.meta.name)}
+    else:
+        rs_names = {obj.meta.name}
+    pods = _owned_pods(state, rs_names, ns)
+    ready = sum(1 for p in pods if p.status.ready)
+    template = {"metadata": {"labels": dict(obj.template.labels)},
+                "spec": copy.deepcopy(obj.template.spec.raw)}
+    status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+              "observedGeneration": 1}
+    if kind == "Deployment":
+        status["updatedReplicas"] = len(pods)
+    else:
+        status["fullyLabeledReplicas"] = len(pods)
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": _meta(rec),
+            "spec": {"replicas": obj.replicas, "selector": obj.selector.to_dict(),
+                     "template": template},
+            "status": {k: v for k, v in status.items() if v or k == "replicas"}}
+
+
+def namespace_object(rec: Record) -> dict:
+    meta = _meta(rec, namespaced=False)
+    meta["labels"] = rec.obj.labels()
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta,
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def objects(state: ClusterState, kind: str, namespace: str | None) -> list[dict]:
+    """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
+    if kind == "Node":
+        return [node_object(n, state) for n in state.config.nodes]
+    if kind == "Namespace":
+        return [namespace_object(r) for r in state.list("Namespace")]
+    recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
+    if kind == "Pod":
+        return [pod_object(r, state) for r in recs]
+    return [workload_object(kind, r, state) for r in recs]
+
+
+def as_list(items: list[dict]) -> dict:
+    return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}

@@ -1,0 +1,126 @@
+"""The cluster's object store: desired objects plus the status the kubelet reports.
+
+One ``ClusterState`` per running cluster, owned by the manager process and passed explicitly to
+the controllers (no globals). Objects are frozen model objects; status is mutable and lives
+beside them in records. ``uid`` and ``creation`` mimic the API server's metadata.
+"""
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from emulator.model.cluster import ClusterConfig
+from emulator.model.ipam import NodeIPAM
+from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.pod import Pod
+
+
+@dataclass
+class ContainerStatus:
+    name: str
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"
+    restart_count: int = 0
+    started_at: float = 0.0
+    exit_code: int | None = None
+    pid: int | None = None
+    next_start: float = 0.0  # back-off: not before this time
+
+
+@dataclass
+class PodStatus:
+    phase: str = "Pending"
+    node: str = ""
+    ip: str = ""
+    reason: str = ""
+    message: str = ""
+    start_time: float = 0.0
+    scheduled_at: float = 0.0
+    containers: dict[str, ContainerStatus] = field(default_factory=dict)
+
+    @property
+    def ready(self) -> bool:
+        return self.phase == "Running" and bool(self.containers) and all(
+            c.state == "running" for c in self.containers.values())
+
+
+@dataclass
+class Record:
+    """A stored object with its API-server metadata."""
+
+    obj: Any
+    uid: str
+    created: float
+    id: int  # small integer that names the object in OpenFlow cookies
+    status: PodStatus | None = None
+    deleting: bool = False
+
+
+@dataclass
+class ClusterState:
+    config: ClusterConfig
+    records: dict[tuple[str, str, str], Record] = field(default_factory=dict)  # kind, ns, name
+    ipam: dict[str, NodeIPAM] = field(default_factory=dict)
+    next_id: int = 1
+    generation: int = 0  # bumped whenever something the data plane depends on changes
+    rng: random.Random = field(default_factory=random.Random)
+    started: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        for node in self.config.nodes:
+            self.ipam.setdefault(node.name, NodeIPAM(node.pod_cidr))
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
+            self.put("Namespace", Namespace(ObjectMeta(ns)))
+
+    def put(self, kind: str, obj: Any) -> Record:
+        """Create or replace an object; replacing keeps uid, creation time and status."""
+        key = (kind, obj.meta.namespace, obj.meta.name)
+        old = self.records.get(key)
+        if old:
+            old.obj = obj
+            return old
+        rec = Record(obj, str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), time.time(),
+                     self.next_id, PodStatus() if kind == "Pod" else None)
+        self.next_id += 1
+        self.records[key] = rec
+        return rec
+
+    def get(self, kind: str, namespace: str, name: str) -> Record | None:
+        return self.records.get((kind, namespace, name))
+
+    def remove(self, kind: str, namespace: str, name: str) -> Record | None:
+        return self.records.pop((kind, namespace, name), None)
+
+    def list(self, kind: str, namespace: str | None = None) -> list[Record]:
+        return [r for (k, ns, _), r in self.records.items()
+                if k == kind and (namespace is None or ns == namespace)]
+
+    def pods(self, namespace: str | None = None) -> list[Record]:
+        return self.list("Pod", namespace)
+
+    def pod_load(self) -> dict[str, int]:
+        load: dict[str, int] = {}
+        for rec in self.pods():
+            if rec.status and rec.status.node:
+                load[rec.status.node] = load.get(rec.status.node, 0) + 1
+        return load
+
+    def namespaces(self) -> list[str]:
+        return [r.obj.meta.name for r in self.list("Namespace")]
+
+    def find_pod(self, name: str, namespace: str | None) -> Record | None:
+        """A pod by name; without a namespace, ``default`` first, then a unique match anywhere."""
+        if namespace:
+            return self.get("Pod", namespace, name)
+        rec = self.get("Pod", "default", name)
+        if rec:
+            return rec
+        matches = [r for r in self.pods() if r.obj.meta.name == name]
+        return matches[0] if len(matches) == 1 else None
+
+
+def pod_of(rec: Record) -> Pod:
+    return rec.obj

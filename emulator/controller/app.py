@@ -1,0 +1,104 @@
+"""The os-ken application: watch the network view, keep every switch's flows equal to the
+pipeline's output for it, and report which view generation each switch holds.
+
+The manager writes ``view.json`` atomically (rename); we poll its mtime every 20 ms, which is
+well inside the 200 ms convergence budget and needs no extra dependency. ``status.json`` says,
+per datapath id, the last generation confirmed by a barrier reply: the manager reads it to know
+when a change is really in the data plane.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from emulator.controller import ofp
+from emulator.controller.sync import diff
+from emulator.pipeline.build import flows_for_node
+from emulator.pipeline.view import NetworkView
+
+POLL_SECONDS = 0.02
+
+
+class K8semuController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.view_path = Path(os.environ["K8SEMU_VIEW"])
+        self.status_path = Path(os.environ["K8SEMU_STATUS"])
+        self.view: NetworkView | None = None
+        self.mtime = 0.0
+        self.datapaths: dict[int, object] = {}
+        self.installed: dict[int, dict] = {}
+        self.pending: dict[int, tuple[int, int]] = {}  # dpid -> (barrier xid, generation)
+        self.synced: dict[int, int] = {}
+        hub.spawn(self._watch)
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, ev) -> None:
+        dp = ev.msg.datapath
+        dp.send_msg(ofp.delete_all(dp))  # a reconnecting switch starts from a clean table
+        self.datapaths[dp.id], self.installed[dp.id] = dp, {}
+        self._sync(dp)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def switch_gone(self, ev) -> None:
+        dpid = ev.datapath.id
+        for table in (self.datapaths, self.installed, self.pending, self.synced):
+            table.pop(dpid, None)
+        self._write_status()
+
+    @set_ev_cls(ofp_event.EventOFPBarrierReply, MAIN_DISPATCHER)
+    def barrier_reply(self, ev) -> None:
+        dpid = ev.msg.datapath.id
+        xid, generation = self.pending.get(dpid, (None, 0))
+        if ev.msg.xid == xid:
+            self.synced[dpid] = generation
+            self._write_status()
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def error(self, ev) -> None:
+        self.logger.error("switch %s refused a message: type=%s code=%s", ev.msg.datapath.id,
+                          ev.msg.type, ev.msg.code)
+
+    def _watch(self) -> None:
+        while True:
+            try:
+                mtime = self.view_path.stat().st_mtime
+                if mtime != self.mtime:
+                    self.mtime = mtime
+                    self.view = NetworkView.from_json(self.view_path.read_text())
+                    for dp in list(self.datapaths.values()):
+                        self._sync(dp)
+            except (OSError, ValueError) as exc:
+                self.logger.warning("cannot read the network view: %s", exc)
+            hub.sleep(POLL_SECONDS)
+
+    def _sync(self, dp) -> None:
+        if self.view is None or self.view.node_by_dpid(dp.id) is None:
+            return
+        node = self.view.node_by_dpid(dp.id)
+        installed = self.installed[dp.id]
+        adds, deletes = diff(installed, flows_for_node(self.view, node.name))
+        for flow in deletes:
+            dp.send_msg(ofp.flow_mod(dp, flow, delete=True))
+            installed.pop(flow.key, None)
+        for flow in adds:
+            dp.send_msg(ofp.flow_mod(dp, flow))
+            installed[flow.key] = flow
+        barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
+        dp.set_xid(barrier)
+        self.pending[dp.id] = (barrier.xid, self.view.generation)
+        dp.send_msg(barrier)
+
+    def _write_status(self) -> None:
+        tmp = self.status_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": os.getpid(), "synced": self.synced}))
+        tmp.replace(self.status_path)

@@ -1,0 +1,17 @@
+"""What to send a switch so that it holds exactly the desired flows (pure)."""
+from __future__ import annotations
+
+from emulator.pipeline.flow import Flow
+
+
+def diff(installed: dict[tuple, Flow], desired: list[Flow]) -> tuple[list[Flow], list[Flow]]:
+    """Return (flows to add or replace, flows to delete strictly).
+
+    An OFPFC_ADD with the same table, priority and match replaces a flow in place, so a changed
+    action never opens a window in which packets meet no flow.
+    """
+    want = {f.key: f for f in desired}
+    adds = [f for k, f in want.items() if installed.get(k) != f or
+            (installed.get(k) and installed[k].cookie != f.cookie)]
+    deletes = [f for k, f in installed.items() if k not in want]
+    return adds, deletes

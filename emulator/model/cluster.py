@@ -1,0 +1,34 @@
+"""ClusterConfig: the validated, typed form of a ``kind: Cluster`` spec."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emulator.model.images import Image
+from emulator.model.network import PodNetwork, ServiceNetwork, Underlay, pod_mtu
+from emulator.model.node import Node
+
+API_VERSION = "k8semu.io/v1alpha1"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    nodes: tuple[Node, ...]
+    underlay: Underlay = field(default_factory=Underlay)
+    pods: PodNetwork = field(default_factory=PodNetwork)
+    services: ServiceNetwork = field(default_factory=ServiceNetwork)
+    cluster_domain: str = "cluster.local"
+    images: dict[str, Image] = field(default_factory=dict)
+    manifests: tuple = ()  # model objects, in apply order
+    warnings: tuple[str, ...] = ()
+    file: str = ""
+
+    @property
+    def pod_mtu(self) -> int:
+        return pod_mtu(self.underlay.mtu)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)

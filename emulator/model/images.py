@@ -1,0 +1,118 @@
+"""The image catalogue: which local program a container image runs.
+
+There is no container runtime here, so an image name is mapped to an ENTRYPOINT and CMD that
+run programs installed on the machine. Kubernetes' rules then apply unchanged: a container's
+``command`` replaces the ENTRYPOINT and ``args`` replace the CMD, and ``$(VAR)`` references
+are expanded from the container's environment. ``{python}`` stands for the interpreter k8semu
+runs on, so the helper images (``emulator.images.*``) need nothing else installed.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Mapping
+
+from emulator.model.pod import Container
+
+
+@dataclass(frozen=True)
+class Image:
+    entrypoint: tuple[str, ...]
+    cmd: tuple[str, ...]
+    description: str = ""
+
+
+SLEEP = Image((), ("sleep", "infinity"), "a shell that sleeps, for exec")
+NGINX = Image(("{python}", "-m", "emulator.images.nginx"), (),
+              "real nginx on :80 serving a page that names the pod and its IP")
+ECHO = Image(("{python}", "-m", "emulator.images.echo"), (),
+             "HTTP echo server on $PORT (default 80): replies with the request, pod and client")
+
+BUILTIN: dict[str, Image] = {
+    "nginx": NGINX,
+    "nginxdemos/hello": NGINX,
+    "k8semu/echo": ECHO,
+    "ealen/echo-server": ECHO,
+    "mendhak/http-https-echo": ECHO,
+    "hashicorp/http-echo": Image(("{python}", "-m", "emulator.images.echo", "--http-echo"), (),
+                                 "hashicorp's echo: replies -text on -listen (default :5678)"),
+    "k8s.gcr.io/echoserver": Image(("{python}", "-m", "emulator.images.echo", "--port", "8080"),
+                                   (), "echo server on :8080"),
+    "registry.k8s.io/echoserver": Image(("{python}", "-m", "emulator.images.echo", "--port",
+                                         "8080"), (), "echo server on :8080"),
+    "busybox": SLEEP,
+    "alpine": SLEEP,
+    "debian": SLEEP,
+    "ubuntu": SLEEP,
+    "curlimages/curl": SLEEP,
+    "radial/busyboxplus": SLEEP,
+    "nicolaka/netshoot": SLEEP,
+    "python": SLEEP,
+    "registry.k8s.io/pause": SLEEP,
+    "k8s.gcr.io/pause": SLEEP,
+    "networkstatic/iperf3": Image(("iperf3",), ("-s",), "iperf3 server on :5201"),
+    "iperf3": Image(("iperf3",), ("-s",), "iperf3 server on :5201"),
+}
+
+# Names that users write in ``command`` and that the machine spells differently.
+COMMAND_ALIASES = {"python": "python3"}
+
+
+class UnknownImage(Exception):
+    def __init__(self, image: str, choices: list[str]) -> None:
+        self.image = image
+        self.choices = choices
+        super().__init__(
+            f"image {image!r} has no local program and the container gives no command; "
+            f"known images: {', '.join(sorted(choices))} (or map it under spec.images)")
+
+
+def repository(image: str) -> str:
+    """``docker.io/library/nginx:1.25@sha256:..`` -> ``nginx``."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name[: len(name) - len(last[-1])] + last[-1].split(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "index.docker.io/library/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+            break
+    return name
+
+
+def lookup(image: str, extra: Mapping[str, Image]) -> Image | None:
+    repo = repository(image)
+    return extra.get(image) or extra.get(repo) or BUILTIN.get(repo)
+
+
+_VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+
+
+def expand(text: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' ``$(VAR)`` expansion: unknown references stay as written, ``$$`` is ``$``."""
+    def sub(match: re.Match) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        return env.get(match.group(1), match.group(0))
+    return _VAR.sub(sub, text)
+
+
+def argv_for(container: Container, extra: Mapping[str, Image], env: Mapping[str, str],
+             python: str) -> list[str]:
+    """The argv a container runs.
+
+    Raises:
+        UnknownImage: no mapping for the image and no ``command`` in the manifest.
+    """
+    image = lookup(container.image, extra)
+    if container.command:
+        entry, cmd = container.command, container.args
+    elif image is None:
+        raise UnknownImage(container.image, list(BUILTIN) + list(extra))
+    else:
+        entry, cmd = image.entrypoint, container.args or image.cmd
+    argv = [expand(a, env).replace("{python}", python) for a in (*entry, *cmd)]
+    if not argv:
+        raise UnknownImage(container.image, list(BUILTIN) + list(extra))
+    argv[0] = COMMAND_ALIASES.get(argv[0], argv[0])
+    return argv

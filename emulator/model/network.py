@@ -1,0 +1,71 @@
+"""The cluster-wide address plans, modelled as objects that apply to many nodes (IPMininet's
+overlays): the underlay subnet, the pod subnet split into per-node CIDRs as kubeadm's node IPAM
+controller does, and the service subnet.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+
+
+@dataclass(frozen=True)
+class Underlay:
+    subnet: str = "172.18.0.0/24"
+    mtu: int = 1500
+
+    def node_ip(self, index: int) -> str:
+        """Nodes take addresses from .2 upwards (.1 is left for an emulated router)."""
+        net = ipaddress.IPv4Network(self.subnet)
+        return str(net.network_address + 2 + index)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Network(self.subnet).prefixlen
+
+    def capacity(self) -> int:
+        return ipaddress.IPv4Network(self.subnet).num_addresses - 3
+
+
+@dataclass(frozen=True)
+class PodNetwork:
+    subnet: str = "10.244.0.0/16"
+    node_mask: int = 24
+
+    def node_cidr(self, index: int) -> str:
+        net = ipaddress.IPv4Network(self.subnet)
+        start = int(net.network_address) + index * (1 << (32 - self.node_mask))
+        return str(ipaddress.IPv4Network((start, self.node_mask)))
+
+    def node_capacity(self) -> int:
+        """Pods per node: the CIDR less network, gateway (.1) and broadcast."""
+        return (1 << (32 - self.node_mask)) - 3
+
+    def max_nodes(self) -> int:
+        return 1 << (self.node_mask - ipaddress.IPv4Network(self.subnet).prefixlen)
+
+
+@dataclass(frozen=True)
+class ServiceNetwork:
+    subnet: str = "10.96.0.0/12"
+
+    def address(self, offset: int) -> str:
+        return str(ipaddress.IPv4Network(self.subnet).network_address + offset)
+
+    @property
+    def dns_ip(self) -> str:
+        """The tenth address, kept for cluster DNS as kubeadm does (10.96.0.10)."""
+        return self.address(10)
+
+
+def gateway_ip(node_cidr: str) -> str:
+    return str(ipaddress.IPv4Network(node_cidr).network_address + 1)
+
+
+def overlaps(a: str, b: str) -> bool:
+    return ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b))
+
+
+def pod_mtu(underlay_mtu: int) -> int:
+    return underlay_mtu - VXLAN_OVERHEAD

@@ -1,0 +1,58 @@
+"""Node: a machine of the emulated cluster, with its underlay address and its pod CIDR."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emulator.errors import SourceRef
+from emulator.model import naming
+from emulator.model.network import gateway_ip
+
+CONTROL_PLANE_TAINT = "node-role.kubernetes.io/control-plane"
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    effect: str = "NoSchedule"
+    value: str = ""
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    index: int
+    role: str  # control-plane | worker
+    ip: str
+    pod_cidr: str
+    labels: dict[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+    source: SourceRef | None = None
+
+    @property
+    def gateway_ip(self) -> str:
+        return gateway_ip(self.pod_cidr)
+
+    @property
+    def gateway_mac(self) -> str:
+        return naming.mac_from_ip(self.gateway_ip)
+
+    @property
+    def vtep_mac(self) -> str:
+        return naming.vtep_mac(self.ip)
+
+    @property
+    def dpid(self) -> int:
+        return naming.datapath_id(self.index)
+
+    def all_labels(self) -> dict[str, str]:
+        """The labels kubelet and kubeadm put on a node, then the spec's own."""
+        base = {
+            "kubernetes.io/arch": "amd64",
+            "kubernetes.io/hostname": self.name,
+            "kubernetes.io/os": "linux",
+            "beta.kubernetes.io/arch": "amd64",
+            "beta.kubernetes.io/os": "linux",
+        }
+        if self.role == "control-plane":
+            base["node-role.kubernetes.io/control-plane"] = ""
+        return {**base, **self.labels}

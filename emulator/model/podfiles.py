@@ -1,0 +1,61 @@
+"""What the kubelet writes into a pod: /etc/hosts, /etc/resolv.conf and the environment.
+
+Pure functions, so the exact text is unit-tested against what kubelet produces.
+"""
+from __future__ import annotations
+
+import os
+
+from emulator.model.pod import Container, Pod
+
+
+def hosts_file(hostname: str, ip: str, fqdn: str = "") -> str:
+    """Kubelet's managed hosts file (``# Kubernetes-managed hosts file.``)."""
+    names = f"{fqdn}\t{hostname}" if fqdn else hostname
+    return ("# Kubernetes-managed hosts file.\n"
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            "fe00::0\tip6-localnet\n"
+            "fe00::0\tip6-mcastprefix\n"
+            "fe00::1\tip6-allnodes\n"
+            "fe00::2\tip6-allrouters\n"
+            f"{ip}\t{names}\n")
+
+
+def resolv_conf(pod: Pod, dns_ip: str, domain: str) -> str:
+    """dnsPolicy ClusterFirst (the default): the cluster DNS, the search list, ndots:5.
+
+    ``Default`` and ``None`` have no upstream to inherit in a sealed emulation, so they get an
+    empty resolver list (issue #4 adds dnsConfig and the external DNS host).
+    """
+    if pod.spec.dns_policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+        ns = pod.meta.namespace
+        return (f"search {ns}.svc.{domain} svc.{domain} {domain}\n"
+                f"nameserver {dns_ip}\n"
+                "options ndots:5\n")
+    return "# dnsPolicy: {} (no upstream resolver in a sealed emulation)\n".format(pod.spec.dns_policy)
+
+
+def hostname_of(pod: Pod) -> str:
+    return pod.spec.hostname or pod.meta.name[:63]
+
+
+def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: str,
+                  container_dir: str) -> dict[str, str]:
+    """The environment a container starts with, built as the kubelet builds it: a base PATH and
+    HOSTNAME, then the manifest's ``env`` in order (with ``$(VAR)`` references to earlier
+    variables and ``fieldRef`` values resolved), plus k8semu's identity variables."""
+    from emulator.model.images import expand
+    fields = {"metadata.name": pod.meta.name, "metadata.namespace": pod.meta.namespace,
+              "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
+              "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
+    env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+           "HOSTNAME": hostname_of(pod), "HOME": "/root"}
+    for var in container.env:
+        env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
+    env.update({"K8SEMU_POD_NAME": pod.meta.name, "K8SEMU_POD_NAMESPACE": pod.meta.namespace,
+                "K8SEMU_POD_IP": ip, "K8SEMU_NODE_NAME": node, "K8SEMU_CONTAINER_DIR": container_dir,
+                "PYTHONPATH": os.environ.get("K8SEMU_PYTHONPATH", "")})
+    if not env["PYTHONPATH"]:
+        del env["PYTHONPATH"]
+    return env

@@ -1,0 +1,43 @@
+"""Pod placement: nodeName, nodeSelector and taints filter; the least-loaded node wins.
+
+A tiny version of kube-scheduler's filter-then-score: spreading by pod count is what the
+default scoring plugins amount to on identical, empty nodes. Ties go to the node listed first.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from emulator.model.node import Node
+from emulator.model.pod import PodSpec
+
+
+class Unschedulable(Exception):
+    pass
+
+
+def feasible(node: Node, spec: PodSpec) -> bool:
+    labels = node.all_labels()
+    if any(labels.get(k) != v for k, v in spec.node_selector.items()):
+        return False
+    for taint in node.taints:
+        if taint.effect in ("NoSchedule", "NoExecute") and not any(
+                t.tolerates(taint.key, taint.value, taint.effect) for t in spec.tolerations):
+            return False
+    return True
+
+
+def schedule(spec: PodSpec, nodes: Sequence[Node], load: dict[str, int]) -> str:
+    """Choose a node name for a pod.
+
+    Raises:
+        Unschedulable: with the reason kube-scheduler would put in the pod's events.
+    """
+    if spec.node_name:
+        if spec.node_name not in {n.name for n in nodes}:
+            raise Unschedulable(f"node {spec.node_name!r} does not exist")
+        return spec.node_name
+    candidates = [n for n in nodes if feasible(n, spec)]
+    if not candidates:
+        raise Unschedulable(f"0/{len(nodes)} nodes are available: none matches the pod's "
+                            "node selector and tolerations")
+    return min(candidates, key=lambda n: (load.get(n.name, 0), n.index)).name

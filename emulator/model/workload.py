@@ -1,0 +1,36 @@
+"""Deployment and ReplicaSet: the controllers' desired state for sets of identical pods."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emulator.errors import SourceRef
+from emulator.model.meta import ObjectMeta
+from emulator.model.pod import PodTemplate
+from emulator.model.selectors import LabelSelector
+
+
+@dataclass(frozen=True)
+class ReplicaSet:
+    meta: ObjectMeta
+    replicas: int
+    selector: LabelSelector
+    template: PodTemplate
+    source: SourceRef | None = None
+    owner: tuple[str, str] | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    meta: ObjectMeta
+    replicas: int
+    selector: LabelSelector
+    template: PodTemplate
+    source: SourceRef | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"

@@ -1,0 +1,41 @@
+"""All flows of one node's switch for a network view: the entry point of the pipeline."""
+from __future__ import annotations
+
+from emulator.pipeline.features import overlay, pod_connectivity
+from emulator.pipeline.flow import Flow
+from emulator.pipeline.view import NetworkView
+
+
+def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
+    """Every flow node ``node_name``'s bridge should hold, in a stable order.
+
+    Raises:
+        KeyError: no such node in the view.
+    """
+    node = view.node(node_name)
+    flows = pod_connectivity.init_flows(node) + overlay.init_flows(node)
+    for pod in sorted(view.pods, key=lambda p: p.ofport):
+        if pod.node == node.name:
+            flows += pod_connectivity.flows_for_pod(node, pod)
+    for peer in view.nodes:
+        if peer.name != node.name:
+            flows += overlay.flows_for_peer(node, peer)
+    keys = [f.key for f in flows]
+    if len(keys) != len(set(keys)):
+        dup = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"two flows share table, priority and match: {dup}")
+    return flows
+
+
+def describe_cookie(view: NetworkView, value: int) -> str:
+    """``0x200000000000002a`` -> ``pod default/web-x`` for people reading a dump."""
+    from emulator.pipeline.cookie import Category, split
+    category, object_id = split(value)
+    if category == Category.POD:
+        pod = next((p for p in view.pods if p.id == object_id), None)
+        return f"pod {pod.namespace}/{pod.name}" if pod else f"pod #{object_id} (gone)"
+    if category in (Category.NODE, Category.OVERLAY):
+        node = next((n for n in view.nodes if n.index == object_id), None)
+        what = "node" if category == Category.NODE else "overlay to"
+        return f"{what} {node.name if node else object_id}"
+    return category.name.lower()

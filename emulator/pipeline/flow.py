@@ -1,0 +1,145 @@
+"""Flows and actions as values, rendered the way ``ovs-ofctl dump-flows`` prints them.
+
+Matches use os-ken's OXM field names (``ipv4_dst``, ``arp_tpa``, ``reg0``) so that
+``emulator.controller.ofp`` can pass them straight to ``OFPMatch``; ``to_ofctl`` translates to
+ovs-ofctl's spelling and writes table names instead of numbers, for golden files and docs.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from emulator.pipeline.fields import RegField, RegMark
+from emulator.pipeline.tables import TABLE_IDS
+
+ETH_IP = 0x0800
+ETH_ARP = 0x0806
+
+# os-ken OXM name -> (ovs-ofctl match name, NXM name for move actions)
+OFCTL_NAMES = {
+    "in_port": ("in_port", ""), "eth_src": ("dl_src", "NXM_OF_ETH_SRC[]"),
+    "eth_dst": ("dl_dst", "NXM_OF_ETH_DST[]"), "ipv4_src": ("nw_src", ""),
+    "ipv4_dst": ("nw_dst", ""), "arp_op": ("arp_op", ""), "arp_spa": ("arp_spa", "NXM_OF_ARP_SPA[]"),
+    "arp_tpa": ("arp_tpa", "NXM_OF_ARP_TPA[]"), "arp_sha": ("arp_sha", "NXM_NX_ARP_SHA[]"),
+    "arp_tha": ("arp_tha", "NXM_NX_ARP_THA[]"), "reg0": ("reg0", ""), "reg1": ("reg1", ""),
+    "ip_proto": ("nw_proto", ""), "tcp_dst": ("tp_dst", ""), "udp_dst": ("tp_dst", ""),
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    port: int
+
+    def ofctl(self) -> str:
+        return f"output:{self.port}"
+
+
+@dataclass(frozen=True)
+class OutputInPort:
+    def ofctl(self) -> str:
+        return "IN_PORT"
+
+
+@dataclass(frozen=True)
+class OutputReg:
+    field: RegField
+
+    def ofctl(self) -> str:
+        return f"output:{self.field.nxm}"
+
+
+@dataclass(frozen=True)
+class SetField:
+    field: str
+    value: Any
+
+    def ofctl(self) -> str:
+        return f"set_field:{self.value}->{OFCTL_NAMES[self.field][0]}"
+
+
+@dataclass(frozen=True)
+class LoadMark:
+    mark: RegMark
+
+    def ofctl(self) -> str:
+        return f"load:{self.mark.value:#x}->{self.mark.field.nxm}"
+
+
+@dataclass(frozen=True)
+class LoadReg:
+    field: RegField
+    value: int
+
+    def ofctl(self) -> str:
+        return f"load:{self.value:#x}->{self.field.nxm}"
+
+
+@dataclass(frozen=True)
+class Move:
+    src: str
+    dst: str
+    n_bits: int
+
+    def ofctl(self) -> str:
+        return f"move:{OFCTL_NAMES[self.src][1]}->{OFCTL_NAMES[self.dst][1]}"
+
+
+@dataclass(frozen=True)
+class DecTtl:
+    def ofctl(self) -> str:
+        return "dec_ttl"
+
+
+Action = Union[Output, OutputInPort, OutputReg, SetField, LoadMark, LoadReg, Move, DecTtl]
+MatchValue = Union[int, str, tuple]
+
+
+def _render_match(name: str, value: MatchValue) -> str:
+    if name == "eth_type":
+        return {ETH_IP: "ip", ETH_ARP: "arp"}.get(value, f"dl_type={value:#06x}")
+    ofname = OFCTL_NAMES[name][0]
+    if isinstance(value, tuple):
+        v, mask = value
+        if isinstance(v, str):  # address/netmask
+            prefix = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
+            return f"{ofname}={v}/{prefix}"
+        return f"{ofname}={v:#x}/{mask:#x}"
+    return f"{ofname}={value}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    table: str
+    priority: int
+    match: tuple[tuple[str, MatchValue], ...] = ()
+    actions: tuple[Action, ...] = ()
+    goto: str | None = None
+    cookie: int = 0
+    note: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.table not in TABLE_IDS or (self.goto and self.goto not in TABLE_IDS):
+            raise ValueError(f"unknown table in {self!r}")
+
+    @property
+    def key(self) -> tuple:
+        """What OpenFlow considers the identity of a flow (strict modify/delete)."""
+        return (self.table, self.priority, self.match)
+
+    @property
+    def table_id(self) -> int:
+        return TABLE_IDS[self.table]
+
+    def to_ofctl(self) -> str:
+        match = ",".join(_render_match(k, v) for k, v in self.match)
+        acts = [a.ofctl() for a in self.actions]
+        if self.goto:
+            acts.append(f"goto_table:{self.goto}")
+        return (f"cookie={self.cookie:#x}, table={self.table}, priority={self.priority}"
+                f"{',' + match if match else ''} actions={','.join(acts) or 'drop'}")
+
+
+def cidr_match(cidr: str) -> tuple[str, str]:
+    net = ipaddress.IPv4Network(cidr)
+    return str(net.network_address), str(net.netmask)

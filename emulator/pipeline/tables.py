@@ -1,0 +1,43 @@
+"""The pipeline's tables, in packet order. IDs are derived from the order, never written by hand.
+
+To add a table: insert it where packets should meet it, give it Antrea's name when the meaning
+matches (docs/pipeline.md links Antrea's pipeline doc), and say what a miss does. Flows refer to
+tables by name, so inserting one renumbers nothing in feature code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Stage(Enum):
+    CLASSIFIER = "classifier"
+    VALIDATION = "validation"
+    ROUTING = "routing"
+    SWITCHING = "switching"
+    OUTPUT = "output"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    stage: Stage
+    miss: str = "drop"  # what a packet matching no flow does
+    doc: str = ""
+
+
+PIPELINE: tuple[Table, ...] = (
+    Table("Classifier", Stage.CLASSIFIER, doc="marks where a packet came from: pod, gateway, tunnel"),
+    Table("SpoofGuard", Stage.VALIDATION, doc="a pod may only send from its own IP and MAC"),
+    Table("ARPResponder", Stage.VALIDATION, doc="answers ARP for gateways and pods; no flooding"),
+    Table("L3Forwarding", Stage.ROUTING, doc="picks the next hop MAC by destination IP"),
+    Table("L2ForwardingCalc", Stage.SWITCHING, doc="maps the destination MAC to an output port"),
+    Table("Output", Stage.OUTPUT, doc="sends the packet to the port chosen in reg1"),
+)
+
+TABLE_IDS: dict[str, int] = {t.name: i for i, t in enumerate(PIPELINE)}
+TABLE_NAMES: dict[int, str] = {i: t.name for i, t in enumerate(PIPELINE)}
+
+
+def table_id(name: str) -> int:
+    return TABLE_IDS[name]

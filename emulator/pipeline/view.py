@@ -1,0 +1,55 @@
+"""The slice of cluster state that the data plane depends on, as a JSON-friendly value.
+
+The manager writes it to the run directory; the controller reads it and derives every flow from
+it (and from nothing else), so the flows of a given cluster state can be computed, diffed and
+golden-tested without a switch.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    index: int
+    ip: str
+    pod_cidr: str
+    gateway_ip: str
+    gateway_mac: str
+    vtep_mac: str
+    dpid: int
+
+
+@dataclass(frozen=True)
+class PodView:
+    id: int
+    namespace: str
+    name: str
+    node: str
+    ip: str
+    mac: str
+    ofport: int
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    generation: int
+    nodes: tuple[NodeView, ...] = ()
+    pods: tuple[PodView, ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "NetworkView":
+        data = json.loads(text)
+        return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
+                   tuple(PodView(**p) for p in data["pods"]))
+
+    def node(self, name: str) -> NodeView:
+        return next(n for n in self.nodes if n.name == name)
+
+    def node_by_dpid(self, dpid: int) -> NodeView | None:
+        return next((n for n in self.nodes if n.dpid == dpid), None)

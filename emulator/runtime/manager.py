@@ -1,0 +1,200 @@
+"""The manager: the long-lived process that holds one cluster.
+
+``k8semu up`` starts it (``python -m emulator.runtime.manager SPEC``) in its own session. It
+builds the fabric, starts the controller, applies the manifests and then loops: run the
+kubelet, publish the network view when it changes, answer the CLI. SIGTERM or a ``down``
+request tears everything down from the records and exits. Startup failures are written to
+``error.txt`` for the CLI to show, and whatever was made is removed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from emulator.cluster import controllers, render
+from emulator.cluster.store import ClusterState
+from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
+from emulator.model.cluster import ClusterConfig
+from emulator.cluster.dataplane import network_view
+from emulator.runtime import api, cleanup, ovs
+from emulator.runtime.fabric import Fabric
+from emulator.runtime.kubelet import Kubelet
+from emulator.runtime.proc import start_time
+from emulator.runtime.records import Records, run_dir
+
+TICK = 0.05
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Manager:
+    def __init__(self, config: ClusterConfig, run: Path) -> None:
+        self.config, self.run = config, run
+        self.records = Records.create(run, config.name)
+        self.records.add("processes", [os.getpid(), start_time(os.getpid()), "manager"])
+        self.state = ClusterState(config)
+        self.lock = threading.RLock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.phase = "starting"
+        self.published = -1
+        self.kubelet: Kubelet | None = None
+
+    # -- start-up -----------------------------------------------------------------------
+    def start(self) -> None:
+        datapath = ovs.ensure_running()
+        port = free_port()
+        Fabric(self.config, self.records, datapath, port).build()
+        self._publish(force=True)
+        ctl = subprocess.Popen(
+            [sys.executable, "-m", "emulator.controller", "--view", str(self.run / "view.json"),
+             "--status", str(self.run / "controller.json"), "--port", str(port)],
+            stdin=subprocess.DEVNULL, stdout=open(self.run / "controller.log", "ab"),
+            stderr=subprocess.STDOUT, start_new_session=True)
+        self.records.add("processes", [ctl.pid, start_time(ctl.pid), "controller"])
+        self.wait_synced(30)
+        self.kubelet = Kubelet(self.state, self.records, datapath, self.run)
+        with self.lock:
+            controllers.apply(self.state, list(self.config.manifests))
+        self.phase = "running"
+
+    def synced(self) -> bool:
+        try:
+            status = json.loads((self.run / "controller.json").read_text())
+        except (OSError, ValueError):
+            return False
+        got = status.get("synced", {})
+        return all(got.get(str(n.dpid), -1) >= self.published for n in self.config.nodes)
+
+    def wait_synced(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.synced():
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"switches did not connect to the controller within "
+                                     f"{timeout}s (see {self.run / 'controller.log'})")
+            time.sleep(0.01)
+
+    def _publish(self, force: bool = False) -> None:
+        if force or self.state.generation != self.published:
+            view = network_view(self.state)
+            tmp = self.run / "view.tmp"
+            tmp.write_text(view.to_json())
+            tmp.replace(self.run / "view.json")
+            self.published = view.generation
+
+    # -- main loop ------------------------------------------------------------------------
+    def serve(self) -> None:
+        listener = api.make_listener(self.run)
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        (self.run / "ready").write_text(str(os.getpid()))
+        while not self.stopping.is_set():
+            with self.lock:
+                self._publish()  # flows first, so a new pod's port is programmed when it starts
+                self.kubelet.tick()
+                self._publish()
+            self.wake.wait(TICK)
+            self.wake.clear()
+        listener.close()
+
+    def _accept(self, listener) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn = listener.accept()
+            except (OSError, EOFError):
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn) -> None:
+        with conn:
+            try:
+                request = conn.recv()
+                conn.send({"result": self.dispatch(request)})
+            except K8semuError as exc:
+                conn.send({"error": exc})
+            except Exception as exc:  # a bug: report it to the CLI rather than hang it
+                conn.send({"error": K8semuError(f"manager error: {exc!r}\n{traceback.format_exc()}")})
+
+    def dispatch(self, req: dict) -> Any:
+        op = req["op"]
+        if op == "down":
+            self.stopping.set()
+            self.wake.set()
+            return "stopping"
+        with self.lock:
+            result = self._dispatch_locked(op, req)
+        self.wake.set()
+        return result
+
+    def _dispatch_locked(self, op: str, req: dict) -> Any:
+        st = self.state
+        if op == "status":
+            pods = st.pods()
+            return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
+                    "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
+                    "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
+                    "generation": st.generation, "synced": self.synced(),
+                    "file": self.config.file, "run": str(self.run)}
+        if op == "get":
+            return render.objects(st, req["kind"], req.get("namespace"))
+        if op == "apply":
+            return controllers.apply(st, req["objects"])
+        if op == "delete":
+            return controllers.delete(st, req["kind"], req["namespace"], req["name"])
+        if op == "scale":
+            return controllers.scale(st, req["kind"], req["namespace"], req["name"], req["replicas"])
+        if op == "pod":
+            rec = st.find_pod(req["name"], req.get("namespace"))
+            box = self.kubelet.boxes.get(rec.obj.key) if rec else None
+            if rec is None or box is None:
+                raise NotFoundError(f'pods "{req["name"]}" not found' if rec is None else
+                                    f'pod {req["name"]} has no sandbox yet (phase {rec.status.phase})')
+            return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name,
+                    "pause_pid": box.pause_pid, "dir": str(box.directory),
+                    "containers": [c.name for c in rec.obj.spec.containers],
+                    "pids": {n: p.pid for n, p in box.containers.items() if p.poll() is None}}
+        raise K8semuError(f"unknown request {op!r}")
+
+    def shutdown(self) -> None:
+        if self.kubelet:
+            self.kubelet.shutdown()
+        cleanup.teardown(self.records)
+
+
+def main(argv: list[str]) -> int:
+    from emulator.spec.cluster import load_cluster
+    run = run_dir()
+    run.mkdir(parents=True, exist_ok=True)
+    manager = None
+    try:
+        config = load_cluster(argv[0])
+        manager = Manager(config, run)
+        signal.signal(signal.SIGTERM, lambda *_: (manager.stopping.set(), manager.wake.set()))
+        signal.signal(signal.SIGINT, lambda *_: (manager.stopping.set(), manager.wake.set()))
+        manager.start()
+        manager.serve()
+    except BaseException as exc:  # noqa: B902 - always tear down, then report
+        (run / "error.txt").write_text(str(exc) if isinstance(exc, K8semuError) else traceback.format_exc())
+        if manager:
+            manager.shutdown()
+        return 1
+    manager.shutdown()
+    shutil.rmtree(run, ignore_errors=True)  # everything it made is gone; so is the record
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,211 @@
+"""``kind: Cluster`` documents -> ClusterConfig.
+
+The schema (documented in docs/cluster-spec.md)::
+
+    apiVersion: k8semu.io/v1alpha1
+    kind: Cluster
+    metadata: {name: demo}
+    spec:
+      nodes:                      # in order; node i gets underlay .(i+2) and pod CIDR number i
+        - {name: control-plane, role: control-plane}
+        - {name: worker, count: 2, labels: {disk: ssd}}     # worker-1, worker-2
+      network:
+        underlay: {subnet: 172.18.0.0/24, mtu: 1500}
+        podSubnet: 10.244.0.0/16
+        nodeCIDRMaskSize: 24
+        serviceSubnet: 10.96.0.0/12
+        clusterDomain: cluster.local
+      images: {my/app: {command: [python3, -m, http.server, "80"]}}
+      manifests: [apps/web.yaml, {apiVersion: v1, kind: Pod, ...}]
+"""
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Any
+
+from emulator.errors import Problem, SpecError
+from emulator.model import naming
+from emulator.model.cluster import API_VERSION, ClusterConfig
+from emulator.model.images import Image
+from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
+from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
+from emulator.spec.loader import Document, PathKey, load_file
+from emulator.spec.manifests import parse_documents
+from emulator.spec.reader import Reader, did_you_mean
+
+ROLES = ("control-plane", "worker")
+
+
+def _cidr(r: Reader, path: PathKey, default: str, max_prefix: int = 30) -> str:
+    value = r.string(path, default)
+    if value is None:
+        return default
+    try:
+        net = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as exc:
+        r.fail(path, f"invalid IPv4 CIDR {value!r}: {exc}")
+        return default
+    if net.prefixlen > max_prefix:
+        r.fail(path, f"{value} is too small (prefix longer than /{max_prefix})")
+    return str(net)
+
+
+def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
+    nodes: list[Node] = []
+    entries = r.seq(("spec", "nodes"))
+    if not entries and not r.problems:
+        r.fail(("spec", "nodes") if r.get(("spec", "nodes")) is not None else ("spec",),
+               "a cluster needs at least one node")
+    seen: dict[str, PathKey] = {}
+    for i, _ in enumerate(entries):
+        p: PathKey = ("spec", "nodes", i)
+        r.mapping(p, {"name", "role", "labels", "count", "schedulable"}, required=("name",))
+        name = r.string(p + ("name",), "", check=lambda v: None if naming.is_dns1123_label(v) else
+                        f"{v!r} is not a valid DNS-1123 label (node names name namespaces too)")
+        role = r.string(p + ("role",), "worker")
+        if role not in ROLES:
+            r.fail(p + ("role",), f"unknown role {role!r}{did_you_mean(str(role), ROLES)}; "
+                                  f"choose {' or '.join(ROLES)}")
+        count = r.integer(p + ("count",), None, 1, 250)
+        schedulable = r.typed(p + ("schedulable",), bool, role != "control-plane")
+        labels = r.string_map(p + ("labels",))
+        if not name:
+            continue
+        for node_name in naming.expand_node_names(name, count):
+            if node_name in seen:
+                r.fail(p + ("name",), f"duplicate node name {node_name!r}")
+                continue
+            if len(node_name) > 63:
+                r.fail(p + ("name",), f"node name {node_name!r} is longer than 63 characters")
+            seen[node_name] = p
+            index = len(nodes)
+            taints = () if schedulable else (Taint(CONTROL_PLANE_TAINT),)
+            nodes.append(Node(node_name, index, role, underlay.node_ip(index) if index < underlay.capacity()
+                              else "", pods.node_cidr(index) if index < pods.max_nodes() else "",
+                              labels, taints, r.doc.where(p + ("name",))))
+    if len(nodes) > underlay.capacity():
+        r.fail(("spec", "network", "underlay", "subnet"),
+               f"{underlay.subnet} holds {underlay.capacity()} nodes; the spec has {len(nodes)}")
+    if len(nodes) > pods.max_nodes():
+        r.fail(("spec", "network", "nodeCIDRMaskSize"),
+               f"{pods.subnet} split into /{pods.node_mask} gives {pods.max_nodes()} node CIDRs; "
+               f"the spec has {len(nodes)} nodes")
+    return tuple(nodes)
+
+
+def _images(r: Reader) -> dict[str, Image]:
+    out = {}
+    images = r.get(("spec", "images"), {})
+    if not isinstance(images, dict):
+        r.fail(("spec", "images"), "expected a mapping of image name to {command, args}")
+        return out
+    for name in images:
+        p: PathKey = ("spec", "images", name)
+        r.mapping(p, {"command", "args", "description"})
+        command = r.seq(p + ("command",))
+        args = r.seq(p + ("args",))
+        if not command and not args:
+            r.fail(p, "an image mapping needs a command")
+        out[str(name)] = Image(tuple(map(str, command)), tuple(map(str, args)),
+                               str(r.get(p + ("description",), "")))
+    return out
+
+
+def _manifest_documents(r: Reader, base: Path) -> list[Document]:
+    docs: list[Document] = []
+    for i, entry in enumerate(r.seq(("spec", "manifests"))):
+        p: PathKey = ("spec", "manifests", i)
+        if isinstance(entry, dict) and "path" in entry and "kind" not in entry:
+            r.mapping(p, {"path"})
+            entry = entry["path"]
+            p = p + ("path",)
+        if isinstance(entry, str):
+            target = (base / entry)
+            if not target.is_file():
+                r.fail(p, f"manifest file {str(target)!r} does not exist")
+                continue
+            try:
+                docs += load_file(target)
+            except SpecError as exc:
+                r.problems += exc.problems
+        elif isinstance(entry, dict):
+            docs.append(r.doc.sub(p))
+        else:
+            r.fail(p, "a manifest entry is a path or an inline Kubernetes object")
+    return docs
+
+
+def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
+    """Validate a Cluster document and everything it references.
+
+    Raises:
+        SpecError: every problem found in the spec and its manifests.
+    """
+    r = Reader(doc)
+    data: Any = doc.data
+    if not isinstance(data, dict):
+        raise SpecError([doc.problem((), "", "a cluster spec must be a mapping")])
+    r.mapping((), {"apiVersion", "kind", "metadata", "spec"}, required=("apiVersion", "kind", "metadata", "spec"))
+    if data.get("apiVersion") not in (None, API_VERSION):
+        r.fail(("apiVersion",), f"expected {API_VERSION!r}, got {data.get('apiVersion')!r}")
+    if data.get("kind") not in (None, "Cluster"):
+        r.fail(("kind",), f"expected 'Cluster', got {data.get('kind')!r}"
+                          f"{did_you_mean(str(data.get('kind')), ['Cluster'])}")
+    r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
+    name = r.string(("metadata", "name"), "", check=lambda v: None if naming.is_dns1123_label(v)
+                    else f"{v!r} is not a valid DNS-1123 label")
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests"}, required=("nodes",))
+    net: PathKey = ("spec", "network")
+    r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain"})
+    r.mapping(net + ("underlay",), {"subnet", "mtu"})
+    underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
+                        r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
+    pod_subnet = _cidr(r, net + ("podSubnet",), PodNetwork.subnet, 28)
+    node_mask = r.integer(net + ("nodeCIDRMaskSize",), 24, 8, 29)
+    if node_mask is not None and node_mask <= ipaddress.IPv4Network(pod_subnet).prefixlen:
+        r.fail(net + ("nodeCIDRMaskSize",), f"/{node_mask} must be longer than the pod subnet "
+                                            f"{pod_subnet}")
+        node_mask = ipaddress.IPv4Network(pod_subnet).prefixlen + 1
+    pods = PodNetwork(pod_subnet, node_mask or 24)
+    services = ServiceNetwork(_cidr(r, net + ("serviceSubnet",), ServiceNetwork.subnet, 28))
+    for (pa, a), (pb, b) in (((("underlay", "subnet"), underlay.subnet), (("podSubnet",), pods.subnet)),
+                             ((("underlay", "subnet"), underlay.subnet), (("serviceSubnet",), services.subnet)),
+                             ((("podSubnet",), pods.subnet), (("serviceSubnet",), services.subnet))):
+        if ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
+            r.fail(net + pb, f"{b} overlaps {'.'.join(pa)} {a}")
+    domain = r.string(net + ("clusterDomain",), "cluster.local")
+    nodes = _nodes(r, underlay, pods)
+    images = _images(r)
+    docs = _manifest_documents(r, base or Path(doc.file).parent)
+    objects: tuple = ()
+    warnings = list(r.warnings)
+    if docs:
+        try:
+            mset = parse_documents(docs)
+            objects = tuple(mset.objects)
+            warnings += mset.warnings
+        except SpecError as exc:
+            r.problems += exc.problems
+    if r.problems:
+        raise SpecError(r.problems)
+    config = ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
+                           objects, tuple(warnings), doc.file)
+    from emulator.cluster.admission import check_objects  # cluster layer: placement and images
+    problems = check_objects(config, list(objects))
+    if problems:
+        raise SpecError(problems)
+    return config
+
+
+def load_cluster(path: str | Path) -> ClusterConfig:
+    """Read a cluster spec file.
+
+    Raises:
+        SpecError: the file, its YAML, its schema or any manifest it names is invalid.
+    """
+    docs = load_file(path)
+    if len(docs) != 1:
+        raise SpecError([Problem(docs[1].where() if len(docs) > 1 else None, "",
+                                 f"{path}: expected exactly one Cluster document, found {len(docs)}")])
+    return parse_cluster(docs[0], Path(path).resolve().parent)

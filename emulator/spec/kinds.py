@@ -1,0 +1,67 @@
+"""What k8semu knows of the Kubernetes API: kinds and the fields of the objects it reads.
+
+``SUPPORTED`` fields are emulated. ``KNOWN`` fields exist in Kubernetes but are not emulated:
+they are accepted with a warning so that manifests written for a real cluster apply unchanged.
+Anything else is rejected, as ``kubectl apply`` with strict field validation does.
+"""
+from __future__ import annotations
+
+# kind -> the apiVersion it is served under.
+SUPPORTED_KINDS = {
+    "Namespace": "v1",
+    "Pod": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+}
+# Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
+LATER_KINDS = {
+    "Service": "v1", "Endpoints": "v1", "EndpointSlice": "discovery.k8s.io/v1",
+    "Ingress": "networking.k8s.io/v1", "IngressClass": "networking.k8s.io/v1",
+    "NetworkPolicy": "networking.k8s.io/v1", "Secret": "v1", "ConfigMap": "v1",
+    "ServiceAccount": "v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
+    "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2", "PodDisruptionBudget": "policy/v1",
+}
+
+TOP_SUPPORTED = {"apiVersion", "kind", "metadata", "spec"}
+TOP_KNOWN = {"status"}
+
+META_SUPPORTED = {"name", "namespace", "labels", "annotations", "generateName"}
+META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", "finalizers",
+              "managedFields", "generation", "deletionTimestamp", "deletionGracePeriodSeconds",
+              "selfLink"}
+
+POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
+                      "hostname", "subdomain", "dnsPolicy"}
+POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
+                  "automountServiceAccountToken", "securityContext", "imagePullSecrets",
+                  "hostNetwork", "hostPID", "hostIPC", "dnsConfig", "priorityClassName",
+                  "priority", "schedulerName", "readinessGates", "runtimeClassName",
+                  "enableServiceLinks", "preemptionPolicy", "overhead",
+                  "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
+                  "schedulingGates", "resourceClaims", "shareProcessNamespace",
+                  "activeDeadlineSeconds", "ephemeralContainers", "hostAliases",
+                  "terminationGracePeriodSeconds"}
+
+CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir"}
+CONTAINER_KNOWN = {"imagePullPolicy", "resources", "volumeMounts", "livenessProbe",
+                   "readinessProbe", "startupProbe", "lifecycle", "securityContext", "stdin",
+                   "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
+                   "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
+
+PORT_SUPPORTED = {"containerPort", "name", "protocol"}
+PORT_KNOWN = {"hostPort", "hostIP"}
+ENV_SUPPORTED = {"name", "value", "valueFrom"}
+FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
+               "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs"}
+
+WORKLOAD_SPEC_SUPPORTED = {"replicas", "selector", "template"}
+DEPLOYMENT_SPEC_KNOWN = {"strategy", "minReadySeconds", "revisionHistoryLimit", "paused",
+                         "progressDeadlineSeconds"}
+REPLICASET_SPEC_KNOWN = {"minReadySeconds"}
+TEMPLATE_SUPPORTED = {"metadata", "spec"}
+NAMESPACE_SPEC_KNOWN = {"finalizers"}
+TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
+SELECTOR_FIELDS = {"matchLabels", "matchExpressions"}
