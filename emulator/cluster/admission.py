@@ -65,6 +65,6 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                     obj.source, "spec.replicas" if count > 1 else "metadata.name",
                     f"{what}: node {node} would hold {load[node]} pods but its /"
                     f"{config.pods.node_mask} pod CIDR holds {config.pods.node_capacity()} "
-                    "(raise nodeCIDRMaskSize's range or add nodes)"))
+                    "(use a shorter nodeCIDRMaskSize or add nodes)"))
                 break
     return problems

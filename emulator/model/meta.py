@@ -17,7 +17,7 @@ class ObjectMeta:
 @dataclass(frozen=True)
 class Namespace:
     meta: ObjectMeta
-    source: SourceRef | None = None
+    source: SourceRef | None = field(default=None, compare=False)
 
     def labels(self) -> dict[str, str]:
         """Kubernetes adds ``kubernetes.io/metadata.name`` to every namespace."""

@@ -26,7 +26,7 @@ class Node:
     pod_cidr: str
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
-    source: SourceRef | None = None
+    source: SourceRef | None = field(default=None, compare=False)
 
     @property
     def gateway_ip(self) -> str:

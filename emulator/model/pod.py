@@ -79,7 +79,7 @@ class PodTemplate:
 class Pod:
     meta: ObjectMeta
     spec: PodSpec
-    source: SourceRef | None = None
+    source: SourceRef | None = field(default=None, compare=False)
     owner: tuple[str, str] | None = None  # (kind, name) of the controller, e.g. ReplicaSet
 
     @property

@@ -1,7 +1,7 @@
 """Deployment and ReplicaSet: the controllers' desired state for sets of identical pods."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from emulator.errors import SourceRef
 from emulator.model.meta import ObjectMeta
@@ -15,7 +15,7 @@ class ReplicaSet:
     replicas: int
     selector: LabelSelector
     template: PodTemplate
-    source: SourceRef | None = None
+    source: SourceRef | None = field(default=None, compare=False)
     owner: tuple[str, str] | None = None
 
     @property
@@ -29,7 +29,7 @@ class Deployment:
     replicas: int
     selector: LabelSelector
     template: PodTemplate
-    source: SourceRef | None = None
+    source: SourceRef | None = field(default=None, compare=False)
 
     @property
     def key(self) -> str:

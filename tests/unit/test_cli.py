@@ -1,0 +1,60 @@
+"""The CLI in-process: usage errors, root check, plan, kubectl-style printing."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from emulator.cli import output
+from emulator.cli.main import main
+from emulator.status import ExitStatus
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+
+
+def run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(argv, out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_without_root_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, out, err = run(["get", "pods"])
+    assert code == ExitStatus.NOT_ROOT
+    assert err == "error: k8semu must run as root (try: sudo k8semu)\n"
+
+
+def test_plan_needs_no_root_and_shows_the_topology(monkeypatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, out, _ = run(["plan", str(TOPOLOGIES / "default.yaml")])
+    assert code == 0
+    assert "worker-1        worker          172.18.0.3   10.244.1.0/24" in out
+
+
+def test_bad_spec_exits_with_spec_invalid(tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("apiVersion: k8semu.io/v1alpha1\nkind: Clustr\n")
+    code, _, err = run(["plan", str(tmp_path / "c.yaml")])
+    assert code == ExitStatus.SPEC_INVALID
+    assert "c.yaml:2:7: kind: expected 'Cluster', got 'Clustr'; did you mean 'Cluster'?" in err
+
+
+def test_usage_error() -> None:
+    assert run(["frobnicate"])[0] == ExitStatus.USAGE
+
+
+def test_human_age_matches_kubectl() -> None:
+    assert [output.human_age(s) for s in (5, 119, 125, 600, 7200, 30000, 200000)] == \
+        ["5s", "119s", "2m5s", "10m", "120m", "8h", "2d7h"]
+
+
+def test_pod_table_and_status_column() -> None:
+    pod = {"metadata": {"name": "web-1", "namespace": "default", "creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"nodeName": "w1"},
+           "status": {"phase": "Running", "podIP": "10.244.1.2", "conditions": [{"type": "PodScheduled", "status": "True"}],
+                      "containerStatuses": [{"ready": False, "restartCount": 3,
+                                             "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
+    text = output.render("Pod", [pod], "wide", all_namespaces=True)
+    header, row = text.splitlines()
+    assert header.split()[:6] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert row.split()[:5] == ["default", "web-1", "0/1", "CrashLoopBackOff", "3"]
+    assert "10.244.1.2" in row and "w1" in row

@@ -1,0 +1,85 @@
+"""The reconcile loops on a simulated state: naming, scaling, deletion, garbage collection."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from emulator.cluster import controllers
+from emulator.cluster.store import ClusterState
+from emulator.errors import NotFoundError, SpecError
+from emulator.spec.cluster import load_cluster
+from emulator.spec.manifests import load_manifest_files
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+
+
+@pytest.fixture
+def state() -> ClusterState:
+    config = load_cluster(TOPOLOGIES / "default.yaml")
+    st = ClusterState(config, rng=random.Random(7))
+    controllers.apply(st, list(config.manifests))
+    return st
+
+
+def web_pods(st: ClusterState) -> list:
+    return [r for r in st.pods("default") if r.obj.meta.labels.get("app") == "web" and not r.deleting]
+
+
+def test_deployment_creates_replicaset_and_pods_named_like_kubernetes(state: ClusterState) -> None:
+    rs = state.list("ReplicaSet", "default")
+    assert len(rs) == 1
+    rs_name = rs[0].obj.meta.name
+    assert rs_name.startswith("web-") and rs[0].obj.owner == ("Deployment", "web")
+    pods = web_pods(state)
+    assert len(pods) == 3
+    for p in pods:
+        assert p.obj.meta.name.startswith(rs_name + "-") and len(p.obj.meta.name) == len(rs_name) + 6
+        assert p.obj.meta.labels["pod-template-hash"] == rs_name.split("-")[-1]
+        assert p.status.node in ("worker-1", "worker-2")  # control-plane is tainted
+    ips = [p.status.ip for p in state.pods()]
+    assert len(set(ips)) == len(ips)
+
+
+def test_scale_up_and_down(state: ClusterState) -> None:
+    controllers.scale(state, "Deployment", "default", "web", 5)
+    assert len(web_pods(state)) == 5
+    controllers.scale(state, "Deployment", "default", "web", 1)
+    assert len(web_pods(state)) == 1
+    assert sum(1 for r in state.pods() if r.deleting) == 4
+    for r in [r for r in state.pods() if r.deleting]:
+        controllers.forget_pod(state, r)
+    allocated = {ip for ipam in state.ipam.values() for ip in ipam.allocated}
+    assert allocated == {r.status.ip for r in state.pods()}
+
+
+def test_deleting_an_owned_pod_gets_a_replacement(state: ClusterState) -> None:
+    victim = web_pods(state)[0]
+    controllers.delete(state, "Pod", "default", victim.obj.meta.name)
+    assert victim.deleting and len(web_pods(state)) == 3
+
+
+def test_deleting_a_deployment_collects_its_replicaset_and_pods(state: ClusterState) -> None:
+    controllers.delete(state, "Deployment", "default", "web")
+    assert not state.list("ReplicaSet") and not web_pods(state)
+    with pytest.raises(NotFoundError):
+        controllers.delete(state, "Deployment", "default", "web")
+
+
+def test_changing_the_template_rolls_to_a_new_replicaset(state: ClusterState, tmp_path: Path) -> None:
+    old = state.list("ReplicaSet")[0].obj.meta.name
+    manifest = (TOPOLOGIES / "manifests" / "demo.yaml").read_text().replace("nginx:1.25", "nginx:1.26")
+    (tmp_path / "m.yaml").write_text(manifest)
+    lines = controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+    assert "deployment.apps/web configured" in lines and "pod/client unchanged" in lines
+    names = [r.obj.meta.name for r in state.list("ReplicaSet")]
+    assert names != [old] and len(names) == 1
+
+
+def test_apply_refuses_a_pod_in_a_missing_namespace(state: ClusterState, tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nope}\n"
+                                     "spec: {containers: [{name: c, image: busybox}]}\n")
+    with pytest.raises(SpecError) as info:
+        controllers.apply(state, load_manifest_files([str(tmp_path / "p.yaml")]).objects)
+    assert "namespaces 'nope' not found" in str(info.value)

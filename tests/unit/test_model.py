@@ -1,0 +1,139 @@
+"""Pure model helpers: naming, IPAM, selectors, scheduling, images, pod files."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from emulator.model import images, naming, podfiles
+from emulator.model.ipam import AddressesExhausted, NodeIPAM
+from emulator.model.meta import ObjectMeta
+from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
+from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
+from emulator.model.pod import Container, EnvVar, Pod, PodSpec, Toleration
+from emulator.model.scheduler import Unschedulable, schedule
+from emulator.model.selectors import parse_label_query, selector_from_dict
+
+
+def test_ipam_never_hands_out_an_address_twice_and_skips_reserved() -> None:
+    ipam = NodeIPAM("10.244.1.0/29")  # .0 network, .1 gateway, .7 broadcast
+    got = [ipam.allocate(f"p{i}") for i in range(5)]
+    assert got == ["10.244.1.2", "10.244.1.3", "10.244.1.4", "10.244.1.5", "10.244.1.6"]
+    with pytest.raises(AddressesExhausted):
+        ipam.allocate("p5")
+
+
+def test_ipam_frees_on_release_and_does_not_reuse_at_once() -> None:
+    ipam = NodeIPAM("10.244.1.0/24")
+    a, b = ipam.allocate("a"), ipam.allocate("b")
+    ipam.release(a)
+    c = ipam.allocate("c")
+    assert c not in (a, b)  # host-local: continue after the last one handed out
+    assert ipam.allocate("c") == c  # idempotent per owner
+    assert NodeIPAM.from_dict(ipam.to_dict()) == ipam
+
+
+def test_ipam_wraps_around_to_freed_addresses() -> None:
+    ipam = NodeIPAM("10.0.0.0/29")
+    addrs = [ipam.allocate(str(i)) for i in range(5)]
+    ipam.release(addrs[0])
+    assert ipam.allocate("new") == addrs[0]
+
+
+def test_pod_template_hash_is_stable_and_safe() -> None:
+    h = naming.pod_template_hash({"spec": {"containers": [{"name": "c", "image": "nginx"}]}})
+    assert h == naming.pod_template_hash({"spec": {"containers": [{"image": "nginx", "name": "c"}]}})
+    assert set(h) <= set(naming.SAFE_ALPHABET) and 8 <= len(h) <= 10
+    assert naming.random_suffix(random.Random(1)) != naming.random_suffix(random.Random(2))
+
+
+def test_interface_names_fit_linux_limit() -> None:
+    for i in (0, 9, 999):
+        for fn in (naming.underlay_veth, naming.node_bridge, naming.gateway_veth, naming.vxlan_device):
+            assert len(fn(i)) <= 15
+    assert len(naming.pod_veth("a-very-long-namespace-name", "x" * 63)) <= 15
+    with pytest.raises(ValueError):
+        naming.check_ifname("sixteen-chars-xx")
+
+
+def test_names_and_macs() -> None:
+    assert naming.pod_netns("default", "web") == "web"
+    assert naming.pod_netns("kube-system", "dns") == "kube-system_dns"
+    assert naming.mac_from_ip("10.244.1.5") == "0a:58:0a:f4:01:05"
+    assert naming.vtep_mac("172.18.0.3") == "0a:5a:ac:12:00:03"
+    assert naming.pod_ofport("10.244.1.5", "10.244.1.0/24") == 105
+    assert naming.expand_node_names("worker", 2) == ["worker-1", "worker-2"]
+    assert naming.is_dns1123_label("web-1") and not naming.is_dns1123_label("Web")
+    assert naming.is_dns1123_subdomain("a.b-c") and not naming.is_dns1123_subdomain("-a")
+
+
+def test_networks() -> None:
+    assert Underlay().node_ip(0) == "172.18.0.2"
+    assert PodNetwork().node_cidr(3) == "10.244.3.0/24"
+    assert PodNetwork("10.32.0.0/16", 25).node_cidr(3) == "10.32.1.128/25"
+    assert PodNetwork().node_capacity() == 253
+    assert ServiceNetwork().dns_ip == "10.96.0.10"
+
+
+def test_selectors() -> None:
+    sel = parse_label_query("app=web,tier!=db,env,!legacy")
+    assert sel.matches({"app": "web", "env": "prod"})
+    assert not sel.matches({"app": "web", "env": "prod", "tier": "db"})
+    assert not sel.matches({"app": "web"})
+    assert not sel.matches({"app": "web", "env": "x", "legacy": "1"})
+    expr = selector_from_dict({"matchExpressions": [{"key": "app", "operator": "In", "values": ["a", "b"]}]})
+    assert expr.matches({"app": "b"}) and not expr.matches({"app": "c"})
+
+
+def _node(name: str, index: int, **kw) -> Node:
+    return Node(name, index, kw.pop("role", "worker"), f"172.18.0.{index + 2}", f"10.244.{index}.0/24", **kw)
+
+
+def test_scheduler_spreads_and_honours_constraints() -> None:
+    nodes = [_node("cp", 0, role="control-plane", taints=(Taint(CONTROL_PLANE_TAINT),)),
+             _node("w1", 1, labels={"disk": "ssd"}), _node("w2", 2)]
+    spec = PodSpec((Container("c", "busybox"),))
+    load: dict[str, int] = {}
+    placed = []
+    for _ in range(4):
+        node = schedule(spec, nodes, load)
+        load[node] = load.get(node, 0) + 1
+        placed.append(node)
+    assert placed == ["w1", "w2", "w1", "w2"]
+    assert schedule(PodSpec((), node_selector={"disk": "ssd"}), nodes, {"w1": 9}) == "w1"
+    assert schedule(PodSpec((), node_name="cp"), nodes, {}) == "cp"
+    tolerant = PodSpec((), tolerations=(Toleration(CONTROL_PLANE_TAINT, "Exists"),))
+    assert schedule(tolerant, nodes, {"w1": 5, "w2": 5}) == "cp"
+    with pytest.raises(Unschedulable):
+        schedule(PodSpec((), node_selector={"disk": "hdd"}), nodes, {})
+
+
+def test_image_catalogue_and_kubernetes_command_rules() -> None:
+    assert images.repository("docker.io/library/nginx:1.25@sha256:ab") == "nginx"
+    assert images.repository("registry.k8s.io/echoserver:1.4") == "registry.k8s.io/echoserver"
+    env = {"MSG": "hi"}
+    c = Container("c", "busybox", command=("sh", "-c"), args=("echo $(MSG) $$(MSG) $(NOPE)",))
+    assert images.argv_for(c, {}, env, "/py") == ["sh", "-c", "echo hi $(MSG) $(NOPE)"]
+    assert images.argv_for(Container("c", "nginx:1.25"), {}, {}, "/py") == ["/py", "-m", "emulator.images.nginx"]
+    assert images.argv_for(Container("c", "busybox"), {}, {}, "/py") == ["sleep", "infinity"]
+    assert images.argv_for(Container("c", "networkstatic/iperf3", args=("-s", "-p", "5202")), {}, {}, "/py") == \
+        ["iperf3", "-s", "-p", "5202"]
+    extra = {"me/app": images.Image(("python3", "-m", "http.server"), ("80",))}
+    assert images.argv_for(Container("c", "me/app:v1"), extra, {}, "/py") == ["python3", "-m", "http.server", "80"]
+    with pytest.raises(images.UnknownImage) as info:
+        images.argv_for(Container("c", "me/other"), extra, {}, "/py")
+    assert "nginx" in str(info.value) and "me/app" in str(info.value)
+
+
+def test_pod_files_match_kubelet() -> None:
+    pod = Pod(ObjectMeta("web-1", "shop"), PodSpec((Container("c", "busybox"),)))
+    assert podfiles.resolv_conf(pod, "10.96.0.10", "cluster.local") == (
+        "search shop.svc.cluster.local svc.cluster.local cluster.local\n"
+        "nameserver 10.96.0.10\noptions ndots:5\n")
+    hosts = podfiles.hosts_file("web-1", "10.244.1.5")
+    assert hosts.startswith("# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n")
+    assert hosts.endswith("10.244.1.5\tweb-1\n")
+    c = Container("c", "busybox", env=(EnvVar("A", "x"), EnvVar("B", "$(A)-y"), EnvVar("IP", field_path="status.podIP")))
+    env = podfiles.container_env(pod, c, "10.244.1.5", "w1", "172.18.0.3", "/tmp/c")
+    assert env["B"] == "x-y" and env["IP"] == "10.244.1.5" and env["HOSTNAME"] == "web-1"
+    assert env["K8SEMU_POD_IP"] == "10.244.1.5"
