@@ -30,6 +30,8 @@ def resolve_kind(word: str) -> str:
 
 
 def manifest_paths(target: str) -> list[str]:
+    if target == "-":
+        return ["/dev/stdin"]
     path = Path(target)
     if path.is_dir():
         return sorted(str(p) for p in path.iterdir() if p.suffix in (".yaml", ".yml", ".json"))
@@ -155,12 +157,13 @@ def flows(node: str, out: TextIO) -> int:
     lines = []
     for line in dump.splitlines():
         m = re.search(r"cookie=(0x[0-9a-f]+)", line)
-        t = re.search(r"table=(\d+)", line)
         if not m:
             continue
-        if t:
-            line = line.replace(t.group(0), f"table={TABLE_NAMES.get(int(t.group(1)), t.group(1))}")
+        t = re.search(r" table=(\d+),", line)
+        table = int(t.group(1)) if t else 0  # ovs-ofctl omits table=0
+        line = line.replace(t.group(0), "") if t else line
+        line = line.replace(m.group(0) + ",", f"{m.group(0)}, table={TABLE_NAMES.get(table, table)},", 1)
         line = re.sub(r"goto_table:(\d+)", lambda g: f"goto_table:{TABLE_NAMES.get(int(g.group(1)), g.group(1))}", line)
-        lines.append((t and int(t.group(1)) or 0, f"{line.strip()}  # {describe_cookie(view, int(m.group(1), 16))}"))
+        lines.append((table, f"{line.strip()}  # {describe_cookie(view, int(m.group(1), 16))}"))
     out.write("\n".join(l for _, l in sorted(lines, key=lambda x: x[0])) + "\n")
     return 0

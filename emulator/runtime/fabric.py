@@ -56,10 +56,10 @@ class Fabric:
             run(["ip", "netns", "attach", naming.node_netns(node.name), str(host.pid)])
             root_lines += [
                 f"link add {naming.underlay_veth(node.index)} mtu {cfg.underlay.mtu} type veth peer "
-                f"name eth0 netns {host.pid}",
+                f"name eth0 mtu {cfg.underlay.mtu} netns {host.pid}",
                 f"link set {naming.underlay_veth(node.index)} master {naming.UNDERLAY_BRIDGE} up",
                 f"link add {naming.gateway_veth(node.index)} mtu {cfg.pod_mtu} type veth peer name "
-                f"{naming.NODE_GATEWAY_IF} netns {host.pid}",
+                f"{naming.NODE_GATEWAY_IF} mtu {cfg.pod_mtu} netns {host.pid}",
                 f"link set {naming.gateway_veth(node.index)} up",
             ]
         ip_batch(root_lines)

@@ -81,7 +81,7 @@ def create(specs: list[SandboxSpec], config: ClusterConfig, records: Records,
     records.add("dirs", *(str(etc_dir(s.netns)) for s in specs))
     mtu = config.pod_mtu
     root = [f"netns add {s.netns}" for s in specs]
-    root += [f"link add {s.veth} mtu {mtu} type veth peer name eth0 netns {s.netns}" for s in specs]
+    root += [f"link add {s.veth} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {s.netns}" for s in specs]
     root += [f"link set {s.veth} up" for s in specs]
     ip_batch(root)
     vsctl: list[str] = []

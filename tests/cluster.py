@@ -1,0 +1,76 @@
+"""A handle on a running k8semu cluster for Python tests (the ``cluster`` fixture's object).
+
+Everything goes through the real ``k8semu`` command, so tests exercise what users type.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def k8semu(*args: str, check: bool = True, timeout: float = 240, input: str | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, input=input)
+    if check and done.returncode != 0:
+        raise AssertionError(f"k8semu {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def poll(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.05, what: str = "") -> Any:
+    """Wait for ``condition()`` to return something truthy; fail with ``what`` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or condition} (last: {last!r})")
+
+
+class Cluster:
+    def __init__(self, spec: str) -> None:
+        self.spec = str(ROOT / spec) if not os.path.isabs(spec) else spec
+
+    def up(self) -> "Cluster":
+        k8semu("up", self.spec, "--detach")
+        return self
+
+    def down(self) -> None:
+        k8semu("down")
+
+    def exec(self, target: str, *cmd: str, namespace: str | None = None, check: bool = False,
+             timeout: float = 60) -> subprocess.CompletedProcess:
+        ns = ["-n", namespace] if namespace else []
+        return k8semu("exec", *ns, target, "--", *cmd, check=check, timeout=timeout)
+
+    def get(self, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict]:
+        args = ["get", kind, "-o", "json"] + (["-n", namespace] if namespace else ["-A"])
+        args += ["-l", selector] if selector else []
+        return json.loads(k8semu(*args).stdout)["items"]
+
+    def pod(self, name: str, namespace: str = "default") -> dict:
+        return json.loads(k8semu("get", "pod", name, "-n", namespace, "-o", "json").stdout)
+
+    def apply(self, path_or_text: str) -> str:
+        if "\n" in path_or_text:
+            return k8semu("apply", "-f", "/dev/stdin", input=path_or_text).stdout
+        return k8semu("apply", "-f", path_or_text).stdout
+
+    def wait_running(self, namespace: str | None = None, count: int | None = None, timeout: float = 30) -> list[dict]:
+        def ready() -> list[dict] | None:
+            pods = [p for p in self.get("pods", namespace) if not p["metadata"].get("deletionTimestamp")]
+            ok = all(p["status"]["phase"] == "Running" and all(c["ready"] for c in p["status"]["containerStatuses"])
+                     for p in pods)
+            return pods if ok and (count is None or len(pods) == count) else None
+        return poll(ready, timeout, what=f"{count or 'all'} pods running")
+
+    def curl(self, source: str, url: str, namespace: str | None = None, timeout: float = 5) -> subprocess.CompletedProcess:
+        return self.exec(source, "curl", "-sS", "-m", str(timeout), url, namespace=namespace)

@@ -1,0 +1,148 @@
+"""The three-node topology up, as a user sees it: pods, addresses, pod-to-pod traffic on one node
+and across nodes through the VXLAN overlay, exec, pod files, restarts and scaling."""
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+import time
+
+from tests.cluster import Cluster, k8semu, poll
+
+NS = "demo"
+
+
+def pod_ip(cluster: Cluster, name: str) -> str:
+    return cluster.pod(name, NS)["status"]["podIP"]
+
+
+def test_nodes_ready_and_pods_addressed_from_their_node_cidr(three_node: Cluster) -> None:
+    nodes = {n["metadata"]["name"]: n for n in three_node.get("nodes")}
+    assert sorted(nodes) == ["node-a", "node-b", "node-c"]
+    assert all(n["status"]["conditions"][0]["status"] == "True" for n in nodes.values())
+    pods = three_node.wait_running(NS, count=5)
+    for pod in pods:
+        cidr = nodes[pod["spec"]["nodeName"]]["spec"]["podCIDR"]
+        assert ipaddress.ip_address(pod["status"]["podIP"]) in ipaddress.ip_network(cidr)
+    ips = [p["status"]["podIP"] for p in pods]
+    assert len(set(ips)) == len(ips)
+    link = three_node.exec("client-b", "ip", "-o", "link", "show", "eth0", namespace=NS).stdout
+    assert "mtu 1450" in link
+    route = three_node.exec("client-b", "ip", "route", "show", "default", namespace=NS).stdout
+    assert route.startswith("default via 10.244.1.1 dev eth0")
+
+
+def test_same_node_pod_to_pod_ping_and_tcp(three_node: Cluster) -> None:
+    web = pod_ip(three_node, "web-b")
+    assert three_node.exec("client-b", "ping", "-c", "2", "-W", "2", web, namespace=NS).returncode == 0
+    page = three_node.curl("client-b", f"http://{web}/", namespace=NS)
+    assert page.returncode == 0 and "<p>pod: web-b</p>" in page.stdout
+
+
+def test_cross_node_tcp_without_nat(three_node: Cluster) -> None:
+    web, client = pod_ip(three_node, "web-b"), pod_ip(three_node, "client-c")
+    assert three_node.exec("client-c", "ping", "-c", "2", "-W", "2", web, namespace=NS).returncode == 0
+    marker = f"/cross-node-{time.time_ns()}"
+    page = three_node.curl("client-c", f"http://{web}{marker}", namespace=NS)
+    assert page.returncode == 0  # a 404 page from nginx is still a TCP round trip
+    access = f'"GET {marker} HTTP/1.1"'
+    log = poll(lambda: (lambda t: access in t and t)(k8semu("logs", "web-b", "-n", NS).stdout),
+               what="the request in nginx's access log")
+    line = next(line for line in log.splitlines() if access in line and "[error]" not in line)
+    assert line.startswith(client + " "), f"nginx saw {line.split()[0]}, expected the client pod {client}"
+
+
+def test_echo_sees_the_client_pod_ip_across_nodes(three_node: Cluster) -> None:
+    echo = three_node.get("pods", NS, selector="app=echo")[0]
+    reply = three_node.curl("client-c", f"http://{echo['status']['podIP']}:8080/", namespace=NS)
+    assert reply.stdout.strip() == f"hello from {echo['metadata']['name']}"
+    body = json.loads(three_node.curl("client-b", f"http://{pod_ip(three_node, 'client-c')}:8080/",
+                                      namespace=NS).stdout)
+    assert body["client"] == pod_ip(three_node, "client-b") and body["pod"] == "client-c"
+
+
+def test_node_reaches_pods_on_every_node(three_node: Cluster) -> None:
+    for pod in ("web-b", "client-c"):
+        port = "8080" if pod == "client-c" else "80"
+        assert three_node.curl("node-a", f"http://{pod_ip(three_node, pod)}:{port}/").returncode == 0
+
+
+def test_underlay_carries_vxlan_with_node_ips_outside_and_pod_ips_inside(three_node: Cluster) -> None:
+    web, client = pod_ip(three_node, "web-b"), pod_ip(three_node, "client-c")
+    capture = subprocess.Popen(["ip", "netns", "exec", "node-c", "tcpdump", "-l", "-nn", "-c", "1", "-i", "eth0",
+                                "udp port 4789"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Retry the request until tcpdump (which may still be opening its socket) has seen a packet.
+        poll(lambda: three_node.curl("client-c", f"http://{web}/", namespace=NS).returncode == 0 and
+             capture.poll() is not None, timeout=15, what="a VXLAN packet on node-c's eth0")
+        out = capture.stdout.read()
+    finally:
+        capture.kill()
+    assert "172.18.0.4." in out and "172.18.0.3.4789: VXLAN" in out, out
+    assert f"IP {client}." in out and f"> {web}.80:" in out, out
+
+
+def test_exec_passes_exit_status_and_output_through(three_node: Cluster) -> None:
+    done = three_node.exec("client-b", "sh", "-c", "echo out; echo err >&2; exit 3", namespace=NS)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert three_node.exec("node-b", "ip", "-4", "-o", "addr", "show", "eth0").stdout.split()[3] == "172.18.0.3/24"
+    assert three_node.exec("nope", "true", namespace=NS).returncode != 0
+
+
+def test_pod_has_its_own_hostname_hosts_and_resolv_conf(three_node: Cluster) -> None:
+    assert three_node.exec("client-b", "hostname", namespace=NS).stdout.strip() == "client-b"
+    hosts = three_node.exec("client-b", "cat", "/etc/hosts", namespace=NS).stdout
+    assert hosts.startswith("# Kubernetes-managed hosts file.") and f"{pod_ip(three_node, 'client-b')}\tclient-b" in hosts
+    resolv = subprocess.run(["ip", "netns", "exec", "demo_client-b", "cat", "/etc/resolv.conf"],
+                            capture_output=True, text=True, check=True).stdout
+    assert "search demo.svc.cluster.local svc.cluster.local cluster.local" in resolv
+    assert "nameserver 10.96.0.10" in resolv and "options ndots:5" in resolv
+
+
+def test_containers_of_a_pod_share_localhost(three_node: Cluster) -> None:
+    reply = three_node.exec("client-c", "curl", "-sS", "-m", "3", "http://127.0.0.1:8080/", namespace=NS)
+    assert reply.returncode == 0 and json.loads(reply.stdout)["pod"] == "client-c"
+
+
+def test_killed_container_restarts_and_is_counted(three_node: Cluster) -> None:
+    before = three_node.pod("web-b", NS)["status"]["containerStatuses"][0]
+    pid = int(before["containerID"].split("//")[1])
+    subprocess.run(["kill", "-9", str(pid)], check=True)
+
+    def restarted():
+        cs = three_node.pod("web-b", NS)["status"]["containerStatuses"][0]
+        return cs if cs["restartCount"] == before["restartCount"] + 1 and cs["ready"] else None
+    cs = poll(restarted, timeout=15, what="web-b's nginx to restart")
+    assert cs["containerID"] != before["containerID"]
+    poll(lambda: three_node.curl("client-b", f"http://{pod_ip(three_node, 'web-b')}/", namespace=NS).returncode == 0,
+         what="nginx to serve again")
+
+
+def test_scale_up_and_down_leaves_exactly_the_right_pods(three_node: Cluster) -> None:
+    def echo_pods():
+        return [p for p in three_node.get("pods", NS, selector="app=echo") if not p["metadata"].get("deletionTimestamp")]
+    for replicas in (5, 1):
+        k8semu("scale", "deployment/echo", "-n", NS, "--replicas", str(replicas))
+        pods = poll(lambda: (lambda ps: ps if len(ps) == replicas and all(
+            p["status"]["phase"] == "Running" for p in ps) and len(three_node.get("pods", NS)) == replicas + 3
+            else None)(echo_pods()), timeout=30, what=f"{replicas} echo pods")
+        ips = [p["status"]["podIP"] for p in three_node.get("pods", NS)]
+        assert len(set(ips)) == len(ips)
+        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        names = {line.split()[0] for line in netns.splitlines()}
+        echo_netns = {n for n in names if n.startswith("demo_echo-")}
+        assert echo_netns == {f"demo_{p['metadata']['name']}" for p in pods}
+        for p in pods:
+            reply = three_node.curl("client-b", f"http://{p['status']['podIP']}:8080/", namespace=NS)
+            assert reply.stdout.strip() == f"hello from {p['metadata']['name']}"
+
+
+def test_flows_are_labelled_by_owner(three_node: Cluster) -> None:
+    dump = k8semu("flows", "node-b").stdout
+    assert "table=Classifier" in dump and "# pod demo/web-b" in dump and "# overlay to node-c" in dump
+    assert "NORMAL" not in dump
+
+
+def test_second_up_is_refused(three_node: Cluster) -> None:
+    done = k8semu("up", "topologies/default.yaml", "--detach", check=False)
+    assert done.returncode == 1 and "already running" in done.stderr

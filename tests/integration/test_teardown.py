@@ -1,0 +1,104 @@
+"""Teardown leaves nothing: after ``down``, and after ``kill -9`` of the manager + ``cleanup``,
+the machine has the same namespaces, interfaces, OVS bridges, /etc/netns entries and
+processes as before ``up``."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from tests.cluster import Cluster, k8semu, poll
+
+
+def snapshot() -> dict[str, set]:
+    def lines(*argv: str) -> set[str]:
+        out = subprocess.run(argv, capture_output=True, text=True).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+    procs = set()
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline:  # kernel threads have none
+                procs.add(int(pid))
+    return {"netns": lines("ip", "netns", "list"), "links": set(os.listdir("/sys/class/net")),
+            "bridges": lines("ovs-vsctl", "list-br"),
+            "etc_netns": set(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else set(),
+            "procs": procs}
+
+
+def live(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def leftovers(before: dict[str, set]) -> dict[str, set]:
+    after = snapshot()
+    out = {k: after[k] - before[k] for k in before if k != "procs"}
+    new = after["procs"] - before["procs"]
+    out["procs"] = {p for p in new if live(p) and p != os.getpid()
+                    and b"ps" != Path(f"/proc/{p}/comm").read_bytes().strip()}
+    return {k: v for k, v in out.items() if v}
+
+
+def test_down_leaves_nothing_behind() -> None:
+    before = snapshot()
+    cluster = Cluster("topologies/default.yaml").up()
+    during = snapshot()
+    assert {"control-plane", "worker-1", "worker-2"} <= during["netns"]
+    assert {"k8br-0", "k8br-1", "k8br-2"} <= during["bridges"]
+    assert len(during["procs"] - before["procs"]) >= 3 + 4 + 1  # node shells, pods, controller
+    cluster.down()
+    assert leftovers(before) == {}
+    assert not Path("/run/k8semu").exists()
+
+
+def test_cleanup_after_kill_9_leaves_nothing_behind() -> None:
+    before = snapshot()
+    Cluster("topologies/default.yaml").up()
+    status = k8semu("status").stdout
+    pid = int(status.split("manager pid ")[1].split()[0])
+    os.kill(pid, signal.SIGKILL)
+    poll(lambda: not Path(f"/proc/{pid}").exists() or
+         Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z", what="the manager to die")
+    assert k8semu("down", check=False).returncode != 0  # no live manager: down says so
+    done = k8semu("cleanup")
+    assert "removed" in done.stdout
+    assert leftovers(before) == {}
+    again = k8semu("cleanup")
+    assert again.stdout.strip() == "nothing to clean up"
+
+
+def test_sigterm_to_the_manager_tears_down() -> None:
+    before = snapshot()
+    Cluster("topologies/default.yaml").up()
+    pid = int(k8semu("status").stdout.split("manager pid ")[1].split()[0])
+    os.kill(pid, signal.SIGTERM)
+    poll(lambda: not live(pid), timeout=30, what="the manager to tear down and exit")
+    assert leftovers(before) == {}
+
+
+def test_foreground_shell_runs_verbs_and_tears_down_on_eof_and_ctrl_c() -> None:
+    before = snapshot()
+    shell = subprocess.Popen(["k8semu", "up", "topologies/default.yaml"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    out, err = shell.communicate("get nodes\nclient hostname\n", timeout=120)
+    assert shell.returncode == 0, err
+    assert "worker-2" in out and "> client\n" in out and "cluster 'default' is down" in out
+    assert leftovers(before) == {}
+
+    shell = subprocess.Popen(["k8semu", "up", "topologies/default.yaml"], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[2])
+    poll(lambda: Path("/run/k8semu/ready").exists(), timeout=60, what="the cluster to be up")
+    poll(lambda: k8semu("status", check=False).stdout.count("4/4") == 1, timeout=60, what="pods running")
+    shell.send_signal(signal.SIGINT)
+    out, err = shell.communicate(timeout=120)
+    assert "is down" in out, (out, err)
+    assert leftovers(before) == {}
