@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("cleanup", help="remove the leftovers of a crashed cluster (like mn -c)")
     sub.add_parser("status", help="the running cluster, its nodes and pods")
     sub.add_parser("shell", help="open the interactive shell on the running cluster")
+    sub.add_parser("ovs", help="start Open vSwitch if it is not running; print the datapath used")
     plan = sub.add_parser("plan", help="validate a spec and print what it would build (no root)")
     plan.add_argument("spec")
     plan.add_argument("--show", choices=("topology", "flows"), default="topology")
@@ -128,6 +129,12 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
                   f"pods: {s['running']}/{s['pods']} running and ready; data plane "
                   f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
                   f"run directory: {s['run']}\n")
+        return 0
+    if verb == "ovs":
+        from emulator.runtime import ovs
+        dp = ovs.ensure_running()
+        out.write(f"Open vSwitch is running; datapath {dp.type}"
+                  f"{' (checksum offload off on veths)' if dp.tx_offload_off else ''}\n")
         return 0
     if verb == "shell":
         from emulator.cli.shell import Shell

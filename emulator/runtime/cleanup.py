@@ -31,8 +31,11 @@ def stop_manager(pid: int, started: int | None, timeout: float = 60) -> None:
 def teardown(records: Records, keep_self: bool = True) -> None:
     """Remove what ``records`` lists, then the records themselves."""
     me = os.getpid()
-    procs = [(p[0], p[1]) for p in records.items("processes") if not (keep_self and p[0] == me)]
-    stop_all(procs)
+    entries = [p for p in records.items("processes") if not (keep_self and p[0] == me)]
+    for pid, started, what in entries:
+        if what.startswith("node "):  # Mininet's interactive bash ignores SIGTERM; it holds no state
+            kill_group(pid, started, signal.SIGKILL)
+    stop_all([(p[0], p[1]) for p in entries if not p[2].startswith("node ")])
     bridges = records.items("ovs_bridges")
     if bridges:
         args: list[str] = []
