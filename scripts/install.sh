@@ -16,7 +16,7 @@ packages=(
     openvswitch-switch   # the switches (kernel or userspace datapath)
     mininet              # node hosts (mnexec + the Python library for /usr/bin/python3)
     python3 python3-venv python3-pip
-    iproute2 bridge-utils ethtool procps util-linux hostname kmod
+    iproute2 bridge-utils ethtool procps util-linux hostname kmod iptables iputils-arping
     iputils-ping curl netcat-openbsd tcpdump dnsutils iperf3   # what pods and tests run
     nginx-light          # the nginx image
 )

@@ -19,6 +19,10 @@ KIND_ALIASES = {
     "Deployment": ("deploy", "deployment", "deployments", "deployment.apps", "deployments.apps"),
     "ReplicaSet": ("rs", "replicaset", "replicasets", "replicaset.apps"),
     "Namespace": ("ns", "namespace", "namespaces"),
+    "Service": ("svc", "service", "services"),
+    "Endpoints": ("ep", "endpoints"),
+    "EndpointSlice": ("endpointslice", "endpointslices", "endpointslice.discovery.k8s.io",
+                      "endpointslices.discovery.k8s.io"),
 }
 
 
@@ -112,7 +116,7 @@ def exec_argv(target: str, namespace: str | None, container: str | None, command
     if not command:
         raise K8semuError("you must specify at least one command for the container")
     status = api.call(run, "status")
-    if namespace is None and target in status["nodes"]:
+    if namespace is None and target in status["nodes"] + status.get("external_hosts", []):
         return ["ip", "netns", "exec", naming.node_netns(target), *command]
     pod = api.call(run, "pod", name=target, namespace=namespace)
     if container and container not in pod["containers"]:

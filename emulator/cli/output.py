@@ -114,6 +114,48 @@ def _ns_row(n: dict, wide: bool) -> list[str]:
     return [n["metadata"]["name"], n["status"]["phase"], age(n)]
 
 
+def service_ports(svc: dict) -> str:
+    """PORT(S): ``8080/TCP``, ``80:30007/TCP``."""
+    out = []
+    for p in svc["spec"].get("ports", []):
+        node = f":{p['nodePort']}" if "nodePort" in p else ""
+        out.append(f"{p['port']}{node}/{p['protocol']}")
+    return ",".join(out) or "<none>"
+
+
+def _svc_row(s: dict, wide: bool) -> list[str]:
+    spec = s["spec"]
+    ingress = s.get("status", {}).get("loadBalancer", {}).get("ingress", [])
+    external = ",".join(i["ip"] for i in ingress) if ingress else (
+        "<pending>" if spec["type"] == "LoadBalancer" else spec.get("externalName", "<none>"))
+    row = [s["metadata"]["name"], spec["type"], spec.get("clusterIP", "<none>"), external,
+           service_ports(s), age(s)]
+    if wide:
+        row.append(",".join(f"{k}={v}" for k, v in spec.get("selector", {}).items()) or "<none>")
+    return row
+
+
+def endpoint_list(ep: dict, limit: int = 3) -> str:
+    """ENDPOINTS: ``10.244.1.5:80,10.244.2.3:80 + 1 more...`` as kubectl shortens it."""
+    items = [f"{a['ip']}:{p['port']}" for s in ep.get("subsets", []) for p in s.get("ports", [{}]) if "port" in p
+             for a in s.get("addresses", [])]
+    if not items:
+        return "<none>"
+    more = len(items) - limit
+    return ",".join(items[:limit]) + (f" + {more} more..." if more > 0 else "")
+
+
+def _ep_row(e: dict, wide: bool) -> list[str]:
+    return [e["metadata"]["name"], endpoint_list(e), age(e)]
+
+
+def _slice_row(s: dict, wide: bool) -> list[str]:
+    ports = ",".join(str(p["port"]) for p in s.get("ports", [])) or "<unset>"
+    addrs = [a for e in s.get("endpoints", []) for a in e["addresses"]]
+    shown = ",".join(addrs[:3]) + (f" + {len(addrs) - 3} more..." if len(addrs) > 3 else "")
+    return [s["metadata"]["name"], s["addressType"], ports, shown or "<unset>", age(s)]
+
+
 PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
             ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], _pod_row),
@@ -124,8 +166,11 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
                    ["CONTAINERS", "IMAGES", "SELECTOR"], _rs_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
+    "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
+    "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _ep_row),
+    "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Pod", "Deployment", "ReplicaSet"}
+NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice"}
 
 
 def render(kind: str, items: list[dict], output: str | None, all_namespaces: bool,
@@ -141,9 +186,8 @@ def render(kind: str, items: list[dict], output: str | None, all_namespaces: boo
         return json.dumps(doc, indent=4) if output == "json" else yaml.safe_dump(
             doc, sort_keys=False, default_flow_style=False).rstrip()
     if output == "name":
-        group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
-        return "\n".join(f"{kind.lower()}{'.' + group if group else ''}/{o['metadata']['name']}"
-                         for o in items)
+        from emulator.cluster.controllers import resource
+        return "\n".join(f"{resource(kind)}/{o['metadata']['name']}" for o in items)
     if output not in (None, "wide"):
         raise ValueError(f"unable to match a printer suitable for the output format {output!r}, "
                          "allowed formats are: json,name,wide,yaml")

@@ -8,6 +8,7 @@ reports back through pod status.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 
@@ -16,16 +17,27 @@ from emulator.model import naming, scheduler
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
+from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
+from emulator.cluster import services
 from emulator.cluster.admission import check_objects
 from emulator.cluster.store import ClusterState, Record
 
-KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet"}
+KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
+         Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice"}
 TEMPLATE_HASH = "pod-template-hash"
+
+
+GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io"}
 
 
 def kind_of(obj: object) -> str:
     return KINDS[type(obj)]
+
+
+def resource(kind: str) -> str:
+    """kubectl's name for a kind in messages: ``deployment.apps``, ``service``."""
+    return kind.lower() + (f".{GROUPS[kind]}" if kind in GROUPS else "")
 
 
 def apply(state: ClusterState, objects: list) -> list[str]:
@@ -41,16 +53,26 @@ def apply(state: ClusterState, objects: list) -> list[str]:
                          "other than labels and annotations (delete and re-create it)")
                  for o in objects if isinstance(o, Pod) and o not in fresh
                  and state.get("Pod", o.meta.namespace, o.meta.name).obj.spec != o.spec]
+    allocations = {}
+    trial = copy.deepcopy(state.alloc)
+    for obj in objects:
+        if isinstance(obj, Service):
+            allocation, probs = trial.allocate(obj, state.rng)
+            problems += probs
+            if allocation:
+                trial.commit(obj.key, allocation)
+                allocations[obj.key] = allocation
     if problems:
         raise SpecError(problems)
+    for key, allocation in allocations.items():
+        state.alloc.commit(key, allocation)
     lines = []
     for obj in sorted(objects, key=lambda o: not isinstance(o, Namespace)):
         kind = kind_of(obj)
         old = state.get(kind, obj.meta.namespace, obj.meta.name)
         verb = "created" if old is None else ("unchanged" if old.obj == obj else "configured")
         state.put(kind, obj)
-        group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
-        lines.append(f"{kind.lower()}{'.' + group if group else ''}/{obj.meta.name} {verb}")
+        lines.append(f"{resource(kind)}/{obj.meta.name} {verb}")
     reconcile(state)
     return lines
 
@@ -66,6 +88,14 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
     if kind == "Pod":
         rec.deleting = True
+    elif kind == "Service":
+        state.remove(kind, namespace, name)
+        state.alloc.release(f"{namespace}/{name}")
+        for k in ("Endpoints", "EndpointSlice"):
+            for r in state.list(k, namespace):
+                if r.obj.managed and (r.obj.meta.name == name or
+                                      r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == name):
+                    state.remove(k, namespace, r.obj.meta.name)
     elif kind == "Namespace":
         for (k, ns, n) in list(state.records):
             if ns == name and k != "Namespace":
@@ -76,8 +106,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
         for child in owned(state, kind, namespace, name):
             delete(state, kind_of(child.obj), namespace, child.obj.meta.name)
     reconcile(state)
-    group = "apps" if kind in ("Deployment", "ReplicaSet") else ""
-    return f'{kind.lower()}{"." + group if group else ""} "{name}" deleted'
+    return f'{resource(kind)} "{name}" deleted'
 
 
 def scale(state: ClusterState, kind: str, namespace: str, name: str, replicas: int) -> str:
@@ -160,11 +189,32 @@ def schedule_pods(state: ClusterState) -> None:
         state.generation += 1
 
 
+def reconcile_endpoints(state: ClusterState) -> None:
+    for rec in state.list("Service"):
+        svc: Service = rec.obj
+        if svc.selector is None or svc.type == "ExternalName":
+            continue
+        ns = svc.meta.namespace
+        candidates = [(p.obj, p.status.ip, p.status.node, p.status.ready) for p in state.pods(ns)
+                      if p.status.ip and p.status.node and not p.deleting and p.status.phase == "Running"]
+        want = services.endpoints_for(svc, candidates)
+        current = state.get("Endpoints", ns, svc.meta.name)
+        if current is None or current.obj != want:
+            state.put("Endpoints", want)
+        slices = [r for r in state.list("EndpointSlice", ns)
+                  if r.obj.managed and r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == svc.meta.name]
+        name = slices[0].obj.meta.name if slices else services.slice_name(svc, state.rng)
+        want_slice = services.slice_for(svc, want, name)
+        if not slices or slices[0].obj != want_slice:
+            state.put("EndpointSlice", want_slice)
+
+
 def reconcile(state: ClusterState) -> None:
     """One pass of every controller, in dependency order."""
     reconcile_deployments(state)
     reconcile_replicasets(state)
     schedule_pods(state)
+    reconcile_endpoints(state)
 
 
 def forget_pod(state: ClusterState, rec: Record) -> None:

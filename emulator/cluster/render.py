@@ -152,10 +152,14 @@ def namespace_object(rec: Record) -> dict:
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
 
-def objects(state: ClusterState, kind: str, namespace: str | None) -> list[dict]:
+def objects(state: ClusterState, kind: str, namespace: str | None,
+            node_ready: dict[str, bool] | None = None) -> list[dict]:
     """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
     if kind == "Node":
-        return [node_object(n, state) for n in state.config.nodes]
+        return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
+    if kind in ("Service", "Endpoints", "EndpointSlice"):
+        from emulator.cluster import render_services
+        return render_services.objects(state, kind, namespace)
     if kind == "Namespace":
         return [namespace_object(r) for r in state.list("Namespace")]
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.cluster.services import Allocations, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import Namespace, ObjectMeta
@@ -28,6 +29,7 @@ class ContainerStatus:
     exit_code: int | None = None
     pid: int | None = None
     next_start: float = 0.0  # back-off: not before this time
+    ready: bool = False  # running, and its readiness probe (if any) passes
 
 
 @dataclass
@@ -44,7 +46,7 @@ class PodStatus:
     @property
     def ready(self) -> bool:
         return self.phase == "Running" and bool(self.containers) and all(
-            c.state == "running" for c in self.containers.values())
+            c.state == "running" and c.ready for c in self.containers.values())
 
 
 @dataclass
@@ -68,12 +70,18 @@ class ClusterState:
     generation: int = 0  # bumped whenever something the data plane depends on changes
     rng: random.Random = field(default_factory=random.Random)
     started: float = field(default_factory=time.time)
+    alloc: Allocations | None = None
 
     def __post_init__(self) -> None:
         for node in self.config.nodes:
             self.ipam.setdefault(node.name, NodeIPAM(node.pod_cidr))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("Namespace", Namespace(ObjectMeta(ns)))
+        self.alloc = Allocations(self.config.services.subnet, self.config.lb_pool)
+        svc = kubernetes_service()
+        allocation, _ = self.alloc.allocate(svc, self.rng)
+        self.alloc.commit(svc.key, allocation)
+        self.put("Service", svc)
 
     def put(self, kind: str, obj: Any) -> Record:
         """Create or replace an object; replacing keeps uid, creation time and status."""

@@ -19,8 +19,9 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from emulator.controller import ofp
-from emulator.controller.sync import diff
-from emulator.pipeline.build import flows_for_node
+from emulator.controller.reject import build_reject
+from emulator.controller.sync import diff, diff_groups
+from emulator.pipeline.build import flows_for_node, groups_for_node
 from emulator.pipeline.view import NetworkView
 
 POLL_SECONDS = 0.02
@@ -37,6 +38,7 @@ class K8semuController(app_manager.OSKenApp):
         self.mtime = 0.0
         self.datapaths: dict[int, object] = {}
         self.installed: dict[int, dict] = {}
+        self.groups: dict[int, dict] = {}
         self.pending: dict[int, tuple[int, int]] = {}  # dpid -> (barrier xid, generation)
         self.synced: dict[int, int] = {}
         hub.spawn(self._watch)
@@ -45,13 +47,14 @@ class K8semuController(app_manager.OSKenApp):
     def switch_features(self, ev) -> None:
         dp = ev.msg.datapath
         dp.send_msg(ofp.delete_all(dp))  # a reconnecting switch starts from a clean table
-        self.datapaths[dp.id], self.installed[dp.id] = dp, {}
+        dp.send_msg(ofp.delete_all_groups(dp))
+        self.datapaths[dp.id], self.installed[dp.id], self.groups[dp.id] = dp, {}, {}
         self._sync(dp)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev) -> None:
         dpid = ev.datapath.id
-        for table in (self.datapaths, self.installed, self.pending, self.synced):
+        for table in (self.datapaths, self.installed, self.groups, self.pending, self.synced):
             table.pop(dpid, None)
         self._write_status()
 
@@ -62,6 +65,18 @@ class K8semuController(app_manager.OSKenApp):
         if ev.msg.xid == xid:
             self.synced[dpid] = generation
             self._write_status()
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, ev) -> None:
+        """Only ServiceLB sends packets here: connections to a Service with no endpoints."""
+        msg = ev.msg
+        dp = msg.datapath
+        frame = build_reject(msg.data)
+        if frame is None:
+            return
+        parser, ofproto = dp.ofproto_parser, dp.ofproto
+        dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofproto.OFP_NO_BUFFER, in_port=ofproto.OFPP_CONTROLLER,
+                                        actions=[parser.OFPActionOutput(msg.match["in_port"])], data=frame))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def error(self, ev) -> None:
@@ -79,12 +94,20 @@ class K8semuController(app_manager.OSKenApp):
                         self._sync(dp)
             except (OSError, ValueError) as exc:
                 self.logger.warning("cannot read the network view: %s", exc)
+            except Exception:  # a bug: say so, keep serving the switches
+                self.logger.exception("failed to apply view generation %s",
+                                      self.view.generation if self.view else "?")
             hub.sleep(POLL_SECONDS)
 
     def _sync(self, dp) -> None:
         if self.view is None or self.view.node_by_dpid(dp.id) is None:
             return
         node = self.view.node_by_dpid(dp.id)
+        groups = self.groups[dp.id]
+        g_add, g_mod, g_del = diff_groups(groups, groups_for_node(self.view, node.name))
+        for group in g_add + g_mod:  # groups before the flows that point at them
+            dp.send_msg(ofp.group_mod(dp, group, "add" if group in g_add else "modify"))
+            groups[group.group_id] = group
         installed = self.installed[dp.id]
         adds, deletes = diff(installed, flows_for_node(self.view, node.name))
         for flow in deletes:
@@ -93,6 +116,9 @@ class K8semuController(app_manager.OSKenApp):
         for flow in adds:
             dp.send_msg(ofp.flow_mod(dp, flow))
             installed[flow.key] = flow
+        for group in g_del:  # and deleted after the flows that used them
+            dp.send_msg(ofp.group_mod(dp, group, "delete"))
+            groups.pop(group.group_id, None)
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
         dp.set_xid(barrier)
         self.pending[dp.id] = (barrier.xid, self.view.generation)

@@ -6,6 +6,8 @@ from typing import Any
 
 from os_ken.ofproto import nicira_ext
 
+NX_NAT_F_DST = 1 << 1  # OVS's nx-nat flags; os-ken's nicira_ext does not export them
+
 from emulator.pipeline import flow as fl
 
 
@@ -31,6 +33,39 @@ def _action(parser: Any, ofproto: Any, action: fl.Action) -> Any:
         return parser.NXActionRegMove(action.src, action.dst, action.n_bits)
     if isinstance(action, fl.DecTtl):
         return parser.OFPActionDecNwTtl()
+    if isinstance(action, fl.Ct):
+        nat = []
+        if action.nat == "nat":
+            nat = [parser.NXActionNAT(flags=0)]
+        elif action.nat == "dst":
+            nat = [parser.NXActionNAT(flags=NX_NAT_F_DST, range_ipv4_min=action.nat_ip,
+                                      range_ipv4_max=action.nat_ip,
+                                      range_proto_min=action.nat_port or None,
+                                      range_proto_max=action.nat_port or None)]
+        return parser.NXActionCT(flags=1 if action.commit else 0, zone_src="",
+                                 zone_ofs_nbits=action.zone, recirc_table=fl.TABLE_IDS[action.table],
+                                 alg=0, actions=nat)
+    if isinstance(action, fl.GroupAction):
+        return parser.OFPActionGroup(action.group_id)
+    if isinstance(action, fl.Resubmit):
+        # NXAST_RESUBMIT_TABLE's port is 16 bits: OpenFlow 1.0's OFPP_IN_PORT (0xfff8) means "same port".
+        return parser.NXActionResubmitTable(in_port=0xFFF8, table_id=fl.TABLE_IDS[action.table])
+    if isinstance(action, fl.ToController):
+        return parser.OFPActionOutput(ofproto.OFPP_CONTROLLER, ofproto.OFPCML_NO_BUFFER)
+    if isinstance(action, fl.LearnAffinity):
+        l4 = {"TCP": "tcp_dst_nxm", "UDP": "udp_dst_nxm", "SCTP": "sctp_dst_nxm"}[action.protocol]
+        proto = fl.IP_PROTO[action.protocol]
+        return parser.NXActionLearn(
+            table_id=fl.TABLE_IDS[action.table], idle_timeout=action.idle_timeout, priority=200,
+            cookie=action.cookie, specs=[
+                parser.NXFlowSpecMatch(src=fl.ETH_IP, dst=("eth_type_nxm", 0), n_bits=16),
+                parser.NXFlowSpecMatch(src=proto, dst=("ip_proto_nxm", 0), n_bits=8),
+                parser.NXFlowSpecMatch(src=("ipv4_src_nxm", 0), dst=("ipv4_src_nxm", 0), n_bits=32),
+                parser.NXFlowSpecMatch(src=("ipv4_dst_nxm", 0), dst=("ipv4_dst_nxm", 0), n_bits=32),
+                parser.NXFlowSpecMatch(src=(l4, 0), dst=(l4, 0), n_bits=16),
+                parser.NXFlowSpecLoad(src=("reg3", 0), dst=("reg3", 0), n_bits=32),
+                parser.NXFlowSpecLoad(src=("reg4", 0), dst=("reg4", 0), n_bits=16),
+                parser.NXFlowSpecLoad(src=1, dst=("reg4", 16), n_bits=1)])
     raise TypeError(f"no OpenFlow translation for {action!r}")
 
 
@@ -51,6 +86,22 @@ def flow_mod(datapath: Any, flow: fl.Flow, delete: bool = False) -> Any:
     return parser.OFPFlowMod(datapath, cookie=flow.cookie, table_id=flow.table_id,
                              priority=flow.priority, match=match, instructions=instructions,
                              command=ofproto.OFPFC_ADD)
+
+
+def group_mod(datapath: Any, group: fl.Group, command: str) -> Any:
+    """OFPGroupMod to add, modify or delete a select group."""
+    parser, ofproto = datapath.ofproto_parser, datapath.ofproto
+    cmd = {"add": ofproto.OFPGC_ADD, "modify": ofproto.OFPGC_MODIFY, "delete": ofproto.OFPGC_DELETE}[command]
+    buckets = [] if command == "delete" else [
+        parser.OFPBucket(weight=100, watch_port=ofproto.OFPP_ANY, watch_group=ofproto.OFPG_ANY,
+                         actions=[_action(parser, ofproto, a) for a in bucket])
+        for bucket in group.buckets]
+    return parser.OFPGroupMod(datapath, cmd, ofproto.OFPGT_SELECT, group.group_id, buckets)
+
+
+def delete_all_groups(datapath: Any) -> Any:
+    parser, ofproto = datapath.ofproto_parser, datapath.ofproto
+    return parser.OFPGroupMod(datapath, ofproto.OFPGC_DELETE, ofproto.OFPGT_SELECT, ofproto.OFPG_ALL, [])
 
 
 def delete_all(datapath: Any) -> Any:

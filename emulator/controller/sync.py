@@ -15,3 +15,12 @@ def diff(installed: dict[tuple, Flow], desired: list[Flow]) -> tuple[list[Flow],
             (installed.get(k) and installed[k].cookie != f.cookie)]
     deletes = [f for k, f in installed.items() if k not in want]
     return adds, deletes
+
+
+def diff_groups(installed: dict[int, object], desired: list) -> tuple[list, list, list]:
+    """(groups to add, to modify, to delete) by group id."""
+    want = {g.group_id: g for g in desired}
+    adds = [g for gid, g in want.items() if gid not in installed]
+    mods = [g for gid, g in want.items() if gid in installed and installed[gid] != g]
+    deletes = [g for gid, g in installed.items() if gid not in want]
+    return adds, mods, deletes

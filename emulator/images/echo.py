@@ -53,12 +53,25 @@ def make_handler(text: str | None) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def udp_echo(port: int) -> None:
+    """Echo each datagram back as ``<pod>: <data>`` so a client sees which endpoint answered."""
+    name = identity()["pod_name"].encode()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", port))
+    while True:
+        data, peer = sock.recvfrom(65535)
+        print(f"{peer[0]} - udp {len(data)} bytes", flush=True)
+        sock.sendto(name + b": " + data, peer)
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="echo", prefix_chars="-")
     parser.add_argument("--http-echo", action="store_true")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "80")))
     parser.add_argument("-text", "--text", default=None)
     parser.add_argument("-listen", "--listen", default=None)
+    parser.add_argument("--udp", type=int, default=int(os.environ.get("UDP_PORT", "0")),
+                        help="also echo UDP datagrams on this port, prefixed with the pod name")
     return parser.parse_known_args(argv)[0]
 
 
@@ -69,6 +82,9 @@ def main(argv: list[str]) -> int:
     if args.http_echo:
         port = int((args.listen or ":5678").rsplit(":", 1)[1])
         text = text if text is not None else "hello-world"
+    if args.udp:
+        import threading
+        threading.Thread(target=udp_echo, args=(args.udp,), daemon=True).start()
     server = ThreadingHTTPServer(("0.0.0.0", port), make_handler(text))
     server.daemon_threads = True
     print(f"echo server listening on :{port}", flush=True)

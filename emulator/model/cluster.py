@@ -19,6 +19,8 @@ class ClusterConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     cluster_domain: str = "cluster.local"
     images: dict[str, Image] = field(default_factory=dict)
+    lb_pool: tuple[str, ...] = ()  # LoadBalancer addresses (MetalLB L2 style), in order
+    external_hosts: tuple = ()  # ExternalHost: emulated hosts outside the cluster
     manifests: tuple = ()  # model objects, in apply order
     warnings: tuple[str, ...] = ()
     file: str = ""
@@ -32,3 +34,12 @@ class ClusterConfig:
             if node.name == name:
                 return node
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class ExternalHost:
+    """A host on the underlay that is not a node: an "internet" client or server."""
+
+    name: str
+    ip: str
+    index: int

@@ -15,6 +15,7 @@ Network namespaces (``ip netns exec NAME``)
 Interfaces in the root namespace (Linux limits names to 15 characters; ``check_ifname``)
     ``k8s-underlay``   the underlay bridge every node's eth0 is attached to
     ``k8u-<i>``        root end of node i's eth0 veth (i is the node index, from 0)
+    ``k8e-<i>``        root end of external host i's eth0 veth (hosts outside the cluster)
     ``k8br-<i>``       node i's Open vSwitch bridge (datapath id i+1)
     ``k8g-<i>``        root end of node i's gateway veth; the node end is ``k8semu-gw0``
     ``k8x-<i>``        node i's VXLAN device (its UDP socket stays in the node namespace)
@@ -97,6 +98,11 @@ def pod_netns(namespace: str, pod: str) -> str:
 
 def underlay_veth(node_index: int) -> str:
     return check_ifname(f"k8u-{node_index}")
+
+
+def external_veth(index: int) -> str:
+    """Root end of external host ``index``'s eth0 on the underlay bridge."""
+    return check_ifname(f"k8e-{index}")
 
 
 def node_bridge(node_index: int) -> str:

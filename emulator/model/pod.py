@@ -27,6 +27,21 @@ class EnvVar:
 
 
 @dataclass(frozen=True)
+class Probe:
+    """readinessProbe / livenessProbe: httpGet, tcpSocket or exec, with kubelet's timings."""
+    action: str  # httpGet | tcpSocket | exec
+    port: int | str = 0
+    path: str = "/"
+    scheme: str = "HTTP"
+    command: tuple[str, ...] = ()
+    initial_delay: int = 0
+    period: int = 10
+    timeout: int = 1
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str
@@ -35,6 +50,13 @@ class Container:
     env: tuple[EnvVar, ...] = ()
     ports: tuple[ContainerPort, ...] = ()
     working_dir: str = ""
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+
+    def port_number(self, port: int | str) -> int | None:
+        if isinstance(port, int):
+            return port
+        return next((p.container_port for p in self.ports if p.name == port), None)
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,32 @@ def hostname_of(pod: Pod) -> str:
     return pod.spec.hostname or pod.meta.name[:63]
 
 
+def service_env(services: list[tuple[str, str, list[tuple[str, str, int]]]]) -> dict[str, str]:
+    """Docker-link style variables kubelet injects for Services that existed before the pod
+    (``enableServiceLinks``). ``services``: (name, cluster IP, [(port name, protocol, port)])."""
+    env: dict[str, str] = {}
+    for name, ip, ports in services:
+        if not ip or ip == "None" or not ports:
+            continue
+        prefix = name.upper().replace("-", "_")
+        first_name, first_proto, first_port = ports[0]
+        env[f"{prefix}_SERVICE_HOST"] = ip
+        env[f"{prefix}_SERVICE_PORT"] = str(first_port)
+        for pname, _, port in ports:
+            if pname:
+                env[f"{prefix}_SERVICE_PORT_{pname.upper().replace('-', '_')}"] = str(port)
+        env[f"{prefix}_PORT"] = f"{first_proto.lower()}://{ip}:{first_port}"
+        for _, proto, port in ports:
+            base = f"{prefix}_PORT_{port}_{proto.upper()}"
+            env[base] = f"{proto.lower()}://{ip}:{port}"
+            env[f"{base}_PROTO"] = proto.lower()
+            env[f"{base}_PORT"] = str(port)
+            env[f"{base}_ADDR"] = ip
+    return env
+
+
 def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: str,
-                  container_dir: str) -> dict[str, str]:
+                  container_dir: str, services: dict[str, str] | None = None) -> dict[str, str]:
     """The environment a container starts with, built as the kubelet builds it: a base PATH and
     HOSTNAME, then the manifest's ``env`` in order (with ``$(VAR)`` references to earlier
     variables and ``fieldRef`` values resolved), plus k8semu's identity variables."""
@@ -50,7 +74,7 @@ def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: s
               "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
               "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
-           "HOSTNAME": hostname_of(pod), "HOME": "/root"}
+           "HOSTNAME": hostname_of(pod), "HOME": "/root", **(services or {})}
     for var in container.env:
         env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
     env.update({"K8SEMU_POD_NAME": pod.meta.name, "K8SEMU_POD_NAMESPACE": pod.meta.namespace,

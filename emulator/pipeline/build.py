@@ -1,8 +1,8 @@
 """All flows of one node's switch for a network view: the entry point of the pipeline."""
 from __future__ import annotations
 
-from emulator.pipeline.features import overlay, pod_connectivity
-from emulator.pipeline.flow import Flow
+from emulator.pipeline.features import overlay, pod_connectivity, service
+from emulator.pipeline.flow import Flow, Group
 from emulator.pipeline.view import NetworkView
 
 
@@ -13,18 +13,27 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
         KeyError: no such node in the view.
     """
     node = view.node(node_name)
-    flows = pod_connectivity.init_flows(node) + overlay.init_flows(node)
+    flows = pod_connectivity.init_flows(node) + overlay.init_flows(node) + service.init_flows(node)
     for pod in sorted(view.pods, key=lambda p: p.ofport):
         if pod.node == node.name:
             flows += pod_connectivity.flows_for_pod(node, pod)
     for peer in view.nodes:
         if peer.name != node.name:
             flows += overlay.flows_for_peer(node, peer)
+    for svc in view.services:
+        flows += service.flows_for_service(node, svc)
+    flows += service.endpoint_flows(view)
     keys = [f.key for f in flows]
     if len(keys) != len(set(keys)):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"two flows share table, priority and match: {dup}")
     return flows
+
+
+def groups_for_node(view: NetworkView, node_name: str) -> list[Group]:
+    """Every OpenFlow group the node's bridge should hold (Service load balancing)."""
+    node = view.node(node_name)
+    return [g for svc in view.services if svc.cluster_ip for g in service.groups_for_service(node, svc)]
 
 
 def describe_cookie(view: NetworkView, value: int) -> str:
@@ -38,4 +47,7 @@ def describe_cookie(view: NetworkView, value: int) -> str:
         node = next((n for n in view.nodes if n.index == object_id), None)
         what = "node" if category == Category.NODE else "overlay to"
         return f"{what} {node.name if node else object_id}"
+    if category == Category.SERVICE:
+        svc = next((s for s in view.services if s.id == object_id), None)
+        return f"service {svc.label}" if svc else f"service #{object_id} (gone)"
     return category.name.lower()

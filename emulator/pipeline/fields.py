@@ -40,5 +40,11 @@ FROM_TUNNEL = RegMark(PKT_SOURCE, 1, "FromTunnel")
 FROM_GATEWAY = RegMark(PKT_SOURCE, 2, "FromGateway")
 FROM_POD = RegMark(PKT_SOURCE, 3, "FromPod")
 TARGET_OFPORT = RegField(1, 0, 31, "TargetOFPortField")
+ENDPOINT_IP = RegField(3, 0, 31, "EndpointIPField")
+ENDPOINT_PORT = RegField(4, 0, 15, "EndpointPortField")
+AFFINITY = RegField(4, 16, 16, "AffinityField")
+AFFINITY_HIT = RegMark(AFFINITY, 1, "AffinityHit")  # SessionAffinity remembered an endpoint
 
-ALL_FIELDS = (PKT_SOURCE, TARGET_OFPORT)
+ALL_FIELDS = (PKT_SOURCE, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
+
+CT_ZONE = 65520  # Antrea's default zone for pod traffic

@@ -24,7 +24,20 @@ OFCTL_NAMES = {
     "arp_tpa": ("arp_tpa", "NXM_OF_ARP_TPA[]"), "arp_sha": ("arp_sha", "NXM_NX_ARP_SHA[]"),
     "arp_tha": ("arp_tha", "NXM_NX_ARP_THA[]"), "reg0": ("reg0", ""), "reg1": ("reg1", ""),
     "ip_proto": ("nw_proto", ""), "tcp_dst": ("tp_dst", ""), "udp_dst": ("tp_dst", ""),
+    "reg3": ("reg3", ""), "reg4": ("reg4", ""), "ct_state": ("ct_state", ""),
 }
+CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
+IP_PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}
+
+
+def ct_state(*flags: str) -> tuple[str, tuple[int, int]]:
+    """``ct_state("+new", "+trk")`` -> a masked ct_state match."""
+    value = mask = 0
+    for flag in flags:
+        bit = CT_FLAGS[flag[1:]]
+        mask |= bit
+        value |= bit if flag[0] == "+" else 0
+    return "ct_state", (value, mask)
 
 
 @dataclass(frozen=True)
@@ -91,13 +104,92 @@ class DecTtl:
         return "dec_ttl"
 
 
-Action = Union[Output, OutputInPort, OutputReg, SetField, LoadMark, LoadReg, Move, DecTtl]
+@dataclass(frozen=True)
+class Ct:
+    """ct(): send through conntrack in ``zone``, optionally commit, NAT, then go to ``table``."""
+    zone: int
+    table: str
+    commit: bool = False
+    nat: str = ""  # "": none; "nat": apply existing bindings; "dst": DNAT to nat_ip:nat_port
+    nat_ip: str = ""
+    nat_port: int = 0
+
+    def ofctl(self) -> str:
+        parts = (["commit"] if self.commit else []) + [f"table={self.table}", f"zone={self.zone}"]
+        if self.nat == "nat":
+            parts.append("nat")
+        elif self.nat == "dst":
+            parts.append(f"nat(dst={self.nat_ip}{':' + str(self.nat_port) if self.nat_port else ''})")
+        return f"ct({','.join(parts)})"
+
+
+@dataclass(frozen=True)
+class GroupAction:
+    group_id: int
+
+    def ofctl(self) -> str:
+        return f"group:{self.group_id}"
+
+
+@dataclass(frozen=True)
+class Resubmit:
+    table: str
+
+    def ofctl(self) -> str:
+        return f"resubmit(,{self.table})"
+
+
+@dataclass(frozen=True)
+class ToController:
+    """Send the whole packet to the controller (used to answer with a TCP RST or ICMP error)."""
+    reason: str = "reject"
+
+    def ofctl(self) -> str:
+        return "CONTROLLER:65535"
+
+
+@dataclass(frozen=True)
+class LearnAffinity:
+    """learn(): remember client IP -> chosen endpoint for a Service port (sessionAffinity)."""
+    table: str
+    protocol: str
+    idle_timeout: int
+    cookie: int
+
+    def ofctl(self) -> str:
+        proto = self.protocol.lower()
+        return (f"learn(table={self.table},idle_timeout={self.idle_timeout},priority=200,"
+                f"cookie={self.cookie:#x},{proto},NXM_OF_IP_SRC[],NXM_OF_IP_DST[],"
+                f"NXM_OF_{proto.upper()}_DST[],load:NXM_NX_REG3[]->NXM_NX_REG3[],"
+                f"load:NXM_NX_REG4[0..15]->NXM_NX_REG4[0..15],load:0x1->NXM_NX_REG4[16])")
+
+
+Action = Union[Output, OutputInPort, OutputReg, SetField, LoadMark, LoadReg, Move, DecTtl, Ct,
+               GroupAction, Resubmit, ToController, LearnAffinity]
+
+
+@dataclass(frozen=True)
+class Group:
+    """A select group: one bucket per endpoint, OVS hashes each new connection to a bucket."""
+    group_id: int
+    buckets: tuple[tuple[Action, ...], ...]
+    cookie: int = 0
+
+    def to_ofctl(self) -> str:
+        buckets = ",".join("bucket=" + ",".join(a.ofctl() for a in b) for b in self.buckets)
+        return f"group_id={self.group_id},type=select,{buckets}"
 MatchValue = Union[int, str, tuple]
 
 
 def _render_match(name: str, value: MatchValue) -> str:
     if name == "eth_type":
         return {ETH_IP: "ip", ETH_ARP: "arp"}.get(value, f"dl_type={value:#06x}")
+    if name == "ip_proto":
+        return {6: "tcp", 17: "udp", 132: "sctp"}.get(value, f"nw_proto={value}")
+    if name == "ct_state":
+        v, mask = value
+        return "ct_state=" + "".join(("+" if v & bit else "-") + flag for flag, bit in CT_FLAGS.items()
+                                     if mask & bit)
     ofname = OFCTL_NAMES[name][0]
     if isinstance(value, tuple):
         v, mask = value

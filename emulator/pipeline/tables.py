@@ -13,6 +13,8 @@ from enum import Enum
 class Stage(Enum):
     CLASSIFIER = "classifier"
     VALIDATION = "validation"
+    CONNTRACK = "conntrack"
+    PRE_ROUTING = "pre-routing"
     ROUTING = "routing"
     SWITCHING = "switching"
     OUTPUT = "output"
@@ -30,6 +32,18 @@ PIPELINE: tuple[Table, ...] = (
     Table("Classifier", Stage.CLASSIFIER, doc="marks where a packet came from: pod, gateway, tunnel"),
     Table("SpoofGuard", Stage.VALIDATION, doc="a pod may only send from its own IP and MAC"),
     Table("ARPResponder", Stage.VALIDATION, doc="answers ARP for gateways and pods; no flooding"),
+    Table("ConntrackZone", Stage.CONNTRACK, doc="sends IP through conntrack, undoing Service NAT on replies"),
+    Table("ConntrackState", Stage.CONNTRACK, miss="next",
+          doc="established and related connections skip load balancing"),
+    Table("ServiceLB", Stage.PRE_ROUTING, miss="next",
+          doc="a new connection to a Service picks an endpoint (select group) or is rejected"),
+    Table("SessionAffinity", Stage.PRE_ROUTING, miss="none",
+          doc="learned client -> endpoint choices for sessionAffinity: ClientIP"),
+    Table("AffinityGate", Stage.PRE_ROUTING,
+          doc="a remembered endpoint goes straight to DNAT; otherwise the Service's group picks one"),
+    Table("AffinityLearn", Stage.PRE_ROUTING,
+          doc="remembers the endpoint a group picked for this client, then DNAT"),
+    Table("EndpointDNAT", Stage.PRE_ROUTING, doc="commits the connection with DNAT to the endpoint"),
     Table("L3Forwarding", Stage.ROUTING, doc="picks the next hop MAC by destination IP"),
     Table("L2ForwardingCalc", Stage.SWITCHING, doc="maps the destination MAC to an output port"),
     Table("Output", Stage.OUTPUT, doc="sends the packet to the port chosen in reg1"),

@@ -34,10 +34,40 @@ class PodView:
 
 
 @dataclass(frozen=True)
+class EndpointView:
+    ip: str
+    port: int
+    node: str
+
+
+@dataclass(frozen=True)
+class ServicePortView:
+    """One port of one Service, with everything the load-balancing flows need."""
+    id: int  # unique per Service port; names its groups and cookies
+    namespace: str
+    name: str
+    port_name: str
+    protocol: str  # TCP | UDP | SCTP
+    cluster_ip: str  # "" for headless / ExternalName: no flows
+    port: int
+    node_port: int = 0
+    lb_ip: str = ""
+    affinity_timeout: int = 0  # 0: no session affinity
+    external_local: bool = False  # externalTrafficPolicy: Local
+    internal_local: bool = False  # internalTrafficPolicy: Local
+    endpoints: tuple[EndpointView, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.namespace}/{self.name}:{self.port_name or self.port}"
+
+
+@dataclass(frozen=True)
 class NetworkView:
     generation: int
     nodes: tuple[NodeView, ...] = ()
     pods: tuple[PodView, ...] = field(default=())
+    services: tuple[ServicePortView, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -45,8 +75,10 @@ class NetworkView:
     @classmethod
     def from_json(cls, text: str) -> "NetworkView":
         data = json.loads(text)
+        services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"])})
+                         for s in data.get("services", ()))
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
-                   tuple(PodView(**p) for p in data["pods"]))
+                   tuple(PodView(**p) for p in data["pods"]), services)
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

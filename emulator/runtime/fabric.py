@@ -14,12 +14,14 @@ The underlay bridge has no address and nothing routes from it: the emulation is 
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field
 
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.node import Node
+from emulator.pipeline import hostrules
 from emulator.runtime import ovs
 from emulator.runtime.proc import ip_batch, run, start_time
 from emulator.runtime.records import Records
@@ -77,11 +79,34 @@ class Fabric:
                for node in nodes for peer in nodes if peer is not node]
         if fdb:
             run(["bridge", "-batch", "-"], input="\n".join(fdb) + "\n")
+        self._external_hosts()
         if self.datapath.tx_offload_off:
             for node in nodes:
                 run(["ethtool", "-K", naming.gateway_veth(node.index), "tx", "off"], check=False)
                 run(["ip", "netns", "exec", node.name, "ethtool", "-K", naming.NODE_GATEWAY_IF,
                      "tx", "off"], check=False)
+
+    def _external_hosts(self) -> None:
+        """Hosts outside the cluster: on the underlay, with routes to the load-balancer pool
+        (which may lie outside the underlay subnet, as MetalLB pools often do) and nowhere else."""
+        from mininet.node import Host
+        cfg = self.config
+        pool_routes = [str(n) for n in ipaddress.collapse_addresses(
+            ipaddress.IPv4Network(f"{ip}/32") for ip in cfg.lb_pool)
+            if not n.subnet_of(ipaddress.IPv4Network(cfg.underlay.subnet))]
+        for ext in cfg.external_hosts:
+            veth = naming.external_veth(ext.index)
+            self.records.add("links", veth)
+            self.records.add("netns", ext.name)
+            host = Host(ext.name, inNamespace=True)
+            self.records.add("processes", [host.pid, start_time(host.pid), f"node {ext.name}"])
+            run(["ip", "netns", "attach", ext.name, str(host.pid)])
+            ip_batch([f"link add {veth} mtu {cfg.underlay.mtu} type veth peer name eth0 "
+                      f"mtu {cfg.underlay.mtu} netns {host.pid}",
+                      f"link set {veth} master {naming.UNDERLAY_BRIDGE} up"])
+            ip_batch(["link set lo up", "link set eth0 up",
+                      f"addr add {ext.ip}/{cfg.underlay.prefixlen} dev eth0"] +
+                     [f"route add {r} dev eth0" for r in pool_routes], netns=ext.name)
 
     def _configure_node(self, node: Node) -> None:
         cfg = self.config
@@ -99,6 +124,7 @@ class Fabric:
             if peer is not node:
                 lines.append(f"route add {peer.pod_cidr} via {peer.gateway_ip} "
                              f"dev {naming.NODE_GATEWAY_IF} onlink")
+        lines += hostrules.node_routes(cfg.services.subnet, naming.NODE_GATEWAY_IF)
         ip_batch(lines, netns=naming.node_netns(node.name))
         run(["ip", "netns", "exec", naming.node_netns(node.name), "sysctl", "-q", "-w",
              "net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",

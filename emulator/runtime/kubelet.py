@@ -17,6 +17,7 @@ from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.model import images, podfiles
 from emulator.runtime import sandbox
+from emulator.runtime.probes import Probes
 from emulator.runtime.ovs import Datapath
 from emulator.runtime.records import Records
 
@@ -43,13 +44,31 @@ class Kubelet:
     datapath: Datapath
     base: Path
     boxes: dict[str, sandbox.Sandbox] = field(default_factory=dict)  # pod key -> sandbox
+    probes: Probes = field(default_factory=lambda: Probes())
+
+    def __post_init__(self) -> None:
+        self.probes.pause_of = lambda key: self.boxes[key].pause_pid if key in self.boxes else None
 
     def tick(self) -> bool:
         """One sync pass; returns True if anything changed."""
         changed = self._stop_deleted()
         changed |= self._start_new()
         changed |= self._watch_containers()
+        changed |= self._apply_probes()
         return changed
+
+    def _apply_probes(self) -> bool:
+        changes = self.probes.tick()
+        for pod_key, name, kind, passing in changes:
+            rec = self.state.get("Pod", *pod_key.split("/", 1))
+            status = rec.status.containers.get(name) if rec else None
+            if status is None or status.state != "running":
+                continue
+            if kind == "readiness":
+                status.ready = passing
+            elif not passing:  # liveness failed: kill; the watch loop restarts it
+                kill_leftovers(status.pid)
+        return bool(changes)
 
     def _spec(self, rec: Record) -> sandbox.SandboxSpec:
         pod, status = rec.obj, rec.status
@@ -83,7 +102,8 @@ class Kubelet:
         node = self.state.config.node(rec.status.node)
         cdir = box.directory / name
         cdir.mkdir(exist_ok=True)
-        env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, str(cdir))
+        env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, str(cdir),
+                                     self._service_env(rec))
         status = rec.status.containers[name]
         try:
             argv = images.argv_for(container, self.state.config.images, env, sandbox.python())
@@ -95,6 +115,25 @@ class Kubelet:
             return
         status.state, status.reason, status.pid = "running", "", proc.pid
         status.started_at, status.exit_code = time.time(), None
+        status.ready = self.probes.start(rec, name, proc.pid)
+
+    def _service_env(self, rec: Record) -> dict[str, str]:
+        """Variables for the Services of the pod's namespace (and ``kubernetes``) that existed
+        when the pod was created, as kubelet injects them."""
+        pod = rec.obj
+        if pod.spec.raw.get("enableServiceLinks") is False:
+            candidates = [s for s in self.state.list("Service", "default") if s.obj.meta.name == "kubernetes"]
+        else:
+            candidates = self.state.list("Service", pod.meta.namespace) + [
+                s for s in self.state.list("Service", "default")
+                if s.obj.meta.name == "kubernetes" and pod.meta.namespace != "default"]
+        entries = []
+        for svc in candidates:
+            alloc = self.state.alloc.by_service.get(svc.obj.key)
+            if svc.created <= rec.created and alloc and alloc.cluster_ip:
+                entries.append((svc.obj.meta.name, alloc.cluster_ip,
+                                [(p.name, p.protocol, p.port) for p in svc.obj.ports]))
+        return podfiles.service_env(entries)
 
     def _watch_containers(self) -> bool:
         changed = False
@@ -107,6 +146,8 @@ class Kubelet:
                 proc = box.containers.get(name)
                 if status.state == "running" and proc is not None and proc.poll() is not None:
                     kill_leftovers(proc.pid)
+                    self.probes.forget(key, name)
+                    status.ready = False
                     status.state, status.exit_code = "terminated", proc.returncode
                     status.reason = "Completed" if proc.returncode == 0 else "Error"
                     status.next_start = now + backoff(status.restart_count)
@@ -143,6 +184,8 @@ class Kubelet:
                 if (r := self.state.get("Pod", *k.split("/", 1))) is None or r.deleting]
         if not gone:
             return False
+        for key in gone:
+            self.probes.forget(key)
         sandbox.destroy([self.boxes[k] for k in gone], self.records)
         for key in gone:
             del self.boxes[key]
@@ -152,6 +195,8 @@ class Kubelet:
         return True
 
     def shutdown(self) -> None:
+        for key in list(self.boxes):
+            self.probes.forget(key)
         sandbox.destroy(list(self.boxes.values()), self.records)
         self.boxes.clear()
 

@@ -29,6 +29,7 @@ from emulator.cluster.dataplane import network_view
 from emulator.runtime import api, cleanup, ovs
 from emulator.runtime.fabric import Fabric
 from emulator.runtime.kubelet import Kubelet
+from emulator.runtime.nodeagent import NodeAgent
 from emulator.runtime.proc import start_time
 from emulator.runtime.records import Records, run_dir
 
@@ -52,7 +53,9 @@ class Manager:
         self.stopping = threading.Event()
         self.phase = "starting"
         self.published = -1
+        self.last_view = None
         self.kubelet: Kubelet | None = None
+        self.agent = NodeAgent(config)
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -89,12 +92,18 @@ class Manager:
             time.sleep(0.01)
 
     def _publish(self, force: bool = False) -> None:
-        if force or self.state.generation != self.published:
-            view = network_view(self.state)
-            tmp = self.run / "view.tmp"
-            tmp.write_text(view.to_json())
-            tmp.replace(self.run / "view.json")
-            self.published = view.generation
+        """Write the network view when what it says has changed (and bump its generation)."""
+        view = network_view(self.state, generation=0)
+        if not force and view == self.last_view:
+            return
+        self.last_view = view
+        self.state.generation += 1
+        view = network_view(self.state)
+        tmp = self.run / "view.tmp"
+        tmp.write_text(view.to_json())
+        tmp.replace(self.run / "view.json")
+        self.published = view.generation
+        self.agent.sync(view)
 
     # -- main loop ------------------------------------------------------------------------
     def serve(self) -> None:
@@ -105,6 +114,9 @@ class Manager:
             with self.lock:
                 self._publish()  # flows first, so a new pod's port is programmed when it starts
                 self.kubelet.tick()
+                controllers.reconcile_endpoints(self.state)
+                if self.agent.check_health():
+                    self.agent.sync(network_view(self.state))
                 self._publish()
             self.wake.wait(TICK)
             self.wake.clear()
@@ -145,11 +157,12 @@ class Manager:
             pods = st.pods()
             return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
                     "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
+                    "external_hosts": [h.name for h in self.config.external_hosts],
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
                     "generation": st.generation, "synced": self.synced(),
                     "file": self.config.file, "run": str(self.run)}
         if op == "get":
-            return render.objects(st, req["kind"], req.get("namespace"))
+            return render.objects(st, req["kind"], req.get("namespace"), self.agent.ready)
         if op == "apply":
             return controllers.apply(st, req["objects"])
         if op == "delete":
@@ -187,7 +200,11 @@ def main(argv: list[str]) -> int:
         manager.start()
         manager.serve()
     except BaseException as exc:  # noqa: B902 - always tear down, then report
-        (run / "error.txt").write_text(str(exc) if isinstance(exc, K8semuError) else traceback.format_exc())
+        message = str(exc) if isinstance(exc, K8semuError) else traceback.format_exc()
+        log = run / "controller.log"
+        if log.exists() and "controller" in message:
+            message += "\ncontroller.log (last lines):\n" + "\n".join(log.read_text().splitlines()[-15:])
+        (run / "error.txt").write_text(message)
         if manager:
             manager.shutdown()
         return 1

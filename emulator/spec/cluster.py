@@ -94,6 +94,66 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
+def _pool(r: Reader, path: PathKey, underlay: Underlay, pods: PodNetwork,
+          services: ServiceNetwork) -> tuple[str, ...]:
+    """``10.50.100.5-10.50.100.25``, a CIDR, or a list of either (MetalLB's address pools)."""
+    value = r.get(path)
+    if value is None:
+        return ()
+    entries = value if isinstance(value, list) else [value]
+    out: list[str] = []
+    for i, entry in enumerate(entries):
+        p = path + ((i,) if isinstance(value, list) else ())
+        try:
+            if isinstance(entry, str) and "-" in entry:
+                lo, hi = (ipaddress.IPv4Address(x.strip()) for x in entry.split("-", 1))
+                if hi < lo:
+                    raise ValueError(f"{hi} is before {lo}")
+                addrs = [str(ipaddress.IPv4Address(a)) for a in range(int(lo), int(hi) + 1)]
+            else:
+                net = ipaddress.IPv4Network(str(entry), strict=True)
+                addrs = [str(a) for a in (net.hosts() if net.prefixlen < 31 else net)]
+        except ValueError as exc:
+            r.fail(p, f"invalid address range {entry!r}: {exc}")
+            continue
+        for a in addrs:
+            for subnet, what in ((pods.subnet, "podSubnet"), (services.subnet, "serviceSubnet")):
+                if ipaddress.IPv4Address(a) in ipaddress.IPv4Network(subnet):
+                    r.fail(p, f"{a} is inside {what} {subnet}")
+                    return ()
+        out += addrs
+    return tuple(dict.fromkeys(out))
+
+
+def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool: tuple[str, ...]) -> tuple:
+    """Hosts outside the cluster on the underlay (no routes anywhere but the underlay subnet)."""
+    from emulator.model.cluster import ExternalHost
+    out = []
+    net = ipaddress.IPv4Network(underlay.subnet)
+    taken = {n.ip for n in nodes} | set(pool)
+    names = {n.name for n in nodes}
+    for i, _ in enumerate(r.seq(("spec", "externalHosts"))):
+        p: PathKey = ("spec", "externalHosts", i)
+        r.mapping(p, {"name", "ip"}, required=("name",))
+        name = r.string(p + ("name",), "", check=lambda v: None if naming.is_dns1123_label(v)
+                        else f"{v!r} is not a valid DNS-1123 label")
+        ip = r.string(p + ("ip",), "") or str(net.broadcast_address - 1 - i)
+        try:
+            if ipaddress.IPv4Address(ip) not in net:
+                r.fail(p + ("ip",), f"{ip} is not in the underlay subnet {net}")
+        except ValueError:
+            r.fail(p + ("ip",), f"{ip!r} is not a valid IPv4 address")
+            continue
+        if ip in taken:
+            r.fail(p + ("ip",), f"{ip} is already used by a node or the load-balancer pool")
+        if name in names:
+            r.fail(p + ("name",), f"duplicate host name {name!r}")
+        taken.add(ip)
+        names.add(name or "")
+        out.append(ExternalHost(name or "", ip, i))
+    return tuple(out)
+
+
 def _images(r: Reader) -> dict[str, Image]:
     out = {}
     images = r.get(("spec", "images"), {})
@@ -155,9 +215,10 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=lambda v: None if naming.is_dns1123_label(v)
                     else f"{v!r} is not a valid DNS-1123 label")
-    r.mapping(("spec",), {"nodes", "network", "images", "manifests"}, required=("nodes",))
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts"}, required=("nodes",))
     net: PathKey = ("spec", "network")
-    r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain"})
+    r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
+                    "loadBalancerPool"})
     r.mapping(net + ("underlay",), {"subnet", "mtu"})
     underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
                         r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
@@ -176,6 +237,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
             r.fail(net + pb, f"{b} overlaps {'.'.join(pa)} {a}")
     domain = r.string(net + ("clusterDomain",), "cluster.local")
     nodes = _nodes(r, underlay, pods)
+    pool = _pool(r, net + ("loadBalancerPool",), underlay, pods, services)
+    externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
     docs = _manifest_documents(r, base or Path(doc.file).parent)
     objects: tuple = ()
@@ -190,7 +253,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     if r.problems:
         raise SpecError(r.problems)
     config = ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                           objects, tuple(warnings), doc.file)
+                           pool, externals, objects, tuple(warnings), doc.file)
     from emulator.cluster.admission import check_objects  # cluster layer: placement and images
     problems = check_objects(config, list(objects))
     if problems:

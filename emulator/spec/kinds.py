@@ -12,10 +12,12 @@ SUPPORTED_KINDS = {
     "Pod": "v1",
     "Deployment": "apps/v1",
     "ReplicaSet": "apps/v1",
+    "Service": "v1",
+    "Endpoints": "v1",
+    "EndpointSlice": "discovery.k8s.io/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "Service": "v1", "Endpoints": "v1", "EndpointSlice": "discovery.k8s.io/v1",
     "Ingress": "networking.k8s.io/v1", "IngressClass": "networking.k8s.io/v1",
     "NetworkPolicy": "networking.k8s.io/v1", "Secret": "v1", "ConfigMap": "v1",
     "ServiceAccount": "v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
@@ -45,9 +47,9 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
                   "activeDeadlineSeconds", "ephemeralContainers", "hostAliases",
                   "terminationGracePeriodSeconds"}
 
-CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir"}
-CONTAINER_KNOWN = {"imagePullPolicy", "resources", "volumeMounts", "livenessProbe",
-                   "readinessProbe", "startupProbe", "lifecycle", "securityContext", "stdin",
+CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
+                       "readinessProbe", "livenessProbe"}
+CONTAINER_KNOWN = {"imagePullPolicy", "resources", "volumeMounts", "startupProbe", "lifecycle", "securityContext", "stdin",
                    "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
                    "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
 
@@ -65,3 +67,6 @@ TEMPLATE_SUPPORTED = {"metadata", "spec"}
 NAMESPACE_SPEC_KNOWN = {"finalizers"}
 TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 SELECTOR_FIELDS = {"matchLabels", "matchExpressions"}
+PROBE_SUPPORTED = {"httpGet", "tcpSocket", "exec", "initialDelaySeconds", "periodSeconds",
+                   "timeoutSeconds", "successThreshold", "failureThreshold"}
+PROBE_KNOWN = {"grpc", "terminationGracePeriodSeconds"}

@@ -13,10 +13,10 @@ from emulator.errors import Problem, SpecError
 from emulator.model import naming
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, PodTemplate,
-                                Toleration)
+                                Probe, Toleration)
 from emulator.model.selectors import OPERATORS, selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import kinds
+from emulator.spec import kinds, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -91,8 +91,35 @@ def _container(r: Reader, path: PathKey) -> Container:
                 r.fail(path + (key, i), f"expected a string, got {item!r} (quote it)")
         return tuple(str(x) for x in items)
     name = r.string(path + ("name",), "", check=_label_check) or ""
+    names = {p.name for p in ports if p.name}
     return Container(name, r.string(path + ("image",), "") or "", strings("command"),
-                     strings("args"), tuple(env), tuple(ports), r.string(path + ("workingDir",), ""))
+                     strings("args"), tuple(env), tuple(ports), r.string(path + ("workingDir",), ""),
+                     _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names))
+
+
+def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
+    if r.get(path) is None:
+        return None
+    data = r.mapping(path, kinds.PROBE_SUPPORTED, kinds.PROBE_KNOWN)
+    actions = [a for a in ("httpGet", "tcpSocket", "exec") if a in data]
+    if len(actions) != 1:
+        r.fail(path, "must specify exactly one of httpGet, tcpSocket, exec")
+        return None
+    action = actions[0]
+    ap = path + (action,)
+    port: int | str = 0
+    if action in ("httpGet", "tcpSocket"):
+        r.mapping(ap, {"port", "path", "scheme"} if action == "httpGet" else {"port"},
+                  {"host", "httpHeaders"} if action == "httpGet" else {"host"}, required=("port",))
+        port = r.get(ap + ("port",), 0)
+        if isinstance(port, str) and not port.isdigit() and port not in port_names:
+            r.fail(ap + ("port",), f"port name {port!r} is not a containerPort name of this container")
+        port = int(port) if isinstance(port, str) and port.isdigit() else port
+    command = tuple(map(str, r.seq(ap + ("command",)))) if action == "exec" else ()
+    return Probe(action, port, str(r.get(ap + ("path",), "/")), str(r.get(ap + ("scheme",), "HTTP")),
+                 command, r.integer(path + ("initialDelaySeconds",), 0, 0) or 0,
+                 r.integer(path + ("periodSeconds",), 10, 1) or 10, r.integer(path + ("timeoutSeconds",), 1, 1) or 1,
+                 r.integer(path + ("successThreshold",), 1, 1) or 1, r.integer(path + ("failureThreshold",), 3, 1) or 3)
 
 
 def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
@@ -186,7 +213,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         name = (data.get("metadata") or {}).get("name", "?")
         r.warnings.append(f"{doc.where(('kind',))}: {kind} {name}: not emulated yet; ignored")
         return [], r.problems, r.warnings
-    r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
+    if kind not in ("Endpoints", "EndpointSlice"):
+        r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
     source = doc.where(("metadata", "name"))
     meta = _meta(r, ("metadata",), default_ns, namespaced=kind != "Namespace")
     obj: KubeObject = None
@@ -203,6 +231,14 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
+    elif kind == "Service":
+        obj = services.parse_service(r, meta, source)
+        if meta.name and not naming.is_dns1123_label(meta.name):
+            r.fail(("metadata", "name"), _label_check(meta.name) or "")
+    elif kind == "Endpoints":
+        obj = services.parse_endpoints(r, meta, source)
+    elif kind == "EndpointSlice":
+        obj = services.parse_endpoint_slice(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

@@ -35,7 +35,9 @@ def test_every_table_has_a_miss_and_ids_follow_order() -> None:
     view = network_view(simulate(str(TOPOLOGIES / "default.yaml")))
     flows = flows_for_node(view, "worker-1")
     for table in PIPELINE:
-        assert any(f.table == table.name and f.priority == 0 or table.name == "Output" for f in flows)
+        if table.miss == "none" or table.name == "Output":
+            continue  # SessionAffinity holds only learned flows; a miss there must do nothing
+        assert any(f.table == table.name and f.priority == 0 for f in flows), table.name
 
 
 def test_pod_flows_carry_the_pod_cookie_and_only_local_pods_get_ports() -> None:

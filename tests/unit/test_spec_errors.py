@@ -47,6 +47,6 @@ def test_valid_fixture_loads() -> None:
     assert config.nodes[0].taints and not config.nodes[1].taints
     assert config.nodes[1].labels == {"disk": "ssd"}
     kinds = [type(o).__name__ for o in config.manifests]
-    assert kinds == ["Namespace", "Deployment", "Pod"]
-    assert any("livenessProbe" in w and "not emulated" in w for w in config.warnings)
-    assert any("Service web" in w for w in config.warnings)
+    assert kinds == ["Namespace", "Deployment", "Service", "Pod"]
+    assert any("startupProbe" in w and "not emulated" in w for w in config.warnings)
+    assert any("Ingress web" in w and "not emulated yet" in w for w in config.warnings)

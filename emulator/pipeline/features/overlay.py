@@ -23,7 +23,7 @@ def init_flows(node: NodeView) -> list[Flow]:
     own = cookie.make(Category.NODE, node.index)
     return [
         Flow("Classifier", P_HIGH, (("in_port", TUN),), (LoadMark(fields.FROM_TUNNEL),),
-             "L3Forwarding", own, "from the VXLAN tunnel"),
+             "ConntrackZone", own, "from the VXLAN tunnel"),
     ]
 
 

@@ -32,7 +32,7 @@ def init_flows(node: NodeView) -> list[Flow]:
     return [
         Flow("Classifier", P_HIGH, gw_port, (LoadMark(fields.FROM_GATEWAY),), "SpoofGuard", own,
              "from the node's gateway"),
-        Flow("SpoofGuard", P_HIGH, gw_port + (("eth_type", ETH_IP),), (), "L3Forwarding", own),
+        Flow("SpoofGuard", P_HIGH, gw_port + (("eth_type", ETH_IP),), (), "ConntrackZone", own),
         Flow("SpoofGuard", P_HIGH, gw_port + (("eth_type", ETH_ARP),), (), "ARPResponder", own),
         arp_reply("ARPResponder", node.gateway_ip, node.gateway_mac, own),
         Flow("L3Forwarding", P_HIGH, (("eth_type", ETH_IP), ("ipv4_dst", node.gateway_ip)),
@@ -54,7 +54,7 @@ def flows_for_pod(node: NodeView, pod: PodView) -> list[Flow]:
         Flow("Classifier", P_NORMAL, port, (LoadMark(fields.FROM_POD),), "SpoofGuard", own,
              f"from pod {pod.namespace}/{pod.name}"),
         Flow("SpoofGuard", P_HIGH, port + (("eth_type", ETH_IP), ("eth_src", pod.mac),
-                                           ("ipv4_src", pod.ip)), (), "L3Forwarding", own),
+                                           ("ipv4_src", pod.ip)), (), "ConntrackZone", own),
         Flow("SpoofGuard", P_HIGH, port + (("eth_type", ETH_ARP), ("arp_spa", pod.ip),
                                            ("arp_sha", pod.mac)), (), "ARPResponder", own),
         arp_reply("ARPResponder", pod.ip, pod.mac, own),

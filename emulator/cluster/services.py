@@ -1,0 +1,189 @@
+"""Service allocations and the endpoints controller.
+
+Allocation follows kube-apiserver: the service subnet's first address is the ``kubernetes``
+Service, its tenth is kept for cluster DNS, other ClusterIPs are picked at random from the rest;
+NodePorts at random from 30000-32767; LoadBalancer addresses from the spec's pool, lowest free
+first (MetalLB). A requested address or port that is taken or out of range refuses the object.
+
+The endpoints controller keeps an Endpoints object and an EndpointSlice for every Service with
+a selector: the matching pods with an address, ready ones as addresses, the rest as
+notReadyAddresses, each with the Service's target ports resolved against the pod's container
+ports (a named targetPort may differ from pod to pod).
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+from emulator.errors import Problem
+from emulator.model import naming
+from emulator.model.meta import ObjectMeta
+from emulator.model.pod import Pod
+from emulator.model.service import (NODE_PORT_RANGE, EndpointAddress, EndpointPort, Endpoints,
+                                    EndpointSlice, EndpointSubset, Service, ServicePort)
+
+KUBERNETES_SERVICE = "kubernetes"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+@dataclass
+class Allocation:
+    cluster_ip: str = ""
+    node_ports: tuple[int, ...] = ()
+    lb_ip: str = ""
+
+
+@dataclass
+class Allocations:
+    """What the API server has handed out; owned by the ClusterState."""
+
+    subnet: str
+    pool: tuple[str, ...] = ()  # LoadBalancer addresses, in order
+    by_service: dict[str, Allocation] = field(default_factory=dict)
+
+    def _used(self, attr: str) -> dict:
+        out: dict = {}
+        for key, a in self.by_service.items():
+            for value in (getattr(a, attr) if attr == "node_ports" else (getattr(a, attr),)):
+                if value:
+                    out[value] = key
+        return out
+
+    def allocate(self, svc: Service, rng) -> tuple[Allocation | None, list[Problem]]:
+        """Allocate (or keep) a Service's addresses and ports; on problems allocate nothing."""
+        key = svc.key
+        old = self.by_service.get(key, Allocation())
+        problems: list[Problem] = []
+        net = ipaddress.IPv4Network(self.subnet)
+        ips = {k: v for k, v in self._used("cluster_ip").items() if v != key}
+        ports = {k: v for k, v in self._used("node_ports").items() if v != key}
+        cluster_ip = old.cluster_ip
+        if svc.type == "ExternalName" or svc.headless:
+            cluster_ip = ""
+        elif svc.cluster_ip:
+            if old.cluster_ip and svc.cluster_ip != old.cluster_ip:
+                problems.append(Problem(svc.source, "spec.clusterIP", "field is immutable"))
+            elif ipaddress.IPv4Address(svc.cluster_ip) not in net or svc.cluster_ip in (
+                    str(net.network_address), str(net.broadcast_address)):
+                problems.append(Problem(svc.source, "spec.clusterIP", f"Invalid value: {svc.cluster_ip!r}: "
+                                        f"provided IP is not in the valid range. The range of valid IPs is {net}"))
+            elif svc.cluster_ip in ips:
+                problems.append(Problem(svc.source, "spec.clusterIP", f"Invalid value: {svc.cluster_ip!r}: "
+                                        f"provided IP is already allocated (to {ips[svc.cluster_ip]})"))
+            cluster_ip = svc.cluster_ip
+        elif not cluster_ip:
+            reserved = {str(net.network_address + 1), str(net.network_address + 10)}
+            if key == f"default/{KUBERNETES_SERVICE}":
+                cluster_ip = str(net.network_address + 1)
+            else:
+                for _ in range(10000):
+                    candidate = str(net.network_address + rng.randrange(2, net.num_addresses - 1))
+                    if candidate not in ips and candidate not in reserved:
+                        cluster_ip = candidate
+                        break
+        node_ports: list[int] = []
+        if svc.type in ("NodePort", "LoadBalancer"):
+            for i, sp in enumerate(svc.ports):
+                wanted = sp.node_port or (old.node_ports[i] if i < len(old.node_ports) else 0)
+                if wanted and wanted in ports:
+                    problems.append(Problem(svc.source, f"spec.ports[{i}].nodePort",
+                                            f"Invalid value: {wanted}: provided port is already allocated"))
+                while not wanted or wanted in ports or wanted in node_ports:
+                    wanted = rng.randint(*NODE_PORT_RANGE)
+                node_ports.append(wanted)
+        lb_ip = ""
+        if svc.type == "LoadBalancer":
+            lbs = {k: v for k, v in self._used("lb_ip").items() if v != key}
+            if svc.load_balancer_ip:
+                if svc.load_balancer_ip not in self.pool:
+                    problems.append(Problem(svc.source, "spec.loadBalancerIP",
+                                            f"{svc.load_balancer_ip} is not in the cluster's loadBalancerPool"))
+                elif svc.load_balancer_ip in lbs:
+                    problems.append(Problem(svc.source, "spec.loadBalancerIP",
+                                            f"{svc.load_balancer_ip} is already assigned to {lbs[svc.load_balancer_ip]}"))
+                lb_ip = svc.load_balancer_ip
+            else:
+                lb_ip = old.lb_ip or next((ip for ip in self.pool if ip not in lbs), "")
+        if problems:
+            return None, problems
+        return Allocation(cluster_ip, tuple(node_ports), lb_ip), []
+
+    def commit(self, key: str, allocation: Allocation) -> None:
+        self.by_service[key] = allocation
+
+    def release(self, key: str) -> None:
+        self.by_service.pop(key, None)
+
+
+def kubernetes_service() -> Service:
+    """``default/kubernetes``: 443 -> the control plane's 6443 (nothing answers there yet)."""
+    return Service(ObjectMeta(KUBERNETES_SERVICE, "default", {"component": "apiserver",
+                                                               "provider": "kubernetes"}),
+                   ports=(ServicePort(443, "TCP", "https", 6443),))
+
+
+def resolve_target(sp: ServicePort, pod: Pod) -> int | None:
+    """The pod port a Service port sends to, or None if the pod has no such named port."""
+    target = sp.target()
+    if isinstance(target, int):
+        return target
+    for container in pod.spec.containers:
+        for port in container.ports:
+            if port.name == target and port.protocol == sp.protocol:
+                return port.container_port
+    return None
+
+
+def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool]]) -> Endpoints:
+    """Endpoints for a Service with a selector. ``pods``: (pod, ip, node, ready) candidates."""
+    groups: dict[tuple, tuple[list, list]] = {}
+    for pod, ip, node, ready in sorted(pods, key=lambda x: ipaddress.IPv4Address(x[1])):
+        if not all(pod.meta.labels.get(k) == v for k, v in (svc.selector or {}).items()):
+            continue
+        resolved = []
+        for sp in svc.ports:
+            port = resolve_target(sp, pod)
+            if port is not None:
+                resolved.append(EndpointPort(port, sp.protocol, sp.name))
+        if svc.ports and not resolved:
+            continue
+        addr = EndpointAddress(ip, node, pod.meta.name, pod.spec.hostname)
+        ready_list, not_ready = groups.setdefault(tuple(resolved), ([], []))
+        (ready_list if ready else not_ready).append(addr)
+    subsets = tuple(EndpointSubset(tuple(r), tuple(n), ports) for ports, (r, n) in groups.items())
+    return Endpoints(ObjectMeta(svc.meta.name, svc.meta.namespace, dict(svc.meta.labels)), subsets,
+                     managed=True)
+
+
+def slice_for(svc: Service, endpoints: Endpoints, name: str) -> EndpointSlice:
+    eps = tuple((a, True) for s in endpoints.subsets for a in s.addresses) + tuple(
+        (a, False) for s in endpoints.subsets for a in s.not_ready)
+    ports = tuple({p: None for s in endpoints.subsets for p in s.ports})
+    labels = {**svc.meta.labels, SERVICE_NAME_LABEL: svc.meta.name,
+              "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
+    return EndpointSlice(ObjectMeta(name, svc.meta.namespace, labels), eps, ports, managed=True)
+
+
+def slice_name(svc: Service, rng) -> str:
+    return f"{svc.meta.name[:57]}-{naming.random_suffix(rng)}"
+
+
+def backends(svc: Service, endpoints: Endpoints | None, slices: list[EndpointSlice]) -> list[tuple[ServicePort, list[tuple[str, int, str]]]]:
+    """Per Service port: the ready (ip, port, node) backends, from Endpoints or else slices."""
+    out = []
+    for sp in svc.ports:
+        found: list[tuple[str, int, str]] = []
+        if endpoints is not None:
+            for subset in endpoints.subsets:
+                port = next((p.port for p in subset.ports if p.name == sp.name and p.protocol == sp.protocol), None)
+                if port is None and not subset.ports and isinstance(sp.target(), int):
+                    port = sp.target()
+                if port is not None:
+                    found += [(a.ip, port, a.node) for a in subset.addresses]
+        else:
+            for sl in slices:
+                port = next((p.port for p in sl.ports if p.name == sp.name and p.protocol == sp.protocol), None)
+                if port is not None:
+                    found += [(a.ip, port, a.node) for a, ready in sl.endpoints if ready]
+        out.append((sp, sorted(set(found))))
+    return out

@@ -1,0 +1,134 @@
+"""Services, kube-proxy style, in OpenFlow (Antrea's proxy): conntrack, select groups, DNAT.
+
+    ConntrackZone     ip -> ct(zone, nat): replies of load-balanced connections are un-DNATed
+    ConntrackState    established/related/invalid -> L3Forwarding; new -> SessionAffinity
+    SessionAffinity   learned flows (client IP, Service IP, port) -> the endpoint chosen before
+    ServiceLB         (proto, ClusterIP | NodePort VIP | LB IP, port) -> group (one bucket per
+                      ready endpoint); no endpoints -> packet to the controller, which answers
+                      with a TCP RST or ICMP port unreachable, as kube-proxy's REJECT rule does
+    EndpointDNAT      (reg3=endpoint IP, reg4=port) -> ct(commit, nat(dst=IP:port)) -> L3Forwarding
+
+The endpoint sees the client's own IP: no SNAT between pods. NodePort and LoadBalancer traffic
+reaches OVS through the node's gateway after the node's own rules DNAT it to the NodePort
+virtual IP (``emulator.pipeline.hostrules``) and, for externalTrafficPolicy: Cluster, SNAT it to
+the gateway so replies return through this node.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from emulator.pipeline import cookie, fields
+from emulator.pipeline.cookie import Category
+from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
+from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
+                                    LoadReg, Resubmit, ToController, ct_state)
+from emulator.pipeline.view import NetworkView, NodeView, ServicePortView
+
+NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
+SERVICE_GW_VIP = "169.254.0.253"  # the node routes the service subnet via this (onlink)
+VIRTUAL_MAC = "aa:bb:cc:dd:ee:ff"
+
+
+def _l4(protocol: str) -> str:
+    return {"TCP": "tcp_dst", "UDP": "udp_dst", "SCTP": "sctp_dst"}[protocol]
+
+
+def init_flows(node: NodeView) -> list[Flow]:
+    own = cookie.make(Category.NODE, node.index)
+    miss = cookie.make(Category.PIPELINE, 0)
+    return [
+        Flow("ConntrackZone", P_HIGH, (("eth_type", ETH_IP),),
+             (Ct(fields.CT_ZONE, "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
+        Flow("ConntrackZone", P_MISS, (), (), "L3Forwarding", miss),
+        Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")), (),
+             "L3Forwarding", miss, "established, related, reply, invalid: no load balancing"),
+        Flow("ConntrackState", P_MISS, (), (), "ServiceLB", miss),
+        Flow("ServiceLB", P_MISS, (), (), "L3Forwarding", miss),
+        Flow("AffinityGate", P_HIGH + 10, (fields.AFFINITY_HIT.match,), (Resubmit("EndpointDNAT"),), None,
+             miss, "this client's remembered endpoint"),
+        Flow("EndpointDNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
+        Flow("AffinityGate", P_MISS, (), (), None, miss, "table-miss: drop"),
+        Flow("AffinityLearn", P_MISS, (), (), None, miss, "table-miss: drop"),
+        arp_reply("ARPResponder", SERVICE_GW_VIP, VIRTUAL_MAC, own),
+        arp_reply("ARPResponder", NODEPORT_VIP, VIRTUAL_MAC, own),
+    ]
+
+
+def group_ids(svc: ServicePortView) -> tuple[int, int]:
+    """(all endpoints, node-local endpoints) group ids for a Service port."""
+    return svc.id * 2, svc.id * 2 + 1
+
+
+def _buckets(svc: ServicePortView, endpoints, owner: int) -> tuple:
+    out = []
+    for ep in endpoints:
+        bucket = [LoadReg(fields.ENDPOINT_IP, int(ipaddress.IPv4Address(ep.ip))),
+                  LoadReg(fields.ENDPOINT_PORT, ep.port),
+                  Resubmit("AffinityLearn" if svc.affinity_timeout else "EndpointDNAT")]
+        out.append(tuple(bucket))
+    return tuple(out)
+
+
+def groups_for_service(node: NodeView, svc: ServicePortView) -> list[Group]:
+    owner = cookie.make(Category.SERVICE, svc.id)
+    local = [e for e in svc.endpoints if e.node == node.name]
+    every, only_local = group_ids(svc)
+    out = []
+    if svc.endpoints:
+        out.append(Group(every, _buckets(svc, svc.endpoints, owner), owner))
+    if local and (svc.external_local or svc.internal_local):
+        out.append(Group(only_local, _buckets(svc, local, owner), owner))
+    return out
+
+
+def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
+    if not svc.cluster_ip:
+        return []
+    owner = cookie.make(Category.SERVICE, svc.id)
+    proto = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]))
+    every, only_local = group_ids(svc)
+    has_local = any(e.node == node.name for e in svc.endpoints)
+
+    def lb(dst: str, port: int, local: bool) -> list[Flow]:
+        match = proto + (("ipv4_dst", dst), (_l4(svc.protocol), port))
+        if local:
+            action = (GroupAction(only_local),) if has_local else ()
+            note = f"{svc.label} (local endpoints only)"
+        elif svc.endpoints:
+            action, note = (GroupAction(every),), svc.label
+        else:
+            action, note = (ToController(),), f"{svc.label} has no endpoints: reject"
+        if not svc.affinity_timeout or not action or isinstance(action[0], ToController):
+            return [Flow("ServiceLB", P_HIGH, match, action, None, owner, note)]
+        # ClientIP affinity: look up a remembered endpoint first; the gate then either uses it or
+        # asks the group, whose bucket goes through AffinityLearn to remember the choice.
+        return [Flow("ServiceLB", P_HIGH, match, (Resubmit("SessionAffinity"), Resubmit("AffinityGate")),
+                     None, owner, f"{note} (sessionAffinity: ClientIP)"),
+                Flow("AffinityGate", P_HIGH, match, action, None, owner, note),
+                Flow("AffinityLearn", P_HIGH, match,
+                     (LearnAffinity("SessionAffinity", svc.protocol, svc.affinity_timeout, owner),
+                      Resubmit("EndpointDNAT")), None, owner, f"remember the endpoint for {svc.label}")]
+
+    flows = lb(svc.cluster_ip, svc.port, svc.internal_local)
+    if svc.node_port:
+        flows += lb(NODEPORT_VIP, svc.node_port, svc.external_local)
+    return flows
+
+
+def endpoint_flows(view: NetworkView) -> list[Flow]:
+    """One DNAT flow per distinct endpoint (IP, port, protocol), shared by Services."""
+    seen: dict[tuple, Flow] = {}
+    for svc in view.services:
+        if not svc.cluster_ip:
+            continue
+        for ep in svc.endpoints:
+            key = (ep.ip, ep.port, svc.protocol)
+            if key in seen:
+                continue
+            seen[key] = Flow(
+                "EndpointDNAT", P_HIGH,
+                (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
+                 ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF))),
+                (Ct(fields.CT_ZONE, "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port),),
+                None, cookie.make(Category.SERVICE, svc.id), f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
+    return list(seen.values())

@@ -1,0 +1,157 @@
+"""Service, Endpoints and EndpointSlice manifests -> model objects, with the API server's
+validation (kinds.py lists the fields)."""
+from __future__ import annotations
+
+import ipaddress
+
+from emulator.model import naming
+from emulator.model.meta import ObjectMeta
+from emulator.model.service import (NODE_PORT_RANGE, SERVICE_TYPES, EndpointAddress, EndpointPort,
+                                    Endpoints, EndpointSlice, EndpointSubset, Service, ServicePort)
+from emulator.spec.loader import PathKey
+from emulator.spec.reader import Reader, did_you_mean
+
+SERVICE_SPEC = {"type", "selector", "ports", "clusterIP", "clusterIPs", "externalName",
+                "sessionAffinity", "sessionAffinityConfig", "externalTrafficPolicy",
+                "internalTrafficPolicy", "loadBalancerIP"}
+SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy", "externalIPs", "publishNotReadyAddresses",
+                      "loadBalancerSourceRanges", "loadBalancerClass", "healthCheckNodePort",
+                      "allocateLoadBalancerNodePorts", "trafficDistribution"}
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+
+
+def _protocol(r: Reader, path: PathKey) -> str:
+    proto = r.string(path, "TCP")
+    if proto not in PROTOCOLS:
+        r.fail(path, f"unsupported value {proto!r}: supported values: \"SCTP\", \"TCP\", \"UDP\"")
+    return proto or "TCP"
+
+
+def _ip(r: Reader, path: PathKey, value: str) -> None:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        r.fail(path, f"{value!r} is not a valid IPv4 address")
+
+
+def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
+    spec: PathKey = ("spec",)
+    r.mapping(spec, SERVICE_SPEC, SERVICE_SPEC_KNOWN)
+    kind = r.string(spec + ("type",), "ClusterIP")
+    if kind not in SERVICE_TYPES:
+        r.fail(spec + ("type",), f"unsupported value {kind!r}{did_you_mean(str(kind), SERVICE_TYPES)}")
+    ports: list[ServicePort] = []
+    seen: set[tuple[int, str]] = set()
+    names: set[str] = set()
+    entries = r.seq(spec + ("ports",))
+    for i, _ in enumerate(entries):
+        p = spec + ("ports", i)
+        r.mapping(p, {"port", "protocol", "name", "targetPort", "nodePort"}, {"appProtocol"},
+                  required=("port",))
+        port = r.integer(p + ("port",), 0, 1, 65535) or 0
+        proto = _protocol(r, p + ("protocol",))
+        name = r.string(p + ("name",), "")
+        if len(entries) > 1 and not name:
+            r.fail(p + ("name",), "must be specified when a Service has more than one port")
+        if name and (name in names or not naming.is_dns1123_label(name)):
+            r.fail(p + ("name",), f"duplicate port name {name!r}" if name in names else
+                   f"{name!r} is not a valid DNS-1123 label")
+        names.add(name or "")
+        if (port, proto) in seen:
+            r.fail(p, f"duplicate port {port}/{proto}")
+        seen.add((port, proto))
+        target = r.get(p + ("targetPort",), 0)
+        if isinstance(target, bool) or not isinstance(target, (int, str)):
+            r.fail(p + ("targetPort",), f"expected a port number or name, got {target!r}")
+            target = 0
+        elif isinstance(target, int) and not 0 <= target <= 65535:
+            r.fail(p + ("targetPort",), f"must be between 1 and 65535, got {target}")
+        elif isinstance(target, str) and target.isdigit():
+            target = int(target)
+        node_port = r.integer(p + ("nodePort",), 0) or 0
+        if node_port and kind not in ("NodePort", "LoadBalancer"):
+            r.fail(p + ("nodePort",), f"may not be used when `type` is {kind!r}")
+        elif node_port and not NODE_PORT_RANGE[0] <= node_port <= NODE_PORT_RANGE[1]:
+            r.fail(p + ("nodePort",), f"provided port is not in the valid range. The range of "
+                                      f"valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
+        ports.append(ServicePort(port, proto, name or "", target, node_port))
+    cluster_ip = r.string(spec + ("clusterIP",), "")
+    if cluster_ip and cluster_ip != "None":
+        _ip(r, spec + ("clusterIP",), cluster_ip)
+    if cluster_ip == "None" and kind in ("NodePort", "LoadBalancer"):
+        r.fail(spec + ("clusterIP",), f"may not be set to 'None' for {kind} services")
+    external_name = r.string(spec + ("externalName",), "")
+    if kind == "ExternalName" and not external_name:
+        r.fail(spec + ("externalName",), "required when type is ExternalName")
+    if kind != "ExternalName" and not ports and cluster_ip != "None":
+        r.fail(spec + ("ports",), "Required value")
+    affinity = r.string(spec + ("sessionAffinity",), "None")
+    if affinity not in ("None", "ClientIP"):
+        r.fail(spec + ("sessionAffinity",), f"unsupported value {affinity!r}: \"ClientIP\", \"None\"")
+    timeout = r.integer(spec + ("sessionAffinityConfig", "clientIP", "timeoutSeconds"), 10800, 1, 86400)
+    etp = r.string(spec + ("externalTrafficPolicy",), "Cluster")
+    itp = r.string(spec + ("internalTrafficPolicy",), "Cluster")
+    for path, value in ((("externalTrafficPolicy",), etp), (("internalTrafficPolicy",), itp)):
+        if value not in ("Cluster", "Local"):
+            r.fail(spec + path, f"unsupported value {value!r}: \"Cluster\", \"Local\"")
+    lb_ip = r.string(spec + ("loadBalancerIP",), "")
+    if lb_ip:
+        _ip(r, spec + ("loadBalancerIP",), lb_ip)
+    selector = r.string_map(spec + ("selector",)) if r.get(spec + ("selector",)) is not None else None
+    return Service(meta, kind or "ClusterIP", selector or None, tuple(ports), cluster_ip or "",
+                   external_name or "", affinity or "None", timeout or 10800, etp or "Cluster",
+                   itp or "Cluster", lb_ip or "", source)
+
+
+def _address(r: Reader, p: PathKey) -> EndpointAddress:
+    r.mapping(p, {"ip", "nodeName", "hostname", "targetRef"}, required=("ip",))
+    ip = r.string(p + ("ip",), "")
+    _ip(r, p + ("ip",), ip)
+    return EndpointAddress(ip, r.string(p + ("nodeName",), ""),
+                           str(r.get(p + ("targetRef", "name"), "")), r.string(p + ("hostname",), ""))
+
+
+def _endpoint_ports(r: Reader, path: PathKey) -> tuple[EndpointPort, ...]:
+    out = []
+    for i, _ in enumerate(r.seq(path)):
+        p = path + (i,)
+        r.mapping(p, {"port", "protocol", "name"}, {"appProtocol"}, required=("port",))
+        out.append(EndpointPort(r.integer(p + ("port",), 0, 1, 65535) or 0, _protocol(r, p + ("protocol",)),
+                                r.string(p + ("name",), "")))
+    return tuple(out)
+
+
+def parse_endpoints(r: Reader, meta: ObjectMeta, source) -> Endpoints:
+    r.mapping((), {"apiVersion", "kind", "metadata", "subsets"})
+    subsets = []
+    for i, _ in enumerate(r.seq(("subsets",))):
+        p: PathKey = ("subsets", i)
+        r.mapping(p, {"addresses", "notReadyAddresses", "ports"})
+        subsets.append(EndpointSubset(
+            tuple(_address(r, p + ("addresses", j)) for j, _ in enumerate(r.seq(p + ("addresses",)))),
+            tuple(_address(r, p + ("notReadyAddresses", j))
+                  for j, _ in enumerate(r.seq(p + ("notReadyAddresses",)))),
+            _endpoint_ports(r, p + ("ports",))))
+    return Endpoints(meta, tuple(subsets), source)
+
+
+def parse_endpoint_slice(r: Reader, meta: ObjectMeta, source) -> EndpointSlice:
+    r.mapping((), {"apiVersion", "kind", "metadata", "addressType", "endpoints", "ports"},
+              required=("addressType",))
+    if r.get(("addressType",)) not in ("IPv4", None):
+        r.fail(("addressType",), "only IPv4 is emulated")
+    endpoints = []
+    for i, _ in enumerate(r.seq(("endpoints",))):
+        p: PathKey = ("endpoints", i)
+        r.mapping(p, {"addresses", "conditions", "nodeName", "hostname", "targetRef"}, {"zone", "hints"},
+                  required=("addresses",))
+        ready = r.get(p + ("conditions", "ready"), True) is not False
+        for j, ip in enumerate(r.seq(p + ("addresses",))):
+            _ip(r, p + ("addresses", j), str(ip))
+            endpoints.append((EndpointAddress(str(ip), r.string(p + ("nodeName",), ""),
+                                              str(r.get(p + ("targetRef", "name"), "")),
+                                              r.string(p + ("hostname",), "")), ready))
+    if not meta.labels.get("kubernetes.io/service-name"):
+        r.fail(("metadata", "labels"), "an EndpointSlice names its Service with the label "
+                                       "kubernetes.io/service-name")
+    return EndpointSlice(meta, tuple(endpoints), _endpoint_ports(r, ("ports",)), source)
