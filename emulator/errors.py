@@ -59,6 +59,9 @@ class SpecError(K8semuError):
         self.problems = list(problems)
         super().__init__("\n".join(p.render() for p in self.problems))
 
+    def __reduce__(self):  # travels from the manager to the CLI intact
+        return (SpecError, (self.problems,))
+
 
 class NotRootError(K8semuError):
     exit_code = ExitStatus.NOT_ROOT

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("pod")
     lo.add_argument("-c", "--container", default=None)
     ns_opts(lo)
+    ds = sub.add_parser("describe", help="describe an object as kubectl does (svc)")
+    ds.add_argument("kind")
+    ds.add_argument("name")
+    ns_opts(ds)
     fl = sub.add_parser("flows", help="a node's OpenFlow tables, each flow labelled by its owner")
     fl.add_argument("node")
     return p
@@ -157,6 +161,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(args.pod, args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(args.node, out)
+    if verb == "describe":
+        return objects.describe(args.kind, args.name, args.namespace, out)
     raise K8semuError("no command given (try: k8semu --help)")
 
 

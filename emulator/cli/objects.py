@@ -106,7 +106,19 @@ def scale(target: str, replicas: int, namespace: str | None, out: TextIO) -> int
     return 0
 
 
-def exec_argv(target: str, namespace: str | None, container: str | None, command: list[str]) -> list[str]:
+def container_environ(pid: int | None) -> dict[str, str] | None:
+    """The environment a container's main process started with (what kubectl exec gives you)."""
+    if not pid:
+        return None
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+
+
+def exec_argv(target: str, namespace: str | None, container: str | None, command: list[str],
+              env_out: dict | None = None) -> list[str]:
     """The argv that runs ``command`` in a pod's (or a node's) namespaces.
 
     Raises:
@@ -121,13 +133,16 @@ def exec_argv(target: str, namespace: str | None, container: str | None, command
     pod = api.call(run, "pod", name=target, namespace=namespace)
     if container and container not in pod["containers"]:
         raise NotFoundError(f"container {container} is not valid for pod {target}")
+    if env_out is not None:
+        env_out.update(container_environ(pod["pids"].get(container or pod["containers"][0])) or {})
     return ["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command]
 
 
 def exec_(target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
     """Run a command and pass its exit status and output straight through."""
-    argv = exec_argv(target, namespace, container, command)
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+    container_env: dict[str, str] = {}
+    argv = exec_argv(target, namespace, container, command, container_env)
+    env = container_env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
     try:
         return subprocess.call(argv, env=env)
     except FileNotFoundError:
@@ -170,4 +185,18 @@ def flows(node: str, out: TextIO) -> int:
         line = re.sub(r"goto_table:(\d+)", lambda g: f"goto_table:{TABLE_NAMES.get(int(g.group(1)), g.group(1))}", line)
         lines.append((table, f"{line.strip()}  # {describe_cookie(view, int(m.group(1), 16))}"))
     out.write("\n".join(l for _, l in sorted(lines, key=lambda x: x[0])) + "\n")
+    return 0
+
+
+def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> int:
+    from emulator.cli.describe import describe_service
+    kind = resolve_kind(kind_word)
+    if kind != "Service":
+        raise K8semuError(f"describe supports services for now, not {kind_word!r}")
+    run, ns = run_dir(), namespace or "default"
+    svc = next((o for o in api.call(run, "get", kind="Service", namespace=ns) if o["metadata"]["name"] == name), None)
+    if svc is None:
+        raise NotFoundError(f'services "{name}" not found')
+    eps = next((o for o in api.call(run, "get", kind="Endpoints", namespace=ns) if o["metadata"]["name"] == name), None)
+    out.write(describe_service(svc, eps) + "\n")
     return 0

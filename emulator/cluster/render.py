@@ -66,7 +66,7 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
 def _container_status(pod_rec: Record, name: str, image: str) -> dict:
     cs = pod_rec.status.containers.get(name)
     out: dict[str, Any] = {"name": name, "image": image, "imageID": "",
-                           "ready": bool(cs and cs.state == "running"),
+                           "ready": bool(cs and cs.state == "running" and cs.ready),
                            "started": bool(cs and cs.state == "running"),
                            "restartCount": cs.restart_count if cs else 0}
     if cs and cs.state == "running":

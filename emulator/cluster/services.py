@@ -122,6 +122,13 @@ def kubernetes_service() -> Service:
                    ports=(ServicePort(443, "TCP", "https", 6443),))
 
 
+def kubernetes_endpoints(config) -> Endpoints:
+    """The API server's address: the first control-plane node, port 6443 (kubeadm's)."""
+    node = next((n for n in config.nodes if n.role == "control-plane"), config.nodes[0])
+    return Endpoints(ObjectMeta(KUBERNETES_SERVICE, "default", {"endpointslice.kubernetes.io/skip-mirror": "true"}),
+                     (EndpointSubset((EndpointAddress(node.ip),), (), (EndpointPort(6443, "TCP", "https"),)),))
+
+
 def resolve_target(sp: ServicePort, pod: Pod) -> int | None:
     """The pod port a Service port sends to, or None if the pod has no such named port."""
     target = sp.target()

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from emulator.cluster.services import Allocations, kubernetes_service
+from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import Namespace, ObjectMeta
@@ -82,6 +82,7 @@ class ClusterState:
         allocation, _ = self.alloc.allocate(svc, self.rng)
         self.alloc.commit(svc.key, allocation)
         self.put("Service", svc)
+        self.put("Endpoints", kubernetes_endpoints(self.config))
 
     def put(self, kind: str, obj: Any) -> Record:
         """Create or replace an object; replacing keeps uid, creation time and status."""

@@ -6,7 +6,8 @@ from typing import Any
 
 from os_ken.ofproto import nicira_ext
 
-NX_NAT_F_DST = 1 << 1  # OVS's nx-nat flags; os-ken's nicira_ext does not export them
+NX_NAT_F_SRC = 1 << 0  # OVS's nx-nat flags; os-ken's nicira_ext does not export them
+NX_NAT_F_DST = 1 << 1
 
 from emulator.pipeline import flow as fl
 
@@ -37,14 +38,16 @@ def _action(parser: Any, ofproto: Any, action: fl.Action) -> Any:
         nat = []
         if action.nat == "nat":
             nat = [parser.NXActionNAT(flags=0)]
-        elif action.nat == "dst":
-            nat = [parser.NXActionNAT(flags=NX_NAT_F_DST, range_ipv4_min=action.nat_ip,
+        elif action.nat in ("dst", "src"):
+            nat = [parser.NXActionNAT(flags=NX_NAT_F_DST if action.nat == "dst" else NX_NAT_F_SRC,
+                                      range_ipv4_min=action.nat_ip,
                                       range_ipv4_max=action.nat_ip,
                                       range_proto_min=action.nat_port or None,
                                       range_proto_max=action.nat_port or None)]
+        inner = ([parser.OFPActionSetField(ct_mark=action.mark)] if action.mark else []) + nat
         return parser.NXActionCT(flags=1 if action.commit else 0, zone_src="",
                                  zone_ofs_nbits=action.zone, recirc_table=fl.TABLE_IDS[action.table],
-                                 alg=0, actions=nat)
+                                 alg=0, actions=inner)
     if isinstance(action, fl.GroupAction):
         return parser.OFPActionGroup(action.group_id)
     if isinstance(action, fl.Resubmit):

@@ -39,12 +39,16 @@ PKT_SOURCE = RegField(0, 0, 3, "PktSourceField")
 FROM_TUNNEL = RegMark(PKT_SOURCE, 1, "FromTunnel")
 FROM_GATEWAY = RegMark(PKT_SOURCE, 2, "FromGateway")
 FROM_POD = RegMark(PKT_SOURCE, 3, "FromPod")
+HAIRPIN = RegField(0, 4, 4, "HairpinField")
+HAIRPIN_MARK = RegMark(HAIRPIN, 1, "Hairpin")  # a pod reaching itself through a Service
 TARGET_OFPORT = RegField(1, 0, 31, "TargetOFPortField")
 ENDPOINT_IP = RegField(3, 0, 31, "EndpointIPField")
 ENDPOINT_PORT = RegField(4, 0, 15, "EndpointPortField")
 AFFINITY = RegField(4, 16, 16, "AffinityField")
 AFFINITY_HIT = RegMark(AFFINITY, 1, "AffinityHit")  # SessionAffinity remembered an endpoint
 
-ALL_FIELDS = (PKT_SOURCE, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
+ALL_FIELDS = (PKT_SOURCE, HAIRPIN, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
 
 CT_ZONE = 65520  # Antrea's default zone for pod traffic
+SNAT_CT_ZONE = 65521  # Antrea's SNAT zone: hairpin Service traffic
+CT_MARK_HAIRPIN = 0x1  # ct_mark of a connection from a pod to itself through a Service

@@ -24,7 +24,7 @@ OFCTL_NAMES = {
     "arp_tpa": ("arp_tpa", "NXM_OF_ARP_TPA[]"), "arp_sha": ("arp_sha", "NXM_NX_ARP_SHA[]"),
     "arp_tha": ("arp_tha", "NXM_NX_ARP_THA[]"), "reg0": ("reg0", ""), "reg1": ("reg1", ""),
     "ip_proto": ("nw_proto", ""), "tcp_dst": ("tp_dst", ""), "udp_dst": ("tp_dst", ""),
-    "reg3": ("reg3", ""), "reg4": ("reg4", ""), "ct_state": ("ct_state", ""),
+    "reg3": ("reg3", ""), "reg4": ("reg4", ""), "ct_state": ("ct_state", ""), "ct_mark": ("ct_mark", ""),
 }
 CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
 IP_PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}
@@ -110,16 +110,19 @@ class Ct:
     zone: int
     table: str
     commit: bool = False
-    nat: str = ""  # "": none; "nat": apply existing bindings; "dst": DNAT to nat_ip:nat_port
+    nat: str = ""  # "": none; "nat": apply existing bindings; "dst"/"src": NAT to nat_ip[:nat_port]
     nat_ip: str = ""
     nat_port: int = 0
+    mark: int = 0  # ct_mark to set when committing
 
     def ofctl(self) -> str:
         parts = (["commit"] if self.commit else []) + [f"table={self.table}", f"zone={self.zone}"]
+        if self.mark:
+            parts.append(f"exec(set_field:{self.mark:#x}->ct_mark)")
         if self.nat == "nat":
             parts.append("nat")
-        elif self.nat == "dst":
-            parts.append(f"nat(dst={self.nat_ip}{':' + str(self.nat_port) if self.nat_port else ''})")
+        elif self.nat in ("dst", "src"):
+            parts.append(f"nat({self.nat}={self.nat_ip}{':' + str(self.nat_port) if self.nat_port else ''})")
         return f"ct({','.join(parts)})"
 
 

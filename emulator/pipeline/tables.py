@@ -44,6 +44,8 @@ PIPELINE: tuple[Table, ...] = (
     Table("AffinityLearn", Stage.PRE_ROUTING,
           doc="remembers the endpoint a group picked for this client, then DNAT"),
     Table("EndpointDNAT", Stage.PRE_ROUTING, doc="commits the connection with DNAT to the endpoint"),
+    Table("HairpinSNAT", Stage.PRE_ROUTING,
+          doc="a pod reaching itself through a Service is SNATed to the hairpin address"),
     Table("L3Forwarding", Stage.ROUTING, doc="picks the next hop MAC by destination IP"),
     Table("L2ForwardingCalc", Stage.SWITCHING, doc="maps the destination MAC to an output port"),
     Table("Output", Stage.OUTPUT, doc="sends the packet to the port chosen in reg1"),

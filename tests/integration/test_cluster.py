@@ -146,3 +146,11 @@ def test_flows_are_labelled_by_owner(three_node: Cluster) -> None:
 def test_second_up_is_refused(three_node: Cluster) -> None:
     done = k8semu("up", "topologies/default.yaml", "--detach", check=False)
     assert done.returncode == 1 and "already running" in done.stderr
+
+
+def test_load_balancer_without_a_pool_stays_pending(three_node: Cluster) -> None:
+    three_node.apply("apiVersion: v1\nkind: Service\nmetadata: {name: lb, namespace: demo}\nspec:\n"
+                     "  type: LoadBalancer\n  selector: {app: web}\n  ports: [{port: 80}]\n")
+    row = next(line for line in k8semu("get", "svc", "-n", NS).stdout.splitlines() if line.startswith("lb "))
+    assert row.split()[1:4] == ["LoadBalancer", row.split()[2], "<pending>"]
+    assert "80:3" in row.split()[4]

@@ -21,11 +21,12 @@ from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
-                                    LoadReg, Resubmit, ToController, ct_state)
+                                    LoadMark, LoadReg, OutputInPort, Resubmit, ToController, ct_state)
 from emulator.pipeline.view import NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
 SERVICE_GW_VIP = "169.254.0.253"  # the node routes the service subnet via this (onlink)
+HAIRPIN_VIP = "169.254.0.254"  # a pod reaching itself through a Service sees this source
 VIRTUAL_MAC = "aa:bb:cc:dd:ee:ff"
 
 
@@ -39,9 +40,21 @@ def init_flows(node: NodeView) -> list[Flow]:
     return [
         Flow("ConntrackZone", P_HIGH, (("eth_type", ETH_IP),),
              (Ct(fields.CT_ZONE, "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
+        Flow("ConntrackZone", P_HIGH + 10, (("eth_type", ETH_IP), ("ipv4_dst", HAIRPIN_VIP)),
+             (LoadMark(fields.HAIRPIN_MARK), Ct(fields.SNAT_CT_ZONE, "ConntrackZone", nat="nat")), None,
+             miss, "hairpin reply: undo the SNAT, then the DNAT"),
         Flow("ConntrackZone", P_MISS, (), (), "L3Forwarding", miss),
+        Flow("ConntrackState", P_HIGH + 10, (("eth_type", ETH_IP), ct_state("-new", "+est", "-rpl", "+trk"),
+                                             ("ct_mark", fields.CT_MARK_HAIRPIN)),
+             (LoadMark(fields.HAIRPIN_MARK),), "HairpinSNAT", miss, "hairpin connection, forward direction"),
         Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")), (),
              "L3Forwarding", miss, "established, related, reply, invalid: no load balancing"),
+        Flow("HairpinSNAT", P_HIGH, (("eth_type", ETH_IP),),
+             (Ct(fields.SNAT_CT_ZONE, "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
+             miss, f"SNAT to {HAIRPIN_VIP}"),
+        Flow("HairpinSNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
+        Flow("Output", P_HIGH + 10, (fields.HAIRPIN_MARK.match,), (OutputInPort(),), None, miss,
+             "hairpin: back out of the port it came in by"),
         Flow("ConntrackState", P_MISS, (), (), "ServiceLB", miss),
         Flow("ServiceLB", P_MISS, (), (), "L3Forwarding", miss),
         Flow("AffinityGate", P_HIGH + 10, (fields.AFFINITY_HIT.match,), (Resubmit("EndpointDNAT"),), None,
@@ -125,10 +138,15 @@ def endpoint_flows(view: NetworkView) -> list[Flow]:
             key = (ep.ip, ep.port, svc.protocol)
             if key in seen:
                 continue
-            seen[key] = Flow(
-                "EndpointDNAT", P_HIGH,
-                (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
-                 ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF))),
-                (Ct(fields.CT_ZONE, "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port),),
-                None, cookie.make(Category.SERVICE, svc.id), f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
+            match = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
+                     ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
+            owner = cookie.make(Category.SERVICE, svc.id)
+            seen[key] = Flow("EndpointDNAT", P_HIGH, match,
+                             (Ct(fields.CT_ZONE, "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip,
+                                 nat_port=ep.port),), None, owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
+            seen[key + ("hairpin",)] = Flow(
+                "EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
+                (LoadMark(fields.HAIRPIN_MARK),
+                 Ct(fields.CT_ZONE, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
+                    mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")
     return list(seen.values())

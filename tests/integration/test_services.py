@@ -1,0 +1,212 @@
+"""Services as kube-proxy makes them, programmed by the controller: ClusterIP load balancing,
+affinity, rejection, NodePort and LoadBalancer from outside, traffic policies, readiness,
+UDP, hairpin, masquerade to the outside, environment variables."""
+from __future__ import annotations
+
+import collections
+import json
+import re
+import subprocess
+import time
+
+import pytest
+
+from tests.cluster import Cluster, k8semu, poll
+
+NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
+
+
+@pytest.fixture(scope="module")
+def svc_cluster():
+    cluster = Cluster("topologies/services.yaml").up()
+    try:
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def service(cluster: Cluster, name: str) -> dict:
+    return json.loads(k8semu("get", "svc", name, "-o", "json").stdout)
+
+
+def cip(cluster: Cluster, name: str) -> str:
+    return service(cluster, name)["spec"]["clusterIP"]
+
+
+def web_pods(cluster: Cluster) -> list[dict]:
+    return [p for p in cluster.get("pods", "default", "app=web") if not p["metadata"].get("deletionTimestamp")]
+
+
+def endpoints(name: str) -> list[str]:
+    ep = json.loads(k8semu("get", "endpoints", name, "-o", "json").stdout)
+    return sorted(a["ip"] for s in ep.get("subsets", []) for a in s.get("addresses", []))
+
+
+def hits(cluster: Cluster, source: str, url: str, n: int) -> collections.Counter:
+    script = f'for i in $(seq {n}); do curl -s -m 2 {url} | grep -o "pod: [a-z0-9-]*"; done'
+    out = cluster.exec(source, "sh", "-c", script, timeout=120).stdout
+    return collections.Counter(line.split()[1] for line in out.splitlines())
+
+
+def test_get_svc_shows_types_ips_and_ports(svc_cluster: Cluster) -> None:
+    table = k8semu("get", "svc").stdout
+    assert re.search(r"^web-nodeport\s+NodePort\s+10\.\d+\.\d+\.\d+\s+<none>\s+80:30007/TCP", table, re.M)
+    assert re.search(r"^web-lb\s+LoadBalancer\s+\S+\s+10\.50\.100\.5\s+80:3\d{4}/TCP", table, re.M)
+    assert re.search(r"^kubernetes\s+ClusterIP\s+10\.96\.0\.1\s+<none>\s+443/TCP", table, re.M)
+    svc_cluster.wait_running("default", count=5)
+    lb = service(svc_cluster, "web-lb")
+    assert lb["status"]["loadBalancer"]["ingress"] == [{"ip": "10.50.100.5", "ipMode": "VIP"}]
+    assert endpoints("web") == sorted(p["status"]["podIP"] for p in web_pods(svc_cluster))
+    described = k8semu("describe", "svc", "web-nodeport").stdout
+    assert re.search(r"^NodePort:\s+<unset>\s+30007/TCP$", described, re.M)
+    assert re.search(r"^Endpoints:\s+(10\.244\.\d+\.\d+:80,?){3}$", described, re.M)
+
+
+def test_cluster_ip_balances_300_connections_over_3_endpoints(svc_cluster: Cluster) -> None:
+    counts = hits(svc_cluster, "client", f"http://{cip(svc_cluster, 'web')}:8080/", 300)
+    assert sum(counts.values()) == 300 and len(counts) == 3, counts
+    assert min(counts.values()) >= 60, counts  # each endpoint at least 20%
+
+
+def test_endpoint_sees_the_client_pod_ip(svc_cluster: Cluster) -> None:
+    echo = svc_cluster.exec("client", "curl", "-s", "-m", "3", f"http://{cip(svc_cluster, 'echo')}/").stdout
+    client_ip = svc_cluster.pod("client")["status"]["podIP"]
+    assert json.loads(echo)["client"] == client_ip
+
+
+def test_cluster_ip_reachable_from_every_node(svc_cluster: Cluster) -> None:
+    for node in NODES:
+        assert svc_cluster.curl(node, f"http://{cip(svc_cluster, 'web')}:8080/").returncode == 0, node
+
+
+def test_client_ip_affinity_sticks_to_one_endpoint(svc_cluster: Cluster) -> None:
+    svc_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: sticky}\nspec:\n"
+                      "  selector: {app: web}\n  sessionAffinity: ClientIP\n"
+                      "  sessionAffinityConfig: {clientIP: {timeoutSeconds: 60}}\n  ports: [{port: 80}]\n")
+    url = f"http://{cip(svc_cluster, 'sticky')}/"
+    poll(lambda: svc_cluster.curl("client", url).returncode == 0, what="the sticky service")
+    assert len(hits(svc_cluster, "client", url, 30)) == 1
+    assert len(hits(svc_cluster, "worker-2", url, 10)) == 1
+
+
+def test_service_without_endpoints_rejects_at_once(svc_cluster: Cluster) -> None:
+    start = time.monotonic()
+    done = svc_cluster.exec("client", "curl", "-sS", "-m", "5", f"http://{cip(svc_cluster, 'empty')}/")
+    assert done.returncode == 7 and "Couldn't connect" in done.stderr  # connection refused (RST)
+    assert time.monotonic() - start < 1.0 + 0.5  # the exec itself costs a little
+    udp = svc_cluster.exec("client", "sh", "-c", f"echo x | nc -u -w1 {cip(svc_cluster, 'kubernetes')} 9999")
+    assert udp.returncode == 0  # no UDP port on the Service: not load-balanced, no hang
+
+
+def test_nodeport_answers_on_every_node_from_outside(svc_cluster: Cluster) -> None:
+    for node, ip in NODES.items():
+        page = svc_cluster.curl("outside", f"http://{ip}:30007/")
+        assert page.returncode == 0 and "Welcome to nginx!" in page.stdout, node
+
+
+def test_external_traffic_policy_local_keeps_client_ip_and_skips_nodes_without_endpoints(svc_cluster: Cluster) -> None:
+    echo_node = svc_cluster.get("pods", "default", "app=echo")[0]["spec"]["nodeName"]
+    reply = svc_cluster.curl("outside", f"http://{NODES[echo_node]}:30080/")
+    assert json.loads(reply.stdout)["client"] == "172.18.0.254"
+    for node, ip in NODES.items():
+        if node != echo_node:
+            assert svc_cluster.curl("outside", f"http://{ip}:30080/", timeout=2).returncode == 28, node
+
+
+def test_nodeport_with_cluster_policy_is_snatted(svc_cluster: Cluster) -> None:
+    svc_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-cluster}\nspec:\n  type: NodePort\n"
+                      "  selector: {app: echo}\n  ports: [{port: 80, targetPort: 80, nodePort: 31000}]\n")
+    reply = poll(lambda: (lambda r: r.returncode == 0 and r)(svc_cluster.curl("outside", "http://172.18.0.2:31000/")),
+                 what="NodePort 31000 on the control plane")
+    assert json.loads(reply.stdout)["client"] == "10.244.0.1"  # the control plane's gateway address
+
+
+def test_udp_service(svc_cluster: Cluster) -> None:
+    out = svc_cluster.exec("client", "sh", "-c", f"echo ping | nc -u -w1 {cip(svc_cluster, 'echo')} 53").stdout
+    echo_pod = svc_cluster.get("pods", "default", "app=echo")[0]["metadata"]["name"]
+    assert out.strip() == f"{echo_pod}: ping"
+
+
+def test_pod_reaches_itself_through_its_service(svc_cluster: Cluster) -> None:
+    pod = web_pods(svc_cluster)[0]["metadata"]["name"]
+    codes = {svc_cluster.exec(pod, "curl", "-s", "-m", "3", "-o", "/dev/null", "-w", "%{http_code}",
+                              f"http://{cip(svc_cluster, 'web')}:8080/").stdout for _ in range(6)}
+    assert codes == {"200"}
+
+
+def test_readiness_failure_removes_and_restores_the_endpoint(svc_cluster: Cluster) -> None:
+    pod = web_pods(svc_cluster)[0]
+    name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    index = f"/run/k8semu/pods/default_{name}/nginx/html/index.html"
+    subprocess.run(["mv", index, index + ".off"], check=True)
+    try:
+        poll(lambda: ip not in endpoints("web"), timeout=10, what=f"{ip} to leave the endpoints")
+        ready = svc_cluster.pod(name)["status"]["containerStatuses"][0]["ready"]
+        assert ready is False
+        counts = hits(svc_cluster, "client", f"http://{cip(svc_cluster, 'web')}:8080/", 30)
+        assert name not in counts and sum(counts.values()) == 30
+    finally:
+        subprocess.run(["mv", index + ".off", index], check=True)
+    poll(lambda: ip in endpoints("web"), timeout=10, what=f"{ip} to come back")
+
+
+def test_load_balancer_from_outside_and_failover(svc_cluster: Cluster) -> None:
+    def holder() -> str | None:
+        for node in NODES:
+            if "10.50.100.5/32" in subprocess.run(["ip", "-n", node, "-4", "-o", "addr", "show", "eth0"],
+                                                  capture_output=True, text=True).stdout:
+                return node
+        return None
+    first = poll(holder, what="a node to announce 10.50.100.5")
+    assert "Welcome to nginx!" in svc_cluster.curl("outside", "http://10.50.100.5/").stdout
+    subprocess.run(["ip", "-n", first, "link", "set", "eth0", "down"], check=True)
+    try:
+        second = poll(lambda: (lambda h: h if h and h != first else None)(holder()), timeout=10,
+                      what="another node to take 10.50.100.5 over")
+        assert second != first
+        poll(lambda: "Welcome to nginx!" in svc_cluster.curl("outside", "http://10.50.100.5/").stdout,
+             timeout=10, what="the LoadBalancer address to answer again")
+        nodes = {n["metadata"]["name"]: n["status"]["conditions"][0]["status"] for n in svc_cluster.get("nodes")}
+        assert nodes[first] == "False"
+    finally:
+        subprocess.run(["ip", "-n", first, "link", "set", "eth0", "up"], check=True)
+
+
+def test_pods_reach_the_outside_masqueraded_to_their_node(svc_cluster: Cluster) -> None:
+    server = subprocess.Popen(["ip", "netns", "exec", "outside", "python3", "-m", "http.server", "8000"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        page = poll(lambda: (lambda r: r.returncode == 0 and r)(svc_cluster.curl("client", "http://172.18.0.254:8000/")),
+                    what="the outside web server")
+        assert "Directory listing" in page.stdout
+    finally:
+        server.terminate()
+        log = server.communicate(timeout=10)[1]
+    client_node = svc_cluster.pod("client")["spec"]["nodeName"]
+    assert f"{NODES[client_node]} - -" in log
+
+
+def test_pods_get_environment_variables_of_earlier_services(svc_cluster: Cluster) -> None:
+    env = svc_cluster.exec("client", "env").stdout
+    web = cip(svc_cluster, "web")
+    assert f"WEB_SERVICE_HOST={web}" in env and "WEB_SERVICE_PORT=8080" in env
+    assert f"WEB_PORT_8080_TCP=tcp://{web}:8080" in env and "KUBERNETES_SERVICE_HOST=10.96.0.1" in env
+    assert "STICKY_SERVICE_HOST" not in env  # created after the pod
+
+
+def test_flows_label_services(svc_cluster: Cluster) -> None:
+    dump = k8semu("flows", "worker-1").stdout
+    assert re.search(r"table=ServiceLB, .*group:\d+ .*# service default/web:8080", dump)
+    assert "# service default/empty:80" in dump and "CONTROLLER:65535" in dump
+
+
+def test_allocation_errors(svc_cluster: Cluster) -> None:
+    clash = k8semu("apply", "-f", "-", check=False, input="apiVersion: v1\nkind: Service\nmetadata: {name: clash}\n"
+                   "spec: {type: NodePort, selector: {a: b}, ports: [{port: 80, nodePort: 30007}]}\n")
+    assert clash.returncode == 3 and "provided port is already allocated" in clash.stderr
+    out_of_range = k8semu("apply", "-f", "-", check=False, input="apiVersion: v1\nkind: Service\nmetadata: {name: far}\n"
+                          "spec: {clusterIP: 10.200.0.5, ports: [{port: 80}]}\n")
+    assert out_of_range.returncode == 3 and "provided IP is not in the valid range" in out_of_range.stderr
+    bad = k8semu("apply", "-f", "-", check=False, input="apiVersion: v1\nkind: Service\nmetadata: {name: bad}\n"
+                 "spec: {type: NodePort, ports: [{port: 80, nodePort: 80}]}\n")
+    assert bad.returncode == 3 and "30000-32767" in bad.stderr
