@@ -22,7 +22,7 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
             flows += overlay.flows_for_peer(node, peer)
     for svc in view.services:
         flows += service.flows_for_service(node, svc)
-    flows += service.endpoint_flows(view)
+    flows += service.endpoint_flows(view, node)
     keys = [f.key for f in flows]
     if len(keys) != len(set(keys)):
         dup = next(k for k in keys if keys.count(k) > 1)

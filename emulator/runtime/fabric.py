@@ -75,6 +75,8 @@ class Fabric:
             vsctl += ovs.port_args(bridge, naming.gateway_veth(node.index), naming.GATEWAY_OFPORT)
         ip_batch([f"link set {naming.vxlan_device(n.index)} up" for n in nodes])
         ovs.batch(vsctl)
+        if self.datapath.type == "netdev":
+            ovs.relax_userspace_conntrack()
         fdb = [f"fdb append {peer.vtep_mac} dev {naming.vxlan_device(node.index)} dst {peer.ip}"
                for node in nodes for peer in nodes if peer is not node]
         if fdb:

@@ -39,9 +39,9 @@ def init_flows(node: NodeView) -> list[Flow]:
     miss = cookie.make(Category.PIPELINE, 0)
     return [
         Flow("ConntrackZone", P_HIGH, (("eth_type", ETH_IP),),
-             (Ct(fields.CT_ZONE, "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
+             (Ct(fields.ct_zone(node.index), "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
         Flow("ConntrackZone", P_HIGH + 10, (("eth_type", ETH_IP), ("ipv4_dst", HAIRPIN_VIP)),
-             (LoadMark(fields.HAIRPIN_MARK), Ct(fields.SNAT_CT_ZONE, "ConntrackZone", nat="nat")), None,
+             (LoadMark(fields.HAIRPIN_MARK), Ct(fields.snat_ct_zone(node.index), "ConntrackZone", nat="nat")), None,
              miss, "hairpin reply: undo the SNAT, then the DNAT"),
         Flow("ConntrackZone", P_MISS, (), (), "L3Forwarding", miss),
         Flow("ConntrackState", P_HIGH + 10, (("eth_type", ETH_IP), ct_state("-new", "+est", "-rpl", "+trk"),
@@ -50,7 +50,7 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")), (),
              "L3Forwarding", miss, "established, related, reply, invalid: no load balancing"),
         Flow("HairpinSNAT", P_HIGH, (("eth_type", ETH_IP),),
-             (Ct(fields.SNAT_CT_ZONE, "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
+             (Ct(fields.snat_ct_zone(node.index), "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
              miss, f"SNAT to {HAIRPIN_VIP}"),
         Flow("HairpinSNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
         Flow("Output", P_HIGH + 10, (fields.HAIRPIN_MARK.match,), (OutputInPort(),), None, miss,
@@ -128,7 +128,7 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
     return flows
 
 
-def endpoint_flows(view: NetworkView) -> list[Flow]:
+def endpoint_flows(view: NetworkView, node: NodeView) -> list[Flow]:
     """One DNAT flow per distinct endpoint (IP, port, protocol), shared by Services."""
     seen: dict[tuple, Flow] = {}
     for svc in view.services:
@@ -142,11 +142,11 @@ def endpoint_flows(view: NetworkView) -> list[Flow]:
                      ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
             owner = cookie.make(Category.SERVICE, svc.id)
             seen[key] = Flow("EndpointDNAT", P_HIGH, match,
-                             (Ct(fields.CT_ZONE, "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip,
+                             (Ct(fields.ct_zone(node.index), "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip,
                                  nat_port=ep.port),), None, owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
             seen[key + ("hairpin",)] = Flow(
                 "EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
                 (LoadMark(fields.HAIRPIN_MARK),
-                 Ct(fields.CT_ZONE, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
+                 Ct(fields.ct_zone(node.index), "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
                     mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")
     return list(seen.values())

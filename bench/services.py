@@ -1,0 +1,171 @@
+#!/usr/bin/env python3
+"""Services benchmarks (issue: Services). Measures and reports; never fails on a slow machine.
+
+    sudo .venv/bin/python bench/services.py
+
+1. Convergence: from a change (delete a pod, scale down, scale up, readiness failure) to the
+   client node's switch holding the new endpoint set in the Service's select group (read with
+   ovs-ofctl dump-groups), median and worst of 20 each.
+2. Time to program 1,000 Services x 3 endpoints: from the apply to every switch confirming
+   (barrier) the view that holds them.
+3. Connections per second through a ClusterIP versus straight to one pod IP (same pod, same
+   node, sequential HTTP/1.0 requests for 3 s each, one fresh client pod per path), as a ratio.
+All traffic stays inside the emulation; every loop is bounded.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.cluster import Cluster, k8semu, poll  # noqa: E402
+
+RATE = r"""
+import socket, sys, time
+host, port, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+n, end = 0, time.monotonic() + seconds
+while time.monotonic() < end:
+    s = socket.create_connection((host, port), timeout=2)
+    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+    while s.recv(65536):
+        pass
+    s.close()
+    n += 1
+print(n / seconds)
+"""
+
+
+def group_endpoints(bridge: str) -> dict[int, set[str]]:
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", bridge], capture_output=True,
+                         text=True).stdout
+    groups = {}
+    for line in out.splitlines():
+        m = re.search(r"group_id=(\d+)", line)
+        if m:
+            groups[int(m.group(1))] = {str(ipaddress.IPv4Address(int(x, 16)))
+                                       for x in re.findall(r"load:(0x[0-9a-f]+)->NXM_NX_REG3\[\]", line)}
+    return groups
+
+
+def ready_ips(cluster: Cluster) -> set[str]:
+    return {p["status"]["podIP"] for p in cluster.get("pods", "default", "app=web")
+            if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")
+            and all(c["ready"] for c in p["status"]["containerStatuses"])}
+
+
+def converge(bridge: str, change, done, timeout: float = 30) -> float:
+    """Seconds from ``change()`` until some group on ``bridge`` satisfies ``done(endpoints)``."""
+    start = time.monotonic()
+    change()
+    while time.monotonic() - start < timeout:
+        if any(done(eps) for eps in group_endpoints(bridge).values()):
+            return time.monotonic() - start
+        time.sleep(0.002)
+    raise AssertionError("no convergence")
+
+
+def request(op: str, **args) -> None:
+    """A change made through the manager's API in-process, so CLI start-up is not counted."""
+    from emulator.runtime import api
+    from emulator.runtime.records import run_dir
+    api.call(run_dir(), op, **args)
+
+
+def convergence(cluster: Cluster) -> dict:
+    bridge = "k8br-1"  # the client pod's node (worker-1)
+    results: dict[str, list[float]] = {"delete pod": [], "scale down": [], "scale up": [], "readiness failure": []}
+    for _ in range(20):
+        before = ready_ips(cluster)
+        victim = next(p for p in cluster.get("pods", "default", "app=web") if p["status"].get("podIP") in before)
+        gone = victim["status"]["podIP"]
+        results["delete pod"].append(converge(
+            bridge, lambda: request("delete", kind="Pod", namespace="default", name=victim["metadata"]["name"]),
+            lambda eps: eps == before - {gone}))
+        poll(lambda: len(ready_ips(cluster)) == 3, timeout=30, what="3 ready web pods")
+        before = ready_ips(cluster)
+        results["scale down"].append(converge(
+            bridge, lambda: request("scale", kind="Deployment", namespace="default", name="web", replicas=2),
+            lambda eps: len(eps) == 2 and eps < before))
+        results["scale up"].append(converge(
+            bridge, lambda: request("scale", kind="Deployment", namespace="default", name="web", replicas=3),
+            lambda eps: len(eps) == 3 and eps != before))
+        before = ready_ips(cluster)
+        pod = next(p for p in cluster.get("pods", "default", "app=web") if p["status"]["podIP"] in before)
+        index = Path(f"/run/k8semu/pods/default_{pod['metadata']['name']}/nginx/html/index.html")
+        results["readiness failure"].append(converge(
+            bridge, lambda: index.rename(index.with_suffix(".off")),
+            lambda eps: eps == before - {pod["status"]["podIP"]}))
+        index.with_suffix(".off").rename(index)
+        poll(lambda: len(ready_ips(cluster)) == 3, timeout=30, what="3 ready web pods")
+    return {k: {"median_ms": round(statistics.median(v) * 1000, 1), "worst_ms": round(max(v) * 1000, 1)}
+            for k, v in results.items()}
+
+
+def thousand_services(cluster: Cluster) -> float:
+    docs = "".join(f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: bulk-{i}}}\n"
+                   f"spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}\n" for i in range(1000))
+    start = time.monotonic()
+    k8semu("apply", "-f", "-", input=docs, timeout=600)
+    poll(lambda: k8semu("status").stdout.count("in sync") and
+         sum(1 for s in json.loads(k8semu("get", "svc", "-o", "json").stdout)["items"]
+             if s["metadata"]["name"].startswith("bulk-")) == 1000 and _all_programmed(), timeout=600,
+         interval=0.1, what="1000 services programmed")
+    return time.monotonic() - start
+
+
+def _all_programmed() -> bool:
+    return len(group_endpoints("k8br-1")) >= 1000
+
+
+def rate(cluster: Cluster, client: str, host: str, port: int) -> float:
+    out = cluster.exec(client, "python3", "-c", RATE, host, str(port), "3", timeout=60).stdout
+    return float(out.strip())
+
+
+def main() -> int:
+    k8semu("cleanup", check=False)
+    cluster = Cluster("topologies/services.yaml").up()
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    try:
+        cluster.wait_running("default", count=5)
+        svc_ip = json.loads(k8semu("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+        k8semu("scale", "deployment/web", "--replicas", "1")
+        poll(lambda: len(ready_ips(cluster)) == 1, timeout=30, what="one web pod")
+        pod_ip = next(iter(ready_ips(cluster)))
+        # One fresh client pod per path: thousands of connections a second cycle through the
+        # client's ports, and a reused (client IP, port) meets the server's TIME_WAIT socket of
+        # the previous run; separate clients keep the two measurements independent.
+        for name in ("rate-direct", "rate-service"):
+            cluster.apply(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\n"
+                          "spec: {nodeName: worker-1, containers: [{name: c, image: busybox}]}\n")
+        cluster.wait_running("default")
+        direct = rate(cluster, "rate-direct", pod_ip, 80)
+        via = rate(cluster, "rate-service", svc_ip, 8080)
+        results["connections_per_s"] = {"direct": round(direct), "cluster_ip": round(via),
+                                        "ratio": round(via / direct, 2)}
+        print(f"connections/s: direct {direct:.0f}, ClusterIP {via:.0f}, ratio {via / direct:.2f}", flush=True)
+        k8semu("scale", "deployment/web", "--replicas", "3")
+        poll(lambda: len(ready_ips(cluster)) == 3, timeout=30, what="3 web pods")
+        results["convergence"] = convergence(cluster)
+        for k, v in results["convergence"].items():
+            print(f"convergence {k}: median {v['median_ms']} ms, worst {v['worst_ms']} ms", flush=True)
+        results["program_1000_services_s"] = round(thousand_services(cluster), 2)
+        print(f"1000 Services x 3 endpoints programmed in {results['program_1000_services_s']} s")
+    finally:
+        cluster.down()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "services.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
