@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("kind")
     ds.add_argument("name")
     ns_opts(ds)
+    dn = sub.add_parser("dns", help="resolve a name as a pod does (dig inside the pod)")
+    dn.add_argument("name")
+    dn.add_argument("type", nargs="?", default="A")
+    dn.add_argument("--from", dest="source", default=None, help="pod to ask from (default: any running pod)")
+    ns_opts(dn)
     fl = sub.add_parser("flows", help="a node's OpenFlow tables, each flow labelled by its owner")
     fl.add_argument("node")
     return p
@@ -161,6 +166,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(args.pod, args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(args.node, out)
+    if verb == "dns":
+        return objects.dns_lookup(args.name, args.type, args.source, args.namespace, out)
     if verb == "describe":
         return objects.describe(args.kind, args.name, args.namespace, out)
     raise K8semuError("no command given (try: k8semu --help)")

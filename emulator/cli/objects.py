@@ -200,3 +200,28 @@ def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> i
     eps = next((o for o in api.call(run, "get", kind="Endpoints", namespace=ns) if o["metadata"]["name"] == name), None)
     out.write(describe_service(svc, eps) + "\n")
     return 0
+
+
+def dns_lookup(name: str, rtype: str, source: str | None, namespace: str | None, out: TextIO) -> int:
+    """``k8semu dns NAME [TYPE] [--from POD]``: dig inside the pod, with its resolv.conf and
+    search list, printing the status line and the answer section as the pod sees them."""
+    if source is None:
+        pods = [p for p in api.call(run_dir(), "get", kind="Pod", namespace=namespace or "default")
+                if p["status"].get("phase") == "Running"]
+        if not pods:
+            raise NotFoundError("no running pod to ask from; name one with --from POD")
+        source, namespace = pods[0]["metadata"]["name"], pods[0]["metadata"]["namespace"]
+    argv = exec_argv(source, namespace, None, ["dig", "+search", "+noall", "+comments", "+answer",
+                                               "+authority", name, rtype.upper()])
+    done = subprocess.run(argv, capture_output=True, text=True)
+    status = next((line.split("status: ")[1].split(",")[0] for line in done.stdout.splitlines()
+                   if "status: " in line), "no answer")
+    out.write(f"from pod {namespace or 'default'}/{source}: {name} {rtype.upper()} -> {status}\n")
+    section = ""
+    for line in done.stdout.splitlines():
+        if line.startswith(";; ANSWER SECTION") or line.startswith(";; AUTHORITY SECTION"):
+            section = line
+            out.write(line + "\n")
+        elif section and line.strip() and not line.startswith(";"):
+            out.write(line + "\n")
+    return 0 if status == "NOERROR" else 1

@@ -154,7 +154,9 @@ def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool]]) -> Endpo
                 resolved.append(EndpointPort(port, sp.protocol, sp.name))
         if svc.ports and not resolved:
             continue
-        addr = EndpointAddress(ip, node, pod.meta.name, pod.spec.hostname)
+        # Kubernetes publishes the pod's hostname only for the Service named by its subdomain.
+        hostname = pod.spec.hostname if pod.spec.subdomain == svc.meta.name else ""
+        addr = EndpointAddress(ip, node, pod.meta.name, hostname)
         ready_list, not_ready = groups.setdefault(tuple(resolved), ([], []))
         (ready_list if ready else not_ready).append(addr)
     subsets = tuple(EndpointSubset(tuple(r), tuple(n), ports) for ports, (r, n) in groups.items())

@@ -11,6 +11,13 @@ API_VERSION = "k8semu.io/v1alpha1"
 
 
 @dataclass(frozen=True)
+class DNSConfig:
+    enabled: bool = True
+    replicas: int = 2
+    corefile: str = ""  # "": kubeadm's default Corefile
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     nodes: tuple[Node, ...]
@@ -21,9 +28,15 @@ class ClusterConfig:
     images: dict[str, Image] = field(default_factory=dict)
     lb_pool: tuple[str, ...] = ()  # LoadBalancer addresses (MetalLB L2 style), in order
     external_hosts: tuple = ()  # ExternalHost: emulated hosts outside the cluster
+    dns: DNSConfig = field(default_factory=DNSConfig)
     manifests: tuple = ()  # model objects, in apply order
     warnings: tuple[str, ...] = ()
     file: str = ""
+
+    @property
+    def upstream_dns(self) -> str:
+        """The resolver the nodes use (their /etc/resolv.conf): the first external DNS host."""
+        return next((h.ip for h in self.external_hosts if h.dns_server), "")
 
     @property
     def pod_mtu(self) -> int:
@@ -43,3 +56,11 @@ class ExternalHost:
     name: str
     ip: str
     index: int
+    dns_records: tuple[tuple[str, str], ...] = ()  # (name, address): runs a DNS server if set
+
+    @property
+    def dns_server(self) -> bool:
+        return bool(self.dns_records)
+
+    def upstream_dns(self) -> str:
+        return self.ip

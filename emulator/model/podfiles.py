@@ -22,18 +22,39 @@ def hosts_file(hostname: str, ip: str, fqdn: str = "") -> str:
             f"{ip}\t{names}\n")
 
 
-def resolv_conf(pod: Pod, dns_ip: str, domain: str) -> str:
-    """dnsPolicy ClusterFirst (the default): the cluster DNS, the search list, ndots:5.
+def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
+    """The pod's /etc/resolv.conf, as kubelet writes it for each dnsPolicy.
 
-    ``Default`` and ``None`` have no upstream to inherit in a sealed emulation, so they get an
-    empty resolver list (issue #4 adds dnsConfig and the external DNS host).
+    ClusterFirst (and ClusterFirstWithHostNet, these pods not being on the host network): the
+    cluster DNS, the namespace's search list and ndots:5. Default: the node's resolver (in the
+    emulation, the external DNS host if the spec declares one). None: dnsConfig alone. In every
+    case dnsConfig's nameservers and searches are appended and its options override by name.
     """
-    if pod.spec.dns_policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+    config = pod.spec.raw.get("dnsConfig") or {}
+    policy = pod.spec.dns_policy
+    nameservers: list[str] = []
+    searches: list[str] = []
+    options: dict[str, str | None] = {}
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
         ns = pod.meta.namespace
-        return (f"search {ns}.svc.{domain} svc.{domain} {domain}\n"
-                f"nameserver {dns_ip}\n"
-                "options ndots:5\n")
-    return "# dnsPolicy: {} (no upstream resolver in a sealed emulation)\n".format(pod.spec.dns_policy)
+        nameservers, searches, options = [dns_ip], [f"{ns}.svc.{domain}", f"svc.{domain}", domain], {"ndots": "5"}
+    elif policy == "Default" and upstream:
+        nameservers = [upstream]
+    for server in config.get("nameservers") or []:
+        if server not in nameservers:
+            nameservers.append(str(server))
+    for search in config.get("searches") or []:
+        if search not in searches:
+            searches.append(str(search))
+    for option in config.get("options") or []:
+        options[str(option.get("name"))] = None if option.get("value") is None else str(option["value"])
+    lines = []
+    if searches:
+        lines.append("search " + " ".join(searches[:32]))
+    lines += [f"nameserver {n}" for n in nameservers[:3]]
+    if options:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}" for k, v in options.items()))
+    return "\n".join(lines) + "\n" if lines else "# no resolver: dnsPolicy %s and no upstream\n" % policy
 
 
 def hostname_of(pod: Pod) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
+import sys
 from dataclasses import dataclass, field
 
 from emulator.model import naming
@@ -109,6 +111,23 @@ class Fabric:
             ip_batch(["link set lo up", "link set eth0 up",
                       f"addr add {ext.ip}/{cfg.underlay.prefixlen} dev eth0"] +
                      [f"route add {r} dev eth0" for r in pool_routes], netns=ext.name)
+            if ext.dns_server:
+                self._external_dns(ext)
+
+    def _external_dns(self, ext) -> None:
+        """An upstream DNS server outside the cluster: k8semu's server, authoritative for the
+        names the spec gives it (NXDOMAIN for anything else), logging every query."""
+        directory = self.records.path.parent / "dns"
+        directory.mkdir(exist_ok=True)
+        lines = "\n".join(f"        {ip} {name}" for name, ip in ext.dns_records)
+        corefile = directory / f"{ext.name}.Corefile"
+        corefile.write_text(f".:53 {{\n    log\n    hosts {{\n{lines}\n    }}\n}}\n")
+        log = open(directory / f"{ext.name}.log", "ab")
+        proc = subprocess.Popen(["ip", "netns", "exec", ext.name, sys.executable, "-m", "emulator.dns.server",
+                                 "-conf", str(corefile)], stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.records.add("processes", [proc.pid, start_time(proc.pid), f"dns {ext.name}"])
 
     def _configure_node(self, node: Node) -> None:
         cfg = self.config

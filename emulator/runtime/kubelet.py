@@ -78,7 +78,8 @@ class Kubelet:
         return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, node.index, status.ip,
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip),
-                                   podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain))
+                                   podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain,
+                                                        cfg.upstream_dns))
 
     def _start_new(self) -> bool:
         todo = [r for r in self.state.pods() if r.status.node and not r.deleting

@@ -21,8 +21,9 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from emulator.cluster import controllers, render
+from emulator.cluster import addons, controllers, dnsview, render
 from emulator.cluster.store import ClusterState
+from emulator.dns.corefile import DEFAULT_COREFILE
 from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
 from emulator.model.cluster import ClusterConfig
 from emulator.cluster.dataplane import network_view
@@ -71,9 +72,30 @@ class Manager:
         self.records.add("processes", [ctl.pid, start_time(ctl.pid), "controller"])
         self.wait_synced(30)
         self.kubelet = Kubelet(self.state, self.records, datapath, self.run)
+        corefile, snapshot = self.write_dns_config()
         with self.lock:
+            controllers.apply(self.state, addons.cluster_dns(self.config, str(corefile), str(snapshot)))
             controllers.apply(self.state, list(self.config.manifests))
         self.phase = "running"
+
+    def write_dns_config(self) -> tuple[Path, Path]:
+        """The Corefile (a ConfigMap on a real cluster) and the first cluster snapshot."""
+        directory = self.run / "dns"
+        directory.mkdir(exist_ok=True)
+        corefile = directory / "Corefile"
+        text = self.config.dns.corefile or DEFAULT_COREFILE.replace("cluster.local", self.config.cluster_domain)
+        corefile.write_text(text)
+        self.dns_snapshot = None
+        self._publish_dns()
+        return corefile, directory / "cluster.json"
+
+    def _publish_dns(self) -> None:
+        snap = dnsview.snapshot(self.state)
+        if snap != self.dns_snapshot:
+            tmp = self.run / "dns" / "cluster.tmp"
+            tmp.write_text(json.dumps(snap))
+            tmp.replace(self.run / "dns" / "cluster.json")
+            self.dns_snapshot = snap
 
     def synced(self) -> bool:
         try:
@@ -118,6 +140,7 @@ class Manager:
                 if self.agent.check_health():
                     self.agent.sync(network_view(self.state))
                 self._publish()
+                self._publish_dns()
             self.wake.wait(TICK)
             self.wake.clear()
         listener.close()

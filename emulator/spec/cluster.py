@@ -134,7 +134,15 @@ def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool
     names = {n.name for n in nodes}
     for i, _ in enumerate(r.seq(("spec", "externalHosts"))):
         p: PathKey = ("spec", "externalHosts", i)
-        r.mapping(p, {"name", "ip"}, required=("name",))
+        r.mapping(p, {"name", "ip", "dns"}, required=("name",))
+        r.mapping(p + ("dns",), {"records"})
+        records = []
+        for rname, addr in (r.get(p + ("dns", "records"), {}) or {}).items():
+            try:
+                ipaddress.IPv4Address(str(addr))
+            except ValueError:
+                r.fail(p + ("dns", "records", rname), f"{addr!r} is not an IPv4 address")
+            records.append((str(rname).rstrip("."), str(addr)))
         name = r.string(p + ("name",), "", check=lambda v: None if naming.is_dns1123_label(v)
                         else f"{v!r} is not a valid DNS-1123 label")
         ip = r.string(p + ("ip",), "") or str(net.broadcast_address - 1 - i)
@@ -150,8 +158,29 @@ def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool
             r.fail(p + ("name",), f"duplicate host name {name!r}")
         taken.add(ip)
         names.add(name or "")
-        out.append(ExternalHost(name or "", ip, i))
+        out.append(ExternalHost(name or "", ip, i, tuple(records)))
     return tuple(out)
+
+
+def _dns(r: Reader):
+    """``spec.dns``: CoreDNS on or off, its replicas, and a Corefile replacing kubeadm's."""
+    from emulator.dns.corefile import CorefileError, parse
+    from emulator.model.cluster import DNSConfig
+    p: PathKey = ("spec", "dns")
+    r.mapping(p, {"enabled", "replicas", "corefile"})
+    corefile = r.string(p + ("corefile",), "") or ""
+    if corefile:
+        try:
+            parse(corefile, "Corefile")
+        except CorefileError as exc:
+            where = r.doc.where(p + ("corefile",))
+            # a block scalar starts on the line after its indicator
+            line = where.line + exc.line
+            text = r.doc.lines[line - 1] if line <= len(r.doc.lines) else ""
+            from emulator.errors import SourceRef
+            r.problems.append(Problem(SourceRef(where.file, line, 1, text), "spec.dns.corefile", str(exc)))
+    return DNSConfig(bool(r.typed(p + ("enabled",), bool, True)), r.integer(p + ("replicas",), 2, 1, 10) or 2,
+                     corefile)
 
 
 def _images(r: Reader) -> dict[str, Image]:
@@ -215,7 +244,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=lambda v: None if naming.is_dns1123_label(v)
                     else f"{v!r} is not a valid DNS-1123 label")
-    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts"}, required=("nodes",))
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns"}, required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
                     "loadBalancerPool"})
@@ -240,6 +269,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     pool = _pool(r, net + ("loadBalancerPool",), underlay, pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
+    dns = _dns(r)
     docs = _manifest_documents(r, base or Path(doc.file).parent)
     objects: tuple = ()
     warnings = list(r.warnings)
@@ -253,7 +283,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     if r.problems:
         raise SpecError(r.problems)
     config = ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                           pool, externals, objects, tuple(warnings), doc.file)
+                           pool, externals, dns, objects, tuple(warnings), doc.file)
     from emulator.cluster.admission import check_objects  # cluster layer: placement and images
     problems = check_objects(config, list(objects))
     if problems:

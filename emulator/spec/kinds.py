@@ -36,12 +36,12 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
               "selfLink"}
 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
-                      "hostname", "subdomain", "dnsPolicy"}
+                      "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks"}
 POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
                   "automountServiceAccountToken", "securityContext", "imagePullSecrets",
-                  "hostNetwork", "hostPID", "hostIPC", "dnsConfig", "priorityClassName",
+                  "hostNetwork", "hostPID", "hostIPC", "priorityClassName",
                   "priority", "schedulerName", "readinessGates", "runtimeClassName",
-                  "enableServiceLinks", "preemptionPolicy", "overhead",
+                  "preemptionPolicy", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
                   "schedulingGates", "resourceClaims", "shareProcessNamespace",
                   "activeDeadlineSeconds", "ephemeralContainers", "hostAliases",

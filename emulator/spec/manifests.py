@@ -143,6 +143,9 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     if restart not in ("Always", "OnFailure", "Never"):
         r.fail(path + ("restartPolicy",), f"unsupported value {restart!r}: Always, OnFailure or Never")
     dns_policy = r.string(path + ("dnsPolicy",), "ClusterFirst")
+    r.mapping(path + ("dnsConfig",), {"nameservers", "searches", "options"})
+    if dns_policy == "None" and not r.get(path + ("dnsConfig", "nameservers")):
+        r.fail(path + ("dnsConfig",), "must provide at least one DNS nameserver when `dnsPolicy` is None")
     policies = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
     if dns_policy not in policies:
         r.fail(path + ("dnsPolicy",), f"unsupported value {dns_policy!r}{did_you_mean(dns_policy, policies)}")

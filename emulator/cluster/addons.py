@@ -1,0 +1,44 @@
+"""Cluster add-ons that kubeadm installs: CoreDNS (a Deployment and the kube-dns Service).
+
+The coredns pods run k8semu's DNS server (image ``registry.k8s.io/coredns/coredns``), read their
+Corefile from the run directory (the ConfigMap of a real cluster) and watch the cluster
+snapshot the manager writes beside it. Like kubeadm's: dnsPolicy Default, tolerations for the
+control plane, readiness on :8181/ready, liveness on :8080/health.
+"""
+from __future__ import annotations
+
+from emulator.model.cluster import ClusterConfig
+from emulator.model.meta import ObjectMeta
+from emulator.model.pod import Container, ContainerPort, PodSpec, PodTemplate, Probe, Toleration
+from emulator.model.selectors import LabelSelector
+from emulator.model.service import Service, ServicePort
+from emulator.model.workload import Deployment
+
+COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+DNS_LABELS = {"k8s-app": "kube-dns"}
+
+
+def cluster_dns(config: ClusterConfig, corefile: str, snapshot: str) -> list:
+    """The CoreDNS Deployment and the kube-dns Service, or nothing if DNS is disabled."""
+    if not config.dns.enabled:
+        return []
+    container = Container(
+        "coredns", COREDNS_IMAGE, args=("-conf", corefile, "-snapshot", snapshot),
+        ports=(ContainerPort(53, "dns", "UDP"), ContainerPort(53, "dns-tcp", "TCP"),
+               ContainerPort(9153, "metrics", "TCP")),
+        readiness=Probe("httpGet", 8181, "/ready", period=1, failure_threshold=3),
+        liveness=Probe("httpGet", 8080, "/health", initial_delay=10, period=10, failure_threshold=5))
+    raw_spec = {"containers": [{"name": "coredns", "image": COREDNS_IMAGE,
+                                "args": ["-conf", corefile, "-snapshot", snapshot]}],
+                "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical"}
+    spec = PodSpec((container,), tolerations=(Toleration("node-role.kubernetes.io/control-plane", "Exists"),
+                                              Toleration("CriticalAddonsOnly", "Exists")),
+                   dns_policy="Default", raw=raw_spec)
+    template = PodTemplate(dict(DNS_LABELS), {}, spec, {"metadata": {"labels": DNS_LABELS}, "spec": raw_spec})
+    deployment = Deployment(ObjectMeta("coredns", "kube-system", dict(DNS_LABELS)), config.dns.replicas,
+                            LabelSelector(dict(DNS_LABELS)), template)
+    service = Service(ObjectMeta("kube-dns", "kube-system", {**DNS_LABELS, "kubernetes.io/name": "CoreDNS"}),
+                      selector=dict(DNS_LABELS), cluster_ip=config.services.dns_ip,
+                      ports=(ServicePort(53, "UDP", "dns", 53), ServicePort(53, "TCP", "dns-tcp", 53),
+                             ServicePort(9153, "TCP", "metrics", 9153)))
+    return [deployment, service]

@@ -1,0 +1,144 @@
+"""Corefile parsing, CoreDNS's syntax:
+
+    .:53 {                       # server block: zones (and port) it serves
+        errors
+        kubernetes cluster.local in-addr.arpa ip6.arpa {
+           pods insecure
+           fallthrough in-addr.arpa ip6.arpa
+        }
+        forward . /etc/resolv.conf
+    }
+
+Parsed completely before anything is served; an unknown plugin or a syntax error is a
+``CorefileError`` naming the line, as CoreDNS prints it (``Corefile:12 - Error during parsing``).
+"""
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass, field
+
+KNOWN_PLUGINS = ("errors", "log", "health", "ready", "kubernetes", "forward", "cache", "loadbalance",
+                 "hosts", "rewrite", "prometheus", "loop", "reload", "debug", "whoami")
+
+DEFAULT_COREFILE = """.:53 {
+    errors
+    health {
+       lameduck 5s
+    }
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+       pods insecure
+       fallthrough in-addr.arpa ip6.arpa
+       ttl 30
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf {
+       max_concurrent 1000
+    }
+    cache 30
+    loop
+    reload
+    loadbalance
+}
+"""
+
+
+class CorefileError(Exception):
+    def __init__(self, file: str, line: int, message: str) -> None:
+        self.file, self.line = file, line
+        super().__init__(f"{file}:{line} - Error during parsing: {message}")
+
+
+@dataclass
+class Directive:
+    name: str
+    args: list[str]
+    line: int
+    block: list["Directive"] = field(default_factory=list)
+
+    def get(self, name: str) -> "Directive | None":
+        return next((d for d in self.block if d.name == name), None)
+
+
+@dataclass
+class ServerBlock:
+    zones: list[str]  # normalised, with trailing dot ("." for the root)
+    port: int
+    plugins: list[Directive]
+    line: int
+
+    def plugin(self, name: str) -> Directive | None:
+        return next((d for d in self.plugins if d.name == name), None)
+
+
+def _tokens(text: str, file: str) -> list[tuple[int, list[str]]]:
+    """(line number, words) for each non-empty line; braces become words of their own."""
+    out = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0].replace("{", " { ").replace("}", " } ")
+        try:
+            words = shlex.split(line)
+        except ValueError as exc:
+            raise CorefileError(file, number, str(exc)) from None
+        if words:
+            out.append((number, words))
+    return out
+
+
+def _zone(word: str, file: str, line: int) -> tuple[str, int]:
+    port = 53
+    word = word.removeprefix("dns://")
+    if ":" in word:
+        word, _, p = word.rpartition(":")
+        if not p.isdigit():
+            raise CorefileError(file, line, f"invalid port {p!r}")
+        port = int(p)
+    zone = word or "."
+    return (zone if zone.endswith(".") else zone + "."), port
+
+
+def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:
+    """Parse a whole Corefile.
+
+    Raises:
+        CorefileError: the first problem, with its line.
+    """
+    lines = _tokens(text, file)
+    blocks: list[ServerBlock] = []
+    i = 0
+
+    def directives(start: int) -> tuple[list[Directive], int]:
+        out: list[Directive] = []
+        j = start
+        while j < len(lines):
+            number, words = lines[j]
+            if words == ["}"]:
+                return out, j + 1
+            if "}" in words[:-1] or (words[-1] == "}" and len(words) > 1):
+                raise CorefileError(file, number, "unexpected '}'")
+            opens = words[-1] == "{"
+            words = words[:-1] if opens else words
+            if not words:
+                raise CorefileError(file, number, "unexpected '{'")
+            d = Directive(words[0], words[1:], number)
+            j += 1
+            if opens:
+                d.block, j = directives(j)
+            out.append(d)
+        raise CorefileError(file, lines[-1][0] if lines else 1, "unexpected EOF: missing '}'")
+
+    while i < len(lines):
+        number, words = lines[i]
+        if words[-1] != "{":
+            raise CorefileError(file, number, f"expected a server block like '.:53 {{', got {' '.join(words)!r}")
+        zones = [_zone(w, file, number) for w in words[:-1]]
+        if not zones:
+            raise CorefileError(file, number, "a server block needs at least one zone")
+        plugins, i = directives(i + 1)
+        for d in plugins:
+            if d.name not in KNOWN_PLUGINS:
+                raise CorefileError(file, d.line, f"Unknown directive '{d.name}'")
+        blocks.append(ServerBlock([z for z, _ in zones], zones[0][1], plugins, number))
+    if not blocks:
+        raise CorefileError(file, 1, "no server blocks")
+    return blocks
