@@ -121,3 +121,19 @@ def cleanup_all() -> str:
     shutil.rmtree(run, ignore_errors=True)
     return ("removed " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
             + f" of cluster {records.data.get('cluster')!r}")
+
+
+def stop_starting(timeout: float = 30) -> str:
+    """Ctrl-C during ``up``: let the manager finish or fail its start-up, then take it down."""
+    run = run_dir()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (run / "ready").exists():
+        records = Records.load(run)
+        entry = manager_entry(records) if records else None
+        if entry is None and records is not None or (entry and not alive(*entry)):
+            break
+        time.sleep(0.05)
+    try:
+        return down()
+    except NoClusterError:
+        return cleanup_all()

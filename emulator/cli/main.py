@@ -110,7 +110,11 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         config = load_cluster(spec)
         for warning in config.warnings:
             err.write(f"Warning: {warning}\n")
-        status = lifecycle.up(config, spec, args.timeout, out)
+        try:
+            status = lifecycle.up(config, spec, args.timeout, out)
+        except KeyboardInterrupt:  # Ctrl-C while starting: take down whatever was made
+            out.write("\n" + lifecycle.stop_starting() + "\n")
+            return ExitStatus.CTRL_C
         out.write(f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
                   f"running ({status['seconds']:.1f}s)\n")
         if args.detach:

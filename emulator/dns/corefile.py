@@ -72,10 +72,11 @@ class ServerBlock:
 
 
 def _tokens(text: str, file: str) -> list[tuple[int, list[str]]]:
-    """(line number, words) for each non-empty line; braces become words of their own."""
+    """(line number, words) for each non-empty line. As in the Caddyfile, a brace is a block
+    delimiter only as a word of its own (``{1}`` in a rewrite template is just text)."""
     out = []
     for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.split("#", 1)[0].replace("{", " { ").replace("}", " } ")
+        line = raw.split("#", 1)[0]
         try:
             words = shlex.split(line)
         except ValueError as exc:

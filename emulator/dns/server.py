@@ -120,9 +120,10 @@ class DNSServer:
             if mtime != self.snap_mtime:
                 self.snapshot = json.loads(self.snapshot_path.read_text())
                 self.snap_mtime = mtime
-                for block in self.blocks:
-                    if block.cache:
-                        block.cache.entries.clear()  # cluster answers changed: drop what we cached
+                for block in self.blocks:  # cluster answers changed: drop what we cached of them
+                    if block.cache and block.kube:
+                        for key in [k for k in block.cache.entries if plugins.in_zones(k[0], block.kube.zones)]:
+                            del block.cache.entries[key]
         except (OSError, ValueError):
             pass
 
@@ -186,9 +187,9 @@ class DNSServer:
                 return self.finish(block, query, hit[0], original, name, ttl=hit[1])
             self.metrics.inc("coredns_cache_misses_total", server=f"dns://:{block.port}")
         response = await self.lookup(block, query, name, qtype)
-        if block.cache:
-            block.cache.put(key, response)
-        return self.finish(block, query, response, original, name)
+        capped = block.cache.put(key, response) if block.cache else None
+        # Like CoreDNS, a miss is answered with the capped TTL too (no 3600 -> 30 jump).
+        return self.finish(block, query, response, original, name, ttl=capped)
 
     def finish(self, block: Block, query: dns.message.Message, source: dns.message.Message,
                original: str, name: str, ttl: int | None = None) -> dns.message.Message:
