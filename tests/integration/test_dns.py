@@ -127,6 +127,8 @@ def test_large_answers_truncate_over_udp_and_come_whole_over_tcp(dns_cluster: Cl
 
 def test_metrics_health_and_ready(dns_cluster: Cluster) -> None:
     dns_ip = dns_cluster.get("pods", "kube-system", "k8s-app=kube-dns")[0]["status"]["podIP"]
+    for _ in range(2):  # a miss, then a cache hit, on this replica
+        assert short(dns_cluster, f"@{dns_ip}", "web.default.svc.cluster.local") == [cip("web")]
     metrics = dns_cluster.exec("client", "curl", "-s", f"http://{dns_ip}:9153/metrics").stdout
     assert re.search(r'coredns_dns_requests_total\{.*type="A".*\} \d+', metrics)
     assert "coredns_cache_hits_total" in metrics and "coredns_dns_responses_total" in metrics
