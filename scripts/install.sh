@@ -19,6 +19,7 @@ packages=(
     iproute2 bridge-utils ethtool procps util-linux hostname kmod iptables iputils-arping
     iputils-ping curl netcat-openbsd tcpdump dnsutils iperf3   # what pods and tests run
     nginx-light          # the nginx image
+    dnsperf dnsmasq-base # the DNS benchmark and its reference server
 )
 missing=()
 for p in "${packages[@]}"; do

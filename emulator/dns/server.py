@@ -50,14 +50,21 @@ class Metrics:
         with self.lock:
             self.counters[name][tuple(sorted(labels.items()))] += 1
 
-    def render(self) -> str:
+    def render(self, fast: dict[tuple, int] | None = None) -> str:
         lines = []
         with self.lock:
-            for name, series in sorted(self.counters.items()):
-                lines.append(f"# TYPE {name} counter")
-                for labels, value in sorted(series.items()):
-                    text = ",".join(f'{k}="{v}"' for k, v in labels)
-                    lines.append(f"{name}{{{text}}} {value:g}")
+            counters = {k: dict(v) for k, v in self.counters.items()}
+        for (server, zone, qtype), count in (fast or {}).items():  # answered by the fast path
+            for name, labels in (("coredns_dns_requests_total", {"server": server, "zone": zone, "proto": "udp",
+                                                                  "family": "1", "type": qtype}),
+                                 ("coredns_cache_hits_total", {"server": server, "type": "success"})):
+                key = tuple(sorted(labels.items()))
+                counters.setdefault(name, {})[key] = counters.get(name, {}).get(key, 0) + count
+        for name, series in sorted(counters.items()):
+            lines.append(f"# TYPE {name} counter")
+            for labels, value in sorted(series.items()):
+                text = ",".join(f'{k}="{v}"' for k, v in labels)
+                lines.append(f"{name}{{{text}}} {value:g}")
         return "\n".join(lines) + "\n"
 
 
@@ -99,6 +106,35 @@ def read_resolv_conf(path: str) -> list[str]:
         return []
 
 
+class FastCache:
+    """Answers already on the wire, keyed by the query's bytes after its ID.
+
+    The cache plugin's answers, re-serialised at most once a second (so TTLs still count down),
+    are replayed with the new query's ID patched in: no parsing, no building, which is what
+    makes a cached name several times faster in Python. Anything unusual (log plugin, TCP,
+    truncation, more than one question) takes the full path."""
+
+    def __init__(self) -> None:
+        self.entries: dict[bytes, tuple[bytes, float, tuple]] = {}
+        self.counts: dict[tuple, int] = defaultdict(int)
+
+    def get(self, data: bytes) -> bytes | None:
+        hit = self.entries.get(data[2:])
+        if hit is None:
+            return None
+        wire, valid_until, labels = hit
+        if time.monotonic() >= valid_until:
+            del self.entries[data[2:]]
+            return None
+        self.counts[labels] += 1
+        return data[:2] + wire
+
+    def put(self, data: bytes, wire: bytes, ttl: int, labels: tuple) -> None:
+        if len(self.entries) > 10000:
+            self.entries.clear()
+        self.entries[data[2:]] = (wire[2:], time.monotonic() + min(1.0, ttl), labels)
+
+
 class DNSServer:
     def __init__(self, conf: str, snapshot: str) -> None:
         self.conf_path, self.snapshot_path = Path(conf), Path(snapshot)
@@ -107,6 +143,9 @@ class DNSServer:
         self.snapshot: dict = {}
         self.snap_mtime = 0.0
         self.metrics = Metrics()
+        self.fast = FastCache()
+        self.soas: dict[tuple, dns.rrset.RRset] = {}
+        self.started = time.time()
         self.ready = False
         self.read_snapshot()
 
@@ -120,6 +159,7 @@ class DNSServer:
             if mtime != self.snap_mtime:
                 self.snapshot = json.loads(self.snapshot_path.read_text())
                 self.snap_mtime = mtime
+                self.fast.entries.clear()
                 for block in self.blocks:  # cluster answers changed: drop what we cached of them
                     if block.cache and block.kube:
                         for key in [k for k in block.cache.entries if plugins.in_zones(k[0], block.kube.zones)]:
@@ -160,12 +200,24 @@ class DNSServer:
                   f'{ms:.6f}ms', flush=True)
         limit = max(512, query.payload if query.edns >= 0 else 512) if proto == "udp" else 65535
         try:
-            return response.to_wire(max_size=limit)
+            out = response.to_wire(max_size=limit)
+            ttl = min([r.ttl for r in response.answer + response.authority] or [0])
+            if proto == "udp" and block and block.cache and not block.log and ttl > 0 and len(query.question) == 1:
+                self.fast.put(wire, out, ttl, (f"dns://:{block.port}", zone, qtype))
+            return out
         except dns.exception.TooBig:
             truncated = dns.message.make_response(query)
             truncated.set_rcode(response.rcode())
             truncated.flags |= dns.flags.TC | (response.flags & dns.flags.AA)
             return truncated.to_wire(max_size=limit)
+
+    def soa(self, zone: str, ttl: int) -> dns.rrset.RRset:
+        """The zone's SOA, built once (parsing its text form per answer cost a third of a miss)."""
+        key = (zone, ttl)
+        if key not in self.soas:
+            self.soas[key] = dns.rrset.from_text(zone, ttl, "IN", "SOA", f"ns.dns.{zone} hostmaster.{zone} "
+                                                 f"{int(self.started)} 7200 1800 86400 {ttl}")
+        return self.soas[key]
 
     def refused(self, query: dns.message.Message) -> dns.message.Message:
         response = dns.message.make_response(query)
@@ -233,10 +285,7 @@ class DNSServer:
                     chased = await self.lookup(block, query, target, qtype, depth + 1)
                     result.answer += chased.answer
                 if not result.answer:  # negative answers carry the zone's SOA (negative caching)
-                    zone = cluster_zone(block.kube)
-                    result.authority.append(dns.rrset.from_text(
-                        zone, block.kube.ttl, "IN", "SOA",
-                        f"ns.dns.{zone} hostmaster.{zone} {int(time.time())} 7200 1800 86400 {block.kube.ttl}"))
+                    result.authority.append(self.soa(cluster_zone(block.kube), block.kube.ttl))
                 return result
         if block.upstreams and plugins.in_zones(name, [block.forward_from]):
             return await self.forward(block, query, name)
@@ -283,7 +332,11 @@ class UDPProtocol(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data: bytes, addr) -> None:
-        asyncio.ensure_future(self._reply(data, addr))
+        fast = self.server.fast.get(data)
+        if fast is not None:
+            self.transport.sendto(fast, addr)
+        else:
+            asyncio.ensure_future(self._reply(data, addr))
 
     async def _reply(self, data: bytes, addr) -> None:
         out = await self.server.answer(data, "udp", f"{addr[0]}:{addr[1]}")
@@ -312,7 +365,7 @@ def http_endpoints(server: DNSServer) -> None:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             port = self.server.server_address[1]
             if self.path == "/metrics":
-                body, code = server.metrics.render(), 200
+                body, code = server.metrics.render(dict(server.fast.counts)), 200
             elif self.path == "/health":
                 body, code = "OK", 200
             elif self.path == "/ready":
