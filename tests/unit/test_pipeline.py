@@ -71,3 +71,12 @@ def test_sync_diff_adds_replaces_and_deletes_strictly() -> None:
     adds, deletes = diff({a.key: a, b.key: b}, [b2, c])
     assert adds == [b2, c] and deletes == [a]
     assert diff({c.key: c}, [c]) == ([], [])
+
+
+def test_pipeline_doc_samples_come_from_the_golden_flows() -> None:
+    root = Path(__file__).resolve().parents[2]
+    golden = set((root / "tests" / "golden" / "flows" / "three-node.txt").read_text().splitlines())
+    samples = [line for line in (root / "docs" / "pipeline.md").read_text().splitlines() if line.startswith("cookie=")]
+    assert samples and all(line in golden for line in samples), "regenerate docs/pipeline.md samples"
+    for table in PIPELINE:
+        assert f"## {table.name}" in (root / "docs" / "pipeline.md").read_text()
