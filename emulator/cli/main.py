@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("kind")
     ds.add_argument("name")
     ns_opts(ds)
+    sc2 = sub.add_parser("scenario", help="run scenario files: scenario run FILE... [--junit FILE]")
+    sc2.add_argument("action", choices=("run", "check"))
+    sc2.add_argument("files", nargs="+")
+    sc2.add_argument("--junit", default=None)
     dn = sub.add_parser("dns", help="resolve a name as a pod does (dig inside the pod)")
     dn.add_argument("name")
     dn.add_argument("type", nargs="?", default="A")
@@ -97,6 +101,12 @@ def default_spec() -> str:
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool = False) -> int:
     from emulator.cli import lifecycle, objects
     verb = args.verb
+    if verb == "scenario" and args.action == "check":
+        from emulator.scenario.model import load_scenario
+        for f in args.files:
+            load_scenario(f)
+            out.write(f"{f}: ok\n")
+        return 0
     if verb == "plan":
         from emulator.cli.plan import plan
         return plan(args.spec, args.show, out)
@@ -170,6 +180,18 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(args.pod, args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(args.node, out)
+    if verb == "scenario":
+        from pathlib import Path
+        from emulator.scenario import junit
+        from emulator.scenario.model import load_scenario
+        from emulator.scenario.runner import run
+        scenarios = [load_scenario(f) for f in args.files]  # all valid before anything starts
+        results = [run(s, out) for s in scenarios]
+        if args.junit:
+            junit.write(results, Path(args.junit))
+        failed = [r for r in results if not r.ok]
+        out.write(f"{len(results) - len(failed)} passed, {len(failed)} failed\n")
+        return ExitStatus.SCENARIO_FAILED if failed else 0
     if verb == "dns":
         return objects.dns_lookup(args.name, args.type, args.source, args.namespace, out)
     if verb == "describe":

@@ -31,7 +31,7 @@ from emulator.runtime import api, cleanup, ovs
 from emulator.runtime.fabric import Fabric
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
-from emulator.runtime.proc import start_time
+from emulator.runtime.proc import start_time, stop_all
 from emulator.runtime.records import Records, run_dir
 
 TICK = 0.05
@@ -61,15 +61,10 @@ class Manager:
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
         datapath = ovs.ensure_running()
-        port = free_port()
-        Fabric(self.config, self.records, datapath, port).build()
+        self.port = free_port()
+        Fabric(self.config, self.records, datapath, self.port).build()
         self._publish(force=True)
-        ctl = subprocess.Popen(
-            [sys.executable, "-m", "emulator.controller", "--view", str(self.run / "view.json"),
-             "--status", str(self.run / "controller.json"), "--port", str(port)],
-            stdin=subprocess.DEVNULL, stdout=open(self.run / "controller.log", "ab"),
-            stderr=subprocess.STDOUT, start_new_session=True)
-        self.records.add("processes", [ctl.pid, start_time(ctl.pid), "controller"])
+        self.start_controller()
         self.wait_synced(30)
         self.kubelet = Kubelet(self.state, self.records, datapath, self.run)
         corefile, snapshot = self.write_dns_config()
@@ -77,6 +72,23 @@ class Manager:
             controllers.apply(self.state, addons.cluster_dns(self.config, str(corefile), str(snapshot)))
             controllers.apply(self.state, list(self.config.manifests))
         self.phase = "running"
+
+    def start_controller(self) -> None:
+        log = open(self.run / "controller.log", "ab")
+        ctl = subprocess.Popen(
+            [sys.executable, "-m", "emulator.controller", "--view", str(self.run / "view.json"),
+             "--status", str(self.run / "controller.json"), "--port", str(self.port)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self.records.add("processes", [ctl.pid, start_time(ctl.pid), "controller"])
+
+    def stop_controller(self) -> str:
+        """A fault for scenarios: the switches keep their flows (fail_mode=secure) meanwhile."""
+        entries = [p for p in self.records.items("processes") if p[2] == "controller"]
+        stop_all([(p[0], p[1]) for p in entries])
+        self.records.discard("processes", *entries)
+        (self.run / "controller.json").unlink(missing_ok=True)
+        return f"controller stopped (pid {', '.join(str(p[0]) for p in entries)})"
 
     def write_dns_config(self) -> tuple[Path, Path]:
         """The Corefile (a ConfigMap on a real cluster) and the first cluster snapshot."""
@@ -171,6 +183,8 @@ class Manager:
             return "stopping"
         with self.lock:
             result = self._dispatch_locked(op, req)
+            if op in ("apply", "delete", "scale"):
+                self._publish()  # the view (and its generation) include the change when we answer
         self.wake.set()
         return result
 
@@ -184,6 +198,14 @@ class Manager:
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
                     "generation": st.generation, "synced": self.synced(),
                     "file": self.config.file, "run": str(self.run)}
+        if op == "controller_stop":
+            return self.stop_controller()
+        if op == "controller_start":
+            self.start_controller()
+            self.last_view = None  # republish, so the new controller has a fresh generation to confirm
+            self._publish()
+            self.wait_synced(30)
+            return "controller started; every switch reconnected and in sync"
         if op == "get":
             return render.objects(st, req["kind"], req.get("namespace"), self.agent.ready)
         if op == "apply":

@@ -1,0 +1,127 @@
+"""Scenario files: a cluster, then named steps.
+
+    # What this lab teaches (a comment for the reader)
+    cluster: ../topologies/default.yaml     # or an inline kind: Cluster document
+    steps:
+      - name: the client reaches a web pod on another node
+        exec: {in: client, command: [curl, -s, "http://${ip:pod/app=web}/"], contains: "Welcome"}
+
+Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, fault
+(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start) and probe
+(reserved for the NetworkPolicy issue). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
+``${ip:node/NAME}`` and ``${lb:svc/NAME}`` are replaced when the step runs (``ns/`` prefix for
+another namespace: ``${ip:pod/shop/db-0}``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emulator.errors import Problem, SpecError
+from emulator.spec.loader import Document, PathKey, load_file
+from emulator.spec.reader import Reader, did_you_mean
+
+STEP_KINDS = {
+    "apply": None, "delete": None, "scale": {"deployment", "replicas", "namespace"},
+    "wait": {"pods", "endpoints", "command", "timeout"},
+    "exec": {"in", "namespace", "command", "status", "contains", "matches", "fails", "timeout"},
+    "http": {"from", "namespace", "url", "host", "resolve", "status", "body", "timeout"},
+    "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
+    "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
+              "namespace"},
+    "probe": None,
+}
+
+
+@dataclass
+class Step:
+    name: str
+    kind: str
+    args: Any
+    where: Any
+    doc: Document = field(repr=False, default=None)
+
+
+@dataclass
+class Scenario:
+    path: Path
+    cluster_file: Path | None
+    cluster_doc: Document | None
+    steps: list[Step]
+    description: str = ""
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario (a file, or a folder holding scenario.yaml).
+
+    Raises:
+        SpecError: every problem, with file, line and field.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "scenario.yaml"
+    docs = load_file(path)
+    if len(docs) != 1 or not isinstance(docs[0].data, dict):
+        raise SpecError([Problem(None, "", f"{path}: a scenario is one YAML mapping")])
+    doc = docs[0]
+    r = Reader(doc)
+    r.mapping((), {"cluster", "steps", "description"}, required=("cluster", "steps"))
+    cluster = doc.data.get("cluster")
+    cluster_file, cluster_doc = None, None
+    if isinstance(cluster, str):
+        cluster_file = (path.parent / cluster).resolve()
+        if not cluster_file.is_file():
+            r.fail(("cluster",), f"cluster spec {cluster!r} does not exist")
+    elif isinstance(cluster, dict):
+        cluster_doc = doc.sub(("cluster",))
+    elif cluster is not None:
+        r.fail(("cluster",), "a path to a cluster spec or an inline kind: Cluster document")
+    steps = []
+    names: set[str] = set()
+    for i, item in enumerate(r.seq(("steps",))):
+        p: PathKey = ("steps", i)
+        if not isinstance(item, dict):
+            r.fail(p, "a step is a mapping with a name and one action")
+            continue
+        kinds = [k for k in item if k != "name"]
+        for k in kinds:
+            if k not in STEP_KINDS:
+                r.fail(p + (k,), f"unknown step {k!r}{did_you_mean(k, STEP_KINDS)}")
+        if len(kinds) != 1 or kinds[0] not in STEP_KINDS:
+            if len(kinds) != 1:
+                r.fail(p, f"a step has exactly one action, got {', '.join(kinds) or 'none'}")
+            continue
+        kind = kinds[0]
+        name = item.get("name")
+        if not isinstance(name, str) or not name:
+            r.fail(p, "every step needs a name")
+            continue
+        if name in names:
+            r.fail(p + ("name",), f"duplicate step name {name!r}")
+        names.add(name)
+        allowed = STEP_KINDS[kind]
+        if allowed is not None:
+            r.mapping(p + (kind,), allowed)
+        _check(r, p + (kind,), kind, item[kind])
+        steps.append(Step(name, kind, item[kind], doc.where(p + ("name",)), doc))
+    if r.problems:
+        raise SpecError(r.problems)
+    return Scenario(path, cluster_file, cluster_doc, steps, str(doc.data.get("description", "")))
+
+
+def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
+    if kind == "exec" and not isinstance(args.get("command"), list):
+        r.fail(p + ("command",), "required: the command as a list of words")
+    if kind == "exec" and not args.get("in"):
+        r.fail(p, "missing required field 'in' (a pod, node or external host)")
+    if kind == "http" and not args.get("url"):
+        r.fail(p, "missing required field 'url'")
+    if kind == "dns" and not args.get("name"):
+        r.fail(p, "missing required field 'name'")
+    if kind == "scale" and not isinstance(args.get("replicas"), int):
+        r.fail(p + ("replicas",), "required: a number")
+    if kind == "wait" and not any(k in args for k in ("pods", "endpoints", "command")):
+        r.fail(p, "wait for pods, endpoints or a command")
+    if kind == "probe":
+        r.fail(p, "probe steps need the NetworkPolicy issue's `k8semu probe`, which has not landed")

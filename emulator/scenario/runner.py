@@ -1,0 +1,311 @@
+"""Running a scenario: up, steps with evidence, down whatever happens.
+
+Each step returns a ``StepResult`` (ok, seconds, evidence lines: the command, what came back,
+what was expected), printed as it finishes; the run stops at the first failure, since later
+steps usually build on earlier ones.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import yaml
+
+from emulator.cli import lifecycle, objects
+from emulator.errors import K8semuError
+from emulator.runtime import api
+from emulator.runtime.records import run_dir
+from emulator.scenario.model import Scenario, Step
+from emulator.spec.cluster import load_cluster
+from emulator.spec.loader import load_file
+from emulator.spec.manifests import parse_documents
+
+VAR = re.compile(r"\$\{(ip|lb):(pod|svc|node)/([^}]+)\}")
+
+
+@dataclass
+class StepResult:
+    name: str
+    ok: bool
+    seconds: float
+    evidence: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioResult:
+    path: Path
+    steps: list[StepResult] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and all(s.ok for s in self.steps)
+
+
+class Failed(Exception):
+    def __init__(self, *evidence: str) -> None:
+        super().__init__("\n".join(evidence))
+        self.evidence = list(evidence)
+
+
+def _get(kind: str, namespace: str | None) -> list[dict]:
+    return api.call(run_dir(), "get", kind=kind, namespace=namespace)
+
+
+def substitute(value: Any) -> Any:
+    """Replace ``${ip:pod/..}``-style references in strings, lists and mappings."""
+    if isinstance(value, list):
+        return [substitute(v) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute(v) for k, v in value.items()}
+    if not isinstance(value, str):
+        return value
+
+    def one(m: re.Match) -> str:
+        what, kind, ref = m.groups()
+        ns, _, name = ref.rpartition("/")
+        ns = ns or "default"
+        if kind == "node":
+            node = next((n for n in _get("Node", None) if n["metadata"]["name"] == name), None)
+            if node is None:
+                raise Failed(f"no node {name!r} for {m.group(0)}")
+            return node["status"]["addresses"][0]["address"]
+        if kind == "svc":
+            svc = next((s for s in _get("Service", ns) if s["metadata"]["name"] == name), None)
+            if svc is None:
+                raise Failed(f"no service {ns}/{name} for {m.group(0)}")
+            if what == "lb":
+                return svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+            return svc["spec"]["clusterIP"]
+        pods = [p for p in _get("Pod", ns) if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
+        if "=" in name:
+            key, val = name.split("=", 1)
+            pods = [p for p in pods if p["metadata"].get("labels", {}).get(key) == val]
+        else:
+            pods = [p for p in pods if p["metadata"]["name"] == name]
+        if not pods:
+            raise Failed(f"no running pod matches {m.group(0)}")
+        return sorted(pods, key=lambda p: p["metadata"]["name"])[0]["status"]["podIP"]
+    return VAR.sub(one, value)
+
+
+def settle(timeout: float = 10) -> None:
+    """Wait until every switch holds the manager's current view: what the API shows is then
+    what the data plane does."""
+    poll(lambda: api.call(run_dir(), "status")["synced"], timeout, "the data plane to catch up")
+
+
+def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise Failed(f"waited {timeout:g}s for {what}", f"last seen: {last!r}")
+
+
+def run_in(target: str, command: list[str], namespace: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
+    env: dict[str, str] = {}
+    argv = objects.exec_argv(target, namespace, None, command, env)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or None)
+
+
+def _manifests(step: Step, base: Path) -> list:
+    items = step.args if isinstance(step.args, list) else [step.args]
+    docs = []
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            docs += load_file(base / item)
+        else:
+            path = ("steps", next(j for j, s in enumerate(step.doc.data["steps"]) if s.get("name") == step.name), step.kind)
+            docs.append(step.doc.sub(path + ((i,) if isinstance(step.args, list) else ())))
+    return parse_documents(docs).objects
+
+
+def do_apply(step: Step, base: Path) -> list[str]:
+    return api.call(run_dir(), "apply", objects=_manifests(step, base))
+
+
+def do_delete(step: Step, base: Path) -> list[str]:
+    from emulator.cluster.controllers import kind_of
+    args = step.args
+    if isinstance(args, dict) and "kind" in args and "apiVersion" not in args:
+        targets = [(objects.resolve_kind(args["kind"]), args.get("namespace", "default"), args["name"])]
+    else:
+        targets = [(kind_of(o), o.meta.namespace, o.meta.name) for o in _manifests(step, base)]
+    return [api.call(run_dir(), "delete", kind=k, namespace=ns, name=n) for k, ns, n in targets]
+
+
+def do_scale(step: Step, base: Path) -> list[str]:
+    a = step.args
+    return [api.call(run_dir(), "scale", kind="Deployment", namespace=a.get("namespace", "default"),
+                     name=a["deployment"], replicas=a["replicas"])]
+
+
+def do_wait(step: Step, base: Path) -> list[str]:
+    a = substitute(step.args)
+    timeout = float(a.get("timeout", 30))
+    if "pods" in a:
+        spec = a["pods"] or {}
+        want = spec.get("ready")
+
+        def ready() -> Any:
+            pods = [p for p in _get("Pod", spec.get("namespace", "default")) if not p["metadata"].get("deletionTimestamp")]
+            if spec.get("selector"):
+                key, val = spec["selector"].split("=", 1)
+                pods = [p for p in pods if p["metadata"].get("labels", {}).get(key) == val]
+            good = [p for p in pods if all(c["ready"] for c in p["status"].get("containerStatuses", []))
+                    and p["status"]["phase"] == "Running"]
+            return len(good) == len(pods) and (want is None or len(good) == want) and f"{len(good)} ready"
+        found = poll(ready, timeout, f"pods {spec} ready")
+        settle()
+        return [found]
+    if "endpoints" in a:
+        spec = a["endpoints"]
+
+        def count() -> Any:
+            eps = next((e for e in _get("Endpoints", spec.get("namespace", "default"))
+                        if e["metadata"]["name"] == spec["name"]), {})
+            n = sum(len(s.get("addresses", [])) for s in eps.get("subsets", []))
+            return n == spec["count"] and f"{n} endpoints"
+        found = poll(count, timeout, f"endpoints {spec}")
+        settle()
+        return [found]
+    spec = a["command"]
+    done = poll(lambda: (lambda r: r.returncode == 0 and r)(run_in(spec["in"], spec["command"], spec.get("namespace"))),
+                timeout, f"{' '.join(spec['command'])} to succeed in {spec['in']}")
+    return [f"$ {' '.join(spec['command'])}", done.stdout.strip()[:500]]
+
+
+def check_output(done: subprocess.CompletedProcess, a: dict, shown: str) -> list[str]:
+    evidence = [f"$ {shown}", f"exit {done.returncode}", *(done.stdout.strip().splitlines()[:15]),
+                *(("stderr: " + line) for line in done.stderr.strip().splitlines()[:5])]
+    if a.get("fails"):
+        if done.returncode == 0:
+            raise Failed(*evidence, "expected: the command fails")
+    elif done.returncode != a.get("status", 0):
+        raise Failed(*evidence, f"expected: exit {a.get('status', 0)}")
+    if "contains" in a and str(a["contains"]) not in done.stdout:
+        raise Failed(*evidence, f"expected stdout to contain {a['contains']!r}")
+    if "matches" in a and not re.search(str(a["matches"]), done.stdout, re.M):
+        raise Failed(*evidence, f"expected stdout to match /{a['matches']}/")
+    return evidence
+
+
+def do_exec(step: Step, base: Path) -> list[str]:
+    a = substitute(step.args)
+    done = run_in(a["in"], [str(w) for w in a["command"]], a.get("namespace"), float(a.get("timeout", 30)))
+    return check_output(done, a, " ".join(map(str, a["command"])))
+
+
+def do_http(step: Step, base: Path) -> list[str]:
+    a = substitute(step.args)
+    cmd = ["curl", "-sS", "-m", str(a.get("timeout", 5)), "-w", "\n%{http_code}"]
+    if a.get("host"):
+        cmd += ["-H", f"Host: {a['host']}"]
+    for entry in [a["resolve"]] if isinstance(a.get("resolve"), str) else a.get("resolve", []):
+        cmd += ["--resolve", entry]
+    cmd.append(a["url"])
+    done = run_in(a["from"], cmd, a.get("namespace"))
+    body, _, code = done.stdout.rpartition("\n")
+    evidence = [f"$ {' '.join(cmd)}", f"HTTP {code}", *body.strip().splitlines()[:10]]
+    if done.returncode != 0 or (a.get("status", 200) != int(code or 0)):
+        raise Failed(*evidence, done.stderr.strip(), f"expected: HTTP {a.get('status', 200)}")
+    if a.get("body") and not re.search(str(a["body"]), body):
+        raise Failed(*evidence, f"expected the body to match /{a['body']}/")
+    return evidence
+
+
+def do_dns(step: Step, base: Path) -> list[str]:
+    a = substitute(step.args)
+    cmd = ["dig", "+search", "+noall", "+comments", "+answer", str(a["name"]), str(a.get("type", "A"))]
+    done = run_in(a.get("from", "client"), cmd, a.get("namespace"))
+    status = (re.search(r"status: (\w+)", done.stdout) or [None, "no answer"])[1]
+    answers = sorted(line.split()[-1] for line in done.stdout.splitlines() if line and not line.startswith(";"))
+    evidence = [f"$ {' '.join(cmd)}", f"status {status}", *(f"answer {x}" for x in answers)]
+    if status != a.get("rcode", "NOERROR"):
+        raise Failed(*evidence, f"expected rcode {a.get('rcode', 'NOERROR')}")
+    if "answers" in a and answers != sorted(map(str, a["answers"])):
+        raise Failed(*evidence, f"expected answers {sorted(map(str, a['answers']))}")
+    if "contains" in a and str(a["contains"]) not in answers:
+        raise Failed(*evidence, f"expected an answer {a['contains']!r}")
+    return evidence
+
+
+def do_fault(step: Step, base: Path) -> list[str]:
+    a = substitute(step.args)
+    ns = a.get("namespace")
+    if "kill-container" in a:
+        spec = a["kill-container"] if isinstance(a["kill-container"], dict) else {"pod": a["kill-container"]}
+        pod = api.call(run_dir(), "pod", name=spec["pod"], namespace=ns)
+        pid = pod["pids"][spec.get("container", pod["containers"][0])]
+        subprocess.run(["kill", "-9", str(pid)], check=True)
+        return [f"killed pid {pid} ({spec})"]
+    if "delete-pod" in a:
+        return [api.call(run_dir(), "delete", kind="Pod", namespace=ns or "default", name=a["delete-pod"])]
+    for key, state in (("link-down", "down"), ("link-up", "up")):
+        if key in a:
+            subprocess.run(["ip", "-n", a[key], "link", "set", "eth0", state], check=True)
+            return [f"{a[key]} eth0 {state}"]
+    for key in ("controller-stop", "controller-start"):
+        if key in a:
+            return [api.call(run_dir(), key.replace("-", "_"))]
+    raise Failed(f"unknown fault {a}")
+
+
+ACTIONS = {"apply": do_apply, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
+           "http": do_http, "dns": do_dns, "fault": do_fault}
+
+
+def cluster_spec(scenario: Scenario, workdir: Path) -> Path:
+    """The spec file to bring up: the named file, or the inline document written out with
+    manifest paths made absolute (they are relative to the scenario)."""
+    if scenario.cluster_file:
+        return scenario.cluster_file
+    data = dict(scenario.cluster_doc.data)
+    spec = dict(data.get("spec", {}))
+    spec["manifests"] = [str((scenario.path.parent / m).resolve()) if isinstance(m, str) else m
+                         for m in spec.get("manifests", [])]
+    data["spec"] = spec
+    target = workdir / "cluster.yaml"
+    target.write_text(yaml.safe_dump(data, sort_keys=False))
+    return target
+
+
+def run(scenario: Scenario, out: TextIO) -> ScenarioResult:
+    """Bring the cluster up, run every step, tear down. Never raises for a failing step."""
+    result = ScenarioResult(scenario.path)
+    out.write(f"scenario {scenario.path}\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = cluster_spec(scenario, Path(tmp))
+        try:
+            config = load_cluster(spec)
+            lifecycle.up(config, str(spec), 180, out)
+        except K8semuError as exc:
+            result.error = f"cluster did not come up: {exc}"
+            out.write(f"  ERROR {result.error}\n")
+            return result
+        try:
+            for step in scenario.steps:
+                start = time.monotonic()
+                try:
+                    evidence = ACTIONS[step.kind](step, scenario.path.parent)
+                    res = StepResult(step.name, True, time.monotonic() - start, [str(e) for e in evidence])
+                except (Failed, K8semuError, subprocess.SubprocessError, OSError) as exc:
+                    res = StepResult(step.name, False, time.monotonic() - start,
+                                     getattr(exc, "evidence", [str(exc)]))
+                result.steps.append(res)
+                out.write(f"  {'PASS' if res.ok else 'FAIL'} {step.name} ({res.seconds:.1f}s)\n")
+                if not res.ok:
+                    out.write("".join(f"       {line}\n" for line in res.evidence))
+                    break
+        finally:
+            out.write(f"  {lifecycle.down()}\n")
+    return result
