@@ -74,3 +74,17 @@ class Cluster:
 
     def curl(self, source: str, url: str, namespace: str | None = None, timeout: float = 5) -> subprocess.CompletedProcess:
         return self.exec(source, "curl", "-sS", "-m", str(timeout), url, namespace=namespace)
+
+
+def module_cluster(spec: str):
+    """A module-scoped pytest fixture that brings ``spec`` up once for the module's tests."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def fixture():
+        cluster = Cluster(spec).up()
+        try:
+            yield cluster
+        finally:
+            cluster.down()
+    return fixture

@@ -135,6 +135,7 @@ def exec_argv(target: str, namespace: str | None, container: str | None, command
         raise NotFoundError(f"container {container} is not valid for pod {target}")
     if env_out is not None:
         env_out.update(container_environ(pod["pids"].get(container or pod["containers"][0])) or {})
+        env_out["__cwd__"] = pod.get("workdirs", {}).get(container or pod["containers"][0], "")
     return ["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command]
 
 
@@ -142,9 +143,10 @@ def exec_(target: str, namespace: str | None, container: str | None, command: li
     """Run a command and pass its exit status and output straight through."""
     container_env: dict[str, str] = {}
     argv = exec_argv(target, namespace, container, command, container_env)
+    cwd = container_env.pop("__cwd__", "") or None
     env = container_env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
     try:
-        return subprocess.call(argv, env=env)
+        return subprocess.call(argv, env=env, cwd=cwd if cwd and os.path.isdir(cwd) else None)
     except FileNotFoundError:
         return 127
 

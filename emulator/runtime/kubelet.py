@@ -48,6 +48,7 @@ class Kubelet:
 
     def __post_init__(self) -> None:
         self.probes.pause_of = lambda key: self.boxes[key].pause_pid if key in self.boxes else None
+        self.probes.workdir_of = self._workdir
 
     def tick(self) -> bool:
         """One sync pass; returns True if anything changed."""
@@ -56,6 +57,14 @@ class Kubelet:
         changed |= self._watch_containers()
         changed |= self._apply_probes()
         return changed
+
+    def _workdir(self, pod_key: str, name: str) -> str | None:
+        rec = self.state.get("Pod", *pod_key.split("/", 1))
+        box = self.boxes.get(pod_key)
+        container = next((c for c in rec.obj.spec.containers if c.name == name), None) if rec else None
+        if container is None or box is None:
+            return None
+        return container.working_dir or str(box.directory / name)
 
     def _apply_probes(self) -> bool:
         changes = self.probes.tick()

@@ -223,6 +223,7 @@ class Manager:
             return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name,
                     "pause_pid": box.pause_pid, "dir": str(box.directory),
                     "containers": [c.name for c in rec.obj.spec.containers],
+                    "workdirs": {c.name: c.working_dir or str(box.directory / c.name) for c in rec.obj.spec.containers},
                     "pids": {n: p.pid for n, p in box.containers.items() if p.poll() is None}}
         raise K8semuError(f"unknown request {op!r}")
 

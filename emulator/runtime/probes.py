@@ -22,6 +22,7 @@ class ProbeState:
     kind: str  # readiness | liveness
     started: float
     argv: list[str]
+    cwd: str | None = None  # exec probes run in the container's working directory
     next_run: float = 0.0
     proc: subprocess.Popen | None = None
     deadline: float = 0.0
@@ -56,11 +57,13 @@ class Probes:
         for kind, probe in (("readiness", container.readiness), ("liveness", container.liveness)):
             if probe is not None and pause:
                 argv = probe_argv(probe, container, rec.status.ip, rec.status.node, pause)
-                self.states[(pod.key, name, kind)] = ProbeState(probe, kind, now, argv,
+                cwd = self.workdir_of(pod.key, name) if self.workdir_of and probe.action == "exec" else None
+                self.states[(pod.key, name, kind)] = ProbeState(probe, kind, now, argv, cwd,
                                                                 next_run=now + probe.initial_delay)
         return container.readiness is None
 
     pause_of = None  # set by the kubelet: pod key -> pause pid
+    workdir_of = None  # set by the kubelet: (pod key, container) -> working directory
 
     def _pause(self, rec) -> int | None:
         return self.pause_of(rec.obj.key) if self.pause_of else None
@@ -104,7 +107,7 @@ class Probes:
                     changes.append((pod, container, kind, st.passing))
             if st.proc is None and now >= st.next_run:
                 st.proc = subprocess.Popen(st.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL, text=True)
+                                           stderr=subprocess.DEVNULL, text=True, cwd=st.cwd)
                 st.deadline = now + st.probe.timeout + 1
                 st.next_run = now + st.probe.period
         return changes

@@ -24,9 +24,9 @@ from emulator.runtime import ovs
 from emulator.runtime.proc import ip_batch, run, start_time
 from emulator.runtime.records import Records
 
-# The pause process names the pod, gives it a private /tmp (in the pod's own mount namespace,
-# which `ip netns exec` made a slave of the host's, so nothing propagates back), then sleeps.
-PAUSE_SCRIPT = 'hostname "$0" && mount -t tmpfs -o size=64m,mode=1777 pod-tmp /tmp && exec sleep infinity'
+# The pause process names the pod and sleeps. (A private /tmp would hide an install that lives
+# under /tmp, such as a CI checkout; each container has a private working directory instead.)
+PAUSE_SCRIPT = 'hostname "$0" && exec sleep infinity'
 
 
 @dataclass

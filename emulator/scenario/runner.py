@@ -114,7 +114,9 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 def run_in(target: str, command: list[str], namespace: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
     env: dict[str, str] = {}
     argv = objects.exec_argv(target, namespace, None, command, env)
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or None)
+    cwd = env.pop("__cwd__", "") or None
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or None,
+                          cwd=cwd if cwd and Path(cwd).is_dir() else None)
 
 
 def _manifests(step: Step, base: Path) -> list:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cluster import Cluster, k8semu
+from tests.cluster import k8semu, module_cluster
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -13,10 +13,4 @@ def no_cluster_left_behind():
     k8semu("cleanup", check=False)
 
 
-@pytest.fixture(scope="module")
-def three_node():
-    cluster = Cluster("topologies/three-node.yaml").up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
+three_node = module_cluster("topologies/three-node.yaml")

@@ -8,16 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import Cluster, k8semu, poll
+from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 
-@pytest.fixture(scope="module")
-def dns_cluster():
-    cluster = Cluster("topologies/dns.yaml").up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
+dns_cluster = module_cluster("topologies/dns.yaml")
 
 
 def dig(cluster: Cluster, *args: str, source: str = "client", namespace: str | None = None) -> str:

@@ -11,18 +11,12 @@ import time
 
 import pytest
 
-from tests.cluster import Cluster, k8semu, poll
+from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 
 
-@pytest.fixture(scope="module")
-def svc_cluster():
-    cluster = Cluster("topologies/services.yaml").up()
-    try:
-        yield cluster
-    finally:
-        cluster.down()
+svc_cluster = module_cluster("topologies/services.yaml")
 
 
 def service(cluster: Cluster, name: str) -> dict:
