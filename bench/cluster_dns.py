@@ -64,7 +64,8 @@ spec:
         (work / "cached.txt").write_text("web.default.svc.cluster.local A\n")
         (work / "miss.txt").write_text("".join(f"m{i}.default.svc.cluster.local A\n" for i in range(100000)))
         for label, server in servers.items():
-            poll(lambda: cluster.exec("client", "dig", "+short", f"@{server}", "web.default.svc.cluster.local").stdout.strip() == web_ip,
+            poll(lambda: cluster.exec("client", "dig", "+short", f"@{server}",
+                                      "web.default.svc.cluster.local").stdout.strip() == web_ip,
                  what=f"{label} to answer")
             row = results[label] = {}
             row["qps_cached"] = dnsperf(cluster, server, work / "cached.txt")

@@ -52,7 +52,9 @@ async def main(server: str, name: str, rate: int, seconds: float) -> dict:
     await asyncio.sleep(0.5)
     loop.remove_reader(sock.fileno())
     latencies.sort()
-    pct = (lambda p: round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 3)) if latencies else (lambda p: None)
+
+    def pct(p: float) -> float | None:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 3) if latencies else None
     return {"sent": total, "answered": len(latencies), "p50_ms": pct(0.50), "p99_ms": pct(0.99)}
 
 

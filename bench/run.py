@@ -49,7 +49,8 @@ metadata: {name: iperf}
 spec:
   nodes: [{name: a}, {name: b}]
   manifests:
-    - {apiVersion: v1, kind: Pod, metadata: {name: server}, spec: {nodeName: a, containers: [{name: s, image: networkstatic/iperf3}]}}
+    - {apiVersion: v1, kind: Pod, metadata: {name: server},
+       spec: {nodeName: a, containers: [{name: s, image: networkstatic/iperf3}]}}
     - {apiVersion: v1, kind: Pod, metadata: {name: near}, spec: {nodeName: a, containers: [{name: c, image: busybox}]}}
     - {apiVersion: v1, kind: Pod, metadata: {name: far}, spec: {nodeName: b, containers: [{name: c, image: busybox}]}}
 """

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 
-
-
 def _labels(d: dict | None) -> list[str]:
     return [f"{k}={v}" for k, v in sorted((d or {}).items())] or ["<none>"]
 
@@ -43,6 +41,3 @@ def describe_service(svc: dict, endpoints: dict | None) -> str:
     rows += [("Internal Traffic Policy", spec.get("internalTrafficPolicy", "Cluster")), ("Events", "<none>")]
     width = max(len(k) for k, _ in rows) + 2
     return "\n".join((f"{k}:" if k else "").ljust(width) + v for k, v in rows)
-
-
-

@@ -117,8 +117,8 @@ class Allocations:
 
 def kubernetes_service() -> Service:
     """``default/kubernetes``: 443 -> the control plane's 6443 (nothing answers there yet)."""
-    return Service(ObjectMeta(KUBERNETES_SERVICE, "default", {"component": "apiserver",
-                                                               "provider": "kubernetes"}),
+    labels = {"component": "apiserver", "provider": "kubernetes"}
+    return Service(ObjectMeta(KUBERNETES_SERVICE, "default", labels),
                    ports=(ServicePort(443, "TCP", "https", 6443),))
 
 
@@ -177,11 +177,15 @@ def slice_name(svc: Service, rng) -> str:
     return f"{svc.meta.name[:57]}-{naming.random_suffix(rng)}"
 
 
-def backends(svc: Service, endpoints: Endpoints | None, slices: list[EndpointSlice]) -> list[tuple[ServicePort, list[tuple[str, int, str]]]]:
+Backend = tuple[str, int, str]  # endpoint IP, port, node
+
+
+def backends(svc: Service, endpoints: Endpoints | None,
+             slices: list[EndpointSlice]) -> list[tuple[ServicePort, list[Backend]]]:
     """Per Service port: the ready (ip, port, node) backends, from Endpoints or else slices."""
     out = []
     for sp in svc.ports:
-        found: list[tuple[str, int, str]] = []
+        found: list[Backend] = []
         if endpoints is not None:
             for subset in endpoints.subsets:
                 port = next((p.port for p in subset.ports if p.name == sp.name and p.protocol == sp.protocol), None)

@@ -6,10 +6,10 @@ from typing import Any
 
 from os_ken.ofproto import nicira_ext
 
+from emulator.pipeline import flow as fl
+
 NX_NAT_F_SRC = 1 << 0  # OVS's nx-nat flags; os-ken's nicira_ext does not export them
 NX_NAT_F_DST = 1 << 1
-
-from emulator.pipeline import flow as fl
 
 
 def _action(parser: Any, ofproto: Any, action: fl.Action) -> Any:

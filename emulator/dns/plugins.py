@@ -211,4 +211,3 @@ def shuffle_addresses(response: dns.message.Message) -> None:
             rrset.clear()
             for item in items:
                 rrset.add(item)
-

@@ -153,6 +153,3 @@ def _reverse(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | 
     if not targets:
         return None  # not ours: fall through (or NXDOMAIN) as the Corefile says
     return Answer(records=[_rr(qname, opts.ttl, "PTR", *targets)]) if qtype in ("PTR", "ANY") else Answer()
-
-
-

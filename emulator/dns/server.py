@@ -55,8 +55,8 @@ class Metrics:
         with self.lock:
             counters = {k: dict(v) for k, v in self.counters.items()}
         for (server, zone, qtype), count in (fast or {}).items():  # answered by the fast path
-            for name, labels in (("coredns_dns_requests_total", {"server": server, "zone": zone, "proto": "udp",
-                                                                  "family": "1", "type": qtype}),
+            requests = {"server": server, "zone": zone, "proto": "udp", "family": "1", "type": qtype}
+            for name, labels in (("coredns_dns_requests_total", requests),
                                  ("coredns_cache_hits_total", {"server": server, "type": "success"})):
                 key = tuple(sorted(labels.items()))
                 counters.setdefault(name, {})[key] = counters.get(name, {}).get(key, 0) + count

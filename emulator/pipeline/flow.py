@@ -181,6 +181,8 @@ class Group:
     def to_ofctl(self) -> str:
         buckets = ",".join("bucket=" + ",".join(a.ofctl() for a in b) for b in self.buckets)
         return f"group_id={self.group_id},type=select,{buckets}"
+
+
 MatchValue = Union[int, str, tuple]
 
 

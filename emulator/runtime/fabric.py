@@ -133,7 +133,7 @@ class Fabric:
         cfg = self.config
         lines = [
             "link set lo up",
-            f"link set eth0 up",
+            "link set eth0 up",
             f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
             f"link set {naming.NODE_GATEWAY_IF} address {node.gateway_mac} up",
             f"addr add {node.gateway_ip}/{cfg.pods.node_mask} dev {naming.NODE_GATEWAY_IF}",

@@ -209,4 +209,3 @@ class Kubelet:
             self.probes.forget(key)
         sandbox.destroy(list(self.boxes.values()), self.records)
         self.boxes.clear()
-

@@ -6,7 +6,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 

@@ -9,7 +9,6 @@ import re
 import subprocess
 import time
 
-import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
