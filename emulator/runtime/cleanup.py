@@ -17,7 +17,19 @@ from emulator.runtime.records import Records
 
 
 def stop_manager(pid: int, started: int | None, timeout: float = 60) -> None:
-    """Ask a live manager to tear down (SIGTERM) and wait; kill it if it will not go."""
+    """Ask a live manager to tear down (SIGTERM) and wait; kill it if it will not go. Then kill
+    what is left of its process group: short-lived children it had not recorded (probes,
+    ip/ovs-vsctl calls) when it died. The group id is the manager's PID (it leads its own
+    session); Linux does not hand out a PID that is still a live group's id, so this reaches
+    only the manager's own children."""
+    _stop(pid, started, timeout)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _stop(pid: int, started: int | None, timeout: float) -> None:
     if not alive(pid, started):
         return
     os.kill(pid, signal.SIGTERM)
