@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("action", choices=("run", "check"))
     sc2.add_argument("files", nargs="+")
     sc2.add_argument("--junit", default=None)
+    pr = sub.add_parser("probe", help="reachability truth table between every pair of pods")
+    pr.add_argument("-n", "--namespace", action="append", default=None)
+    pr.add_argument("--port", default="80")
+    pr.add_argument("--protocol", default="tcp")
+    pr.add_argument("--expect", default=None, help="a file holding the expected table(s)")
     dn = sub.add_parser("dns", help="resolve a name as a pod does (dig inside the pod)")
     dn.add_argument("name")
     dn.add_argument("type", nargs="?", default="A")
@@ -192,6 +197,9 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         failed = [r for r in results if not r.ok]
         out.write(f"{len(results) - len(failed)} passed, {len(failed)} failed\n")
         return ExitStatus.SCENARIO_FAILED if failed else 0
+    if verb == "probe":
+        from emulator.cli import probe
+        return probe.run(args.namespace, args.port, args.protocol, args.expect, out)
     if verb == "dns":
         return objects.dns_lookup(args.name, args.type, args.source, args.namespace, out)
     if verb == "describe":

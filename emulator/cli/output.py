@@ -168,9 +168,12 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _ep_row),
+    "NetworkPolicy": (["NAME", "POD-SELECTOR", "AGE"], [],
+                      lambda o, w: [o["metadata"]["name"], ",".join(f"{k}={v}" for k, v in o["spec"]["podSelector"]
+                                                                    .get("matchLabels", {}).items()) or "<none>", age(o)]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice"}
+NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy"}
 
 
 def render(kind: str, items: list[dict], output: str | None, all_namespaces: bool,

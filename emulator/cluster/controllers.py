@@ -17,6 +17,7 @@ from emulator.model import naming, scheduler
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
+from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.cluster import services
@@ -24,11 +25,13 @@ from emulator.cluster.admission import check_objects
 from emulator.cluster.store import ClusterState, Record
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
-         Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice"}
+         Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
+         NetworkPolicy: "NetworkPolicy"}
 TEMPLATE_HASH = "pod-template-hash"
 
 
-GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io"}
+GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io",
+          "NetworkPolicy": "networking.k8s.io"}
 
 
 def kind_of(obj: object) -> str:

@@ -38,5 +38,6 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
                          naming.mac_from_ip(r.status.ip),
                          naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr))
                  for r in state.pods() if r.status.node and r.status.ip and not r.deleting)
+    from emulator.cluster.policies import compile_policies
     return NetworkView(state.generation if generation is None else generation, nodes, pods,
-                       service_views(state))
+                       service_views(state), compile_policies(state))

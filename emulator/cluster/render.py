@@ -157,6 +157,10 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
     """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
     if kind == "Node":
         return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
+    if kind == "NetworkPolicy":
+        return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(r),
+                 "spec": {"podSelector": r.obj.pod_selector.to_dict(), "policyTypes": list(r.obj.policy_types)}}
+                for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind in ("Service", "Endpoints", "EndpointSlice"):
         from emulator.cluster import render_services
         return render_services.objects(state, kind, namespace)

@@ -48,6 +48,8 @@ def _action(parser: Any, ofproto: Any, action: fl.Action) -> Any:
         return parser.NXActionCT(flags=1 if action.commit else 0, zone_src="",
                                  zone_ofs_nbits=action.zone, recirc_table=fl.TABLE_IDS[action.table],
                                  alg=0, actions=inner)
+    if isinstance(action, fl.Conjunction):
+        return parser.NXActionConjunction(clause=action.clause - 1, n_clauses=action.clauses, id_=action.id)
     if isinstance(action, fl.GroupAction):
         return parser.OFPActionGroup(action.group_id)
     if isinstance(action, fl.Resubmit):

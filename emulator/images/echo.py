@@ -64,12 +64,49 @@ def udp_echo(port: int) -> None:
         sock.sendto(name + b": " + data, peer)
 
 
+def serve_names(spec: str) -> None:
+    """``--serve tcp:80,udp:81``: answer each connection or datagram with the pod's name (the
+    Kubernetes netpol e2e servers do the same with agnhost serve-hostname)."""
+    import threading
+    name = identity()["pod_name"].encode()
+
+    def tcp(port: int) -> None:
+        srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("0.0.0.0", port))
+        srv.listen(128)
+        while True:
+            conn, _ = srv.accept()
+            try:
+                conn.sendall(name + b"\n")
+            except OSError:
+                pass
+            conn.close()
+
+    def udp(port: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("0.0.0.0", port))
+        while True:
+            _, peer = sock.recvfrom(512)
+            sock.sendto(name + b"\n", peer)
+
+    threads = []
+    for item in spec.split(","):
+        proto, port = item.split(":")
+        threads.append(threading.Thread(target=tcp if proto == "tcp" else udp, args=(int(port),), daemon=True))
+        threads[-1].start()
+    print(f"serving {spec}", flush=True)
+    for t in threads:
+        t.join()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="echo", prefix_chars="-")
     parser.add_argument("--http-echo", action="store_true")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "80")))
     parser.add_argument("-text", "--text", default=None)
     parser.add_argument("-listen", "--listen", default=None)
+    parser.add_argument("--serve", default="", help="tcp:PORT,udp:PORT,...: answer with the pod name")
     parser.add_argument("--udp", type=int, default=int(os.environ.get("UDP_PORT", "0")),
                         help="also echo UDP datagrams on this port, prefixed with the pod name")
     return parser.parse_known_args(argv)[0]
@@ -77,6 +114,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
+    if args.serve:
+        serve_names(args.serve)
+        return 0
     port = args.port
     text = args.text
     if args.http_echo:

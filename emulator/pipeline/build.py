@@ -1,7 +1,7 @@
 """All flows of one node's switch for a network view: the entry point of the pipeline."""
 from __future__ import annotations
 
-from emulator.pipeline.features import overlay, pod_connectivity, service
+from emulator.pipeline.features import overlay, pod_connectivity, policy, service
 from emulator.pipeline.flow import Flow, Group
 from emulator.pipeline.view import NetworkView
 
@@ -13,7 +13,8 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
         KeyError: no such node in the view.
     """
     node = view.node(node_name)
-    flows = pod_connectivity.init_flows(node) + overlay.init_flows(node) + service.init_flows(node)
+    flows = (pod_connectivity.init_flows(node) + overlay.init_flows(node) + service.init_flows(node)
+             + policy.init_flows(node))
     for pod in sorted(view.pods, key=lambda p: p.ofport):
         if pod.node == node.name:
             flows += pod_connectivity.flows_for_pod(node, pod)
@@ -23,6 +24,7 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
     for svc in view.services:
         flows += service.flows_for_service(node, svc)
     flows += service.endpoint_flows(view, node)
+    flows += policy.flows_for_node(view, node)
     keys = [f.key for f in flows]
     if len(keys) != len(set(keys)):
         dup = next(k for k in keys if keys.count(k) > 1)
@@ -50,4 +52,7 @@ def describe_cookie(view: NetworkView, value: int) -> str:
     if category == Category.SERVICE:
         svc = next((s for s in view.services if s.id == object_id), None)
         return f"service {svc.label}" if svc else f"service #{object_id} (gone)"
+    if category == Category.POLICY:
+        rule = next((r for r in view.policies.rules if r.id % (1 << 32) == object_id), None)
+        return f"networkpolicy {rule.owner}" if rule else "networkpolicy isolation"
     return category.name.lower()

@@ -41,13 +41,15 @@ FROM_GATEWAY = RegMark(PKT_SOURCE, 2, "FromGateway")
 FROM_POD = RegMark(PKT_SOURCE, 3, "FromPod")
 HAIRPIN = RegField(0, 4, 4, "HairpinField")
 HAIRPIN_MARK = RegMark(HAIRPIN, 1, "Hairpin")  # a pod reaching itself through a Service
+ESTABLISHED = RegField(0, 5, 5, "ConnectionStateField")
+ESTABLISHED_MARK = RegMark(ESTABLISHED, 1, "Established")  # an existing connection: skip policy
 TARGET_OFPORT = RegField(1, 0, 31, "TargetOFPortField")
 ENDPOINT_IP = RegField(3, 0, 31, "EndpointIPField")
 ENDPOINT_PORT = RegField(4, 0, 15, "EndpointPortField")
 AFFINITY = RegField(4, 16, 16, "AffinityField")
 AFFINITY_HIT = RegMark(AFFINITY, 1, "AffinityHit")  # SessionAffinity remembered an endpoint
 
-ALL_FIELDS = (PKT_SOURCE, HAIRPIN, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
+ALL_FIELDS = (PKT_SOURCE, HAIRPIN, ESTABLISHED, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
 
 
 def ct_zone(node_index: int) -> int:

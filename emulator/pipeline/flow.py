@@ -25,6 +25,7 @@ OFCTL_NAMES = {
     "arp_tha": ("arp_tha", "NXM_NX_ARP_THA[]"), "reg0": ("reg0", ""), "reg1": ("reg1", ""),
     "ip_proto": ("nw_proto", ""), "tcp_dst": ("tp_dst", ""), "udp_dst": ("tp_dst", ""),
     "reg3": ("reg3", ""), "reg4": ("reg4", ""), "ct_state": ("ct_state", ""), "ct_mark": ("ct_mark", ""),
+    "conj_id": ("conj_id", ""), "sctp_dst": ("tp_dst", ""),
 }
 CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
 IP_PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}
@@ -167,7 +168,18 @@ class LearnAffinity:
                 f"load:NXM_NX_REG4[0..15]->NXM_NX_REG4[0..15],load:0x1->NXM_NX_REG4[16])")
 
 
-Action = Union[Output, OutputInPort, OutputReg, SetField, LoadMark, LoadReg, Move, DecTtl, Ct,
+@dataclass(frozen=True)
+class Conjunction:
+    """One clause of a conjunctive match (OVS's conjunction(id, k/n))."""
+    id: int
+    clause: int  # 1-based
+    clauses: int
+
+    def ofctl(self) -> str:
+        return f"conjunction({self.id},{self.clause}/{self.clauses})"
+
+
+Action = Union[Output, OutputInPort, Conjunction, OutputReg, SetField, LoadMark, LoadReg, Move, DecTtl, Ct,
                GroupAction, Resubmit, ToController, LearnAffinity]
 
 

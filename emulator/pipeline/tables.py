@@ -15,6 +15,7 @@ class Stage(Enum):
     VALIDATION = "validation"
     CONNTRACK = "conntrack"
     PRE_ROUTING = "pre-routing"
+    POLICY = "policy"
     ROUTING = "routing"
     SWITCHING = "switching"
     OUTPUT = "output"
@@ -46,8 +47,14 @@ PIPELINE: tuple[Table, ...] = (
     Table("EndpointDNAT", Stage.PRE_ROUTING, doc="commits the connection with DNAT to the endpoint"),
     Table("HairpinSNAT", Stage.PRE_ROUTING,
           doc="a pod reaching itself through a Service is SNATed to the hairpin address"),
+    Table("EgressRule", Stage.POLICY, miss="next",
+          doc="NetworkPolicy egress: what pods of this node may send (after Service DNAT)"),
     Table("L3Forwarding", Stage.ROUTING, doc="picks the next hop MAC by destination IP"),
     Table("L2ForwardingCalc", Stage.SWITCHING, doc="maps the destination MAC to an output port"),
+    Table("IngressRule", Stage.POLICY, miss="next",
+          doc="NetworkPolicy ingress: what pods of this node may receive"),
+    Table("ConntrackCommit", Stage.CONNTRACK, miss="next",
+          doc="commits new connections so their replies pass as established"),
     Table("Output", Stage.OUTPUT, doc="sends the packet to the port chosen in reg1"),
 )
 

@@ -63,11 +63,30 @@ class ServicePortView:
 
 
 @dataclass(frozen=True)
+class RuleView:
+    """One NetworkPolicy rule, as address sets (see ``cluster.policies``)."""
+    id: int
+    owner: str  # "ns/policy ingress[0]"
+    direction: str  # Ingress | Egress
+    applied: tuple[tuple[str, str], ...]  # (pod IP, node) the rule protects
+    peers: tuple[str, ...]  # CIDRs the rule admits ("0.0.0.0/0": anyone)
+    ports: tuple[tuple[str, int | None, int | None], ...] = ()  # (protocol, port, endPort); empty: all
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    rules: tuple[RuleView, ...] = ()
+    isolated_ingress: tuple[str, ...] = ()  # pod IPs selected by an Ingress policy
+    isolated_egress: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NetworkView:
     generation: int
     nodes: tuple[NodeView, ...] = ()
     pods: tuple[PodView, ...] = field(default=())
     services: tuple[ServicePortView, ...] = ()
+    policies: PolicyView = field(default_factory=PolicyView)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
@@ -77,8 +96,13 @@ class NetworkView:
         data = json.loads(text)
         services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"])})
                          for s in data.get("services", ()))
+        pol = data.get("policies") or {}
+        policies = PolicyView(
+            tuple(RuleView(r["id"], r["owner"], r["direction"], tuple(tuple(a) for a in r["applied"]),
+                           tuple(r["peers"]), tuple(tuple(p) for p in r["ports"])) for r in pol.get("rules", ())),
+            tuple(pol.get("isolated_ingress", ())), tuple(pol.get("isolated_egress", ())))
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
-                   tuple(PodView(**p) for p in data["pods"]), services)
+                   tuple(PodView(**p) for p in data["pods"]), services, policies)
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

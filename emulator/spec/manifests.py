@@ -16,7 +16,7 @@ from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, 
                                 Probe, Toleration)
 from emulator.model.selectors import OPERATORS, selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import kinds, services
+from emulator.spec import kinds, netpol, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -242,6 +242,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = services.parse_endpoints(r, meta, source)
     elif kind == "EndpointSlice":
         obj = services.parse_endpoint_slice(r, meta, source)
+    elif kind == "NetworkPolicy":
+        obj = netpol.parse_network_policy(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

@@ -34,6 +34,6 @@ def flows_for_peer(node: NodeView, peer: NodeView) -> list[Flow]:
              (SetField("eth_src", node.gateway_mac), SetField("eth_dst", peer.vtep_mac), DecTtl()),
              "L2ForwardingCalc", own, f"to node {peer.name}'s pods through the tunnel"),
         Flow("L2ForwardingCalc", P_HIGH, (("eth_dst", peer.vtep_mac),),
-             (LoadReg(fields.TARGET_OFPORT, TUN),), "Output", own),
+             (LoadReg(fields.TARGET_OFPORT, TUN),), "IngressRule", own),
         arp_reply("ARPResponder", peer.gateway_ip, naming.GLOBAL_VIRTUAL_MAC, own),
     ]

@@ -41,7 +41,7 @@ def init_flows(node: NodeView) -> list[Flow]:
              (SetField("eth_dst", node.gateway_mac),), "L2ForwardingCalc", own,
              "anything else a pod sends goes to its node"),
         Flow("L2ForwardingCalc", P_HIGH, (("eth_dst", node.gateway_mac),),
-             (LoadReg(fields.TARGET_OFPORT, GW),), "Output", own),
+             (LoadReg(fields.TARGET_OFPORT, GW),), "IngressRule", own),
         Flow("Output", P_HIGH, (), (OutputReg(fields.TARGET_OFPORT),), None, miss),
     ] + [Flow(t, P_MISS, (), (), None, miss, "table-miss: drop")
          for t in ("Classifier", "SpoofGuard", "ARPResponder", "L3Forwarding", "L2ForwardingCalc")]
@@ -62,5 +62,5 @@ def flows_for_pod(node: NodeView, pod: PodView) -> list[Flow]:
              (SetField("eth_src", node.gateway_mac), SetField("eth_dst", pod.mac)),
              "L2ForwardingCalc", own, f"to pod {pod.namespace}/{pod.name}"),
         Flow("L2ForwardingCalc", P_HIGH, (("eth_dst", pod.mac),),
-             (LoadReg(fields.TARGET_OFPORT, pod.ofport),), "Output", own),
+             (LoadReg(fields.TARGET_OFPORT, pod.ofport),), "IngressRule", own),
     ]

@@ -47,8 +47,9 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("ConntrackState", P_HIGH + 10, (("eth_type", ETH_IP), ct_state("-new", "+est", "-rpl", "+trk"),
                                              ("ct_mark", fields.CT_MARK_HAIRPIN)),
              (LoadMark(fields.HAIRPIN_MARK),), "HairpinSNAT", miss, "hairpin connection, forward direction"),
-        Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")), (),
-             "L3Forwarding", miss, "established, related, reply, invalid: no load balancing"),
+        Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")),
+             (LoadMark(fields.ESTABLISHED_MARK),), "L3Forwarding", miss,
+             "established, related, reply, invalid: no load balancing, no policy"),
         Flow("HairpinSNAT", P_HIGH, (("eth_type", ETH_IP),),
              (Ct(fields.snat_ct_zone(node.index), "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
              miss, f"SNAT to {HAIRPIN_VIP}"),
@@ -56,7 +57,7 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("Output", P_HIGH + 10, (fields.HAIRPIN_MARK.match,), (OutputInPort(),), None, miss,
              "hairpin: back out of the port it came in by"),
         Flow("ConntrackState", P_MISS, (), (), "ServiceLB", miss),
-        Flow("ServiceLB", P_MISS, (), (), "L3Forwarding", miss),
+        Flow("ServiceLB", P_MISS, (), (), "EgressRule", miss),
         Flow("AffinityGate", P_HIGH + 10, (fields.AFFINITY_HIT.match,), (Resubmit("EndpointDNAT"),), None,
              miss, "this client's remembered endpoint"),
         Flow("EndpointDNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
@@ -142,7 +143,7 @@ def endpoint_flows(view: NetworkView, node: NodeView) -> list[Flow]:
                      ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
             owner = cookie.make(Category.SERVICE, svc.id)
             seen[key] = Flow("EndpointDNAT", P_HIGH, match,
-                             (Ct(fields.ct_zone(node.index), "L3Forwarding", commit=True, nat="dst", nat_ip=ep.ip,
+                             (Ct(fields.ct_zone(node.index), "EgressRule", commit=True, nat="dst", nat_ip=ep.ip,
                                  nat_port=ep.port),), None, owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
             seen[key + ("hairpin",)] = Flow(
                 "EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],

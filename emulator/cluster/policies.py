@@ -1,0 +1,104 @@
+"""NetworkPolicy compiled to address sets: what the data plane needs, nothing else (pure).
+
+Each rule becomes ``RuleView``s: the applied-to pods' IPs (with their nodes), the peers as
+CIDRs (pod IPs as /32, ipBlocks minus their exceptions, or "any"), and numeric ports. A named
+port is resolved per pod (per applied-to pod for ingress, per peer pod for egress), so a rule
+using one can become several views. The sets of isolated pods per direction come alongside.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+from emulator.cluster.store import ClusterState
+from emulator.model.netpol import NetworkPolicy, Peer, PolicyPort
+from emulator.pipeline.view import PolicyView, RuleView
+
+ANY = ("0.0.0.0/0",)
+
+
+def _pods(state: ClusterState) -> list:
+    return [r for r in state.pods() if r.status.ip and r.status.node and not r.deleting]
+
+
+def _ns_labels(state: ClusterState) -> dict[str, dict[str, str]]:
+    return {r.obj.meta.name: r.obj.labels() for r in state.list("Namespace")}
+
+
+def _peer_pods(state: ClusterState, policy: NetworkPolicy, peer: Peer, pods: list) -> list:
+    labels = _ns_labels(state)
+    out = []
+    for rec in pods:
+        ns = rec.obj.meta.namespace
+        if peer.namespace_selector is not None:
+            if not peer.namespace_selector.matches(labels.get(ns, {})):
+                continue
+        elif ns != policy.meta.namespace:
+            continue
+        if peer.pod_selector is not None and not peer.pod_selector.matches(rec.obj.meta.labels):
+            continue
+        out.append(rec)
+    return out
+
+
+def _cidrs(block) -> list[str]:
+    nets = [ipaddress.IPv4Network(block.cidr)]
+    for ex in block.excepts:
+        exnet = ipaddress.IPv4Network(ex)
+        nets = [piece for n in nets for piece in ((n,) if not exnet.subnet_of(n) and not n.subnet_of(exnet)
+                                                  else (() if n.subnet_of(exnet) else tuple(n.address_exclude(exnet))))]
+    return sorted(str(n) for n in nets)
+
+
+def _port(p: PolicyPort, rec) -> tuple[str, int | None, int | None] | None:
+    if p.port is None or isinstance(p.port, int):
+        return (p.protocol, p.port, p.end_port)
+    for c in rec.obj.spec.containers:
+        for cp in c.ports:
+            if cp.name == p.port and cp.protocol == p.protocol:
+                return (p.protocol, cp.container_port, None)
+    return None
+
+
+def compile_policies(state: ClusterState) -> PolicyView:
+    pods = _pods(state)
+    rules: list[RuleView] = []
+    isolated: dict[str, set[str]] = {"Ingress": set(), "Egress": set()}
+    for rec in sorted(state.list("NetworkPolicy"), key=lambda r: r.id):
+        pol: NetworkPolicy = rec.obj
+        applied = [p for p in pods if p.obj.meta.namespace == pol.meta.namespace and pol.pod_selector.matches(p.obj.meta.labels)]
+        for direction in pol.policy_types:
+            isolated[direction] |= {p.status.ip for p in applied}
+            for index, rule in enumerate(pol.ingress if direction == "Ingress" else pol.egress):
+                peer_ips: set[str] = set()
+                peer_pods = []
+                if not rule.peers:
+                    peer_ips = set(ANY)
+                for peer in rule.peers:
+                    if peer.ip_block:
+                        peer_ips |= set(_cidrs(peer.ip_block))
+                    else:
+                        found = _peer_pods(state, pol, peer, pods)
+                        peer_pods += found
+                        peer_ips |= {f"{p.status.ip}/32" for p in found}
+                named = any(isinstance(p.port, str) for p in rule.ports)
+                base = rec.id * 1000 + index * 2 + (0 if direction == "Ingress" else 1)
+                owner = f"{pol.key} {direction.lower()}[{index}]"
+                if not named:
+                    ports = tuple(sorted({(p.protocol, p.port, p.end_port) for p in rule.ports}, key=str))
+                    rules.append(RuleView(base, owner, direction, tuple((p.status.ip, p.status.node) for p in applied),
+                                          tuple(sorted(peer_ips)), ports))
+                    continue
+                # named ports: resolve against each destination pod
+                targets = applied if direction == "Ingress" else peer_pods
+                for k, target in enumerate(targets):
+                    ports = tuple(sorted({x for x in (_port(p, target) for p in rule.ports) if x}, key=str))
+                    if not ports:
+                        continue
+                    if direction == "Ingress":
+                        rules.append(RuleView(base + 100000 * (k + 1), owner, direction, ((target.status.ip, target.status.node),),
+                                              tuple(sorted(peer_ips)), ports))
+                    else:
+                        rules.append(RuleView(base + 100000 * (k + 1), owner, direction,
+                                              tuple((p.status.ip, p.status.node) for p in applied),
+                                              (f"{target.status.ip}/32",), ports))
+    return PolicyView(tuple(rules), tuple(sorted(isolated["Ingress"])), tuple(sorted(isolated["Egress"])))

@@ -1,0 +1,214 @@
+"""NetworkPolicy in the e2e netpol layout (namespaces x, y, z; pods a, b, c; TCP and UDP on 80
+and 81). Every case applies its policies, waits for the data plane, probes every pair on every
+port and protocol, and compares the complete truth table with the one Kubernetes semantics give."""
+from __future__ import annotations
+
+
+import json
+
+import subprocess
+import time
+
+import pytest
+
+from emulator.cli import probe
+from tests.cluster import k8semu, module_cluster, poll
+
+netpol_cluster = module_cluster("topologies/netpol.yaml")
+PODS = [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
+KEYS = [f"{proto}/{port}" for proto in ("tcp", "udp") for port in (80, 81)]
+
+
+@pytest.fixture
+def cluster(netpol_cluster):
+    yield netpol_cluster
+    for ns in "xyz":  # every case starts from no policies and the original labels
+        for pol in json.loads(k8semu("get", "networkpolicies", "-n", ns, "-o", "json").stdout)["items"]:
+            k8semu("delete", "networkpolicy", pol["metadata"]["name"], "-n", ns)
+    settle()
+
+
+def settle() -> None:
+    poll(lambda: "in sync" in k8semu("status").stdout, timeout=10, what="the data plane to catch up")
+
+
+def policy(ns: str, name: str, spec: str) -> str:
+    return f"apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n{spec}"
+
+
+def check(cluster, allowed) -> None:
+    """``allowed(src, dst, proto, port)`` for every cell; a pod always reaches itself."""
+    settle()
+    actual = probe.probe(["x", "y", "z"], [80, 81], ["tcp", "udp"])
+    expected = {k: {s: {d: s == d or allowed(s, d, k.split("/")[0], int(k.split("/")[1])) for d in PODS}
+                    for s in PODS} for k in KEYS}
+    differences = probe.diff(expected, actual)
+    assert not differences, "\n".join(differences) + "\n" + probe.render(actual)
+
+
+def ns(pod: str) -> str:
+    return pod.split("/")[0]
+
+
+def name(pod: str) -> str:
+    return pod.split("/")[1]
+
+
+def test_no_policy_allows_everything(cluster) -> None:
+    check(cluster, lambda s, d, proto, port: True)
+
+
+def test_default_deny_ingress_in_a_namespace(cluster) -> None:
+    cluster.apply(policy("x", "deny", "  podSelector: {}\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x")
+
+
+def test_allow_from_one_label_in_the_same_namespace(cluster) -> None:
+    cluster.apply(policy("x", "allow-b", "  podSelector: {matchLabels: {pod: a}}\n"
+                                         "  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: d != "x/a" or s == "x/b")
+
+
+def test_namespace_selector(cluster) -> None:
+    cluster.apply(policy("x", "from-y", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "y")
+
+
+def test_automatic_namespace_name_label(cluster) -> None:
+    cluster.apply(policy("x", "from-z", "  podSelector: {}\n  ingress:\n"
+                                        "    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: z}}}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "z")
+
+
+def test_pod_and_namespace_selector_in_one_peer_is_and(cluster) -> None:
+    cluster.apply(policy("x", "and", "  podSelector: {}\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {ns: y}},"
+                                     " podSelector: {matchLabels: {pod: b}}}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or s == "y/b")
+
+
+def test_two_peers_are_or(cluster) -> None:
+    cluster.apply(policy("x", "or", "  podSelector: {}\n  ingress:\n    - from: [{namespaceSelector: {matchLabels: {ns: y}}},"
+                                    " {podSelector: {matchLabels: {pod: b}}}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "y" or s == "x/b")
+
+
+def test_port_number_and_protocol(cluster) -> None:
+    cluster.apply(policy("x", "tcp80", "  podSelector: {}\n  ingress: [{ports: [{port: 80, protocol: TCP}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) == ("tcp", 80))
+
+
+def test_udp_only(cluster) -> None:
+    cluster.apply(policy("x", "udp", "  podSelector: {}\n  ingress: [{ports: [{protocol: UDP}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or proto == "udp")
+
+
+def test_named_port(cluster) -> None:
+    cluster.apply(policy("x", "named", "  podSelector: {}\n  ingress: [{ports: [{port: serve-81-tcp}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) == ("tcp", 81))
+
+
+def test_port_range_with_end_port(cluster) -> None:
+    cluster.apply(policy("x", "range", "  podSelector: {}\n  ingress: [{ports: [{port: 81, endPort: 90, protocol: UDP}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) == ("udp", 81))
+
+
+def test_empty_rule_allows_all_and_empty_list_denies_all(cluster) -> None:
+    cluster.apply(policy("x", "open", "  podSelector: {matchLabels: {pod: a}}\n  ingress: [{}]\n"))
+    cluster.apply(policy("y", "closed", "  podSelector: {matchLabels: {pod: a}}\n  ingress: []\n"))
+    check(cluster, lambda s, d, proto, port: d != "y/a")
+
+
+def test_policies_are_a_union_in_any_order(cluster) -> None:
+    cluster.apply(policy("x", "p2", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]\n"))
+    cluster.apply(policy("x", "p1", "  podSelector: {}\n  ingress: [{from: [{podSelector: {matchLabels: {pod: c}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "z" or s == "x/c")
+
+
+def test_egress_deny_all(cluster) -> None:
+    cluster.apply(policy("x", "no-egress", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Egress]\n"))
+    check(cluster, lambda s, d, proto, port: s != "x/a")
+
+
+def test_egress_to_one_namespace_and_port(cluster) -> None:
+    cluster.apply(policy("x", "egress-y", "  podSelector: {}\n  egress:\n    - to: [{namespaceSelector: {matchLabels: {ns: y}}}]\n"
+                                          "      ports: [{port: 81}]\n"))
+    # no policyTypes and an egress section: [Ingress, Egress], so x's ingress is denied too
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" and (ns(s) != "x" or (ns(d) == "y" and (proto, port) == ("tcp", 81))))
+
+
+def test_sender_egress_and_receiver_ingress_must_both_allow(cluster) -> None:
+    cluster.apply(policy("x", "egress-to-y", "  podSelector: {}\n  policyTypes: [Egress]\n"
+                                             "  egress: [{to: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n"))
+    cluster.apply(policy("y", "in-from-z", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: z}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: (ns(s) != "x" or ns(d) == "y") and (ns(d) != "y" or ns(s) == "z"))
+
+
+def test_ip_block_with_except(cluster) -> None:
+    pods = {p["metadata"]["namespace"] + "/" + p["metadata"]["name"]: p["status"]["podIP"]
+            for n in "xyz" for p in cluster.get("pods", n)}
+    excluded = f"{pods['y/b']}/32"
+    peer = "{ipBlock: {cidr: 10.244.0.0/16, except: [" + excluded + "]}}"
+    cluster.apply(policy("x", "block", "  podSelector: {}\n  ingress:\n    - from: [" + peer + "]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or s != "y/b")
+
+
+def test_label_change_is_enforced_within_a_second(cluster) -> None:
+    cluster.apply(policy("x", "allow-b", "  podSelector: {matchLabels: {pod: a}}\n"
+                                         "  ingress: [{from: [{podSelector: {matchLabels: {role: friend}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: d != "x/a")
+    pod = json.loads(k8semu("get", "pod", "c", "-n", "x", "-o", "json").stdout)
+    manifest = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c", "namespace": "x",
+                                                                "labels": {"pod": "c", "role": "friend"}},
+                "spec": {k: v for k, v in pod["spec"].items() if k not in ("nodeName",)}}
+    start = time.monotonic()
+    k8semu("apply", "-f", "-", input=json.dumps(manifest))
+    settle()
+    assert time.monotonic() - start < 1.5
+    check(cluster, lambda s, d, proto, port: d != "x/a" or s == "x/c")
+
+
+def test_service_traffic_is_checked_against_the_endpoint(cluster) -> None:
+    cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: x}\n"
+                  "spec: {selector: {pod: a}, ports: [{port: 8080, targetPort: 80}]}\n")
+    cluster.apply(policy("x", "only-y", "  podSelector: {matchLabels: {pod: a}}\n"
+                                        "  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n"))
+    settle()
+    vip = json.loads(k8semu("get", "svc", "a", "-n", "x", "-o", "json").stdout)["spec"]["clusterIP"]
+    for src, ok in (("y/b", True), ("z/b", False)):
+        done = cluster.exec(name(src), "nc", "-w", "1", vip, "8080", namespace=ns(src))
+        assert (done.returncode == 0 and done.stdout.strip() == "a") is ok, (src, done)
+    k8semu("delete", "svc", "a", "-n", "x")
+
+
+def test_established_connections_survive_a_policy_that_still_allows_them(cluster) -> None:
+    target = json.loads(k8semu("get", "pod", "a", "-n", "x", "-o", "json").stdout)["status"]["podIP"]
+    # a long-lived TCP conversation from y/b: a shell loop writing a line a second into one socket
+    conv = subprocess.Popen(["k8semu", "exec", "-n", "y", "b", "--", "sh", "-c",
+                             f"(for i in $(seq 6); do echo $i; sleep 0.5; done) | nc -w 5 {target} 81"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cluster.apply(policy("x", "keep-y", "  podSelector: {}\n  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n"))
+    out, _ = conv.communicate(timeout=20)
+    assert conv.returncode == 0 and out.strip() == "a"
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "y")
+
+
+def test_denied_tcp_connect_times_out_rather_than_being_refused(cluster) -> None:
+    cluster.apply(policy("x", "deny", "  podSelector: {}\n"))
+    settle()
+    target = json.loads(k8semu("get", "pod", "a", "-n", "x", "-o", "json").stdout)["status"]["podIP"]
+    start = time.monotonic()
+    done = cluster.exec("b", "curl", "-sS", "-m", "2", f"http://{target}/", namespace="y")
+    assert done.returncode == 28 and time.monotonic() - start >= 2  # timed out, no RST
+
+
+def test_invalid_policies_are_refused_with_the_field() -> None:
+    bad = [("cidr: 10.0.0.0/33", "ipBlock.cidr: Invalid value: '10.0.0.0/33'"),
+           ("cidr: 10.1.0.0/16, except: [10.2.0.0/24]", "must be a strict subset of `cidr`")]
+    for block, message in bad:
+        text = policy("x", "bad", f"  podSelector: {{}}\n  ingress: [{{from: [{{ipBlock: {{{block}}}}}]}}]\n")
+        done = k8semu("apply", "-f", "-", input=text, check=False)
+        assert done.returncode == 3 and message in done.stderr, done.stderr
+    text = policy("x", "bad", "  podSelector: {}\n  ingress: [{ports: [{port: 90, endPort: 80}]}]\n")
+    assert "must be greater than or equal to `port`" in k8semu("apply", "-f", "-", input=text, check=False).stderr
+    text = policy("x", "bad", "  podSelector: {}\n  ingress: [{ports: [{port: 90, protocol: ICMP}]}]\n")
+    assert "Unsupported value: 'ICMP'" in k8semu("apply", "-f", "-", input=text, check=False).stderr
