@@ -75,13 +75,21 @@ def serve_names(spec: str) -> None:
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("0.0.0.0", port))
         srv.listen(128)
-        while True:
-            conn, _ = srv.accept()
+        def talk(conn: socket.socket) -> None:
+            # reply, then drain until the client closes: closing with unread input would
+            # send a RST that can discard the reply before the client reads it
             try:
                 conn.sendall(name + b"\n")
+                conn.settimeout(30)
+                while conn.recv(4096):
+                    pass
             except OSError:
                 pass
             conn.close()
+
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=talk, args=(conn,), daemon=True).start()
 
     def udp(port: int) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
