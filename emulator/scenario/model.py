@@ -8,7 +8,7 @@
 
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, fault
 (kill-container, delete-pod, link-down, link-up, controller-stop, controller-start) and probe
-(reserved for the NetworkPolicy issue). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
+(the reachability truth table, compared cell by cell). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
 ``${ip:node/NAME}`` and ``${lb:svc/NAME}`` are replaced when the step runs (``ns/`` prefix for
 another namespace: ``${ip:pod/shop/db-0}``).
 """
@@ -30,7 +30,7 @@ STEP_KINDS = {
     "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
-    "probe": None,
+    "probe": {"namespaces", "ports", "protocols", "expect"},
 }
 
 
@@ -123,5 +123,5 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         r.fail(p + ("replicas",), "required: a number")
     if kind == "wait" and not any(k in args for k in ("pods", "endpoints", "command")):
         r.fail(p, "wait for pods, endpoints or a command")
-    if kind == "probe":
-        r.fail(p, "probe steps need the NetworkPolicy issue's `k8semu probe`, which has not landed")
+    if kind == "probe" and not isinstance(args.get("expect"), str):
+        r.fail(p, "missing required field 'expect' (the truth table, as `k8semu probe` prints it)")

@@ -262,7 +262,20 @@ def do_fault(step: Step, base: Path) -> list[str]:
     raise Failed(f"unknown fault {a}")
 
 
-ACTIONS = {"apply": do_apply, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
+def do_probe(step: Step, base: Path) -> list[str]:
+    from emulator.cli import probe
+    a = step.args
+    settle()
+    tables = probe.probe(a.get("namespaces"), [int(p) for p in a.get("ports", [80])],
+                         [str(p).lower() for p in a.get("protocols", ["tcp"])])
+    shown = probe.render(tables).splitlines()
+    differences = probe.diff(probe.parse_tables(a["expect"]), tables)
+    if differences:
+        raise Failed(*shown, *differences)
+    return shown
+
+
+ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
            "http": do_http, "dns": do_dns, "fault": do_fault}
 
 

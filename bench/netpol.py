@@ -1,0 +1,120 @@
+#!/usr/bin/env python3
+"""NetworkPolicy benchmarks (issue: NetworkPolicy). Measures and reports; never fails.
+
+    sudo .venv/bin/python bench/netpol.py
+
+1. Apply -> enforced: from the API call applying a default-deny policy to every switch
+   confirming (barrier) the view that holds it, then checked with a connection attempt that
+   now times out; median and worst of 20 (and the same for deleting it).
+2. 100 policies over 300 pods (3 workers, 10 namespaces): programming time (apply -> every
+   switch in sync) and the number of flows, total and per node.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from emulator.runtime import api  # noqa: E402
+from emulator.runtime.records import run_dir  # noqa: E402
+from emulator.spec.loader import load_text  # noqa: E402
+from emulator.spec.manifests import parse_documents  # noqa: E402
+from tests.cluster import Cluster, k8semu  # noqa: E402
+
+DENY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}}\n"
+
+
+def synced_after(change) -> float:
+    start = time.monotonic()
+    change()
+    while not api.call(run_dir(), "status")["synced"]:
+        time.sleep(0.002)
+    return time.monotonic() - start
+
+
+def enforcement(cluster: Cluster) -> dict:
+    objs = parse_documents(load_text(DENY, "deny.yaml")).objects
+    target = cluster.pod("a", "x")["status"]["podIP"]
+    applied, deleted = [], []
+    for _ in range(20):
+        applied.append(synced_after(lambda: api.call(run_dir(), "apply", objects=objs)))
+        blocked = cluster.exec("b", "nc", "-z", "-w", "1", target, "80", namespace="y").returncode != 0
+        assert blocked, "the policy was not enforced"
+        deleted.append(synced_after(lambda: api.call(run_dir(), "delete", kind="NetworkPolicy", namespace="x", name="deny")))
+    ms = lambda v: {"median_ms": round(statistics.median(v) * 1000, 1), "worst_ms": round(max(v) * 1000, 1)}  # noqa: E731
+    return {"apply": ms(applied), "delete": ms(deleted)}
+
+
+def scale(workdir: Path) -> dict:
+    docs = []
+    for n in range(10):
+        docs.append(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}, labels: {{team: t{n % 3}}}}}\n")
+        docs.append(f"""apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app, namespace: ns{n}}}
+spec:
+  replicas: 30
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app}}}}
+    spec: {{containers: [{{name: c, image: busybox}}]}}
+""")
+    (workdir / "pods.yaml").write_text("---\n".join(docs))
+    (workdir / "cluster.yaml").write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: np-scale}\n"
+                                          "spec:\n  nodes: [{name: w, count: 3}]\n  dns: {enabled: false}\n"
+                                          "  manifests: [pods.yaml]\n")
+    cluster = Cluster(str(workdir / "cluster.yaml")).up()
+    try:
+        policies = []
+        for i in range(100):
+            policies.append(f"""apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {{name: p{i}, namespace: ns{i % 10}}}
+spec:
+  podSelector: {{matchLabels: {{app: app}}}}
+  ingress:
+    - from: [{{namespaceSelector: {{matchLabels: {{team: t{i % 3}}}}}}}]
+      ports: [{{port: {8000 + i}}}, {{port: 9000, endPort: 9100, protocol: UDP}}]
+""")
+        objs = parse_documents(load_text("---\n".join(policies), "policies.yaml")).objects
+        seconds = synced_after(lambda: api.call(run_dir(), "apply", objects=objs))
+        per_node = {}
+        for i in range(3):
+            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"k8br-{i}"], capture_output=True,
+                                 text=True).stdout
+            per_node[f"w-{i + 1}"] = sum(1 for line in out.splitlines() if "cookie=" in line)
+        policy_flows = sum(1 for i in range(3) for line in subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"k8br-{i}"], capture_output=True, text=True).stdout.splitlines()
+            if "cookie=0x5" in line)
+    finally:
+        cluster.down()
+    return {"program_s": round(seconds, 2), "flows_per_node": per_node, "policy_flows_total": policy_flows}
+
+
+def main() -> int:
+    k8semu("cleanup", check=False)
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    cluster = Cluster("topologies/netpol.yaml").up()
+    try:
+        results["enforcement"] = enforcement(cluster)
+        print(f"apply -> enforced: {results['enforcement']}", flush=True)
+    finally:
+        cluster.down()
+    with tempfile.TemporaryDirectory() as tmp:
+        results["scale"] = scale(Path(tmp))
+    print(f"100 policies x 300 pods: {results['scale']}")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "netpol.json").write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
