@@ -75,6 +75,7 @@ def serve_names(spec: str) -> None:
         srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         srv.bind(("0.0.0.0", port))
         srv.listen(128)
+
         def talk(conn: socket.socket) -> None:
             # reply, then drain until the client closes: closing with unread input would
             # send a RST that can discard the reply before the client reads it
