@@ -41,3 +41,56 @@ def describe_service(svc: dict, endpoints: dict | None) -> str:
     rows += [("Internal Traffic Policy", spec.get("internalTrafficPolicy", "Cluster")), ("Events", "<none>")]
     width = max(len(k) for k, _ in rows) + 2
     return "\n".join((f"{k}:" if k else "").ljust(width) + v for k, v in rows)
+
+
+def _selector_text(sel: dict | None) -> str:
+    if not sel:
+        return "<none>"
+    parts = [f"{k}={v}" for k, v in sorted(sel.get("matchLabels", {}).items())]
+    parts += [f"{e['key']} {e['operator'].lower()} ({','.join(e.get('values', []))})" for e in sel.get("matchExpressions", [])]
+    return ",".join(parts) or "<none>"
+
+
+def describe_policy(pol: dict) -> str:
+    """kubectl's NetworkPolicy description, plus the pods it selects right now."""
+    meta, spec = pol["metadata"], pol["spec"]
+    lines = [f"Name:         {meta['name']}", f"Namespace:    {meta['namespace']}",
+             f"Created on:   {meta['creationTimestamp']}", f"Labels:       {_labels(meta.get('labels'))[0]}",
+             f"Annotations:  {_labels(meta.get('annotations'))[0]}", "Spec:"]
+    sel = _selector_text(spec.get("podSelector"))
+    lines.append(f"  PodSelector:     {sel}" + (" (Allowing the specific traffic to all pods in this namespace)"
+                                                 if sel == "<none>" else ""))
+    for direction, peer_key, verb in (("Ingress", "from", "From"), ("Egress", "to", "To")):
+        rules = spec.get(direction.lower(), [])
+        if direction not in spec["policyTypes"]:
+            lines.append(f"  Not affecting {direction.lower()} traffic")
+            continue
+        if not rules:
+            lines.append(f"  Allowing {direction.lower()} traffic:")
+            lines.append(f"    <none> (Selected pods are isolated for {direction.lower()} connectivity)")
+            continue
+        lines.append(f"  Allowing {direction.lower()} traffic:")
+        for i, rule in enumerate(rules):
+            if i:
+                lines.append("    ----------")
+            ports = rule.get("ports", [])
+            for p in ports or [None]:
+                lines.append("    To Port: " + ("<any> (traffic allowed to all ports)" if p is None else
+                             f"{p.get('port', '<any>')}{'-' + str(p['endPort']) if 'endPort' in p else ''}/{p['protocol']}"))
+            lines.append(f"    {verb}:")
+            peers = rule.get(peer_key, [])
+            if not peers:
+                lines.append("      <any> (traffic not restricted by source)" if direction == "Ingress" else
+                             "      <any> (traffic not restricted by destination)")
+            for peer in peers:
+                if "ipBlock" in peer:
+                    lines.append(f"      IPBlock:\n        CIDR: {peer['ipBlock']['cidr']}\n"
+                                 f"        Except: {', '.join(peer['ipBlock'].get('except', []))}")
+                if "namespaceSelector" in peer:
+                    lines.append(f"      NamespaceSelector: {_selector_text(peer['namespaceSelector'])}")
+                if "podSelector" in peer:
+                    lines.append(f"      PodSelector: {_selector_text(peer['podSelector'])}")
+    lines.append(f"  Policy Types: {', '.join(spec['policyTypes'])}")
+    selected = pol.get("status", {}).get("k8semu.io/selectedPods", [])
+    lines.append(f"Selected pods:  {', '.join(selected) or '<none>'}")
+    return "\n".join(lines)

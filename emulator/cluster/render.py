@@ -158,8 +158,7 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
     if kind == "Node":
         return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
     if kind == "NetworkPolicy":
-        return [{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(r),
-                 "spec": {"podSelector": r.obj.pod_selector.to_dict(), "policyTypes": list(r.obj.policy_types)}}
+        return [policy_object(r, state)
                 for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind in ("Service", "Endpoints", "EndpointSlice"):
         from emulator.cluster import render_services
@@ -174,3 +173,41 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
 
 def as_list(items: list[dict]) -> dict:
     return {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}
+
+
+def _rules(rules, peer_key: str) -> list[dict]:
+    out = []
+    for rule in rules:
+        item: dict = {}
+        peers = []
+        for peer in rule.peers:
+            entry: dict = {}
+            if peer.pod_selector is not None:
+                entry["podSelector"] = peer.pod_selector.to_dict()
+            if peer.namespace_selector is not None:
+                entry["namespaceSelector"] = peer.namespace_selector.to_dict()
+            if peer.ip_block is not None:
+                entry["ipBlock"] = {"cidr": peer.ip_block.cidr, **({"except": list(peer.ip_block.excepts)}
+                                                                    if peer.ip_block.excepts else {})}
+            peers.append(entry)
+        if peers:
+            item[peer_key] = peers
+        if rule.ports:
+            item["ports"] = [{"protocol": p.protocol, **({"port": p.port} if p.port is not None else {}),
+                              **({"endPort": p.end_port} if p.end_port else {})} for p in rule.ports]
+        out.append(item)
+    return out
+
+
+def policy_object(rec: Record, state: ClusterState) -> dict:
+    """A NetworkPolicy as the API server returns it, plus (in status) the pods it selects now."""
+    pol = rec.obj
+    spec: dict = {"podSelector": pol.pod_selector.to_dict(), "policyTypes": list(pol.policy_types)}
+    if pol.ingress:
+        spec["ingress"] = _rules(pol.ingress, "from")
+    if pol.egress:
+        spec["egress"] = _rules(pol.egress, "to")
+    selected = sorted(p.obj.meta.name for p in state.pods(pol.meta.namespace)
+                      if not p.deleting and pol.pod_selector.matches(p.obj.meta.labels))
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(rec), "spec": spec,
+            "status": {"k8semu.io/selectedPods": selected}}

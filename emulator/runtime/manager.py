@@ -253,10 +253,22 @@ def main(argv: list[str]) -> int:
         (run / "error.txt").write_text(message)
         if manager:
             manager.shutdown()
+        end_own_children()
         return 1
     manager.shutdown()
+    end_own_children()
     shutil.rmtree(run, ignore_errors=True)  # everything it made is gone; so is the record
     return 0
+
+
+def end_own_children() -> None:
+    """Short-lived helpers still running (a probe's curl, an arping) are in our process group,
+    which we lead: signal the group, ignoring the signal ourselves."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        os.killpg(os.getpgid(0), signal.SIGTERM)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def test_node_reaches_pods_on_every_node(three_node: Cluster) -> None:
 def test_underlay_carries_vxlan_with_node_ips_outside_and_pod_ips_inside(three_node: Cluster) -> None:
     web, client = pod_ip(three_node, "web-b"), pod_ip(three_node, "client-c")
     capture = subprocess.Popen(["ip", "netns", "exec", "node-c", "tcpdump", "-l", "-nn", "-c", "1", "-i", "eth0",
-                                "udp port 4789"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "udp port 4789 and src host 172.18.0.4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Retry the request until tcpdump (which may still be opening its socket) has seen a packet.
         poll(lambda: three_node.curl("client-c", f"http://{web}/", namespace=NS).returncode == 0 and

@@ -212,3 +212,52 @@ def test_invalid_policies_are_refused_with_the_field() -> None:
     assert "must be greater than or equal to `port`" in k8semu("apply", "-f", "-", input=text, check=False).stderr
     text = policy("x", "bad", "  podSelector: {}\n  ingress: [{ports: [{port: 90, protocol: ICMP}]}]\n")
     assert "Unsupported value: 'ICMP'" in k8semu("apply", "-f", "-", input=text, check=False).stderr
+
+
+def test_match_expressions_in_pod_selector(cluster) -> None:
+    cluster.apply(policy("x", "expr", "  podSelector: {}\n  ingress:\n    - from: [{podSelector: {matchExpressions: "
+                                      "[{key: pod, operator: In, values: [a, c]}]}}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or s in ("x/a", "x/c"))
+
+
+def test_namespace_selector_not_in(cluster) -> None:
+    cluster.apply(policy("x", "not-y", "  podSelector: {}\n  ingress:\n    - from: [{namespaceSelector: {matchExpressions: "
+                                       "[{key: ns, operator: NotIn, values: [y]}]}}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) != "y")
+
+
+def test_ingress_and_egress_in_one_policy(cluster) -> None:
+    cluster.apply(policy("x", "both", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress, Egress]\n"
+                                      "  ingress: [{from: [{namespaceSelector: {matchLabels: {ns: y}}}]}]\n"
+                                      "  egress: [{to: [{namespaceSelector: {matchLabels: {ns: z}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: (d != "x/a" or ns(s) == "y") and (s != "x/a" or ns(d) == "z"))
+
+
+def test_several_ports_in_one_rule(cluster) -> None:
+    cluster.apply(policy("x", "ports", "  podSelector: {}\n  ingress: [{ports: [{port: 80, protocol: TCP}, "
+                                       "{port: 81, protocol: UDP}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) in (("tcp", 80), ("udp", 81)))
+
+
+def test_egress_policies_of_a_namespace_are_a_union(cluster) -> None:
+    cluster.apply(policy("y", "deny-egress", "  podSelector: {}\n  policyTypes: [Egress]\n"))
+    cluster.apply(policy("y", "egress-to-x", "  podSelector: {}\n  policyTypes: [Egress]\n"
+                                             "  egress: [{to: [{namespaceSelector: {matchLabels: {ns: x}}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(s) != "y" or ns(d) == "x")
+
+
+def test_ip_block_of_one_node(cluster) -> None:
+    nodes = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in cluster.get("nodes")}
+    where = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["spec"]["nodeName"]
+             for n in "xyz" for p in cluster.get("pods", n)}
+    cluster.apply(policy("x", "node", "  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: "
+                         + nodes["worker-1"] + "}}]}]\n"))
+    check(cluster, lambda s, d, proto, port: ns(d) != "x" or where[s] == "worker-1")
+
+
+def test_describe_netpol_says_what_it_selects_and_allows(cluster) -> None:
+    cluster.apply(policy("x", "allow-b", "  podSelector: {matchLabels: {pod: a}}\n"
+                                         "  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}], ports: [{port: 80}]}]\n"))
+    out = k8semu("describe", "netpol", "allow-b", "-n", "x").stdout
+    assert "PodSelector:     pod=a" in out and "To Port: 80/TCP" in out and "PodSelector: pod=b" in out
+    assert "Not affecting egress traffic" in out and "Selected pods:  a" in out
