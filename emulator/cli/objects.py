@@ -21,6 +21,7 @@ KIND_ALIASES = {
     "Namespace": ("ns", "namespace", "namespaces"),
     "Service": ("svc", "service", "services"),
     "Endpoints": ("ep", "endpoints"),
+    "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io"),
     "NetworkPolicy": ("netpol", "networkpolicy", "networkpolicies", "networkpolicy.networking.k8s.io"),
     "EndpointSlice": ("endpointslice", "endpointslices", "endpointslice.discovery.k8s.io",
                       "endpointslices.discovery.k8s.io"),

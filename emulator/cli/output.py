@@ -156,6 +156,14 @@ def _slice_row(s: dict, wide: bool) -> list[str]:
     return [s["metadata"]["name"], s["addressType"], ports, shown or "<unset>", age(s)]
 
 
+def _ingress_row(i: dict, wide: bool) -> list[str]:
+    spec = i["spec"]
+    hosts = ",".join(r.get("host", "*") for r in spec.get("rules", [])) or "*"
+    address = ",".join(x["ip"] for x in i["status"]["loadBalancer"].get("ingress", []))
+    return [i["metadata"]["name"], spec.get("ingressClassName", "<none>"), hosts, address,
+            "80, 443" if spec.get("tls") else "80", age(i)]
+
+
 PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
             ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], _pod_row),
@@ -168,12 +176,13 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _ep_row),
+    "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress_row),
     "NetworkPolicy": (["NAME", "POD-SELECTOR", "AGE"], [],
                       lambda o, w: [o["metadata"]["name"], ",".join(f"{k}={v}" for k, v in o["spec"]["podSelector"]
                                                                     .get("matchLabels", {}).items()) or "<none>", age(o)]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy"}
+NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress"}
 
 
 def render(kind: str, items: list[dict], output: str | None, all_namespaces: bool,

@@ -42,3 +42,33 @@ def cluster_dns(config: ClusterConfig, corefile: str, snapshot: str) -> list:
                       ports=(ServicePort(53, "UDP", "dns", 53), ServicePort(53, "TCP", "dns-tcp", 53),
                              ServicePort(9153, "TCP", "metrics", 9153)))
     return [deployment, service]
+
+
+INGRESS_IMAGE = "registry.k8s.io/ingress-nginx/controller:v1.9.4"
+INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
+
+
+def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
+    """ingress-nginx as its deploy manifest for bare metal installs it: a namespace, the default
+    IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080)."""
+    if not config.ingress.enabled:
+        return []
+    from emulator.model.ingress import IngressClass
+    from emulator.model.meta import Namespace
+    container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
+                          ports=(ContainerPort(80, "http", "TCP"),),
+                          readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
+    raw = {"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot]}]}
+    spec = PodSpec((container,), raw=raw)
+    template = PodTemplate(dict(INGRESS_LABELS), {}, spec, {"metadata": {"labels": INGRESS_LABELS}, "spec": raw})
+    ns = "ingress-nginx"
+    return [
+        Namespace(ObjectMeta(ns, "", {"app.kubernetes.io/name": "ingress-nginx"})),
+        IngressClass(ObjectMeta("nginx", "", dict(INGRESS_LABELS),
+                                {"ingressclass.kubernetes.io/is-default-class": "true"})),
+        Deployment(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), 1,
+                   LabelSelector(dict(INGRESS_LABELS)), template),
+        Service(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), type="NodePort",
+                selector=dict(INGRESS_LABELS),
+                ports=(ServicePort(80, "TCP", "http", "http", config.ingress.node_port),)),
+    ]

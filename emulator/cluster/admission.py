@@ -38,7 +38,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
     node_names = {n.name for n in config.nodes}
     load = dict(existing_load or {})
     for obj in objects:
-        if not isinstance(obj, Namespace) and obj.meta.namespace not in namespaces:
+        if type(obj).__name__ not in ("Namespace", "IngressClass") and obj.meta.namespace not in namespaces:
             problems.append(Problem(obj.source, "metadata.namespace",
                                     f"namespaces {obj.meta.namespace!r} not found"))
     for obj, spec, count in _pod_specs(objects):

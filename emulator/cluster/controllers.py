@@ -17,6 +17,7 @@ from emulator.model import naming, scheduler
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
+from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
@@ -26,12 +27,13 @@ from emulator.cluster.store import ClusterState, Record
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
-         NetworkPolicy: "NetworkPolicy"}
+         NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret"}
 TEMPLATE_HASH = "pod-template-hash"
 
 
 GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io",
-          "NetworkPolicy": "networking.k8s.io"}
+          "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
+          "IngressClass": "networking.k8s.io"}
 
 
 def kind_of(obj: object) -> str:
@@ -86,7 +88,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
     Raises:
         NotFoundError: no such object.
     """
-    rec = state.get(kind, "" if kind == "Namespace" else namespace, name)
+    rec = state.get(kind, "" if kind in ("Namespace", "IngressClass") else namespace, name)
     if rec is None:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
     if kind == "Pod":

@@ -29,4 +29,24 @@ def snapshot(state: ClusterState) -> dict:
             "endpoints": endpoints})
     pods = [{"name": r.obj.meta.name, "namespace": r.obj.meta.namespace, "ip": r.status.ip}
             for r in state.pods() if r.status.ip and not r.deleting]
-    return {"namespaces": sorted(state.namespaces()), "services": services, "pods": pods}
+    return {"namespaces": sorted(state.namespaces()), "services": services, "pods": pods,
+            "ingresses": ingresses(state)}
+
+
+def ingresses(state: ClusterState) -> list[dict]:
+    """The Ingresses the nginx class serves: its own, and class-less ones if it is the default."""
+    default = any(r.obj.is_default and r.obj.meta.name == "nginx" for r in state.list("IngressClass"))
+    out = []
+    for rec in sorted(state.list("Ingress"), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name)):
+        ing = rec.obj
+        if ing.class_name != "nginx" and not (not ing.class_name and default):
+            continue
+
+        def backend(b):
+            return {"service": b.service, "port": b.port} if b else None
+        out.append({"namespace": ing.meta.namespace, "name": ing.meta.name,
+                    "default_backend": backend(ing.default_backend),
+                    "rules": [{"host": r.host, "paths": [{"path": p.path, "path_type": p.path_type,
+                                                          "backend": backend(p.backend)} for p in r.paths]}
+                              for r in ing.rules]})
+    return out

@@ -157,6 +157,9 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
     """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
     if kind == "Node":
         return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
+    if kind == "Ingress":
+        return [ingress_object(r, state) for r in sorted(state.list(kind, namespace),
+                                                         key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind == "NetworkPolicy":
         return [policy_object(r, state)
                 for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
@@ -211,3 +214,24 @@ def policy_object(rec: Record, state: ClusterState) -> dict:
                       if not p.deleting and pol.pod_selector.matches(p.obj.meta.labels))
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": _meta(rec), "spec": spec,
             "status": {"k8semu.io/selectedPods": selected}}
+
+
+def ingress_object(rec: Record, state: ClusterState) -> dict:
+    ing = rec.obj
+
+    def backend(b):
+        return {"service": {"name": b.service, "port": {"number" if isinstance(b.port, int) else "name": b.port}}}
+    spec: dict = {}
+    if ing.class_name:
+        spec["ingressClassName"] = ing.class_name
+    if ing.default_backend:
+        spec["defaultBackend"] = backend(ing.default_backend)
+    spec["rules"] = [{**({"host": r.host} if r.host else {}),
+                      "http": {"paths": [{"path": p.path, "pathType": p.path_type, "backend": backend(p.backend)}
+                                         for p in r.paths]}} for r in ing.rules]
+    if ing.tls:
+        spec["tls"] = [{"hosts": list(h), "secretName": s} for h, s in ing.tls]
+    controllers = [p for p in state.pods("ingress-nginx") if p.status.node and not p.deleting]
+    ips = sorted({state.config.node(p.status.node).ip for p in controllers})
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(rec), "spec": spec,
+            "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}

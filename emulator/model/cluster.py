@@ -18,6 +18,12 @@ class DNSConfig:
 
 
 @dataclass(frozen=True)
+class IngressConfig:
+    enabled: bool = False  # like kind and minikube, the ingress controller is an add-on
+    node_port: int = 30080
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     nodes: tuple[Node, ...]
@@ -29,6 +35,7 @@ class ClusterConfig:
     lb_pool: tuple[str, ...] = ()  # LoadBalancer addresses (MetalLB L2 style), in order
     external_hosts: tuple = ()  # ExternalHost: emulated hosts outside the cluster
     dns: DNSConfig = field(default_factory=DNSConfig)
+    ingress: IngressConfig = field(default_factory=IngressConfig)
     manifests: tuple = ()  # model objects, in apply order
     warnings: tuple[str, ...] = ()
     file: str = ""

@@ -43,6 +43,8 @@ BUILTIN: dict[str, Image] = {
     "registry.k8s.io/coredns/coredns": Image(("{python}", "-m", "emulator.dns.server"), (),
                                              "k8semu's CoreDNS-like server (Corefile, kubernetes plugin)"),
     "coredns/coredns": Image(("{python}", "-m", "emulator.dns.server"), (), "k8semu's CoreDNS-like server"),
+    "registry.k8s.io/ingress-nginx/controller": Image(("{python}", "-m", "emulator.ingress.controller"), (),
+                                                      "nginx driven by Ingress objects"),
     "busybox": SLEEP,
     "alpine": SLEEP,
     "debian": SLEEP,

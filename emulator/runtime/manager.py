@@ -70,6 +70,7 @@ class Manager:
         corefile, snapshot = self.write_dns_config()
         with self.lock:
             controllers.apply(self.state, addons.cluster_dns(self.config, str(corefile), str(snapshot)))
+            controllers.apply(self.state, addons.ingress_nginx(self.config, str(snapshot)))
             controllers.apply(self.state, list(self.config.manifests))
         self.phase = "running"
 

@@ -244,7 +244,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=lambda v: None if naming.is_dns1123_label(v)
                     else f"{v!r} is not a valid DNS-1123 label")
-    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns"}, required=("nodes",))
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress"},
+              required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
                     "loadBalancerPool"})
@@ -282,8 +283,14 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
             r.problems += exc.problems
     if r.problems:
         raise SpecError(r.problems)
+    from emulator.model.cluster import IngressConfig
+    r.mapping(("spec", "ingress"), {"enabled", "nodePort"})
+    ingress = IngressConfig(bool(r.typed(("spec", "ingress", "enabled"), bool, False)),
+                            r.integer(("spec", "ingress", "nodePort"), 30080, 30000, 32767) or 30080)
+    if r.problems:
+        raise SpecError(r.problems)
     config = ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                           pool, externals, dns, objects, tuple(warnings), doc.file)
+                           pool, externals, dns, ingress, objects, tuple(warnings), doc.file)
     from emulator.cluster.admission import check_objects  # cluster layer: placement and images
     problems = check_objects(config, list(objects))
     if problems:

@@ -16,7 +16,7 @@ from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, 
                                 Probe, Toleration)
 from emulator.model.selectors import OPERATORS, selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import kinds, netpol, services
+from emulator.spec import ingress, kinds, netpol, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -216,10 +216,10 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         name = (data.get("metadata") or {}).get("name", "?")
         r.warnings.append(f"{doc.where(('kind',))}: {kind} {name}: not emulated yet; ignored")
         return [], r.problems, r.warnings
-    if kind not in ("Endpoints", "EndpointSlice"):
+    if kind not in ("Endpoints", "EndpointSlice", "Secret"):
         r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
     source = doc.where(("metadata", "name"))
-    meta = _meta(r, ("metadata",), default_ns, namespaced=kind != "Namespace")
+    meta = _meta(r, ("metadata",), default_ns, namespaced=kind not in ("Namespace", "IngressClass"))
     obj: KubeObject = None
     if kind == "Namespace":
         r.mapping(("spec",), (), kinds.NAMESPACE_SPEC_KNOWN)
@@ -244,6 +244,12 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = services.parse_endpoint_slice(r, meta, source)
     elif kind == "NetworkPolicy":
         obj = netpol.parse_network_policy(r, meta, source)
+    elif kind == "Ingress":
+        obj = ingress.parse_ingress(r, meta, source)
+    elif kind == "IngressClass":
+        obj = ingress.parse_ingress_class(r, meta, source)
+    elif kind == "Secret":
+        obj = ingress.parse_secret(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

@@ -49,4 +49,4 @@ def test_valid_fixture_loads() -> None:
     kinds = [type(o).__name__ for o in config.manifests]
     assert kinds == ["Namespace", "Deployment", "Service", "Pod"]
     assert any("startupProbe" in w and "not emulated" in w for w in config.warnings)
-    assert any("Ingress web" in w and "not emulated yet" in w for w in config.warnings)
+    assert any("ConfigMap web" in w and "not emulated yet" in w for w in config.warnings)

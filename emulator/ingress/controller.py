@@ -1,0 +1,70 @@
+"""The ingress-nginx-controller pod's process: real nginx, driven by Ingress objects.
+
+    python -m emulator.ingress.controller -snapshot CLUSTER.json
+
+It renders nginx.conf from the cluster snapshot (``render``), checks it with ``nginx -t``,
+and reloads nginx gracefully (SIGHUP to the master: in-flight requests finish) when it changed.
+A configuration that fails the check is logged and the last good one keeps serving; an Ingress
+naming a missing Service is logged and left out while the others are served.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from emulator.images import identity
+from emulator.ingress.render import render
+
+POLL = 0.2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="nginx-ingress-controller")
+    parser.add_argument("-snapshot", required=True)
+    args, _ = parser.parse_known_args(argv)
+    directory = identity()["container_dir"] or os.getcwd()
+    for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        os.makedirs(os.path.join(directory, sub), exist_ok=True)
+    conf = Path(directory, "nginx.conf")
+    snapshot, mtime, current, problems, nginx = Path(args.snapshot), 0.0, None, None, None
+    while True:
+        try:
+            if snapshot.stat().st_mtime != mtime:
+                mtime = snapshot.stat().st_mtime
+                rendered = render(json.loads(snapshot.read_text()))
+                text = rendered.conf.replace("{dir}", directory)
+                if rendered.problems != problems:
+                    problems = rendered.problems
+                    for p in problems:
+                        print(f"[WARN] {p}", flush=True)
+                if text != current:
+                    candidate = Path(directory, "nginx.conf.new")
+                    candidate.write_text(text)
+                    check = subprocess.run(["nginx", "-t", "-q", "-c", str(candidate), "-p", directory],
+                                           capture_output=True, text=True)
+                    if check.returncode != 0:
+                        print(f"[ERROR] new configuration rejected, keeping the last good one: {check.stderr.strip()}",
+                              flush=True)
+                    else:
+                        candidate.replace(conf)
+                        current = text
+                        if nginx is None:
+                            nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", directory])
+                        else:
+                            nginx.send_signal(signal.SIGHUP)
+                        print("[INFO] configuration applied", flush=True)
+        except (OSError, ValueError) as exc:
+            print(f"[WARN] cannot read the cluster snapshot: {exc}", flush=True)
+        if nginx is not None and nginx.poll() is not None:
+            return nginx.returncode or 1
+        time.sleep(POLL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
