@@ -20,6 +20,7 @@ packages=(
     iputils-ping curl netcat-openbsd tcpdump dnsutils iperf3   # what pods and tests run
     nginx-light          # the nginx image
     dnsperf dnsmasq-base # the DNS benchmark and its reference server
+    openssl              # the ingress controller's default certificate
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -56,7 +56,7 @@ def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
     from emulator.model.ingress import IngressClass
     from emulator.model.meta import Namespace
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
-                          ports=(ContainerPort(80, "http", "TCP"),),
+                          ports=(ContainerPort(80, "http", "TCP"), ContainerPort(443, "https", "TCP")),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
     raw = {"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot]}]}
     spec = PodSpec((container,), raw=raw)
@@ -70,5 +70,6 @@ def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
                    LabelSelector(dict(INGRESS_LABELS)), template),
         Service(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), type="NodePort",
                 selector=dict(INGRESS_LABELS),
-                ports=(ServicePort(80, "TCP", "http", "http", config.ingress.node_port),)),
+                ports=(ServicePort(80, "TCP", "http", "http", config.ingress.node_port),
+                       ServicePort(443, "TCP", "https", "https", config.ingress.tls_node_port))),
     ]

@@ -45,8 +45,23 @@ def ingresses(state: ClusterState) -> list[dict]:
         def backend(b):
             return {"service": b.service, "port": b.port} if b else None
         out.append({"namespace": ing.meta.namespace, "name": ing.meta.name,
+                    "annotations": dict(ing.meta.annotations),
+                    "tls": [{"hosts": list(hosts), "secret": secret, "pem": _tls_secret(state, ing.meta.namespace, secret)}
+                            for hosts, secret in ing.tls],
                     "default_backend": backend(ing.default_backend),
                     "rules": [{"host": r.host, "paths": [{"path": p.path, "path_type": p.path_type,
                                                           "backend": backend(p.backend)} for p in r.paths]}
                               for r in ing.rules]})
     return out
+
+
+def _tls_secret(state: ClusterState, namespace: str, name: str) -> dict | None:
+    """A kubernetes.io/tls Secret's certificate and key as text, or None if it is not one."""
+    import base64
+    rec = state.get("Secret", namespace, name)
+    if rec is None or rec.obj.type != "kubernetes.io/tls":
+        return None
+    try:
+        return {k: base64.b64decode(rec.obj.data[k]).decode() for k in ("tls.crt", "tls.key")}
+    except (KeyError, ValueError, UnicodeDecodeError):
+        return None

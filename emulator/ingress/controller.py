@@ -24,6 +24,16 @@ from emulator.ingress.render import render
 POLL = 0.2
 
 
+def fake_certificate(certs: Path) -> None:
+    """ingress-nginx's "Kubernetes Ingress Controller Fake Certificate", for unknown HTTPS names."""
+    certs.mkdir(parents=True, exist_ok=True)
+    if not (certs / "default.crt").exists():
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365",
+                        "-subj", "/O=Acme Co/CN=Kubernetes Ingress Controller Fake Certificate",
+                        "-keyout", str(certs / "default.key"), "-out", str(certs / "default.crt")],
+                       capture_output=True, check=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nginx-ingress-controller")
     parser.add_argument("-snapshot", required=True)
@@ -32,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         os.makedirs(os.path.join(directory, sub), exist_ok=True)
     conf = Path(directory, "nginx.conf")
+    fake_certificate(Path(directory, "certs"))
     snapshot, mtime, current, problems, nginx = Path(args.snapshot), 0.0, None, None, None
     while True:
         try:
@@ -43,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
                     problems = rendered.problems
                     for p in problems:
                         print(f"[WARN] {p}", flush=True)
+                for name, content in rendered.files.items():
+                    target = Path(directory, name)
+                    if not target.exists() or target.read_text() != content:
+                        target.write_text(content)
+                        target.chmod(0o600)
                 if text != current:
                     candidate = Path(directory, "nginx.conf.new")
                     candidate.write_text(text)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 class Rendered:
     conf: str
     problems: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # relative path -> content (certificates)
 
 
 def _server_name(host: str) -> str:
@@ -57,13 +58,18 @@ def _locations(path: str, path_type: str) -> list[str]:
     return [path]
 
 
-def render(snapshot: dict, listen: int = 80) -> Rendered:
+def _valid_pem(pem: dict | None) -> bool:
+    return bool(pem) and "BEGIN CERTIFICATE" in pem.get("tls.crt", "") and "PRIVATE KEY" in pem.get("tls.key", "")
+
+
+def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
     """The whole nginx.conf for the ingresses of class nginx (or without a class when nginx is
     the default class)."""
     out = Rendered("")
     upstreams: dict[str, list[str]] = {}
     servers: dict[str, dict[str, str]] = {}  # server_name -> location -> upstream
     default_backend = None
+    tls_hosts: dict[str, tuple[str, bool]] = {}  # server_name -> (certificate stem, redirect HTTP)
     for ing in snapshot["ingresses"]:
         where = f"{ing['namespace']}/{ing['name']}"
         missing = []
@@ -85,6 +91,17 @@ def render(snapshot: dict, listen: int = 80) -> Rendered:
             out.problems.append(f"Ingress {where}: service {', '.join(sorted(set(missing)))} not found; "
                                 "the Ingress is not served")
             continue
+        bad = [t["secret"] for t in ing.get("tls", []) if not _valid_pem(t.get("pem"))]
+        if bad:
+            out.problems.append(f"Ingress {where}: secret {', '.join(bad)} is not a valid kubernetes.io/tls "
+                                "Secret; the Ingress is not served")
+            continue
+        redirect = ing.get("annotations", {}).get("nginx.ingress.kubernetes.io/ssl-redirect", "true") != "false"
+        for t in ing.get("tls", []):
+            stem = f"certs/{ing['namespace']}_{t['secret']}"
+            out.files[stem + ".crt"], out.files[stem + ".key"] = t["pem"]["tls.crt"], t["pem"]["tls.key"]
+            for host in t["hosts"]:
+                tls_hosts.setdefault(_server_name(host), (stem, redirect))
         for host, p, target in resolved:
             upstreams[target[0]] = target[1]
             locations = servers.setdefault(_server_name(host), {})
@@ -114,13 +131,25 @@ def render(snapshot: dict, listen: int = 80) -> Rendered:
                "        location / { default_type text/plain; return 404 \"default backend - 404\\n\"; }")
     servers.setdefault("_", {})
     for name, locations in sorted(servers.items(), key=lambda kv: kv[0] != "_"):
-        head = f"listen {listen} default_server; server_name _;" if name == "_" else f"listen {listen}; server_name {name};"
-        lines.append(f"    server {{ {head}")
-        for loc, upstream in sorted(locations.items()):
-            lines.append(location(loc, upstream))
-        if "/" not in locations:
-            lines.append(default)
-        lines.append("    }")
+        blocks = [(f"listen {listen} default_server; server_name _;" if name == "_" else
+                   f"listen {listen}; server_name {name};", name in tls_hosts and tls_hosts[name][1])]
+        if name == "_":  # the controller's fake certificate answers HTTPS for unknown names
+            blocks.append((f"listen {tls_listen} ssl default_server; server_name _; "
+                           "ssl_certificate {dir}/certs/default.crt; ssl_certificate_key {dir}/certs/default.key;", False))
+        elif name in tls_hosts:
+            stem = tls_hosts[name][0]
+            blocks.append((f"listen {tls_listen} ssl; server_name {name}; "
+                           f"ssl_certificate {{dir}}/{stem}.crt; ssl_certificate_key {{dir}}/{stem}.key;", False))
+        for head, redirect in blocks:
+            lines.append(f"    server {{ {head}")
+            if redirect:
+                lines.append("        location / { return 308 https://$host$request_uri; }")
+            else:
+                for loc, upstream in sorted(locations.items()):
+                    lines.append(location(loc, upstream))
+                if "/" not in locations:
+                    lines.append(default)
+            lines.append("    }")
     lines.append("}")
     out.conf = "\n".join(lines) + "\n"
     return out

@@ -21,6 +21,7 @@ class DNSConfig:
 class IngressConfig:
     enabled: bool = False  # like kind and minikube, the ingress controller is an add-on
     node_port: int = 30080
+    tls_node_port: int = 30443
 
 
 @dataclass(frozen=True)

@@ -97,3 +97,71 @@ def test_forwarded_headers_reach_the_backend(ingress_cluster) -> None:
     headers = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
     assert headers["host"] == "echo.example" and headers["x-forwarded-proto"] == "http"
     assert "x-forwarded-for" in headers and "x-real-ip" in headers
+
+
+def make_certificates(directory) -> tuple[str, str, str]:
+    """A test CA and a wildcard certificate for *.color.contorq.com signed by it."""
+    import subprocess
+
+    def run(*argv: str) -> None:
+        subprocess.run(argv, cwd=directory, check=True, capture_output=True)
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=k8semu test CA",
+        "-keyout", "ca.key", "-out", "ca.crt")
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=*.color.contorq.com",
+        "-addext", "subjectAltName=DNS:*.color.contorq.com", "-keyout", "tls.key", "-out", "tls.csr")
+    (directory / "ext.cnf").write_text("subjectAltName=DNS:*.color.contorq.com\n")
+    run("openssl", "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "2", "-extfile", "ext.cnf", "-out", "tls.crt")
+    return str(directory / "ca.crt"), (directory / "tls.crt").read_text(), (directory / "tls.key").read_text()
+
+
+def test_tls_termination_redirect_and_certificate_mismatch(ingress_cluster, tmp_path) -> None:
+    import base64
+    ca, crt, key = make_certificates(tmp_path)
+    b64 = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    ingress_cluster.apply(f"""apiVersion: v1
+kind: Secret
+metadata: {{name: color-tls, namespace: color}}
+type: kubernetes.io/tls
+data: {{tls.crt: {b64(crt)}, tls.key: {b64(key)}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: not-tls, namespace: color}}
+data: {{x: {b64("y")}}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: tls-colors, namespace: color}}
+spec:
+  tls: [{{hosts: [blue.color.contorq.com, red.color.contorq.com], secretName: color-tls}}]
+  rules:
+    - host: blue.color.contorq.com
+      http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: blue, port: {{number: 80}}}}}}}}]}}
+    - host: red.color.contorq.com
+      http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: red, port: {{number: 80}}}}}}}}]}}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: bad-tls, namespace: color}}
+spec:
+  tls: [{{hosts: [bad.example], secretName: not-tls}}]
+  rules:
+    - host: bad.example
+      http: {{paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: blue, port: {{number: 80}}}}}}}}]}}
+""")
+
+    def https(host: str, extra: tuple = ()):
+        return ingress_cluster.exec("outside", "curl", "-sS", "-m", "3", "--cacert", ca, "--resolve",
+                                    f"{host}:30443:{NODE}", *extra, f"https://{host}:30443/")
+    poll(lambda: https("blue.color.contorq.com").stdout.strip() == "blue", what="HTTPS for blue")
+    assert https("red.color.contorq.com").stdout.strip() == "red"  # SNI picks the server
+    redirect = ingress_cluster.exec("outside", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
+                                    "-H", "Host: blue.color.contorq.com", f"http://{NODE}:30080/x")
+    assert redirect.stdout == "308 https://blue.color.contorq.com/x"
+    mismatch = https("color.other.example")
+    assert mismatch.returncode == 60 and "certificate" in mismatch.stderr  # the fake default certificate
+    assert get(ingress_cluster, "color.contorq.com", "/blue") == (200, "blue")  # plain HTTP ingresses unaffected
+    logs = k8semu("logs", "-n", "ingress-nginx",
+                  ingress_cluster.get("pods", "ingress-nginx")[0]["metadata"]["name"]).stdout
+    assert "Ingress color/bad-tls: secret not-tls is not a valid kubernetes.io/tls Secret" in logs

@@ -53,3 +53,19 @@ def test_broken_ingress_is_reported_and_left_out() -> None:
 def test_spec_default_backend() -> None:
     snap = {"services": SNAP["services"], "ingresses": [ing("d", [], default={"service": "s1", "port": 4200})]}
     assert "location / { proxy_pass http://default_s1_4200; }" in render(snap).conf
+
+
+def test_tls_servers_redirect_and_bad_secrets() -> None:
+    pem = {"tls.crt": "-----BEGIN CERTIFICATE-----\nx\n", "tls.key": "-----BEGIN PRIVATE KEY-----\ny\n"}
+    good = ing("tls", [{"host": "a.example.com", "paths": [path("/", "Prefix", "s1", 4200)]}])
+    good["tls"] = [{"hosts": ["a.example.com"], "secret": "cert", "pem": pem}]
+    bad = ing("bad", [{"host": "b.example.com", "paths": [path("/", "Prefix", "s1", 4200)]}])
+    bad["tls"] = [{"hosts": ["b.example.com"], "secret": "nope", "pem": None}]
+    out = render({"services": SNAP["services"], "ingresses": [good, bad]})
+    assert "listen 443 ssl; server_name a.example.com; ssl_certificate {dir}/certs/default_cert.crt;" in out.conf
+    assert "location / { return 308 https://$host$request_uri; }" in out.conf
+    assert out.files["certs/default_cert.crt"] == pem["tls.crt"]
+    assert out.problems == ["Ingress default/bad: secret nope is not a valid kubernetes.io/tls Secret; "
+                            "the Ingress is not served"]
+    good["annotations"] = {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}
+    assert "return 308" not in render({"services": SNAP["services"], "ingresses": [good]}).conf
