@@ -21,6 +21,7 @@ packages=(
     nginx-light          # the nginx image
     dnsperf dnsmasq-base # the DNS benchmark and its reference server
     openssl              # the ingress controller's default certificate
+    wrk                  # the ingress benchmark
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -94,3 +94,35 @@ def describe_policy(pol: dict) -> str:
     selected = pol.get("status", {}).get("k8semu.io/selectedPods", [])
     lines.append(f"Selected pods:  {', '.join(selected) or '<none>'}")
     return "\n".join(lines)
+
+
+def describe_ingress(ing: dict, endpoints: dict[str, dict]) -> str:
+    """kubectl's Ingress description: rules with each backend's endpoints."""
+    meta, spec = ing["metadata"], ing["spec"]
+
+    def backend(b: dict) -> str:
+        svc = b["service"]["name"]
+        port = b["service"]["port"].get("number", b["service"]["port"].get("name"))
+        ep = endpoints.get(svc)
+        if ep is None:
+            return f"{svc}:{port} (<error: endpoints \"{svc}\" not found>)"
+        addrs = [f"{a['ip']}:{p['port']}" for s in ep.get("subsets", []) for p in s.get("ports", [])
+                 for a in s.get("addresses", [])]
+        return f"{svc}:{port} ({','.join(addrs) or '<none>'})"
+    address = ",".join(x["ip"] for x in ing["status"]["loadBalancer"].get("ingress", []))
+    lines = [f"Name:             {meta['name']}", f"Labels:           {_labels(meta.get('labels'))[0]}",
+             f"Namespace:        {meta['namespace']}", f"Address:          {address}",
+             f"Ingress Class:    {spec.get('ingressClassName', '<none>')}",
+             f"Default backend:  {backend(spec['defaultBackend']) if 'defaultBackend' in spec else '<default>'}"]
+    for t in spec.get("tls", []):
+        lines.append(f"TLS:\n  {t['secretName']} terminates {','.join(t['hosts'])}")
+    lines += ["Rules:", "  Host        Path  Backends", "  ----        ----  --------"]
+    for rule in spec.get("rules", []):
+        lines.append(f"  {rule.get('host', '*')}")
+        for p in rule["http"]["paths"]:
+            lines.append(f"              {p['path']}   {backend(p['backend'])}")
+    annotations = meta.get("annotations", {})
+    shown = "\n                  ".join(f"{k}: {v}" for k, v in annotations.items())
+    lines.append("Annotations:      " + (shown or "<none>"))
+    lines.append("Events:           <none>")
+    return "\n".join(lines)

@@ -193,7 +193,7 @@ def flows(node: str, out: TextIO) -> int:
 
 
 def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> int:
-    from emulator.cli.describe import describe_policy, describe_service
+    from emulator.cli.describe import describe_ingress, describe_policy, describe_service
     kind = resolve_kind(kind_word)
     run, ns = run_dir(), namespace or "default"
     if kind == "NetworkPolicy":
@@ -202,8 +202,15 @@ def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> i
             raise NotFoundError(f'networkpolicies.networking.k8s.io "{name}" not found')
         out.write(describe_policy(pol) + "\n")
         return 0
+    if kind == "Ingress":
+        ing = next((o for o in api.call(run, "get", kind=kind, namespace=ns) if o["metadata"]["name"] == name), None)
+        if ing is None:
+            raise NotFoundError(f'ingresses.networking.k8s.io "{name}" not found')
+        eps = {o["metadata"]["name"]: o for o in api.call(run, "get", kind="Endpoints", namespace=ns)}
+        out.write(describe_ingress(ing, eps) + "\n")
+        return 0
     if kind != "Service":
-        raise K8semuError(f"describe supports services and networkpolicies, not {kind_word!r}")
+        raise K8semuError(f"describe supports services, ingresses and networkpolicies, not {kind_word!r}")
     svc = next((o for o in api.call(run, "get", kind="Service", namespace=ns) if o["metadata"]["name"] == name), None)
     if svc is None:
         raise NotFoundError(f'services "{name}" not found')

@@ -58,6 +58,18 @@ def _locations(path: str, path_type: str) -> list[str]:
     return [path]
 
 
+ANN = "nginx.ingress.kubernetes.io/"
+
+
+def _path_options(ing: dict) -> tuple[bool, str, str]:
+    """(paths are regexes, rewrite target, backend scheme) from ingress-nginx's annotations."""
+    ann = ing.get("annotations", {}) or {}
+    rewrite = ann.get(ANN + "rewrite-target", "")
+    regex = ann.get(ANN + "use-regex", "false") == "true" or bool(rewrite)
+    scheme = "https" if ann.get(ANN + "backend-protocol", "HTTP").upper() == "HTTPS" else "http"
+    return regex, rewrite, scheme
+
+
 def _valid_pem(pem: dict | None) -> bool:
     return bool(pem) and "BEGIN CERTIFICATE" in pem.get("tls.crt", "") and "PRIVATE KEY" in pem.get("tls.key", "")
 
@@ -67,7 +79,7 @@ def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
     the default class)."""
     out = Rendered("")
     upstreams: dict[str, list[str]] = {}
-    servers: dict[str, dict[str, str]] = {}  # server_name -> location -> upstream
+    servers: dict[str, dict[str, tuple]] = {}  # server_name -> location -> (upstream, rewrite, scheme)
     default_backend = None
     tls_hosts: dict[str, tuple[str, bool]] = {}  # server_name -> (certificate stem, redirect HTTP)
     for ing in snapshot["ingresses"]:
@@ -102,11 +114,18 @@ def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
             out.files[stem + ".crt"], out.files[stem + ".key"] = t["pem"]["tls.crt"], t["pem"]["tls.key"]
             for host in t["hosts"]:
                 tls_hosts.setdefault(_server_name(host), (stem, redirect))
+        regex, rewrite, scheme = _path_options(ing)
         for host, p, target in resolved:
             upstreams[target[0]] = target[1]
             locations = servers.setdefault(_server_name(host), {})
+            if regex:  # ingress-nginx: case-insensitive regex locations, rewritten if asked
+                pattern = "^" + p["path"]
+                todo = f'rewrite "(?i){pattern}" {rewrite} break; ' if rewrite else ""
+                locations.setdefault(f'~* "{pattern}"', (target[0], todo, scheme))
+                continue
             for loc in _locations(p["path"], p["path_type"]):
-                locations.setdefault(loc, target[0])
+                locations.setdefault(loc, (target[0], "", scheme))
+    # one worker: on a 2-core machine shared with the client and the backends, more workers only contend
     lines = ["daemon off;", "user root;", "worker_processes 1;", "pid {dir}/nginx.pid;", "error_log stderr notice;",
              "events { worker_connections 1024; }", "http {",
              '    log_format ingress \'$remote_addr - [$time_local] "$request" $status $host -> $upstream_addr\';',
@@ -117,17 +136,19 @@ def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
              "    proxy_set_header X-Real-IP $remote_addr;",
              "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
              "    proxy_set_header X-Forwarded-Proto $scheme;",
-             "    proxy_http_version 1.1;"]
+             "    proxy_http_version 1.1;",
+             '    proxy_set_header Connection "";  # keep upstream connections alive, as ingress-nginx does']
     for name, members in sorted(upstreams.items()):
         if members:
-            lines.append(f"    upstream {name} {{ " + " ".join(f"server {m};" for m in members) + " }")
+            lines.append(f"    upstream {name} {{ " + " ".join(f"server {m};" for m in members) + " keepalive 320; }")
 
-    def location(loc: str, upstream: str) -> str:
+    def location(loc: str, target: tuple) -> str:
+        upstream, extra, scheme = target
         if upstreams.get(upstream):
-            return f"        location {loc} {{ proxy_pass http://{upstream}; }}"
+            return f"        location {loc} {{ {extra}proxy_pass {scheme}://{upstream}; }}"
         return f"        location {loc} {{ return 503; }}"
 
-    default = (location("/", default_backend[0]) if default_backend else
+    default = (location("/", (default_backend[0], "", "http")) if default_backend else
                "        location / { default_type text/plain; return 404 \"default backend - 404\\n\"; }")
     servers.setdefault("_", {})
     for name, locations in sorted(servers.items(), key=lambda kv: kv[0] != "_"):
@@ -145,8 +166,8 @@ def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
             if redirect:
                 lines.append("        location / { return 308 https://$host$request_uri; }")
             else:
-                for loc, upstream in sorted(locations.items()):
-                    lines.append(location(loc, upstream))
+                for loc, target in sorted(locations.items()):
+                    lines.append(location(loc, target))
                 if "/" not in locations:
                     lines.append(default)
             lines.append("    }")

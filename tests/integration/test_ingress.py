@@ -165,3 +165,21 @@ spec:
     logs = k8semu("logs", "-n", "ingress-nginx",
                   ingress_cluster.get("pods", "ingress-nginx")[0]["metadata"]["name"]).stdout
     assert "Ingress color/bad-tls: secret not-tls is not a valid kubernetes.io/tls Secret" in logs
+
+
+def test_rewrite_target_and_describe(ingress_cluster) -> None:
+    ingress_cluster.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: echo2, namespace: color, labels: {app: echo2}}\n"
+                          "spec: {containers: [{name: e, image: k8semu/echo}]}\n---\n"
+                          "apiVersion: v1\nkind: Service\nmetadata: {name: echo2, namespace: color}\n"
+                          "spec: {selector: {app: echo2}, ports: [{port: 80}]}\n---\n"
+                          "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: rewrite, namespace: color,\n"
+                          "  annotations: {nginx.ingress.kubernetes.io/rewrite-target: /$2}}\n"
+                          "spec:\n  rules:\n    - host: rw.example\n      http:\n        paths:\n"
+                          "          - {path: /something(/|$)(.*), pathType: ImplementationSpecific,\n"
+                          "             backend: {service: {name: echo2, port: {number: 80}}}}\n")
+    code, body = poll(lambda: (lambda r: r[0] == 200 and r)(get(ingress_cluster, "rw.example", "/something/new/path")),
+                      what="the rewriting ingress")
+    assert json.loads(body)["path"] == "/new/path"
+    out = k8semu("describe", "ingress", "colors", "-n", "color").stdout
+    assert "Ingress Class:    nginx" in out and "color.contorq.com" in out
+    assert any(line.strip().startswith("/blue   blue:80 (10.244.") for line in out.splitlines())

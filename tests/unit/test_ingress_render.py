@@ -28,7 +28,7 @@ SNAP = {"services": [svc("s1", 4200, ["10.244.1.5", "10.244.2.5"]), svc("s2", 80
 
 def test_upstreams_are_endpoint_ips_not_cluster_ips() -> None:
     conf = render(SNAP).conf
-    assert "upstream default_s1_4200 { server 10.244.1.5:8080; server 10.244.2.5:8080; }" in conf
+    assert "upstream default_s1_4200 { server 10.244.1.5:8080; server 10.244.2.5:8080; keepalive 320; }" in conf
 
 
 def test_prefix_by_path_element_exact_and_503() -> None:
@@ -69,3 +69,14 @@ def test_tls_servers_redirect_and_bad_secrets() -> None:
                             "the Ingress is not served"]
     good["annotations"] = {"nginx.ingress.kubernetes.io/ssl-redirect": "false"}
     assert "return 308" not in render({"services": SNAP["services"], "ingresses": [good]}).conf
+
+
+def test_rewrite_target_use_regex_and_backend_protocol() -> None:
+    rewritten = ing("rw", [{"host": "r.com", "paths": [path("/something(/|$)(.*)", "ImplementationSpecific", "s1", 4200)]}])
+    rewritten["annotations"] = {"nginx.ingress.kubernetes.io/rewrite-target": "/$2"}
+    secure = ing("sec", [{"host": "s.com", "paths": [path("/", "Prefix", "s1", 4200)]}])
+    secure["annotations"] = {"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+    conf = render({"services": SNAP["services"], "ingresses": [rewritten, secure]}).conf
+    assert ('location ~* "^/something(/|$)(.*)" { rewrite "(?i)^/something(/|$)(.*)" /$2 break; '
+            "proxy_pass http://default_s1_4200; }") in conf
+    assert "location / { proxy_pass https://default_s1_4200; }" in conf
