@@ -96,7 +96,7 @@ def describe_policy(pol: dict) -> str:
     return "\n".join(lines)
 
 
-def describe_ingress(ing: dict, endpoints: dict[str, dict]) -> str:
+def describe_ingress(ing: dict, endpoints: dict[str, dict], problems: list[str] | None = None) -> str:
     """kubectl's Ingress description: rules with each backend's endpoints."""
     meta, spec = ing["metadata"], ing["spec"]
 
@@ -124,5 +124,10 @@ def describe_ingress(ing: dict, endpoints: dict[str, dict]) -> str:
     annotations = meta.get("annotations", {})
     shown = "\n                  ".join(f"{k}: {v}" for k, v in annotations.items())
     lines.append("Annotations:      " + (shown or "<none>"))
-    lines.append("Events:           <none>")
+    if problems:
+        lines += ["Events:", "  Type     Reason  From                      Message",
+                  "  ----     ------  ----                      -------"]
+        lines += [f"  Warning  Sync    nginx-ingress-controller  {p.split(': ', 1)[1]}" for p in problems]
+    else:
+        lines.append("Events:           <none>")
     return "\n".join(lines)

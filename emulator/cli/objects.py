@@ -207,7 +207,7 @@ def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> i
         if ing is None:
             raise NotFoundError(f'ingresses.networking.k8s.io "{name}" not found')
         eps = {o["metadata"]["name"]: o for o in api.call(run, "get", kind="Endpoints", namespace=ns)}
-        out.write(describe_ingress(ing, eps) + "\n")
+        out.write(describe_ingress(ing, eps, ingress_problems(run, ns, name)) + "\n")
         return 0
     if kind != "Service":
         raise K8semuError(f"describe supports services, ingresses and networkpolicies, not {kind_word!r}")
@@ -242,3 +242,14 @@ def dns_lookup(name: str, rtype: str, source: str | None, namespace: str | None,
         elif section and line.strip() and not line.startswith(";"):
             out.write(line + "\n")
     return 0 if status == "NOERROR" else 1
+
+
+def ingress_problems(run: Path, namespace: str, name: str) -> list[str]:
+    """What the controller reports for this Ingress: the same pure rendering, on the same snapshot."""
+    import json
+    from emulator.ingress.render import render
+    try:
+        snapshot = json.loads((run / "dns" / "cluster.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [p for p in render(snapshot).problems if p.startswith(f"Ingress {namespace}/{name}:")]

@@ -50,7 +50,8 @@ INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/
 
 def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
     """ingress-nginx as its deploy manifest for bare metal installs it: a namespace, the default
-    IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080)."""
+    IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080,
+    443 -> 30443), a LoadBalancer Service when the cluster has an address pool."""
     if not config.ingress.enabled:
         return []
     from emulator.model.ingress import IngressClass
@@ -68,7 +69,9 @@ def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
                                 {"ingressclass.kubernetes.io/is-default-class": "true"})),
         Deployment(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), 1,
                    LabelSelector(dict(INGRESS_LABELS)), template),
-        Service(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), type="NodePort",
+        # with an address pool, a LoadBalancer Service (it has the NodePorts too), as on a cloud
+        Service(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)),
+                type="LoadBalancer" if config.lb_pool else "NodePort",
                 selector=dict(INGRESS_LABELS),
                 ports=(ServicePort(80, "TCP", "http", "http", config.ingress.node_port),
                        ServicePort(443, "TCP", "https", "https", config.ingress.tls_node_port))),

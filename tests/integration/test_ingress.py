@@ -183,3 +183,24 @@ def test_rewrite_target_and_describe(ingress_cluster) -> None:
     out = k8semu("describe", "ingress", "colors", "-n", "color").stdout
     assert "Ingress Class:    nginx" in out and "color.contorq.com" in out
     assert any(line.strip().startswith("/blue   blue:80 (10.244.") for line in out.splitlines())
+
+
+def test_controller_behind_a_load_balancer_and_other_classes_left_alone(ingress_cluster) -> None:
+    svc = json.loads(k8semu("get", "svc", "ingress-nginx-controller", "-n", "ingress-nginx", "-o", "json").stdout)
+    assert svc["spec"]["type"] == "LoadBalancer" and [p["nodePort"] for p in svc["spec"]["ports"]] == [30080, 30443]
+    lb = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    done = ingress_cluster.exec("outside", "curl", "-s", "-m", "3", "-H", "Host: color.contorq.com", f"http://{lb}/blue")
+    assert done.stdout.strip() == "blue"
+    ingress_cluster.apply("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: other, namespace: color}\n"
+                          "spec:\n  ingressClassName: traefik\n  rules:\n    - host: other.example\n      http:\n"
+                          "        paths: [{path: /, pathType: Prefix, backend: {service: {name: blue, port: {number: 80}}}}]\n")
+    assert get(ingress_cluster, "other.example", "/")[0] == 404  # not nginx's class: not served
+
+
+def test_describe_shows_a_broken_ingress(ingress_cluster) -> None:
+    ingress_cluster.apply("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: orphan, namespace: color}\n"
+                          "spec:\n  rules:\n    - host: orphan.example\n      http:\n"
+                          "        paths: [{path: /, pathType: Prefix, backend: {service: {name: ghost, port: {number: 80}}}}]\n")
+    out = poll(lambda: (lambda t: "service ghost not found" in t and t)(
+        k8semu("describe", "ingress", "orphan", "-n", "color").stdout), what="the problem on describe")
+    assert "Warning  Sync" in out
