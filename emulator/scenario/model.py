@@ -26,7 +26,7 @@ STEP_KINDS = {
     "apply": None, "delete": None, "scale": {"deployment", "replicas", "namespace"},
     "wait": {"pods", "endpoints", "command", "timeout"},
     "exec": {"in", "namespace", "command", "status", "contains", "matches", "fails", "timeout"},
-    "http": {"from", "namespace", "url", "host", "resolve", "status", "body", "timeout"},
+    "http": {"from", "namespace", "url", "host", "resolve", "cacert", "status", "body", "timeout", "retry"},
     "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},

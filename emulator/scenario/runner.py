@@ -208,12 +208,27 @@ def do_exec(step: Step, base: Path) -> list[str]:
 
 
 def do_http(step: Step, base: Path) -> list[str]:
+    """One request; with ``retry: SECONDS``, repeated until it meets the expectations (for
+    changes that take effect asynchronously, such as the ingress controller's reload)."""
+    deadline = time.monotonic() + float(step.args.get("retry", 0)) if isinstance(step.args, dict) else 0
+    while True:
+        try:
+            return _http_once(step, base)
+        except Failed:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _http_once(step: Step, base: Path) -> list[str]:
     a = substitute(step.args)
     cmd = ["curl", "-sS", "-m", str(a.get("timeout", 5)), "-w", "\n%{http_code}"]
     if a.get("host"):
         cmd += ["-H", f"Host: {a['host']}"]
     for entry in [a["resolve"]] if isinstance(a.get("resolve"), str) else a.get("resolve", []):
         cmd += ["--resolve", entry]
+    if a.get("cacert"):  # a CA file beside the scenario, to check the server's certificate
+        cmd += ["--cacert", str((base / a["cacert"]).resolve())]
     cmd.append(a["url"])
     done = run_in(a["from"], cmd, a.get("namespace"))
     body, _, code = done.stdout.rpartition("\n")

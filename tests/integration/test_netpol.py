@@ -26,6 +26,9 @@ def cluster(netpol_cluster):
         for pol in json.loads(k8semu("get", "networkpolicies", "-n", ns, "-o", "json").stdout)["items"]:
             k8semu("delete", "networkpolicy", pol["metadata"]["name"], "-n", ns)
     settle()
+    # and from no remembered connections: a UDP "connection" a previous case allowed would
+    # otherwise pass as established (that is the point of conntrack, but not between cases)
+    subprocess.run(["ovs-appctl", "dpctl/flush-conntrack"], check=False, capture_output=True)
 
 
 def settle() -> None:

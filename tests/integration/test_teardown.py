@@ -37,12 +37,26 @@ def live(pid: int) -> bool:
         return False
 
 
+ROOT_NETNS = os.stat("/proc/self/ns/net").st_ino
+
+
+def ours(pid: int) -> bool:
+    """A process the emulation could have left: it lives in another network namespace (a pod's,
+    a node's) or runs k8semu's own code (manager, controller, images). Other processes that start
+    on the machine meanwhile are not ours to count."""
+    try:
+        if os.stat(f"/proc/{pid}/ns/net").st_ino != ROOT_NETNS:
+            return True
+        return b"emulator" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def leftovers(before: dict[str, set]) -> dict[str, set]:
     after = snapshot()
     out = {k: after[k] - before[k] for k in before if k != "procs"}
     new = after["procs"] - before["procs"]
-    out["procs"] = {p for p in new if live(p) and p != os.getpid()
-                    and b"ps" != Path(f"/proc/{p}/comm").read_bytes().strip()}
+    out["procs"] = {p for p in new if live(p) and p != os.getpid() and ours(p)}
     return {k: v for k, v in out.items() if v}
 
 

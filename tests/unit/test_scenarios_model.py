@@ -38,3 +38,18 @@ def test_dockerfile_uses_the_same_install_step_as_make() -> None:
     assert "RUN bash scripts/install.sh" in dockerfile and dockerfile.startswith("# Teaching demo image")
     assert "bash scripts/install.sh" in (ROOT / "Makefile").read_text()
     assert "k8semu ovs" in (ROOT / "scripts" / "entrypoint.sh").read_text()
+
+
+def test_junit_report(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+    from emulator.scenario import junit
+    from emulator.scenario.runner import ScenarioResult, StepResult
+    results = [ScenarioResult(Path("a.yaml"), [StepResult("ok step", True, 0.5, ["$ true"]),
+                                               StepResult("bad step", False, 1.0, ["$ false", "exit 1"])]),
+               ScenarioResult(Path("b.yaml"), error="cluster did not come up: boom")]
+    junit.write(results, tmp_path / "r.xml")
+    root = ET.parse(tmp_path / "r.xml").getroot()
+    suites = root.findall("testsuite")
+    assert [s.get("failures") for s in suites] == ["1", "1"]
+    failure = suites[0].findall("testcase")[1].find("failure")
+    assert failure.get("message") == "exit 1" and "$ false" in failure.text
