@@ -27,6 +27,10 @@ integration: install
 
 bench: install
 	$(PY) bench/run.py
+	$(PY) bench/services.py
+	$(PY) bench/cluster_dns.py
+	$(PY) bench/netpol.py
+	$(PY) bench/ingress.py
 
 lint:
 	$(PY) -m flake8 emulator tests bench
