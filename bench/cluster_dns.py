@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -41,7 +41,7 @@ def paced(cluster: Cluster, server: str, name: str) -> dict:
 def main() -> int:
     k8semu("cleanup", check=False)
     cluster = Cluster("topologies/dns.yaml").up()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = stamp()
     work = Path("/run/k8semu/bench")
     work.mkdir(exist_ok=True)
     try:
@@ -78,9 +78,7 @@ spec:
         print(f"ratios to dnsmasq: cached {results['ratio_qps_cached']}, miss {results['ratio_qps_miss']}")
     finally:
         cluster.down()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "dns.json").write_text(json.dumps(results, indent=1))
+    save("dns", results)
     return 0
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 
@@ -34,7 +34,7 @@ def wrk(cluster: Cluster, url: str, host: str | None) -> dict:
 def main() -> int:
     k8semu("cleanup", check=False)
     cluster = Cluster("topologies/ingress.yaml").up()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = stamp()
     try:
         # The backend is real nginx (the colour app's echo server is Python and would be the bottleneck).
         cluster.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: color, labels: {app: web}}\n"
@@ -53,9 +53,7 @@ def main() -> int:
         print(json.dumps(results))
     finally:
         cluster.down()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "ingress.json").write_text(json.dumps(results, indent=1))
+    save("ingress", results)
     return 0
 
 

@@ -11,7 +11,6 @@
 """
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from emulator.runtime import api  # noqa: E402
 from emulator.runtime.records import run_dir  # noqa: E402
 from emulator.spec.loader import load_text  # noqa: E402
 from emulator.spec.manifests import parse_documents  # noqa: E402
+from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu  # noqa: E402
 
 DENY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}}\n"
@@ -100,7 +100,7 @@ spec:
 
 def main() -> int:
     k8semu("cleanup", check=False)
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = stamp()
     cluster = Cluster("topologies/netpol.yaml").up()
     try:
         results["enforcement"] = enforcement(cluster)
@@ -110,9 +110,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         results["scale"] = scale(Path(tmp))
     print(f"100 policies x 300 pods: {results['scale']}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "netpol.json").write_text(json.dumps(results, indent=1))
+    save("netpol", results)
     return 0
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 SPEC = """apiVersion: k8semu.io/v1alpha1
@@ -125,8 +126,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="only the small cluster")
     args = parser.parse_args()
     k8semu("cleanup", check=False)
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "machine": f"{platform.node()} {platform.machine()}, {platform.release()}"}
+    results: dict = {**stamp(), "machine": f"{platform.node()} {platform.machine()}, {platform.release()}"}
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [(3, 10)] if args.quick else [(3, 10), (10, 100), (10, 1000)]
         results["up_down"] = [up_down(n, p, Path(tmp)) for n, p in sizes]
@@ -136,9 +136,7 @@ def main() -> int:
         results["throughput"] = t = throughput(Path(tmp))
         print(f"iperf3: bare veth {t['bare_veth_gbps']} Gbit/s; same node {t['same_node_gbps']} Gbit/s "
               f"({t['same_ratio']}x); cross node {t['cross_node_gbps']} Gbit/s ({t['cross_ratio']}x)")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "cluster-up.json").write_text(json.dumps(results, indent=1))
+    save("cluster-up", results)
     return 0
 
 

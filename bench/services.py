@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 RATE = r"""
@@ -133,7 +134,7 @@ def rate(cluster: Cluster, client: str, host: str, port: int) -> float:
 def main() -> int:
     k8semu("cleanup", check=False)
     cluster = Cluster("topologies/services.yaml").up()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    results: dict = stamp()
     try:
         cluster.wait_running("default", count=5)
         svc_ip = json.loads(k8semu("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
@@ -161,9 +162,7 @@ def main() -> int:
         print(f"1000 Services x 3 endpoints programmed in {results['program_1000_services_s']} s")
     finally:
         cluster.down()
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "services.json").write_text(json.dumps(results, indent=1))
+    save("services", results)
     return 0
 
 

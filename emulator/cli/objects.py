@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 import subprocess
 from pathlib import Path
 from typing import TextIO
@@ -119,9 +120,20 @@ def container_environ(pid: int | None) -> dict[str, str] | None:
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
 
 
-def exec_argv(target: str, namespace: str | None, container: str | None, command: list[str],
-              env_out: dict | None = None) -> list[str]:
-    """The argv that runs ``command`` in a pod's (or a node's) namespaces.
+@dataclass(frozen=True)
+class ExecTarget:
+    """How to run a command where ``k8semu exec`` would: argv, environment and directory."""
+    argv: list[str]
+    env: dict[str, str] | None = None  # a container's own environment; None: inherit
+    cwd: str | None = None  # a container's working directory
+
+    def run(self, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv, env=self.env, cwd=self.cwd, **kwargs)
+
+
+def exec_target(target: str, namespace: str | None, container: str | None, command: list[str]) -> ExecTarget:
+    """Where ``command`` runs for a pod (its namespaces, its container's environment and working
+    directory, as kubectl exec gives them) or for a node or external host (its namespace).
 
     Raises:
         NotFoundError: no pod or node of that name; no such container in the pod.
@@ -131,33 +143,30 @@ def exec_argv(target: str, namespace: str | None, container: str | None, command
         raise K8semuError("you must specify at least one command for the container")
     status = api.call(run, "status")
     if namespace is None and target in status["nodes"] + status.get("external_hosts", []):
-        return ["ip", "netns", "exec", naming.node_netns(target), *command]
+        return ExecTarget(["ip", "netns", "exec", naming.node_netns(target), *command])
     pod = api.call(run, "pod", name=target, namespace=namespace)
     if container and container not in pod["containers"]:
         raise NotFoundError(f"container {container} is not valid for pod {target}")
-    if env_out is not None:
-        env_out.update(container_environ(pod["pids"].get(container or pod["containers"][0])) or {})
-        env_out["__cwd__"] = pod.get("workdirs", {}).get(container or pod["containers"][0], "")
-    return ["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command]
+    name = container or pod["containers"][0]
+    cwd = pod.get("workdirs", {}).get(name)
+    return ExecTarget(["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command],
+                      container_environ(pod["pids"].get(name)),
+                      cwd if cwd and os.path.isdir(cwd) else None)
 
 
 def exec_(target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
     """Run a command and pass its exit status and output straight through."""
-    container_env: dict[str, str] = {}
-    argv = exec_argv(target, namespace, container, command, container_env)
-    cwd = container_env.pop("__cwd__", "") or None
-    env = container_env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+    where = exec_target(target, namespace, container, command)
+    env = where.env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
     try:
-        return subprocess.call(argv, env=env, cwd=cwd if cwd and os.path.isdir(cwd) else None)
+        return subprocess.call(where.argv, env=env, cwd=where.cwd)
     except FileNotFoundError:
         return 127
 
 
 def logs(target: str, namespace: str | None, container: str | None, out: TextIO) -> int:
     pod = api.call(run_dir(), "pod", name=target, namespace=namespace)
-    name = container or pod["containers"][0]
-    if container is None and len(pod["containers"]) > 1:
-        name = pod["containers"][0]
+    name = container or pod["containers"][0]  # kubectl's default: the first container
     path = Path(pod["dir"]) / f"{name}.log"
     out.write(path.read_text(errors="replace") if path.exists() else "")
     return 0
@@ -228,9 +237,9 @@ def dns_lookup(name: str, rtype: str, source: str | None, namespace: str | None,
         if not pods:
             raise NotFoundError("no running pod to ask from; name one with --from POD")
         source, namespace = pods[0]["metadata"]["name"], pods[0]["metadata"]["namespace"]
-    argv = exec_argv(source, namespace, None, ["dig", "+search", "+noall", "+comments", "+answer",
-                                               "+authority", name, rtype.upper()])
-    done = subprocess.run(argv, capture_output=True, text=True)
+    where = exec_target(source, namespace, None, ["dig", "+search", "+noall", "+comments", "+answer",
+                                                  "+authority", name, rtype.upper()])
+    done = where.run(capture_output=True, text=True)
     status = next((line.split("status: ")[1].split(",")[0] for line in done.stdout.splitlines()
                    if "status: " in line), "no answer")
     out.write(f"from pod {namespace or 'default'}/{source}: {name} {rtype.upper()} -> {status}\n")

@@ -69,6 +69,3 @@ class ExternalHost:
     @property
     def dns_server(self) -> bool:
         return bool(self.dns_records)
-
-    def upstream_dns(self) -> str:
-        return self.ip

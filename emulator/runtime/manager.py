@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,7 @@ class Manager:
             return
         self.last_view = view
         self.state.generation += 1
-        view = network_view(self.state)
+        view = replace(view, generation=self.state.generation)  # computed once, then stamped
         tmp = self.run / "view.tmp"
         tmp.write_text(view.to_json())
         tmp.replace(self.run / "view.json")

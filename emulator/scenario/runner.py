@@ -112,11 +112,8 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def run_in(target: str, command: list[str], namespace: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    env: dict[str, str] = {}
-    argv = objects.exec_argv(target, namespace, None, command, env)
-    cwd = env.pop("__cwd__", "") or None
-    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env or None,
-                          cwd=cwd if cwd and Path(cwd).is_dir() else None)
+    return objects.exec_target(target, namespace, None, command).run(capture_output=True, text=True,
+                                                                      timeout=timeout)
 
 
 def _manifests(step: Step, base: Path) -> list:

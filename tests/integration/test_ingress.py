@@ -11,6 +11,24 @@ ingress_cluster = module_cluster("topologies/ingress.yaml")
 NODE = "172.18.0.3"
 
 
+def echo_app(name: str) -> str:
+    """A k8semu/echo pod and its Service in namespace color."""
+    return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: color, labels: {{app: {name}}}}}\n"
+            "spec: {containers: [{name: e, image: k8semu/echo}]}\n---\n"
+            f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: color}}\n"
+            f"spec: {{selector: {{app: {name}}}, ports: [{{port: 80}}]}}\n---\n")
+
+
+def ingress(name: str, host: str, service: str, path: str = "/", path_type: str = "Prefix",
+            annotations: str = "") -> str:
+    """An Ingress in namespace color sending host/path to service:80."""
+    meta = f"{{name: {name}, namespace: color{', annotations: {' + annotations + '}' if annotations else ''}}}"
+    return (f"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {meta}\n"
+            f"spec:\n  rules:\n    - host: {host}\n      http:\n        paths:\n"
+            f"          - {{path: '{path}', pathType: {path_type}, "
+            f"backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}\n")
+
+
 def get(cluster, host: str, path: str, node: str = NODE) -> tuple[int, str]:
     done = cluster.exec("outside", "curl", "-s", "-m", "3", "-w", "\n%{http_code}", "-H", f"Host: {host}",
                         f"http://{node}:30080{path}")
@@ -78,20 +96,12 @@ spec:
 def test_no_endpoints_gives_503(ingress_cluster) -> None:
     ingress_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: empty, namespace: color}\n"
                           "spec: {selector: {app: none}, ports: [{port: 80}]}\n---\n"
-                          "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: empty, namespace: color}\n"
-                          "spec:\n  rules:\n    - host: empty.example\n      http:\n        paths:\n"
-                          "          - {path: /, pathType: Prefix, backend: {service: {name: empty, port: {number: 80}}}}\n")
+                          + ingress("empty", "empty.example", "empty"))
     poll(lambda: get(ingress_cluster, "empty.example", "/")[0] == 503, what="503 for a backend without endpoints")
 
 
 def test_forwarded_headers_reach_the_backend(ingress_cluster) -> None:
-    ingress_cluster.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: echo, namespace: color, labels: {app: echo}}\n"
-                          "spec: {containers: [{name: e, image: k8semu/echo}]}\n---\n"
-                          "apiVersion: v1\nkind: Service\nmetadata: {name: echo, namespace: color}\n"
-                          "spec: {selector: {app: echo}, ports: [{port: 80}]}\n---\n"
-                          "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: echo, namespace: color}\n"
-                          "spec:\n  rules:\n    - host: echo.example\n      http:\n        paths:\n"
-                          "          - {path: /, pathType: Prefix, backend: {service: {name: echo, port: {number: 80}}}}\n")
+    ingress_cluster.apply(echo_app("echo") + ingress("echo", "echo.example", "echo"))
     code, body = poll(lambda: (lambda r: r[0] == 200 and r)(get(ingress_cluster, "echo.example", "/hi")),
                       what="the echo backend")
     headers = {k.lower(): v for k, v in json.loads(body)["headers"].items()}
@@ -169,15 +179,9 @@ spec:
 
 
 def test_rewrite_target_and_describe(ingress_cluster) -> None:
-    ingress_cluster.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: echo2, namespace: color, labels: {app: echo2}}\n"
-                          "spec: {containers: [{name: e, image: k8semu/echo}]}\n---\n"
-                          "apiVersion: v1\nkind: Service\nmetadata: {name: echo2, namespace: color}\n"
-                          "spec: {selector: {app: echo2}, ports: [{port: 80}]}\n---\n"
-                          "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: rewrite, namespace: color,\n"
-                          "  annotations: {nginx.ingress.kubernetes.io/rewrite-target: /$2}}\n"
-                          "spec:\n  rules:\n    - host: rw.example\n      http:\n        paths:\n"
-                          "          - {path: /something(/|$)(.*), pathType: ImplementationSpecific,\n"
-                          "             backend: {service: {name: echo2, port: {number: 80}}}}\n")
+    ingress_cluster.apply(echo_app("echo2") + ingress("rewrite", "rw.example", "echo2", "/something(/|$)(.*)",
+                                                      "ImplementationSpecific",
+                                                      "nginx.ingress.kubernetes.io/rewrite-target: /$2"))
     code, body = poll(lambda: (lambda r: r[0] == 200 and r)(get(ingress_cluster, "rw.example", "/something/new/path")),
                       what="the rewriting ingress")
     assert json.loads(body)["path"] == "/new/path"
@@ -199,9 +203,7 @@ def test_controller_behind_a_load_balancer_and_other_classes_left_alone(ingress_
 
 
 def test_describe_shows_a_broken_ingress(ingress_cluster) -> None:
-    ingress_cluster.apply("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: orphan, namespace: color}\n"
-                          "spec:\n  rules:\n    - host: orphan.example\n      http:\n"
-                          "        paths: [{path: /, pathType: Prefix, backend: {service: {name: ghost, port: {number: 80}}}}]\n")
+    ingress_cluster.apply(ingress("orphan", "orphan.example", "ghost"))
     out = poll(lambda: (lambda t: "service ghost not found" in t and t)(
         k8semu("describe", "ingress", "orphan", "-n", "color").stdout), what="the problem on describe")
     assert "Warning  Sync" in out
