@@ -15,7 +15,7 @@ fi
 packages=(
     openvswitch-switch   # the switches (kernel or userspace datapath)
     mininet              # node hosts (mnexec + the Python library for /usr/bin/python3)
-    python3 python3-venv python3-pip
+    python3 python3-venv python3-pip make
     iproute2 bridge-utils ethtool procps util-linux hostname kmod iptables iputils-arping
     iputils-ping curl netcat-openbsd tcpdump dnsutils iperf3   # what pods and tests run
     nginx-light          # the nginx image
@@ -32,10 +32,15 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # The packages' own services are not wanted: k8semu starts Open vSwitch itself and runs
-    # nginx per pod. policy-rc.d stops maintainer scripts from starting daemons.
-    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+    # nginx per pod. policy-rc.d stops maintainer scripts from starting daemons; one that is
+    # already there (Debian's container images ship it) is left as it was.
+    made_policy=no
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+        made_policy=yes
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    rm -f /usr/sbin/policy-rc.d
+    if [ "$made_policy" = yes ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 stamp=.venv/.installed
