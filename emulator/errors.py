@@ -91,6 +91,11 @@ class RuntimeFailure(K8semuError):
     """Something the kernel, OVS or a process did not do as asked."""
 
 
+class RenderError(K8semuError):
+    """A value cannot be written into a configuration file safely; the object that carries it
+    fails alone (the renderers check again what the spec layer checked)."""
+
+
 def problem(where: SourceRef | None, field: str, message: str) -> Problem:
     """Shorthand used by validators."""
     return Problem(where, field, message)

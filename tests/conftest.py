@@ -27,11 +27,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
 
 @pytest.fixture
 def golden(request: pytest.FixtureRequest):
-    """``golden(path, text)`` compares with (or, with --update-golden, writes) a golden file."""
+    """``golden(path, text)`` compares with a golden file; only --update-golden writes one, so a
+    missing expectation fails rather than being made up by the test."""
     def check(relative: str, text: str) -> None:
         path = ROOT / "tests" / "golden" / relative
-        if request.config.getoption("--update-golden") or not path.exists():
+        if request.config.getoption("--update-golden"):
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        assert path.exists(), f"{path} is missing (write it with pytest --update-golden, then review it)"
         assert text == path.read_text(), f"differs from {path} (run pytest --update-golden)"
     return check

@@ -120,9 +120,9 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "up":
         if in_shell:
             raise K8semuError("a cluster is already up in this shell")
-        from emulator.spec.cluster import load_cluster
+        from emulator.cluster.admission import admit_cluster
         spec = args.spec or default_spec()
-        config = load_cluster(spec)
+        config = admit_cluster(spec)
         for warning in config.warnings:
             err.write(f"Warning: {warning}\n")
         try:

@@ -176,7 +176,7 @@ def flows(node: str, out: TextIO) -> int:
     """``ovs-ofctl dump-flows`` with table names and each cookie's owner spelled out."""
     from emulator.pipeline.build import describe_cookie
     from emulator.pipeline.tables import TABLE_NAMES
-    from emulator.pipeline.view import NetworkView
+    from emulator.model.netview import NetworkView
     import re
     run = run_dir()
     view = NetworkView.from_json((run / "view.json").read_text())

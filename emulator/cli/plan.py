@@ -11,12 +11,12 @@ from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
 from emulator.pipeline.build import flows_for_node
-from emulator.spec.cluster import load_cluster
+from emulator.cluster.admission import admit_cluster
 
 
 def simulate(spec: str, seed: int = 0) -> ClusterState:
     """The state a fresh ``up`` of ``spec`` reaches (pod names from a seeded generator)."""
-    config = load_cluster(spec)
+    config = admit_cluster(spec)
     state = ClusterState(config, rng=random.Random(seed))
     controllers.apply(state, list(config.manifests))
     return state
@@ -27,19 +27,20 @@ def plan(spec: str, show: str, out: TextIO) -> int:
     cfg = state.config
     for warning in cfg.warnings:
         out.write(f"Warning: {warning}\n")
+    scope = state.scope
     if show == "flows":
         view = network_view(state)
-        for node in cfg.nodes:
-            out.write(f"# node {node.name}: bridge {naming.node_bridge(node.index)} (dpid {node.dpid})\n")
+        for node in view.nodes:
+            out.write(f"# node {node.name}: bridge {naming.node_bridge(scope, node.index)} (dpid {node.dpid:#x})\n")
             out.write("\n".join(f.to_ofctl() for f in flows_for_node(view, node.name)) + "\n")
         return 0
     out.write(f"cluster {cfg.name}: underlay {cfg.underlay.subnet} (MTU {cfg.underlay.mtu}), pods "
               f"{cfg.pods.subnet} (/{cfg.pods.node_mask} per node, MTU {cfg.pod_mtu}), services "
               f"{cfg.services.subnet}\n\n")
     out.write(table(["NODE", "ROLE", "IP", "POD-CIDR", "BRIDGE", "NETNS"],
-                    [[n.name, n.role, n.ip, n.pod_cidr, naming.node_bridge(n.index), naming.node_netns(n.name)]
+                    [[n.name, n.role, n.ip, n.pod_cidr, naming.node_bridge(scope, n.index), naming.node_netns(scope, n.name)]
                      for n in cfg.nodes]) + "\n\n")
     rows = [[r.obj.meta.namespace, r.obj.meta.name, r.status.node or "<pending>", r.status.ip or "-",
-             naming.pod_netns(r.obj.meta.namespace, r.obj.meta.name)] for r in state.pods()]
+             naming.pod_netns(scope, r.obj.meta.namespace, r.obj.meta.name)] for r in state.pods()]
     out.write(table(["NAMESPACE", "POD", "NODE", "IP", "NETNS"], rows) + "\n")
     return 0

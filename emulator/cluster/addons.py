@@ -8,7 +8,8 @@ control plane, readiness on :8181/ready, liveness on :8080/health.
 from __future__ import annotations
 
 from emulator.model.cluster import ClusterConfig
-from emulator.model.meta import ObjectMeta
+from emulator.model.ingress import IngressClass
+from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Container, ContainerPort, PodSpec, PodTemplate, Probe, Toleration
 from emulator.model.selectors import LabelSelector
 from emulator.model.service import Service, ServicePort
@@ -54,8 +55,6 @@ def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
     443 -> 30443), a LoadBalancer Service when the cluster has an address pool."""
     if not config.ingress.enabled:
         return []
-    from emulator.model.ingress import IngressClass
-    from emulator.model.meta import Namespace
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
                           ports=(ContainerPort(80, "http", "TCP"), ContainerPort(443, "https", "TCP")),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))

@@ -1,16 +1,20 @@
-"""The network view of a cluster state: what the controller needs to compute every flow."""
+"""The network view of a cluster state: what the controller needs to compute every flow.
+
+Every number in it comes from the cluster's allocators (``cluster.ids``) or its scope (datapath
+ids and conntrack zones of the cluster's slot), never from arithmetic on record ids.
+"""
 from __future__ import annotations
 
 from emulator.cluster import services
+from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
-from emulator.pipeline.view import EndpointView, NetworkView, NodeView, PodView, ServicePortView
-
-PORTS_PER_SERVICE = 64  # service port ids are record id * 64 + port index
+from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView
 
 
 def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
     out = []
+    ports, groups = state.ids.service_ports, state.ids.groups
     for rec in sorted(state.list("Service"), key=lambda r: r.id):
         svc = rec.obj
         alloc = state.alloc.by_service.get(svc.key)
@@ -21,23 +25,32 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
         slices = [r.obj for r in state.list("EndpointSlice", ns)
                   if r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == svc.meta.name]
         for i, (sp, backends) in enumerate(services.backends(svc, eps.obj if eps else None, slices)):
+            port_id = ports.get((rec.uid, sp.protocol, sp.port))
             out.append(ServicePortView(
-                rec.id * PORTS_PER_SERVICE + i, ns, svc.meta.name, sp.name, sp.protocol,
+                port_id, ns, svc.meta.name, sp.name, sp.protocol,
                 alloc.cluster_ip, sp.port, alloc.node_ports[i] if i < len(alloc.node_ports) else 0,
                 alloc.lb_ip, svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
                 svc.external_traffic_policy == "Local", svc.internal_traffic_policy == "Local",
-                tuple(EndpointView(ip, port, node) for ip, port, node in backends)))
+                tuple(EndpointView(ip, port, node) for ip, port, node in backends),
+                (groups.get((port_id, "all")), groups.get((port_id, "local")))))
+    live = {ports.by_id[s.id] for s in out}
+    ports.retain(live)
+    groups.retain({(s.id, kind) for s in out for kind in ("all", "local")})
     return tuple(out)
+
+
+def node_views(state: ClusterState) -> tuple[NodeView, ...]:
+    scope = state.scope
+    return tuple(NodeView(n.name, n.index, n.ip, n.pod_cidr, n.gateway_ip, n.gateway_mac, n.vtep_mac,
+                          naming.datapath_id(scope, n.index), naming.ct_zone(scope.slot, n.index))
+                 for n in state.config.nodes)
 
 
 def network_view(state: ClusterState, generation: int | None = None) -> NetworkView:
     """Scheduled, addressed pods that are not being deleted, every node, every Service port."""
-    nodes = tuple(NodeView(n.name, n.index, n.ip, n.pod_cidr, n.gateway_ip, n.gateway_mac,
-                           n.vtep_mac, n.dpid) for n in state.config.nodes)
     pods = tuple(PodView(r.id, r.obj.meta.namespace, r.obj.meta.name, r.status.node, r.status.ip,
                          naming.mac_from_ip(r.status.ip),
                          naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr))
                  for r in state.pods() if r.status.node and r.status.ip and not r.deleting)
-    from emulator.cluster.policies import compile_policies
-    return NetworkView(state.generation if generation is None else generation, nodes, pods,
+    return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state))

@@ -4,6 +4,9 @@ Each rule becomes ``RuleView``s: the applied-to pods' IPs (with their nodes), th
 CIDRs (pod IPs as /32, ipBlocks minus their exceptions, or "any"), and numeric ports. A named
 port is resolved per pod (per applied-to pod for ingress, per peer pod for egress), so a rule
 using one can become several views. The sets of isolated pods per direction come alongside.
+Each view's id (its conjunction id and cookie) comes from the cluster's rule allocator, keyed
+by (policy uid, direction, rule index, resolved pod uid): stable while the rule exists, reused
+after, and never shared.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import ipaddress
 
 from emulator.cluster.store import ClusterState
 from emulator.model.netpol import NetworkPolicy, Peer, PolicyPort
-from emulator.pipeline.view import PolicyView, RuleView
+from emulator.model.netview import PolicyView, RuleView
 
 ANY = ("0.0.0.0/0",)
 
@@ -62,6 +65,7 @@ def _port(p: PolicyPort, rec) -> tuple[str, int | None, int | None] | None:
 def compile_policies(state: ClusterState) -> PolicyView:
     pods = _pods(state)
     rules: list[RuleView] = []
+    ids = state.ids.rules
     isolated: dict[str, set[str]] = {"Ingress": set(), "Egress": set()}
     for rec in sorted(state.list("NetworkPolicy"), key=lambda r: r.id):
         pol: NetworkPolicy = rec.obj
@@ -81,24 +85,27 @@ def compile_policies(state: ClusterState) -> PolicyView:
                         peer_pods += found
                         peer_ips |= {f"{p.status.ip}/32" for p in found}
                 named = any(isinstance(p.port, str) for p in rule.ports)
-                base = rec.id * 1000 + index * 2 + (0 if direction == "Ingress" else 1)
+                base = (rec.uid, direction, index)
                 owner = f"{pol.key} {direction.lower()}[{index}]"
                 if not named:
                     ports = tuple(sorted({(p.protocol, p.port, p.end_port) for p in rule.ports}, key=str))
-                    rules.append(RuleView(base, owner, direction, tuple((p.status.ip, p.status.node) for p in applied),
+                    rules.append(RuleView(ids.get(base + ("",)), owner, direction,
+                                          tuple((p.status.ip, p.status.node) for p in applied),
                                           tuple(sorted(peer_ips)), ports))
                     continue
                 # named ports: resolve against each destination pod
                 targets = applied if direction == "Ingress" else peer_pods
-                for k, target in enumerate(targets):
+                for target in targets:
                     ports = tuple(sorted({x for x in (_port(p, target) for p in rule.ports) if x}, key=str))
                     if not ports:
                         continue
+                    rule_id = ids.get(base + (target.uid,))
                     if direction == "Ingress":
-                        rules.append(RuleView(base + 100000 * (k + 1), owner, direction, ((target.status.ip, target.status.node),),
+                        rules.append(RuleView(rule_id, owner, direction, ((target.status.ip, target.status.node),),
                                               tuple(sorted(peer_ips)), ports))
                     else:
-                        rules.append(RuleView(base + 100000 * (k + 1), owner, direction,
+                        rules.append(RuleView(rule_id, owner, direction,
                                               tuple((p.status.ip, p.status.node) for p in applied),
                                               (f"{target.status.ip}/32",), ports))
+    ids.retain(ids.by_id[r.id] for r in rules)
     return PolicyView(tuple(rules), tuple(sorted(isolated["Ingress"])), tuple(sorted(isolated["Egress"])))

@@ -11,34 +11,12 @@ import time
 from typing import Any
 
 from emulator import __version__
+from emulator.cluster import render_services
+from emulator.cluster.apimeta import meta as _meta, timestamp
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.node import Node
 
 KUBE_VERSION = "v1.29.0"
-
-
-def timestamp(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def _meta(rec: Record, namespaced: bool = True) -> dict:
-    m = rec.obj.meta
-    out: dict[str, Any] = {"name": m.name}
-    if namespaced:
-        out["namespace"] = m.namespace
-    out.update({"uid": rec.uid, "resourceVersion": str(rec.id),
-                "creationTimestamp": timestamp(rec.created)})
-    if m.labels:
-        out["labels"] = dict(m.labels)
-    if m.annotations:
-        out["annotations"] = dict(m.annotations)
-    owner = getattr(rec.obj, "owner", None)
-    if owner:
-        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
-                                   "controller": True, "blockOwnerDeletion": True}]
-        if owner[0] == "ReplicaSet":
-            out["generateName"] = owner[1] + "-"
-    return out
 
 
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
@@ -164,7 +142,6 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [policy_object(r, state)
                 for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind in ("Service", "Endpoints", "EndpointSlice"):
-        from emulator.cluster import render_services
         return render_services.objects(state, kind, namespace)
     if kind == "Namespace":
         return [namespace_object(r) for r in state.list("Namespace")]

@@ -1,7 +1,7 @@
 """Service, Endpoints and EndpointSlice in the API server's shape."""
 from __future__ import annotations
 
-from emulator.cluster.render import _meta
+from emulator.cluster.apimeta import meta as _meta
 from emulator.cluster.store import ClusterState
 
 

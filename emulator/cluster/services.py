@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from emulator.errors import Problem
 from emulator.model import naming
 from emulator.model.meta import ObjectMeta
+from emulator.model.network import AddressPool
 from emulator.model.pod import Pod
 from emulator.model.service import (NODE_PORT_RANGE, EndpointAddress, EndpointPort, Endpoints,
                                     EndpointSlice, EndpointSubset, Service, ServicePort)
@@ -38,7 +39,7 @@ class Allocations:
     """What the API server has handed out; owned by the ClusterState."""
 
     subnet: str
-    pool: tuple[str, ...] = ()  # LoadBalancer addresses, in order
+    pool: AddressPool = field(default_factory=AddressPool)  # LoadBalancer addresses, in order
     by_service: dict[str, Allocation] = field(default_factory=dict)
 
     def _used(self, attr: str) -> dict:

@@ -12,8 +12,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
+from emulator.model.naming import Scope
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod
@@ -71,8 +73,12 @@ class ClusterState:
     rng: random.Random = field(default_factory=random.Random)
     started: float = field(default_factory=time.time)
     alloc: Allocations | None = None
+    scope: Scope | None = None  # whose kernel names and numbers; slot 0 unless up allocated another
+    ids: DataplaneIds = field(default_factory=DataplaneIds)
 
     def __post_init__(self) -> None:
+        if self.scope is None:
+            self.scope = Scope(self.config.name)
         for node in self.config.nodes:
             self.ipam.setdefault(node.name, NodeIPAM(node.pod_cidr))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):

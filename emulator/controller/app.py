@@ -22,7 +22,7 @@ from emulator.controller import ofp
 from emulator.controller.reject import build_reject
 from emulator.controller.sync import diff, diff_groups
 from emulator.pipeline.build import flows_for_node, groups_for_node
-from emulator.pipeline.view import NetworkView
+from emulator.model.netview import NetworkView
 
 POLL_SECONDS = 0.02
 

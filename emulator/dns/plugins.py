@@ -16,7 +16,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from emulator.dns.corefile import CorefileError, Directive
+from emulator.model.corefile import CorefileError, Directive
 from emulator.dns.records import Options
 
 

@@ -33,7 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from emulator.dns import plugins
-from emulator.dns.corefile import CorefileError, ServerBlock, parse
+from emulator.model.corefile import CorefileError, ServerBlock, parse
 from emulator.dns.records import cluster_zone, resolve
 
 SNAPSHOT_POLL = 0.1

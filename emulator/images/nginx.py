@@ -1,8 +1,9 @@
 """The ``nginx`` image: real nginx serving a page that names the pod and its IP.
 
-The configuration is a template (images/templates/nginx.conf) with every path pointing into the
-container's private directory, so many nginx pods coexist on one machine. Extra arguments are
-passed to nginx as the real image's CMD would be.
+The configuration is built with the same quoting builder as the ingress controller's
+(``ingress.nginxconf``), with every path pointing into the container's private directory, so
+many nginx pods coexist on one machine. Extra arguments are passed to nginx as the real image's
+CMD would be.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from emulator.images import identity
+from emulator.ingress.nginxconf import Block, Directive, render as render_conf
 
 PAGE = """<!DOCTYPE html>
 <html><head><title>Welcome to nginx!</title></head>
@@ -22,10 +24,23 @@ PAGE = """<!DOCTYPE html>
 
 
 def render(who: dict[str, str], directory: str) -> tuple[str, str]:
-    """(nginx.conf, index.html) for a pod: pure, so it is unit-tested."""
-    template = (Path(__file__).parent / "templates" / "nginx.conf").read_text()
+    """(nginx.conf, index.html) for a pod: the stock nginx image's behaviour (port 80, a default
+    page, access log on stdout) with every path in the container dir. Pure, so it is unit-tested."""
+    http = Block("http")
+    http.add("access_log", "/dev/stdout")
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        http.add(f"{kind}_temp_path", f"{directory}/{kind}")
+    http.add("default_type", "text/html")
+    server = http.block("server")
+    server.add("listen", 80, "default_server")
+    server.add("root", f"{directory}/html")
+    server.block("location", "/").add("index", "index.html")
+    # user root: the container dir is root-only, as in a container running as root
+    conf = render_conf([Directive("daemon", ("off",)), Directive("user", ("root",)), Directive("worker_processes", (1,)),
+                        Directive("pid", (f"{directory}/nginx.pid",)), Directive("error_log", ("stderr", "notice")),
+                        Block("events").add("worker_connections", 1024), http])
     safe = {k: html.escape(v) for k, v in who.items()}
-    return template.format(dir=directory, **who), PAGE.format(**safe)
+    return conf, PAGE.format(**safe)
 
 
 def main(argv: list[str]) -> int:

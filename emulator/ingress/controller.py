@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if snapshot.stat().st_mtime != mtime:
                 mtime = snapshot.stat().st_mtime
-                rendered = render(json.loads(snapshot.read_text()))
-                text = rendered.conf.replace("{dir}", directory)
+                rendered = render(json.loads(snapshot.read_text()), directory)
+                text = rendered.conf
                 if rendered.problems != problems:
                     problems = rendered.problems
                     for p in problems:

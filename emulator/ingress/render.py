@@ -16,6 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from emulator.ingress import nginxconf
+from emulator.ingress.nginxconf import Block, Raw
+from emulator.model import validation
+
 
 @dataclass
 class Rendered:
@@ -42,20 +46,21 @@ def _resolve(snapshot: dict, ns: str, backend: dict) -> tuple[str, list[str]] | 
     port = next((p for p in svc["ports"] if p["port"] == backend["port"] or p["name"] == backend["port"]), None)
     if port is None:
         return None
-    servers = sorted({f"{e['ip']}:{p['port']}" for e in svc["endpoints"] if e["ready"]
-                      for p in e["ports"] if p["name"] == port["name"]})
+    servers = sorted({f"{e['ip']}:{p['port']}" for e in svc["endpoints"] if e["ready"] and validation.is_ip(e["ip"])
+                      for p in e["ports"] if p["name"] == port["name"] and isinstance(p["port"], int)})
     return _upstream_name(ns, svc["name"], port["port"]), servers
 
 
-def _locations(path: str, path_type: str) -> list[str]:
+def _locations(path: str, path_type: str) -> list[tuple[Raw | None, str]]:
+    """(modifier, path) of each nginx location an Ingress path becomes."""
     if path_type == "Exact":
-        return [f"= {path}"]
+        return [(Raw("="), path)]
     if path_type == "Prefix":
         if path == "/":
-            return ["/"]
+            return [(None, "/")]
         base = path.rstrip("/")
-        return [f"= {base}", f"{base}/"]
-    return [path]
+        return [(Raw("="), base), (None, base + "/")]
+    return [(None, path)]
 
 
 ANN = "nginx.ingress.kubernetes.io/"
@@ -74,16 +79,46 @@ def _valid_pem(pem: dict | None) -> bool:
     return bool(pem) and "BEGIN CERTIFICATE" in pem.get("tls.crt", "") and "PRIVATE KEY" in pem.get("tls.key", "")
 
 
-def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
+def _host_ok(host: str) -> bool:
+    return not host or validation.is_dns1123_subdomain(host[2:] if host.startswith("*.") else host)
+
+
+def _refusal(ing: dict, regex: bool, rewrite: str) -> str | None:
+    """Why an Ingress from the snapshot cannot be rendered, re-checking what the spec layer
+    checked (the snapshot is a file; the renderer trusts nothing it did not check itself)."""
+    if not (validation.is_dns1123_label(ing.get("namespace")) and validation.is_dns1123_subdomain(ing.get("name"))):
+        return "invalid name"
+    if rewrite and validation.check_rewrite_target(rewrite):
+        return f"annotation rewrite-target: {validation.check_rewrite_target(rewrite)}"
+    for rule in ing["rules"]:
+        if not _host_ok(rule["host"]):
+            return f"invalid host {rule['host']!r}"
+        for p in rule["paths"]:
+            message = validation.check_ingress_path(p["path"], "ImplementationSpecific" if regex else p["path_type"])
+            if message:
+                return f"invalid path: {message}"
+    for t in ing.get("tls", []):
+        if not all(_host_ok(h) for h in t["hosts"]) or not validation.is_dns1123_subdomain(t["secret"]):
+            return "invalid tls entry"
+    return None
+
+
+def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_listen: int = 443) -> Rendered:
     """The whole nginx.conf for the ingresses of class nginx (or without a class when nginx is
-    the default class)."""
+    the default class); ``directory`` is the controller's private folder (certificates, temp
+    files, pid). An Ingress that cannot be served is left out and reported in ``problems``."""
     out = Rendered("")
     upstreams: dict[str, list[str]] = {}
-    servers: dict[str, dict[str, tuple]] = {}  # server_name -> location -> (upstream, rewrite, scheme)
+    servers: dict[str, dict[tuple, tuple]] = {}  # server_name -> (modifier, path) -> (upstream, rewrite, scheme)
     default_backend = None
     tls_hosts: dict[str, tuple[str, bool]] = {}  # server_name -> (certificate stem, redirect HTTP)
     for ing in snapshot["ingresses"]:
         where = f"{ing['namespace']}/{ing['name']}"
+        regex, rewrite, scheme = _path_options(ing)
+        refused = _refusal(ing, regex, rewrite)
+        if refused:
+            out.problems.append(f"Ingress {where}: {refused}; the Ingress is not served")
+            continue
         missing = []
         resolved = []
         for rule in ing["rules"]:
@@ -108,69 +143,90 @@ def render(snapshot: dict, listen: int = 80, tls_listen: int = 443) -> Rendered:
             out.problems.append(f"Ingress {where}: secret {', '.join(bad)} is not a valid kubernetes.io/tls "
                                 "Secret; the Ingress is not served")
             continue
-        redirect = ing.get("annotations", {}).get("nginx.ingress.kubernetes.io/ssl-redirect", "true") != "false"
+        redirect = ing.get("annotations", {}).get(ANN + "ssl-redirect", "true") != "false"
         for t in ing.get("tls", []):
             stem = f"certs/{ing['namespace']}_{t['secret']}"
             out.files[stem + ".crt"], out.files[stem + ".key"] = t["pem"]["tls.crt"], t["pem"]["tls.key"]
             for host in t["hosts"]:
                 tls_hosts.setdefault(_server_name(host), (stem, redirect))
-        regex, rewrite, scheme = _path_options(ing)
         for host, p, target in resolved:
             upstreams[target[0]] = target[1]
             locations = servers.setdefault(_server_name(host), {})
             if regex:  # ingress-nginx: case-insensitive regex locations, rewritten if asked
                 pattern = "^" + p["path"]
-                todo = f'rewrite "(?i){pattern}" {rewrite} break; ' if rewrite else ""
-                locations.setdefault(f'~* "{pattern}"', (target[0], todo, scheme))
+                locations.setdefault((Raw("~*"), pattern), (target[0], rewrite and ("(?i)" + pattern, rewrite), scheme))
                 continue
             for loc in _locations(p["path"], p["path_type"]):
-                locations.setdefault(loc, (target[0], "", scheme))
+                locations.setdefault(loc, (target[0], None, scheme))
+    try:
+        out.conf = _conf(directory, listen, tls_listen, upstreams, servers, default_backend, tls_hosts)
+    except nginxconf.NginxConfError as exc:  # unreachable for checked input: say so rather than write it
+        out.problems.append(f"configuration refused: {exc}")
+        out.conf = _conf(directory, listen, tls_listen, {}, {}, None, {})
+    return out
+
+
+def _conf(directory: str, listen: int, tls_listen: int, upstreams: dict, servers: dict, default_backend,
+          tls_hosts: dict) -> str:
     # one worker: on a 2-core machine shared with the client and the backends, more workers only contend
-    lines = ["daemon off;", "user root;", "worker_processes 1;", "pid {dir}/nginx.pid;", "error_log stderr notice;",
-             "events { worker_connections 1024; }", "http {",
-             '    log_format ingress \'$remote_addr - [$time_local] "$request" $status $host -> $upstream_addr\';',
-             "    access_log /dev/stdout ingress;",
-             "    client_body_temp_path {dir}/client_body; proxy_temp_path {dir}/proxy;",
-             "    fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;",
-             "    proxy_set_header Host $host;",
-             "    proxy_set_header X-Real-IP $remote_addr;",
-             "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
-             "    proxy_set_header X-Forwarded-Proto $scheme;",
-             "    proxy_http_version 1.1;",
-             '    proxy_set_header Connection "";  # keep upstream connections alive, as ingress-nginx does']
+    top: list = [nginxconf.Directive("daemon", ("off",)), nginxconf.Directive("user", ("root",)),
+                 nginxconf.Directive("worker_processes", (1,)), nginxconf.Directive("pid", (f"{directory}/nginx.pid",)),
+                 nginxconf.Directive("error_log", ("stderr", "notice"))]
+    top.append(Block("events").add("worker_connections", 1024))
+    http = Block("http")
+    http.add("log_format", "ingress", Raw("'$remote_addr - [$time_local] \"$request\" $status $host -> $upstream_addr'"))
+    http.add("access_log", "/dev/stdout", "ingress")
+    for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        http.add(f"{kind}_temp_path", f"{directory}/{kind}")
+    http.add("proxy_set_header", "Host", Raw("$host"))
+    http.add("proxy_set_header", "X-Real-IP", Raw("$remote_addr"))
+    http.add("proxy_set_header", "X-Forwarded-For", Raw("$proxy_add_x_forwarded_for"))
+    http.add("proxy_set_header", "X-Forwarded-Proto", Raw("$scheme"))
+    http.add("proxy_http_version", "1.1")
+    http.add("proxy_set_header", "Connection", Raw('""'))  # keep upstream connections alive, as ingress-nginx does
     for name, members in sorted(upstreams.items()):
         if members:
-            lines.append(f"    upstream {name} {{ " + " ".join(f"server {m};" for m in members) + " keepalive 320; }")
+            up = http.block("upstream", name)
+            for member in members:
+                up.add("server", member)
+            up.add("keepalive", 320)
 
-    def location(loc: str, target: tuple) -> str:
-        upstream, extra, scheme = target
-        if upstreams.get(upstream):
-            return f"        location {loc} {{ {extra}proxy_pass {scheme}://{upstream}; }}"
-        return f"        location {loc} {{ return 503; }}"
+    def location(server: Block, loc: tuple, target: tuple) -> None:
+        upstream, rewrite, scheme = target
+        block = server.block("location", *([loc[0]] if loc[0] is not None else []), loc[1])
+        if not upstreams.get(upstream):
+            block.add("return", 503)
+            return
+        if rewrite:
+            block.add("rewrite", rewrite[0], rewrite[1], "break")
+        block.add("proxy_pass", f"{scheme}://{upstream}")
 
-    default = (location("/", (default_backend[0], "", "http")) if default_backend else
-               "        location / { default_type text/plain; return 404 \"default backend - 404\\n\"; }")
     servers.setdefault("_", {})
     for name, locations in sorted(servers.items(), key=lambda kv: kv[0] != "_"):
-        blocks = [(f"listen {listen} default_server; server_name _;" if name == "_" else
-                   f"listen {listen}; server_name {name};", name in tls_hosts and tls_hosts[name][1])]
-        if name == "_":  # the controller's fake certificate answers HTTPS for unknown names
-            blocks.append((f"listen {tls_listen} ssl default_server; server_name _; "
-                           "ssl_certificate {dir}/certs/default.crt; ssl_certificate_key {dir}/certs/default.key;", False))
-        elif name in tls_hosts:
-            stem = tls_hosts[name][0]
-            blocks.append((f"listen {tls_listen} ssl; server_name {name}; "
-                           f"ssl_certificate {{dir}}/{stem}.crt; ssl_certificate_key {{dir}}/{stem}.key;", False))
-        for head, redirect in blocks:
-            lines.append(f"    server {{ {head}")
-            if redirect:
-                lines.append("        location / { return 308 https://$host$request_uri; }")
+        variants = [("http", name in tls_hosts and tls_hosts[name][1])]
+        if name == "_" or name in tls_hosts:
+            variants.append(("https", False))
+        for kind, redirect in variants:
+            server = http.block("server")
+            if kind == "http":
+                server.add("listen", listen, *(("default_server",) if name == "_" else ()))
             else:
-                for loc, target in sorted(locations.items()):
-                    lines.append(location(loc, target))
-                if "/" not in locations:
-                    lines.append(default)
-            lines.append("    }")
-    lines.append("}")
-    out.conf = "\n".join(lines) + "\n"
-    return out
+                server.add("listen", tls_listen, "ssl", *(("default_server",) if name == "_" else ()))
+            server.add("server_name", name)
+            if kind == "https":  # the controller's fake certificate answers HTTPS for unknown names
+                stem = "certs/default" if name == "_" else tls_hosts[name][0]
+                server.add("ssl_certificate", f"{directory}/{stem}.crt")
+                server.add("ssl_certificate_key", f"{directory}/{stem}.key")
+            if redirect:
+                server.block("location", "/").add("return", 308, Raw("https://$host$request_uri"))
+                continue
+            for loc, target in sorted(locations.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
+                location(server, loc, target)
+            if (None, "/") not in locations:
+                if default_backend:
+                    location(server, (None, "/"), (default_backend[0], None, "http"))
+                else:
+                    fallback = server.block("location", "/")
+                    fallback.add("default_type", "text/plain")
+                    fallback.add("return", 404, Raw('"default backend - 404\\n"'))
+    return nginxconf.render(top + [http])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from emulator.model.images import Image
-from emulator.model.network import PodNetwork, ServiceNetwork, Underlay, pod_mtu
+from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay, pod_mtu
 from emulator.model.node import Node
 
 API_VERSION = "k8semu.io/v1alpha1"
@@ -33,7 +33,7 @@ class ClusterConfig:
     services: ServiceNetwork = field(default_factory=ServiceNetwork)
     cluster_domain: str = "cluster.local"
     images: dict[str, Image] = field(default_factory=dict)
-    lb_pool: tuple[str, ...] = ()  # LoadBalancer addresses (MetalLB L2 style), in order
+    lb_pool: AddressPool = field(default_factory=AddressPool)  # LoadBalancer addresses (MetalLB L2), in order
     external_hosts: tuple = ()  # ExternalHost: emulated hosts outside the cluster
     dns: DNSConfig = field(default_factory=DNSConfig)
     ingress: IngressConfig = field(default_factory=IngressConfig)

@@ -7,19 +7,27 @@ Kubernetes names
     FNV-1a 32-bit hash of the pod template, encoded digit by digit in that alphabet, as the
     Deployment controller does.
 
-Network namespaces (``ip netns exec NAME``)
-    a node's namespace is named after the node; a pod's after the pod when it lives in the
-    ``default`` namespace, ``<namespace>_<pod>`` otherwise (``_`` never appears in Kubernetes
-    names, so the two forms cannot collide).
+Everything below is scoped to one cluster (``Scope``: its name and a *slot*, a small number
+that ``up`` allocates among the clusters running on the machine), so that two clusters side by
+side, or a user's own objects, never share a name with ours.
+
+Network namespaces (``ip netns exec NAME``; any length up to 255, we keep them under 200)
+    a node's is ``<cluster>_<node>`` (``default_worker-1``), an external host's the same;
+    a pod's ``<cluster>_<namespace>_<pod>``. ``_`` never appears in Kubernetes names, so the
+    forms cannot collide; a name that would pass 200 characters is cut and ends in ``~`` and
+    8 hex digits of its hash (``~`` cannot appear in a Kubernetes name either).
 
 Interfaces in the root namespace (Linux limits names to 15 characters; ``check_ifname``)
-    ``k8s-underlay``   the underlay bridge every node's eth0 is attached to
-    ``k8u-<i>``        root end of node i's eth0 veth (i is the node index, from 0)
-    ``k8e-<i>``        root end of external host i's eth0 veth (hosts outside the cluster)
-    ``k8br-<i>``       node i's Open vSwitch bridge (datapath id i+1)
-    ``k8g-<i>``        root end of node i's gateway veth; the node end is ``k8semu-gw0``
-    ``k8x-<i>``        node i's VXLAN device (its UDP socket stays in the node namespace)
-    ``kp<10 hex>``     root end of a pod's eth0 veth, from a hash of namespace/name
+    ``k8s<S>-ul``       the cluster's underlay bridge (S: the slot, one of 0-9a-z)
+    ``k8s<S>-u<i>``     root end of node i's eth0 veth (i is the node index, from 0)
+    ``k8s<S>-e<i>``     root end of external host i's eth0 veth (hosts outside the cluster)
+    ``k8s<S>-br<i>``    node i's Open vSwitch bridge
+    ``k8s<S>-g<i>``     root end of node i's gateway veth; the node end is ``k8semu-gw0``
+    ``k8s<S>-x<i>``     node i's VXLAN device (its UDP socket stays in the node namespace)
+    ``k8s<S>-<10 hex>`` root end of a pod's eth0 veth, from a hash of cluster/namespace/name
+
+Numbers: a bridge's datapath id is ``(slot + 1) << 16 | (i + 1)``; conntrack zones are laid out
+per slot (``ct_zone``).
 
 MAC addresses are derived from IP addresses (``0a:58:`` + the IPv4 bytes, as Kubernetes CNI
 plugins do), so nothing has to be read back from the kernel to write flows.
@@ -30,32 +38,46 @@ import hashlib
 import ipaddress
 import json
 import random
-import re
+from dataclasses import dataclass
 from typing import Any
 
 IFNAME_MAX = 15
-UNDERLAY_BRIDGE = "k8s-underlay"
+NETNS_MAX = 200
 NODE_GATEWAY_IF = "k8semu-gw0"
 GLOBAL_VIRTUAL_MAC = "aa:bb:cc:dd:ee:ff"  # Antrea's, answered for remote gateways
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def is_dns1123_label(name: str) -> bool:
-    return isinstance(name, str) and len(name) <= 63 and bool(DNS1123_LABEL.match(name))
+SLOT_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+MAX_SLOTS = len(SLOT_CHARS)
+MAX_NODES = 250  # interface names (k8s0-br249) and conntrack zones are laid out for this many
 
 
-def is_dns1123_subdomain(name: str) -> bool:
-    return isinstance(name, str) and len(name) <= 253 and bool(DNS1123_SUBDOMAIN.match(name))
+@dataclass(frozen=True)
+class Scope:
+    """Whose names these are: a cluster and the slot ``up`` gave it (0 for ``plan``)."""
+    cluster: str
+    slot: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.slot < MAX_SLOTS:
+            raise ValueError(f"slot {self.slot} out of range")
+
+    @property
+    def prefix(self) -> str:
+        return f"k8s{SLOT_CHARS[self.slot]}-"
 
 
 def check_ifname(name: str) -> str:
     """Return ``name`` if Linux accepts it as an interface name, else raise ValueError."""
-    if not 0 < len(name) <= IFNAME_MAX or "/" in name or " " in name:
+    if not 0 < len(name) <= IFNAME_MAX or "/" in name or any(c.isspace() for c in name) or name in (".", ".."):
         raise ValueError(f"interface name {name!r} is not valid on Linux (max {IFNAME_MAX} chars)")
     return name
+
+
+def _bounded(name: str) -> str:
+    if len(name) <= NETNS_MAX:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    return name[:NETNS_MAX - 9] + "~" + digest
 
 
 def expand_node_names(name: str, count: int | None) -> list[str]:
@@ -88,42 +110,66 @@ def random_suffix(rng: random.Random, length: int = 5) -> str:
     return "".join(rng.choice(SAFE_ALPHABET) for _ in range(length))
 
 
-def node_netns(node: str) -> str:
-    return node
+def node_netns(scope: Scope, node: str) -> str:
+    return _bounded(f"{scope.cluster}_{node}")
 
 
-def pod_netns(namespace: str, pod: str) -> str:
-    return pod if namespace == "default" else f"{namespace}_{pod}"
+def pod_netns(scope: Scope, namespace: str, pod: str) -> str:
+    return _bounded(f"{scope.cluster}_{namespace}_{pod}")
 
 
-def underlay_veth(node_index: int) -> str:
-    return check_ifname(f"k8u-{node_index}")
+def pod_dir(namespace: str, pod: str) -> str:
+    """The pod's folder under the cluster's run directory (one path component, bounded)."""
+    return _bounded(f"{namespace}_{pod}")
 
 
-def external_veth(index: int) -> str:
+def underlay_bridge(scope: Scope) -> str:
+    return check_ifname(f"{scope.prefix}ul")
+
+
+def underlay_veth(scope: Scope, node_index: int) -> str:
+    return check_ifname(f"{scope.prefix}u{node_index}")
+
+
+def external_veth(scope: Scope, index: int) -> str:
     """Root end of external host ``index``'s eth0 on the underlay bridge."""
-    return check_ifname(f"k8e-{index}")
+    return check_ifname(f"{scope.prefix}e{index}")
 
 
-def node_bridge(node_index: int) -> str:
-    return check_ifname(f"k8br-{node_index}")
+def node_bridge(scope: Scope, node_index: int) -> str:
+    return check_ifname(f"{scope.prefix}br{node_index}")
 
 
-def gateway_veth(node_index: int) -> str:
-    return check_ifname(f"k8g-{node_index}")
+def gateway_veth(scope: Scope, node_index: int) -> str:
+    return check_ifname(f"{scope.prefix}g{node_index}")
 
 
-def vxlan_device(node_index: int) -> str:
-    return check_ifname(f"k8x-{node_index}")
+def vxlan_device(scope: Scope, node_index: int) -> str:
+    return check_ifname(f"{scope.prefix}x{node_index}")
 
 
-def pod_veth(namespace: str, pod: str) -> str:
-    digest = hashlib.sha1(f"{namespace}/{pod}".encode()).hexdigest()[:10]
-    return check_ifname(f"kp{digest}")
+def pod_veth(scope: Scope, namespace: str, pod: str) -> str:
+    digest = hashlib.sha1(f"{scope.cluster}/{namespace}/{pod}".encode()).hexdigest()[:10]
+    return check_ifname(f"{scope.prefix}{digest}")
 
 
-def datapath_id(node_index: int) -> int:
-    return node_index + 1
+def datapath_id(scope: Scope, node_index: int) -> int:
+    return (scope.slot + 1) << 16 | (node_index + 1)
+
+
+ZONE_BASE = 0x1000
+ZONES_PER_SLOT = 2 * MAX_NODES  # two zones per node: pod traffic, hairpin SNAT
+
+
+def ct_zone(slot: int, node_index: int) -> int:
+    """The conntrack zone of a node's pod traffic. Antrea uses one zone (65520) per node; all
+    bridges on this machine share one userspace datapath and so one connection table (several
+    clusters' bridges included), so each node of each cluster slot gets its own zones, or a
+    connection tracked on one node would be seen by the next. The hairpin SNAT zone (Antrea's
+    65521) is the next one. 36 slots x 500 zones end below 0x5700: clear of Antrea's 65520."""
+    if not 0 <= node_index < MAX_NODES:
+        raise ValueError(f"node index {node_index} out of range")
+    return ZONE_BASE + ZONES_PER_SLOT * slot + 2 * node_index
 
 
 def mac_from_ip(ip: str, prefix: str = "0a:58") -> str:

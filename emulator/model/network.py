@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Iterator
 
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 
@@ -69,3 +70,38 @@ def overlaps(a: str, b: str) -> bool:
 
 def pod_mtu(underlay_mtu: int) -> int:
     return underlay_mtu - VXLAN_OVERHEAD
+
+
+@dataclass(frozen=True)
+class AddressPool:
+    """A MetalLB-style address pool as ranges of IPv4 addresses (first, last), in order.
+
+    Kept as ranges, never expanded: a pool is looked up and iterated lazily, so its size costs
+    nothing until addresses are handed out (``spec.network.loadBalancerPool`` caps it anyway).
+    """
+    ranges: tuple[tuple[int, int], ...] = ()
+
+    def __len__(self) -> int:
+        return sum(last - first + 1 for first, last in self.ranges)
+
+    def __bool__(self) -> bool:
+        return bool(self.ranges)
+
+    def __contains__(self, ip: object) -> bool:
+        try:
+            value = int(ipaddress.IPv4Address(str(ip)))
+        except ValueError:
+            return False
+        return any(first <= value <= last for first, last in self.ranges)
+
+    def __iter__(self) -> Iterator[str]:
+        for first, last in self.ranges:
+            for value in range(first, last + 1):
+                yield str(ipaddress.IPv4Address(value))
+
+    def networks(self) -> list[ipaddress.IPv4Network]:
+        """The fewest CIDRs covering the pool (for routes)."""
+        out: list[ipaddress.IPv4Network] = []
+        for first, last in self.ranges:
+            out += ipaddress.summarize_address_range(ipaddress.IPv4Address(first), ipaddress.IPv4Address(last))
+        return list(ipaddress.collapse_addresses(out))

@@ -40,10 +40,6 @@ class Node:
     def vtep_mac(self) -> str:
         return naming.vtep_mac(self.ip)
 
-    @property
-    def dpid(self) -> int:
-        return naming.datapath_id(self.index)
-
     def all_labels(self) -> dict[str, str]:
         """The labels kubelet and kubeadm put on a node, then the spec's own."""
         base = {

@@ -42,6 +42,36 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class Resources:
+    """``resources``: what the sandbox enforces with cgroups (None: unlimited / unset)."""
+    cpu_limit: int | None = None  # millicores
+    memory_limit: int | None = None  # bytes
+    cpu_request: int | None = None
+    memory_request: int | None = None
+
+    @property
+    def qos_class(self) -> str:
+        """Guaranteed, Burstable or BestEffort, as the kubelet classifies a container."""
+        if self.cpu_limit is None and self.memory_limit is None and self.cpu_request is None \
+                and self.memory_request is None:
+            return "BestEffort"
+        if self.cpu_limit is not None and self.memory_limit is not None and \
+                (self.cpu_request in (None, self.cpu_limit)) and (self.memory_request in (None, self.memory_limit)):
+            return "Guaranteed"
+        return "Burstable"
+
+
+@dataclass(frozen=True)
+class SecurityContext:
+    """The parts of a (pod or container) securityContext that the sandbox acts on."""
+    privileged: bool = False
+    add: tuple[str, ...] = ()  # capability names without CAP_, upper case
+    drop: tuple[str, ...] = ()
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+
+
+@dataclass(frozen=True)
 class Container:
     name: str
     image: str
@@ -52,6 +82,8 @@ class Container:
     working_dir: str = ""
     readiness: Probe | None = None
     liveness: Probe | None = None
+    resources: Resources = field(default_factory=Resources)
+    security: SecurityContext = field(default_factory=SecurityContext)
 
     def port_number(self, port: int | str) -> int | None:
         if isinstance(port, int):
@@ -87,6 +119,15 @@ class PodSpec:
     subdomain: str = ""
     dns_policy: str = "ClusterFirst"
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
+    host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
+    security: SecurityContext = field(default_factory=SecurityContext)  # pod-level defaults
+
+    @property
+    def qos_class(self) -> str:
+        classes = {c.resources.qos_class for c in self.containers}
+        if classes == {"Guaranteed"}:
+            return "Guaranteed"
+        return "BestEffort" if classes == {"BestEffort"} else "Burstable"
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,46 @@ from __future__ import annotations
 
 import os
 
+from emulator.errors import RenderError
+from emulator.model import validation
+from emulator.model.images import expand
 from emulator.model.pod import Container, Pod
 
 
-def hosts_file(hostname: str, ip: str, fqdn: str = "") -> str:
-    """Kubelet's managed hosts file (``# Kubernetes-managed hosts file.``)."""
+def _checked(value: str, ok: bool, what: str) -> str:
+    if not ok:
+        raise RenderError(f"{what} {value!r} cannot be written into a pod's files")
+    return value
+
+
+def hosts_file(hostname: str, ip: str, fqdn: str = "", aliases: tuple = ()) -> str:
+    """Kubelet's managed hosts file (``# Kubernetes-managed hosts file.``): the pod's own line
+    (its FQDN first when it has a hostname and subdomain), then hostAliases.
+
+    Raises:
+        RenderError: a name or address that does not pass its rule.
+    """
+    _checked(hostname, validation.is_dns1123_label(hostname), "hostname")
+    _checked(ip, validation.is_ip(ip), "pod IP")
+    if fqdn:
+        _checked(fqdn, validation.is_dns1123_subdomain(fqdn), "FQDN")
     names = f"{fqdn}\t{hostname}" if fqdn else hostname
-    return ("# Kubernetes-managed hosts file.\n"
-            "127.0.0.1\tlocalhost\n"
-            "::1\tlocalhost ip6-localhost ip6-loopback\n"
-            "fe00::0\tip6-localnet\n"
-            "fe00::0\tip6-mcastprefix\n"
-            "fe00::1\tip6-allnodes\n"
-            "fe00::2\tip6-allrouters\n"
-            f"{ip}\t{names}\n")
+    out = ("# Kubernetes-managed hosts file.\n"
+           "127.0.0.1\tlocalhost\n"
+           "::1\tlocalhost ip6-localhost ip6-loopback\n"
+           "fe00::0\tip6-localnet\n"
+           "fe00::0\tip6-mcastprefix\n"
+           "fe00::1\tip6-allnodes\n"
+           "fe00::2\tip6-allrouters\n"
+           f"{ip}\t{names}\n")
+    if aliases:
+        out += "\n# Entries added by HostAliases.\n"
+        for alias_ip, hostnames in aliases:
+            _checked(alias_ip, validation.is_ip(alias_ip), "hostAliases ip")
+            for name in hostnames:
+                _checked(name, validation.is_dns1123_subdomain(name), "hostAliases hostname")
+            out += f"{alias_ip}\t" + "\t".join(hostnames) + "\n"
+    return out
 
 
 def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
@@ -29,6 +55,11 @@ def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
     cluster DNS, the namespace's search list and ndots:5. Default: the node's resolver (in the
     emulation, the external DNS host if the spec declares one). None: dnsConfig alone. In every
     case dnsConfig's nameservers and searches are appended and its options override by name.
+    Every word is checked before it is written: one resolv.conf line per setting, whatever the
+    manifest says.
+
+    Raises:
+        RenderError: a nameserver, search domain or option that does not pass its rule.
     """
     config = pod.spec.raw.get("dnsConfig") or {}
     policy = pod.spec.dns_policy
@@ -42,12 +73,20 @@ def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
         nameservers = [upstream]
     for server in config.get("nameservers") or []:
         if server not in nameservers:
-            nameservers.append(str(server))
+            nameservers.append(server)
     for search in config.get("searches") or []:
         if search not in searches:
-            searches.append(str(search))
+            searches.append(search)
     for option in config.get("options") or []:
-        options[str(option.get("name"))] = None if option.get("value") is None else str(option["value"])
+        options[option.get("name")] = None if option.get("value") is None else option["value"]
+    for server in nameservers:
+        _checked(server, validation.is_ip(server), "nameserver")
+    for search in searches:
+        _checked(search, isinstance(search, str) and validation.check_search_path(search) is None, "search domain")
+    for name, value in options.items():
+        _checked(name, validation.check_resolv_token(name, "") is None, "resolver option")
+        if value is not None:
+            _checked(value, validation.check_resolv_token(value, "") is None, "resolver option value")
     lines = []
     if searches:
         lines.append("search " + " ".join(searches[:32]))
@@ -57,8 +96,18 @@ def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
     return "\n".join(lines) + "\n" if lines else "# no resolver: dnsPolicy %s and no upstream\n" % policy
 
 
+def pod_fqdn(pod: Pod, domain: str) -> str:
+    """``<hostname>.<subdomain>.<namespace>.svc.<zone>`` when the pod has both, as kubelet
+    writes it into /etc/hosts; "" otherwise."""
+    if not pod.spec.subdomain:
+        return ""
+    return f"{hostname_of(pod)}.{pod.spec.subdomain}.{pod.meta.namespace}.svc.{domain}"
+
+
 def hostname_of(pod: Pod) -> str:
-    return pod.spec.hostname or pod.meta.name[:63]
+    """spec.hostname, else the pod name cut to 63 characters without a trailing '-' or '.'
+    (kubelet's GeneratePodHostNameAndDomain truncates the same way)."""
+    return pod.spec.hostname or pod.meta.name[:63].rstrip("-.")
 
 
 def service_env(services: list[tuple[str, str, list[tuple[str, str, int]]]]) -> dict[str, str]:
@@ -90,7 +139,6 @@ def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: s
     """The environment a container starts with, built as the kubelet builds it: a base PATH and
     HOSTNAME, then the manifest's ``env`` in order (with ``$(VAR)`` references to earlier
     variables and ``fieldRef`` values resolved), plus k8semu's identity variables."""
-    from emulator.model.images import expand
     fields = {"metadata.name": pod.meta.name, "metadata.namespace": pod.meta.namespace,
               "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
               "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}

@@ -1,13 +1,29 @@
-"""All flows of one node's switch for a network view: the entry point of the pipeline."""
+"""All flows of one node's switch for a network view: the entry point of the pipeline.
+
+A view never fails as a whole. Features derive flows per object; two flows with the same table,
+priority and match are merged when they do the same thing, and when they do not, the first
+owner's (in the order below: pipeline, node, pods, overlay, Services, policy) is kept and the
+other is reported as a problem against its owner's cookie, so that one bad object is refused
+alone and visibly while every other object's flows are installed.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
+from emulator.pipeline.cookie import Category, split
 from emulator.pipeline.features import overlay, pod_connectivity, policy, service
 from emulator.pipeline.flow import Flow, Group
-from emulator.pipeline.view import NetworkView
+from emulator.model.netview import NetworkView
 
 
-def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
-    """Every flow node ``node_name``'s bridge should hold, in a stable order.
+@dataclass
+class NodeFlows:
+    flows: list[Flow] = field(default_factory=list)
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (cookie of the refused flow, why)
+
+
+def build_node(view: NetworkView, node_name: str) -> NodeFlows:
+    """Every flow node ``node_name``'s bridge should hold, in a stable order, and the flows refused.
 
     Raises:
         KeyError: no such node in the view.
@@ -25,11 +41,22 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
         flows += service.flows_for_service(node, svc)
     flows += service.endpoint_flows(view, node)
     flows += policy.flows_for_node(view, node)
-    keys = [f.key for f in flows]
-    if len(keys) != len(set(keys)):
-        dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"two flows share table, priority and match: {dup}")
-    return flows
+    out = NodeFlows()
+    chosen: dict[tuple, Flow] = {}
+    for flow in flows:
+        old = chosen.get(flow.key)
+        if old is None:
+            chosen[flow.key] = flow
+            out.flows.append(flow)
+        elif (old.actions, old.goto) != (flow.actions, flow.goto):
+            out.problems.append((flow.cookie, f"flow {flow.to_ofctl()} conflicts with one of "
+                                              f"{describe_cookie(view, old.cookie)}; not installed"))
+    return out
+
+
+def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
+    """The flows of ``build_node`` (refused ones left out)."""
+    return build_node(view, node_name).flows
 
 
 def groups_for_node(view: NetworkView, node_name: str) -> list[Group]:
@@ -40,7 +67,6 @@ def groups_for_node(view: NetworkView, node_name: str) -> list[Group]:
 
 def describe_cookie(view: NetworkView, value: int) -> str:
     """``0x200000000000002a`` -> ``pod default/web-x`` for people reading a dump."""
-    from emulator.pipeline.cookie import Category, split
     category, object_id = split(value)
     if category == Category.POD:
         pod = next((p for p in view.pods if p.id == object_id), None)
@@ -53,6 +79,6 @@ def describe_cookie(view: NetworkView, value: int) -> str:
         svc = next((s for s in view.services if s.id == object_id), None)
         return f"service {svc.label}" if svc else f"service #{object_id} (gone)"
     if category == Category.POLICY:
-        rule = next((r for r in view.policies.rules if r.id % (1 << 32) == object_id), None)
+        rule = next((r for r in view.policies.rules if r.id == object_id), None)
         return f"networkpolicy {rule.owner}" if rule else "networkpolicy isolation"
     return category.name.lower()

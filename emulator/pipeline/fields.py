@@ -52,16 +52,4 @@ AFFINITY_HIT = RegMark(AFFINITY, 1, "AffinityHit")  # SessionAffinity remembered
 ALL_FIELDS = (PKT_SOURCE, HAIRPIN, ESTABLISHED, TARGET_OFPORT, ENDPOINT_IP, ENDPOINT_PORT, AFFINITY)
 
 
-def ct_zone(node_index: int) -> int:
-    """The conntrack zone of a node's pod traffic. Antrea uses one zone (65520) per node; all our
-    nodes' bridges share one userspace datapath and so one connection table, so each node gets
-    its own zones, or a connection tracked on one node would be seen by the next."""
-    return 0x1000 + 2 * node_index
-
-
-def snat_ct_zone(node_index: int) -> int:
-    """The node's zone for hairpin SNAT (Antrea's 65521)."""
-    return ct_zone(node_index) + 1
-
-
 CT_MARK_HAIRPIN = 0x1  # ct_mark of a connection from a pod to itself through a Service

@@ -13,8 +13,21 @@ Rendered as ``iptables-restore`` input for the node's own namespace (nothing els
 """
 from __future__ import annotations
 
+from emulator.errors import RenderError
+from emulator.model.netview import NetworkView, NodeView
 from emulator.pipeline.features.service import NODEPORT_VIP, SERVICE_GW_VIP
-from emulator.pipeline.view import NetworkView, NodeView
+
+
+def comment(text: str) -> str:
+    """``-m comment --comment "..."`` for iptables-restore, which splits lines on spaces unless
+    quoted and reads ``\\"`` inside quotes; a value with a control character is refused.
+
+    Raises:
+        RenderError: the text holds a control character or is longer than the kernel's 255.
+    """
+    if len(text) > 255 or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise RenderError(f"iptables comment {text!r} cannot be written")
+    return '-m comment --comment "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
@@ -26,17 +39,17 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
         if not svc.node_port or not svc.cluster_ip:
             continue
         proto = svc.protocol.lower()
-        comment = f'-m comment --comment "{svc.label}"'
+        note = comment(svc.label)
         lines.append(f"-A K8SEMU-SERVICES -d {node.ip}/32 -p {proto} -m {proto} --dport {svc.node_port} "
-                     f"{comment} -j DNAT --to-destination {NODEPORT_VIP}")
+                     f"{note} -j DNAT --to-destination {NODEPORT_VIP}")
         if svc.lb_ip:
             lines.append(f"-A K8SEMU-SERVICES -d {svc.lb_ip}/32 -p {proto} -m {proto} --dport {svc.port} "
-                         f"{comment} -j DNAT --to-destination {NODEPORT_VIP}:{svc.node_port}")
+                         f"{note} -j DNAT --to-destination {NODEPORT_VIP}:{svc.node_port}")
         if not svc.external_local:
             lines.append(f"-A K8SEMU-POSTROUTING -d {NODEPORT_VIP}/32 -p {proto} -m {proto} "
-                         f"--dport {svc.node_port} {comment} -j MASQUERADE")
+                         f"--dport {svc.node_port} {note} -j MASQUERADE")
     lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} ! -d {pod_subnet} -o eth0 "
-                 f'-m comment --comment "pods to the outside" -j MASQUERADE')
+                 f"{comment('pods to the outside')} -j MASQUERADE")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 

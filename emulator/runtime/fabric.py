@@ -95,9 +95,8 @@ class Fabric:
         (which may lie outside the underlay subnet, as MetalLB pools often do) and nowhere else."""
         from mininet.node import Host
         cfg = self.config
-        pool_routes = [str(n) for n in ipaddress.collapse_addresses(
-            ipaddress.IPv4Network(f"{ip}/32") for ip in cfg.lb_pool)
-            if not n.subnet_of(ipaddress.IPv4Network(cfg.underlay.subnet))]
+        pool_routes = [str(n) for n in cfg.lb_pool.networks()
+                       if not n.subnet_of(ipaddress.IPv4Network(cfg.underlay.subnet))]
         for ext in cfg.external_hosts:
             veth = naming.external_veth(ext.index)
             self.records.add("links", veth)

@@ -24,7 +24,7 @@ from typing import Any
 
 from emulator.cluster import addons, controllers, dnsview, render
 from emulator.cluster.store import ClusterState
-from emulator.dns.corefile import DEFAULT_COREFILE
+from emulator.model.corefile import DEFAULT_COREFILE
 from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
 from emulator.model.cluster import ClusterConfig
 from emulator.cluster.dataplane import network_view

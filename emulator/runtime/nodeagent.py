@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.pipeline import hostrules
-from emulator.pipeline.view import NetworkView
+from emulator.model.netview import NetworkView
 from emulator.runtime.proc import run
 
 HEALTH_PERIOD = 0.5

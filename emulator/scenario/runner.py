@@ -21,7 +21,7 @@ from emulator.errors import K8semuError
 from emulator.runtime import api
 from emulator.runtime.records import run_dir
 from emulator.scenario.model import Scenario, Step
-from emulator.spec.cluster import load_cluster
+from emulator.cluster.admission import admit_cluster
 from emulator.spec.loader import load_file
 from emulator.spec.manifests import parse_documents
 
@@ -313,7 +313,7 @@ def run(scenario: Scenario, out: TextIO) -> ScenarioResult:
     with tempfile.TemporaryDirectory() as tmp:
         spec = cluster_spec(scenario, Path(tmp))
         try:
-            config = load_cluster(spec)
+            config = admit_cluster(spec)
             lifecycle.up(config, str(spec), 180, out)
         except K8semuError as exc:
             result.error = f"cluster did not come up: {exc}"

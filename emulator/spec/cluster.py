@@ -24,17 +24,23 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from emulator.errors import Problem, SpecError
-from emulator.model import naming
-from emulator.model.cluster import API_VERSION, ClusterConfig
+from emulator.errors import Problem, SourceRef, SpecError
+from emulator.model import naming, validation
+from emulator.model.cluster import API_VERSION, ClusterConfig, DNSConfig, ExternalHost, IngressConfig
+from emulator.model.corefile import CorefileError, parse
 from emulator.model.images import Image
-from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
+from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
+from emulator.spec import files
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.manifests import parse_documents
 from emulator.spec.reader import Reader, did_you_mean
 
 ROLES = ("control-plane", "worker")
+MAX_POOL = 65536  # addresses in loadBalancerPool (MetalLB pools are a few dozen; a /16 at most)
+MAX_EXTERNAL_HOSTS = 64
+MAX_DNS_RECORDS = 1000
+MAX_IMAGES = 1000
 
 
 def _cidr(r: Reader, path: PathKey, default: str, max_prefix: int = 30) -> str:
@@ -61,8 +67,7 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
     for i, _ in enumerate(entries):
         p: PathKey = ("spec", "nodes", i)
         r.mapping(p, {"name", "role", "labels", "count", "schedulable"}, required=("name",))
-        name = r.string(p + ("name",), "", check=lambda v: None if naming.is_dns1123_label(v) else
-                        f"{v!r} is not a valid DNS-1123 label (node names name namespaces too)")
+        name = r.string(p + ("name",), "", check=validation.check_dns1123_label)
         role = r.string(p + ("role",), "worker")
         if role not in ROLES:
             r.fail(p + ("role",), f"unknown role {role!r}{did_you_mean(str(role), ROLES)}; "
@@ -72,6 +77,9 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
         labels = r.string_map(p + ("labels",))
         if not name:
             continue
+        if len(nodes) + (count or 1) > naming.MAX_NODES:
+            r.fail(p + ("count",) if count else p, f"a cluster has at most {naming.MAX_NODES} nodes")
+            break
         for node_name in naming.expand_node_names(name, count):
             if node_name in seen:
                 r.fail(p + ("name",), f"duplicate node name {node_name!r}")
@@ -94,57 +102,78 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
     return tuple(nodes)
 
 
-def _pool(r: Reader, path: PathKey, underlay: Underlay, pods: PodNetwork,
-          services: ServiceNetwork) -> tuple[str, ...]:
-    """``10.50.100.5-10.50.100.25``, a CIDR, or a list of either (MetalLB's address pools)."""
+def _pool(r: Reader, path: PathKey, pods: PodNetwork, services: ServiceNetwork) -> AddressPool:
+    """``10.50.100.5-10.50.100.25``, a CIDR, or a list of either (MetalLB's address pools), kept
+    as ranges and capped at MAX_POOL addresses."""
     value = r.get(path)
     if value is None:
-        return ()
+        return AddressPool()
     entries = value if isinstance(value, list) else [value]
-    out: list[str] = []
+    ranges: list[tuple[int, int]] = []
+    total = 0
     for i, entry in enumerate(entries):
         p = path + ((i,) if isinstance(value, list) else ())
         try:
             if isinstance(entry, str) and "-" in entry:
-                lo, hi = (ipaddress.IPv4Address(x.strip()) for x in entry.split("-", 1))
+                lo, hi = (int(ipaddress.IPv4Address(x.strip())) for x in entry.split("-", 1))
                 if hi < lo:
-                    raise ValueError(f"{hi} is before {lo}")
-                addrs = [str(ipaddress.IPv4Address(a)) for a in range(int(lo), int(hi) + 1)]
+                    raise ValueError(f"{ipaddress.IPv4Address(hi)} is before {ipaddress.IPv4Address(lo)}")
+            elif isinstance(entry, str):
+                net = ipaddress.IPv4Network(entry, strict=True)
+                hosts = (net.network_address + 1, net.broadcast_address - 1) if net.prefixlen < 31 else \
+                    (net.network_address, net.broadcast_address)
+                lo, hi = int(hosts[0]), int(hosts[1])
             else:
-                net = ipaddress.IPv4Network(str(entry), strict=True)
-                addrs = [str(a) for a in (net.hosts() if net.prefixlen < 31 else net)]
+                raise ValueError("expected a string")
         except ValueError as exc:
             r.fail(p, f"invalid address range {entry!r}: {exc}")
             continue
-        for a in addrs:
-            for subnet, what in ((pods.subnet, "podSubnet"), (services.subnet, "serviceSubnet")):
-                if ipaddress.IPv4Address(a) in ipaddress.IPv4Network(subnet):
-                    r.fail(p, f"{a} is inside {what} {subnet}")
-                    return ()
-        out += addrs
-    return tuple(dict.fromkeys(out))
+        total += hi - lo + 1
+        if total > MAX_POOL:
+            r.fail(p, f"the pool would hold {total} addresses; at most {MAX_POOL} are allowed")
+            return AddressPool()
+        clash = next(((subnet, what) for subnet, what in ((pods.subnet, "podSubnet"), (services.subnet, "serviceSubnet"))
+                      if lo <= int(ipaddress.IPv4Network(subnet).broadcast_address)
+                      and hi >= int(ipaddress.IPv4Network(subnet).network_address)), None)
+        if clash:
+            r.fail(p, f"{entry} overlaps {clash[1]} {clash[0]}")
+            continue
+        if any(lo <= b and hi >= a for a, b in ranges):
+            r.fail(p, f"{entry} overlaps another entry of the pool")
+            continue
+        ranges.append((lo, hi))
+    return AddressPool(tuple(ranges))
 
 
-def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool: tuple[str, ...]) -> tuple:
+def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool: AddressPool) -> tuple:
     """Hosts outside the cluster on the underlay (no routes anywhere but the underlay subnet)."""
-    from emulator.model.cluster import ExternalHost
     out = []
     net = ipaddress.IPv4Network(underlay.subnet)
-    taken = {n.ip for n in nodes} | set(pool)
+    taken = {n.ip for n in nodes}
     names = {n.name for n in nodes}
-    for i, _ in enumerate(r.seq(("spec", "externalHosts"))):
+    entries = r.seq(("spec", "externalHosts"))
+    if len(entries) > MAX_EXTERNAL_HOSTS:
+        r.fail(("spec", "externalHosts"), f"at most {MAX_EXTERNAL_HOSTS} external hosts")
+        return ()
+    for i, _ in enumerate(entries):
         p: PathKey = ("spec", "externalHosts", i)
         r.mapping(p, {"name", "ip", "dns"}, required=("name",))
         r.mapping(p + ("dns",), {"records"})
         records = []
-        for rname, addr in (r.get(p + ("dns", "records"), {}) or {}).items():
-            try:
-                ipaddress.IPv4Address(str(addr))
-            except ValueError:
+        table = r.get(p + ("dns", "records"), {})
+        if not isinstance(table, dict) or len(table) > MAX_DNS_RECORDS:
+            r.fail(p + ("dns", "records"), f"expected a mapping of at most {MAX_DNS_RECORDS} names to IPv4 addresses")
+            table = {}
+        for rname, addr in table.items():
+            if not validation.is_hostname(rname):
+                r.fail(p + ("dns", "records", rname), f"{rname!r} is not a valid DNS name (letters, digits and "
+                                                      "'-' in dot-separated labels of at most 63 characters)")
+                continue
+            if not validation.is_ip(addr):
                 r.fail(p + ("dns", "records", rname), f"{addr!r} is not an IPv4 address")
-            records.append((str(rname).rstrip("."), str(addr)))
-        name = r.string(p + ("name",), "", check=lambda v: None if naming.is_dns1123_label(v)
-                        else f"{v!r} is not a valid DNS-1123 label")
+                continue
+            records.append((str(rname).rstrip(".").lower(), str(addr)))
+        name = r.string(p + ("name",), "", check=validation.check_dns1123_label)
         ip = r.string(p + ("ip",), "") or str(net.broadcast_address - 1 - i)
         try:
             if ipaddress.IPv4Address(ip) not in net:
@@ -152,7 +181,7 @@ def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool
         except ValueError:
             r.fail(p + ("ip",), f"{ip!r} is not a valid IPv4 address")
             continue
-        if ip in taken:
+        if ip in taken or ip in pool:
             r.fail(p + ("ip",), f"{ip} is already used by a node or the load-balancer pool")
         if name in names:
             r.fail(p + ("name",), f"duplicate host name {name!r}")
@@ -164,8 +193,6 @@ def _external_hosts(r: Reader, underlay: Underlay, nodes: tuple[Node, ...], pool
 
 def _dns(r: Reader):
     """``spec.dns``: CoreDNS on or off, its replicas, and a Corefile replacing kubeadm's."""
-    from emulator.dns.corefile import CorefileError, parse
-    from emulator.model.cluster import DNSConfig
     p: PathKey = ("spec", "dns")
     r.mapping(p, {"enabled", "replicas", "corefile"})
     corefile = r.string(p + ("corefile",), "") or ""
@@ -177,7 +204,6 @@ def _dns(r: Reader):
             # a block scalar starts on the line after its indicator
             line = where.line + exc.line
             text = r.doc.lines[line - 1] if line <= len(r.doc.lines) else ""
-            from emulator.errors import SourceRef
             r.problems.append(Problem(SourceRef(where.file, line, 1, text), "spec.dns.corefile", str(exc)))
     return DNSConfig(bool(r.typed(p + ("enabled",), bool, True)), r.integer(p + ("replicas",), 2, 1, 10) or 2,
                      corefile)
@@ -189,15 +215,22 @@ def _images(r: Reader) -> dict[str, Image]:
     if not isinstance(images, dict):
         r.fail(("spec", "images"), "expected a mapping of image name to {command, args}")
         return out
+    if len(images) > MAX_IMAGES:
+        r.fail(("spec", "images"), f"at most {MAX_IMAGES} images")
+        return out
     for name in images:
         p: PathKey = ("spec", "images", name)
         r.mapping(p, {"command", "args", "description"})
-        command = r.seq(p + ("command",))
-        args = r.seq(p + ("args",))
-        if not command and not args:
+        words = {}
+        for key in ("command", "args"):
+            items = r.seq(p + (key,))
+            for i, item in enumerate(items):
+                if not isinstance(item, str):
+                    r.fail(p + (key, i), f"expected a string, got {item!r} (quote it)")
+            words[key] = tuple(str(x) for x in items)
+        if not words["command"] and not words["args"]:
             r.fail(p, "an image mapping needs a command")
-        out[str(name)] = Image(tuple(map(str, command)), tuple(map(str, args)),
-                               str(r.get(p + ("description",), "")))
+        out[str(name)] = Image(words["command"], words["args"], str(r.get(p + ("description",), "")))
     return out
 
 
@@ -210,12 +243,16 @@ def _manifest_documents(r: Reader, base: Path) -> list[Document]:
             entry = entry["path"]
             p = p + ("path",)
         if isinstance(entry, str):
-            target = (base / entry)
-            if not target.is_file():
+            try:
+                target = files.confine(base, entry, base, r.doc.where(p), "manifest")
+            except SpecError as exc:
+                r.problems += [Problem(q.where, "spec.manifests", q.message) for q in exc.problems]
+                continue
+            if not target.exists():
                 r.fail(p, f"manifest file {str(target)!r} does not exist")
                 continue
             try:
-                docs += load_file(target)
+                docs += load_file(target, r.doc.where(p))
             except SpecError as exc:
                 r.problems += exc.problems
         elif isinstance(entry, dict):
@@ -242,8 +279,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
         r.fail(("kind",), f"expected 'Cluster', got {data.get('kind')!r}"
                           f"{did_you_mean(str(data.get('kind')), ['Cluster'])}")
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
-    name = r.string(("metadata", "name"), "", check=lambda v: None if naming.is_dns1123_label(v)
-                    else f"{v!r} is not a valid DNS-1123 label")
+    name = r.string(("metadata", "name"), "", check=validation.check_dns1123_label)
     r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress"},
               required=("nodes",))
     net: PathKey = ("spec", "network")
@@ -265,9 +301,9 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                              ((("podSubnet",), pods.subnet), (("serviceSubnet",), services.subnet))):
         if ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
             r.fail(net + pb, f"{b} overlaps {'.'.join(pa)} {a}")
-    domain = r.string(net + ("clusterDomain",), "cluster.local")
+    domain = r.string(net + ("clusterDomain",), "cluster.local", check=validation.check_dns1123_subdomain)
     nodes = _nodes(r, underlay, pods)
-    pool = _pool(r, net + ("loadBalancerPool",), underlay, pods, services)
+    pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
     dns = _dns(r)
@@ -283,29 +319,24 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
             r.problems += exc.problems
     if r.problems:
         raise SpecError(r.problems)
-    from emulator.model.cluster import IngressConfig
     r.mapping(("spec", "ingress"), {"enabled", "nodePort"})
     ingress = IngressConfig(bool(r.typed(("spec", "ingress", "enabled"), bool, False)),
                             r.integer(("spec", "ingress", "nodePort"), 30080, 30000, 32767) or 30080)
     if r.problems:
         raise SpecError(r.problems)
-    config = ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                           pool, externals, dns, ingress, objects, tuple(warnings), doc.file)
-    from emulator.cluster.admission import check_objects  # cluster layer: placement and images
-    problems = check_objects(config, list(objects))
-    if problems:
-        raise SpecError(problems)
-    return config
+    return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
+                         pool, externals, dns, ingress, objects, tuple(warnings), doc.file)
 
 
-def load_cluster(path: str | Path) -> ClusterConfig:
-    """Read a cluster spec file.
+def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:
+    """Read a cluster spec file; the manifests it names are read from ``base`` (by default the
+    spec's own folder), and from nowhere outside it.
 
     Raises:
         SpecError: the file, its YAML, its schema or any manifest it names is invalid.
     """
     docs = load_file(path)
     if len(docs) != 1:
-        raise SpecError([Problem(docs[1].where() if len(docs) > 1 else None, "",
-                                 f"{path}: expected exactly one Cluster document, found {len(docs)}")])
-    return parse_cluster(docs[0], Path(path).resolve().parent)
+        raise SpecError([Problem(docs[1].where() if len(docs) > 1 else SourceRef(str(path), 1, 1), "",
+                                 f"expected exactly one Cluster document, found {len(docs)}")])
+    return parse_cluster(docs[0], base or Path(path).resolve().parent)

@@ -39,25 +39,26 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
               "selfLink"}
 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
-                      "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks"}
+                      "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
+                      "hostAliases", "securityContext"}
 POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
-                  "automountServiceAccountToken", "securityContext", "imagePullSecrets",
+                  "automountServiceAccountToken", "imagePullSecrets",
                   "hostNetwork", "hostPID", "hostIPC", "priorityClassName",
                   "priority", "schedulerName", "readinessGates", "runtimeClassName",
                   "preemptionPolicy", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
                   "schedulingGates", "resourceClaims", "shareProcessNamespace",
-                  "activeDeadlineSeconds", "ephemeralContainers", "hostAliases",
+                  "activeDeadlineSeconds", "ephemeralContainers",
                   "terminationGracePeriodSeconds"}
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
-                       "readinessProbe", "livenessProbe"}
-CONTAINER_KNOWN = {"imagePullPolicy", "resources", "volumeMounts", "startupProbe", "lifecycle", "securityContext", "stdin",
+                       "readinessProbe", "livenessProbe", "resources", "securityContext"}
+CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "lifecycle", "stdin",
                    "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
                    "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
 
 PORT_SUPPORTED = {"containerPort", "name", "protocol"}
-PORT_KNOWN = {"hostPort", "hostIP"}
+PORT_KNOWN = {"hostPort", "hostIP"}  # hostPort is checked (1-65535) but not emulated
 ENV_SUPPORTED = {"name", "value", "valueFrom"}
 FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
                "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs"}

@@ -1,9 +1,15 @@
-"""Located YAML documents.
+"""Located YAML documents, parsed within bounds.
 
 PyYAML's composer gives every node a start mark; we keep those marks beside the plain Python
 data, keyed by the path of keys and indices that leads to a value, so validators can work on
 ordinary dicts and still report ``file:line:col`` for any field (Kathara's located errors).
 Duplicate mapping keys, which PyYAML silently overwrites, are reported here.
+
+Input is hostile until proven otherwise, so parsing is bounded: nesting deeper than
+``MAX_DEPTH`` is refused while composing (PyYAML's composer recurses), and aliases may add at
+most ``ALIAS_BUDGET`` nodes to what the document spells out (a 600-byte "billion laughs" grows
+by 9x per level; go-yaml, which kubectl uses, refuses "excessive aliasing" the same way). Every
+failure, a non-UTF-8 byte or a control character included, is a located error, never a traceback.
 """
 from __future__ import annotations
 
@@ -14,8 +20,37 @@ from typing import Any, Iterator
 import yaml
 
 from emulator.errors import Problem, SourceRef, SpecError
+from emulator.spec import files
 
 PathKey = tuple[Any, ...]
+MAX_DEPTH = 64  # a Deployment nests about 12 deep; an inline manifest in a scenario about 20
+ALIAS_BUDGET = 50_000  # nodes that aliases may add to a document, beyond those written out
+MAX_DOCUMENTS = 10_000
+
+
+class _Bounded(yaml.SafeLoader):
+    """SafeLoader whose composer refuses nesting deeper than MAX_DEPTH and counts nodes."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.depth = 0
+        self.composed = 0
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        self.depth += 1
+        self.composed += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nesting deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.left = limit
 
 
 @dataclass
@@ -49,7 +84,11 @@ class Document:
 
 
 def _walk(node: yaml.Node, path: PathKey, marks: dict, problems: list[Problem], doc_file: str,
-          lines: list[str]) -> None:
+          lines: list[str], budget: _Budget) -> None:
+    budget.left -= 1
+    if budget.left < 0:
+        raise yaml.composer.ComposerError(None, None, "document contains excessive aliasing "
+                                          f"(aliases expand it by more than {ALIAS_BUDGET} nodes)", node.start_mark)
     start, end = node.start_mark, node.end_mark
     width = end.column - start.column if end.line == start.line else 1
     marks[path] = (start.line + 1, start.column + 1, max(1, width))
@@ -63,56 +102,77 @@ def _walk(node: yaml.Node, path: PathKey, marks: dict, problems: list[Problem], 
                     SourceRef(doc_file, line + 1, key_node.start_mark.column + 1, lines[line],
                               len(str(key))), ".".join(map(str, path + (key,))), "duplicate key"))
             seen.add(key)
-            _walk(value_node, path + (key,), marks, problems, doc_file, lines)
+            _walk(value_node, path + (key,), marks, problems, doc_file, lines, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, path + (index,), marks, problems, doc_file, lines)
+            _walk(item, path + (index,), marks, problems, doc_file, lines, budget)
+
+
+def _located(file: str, lines: list[str], text: str, exc: Exception) -> SpecError:
+    """A parser, reader or constructor failure as a located problem."""
+    if isinstance(exc, yaml.reader.ReaderError):  # a control character: located by offset
+        before = text[:exc.position]
+        line, col = before.count("\n"), exc.position - (before.rfind("\n") + 1)
+        message = f"character {exc.character!r} is not allowed in YAML (control characters are not)"
+        return SpecError([Problem(SourceRef(file, line + 1, col + 1), "", message)])
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line if mark else 0
+    where = SourceRef(file, line + 1, (mark.column if mark else 0) + 1,
+                      lines[line] if line < len(lines) else "")
+    detail = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, yaml.composer.ComposerError) and ("nesting" in detail or "aliasing" in detail):
+        return SpecError([Problem(where, "", detail)])
+    return SpecError([Problem(where, "", f"malformed YAML: {detail}")])
 
 
 def load_text(text: str, file: str) -> list[Document]:
-    """Parse every document of a YAML stream.
+    """Parse every document of a YAML stream, within the bounds above.
 
     Raises:
-        SpecError: malformed YAML (with the parser's position) or duplicate keys.
+        SpecError: malformed YAML (with the parser's position), nesting or aliasing beyond the
+            bounds, a value Python cannot hold, or duplicate keys.
     """
     lines = text.splitlines()
     documents: list[Document] = []
     problems: list[Problem] = []
+    loader = _Bounded(text)
     try:
-        loader = yaml.SafeLoader(text)
-        try:
-            while loader.check_node():
-                node = loader.get_node()
+        while loader.check_node():
+            if len(documents) >= MAX_DOCUMENTS:
+                raise SpecError([Problem(SourceRef(file, 1, 1), "", f"more than {MAX_DOCUMENTS} documents")])
+            before = loader.composed
+            node = loader.get_node()
+            try:
                 data = loader.construct_document(node)
-                if data is None:
-                    continue
-                marks: dict[PathKey, tuple[int, int, int]] = {}
-                _walk(node, (), marks, problems, file, lines)
-                documents.append(Document(data, file, marks, lines))
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line if mark else 0
-        where = SourceRef(file, line + 1, (mark.column if mark else 0) + 1,
-                          lines[line] if line < len(lines) else "")
-        raise SpecError([Problem(where, "", f"malformed YAML: {exc.problem or exc}")]) from None
+            except (ValueError, OverflowError, TypeError) as exc:  # e.g. an integer of 5,000 digits
+                line = node.start_mark.line
+                raise SpecError([Problem(SourceRef(file, line + 1, node.start_mark.column + 1,
+                                                   lines[line] if line < len(lines) else ""), "",
+                                         f"a value cannot be read: {exc}")]) from None
+            if data is None:
+                continue
+            marks: dict[PathKey, tuple[int, int, int]] = {}
+            _walk(node, (), marks, problems, file, lines, _Budget(loader.composed - before + ALIAS_BUDGET))
+            documents.append(Document(data, file, marks, lines))
+    except yaml.YAMLError as exc:
+        raise _located(file, lines, text, exc) from None
+    except RecursionError:
+        raise SpecError([Problem(SourceRef(file, 1, 1), "", "nesting too deep to read")]) from None
+    finally:
+        loader.dispose()
     if problems:
         raise SpecError(problems)
     return documents
 
 
-def load_file(path: str | Path) -> list[Document]:
-    """Read and parse a YAML file.
+def load_file(path: str | Path, where: SourceRef | None = None) -> list[Document]:
+    """Read and parse a YAML file (a regular file, at most 3 MiB of UTF-8; see ``files``).
 
     Raises:
-        SpecError: the file is missing, unreadable or malformed.
+        SpecError: the file is missing, unreadable, special, too large, not UTF-8 or malformed.
     """
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError([Problem(None, "", f"{path}: cannot read: {exc.strerror}")]) from None
-    return load_text(text, str(path))
+    name = "<stdin>" if str(path) in files.STDIN_NAMES else str(path)
+    return load_text(files.read_text(path, where), name)
 
 
 def iter_paths(data: Any, path: PathKey = ()) -> Iterator[PathKey]:

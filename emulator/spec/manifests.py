@@ -6,17 +6,18 @@ objects, any namespace. Parsing collects every problem of every document before 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import Problem, SpecError
-from emulator.model import naming
+from emulator.model import quantity, validation
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, PodTemplate,
-                                Probe, Toleration)
-from emulator.model.selectors import OPERATORS, selector_from_dict
+                                Probe, Resources, SecurityContext, Toleration)
+from emulator.model.selectors import selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import ingress, kinds, netpol, services
+from emulator.spec import ingress, kinds, labels, netpol, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -31,28 +32,80 @@ class ManifestSet:
     warnings: list[str] = field(default_factory=list)
 
 
-def _label_check(value: Any) -> str | None:
-    return None if naming.is_dns1123_label(value) else (
-        f"{value!r} is not a valid DNS-1123 label (lowercase letters, digits and '-', "
-        "starting and ending with an alphanumeric, at most 63 characters)")
-
-
-def _subdomain_check(value: Any) -> str | None:
-    return None if naming.is_dns1123_subdomain(value) else (
-        f"{value!r} is not a valid DNS-1123 subdomain (lowercase alphanumerics, '-' and '.', "
-        "at most 253 characters)")
+_label_check = validation.check_dns1123_label
+_subdomain_check = validation.check_dns1123_subdomain
+MAX_NAMESERVERS, MAX_SEARCHES, MAX_SEARCH_CHARS = 3, 32, 2048
+CAPABILITY = re.compile(r"(CAP_)?[A-Z_]+")
+_labels = labels.labels
 
 
 def _meta(r: Reader, path: PathKey, default_ns: str, namespaced: bool,
-          name_required: bool = True) -> ObjectMeta:
+          name_required: bool = True, name_check=_subdomain_check) -> ObjectMeta:
     r.mapping(path, kinds.META_SUPPORTED, kinds.META_KNOWN,
               required=("name",) if name_required else ())
-    name = r.string(path + ("name",), "", check=_subdomain_check) or ""
+    name = r.string(path + ("name",), "", check=name_check) or ""
     namespace = ""
     if namespaced:
         namespace = r.string(path + ("namespace",), default_ns, check=_label_check) or default_ns
-    return ObjectMeta(name, namespace, r.string_map(path + ("labels",)),
-                      r.string_map(path + ("annotations",)))
+    return ObjectMeta(name, namespace, _labels(r, path + ("labels",)), _labels(r, path + ("annotations",), False))
+
+
+def _security(r: Reader, path: PathKey, container: bool) -> SecurityContext:
+    if r.get(path) is None:
+        return SecurityContext()
+    supported = {"runAsUser", "runAsGroup"} | ({"privileged", "capabilities"} if container else set())
+    known = {"runAsNonRoot", "seLinuxOptions", "seccompProfile", "appArmorProfile", "windowsOptions",
+             "supplementalGroups", "supplementalGroupsPolicy", "fsGroup", "fsGroupChangePolicy", "sysctls"}
+    if container:
+        known |= {"allowPrivilegeEscalation", "readOnlyRootFilesystem", "procMount"}
+    r.mapping(path, supported, known)
+    caps: dict[str, tuple[str, ...]] = {}
+    for key in ("add", "drop"):
+        names = []
+        for i, item in enumerate(r.seq(path + ("capabilities", key))):
+            if not isinstance(item, str) or not CAPABILITY.fullmatch(item):
+                r.fail(path + ("capabilities", key, i), f"{item!r} is not a capability name (like NET_ADMIN)")
+                continue
+            names.append(item.removeprefix("CAP_"))
+        caps[key] = tuple(names)
+    if r.get(path + ("capabilities",)) is not None:
+        r.mapping(path + ("capabilities",), {"add", "drop"})
+    return SecurityContext(bool(r.typed(path + ("privileged",), bool, False)), caps["add"], caps["drop"],
+                           r.integer(path + ("runAsUser",), None, 0, 2**31 - 1),
+                           r.integer(path + ("runAsGroup",), None, 0, 2**31 - 1))
+
+
+def _resources(r: Reader, path: PathKey) -> Resources:
+    if r.get(path) is None:
+        return Resources()
+    r.mapping(path, {"limits", "requests"}, {"claims"})
+    values: dict[str, int | None] = {}
+    for kind in ("limits", "requests"):
+        table = r.get(path + (kind,), {})
+        if not isinstance(table, dict):
+            r.fail(path + (kind,), "expected a mapping of resource names to quantities")
+            continue
+        for res, amount in table.items():
+            try:
+                if res == "cpu":
+                    values[f"cpu_{kind}"] = quantity.millicores(amount)
+                elif res == "memory":
+                    values[f"memory_{kind}"] = quantity.bytes_of(amount)
+                else:
+                    quantity.parse(amount)
+                    r.warnings.append(f"{r.doc.where(path + (kind, res))}: {res}: accepted but not emulated; ignored")
+            except quantity.QuantityError as exc:
+                r.fail(path + (kind, res), str(exc))
+    out = Resources(values.get("cpu_limits"), values.get("memory_limits"),
+                    values.get("cpu_requests"), values.get("memory_requests"))
+    for res, limit, request in (("cpu", out.cpu_limit, out.cpu_request), ("memory", out.memory_limit, out.memory_request)):
+        if limit is not None and request is not None and request > limit:
+            r.fail(path + ("requests", res), f"must be less than or equal to {res} limit")
+    if out.cpu_request is None and out.cpu_limit is not None:  # the API server defaults requests to limits
+        out = Resources(out.cpu_limit, out.memory_limit, out.cpu_limit, out.memory_request)
+    if out.memory_request is None and out.memory_limit is not None:
+        out = Resources(out.cpu_limit, out.memory_limit, out.cpu_request, out.memory_limit)
+    return out
 
 
 def _container(r: Reader, path: PathKey) -> Container:
@@ -64,9 +117,8 @@ def _container(r: Reader, path: PathKey) -> Container:
         proto = r.string(p + ("protocol",), "TCP")
         if proto not in ("TCP", "UDP", "SCTP"):
             r.fail(p + ("protocol",), f"unsupported value {proto!r}: TCP, UDP or SCTP")
-        pname = r.string(p + ("name",), "")
-        if pname and not (naming.is_dns1123_label(pname) and len(pname) <= 15):
-            r.fail(p + ("name",), f"{pname!r} is not a valid port name (IANA_SVC_NAME)")
+        pname = r.string(p + ("name",), "", check=lambda v: validation.check_port_name(v) if v else None)
+        r.integer(p + ("hostPort",), None, 1, 65535)
         ports.append(ContainerPort(r.integer(p + ("containerPort",), 0, 1, 65535) or 0,
                                    pname or "", proto))
     env = []
@@ -82,7 +134,10 @@ def _container(r: Reader, path: PathKey) -> Container:
                 r.fail(p + ("valueFrom", "fieldRef", "fieldPath"),
                        f"unsupported fieldPath {field_path!r}{did_you_mean(field_path, kinds.FIELD_PATHS)}")
         value = r.get(p + ("value",), "")
-        env.append(EnvVar(r.string(p + ("name",), "") or "", str(value), field_path))
+        if not isinstance(value, (str, int, float, bool)):
+            r.fail(p + ("value",), f"expected a string, got {type(value).__name__}")
+            value = ""
+        env.append(EnvVar(r.string(p + ("name",), "", check=validation.check_env_name) or "", str(value), field_path))
 
     def strings(key: str) -> tuple[str, ...]:
         items = r.seq(path + (key,))
@@ -91,10 +146,14 @@ def _container(r: Reader, path: PathKey) -> Container:
                 r.fail(path + (key, i), f"expected a string, got {item!r} (quote it)")
         return tuple(str(x) for x in items)
     name = r.string(path + ("name",), "", check=_label_check) or ""
+    image = r.string(path + ("image",), "", check=lambda v: None if v and v == v.strip() and v.isprintable() else
+                     f"{v!r}: must be non-empty and without leading or trailing whitespace") or ""
     names = {p.name for p in ports if p.name}
-    return Container(name, r.string(path + ("image",), "") or "", strings("command"),
-                     strings("args"), tuple(env), tuple(ports), r.string(path + ("workingDir",), ""),
-                     _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names))
+    working_dir = r.string(path + ("workingDir",), "", check=lambda v: None if not v or (v.startswith("/") and v.isprintable())
+                           else f"{v!r}: must be an absolute path") or ""
+    return Container(name, image, strings("command"), strings("args"), tuple(env), tuple(ports), working_dir,
+                     _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
+                     _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True))
 
 
 def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
@@ -116,6 +175,13 @@ def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
             r.fail(ap + ("port",), f"port name {port!r} is not a containerPort name of this container")
         port = int(port) if isinstance(port, str) and port.isdigit() else port
     command = tuple(map(str, r.seq(ap + ("command",)))) if action == "exec" else ()
+    if isinstance(port, int) and not 1 <= port <= 65535:
+        r.fail(ap + ("port",), f"must be between 1 and 65535, inclusive, got {port}")
+    if action == "httpGet":
+        r.string(ap + ("path",), "/", check=lambda v: None if v.isprintable() and " " not in v else
+                 f"{v!r}: a URL path without spaces or control characters")
+        r.string(ap + ("scheme",), "HTTP", check=lambda v: None if v in ("HTTP", "HTTPS") else
+                 f"unsupported value {v!r}: \"HTTP\", \"HTTPS\"")
     return Probe(action, port, str(r.get(ap + ("path",), "/")), str(r.get(ap + ("scheme",), "HTTP")),
                  command, r.integer(path + ("initialDelaySeconds",), 0, 0) or 0,
                  r.integer(path + ("periodSeconds",), 10, 1) or 10, r.integer(path + ("timeoutSeconds",), 1, 1) or 1,
@@ -143,22 +209,68 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     if restart not in ("Always", "OnFailure", "Never"):
         r.fail(path + ("restartPolicy",), f"unsupported value {restart!r}: Always, OnFailure or Never")
     dns_policy = r.string(path + ("dnsPolicy",), "ClusterFirst")
-    r.mapping(path + ("dnsConfig",), {"nameservers", "searches", "options"})
+    _dns_config(r, path + ("dnsConfig",))
     if dns_policy == "None" and not r.get(path + ("dnsConfig", "nameservers")):
         r.fail(path + ("dnsConfig",), "must provide at least one DNS nameserver when `dnsPolicy` is None")
     policies = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
     if dns_policy not in policies:
         r.fail(path + ("dnsPolicy",), f"unsupported value {dns_policy!r}{did_you_mean(dns_policy, policies)}")
-    return PodSpec(containers, r.string(path + ("nodeName",), ""), r.string_map(path + ("nodeSelector",)),
-                   tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
-                   r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw))
+    aliases = []
+    for i, _ in enumerate(r.seq(path + ("hostAliases",))):
+        p = path + ("hostAliases", i)
+        r.mapping(p, {"ip", "hostnames"}, required=("ip",))
+        ip = r.string(p + ("ip",), "", check=lambda v: None if validation.is_ip(v) else f"{v!r} must be a valid IP address")
+        hostnames = []
+        for j, host in enumerate(r.seq(p + ("hostnames",))):
+            message = validation.check_dns1123_subdomain(host)
+            if message:
+                r.fail(p + ("hostnames", j), message)
+            else:
+                hostnames.append(host)
+        if ip:
+            aliases.append((ip, tuple(hostnames)))
+    node_selector = r.string_map(path + ("nodeSelector",))
+    for key, value in node_selector.items():
+        if message := validation.check_qualified_name(key) or validation.check_label_value(value):
+            r.fail(path + ("nodeSelector", key), message)
+    return PodSpec(containers, r.string(path + ("nodeName",), "", check=lambda v: _subdomain_check(v) if v else None) or "",
+                   node_selector, tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
+                   r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
+                   _security(r, path + ("securityContext",), False))
+
+
+def _dns_config(r: Reader, path: PathKey) -> None:
+    """dnsConfig as the API server validates it, and words that cannot break resolv.conf."""
+    if r.get(path) is None:
+        return
+    r.mapping(path, {"nameservers", "searches", "options"})
+    servers = r.seq(path + ("nameservers",))
+    if len(servers) > MAX_NAMESERVERS:
+        r.fail(path + ("nameservers",), f"must not have more than {MAX_NAMESERVERS} nameservers")
+    for i, server in enumerate(servers):
+        if not validation.is_ip(server):
+            r.fail(path + ("nameservers", i), f"{server!r}: must be a valid IP address")
+    searches = r.seq(path + ("searches",))
+    if len(searches) > MAX_SEARCHES:
+        r.fail(path + ("searches",), f"must not have more than {MAX_SEARCHES} search paths")
+    for i, search in enumerate(searches):
+        if message := validation.check_search_path(search):
+            r.fail(path + ("searches", i), message)
+    if sum(len(str(x)) for x in searches) + len(searches) > MAX_SEARCH_CHARS:
+        r.fail(path + ("searches",), f"must not have more than {MAX_SEARCH_CHARS} characters (including spaces)")
+    for i, _ in enumerate(r.seq(path + ("options",))):
+        p = path + ("options", i)
+        r.mapping(p, {"name", "value"}, required=("name",))
+        r.string(p + ("name",), "", check=lambda v: validation.check_resolv_token(v, "option name"))
+        if r.get(p + ("value",)) is not None:
+            r.string(p + ("value",), "", check=lambda v: validation.check_resolv_token(v, "option value"))
 
 
 def _template(r: Reader, path: PathKey) -> PodTemplate:
     raw = r.mapping(path, kinds.TEMPLATE_SUPPORTED, required=("spec",))
     r.mapping(path + ("metadata",), kinds.META_SUPPORTED, kinds.META_KNOWN)
-    return PodTemplate(r.string_map(path + ("metadata", "labels")),
-                       r.string_map(path + ("metadata", "annotations")),
+    return PodTemplate(_labels(r, path + ("metadata", "labels")),
+                       _labels(r, path + ("metadata", "annotations"), False),
                        _pod_spec(r, path + ("spec",)), dict(raw))
 
 
@@ -166,13 +278,7 @@ def _workload(r: Reader, meta: ObjectMeta, known: set[str], source) -> tuple:
     path: PathKey = ("spec",)
     r.mapping(path, kinds.WORKLOAD_SPEC_SUPPORTED, known, required=("selector", "template"))
     replicas = r.integer(path + ("replicas",), 1, 0, 10000)
-    r.mapping(path + ("selector",), kinds.SELECTOR_FIELDS)
-    for i, _ in enumerate(r.seq(path + ("selector", "matchExpressions"))):
-        op = r.get(path + ("selector", "matchExpressions", i, "operator"))
-        if op not in OPERATORS:
-            r.fail(path + ("selector", "matchExpressions", i, "operator"),
-                   f"unsupported operator {op!r}{did_you_mean(str(op), OPERATORS)}")
-    selector = selector_from_dict(r.get(path + ("selector",), {}) if not r.problems else {})
+    selector = labels.selector(r, path + ("selector",)) or selector_from_dict({})
     template = _template(r, path + ("template",))
     if not r.problems and selector.empty:
         r.fail(path + ("selector",), "empty selector is invalid for a workload")
@@ -223,21 +329,19 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
     obj: KubeObject = None
     if kind == "Namespace":
         r.mapping(("spec",), (), kinds.NAMESPACE_SPEC_KNOWN)
-        if meta.name and naming.is_dns1123_subdomain(meta.name) and not naming.is_dns1123_label(meta.name):
+        if meta.name and validation.is_dns1123_subdomain(meta.name) and not validation.is_dns1123_label(meta.name):
             r.fail(("metadata", "name"), _label_check(meta.name) or "")
         obj = Namespace(meta, source)
     elif kind == "Pod":
         obj = Pod(meta, _pod_spec(r, ("spec",)), source)
-        if meta.name and len(meta.name) > 63:
-            r.fail(("metadata", "name"), "pod names longer than 63 characters cannot be hostnames")
     elif kind == "Deployment":
         obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
     elif kind == "Service":
         obj = services.parse_service(r, meta, source)
-        if meta.name and not naming.is_dns1123_label(meta.name):
-            r.fail(("metadata", "name"), _label_check(meta.name) or "")
+        if meta.name and not validation.is_dns1035_label(meta.name):
+            r.fail(("metadata", "name"), validation.check_dns1035_label(meta.name) or "")
     elif kind == "Endpoints":
         obj = services.parse_endpoints(r, meta, source)
     elif kind == "EndpointSlice":

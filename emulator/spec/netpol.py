@@ -6,21 +6,14 @@ import ipaddress
 
 from emulator.model.meta import ObjectMeta
 from emulator.model.netpol import IPBlock, NetworkPolicy, Peer, PolicyPort, Rule
-from emulator.model.selectors import OPERATORS, selector_from_dict
+from emulator.model.selectors import selector_from_dict
 from emulator.spec.loader import PathKey
-from emulator.spec.reader import Reader, did_you_mean
+from emulator.spec import labels
+from emulator.spec.reader import Reader
 
 
 def _selector(r: Reader, path: PathKey):
-    if r.get(path) is None:
-        return None
-    r.mapping(path, {"matchLabels", "matchExpressions"})
-    for i, _ in enumerate(r.seq(path + ("matchExpressions",))):
-        op = r.get(path + ("matchExpressions", i, "operator"))
-        if op not in OPERATORS:
-            r.fail(path + ("matchExpressions", i, "operator"), f"unsupported operator {op!r}{did_you_mean(str(op), OPERATORS)}")
-            return None
-    return selector_from_dict(r.get(path, {}))
+    return labels.selector(r, path)
 
 
 def _peers(r: Reader, path: PathKey) -> tuple[Peer, ...]:

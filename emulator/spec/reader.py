@@ -88,6 +88,7 @@ class Reader:
             message = check(value)
             if message:
                 self.fail(path, message)
+                return None if default is _MISSING else default  # never act on a refused value
         return value
 
     def string(self, path: PathKey, default: Any = _MISSING,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from emulator.model import naming
+from emulator.model import validation
 from emulator.model.meta import ObjectMeta
 from emulator.model.service import (NODE_PORT_RANGE, SERVICE_TYPES, EndpointAddress, EndpointPort,
                                     Endpoints, EndpointSlice, EndpointSubset, Service, ServicePort)
@@ -53,9 +53,9 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
         name = r.string(p + ("name",), "")
         if len(entries) > 1 and not name:
             r.fail(p + ("name",), "must be specified when a Service has more than one port")
-        if name and (name in names or not naming.is_dns1123_label(name)):
+        if name and (name in names or not validation.is_dns1123_label(name)):
             r.fail(p + ("name",), f"duplicate port name {name!r}" if name in names else
-                   f"{name!r} is not a valid DNS-1123 label")
+                   validation.check_dns1123_label(name) or "")
         names.add(name or "")
         if (port, proto) in seen:
             r.fail(p, f"duplicate port {port}/{proto}")
@@ -68,6 +68,9 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
             r.fail(p + ("targetPort",), f"must be between 1 and 65535, got {target}")
         elif isinstance(target, str) and target.isdigit():
             target = int(target)
+        elif isinstance(target, str) and (message := validation.check_port_name(target)):
+            r.fail(p + ("targetPort",), message)
+            target = 0
         node_port = r.integer(p + ("nodePort",), 0) or 0
         if node_port and kind not in ("NodePort", "LoadBalancer"):
             r.fail(p + ("nodePort",), f"may not be used when `type` is {kind!r}")
@@ -80,7 +83,8 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
         _ip(r, spec + ("clusterIP",), cluster_ip)
     if cluster_ip == "None" and kind in ("NodePort", "LoadBalancer"):
         r.fail(spec + ("clusterIP",), f"may not be set to 'None' for {kind} services")
-    external_name = r.string(spec + ("externalName",), "")
+    external_name = r.string(spec + ("externalName",), "", check=lambda v: validation.check_dns1123_subdomain(
+        v[:-1] if v.endswith(".") else v) if v else None)
     if kind == "ExternalName" and not external_name:
         r.fail(spec + ("externalName",), "required when type is ExternalName")
     if kind != "ExternalName" and not ports and cluster_ip != "None":
@@ -98,6 +102,9 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
     if lb_ip:
         _ip(r, spec + ("loadBalancerIP",), lb_ip)
     selector = r.string_map(spec + ("selector",)) if r.get(spec + ("selector",)) is not None else None
+    for key, value in (selector or {}).items():
+        if message := validation.check_qualified_name(key) or validation.check_label_value(value):
+            r.fail(spec + ("selector", key), message)
     return Service(meta, kind or "ClusterIP", selector or None, tuple(ports), cluster_ip or "",
                    external_name or "", affinity or "None", timeout or 10800, etp or "Cluster",
                    itp or "Cluster", lb_ip or "", source)
@@ -107,8 +114,13 @@ def _address(r: Reader, p: PathKey) -> EndpointAddress:
     r.mapping(p, {"ip", "nodeName", "hostname", "targetRef"}, required=("ip",))
     ip = r.string(p + ("ip",), "")
     _ip(r, p + ("ip",), ip)
-    return EndpointAddress(ip, r.string(p + ("nodeName",), ""),
-                           str(r.get(p + ("targetRef", "name"), "")), r.string(p + ("hostname",), ""))
+    return EndpointAddress(ip, r.string(p + ("nodeName",), "", check=_optional(validation.check_dns1123_subdomain)),
+                           str(r.get(p + ("targetRef", "name"), "")),
+                           r.string(p + ("hostname",), "", check=_optional(validation.check_dns1123_label)))
+
+
+def _optional(check):
+    return lambda v: check(v) if v else None
 
 
 def _endpoint_ports(r: Reader, path: PathKey) -> tuple[EndpointPort, ...]:
@@ -117,7 +129,7 @@ def _endpoint_ports(r: Reader, path: PathKey) -> tuple[EndpointPort, ...]:
         p = path + (i,)
         r.mapping(p, {"port", "protocol", "name"}, {"appProtocol"}, required=("port",))
         out.append(EndpointPort(r.integer(p + ("port",), 0, 1, 65535) or 0, _protocol(r, p + ("protocol",)),
-                                r.string(p + ("name",), "")))
+                                r.string(p + ("name",), "", check=_optional(validation.check_dns1123_label))))
     return tuple(out)
 
 
@@ -148,9 +160,11 @@ def parse_endpoint_slice(r: Reader, meta: ObjectMeta, source) -> EndpointSlice:
         ready = r.get(p + ("conditions", "ready"), True) is not False
         for j, ip in enumerate(r.seq(p + ("addresses",))):
             _ip(r, p + ("addresses", j), str(ip))
-            endpoints.append((EndpointAddress(str(ip), r.string(p + ("nodeName",), ""),
+            endpoints.append((EndpointAddress(str(ip), r.string(p + ("nodeName",), "",
+                                                                check=_optional(validation.check_dns1123_subdomain)),
                                               str(r.get(p + ("targetRef", "name"), "")),
-                                              r.string(p + ("hostname",), "")), ready))
+                                              r.string(p + ("hostname",), "", check=_optional(validation.check_dns1123_label))),
+                              ready))
     if not meta.labels.get("kubernetes.io/service-name"):
         r.fail(("metadata", "labels"), "an EndpointSlice names its Service with the label "
                                        "kubernetes.io/service-name")

@@ -5,7 +5,7 @@ import dns.rcode
 import pytest
 
 from emulator.dns import plugins
-from emulator.dns.corefile import DEFAULT_COREFILE, CorefileError, parse
+from emulator.model.corefile import CorefileError, default_corefile, hosts_corefile, parse
 from emulator.dns.records import Options, resolve
 
 SNAPSHOT = {
@@ -41,7 +41,7 @@ def values(name: str, qtype: str = "A", opts: Options = OPTS) -> list[str]:
 
 
 def test_default_corefile_parses_like_kubeadms() -> None:
-    (block,) = parse(DEFAULT_COREFILE)
+    (block,) = parse(default_corefile("cluster.local"))
     assert block.zones == ["."] and block.port == 53
     assert [p.name for p in block.plugins] == ["errors", "health", "ready", "kubernetes", "prometheus",
                                                "forward", "cache", "loop", "reload", "loadbalance"]
@@ -49,6 +49,26 @@ def test_default_corefile_parses_like_kubeadms() -> None:
     opts, fallthrough = plugins.kubernetes_options(kube, block.zones, "Corefile")
     assert opts.zones == ["cluster.local.", "in-addr.arpa.", "ip6.arpa."] and opts.pods == "insecure"
     assert opts.ttl == 30 and fallthrough == ["in-addr.arpa.", "ip6.arpa."]
+
+
+def test_rendered_corefiles_match_their_golden_files(golden) -> None:
+    golden("configs/Corefile.cluster.example", default_corefile("cluster.example"))
+    golden("configs/Corefile.external-dns", hosts_corefile([("example.com", "172.18.0.250"),
+                                                             ("Mirror.Example.org.", "172.18.0.251")]))
+
+
+@pytest.mark.parametrize("domain", ["cluster.local\nnameserver 6.6.6.6", "a b", "x}", "cluster.local.",
+                                    "", "-bad", "a" * 254, "corp.local {\n whoami\n}"])
+def test_a_cluster_domain_that_would_add_words_is_refused(domain: str) -> None:
+    with pytest.raises(CorefileError):
+        default_corefile(domain)
+
+
+@pytest.mark.parametrize("name,ip", [("evil.com\n}\n. {\n forward . 6.6.6.6", "1.2.3.4"), ("a b", "1.2.3.4"),
+                                     ("x", "1.2.3.4 6.6.6.6"), ("x", "::1"), ("}", "1.2.3.4"), ("a;b", "1.1.1.1")])
+def test_an_external_record_that_would_add_syntax_is_refused(name: str, ip: str) -> None:
+    with pytest.raises(CorefileError):
+        hosts_corefile([(name, ip)])
 
 
 @pytest.mark.parametrize("text,line,message", [

@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from emulator.model import images, naming, podfiles
+from emulator.model import images, naming, podfiles, validation
 from emulator.model.ipam import AddressesExhausted, NodeIPAM
 from emulator.model.meta import ObjectMeta
 from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
@@ -48,23 +48,39 @@ def test_pod_template_hash_is_stable_and_safe() -> None:
 
 
 def test_interface_names_fit_linux_limit() -> None:
-    for i in (0, 9, 999):
-        for fn in (naming.underlay_veth, naming.node_bridge, naming.gateway_veth, naming.vxlan_device):
-            assert len(fn(i)) <= 15
-    assert len(naming.pod_veth("a-very-long-namespace-name", "x" * 63)) <= 15
+    scope = naming.Scope("x" * 63, naming.MAX_SLOTS - 1)
+    for i in (0, 9, naming.MAX_NODES - 1):
+        for fn in (naming.underlay_veth, naming.node_bridge, naming.gateway_veth, naming.vxlan_device,
+                   naming.external_veth):
+            assert len(fn(scope, i)) <= 15
+    assert len(naming.pod_veth(scope, "a-very-long-namespace-name", "x" * 63)) <= 15
     with pytest.raises(ValueError):
         naming.check_ifname("sixteen-chars-xx")
 
 
 def test_names_and_macs() -> None:
-    assert naming.pod_netns("default", "web") == "web"
-    assert naming.pod_netns("kube-system", "dns") == "kube-system_dns"
+    scope = naming.Scope("demo", 3)
+    assert naming.pod_netns(scope, "default", "web") == "demo_default_web"
+    assert naming.pod_netns(scope, "kube-system", "dns") == "demo_kube-system_dns"
+    assert naming.node_netns(scope, "worker-1") == "demo_worker-1"
+    assert naming.node_bridge(scope, 12) == "k8s3-br12" and naming.underlay_bridge(scope) == "k8s3-ul"
+    assert naming.datapath_id(scope, 0) == 0x40001
     assert naming.mac_from_ip("10.244.1.5") == "0a:58:0a:f4:01:05"
     assert naming.vtep_mac("172.18.0.3") == "0a:5a:ac:12:00:03"
     assert naming.pod_ofport("10.244.1.5", "10.244.1.0/24") == 105
     assert naming.expand_node_names("worker", 2) == ["worker-1", "worker-2"]
-    assert naming.is_dns1123_label("web-1") and not naming.is_dns1123_label("Web")
-    assert naming.is_dns1123_subdomain("a.b-c") and not naming.is_dns1123_subdomain("-a")
+    assert validation.is_dns1123_label("web-1") and not validation.is_dns1123_label("Web")
+    assert validation.is_dns1123_subdomain("a.b-c") and not validation.is_dns1123_subdomain("-a")
+
+
+def test_long_names_stay_within_linux_limits() -> None:
+    scope = naming.Scope("c" * 63, 35)
+    name = naming.pod_netns(scope, "n" * 63, "p" * 253)
+    assert len(name) <= naming.NETNS_MAX and "~" in name
+    assert name != naming.pod_netns(scope, "n" * 63, "p" * 252 + "q")  # the hash keeps them apart
+    assert len(naming.pod_dir("n" * 63, "p" * 253)) <= naming.NETNS_MAX
+    assert len(naming.pod_veth(scope, "n" * 63, "p" * 253)) == 15
+    assert naming.node_bridge(scope, naming.MAX_NODES - 1) == "k8sz-br249"
 
 
 def test_networks() -> None:

@@ -14,7 +14,7 @@ from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, arp_reply
 from emulator.pipeline.flow import ETH_IP, DecTtl, Flow, LoadMark, LoadReg, SetField, cidr_match
-from emulator.pipeline.view import NodeView
+from emulator.model.netview import NodeView
 
 TUN = naming.TUNNEL_OFPORT
 

@@ -11,7 +11,7 @@ from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.flow import (ETH_ARP, ETH_IP, Flow, LoadMark, LoadReg, Move, OutputInPort,
                                     OutputReg, SetField)
-from emulator.pipeline.view import NodeView, PodView
+from emulator.model.netview import NodeView, PodView
 
 P_HIGH, P_NORMAL, P_LOW, P_MISS = 200, 190, 180, 0
 GW = naming.GATEWAY_OFPORT

@@ -9,7 +9,9 @@
 Established connections are marked in ConntrackState and skip both rule tables, so replies
 always pass and changed policies never cut connections they still allow. Packets from the
 node's own gateway address (kubelet probes) are admitted, as CNI plugins do. A rule whose peers
-and ports are "any" needs no conjunction: one flow per applied pod.
+and ports are "any" needs no conjunction: one flow per applied pod, at ``P_ALLOW_ALL``, above
+the conjunction clauses (a flow cannot both allow and be a clause of another rule's
+conjunction; every allow is alike, so the higher priority changes nothing else).
 """
 from __future__ import annotations
 
@@ -18,9 +20,9 @@ from collections import defaultdict
 from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.flow import ETH_IP, IP_PROTO, Conjunction, Ct, Flow, cidr_match
-from emulator.pipeline.view import NetworkView, NodeView
+from emulator.model.netview import NetworkView, NodeView
 
-P_EST, P_GATEWAY, P_RULE, P_ISOLATED, P_MISS = 250, 240, 200, 100, 0
+P_EST, P_GATEWAY, P_ALLOW_ALL, P_RULE, P_ISOLATED, P_MISS = 250, 240, 210, 200, 100, 0
 L4 = {"TCP": "tcp_dst", "UDP": "udp_dst", "SCTP": "sctp_dst"}
 
 
@@ -64,7 +66,7 @@ def init_flows(node: NodeView) -> list[Flow]:
              "ConntrackCommit", miss, "from this node (kubelet probes)"),
         Flow("IngressRule", P_MISS, (), (), "ConntrackCommit", miss),
         Flow("ConntrackCommit", P_RULE, (("eth_type", ETH_IP), ("ct_state", (0x21, 0x21))),
-             (Ct(fields.ct_zone(node.index), "Output", commit=True),), None, miss, "commit new connections"),
+             (Ct(node.zone, "Output", commit=True),), None, miss, "commit new connections"),
         Flow("ConntrackCommit", P_MISS, (), (), "Output", miss),
     ]
 
@@ -81,7 +83,7 @@ def flows_for_node(view: NetworkView, node: NodeView) -> list[Flow]:
         egress = rule.direction == "Egress"
         table, allow = ("EgressRule", "L3Forwarding") if egress else ("IngressRule", "ConntrackCommit")
         mine, theirs = ("ipv4_src", "ipv4_dst") if egress else ("ipv4_dst", "ipv4_src")
-        own = cookie.make(Category.POLICY, rule.id % (1 << 32))
+        own = cookie.make(Category.POLICY, rule.id)
         groups = [[(("eth_type", ETH_IP), (mine, ip)) for ip in applied]]
         if rule.peers != ("0.0.0.0/0",):
             groups.append([(("eth_type", ETH_IP), _ip(theirs, c)) for c in rule.peers])
@@ -90,7 +92,7 @@ def flows_for_node(view: NetworkView, node: NodeView) -> list[Flow]:
         if any(not g for g in groups):
             continue  # a rule whose peers match nothing admits nothing
         if len(groups) == 1:
-            flows += [Flow(table, P_RULE, m, (), allow, own, rule.owner) for m in groups[0]]
+            flows += [Flow(table, P_ALLOW_ALL, m, (), allow, own, rule.owner) for m in groups[0]]
             continue
         for k, group in enumerate(groups, 1):
             for match in group:

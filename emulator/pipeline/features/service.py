@@ -22,7 +22,7 @@ from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
                                     LoadMark, LoadReg, OutputInPort, Resubmit, ToController, ct_state)
-from emulator.pipeline.view import NetworkView, NodeView, ServicePortView
+from emulator.model.netview import NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
 SERVICE_GW_VIP = "169.254.0.253"  # the node routes the service subnet via this (onlink)
@@ -39,9 +39,9 @@ def init_flows(node: NodeView) -> list[Flow]:
     miss = cookie.make(Category.PIPELINE, 0)
     return [
         Flow("ConntrackZone", P_HIGH, (("eth_type", ETH_IP),),
-             (Ct(fields.ct_zone(node.index), "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
+             (Ct(node.zone, "ConntrackState", nat="nat"),), None, miss, "through conntrack"),
         Flow("ConntrackZone", P_HIGH + 10, (("eth_type", ETH_IP), ("ipv4_dst", HAIRPIN_VIP)),
-             (LoadMark(fields.HAIRPIN_MARK), Ct(fields.snat_ct_zone(node.index), "ConntrackZone", nat="nat")), None,
+             (LoadMark(fields.HAIRPIN_MARK), Ct(node.snat_zone, "ConntrackZone", nat="nat")), None,
              miss, "hairpin reply: undo the SNAT, then the DNAT"),
         Flow("ConntrackZone", P_MISS, (), (), "L3Forwarding", miss),
         Flow("ConntrackState", P_HIGH + 10, (("eth_type", ETH_IP), ct_state("-new", "+est", "-rpl", "+trk"),
@@ -51,7 +51,7 @@ def init_flows(node: NodeView) -> list[Flow]:
              (LoadMark(fields.ESTABLISHED_MARK),), "L3Forwarding", miss,
              "established, related, reply, invalid: no load balancing, no policy"),
         Flow("HairpinSNAT", P_HIGH, (("eth_type", ETH_IP),),
-             (Ct(fields.snat_ct_zone(node.index), "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
+             (Ct(node.snat_zone, "L3Forwarding", commit=True, nat="src", nat_ip=HAIRPIN_VIP),), None,
              miss, f"SNAT to {HAIRPIN_VIP}"),
         Flow("HairpinSNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
         Flow("Output", P_HIGH + 10, (fields.HAIRPIN_MARK.match,), (OutputInPort(),), None, miss,
@@ -69,8 +69,8 @@ def init_flows(node: NodeView) -> list[Flow]:
 
 
 def group_ids(svc: ServicePortView) -> tuple[int, int]:
-    """(all endpoints, node-local endpoints) group ids for a Service port."""
-    return svc.id * 2, svc.id * 2 + 1
+    """(all endpoints, node-local endpoints) group ids for a Service port, as allocated."""
+    return svc.groups
 
 
 def _buckets(svc: ServicePortView, endpoints, owner: int) -> tuple:
@@ -143,11 +143,11 @@ def endpoint_flows(view: NetworkView, node: NodeView) -> list[Flow]:
                      ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
             owner = cookie.make(Category.SERVICE, svc.id)
             seen[key] = Flow("EndpointDNAT", P_HIGH, match,
-                             (Ct(fields.ct_zone(node.index), "EgressRule", commit=True, nat="dst", nat_ip=ep.ip,
+                             (Ct(node.zone, "EgressRule", commit=True, nat="dst", nat_ip=ep.ip,
                                  nat_port=ep.port),), None, owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
             seen[key + ("hairpin",)] = Flow(
                 "EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
                 (LoadMark(fields.HAIRPIN_MARK),
-                 Ct(fields.ct_zone(node.index), "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
+                 Ct(node.zone, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
                     mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")
     return list(seen.values())

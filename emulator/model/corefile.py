@@ -1,4 +1,4 @@
-"""Corefile parsing, CoreDNS's syntax:
+"""Corefile parsing and rendering, CoreDNS's syntax:
 
     .:53 {                       # server block: zones (and port) it serves
         errors
@@ -11,11 +11,16 @@
 
 Parsed completely before anything is served; an unknown plugin or a syntax error is a
 ``CorefileError`` naming the line, as CoreDNS prints it (``Corefile:12 - Error during parsing``).
+The Corefiles k8semu writes itself (kubeadm's, for the cluster's domain; an external host's
+``hosts`` server) come from ``default_corefile`` and ``hosts_corefile``, which insert only words
+that pass their rule (a DNS name, an IPv4 address) and parse what they wrote before returning it.
 """
 from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+
+from emulator.model import validation
 
 KNOWN_PLUGINS = ("errors", "log", "health", "ready", "kubernetes", "forward", "cache", "loadbalance",
                  "hosts", "rewrite", "prometheus", "loop", "reload", "debug", "whoami")
@@ -26,7 +31,7 @@ DEFAULT_COREFILE = """.:53 {
        lameduck 5s
     }
     ready
-    kubernetes cluster.local in-addr.arpa ip6.arpa {
+    kubernetes {domain} in-addr.arpa ip6.arpa {
        pods insecure
        fallthrough in-addr.arpa ip6.arpa
        ttl 30
@@ -143,3 +148,33 @@ def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:
     if not blocks:
         raise CorefileError(file, 1, "no server blocks")
     return blocks
+
+
+def default_corefile(domain: str) -> str:
+    """kubeadm's Corefile for the cluster domain ``domain``.
+
+    Raises:
+        CorefileError: the domain is not a DNS-1123 subdomain (it would add words or lines).
+    """
+    if not validation.is_dns1123_subdomain(domain):
+        raise CorefileError("Corefile", 7, f"cluster domain {domain!r} is not a DNS-1123 subdomain")
+    text = DEFAULT_COREFILE.replace("{domain}", domain)
+    parse(text)
+    return text
+
+
+def hosts_corefile(records: list[tuple[str, str]]) -> str:
+    """A server answering ``records`` (name, IPv4) from a hosts block, logging every query,
+    NXDOMAIN for anything else: what an external DNS host runs.
+
+    Raises:
+        CorefileError: a name or an address that does not pass its rule.
+    """
+    lines = []
+    for name, ip in records:
+        if not validation.is_hostname(name) or not validation.is_ip(ip):
+            raise CorefileError("Corefile", 4, f"record {name!r} -> {ip!r} is not a DNS name and an IPv4 address")
+        lines.append(f"        {ip} {name}")
+    text = ".:53 {\n    log\n    hosts {\n" + "".join(line + "\n" for line in lines) + "    }\n}\n"
+    parse(text)
+    return text

@@ -20,6 +20,11 @@ class NodeView:
     gateway_mac: str
     vtep_mac: str
     dpid: int
+    zone: int  # conntrack zone of pod traffic; zone + 1 is the hairpin SNAT zone
+
+    @property
+    def snat_zone(self) -> int:
+        return self.zone + 1
 
 
 @dataclass(frozen=True)
@@ -43,7 +48,7 @@ class EndpointView:
 @dataclass(frozen=True)
 class ServicePortView:
     """One port of one Service, with everything the load-balancing flows need."""
-    id: int  # unique per Service port; names its groups and cookies
+    id: int  # unique per Service port (an allocator's); names its cookies
     namespace: str
     name: str
     port_name: str
@@ -56,6 +61,7 @@ class ServicePortView:
     external_local: bool = False  # externalTrafficPolicy: Local
     internal_local: bool = False  # internalTrafficPolicy: Local
     endpoints: tuple[EndpointView, ...] = ()
+    groups: tuple[int, int] = (0, 0)  # allocated group ids: all endpoints, node-local endpoints
 
     @property
     def label(self) -> str:
@@ -94,7 +100,8 @@ class NetworkView:
     @classmethod
     def from_json(cls, text: str) -> "NetworkView":
         data = json.loads(text)
-        services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"])})
+        services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"]),
+                                            "groups": tuple(s["groups"])})
                          for s in data.get("services", ()))
         pol = data.get("policies") or {}
         policies = PolicyView(

@@ -1,0 +1,31 @@
+"""ObjectMeta as the API server returns it (shared by every API-shaped rendering)."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from emulator.cluster.store import Record
+
+
+def timestamp(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def meta(rec: Record, namespaced: bool = True) -> dict:
+    m = rec.obj.meta
+    out: dict[str, Any] = {"name": m.name}
+    if namespaced:
+        out["namespace"] = m.namespace
+    out.update({"uid": rec.uid, "resourceVersion": str(rec.id),
+                "creationTimestamp": timestamp(rec.created)})
+    if m.labels:
+        out["labels"] = dict(m.labels)
+    if m.annotations:
+        out["annotations"] = dict(m.annotations)
+    owner = getattr(rec.obj, "owner", None)
+    if owner:
+        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
+                                   "controller": True, "blockOwnerDeletion": True}]
+        if owner[0] == "ReplicaSet":
+            out["generateName"] = owner[1] + "-"
+    return out

@@ -1,0 +1,90 @@
+"""Every renderer that writes a file or an argv from cluster data: a golden file for a fixed
+input, and hostile values per field that must be refused (never written, never a second line)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.cli.plan import simulate
+from emulator.cluster.dataplane import network_view
+from emulator.errors import RenderError
+from emulator.images import nginx as nginx_image
+from emulator.model import podfiles
+from emulator.model.meta import ObjectMeta
+from emulator.model.pod import Container, Pod, PodSpec
+from emulator.pipeline import hostrules
+
+TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
+
+
+def pod(dns_config: dict | None = None, policy: str = "ClusterFirst", hostname: str = "", subdomain: str = "",
+        aliases: tuple = ()) -> Pod:
+    raw = {"dnsConfig": dns_config} if dns_config is not None else {}
+    return Pod(ObjectMeta("web-0", "shop"), PodSpec((Container("c", "busybox"),), dns_policy=policy, raw=raw,
+                                                    hostname=hostname, subdomain=subdomain, host_aliases=aliases))
+
+
+def test_node_iptables_rules_match_their_golden_file(golden) -> None:
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    node = view.node("worker-1")
+    golden("configs/iptables-nat.worker-1", hostrules.iptables_nat(view, node, "10.244.0.0/16"))
+
+
+def test_pod_files_match_their_golden_files(golden) -> None:
+    p = pod({"nameservers": ["1.1.1.1"], "searches": ["corp.example."], "options": [{"name": "ndots", "value": "2"},
+                                                                                  {"name": "edns0"}]},
+            hostname="web-0", subdomain="web", aliases=(("10.1.2.3", ("foo.local", "bar.local")),))
+    golden("configs/resolv.conf.dnsconfig", podfiles.resolv_conf(p, "10.96.0.10", "cluster.local"))
+    golden("configs/hosts.subdomain-aliases", podfiles.hosts_file("web-0", "10.244.1.5",
+                                                                  podfiles.pod_fqdn(p, "cluster.local"),
+                                                                  p.spec.host_aliases))
+
+
+def test_the_nginx_image_config_matches_its_golden_file(golden) -> None:
+    conf, page = nginx_image.render({"pod_name": "web-<x>", "pod_namespace": "d", "pod_ip": "1.2.3.4",
+                                     "node_name": "n"}, "/run/k8semu/pod/web")
+    golden("configs/nginx-image.conf", conf)
+    assert "web-&lt;x&gt;" in page
+
+
+@pytest.mark.parametrize("config", [
+    {"options": [{"name": "ndots:5\nnameserver 6.6.6.6"}]},
+    {"options": [{"name": "ndots", "value": "1 rotate"}]},
+    {"options": [{"name": ""}]},
+    {"searches": ["a.com\nnameserver 6.6.6.6"]},
+    {"searches": ["a com"]},
+    {"nameservers": ["6.6.6.6\nsearch evil"]},
+    {"nameservers": ["not-an-ip"]},
+])
+def test_a_dns_config_word_that_would_split_resolv_conf_is_refused(config: dict) -> None:
+    with pytest.raises(RenderError):
+        podfiles.resolv_conf(pod(config), "10.96.0.10", "cluster.local")
+
+
+@pytest.mark.parametrize("domain", ["cluster.local\nnameserver 6.6.6.6", "a b"])
+def test_a_cluster_domain_that_would_split_resolv_conf_is_refused(domain: str) -> None:
+    with pytest.raises(RenderError):
+        podfiles.resolv_conf(pod(), "10.96.0.10", domain)
+
+
+@pytest.mark.parametrize("hostname,ip,aliases", [
+    ("web\n6.6.6.6 evil", "10.1.1.1", ()), ("web", "10.1.1.1\n6.6.6.6 x", ()),
+    ("web", "10.1.1.1", (("10.2.2.2", ("a\tb",)),)), ("web", "10.1.1.1", (("x y", ("a",)),)),
+])
+def test_a_hosts_file_word_that_would_add_lines_is_refused(hostname: str, ip: str, aliases: tuple) -> None:
+    with pytest.raises(RenderError):
+        podfiles.hosts_file(hostname, ip, "", aliases)
+
+
+@pytest.mark.parametrize("text", ['svc"x', "a\\b"])
+def test_iptables_comments_are_quoted(text: str) -> None:
+    rendered = hostrules.comment(text)
+    inner = rendered[len('-m comment --comment "'):-1]
+    assert '"' not in inner.replace('\\"', "").replace("\\\\", "")
+
+
+@pytest.mark.parametrize("text", ["a\nCOMMIT", "x" * 256, "a\x00"])
+def test_iptables_comments_refuse_control_characters_and_length(text: str) -> None:
+    with pytest.raises(RenderError):
+        hostrules.comment(text)
