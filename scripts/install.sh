@@ -21,6 +21,7 @@ packages=(
     nginx-light          # the nginx image
     dnsperf dnsmasq-base # the DNS benchmark and its reference server
     openssl              # the ingress controller's default certificate
+    catatonit            # each pod's PID 1 (a pause process that reaps zombies)
     wrk                  # the ingress benchmark
 )
 missing=()

@@ -131,3 +131,53 @@ def describe_ingress(ing: dict, endpoints: dict[str, dict], problems: list[str] 
     else:
         lines.append("Events:           <none>")
     return "\n".join(lines)
+
+
+def events_section(events: list[dict]) -> list[str]:
+    """kubectl's Events table at the end of describe."""
+    if not events:
+        return ["Events:  <none>"]
+    from emulator.cli.output import human_age
+    import time
+    now = time.time()
+    lines = ["Events:", "  Type     Reason                  Age    From              Message",
+             "  ----     ------                  ----   ----              -------"]
+    for e in events[-20:]:
+        age = human_age(now - e["last"]) + (f" (x{e['count']} over {human_age(now - e['first'])})" if e["count"] > 1 else "")
+        lines.append(f"  {e['type']:<8} {e['reason']:<23} {age:<6} {e['source']:<17} {e['message']}")
+    return lines
+
+
+def describe_pod(pod: dict, events: list[dict]) -> str:
+    meta, spec, status = pod["metadata"], pod["spec"], pod["status"]
+    lines = [f"Name:             {meta['name']}", f"Namespace:        {meta['namespace']}",
+             f"Node:             {spec.get('nodeName', '<none>')}/{status.get('hostIP', '')}",
+             f"Labels:           {_labels(meta.get('labels'))[0]}"]
+    lines += [f"                  {x}" for x in _labels(meta.get("labels"))[1:]]
+    lines += [f"Status:           {status['phase']}"]
+    if status.get("reason"):
+        lines.append(f"Reason:           {status['reason']}")
+    if status.get("message"):
+        lines.append(f"Message:          {status['message']}")
+    lines += [f"IP:               {status.get('podIP', '')}", "Containers:"]
+    for c in status.get("containerStatuses", []):
+        lines.append(f"  {c['name']}:")
+        lines.append(f"    Image:          {c['image']}")
+        state, detail = next(iter(c["state"].items()))
+        lines.append(f"    State:          {state.capitalize()}")
+        if detail.get("reason"):
+            lines.append(f"      Reason:       {detail['reason']}")
+        if "exitCode" in detail:
+            lines.append(f"      Exit Code:    {detail['exitCode']}")
+        if c.get("lastState"):
+            last, info = next(iter(c["lastState"].items()))
+            lines.append(f"    Last State:     {last.capitalize()}")
+            lines.append(f"      Reason:       {info.get('reason', '')}")
+            lines.append(f"      Exit Code:    {info.get('exitCode', '')}")
+        lines.append(f"    Ready:          {'True' if c['ready'] else 'False'}")
+        lines.append(f"    Restart Count:  {c['restartCount']}")
+    lines.append("Conditions:")
+    lines.append("  Type              Status")
+    lines += [f"  {cond['type']:<17} {cond['status']}" for cond in status.get("conditions", [])]
+    lines.append(f"QoS Class:        {status.get('qosClass', 'BestEffort')}")
+    return "\n".join(lines + events_section(events))

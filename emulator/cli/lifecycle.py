@@ -1,8 +1,11 @@
-"""Bringing a cluster up and down: the CLI side of the manager's life.
+"""Bringing clusters up and down: the CLI side of the manager's life.
 
-``up`` validates everything first (nothing is created for a bad spec), refuses a second cluster,
-starts the manager in its own session and waits, polling with a deadline, until every pod runs
-and every switch holds the current flows. ``cleanup`` works from the records alone.
+``up`` validates everything first (nothing is created for a bad spec), refuses a cluster name
+that is already running, allocates the cluster a slot and writes its records under the machine
+lock, starts the manager in its own session and waits, polling with a deadline, until every pod
+runs and the data plane holds the current state. Several clusters may run side by side (as kind
+allows); every verb names one with ``--cluster``, or finds the only one. ``cleanup`` works from
+the records and tags alone.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from emulator.errors import ClusterRunningError, K8semuError, NoClusterError, Ru
 from emulator.model.cluster import ClusterConfig
 from emulator.runtime import api, cleanup
 from emulator.runtime.proc import alive
-from emulator.runtime.records import Records, run_dir
+from emulator.runtime.records import KINDS, Records, all_records, allocate_slot, cluster_dir, machine_lock
 
 
 def manager_entry(records: Records) -> tuple[int, int | None] | None:
@@ -28,37 +31,78 @@ def manager_entry(records: Records) -> tuple[int, int | None] | None:
     return None
 
 
-def check_not_running(run: Path) -> None:
-    """Raises ClusterRunningError if a cluster (or the wreck of one) is there."""
+def live(records: Records) -> bool:
+    entry = manager_entry(records)
+    return bool(entry and alive(*entry))
+
+
+def resolve(cluster: str | None) -> Path:
+    """The run directory of the cluster a verb acts on: the one named, or the only one there is.
+
+    Raises:
+        NoClusterError: none is running (or the named one is not).
+        K8semuError: several are and none was named.
+    """
+    if cluster:
+        path = cluster_dir(cluster)
+        if Records.load(path) is None:
+            raise NoClusterError(f"no cluster named {cluster!r} is running")
+        return path
+    found = all_records()
+    if not found:
+        raise NoClusterError("no cluster is running (start one with: sudo k8semu up SPEC)")
+    if len(found) > 1:
+        names = ", ".join(r.cluster for r in found)
+        raise K8semuError(f"several clusters are running ({names}); name one with --cluster NAME")
+    return found[0].path.parent
+
+
+def check_manager(run: Path) -> Records:
+    """The records of a cluster whose manager is alive.
+
+    Raises:
+        NoClusterError: the manager is dead (its leftovers need ``cleanup``).
+    """
     records = Records.load(run)
     if records is None:
-        return
-    entry = manager_entry(records)
-    if entry and alive(*entry):
-        raise ClusterRunningError(f"cluster {records.data.get('cluster')!r} is already running "
-                                  f"(manager pid {entry[0]}); run 'k8semu down' first")
-    if any(records.items(k) for k in ("netns", "links", "ovs_bridges", "processes")):
-        raise ClusterRunningError(f"leftovers of cluster {records.data.get('cluster')!r} from a "
-                                  "run that did not end cleanly; run 'sudo k8semu cleanup'")
+        raise NoClusterError("no cluster is running")
+    if not live(records):
+        entry = manager_entry(records)
+        raise NoClusterError(f"cluster {records.cluster!r}: its manager (pid {entry[0] if entry else '?'}) is not "
+                             f"running and its leftovers are still on this machine; remove them with "
+                             f"'sudo k8semu cleanup --cluster {records.cluster}'")
+    return records
 
 
-def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO) -> dict:
+def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base: Path | None = None) -> dict:
     """Start the manager for ``config`` and wait until the cluster is ready.
 
     Raises:
-        ClusterRunningError: a cluster is already up.
+        ClusterRunningError: a cluster of that name is up (or its leftovers are there).
         RuntimeFailure: the manager failed or the cluster was not ready in time.
     """
-    run = run_dir()
-    check_not_running(run)
-    shutil.rmtree(run, ignore_errors=True)
-    run.mkdir(parents=True)
-    os.chmod(run, 0o700)
+    run = cluster_dir(config.name)
+    with machine_lock():
+        old = Records.load(run)
+        if old is not None and not live(old) and not any(old.items(k) for k in KINDS):
+            old = None  # a run that failed and removed everything it made: nothing is left
+        if old is not None:
+            if live(old):
+                raise ClusterRunningError(f"cluster {config.name!r} is already running (manager pid "
+                                          f"{manager_entry(old)[0]}); run 'k8semu down --cluster {config.name}' first")
+            raise ClusterRunningError(f"leftovers of cluster {config.name!r} from a run that did not end cleanly; "
+                                      f"run 'sudo k8semu cleanup --cluster {config.name}'")
+        shutil.rmtree(run, ignore_errors=True)
+        run.mkdir(mode=0o700, parents=True)
+        Records.create(run, config.name, allocate_slot(config.name))
     started = time.monotonic()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "emulator.runtime.manager", os.path.abspath(spec_path)],
-                            stdin=subprocess.DEVNULL, stdout=open(run / "manager.log", "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True, env=env)
+    argv = [sys.executable, "-m", "emulator.runtime.manager", str(run), os.path.abspath(spec_path)]
+    if base is not None:
+        argv.append(str(base))
+    with open(run / "manager.log", "ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, env=env)
     deadline = started + timeout
     status: dict = {}
     while time.monotonic() < deadline:
@@ -68,30 +112,30 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO) -> di
             shutil.rmtree(run, ignore_errors=True)
             raise RuntimeFailure(f"cluster {config.name!r} failed to start: {message.strip()}")
         if (run / "ready").exists():
-            status = api.call(run, "status")
+            try:
+                status = api.call(run, "status")
+            except NoClusterError:  # it is exiting: the next pass reads why
+                time.sleep(0.05)
+                continue
             if status["synced"] and status["running"] == status["pods"]:
                 status["seconds"] = time.monotonic() - started
                 return status
         time.sleep(0.05)
     raise RuntimeFailure(f"cluster {config.name!r} not ready after {timeout:.0f}s "
                          f"({status.get('running', 0)}/{status.get('pods', '?')} pods running); "
-                         "it is still up: inspect with 'k8semu get pods -A', remove with 'k8semu down'")
+                         f"it is still up: inspect with 'k8semu get pods -A', remove with "
+                         f"'k8semu down --cluster {config.name}'")
 
 
-def down(timeout: float = 120) -> str:
+def down(cluster: str | None = None, timeout: float = 120) -> str:
     """Ask the manager to tear the cluster down and wait until it has.
 
     Raises:
-        NoClusterError: nothing is running.
+        NoClusterError: nothing is running, or its manager is dead (then: cleanup).
     """
-    run = run_dir()
-    records = Records.load(run)
-    if records is None:
-        raise NoClusterError("no cluster is running")
-    name = records.data.get("cluster")
+    run = resolve(cluster)
+    records = check_manager(run)
     entry = manager_entry(records)
-    if entry is None or not alive(*entry):
-        raise NoClusterError(f"cluster {name!r} has no live manager; run 'sudo k8semu cleanup'")
     try:
         api.call(run, "down", timeout=10)
     except K8semuError:
@@ -99,41 +143,68 @@ def down(timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
     while alive(*entry):
         if time.monotonic() > deadline:
-            raise RuntimeFailure(f"cluster {name!r} did not stop within {timeout}s; "
-                                 "run 'sudo k8semu cleanup'")
+            raise RuntimeFailure(f"cluster {records.cluster!r} did not stop within {timeout}s; "
+                                 f"run 'sudo k8semu cleanup --cluster {records.cluster}'")
         time.sleep(0.05)
-    return f"cluster {name!r} is down"
+    return f"cluster {records.cluster!r} is down"
 
 
-def cleanup_all() -> str:
-    """Remove every leftover that the records name (after a crash or ``kill -9``)."""
-    run = run_dir()
+def cleanup_cluster(run: Path) -> str:
     records = Records.load(run)
     if records is None:
         shutil.rmtree(run, ignore_errors=True)
-        return "nothing to clean up"
+        return f"nothing to clean up in {run}"
     entry = manager_entry(records)
     if entry:
         cleanup.stop_manager(*entry)
     records = Records.load(run) or records
-    counts = {k: len(records.items(k)) for k in ("processes", "netns", "links", "ovs_bridges")}
-    cleanup.teardown(records, keep_self=False)
+    counts = {"processes": len(records.items("processes")), "netns": len(records.items("netns")),
+              "links": len(records.items("links")), "ovs bridges": len(records.items("ovs_bridges"))}
+    notes = cleanup.teardown(records, keep_self=False)
     shutil.rmtree(run, ignore_errors=True)
-    return ("removed " + ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items())
-            + f" of cluster {records.data.get('cluster')!r}")
+    text = ("removed " + ", ".join(f"{v} {k}" for k, v in counts.items()) + f" of cluster {records.cluster!r}")
+    return "\n".join([text] + notes)
 
 
-def stop_starting(timeout: float = 30) -> str:
-    """Ctrl-C during ``up``: let the manager finish or fail its start-up, then take it down."""
-    run = run_dir()
+def cleanup_all(cluster: str | None = None) -> str:
+    """Remove every leftover that the records and tags name (after a crash or ``kill -9``):
+    of the named cluster, or of every cluster whose manager is dead."""
+    if cluster:
+        return cleanup_cluster(cluster_dir(cluster))
+    targets = [r for r in all_records() if not live(r)]
+    if not targets:
+        return "nothing to clean up"
+    return "\n".join(cleanup_cluster(r.path.parent) for r in targets)
+
+
+def status_text(cluster: str | None) -> str:
+    run = resolve(cluster)
+    check_manager(run)
+    s = api.call(run, "status")
+    parts = []
+    for name, h in s["helpers"].items():
+        state = "running" if h["running"] else ("stopped" if h["held"] else "down")
+        parts.append(f"{name} {state}" + (f" (restarted {h['restarts']}x)" if h["restarts"] else ""))
+    helpers = ", ".join(parts)
+    return (f"cluster {s['cluster']} ({s['file']}): {s['phase']}, manager pid {s['pid']}, slot {s['slot']}\n"
+            f"nodes: {', '.join(s['nodes'])}\n"
+            f"pods: {s['running']}/{s['pods']} running and ready; data plane "
+            f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
+            f"helpers: {helpers}\n"
+            f"run directory: {s['run']}\n")
+
+
+def stop_starting(config: ClusterConfig, timeout: float = 30) -> str:
+    """Ctrl-C (or SIGTERM/SIGHUP) during ``up``: let the manager finish or fail its start-up,
+    then take it down."""
+    run = cluster_dir(config.name)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not (run / "ready").exists():
         records = Records.load(run)
-        entry = manager_entry(records) if records else None
-        if entry is None and records is not None or (entry and not alive(*entry)):
+        if records is None or (manager_entry(records) and not live(records)):
             break
         time.sleep(0.05)
     try:
-        return down()
+        return down(config.name)
     except NoClusterError:
-        return cleanup_all()
+        return cleanup_all(config.name) if Records.load(run) else f"cluster {config.name!r} is down"

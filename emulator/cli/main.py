@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import TextIO
 
@@ -20,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="k8semu", description="A Kubernetes cluster-network emulator.")
     p.add_argument("--version", action="version", version=f"k8semu {__version__}")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+    p.add_argument("--cluster", default=None, help="the cluster to act on (default: the only one running)")
     sub = p.add_subparsers(dest="verb", metavar="COMMAND")
 
     up = sub.add_parser("up", help="bring a cluster up (foreground shell, or --detach)")
@@ -27,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", "-d", action="store_true", help="return once every pod is Running")
     up.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
     sub.add_parser("down", help="remove everything the running cluster made")
+    sub.add_parser("clusters", help="the clusters on this machine and their state")
     sub.add_parser("cleanup", help="remove the leftovers of a crashed cluster (like mn -c)")
     sub.add_parser("status", help="the running cluster, its nodes and pods")
     sub.add_parser("shell", help="open the interactive shell on the running cluster")
@@ -120,43 +123,22 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "up":
         if in_shell:
             raise K8semuError("a cluster is already up in this shell")
-        from emulator.cluster.admission import admit_cluster
-        spec = args.spec or default_spec()
-        config = admit_cluster(spec)
-        for warning in config.warnings:
-            err.write(f"Warning: {warning}\n")
-        try:
-            status = lifecycle.up(config, spec, args.timeout, out)
-        except KeyboardInterrupt:  # Ctrl-C while starting: take down whatever was made
-            out.write("\n" + lifecycle.stop_starting() + "\n")
-            return ExitStatus.CTRL_C
-        out.write(f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
-                  f"running ({status['seconds']:.1f}s)\n")
-        if args.detach:
-            return 0
-        from emulator.cli.shell import Shell
-        try:
-            Shell(out, err).cmdloop()
-        except KeyboardInterrupt:
-            out.write("\n")
-        finally:
-            out.write(lifecycle.down() + "\n")
-        return 0
+        return _up(args, out, err)
     if verb == "down":
-        out.write(lifecycle.down() + "\n")
+        out.write(lifecycle.down(args.cluster) + "\n")
         return 0
     if verb == "cleanup":
-        out.write(lifecycle.cleanup_all() + "\n")
+        out.write(lifecycle.cleanup_all(args.cluster) + "\n")
+        return 0
+    if verb == "clusters":
+        from emulator.runtime.records import all_records
+        rows = [[r.cluster, str(r.data.get("slot")), "running" if lifecycle.live(r) else "manager dead: run cleanup",
+                 str(r.path.parent)] for r in all_records()]
+        from emulator.cli.output import table
+        out.write((table(["NAME", "SLOT", "STATE", "RUN DIRECTORY"], rows) if rows else "No clusters.") + "\n")
         return 0
     if verb == "status":
-        from emulator.runtime import api
-        from emulator.runtime.records import run_dir
-        s = api.call(run_dir(), "status")
-        out.write(f"cluster {s['cluster']} ({s['file']}): {s['phase']}, manager pid {s['pid']}\n"
-                  f"nodes: {', '.join(s['nodes'])}\n"
-                  f"pods: {s['running']}/{s['pods']} running and ready; data plane "
-                  f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
-                  f"run directory: {s['run']}\n")
+        out.write(lifecycle.status_text(args.cluster))
         return 0
     if verb == "ovs":
         from emulator.runtime import ovs
@@ -164,27 +146,6 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         out.write(f"Open vSwitch is running; datapath {dp.type}"
                   f"{' (checksum offload off on veths)' if dp.tx_offload_off else ''}\n")
         return 0
-    if verb == "shell":
-        from emulator.cli.shell import Shell
-        Shell(out, err).cmdloop()
-        return 0
-    if verb == "get":
-        return objects.get(args.kind, args.names, args.namespace, args.all_namespaces,
-                           args.selector, args.output, out)
-    if verb == "exec":
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        out.flush()
-        return objects.exec_(args.target, args.namespace, args.container, command)
-    if verb == "apply":
-        return objects.apply(args.filename, args.namespace, out)
-    if verb == "delete":
-        return objects.delete(args.filename, args.kind, args.names, args.namespace, out)
-    if verb == "scale":
-        return objects.scale(args.target, args.replicas, args.namespace, out)
-    if verb == "logs":
-        return objects.logs(args.pod, args.namespace, args.container, out)
-    if verb == "flows":
-        return objects.flows(args.node, out)
     if verb == "scenario":
         from pathlib import Path
         from emulator.scenario import junit
@@ -197,14 +158,89 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         failed = [r for r in results if not r.ok]
         out.write(f"{len(results) - len(failed)} passed, {len(failed)} failed\n")
         return ExitStatus.SCENARIO_FAILED if failed else 0
+    from emulator.runtime.api import Client
+    run = lifecycle.resolve(args.cluster)
+    lifecycle.check_manager(run)
+    client = Client(run)
+    if verb == "shell":
+        from emulator.cli.shell import Shell
+        Shell(out, err, client).cmdloop()
+        return 0
+    if verb == "get":
+        if args.kind in ("events", "event", "ev"):
+            return objects.events(client, args.namespace, args.all_namespaces, out)
+        return objects.get(client, args.kind, args.names, args.namespace, args.all_namespaces,
+                           args.selector, args.output, out)
+    if verb == "exec":
+        command = args.command[1:] if args.command[:1] == ["--"] else args.command
+        out.flush()
+        return objects.exec_(client, args.target, args.namespace, args.container, command)
+    if verb == "apply":
+        return objects.apply(client, args.filename, args.namespace, out)
+    if verb == "delete":
+        return objects.delete(client, args.filename, args.kind, args.names, args.namespace, out)
+    if verb == "scale":
+        return objects.scale(client, args.target, args.replicas, args.namespace, out)
+    if verb == "logs":
+        return objects.logs(client, args.pod, args.namespace, args.container, out)
+    if verb == "flows":
+        return objects.flows(client, args.node, out)
     if verb == "probe":
         from emulator.cli import probe
-        return probe.run(args.namespace, args.port, args.protocol, args.expect, out)
+        return probe.run(client, args.namespace, args.port, args.protocol, args.expect, out)
     if verb == "dns":
-        return objects.dns_lookup(args.name, args.type, args.source, args.namespace, out)
+        return objects.dns_lookup(client, args.name, args.type, args.source, args.namespace, out)
     if verb == "describe":
-        return objects.describe(args.kind, args.name, args.namespace, out)
+        return objects.describe(client, args.kind, args.name, args.namespace, out)
     raise K8semuError("no command given (try: k8semu --help)")
+
+
+def _interrupt(signum: int, frame) -> None:
+    """SIGTERM and SIGHUP to a foreground ``up`` tear the cluster down as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
+def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from emulator.cli import lifecycle
+    from emulator.cluster.admission import admit_cluster
+    from emulator.runtime.api import Client
+    spec = args.spec or default_spec()
+    config = admit_cluster(spec)
+    for warning in config.warnings:
+        err.write(f"Warning: {warning}\n")
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        try:
+            status = lifecycle.up(config, spec, args.timeout, out)
+        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM/SIGHUP) while starting: take down what was made
+            _say(out, "\n" + lifecycle.stop_starting(config) + "\n")
+            return ExitStatus.CTRL_C
+        _say(out, f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
+                  f"running ({status['seconds']:.1f}s)\n")
+        if args.detach:
+            return 0
+        from emulator.cli.shell import Shell
+        try:
+            Shell(out, err, Client(lifecycle.cluster_dir(config.name))).cmdloop()
+        except KeyboardInterrupt:
+            _say(out, "\n")
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the teardown short
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+            _say(out, lifecycle.down(config.name) + "\n")
+        return 0
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _say(out: TextIO, text: str) -> None:
+    """Write, unless the terminal is gone (SIGHUP): the teardown goes on regardless."""
+    try:
+        out.write(text)
+        out.flush()
+    except OSError:
+        pass
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:

@@ -9,10 +9,8 @@ from typing import TextIO
 
 from emulator.cli import output
 from emulator.errors import K8semuError, NotFoundError
-from emulator.model import naming
 from emulator.model.selectors import parse_label_query
-from emulator.runtime import api
-from emulator.runtime.records import run_dir
+from emulator.runtime.api import Client
 from emulator.spec.manifests import load_manifest_files
 
 KIND_ALIASES = {
@@ -45,13 +43,13 @@ def manifest_paths(target: str) -> list[str]:
     return [target]
 
 
-def get(kind_word: str, names: list[str], namespace: str | None, all_ns: bool,
+def get(client: Client, kind_word: str, names: list[str], namespace: str | None, all_ns: bool,
         selector: str | None, out_format: str | None, out: TextIO) -> int:
     kind = resolve_kind(kind_word)
     if "/" in kind_word:
         raise K8semuError(f"unknown resource {kind_word!r}")
     ns = None if all_ns or kind in ("Node", "Namespace") else (namespace or "default")
-    items = api.call(run_dir(), "get", kind=kind, namespace=ns)
+    items = client.get(kind, ns)
     if selector:
         sel = parse_label_query(selector)
         items = [o for o in items if sel.matches(o["metadata"].get("labels", {}))]
@@ -69,17 +67,17 @@ def get(kind_word: str, names: list[str], namespace: str | None, all_ns: bool,
     return 0
 
 
-def apply(files: list[str], namespace: str | None, out: TextIO) -> int:
+def apply(client: Client, files: list[str], namespace: str | None, out: TextIO) -> int:
     paths = [p for f in files for p in manifest_paths(f)]
     mset = load_manifest_files(paths, namespace or "default")
     for warning in mset.warnings:
         out.write(f"Warning: {warning}\n")
-    for line in api.call(run_dir(), "apply", objects=mset.objects):
+    for line in client.apply(mset.objects):
         out.write(line + "\n")
     return 0
 
 
-def delete(files: list[str], kind_word: str | None, names: list[str], namespace: str | None,
+def delete(client: Client, files: list[str], kind_word: str | None, names: list[str], namespace: str | None,
            out: TextIO) -> int:
     targets: list[tuple[str, str, str]] = []
     if files:
@@ -95,17 +93,16 @@ def delete(files: list[str], kind_word: str | None, names: list[str], namespace:
     if not targets:
         raise K8semuError("you must provide one or more resources by -f FILE or KIND NAME")
     for kind, ns, name in targets:
-        out.write(api.call(run_dir(), "delete", kind=kind, namespace=ns, name=name) + "\n")
+        out.write(client.delete(kind, ns, name) + "\n")
     return 0
 
 
-def scale(target: str, replicas: int, namespace: str | None, out: TextIO) -> int:
+def scale(client: Client, target: str, replicas: int, namespace: str | None, out: TextIO) -> int:
     if "/" not in target:
         raise K8semuError("scale takes KIND/NAME, e.g. deployment/web")
     kind_word, name = target.split("/", 1)
     kind = resolve_kind(kind_word)
-    out.write(api.call(run_dir(), "scale", kind=kind, namespace=namespace or "default", name=name,
-                       replicas=replicas) + "\n")
+    out.write(client.scale(kind, namespace or "default", name, replicas) + "\n")
     return 0
 
 
@@ -122,70 +119,83 @@ def container_environ(pid: int | None) -> dict[str, str] | None:
 
 @dataclass(frozen=True)
 class ExecTarget:
-    """How to run a command where ``k8semu exec`` would: argv, environment and directory."""
+    """How to run a command where ``k8semu exec`` would: argv, environment, directory, and the
+    cgroups the process joins before it enters the pod (a container's, as kubectl exec gives)."""
     argv: list[str]
     env: dict[str, str] | None = None  # a container's own environment; None: inherit
-    cwd: str | None = None  # a container's working directory
+    cgroups: tuple[str, ...] = ()
+
+    def _join(self) -> None:  # runs in the child before exec; the CLI is single-threaded
+        for procs in self.cgroups:
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
 
     def run(self, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv, env=self.env, cwd=self.cwd, **kwargs)
+        return subprocess.run(self.argv, env=self.env, preexec_fn=self._join if self.cgroups else None, **kwargs)
+
+    def call(self) -> int:
+        env = self.env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+        return subprocess.call(self.argv, env=env, preexec_fn=self._join if self.cgroups else None)
 
 
-def exec_target(target: str, namespace: str | None, container: str | None, command: list[str]) -> ExecTarget:
-    """Where ``command`` runs for a pod (its namespaces, its container's environment and working
-    directory, as kubectl exec gives them) or for a node or external host (its namespace).
+def exec_target(client: Client, target: str, namespace: str | None, container: str | None,
+                command: list[str]) -> ExecTarget:
+    """Where ``command`` runs for a pod (all its namespaces, its container's cgroups,
+    capabilities, environment and working directory, as kubectl exec gives them) or for a node
+    or external host (its network namespace).
 
     Raises:
         NotFoundError: no pod or node of that name; no such container in the pod.
     """
-    run = run_dir()
     if not command:
         raise K8semuError("you must specify at least one command for the container")
-    status = api.call(run, "status")
-    if namespace is None and target in status["nodes"] + status.get("external_hosts", []):
-        return ExecTarget(["ip", "netns", "exec", naming.node_netns(target), *command])
-    pod = api.call(run, "pod", name=target, namespace=namespace)
+    status = client.status()
+    if namespace is None and target in status["netns"]:
+        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command])
+    pod = client.pod(target, namespace)
     if container and container not in pod["containers"]:
-        raise NotFoundError(f"container {container} is not valid for pod {target}")
+        raise NotFoundError(f'container {container} is not valid for pod {target}')
     name = container or pod["containers"][0]
-    cwd = pod.get("workdirs", {}).get(name)
-    return ExecTarget(["nsenter", "-t", str(pod["pause_pid"]), "-n", "-u", "-m", "--", *command],
-                      container_environ(pod["pids"].get(name)),
-                      cwd if cwd and os.path.isdir(cwd) else None)
+    detail = pod["details"][name]
+    workdir = detail["workdir"]
+    if not workdir.startswith("/run/k8semu/") and not os.path.isdir(workdir):
+        workdir = detail["fallback"]
+    bounding = ",".join(["-all"] + [f"+{c.lower()}" for c in detail["caps"]])
+    argv = ["nsenter", "-t", str(pod["pause_pid"]), "-i", "-u", "-n", "-p", "-m", "-W", workdir, "--",
+            "setpriv", "--nnp", "--inh-caps=-all", f"--bounding-set={bounding}"]
+    if detail.get("uid") is not None:
+        argv += [f"--reuid={detail['uid']}", f"--regid={detail.get('gid', detail['uid'])}", "--clear-groups"]
+    return ExecTarget(argv + ["--", *command], container_environ(pod["pids"].get(name)), tuple(detail["cgroups"]))
 
 
-def exec_(target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
+def exec_(client: Client, target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
     """Run a command and pass its exit status and output straight through."""
-    where = exec_target(target, namespace, container, command)
-    env = where.env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
     try:
-        return subprocess.call(where.argv, env=env, cwd=where.cwd)
+        return exec_target(client, target, namespace, container, command).call()
     except FileNotFoundError:
         return 127
 
 
-def logs(target: str, namespace: str | None, container: str | None, out: TextIO) -> int:
-    pod = api.call(run_dir(), "pod", name=target, namespace=namespace)
+def logs(client: Client, target: str, namespace: str | None, container: str | None, out: TextIO) -> int:
+    pod = client.pod(target, namespace)
     name = container or pod["containers"][0]  # kubectl's default: the first container
     path = Path(pod["dir"]) / f"{name}.log"
     out.write(path.read_text(errors="replace") if path.exists() else "")
     return 0
 
 
-def flows(node: str, out: TextIO) -> int:
+def flows(client: Client, node: str, out: TextIO) -> int:
     """``ovs-ofctl dump-flows`` with table names and each cookie's owner spelled out."""
     from emulator.pipeline.build import describe_cookie
     from emulator.pipeline.tables import TABLE_NAMES
     from emulator.model.netview import NetworkView
     import re
-    run = run_dir()
-    view = NetworkView.from_json((run / "view.json").read_text())
-    try:
-        index = view.node(node).index
-    except StopIteration:
-        raise NotFoundError(f'nodes "{node}" not found') from None
+    status = client.status()
+    view = NetworkView.from_json((client.run / "view.json").read_text())
+    if node not in status["bridges"]:
+        raise NotFoundError(f'nodes "{node}" not found')
     dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows",
-                           naming.node_bridge(index)], capture_output=True, text=True, check=True).stdout
+                           status["bridges"][node]], capture_output=True, text=True, check=True).stdout
     lines = []
     for line in dump.splitlines():
         m = re.search(r"cookie=(0x[0-9a-f]+)", line)
@@ -201,44 +211,71 @@ def flows(node: str, out: TextIO) -> int:
     return 0
 
 
-def describe(kind_word: str, name: str, namespace: str | None, out: TextIO) -> int:
-    from emulator.cli.describe import describe_ingress, describe_policy, describe_service
+def describe(client: Client, kind_word: str, name: str, namespace: str | None, out: TextIO) -> int:
+    from emulator.cli.describe import (describe_ingress, describe_pod, describe_policy, describe_service,
+                                       events_section)
     kind = resolve_kind(kind_word)
-    run, ns = run_dir(), namespace or "default"
+    ns = namespace or "default"
+    if kind == "Pod":
+        pod = next((o for o in client.get(kind, ns) if o["metadata"]["name"] == name), None)
+        if pod is None:
+            raise NotFoundError(f'pods "{name}" not found')
+        out.write(describe_pod(pod, about(client, "Pod", ns, name)) + "\n")
+        return 0
     if kind == "NetworkPolicy":
-        pol = next((o for o in api.call(run, "get", kind=kind, namespace=ns) if o["metadata"]["name"] == name), None)
+        pol = next((o for o in client.get(kind, ns) if o["metadata"]["name"] == name), None)
         if pol is None:
             raise NotFoundError(f'networkpolicies.networking.k8s.io "{name}" not found')
-        out.write(describe_policy(pol) + "\n")
+        out.write(describe_policy(pol) + "\n" + "\n".join(events_section(about(client, kind, ns, name))) + "\n")
         return 0
     if kind == "Ingress":
-        ing = next((o for o in api.call(run, "get", kind=kind, namespace=ns) if o["metadata"]["name"] == name), None)
+        ing = next((o for o in client.get(kind, ns) if o["metadata"]["name"] == name), None)
         if ing is None:
             raise NotFoundError(f'ingresses.networking.k8s.io "{name}" not found')
-        eps = {o["metadata"]["name"]: o for o in api.call(run, "get", kind="Endpoints", namespace=ns)}
-        out.write(describe_ingress(ing, eps, ingress_problems(run, ns, name)) + "\n")
+        eps = {o["metadata"]["name"]: o for o in client.get("Endpoints", ns)}
+        out.write(describe_ingress(ing, eps, ingress_problems(client.run, ns, name)) + "\n")
         return 0
     if kind != "Service":
         raise K8semuError(f"describe supports services, ingresses and networkpolicies, not {kind_word!r}")
-    svc = next((o for o in api.call(run, "get", kind="Service", namespace=ns) if o["metadata"]["name"] == name), None)
+    svc = next((o for o in client.get("Service", ns) if o["metadata"]["name"] == name), None)
     if svc is None:
         raise NotFoundError(f'services "{name}" not found')
-    eps = next((o for o in api.call(run, "get", kind="Endpoints", namespace=ns) if o["metadata"]["name"] == name), None)
+    eps = next((o for o in client.get("Endpoints", ns) if o["metadata"]["name"] == name), None)
     out.write(describe_service(svc, eps) + "\n")
     return 0
 
 
-def dns_lookup(name: str, rtype: str, source: str | None, namespace: str | None, out: TextIO) -> int:
+def about(client: Client, kind: str, namespace: str, name: str) -> list[dict]:
+    return [e for e in client.events(namespace) if (e["kind"], e["name"]) == (kind, name)]
+
+
+def events(client: Client, namespace: str | None, all_ns: bool, out: TextIO) -> int:
+    """``get events``: kubectl's columns (LAST SEEN, TYPE, REASON, OBJECT, MESSAGE)."""
+    import time
+    items = client.events(None if all_ns else (namespace or "default"))
+    if not items:
+        out.write("No events found" + ("" if all_ns else f" in {namespace or 'default'} namespace") + ".\n")
+        return 0
+    now = time.time()
+    rows = [([e["namespace"]] if all_ns else [])
+            + [output.human_age(now - e["last"]), e["type"], e["reason"], f"{e['kind'].lower()}/{e['name']}", e["message"]]
+            for e in items]
+    out.write(output.table((["NAMESPACE"] if all_ns else []) + ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+                           rows) + "\n")
+    return 0
+
+
+def dns_lookup(client: Client, name: str, rtype: str, source: str | None, namespace: str | None, out: TextIO) -> int:
     """``k8semu dns NAME [TYPE] [--from POD]``: dig inside the pod, with its resolv.conf and
     search list, printing the status line and the answer section as the pod sees them."""
     if source is None:
-        pods = [p for p in api.call(run_dir(), "get", kind="Pod", namespace=namespace or "default")
+        pods = [p for p in client.get("Pod", namespace or "default")
                 if p["status"].get("phase") == "Running"]
         if not pods:
             raise NotFoundError("no running pod to ask from; name one with --from POD")
         source, namespace = pods[0]["metadata"]["name"], pods[0]["metadata"]["namespace"]
-    where = exec_target(source, namespace, None, ["dig", "+search", "+noall", "+comments", "+answer",
-                                                  "+authority", name, rtype.upper()])
+    where = exec_target(client, source, namespace, None,
+                        ["dig", "+search", "+noall", "+comments", "+answer", "+authority", name, rtype.upper()])
     done = where.run(capture_output=True, text=True)
     status = next((line.split("status: ")[1].split(",")[0] for line in done.stdout.splitlines()
                    if "status: " in line), "no answer")
@@ -258,7 +295,7 @@ def ingress_problems(run: Path, namespace: str, name: str) -> list[str]:
     import json
     from emulator.ingress.render import render
     try:
-        snapshot = json.loads((run / "dns" / "cluster.json").read_text())
+        snapshot = json.loads((run / "shared" / "ingress" / "cluster.json").read_text())
     except (OSError, ValueError):
         return []
     return [p for p in render(snapshot).problems if p.startswith(f"Ingress {namespace}/{name}:")]

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import TextIO
 
 from emulator.errors import K8semuError
-from emulator.runtime import api
-from emulator.runtime.records import run_dir
+from emulator.runtime.api import Client
 
 
-def pods_of(namespaces: list[str] | None) -> list[tuple[str, str, str]]:
+def pods_of(client: Client, namespaces: list[str] | None) -> list[tuple[str, str, str]]:
     """(namespace/name, ip, pause pid) of running pods in the namespaces (default: all but kube-*)."""
     out = []
-    for p in api.call(run_dir(), "get", kind="Pod", namespace=None):
+    for p in client.get("Pod"):
         ns = p["metadata"]["namespace"]
         if (namespaces and ns not in namespaces) or (not namespaces and ns.startswith("kube-")):
             continue
@@ -30,14 +29,15 @@ def pods_of(namespaces: list[str] | None) -> list[tuple[str, str, str]]:
     return sorted(out)
 
 
-def probe(namespaces: list[str] | None, ports: list[int], protocols: list[str], timeout: float = 1.0) -> dict:
+def probe(client: Client, namespaces: list[str] | None, ports: list[int], protocols: list[str],
+          timeout: float = 1.0) -> dict:
     """{"tcp/80": {source: {destination: allowed}}} for every pair of pods."""
-    pods = pods_of(namespaces)
+    pods = pods_of(client, namespaces)
     targets = [(ip, port, proto) for proto in protocols for port in ports for _, ip, _ in pods]
     procs = {}
     for name, _, ns in pods:
-        info = api.call(run_dir(), "pod", name=name.split("/", 1)[1], namespace=ns)
-        argv = ["nsenter", "-t", str(info["pause_pid"]), "-n", "--", sys.executable, "-m",
+        info = client.pod(name.split("/", 1)[1], ns)
+        argv = ["ip", "netns", "exec", info["netns"], sys.executable, "-m",
                 "emulator.images.prober", json.dumps(targets), str(timeout)]
         procs[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tables: dict[str, dict[str, dict[str, bool]]] = {}
@@ -94,8 +94,9 @@ def diff(expected: dict, actual: dict) -> list[str]:
     return out
 
 
-def run(namespaces: list[str] | None, ports: str, protocols: str, expect: str | None, out: TextIO) -> int:
-    tables = probe(namespaces, [int(p) for p in ports.split(",")], [p.lower() for p in protocols.split(",")])
+def run(client: Client, namespaces: list[str] | None, ports: str, protocols: str, expect: str | None,
+        out: TextIO) -> int:
+    tables = probe(client, namespaces, [int(p) for p in ports.split(",")], [p.lower() for p in protocols.split(",")])
     out.write(render(tables))
     if expect:
         differences = diff(parse_tables(Path(expect).read_text()), tables)

@@ -18,9 +18,9 @@ class Shell(cmd.Cmd):
              "'exit' or Ctrl-D leaves (and takes the cluster down).")
     prompt = "k8semu> "
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: TextIO, err: TextIO, client) -> None:
         super().__init__(stdout=out)
-        self.out, self.err = out, err
+        self.out, self.err, self.client = out, err, client
 
     def run_line(self, line: str) -> int:
         from emulator.cli.main import build_parser, dispatch
@@ -40,8 +40,9 @@ class Shell(cmd.Cmd):
                     args = build_parser().parse_args(words)
                 except SystemExit:
                     return 2
+                args.cluster = args.cluster or self.client.run.name  # this shell's cluster
                 return dispatch(args, self.out, self.err, in_shell=True)
-            return objects.exec_(words[0], None, None, words[1:])  # Mininet style
+            return objects.exec_(self.client, words[0], None, None, words[1:])  # Mininet style
         except K8semuError as exc:
             self.err.write(f"error: {exc}\n")
             return 1

@@ -1,8 +1,9 @@
 """Cluster add-ons that kubeadm installs: CoreDNS (a Deployment and the kube-dns Service).
 
 The coredns pods run k8semu's DNS server (image ``registry.k8s.io/coredns/coredns``), read their
-Corefile from the run directory (the ConfigMap of a real cluster) and watch the cluster
-snapshot the manager writes beside it. Like kubeadm's: dnsPolicy Default, tolerations for the
+Corefile (the ConfigMap of a real cluster) and watch the cluster snapshot the manager writes
+beside it, both in the run directory's ``shared/dns``, which only these pods see (read-only);
+the ingress controller likewise sees only ``shared/ingress``, which holds TLS keys. Like kubeadm's: dnsPolicy Default, tolerations for the
 control plane, readiness on :8181/ready, liveness on :8080/health.
 """
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from emulator.model.cluster import ClusterConfig
 from emulator.model.ingress import IngressClass
 from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.naming import SHARED_IN_POD
 from emulator.model.pod import Container, ContainerPort, PodSpec, PodTemplate, Probe, Toleration
 from emulator.model.selectors import LabelSelector
 from emulator.model.service import Service, ServicePort
@@ -19,10 +21,15 @@ COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
 DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
-def cluster_dns(config: ClusterConfig, corefile: str, snapshot: str) -> list:
+DNS_DIR = f"{SHARED_IN_POD}/dns"  # the Corefile and the cluster snapshot, as the coredns pods see them
+INGRESS_DIR = f"{SHARED_IN_POD}/ingress"
+
+
+def cluster_dns(config: ClusterConfig) -> list:
     """The CoreDNS Deployment and the kube-dns Service, or nothing if DNS is disabled."""
     if not config.dns.enabled:
         return []
+    corefile, snapshot = f"{DNS_DIR}/Corefile", f"{DNS_DIR}/cluster.json"
     container = Container(
         "coredns", COREDNS_IMAGE, args=("-conf", corefile, "-snapshot", snapshot),
         ports=(ContainerPort(53, "dns", "UDP"), ContainerPort(53, "dns-tcp", "TCP"),
@@ -34,7 +41,7 @@ def cluster_dns(config: ClusterConfig, corefile: str, snapshot: str) -> list:
                 "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical"}
     spec = PodSpec((container,), tolerations=(Toleration("node-role.kubernetes.io/control-plane", "Exists"),
                                               Toleration("CriticalAddonsOnly", "Exists")),
-                   dns_policy="Default", raw=raw_spec)
+                   dns_policy="Default", raw=raw_spec, system_mounts=("dns",))
     template = PodTemplate(dict(DNS_LABELS), {}, spec, {"metadata": {"labels": DNS_LABELS}, "spec": raw_spec})
     deployment = Deployment(ObjectMeta("coredns", "kube-system", dict(DNS_LABELS)), config.dns.replicas,
                             LabelSelector(dict(DNS_LABELS)), template)
@@ -49,17 +56,18 @@ INGRESS_IMAGE = "registry.k8s.io/ingress-nginx/controller:v1.9.4"
 INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"}
 
 
-def ingress_nginx(config: ClusterConfig, snapshot: str) -> list:
+def ingress_nginx(config: ClusterConfig) -> list:
     """ingress-nginx as its deploy manifest for bare metal installs it: a namespace, the default
     IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080,
     443 -> 30443), a LoadBalancer Service when the cluster has an address pool."""
     if not config.ingress.enabled:
         return []
+    snapshot = f"{INGRESS_DIR}/cluster.json"
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
                           ports=(ContainerPort(80, "http", "TCP"), ContainerPort(443, "https", "TCP")),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
     raw = {"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot]}]}
-    spec = PodSpec((container,), raw=raw)
+    spec = PodSpec((container,), raw=raw, system_mounts=("ingress",))
     template = PodTemplate(dict(INGRESS_LABELS), {}, spec, {"metadata": {"labels": INGRESS_LABELS}, "spec": raw})
     ns = "ingress-nginx"
     return [

@@ -14,7 +14,7 @@ from emulator.errors import Problem, SpecError
 from emulator.model import images, scheduler
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import Namespace
-from emulator.model.pod import Pod, PodSpec
+from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.spec.cluster import load_cluster
 
@@ -28,6 +28,22 @@ def _pod_specs(objects: Iterable) -> list[tuple[object, PodSpec, int]]:
             out.append((obj, obj.spec, 1))
         elif isinstance(obj, (Deployment, ReplicaSet)):
             out.append((obj, obj.template.spec, obj.replicas))
+    return out
+
+
+def _privileges(obj, container) -> list[Problem]:
+    """Pod Security baseline, as an admission check: no privileged containers and no
+    capabilities beyond ALLOWED_ADDITIONS unless the cluster spec allows privileged pods (a
+    privileged pod is root on this machine: every capability, in an emulator that runs as root)."""
+    where = f"containers[{container.name}].securityContext"
+    out = []
+    if container.security.privileged:
+        out.append(Problem(obj.source, f"{where}.privileged", "privileged containers are not allowed (set "
+                           "spec.security.allowPrivileged: true in the cluster spec to allow them)"))
+    for cap in container.security.add:
+        if cap not in ALLOWED_ADDITIONS:
+            out.append(Problem(obj.source, f"{where}.capabilities.add", f"adding {cap} is not allowed (allowed: "
+                               f"{', '.join(sorted(ALLOWED_ADDITIONS))}; or set spec.security.allowPrivileged: true)"))
     return out
 
 
@@ -55,6 +71,8 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                 images.argv_for(container, config.images, {}, sys.executable)
             except images.UnknownImage as exc:
                 problems.append(Problem(obj.source, f"containers[{container.name}].image", str(exc)))
+            if not config.allow_privileged:
+                problems += _privileges(obj, container)
         for _ in range(count):
             try:
                 node = scheduler.schedule(spec, config.nodes, load)

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from emulator.cluster.events import Events
 from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
@@ -32,6 +33,9 @@ class ContainerStatus:
     pid: int | None = None
     next_start: float = 0.0  # back-off: not before this time
     ready: bool = False  # running, and its readiness probe (if any) passes
+    finished_at: float = 0.0
+    create_failures: int = 0  # consecutive failures to start (CreateContainerError), for back-off
+    last_state: tuple | None = None  # (reason, exit code, started, finished) of the previous run
 
 
 @dataclass
@@ -75,6 +79,7 @@ class ClusterState:
     alloc: Allocations | None = None
     scope: Scope | None = None  # whose kernel names and numbers; slot 0 unless up allocated another
     ids: DataplaneIds = field(default_factory=DataplaneIds)
+    events: Events = field(default_factory=Events)
 
     def __post_init__(self) -> None:
         if self.scope is None:

@@ -21,7 +21,7 @@ from os_ken.ofproto import ofproto_v1_3
 from emulator.controller import ofp
 from emulator.controller.reject import build_reject
 from emulator.controller.sync import diff, diff_groups
-from emulator.pipeline.build import flows_for_node, groups_for_node
+from emulator.pipeline.build import build_node, groups_for_node
 from emulator.model.netview import NetworkView
 
 POLL_SECONDS = 0.02
@@ -41,6 +41,7 @@ class K8semuController(app_manager.OSKenApp):
         self.groups: dict[int, dict] = {}
         self.pending: dict[int, tuple[int, int]] = {}  # dpid -> (barrier xid, generation)
         self.synced: dict[int, int] = {}
+        self.problems: dict[int, list] = {}  # dpid -> [(cookie, message)] of flows refused
         hub.spawn(self._watch)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -109,7 +110,12 @@ class K8semuController(app_manager.OSKenApp):
             dp.send_msg(ofp.group_mod(dp, group, "add" if group in g_add else "modify"))
             groups[group.group_id] = group
         installed = self.installed[dp.id]
-        adds, deletes = diff(installed, flows_for_node(self.view, node.name))
+        built = build_node(self.view, node.name)
+        if built.problems != self.problems.get(dp.id, []):
+            self.problems[dp.id] = built.problems
+            for cookie, message in built.problems:
+                self.logger.error("switch %s: %s", dp.id, message)
+        adds, deletes = diff(installed, built.flows)
         for flow in deletes:
             dp.send_msg(ofp.flow_mod(dp, flow, delete=True))
             installed.pop(flow.key, None)
@@ -126,5 +132,5 @@ class K8semuController(app_manager.OSKenApp):
 
     def _write_status(self) -> None:
         tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "synced": self.synced}))
+        tmp.write_text(json.dumps({"pid": os.getpid(), "synced": self.synced, "problems": self.problems}))
         tmp.replace(self.status_path)

@@ -33,6 +33,7 @@ import dns.rdatatype
 import dns.rrset
 
 from emulator.dns import plugins
+from emulator.images import acknowledge
 from emulator.model.corefile import CorefileError, ServerBlock, parse
 from emulator.dns.records import cluster_zone, resolve
 
@@ -159,6 +160,7 @@ class DNSServer:
             if mtime != self.snap_mtime:
                 self.snapshot = json.loads(self.snapshot_path.read_text())
                 self.snap_mtime = mtime
+                acknowledge(self.snapshot.get("generation"))
                 self.fast.entries.clear()
                 for block in self.blocks:  # cluster answers changed: drop what we cached of them
                     if block.cache and block.kube:

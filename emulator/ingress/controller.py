@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from emulator.images import identity
+from emulator.images import acknowledge, identity
 from emulator.ingress.render import render
 
 POLL = 0.2
@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if snapshot.stat().st_mtime != mtime:
                 mtime = snapshot.stat().st_mtime
-                rendered = render(json.loads(snapshot.read_text()), directory)
+                data = json.loads(snapshot.read_text())
+                rendered = render(data, directory)
                 text = rendered.conf
                 if rendered.problems != problems:
                     problems = rendered.problems
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                         else:
                             nginx.send_signal(signal.SIGHUP)
                         print("[INFO] configuration applied", flush=True)
+                acknowledge(data.get("generation"))  # nginx serves this snapshot (or kept the last good one)
         except (OSError, ValueError) as exc:
             print(f"[WARN] cannot read the cluster snapshot: {exc}", flush=True)
         if nginx is not None and nginx.poll() is not None:

@@ -40,6 +40,7 @@ class ClusterConfig:
     manifests: tuple = ()  # model objects, in apply order
     warnings: tuple[str, ...] = ()
     file: str = ""
+    allow_privileged: bool = False  # spec.security.allowPrivileged: pods may be privileged or add any capability
 
     @property
     def upstream_dns(self) -> str:

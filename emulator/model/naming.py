@@ -41,6 +41,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+POD_DIR_IN_POD = "/run/k8semu/pod"  # a pod's own folder, as its processes see it
+SHARED_IN_POD = "/run/k8semu/shared"  # k8semu's data for system pods (read-only), as they see it
 IFNAME_MAX = 15
 NETNS_MAX = 200
 NODE_GATEWAY_IF = "k8semu-gw0"

@@ -61,6 +61,14 @@ class Resources:
         return "Burstable"
 
 
+# containerd's default capabilities: what a container gets unless its securityContext says more
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FSETID", "FOWNER", "MKNOD", "NET_RAW", "SETGID", "SETUID",
+                        "SETFCAP", "SETPCAP", "NET_BIND_SERVICE", "SYS_CHROOT", "KILL", "AUDIT_WRITE")
+# what a pod may add without the cluster allowing privileged pods: the defaults (Pod Security's
+# baseline list) and the network administration a networking course uses inside a pod
+ALLOWED_ADDITIONS = frozenset(DEFAULT_CAPABILITIES) | {"NET_ADMIN", "NET_BROADCAST"}
+
+
 @dataclass(frozen=True)
 class SecurityContext:
     """The parts of a (pod or container) securityContext that the sandbox acts on."""
@@ -121,6 +129,9 @@ class PodSpec:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     security: SecurityContext = field(default_factory=SecurityContext)  # pod-level defaults
+    # k8semu's own data shown read-only to its system pods (the DNS snapshot to coredns): set only
+    # by the add-ons' code, never read from a manifest
+    system_mounts: tuple[str, ...] = ()
 
     @property
     def qos_class(self) -> str:

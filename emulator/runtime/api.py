@@ -6,7 +6,7 @@ by root on one machine.
 from __future__ import annotations
 
 import secrets
-from multiprocessing.connection import Client, Listener
+from multiprocessing.connection import Client as connect, Listener
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ def call(run: Path, op: str, timeout: float = 120, **args: Any) -> Any:
         K8semuError: whatever the manager raised for this request.
     """
     try:
-        conn = Client(str(socket_path(run)), family="AF_UNIX",
-                      authkey=(run / "api.key").read_bytes())
+        conn = connect(str(socket_path(run)), family="AF_UNIX",
+                         authkey=(run / "api.key").read_bytes())
     except (OSError, EOFError):
         raise NoClusterError("no cluster is running (start one with: sudo k8semu up SPEC)") from None
     with conn:
@@ -47,3 +47,34 @@ def call(run: Path, op: str, timeout: float = 120, **args: Any) -> Any:
     if "error" in reply:
         raise reply["error"]
     return reply["result"]
+
+
+class Client:
+    """The manager of one cluster, as the CLI and the scenario runner talk to it."""
+
+    def __init__(self, run: Path) -> None:
+        self.run = run
+
+    def call(self, op: str, timeout: float = 120, **args: Any) -> Any:
+        return call(self.run, op, timeout, **args)
+
+    def status(self) -> dict:
+        return self.call("status")
+
+    def get(self, kind: str, namespace: str | None = None) -> list[dict]:
+        return self.call("get", kind=kind, namespace=namespace)
+
+    def pod(self, name: str, namespace: str | None = None) -> dict:
+        return self.call("pod", name=name, namespace=namespace)
+
+    def apply(self, objects: list) -> list[str]:
+        return self.call("apply", objects=objects)
+
+    def delete(self, kind: str, namespace: str, name: str) -> str:
+        return self.call("delete", kind=kind, namespace=namespace, name=name)
+
+    def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
+        return self.call("scale", kind=kind, namespace=namespace, name=name, replicas=replicas)
+
+    def events(self, namespace: str | None = None) -> list[dict]:
+        return self.call("events", namespace=namespace)

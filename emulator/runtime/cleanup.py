@@ -1,18 +1,21 @@
-"""Undo everything a cluster made, from its records only (Mininet's ``mn -c``, without the
-pattern matching): processes by PID and start time, OVS bridges, interfaces and namespaces by
-the names written down before they were created, files under /etc/netns that it created.
-Every step tolerates things that are already gone, so it can run after any crash, twice.
+"""Undo everything a cluster made, from its records and tags only (Mininet's ``mn -c`` without
+its pattern matching): processes by PID and start time, then every process still inside one of
+the cluster's network namespaces or cgroups (whatever it did to leave its process group), OVS
+bridges and links carrying the run's tag, network namespaces whose inode is the recorded one,
+cgroup directories k8semu made (rmdir only), and finally the Open vSwitch settings (the last
+cluster restores them). Every step tolerates things already gone, so it can run after any
+crash, twice.
 """
 from __future__ import annotations
 
 import os
-import shutil
 import signal
+import stat
 import time
 from pathlib import Path
 
-from emulator.runtime import ovs
-from emulator.runtime.proc import alive, ip_batch, kill_group, run, stop_all
+from emulator.runtime import kernel, ovs
+from emulator.runtime.proc import alive, kill_group, stop_all
 from emulator.runtime.records import Records
 
 
@@ -22,53 +25,96 @@ def stop_manager(pid: int, started: int | None, timeout: float = 60) -> None:
     ip/ovs-vsctl calls) when it died. The group id is the manager's PID (it leads its own
     session); Linux does not hand out a PID that is still a live group's id, so this reaches
     only the manager's own children."""
-    _stop(pid, started, timeout)
+    if alive(pid, started):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid, started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(pid, started):
+            kill_group(pid, started, signal.SIGKILL)
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
-def _stop(pid: int, started: int | None, timeout: float) -> None:
-    if not alive(pid, started):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while alive(pid, started) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if alive(pid, started):
-        kill_group(pid, started, signal.SIGKILL)
+def processes_in(netns_inodes: set[int], cgroup_dirs: list[str]) -> set[int]:
+    """PIDs living in one of these network namespaces or cgroups."""
+    found: set[int] = set()
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino in netns_inodes:
+                found.add(int(entry))
+        except OSError:
+            continue
+    for directory in cgroup_dirs:
+        try:
+            found |= {int(p) for p in Path(directory, "cgroup.procs").read_text().split()}
+        except (OSError, ValueError):
+            pass
+    found.discard(me)
+    return found
 
 
-def teardown(records: Records, keep_self: bool = True) -> None:
-    """Remove what ``records`` lists, then the records themselves."""
+def kill_leftovers(records: Records, rounds: int = 50) -> None:
+    inodes = {ino for _, ino in records.items("netns") if ino}
+    for _ in range(rounds):
+        left = processes_in(inodes, records.items("cgroups"))
+        if not left:
+            return
+        for pid in left:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+
+
+def teardown(records: Records, keep_self: bool = True) -> list[str]:
+    """Remove what ``records`` and the run's tag name; returns notes for the log (Open vSwitch
+    settings restored, names left alone because another object holds them now)."""
     me = os.getpid()
     entries = [p for p in records.items("processes") if not (keep_self and p[0] == me)]
     for pid, started, what in entries:
-        if what.startswith("node "):  # Mininet's interactive bash ignores SIGTERM; it holds no state
+        if what.startswith("node ") or what.startswith("pause "):  # no state to save: no grace
             kill_group(pid, started, signal.SIGKILL)
-    stop_all([(p[0], p[1]) for p in entries if not p[2].startswith("node ")])
-    bridges = records.items("ovs_bridges")
+    stop_all([(p[0], p[1]) for p in entries if not (p[2].startswith("node ") or p[2].startswith("pause "))])
+    kill_leftovers(records)
+    notes = []
+    bridges = sorted(set(kernel.ovs_tagged_bridges(records.tag)))
     if bridges:
         args: list[str] = []
         for bridge in bridges:
             args += ovs.del_bridge_args(bridge)
-        if run(["ovs-vsctl", "--timeout=5", "show"], check=False).returncode == 0:
-            ovs.batch(args)
-    links = records.items("links")
-    existing = set(os.listdir("/sys/class/net"))
-    ip_batch([f"link del {name}" for name in links if name in existing], check=False)
-    netns_dir = Path("/var/run/netns")
-    ip_batch([f"netns del {n}" for n in records.items("netns") if (netns_dir / n).exists()],
-             check=False)
-    for d in records.items("dirs"):
-        if d.startswith("/etc/netns/"):
-            shutil.rmtree(d, ignore_errors=True)
-    if "/etc/netns" in records.items("dirs"):
+        ovs.batch(args)
+    kernel.delete_links(records)
+    foreign = kernel.delete_netns(records)
+    notes += [f"network namespace {n} now belongs to someone else: left alone" for n in foreign]
+    cgroup_dirs = records.items("cgroups")
+    for directory in sorted(cgroup_dirs, key=len, reverse=True):
         try:
-            os.rmdir("/etc/netns")  # only if empty: someone else may use it too
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            notes.append(f"cgroup {directory}: {exc.strerror}")
+    for shared in {str(Path(d).parents[len(Path(d).parts) - Path(d).parts.index("k8semu") - 2])
+                   for d in cgroup_dirs if "k8semu" in Path(d).parts}:
+        try:
+            os.rmdir(shared)  # the "k8semu" folder all clusters share: gone with the last of them
         except OSError:
             pass
-    for kind in ("processes", "ovs_bridges", "links", "netns", "dirs"):
+    for path in records.items("files"):
+        try:
+            if stat.S_ISSOCK(os.lstat(path).st_mode):  # only ever a socket k8semu's controller made
+                os.unlink(path)
+        except OSError:
+            pass
+    for kind in ("processes", "ovs_bridges", "links", "cgroups", "files"):
         records.data[kind] = []
     records.save()
+    notes += ovs.release(records.cluster)
+    return notes

@@ -1,36 +1,35 @@
 """The kubelet: make the sandboxes and processes on the machine match the pods in the store.
 
-Called by the manager every tick. New scheduled pods get sandboxes in one batch; deleted pods
-have theirs torn down in one batch; every container process is polled and restarted according
-to the pod's restartPolicy with a back-off (immediately the first time, then 1 s doubling up to
-30 s: Kubernetes' 10 s..5 min scaled down to suit an emulator).
+Called by the manager every tick. Scheduled pods get sandboxes in one batch; their containers
+start once the pod's node's switch holds the pod's flows (the CNI's ADD returns when the data
+plane has the pod, as Antrea's does), so a Running pod is a reachable pod. Deleted pods have
+their sandboxes torn down in one batch. Exits come from the shim; each container restarts
+according to the pod's restartPolicy with a back-off (immediately the first time, then 1 s
+doubling up to 30 s: Kubernetes' 10 s..5 min scaled down to suit an emulator).
+
+Every failure is one pod's: a sandbox that cannot be made, a file that cannot be rendered, a
+container that cannot be started, are reported as the pod's status and Events and retried with
+back-off, while every other pod goes on.
 """
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import Callable
 
 from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
-from emulator.model import images, podfiles
+from emulator.errors import K8semuError, RenderError
+from emulator.model import images, naming, podfiles
 from emulator.runtime import sandbox
 from emulator.runtime.probes import Probes
-from emulator.runtime.ovs import Datapath
-from emulator.runtime.records import Records
+from emulator.runtime.proc import alive
 
 BACKOFF_MAX = 30.0
-
-
-def kill_leftovers(pgid: int) -> None:
-    """A container's main process died: its children (nginx workers) go too, as a cgroup
-    kill would do. The process group is ours: we made it with start_new_session."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+SANDBOX_CHECK = 1.0  # seconds between liveness checks of pods' PID 1
 
 
 def backoff(restarts: int) -> float:
@@ -40,92 +39,251 @@ def backoff(restarts: int) -> float:
 @dataclass
 class Kubelet:
     state: ClusterState
-    records: Records
-    datapath: Datapath
-    base: Path
+    runtime: sandbox.SandboxRuntime
+    dataplane_ready: Callable[[Record], bool] = lambda rec: True
     boxes: dict[str, sandbox.Sandbox] = field(default_factory=dict)  # pod key -> sandbox
-    probes: Probes = field(default_factory=lambda: Probes())
+    probes: Probes = field(default_factory=Probes)
+    by_pid: dict[int, tuple[str, str]] = field(default_factory=dict)  # container pid -> (pod key, container)
+    retry: dict[str, tuple[int, float]] = field(default_factory=dict)  # pod key -> (failures, not before)
+    oom_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    checked: float = 0.0
 
     def __post_init__(self) -> None:
-        self.probes.pause_of = lambda key: self.boxes[key].pause_pid if key in self.boxes else None
-        self.probes.workdir_of = self._workdir
+        self.probes.exec_start = self._exec_probe
+
+    @property
+    def events(self):
+        return self.state.events
 
     def tick(self) -> bool:
         """One sync pass; returns True if anything changed."""
-        changed = self._stop_deleted()
+        changed = self._exits()
+        changed |= self._stop_deleted()
         changed |= self._start_new()
-        changed |= self._watch_containers()
+        changed |= self._start_containers()
         changed |= self._apply_probes()
+        for key in self.boxes:
+            rec = self._rec(key)
+            if rec is not None and not rec.deleting:
+                self._update_phase(rec)
         return changed
 
-    def _workdir(self, pod_key: str, name: str) -> str | None:
-        rec = self.state.get("Pod", *pod_key.split("/", 1))
-        box = self.boxes.get(pod_key)
-        container = next((c for c in rec.obj.spec.containers if c.name == name), None) if rec else None
-        if container is None or box is None:
-            return None
-        return container.working_dir or str(box.directory / name)
+    def _rec(self, key: str) -> Record | None:
+        return self.state.get("Pod", *key.split("/", 1))
 
-    def _apply_probes(self) -> bool:
-        changes = self.probes.tick()
-        for pod_key, name, kind, passing in changes:
-            rec = self.state.get("Pod", *pod_key.split("/", 1))
-            status = rec.status.containers.get(name) if rec else None
-            if status is None or status.state != "running":
+    # -- exits ---------------------------------------------------------------------------
+    def _exits(self) -> bool:
+        changed = False
+        exits = self.runtime.shim.drain_exits()
+        pauses = {(b.pause_pid): key for key, b in self.boxes.items()}
+        now = time.time()
+        for pid, code in exits:
+            if self.probes.deliver(pid, code):
                 continue
-            if kind == "readiness":
-                status.ready = passing
-            elif not passing:  # liveness failed: kill; the watch loop restarts it
-                kill_leftovers(status.pid)
-        return bool(changes)
+            if pid in self.by_pid:
+                changed |= self._container_exited(*self.by_pid.pop(pid), code, now)
+            elif pid in pauses:
+                changed |= self._sandbox_died(pauses[pid])
+        if time.monotonic() - self.checked > SANDBOX_CHECK:  # PID 1s orphaned by a restarted shim
+            self.checked = time.monotonic()
+            for key, box in list(self.boxes.items()):
+                if not self.runtime.alive(box):
+                    changed |= self._sandbox_died(key)
+        return changed
 
-    def _spec(self, rec: Record) -> sandbox.SandboxSpec:
-        pod, status = rec.obj, rec.status
-        node = self.state.config.node(status.node)
-        hostname = podfiles.hostname_of(pod)
-        cfg = self.state.config
-        return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, node.index, status.ip,
-                                   node.pod_cidr, node.gateway_ip, hostname,
-                                   podfiles.hosts_file(hostname, status.ip),
-                                   podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain,
-                                                        cfg.upstream_dns))
-
-    def _start_new(self) -> bool:
-        todo = [r for r in self.state.pods() if r.status.node and not r.deleting
-                and r.obj.key not in self.boxes and r.status.phase == "Pending"]
-        if not todo:
+    def _container_exited(self, key: str, name: str, code: int, now: float) -> bool:
+        rec, box = self._rec(key), self.boxes.get(key)
+        if rec is None or box is None:
             return False
-        boxes = sandbox.create([self._spec(r) for r in todo], self.state.config, self.records,
-                               self.datapath, self.base)
-        for rec, box in zip(todo, boxes):
-            self.boxes[rec.obj.key] = box
-            rec.status.start_time = time.time()
-            for c in rec.obj.spec.containers:
-                rec.status.containers[c.name] = ContainerStatus(c.name)
-                self._start_container(rec, box, c.name)
-            rec.status.phase = "Running"
+        status = rec.status.containers.get(name)
+        box.containers.pop(name, None)
+        self.runtime.cgroups.kill(rec.uid, name)  # its children go too, as a cgroup kill does
+        self.probes.forget(key, name)
+        if status is None:
+            return False
+        oom = self.runtime.cgroups.oom_kills(rec.uid, name) > self.oom_seen.get((key, name), 0)
+        status.ready = False
+        status.state, status.exit_code = "terminated", (137 if oom and code < 0 else (128 - code if code < 0 else code))
+        status.reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
+        status.finished_at = now
+        status.next_start = now + backoff(status.restart_count)
+        if oom:
+            self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "OOMKilled",
+                             f"Container {name} was killed: it exceeded its memory limit")
         return True
 
-    def _start_container(self, rec: Record, box: sandbox.Sandbox, name: str) -> None:
+    def _sandbox_died(self, key: str) -> bool:
+        rec, box = self._rec(key), self.boxes.pop(key, None)
+        if box is None:
+            return False
+        for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
+            self.by_pid.pop(pid)
+        self.probes.forget(key)
+        self.runtime.destroy([box], grace=0)
+        if rec is not None and not rec.deleting:
+            self.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "SandboxChanged",
+                               "Pod sandbox changed, it will be killed and re-created.")
+            rec.status.phase = "Pending"
+            for status in rec.status.containers.values():
+                if status.state == "running":
+                    status.state, status.reason, status.exit_code = "terminated", "Error", 137
+                status.ready = False
+        return True
+
+    def shim_restarted(self) -> None:
+        """The shim died and a new one runs: the processes the old one started cannot report
+        their exits any more, so they are stopped and restarted through the new shim."""
+        for pid, (key, name) in list(self.by_pid.items()):
+            box = self.boxes.get(key)
+            start = box.containers.get(name, (pid, None))[1] if box else None
+            if alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+            self._container_exited(key, name, -9, time.time())
+            self.by_pid.pop(pid, None)
+
+    # -- sandboxes -----------------------------------------------------------------------
+    def _spec(self, rec: Record) -> sandbox.SandboxSpec:
+        pod, status = rec.obj, rec.status
+        cfg = self.state.config
+        node = cfg.node(status.node)
+        hostname = podfiles.hostname_of(pod)
+        shared = {name: str(self.runtime.base / "shared" / name) for name in pod.spec.system_mounts}
+        return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, status.ip,
+                                   node.pod_cidr, node.gateway_ip, hostname,
+                                   podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
+                                                       pod.spec.host_aliases),
+                                   podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain, cfg.upstream_dns),
+                                   shared)
+
+    def _failed(self, rec: Record, reason: str, message: str) -> None:
+        failures, _ = self.retry.get(rec.obj.key, (0, 0.0))
+        self.retry[rec.obj.key] = (failures + 1, time.monotonic() + backoff(failures + 1))
+        rec.status.reason, rec.status.message = reason, message
+        self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, reason, message)
+
+    def _start_new(self) -> bool:
+        now = time.monotonic()
+        todo = [r for r in self.state.pods() if r.status.node and not r.deleting and r.obj.key not in self.boxes
+                and r.status.phase == "Pending" and self.retry.get(r.obj.key, (0, 0.0))[1] <= now]
+        if not todo:
+            return False
+        specs, recs = [], []
+        for rec in todo:
+            try:
+                specs.append(self._spec(rec))
+                recs.append(rec)
+            except RenderError as exc:
+                self._failed(rec, "FailedCreatePodSandBox", str(exc))
+        try:
+            results = self.runtime.create(specs)
+        except K8semuError as exc:  # the shim is gone: the manager restarts it; retry then
+            for rec in recs:
+                self._failed(rec, "FailedCreatePodSandBox", str(exc))
+            return True
+        for rec, result in zip(recs, results):
+            if isinstance(result, Exception):
+                self._failed(rec, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {result}")
+                continue
+            self.retry.pop(rec.obj.key, None)
+            self.boxes[rec.obj.key] = result
+            rec.status.reason = rec.status.message = ""
+            rec.status.start_time = rec.status.start_time or time.time()
+            for c in rec.obj.spec.containers:
+                rec.status.containers.setdefault(c.name, ContainerStatus(c.name))
+        return True
+
+    # -- containers ----------------------------------------------------------------------
+    def _due(self, rec: Record, status: ContainerStatus, now: float) -> bool:
+        if status.state == "running" or now < status.next_start:
+            return False
+        if status.state == "terminated" and not self._should_restart(rec, status):
+            return False
+        return True
+
+    def _request(self, rec: Record, box: sandbox.Sandbox, name: str) -> dict:
+        """What the shim needs to start a container (raises UnknownImage, RenderError)."""
         pod = rec.obj
         container = next(c for c in pod.spec.containers if c.name == name)
         node = self.state.config.node(rec.status.node)
-        cdir = box.directory / name
-        cdir.mkdir(exist_ok=True)
-        env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, str(cdir),
+        host_dir, pod_dir = self.runtime.container_dir(box, name)
+        env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, pod_dir,
                                      self._service_env(rec))
-        status = rec.status.containers[name]
+        argv = images.argv_for(container, self.state.config.images, env, sys.executable)
+        sec = container.security
+        uid = sec.run_as_user if sec.run_as_user is not None else pod.spec.security.run_as_user
+        gid = sec.run_as_group if sec.run_as_group is not None else pod.spec.security.run_as_group
+        if uid is not None and uid != 0:
+            os.chown(host_dir, uid, gid if gid is not None else uid)
+        return {"box": box, "argv": argv, "env": env, "cwd": container.working_dir or pod_dir, "cwd_fallback": pod_dir,
+                "log": str(box.directory / f"{name}.log"),
+                "cgroups": self.runtime.cgroups.container(rec.uid, name, container.resources),
+                "caps": sorted(sandbox.capabilities(container, pod.spec.security)),
+                "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None)}
+
+    def _start_containers(self) -> bool:
+        now = time.time()
+        batch: list[tuple[Record, str, dict]] = []
+        for key, box in self.boxes.items():
+            rec = self._rec(key)
+            if rec is None or rec.deleting or not self.dataplane_ready(rec):
+                continue
+            for name, status in rec.status.containers.items():
+                if not self._due(rec, status, now):
+                    if status.state == "terminated" and self._should_restart(rec, status):
+                        status.reason = "CrashLoopBackOff"
+                    continue
+                try:
+                    batch.append((rec, name, self._request(rec, box, name)))
+                except (images.UnknownImage, RenderError, OSError) as exc:
+                    self._container_failed(rec, status, name, str(exc), now)
+        if not batch:
+            return False
         try:
-            argv = images.argv_for(container, self.state.config.images, env, sandbox.python())
-            proc = sandbox.start_container(box, name, argv, env, container.working_dir, self.records)
-        except (images.UnknownImage, OSError) as exc:
-            status.state, status.reason, status.exit_code = "waiting", "CreateContainerError", None
-            rec.status.message = str(exc)
-            status.next_start = time.time() + backoff(status.restart_count + 1)
-            return
-        status.state, status.reason, status.pid = "running", "", proc.pid
-        status.started_at, status.exit_code = time.time(), None
-        status.ready = self.probes.start(rec, name, proc.pid)
+            results = self.runtime.start([dict(r) for _, _, r in batch])
+        except K8semuError as exc:
+            results = [{"error": str(exc)}] * len(batch)
+        for (rec, name, request), result in zip(batch, results):
+            status = rec.status.containers[name]
+            if "error" in result:
+                self._container_failed(rec, status, name, result["error"], now)
+                continue
+            box = self.boxes[rec.obj.key]
+            box.containers[name] = (result["pid"], result["start"])
+            self.by_pid[result["pid"]] = (rec.obj.key, name)
+            self.oom_seen[(rec.obj.key, name)] = self.runtime.cgroups.oom_kills(rec.uid, name)
+            if status.state == "terminated":
+                status.restart_count += 1
+                status.last_state = (status.reason, status.exit_code, status.started_at, status.finished_at)
+            status.state, status.reason, status.pid = "running", "", result["pid"]
+            status.create_failures = 0
+            status.started_at, status.exit_code = now, None
+            rec.status.phase = "Running"
+            node_netns = naming.node_netns(self.runtime.scope, rec.status.node)
+            status.ready = self.probes.start(rec, name, node_netns)
+            self.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Started", f"Started container {name}")
+        return True
+
+    def _container_failed(self, rec: Record, status: ContainerStatus, name: str, message: str, now: float) -> None:
+        """It could not be started (kubelet's CreateContainerError): retried with back-off,
+        without counting a restart."""
+        status.state, status.reason, status.exit_code = "waiting", "CreateContainerError", None
+        rec.status.message = message
+        status.create_failures += 1
+        status.next_start = now + backoff(status.create_failures)
+        self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Failed",
+                         f"Error: container {name}: {message}")
+
+    def _exec_probe(self, key: str, name: str, argv: list[str]) -> tuple[int, int | None] | None:
+        rec, box = self._rec(key), self.boxes.get(key)
+        if rec is None or box is None:
+            return None
+        try:
+            request = self._request(rec, box, name)
+        except (images.UnknownImage, RenderError, OSError):
+            return None
+        request.update({"argv": argv, "log": None})
+        result = self.runtime.start([request])[0]
+        return None if "error" in result else (result["pid"], result["start"])
 
     def _service_env(self, rec: Record) -> dict[str, str]:
         """Variables for the Services of the pod's namespace (and ``kubernetes``) that existed
@@ -145,34 +303,22 @@ class Kubelet:
                                 [(p.name, p.protocol, p.port) for p in svc.obj.ports]))
         return podfiles.service_env(entries)
 
-    def _watch_containers(self) -> bool:
-        changed = False
-        now = time.time()
-        for key, box in self.boxes.items():
-            rec = self.state.get("Pod", *key.split("/", 1))
-            if rec is None or rec.deleting:
+    def _apply_probes(self) -> bool:
+        changes = self.probes.tick()
+        for pod_key, name, kind, passing in changes:
+            rec = self._rec(pod_key)
+            status = rec.status.containers.get(name) if rec else None
+            if status is None or status.state != "running":
                 continue
-            for name, status in rec.status.containers.items():
-                proc = box.containers.get(name)
-                if status.state == "running" and proc is not None and proc.poll() is not None:
-                    kill_leftovers(proc.pid)
-                    self.probes.forget(key, name)
-                    status.ready = False
-                    status.state, status.exit_code = "terminated", proc.returncode
-                    status.reason = "Completed" if proc.returncode == 0 else "Error"
-                    status.next_start = now + backoff(status.restart_count)
-                    self.records.discard("processes", *[p for p in self.records.items("processes")
-                                                        if p[0] == proc.pid])
-                    changed = True
-                if status.state != "running" and now >= status.next_start and self._should_restart(rec, status):
-                    if status.state == "terminated":
-                        status.restart_count += 1
-                    self._start_container(rec, box, name)
-                    changed = True
-                elif status.state == "terminated" and self._should_restart(rec, status):
-                    status.reason = "CrashLoopBackOff" if status.next_start > now else status.reason
-            self._update_phase(rec)
-        return changed
+            if kind == "readiness":
+                status.ready = passing
+            elif not passing:  # liveness failed: kill; the exit is reported and it restarts
+                self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Unhealthy",
+                                 f"Liveness probe failed; container {name} will be restarted")
+                box = self.boxes.get(pod_key)
+                if box and name in box.containers and alive(*box.containers[name]):
+                    os.kill(box.containers[name][0], signal.SIGKILL)
+        return bool(changes)
 
     @staticmethod
     def _should_restart(rec: Record, status: ContainerStatus) -> bool:
@@ -187,19 +333,22 @@ class Kubelet:
                 self._should_restart(rec, s) for s in states):
             rec.status.phase = "Succeeded" if all(s.exit_code == 0 for s in states) else "Failed"
 
+    # -- teardown ------------------------------------------------------------------------
     def _stop_deleted(self) -> bool:
         for rec in [r for r in self.state.pods() if r.deleting and r.obj.key not in self.boxes]:
             controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox
-        gone = [k for k in self.boxes
-                if (r := self.state.get("Pod", *k.split("/", 1))) is None or r.deleting]
+        gone = [k for k in self.boxes if (r := self._rec(k)) is None or r.deleting]
         if not gone:
             return False
         for key in gone:
             self.probes.forget(key)
-        sandbox.destroy([self.boxes[k] for k in gone], self.records)
+            for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
+                self.by_pid.pop(pid)
+        self.runtime.destroy([self.boxes[k] for k in gone])
         for key in gone:
             del self.boxes[key]
-            rec = self.state.get("Pod", *key.split("/", 1))
+            self.retry.pop(key, None)
+            rec = self._rec(key)
             if rec is not None:
                 controllers.forget_pod(self.state, rec)
         return True
@@ -207,5 +356,6 @@ class Kubelet:
     def shutdown(self) -> None:
         for key in list(self.boxes):
             self.probes.forget(key)
-        sandbox.destroy(list(self.boxes.values()), self.records)
+        self.runtime.destroy(list(self.boxes.values()))
         self.boxes.clear()
+        self.by_pid.clear()

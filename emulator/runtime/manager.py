@@ -1,10 +1,15 @@
 """The manager: the long-lived process that holds one cluster.
 
-``k8semu up`` starts it (``python -m emulator.runtime.manager SPEC``) in its own session. It
-builds the fabric, starts the controller, applies the manifests and then loops: run the
-kubelet, publish the network view when it changes, answer the CLI. SIGTERM or a ``down``
-request tears everything down from the records and exits. Startup failures are written to
-``error.txt`` for the CLI to show, and whatever was made is removed.
+``k8semu up`` starts it (``python -m emulator.runtime.manager CLUSTER-DIR SPEC [BASE]``) in its
+own session, after allocating the cluster's slot and writing its records. It checks the
+machine, builds the fabric, starts and supervises its helpers (the SDN controller, the shim
+that makes pods, external DNS servers), applies the manifests and then loops: run the kubelet,
+publish the network view when it changes, answer the CLI. SIGTERM or a ``down`` request tears
+everything down from the records and exits. Startup failures are written to ``error.txt`` for
+the CLI to show, and whatever was made is removed.
+
+No single object can stop it: requests that fail raise errors for their caller only, and a pod,
+policy or Ingress that cannot be realised is reported on that object (status and Events).
 """
 from __future__ import annotations
 
@@ -12,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,108 +27,160 @@ from pathlib import Path
 from typing import Any
 
 from emulator.cluster import addons, controllers, dnsview, render
-from emulator.cluster.store import ClusterState
-from emulator.model.corefile import DEFAULT_COREFILE
-from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
-from emulator.model.cluster import ClusterConfig
+from emulator.cluster.admission import admit_cluster
 from emulator.cluster.dataplane import network_view
-from emulator.runtime import api, cleanup, ovs
-from emulator.runtime.fabric import Fabric
+from emulator.cluster.store import ClusterState, Record
+from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
+from emulator.model import naming
+from emulator.model.cluster import ClusterConfig
+from emulator.model.corefile import default_corefile, hosts_corefile
+from emulator.pipeline.build import describe_cookie
+from emulator.pipeline.cookie import Category, split
+from emulator.runtime import api, cleanup, fabric, ovs
+from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
-from emulator.runtime.proc import start_time, stop_all
-from emulator.runtime.records import Records, run_dir
+from emulator.runtime.proc import start_time
+from emulator.runtime.records import SOCKET_PATH_MAX, Records
+from emulator.runtime.sandbox import SandboxRuntime, capability_names
+from emulator.runtime.shimclient import Shim
+from emulator.runtime.supervisor import Supervisor
 
 TICK = 0.05
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Manager:
-    def __init__(self, config: ClusterConfig, run: Path) -> None:
-        self.config, self.run = config, run
-        self.records = Records.create(run, config.name)
+    def __init__(self, config: ClusterConfig, records: Records) -> None:
+        self.config, self.records = config, records
+        self.run = records.path.parent
         self.records.add("processes", [os.getpid(), start_time(os.getpid()), "manager"])
-        self.state = ClusterState(config)
+        self.state = ClusterState(config, scope=records.scope)
         self.lock = threading.RLock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.phase = "starting"
         self.published = -1
         self.last_view = None
+        self.pod_generation: dict[str, int] = {}  # pod key -> first view generation holding it
+        self.snapshots: dict[str, tuple[Any, int]] = {}  # shared file -> (content, generation)
         self.kubelet: Kubelet | None = None
-        self.agent = NodeAgent(config)
+        self.shim: Shim | None = None
+        self.agent = NodeAgent(config, records.scope)
+        self.supervisor = Supervisor(records, self._helper_report)
+        self.controller_status: dict = {}
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
-        datapath = ovs.ensure_running()
-        self.port = free_port()
-        Fabric(self.config, self.records, datapath, self.port).build()
+        fabric.preflight(self.config)
+        socket_path = ovs.controller_socket(self.config.name)
+        if len(str(socket_path)) > SOCKET_PATH_MAX:
+            raise RuntimeFailure(f"{socket_path} is longer than a Unix socket path may be")
+        if os.path.lexists(socket_path):
+            raise RuntimeFailure(f"{socket_path} exists and is not k8semu's (cluster {self.config.name!r} did not "
+                                 "create it); nothing of it was changed")
+        self.records.add("files", str(socket_path))
+        self.ofp_socket = socket_path
+        datapath = ovs.ensure_running(self.config.name)
+        cgroups = Cgroups(self.config.name, on_make=lambda path: self.records.add("cgroups", path, save=False))
+        cgroups.setup()
+        for sub in ("shared/dns", "shared/ingress", "pods"):
+            (self.run / sub).mkdir(parents=True, exist_ok=True)
+        fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build()
         self._publish(force=True)
-        self.start_controller()
+        self.supervisor.add("controller", self._launch_controller)
         self.wait_synced(30)
-        self.kubelet = Kubelet(self.state, self.records, datapath, self.run)
-        corefile, snapshot = self.write_dns_config()
+        self._start_shim()
+        self.kubelet = Kubelet(self.state, SandboxRuntime(self.config, self.records, datapath, self.run, self.shim,
+                                                           cgroups), self._dataplane_ready)
+        for ext in self.config.external_hosts:
+            if ext.dns_server:
+                self.supervisor.add(f"dns {ext.name}", self._external_dns(ext))
+        (self.run / "shared" / "dns" / "Corefile").write_text(
+            self.config.dns.corefile or default_corefile(self.config.cluster_domain))
+        self._publish_snapshots()
         with self.lock:
-            controllers.apply(self.state, addons.cluster_dns(self.config, str(corefile), str(snapshot)))
-            controllers.apply(self.state, addons.ingress_nginx(self.config, str(snapshot)))
+            controllers.apply(self.state, addons.cluster_dns(self.config))
+            controllers.apply(self.state, addons.ingress_nginx(self.config))
             controllers.apply(self.state, list(self.config.manifests))
         self.phase = "running"
 
-    def start_controller(self) -> None:
-        log = open(self.run / "controller.log", "ab")
-        ctl = subprocess.Popen(
-            [sys.executable, "-m", "emulator.controller", "--view", str(self.run / "view.json"),
-             "--status", str(self.run / "controller.json"), "--port", str(self.port)],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        self.records.add("processes", [ctl.pid, start_time(ctl.pid), "controller"])
+    def _start_shim(self) -> None:
+        self.shim = Shim(str(self.run / "shim.log"))
+        self.records.add("processes", [self.shim.pid, start_time(self.shim.pid), "shim"])
 
-    def stop_controller(self) -> str:
-        """A fault for scenarios: the switches keep their flows (fail_mode=secure) meanwhile."""
-        entries = [p for p in self.records.items("processes") if p[2] == "controller"]
-        stop_all([(p[0], p[1]) for p in entries])
-        self.records.discard("processes", *entries)
-        (self.run / "controller.json").unlink(missing_ok=True)
-        return f"controller stopped (pid {', '.join(str(p[0]) for p in entries)})"
+    def _launch_controller(self) -> subprocess.Popen:
+        with open(self.run / "controller.log", "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "emulator.controller", "--view", str(self.run / "view.json"),
+                 "--status", str(self.run / "controller.json"), "--socket", str(self.ofp_socket)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
-    def write_dns_config(self) -> tuple[Path, Path]:
-        """The Corefile (a ConfigMap on a real cluster) and the first cluster snapshot."""
-        directory = self.run / "dns"
-        directory.mkdir(exist_ok=True)
-        corefile = directory / "Corefile"
-        text = self.config.dns.corefile or DEFAULT_COREFILE.replace("cluster.local", self.config.cluster_domain)
-        corefile.write_text(text)
-        self.dns_snapshot = None
-        self._publish_dns()
-        return corefile, directory / "cluster.json"
+    def _external_dns(self, ext):
+        """An upstream DNS server outside the cluster: k8semu's server, authoritative for the
+        names the spec gives it (NXDOMAIN for anything else), logging every query."""
+        corefile = self.run / f"{ext.name}.Corefile"
+        corefile.write_text(hosts_corefile(list(ext.dns_records)))
+        netns = naming.node_netns(self.records.scope, ext.name)
 
-    def _publish_dns(self) -> None:
-        snap = dnsview.snapshot(self.state)
-        if snap != self.dns_snapshot:
-            tmp = self.run / "dns" / "cluster.tmp"
-            tmp.write_text(json.dumps(snap))
-            tmp.replace(self.run / "dns" / "cluster.json")
-            self.dns_snapshot = snap
+        def launch() -> subprocess.Popen:
+            with open(self.run / f"{ext.name}.dns.log", "ab") as log:
+                return subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-m", "emulator.dns.server",
+                                         "-conf", str(corefile)], stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        return launch
+
+    def _helper_report(self, name: str, message: str) -> None:
+        self.state.events.warn("Component", "kube-system", name.replace(" ", "-"), "BackOff", message, "k8semu-manager")
+        print(f"[WARN] {message}", flush=True)
+
+    # -- the data plane's generations ----------------------------------------------------
+    def _read_controller(self) -> dict:
+        try:
+            self.controller_status = json.loads((self.run / "controller.json").read_text())
+        except (OSError, ValueError):
+            self.controller_status = {}
+        return self.controller_status
+
+    def switch_generations(self) -> dict[str, int]:
+        got = self._read_controller().get("synced", {})
+        return {n.name: got.get(str(naming.datapath_id(self.records.scope, n.index)), -1) for n in self.config.nodes}
+
+    def _system_pods_current(self) -> bool:
+        """The DNS servers and the ingress controller have loaded the latest snapshot they read."""
+        for rec in self.state.pods():
+            mounts = rec.obj.spec.system_mounts
+            if not mounts or rec.deleting or not rec.status.ready or not self.kubelet:
+                continue
+            box = self.kubelet.boxes.get(rec.obj.key)
+            if box is None:
+                continue
+            want = max(self.snapshots.get(m, (None, 0))[1] for m in mounts)
+            for c in rec.obj.spec.containers:
+                try:
+                    if int((box.directory / c.name / "ack").read_text() or -1) < want:
+                        return False
+                except (OSError, ValueError):
+                    return False
+        return True
 
     def synced(self) -> bool:
-        try:
-            status = json.loads((self.run / "controller.json").read_text())
-        except (OSError, ValueError):
-            return False
-        got = status.get("synced", {})
-        return all(got.get(str(n.dpid), -1) >= self.published for n in self.config.nodes)
+        """Every switch holds the latest view, and every DNS server and ingress controller the
+        latest snapshot: what the API shows is what the data plane does."""
+        gens = self.switch_generations()
+        return all(g >= self.published for g in gens.values()) and self._system_pods_current()
+
+    def _dataplane_ready(self, rec: Record) -> bool:
+        """A pod's node's switch holds the pod's flows (its containers may start)."""
+        wanted = self.pod_generation.get(rec.obj.key)
+        return wanted is not None and self.switch_generations().get(rec.status.node, -1) >= wanted
 
     def wait_synced(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not self.synced():
+        while not all(g >= self.published for g in self.switch_generations().values()):
             if time.monotonic() > deadline:
                 raise RuntimeFailure(f"switches did not connect to the controller within "
                                      f"{timeout}s (see {self.run / 'controller.log'})")
+            self.supervisor.check()
             time.sleep(0.01)
 
     def _publish(self, force: bool = False) -> None:
@@ -139,7 +195,45 @@ class Manager:
         tmp.write_text(view.to_json())
         tmp.replace(self.run / "view.json")
         self.published = view.generation
+        live = set()
+        for pod in view.pods:
+            key = f"{pod.namespace}/{pod.name}"
+            live.add(key)
+            self.pod_generation.setdefault(key, view.generation)
+        for key in [k for k in self.pod_generation if k not in live]:
+            del self.pod_generation[key]
         self.agent.sync(view)
+
+    def _write_shared(self, name: str, content: dict) -> None:
+        old = self.snapshots.get(name)
+        if old and old[0] == content:
+            return
+        generation = (old[1] if old else 0) + 1
+        self.snapshots[name] = (content, generation)
+        tmp = self.run / "shared" / name / "cluster.tmp"
+        tmp.write_text(json.dumps({**content, "generation": generation}))
+        tmp.replace(self.run / "shared" / name / "cluster.json")
+
+    def _publish_snapshots(self) -> None:
+        snap = dnsview.snapshot(self.state)
+        self._write_shared("dns", {k: v for k, v in snap.items() if k != "ingresses"})
+        self._write_shared("ingress", {"services": snap["services"], "ingresses": snap["ingresses"]})
+
+    def _report_problems(self) -> None:
+        """Flows the controller refused become Warning events on the objects that own them."""
+        view = self.last_view
+        for problems in self.controller_status.get("problems", {}).values():
+            for cookie, message in problems:
+                category, object_id = split(cookie)
+                owner = describe_cookie(view, cookie) if view else "?"
+                if category == Category.POLICY and view:
+                    rule = next((r for r in view.policies.rules if r.id == object_id), None)
+                    if rule:
+                        ns, _, name = rule.owner.split(" ")[0].partition("/")
+                        self.state.events.warn("NetworkPolicy", ns, name, "FailedToProgram", message, "k8semu-controller")
+                        continue
+                self.state.events.warn("Component", "kube-system", "k8semu-controller", "FailedToProgram",
+                                       f"{owner}: {message}", "k8semu-controller")
 
     # -- main loop ------------------------------------------------------------------------
     def serve(self) -> None:
@@ -148,16 +242,39 @@ class Manager:
         (self.run / "ready").write_text(str(os.getpid()))
         while not self.stopping.is_set():
             with self.lock:
-                self._publish()  # flows first, so a new pod's port is programmed when it starts
-                self.kubelet.tick()
-                controllers.reconcile_endpoints(self.state)
-                if self.agent.check_health():
-                    self.agent.sync(network_view(self.state))
-                self._publish()
-                self._publish_dns()
+                try:
+                    self._tick()
+                except Exception:  # a bug: say so (log and an Event), keep the cluster serving
+                    text = traceback.format_exc()
+                    print(f"[ERROR] manager tick failed:\n{text}", flush=True)
+                    self.state.events.warn("Component", "kube-system", "k8semu-manager", "InternalError",
+                                           text.strip().splitlines()[-1], "k8semu-manager")
             self.wake.wait(TICK)
             self.wake.clear()
         listener.close()
+
+    def _tick(self) -> None:
+        self._supervise()
+        self._publish()  # flows first, so a new pod's port is programmed when it starts
+        self.kubelet.tick()
+        controllers.reconcile_endpoints(self.state)
+        if self.agent.check_health():
+            self.agent.sync(network_view(self.state))
+        self._publish()
+        self._publish_snapshots()
+        self._report_problems()
+
+    def _supervise(self) -> None:
+        for name in self.supervisor.check():
+            if name == "controller":
+                self.last_view = None  # republish: the new controller confirms a fresh generation
+        if self.shim is not None and not self.shim.alive():
+            self._helper_report("shim", f"the pod runtime (shim, pid {self.shim.pid}) died; restarting it "
+                                        "and the containers it had started")
+            self.records.discard("processes", *[p for p in self.records.items("processes") if p[0] == self.shim.pid])
+            self._start_shim()
+            self.kubelet.runtime.shim = self.shim
+            self.kubelet.shim_restarted()
 
     def _accept(self, listener) -> None:
         while not self.stopping.is_set():
@@ -194,22 +311,36 @@ class Manager:
         st = self.state
         if op == "status":
             pods = st.pods()
+            helpers = {h.name: {"pid": h.proc.pid if h.proc else None, "restarts": h.restarts, "held": h.held,
+                                "running": bool(h.proc and h.proc.poll() is None)}
+                       for h in self.supervisor.helpers.values()}
             return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
                     "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
                     "external_hosts": [h.name for h in self.config.external_hosts],
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
-                    "generation": st.generation, "synced": self.synced(),
-                    "file": self.config.file, "run": str(self.run)}
+                    "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),
+                    "helpers": helpers, "file": self.config.file, "run": str(self.run),
+                    "slot": self.records.scope.slot,
+                    "netns": {n: naming.node_netns(self.records.scope, n) for n in
+                              [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]},
+                    "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
         if op == "controller_stop":
-            return self.stop_controller()
+            return self.supervisor.hold("controller")
         if op == "controller_start":
-            self.start_controller()
+            self.supervisor.release("controller")
             self.last_view = None  # republish, so the new controller has a fresh generation to confirm
             self._publish()
-            self.wait_synced(30)
+            self.lock.release()
+            try:
+                self.wait_synced(30)
+            finally:
+                self.lock.acquire()
             return "controller started; every switch reconnected and in sync"
         if op == "get":
             return render.objects(st, req["kind"], req.get("namespace"), self.agent.ready)
+        if op == "events":
+            ns = req.get("namespace")
+            return [vars(e) for e in st.events.all(ns)]
         if op == "apply":
             return controllers.apply(st, req["objects"])
         if op == "delete":
@@ -217,34 +348,55 @@ class Manager:
         if op == "scale":
             return controllers.scale(st, req["kind"], req["namespace"], req["name"], req["replicas"])
         if op == "pod":
-            rec = st.find_pod(req["name"], req.get("namespace"))
-            box = self.kubelet.boxes.get(rec.obj.key) if rec else None
-            if rec is None or box is None:
-                raise NotFoundError(f'pods "{req["name"]}" not found' if rec is None else
-                                    f'pod {req["name"]} has no sandbox yet (phase {rec.status.phase})')
-            return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name,
-                    "pause_pid": box.pause_pid, "dir": str(box.directory),
-                    "containers": [c.name for c in rec.obj.spec.containers],
-                    "workdirs": {c.name: c.working_dir or str(box.directory / c.name) for c in rec.obj.spec.containers},
-                    "pids": {n: p.pid for n, p in box.containers.items() if p.poll() is None}}
+            return self._pod_info(req)
         raise K8semuError(f"unknown request {op!r}")
 
-    def shutdown(self) -> None:
+    def _pod_info(self, req: dict) -> dict:
+        """What ``exec``, ``logs`` and ``probe`` need to enter a pod as its containers do."""
+        rec = self.state.find_pod(req["name"], req.get("namespace"))
+        box = self.kubelet.boxes.get(rec.obj.key) if rec else None
+        if rec is None or box is None:
+            raise NotFoundError(f'pods "{req["name"]}" not found' if rec is None else
+                                f'pod {req["name"]} has no sandbox yet (phase {rec.status.phase})')
+        from_sandbox = self.kubelet.runtime
+        containers = {}
+        for c in rec.obj.spec.containers:
+            _, inside = from_sandbox.container_dir(box, c.name)
+            pid = box.containers.get(c.name, (None, None))[0]
+            sec, pod_sec = c.security, rec.obj.spec.security
+            uid = sec.run_as_user if sec.run_as_user is not None else pod_sec.run_as_user
+            gid = sec.run_as_group if sec.run_as_group is not None else pod_sec.run_as_group
+            containers[c.name] = {"pid": pid, "workdir": c.working_dir or inside, "fallback": inside,
+                                  "caps": capability_names(c, pod_sec), "uid": uid,
+                                  "gid": gid if gid is not None else uid,
+                                  "cgroups": from_sandbox.cgroups.container(rec.uid, c.name, c.resources)}
+        return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
+                "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
+                "containers": [c.name for c in rec.obj.spec.containers], "details": containers,
+                "pids": {n: p for n, (p, _) in box.containers.items()}}
+
+    def shutdown(self) -> list[str]:
         if self.kubelet:
             self.kubelet.shutdown()
-        cleanup.teardown(self.records)
+        self.supervisor.stop_all()
+        if self.shim:
+            self.shim.close()
+        return cleanup.teardown(self.records)
 
 
 def main(argv: list[str]) -> int:
-    from emulator.spec.cluster import load_cluster
-    run = run_dir()
-    run.mkdir(parents=True, exist_ok=True)
+    run = Path(argv[0])
+    records = Records.load(run)
     manager = None
+    if records is None:
+        (run / "error.txt").write_text("the cluster's records are missing")
+        return 1
     try:
-        config = load_cluster(argv[0])
-        manager = Manager(config, run)
+        config = admit_cluster(argv[1], Path(argv[2]) if len(argv) > 2 else None)
+        manager = Manager(config, records)
         signal.signal(signal.SIGTERM, lambda *_: (manager.stopping.set(), manager.wake.set()))
         signal.signal(signal.SIGINT, lambda *_: (manager.stopping.set(), manager.wake.set()))
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         manager.start()
         manager.serve()
     except BaseException as exc:  # noqa: B902 - always tear down, then report
@@ -255,9 +407,12 @@ def main(argv: list[str]) -> int:
         (run / "error.txt").write_text(message)
         if manager:
             manager.shutdown()
+        else:
+            cleanup.teardown(records)
         end_own_children()
         return 1
-    manager.shutdown()
+    for note in manager.shutdown():
+        print(f"[INFO] {note}", flush=True)
     end_own_children()
     shutil.rmtree(run, ignore_errors=True)  # everything it made is gone; so is the record
     return 0

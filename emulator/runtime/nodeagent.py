@@ -22,6 +22,7 @@ HEALTH_PERIOD = 0.5
 @dataclass
 class NodeAgent:
     config: ClusterConfig
+    scope: naming.Scope
     applied: dict[str, str] = field(default_factory=dict)  # node -> rendered rules
     ready: dict[str, bool] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)  # LB IP -> node
@@ -37,7 +38,7 @@ class NodeAgent:
         self.checked = time.monotonic()
         changed = False
         for node in self.config.nodes:
-            out = run(["ip", "-n", naming.node_netns(node.name), "-o", "link", "show", "eth0"],
+            out = run(["ip", "-n", naming.node_netns(self.scope, node.name), "-o", "link", "show", "eth0"],
                       check=False).stdout
             up = "state UP" in out or ",UP," in out.split(">")[0] + ","
             up = up and "NO-CARRIER" not in out
@@ -50,7 +51,7 @@ class NodeAgent:
         for node in view.nodes:
             rules = hostrules.iptables_nat(view, node, self.config.pods.subnet)
             if self.applied.get(node.name) != rules:
-                run(["ip", "netns", "exec", naming.node_netns(node.name), "iptables-restore"], input=rules)
+                run(["ip", "netns", "exec", naming.node_netns(self.scope, node.name), "iptables-restore"], input=rules)
                 self.applied[node.name] = rules
         self._announce(view)
 
@@ -63,11 +64,11 @@ class NodeAgent:
         for i, ip in enumerate(wanted):
             if ip not in self.holders and ready:
                 node = ready[i % len(ready)]  # spread addresses over the ready nodes
-                run(["ip", "-n", naming.node_netns(node), "addr", "replace", f"{ip}/32", "dev", "eth0"])
-                run(["ip", "netns", "exec", naming.node_netns(node), "arping", "-q", "-U", "-c", "1",
+                run(["ip", "-n", naming.node_netns(self.scope, node), "addr", "replace", f"{ip}/32", "dev", "eth0"])
+                run(["ip", "netns", "exec", naming.node_netns(self.scope, node), "arping", "-q", "-U", "-c", "1",
                      "-I", "eth0", ip], check=False)
                 self.holders[ip] = node
 
     def _release(self, ip: str) -> None:
         node = self.holders.pop(ip)
-        run(["ip", "-n", naming.node_netns(node), "addr", "del", f"{ip}/32", "dev", "eth0"], check=False)
+        run(["ip", "-n", naming.node_netns(self.scope, node), "addr", "del", f"{ip}/32", "dev", "eth0"], check=False)

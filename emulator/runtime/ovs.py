@@ -1,23 +1,34 @@
-"""Open vSwitch: start it if needed, pick the datapath, create bridges and ports.
+"""Open vSwitch: start it if needed, pick the datapath, create bridges and ports, and leave it
+as it was found.
 
 Kernel datapath first: where the ``openvswitch`` module loads, bridges use ``system``. Otherwise
 bridges use the userspace ``netdev`` datapath, whose TCP works only if
 ``other_config:userspace-tso-enable=true`` was set before ovs-vswitchd started (17 Gbit/s
 measured) or checksum offload is off on every veth (2 Gbit/s). When k8semu starts OVS itself it
 sets the former; when it finds OVS already running without it, it falls back to the latter.
+
+OVS is shared by every cluster on the machine (and by whatever else uses it), so what k8semu
+changes is written to ``ovs.json`` in the run directory under the machine lock: the daemons it
+started (PID and start time), the database setting it changed (and its old value), the
+conntrack TCP sequence check it turned off, and the clusters using it. When the last cluster
+goes down (or is cleaned up), each change is undone and the daemons k8semu started are stopped.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import time
 from dataclasses import dataclass
 
 from emulator.errors import MissingToolError, RuntimeFailure
-from emulator.runtime.proc import run
+from emulator.runtime.proc import alive, run, start_time
+from emulator.runtime.records import base_dir, machine_lock
 
 OVS_RUN = "/var/run/openvswitch"
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+TSO_KEY = "other_config:userspace-tso-enable"
 
 
 @dataclass(frozen=True)
@@ -30,13 +41,12 @@ def vsctl(*args: str, timeout: float = 30) -> str:
     return run(["ovs-vsctl", f"--timeout={int(timeout)}", *args], timeout=timeout + 5).stdout
 
 
-def _running(daemon: str) -> bool:
-    pidfile = f"{OVS_RUN}/{daemon}.pid"
+def _pid(daemon: str) -> int | None:
     try:
-        pid = int(open(pidfile).read().strip())
+        pid = int(open(f"{OVS_RUN}/{daemon}.pid").read().strip())
     except (OSError, ValueError):
-        return False
-    return os.path.exists(f"/proc/{pid}")
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
 
 
 def kernel_datapath_available() -> bool:
@@ -46,8 +56,32 @@ def kernel_datapath_available() -> bool:
         ["modprobe", "-q", "openvswitch"], check=False).returncode == 0
 
 
-def ensure_running() -> Datapath:
+def _state_path():
+    return base_dir() / "ovs.json"
+
+
+def _load() -> dict:
+    try:
+        return json.loads(_state_path().read_text())
+    except (OSError, ValueError):
+        return {"started": {}, "clusters": []}
+
+
+def _save(state: dict) -> None:
+    tmp = _state_path().with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=1))
+    tmp.replace(_state_path())
+
+
+def _get_tso() -> str | None:
+    done = run(["ovs-vsctl", "--timeout=5", "--if-exists", "get", "Open_vSwitch", ".", TSO_KEY], check=False)
+    value = done.stdout.strip().strip('"')
+    return value or None
+
+
+def ensure_running(cluster: str | None = None) -> Datapath:
     """Start ovsdb-server and ovs-vswitchd when they are not running; say which datapath to use.
+    With a cluster name, the cluster is counted as a user (``release`` undoes what was done).
 
     Raises:
         MissingToolError: Open vSwitch is not installed.
@@ -56,19 +90,30 @@ def ensure_running() -> Datapath:
     if shutil.which("ovs-vswitchd") is None:
         raise MissingToolError("ovs-vswitchd", "install Open vSwitch: sudo make install")
     kernel = kernel_datapath_available()
-    if not _running("ovsdb-server"):
-        run([OVS_CTL, "--no-ovs-vswitchd", "--system-id=random", "start"], timeout=60)
-    started_here = False
-    if not _running("ovs-vswitchd"):
-        if not kernel:
-            run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".",
-                 "other_config:userspace-tso-enable=true"])
-        os.makedirs("/var/log/openvswitch", exist_ok=True)
-        # ovs-ctl would insist on loading the kernel module; start the daemon directly.
-        run(["ovs-vswitchd", f"unix:{OVS_RUN}/db.sock", "-vconsole:emer", "-vsyslog:err",
-             "-vfile:info", "--no-chdir", "--log-file=/var/log/openvswitch/ovs-vswitchd.log",
-             f"--pidfile={OVS_RUN}/ovs-vswitchd.pid", "--detach"], timeout=60)
-        started_here = True
+    with machine_lock():
+        state = _load()
+        if _pid("ovsdb-server") is None:
+            # MONITOR=no: no monitor process that would restart the daemon; k8semu stops it by PID
+            run([OVS_CTL, "--no-ovs-vswitchd", "--system-id=random", "start"], timeout=60,
+                env=dict(os.environ, MONITOR="no"))
+            pid = _pid("ovsdb-server")
+            if pid:
+                state["started"]["ovsdb-server"] = [pid, start_time(pid)]
+        if _pid("ovs-vswitchd") is None:
+            if not kernel:
+                state.setdefault("tso_previous", _get_tso() or "")
+                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}=true"])
+            os.makedirs("/var/log/openvswitch", exist_ok=True)
+            # ovs-ctl would insist on loading the kernel module; start the daemon directly.
+            run(["ovs-vswitchd", f"unix:{OVS_RUN}/db.sock", "-vconsole:emer", "-vsyslog:err",
+                 "-vfile:info", "--no-chdir", "--log-file=/var/log/openvswitch/ovs-vswitchd.log",
+                 f"--pidfile={OVS_RUN}/ovs-vswitchd.pid", "--detach"], timeout=60)
+            pid = _pid("ovs-vswitchd")
+            if pid:
+                state["started"]["ovs-vswitchd"] = [pid, start_time(pid)]
+        if cluster and cluster not in state["clusters"]:
+            state["clusters"].append(cluster)
+        _save(state)
     deadline = time.monotonic() + 20
     while run(["ovs-vsctl", "--timeout=2", "show"], check=False).returncode != 0:
         if time.monotonic() > deadline:
@@ -76,22 +121,89 @@ def ensure_running() -> Datapath:
         time.sleep(0.1)
     if kernel:
         return Datapath("system", False)
-    tso = run(["ovs-vsctl", "--if-exists", "get", "Open_vSwitch", ".",
-               "other_config:userspace-tso-enable"], check=False).stdout.strip().strip('"')
-    return Datapath("netdev", not (tso == "true" or started_here))
+    return Datapath("netdev", not (_get_tso() == "true" or "ovs-vswitchd" in state["started"]))
 
 
-def bridge_args(name: str, dpid: int, datapath: str, controller_port: int) -> list[str]:
-    """ovs-vsctl arguments that create a bridge held by our controller only.
+def relax_userspace_conntrack() -> None:
+    """Turn off the userspace conntrack's TCP sequence check (OVS 3.1, netdev datapath), and
+    write down that k8semu did, so that the last cluster's teardown turns it back on.
 
-    ``fail_mode=secure``: if the controller goes away the switch keeps its flows and never
-    falls back to standalone learning (no NORMAL action, ever).
+    With it on, about one closed connection in seven stayed ESTABLISHED in the connection table
+    here (its FIN judged out of window), and a later connection reusing the client port was
+    then dropped as invalid: measured as 1 s SYN retransmits and a ClusterIP connection rate
+    cut by 80%. Off, it behaves like Linux conntrack with ``nf_conntrack_tcp_be_liberal=1``.
+    The setting belongs to the userspace datapath, which exists once a netdev bridge does.
     """
-    return ["--", "--may-exist", "add-br", name,
+    with machine_lock():
+        state = _load()
+        if "tcp_seq_was_enabled" not in state:
+            now = run(["ovs-appctl", "dpctl/ct-get-tcp-seq-chk"], check=False).stdout
+            state["tcp_seq_was_enabled"] = "enabled" in now
+            _save(state)
+        if state["tcp_seq_was_enabled"]:
+            run(["ovs-appctl", "dpctl/ct-disable-tcp-seq-chk"], check=False)
+
+
+def release(cluster: str) -> list[str]:
+    """The cluster no longer uses OVS; when it was the last, undo what k8semu changed and stop
+    the daemons it started. Returns what was restored, for the log."""
+    done: list[str] = []
+    with machine_lock():
+        state = _load()
+        state["clusters"] = [c for c in state["clusters"] if c != cluster]
+        if state["clusters"]:
+            _save(state)
+            return done
+        started = state.get("started", {})
+        vswitchd_ours = "ovs-vswitchd" in started and alive(*started["ovs-vswitchd"])
+        if state.get("tcp_seq_was_enabled") and _pid("ovs-vswitchd") and not vswitchd_ours:
+            run(["ovs-appctl", "dpctl/ct-enable-tcp-seq-chk"], check=False)
+            done.append("conntrack TCP sequence check re-enabled")
+        if "tso_previous" in state and _pid("ovsdb-server"):
+            previous = state["tso_previous"]
+            if previous:
+                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}={previous}"], check=False)
+            else:
+                run(["ovs-vsctl", "--no-wait", "remove", "Open_vSwitch", ".", "other_config",
+                     "userspace-tso-enable"], check=False)
+            done.append(f"{TSO_KEY} restored to {previous or '(unset)'}")
+        if vswitchd_ours:  # exit --cleanup: remove its datapaths (the netdev one leaves taps otherwise)
+            run(["ovs-appctl", "-t", "ovs-vswitchd", "exit", "--cleanup"], check=False, timeout=20)
+        for daemon in ("ovs-vswitchd", "ovsdb-server"):
+            entry = started.get(daemon)
+            if entry and alive(*entry):
+                os.kill(entry[0], signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while alive(*entry) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if alive(*entry):
+                    os.kill(entry[0], signal.SIGKILL)
+                done.append(f"{daemon} (pid {entry[0]}) stopped: k8semu had started it")
+        _state_path().unlink(missing_ok=True)
+    return done
+
+
+def controller_socket(cluster: str) -> str:
+    """Where a cluster's controller listens: OVS connects to Unix-socket controllers only in its
+    own run directory (root-only; the socket itself is created mode 0600), so no other local
+    user can take the controller's place or talk to the switches through it."""
+    return f"{OVS_RUN}/k8semu-{cluster}.ofp"
+
+
+def bridge_args(name: str, dpid: int, datapath: str, controller: str, tag: str) -> list[str]:
+    """ovs-vsctl arguments that create a bridge held by our controller only, tagged as ours.
+
+    No ``--may-exist``: an existing bridge of that name is someone else's, and the whole
+    transaction fails rather than adopt it. ``fail_mode=secure``: if the controller goes away
+    the switch keeps its flows and never falls back to standalone learning (no NORMAL action).
+    ``controller`` is a ``unix:`` socket in the cluster's run directory: no TCP port any local
+    user could listen on or connect to.
+    """
+    return ["--", "add-br", name,
             "--", "set", "bridge", name, f"datapath_type={datapath}", "fail_mode=secure",
             "protocols=OpenFlow13", f"other-config:datapath-id={dpid:016x}",
-            "other-config:disable-in-band=true",
-            "--", "set-controller", name, f"tcp:127.0.0.1:{controller_port}",
+            "other-config:disable-in-band=true", f"external_ids:k8semu=\"{tag}\"",
+            "--", "set-controller", name, controller,
             "--", "set", "controller", name, "connection_mode=out-of-band",
             "max_backoff=1000", "inactivity_probe=0"]
 
@@ -105,23 +217,7 @@ def del_bridge_args(name: str) -> list[str]:
     return ["--", "--if-exists", "del-br", name]
 
 
-def del_port_args(bridge: str, port: str) -> list[str]:
-    return ["--", "--if-exists", "del-port", bridge, port]
-
-
 def batch(args: list[str], timeout: float = 60) -> None:
     """One ovs-vsctl transaction for many operations (``--`` separated)."""
     if args:
         vsctl(*args[1:] if args[0] == "--" else args, timeout=timeout)
-
-
-def relax_userspace_conntrack() -> None:
-    """Turn off the userspace conntrack's TCP sequence check (OVS 3.1, netdev datapath).
-
-    With it on, about one closed connection in seven stayed ESTABLISHED in the connection table
-    here (its FIN judged out of window), and a later connection reusing the client port was
-    then dropped as invalid: measured as 1 s SYN retransmits and a ClusterIP connection rate
-    cut by 80%. Off, it behaves like Linux conntrack with ``nf_conntrack_tcp_be_liberal=1``.
-    The setting belongs to the userspace datapath, which exists once a netdev bridge does.
-    """
-    run(["ovs-appctl", "dpctl/ct-disable-tcp-seq-chk"], check=False)

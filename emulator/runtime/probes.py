@@ -1,19 +1,52 @@
 """Readiness and liveness probes, run the way kubelet runs them.
 
 httpGet and tcpSocket probes connect from the node (kubelet lives in the node's namespace) to
-the pod IP; exec probes run inside the pod. Each probe is a short-lived process started
-without blocking and collected on a later tick, so one slow probe never holds up the kubelet.
-Success/failure thresholds, initial delay, period and timeout follow the pod spec.
+the pod IP; exec probes run inside the container, started by the shim like any container
+process (its namespaces, cgroups and capabilities), their exit status delivered by the kubelet.
+Each probe is a short-lived process started without blocking and collected on a later tick, so
+one slow probe never holds up the kubelet. Success/failure thresholds, initial delay, period and
+timeout follow the pod spec.
 """
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
-from emulator.model import naming
 from emulator.model.pod import Container, Probe
-from emulator.runtime.sandbox import enter_argv
+from emulator.runtime.proc import alive
+
+ExecStart = Callable[[str, str, list[str]], "tuple[int, int | None] | None"]  # (pod key, container, argv)
+
+
+@dataclass
+class Handle:
+    """A running probe: a Popen (network probes) or a shim-started process (exec probes)."""
+    popen: subprocess.Popen | None = None
+    pid: int = 0
+    start: int | None = None
+    code: int | None = None  # exec probes: set when the shim reports the exit
+
+    def poll(self) -> int | None:
+        return self.popen.poll() if self.popen else self.code
+
+    def kill(self) -> None:
+        if self.popen:
+            if self.popen.poll() is None:
+                self.popen.kill()
+                self.popen.wait()
+        elif self.code is None and alive(self.pid, self.start):
+            os.kill(self.pid, signal.SIGKILL)
+
+    def output(self) -> str:
+        if self.popen and self.popen.stdout and not self.popen.stdout.closed:
+            text = self.popen.stdout.read().strip()
+            self.popen.stdout.close()
+            return text
+        return ""
 
 
 @dataclass
@@ -22,20 +55,18 @@ class ProbeState:
     kind: str  # readiness | liveness
     started: float
     argv: list[str]
-    cwd: str | None = None  # exec probes run in the container's working directory
+    container: str
     next_run: float = 0.0
-    proc: subprocess.Popen | None = None
+    handle: Handle | None = None
     deadline: float = 0.0
     successes: int = 0
     failures: int = 0
     passing: bool = False
 
 
-def probe_argv(probe: Probe, container: Container, pod_ip: str, node: str, pause_pid: int) -> list[str]:
-    if probe.action == "exec":
-        return enter_argv(pause_pid, list(probe.command))
+def network_probe_argv(probe: Probe, container: Container, pod_ip: str, node_netns: str) -> list[str]:
     port = container.port_number(probe.port) or 0
-    on_node = ["ip", "netns", "exec", naming.node_netns(node)]
+    on_node = ["ip", "netns", "exec", node_netns]
     if probe.action == "tcpSocket":
         return on_node + ["nc", "-z", "-w", str(probe.timeout), pod_ip, str(port)]
     scheme = probe.scheme.lower()
@@ -45,57 +76,70 @@ def probe_argv(probe: Probe, container: Container, pod_ip: str, node: str, pause
 
 @dataclass
 class Probes:
+    exec_start: ExecStart | None = None
     states: dict[tuple[str, str, str], ProbeState] = field(default_factory=dict)
+    by_pid: dict[int, Handle] = field(default_factory=dict)  # exec probes waiting for their exit
 
-    def start(self, rec, name: str, pid: int) -> bool:
+    def start(self, rec, name: str, node_netns: str) -> bool:
         """Register a freshly started container's probes; returns its initial readiness."""
         pod = rec.obj
         container = next(c for c in pod.spec.containers if c.name == name)
         self.forget(pod.key, name)
         now = time.monotonic()
-        pause = self._pause(rec)
         for kind, probe in (("readiness", container.readiness), ("liveness", container.liveness)):
-            if probe is not None and pause:
-                argv = probe_argv(probe, container, rec.status.ip, rec.status.node, pause)
-                cwd = self.workdir_of(pod.key, name) if self.workdir_of and probe.action == "exec" else None
-                self.states[(pod.key, name, kind)] = ProbeState(probe, kind, now, argv, cwd,
+            if probe is not None:
+                argv = list(probe.command) if probe.action == "exec" else \
+                    network_probe_argv(probe, container, rec.status.ip, node_netns)
+                self.states[(pod.key, name, kind)] = ProbeState(probe, kind, now, argv, name,
                                                                 next_run=now + probe.initial_delay)
         return container.readiness is None
-
-    pause_of = None  # set by the kubelet: pod key -> pause pid
-    workdir_of = None  # set by the kubelet: (pod key, container) -> working directory
-
-    def _pause(self, rec) -> int | None:
-        return self.pause_of(rec.obj.key) if self.pause_of else None
 
     def forget(self, pod_key: str, container: str | None = None) -> None:
         for key in [k for k in self.states if k[0] == pod_key and (container is None or k[1] == container)]:
             st = self.states.pop(key)
-            if st.proc and st.proc.poll() is None:
-                st.proc.kill()
-                st.proc.wait()
+            if st.handle:
+                st.handle.kill()
+                self.by_pid.pop(st.handle.pid, None)
+
+    def deliver(self, pid: int, code: int) -> bool:
+        """An exit the shim reported: True if it was an exec probe's."""
+        handle = self.by_pid.pop(pid, None)
+        if handle is None:
+            return False
+        handle.code = code
+        return True
+
+    def _launch(self, pod: str, st: ProbeState) -> Handle | None:
+        if st.probe.action != "exec":
+            return Handle(subprocess.Popen(st.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                           stderr=subprocess.DEVNULL, text=True))
+        started = self.exec_start(pod, st.container, st.argv) if self.exec_start else None
+        if started is None:
+            return Handle(code=126)  # could not start: a failed probe, as kubelet counts it
+        handle = Handle(pid=started[0], start=started[1])
+        self.by_pid[handle.pid] = handle
+        return handle
 
     def tick(self) -> list[tuple[str, str, str, bool]]:
         """Advance every probe; returns (pod key, container, kind, passing) for each change."""
         now = time.monotonic()
         changes = []
         for (pod, container, kind), st in self.states.items():
-            if st.proc is not None:
-                code = st.proc.poll()
+            if st.handle is not None:
+                code = st.handle.poll()
                 if code is None and now < st.deadline:
                     continue
                 ok = False
                 if code is None:
-                    st.proc.kill()
-                    st.proc.wait()
+                    st.handle.kill()
+                    self.by_pid.pop(st.handle.pid, None)
                 elif st.probe.action == "httpGet":
-                    out = st.proc.stdout.read().strip() if st.proc.stdout else ""
+                    out = st.handle.output()
                     ok = code == 0 and out.isdigit() and 200 <= int(out) < 400
                 else:
                     ok = code == 0
-                if st.proc.stdout:
-                    st.proc.stdout.close()
-                st.proc = None
+                st.handle.output()
+                st.handle = None
                 st.successes, st.failures = (st.successes + 1, 0) if ok else (0, st.failures + 1)
                 before = st.passing
                 if ok and st.successes >= st.probe.success_threshold:
@@ -105,9 +149,8 @@ class Probes:
                 if st.passing != before or (kind == "liveness" and not ok and
                                             st.failures >= st.probe.failure_threshold):
                     changes.append((pod, container, kind, st.passing))
-            if st.proc is None and now >= st.next_run:
-                st.proc = subprocess.Popen(st.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL, text=True, cwd=st.cwd)
+            if st.handle is None and now >= st.next_run:
+                st.handle = self._launch(pod, st)
                 st.deadline = now + st.probe.timeout + 1
                 st.next_run = now + st.probe.period
         return changes

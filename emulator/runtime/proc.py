@@ -15,7 +15,7 @@ from emulator.errors import RuntimeFailure
 
 
 def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
-        timeout: float = 60) -> subprocess.CompletedProcess:
+        timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a program to completion.
 
     Raises:
@@ -23,7 +23,7 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
     """
     try:
         done = subprocess.run(list(argv), input=input, capture_output=True, text=True,
-                              timeout=timeout)
+                              timeout=timeout, env=env)
     except FileNotFoundError:
         raise RuntimeFailure(f"{argv[0]}: not installed (run: sudo make install)") from None
     except subprocess.TimeoutExpired:
@@ -34,14 +34,16 @@ def run(argv: Sequence[str], *, check: bool = True, input: str | None = None,
     return done
 
 
-def ip_batch(lines: Sequence[str], netns: str | None = None, check: bool = True) -> None:
+def ip_batch(lines: Sequence[str], netns: str | None = None, check: bool = True, force: bool = True) -> None:
     """Many iproute2 commands in one process (``ip -batch -``); far faster than one call each.
+    With ``force=False`` ip stops at the first failing line (what creation needs: nothing after
+    a clash is done).
 
     Every value in ``lines`` comes from naming/IPAM (validated names, addresses), never raw YAML.
     """
     if not lines:
         return
-    argv = ["ip"] + (["-n", netns] if netns else []) + ["-force", "-batch", "-"]
+    argv = ["ip"] + (["-n", netns] if netns else []) + (["-force"] if force else []) + ["-batch", "-"]
     run(argv, input="\n".join(lines) + "\n", check=check)
 
 

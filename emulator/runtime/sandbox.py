@@ -1,38 +1,48 @@
-"""Pod sandboxes and containers.
+"""Pod sandboxes and containers: what a CRI runtime gives a pod, made by the shim.
 
-A sandbox is what a CRI runtime's "pause" container gives a pod: a network namespace (named, so
-``ip netns exec <pod>`` works) with eth0 on the node's bridge, a UTS namespace holding the pod's
-hostname, and a mount namespace in which /etc/hosts and /etc/resolv.conf are the pod's own
-(``ip netns exec`` bind-mounts /etc/netns/<name>/*, the standard iproute2 mechanism). The pause
-process is ``sleep infinity``; containers join its namespaces with nsenter, so containers of a
-pod share localhost, hostname and files, as in Kubernetes.
+A sandbox is a pod's namespaces held by its PID 1 (catatonit, the pause process): network
+(named ``<cluster>_<namespace>_<pod>`` under /run/netns, with eth0 on the node's bridge), UTS
+(the pod's hostname), IPC, PID (its own /proc) and mount (``podfs``: the machine's files
+read-only, secrets masked, the pod's own /etc/hosts and /etc/resolv.conf). Containers are
+processes the shim starts inside those namespaces, in their own cgroups, with the capabilities a
+container runtime gives (``CAPABILITIES``), no_new_privs, and the manifest's user.
+
+Work is batched (one shim request, one ``ip -batch``, one ovs-vsctl transaction for many pods);
+when a batch fails, each pod is retried alone, so one pod that cannot be made fails alone and
+the others start. Destroying a sandbox kills its PID 1, which takes every process in the pod's
+PID namespace with it, whatever it did to leave its process group.
 """
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator import __file__ as package_file
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
-from emulator.runtime import ovs
-from emulator.runtime.proc import ip_batch, run, start_time
+from emulator.model.pod import DEFAULT_CAPABILITIES, Container, SecurityContext
+from emulator.runtime import kernel, linux, ovs, podfs
+from emulator.runtime.cgroups import Cgroups
+from emulator.runtime.proc import alive, ip_batch, run
 from emulator.runtime.records import Records
+from emulator.runtime.shimclient import Shim
 
-# The pause process names the pod and sleeps. (A private /tmp would hide an install that lives
-# under /tmp, such as a CI checkout; each container has a private working directory instead.)
-PAUSE_SCRIPT = 'hostname "$0" && exec sleep infinity'
+POD_SYSCTLS = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+PAUSE = shutil.which("catatonit") or "/usr/bin/catatonit"
+CODE_ROOT = str(Path(package_file).resolve().parents[1])  # k8semu's checkout, shown to pods read-only
 
 
 @dataclass
 class SandboxSpec:
     namespace: str
     name: str
+    uid: str
     node_index: int
     ip: str
     pod_cidr: str
@@ -40,18 +50,7 @@ class SandboxSpec:
     hostname: str
     hosts: str
     resolv_conf: str
-
-    @property
-    def netns(self) -> str:
-        return naming.pod_netns(self.namespace, self.name)
-
-    @property
-    def veth(self) -> str:
-        return naming.pod_veth(self.namespace, self.name)
-
-    @property
-    def ofport(self) -> int:
-        return naming.pod_ofport(self.ip, self.pod_cidr)
+    shared: dict[str, str] = field(default_factory=dict)  # name -> host folder (system pods only)
 
 
 @dataclass
@@ -60,131 +59,176 @@ class Sandbox:
     directory: Path
     pause_pid: int
     pause_start: int | None
-    containers: dict[str, subprocess.Popen] = field(default_factory=dict)
+    netns: str
+    veth: str
+    containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
 
 
-def etc_dir(netns: str) -> Path:
-    return Path("/etc/netns") / netns
+def capabilities(container: Container, pod_security: SecurityContext) -> set[int]:
+    """The capability numbers a container's processes keep."""
+    sec = container.security
+    if sec.privileged:
+        return set(linux.CAPABILITIES.values())
+    names = (set(DEFAULT_CAPABILITIES) | set(sec.add)) - set(sec.drop)
+    if "ALL" in sec.drop:
+        names = set(sec.add)
+    return {linux.CAPABILITIES[n] for n in names if n in linux.CAPABILITIES}
 
 
-def create(specs: list[SandboxSpec], config: ClusterConfig, records: Records,
-           datapath: ovs.Datapath, base: Path) -> list[Sandbox]:
-    """Create many sandboxes with a handful of batched commands.
-
-    Raises:
-        RuntimeFailure: the kernel or OVS refused something.
-    """
-    if not specs:
-        return []
-    records.add("netns", *(s.netns for s in specs), save=False)
-    records.add("links", *(s.veth for s in specs), save=False)
-    if not Path("/etc/netns").exists():
-        records.add("dirs", "/etc/netns", save=False)  # removed at teardown if left empty
-    records.add("dirs", *(str(etc_dir(s.netns)) for s in specs))
-    mtu = config.pod_mtu
-    root = [f"netns add {s.netns}" for s in specs]
-    root += [f"link add {s.veth} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {s.netns}" for s in specs]
-    root += [f"link set {s.veth} up" for s in specs]
-    ip_batch(root)
-    vsctl: list[str] = []
-    for s in specs:
-        vsctl += ovs.port_args(naming.node_bridge(s.node_index), s.veth, s.ofport)
-    ovs.batch(vsctl)
-    out = []
-    for s in specs:
-        mask = config.pods.node_mask
-        ip_batch(["link set lo up",
-                  f"link set eth0 address {naming.mac_from_ip(s.ip)} up",
-                  f"addr add {s.ip}/{mask} dev eth0",
-                  f"route add default via {s.gateway_ip} dev eth0"], netns=s.netns)
-        if datapath.tx_offload_off:
-            run(["ethtool", "-K", s.veth, "tx", "off"], check=False)
-            run(["ip", "netns", "exec", s.netns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
-        etc = etc_dir(s.netns)
-        etc.mkdir(parents=True, exist_ok=True)
-        (etc / "hosts").write_text(s.hosts)
-        (etc / "resolv.conf").write_text(s.resolv_conf)
-        directory = base / "pods" / f"{s.namespace}_{s.name}"
-        directory.mkdir(parents=True, exist_ok=True)
-        pause = subprocess.Popen(
-            ["ip", "netns", "exec", s.netns, "unshare", "--uts", "--", "sh", "-c", PAUSE_SCRIPT,
-             s.hostname], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(directory / "pause.log", "wb"), start_new_session=True)
-        started = start_time(pause.pid)
-        records.add("processes", [pause.pid, started, f"pause {s.namespace}/{s.name}"])
-        out.append(Sandbox(s, directory, pause.pid, started))
-    for box in out:
-        wait_pause(box.pause_pid)
-    return out
+def capability_names(container: Container, pod_security: SecurityContext) -> list[str]:
+    numbers = capabilities(container, pod_security)
+    return sorted(name for name, number in linux.CAPABILITIES.items() if number in numbers)
 
 
-def wait_pause(pid: int, timeout: float = 10) -> None:
-    """Containers may only join once the pause process is in its own UTS namespace with the
-    pod's hostname set, i.e. once it has exec'd ``sleep``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+@dataclass
+class SandboxRuntime:
+    """Creates and destroys sandboxes and starts processes in them (the kubelet's runtime)."""
+    config: ClusterConfig
+    records: Records
+    datapath: ovs.Datapath
+    base: Path  # the cluster's run directory
+    shim: Shim
+    cgroups: Cgroups
+
+    @property
+    def scope(self) -> naming.Scope:
+        return self.records.scope
+
+    # -- sandboxes -----------------------------------------------------------------------
+    def create(self, specs: list[SandboxSpec]) -> list[Sandbox | Exception]:
+        """Make many sandboxes; each result is the sandbox or why it could not be made."""
+        results: list[Sandbox | Exception] = []
+        items = []
+        for s in specs:
+            directory = self.base / "pods" / naming.pod_dir(s.namespace, s.name)
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+            for file, text in (("hosts", s.hosts), ("resolv.conf", s.resolv_conf), ("hostname", s.hostname + "\n")):
+                (directory / file).write_text(text)
+            items.append({"netns": naming.pod_netns(self.scope, s.namespace, s.name), "hostname": s.hostname,
+                          "pause": PAUSE, "sysctls": POD_SYSCTLS, "pod_dir": str(directory),
+                          "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
+                                  "/etc/hostname": str(directory / "hostname")},
+                          "shared": s.shared, "keep": [CODE_ROOT, sys.prefix],
+                          "cgroups": self.cgroups.pod(s.uid)})
+        replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items))
+        boxes: list[Sandbox] = []
+        for s, item, reply in zip(specs, items, replies):
+            if "error" in reply:
+                results.append(RuntimeFailure(reply["error"]))
+                continue
+            self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
+            self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
+            box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
+                          naming.pod_veth(self.scope, s.namespace, s.name))
+            boxes.append(box)
+            results.append(box)
+        self.records.save()
+        failed = self._network(boxes)
+        for i, r in enumerate(results):
+            if isinstance(r, Sandbox) and r.spec.uid in failed:
+                self.destroy([r])
+                results[i] = failed[r.spec.uid]
+        return results
+
+    def _network(self, boxes: list[Sandbox]) -> dict[str, Exception]:
+        """veth, OVS port and addresses for each sandbox; returns the pods that failed, by uid."""
+        failed: dict[str, Exception] = {}
+        mtu = self.config.pod_mtu
+
+        def veth(b: Sandbox) -> tuple[str, str]:
+            return b.veth, f"link add {b.veth} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {b.netns}"
+
+        def port(b: Sandbox) -> list[str]:
+            return ovs.port_args(naming.node_bridge(self.scope, b.spec.node_index), b.veth,
+                                 naming.pod_ofport(b.spec.ip, b.spec.pod_cidr))
+
+        for step, batch, one in (
+                ("veth", lambda bs: kernel.create_links(self.records, [veth(b) for b in bs]),
+                 lambda b: kernel.create_links(self.records, [veth(b)])),
+                ("up", lambda bs: ip_batch([f"link set {b.veth} up" for b in bs], force=False),
+                 lambda b: ip_batch([f"link set {b.veth} up"])),
+                ("port", lambda bs: ovs.batch([a for b in bs for a in port(b)]), lambda b: ovs.batch(port(b)))):
+            todo = [b for b in boxes if b.spec.uid not in failed]
+            try:
+                batch(todo)
+            except RuntimeFailure:
+                for b in todo:  # find the pods that fail on their own; the others go on
+                    try:
+                        if step == "veth" and kernel.link_exists(b.veth):
+                            if kernel.link_alias(b.veth) != self.records.tag:  # the clash itself
+                                raise kernel.clash("interface", b.veth, self.records)
+                            continue  # made by the batch before it stopped
+                        one(b)
+                    except RuntimeFailure as exc:
+                        failed[b.spec.uid] = exc
+        for b in boxes:
+            if b.spec.uid in failed:
+                continue
+            try:
+                ip_batch(["link set lo up", f"link set eth0 address {naming.mac_from_ip(b.spec.ip)} up",
+                          f"addr add {b.spec.ip}/{self.config.pods.node_mask} dev eth0",
+                          f"route add default via {b.spec.gateway_ip} dev eth0"], netns=b.netns, force=False)
+                if self.datapath.tx_offload_off:
+                    run(["ethtool", "-K", b.veth, "tx", "off"], check=False)
+                    run(["ip", "netns", "exec", b.netns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
+            except RuntimeFailure as exc:
+                failed[b.spec.uid] = exc
+        return failed
+
+    def alive(self, box: Sandbox) -> bool:
+        return alive(box.pause_pid, box.pause_start)
+
+    # -- containers ----------------------------------------------------------------------
+    def container_dir(self, box: Sandbox, name: str) -> tuple[Path, str]:
+        """(host path, path inside the pod) of a container's private working directory."""
+        host = box.directory / name
+        host.mkdir(exist_ok=True)
+        return host, f"{podfs.POD_DIR}/{name}"
+
+    def start(self, requests: list[dict]) -> list[dict]:
+        """Start processes: each request names its sandbox (``box``), argv, env, cwd, log,
+        cgroups, caps, uid, gid; each result is {"pid", "start"} or {"error"}."""
+        items = []
+        for r in requests:
+            box = r.pop("box")
+            items.append({**r, "pause_pid": box.pause_pid, "pause_start": box.pause_start})
+        return self.shim.request("start", items, timeout=30 + 0.05 * len(items))
+
+    # -- teardown ------------------------------------------------------------------------
+    def destroy(self, boxes: list[Sandbox], grace: float = 2.0) -> None:
+        """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
+        pod's PID 1, which ends its whole PID namespace), then remove ports, veths, namespaces,
+        cgroups and folders."""
+        procs = [(pid, start) for b in boxes for pid, start in b.containers.values()]
+        for pid, start in procs:
+            if alive(pid, start):
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + grace
+        while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for b in boxes:
+            if alive(b.pause_pid, b.pause_start):
+                os.kill(b.pause_pid, signal.SIGKILL)
+        args: list[str] = []
+        for b in boxes:
+            args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, b.spec.node_index), b.veth]
         try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "sleep":
-                return
-        except OSError:
-            raise RuntimeFailure(f"pod sandbox process {pid} died at start") from None
-        time.sleep(0.005)
-    raise RuntimeFailure(f"pod sandbox process {pid} did not start within {timeout}s")
-
-
-def enter_argv(pause_pid: int, argv: list[str]) -> list[str]:
-    """argv that runs ``argv`` inside a pod's network, UTS and mount namespaces."""
-    return ["nsenter", "-t", str(pause_pid), "-n", "-u", "-m", "--", *argv]
-
-
-def start_container(box: Sandbox, name: str, argv: list[str], env: dict[str, str],
-                    working_dir: str, records: Records) -> subprocess.Popen:
-    """Start one container process; stdout and stderr go to its log file."""
-    log = open(box.directory / f"{name}.log", "ab")
-    cwd = box.directory / name
-    cwd.mkdir(exist_ok=True)
-    resolved = shutil.which(argv[0]) or argv[0]
-    try:
-        proc = subprocess.Popen(enter_argv(box.pause_pid, [resolved, *argv[1:]]), env=env,
-                                cwd=working_dir if working_dir and os.path.isdir(working_dir) else cwd,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    finally:
-        log.close()
-    records.add("processes", [proc.pid, start_time(proc.pid),
-                              f"container {box.spec.namespace}/{box.spec.name}/{name}"])
-    box.containers[name] = proc
-    return proc
-
-
-def destroy(boxes: list[Sandbox], records: Records) -> None:
-    """Stop every process of the sandboxes, then remove their namespaces, ports and files."""
-    from emulator.runtime.proc import stop_all
-    procs = [(p.pid, start_time(p.pid)) for b in boxes for p in b.containers.values()]
-    procs += [(b.pause_pid, b.pause_start) for b in boxes]
-    stop_all(procs)
-    for b in boxes:
-        for p in b.containers.values():
-            p.poll()
-    remove_network([b.spec.netns for b in boxes], [b.spec.veth for b in boxes], records)
-    records.discard("processes", *[p for p in records.items("processes")
-                                   if (p[0], p[1]) in set(procs)])
-
-
-def remove_network(netns: list[str], veths: list[str], records: Records) -> None:
-    bridges = [b for b in records.items("ovs_bridges")]
-    args: list[str] = []
-    for veth in veths:
-        args += ["--", "--if-exists", "del-port", veth]
-    if bridges and args:
-        ovs.batch(args)
-    ip_batch([f"link del {v}" for v in veths] + [f"netns del {n}" for n in netns], check=False)
-    for n in netns:
-        shutil.rmtree(etc_dir(n), ignore_errors=True)
-    records.discard("netns", *netns, save=False)
-    records.discard("links", *veths, save=False)
-    records.discard("dirs", *(str(etc_dir(n)) for n in netns))
-
-
-def python() -> str:
-    return sys.executable
+            ovs.batch(args)
+        except RuntimeFailure:
+            pass
+        veths = [b.veth for b in boxes if kernel.link_alias(b.veth) == self.records.tag]
+        ip_batch([f"link del {v}" for v in veths], check=False)
+        self.records.discard("links", *veths, save=False)
+        kernel.delete_netns(self.records, [b.netns for b in boxes])
+        for b in boxes:
+            self.cgroups.remove(b.spec.uid)
+            shutil.rmtree(b.directory, ignore_errors=True)
+        gone = {(b.pause_pid, b.pause_start) for b in boxes} | set(procs)
+        self.records.discard("processes", *[p for p in self.records.items("processes") if (p[0], p[1]) in gone],
+                             save=False)
+        self.records.data["cgroups"] = list(self.cgroups.made)
+        self.records.save()

@@ -6,7 +6,9 @@ steps usually build on earlier ones.
 """
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import tempfile
 import time
@@ -16,16 +18,23 @@ from typing import Any, Callable, TextIO
 
 import yaml
 
-from emulator.cli import lifecycle, objects
+from emulator.cli import lifecycle, objects, probe
 from emulator.errors import K8semuError
-from emulator.runtime import api
-from emulator.runtime.records import run_dir
+from emulator.runtime.api import Client
+from emulator.runtime.records import cluster_dir
 from emulator.scenario.model import Scenario, Step
 from emulator.cluster.admission import admit_cluster
 from emulator.spec.loader import load_file
 from emulator.spec.manifests import parse_documents
 
 VAR = re.compile(r"\$\{(ip|lb):(pod|svc|node)/([^}]+)\}")
+
+
+@dataclass
+class Ctx:
+    """What a step works with: the scenario's cluster, and the folder its files are named from."""
+    client: Client
+    base: Path
 
 
 @dataclass
@@ -53,16 +62,16 @@ class Failed(Exception):
         self.evidence = list(evidence)
 
 
-def _get(kind: str, namespace: str | None) -> list[dict]:
-    return api.call(run_dir(), "get", kind=kind, namespace=namespace)
+def _get(ctx: "Ctx", kind: str, namespace: str | None) -> list[dict]:
+    return ctx.client.call("get", kind=kind, namespace=namespace)
 
 
-def substitute(value: Any) -> Any:
+def substitute(ctx: "Ctx", value: Any) -> Any:
     """Replace ``${ip:pod/..}``-style references in strings, lists and mappings."""
     if isinstance(value, list):
-        return [substitute(v) for v in value]
+        return [substitute(ctx, v) for v in value]
     if isinstance(value, dict):
-        return {k: substitute(v) for k, v in value.items()}
+        return {k: substitute(ctx, v) for k, v in value.items()}
     if not isinstance(value, str):
         return value
 
@@ -71,18 +80,18 @@ def substitute(value: Any) -> Any:
         ns, _, name = ref.rpartition("/")
         ns = ns or "default"
         if kind == "node":
-            node = next((n for n in _get("Node", None) if n["metadata"]["name"] == name), None)
+            node = next((n for n in _get(ctx, "Node", None) if n["metadata"]["name"] == name), None)
             if node is None:
                 raise Failed(f"no node {name!r} for {m.group(0)}")
             return node["status"]["addresses"][0]["address"]
         if kind == "svc":
-            svc = next((s for s in _get("Service", ns) if s["metadata"]["name"] == name), None)
+            svc = next((s for s in _get(ctx, "Service", ns) if s["metadata"]["name"] == name), None)
             if svc is None:
                 raise Failed(f"no service {ns}/{name} for {m.group(0)}")
             if what == "lb":
                 return svc["status"]["loadBalancer"]["ingress"][0]["ip"]
             return svc["spec"]["clusterIP"]
-        pods = [p for p in _get("Pod", ns) if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
+        pods = [p for p in _get(ctx, "Pod", ns) if not p["metadata"].get("deletionTimestamp") and p["status"].get("podIP")]
         if "=" in name:
             key, val = name.split("=", 1)
             pods = [p for p in pods if p["metadata"].get("labels", {}).get(key) == val]
@@ -94,10 +103,10 @@ def substitute(value: Any) -> Any:
     return VAR.sub(one, value)
 
 
-def settle(timeout: float = 10) -> None:
+def settle(ctx: "Ctx", timeout: float = 10) -> None:
     """Wait until every switch holds the manager's current view: what the API shows is then
     what the data plane does."""
-    poll(lambda: api.call(run_dir(), "status")["synced"], timeout, "the data plane to catch up")
+    poll(lambda: ctx.client.call("status")["synced"], timeout, "the data plane to catch up")
 
 
 def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -111,9 +120,10 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise Failed(f"waited {timeout:g}s for {what}", f"last seen: {last!r}")
 
 
-def run_in(target: str, command: list[str], namespace: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess:
-    return objects.exec_target(target, namespace, None, command).run(capture_output=True, text=True,
-                                                                      timeout=timeout)
+def run_in(ctx: "Ctx", target: str, command: list[str], namespace: str | None = None,
+           timeout: float = 30) -> subprocess.CompletedProcess:
+    where = objects.exec_target(ctx.client, target, namespace, None, command)
+    return where.run(capture_output=True, text=True, timeout=timeout)
 
 
 def _manifests(step: Step, base: Path) -> list:
@@ -128,35 +138,41 @@ def _manifests(step: Step, base: Path) -> list:
     return parse_documents(docs).objects
 
 
-def do_apply(step: Step, base: Path) -> list[str]:
-    return api.call(run_dir(), "apply", objects=_manifests(step, base))
+def do_apply(step: Step, ctx: Ctx) -> list[str]:
+    """Apply, then wait until the data plane holds the change (as every mutating step does)."""
+    done = ctx.client.apply(_manifests(step, ctx.base))
+    settle(ctx)
+    return done
 
 
-def do_delete(step: Step, base: Path) -> list[str]:
+def do_delete(step: Step, ctx: Ctx) -> list[str]:
     from emulator.cluster.controllers import kind_of
     args = step.args
     if isinstance(args, dict) and "kind" in args and "apiVersion" not in args:
         targets = [(objects.resolve_kind(args["kind"]), args.get("namespace", "default"), args["name"])]
     else:
-        targets = [(kind_of(o), o.meta.namespace, o.meta.name) for o in _manifests(step, base)]
-    return [api.call(run_dir(), "delete", kind=k, namespace=ns, name=n) for k, ns, n in targets]
+        targets = [(kind_of(o), o.meta.namespace, o.meta.name) for o in _manifests(step, ctx.base)]
+    done = [ctx.client.delete(k, ns, n) for k, ns, n in targets]
+    settle(ctx)
+    return done
 
 
-def do_scale(step: Step, base: Path) -> list[str]:
+def do_scale(step: Step, ctx: Ctx) -> list[str]:
     a = step.args
-    return [api.call(run_dir(), "scale", kind="Deployment", namespace=a.get("namespace", "default"),
-                     name=a["deployment"], replicas=a["replicas"])]
+    done = [ctx.client.scale("Deployment", a.get("namespace", "default"), a["deployment"], a["replicas"])]
+    settle(ctx)
+    return done
 
 
-def do_wait(step: Step, base: Path) -> list[str]:
-    a = substitute(step.args)
+def do_wait(step: Step, ctx: Ctx) -> list[str]:
+    a = substitute(ctx, step.args)
     timeout = float(a.get("timeout", 30))
     if "pods" in a:
         spec = a["pods"] or {}
         want = spec.get("ready")
 
         def ready() -> Any:
-            pods = [p for p in _get("Pod", spec.get("namespace", "default")) if not p["metadata"].get("deletionTimestamp")]
+            pods = [p for p in _get(ctx, "Pod", spec.get("namespace", "default")) if not p["metadata"].get("deletionTimestamp")]
             if spec.get("selector"):
                 key, val = spec["selector"].split("=", 1)
                 pods = [p for p in pods if p["metadata"].get("labels", {}).get(key) == val]
@@ -164,21 +180,21 @@ def do_wait(step: Step, base: Path) -> list[str]:
                     and p["status"]["phase"] == "Running"]
             return len(good) == len(pods) and (want is None or len(good) == want) and f"{len(good)} ready"
         found = poll(ready, timeout, f"pods {spec} ready")
-        settle()
+        settle(ctx)
         return [found]
     if "endpoints" in a:
         spec = a["endpoints"]
 
         def count() -> Any:
-            eps = next((e for e in _get("Endpoints", spec.get("namespace", "default"))
+            eps = next((e for e in _get(ctx, "Endpoints", spec.get("namespace", "default"))
                         if e["metadata"]["name"] == spec["name"]), {})
             n = sum(len(s.get("addresses", [])) for s in eps.get("subsets", []))
             return n == spec["count"] and f"{n} endpoints"
         found = poll(count, timeout, f"endpoints {spec}")
-        settle()
+        settle(ctx)
         return [found]
     spec = a["command"]
-    done = poll(lambda: (lambda r: r.returncode == 0 and r)(run_in(spec["in"], spec["command"], spec.get("namespace"))),
+    done = poll(lambda: (lambda r: r.returncode == 0 and r)(run_in(ctx, spec["in"], spec["command"], spec.get("namespace"))),
                 timeout, f"{' '.join(spec['command'])} to succeed in {spec['in']}")
     return [f"$ {' '.join(spec['command'])}", done.stdout.strip()[:500]]
 
@@ -198,36 +214,36 @@ def check_output(done: subprocess.CompletedProcess, a: dict, shown: str) -> list
     return evidence
 
 
-def do_exec(step: Step, base: Path) -> list[str]:
-    a = substitute(step.args)
-    done = run_in(a["in"], [str(w) for w in a["command"]], a.get("namespace"), float(a.get("timeout", 30)))
+def do_exec(step: Step, ctx: Ctx) -> list[str]:
+    a = substitute(ctx, step.args)
+    done = run_in(ctx, a["in"], [str(w) for w in a["command"]], a.get("namespace"), float(a.get("timeout", 30)))
     return check_output(done, a, " ".join(map(str, a["command"])))
 
 
-def do_http(step: Step, base: Path) -> list[str]:
+def do_http(step: Step, ctx: Ctx) -> list[str]:
     """One request; with ``retry: SECONDS``, repeated until it meets the expectations (for
     changes that take effect asynchronously, such as the ingress controller's reload)."""
     deadline = time.monotonic() + float(step.args.get("retry", 0)) if isinstance(step.args, dict) else 0
     while True:
         try:
-            return _http_once(step, base)
+            return _http_once(step, ctx)
         except Failed:
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.2)
 
 
-def _http_once(step: Step, base: Path) -> list[str]:
-    a = substitute(step.args)
+def _http_once(step: Step, ctx: Ctx) -> list[str]:
+    a = substitute(ctx, step.args)
     cmd = ["curl", "-sS", "-m", str(a.get("timeout", 5)), "-w", "\n%{http_code}"]
     if a.get("host"):
         cmd += ["-H", f"Host: {a['host']}"]
     for entry in [a["resolve"]] if isinstance(a.get("resolve"), str) else a.get("resolve", []):
         cmd += ["--resolve", entry]
     if a.get("cacert"):  # a CA file beside the scenario, to check the server's certificate
-        cmd += ["--cacert", str((base / a["cacert"]).resolve())]
+        cmd += ["--cacert", str((ctx.base / a["cacert"]).resolve())]
     cmd.append(a["url"])
-    done = run_in(a["from"], cmd, a.get("namespace"))
+    done = run_in(ctx, a["from"], cmd, a.get("namespace"))
     body, _, code = done.stdout.rpartition("\n")
     evidence = [f"$ {' '.join(cmd)}", f"HTTP {code}", *body.strip().splitlines()[:10]]
     if done.returncode != 0 or (a.get("status", 200) != int(code or 0)):
@@ -237,10 +253,10 @@ def _http_once(step: Step, base: Path) -> list[str]:
     return evidence
 
 
-def do_dns(step: Step, base: Path) -> list[str]:
-    a = substitute(step.args)
+def do_dns(step: Step, ctx: Ctx) -> list[str]:
+    a = substitute(ctx, step.args)
     cmd = ["dig", "+search", "+noall", "+comments", "+answer", str(a["name"]), str(a.get("type", "A"))]
-    done = run_in(a.get("from", "client"), cmd, a.get("namespace"))
+    done = run_in(ctx, a.get("from", "client"), cmd, a.get("namespace"))
     status = (re.search(r"status: (\w+)", done.stdout) or [None, "no answer"])[1]
     answers = sorted(line.split()[-1] for line in done.stdout.splitlines() if line and not line.startswith(";"))
     evidence = [f"$ {' '.join(cmd)}", f"status {status}", *(f"answer {x}" for x in answers)]
@@ -253,32 +269,36 @@ def do_dns(step: Step, base: Path) -> list[str]:
     return evidence
 
 
-def do_fault(step: Step, base: Path) -> list[str]:
-    a = substitute(step.args)
+def do_fault(step: Step, ctx: Ctx) -> list[str]:
+    a = substitute(ctx, step.args)
     ns = a.get("namespace")
     if "kill-container" in a:
         spec = a["kill-container"] if isinstance(a["kill-container"], dict) else {"pod": a["kill-container"]}
-        pod = api.call(run_dir(), "pod", name=spec["pod"], namespace=ns)
+        pod = ctx.client.pod(spec["pod"], ns)
         pid = pod["pids"][spec.get("container", pod["containers"][0])]
-        subprocess.run(["kill", "-9", str(pid)], check=True)
+        os.kill(pid, signal.SIGKILL)
         return [f"killed pid {pid} ({spec})"]
     if "delete-pod" in a:
-        return [api.call(run_dir(), "delete", kind="Pod", namespace=ns or "default", name=a["delete-pod"])]
+        done = [ctx.client.delete("Pod", ns or "default", a["delete-pod"])]
+        settle(ctx)
+        return done
     for key, state in (("link-down", "down"), ("link-up", "up")):
         if key in a:
-            subprocess.run(["ip", "-n", a[key], "link", "set", "eth0", state], check=True)
+            netns = ctx.client.status()["netns"].get(a[key])
+            if netns is None:
+                raise Failed(f"no node or external host {a[key]!r}")
+            subprocess.run(["ip", "-n", netns, "link", "set", "eth0", state], check=True)
             return [f"{a[key]} eth0 {state}"]
     for key in ("controller-stop", "controller-start"):
         if key in a:
-            return [api.call(run_dir(), key.replace("-", "_"))]
+            return [ctx.client.call(key.replace("-", "_"))]
     raise Failed(f"unknown fault {a}")
 
 
-def do_probe(step: Step, base: Path) -> list[str]:
-    from emulator.cli import probe
+def do_probe(step: Step, ctx: Ctx) -> list[str]:
     a = step.args
-    settle()
-    tables = probe.probe(a.get("namespaces"), [int(p) for p in a.get("ports", [80])],
+    settle(ctx)
+    tables = probe.probe(ctx.client, a.get("namespaces"), [int(p) for p in a.get("ports", [80])],
                          [str(p).lower() for p in a.get("protocols", ["tcp"])])
     shown = probe.render(tables).splitlines()
     differences = probe.diff(probe.parse_tables(a["expect"]), tables)
@@ -291,19 +311,14 @@ ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": d
            "http": do_http, "dns": do_dns, "fault": do_fault}
 
 
-def cluster_spec(scenario: Scenario, workdir: Path) -> Path:
-    """The spec file to bring up: the named file, or the inline document written out with
-    manifest paths made absolute (they are relative to the scenario)."""
+def cluster_spec(scenario: Scenario, workdir: Path) -> tuple[Path, Path | None]:
+    """(the spec file to bring up, the folder its manifests are named from): the named file, or
+    the inline document written out, its manifests still named from the scenario's folder."""
     if scenario.cluster_file:
-        return scenario.cluster_file
-    data = dict(scenario.cluster_doc.data)
-    spec = dict(data.get("spec", {}))
-    spec["manifests"] = [str((scenario.path.parent / m).resolve()) if isinstance(m, str) else m
-                         for m in spec.get("manifests", [])]
-    data["spec"] = spec
+        return scenario.cluster_file, None
     target = workdir / "cluster.yaml"
-    target.write_text(yaml.safe_dump(data, sort_keys=False))
-    return target
+    target.write_text(yaml.safe_dump(scenario.cluster_doc.data, sort_keys=False))
+    return target, scenario.path.parent
 
 
 def run(scenario: Scenario, out: TextIO) -> ScenarioResult:
@@ -311,19 +326,20 @@ def run(scenario: Scenario, out: TextIO) -> ScenarioResult:
     result = ScenarioResult(scenario.path)
     out.write(f"scenario {scenario.path}\n")
     with tempfile.TemporaryDirectory() as tmp:
-        spec = cluster_spec(scenario, Path(tmp))
+        spec, base = cluster_spec(scenario, Path(tmp))
         try:
-            config = admit_cluster(spec)
-            lifecycle.up(config, str(spec), 180, out)
+            config = admit_cluster(spec, base)
+            lifecycle.up(config, str(spec), 180, out, base)
         except K8semuError as exc:
             result.error = f"cluster did not come up: {exc}"
             out.write(f"  ERROR {result.error}\n")
             return result
+        ctx = Ctx(Client(cluster_dir(config.name)), scenario.path.parent)
         try:
             for step in scenario.steps:
                 start = time.monotonic()
                 try:
-                    evidence = ACTIONS[step.kind](step, scenario.path.parent)
+                    evidence = ACTIONS[step.kind](step, ctx)
                     res = StepResult(step.name, True, time.monotonic() - start, [str(e) for e in evidence])
                 except (Failed, K8semuError, subprocess.SubprocessError, OSError) as exc:
                     res = StepResult(step.name, False, time.monotonic() - start,
@@ -334,5 +350,5 @@ def run(scenario: Scenario, out: TextIO) -> ScenarioResult:
                     out.write("".join(f"       {line}\n" for line in res.evidence))
                     break
         finally:
-            out.write(f"  {lifecycle.down()}\n")
+            out.write(f"  {lifecycle.down(config.name)}\n")
     return result

@@ -280,7 +280,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                           f"{did_you_mean(str(data.get('kind')), ['Cluster'])}")
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=validation.check_dns1123_label)
-    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress"},
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress", "security"},
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
@@ -324,8 +324,12 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                             r.integer(("spec", "ingress", "nodePort"), 30080, 30000, 32767) or 30080)
     if r.problems:
         raise SpecError(r.problems)
+    r.mapping(("spec", "security"), {"allowPrivileged"})
+    allow_privileged = bool(r.typed(("spec", "security", "allowPrivileged"), bool, False))
+    if r.problems:
+        raise SpecError(r.problems)
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                         pool, externals, dns, ingress, objects, tuple(warnings), doc.file)
+                         pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged)
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

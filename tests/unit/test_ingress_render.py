@@ -185,4 +185,3 @@ def test_a_literal_backslash_or_dollar_in_an_implementation_specific_path_is_quo
     for kind in ("Exact", "Prefix"):  # ingress-nginx's strict path validation refuses them there
         snap["ingresses"][-1]["rules"][0]["paths"][0]["path_type"] = kind
         assert "Ingress default/lit: invalid path" in render(snap).problems[-1]
-

@@ -1,0 +1,147 @@
+"""Kernel objects a cluster owns, created only under free names and removed only by tag.
+
+Links (veth ends, bridges, VXLAN devices in the root namespace) carry the run's tag as their
+interface alias (``ip link set X alias k8semu:<cluster>:<run id>``). The kernel ignores an alias
+given to ``ip link add``, so each ``link add`` line of a batch is followed by its ``alias``
+line; ``ip -batch`` stops at the first failing line, so a clash can never let the alias land on
+someone else's link. Network namespaces are known by the inode of their /run/netns file,
+recorded right after creation (``ip netns add``/``attach`` refuse a taken name).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from emulator.errors import RuntimeFailure
+from emulator.runtime.proc import ip_batch, run
+from emulator.runtime.records import Records
+
+NETNS_DIR = Path("/run/netns")
+SYS_NET = Path("/sys/class/net")
+
+
+def link_exists(name: str) -> bool:
+    return (SYS_NET / name).exists()
+
+
+def link_alias(name: str) -> str:
+    try:
+        return (SYS_NET / name / "ifalias").read_text().strip()
+    except OSError:
+        return ""
+
+
+def netns_inode(name: str) -> int | None:
+    try:
+        return os.stat(NETNS_DIR / name).st_ino
+    except OSError:
+        return None
+
+
+def clash(kind: str, name: str, records: Records) -> RuntimeFailure:
+    return RuntimeFailure(f"{kind} {name} exists and is not k8semu's (cluster {records.cluster!r} did not "
+                          f"create it); nothing of it was changed")
+
+
+def check_free(records: Records, links: list[str] = (), netns: list[str] = ()) -> None:
+    """Raises RuntimeFailure naming the first taken name, before anything is created."""
+    for name in links:
+        if link_exists(name):
+            raise clash("interface", name, records)
+    for name in netns:
+        if (NETNS_DIR / name).exists():
+            raise clash("network namespace", name, records)
+
+
+def create_links(records: Records, adds: list[tuple[str, str]], netns: str | None = None) -> None:
+    """Run ``link add`` lines (one per (name, line)), tagging each link right after it is made,
+    and record the links that carry the tag, whatever happened.
+
+    Raises:
+        RuntimeFailure: a name was taken (nothing after it was created).
+    """
+    check_free(records, [name for name, _ in adds])
+    lines: list[str] = []
+    for name, line in adds:
+        lines += [line, f"link set {name} alias {records.tag}"]
+    try:
+        ip_batch(lines, netns=netns, force=False)
+    finally:
+        made = [name for name, _ in adds if link_alias(name) == records.tag]
+        records.add("links", *made)
+    disable_ipv6([name for name, _ in adds])
+
+
+def disable_ipv6(names: list[str]) -> None:
+    """No IPv6 on the emulation's interfaces in the root namespace: no fe80:: address through
+    which an emulated host could reach the machine (written before the links come up)."""
+    for name in names:
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as f:
+                f.write("1")
+        except FileNotFoundError:
+            pass
+
+
+def tagged_links(tag: str) -> list[str]:
+    """Every interface in the root namespace that carries ``tag``, recorded or not."""
+    try:
+        names = os.listdir(SYS_NET)
+    except OSError:
+        return []
+    return sorted(n for n in names if link_alias(n) == tag)
+
+
+def delete_links(records: Records) -> None:
+    """Delete the links that carry the run's tag (recorded ones and any a crash left unrecorded)."""
+    names = sorted(set(tagged_links(records.tag)) | {n for n in records.items("links") if link_alias(n) == records.tag})
+    ip_batch([f"link del {n}" for n in names], check=False)
+    records.discard("links", *records.items("links"), save=False)
+
+
+def record_netns(records: Records, name: str) -> None:
+    inode = netns_inode(name)
+    if inode is None:
+        raise RuntimeFailure(f"network namespace {name} vanished right after it was created")
+    records.add_netns(name, inode)
+
+
+def delete_netns(records: Records, names: list[str] | None = None) -> list[str]:
+    """Delete recorded namespaces whose file is still the one k8semu made (same inode); returns
+    those left alone because another object now holds the name."""
+    wanted = dict(records.items("netns"))
+    if names is not None:
+        wanted = {n: wanted[n] for n in names if n in wanted}
+    ours, foreign = [], []
+    for name, inode in wanted.items():
+        now = netns_inode(name)
+        if now is None:
+            continue
+        (ours if now == inode else foreign).append(name)
+    ip_batch([f"netns del {n}" for n in ours], check=False)
+    records.discard("netns", *wanted, save=False)
+    return foreign
+
+
+def ensure_netns_dir() -> None:
+    """/run/netns as ``ip netns`` prepares it: a mount point with shared propagation, so that a
+    namespace file unmounted here is unmounted in every mount namespace that copied it (pods
+    copy the host's mounts), and the namespace can go."""
+    NETNS_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
+    info = run(["findmnt", "-n", "-o", "PROPAGATION", "--mountpoint", str(NETNS_DIR)], check=False).stdout.strip()
+    if not info:
+        run(["mount", "--bind", str(NETNS_DIR), str(NETNS_DIR)])
+    if "shared" not in info:
+        run(["mount", "--make-shared", str(NETNS_DIR)])
+
+
+def ovs_tagged_bridges(tag: str) -> list[str]:
+    done = run(["ovs-vsctl", "--timeout=5", "--format=json", "--columns=name", "find", "Bridge",
+                f"external_ids:k8semu=\"{tag}\""], check=False)
+    if done.returncode != 0:
+        return []
+    try:
+        return sorted(row[0] for row in json.loads(done.stdout)["data"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return []

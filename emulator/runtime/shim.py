@@ -1,0 +1,265 @@
+"""The shim: one small single-threaded process per cluster that creates pod sandboxes and starts
+container processes, like containerd's shim or podman's conmon.
+
+    python -m emulator.runtime.shim FD      (started by the manager; FD is its end of a socketpair)
+
+Why a process of its own: a sandbox is made of system calls between fork and exec (unshare,
+mount, setns, capability drops), and the manager is multi-threaded, where forking and running
+Python before exec can deadlock. The shim is single-threaded, so it forks freely; it is also a
+child subreaper, so every pod's PID 1 and every container process ends up as its child and their
+exit statuses reach the kubelet.
+
+A sandbox: a fork unshares the network, UTS and IPC namespaces, binds its network namespace at
+/run/netns/<name> (the file created with O_EXCL: an existing name is refused, never reused),
+sets the hostname and the network sysctls (no IPv6), then unshares mount and PID namespaces and
+forks the pod's PID 1, which builds the pod's filesystem (``podfs``) and execs catatonit (a
+pause process that reaps zombies). A container: a fork joins its cgroups, enters the pause's
+namespaces and forks the process, which drops to the container's capabilities with
+no_new_privs, changes user if asked, and execs the argv: never a shell.
+
+Protocol: JSON lines on the socket. Requests ``{"id", "op": "sandboxes"|"start", "items": [...]}``
+get ``{"id", "results": [{"pid", "start", ...} | {"error"}]}``; every reaped child is reported as
+``{"event": "exit", "pid", "status"}`` (status as ``subprocess`` returncode: -9 for SIGKILL).
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+
+from emulator.runtime import linux, podfs
+
+NETNS_DIR = "/run/netns"
+NS_ORDER = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, host paths are gone
+
+
+def start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _child(report: int, work) -> None:
+    """Run ``work`` in a forked child; send what it returns (or the error) on ``report``; exit."""
+    try:
+        result = work()
+        data = json.dumps(result).encode()
+    except BaseException as exc:  # noqa: B902 - everything becomes the request's error
+        data = json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()
+    try:
+        os.write(report, data)
+    finally:
+        os._exit(0)
+
+
+def _fork_and_report(work) -> dict:
+    """Fork a child that does ``work`` and exits; wait for it; return its report."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        _child(w, work)
+    os.close(w)
+    chunks = []
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(r)
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(b"".join(chunks) or b'{"error": "the helper process died"}')
+    except ValueError:
+        return {"error": "the helper process sent a bad report"}
+
+
+def _write(path: str, value: str) -> None:
+    with open(path, "w") as f:
+        f.write(value)
+
+
+def make_sandbox(item: dict) -> dict:
+    """Fork the pod's namespaces and its PID 1; returns {"pid", "start", "netns_ino"}."""
+    netns = os.path.join(NETNS_DIR, item["netns"])
+    catatonit = item["pause"]
+
+    def work() -> dict:
+        for procs in item.get("cgroups", ()):  # the pod's cgroups: its PID 1 and everything after
+            _write(procs, str(os.getpid()))
+        linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
+        fd = os.open(netns, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)  # refuses a taken name
+        os.close(fd)
+        try:
+            linux.mount("/proc/self/ns/net", netns, None, linux.MS_BIND)
+        except OSError:
+            os.unlink(netns)
+            raise
+        ino = os.stat(netns).st_ino
+        linux.sethostname(item["hostname"])
+        for key, value in item.get("sysctls", {}).items():  # /proc/sys/net follows this netns
+            _write("/proc/sys/" + key.replace(".", "/"), value)
+        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
+        view = podfs.PodView(item["pod_dir"], item["etc"], item.get("shared", {}), tuple(item.get("keep", ())))
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the pod's PID 1
+            os.close(r)
+            try:
+                os.setsid()
+                podfs.setup(view)
+                linux.keep_only_capabilities(set())
+                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+                devnull = os.open("/dev/null", os.O_RDWR)
+                for target in (0, 1, 2):
+                    os.dup2(devnull, target)
+                os.execv(catatonit, [catatonit, "-P"])
+            except BaseException as exc:  # noqa: B902
+                os.write(w, f"{type(exc).__name__}: {exc}".encode())
+            os._exit(127)
+        os.close(w)
+        failure = os.read(r, 4096)
+        os.close(r)
+        if failure:
+            raise OSError(f"pod sandbox: {failure.decode(errors='replace')}")
+        return {"pid": pid, "netns_ino": ino}
+
+    result = _fork_and_report(work)
+    if "pid" in result:  # read here: the child's /proc is the pod's by now
+        result["start"] = start_time(result["pid"])
+    return result
+
+
+def start_process(item: dict) -> dict:
+    """Fork a process inside a sandbox: cgroups, namespaces, capabilities, user, argv."""
+    pause, expected = item["pause_pid"], item["pause_start"]
+    if start_time(pause) != expected:
+        return {"error": f"the pod sandbox (pid {pause}) is gone"}
+    log = item.get("log")
+
+    def work() -> dict:
+        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600) if log else \
+            os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        for procs in item.get("cgroups", ()):
+            _write(procs, str(os.getpid()))
+        fds = [(os.open(f"/proc/{pause}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC), kind) for kind in NS_ORDER]
+        if start_time(pause) != expected:  # the pid could have been reused between check and open
+            raise OSError("the pod sandbox is gone")
+        for fd, _ in fds:
+            linux.setns(fd)
+            os.close(fd)
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid == 0:  # the container's process, in the pod's PID namespace
+            os.close(r)
+            try:
+                os.setsid()
+                os.dup2(devnull, 0)
+                os.dup2(out, 1)
+                os.dup2(out, 2)
+                try:
+                    os.chdir(item.get("cwd") or "/")
+                except OSError:  # a workingDir the read-only host lacks: the container's own folder
+                    os.chdir(item.get("cwd_fallback") or "/")
+                linux.keep_only_capabilities(set(item.get("caps", ())))
+                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+                if item.get("gid") is not None:
+                    os.setgroups([])
+                    os.setgid(item["gid"])
+                if item.get("uid") is not None:
+                    os.setuid(item["uid"])
+                os.execvpe(item["argv"][0], item["argv"], item["env"])
+            except BaseException as exc:  # noqa: B902 - exec failed: say why, as runc does
+                try:
+                    os.write(w, f"{type(exc).__name__}: {exc}".encode()[:4000])
+                finally:
+                    os._exit(127)
+        os.close(w)
+        failure = os.read(r, 4096)  # EOF when exec succeeded (the pipe is close-on-exec)
+        os.close(r)
+        if failure:
+            raise OSError(failure.decode(errors="replace"))
+        return {"pid": pid}
+
+    result = _fork_and_report(work)
+    if "pid" in result:
+        result["start"] = start_time(result["pid"])
+    return result
+
+
+OPS = {"sandboxes": make_sandbox, "start": start_process}
+
+
+def serve(sock: socket.socket) -> int:
+    linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    buffer = b""
+    while True:
+        ready, _, _ = select.select([sock, wake_r], [], [])
+        if wake_r in ready:
+            try:
+                os.read(wake_r, 4096)
+            except BlockingIOError:
+                pass
+            _reap(sock)
+        if sock in ready:
+            data = sock.recv(1 << 20)
+            if not data:
+                return 0  # the manager is gone
+            buffer += data
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                _answer(sock, line)
+            _reap(sock)
+
+
+def _send(sock: socket.socket, message: dict) -> None:
+    sock.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _answer(sock: socket.socket, line: bytes) -> None:
+    try:
+        request = json.loads(line)
+        op = OPS[request["op"]]
+        results = []
+        for item in request["items"]:
+            try:
+                results.append(op(item))
+            except Exception as exc:  # one item fails alone
+                results.append({"error": f"{type(exc).__name__}: {exc}"})
+        _send(sock, {"id": request["id"], "results": results})
+    except Exception:
+        _send(sock, {"id": None, "error": traceback.format_exc()})
+
+
+def _reap(sock: socket.socket) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _send(sock, {"event": "exit", "pid": pid, "status": os.waitstatus_to_exitcode(status)})
+
+
+def main(argv: list[str]) -> int:
+    sock = socket.socket(fileno=int(argv[0]))
+    try:
+        return serve(sock)
+    except (BrokenPipeError, ConnectionResetError):
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
