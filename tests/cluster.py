@@ -12,6 +12,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
+
+from emulator.runtime.api import Client
+from emulator.runtime.records import cluster_dir
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,31 +43,52 @@ def poll(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.
 class Cluster:
     def __init__(self, spec: str) -> None:
         self.spec = str(ROOT / spec) if not os.path.isabs(spec) else spec
+        self.name = yaml.safe_load(Path(self.spec).read_text())["metadata"]["name"]
+        self.run = cluster_dir(self.name)
+        self.client = Client(self.run)
 
     def up(self) -> "Cluster":
         k8semu("up", self.spec, "--detach")
         return self
 
     def down(self) -> None:
-        k8semu("down")
+        k8semu("--cluster", self.name, "down")
+
+    def netns(self, node_or_host: str) -> str:
+        """The network namespace of a node or external host (``<cluster>_<name>``)."""
+        return self.client.status()["netns"][node_or_host]
+
+    def pod_netns(self, pod: str, namespace: str = "default") -> str:
+        return self.client.pod(pod, namespace)["netns"]
+
+    def bridge(self, node: str) -> str:
+        return self.client.status()["bridges"][node]
+
+    def pod_dir(self, pod: str, namespace: str = "default") -> Path:
+        """The pod's folder on the host (container directories and logs)."""
+        return Path(self.client.pod(pod, namespace)["dir"])
+
+    def synced(self, timeout: float = 10) -> None:
+        """Wait until the data plane holds everything the API shows."""
+        poll(lambda: self.client.status()["synced"], timeout, what="the data plane to be in sync")
 
     def exec(self, target: str, *cmd: str, namespace: str | None = None, check: bool = False,
              timeout: float = 60) -> subprocess.CompletedProcess:
         ns = ["-n", namespace] if namespace else []
-        return k8semu("exec", *ns, target, "--", *cmd, check=check, timeout=timeout)
+        return k8semu("--cluster", self.name, "exec", *ns, target, "--", *cmd, check=check, timeout=timeout)
 
     def get(self, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict]:
         args = ["get", kind, "-o", "json"] + (["-n", namespace] if namespace else ["-A"])
         args += ["-l", selector] if selector else []
-        return json.loads(k8semu(*args).stdout)["items"]
+        return json.loads(k8semu("--cluster", self.name, *args).stdout)["items"]
 
     def pod(self, name: str, namespace: str = "default") -> dict:
-        return json.loads(k8semu("get", "pod", name, "-n", namespace, "-o", "json").stdout)
+        return json.loads(k8semu("--cluster", self.name, "get", "pod", name, "-n", namespace, "-o", "json").stdout)
 
     def apply(self, path_or_text: str) -> str:
         if "\n" in path_or_text:
-            return k8semu("apply", "-f", "/dev/stdin", input=path_or_text).stdout
-        return k8semu("apply", "-f", path_or_text).stdout
+            return k8semu("--cluster", self.name, "apply", "-f", "-", input=path_or_text).stdout
+        return k8semu("--cluster", self.name, "apply", "-f", path_or_text).stdout
 
     def wait_running(self, namespace: str | None = None, count: int | None = None, timeout: float = 30) -> list[dict]:
         def ready() -> list[dict] | None:

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator.errors import RuntimeFailure
 from emulator.model.pod import Resources
 
 ROOT = Path("/sys/fs/cgroup")
@@ -82,6 +83,9 @@ class Cgroups:
                 shared.mkdir()
             if self.version == 2:
                 self._enable_v2(shared)
+            if (shared / self.cluster).exists():
+                raise RuntimeFailure(f"cgroup {shared / self.cluster} exists and is not this run's; if a crashed "
+                                     f"cluster {self.cluster!r} left it, 'sudo k8semu cleanup' removes it")
             self._mkdir(shared / self.cluster)
             if self.version == 2:
                 self._enable_v2(shared / self.cluster)

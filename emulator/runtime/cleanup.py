@@ -51,10 +51,11 @@ def processes_in(netns_inodes: set[int], cgroup_dirs: list[str]) -> set[int]:
         except OSError:
             continue
     for directory in cgroup_dirs:
-        try:
-            found |= {int(p) for p in Path(directory, "cgroup.procs").read_text().split()}
-        except (OSError, ValueError):
-            pass
+        for procs in Path(directory).rglob("cgroup.procs") if os.path.isdir(directory) else ():
+            try:
+                found |= {int(p) for p in procs.read_text().split()}
+            except (OSError, ValueError):
+                pass
     found.discard(me)
     return found
 
@@ -95,6 +96,14 @@ def teardown(records: Records, keep_self: bool = True) -> list[str]:
     notes += [f"network namespace {n} now belongs to someone else: left alone" for n in foreign]
     cgroup_dirs = records.items("cgroups")
     for directory in sorted(cgroup_dirs, key=len, reverse=True):
+        # below a directory k8semu made, every directory is its too (a crash may have cut the
+        # record short): cgroupfs removes a directory only with rmdir, deepest first
+        for below, subdirs, _ in (os.walk(directory, topdown=False) if os.path.isdir(directory) else ()):
+            for sub in subdirs:
+                try:
+                    os.rmdir(os.path.join(below, sub))
+                except OSError:
+                    pass
         try:
             os.rmdir(directory)
         except FileNotFoundError:

@@ -6,11 +6,14 @@
       - name: the client reaches a web pod on another node
         exec: {in: client, command: [curl, -s, "http://${ip:pod/app=web}/"], contains: "Welcome"}
 
-Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, fault
+Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
 (kill-container, delete-pod, link-down, link-up, controller-stop, controller-start) and probe
 (the reachability truth table, compared cell by cell). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
-``${ip:node/NAME}`` and ``${lb:svc/NAME}`` are replaced when the step runs (``ns/`` prefix for
-another namespace: ``${ip:pod/shop/db-0}``).
+``${ip:node/NAME}``, ``${lb:svc/NAME}`` and ``${netns:pod/NAME}``/``${netns:node/NAME}`` (the
+network namespace's name, for ``ip netns exec``) are replaced when the step runs (``ns/`` prefix
+for another namespace: ``${ip:pod/shop/db-0}``). Every step that changes the cluster (apply,
+delete, scale, a deleted pod) returns once the data plane holds the change: every switch has
+the flows and every DNS server and ingress controller the new snapshot.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ STEP_KINDS = {
     "exec": {"in", "namespace", "command", "status", "contains", "matches", "fails", "timeout"},
     "http": {"from", "namespace", "url", "host", "resolve", "cacert", "status", "body", "timeout", "retry"},
     "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
+    "logs": {"pod", "namespace", "container", "contains", "matches"},
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
@@ -117,6 +121,8 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         r.fail(p, "missing required field 'in' (a pod, node or external host)")
     if kind == "http" and not args.get("url"):
         r.fail(p, "missing required field 'url'")
+    if kind == "logs" and not args.get("pod"):
+        r.fail(p, "missing required field 'pod'")
     if kind == "dns" and not args.get("name"):
         r.fail(p, "missing required field 'name'")
     if kind == "scale" and not isinstance(args.get("replicas"), int):

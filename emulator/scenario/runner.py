@@ -27,7 +27,7 @@ from emulator.cluster.admission import admit_cluster
 from emulator.spec.loader import load_file
 from emulator.spec.manifests import parse_documents
 
-VAR = re.compile(r"\$\{(ip|lb):(pod|svc|node)/([^}]+)\}")
+VAR = re.compile(r"\$\{(ip|lb|netns):(pod|svc|node)/([^}]+)\}")
 
 
 @dataclass
@@ -79,6 +79,10 @@ def substitute(ctx: "Ctx", value: Any) -> Any:
         what, kind, ref = m.groups()
         ns, _, name = ref.rpartition("/")
         ns = ns or "default"
+        if what == "netns":
+            if kind == "node":
+                return ctx.client.status()["netns"].get(name) or _missing(m)
+            return ctx.client.pod(name, ns)["netns"]
         if kind == "node":
             node = next((n for n in _get(ctx, "Node", None) if n["metadata"]["name"] == name), None)
             if node is None:
@@ -101,6 +105,10 @@ def substitute(ctx: "Ctx", value: Any) -> Any:
             raise Failed(f"no running pod matches {m.group(0)}")
         return sorted(pods, key=lambda p: p["metadata"]["name"])[0]["status"]["podIP"]
     return VAR.sub(one, value)
+
+
+def _missing(m: re.Match) -> str:
+    raise Failed(f"nothing matches {m.group(0)}")
 
 
 def settle(ctx: "Ctx", timeout: float = 10) -> None:
@@ -253,6 +261,17 @@ def _http_once(step: Step, ctx: Ctx) -> list[str]:
     return evidence
 
 
+def do_logs(step: Step, ctx: Ctx) -> list[str]:
+    """A container's output, as ``kubectl logs POD [-c CONTAINER]`` prints it."""
+    a = substitute(ctx, step.args)
+    pod = ctx.client.pod(a["pod"], a.get("namespace"))
+    name = a.get("container") or pod["containers"][0]
+    path = Path(pod["dir"]) / f"{name}.log"
+    text = path.read_text(errors="replace") if path.exists() else ""
+    done = subprocess.CompletedProcess(["logs", a["pod"]], 0, text, "")
+    return check_output(done, a, f"k8semu logs {a['pod']}" + (f" -c {name}" if a.get("container") else ""))
+
+
 def do_dns(step: Step, ctx: Ctx) -> list[str]:
     a = substitute(ctx, step.args)
     cmd = ["dig", "+search", "+noall", "+comments", "+answer", str(a["name"]), str(a.get("type", "A"))]
@@ -308,7 +327,7 @@ def do_probe(step: Step, ctx: Ctx) -> list[str]:
 
 
 ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
-           "http": do_http, "dns": do_dns, "fault": do_fault}
+           "http": do_http, "dns": do_dns, "fault": do_fault, "logs": do_logs}
 
 
 def cluster_spec(scenario: Scenario, workdir: Path) -> tuple[Path, Path | None]:

@@ -175,7 +175,7 @@ def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
             r.fail(ap + ("port",), f"port name {port!r} is not a containerPort name of this container")
         port = int(port) if isinstance(port, str) and port.isdigit() else port
     command = tuple(map(str, r.seq(ap + ("command",)))) if action == "exec" else ()
-    if isinstance(port, int) and not 1 <= port <= 65535:
+    if action != "exec" and isinstance(port, int) and not 1 <= port <= 65535:
         r.fail(ap + ("port",), f"must be between 1 and 65535, inclusive, got {port}")
     if action == "httpGet":
         r.string(ap + ("path",), "/", check=lambda v: None if v.isprintable() and " " not in v else

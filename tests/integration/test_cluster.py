@@ -69,7 +69,7 @@ def test_node_reaches_pods_on_every_node(three_node: Cluster) -> None:
 
 def test_underlay_carries_vxlan_with_node_ips_outside_and_pod_ips_inside(three_node: Cluster) -> None:
     web, client = pod_ip(three_node, "web-b"), pod_ip(three_node, "client-c")
-    capture = subprocess.Popen(["ip", "netns", "exec", "node-c", "tcpdump", "-l", "-nn", "-c", "1", "-i", "eth0",
+    capture = subprocess.Popen(["ip", "netns", "exec", three_node.netns("node-c"), "tcpdump", "-l", "-nn", "-c", "1", "-i", "eth0",
                                 "udp port 4789 and src host 172.18.0.4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # Retry the request until tcpdump (which may still be opening its socket) has seen a packet.
@@ -93,8 +93,7 @@ def test_pod_has_its_own_hostname_hosts_and_resolv_conf(three_node: Cluster) -> 
     assert three_node.exec("client-b", "hostname", namespace=NS).stdout.strip() == "client-b"
     hosts = three_node.exec("client-b", "cat", "/etc/hosts", namespace=NS).stdout
     assert hosts.startswith("# Kubernetes-managed hosts file.") and f"{pod_ip(three_node, 'client-b')}\tclient-b" in hosts
-    resolv = subprocess.run(["ip", "netns", "exec", "demo_client-b", "cat", "/etc/resolv.conf"],
-                            capture_output=True, text=True, check=True).stdout
+    resolv = three_node.exec("client-b", "cat", "/etc/resolv.conf", namespace=NS).stdout
     assert "search demo.svc.cluster.local svc.cluster.local cluster.local" in resolv
     assert "nameserver 10.96.0.10" in resolv and "options ndots:5" in resolv
 
@@ -130,8 +129,9 @@ def test_scale_up_and_down_leaves_exactly_the_right_pods(three_node: Cluster) ->
         assert len(set(ips)) == len(ips)
         netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         names = {line.split()[0] for line in netns.splitlines()}
-        echo_netns = {n for n in names if n.startswith("demo_echo-")}
-        assert echo_netns == {f"demo_{p['metadata']['name']}" for p in pods}
+        prefix = f"{three_node.name}_{NS}_echo-"
+        echo_netns = {n for n in names if n.startswith(prefix)}
+        assert echo_netns == {f"{three_node.name}_{NS}_{p['metadata']['name']}" for p in pods}
         for p in pods:
             reply = three_node.curl("client-b", f"http://{p['status']['podIP']}:8080/", namespace=NS)
             assert reply.stdout.strip() == f"hello from {p['metadata']['name']}"
@@ -143,9 +143,27 @@ def test_flows_are_labelled_by_owner(three_node: Cluster) -> None:
     assert "NORMAL" not in dump
 
 
-def test_second_up_is_refused(three_node: Cluster) -> None:
-    done = k8semu("up", "topologies/default.yaml", "--detach", check=False)
-    assert done.returncode == 1 and "already running" in done.stderr
+def test_a_name_runs_once_and_two_clusters_run_side_by_side_unseen(three_node: Cluster) -> None:
+    again = k8semu("up", "topologies/three-node.yaml", "--detach", check=False)
+    assert again.returncode == 1 and "'three-node' is already running" in again.stderr
+    other = Cluster("topologies/default.yaml").up()
+    try:
+        assert k8semu("status", check=False).stderr.startswith("error: several clusters are running")
+        assert three_node.client.status()["slot"] != other.client.status()["slot"]
+        mine, theirs = set(three_node.client.status()["bridges"].values()), set(other.client.status()["bridges"].values())
+        assert not mine & theirs
+        # Both use 10.244.0.0/16: each client reaches its own cluster's pod at an address the other
+        # cluster also uses, and never the other's.
+        web = other.get("pods", "default", "app=web")[0]
+        answer = other.curl("client", f"http://{web['status']['podIP']}/")
+        assert f"pod: {web['metadata']['name']}" in answer.stdout
+        mine_at_that_ip = [p for p in three_node.get("pods") if p["status"].get("podIP") == web["status"]["podIP"]]
+        reply = three_node.curl("client-b", f"http://{web['status']['podIP']}/", namespace=NS, timeout=2)
+        assert web["metadata"]["name"] not in reply.stdout
+        assert bool(mine_at_that_ip) == (reply.returncode == 0) or reply.returncode != 0
+    finally:
+        other.down()
+    assert three_node.curl("client-b", f"http://{pod_ip(three_node, 'web-b')}/", namespace=NS).returncode == 0
 
 
 def test_load_balancer_without_a_pool_stays_pending(three_node: Cluster) -> None:

@@ -75,7 +75,7 @@ def test_record_kinds(dns_cluster: Cluster) -> None:
 def test_forwarding_to_the_external_zone(dns_cluster: Cluster) -> None:
     assert short(dns_cluster, "www.example.com") == ["93.184.216.34"]
     assert status(dig(dns_cluster, "nothing.example.com")) == "NXDOMAIN"
-    log = Path("/run/k8semu/dns/upstream-dns.log").read_text()
+    log = (dns_cluster.run / "upstream-dns.dns.log").read_text()
     assert "www.example.com." in log  # the emulated upstream answered, not this machine's resolver
 
 

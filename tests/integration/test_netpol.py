@@ -42,7 +42,7 @@ def policy(ns: str, name: str, spec: str) -> str:
 def check(cluster, allowed) -> None:
     """``allowed(src, dst, proto, port)`` for every cell; a pod always reaches itself."""
     settle()
-    actual = probe.probe(["x", "y", "z"], [80, 81], ["tcp", "udp"])
+    actual = probe.probe(cluster.client, ["x", "y", "z"], [80, 81], ["tcp", "udp"])
     expected = {k: {s: {d: s == d or allowed(s, d, k.split("/")[0], int(k.split("/")[1])) for d in PODS}
                     for s in PODS} for k in KEYS}
     differences = probe.diff(expected, actual)

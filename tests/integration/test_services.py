@@ -130,7 +130,7 @@ def test_pod_reaches_itself_through_its_service(svc_cluster: Cluster) -> None:
 def test_readiness_failure_removes_and_restores_the_endpoint(svc_cluster: Cluster) -> None:
     pod = web_pods(svc_cluster)[0]
     name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
-    index = f"/run/k8semu/pods/default_{name}/nginx/html/index.html"
+    index = str(svc_cluster.pod_dir(name) / "nginx" / "html" / "index.html")
     subprocess.run(["mv", index, index + ".off"], check=True)
     try:
         poll(lambda: ip not in endpoints("web"), timeout=10, what=f"{ip} to leave the endpoints")
@@ -146,13 +146,13 @@ def test_readiness_failure_removes_and_restores_the_endpoint(svc_cluster: Cluste
 def test_load_balancer_from_outside_and_failover(svc_cluster: Cluster) -> None:
     def holder() -> str | None:
         for node in NODES:
-            if "10.50.100.5/32" in subprocess.run(["ip", "-n", node, "-4", "-o", "addr", "show", "eth0"],
+            if "10.50.100.5/32" in subprocess.run(["ip", "-n", svc_cluster.netns(node), "-4", "-o", "addr", "show", "eth0"],
                                                   capture_output=True, text=True).stdout:
                 return node
         return None
     first = poll(holder, what="a node to announce 10.50.100.5")
     assert "Welcome to nginx!" in svc_cluster.curl("outside", "http://10.50.100.5/").stdout
-    subprocess.run(["ip", "-n", first, "link", "set", "eth0", "down"], check=True)
+    subprocess.run(["ip", "-n", svc_cluster.netns(first), "link", "set", "eth0", "down"], check=True)
     try:
         second = poll(lambda: (lambda h: h if h and h != first else None)(holder()), timeout=10,
                       what="another node to take 10.50.100.5 over")
@@ -162,11 +162,11 @@ def test_load_balancer_from_outside_and_failover(svc_cluster: Cluster) -> None:
         nodes = {n["metadata"]["name"]: n["status"]["conditions"][0]["status"] for n in svc_cluster.get("nodes")}
         assert nodes[first] == "False"
     finally:
-        subprocess.run(["ip", "-n", first, "link", "set", "eth0", "up"], check=True)
+        subprocess.run(["ip", "-n", svc_cluster.netns(first), "link", "set", "eth0", "up"], check=True)
 
 
 def test_pods_reach_the_outside_masqueraded_to_their_node(svc_cluster: Cluster) -> None:
-    server = subprocess.Popen(["ip", "netns", "exec", "outside", "python3", "-m", "http.server", "8000"],
+    server = subprocess.Popen(["ip", "netns", "exec", svc_cluster.netns("outside"), "python3", "-m", "http.server", "8000"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         page = poll(lambda: (lambda r: r.returncode == 0 and r)(svc_cluster.curl("client", "http://172.18.0.254:8000/")),

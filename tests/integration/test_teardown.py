@@ -64,19 +64,19 @@ def test_down_leaves_nothing_behind() -> None:
     before = snapshot()
     cluster = Cluster("topologies/default.yaml").up()
     during = snapshot()
-    assert {"control-plane", "worker-1", "worker-2"} <= during["netns"]
-    assert {"k8br-0", "k8br-1", "k8br-2"} <= during["bridges"]
+    assert {"default_control-plane", "default_worker-1", "default_worker-2"} <= during["netns"]
+    assert {cluster.bridge(n) for n in ("control-plane", "worker-1", "worker-2")} <= during["bridges"]
     assert len(during["procs"] - before["procs"]) >= 3 + 4 + 1  # node shells, pods, controller
     cluster.down()
     assert leftovers(before) == {}
-    assert not Path("/run/k8semu").exists()
+    assert not cluster.run.exists()
 
 
 def test_cleanup_after_kill_9_leaves_nothing_behind() -> None:
     before = snapshot()
     Cluster("topologies/default.yaml").up()
     status = k8semu("status").stdout
-    pid = int(status.split("manager pid ")[1].split()[0])
+    pid = int(status.split("manager pid ")[1].split(",")[0])
     os.kill(pid, signal.SIGKILL)
     poll(lambda: not Path(f"/proc/{pid}").exists() or
          Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z", what="the manager to die")
@@ -91,7 +91,7 @@ def test_cleanup_after_kill_9_leaves_nothing_behind() -> None:
 def test_sigterm_to_the_manager_tears_down() -> None:
     before = snapshot()
     Cluster("topologies/default.yaml").up()
-    pid = int(k8semu("status").stdout.split("manager pid ")[1].split()[0])
+    pid = int(k8semu("status").stdout.split("manager pid ")[1].split(",")[0])
     os.kill(pid, signal.SIGTERM)
     poll(lambda: not live(pid), timeout=30, what="the manager to tear down and exit")
     assert leftovers(before) == {}
@@ -110,7 +110,7 @@ def test_foreground_shell_runs_verbs_and_tears_down_on_eof_and_ctrl_c() -> None:
     shell = subprocess.Popen(["k8semu", "up", "topologies/default.yaml"], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=Path(__file__).resolve().parents[2])
-    poll(lambda: Path("/run/k8semu/ready").exists(), timeout=60, what="the cluster to be up")
+    poll(lambda: Path("/run/k8semu/default/ready").exists(), timeout=60, what="the cluster to be up")
     poll(lambda: "6/6 running" in k8semu("status", check=False).stdout, timeout=60, what="pods running")
     shell.send_signal(signal.SIGINT)
     out, err = shell.communicate(timeout=120)
