@@ -13,7 +13,7 @@ import time
 from dataclasses import replace
 
 from emulator.errors import NotFoundError, Problem, SpecError
-from emulator.model import naming, scheduler
+from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
@@ -149,6 +149,11 @@ def reconcile_deployments(state: ClusterState) -> None:
     for rec in state.list("Deployment"):
         dep: Deployment = rec.obj
         want = _replicaset_for(dep)
+        if not validation.is_dns1123_subdomain(want.meta.name):  # the API server would refuse it
+            state.events.warn("Deployment", dep.meta.namespace, dep.meta.name, "FailedCreate",
+                              f"Failed to create new replica set {want.meta.name[:60]}...: its name would be longer "
+                              f"than {validation.DNS1123_SUBDOMAIN_MAX} characters", "deployment-controller")
+            continue
         for child in owned(state, "Deployment", dep.meta.namespace, dep.meta.name):
             if child.obj.meta.name != want.meta.name:  # an old revision: replace at once
                 delete(state, "ReplicaSet", dep.meta.namespace, child.obj.meta.name)
@@ -163,7 +168,7 @@ def reconcile_replicasets(state: ClusterState) -> None:
         live = [p for p in owned(state, "ReplicaSet", rs.meta.namespace, rs.meta.name) if not p.deleting]
         for _ in range(rs.replicas - len(live)):
             while True:
-                name = f"{rs.meta.name}-{naming.random_suffix(state.rng)}"
+                name = naming.generate_name(f"{rs.meta.name}-", state.rng)
                 if not state.get("Pod", rs.meta.namespace, name):
                     break
             meta = ObjectMeta(name, rs.meta.namespace, dict(rs.template.labels),

@@ -50,15 +50,27 @@ def _container_status(pod_rec: Record, name: str, image: str) -> dict:
     if cs and cs.state == "running":
         out["containerID"] = f"k8semu://{cs.pid}"
         out["state"] = {"running": {"startedAt": timestamp(cs.started_at)}}
+        if cs.last_state:
+            reason, code, started, finished = cs.last_state
+            out["lastState"] = {"terminated": {"exitCode": code, "reason": reason}}
     elif cs and cs.state == "terminated":
-        last = {"terminated": {"exitCode": cs.exit_code, "reason": "Error" if cs.exit_code else "Completed"}}
-        if cs.reason == "CrashLoopBackOff":  # waiting for the next restart
-            out["state"] = {"waiting": {"reason": "CrashLoopBackOff"}}
+        last = {"terminated": {"exitCode": cs.exit_code, "reason": cs.reason or ("Error" if cs.exit_code else "Completed"),
+                               **({"startedAt": timestamp(cs.started_at)} if cs.started_at else {}),
+                               **({"finishedAt": timestamp(cs.finished_at)} if cs.finished_at else {})}}
+        if cs.backing_off:  # waiting for the next restart
+            out["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                        "message": f"back-off restarting failed container {name}"}}
             out["lastState"] = last
         else:
             out["state"] = last
     else:
-        out["state"] = {"waiting": {"reason": cs.reason if cs else "ContainerCreating"}}
+        waiting = {"reason": cs.reason if cs else "ContainerCreating"}
+        if cs and cs.reason == "CreateContainerError" and pod_rec.status.message:
+            waiting["message"] = pod_rec.status.message
+        out["state"] = {"waiting": waiting}
+        if cs and cs.last_state:
+            reason, code, started, finished = cs.last_state
+            out["lastState"] = {"terminated": {"exitCode": code, "reason": reason}}
     return out
 
 
@@ -74,7 +86,9 @@ def pod_object(rec: Record, state: ClusterState) -> dict:
     meta = _meta(rec)
     if rec.deleting:
         meta["deletionTimestamp"] = timestamp(time.time())
-    status: dict[str, Any] = {"phase": st.phase, "qosClass": "BestEffort"}
+    status: dict[str, Any] = {"phase": st.phase, "qosClass": pod.spec.qos_class}
+    if st.reason and not st.node:
+        status["reason"], status["message"] = st.reason, st.message
     ready = st.ready
     conditions = [{"type": "PodScheduled", "status": "True" if st.node else "False",
                    **({"reason": st.reason, "message": st.message} if st.reason else {})}]

@@ -35,6 +35,7 @@ class ContainerStatus:
     ready: bool = False  # running, and its readiness probe (if any) passes
     finished_at: float = 0.0
     create_failures: int = 0  # consecutive failures to start (CreateContainerError), for back-off
+    backing_off: bool = False  # terminated, waiting for its restart (kubectl: CrashLoopBackOff)
     last_state: tuple | None = None  # (reason, exit code, started, finished) of the previous run
 
 

@@ -112,6 +112,12 @@ def random_suffix(rng: random.Random, length: int = 5) -> str:
     return "".join(rng.choice(SAFE_ALPHABET) for _ in range(length))
 
 
+def generate_name(base: str, rng: random.Random) -> str:
+    """``metadata.generateName``: the base cut to 58 characters plus 5 random ones, so that a
+    generated name is at most 63 long (the API server's SimpleNameGenerator)."""
+    return base[:58] + random_suffix(rng)
+
+
 def node_netns(scope: Scope, node: str) -> str:
     return _bounded(f"{scope.cluster}_{node}")
 

@@ -229,8 +229,7 @@ class Kubelet:
                 continue
             for name, status in rec.status.containers.items():
                 if not self._due(rec, status, now):
-                    if status.state == "terminated" and self._should_restart(rec, status):
-                        status.reason = "CrashLoopBackOff"
+                    status.backing_off = status.state == "terminated" and self._should_restart(rec, status)
                     continue
                 try:
                     batch.append((rec, name, self._request(rec, box, name)))
@@ -255,7 +254,7 @@ class Kubelet:
                 status.restart_count += 1
                 status.last_state = (status.reason, status.exit_code, status.started_at, status.finished_at)
             status.state, status.reason, status.pid = "running", "", result["pid"]
-            status.create_failures = 0
+            status.create_failures, status.backing_off = 0, False
             status.started_at, status.exit_code = now, None
             rec.status.phase = "Running"
             node_netns = naming.node_netns(self.runtime.scope, rec.status.node)

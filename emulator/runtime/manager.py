@@ -376,12 +376,18 @@ class Manager:
                 "pids": {n: p for n, (p, _) in box.containers.items()}}
 
     def shutdown(self) -> list[str]:
+        started = time.monotonic()
         if self.kubelet:
             self.kubelet.shutdown()
+        pods = time.monotonic()
         self.supervisor.stop_all()
         if self.shim:
             self.shim.close()
-        return cleanup.teardown(self.records)
+        helpers = time.monotonic()
+        notes = cleanup.teardown(self.records)
+        print(f"[INFO] teardown: pods {pods - started:.2f}s, helpers {helpers - pods:.2f}s, "
+              f"fabric and Open vSwitch {time.monotonic() - helpers:.2f}s", flush=True)
+        return notes
 
 
 def main(argv: list[str]) -> int:

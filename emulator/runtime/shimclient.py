@@ -101,7 +101,8 @@ class Shim:
         return not self.gone and self.proc.poll() is None
 
     def close(self) -> None:
-        try:
+        try:  # shutdown, not just close: the reader thread's pending recv would keep the socket open
+            self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
         except OSError:
             pass
