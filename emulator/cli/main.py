@@ -202,7 +202,7 @@ def _interrupt(signum: int, frame) -> None:
 
 def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from emulator.cli import lifecycle
-    from emulator.cluster.admission import admit_cluster
+    from emulator.cluster.admit import admit_cluster
     from emulator.runtime.api import Client
     spec = args.spec or default_spec()
     config = admit_cluster(spec)

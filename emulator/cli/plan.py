@@ -11,7 +11,7 @@ from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
 from emulator.pipeline.build import flows_for_node
-from emulator.cluster.admission import admit_cluster
+from emulator.cluster.admit import admit_cluster
 
 
 def simulate(spec: str, seed: int = 0) -> ClusterState:

@@ -7,16 +7,14 @@ scheduler so that an over-full node is reported with the line of the workload th
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import Iterable
 
-from emulator.errors import Problem, SpecError
+from emulator.errors import Problem
 from emulator.model import images, scheduler
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import Namespace
 from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec.cluster import load_cluster
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -89,16 +87,3 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                 break
     return problems
 
-
-def admit_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:
-    """Read a cluster spec (``spec.cluster.load_cluster``) and admit its manifests into the
-    cluster it describes: what ``plan`` and ``up`` both do before anything is created.
-
-    Raises:
-        SpecError: the spec, a manifest, or the placement of the manifests' pods is invalid.
-    """
-    config = load_cluster(path, base)
-    problems = check_objects(config, list(config.manifests))
-    if problems:
-        raise SpecError(problems)
-    return config

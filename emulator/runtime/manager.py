@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.cluster import addons, controllers, dnsview, render
-from emulator.cluster.admission import admit_cluster
+from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import K8semuError, NotFoundError, RuntimeFailure

@@ -23,7 +23,7 @@ from emulator.errors import K8semuError
 from emulator.runtime.api import Client
 from emulator.runtime.records import cluster_dir
 from emulator.scenario.model import Scenario, Step
-from emulator.cluster.admission import admit_cluster
+from emulator.cluster.admit import admit_cluster
 from emulator.spec.loader import load_file
 from emulator.spec.manifests import parse_documents
 

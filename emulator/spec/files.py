@@ -23,8 +23,8 @@ STDIN_NAMES = ("-", "/dev/stdin")
 
 
 def _refuse(path: str | Path, message: str, where: SourceRef | None = None) -> SpecError:
-    prefix = "" if where else f"{path}: "
-    return SpecError([Problem(where, "", f"{prefix}{message}")])
+    """A refusal located at the reference (``where``) when there is one; it names the file."""
+    return SpecError([Problem(where, "", f"{path}: {message}")])
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -53,15 +53,15 @@ def confine(base: Path, reference: str, root: Path, where: SourceRef | None = No
         SpecError: the reference is absolute or leaves ``root`` (through ``..`` or a symlink).
     """
     if not reference or "\0" in reference:
-        raise _refuse(reference, f"{what} path is empty or contains a NUL byte", where)
+        raise SpecError([Problem(where, "", f"{what} path is empty or contains a NUL byte")])
     if os.path.isabs(reference):
-        raise _refuse(reference, f"{what} path {reference!r} is absolute; name files relative to "
-                                 f"{root} (k8semu reads nothing outside it)", where)
+        raise SpecError([Problem(where, "", f"{what} path {reference!r} is absolute; name files relative to "
+                                            f"{root} (k8semu reads nothing outside it)")])
     target = (base / reference)
     resolved = target.resolve()
     if not _inside(resolved, root.resolve()):
-        raise _refuse(reference, f"{what} path {reference!r} leads to {resolved}, outside {root.resolve()}; "
-                                 "k8semu reads nothing outside it", where)
+        raise SpecError([Problem(where, "", f"{what} path {reference!r} leads to {resolved}, outside "
+                                            f"{root.resolve()}; k8semu reads nothing outside it")])
     return target
 
 

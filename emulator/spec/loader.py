@@ -113,7 +113,8 @@ def _located(file: str, lines: list[str], text: str, exc: Exception) -> SpecErro
     if isinstance(exc, yaml.reader.ReaderError):  # a control character: located by offset
         before = text[:exc.position]
         line, col = before.count("\n"), exc.position - (before.rfind("\n") + 1)
-        message = f"character {exc.character!r} is not allowed in YAML (control characters are not)"
+        char = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "\0")
+        message = f"character U+{char:04X} is not allowed in YAML (control characters are not)"
         return SpecError([Problem(SourceRef(file, line + 1, col + 1), "", message)])
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     line = mark.line if mark else 0
@@ -135,8 +136,9 @@ def load_text(text: str, file: str) -> list[Document]:
     lines = text.splitlines()
     documents: list[Document] = []
     problems: list[Problem] = []
-    loader = _Bounded(text)
+    loader = None
     try:
+        loader = _Bounded(text)  # its reader refuses control characters here, before parsing
         while loader.check_node():
             if len(documents) >= MAX_DOCUMENTS:
                 raise SpecError([Problem(SourceRef(file, 1, 1), "", f"more than {MAX_DOCUMENTS} documents")])
@@ -159,7 +161,8 @@ def load_text(text: str, file: str) -> list[Document]:
     except RecursionError:
         raise SpecError([Problem(SourceRef(file, 1, 1), "", "nesting too deep to read")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if problems:
         raise SpecError(problems)
     return documents

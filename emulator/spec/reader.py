@@ -7,6 +7,7 @@ manifest written for a real cluster still applies.
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -22,9 +23,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 
 def dotted(path: PathKey) -> str:
+    """``spec.containers[0].name``; a key that is not a plain word is quoted (``records["a b"]``),
+    so that whatever a manifest holds, an error message stays one line."""
     out = ""
     for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+        if isinstance(key, int):
+            out += f"[{key}]"
+        elif isinstance(key, str) and key and all(c.isalnum() or c in "-_./" for c in key):
+            out += f".{key}" if out else key
+        else:
+            out += "[" + json.dumps(str(key)) + "]"
     return out
 
 

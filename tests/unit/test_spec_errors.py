@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import SpecError
-from emulator.cluster.admission import admit_cluster as load_cluster
+from emulator.cluster.admit import admit_cluster as load_cluster
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "specs"
 CASES = sorted(p.name for p in FIXTURES.iterdir() if p.name.endswith("_error"))

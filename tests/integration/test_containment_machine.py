@@ -1,0 +1,134 @@
+"""Containment of what runs as root (issue #10), on the whole machine: each test brings its own
+cluster (or fails to) and checks what is left afterwards, so none runs beside another cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.cluster import ROOT, Cluster, k8semu, poll
+from tests.integration.test_teardown import leftovers, snapshot
+
+
+# -- ownership, sealing, restoring ------------------------------------------------------------
+def ovs_up() -> bool:
+    return subprocess.run(["ovs-vsctl", "--timeout=2", "show"], capture_output=True).returncode == 0
+
+
+def test_objects_with_our_names_survive_a_failed_up(tmp_path: Path) -> None:
+    subprocess.run(["ip", "netns", "add", "clash_node-b"], check=True)
+    subprocess.run(["ip", "link", "add", "k8s0-ul", "type", "bridge"], check=True)
+    spec = tmp_path / "clash.yaml"
+    spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: clash}\nspec:\n"
+                    "  nodes: [{name: node-a}, {name: node-b}]\n")
+    try:
+        done = k8semu("up", str(spec), "--detach", check=False)
+        assert done.returncode == 1
+        assert "network namespace clash_node-b exists and is not k8semu's" in done.stderr, done.stderr
+        assert Path("/run/netns/clash_node-b").exists() and Path("/sys/class/net/k8s0-ul").exists()
+        assert not Path("/run/netns/clash_node-a").exists()
+        subprocess.run(["ip", "netns", "del", "clash_node-b"], check=True)
+        up = Cluster(str(spec)).up()  # the foreign bridge holds slot 0's name: the cluster takes slot 1
+        try:
+            assert up.client.status()["slot"] == 1
+        finally:
+            up.down()
+        assert Path("/sys/class/net/k8s0-ul").exists()
+    finally:
+        subprocess.run(["ip", "netns", "del", "clash_node-b"], capture_output=True)
+        subprocess.run(["ip", "link", "del", "k8s0-ul"], capture_output=True)
+
+
+def test_an_existing_ovs_bridge_of_our_name_is_refused_not_adopted(tmp_path: Path) -> None:
+    started = not ovs_up()
+    if started:
+        subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovs-vswitchd", "start"], check=True,
+                       capture_output=True, env=dict(os.environ, MONITOR="no"))
+    subprocess.run(["ovs-vsctl", "--no-wait", "add-br", "k8s0-br1"], check=True)
+    spec = tmp_path / "clash.yaml"
+    spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: clash}\nspec:\n"
+                    "  nodes: [{name: node-a}, {name: node-b}]\n")
+    try:
+        done = k8semu("up", str(spec), "--detach", check=False)
+        assert done.returncode == 1 and "bridge k8s0-br1 exists and is not k8semu's" in done.stderr, done.stderr
+        assert "k8s0-br1" in subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout
+    finally:
+        subprocess.run(["ovs-vsctl", "--no-wait", "--if-exists", "del-br", "k8s0-br1"], capture_output=True)
+        if started:
+            subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "stop"], capture_output=True)
+
+
+def test_ovs_settings_are_restored_and_nothing_is_left_after_down() -> None:
+    before = snapshot()
+    was_running = ovs_up()
+    cluster = Cluster("topologies/services.yaml").up()
+    try:
+        # IPv6: nothing of the emulation has an IPv6 address, in the root namespace or outside it
+        addrs = subprocess.run(["ip", "-6", "-o", "addr"], capture_output=True, text=True).stdout
+        assert not [line for line in addrs.splitlines() if " k8s" in line]
+        for host in ("outside", "worker-1"):
+            assert subprocess.run(["ip", "-n", cluster.netns(host), "-6", "-o", "addr"], capture_output=True,
+                                  text=True).stdout.strip() == ""
+        # a setsid child and a nohup job try to outlive their pod
+        web = cluster.get("pods", "default", "app=web")[0]["metadata"]["name"]
+        cluster.exec(web, "sh", "-c", "setsid sleep 1000 >/dev/null 2>&1 & nohup sleep 1001 >/dev/null 2>&1 &")
+        assert subprocess.run(["pgrep", "-f", "sleep 100[01]"], capture_output=True).returncode == 0
+    finally:
+        cluster.down()
+    assert leftovers(before) == {}
+    assert subprocess.run(["pgrep", "-f", "sleep 100[01]"], capture_output=True).returncode == 1
+    assert ovs_up() == was_running
+    if not was_running:
+        done = subprocess.run(["ovsdb-tool", "query", "/etc/openvswitch/conf.db",
+                               '["Open_vSwitch",{"op":"select","table":"Open_vSwitch","where":[],"columns":["other_config"]}]'],
+                              capture_output=True, text=True)
+        assert "userspace-tso-enable" not in done.stdout
+    assert not list(Path("/sys/fs/cgroup").glob("*/k8semu"))
+
+
+def test_an_underlay_on_the_machine_lan_is_refused(tmp_path: Path) -> None:
+    route = subprocess.run(["ip", "-4", "-j", "route", "show", "scope", "link"], capture_output=True, text=True).stdout
+    lan = next((r["dst"] for r in json.loads(route) if "/" in r.get("dst", "")), None)
+    if lan is None:
+        pytest.skip("this machine has no directly connected IPv4 network")
+    spec = tmp_path / "lan.yaml"
+    spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: lan}\nspec:\n"
+                    f"  nodes: [{{name: n}}]\n  network: {{underlay: {{subnet: {lan}}}}}\n")
+    before = snapshot()
+    done = k8semu("up", str(spec), "--detach", check=False)
+    assert done.returncode == 1 and f"spec.network.underlay.subnet {lan} overlaps this machine's" in done.stderr
+    assert leftovers(before) == {}
+
+
+# -- the CLI tells the truth ------------------------------------------------------------------
+def test_sigterm_to_a_foreground_up_tears_down() -> None:
+    before = snapshot()
+    shell = subprocess.Popen([str(ROOT / ".venv" / "bin" / "k8semu"), "up", "topologies/default.yaml"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        poll(lambda: "running and ready" in k8semu("--cluster", "default", "status", check=False).stdout, timeout=60,
+             what="the cluster to be up")
+        shell.send_signal(signal.SIGTERM)
+        out, err = shell.communicate(timeout=60)
+    finally:
+        if shell.poll() is None:
+            shell.kill()
+    assert "cluster 'default' is down" in out, (out, err)
+    assert leftovers(before) == {}
+
+
+def test_status_after_the_manager_died_says_to_clean_up() -> None:
+    cluster = Cluster("topologies/default.yaml").up()
+    pid = cluster.client.status()["pid"]
+    os.kill(pid, signal.SIGKILL)
+    poll(lambda: not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2],
+         what="the manager to die")
+    status = k8semu("status", check=False)
+    assert status.returncode == 1
+    assert "manager" in status.stderr and "is not running" in status.stderr and "k8semu cleanup --cluster default" \
+        in status.stderr
+    assert "removed" in k8semu("cleanup").stdout
