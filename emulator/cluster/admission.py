@@ -86,4 +86,3 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                     "(use a shorter nodeCIDRMaskSize or add nodes)"))
                 break
     return problems
-

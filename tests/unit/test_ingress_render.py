@@ -111,8 +111,8 @@ def test_tls_servers_redirect_and_bad_secrets() -> None:
 
 def test_rewrite_target_use_regex_and_backend_protocol() -> None:
     conf = render(full_snapshot()).conf
-    assert location(conf, '~* "^/something(/|$)(.*)"') == ['rewrite "(?i)^/something(/|$)(.*)" "/$2" break;',
-                                                          "proxy_pass http://default_s1_4200;"]
+    expected = ['rewrite "(?i)^/something(/|$)(.*)" "/$2" break;', "proxy_pass http://default_s1_4200;"]
+    assert location(conf, '~* "^/something(/|$)(.*)"') == expected
     assert "proxy_pass https://default_s1_4200;" in lines(conf)
 
 

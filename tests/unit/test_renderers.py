@@ -32,8 +32,8 @@ def test_node_iptables_rules_match_their_golden_file(golden) -> None:
 
 
 def test_pod_files_match_their_golden_files(golden) -> None:
-    p = pod({"nameservers": ["1.1.1.1"], "searches": ["corp.example."], "options": [{"name": "ndots", "value": "2"},
-                                                                                  {"name": "edns0"}]},
+    options = [{"name": "ndots", "value": "2"}, {"name": "edns0"}]
+    p = pod({"nameservers": ["1.1.1.1"], "searches": ["corp.example."], "options": options},
             hostname="web-0", subdomain="web", aliases=(("10.1.2.3", ("foo.local", "bar.local")),))
     golden("configs/resolv.conf.dnsconfig", podfiles.resolv_conf(p, "10.96.0.10", "cluster.local"))
     golden("configs/hosts.subdomain-aliases", podfiles.hosts_file("web-0", "10.244.1.5",
