@@ -9,7 +9,7 @@ from emulator.cluster import services
 from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
-from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView
+from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView, subgroups_needed
 
 
 def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
@@ -26,16 +26,20 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
                   if r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == svc.meta.name]
         for i, (sp, backends) in enumerate(services.backends(svc, eps.obj if eps else None, slices)):
             port_id = ports.get((rec.uid, sp.protocol, sp.port))
+            local = max((sum(1 for _, _, n in backends if n == node.name) for node in state.config.nodes), default=0)
+            chained = subgroups_needed(len(backends)) + subgroups_needed(local)
             out.append(ServicePortView(
                 port_id, ns, svc.meta.name, sp.name, sp.protocol,
                 alloc.cluster_ip, sp.port, alloc.node_ports[i] if i < len(alloc.node_ports) else 0,
                 alloc.lb_ip, svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
                 svc.external_traffic_policy == "Local", svc.internal_traffic_policy == "Local",
                 tuple(EndpointView(ip, port, node) for ip, port, node in backends),
-                (groups.get((port_id, "all")), groups.get((port_id, "local")))))
+                (groups.get((port_id, "all")), groups.get((port_id, "local"))),
+                tuple(groups.get((port_id, "chain", i)) for i in range(chained))))
     live = {ports.by_id[s.id] for s in out}
     ports.retain(live)
-    groups.retain({(s.id, kind) for s in out for kind in ("all", "local")})
+    groups.retain({(s.id, kind) for s in out for kind in ("all", "local")}
+                  | {(s.id, "chain", i) for s in out for i in range(len(s.subgroups))})
     return tuple(out)
 
 

@@ -35,7 +35,7 @@ class K8semuController(app_manager.OSKenApp):
         self.view_path = Path(os.environ["K8SEMU_VIEW"])
         self.status_path = Path(os.environ["K8SEMU_STATUS"])
         self.view: NetworkView | None = None
-        self.mtime = 0.0
+        self.seen: tuple = ()  # (inode, mtime_ns, size) of the view last read
         self.datapaths: dict[int, object] = {}
         self.installed: dict[int, dict] = {}
         self.groups: dict[int, dict] = {}
@@ -50,7 +50,7 @@ class K8semuController(app_manager.OSKenApp):
         dp.send_msg(ofp.delete_all(dp))  # a reconnecting switch starts from a clean table
         dp.send_msg(ofp.delete_all_groups(dp))
         self.datapaths[dp.id], self.installed[dp.id], self.groups[dp.id] = dp, {}, {}
-        self._sync(dp)
+        self._sync_one(dp)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev) -> None:
@@ -87,18 +87,26 @@ class K8semuController(app_manager.OSKenApp):
     def _watch(self) -> None:
         while True:
             try:
-                mtime = self.view_path.stat().st_mtime
-                if mtime != self.mtime:
-                    self.mtime = mtime
+                # the manager replaces the file (a new inode each time): two writes within one
+                # mtime tick are still told apart
+                info = self.view_path.stat()
+                seen = (info.st_ino, info.st_mtime_ns, info.st_size)
+                if seen != self.seen:
+                    self.seen = seen
                     self.view = NetworkView.from_json(self.view_path.read_text())
                     for dp in list(self.datapaths.values()):
-                        self._sync(dp)
+                        self._sync_one(dp)
             except (OSError, ValueError) as exc:
                 self.logger.warning("cannot read the network view: %s", exc)
-            except Exception:  # a bug: say so, keep serving the switches
-                self.logger.exception("failed to apply view generation %s",
-                                      self.view.generation if self.view else "?")
             hub.sleep(POLL_SECONDS)
+
+    def _sync_one(self, dp) -> None:
+        """One switch's sync; a failure there (a bug) is that switch's, not the others'."""
+        try:
+            self._sync(dp)
+        except Exception:
+            self.logger.exception("switch %s: failed to apply view generation %s", dp.id,
+                                  self.view.generation if self.view else "?")
 
     def _sync(self, dp) -> None:
         if self.view is None or self.view.node_by_dpid(dp.id) is None:
@@ -106,14 +114,22 @@ class K8semuController(app_manager.OSKenApp):
         node = self.view.node_by_dpid(dp.id)
         groups = self.groups[dp.id]
         g_add, g_mod, g_del = diff_groups(groups, groups_for_node(self.view, node.name))
+        refused: list = []
         for group in g_add + g_mod:  # groups before the flows that point at them
-            dp.send_msg(ofp.group_mod(dp, group, "add" if group in g_add else "modify"))
+            try:
+                message = ofp.group_mod(dp, group, "add" if group in g_add else "modify")
+                message.serialize()  # too large for OpenFlow, say: refused alone, reported
+            except Exception as exc:
+                refused.append((group.cookie, f"group {group.group_id}: {exc}"))
+                continue
+            dp.send_msg(message)
             groups[group.group_id] = group
         installed = self.installed[dp.id]
         built = build_node(self.view, node.name)
-        if built.problems != self.problems.get(dp.id, []):
-            self.problems[dp.id] = built.problems
-            for cookie, message in built.problems:
+        problems = built.problems + refused
+        if problems != self.problems.get(dp.id, []):
+            self.problems[dp.id] = problems
+            for cookie, message in problems:
                 self.logger.error("switch %s: %s", dp.id, message)
         adds, deletes = diff(installed, built.flows)
         for flow in deletes:

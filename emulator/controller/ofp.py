@@ -98,9 +98,9 @@ def group_mod(datapath: Any, group: fl.Group, command: str) -> Any:
     parser, ofproto = datapath.ofproto_parser, datapath.ofproto
     cmd = {"add": ofproto.OFPGC_ADD, "modify": ofproto.OFPGC_MODIFY, "delete": ofproto.OFPGC_DELETE}[command]
     buckets = [] if command == "delete" else [
-        parser.OFPBucket(weight=100, watch_port=ofproto.OFPP_ANY, watch_group=ofproto.OFPG_ANY,
+        parser.OFPBucket(weight=group.weight(i), watch_port=ofproto.OFPP_ANY, watch_group=ofproto.OFPG_ANY,
                          actions=[_action(parser, ofproto, a) for a in bucket])
-        for bucket in group.buckets]
+        for i, bucket in enumerate(group.buckets)]
     return parser.OFPGroupMod(datapath, cmd, ofproto.OFPGT_SELECT, group.group_id, buckets)
 
 

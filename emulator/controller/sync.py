@@ -18,9 +18,10 @@ def diff(installed: dict[tuple, Flow], desired: list[Flow]) -> tuple[list[Flow],
 
 
 def diff_groups(installed: dict[int, object], desired: list) -> tuple[list, list, list]:
-    """(groups to add, to modify, to delete) by group id."""
+    """(groups to add, to modify, to delete) by group id: adds in the order given (chained groups
+    come before the group choosing among them), deletes with such parent groups first."""
     want = {g.group_id: g for g in desired}
     adds = [g for gid, g in want.items() if gid not in installed]
     mods = [g for gid, g in want.items() if gid in installed and installed[gid] != g]
-    deletes = [g for gid, g in installed.items() if gid not in want]
+    deletes = sorted((g for gid, g in installed.items() if gid not in want), key=lambda g: not g.weights)
     return adds, mods, deletes

@@ -10,6 +10,14 @@ import json
 from dataclasses import asdict, dataclass, field
 
 
+GROUP_CHUNK = 256  # endpoints per OpenFlow group: a message holds at most 64 KiB (about 800 buckets)
+
+
+def subgroups_needed(endpoints: int) -> int:
+    """Chained groups a Service port needs for this many endpoints (0: one group holds them)."""
+    return 0 if endpoints <= GROUP_CHUNK else -(-endpoints // GROUP_CHUNK)
+
+
 @dataclass(frozen=True)
 class NodeView:
     name: str
@@ -62,6 +70,7 @@ class ServicePortView:
     internal_local: bool = False  # internalTrafficPolicy: Local
     endpoints: tuple[EndpointView, ...] = ()
     groups: tuple[int, int] = (0, 0)  # allocated group ids: all endpoints, node-local endpoints
+    subgroups: tuple[int, ...] = ()  # allocated ids for chained groups when endpoints exceed one message
 
     @property
     def label(self) -> str:
@@ -101,7 +110,7 @@ class NetworkView:
     def from_json(cls, text: str) -> "NetworkView":
         data = json.loads(text)
         services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"]),
-                                            "groups": tuple(s["groups"])})
+                                            "groups": tuple(s["groups"]), "subgroups": tuple(s.get("subgroups", ()))})
                          for s in data.get("services", ()))
         pol = data.get("policies") or {}
         policies = PolicyView(

@@ -185,13 +185,19 @@ Action = Union[Output, OutputInPort, Conjunction, OutputReg, SetField, LoadMark,
 
 @dataclass(frozen=True)
 class Group:
-    """A select group: one bucket per endpoint, OVS hashes each new connection to a bucket."""
+    """A select group: one bucket per endpoint, OVS hashes each new connection to a bucket;
+    buckets are equally likely unless ``weights`` says otherwise (one per bucket)."""
     group_id: int
     buckets: tuple[tuple[Action, ...], ...]
     cookie: int = 0
+    weights: tuple[int, ...] = ()
+
+    def weight(self, index: int) -> int:
+        return self.weights[index] if self.weights else 100
 
     def to_ofctl(self) -> str:
-        buckets = ",".join("bucket=" + ",".join(a.ofctl() for a in b) for b in self.buckets)
+        buckets = ",".join(f"bucket={'weight:' + str(self.weights[i]) + ',' if self.weights else ''}"
+                           + ",".join(a.ofctl() for a in b) for i, b in enumerate(self.buckets))
         return f"group_id={self.group_id},type=select,{buckets}"
 
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 from emulator.cli.plan import simulate
 from emulator.cluster.dataplane import network_view
-from emulator.controller.sync import diff
+from emulator.controller.sync import diff, diff_groups
 from emulator.pipeline import cookie, fields
 from emulator.pipeline.build import describe_cookie, flows_for_node
-from emulator.pipeline.flow import Flow
+from emulator.model.netview import GROUP_CHUNK, EndpointView, NodeView, ServicePortView, subgroups_needed
+from emulator.pipeline.features.service import groups_for_service
+from emulator.pipeline.flow import Flow, Group, GroupAction, Output
 from emulator.pipeline.tables import PIPELINE, TABLE_IDS
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
@@ -80,3 +82,34 @@ def test_pipeline_doc_samples_come_from_the_golden_flows() -> None:
     assert samples and all(line in golden for line in samples), "regenerate docs/pipeline.md samples"
     for table in PIPELINE:
         assert f"## {table.name}" in (root / "docs" / "pipeline.md").read_text()
+
+
+NODE = NodeView("worker-1", 1, "192.168.0.2", "10.1.1.0/24", "10.1.1.1", "aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02", 1, 10)
+
+
+def test_services_past_one_message_get_chained_groups_weighted_by_size() -> None:
+    """600 endpoints do not fit one OpenFlow group message: three chained groups of at most
+    GROUP_CHUNK buckets, chosen with weights equal to their sizes so each endpoint is equally likely."""
+    endpoints = tuple(EndpointView(f"10.1.{i // 250}.{i % 250 + 1}", 80, "worker-1" if i < 300 else "worker-2")
+                      for i in range(600))
+    svc = ServicePortView(7, "default", "web", "", "TCP", "10.96.0.10", 80, endpoints=endpoints,
+                          groups=(11, 12), subgroups=(20, 21, 22, 23, 24), internal_local=True)
+    assert subgroups_needed(600) == 3 and subgroups_needed(300) == 2 and subgroups_needed(GROUP_CHUNK) == 0
+    groups = groups_for_service(NODE, svc)
+    by_id = {g.group_id: g for g in groups}
+    assert [g.group_id for g in groups] == [20, 21, 22, 11, 23, 24, 12]  # chained groups before their parent
+    assert by_id[11].weights == (256, 256, 88)
+    assert by_id[11].buckets == ((GroupAction(20),), (GroupAction(21),), (GroupAction(22),))
+    assert sum(len(by_id[g].buckets) for g in (20, 21, 22)) == 600
+    assert by_id[12].weights == (256, 44) and len(by_id[23].buckets) == 256
+    assert "bucket=weight:256,group:20" in by_id[11].to_ofctl()
+    short = ServicePortView(7, "default", "web", "", "TCP", "10.96.0.10", 80, endpoints=endpoints, groups=(11, 12))
+    assert groups_for_service(NODE, short) == []  # no ids: no group
+
+
+def test_a_group_choosing_among_others_is_deleted_before_them() -> None:
+    """A switch may refuse to delete a group another group's bucket still points at."""
+    child = Group(20, ((Output(1),),))
+    parent = Group(11, ((GroupAction(20),),), 0, (1,))
+    assert diff_groups({20: child, 11: parent}, []) == ([], [], [parent, child])
+    assert diff_groups({}, [child, parent])[0] == [child, parent]

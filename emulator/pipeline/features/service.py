@@ -22,7 +22,7 @@ from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
                                     LoadMark, LoadReg, OutputInPort, Resubmit, ToController, ct_state)
-from emulator.model.netview import NetworkView, NodeView, ServicePortView
+from emulator.model.netview import GROUP_CHUNK, NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
 SERVICE_GW_VIP = "169.254.0.253"  # the node routes the service subnet via this (onlink)
@@ -73,7 +73,7 @@ def group_ids(svc: ServicePortView) -> tuple[int, int]:
     return svc.groups
 
 
-def _buckets(svc: ServicePortView, endpoints, owner: int) -> tuple:
+def _buckets(svc: ServicePortView, endpoints) -> tuple:
     out = []
     for ep in endpoints:
         bucket = [LoadReg(fields.ENDPOINT_IP, int(ipaddress.IPv4Address(ep.ip))),
@@ -83,15 +83,31 @@ def _buckets(svc: ServicePortView, endpoints, owner: int) -> tuple:
     return tuple(out)
 
 
+def _group(group_id: int, svc: ServicePortView, endpoints, owner: int, spare: list[int]) -> list[Group]:
+    """One select group, or, past GROUP_CHUNK endpoints, a group choosing among chained groups
+    with weights equal to their sizes (every endpoint stays equally likely)."""
+    endpoints = list(endpoints)
+    if len(endpoints) <= GROUP_CHUNK:
+        return [Group(group_id, _buckets(svc, endpoints), owner)]
+    chunks = [endpoints[i:i + GROUP_CHUNK] for i in range(0, len(endpoints), GROUP_CHUNK)]
+    if len(chunks) > len(spare):  # the manager allocates enough; a view that lacks them gets no group
+        return []
+    ids = [spare.pop(0) for _ in chunks]
+    chained = [Group(gid, _buckets(svc, chunk), owner) for gid, chunk in zip(ids, chunks)]
+    # the chained groups first: a switch refuses a bucket pointing at a group it does not have
+    return chained + [Group(group_id, tuple((GroupAction(gid),) for gid in ids), owner, tuple(len(c) for c in chunks))]
+
+
 def groups_for_service(node: NodeView, svc: ServicePortView) -> list[Group]:
     owner = cookie.make(Category.SERVICE, svc.id)
     local = [e for e in svc.endpoints if e.node == node.name]
     every, only_local = group_ids(svc)
+    spare = list(svc.subgroups)
     out = []
     if svc.endpoints:
-        out.append(Group(every, _buckets(svc, svc.endpoints, owner), owner))
+        out += _group(every, svc, svc.endpoints, owner, spare)
     if local and (svc.external_local or svc.internal_local):
-        out.append(Group(only_local, _buckets(svc, local, owner), owner))
+        out += _group(only_local, svc, local, owner, spare)
     return out
 
 
