@@ -21,7 +21,7 @@ from os_ken.ofproto import ofproto_v1_3
 from emulator.controller import ofp
 from emulator.controller.reject import build_reject
 from emulator.controller.sync import diff, diff_groups
-from emulator.pipeline.build import build_node, groups_for_node
+from emulator.pipeline.build import Memo, build_node, groups_for_node
 from emulator.model.netview import NetworkView
 
 POLL_SECONDS = 0.02
@@ -42,6 +42,10 @@ class K8semuController(app_manager.OSKenApp):
         self.pending: dict[int, tuple[int, int]] = {}  # dpid -> (barrier xid, generation)
         self.synced: dict[int, int] = {}
         self.problems: dict[int, list] = {}  # dpid -> [(cookie, message)] of flows refused
+        self.refused: dict[int, list] = {}  # dpid -> [(cookie, message)] the switch itself refused
+        self.sent: dict[int, dict] = {}  # dpid -> {xid: (cookie, what)} of the last sync
+        self.memo = Memo()
+        self.encoder = ofp.Encoder()
         hub.spawn(self._watch)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -50,6 +54,7 @@ class K8semuController(app_manager.OSKenApp):
         dp.send_msg(ofp.delete_all(dp))  # a reconnecting switch starts from a clean table
         dp.send_msg(ofp.delete_all_groups(dp))
         self.datapaths[dp.id], self.installed[dp.id], self.groups[dp.id] = dp, {}, {}
+        self.refused.pop(dp.id, None)
         self._sync_one(dp)
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -81,8 +86,15 @@ class K8semuController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
     def error(self, ev) -> None:
-        self.logger.error("switch %s refused a message: type=%s code=%s", ev.msg.datapath.id,
-                          ev.msg.type, ev.msg.code)
+        """A switch refused a message: reported against the object that owns it."""
+        dpid = ev.msg.datapath.id
+        cookie, what = self.sent.get(dpid, {}).get(ev.msg.xid, (0, "a message"))
+        what = what() if callable(what) else what
+        message = f"switch refused {what}: OpenFlow error type={ev.msg.type} code={ev.msg.code}"
+        self.logger.error("switch %s: %s", dpid, message)
+        self.refused.setdefault(dpid, []).append((cookie, message))
+        del self.refused[dpid][:-20]  # the latest few are enough to say what is wrong
+        self._write_status()
 
     def _watch(self) -> None:
         while True:
@@ -96,6 +108,8 @@ class K8semuController(app_manager.OSKenApp):
                     self.view = NetworkView.from_json(self.view_path.read_text())
                     for dp in list(self.datapaths.values()):
                         self._sync_one(dp)
+                    self.memo.rotate()  # after every switch had the view: what it did not use goes
+                    self.encoder.rotate()
             except (OSError, ValueError) as exc:
                 self.logger.warning("cannot read the network view: %s", exc)
             hub.sleep(POLL_SECONDS)
@@ -109,23 +123,26 @@ class K8semuController(app_manager.OSKenApp):
                                   self.view.generation if self.view else "?")
 
     def _sync(self, dp) -> None:
+        """Send one switch what changed between what it holds and the view: groups first (flows
+        point at them), flow deletions and additions, group deletions last, then a barrier whose
+        reply confirms the generation; all as one write."""
         if self.view is None or self.view.node_by_dpid(dp.id) is None:
             return
         node = self.view.node_by_dpid(dp.id)
         groups = self.groups[dp.id]
+        batch = ofp.Batch(dp)
         g_add, g_mod, g_del = diff_groups(groups, groups_for_node(self.view, node.name))
         refused: list = []
-        for group in g_add + g_mod:  # groups before the flows that point at them
+        for group in g_add + g_mod:
             try:
-                message = ofp.group_mod(dp, group, "add" if group in g_add else "modify")
-                message.serialize()  # too large for OpenFlow, say: refused alone, reported
-            except Exception as exc:
+                data = self.encoder.group(dp, group, "add" if group in g_add else "modify")
+            except Exception as exc:  # too large for OpenFlow, say: refused alone, reported
                 refused.append((group.cookie, f"group {group.group_id}: {exc}"))
                 continue
-            dp.send_msg(message)
+            batch.add(data, group.cookie, f"group {group.group_id}")
             groups[group.group_id] = group
         installed = self.installed[dp.id]
-        built = build_node(self.view, node.name)
+        built = build_node(self.view, node.name, self.memo)
         problems = built.problems + refused
         if problems != self.problems.get(dp.id, []):
             self.problems[dp.id] = problems
@@ -133,20 +150,25 @@ class K8semuController(app_manager.OSKenApp):
                 self.logger.error("switch %s: %s", dp.id, message)
         adds, deletes = diff(installed, built.flows)
         for flow in deletes:
-            dp.send_msg(ofp.flow_mod(dp, flow, delete=True))
+            batch.add(self.encoder.flow(dp, flow, delete=True), flow.cookie, lambda f=flow: f"delete {f.to_ofctl()}")
             installed.pop(flow.key, None)
         for flow in adds:
-            dp.send_msg(ofp.flow_mod(dp, flow))
+            batch.add(self.encoder.flow(dp, flow), flow.cookie, flow.to_ofctl)
             installed[flow.key] = flow
-        for group in g_del:  # and deleted after the flows that used them
-            dp.send_msg(ofp.group_mod(dp, group, "delete"))
+        for group in g_del:
+            batch.add(self.encoder.group(dp, group, "delete"), group.cookie, f"delete group {group.group_id}")
             groups.pop(group.group_id, None)
         barrier = dp.ofproto_parser.OFPBarrierRequest(dp)
-        dp.set_xid(barrier)
-        self.pending[dp.id] = (barrier.xid, self.view.generation)
-        dp.send_msg(barrier)
+        barrier.xid = 0
+        barrier.serialize()
+        xid = batch.add(bytes(barrier.buf))
+        self.pending[dp.id] = (xid, self.view.generation)
+        self.sent[dp.id] = batch.xids
+        batch.send()
 
     def _write_status(self) -> None:
         tmp = self.status_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"pid": os.getpid(), "synced": self.synced, "problems": self.problems}))
+        problems = {dpid: self.problems.get(dpid, []) + self.refused.get(dpid, [])
+                    for dpid in set(self.problems) | set(self.refused)}
+        tmp.write_text(json.dumps({"pid": os.getpid(), "synced": self.synced, "problems": problems}))
         tmp.replace(self.status_path)

@@ -2,17 +2,13 @@
 
 The configuration is built with the same quoting builder as the ingress controller's
 (``ingress.nginxconf``), with every path pointing into the container's private directory, so
-many nginx pods coexist on one machine. Extra arguments are passed to nginx as the real image's
-CMD would be.
+many nginx pods coexist on one machine. The kubelet writes the files (``prepare``) before the
+container starts, so a pod runs nginx itself, not an interpreter first.
 """
 from __future__ import annotations
 
 import html
-import os
-import sys
-from pathlib import Path
 
-from emulator.images import identity
 from emulator.ingress.nginxconf import Block, Directive, render as render_conf
 
 PAGE = """<!DOCTYPE html>
@@ -43,22 +39,17 @@ def render(who: dict[str, str], directory: str) -> tuple[str, str]:
     return conf, PAGE.format(**safe)
 
 
-def main(argv: list[str]) -> int:
-    who = identity()
-    directory = who["container_dir"] or os.getcwd()
+def prepare(who: dict[str, str], directory: str, argv: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+    """The image's files and the command that uses them: (files by path relative to the
+    container's directory, folders to make there, argv). The kubelet writes them before the
+    container starts, as an image's layers would hold them; ``directory`` is where the container
+    sees its folder. Arguments given to the container are passed to nginx, as the real image's
+    CMD would be, except ``-g "daemon off;"``, which the configuration says already."""
     conf, page = render(who, directory)
-    for sub in ("html", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        os.makedirs(os.path.join(directory, sub), exist_ok=True)
-    Path(directory, "html", "index.html").write_text(page)
-    Path(directory, "nginx.conf").write_text(conf)
-    extra = [a for a in argv if a not in ("nginx",)]
-    if "-g" in extra:  # the real image's CMD; "daemon off;" is already in our config
+    extra = [a for a in argv[1:] if a != "nginx"]
+    if "-g" in extra:
         i = extra.index("-g")
         extra = extra[:i] + extra[i + 2:]
-    os.execvp("nginx", ["nginx", "-c", os.path.join(directory, "nginx.conf"),
-                        "-p", directory, *extra])
-    return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    folders = ["html", "client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    return ({"nginx.conf": conf, "html/index.html": page}, folders,
+            ["nginx", "-c", f"{directory}/nginx.conf", "-p", directory, *extra])

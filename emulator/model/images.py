@@ -20,11 +20,16 @@ class Image:
     entrypoint: tuple[str, ...]
     cmd: tuple[str, ...]
     description: str = ""
+    files: str = ""  # a maker in emulator.images.files: the image's files, written by the kubelet
+
+
+def image_of(container: Container, extra: Mapping[str, Image]) -> Image | None:
+    """The catalogue entry a container runs, when its ENTRYPOINT is the image's (no ``command``)."""
+    return None if container.command else lookup(container.image, extra)
 
 
 SLEEP = Image((), ("sleep", "infinity"), "a shell that sleeps, for exec")
-NGINX = Image(("{python}", "-m", "emulator.images.nginx"), (),
-              "real nginx on :80 serving a page that names the pod and its IP")
+NGINX = Image(("nginx",), (), "real nginx on :80 serving a page that names the pod and its IP", files="nginx")
 ECHO = Image(("{python}", "-m", "emulator.images.echo"), (),
              "HTTP echo server on $PORT (default 80): replies with the request, pod and client")
 

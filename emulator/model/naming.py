@@ -34,6 +34,7 @@ plugins do), so nothing has to be read back from the kernel to write flows.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import json
@@ -180,6 +181,7 @@ def ct_zone(slot: int, node_index: int) -> int:
     return ZONE_BASE + ZONES_PER_SLOT * slot + 2 * node_index
 
 
+@functools.lru_cache(maxsize=1 << 16)  # called for every pod on every tick
 def mac_from_ip(ip: str, prefix: str = "0a:58") -> str:
     """``10.244.1.5`` -> ``0a:58:0a:f4:01:05``."""
     packed = ipaddress.IPv4Address(ip).packed
@@ -197,6 +199,7 @@ GATEWAY_OFPORT = 2
 POD_OFPORT_BASE = 100
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def pod_ofport(pod_ip: str, pod_cidr: str) -> int:
     """Each pod's port number is its address offset within the node's pod CIDR, plus 100."""
     net = ipaddress.IPv4Network(pod_cidr)

@@ -134,15 +134,19 @@ def service_env(services: list[tuple[str, str, list[tuple[str, str, int]]]]) -> 
     return env
 
 
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
 def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: str,
                   container_dir: str, services: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment a container starts with, built as the kubelet builds it: a base PATH and
+    """The environment a container starts with, built as the kubelet builds it: the image's PATH
+    (the standard one every Debian-based image sets, not the user's, whose entries may be masked) and
     HOSTNAME, then the manifest's ``env`` in order (with ``$(VAR)`` references to earlier
     variables and ``fieldRef`` values resolved), plus k8semu's identity variables."""
     fields = {"metadata.name": pod.meta.name, "metadata.namespace": pod.meta.namespace,
               "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
               "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
-    env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+    env = {"PATH": IMAGE_PATH,
            "HOSTNAME": hostname_of(pod), "HOME": "/root", **(services or {})}
     for var in container.env:
         env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)

@@ -91,8 +91,8 @@ def teardown(records: Records, keep_self: bool = True) -> list[str]:
         for bridge in bridges:
             args += ovs.del_bridge_args(bridge)
         ovs.batch(args)
+    foreign = kernel.delete_netns(records)  # first: the kernel takes the veths with their namespaces
     kernel.delete_links(records)
-    foreign = kernel.delete_netns(records)
     notes += [f"network namespace {n} now belongs to someone else: left alone" for n in foreign]
     cgroup_dirs = records.items("cgroups")
     for directory in sorted(cgroup_dirs, key=len, reverse=True):

@@ -22,6 +22,7 @@ import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
+from typing import Callable
 
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
@@ -89,8 +90,10 @@ class Fabric:
     def scope(self) -> naming.Scope:
         return self.records.scope
 
-    def build(self) -> None:
-        """Create every node, link and bridge, each under a free name, tagged and recorded.
+    def build(self, before_bridges: Callable[[], None] = lambda: None) -> None:
+        """Create every node, link and bridge, each under a free name, tagged and recorded;
+        ``before_bridges`` runs just before the bridges are made (the manager waits there for
+        its controller to listen).
 
         Raises:
             RuntimeFailure: a name is taken by something that is not this cluster's (one line
@@ -138,6 +141,7 @@ class Fabric:
                                      self.controller, rec.tag)
             vsctl += ovs.port_args(bridge, naming.vxlan_device(scope, node.index), naming.TUNNEL_OFPORT)
             vsctl += ovs.port_args(bridge, naming.gateway_veth(scope, node.index), naming.GATEWAY_OFPORT)
+        before_bridges()
         try:
             ovs.batch(vsctl)
         except RuntimeFailure as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 from emulator.errors import RuntimeFailure
@@ -93,8 +94,23 @@ def tagged_links(tag: str) -> list[str]:
     return sorted(n for n in names if link_alias(n) == tag)
 
 
+def wait_links_gone(tag: str, timeout: float = 30.0, stall: float = 2.0) -> None:
+    """Wait while the kernel removes tagged links on its own: a veth goes with the namespace that
+    holds its other end, and the kernel dismantles dead namespaces in batches, far faster than
+    ``ip link del`` one by one (each waits for an RCU grace period). Returns when none is left,
+    when the count stops falling for ``stall`` seconds, or at ``timeout``."""
+    deadline = time.monotonic() + timeout
+    left, progress = len(tagged_links(tag)), time.monotonic()
+    while left and time.monotonic() < deadline and time.monotonic() - progress < stall:
+        time.sleep(0.05)
+        now = len(tagged_links(tag))
+        if now < left:
+            left, progress = now, time.monotonic()
+
+
 def delete_links(records: Records) -> None:
     """Delete the links that carry the run's tag (recorded ones and any a crash left unrecorded)."""
+    wait_links_gone(records.tag)
     names = sorted(set(tagged_links(records.tag)) | {n for n in records.items("links") if link_alias(n) == records.tag})
     ip_batch([f"link del {n}" for n in names], check=False)
     records.discard("links", *records.items("links"), save=False)

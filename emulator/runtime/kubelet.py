@@ -24,6 +24,7 @@ from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.errors import K8semuError, RenderError
 from emulator.model import images, naming, podfiles
+from emulator.images import files as image_files
 from emulator.runtime import sandbox
 from emulator.runtime.probes import Probes
 from emulator.runtime.proc import alive
@@ -46,6 +47,7 @@ class Kubelet:
     by_pid: dict[int, tuple[str, str]] = field(default_factory=dict)  # container pid -> (pod key, container)
     retry: dict[str, tuple[int, float]] = field(default_factory=dict)  # pod key -> (failures, not before)
     oom_seen: dict[tuple[str, str], int] = field(default_factory=dict)
+    orphans: dict[str, set[int]] = field(default_factory=dict)  # pod key -> PID 1 a dead shim started
     checked: float = 0.0
 
     def __post_init__(self) -> None:
@@ -84,10 +86,16 @@ class Kubelet:
                 changed |= self._container_exited(*self.by_pid.pop(pid), code, now)
             elif pid in pauses:
                 changed |= self._sandbox_died(pauses[pid])
-        if time.monotonic() - self.checked > SANDBOX_CHECK:  # PID 1s orphaned by a restarted shim
+        # the shim reports the death of every PID 1 it started; those a dead shim had started
+        # are watched here instead
+        if self.orphans and time.monotonic() - self.checked > SANDBOX_CHECK:
             self.checked = time.monotonic()
-            for key, box in list(self.boxes.items()):
-                if not self.runtime.alive(box):
+            for key in list(self.orphans):
+                box = self.boxes.get(key)
+                if box is None or box.pause_pid not in self.orphans[key]:
+                    self.orphans.pop(key, None)
+                elif not self.runtime.alive(box):
+                    self.orphans.pop(key, None)
                     changed |= self._sandbox_died(key)
         return changed
 
@@ -132,7 +140,10 @@ class Kubelet:
 
     def shim_restarted(self) -> None:
         """The shim died and a new one runs: the processes the old one started cannot report
-        their exits any more, so they are stopped and restarted through the new shim."""
+        their exits any more, so they are stopped and restarted through the new shim; the pods'
+        PID 1s live on (their namespaces are the pods') and are watched by polling."""
+        for key, box in self.boxes.items():
+            self.orphans[key] = {box.pause_pid}
         for pid, (key, name) in list(self.by_pid.items()):
             box = self.boxes.get(key)
             start = box.containers.get(name, (pid, None))[1] if box else None
@@ -212,25 +223,49 @@ class Kubelet:
         sec = container.security
         uid = sec.run_as_user if sec.run_as_user is not None else pod.spec.security.run_as_user
         gid = sec.run_as_group if sec.run_as_group is not None else pod.spec.security.run_as_group
+        made = [host_dir]
+        image = images.image_of(container, self.state.config.images)
+        if image is not None and image.files:
+            argv = self._image_files(image.files, env, host_dir, pod_dir, argv, made)
         if uid is not None and uid != 0:
-            os.chown(host_dir, uid, gid if gid is not None else uid)
+            for path in made:
+                os.chown(path, uid, gid if gid is not None else uid)
         return {"box": box, "argv": argv, "env": env, "cwd": container.working_dir or pod_dir, "cwd_fallback": pod_dir,
                 "log": str(box.directory / f"{name}.log"),
                 "cgroups": self.runtime.cgroups.container(rec.uid, name, container.resources),
                 "caps": sorted(sandbox.capabilities(container, pod.spec.security)),
                 "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None)}
 
+    @staticmethod
+    def _image_files(maker: str, env: dict[str, str], host_dir, pod_dir: str, argv: list[str],
+                     made: list) -> list[str]:
+        """Write an image's files into the container's folder; returns the argv that uses them."""
+        who = {k: env.get(f"K8SEMU_{k.upper()}", "") for k in ("pod_name", "pod_namespace", "pod_ip", "node_name")}
+        files, folders, argv = image_files.MAKERS[maker](who, pod_dir, argv)
+        for folder in folders:
+            (host_dir / folder).mkdir(exist_ok=True)
+            made.append(host_dir / folder)
+        for name, text in files.items():
+            (host_dir / name).write_text(text)
+            made.append(host_dir / name)
+        return argv
+
     def _start_containers(self) -> bool:
         now = time.time()
         batch: list[tuple[Record, str, dict]] = []
         for key, box in self.boxes.items():
             rec = self._rec(key)
-            if rec is None or rec.deleting or not self.dataplane_ready(rec):
+            if rec is None or rec.deleting:
                 continue
+            due = []
             for name, status in rec.status.containers.items():
-                if not self._due(rec, status, now):
+                if self._due(rec, status, now):
+                    due.append((name, status))
+                elif status.state != "running":
                     status.backing_off = status.state == "terminated" and self._should_restart(rec, status)
-                    continue
+            if not due or not self.dataplane_ready(rec):
+                continue
+            for name, status in due:
                 try:
                     batch.append((rec, name, self._request(rec, box, name)))
                 except (images.UnknownImage, RenderError, OSError) as exc:
@@ -355,6 +390,6 @@ class Kubelet:
     def shutdown(self) -> None:
         for key in list(self.boxes):
             self.probes.forget(key)
-        self.runtime.destroy(list(self.boxes.values()))
+        self.runtime.destroy(list(self.boxes.values()), whole_cluster=True)
         self.boxes.clear()
         self.by_pid.clear()

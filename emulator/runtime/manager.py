@@ -47,6 +47,10 @@ from emulator.runtime.shimclient import Shim
 from emulator.runtime.supervisor import Supervisor
 
 TICK = 0.05
+IDLE_TICK = 0.2
+CHANGES = ("apply", "delete", "scale")  # the requests that change objects
+ACTIVE_WINDOW = 2.0  # seconds after the last change during which ticks stay quick
+SWITCH_DEADLINE = 30.0
 
 
 class Manager:
@@ -68,9 +72,21 @@ class Manager:
         self.agent = NodeAgent(config, records.scope)
         self.supervisor = Supervisor(records, self._helper_report)
         self.controller_status: dict = {}
+        self.controller_seen: tuple = ()
+        self.reported: set = set()  # the controller's problems already turned into Events
+        self.generations: dict[str, int] = {}
+        self.started = time.monotonic()
+        self.switches_warned = False
+        self.last_change = time.monotonic()
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
+        """Bring the cluster up. What takes time runs side by side: the shim and the controller
+        (os-ken takes about a second to import) start first and get ready while the fabric is
+        built; the bridges are created once the controller listens (a switch that finds no
+        controller retries only a second later); pods start on the first ticks, while the
+        switches are still receiving their flows (their containers wait for them)."""
+        started = time.monotonic()
         fabric.preflight(self.config)
         socket_path = ovs.controller_socket(self.config.name)
         if len(str(socket_path)) > SOCKET_PATH_MAX:
@@ -85,11 +101,13 @@ class Manager:
         cgroups.setup()
         for sub in ("shared/dns", "shared/ingress", "pods"):
             (self.run / sub).mkdir(parents=True, exist_ok=True)
-        fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build()
+        self._start_shim()
         self._publish(force=True)
         self.supervisor.add("controller", self._launch_controller)
-        self.wait_synced(30)
-        self._start_shim()
+        self.started = time.monotonic()
+        fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build(self._controller_listening)
+        built = time.monotonic()
+        self.agent.sync(self.last_view)
         self.kubelet = Kubelet(self.state, SandboxRuntime(self.config, self.records, datapath, self.run, self.shim,
                                                            cgroups), self._dataplane_ready)
         for ext in self.config.external_hosts:
@@ -103,9 +121,25 @@ class Manager:
             controllers.apply(self.state, addons.ingress_nginx(self.config))
             controllers.apply(self.state, list(self.config.manifests))
         self.phase = "running"
+        print(f"[INFO] started in {time.monotonic() - started:.2f}s (fabric {built - self.started:.2f}s); "
+              "pods follow", flush=True)
+
+    def _controller_listening(self, timeout: float = 30) -> None:
+        """Wait until the controller listens on its socket (the switches connect at once then).
+
+        Raises:
+            RuntimeFailure: it did not within ``timeout`` seconds (its log says why).
+        """
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.ofp_socket):
+            if time.monotonic() > deadline:
+                raise RuntimeFailure(f"the controller did not listen within {timeout}s "
+                                     f"(see {self.run / 'controller.log'})")
+            self.supervisor.check()
+            time.sleep(0.01)
 
     def _start_shim(self) -> None:
-        self.shim = Shim(str(self.run / "shim.log"))
+        self.shim = Shim(str(self.run / "shim.log"), on_exit=self.wake.set)
         self.records.add("processes", [self.shim.pid, start_time(self.shim.pid), "shim"])
 
     def _launch_controller(self) -> subprocess.Popen:
@@ -134,16 +168,35 @@ class Manager:
         print(f"[WARN] {message}", flush=True)
 
     # -- the data plane's generations ----------------------------------------------------
-    def _read_controller(self) -> dict:
+    def _controller_stat(self) -> tuple:
         try:
-            self.controller_status = json.loads((self.run / "controller.json").read_text())
+            info = (self.run / "controller.json").stat()
+        except OSError:
+            return ()
+        return (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def _read_controller(self) -> dict:
+        """The controller's status file, read again only when it was replaced (every pod's
+        readiness check asks for it)."""
+        path = self.run / "controller.json"
+        try:
+            seen = self._controller_stat()
+            if not seen:
+                raise FileNotFoundError(path)
+            if seen != self.controller_seen:
+                self.controller_status = json.loads(path.read_text())
+                self.controller_seen = seen
+                got = self.controller_status.get("synced", {})
+                self.generations = {n.name: got.get(str(naming.datapath_id(self.records.scope, n.index)), -1)
+                                    for n in self.config.nodes}
         except (OSError, ValueError):
-            self.controller_status = {}
+            self.controller_status, self.controller_seen = {}, ()
+            self.generations = {n.name: -1 for n in self.config.nodes}
         return self.controller_status
 
     def switch_generations(self) -> dict[str, int]:
-        got = self._read_controller().get("synced", {})
-        return {n.name: got.get(str(naming.datapath_id(self.records.scope, n.index)), -1) for n in self.config.nodes}
+        self._read_controller()
+        return dict(self.generations)
 
     def _system_pods_current(self) -> bool:
         """The DNS servers and the ingress controller have loaded the latest snapshot they read."""
@@ -172,7 +225,10 @@ class Manager:
     def _dataplane_ready(self, rec: Record) -> bool:
         """A pod's node's switch holds the pod's flows (its containers may start)."""
         wanted = self.pod_generation.get(rec.obj.key)
-        return wanted is not None and self.switch_generations().get(rec.status.node, -1) >= wanted
+        if wanted is None:
+            return False
+        self._read_controller()
+        return self.generations.get(rec.status.node, -1) >= wanted
 
     def wait_synced(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -183,11 +239,12 @@ class Manager:
             self.supervisor.check()
             time.sleep(0.01)
 
-    def _publish(self, force: bool = False) -> None:
-        """Write the network view when what it says has changed (and bump its generation)."""
+    def _publish(self, force: bool = False) -> bool:
+        """Write the network view when what it says has changed (and bump its generation);
+        True if it had."""
         view = network_view(self.state, generation=0)
         if not force and view == self.last_view:
-            return
+            return False
         self.last_view = view
         self.state.generation += 1
         view = replace(view, generation=self.state.generation)  # computed once, then stamped
@@ -202,7 +259,9 @@ class Manager:
             self.pod_generation.setdefault(key, view.generation)
         for key in [k for k in self.pod_generation if k not in live]:
             del self.pod_generation[key]
-        self.agent.sync(view)
+        if self.kubelet is not None:  # the nodes exist
+            self.agent.sync(view)
+        return True
 
     def _write_shared(self, name: str, content: dict) -> None:
         old = self.snapshots.get(name)
@@ -222,18 +281,20 @@ class Manager:
     def _report_problems(self) -> None:
         """Flows the controller refused become Warning events on the objects that own them."""
         view = self.last_view
-        for problems in self.controller_status.get("problems", {}).values():
-            for cookie, message in problems:
-                category, object_id = split(cookie)
-                owner = describe_cookie(view, cookie) if view else "?"
-                if category == Category.POLICY and view:
-                    rule = next((r for r in view.policies.rules if r.id == object_id), None)
-                    if rule:
-                        ns, _, name = rule.owner.split(" ")[0].partition("/")
-                        self.state.events.warn("NetworkPolicy", ns, name, "FailedToProgram", message, "k8semu-controller")
-                        continue
-                self.state.events.warn("Component", "kube-system", "k8semu-controller", "FailedToProgram",
-                                       f"{owner}: {message}", "k8semu-controller")
+        current = {(cookie, message) for problems in self.controller_status.get("problems", {}).values()
+                   for cookie, message in problems}
+        new, self.reported = current - self.reported, current  # each once, not once per tick
+        for cookie, message in sorted(new):
+            category, object_id = split(cookie)
+            owner = describe_cookie(view, cookie) if view else "?"
+            if category == Category.POLICY and view:
+                rule = next((r for r in view.policies.rules if r.id == object_id), None)
+                if rule:
+                    ns, _, name = rule.owner.split(" ")[0].partition("/")
+                    self.state.events.warn("NetworkPolicy", ns, name, "FailedToProgram", message, "k8semu-controller")
+                    continue
+            self.state.events.warn("Component", "kube-system", "k8semu-controller", "FailedToProgram",
+                                   f"{owner}: {message}", "k8semu-controller")
 
     # -- main loop ------------------------------------------------------------------------
     def serve(self) -> None:
@@ -249,20 +310,38 @@ class Manager:
                     print(f"[ERROR] manager tick failed:\n{text}", flush=True)
                     self.state.events.warn("Component", "kube-system", "k8semu-manager", "InternalError",
                                            text.strip().splitlines()[-1], "k8semu-manager")
-            self.wake.wait(TICK)
+            # quick ticks while things change, slower ones when all is still (a request, a
+            # process exit or the controller confirming a view wakes the loop at once)
+            quiet = time.monotonic() - self.last_change > ACTIVE_WINDOW
+            self.wake.wait(IDLE_TICK if quiet else TICK)
             self.wake.clear()
         listener.close()
 
     def _tick(self) -> None:
+        # every change made between ticks (API requests) is published by its request: the view
+        # that the kubelet acts on below is current
         self._supervise()
-        self._publish()  # flows first, so a new pod's port is programmed when it starts
-        self.kubelet.tick()
+        changed = self.kubelet.tick()
         controllers.reconcile_endpoints(self.state)
         if self.agent.check_health():
+            changed = True
             self.agent.sync(network_view(self.state))
-        self._publish()
+        changed |= self._publish()
+        if changed:
+            self.last_change = time.monotonic()
         self._publish_snapshots()
         self._report_problems()
+        self._check_switches()
+
+    def _check_switches(self) -> None:
+        """Say once, loudly, when a switch has not confirmed any view 30 s after start-up."""
+        if self.switches_warned or time.monotonic() - self.started < SWITCH_DEADLINE:
+            return
+        missing = [name for name, gen in self.switch_generations().items() if gen < 0]
+        if missing:
+            self.switches_warned = True
+            self._helper_report("controller", f"switches of {', '.join(missing)} have not connected to the controller "
+                                              f"within {SWITCH_DEADLINE:.0f}s (see {self.run / 'controller.log'})")
 
     def _supervise(self) -> None:
         for name in self.supervisor.check():
@@ -302,9 +381,11 @@ class Manager:
             return "stopping"
         with self.lock:
             result = self._dispatch_locked(op, req)
-            if op in ("apply", "delete", "scale"):
+            if op in CHANGES:
                 self._publish()  # the view (and its generation) include the change when we answer
-        self.wake.set()
+                self.last_change = time.monotonic()
+        if op in CHANGES or op.startswith("controller_"):
+            self.wake.set()  # act on it now; reads do not wake the loop (pollers would spin it)
         return result
 
     def _dispatch_locked(self, op: str, req: dict) -> Any:

@@ -17,6 +17,16 @@ from emulator.model.netview import NetworkView
 from emulator.runtime.proc import run
 
 HEALTH_PERIOD = 0.5
+SYS_NET = "/sys/class/net"
+
+
+def carrier(ifname: str) -> bool:
+    """The link has a carrier (for a veth: both ends are up); False when down or gone."""
+    try:
+        with open(f"{SYS_NET}/{ifname}/carrier") as f:
+            return f.read().strip() == "1"
+    except OSError:  # EINVAL while the device itself is down
+        return False
 
 
 @dataclass
@@ -32,16 +42,17 @@ class NodeAgent:
         return self.ready.get(name, True)
 
     def check_health(self) -> bool:
-        """Refresh node readiness from eth0's link state; True if anything changed."""
+        """Refresh node readiness from eth0's link state; True if anything changed.
+
+        Read from the root namespace's end of each node's eth0 veth: its carrier is on only
+        while the node's eth0 is up (a file read per node, where asking ``ip -n`` costs a process
+        and a mount namespace per node, slow once a thousand pods' namespaces are mounted)."""
         if time.monotonic() - self.checked < HEALTH_PERIOD:
             return False
         self.checked = time.monotonic()
         changed = False
         for node in self.config.nodes:
-            out = run(["ip", "-n", naming.node_netns(self.scope, node.name), "-o", "link", "show", "eth0"],
-                      check=False).stdout
-            up = "state UP" in out or ",UP," in out.split(">")[0] + ","
-            up = up and "NO-CARRIER" not in out
+            up = carrier(naming.underlay_veth(self.scope, node.index))
             if self.ready.get(node.name) != up:
                 self.ready[node.name] = up
                 changed = True

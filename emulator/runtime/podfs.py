@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from emulator.model.naming import POD_DIR_IN_POD as POD_DIR, SHARED_IN_POD as SHARED_DIR
 from emulator.runtime import linux
 
+NETNS_DIR = "/run/netns"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 PROC_READONLY = ("/proc/sys", "/proc/sysrq-trigger", "/proc/bus", "/proc/fs", "/proc/irq")
 PROC_MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list", "/proc/sched_debug",
@@ -94,7 +95,14 @@ def setup(view: PodView) -> None:
     Raises:
         OSError: a mount failed (the sandbox fails; the pod reports it).
     """
-    linux.mount(None, "/", None, linux.MS_REC | linux.MS_SLAVE)
+    # private: nothing the machine mounts later reaches the pod (and nothing the pod mounts
+    # leaves it); the other namespaces' files under /run/netns are let go, so that no pod keeps
+    # another pod's network namespace alive
+    linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+    try:
+        linux.umount(NETNS_DIR, linux.MNT_DETACH)
+    except OSError:
+        pass  # not mounted here (the shim's template namespace has none)
     # Hold what must be shown again before masking hides it.
     held = {"pod": _open_dir(view.pod_dir)}
     for name, source in view.shared.items():

@@ -110,7 +110,10 @@ class SandboxRuntime:
                           "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
                                   "/etc/hostname": str(directory / "hostname")},
                           "shared": s.shared, "keep": [CODE_ROOT, sys.prefix],
-                          "cgroups": self.cgroups.pod(s.uid)})
+                          "cgroups": self.cgroups.pod(s.uid),
+                          "link": {"host_veth": naming.pod_veth(self.scope, s.namespace, s.name), "tag": self.records.tag,
+                                   "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
+                                   "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}})
         replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items))
         boxes: list[Sandbox] = []
         for s, item, reply in zip(specs, items, replies):
@@ -119,6 +122,7 @@ class SandboxRuntime:
                 continue
             self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
             self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
+            self.records.add("links", item["link"]["host_veth"], save=False)
             box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
                           naming.pod_veth(self.scope, s.namespace, s.name))
             boxes.append(box)
@@ -132,48 +136,26 @@ class SandboxRuntime:
         return results
 
     def _network(self, boxes: list[Sandbox]) -> dict[str, Exception]:
-        """veth, OVS port and addresses for each sandbox; returns the pods that failed, by uid."""
+        """Each sandbox's veth (made with it, by the shim) as a port of its node's bridge, in one
+        OVS transaction; returns the pods that failed, by uid (retried alone when the batch fails)."""
         failed: dict[str, Exception] = {}
-        mtu = self.config.pod_mtu
-
-        def veth(b: Sandbox) -> tuple[str, str]:
-            return b.veth, f"link add {b.veth} mtu {mtu} type veth peer name eth0 mtu {mtu} netns {b.netns}"
 
         def port(b: Sandbox) -> list[str]:
             return ovs.port_args(naming.node_bridge(self.scope, b.spec.node_index), b.veth,
                                  naming.pod_ofport(b.spec.ip, b.spec.pod_cidr))
-
-        for step, batch, one in (
-                ("veth", lambda bs: kernel.create_links(self.records, [veth(b) for b in bs]),
-                 lambda b: kernel.create_links(self.records, [veth(b)])),
-                ("up", lambda bs: ip_batch([f"link set {b.veth} up" for b in bs], force=False),
-                 lambda b: ip_batch([f"link set {b.veth} up"])),
-                ("port", lambda bs: ovs.batch([a for b in bs for a in port(b)]), lambda b: ovs.batch(port(b)))):
-            todo = [b for b in boxes if b.spec.uid not in failed]
-            try:
-                batch(todo)
-            except RuntimeFailure:
-                for b in todo:  # find the pods that fail on their own; the others go on
-                    try:
-                        if step == "veth" and kernel.link_exists(b.veth):
-                            if kernel.link_alias(b.veth) != self.records.tag:  # the clash itself
-                                raise kernel.clash("interface", b.veth, self.records)
-                            continue  # made by the batch before it stopped
-                        one(b)
-                    except RuntimeFailure as exc:
-                        failed[b.spec.uid] = exc
-        for b in boxes:
-            if b.spec.uid in failed:
-                continue
-            try:
-                ip_batch(["link set lo up", f"link set eth0 address {naming.mac_from_ip(b.spec.ip)} up",
-                          f"addr add {b.spec.ip}/{self.config.pods.node_mask} dev eth0",
-                          f"route add default via {b.spec.gateway_ip} dev eth0"], netns=b.netns, force=False)
-                if self.datapath.tx_offload_off:
+        try:
+            ovs.batch([a for b in boxes for a in port(b)])
+        except RuntimeFailure:
+            for b in boxes:  # find the pods that fail on their own; the others go on
+                try:
+                    ovs.batch(port(b))
+                except RuntimeFailure as exc:
+                    failed[b.spec.uid] = exc
+        if self.datapath.tx_offload_off:  # only without userspace TSO (not the default)
+            for b in boxes:
+                if b.spec.uid not in failed:
                     run(["ethtool", "-K", b.veth, "tx", "off"], check=False)
                     run(["ip", "netns", "exec", b.netns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
-            except RuntimeFailure as exc:
-                failed[b.spec.uid] = exc
         return failed
 
     def alive(self, box: Sandbox) -> bool:
@@ -196,10 +178,12 @@ class SandboxRuntime:
         return self.shim.request("start", items, timeout=30 + 0.05 * len(items))
 
     # -- teardown ------------------------------------------------------------------------
-    def destroy(self, boxes: list[Sandbox], grace: float = 2.0) -> None:
+    def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False) -> None:
         """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
         pod's PID 1, which ends its whole PID namespace), then remove ports, veths, namespaces,
-        cgroups and folders."""
+        cgroups and folders. When the whole cluster goes, ports and veths are left to go with
+        their bridges and namespaces (one OVS transaction and the kernel's batched namespace
+        cleanup instead of a thousand of each)."""
         procs = [(pid, start) for b in boxes for pid, start in b.containers.values()]
         for pid, start in procs:
             if alive(pid, start):
@@ -213,16 +197,17 @@ class SandboxRuntime:
         for b in boxes:
             if alive(b.pause_pid, b.pause_start):
                 os.kill(b.pause_pid, signal.SIGKILL)
-        args: list[str] = []
-        for b in boxes:
-            args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, b.spec.node_index), b.veth]
-        try:
-            ovs.batch(args)
-        except RuntimeFailure:
-            pass
-        veths = [b.veth for b in boxes if kernel.link_alias(b.veth) == self.records.tag]
-        ip_batch([f"link del {v}" for v in veths], check=False)
-        self.records.discard("links", *veths, save=False)
+        if not whole_cluster:
+            args: list[str] = []
+            for b in boxes:
+                args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, b.spec.node_index), b.veth]
+            try:
+                ovs.batch(args)
+            except RuntimeFailure:
+                pass
+            veths = [b.veth for b in boxes if kernel.link_alias(b.veth) == self.records.tag]
+            ip_batch([f"link del {v}" for v in veths], check=False)
+            self.records.discard("links", *veths, save=False)
         kernel.delete_netns(self.records, [b.netns for b in boxes])
         for b in boxes:
             self.cgroups.remove(b.spec.uid)

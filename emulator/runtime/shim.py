@@ -31,7 +31,7 @@ import socket
 import sys
 import traceback
 
-from emulator.runtime import linux, podfs
+from emulator.runtime import linux, netconf, podfs
 
 NETNS_DIR = "/run/netns"
 NS_ORDER = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, host paths are gone
@@ -58,26 +58,51 @@ def _child(report: int, work) -> None:
         os._exit(0)
 
 
-def _fork_and_report(work) -> dict:
-    """Fork a child that does ``work`` and exits; wait for it; return its report."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        _child(w, work)
-    os.close(w)
-    chunks = []
-    while True:
-        chunk = os.read(r, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(r)
-    os.waitpid(pid, 0)
+PARALLEL = (os.cpu_count() or 1) + 2  # helpers at work at once: the kernel's parts serialize, the rest not
+
+
+def _parse(data: bytes) -> dict:
     try:
-        return json.loads(b"".join(chunks) or b'{"error": "the helper process died"}')
+        return json.loads(data or b'{"error": "the helper process died"}')
     except ValueError:
         return {"error": "the helper process sent a bad report"}
+
+
+def run_all(works: list) -> list[dict]:
+    """Run each ``work`` in a forked helper, up to PARALLEL at once, and return their reports in
+    order (a dict in place of a work is an answer already); a report with a ``pid`` gets that
+    process's start time (read here: the helper's /proc may be a pod's)."""
+    results: list[dict] = [{} for _ in works]
+    todo = list(enumerate(works))[::-1]
+    running: dict[int, tuple[int, int, list[bytes]]] = {}  # pipe fd -> (index, helper pid, chunks)
+    while todo or running:
+        while todo and len(running) < PARALLEL:
+            index, work = todo.pop()
+            if isinstance(work, dict):
+                results[index] = work
+                continue
+            r, w = os.pipe2(os.O_CLOEXEC)
+            pid = os.fork()
+            if pid == 0:
+                os.close(r)
+                _child(w, work)
+            os.close(w)
+            running[r] = (index, pid, [])
+        if not running:
+            continue
+        ready, _, _ = select.select(list(running), [], [])
+        for fd in ready:
+            chunk = os.read(fd, 65536)
+            if chunk:
+                running[fd][2].append(chunk)
+                continue
+            index, pid, chunks = running.pop(fd)
+            os.close(fd)
+            os.waitpid(pid, 0)
+            results[index] = report = _parse(b"".join(chunks))
+            if "pid" in report:
+                report["start"] = start_time(report["pid"])
+    return results
 
 
 def _write(path: str, value: str) -> None:
@@ -85,14 +110,60 @@ def _write(path: str, value: str) -> None:
         f.write(value)
 
 
-def make_sandbox(item: dict) -> dict:
-    """Fork the pod's namespaces and its PID 1; returns {"pid", "start", "netns_ino"}."""
+TEMPLATE: dict[str, int] = {}  # "mnt" -> fd of the mount namespace pods are copied from
+
+
+def make_template() -> int | None:
+    """A mount namespace to copy pods' from: the machine's mounts, private (nothing propagates
+    into pods, nothing out), without /run/netns's namespace files. Copying the machine's own
+    namespace instead would copy every pod's and node's netns mount (a copy per pod per pod, and
+    each copy keeps its namespace alive). Held by an fd once its maker exits; None if the kernel
+    refuses (pods then copy the machine's namespace, as before)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        os.close(done_w)
+        try:
+            linux.unshare(linux.CLONE_NEWNS)
+            linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+            try:
+                linux.umount(NETNS_DIR, linux.MNT_DETACH)
+            except OSError:
+                pass  # not a mount point: no namespace files are mounted under it either
+            os.write(ready_w, b"ok")
+        except BaseException:  # noqa: B902 - no template: say so by silence
+            pass
+        finally:
+            os.read(done_r, 1)
+            os._exit(0)
+    os.close(ready_w)
+    os.close(done_r)
+    ok = os.read(ready_r, 16) == b"ok"
+    os.close(ready_r)
+    fd = None
+    if ok:
+        try:
+            fd = os.open(f"/proc/{pid}/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = None
+    os.close(done_w)
+    os.waitpid(pid, 0)
+    return fd
+
+
+def make_sandbox(item: dict):
+    """The work of a helper that makes the pod's namespaces, its network interface and its PID 1;
+    it reports {"pid", "netns_ino"}."""
     netns = os.path.join(NETNS_DIR, item["netns"])
     catatonit = item["pause"]
 
     def work() -> dict:
         for procs in item.get("cgroups", ()):  # the pod's cgroups: its PID 1 and everything after
             _write(procs, str(os.getpid()))
+        root_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        root_nl = netconf.IPRoute() if item.get("link") else None  # bound to the root namespace
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
         fd = os.open(netns, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)  # refuses a taken name
         os.close(fd)
@@ -101,10 +172,21 @@ def make_sandbox(item: dict) -> dict:
         except OSError:
             os.unlink(netns)
             raise
-        ino = os.stat(netns).st_ino
-        linux.sethostname(item["hostname"])
-        for key, value in item.get("sysctls", {}).items():  # /proc/sys/net follows this netns
-            _write("/proc/sys/" + key.replace(".", "/"), value)
+        try:
+            ino = os.stat(netns).st_ino
+            linux.sethostname(item["hostname"])
+            for key, value in item.get("sysctls", {}).items():  # /proc/sys/net follows this netns
+                _write("/proc/sys/" + key.replace(".", "/"), value)
+            if root_nl is not None:  # after the sysctls: no IPv6 address ever appears on it
+                netconf.create(root_nl, root_netns, netconf.PodLink.from_dict(item["link"]))
+                root_nl.close()
+        except BaseException:
+            linux.umount(netns, linux.MNT_DETACH)
+            os.unlink(netns)
+            raise
+        os.close(root_netns)
+        if "mnt" in TEMPLATE:
+            linux.setns(TEMPLATE["mnt"], linux.CLONE_NEWNS)
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
         view = podfs.PodView(item["pod_dir"], item["etc"], item.get("shared", {}), tuple(item.get("keep", ())))
         r, w = os.pipe2(os.O_CLOEXEC)
@@ -130,14 +212,12 @@ def make_sandbox(item: dict) -> dict:
             raise OSError(f"pod sandbox: {failure.decode(errors='replace')}")
         return {"pid": pid, "netns_ino": ino}
 
-    result = _fork_and_report(work)
-    if "pid" in result:  # read here: the child's /proc is the pod's by now
-        result["start"] = start_time(result["pid"])
-    return result
+    return work
 
 
-def start_process(item: dict) -> dict:
-    """Fork a process inside a sandbox: cgroups, namespaces, capabilities, user, argv."""
+def start_process(item: dict):
+    """The work of a helper that forks a process inside a sandbox (cgroups, namespaces,
+    capabilities, user, argv) and reports {"pid"}; or the error at once."""
     pause, expected = item["pause_pid"], item["pause_start"]
     if start_time(pause) != expected:
         return {"error": f"the pod sandbox (pid {pause}) is gone"}
@@ -188,10 +268,7 @@ def start_process(item: dict) -> dict:
             raise OSError(failure.decode(errors="replace"))
         return {"pid": pid}
 
-    result = _fork_and_report(work)
-    if "pid" in result:
-        result["start"] = start_time(result["pid"])
-    return result
+    return work
 
 
 OPS = {"sandboxes": make_sandbox, "start": start_process}
@@ -199,6 +276,9 @@ OPS = {"sandboxes": make_sandbox, "start": start_process}
 
 def serve(sock: socket.socket) -> int:
     linux.prctl(linux.PR_SET_CHILD_SUBREAPER, 1)
+    template = make_template()
+    if template is not None:
+        TEMPLATE["mnt"] = template
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
@@ -231,13 +311,13 @@ def _answer(sock: socket.socket, line: bytes) -> None:
     try:
         request = json.loads(line)
         op = OPS[request["op"]]
-        results = []
+        works: list = []
         for item in request["items"]:
             try:
-                results.append(op(item))
+                works.append(op(item))
             except Exception as exc:  # one item fails alone
-                results.append({"error": f"{type(exc).__name__}: {exc}"})
-        _send(sock, {"id": request["id"], "results": results})
+                works.append({"error": f"{type(exc).__name__}: {exc}"})
+        _send(sock, {"id": request["id"], "results": run_all(works)})
     except Exception:
         _send(sock, {"id": None, "error": traceback.format_exc()})
 

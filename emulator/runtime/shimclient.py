@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from emulator.errors import RuntimeFailure
 
@@ -21,7 +21,7 @@ class ShimGone(RuntimeFailure):
 
 
 class Shim:
-    def __init__(self, log_path: str) -> None:
+    def __init__(self, log_path: str, on_exit: Callable[[], None] = lambda: None) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with open(log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "emulator.runtime.shim", str(theirs.fileno())],
@@ -35,6 +35,7 @@ class Shim:
         self.arrived = threading.Condition()
         self.exits: "queue.Queue[tuple[int, int]]" = queue.Queue()
         self.gone = False
+        self.on_exit = on_exit  # called when a process exits (the manager wakes its loop)
         threading.Thread(target=self._read, daemon=True, name="shim-reader").start()
 
     @property
@@ -54,6 +55,7 @@ class Shim:
                     message = json.loads(line)
                     if message.get("event") == "exit":
                         self.exits.put((message["pid"], message["status"]))
+                        self.on_exit()
                     else:
                         with self.arrived:
                             self.replies[message.get("id")] = message

@@ -130,7 +130,9 @@ def test_image_catalogue_and_kubernetes_command_rules() -> None:
     env = {"MSG": "hi"}
     c = Container("c", "busybox", command=("sh", "-c"), args=("echo $(MSG) $$(MSG) $(NOPE)",))
     assert images.argv_for(c, {}, env, "/py") == ["sh", "-c", "echo hi $(MSG) $(NOPE)"]
-    assert images.argv_for(Container("c", "nginx:1.25"), {}, {}, "/py") == ["/py", "-m", "emulator.images.nginx"]
+    assert images.argv_for(Container("c", "nginx:1.25"), {}, {}, "/py") == ["nginx"]
+    assert images.image_of(Container("c", "nginx:1.25"), {}).files == "nginx"
+    assert images.image_of(Container("c", "nginx:1.25", command=("nginx",)), {}) is None
     assert images.argv_for(Container("c", "busybox"), {}, {}, "/py") == ["sleep", "infinity"]
     assert images.argv_for(Container("c", "networkstatic/iperf3", args=("-s", "-p", "5202")), {}, {}, "/py") == \
         ["iperf3", "-s", "-p", "5202"]

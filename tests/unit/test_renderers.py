@@ -46,6 +46,13 @@ def test_the_nginx_image_config_matches_its_golden_file(golden) -> None:
                                      "node_name": "n"}, "/run/k8semu/pod/web")
     golden("configs/nginx-image.conf", conf)
     assert "web-&lt;x&gt;" in page
+    files, folders, argv = nginx_image.prepare({"pod_name": "p", "pod_namespace": "d", "pod_ip": "1.2.3.4",
+                                                "node_name": "n"}, "/run/k8semu/pod/web",
+                                               ["nginx", "nginx", "-g", "daemon off;", "-T"])
+    assert argv == ["nginx", "-c", "/run/k8semu/pod/web/nginx.conf", "-p", "/run/k8semu/pod/web", "-T"]
+    assert files["nginx.conf"] == nginx_image.render({"pod_name": "p", "pod_namespace": "d", "pod_ip": "1.2.3.4",
+                                                      "node_name": "n"}, "/run/k8semu/pod/web")[0]
+    assert "html" in folders and "html/index.html" in files
 
 
 @pytest.mark.parametrize("config", [

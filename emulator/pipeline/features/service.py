@@ -22,7 +22,7 @@ from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
                                     LoadMark, LoadReg, OutputInPort, Resubmit, ToController, ct_state)
-from emulator.model.netview import GROUP_CHUNK, NetworkView, NodeView, ServicePortView
+from emulator.model.netview import GROUP_CHUNK, EndpointView, NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
 SERVICE_GW_VIP = "169.254.0.253"  # the node routes the service subnet via this (onlink)
@@ -145,25 +145,27 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
     return flows
 
 
-def endpoint_flows(view: NetworkView, node: NodeView) -> list[Flow]:
-    """One DNAT flow per distinct endpoint (IP, port, protocol), shared by Services."""
-    seen: dict[tuple, Flow] = {}
+def distinct_endpoints(view: NetworkView) -> list[tuple[ServicePortView, EndpointView]]:
+    """Each distinct endpoint (IP, port, protocol) once, with the first Service port that has it
+    (its DNAT flows are shared by every Service that selects it)."""
+    seen: dict[tuple, tuple[ServicePortView, EndpointView]] = {}
     for svc in view.services:
         if not svc.cluster_ip:
             continue
         for ep in svc.endpoints:
-            key = (ep.ip, ep.port, svc.protocol)
-            if key in seen:
-                continue
-            match = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
-                     ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
-            owner = cookie.make(Category.SERVICE, svc.id)
-            seen[key] = Flow("EndpointDNAT", P_HIGH, match,
-                             (Ct(node.zone, "EgressRule", commit=True, nat="dst", nat_ip=ep.ip,
-                                 nat_port=ep.port),), None, owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}")
-            seen[key + ("hairpin",)] = Flow(
-                "EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
-                (LoadMark(fields.HAIRPIN_MARK),
-                 Ct(node.zone, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
-                    mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")
+            seen.setdefault((ep.ip, ep.port, svc.protocol), (svc, ep))
     return list(seen.values())
+
+
+def endpoint_flows_for(node: NodeView, svc: ServicePortView, ep: EndpointView) -> list[Flow]:
+    """The DNAT flows of one endpoint: to it, and to it from itself (hairpin: DNAT, then SNAT)."""
+    match = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
+             ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
+    owner = cookie.make(Category.SERVICE, svc.id)
+    return [Flow("EndpointDNAT", P_HIGH, match,
+                 (Ct(node.zone, "EgressRule", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port),), None,
+                 owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}"),
+            Flow("EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
+                 (LoadMark(fields.HAIRPIN_MARK),
+                  Ct(node.zone, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
+                     mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")]

@@ -1,0 +1,11 @@
+"""Images whose files the kubelet writes into the container's folder before it starts (what an
+image's layers would hold), by the name in the catalogue's ``Image.files``."""
+from __future__ import annotations
+
+from typing import Callable
+
+from emulator.images import nginx
+
+Maker = Callable[[dict[str, str], str, list[str]], tuple[dict[str, str], list[str], list[str]]]
+
+MAKERS: dict[str, Maker] = {"nginx": nginx.prepare}
