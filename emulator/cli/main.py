@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("-f", "--filename", action="append", default=[])
     de.add_argument("kind", nargs="?")
     de.add_argument("names", nargs="*")
+    de.add_argument("--wait", default="true", choices=("true", "false"),
+                    help="wait until the objects are gone, as kubectl does (pods: after their grace period)")
+    de.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
     ns_opts(de)
     sc = verb("scale", help="scale deployment/NAME --replicas N")
     sc.add_argument("target")
@@ -184,7 +187,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "apply":
         return objects.apply(client, args.filename, args.namespace, out)
     if verb == "delete":
-        return objects.delete(client, args.filename, args.kind, args.names, args.namespace, out)
+        return objects.delete(client, args.filename, args.kind, args.names, args.namespace, out,
+                              wait=args.timeout if args.wait == "true" else 0)
     if verb == "scale":
         return objects.scale(client, args.target, args.replicas, args.namespace, out)
     if verb == "logs":

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 import subprocess
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -78,7 +79,13 @@ def apply(client: Client, files: list[str], namespace: str | None, out: TextIO) 
 
 
 def delete(client: Client, files: list[str], kind_word: str | None, names: list[str], namespace: str | None,
-           out: TextIO) -> int:
+           out: TextIO, wait: float = 0) -> int:
+    """Delete the objects; with ``wait`` (seconds), return once they are gone, as ``kubectl
+    delete`` does by default (a pod is gone when its containers have stopped).
+
+    Raises:
+        K8semuError: nothing to delete, or still there after ``wait`` seconds.
+    """
     targets: list[tuple[str, str, str]] = []
     if files:
         mset = load_manifest_files([p for f in files for p in manifest_paths(f)], namespace or "default")
@@ -94,6 +101,14 @@ def delete(client: Client, files: list[str], kind_word: str | None, names: list[
         raise K8semuError("you must provide one or more resources by -f FILE or KIND NAME")
     for kind, ns, name in targets:
         out.write(client.delete(kind, ns, name) + "\n")
+        out.flush()
+    if wait:
+        deadline = time.monotonic() + wait
+        for kind, ns, name in targets:
+            while any(o["metadata"]["name"] == name for o in client.get(kind, None if kind == "Namespace" else ns)):
+                if time.monotonic() > deadline:
+                    raise K8semuError(f"timed out waiting for {kind.lower()} {name!r} to be deleted")
+                time.sleep(0.05)
     return 0
 
 

@@ -17,6 +17,7 @@ from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
 from emulator.model.workload import Deployment, ReplicaSet
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+MAX_PODS = 10_000  # pods in one cluster: a spec cannot make validation or the machine hold more
 
 
 def _pod_specs(objects: Iterable) -> list[tuple[object, PodSpec, int]]:
@@ -46,13 +47,16 @@ def _privileges(obj, container) -> list[Problem]:
 
 
 def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Iterable[str] = (),
-                  existing_load: dict[str, int] | None = None) -> list[Problem]:
-    """Problems with a batch of objects in the context of the cluster (empty list: all good)."""
+                  existing_load: dict[str, int] | None = None, existing_pods: int | None = None) -> list[Problem]:
+    """Problems with a batch of objects in the context of the cluster (empty list: all good);
+    ``existing_pods`` counts the cluster's pods, scheduled or not (default: those in the load)."""
     problems: list[Problem] = []
     namespaces = set(SYSTEM_NAMESPACES) | set(existing_namespaces) | {
         o.meta.name for o in objects if isinstance(o, Namespace)}
     node_names = {n.name for n in config.nodes}
     load = dict(existing_load or {})
+    placer = scheduler.Placer(config.nodes, load)
+    total = sum(load.values()) if existing_pods is None else existing_pods
     for obj in objects:
         if type(obj).__name__ not in ("Namespace", "IngressClass") and obj.meta.namespace not in namespaces:
             problems.append(Problem(obj.source, "metadata.namespace",
@@ -71,9 +75,15 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                 problems.append(Problem(obj.source, f"containers[{container.name}].image", str(exc)))
             if not config.allow_privileged:
                 problems += _privileges(obj, container)
+        if total + count > MAX_PODS:
+            problems.append(Problem(obj.source, "spec.replicas" if count > 1 else "metadata.name",
+                                    f"{what}: the cluster would hold {total + count} pods; k8semu runs at most "
+                                    f"{MAX_PODS} pods in a cluster"))
+            continue
+        total += count
         for _ in range(count):
             try:
-                node = scheduler.schedule(spec, config.nodes, load)
+                node = placer.place(spec)
             except scheduler.Unschedulable as exc:
                 problems.append(Problem(obj.source, "spec", f"{what}: {exc}"))
                 break
@@ -86,3 +96,11 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                     "(use a shorter nodeCIDRMaskSize or add nodes)"))
                 break
     return problems
+
+
+def check_pod_total(existing: int, growth: int, source, field: str, what: str) -> list[Problem]:
+    """The MAX_PODS bound for a change that adds ``growth`` pods to a cluster of ``existing``."""
+    if growth > 0 and existing + growth > MAX_PODS:
+        return [Problem(source, field, f"{what}: the cluster would hold {existing + growth} pods; k8semu runs at "
+                                       f"most {MAX_PODS} pods in a cluster")]
+    return []

@@ -83,6 +83,8 @@ class ClusterState:
     events: Events = field(default_factory=Events)
 
     def __post_init__(self) -> None:
+        # the records of each kind, in the order of ``records``: listing a kind costs that kind
+        self.kinds: dict[str, dict[tuple[str, str], Record]] = {}
         if self.scope is None:
             self.scope = Scope(self.config.name)
         for node in self.config.nodes:
@@ -107,17 +109,21 @@ class ClusterState:
                      self.next_id, PodStatus() if kind == "Pod" else None)
         self.next_id += 1
         self.records[key] = rec
+        self.kinds.setdefault(kind, {})[(obj.meta.namespace, obj.meta.name)] = rec
         return rec
 
     def get(self, kind: str, namespace: str, name: str) -> Record | None:
         return self.records.get((kind, namespace, name))
 
     def remove(self, kind: str, namespace: str, name: str) -> Record | None:
+        self.kinds.get(kind, {}).pop((namespace, name), None)
         return self.records.pop((kind, namespace, name), None)
 
     def list(self, kind: str, namespace: str | None = None) -> list[Record]:
-        return [r for (k, ns, _), r in self.records.items()
-                if k == kind and (namespace is None or ns == namespace)]
+        of_kind = self.kinds.get(kind, {})
+        if namespace is None:
+            return list(of_kind.values())
+        return [r for (ns, _), r in of_kind.items() if ns == namespace]
 
     def pods(self, namespace: str | None = None) -> list[Record]:
         return self.list("Pod", namespace)

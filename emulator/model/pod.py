@@ -129,6 +129,7 @@ class PodSpec:
     raw: dict[str, Any] = field(default_factory=dict, compare=False)
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     security: SecurityContext = field(default_factory=SecurityContext)  # pod-level defaults
+    termination_grace: int = 30  # seconds between SIGTERM and SIGKILL when the pod is deleted
     # k8semu's own data shown read-only to its system pods (the DNS snapshot to coredns): set only
     # by the add-ons' code, never read from a manifest
     system_mounts: tuple[str, ...] = ()

@@ -76,5 +76,10 @@ class Client:
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
         return self.call("scale", kind=kind, namespace=namespace, name=name, replicas=replicas)
 
+    def generations(self) -> dict:
+        """{"published": the latest view's generation, "switches": {node: generation confirmed}},
+        answered at once, even while the manager is busy."""
+        return self.call("generations")
+
     def events(self, namespace: str | None = None) -> list[dict]:
         return self.call("events", namespace=namespace)

@@ -48,6 +48,7 @@ class Kubelet:
     retry: dict[str, tuple[int, float]] = field(default_factory=dict)  # pod key -> (failures, not before)
     oom_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     orphans: dict[str, set[int]] = field(default_factory=dict)  # pod key -> PID 1 a dead shim started
+    terminating: dict[str, float] = field(default_factory=dict)  # pod key -> when SIGKILL is due
     checked: float = 0.0
 
     def __post_init__(self) -> None:
@@ -122,6 +123,7 @@ class Kubelet:
 
     def _sandbox_died(self, key: str) -> bool:
         rec, box = self._rec(key), self.boxes.pop(key, None)
+        self.terminating.pop(key, None)
         if box is None:
             return False
         for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
@@ -369,18 +371,29 @@ class Kubelet:
 
     # -- teardown ------------------------------------------------------------------------
     def _stop_deleted(self) -> bool:
+        """Deleted pods end as the kubelet ends them: SIGTERM to their containers, then, once
+        every process has exited or the pod's terminationGracePeriodSeconds have passed, SIGKILL
+        and the sandbox goes. Nothing here waits: a pod that ignores SIGTERM costs its own grace
+        period, not the cluster's."""
         for rec in [r for r in self.state.pods() if r.deleting and r.obj.key not in self.boxes]:
             controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox
-        gone = [k for k in self.boxes if (r := self._rec(k)) is None or r.deleting]
+        now = time.monotonic()
+        for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)]:
+            rec = self._rec(key)
+            self.probes.forget(key)
+            self.runtime.terminate([self.boxes[key]])
+            self.terminating[key] = now + (rec.obj.spec.termination_grace if rec is not None else 0)
+        gone = [k for k, deadline in self.terminating.items()
+                if now >= deadline or not self.runtime.running(self.boxes[k])]
         if not gone:
             return False
         for key in gone:
-            self.probes.forget(key)
             for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
                 self.by_pid.pop(pid)
-        self.runtime.destroy([self.boxes[k] for k in gone])
+        self.runtime.destroy([self.boxes[k] for k in gone], grace=0)
         for key in gone:
             del self.boxes[key]
+            del self.terminating[key]
             self.retry.pop(key, None)
             rec = self._rec(key)
             if rec is not None:

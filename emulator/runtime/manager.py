@@ -60,6 +60,7 @@ class Manager:
         self.records.add("processes", [os.getpid(), start_time(os.getpid()), "manager"])
         self.state = ClusterState(config, scope=records.scope)
         self.lock = threading.RLock()
+        self.status_lock = threading.Lock()  # the controller's status cache (read by requests without the lock)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.phase = "starting"
@@ -178,6 +179,10 @@ class Manager:
     def _read_controller(self) -> dict:
         """The controller's status file, read again only when it was replaced (every pod's
         readiness check asks for it)."""
+        with self.status_lock:
+            return self._read_controller_locked()
+
+    def _read_controller_locked(self) -> dict:
         path = self.run / "controller.json"
         try:
             seen = self._controller_stat()
@@ -195,8 +200,9 @@ class Manager:
         return self.controller_status
 
     def switch_generations(self) -> dict[str, int]:
-        self._read_controller()
-        return dict(self.generations)
+        with self.status_lock:
+            self._read_controller_locked()
+            return dict(self.generations)
 
     def _system_pods_current(self) -> bool:
         """The DNS servers and the ingress controller have loaded the latest snapshot they read."""
@@ -379,6 +385,8 @@ class Manager:
             self.stopping.set()
             self.wake.set()
             return "stopping"
+        if op == "generations":  # without the state lock: a poller never waits behind a tick
+            return {"published": self.published, "switches": self.switch_generations()}
         with self.lock:
             result = self._dispatch_locked(op, req)
             if op in CHANGES:

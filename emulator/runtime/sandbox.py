@@ -178,12 +178,8 @@ class SandboxRuntime:
         return self.shim.request("start", items, timeout=30 + 0.05 * len(items))
 
     # -- teardown ------------------------------------------------------------------------
-    def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False) -> None:
-        """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
-        pod's PID 1, which ends its whole PID namespace), then remove ports, veths, namespaces,
-        cgroups and folders. When the whole cluster goes, ports and veths are left to go with
-        their bridges and namespaces (one OVS transaction and the kernel's batched namespace
-        cleanup instead of a thousand of each)."""
+    def terminate(self, boxes: list[Sandbox]) -> list[tuple[int, int | None]]:
+        """SIGTERM to every container process of the sandboxes; returns them (pid, start)."""
         procs = [(pid, start) for b in boxes for pid, start in b.containers.values()]
         for pid, start in procs:
             if alive(pid, start):
@@ -191,6 +187,19 @@ class SandboxRuntime:
                     os.kill(pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
+        return procs
+
+    def running(self, box: Sandbox) -> bool:
+        """Some container process of the sandbox is still alive."""
+        return any(alive(pid, start) for pid, start in box.containers.values())
+
+    def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False) -> None:
+        """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
+        pod's PID 1, which ends its whole PID namespace), then remove ports, veths, namespaces,
+        cgroups and folders. When the whole cluster goes, ports and veths are left to go with
+        their bridges and namespaces (one OVS transaction and the kernel's batched namespace
+        cleanup instead of a thousand of each)."""
+        procs = self.terminate(boxes)
         deadline = time.monotonic() + grace
         while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
             time.sleep(0.02)

@@ -40,7 +40,7 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
                       "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
-                      "hostAliases", "securityContext"}
+                      "hostAliases", "securityContext", "terminationGracePeriodSeconds"}
 POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
                   "automountServiceAccountToken", "imagePullSecrets",
                   "hostNetwork", "hostPID", "hostIPC", "priorityClassName",
@@ -48,8 +48,7 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
                   "preemptionPolicy", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
                   "schedulingGates", "resourceClaims", "shareProcessNamespace",
-                  "activeDeadlineSeconds", "ephemeralContainers",
-                  "terminationGracePeriodSeconds"}
+                  "activeDeadlineSeconds", "ephemeralContainers"}
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
                        "readinessProbe", "livenessProbe", "resources", "securityContext"}

@@ -35,6 +35,7 @@ class ManifestSet:
 _label_check = validation.check_dns1123_label
 _subdomain_check = validation.check_dns1123_subdomain
 MAX_NAMESERVERS, MAX_SEARCHES, MAX_SEARCH_CHARS = 3, 32, 2048
+MAX_INT64 = 2**63 - 1
 CAPABILITY = re.compile(r"(CAP_)?[A-Z_]+")
 _labels = labels.labels
 
@@ -236,7 +237,8 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     return PodSpec(containers, r.string(path + ("nodeName",), "", check=lambda v: _subdomain_check(v) if v else None) or "",
                    node_selector, tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
                    r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
-                   _security(r, path + ("securityContext",), False))
+                   _security(r, path + ("securityContext",), False),
+                   r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64))
 
 
 def _dns_config(r: Reader, path: PathKey) -> None:

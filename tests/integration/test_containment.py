@@ -8,10 +8,12 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from emulator.model import naming
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 contained = module_cluster("topologies/default.yaml")
@@ -107,6 +109,57 @@ def test_a_pod_that_cannot_start_fails_alone(contained: Cluster) -> None:
     for name in ("nulcmd", "worker-1", "ndots"):
         k8semu("--cluster", contained.name, "delete", "pod", name)
     k8semu("--cluster", contained.name, "delete", "deployment", long)
+
+
+def test_a_pod_whose_interface_name_is_taken_fails_alone_and_the_owner_keeps_it(contained: Cluster) -> None:
+    slot = contained.client.status()["slot"]
+    name = naming.pod_veth(naming.Scope(contained.name, slot), "default", "squatted")
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)  # someone else's
+    try:
+        contained.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: squatted}\nspec:\n"
+                        "  containers: [{name: c, image: busybox}]\n")
+        poll(lambda: f"interface {name} exists" in k8semu("--cluster", contained.name, "get", "events").stdout,
+             timeout=15, what="the clash reported as the pod's event")
+        assert contained.pod("squatted")["status"]["phase"] == "Pending"
+        assert Path(f"/sys/class/net/{name}").exists() and not Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+        assert "squatted" not in " ".join(os.listdir("/run/netns"))  # the failed sandbox left nothing
+        contained.synced()
+        assert contained.exec("client", "true").returncode == 0
+    finally:
+        k8semu("--cluster", contained.name, "delete", "pod", "squatted", check=False)
+        subprocess.run(["ip", "link", "del", name], capture_output=True)
+
+
+def test_no_pod_holds_the_network_namespace_files_of_others(contained: Cluster) -> None:
+    """Pods are copied from a mount namespace without /run/netns: deleting a pod frees its
+    namespace at once, and a pod's mount table does not grow with the number of pods."""
+    mounts = contained.exec("client", "cat", "/proc/self/mountinfo").stdout
+    assert "/run/netns" not in mounts and "nsfs" not in mounts
+    assert len(mounts.splitlines()) < 80
+
+
+def test_a_pod_that_ignores_sigterm_costs_its_grace_period_not_the_clusters(contained: Cluster) -> None:
+    contained.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: stubborn}\nspec:\n  terminationGracePeriodSeconds: 3\n"
+                    "  containers: [{name: c, image: busybox, command: [sh, -c, 'trap \"\" TERM; while :; do sleep 1; done']}]\n")
+    poll(lambda: contained.pod("stubborn")["status"]["phase"] == "Running", timeout=15, what="stubborn running")
+    start = time.monotonic()
+    k8semu("--cluster", contained.name, "delete", "pod", "stubborn", "--wait=false")
+    listing = k8semu("--cluster", contained.name, "get", "pods").stdout
+    assert "Terminating" in [line.split()[2] for line in listing.splitlines() if line.startswith("stubborn")]
+    calls = []
+    while any(p["metadata"]["name"] == "stubborn" for p in contained.get("pods")):
+        t = time.monotonic()
+        contained.client.status()
+        calls.append(time.monotonic() - t)
+        assert time.monotonic() - start < 15, "still there long after its grace period"
+        time.sleep(0.1)
+    assert 2.5 < time.monotonic() - start  # SIGTERM was ignored: SIGKILL after the grace period
+    assert max(calls) < 0.5, f"the manager stalled while the pod terminated: {max(calls):.2f}s"
+    contained.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: quick}\nspec:\n  containers: [{name: c, image: busybox}]\n")
+    poll(lambda: contained.pod("quick")["status"]["phase"] == "Running", timeout=15, what="quick running")
+    start = time.monotonic()
+    k8semu("--cluster", contained.name, "delete", "pod", "quick")  # waits, as kubectl does
+    assert time.monotonic() - start < 2.5 and not any(p["metadata"]["name"] == "quick" for p in contained.get("pods"))
 
 
 # -- the controller ---------------------------------------------------------------------------

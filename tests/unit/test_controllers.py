@@ -7,8 +7,11 @@ from pathlib import Path
 import pytest
 
 from emulator.cluster import controllers
+from emulator.cluster.admission import MAX_PODS
 from emulator.cluster.store import ClusterState
 from emulator.errors import NotFoundError, SpecError
+from emulator.model.pod import Container, PodSpec
+from emulator.model.scheduler import Placer, schedule
 from emulator.spec.cluster import load_cluster
 from emulator.spec.manifests import load_manifest_files
 
@@ -83,3 +86,32 @@ def test_apply_refuses_a_pod_in_a_missing_namespace(state: ClusterState, tmp_pat
     with pytest.raises(SpecError) as info:
         controllers.apply(state, load_manifest_files([str(tmp_path / "p.yaml")]).objects)
     assert "namespaces 'nope' not found" in str(info.value)
+
+
+def test_scaling_past_the_cluster_pod_limit_is_refused_and_changes_nothing(state: ClusterState) -> None:
+    before = len(web_pods(state))
+    with pytest.raises(SpecError) as info:
+        controllers.scale(state, "Deployment", "default", "web", MAX_PODS + 1)
+    assert f"k8semu runs at most {MAX_PODS} pods" in str(info.value)
+    assert len(web_pods(state)) == before
+    controllers.scale(state, "Deployment", "default", "web", before + 1)
+    assert len(web_pods(state)) == before + 1
+
+
+def test_the_placer_chooses_what_the_scheduler_chooses_pod_after_pod() -> None:
+    config = load_cluster(TOPOLOGIES / "three-node.yaml")
+    rng = random.Random(3)
+    specs = [PodSpec((Container("c", "busybox"),), node_selector={"zone": rng.choice(["b", "c"])} if rng.random() < 0.3
+                     else {}) for _ in range(300)]
+    load_a = {n.name: rng.randrange(5) for n in config.nodes}
+    load_b = dict(load_a)
+    placer = Placer(config.nodes, load_b)
+    for spec in specs:
+        expected = schedule(spec, config.nodes, load_a)
+        got = placer.place(spec)
+        assert got == expected
+        load_a[expected] += 1
+        if rng.random() < 0.9:  # the caller may fail to place it (no address): no count then
+            load_b[got] += 1
+        else:
+            load_a[expected] -= 1

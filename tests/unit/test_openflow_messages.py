@@ -78,3 +78,56 @@ def test_reject_answers_tcp_with_rst_and_udp_with_icmp() -> None:
     unreachable = packet.Packet(build_reject(bytes(dgram.data)))
     msg = unreachable.get_protocol(icmp.icmp)
     assert msg.type == icmp.ICMP_DEST_UNREACH and msg.code == icmp.ICMP_PORT_UNREACH_CODE
+
+
+class SendingDatapath(FakeDatapath):
+    def __init__(self) -> None:
+        self.xid = 41
+        self.sent: list[bytes] = []
+
+    def send(self, buf: bytes) -> None:
+        self.sent.append(buf)
+
+
+def test_a_sync_is_one_buffer_of_os_ken_messages_each_with_its_own_xid() -> None:
+    view = network_view(running_state())
+    dp, encoder = SendingDatapath(), ofp.Encoder()
+    flows = flows_for_node(view, view.nodes[0].name)
+    groups = groups_for_node(view, view.nodes[0].name)
+    batch = ofp.Batch(dp)
+    for group in groups:
+        batch.add(encoder.group(dp, group, "add"), group.cookie, f"group {group.group_id}")
+    for flow in flows:
+        batch.add(encoder.flow(dp, flow), flow.cookie, flow.to_ofctl)
+    batch.send()
+    assert len(dp.sent) == 1
+    data, offset, xids, expected = dp.sent[0], 0, [], []
+    for msg in [ofp.group_mod(dp, g, "add") for g in groups] + [ofp.flow_mod(dp, f) for f in flows]:
+        msg.xid = 0
+        msg.serialize()
+        expected.append(bytes(msg.buf))
+    for want in expected:
+        length = int.from_bytes(data[offset + 2:offset + 4], "big")
+        message = bytearray(data[offset:offset + length])
+        xids.append(int.from_bytes(message[4:8], "big"))
+        message[4:8] = b"\0\0\0\0"
+        assert bytes(message) == want
+        offset += length
+    assert offset == len(data)
+    assert xids == list(range(42, 42 + len(expected))) and dp.xid == xids[-1]
+    cookie, what = batch.xids[xids[-1]]
+    assert cookie == flows[-1].cookie and what() == flows[-1].to_ofctl()  # an error names its flow
+
+
+def test_the_encoder_serializes_a_message_once_and_forgets_what_a_view_no_longer_has() -> None:
+    view = network_view(running_state())
+    dp, encoder = SendingDatapath(), ofp.Encoder()
+    flow, other = flows_for_node(view, view.nodes[0].name)[:2]
+    first = encoder.flow(dp, flow)
+    assert encoder.flow(dp, flow) is first
+    encoder.rotate()
+    encoder.flow(dp, other)
+    assert encoder.flow(dp, flow) is first  # kept for one view
+    encoder.rotate()
+    encoder.rotate()
+    assert ("flow", flow, False) not in encoder.current and ("flow", flow, False) not in encoder.previous

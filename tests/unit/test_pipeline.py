@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 
 from emulator.cli.plan import simulate
 from emulator.cluster.dataplane import network_view
 from emulator.controller.sync import diff, diff_groups
 from emulator.pipeline import cookie, fields
-from emulator.pipeline.build import describe_cookie, flows_for_node
+from emulator.pipeline.build import Memo, build_node, describe_cookie, flows_for_node
 from emulator.model.netview import GROUP_CHUNK, EndpointView, NodeView, ServicePortView, subgroups_needed
 from emulator.pipeline.features.service import groups_for_service
 from emulator.pipeline.flow import Flow, Group, GroupAction, Output
@@ -113,3 +114,20 @@ def test_a_group_choosing_among_others_is_deleted_before_them() -> None:
     parent = Group(11, ((GroupAction(20),),), 0, (1,))
     assert diff_groups({20: child, 11: parent}, []) == ([], [], [parent, child])
     assert diff_groups({}, [child, parent])[0] == [child, parent]
+
+
+def test_the_memo_builds_what_a_fresh_build_builds_and_keeps_only_what_views_use() -> None:
+    """A pod deleted and one added: the memo's flows equal a fresh build's on every node, and after
+    two views without the deleted pod nothing of it is kept."""
+    state = simulate(str(TOPOLOGIES / "three-node.yaml"), seed=0)
+    memo = Memo()
+    first = network_view(state)
+    for node in first.nodes:
+        assert build_node(first, node.name, memo).flows == build_node(first, node.name).flows
+    gone = first.pods[0]
+    second = replace(first, pods=first.pods[1:], generation=first.generation + 1)
+    memo.rotate()
+    for node in second.nodes:
+        assert build_node(second, node.name, memo).flows == build_node(second, node.name).flows
+    memo.rotate()
+    assert not any(k[0] == "pod" and k[2] == gone for k in list(memo.current) + list(memo.previous))
