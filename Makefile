@@ -2,7 +2,10 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install up down cleanup test unit integration bench lint clean
+.PHONY: install up down cleanup test unit integration bench soak flake lint clean
+FLAKE_RUNS ?= 20
+SOAK_MINUTES ?= 10
+FLAKE_TESTS ?= tests/integration/test_containment.py tests/integration/test_containment_machine.py tests/test_scenarios.py
 
 install:
 	bash scripts/install.sh
@@ -31,6 +34,16 @@ bench: install
 	$(PY) bench/cluster_dns.py
 	$(PY) bench/netpol.py
 	$(PY) bench/ingress.py
+	$(PY) bench/scale.py
+
+# a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)
+soak: install
+	$(PY) tests/soak.py --minutes $(SOAK_MINUTES)
+
+# the new integration tests and every scenario, FLAKE_RUNS times; stops at the first failure
+flake: install
+	for i in $$(seq 1 $(FLAKE_RUNS)); do echo "== run $$i of $(FLAKE_RUNS)"; \
+		$(PY) -m pytest -q -x -p no:cacheprovider $(FLAKE_TESTS) || exit 1; done
 
 lint:
 	$(PY) -m flake8 emulator tests bench

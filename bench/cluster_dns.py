@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,14 +41,14 @@ def paced(cluster: Cluster, server: str, name: str) -> dict:
 
 
 def main() -> int:
-    k8semu("cleanup", check=False)
     cluster = Cluster("topologies/dns.yaml").up()
     results: dict = stamp()
-    work = Path("/run/k8semu/bench")
-    work.mkdir(exist_ok=True)
+    # pods see the machine's files read-only but have their own /run and /tmp: the query files
+    # and dnsmasq's hosts file live in a folder of the checkout, which pods see
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=ROOT / "bench"))
     try:
         coredns = cluster.get("pods", "kube-system", "k8s-app=kube-dns")[0]
-        web_ip = json.loads(k8semu("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+        web_ip = json.loads(k8semu("--cluster", cluster.name, "get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
         (work / "hosts").write_text(f"{web_ip} web.default.svc.cluster.local\n")
         cluster.apply(f"""apiVersion: v1
 kind: Pod
@@ -78,6 +80,7 @@ spec:
         print(f"ratios to dnsmasq: cached {results['ratio_qps_cached']}, miss {results['ratio_qps_miss']}")
     finally:
         cluster.down()
+        shutil.rmtree(work, ignore_errors=True)
     save("dns", results)
     return 0
 

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import save, stamp  # noqa: E402
-from tests.cluster import Cluster, k8semu, poll  # noqa: E402
+from tests.cluster import Cluster, poll  # noqa: E402
 
 
 def wrk(cluster: Cluster, url: str, host: str | None) -> dict:
@@ -32,7 +32,6 @@ def wrk(cluster: Cluster, url: str, host: str | None) -> dict:
 
 
 def main() -> int:
-    k8semu("cleanup", check=False)
     cluster = Cluster("topologies/ingress.yaml").up()
     results: dict = stamp()
     try:

@@ -21,20 +21,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulator.runtime import api  # noqa: E402
-from emulator.runtime.records import run_dir  # noqa: E402
 from emulator.spec.loader import load_text  # noqa: E402
 from emulator.spec.manifests import parse_documents  # noqa: E402
 from bench.results import save, stamp  # noqa: E402
-from tests.cluster import Cluster, k8semu  # noqa: E402
+from tests.cluster import Cluster  # noqa: E402
 
 DENY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\nspec: {podSelector: {}}\n"
 
 
-def synced_after(change) -> float:
+def synced_after(cluster: Cluster, change) -> float:
+    """Seconds from ``change()`` (an API request, in-process) until every switch confirms the
+    view that holds it (the lock-free ``generations`` request, polled every 2 ms)."""
     start = time.monotonic()
     change()
-    while not api.call(run_dir(), "status")["synced"]:
+    target = cluster.client.generations()["published"]
+    while not all(g >= target for g in cluster.client.generations()["switches"].values()):
         time.sleep(0.002)
     return time.monotonic() - start
 
@@ -44,10 +45,10 @@ def enforcement(cluster: Cluster) -> dict:
     target = cluster.pod("a", "x")["status"]["podIP"]
     applied, deleted = [], []
     for _ in range(20):
-        applied.append(synced_after(lambda: api.call(run_dir(), "apply", objects=objs)))
+        applied.append(synced_after(cluster, lambda: cluster.client.apply(objs)))
         blocked = cluster.exec("b", "nc", "-z", "-w", "1", target, "80", namespace="y").returncode != 0
         assert blocked, "the policy was not enforced"
-        deleted.append(synced_after(lambda: api.call(run_dir(), "delete", kind="NetworkPolicy", namespace="x", name="deny")))
+        deleted.append(synced_after(cluster, lambda: cluster.client.delete("NetworkPolicy", "x", "deny")))
     ms = lambda v: {"median_ms": round(statistics.median(v) * 1000, 1), "worst_ms": round(max(v) * 1000, 1)}  # noqa: E731
     return {"apply": ms(applied), "delete": ms(deleted)}
 
@@ -84,22 +85,19 @@ spec:
       ports: [{{port: {8000 + i}}}, {{port: 9000, endPort: 9100, protocol: UDP}}]
 """)
         objs = parse_documents(load_text("---\n".join(policies), "policies.yaml")).objects
-        seconds = synced_after(lambda: api.call(run_dir(), "apply", objects=objs))
-        per_node = {}
-        for i in range(3):
-            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"k8br-{i}"], capture_output=True,
-                                 text=True).stdout
-            per_node[f"w-{i + 1}"] = sum(1 for line in out.splitlines() if "cookie=" in line)
-        policy_flows = sum(1 for i in range(3) for line in subprocess.run(
-            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", f"k8br-{i}"], capture_output=True, text=True).stdout.splitlines()
-            if "cookie=0x5" in line)
+        seconds = synced_after(cluster, lambda: cluster.client.apply(objs))
+        per_node, policy_flows = {}, 0
+        for node, bridge in cluster.client.status()["bridges"].items():
+            out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], capture_output=True,
+                                 text=True).stdout.splitlines()
+            per_node[node] = sum(1 for line in out if "cookie=" in line)
+            policy_flows += sum(1 for line in out if "cookie=0x5" in line)
     finally:
         cluster.down()
     return {"program_s": round(seconds, 2), "flows_per_node": per_node, "policy_flows_total": policy_flows}
 
 
 def main() -> int:
-    k8semu("cleanup", check=False)
     results: dict = stamp()
     cluster = Cluster("topologies/netpol.yaml").up()
     try:

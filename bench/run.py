@@ -69,7 +69,7 @@ def up_down(nodes: int, pods: int, workdir: Path) -> dict:
     spec.write_text(SPEC.format(nodes=nodes, pods=pods, mask=mask))
     up = timed("up", str(spec), "--detach", "--timeout", "600")
     running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
-    down = timed("down")
+    down = timed("--cluster", "bench", "down")
     return {"nodes": nodes, "pods": pods, "up_s": round(up, 2), "down_s": round(down, 2), "running": running}
 
 
@@ -81,7 +81,12 @@ def iperf(client: list[str], server_ip: str, seconds: int = 3) -> float:
 
 
 def bare_veth() -> float:
-    """Two namespaces and one veth, nothing else: the reference the ratios are taken to."""
+    """Two namespaces and one veth, nothing else: the reference the ratios are taken to (made
+    under names checked free first, and removed after)."""
+    taken = [n for n in ("kbench-a", "kbench-b") if Path("/run/netns", n).exists()]
+    taken += [n for n in ("kbench0", "kbench1") if Path("/sys/class/net", n).exists()]
+    if taken:
+        raise SystemExit(f"{taken[0]} exists and is not this benchmark's; nothing was changed")
     cmds = ["netns add kbench-a", "netns add kbench-b",
             "link add kbench0 netns kbench-a type veth peer name kbench1 netns kbench-b"]
     subprocess.run(["ip", "-batch", "-"], input="\n".join(cmds) + "\n", text=True, check=True)
@@ -111,8 +116,8 @@ def throughput(workdir: Path) -> dict:
         server_ip = cluster.pod("server")["status"]["podIP"]
         poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
              what="iperf3 server in its pod")
-        same = iperf(["k8semu", "exec", "near", "--"], server_ip)
-        cross = iperf(["k8semu", "exec", "far", "--"], server_ip)
+        same = iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip)
+        cross = iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip)
     finally:
         cluster.down()
     veth = bare_veth()
@@ -125,7 +130,6 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="only the small cluster")
     args = parser.parse_args()
-    k8semu("cleanup", check=False)
     results: dict = {**stamp(), "machine": f"{platform.node()} {platform.machine()}, {platform.release()}"}
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [(3, 10)] if args.quick else [(3, 10), (10, 100), (10, 1000)]

@@ -73,15 +73,13 @@ def converge(bridge: str, change, done, timeout: float = 30) -> float:
     raise AssertionError("no convergence")
 
 
-def request(op: str, **args) -> None:
-    """A change made through the manager's API in-process, so CLI start-up is not counted."""
-    from emulator.runtime import api
-    from emulator.runtime.records import run_dir
-    api.call(run_dir(), op, **args)
-
-
 def convergence(cluster: Cluster) -> dict:
-    bridge = "k8br-1"  # the client pod's node (worker-1)
+    """Changes go through the manager's API in-process, so CLI start-up is not counted."""
+    bridge = cluster.bridge("worker-1")  # the client pod's node
+
+    def request(op: str, **args) -> None:
+        cluster.client.call(op, **args)
+
     results: dict[str, list[float]] = {"delete pod": [], "scale down": [], "scale up": [], "readiness failure": []}
     for _ in range(20):
         before = ready_ips(cluster)
@@ -100,7 +98,7 @@ def convergence(cluster: Cluster) -> dict:
             lambda eps: len(eps) == 3 and eps != before))
         before = ready_ips(cluster)
         pod = next(p for p in cluster.get("pods", "default", "app=web") if p["status"]["podIP"] in before)
-        index = Path(f"/run/k8semu/pods/default_{pod['metadata']['name']}/nginx/html/index.html")
+        index = cluster.pod_dir(pod["metadata"]["name"]) / "nginx" / "html" / "index.html"
         results["readiness failure"].append(converge(
             bridge, lambda: index.rename(index.with_suffix(".off")),
             lambda eps: eps == before - {pod["status"]["podIP"]}))
@@ -114,16 +112,12 @@ def thousand_services(cluster: Cluster) -> float:
     docs = "".join(f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: bulk-{i}}}\n"
                    f"spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}\n" for i in range(1000))
     start = time.monotonic()
-    k8semu("apply", "-f", "-", input=docs, timeout=600)
-    poll(lambda: k8semu("status").stdout.count("in sync") and
-         sum(1 for s in json.loads(k8semu("get", "svc", "-o", "json").stdout)["items"]
-             if s["metadata"]["name"].startswith("bulk-")) == 1000 and _all_programmed(), timeout=600,
+    k8semu("--cluster", cluster.name, "apply", "-f", "-", input=docs, timeout=600)
+    poll(lambda: cluster.client.status()["synced"] and
+         sum(1 for s in cluster.client.get("Service", "default") if s["metadata"]["name"].startswith("bulk-")) == 1000
+         and len(group_endpoints(cluster.bridge("worker-1"))) >= 1000, timeout=600,
          interval=0.1, what="1000 services programmed")
     return time.monotonic() - start
-
-
-def _all_programmed() -> bool:
-    return len(group_endpoints("k8br-1")) >= 1000
 
 
 def rate(cluster: Cluster, client: str, host: str, port: int) -> float:
@@ -132,13 +126,12 @@ def rate(cluster: Cluster, client: str, host: str, port: int) -> float:
 
 
 def main() -> int:
-    k8semu("cleanup", check=False)
     cluster = Cluster("topologies/services.yaml").up()
     results: dict = stamp()
     try:
         cluster.wait_running("default", count=5)
-        svc_ip = json.loads(k8semu("get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
-        k8semu("scale", "deployment/web", "--replicas", "1")
+        svc_ip = json.loads(k8semu("--cluster", cluster.name, "get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+        k8semu("--cluster", cluster.name, "scale", "deployment/web", "--replicas", "1")
         poll(lambda: len(ready_ips(cluster)) == 1, timeout=30, what="one web pod")
         pod_ip = next(iter(ready_ips(cluster)))
         # One fresh client pod per path: thousands of connections a second cycle through the
@@ -153,7 +146,7 @@ def main() -> int:
         results["connections_per_s"] = {"direct": round(direct), "cluster_ip": round(via),
                                         "ratio": round(via / direct, 2)}
         print(f"connections/s: direct {direct:.0f}, ClusterIP {via:.0f}, ratio {via / direct:.2f}", flush=True)
-        k8semu("scale", "deployment/web", "--replicas", "3")
+        k8semu("--cluster", cluster.name, "scale", "deployment/web", "--replicas", "3")
         poll(lambda: len(ready_ips(cluster)) == 3, timeout=30, what="3 web pods")
         results["convergence"] = convergence(cluster)
         for k, v in results["convergence"].items():

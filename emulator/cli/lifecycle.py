@@ -19,7 +19,7 @@ from typing import TextIO
 
 from emulator.errors import ClusterRunningError, K8semuError, NoClusterError, RuntimeFailure
 from emulator.model.cluster import ClusterConfig
-from emulator.runtime import api, cleanup
+from emulator.runtime import api, cleanup, ovs
 from emulator.runtime.proc import alive
 from emulator.runtime.records import KINDS, Records, all_records, allocate_slot, cluster_dir, machine_lock
 
@@ -92,9 +92,16 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
                                           f"{manager_entry(old)[0]}); run 'k8semu down --cluster {config.name}' first")
             raise ClusterRunningError(f"leftovers of cluster {config.name!r} from a run that did not end cleanly; "
                                       f"run 'sudo k8semu cleanup --cluster {config.name}'")
+        known = {r.tag for r in all_records()}
+        orphans = sorted({tag.split(":")[1] if tag.count(":") == 2 else tag
+                          for _, tag in ovs.tagged_bridges() if tag not in known})
+        if orphans:
+            out.write(f"warning: the Open vSwitch database holds bridges of runs that never ended (cluster "
+                      f"{', '.join(orphans)}; the machine restarted?); they keep their names: "
+                      f"'sudo k8semu cleanup' removes them\n")
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir(mode=0o700, parents=True)
-        Records.create(run, config.name, allocate_slot(config.name))
+        Records.create(run, config.name, allocate_slot(config.name, busy=ovs.bridge_names()))
     started = time.monotonic()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "emulator.runtime.manager", str(run), os.path.abspath(spec_path)]
@@ -172,9 +179,10 @@ def cleanup_all(cluster: str | None = None) -> str:
     if cluster:
         return cleanup_cluster(cluster_dir(cluster))
     targets = [r for r in all_records() if not live(r)]
-    if not targets:
-        return "nothing to clean up"
-    return "\n".join(cleanup_cluster(r.path.parent) for r in targets)
+    texts = [cleanup_cluster(r.path.parent) for r in targets]
+    # no machine lock needed (OVS takes it itself): a new run's tag is never an orphan's
+    texts += cleanup.remove_orphans({r.tag for r in all_records()})
+    return "\n".join(texts) or "nothing to clean up"
 
 
 def status_text(cluster: str | None) -> str:

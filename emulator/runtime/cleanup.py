@@ -5,6 +5,11 @@ bridges and links carrying the run's tag, network namespaces whose inode is the 
 cgroup directories k8semu made (rmdir only), and finally the Open vSwitch settings (the last
 cluster restores them). Every step tolerates things already gone, so it can run after any
 crash, twice.
+
+What outlives a machine restart is what the OVS database file holds: the bridges of a run that
+never ended, and a setting k8semu changed. ``remove_orphans`` finds them by their tag when no run
+directory is left to name them, starts OVS for as long as it takes to delete them (ovs-vswitchd
+removes a netdev bridge's tap device with the bridge), and restores the setting.
 """
 from __future__ import annotations
 
@@ -85,6 +90,8 @@ def teardown(records: Records, keep_self: bool = True) -> list[str]:
     stop_all([(p[0], p[1]) for p in entries if not (p[2].startswith("node ") or p[2].startswith("pause "))])
     kill_leftovers(records)
     notes = []
+    if not ovs.server_running() and any(tag == records.tag for _, tag in ovs.tagged_bridges()):
+        ovs.ensure_running(records.cluster)  # its bridges are in the file of an OVS that is down
     bridges = sorted(set(kernel.ovs_tagged_bridges(records.tag)))
     if bridges:
         args: list[str] = []
@@ -126,4 +133,26 @@ def teardown(records: Records, keep_self: bool = True) -> list[str]:
         records.data[kind] = []
     records.save()
     notes += ovs.release(records.cluster)
+    return notes
+
+
+ORPHANS = "(orphans)"  # the user ovs.json counts while remove_orphans has OVS up
+
+
+def remove_orphans(known_tags: set[str]) -> list[str]:
+    """Delete the OVS bridges whose tag no run directory holds (their run never ended and /run
+    was wiped since), and restore a setting k8semu left changed. Returns notes for the user."""
+    orphans = [(name, tag) for name, tag in ovs.tagged_bridges() if tag not in known_tags]
+    if not orphans and (known_tags or not ovs.setting_left_changed()):
+        return []
+    ovs.ensure_running(ORPHANS)
+    notes = []
+    try:
+        args: list[str] = []
+        for name, _ in orphans:
+            args += ovs.del_bridge_args(name)
+        ovs.batch(args)
+        notes = [f"removed Open vSwitch bridge {name} of a run that never ended ({tag})" for name, tag in orphans]
+    finally:
+        notes += ovs.release(ORPHANS)
     return notes

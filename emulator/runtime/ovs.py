@@ -9,9 +9,15 @@ sets the former; when it finds OVS already running without it, it falls back to 
 
 OVS is shared by every cluster on the machine (and by whatever else uses it), so what k8semu
 changes is written to ``ovs.json`` in the run directory under the machine lock: the daemons it
-started (PID and start time), the database setting it changed (and its old value), the
-conntrack TCP sequence check it turned off, and the clusters using it. When the last cluster
-goes down (or is cleaned up), each change is undone and the daemons k8semu started are stopped.
+started (PID and start time), the conntrack TCP sequence check it turned off, and the clusters
+using it. When the last cluster goes down (or is cleaned up), each change is undone and the
+daemons k8semu started are stopped.
+
+The OVS database outlives the run directory (it is on disk, /run is not): after a machine
+restart or a killed container, the bridges of a cluster that never went down come back with the
+next ovs-vswitchd. So the database setting k8semu changes carries its old value beside it, in
+the same transaction (``external_ids:k8semu-tso-previous``), and every bridge carries its run's
+tag: ``cleanup`` finds both there even when the run directory is gone.
 """
 from __future__ import annotations
 
@@ -29,6 +35,10 @@ from emulator.runtime.records import base_dir, machine_lock
 OVS_RUN = "/var/run/openvswitch"
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
 TSO_KEY = "other_config:userspace-tso-enable"
+TSO_PREVIOUS = "k8semu-tso-previous"  # external_ids key: the value TSO_KEY had before k8semu set it
+UNSET = "(unset)"
+DB_FILE = "/etc/openvswitch/conf.db"  # Debian's ovs-ctl default
+TAG_KEY = "k8semu"  # external_ids key on every bridge k8semu makes: the run's tag
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,63 @@ def _get_tso() -> str | None:
     return value or None
 
 
+def _get_external(key: str) -> str | None:
+    done = run(["ovs-vsctl", "--timeout=5", "--if-exists", "get", "Open_vSwitch", ".", f"external_ids:{key}"],
+               check=False)
+    value = done.stdout.strip().strip('"')
+    return value or None
+
+
+def server_running() -> bool:
+    return _pid("ovsdb-server") is not None
+
+
+def _db_rows(table: str, columns: list[str]) -> list[dict]:
+    """Rows of an OVS database table in OVSDB's JSON encoding: from the running server, or read
+    from the database file when no server runs."""
+    if server_running():
+        done = run(["ovs-vsctl", "--timeout=5", "--format=json", f"--columns={','.join(columns)}", "list", table],
+                   check=False)
+        try:
+            got = json.loads(done.stdout)
+            return [dict(zip(got["headings"], row)) for row in got["data"]]
+        except (ValueError, KeyError, TypeError):
+            return []
+    if shutil.which("ovsdb-tool") is None or not os.path.exists(DB_FILE):
+        return []
+    query = json.dumps(["Open_vSwitch", {"op": "select", "table": table, "where": [], "columns": columns}])
+    done = run(["ovsdb-tool", "query", DB_FILE, query], check=False)
+    try:
+        return list(json.loads(done.stdout)[0]["rows"])
+    except (ValueError, KeyError, IndexError, TypeError):
+        return []
+
+
+def _as_map(value) -> dict:
+    return dict(value[1]) if isinstance(value, list) and len(value) == 2 and value[0] == "map" else {}
+
+
+def tagged_bridges() -> list[tuple[str, str]]:
+    """Every bridge in the OVS database that carries a k8semu tag, as (name, tag), whether or not
+    OVS runs (a bridge left in the file comes back with the next ovs-vswitchd)."""
+    found = []
+    for row in _db_rows("Bridge", ["name", "external_ids"]):
+        tag = _as_map(row.get("external_ids")).get(TAG_KEY)
+        if isinstance(tag, str) and isinstance(row.get("name"), str):
+            found.append((row["name"], tag))
+    return sorted(found)
+
+
+def bridge_names() -> list[str]:
+    """Every bridge name in the OVS database, whoever made it."""
+    return sorted(row["name"] for row in _db_rows("Bridge", ["name"]) if isinstance(row.get("name"), str))
+
+
+def setting_left_changed() -> bool:
+    """Whether the database still holds a setting k8semu changed (with its old value beside it)."""
+    return any(TSO_PREVIOUS in _as_map(row.get("external_ids")) for row in _db_rows("Open_vSwitch", ["external_ids"]))
+
+
 def ensure_running(cluster: str | None = None) -> Datapath:
     """Start ovsdb-server and ovs-vswitchd when they are not running; say which datapath to use.
     With a cluster name, the cluster is counted as a user (``release`` undoes what was done).
@@ -100,9 +167,10 @@ def ensure_running(cluster: str | None = None) -> Datapath:
             if pid:
                 state["started"]["ovsdb-server"] = [pid, start_time(pid)]
         if _pid("ovs-vswitchd") is None:
-            if not kernel:
-                state.setdefault("tso_previous", _get_tso() or "")
-                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}=true"])
+            if not kernel and _get_external(TSO_PREVIOUS) is None:  # else a run that never ended set it
+                previous = _get_tso() or UNSET
+                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}=true",
+                     f"external_ids:{TSO_PREVIOUS}=\"{previous}\""])
             os.makedirs("/var/log/openvswitch", exist_ok=True)
             # ovs-ctl would insist on loading the kernel module; start the daemon directly.
             run(["ovs-vswitchd", f"unix:{OVS_RUN}/db.sock", "-vconsole:emer", "-vsyslog:err",
@@ -159,14 +227,15 @@ def release(cluster: str) -> list[str]:
         if state.get("tcp_seq_was_enabled") and _pid("ovs-vswitchd") and not vswitchd_ours:
             run(["ovs-appctl", "dpctl/ct-enable-tcp-seq-chk"], check=False)
             done.append("conntrack TCP sequence check re-enabled")
-        if "tso_previous" in state and _pid("ovsdb-server"):
-            previous = state["tso_previous"]
-            if previous:
-                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}={previous}"], check=False)
+        previous = _get_external(TSO_PREVIOUS) if server_running() else None
+        if previous is not None:
+            key = ["--", "remove", "Open_vSwitch", ".", "external_ids", TSO_PREVIOUS]
+            if previous != UNSET:
+                run(["ovs-vsctl", "--no-wait", "set", "Open_vSwitch", ".", f"{TSO_KEY}={previous}", *key], check=False)
             else:
                 run(["ovs-vsctl", "--no-wait", "remove", "Open_vSwitch", ".", "other_config",
-                     "userspace-tso-enable"], check=False)
-            done.append(f"{TSO_KEY} restored to {previous or '(unset)'}")
+                     "userspace-tso-enable", *key], check=False)
+            done.append(f"{TSO_KEY} restored to {previous}")
         if vswitchd_ours:  # exit --cleanup: remove its datapaths (the netdev one leaves taps otherwise)
             run(["ovs-appctl", "-t", "ovs-vswitchd", "exit", "--cleanup"], check=False, timeout=20)
         for daemon in ("ovs-vswitchd", "ovsdb-server"):

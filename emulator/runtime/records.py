@@ -23,7 +23,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from emulator.errors import ClusterRunningError
 from emulator.model import naming
@@ -131,18 +131,19 @@ def all_records() -> list[Records]:
     return out
 
 
-def allocate_slot(cluster: str) -> int:
-    """The lowest slot no other cluster's records hold and whose interface names are free.
+def allocate_slot(cluster: str, busy: Iterable[str] = ()) -> int:
+    """The lowest slot no other cluster's records hold and none of whose names is in use: no
+    interface and no name in ``busy`` (the OVS database's bridges) starts with its prefix.
     Call under ``machine_lock``.
 
     Raises:
         ClusterRunningError: the machine already holds MAX_SLOTS clusters (or their leftovers).
     """
     taken = {r.data.get("slot") for r in all_records() if r.cluster != cluster}
+    names = [*os.listdir("/sys/class/net"), *busy]
     for slot in range(naming.MAX_SLOTS):
-        if slot in taken:
-            continue
-        if not os.path.exists(f"/sys/class/net/{naming.underlay_bridge(naming.Scope(cluster, slot))}"):
+        prefix = naming.Scope(cluster, slot).prefix
+        if slot not in taken and not any(name.startswith(prefix) for name in names):
             return slot
     raise ClusterRunningError(f"no free cluster slot: {naming.MAX_SLOTS} clusters (or their leftovers) "
                               "are on this machine; 'k8semu cleanup' removes leftovers")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+from emulator.runtime import ovs
 from tests.cluster import Cluster, k8semu, poll
 
 
@@ -25,7 +26,7 @@ def snapshot() -> dict[str, set]:
             if cmdline:  # kernel threads have none
                 procs.add(int(pid))
     return {"netns": lines("ip", "netns", "list"), "links": set(os.listdir("/sys/class/net")),
-            "bridges": lines("ovs-vsctl", "list-br"),
+            "bridges": set(ovs.bridge_names()),  # from the database file too when OVS is down
             "etc_netns": set(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else set(),
             "procs": procs}
 
