@@ -48,7 +48,13 @@ class Cluster:
         self.client = Client(self.run)
 
     def up(self) -> "Cluster":
-        k8semu("up", self.spec, "--detach")
+        """Bring the cluster up; if it does not come up ready, take down whatever did (a cluster
+        left up would hold its names and fail every later test that brings it up)."""
+        try:
+            k8semu("up", self.spec, "--detach")
+        except BaseException:
+            k8semu("--cluster", self.name, "down", check=False)
+            raise
         return self
 
     def down(self) -> None:

@@ -107,7 +107,8 @@ def setup(view: PodView) -> None:
     held = {"pod": _open_dir(view.pod_dir)}
     for name, source in view.shared.items():
         held[f"shared/{name}"] = _open_dir(source)
-    for i, source in enumerate(view.keep):
+    keep = [(i, source) for i, source in enumerate(view.keep) if os.path.isdir(source)]  # before /tmp etc. hide them
+    for i, source in keep:
         held[f"keep/{i}"] = _open_dir(source)
     etc_fds = {target: os.open(source, os.O_PATH | os.O_CLOEXEC) for target, source in view.etc_files.items()}
     devices = {name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC) for name in DEVICES if os.path.exists(f"/dev/{name}")}
@@ -159,13 +160,12 @@ def setup(view: PodView) -> None:
     for path in MASKED_DIRS:
         if os.path.isdir(path) and not os.path.islink(path):
             _tmpfs(path, "mode=755,size=64k")
-    for i, source in enumerate(view.keep):
-        if os.path.isdir(source):
-            try:
-                _mkdirs(source)
-            except OSError:
-                continue  # not under a masked folder: it is visible already
-            _bind(fd_path(held[f"keep/{i}"]), source, readonly=True)
+    for i, source in keep:  # under /home, /root or /tmp (a checkout anywhere): shown again
+        try:
+            _mkdirs(source)
+        except OSError:
+            continue  # not under a masked folder: it is visible already
+        _bind(fd_path(held[f"keep/{i}"]), source, readonly=True)
     for path in MASKED_DIRS:
         if os.path.isdir(path) and not os.path.islink(path):
             linux.mount(None, path, None, linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV,
