@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 from pathlib import Path
@@ -20,18 +21,20 @@ def ovs_up() -> bool:
 
 
 def test_objects_with_our_names_survive_a_failed_up(tmp_path: Path) -> None:
-    subprocess.run(["ip", "netns", "add", "clash_node-b"], check=True)
+    name = f"clash-{secrets.token_hex(3)}"  # a run killed midway leaves its "user's" namespace: not ours to remove
+    netns = f"{name}_node-b"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
     subprocess.run(["ip", "link", "add", "k8s0-ul", "type", "bridge"], check=True)
     spec = tmp_path / "clash.yaml"
-    spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: clash}\nspec:\n"
+    spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: " + name + "}\nspec:\n"
                     "  nodes: [{name: node-a}, {name: node-b}]\n")
     try:
         done = k8semu("up", str(spec), "--detach", check=False)
         assert done.returncode == 1
-        assert "network namespace clash_node-b exists and is not k8semu's" in done.stderr, done.stderr
-        assert Path("/run/netns/clash_node-b").exists() and Path("/sys/class/net/k8s0-ul").exists()
-        assert not Path("/run/netns/clash_node-a").exists()
-        subprocess.run(["ip", "netns", "del", "clash_node-b"], check=True)
+        assert f"network namespace {netns} exists and is not k8semu's" in done.stderr, done.stderr
+        assert Path(f"/run/netns/{netns}").exists() and Path("/sys/class/net/k8s0-ul").exists()
+        assert not Path(f"/run/netns/{name}_node-a").exists()
+        subprocess.run(["ip", "netns", "del", netns], check=True)
         up = Cluster(str(spec)).up()  # the foreign bridge holds slot 0's name: the cluster takes slot 1
         try:
             assert up.client.status()["slot"] == 1
@@ -39,7 +42,7 @@ def test_objects_with_our_names_survive_a_failed_up(tmp_path: Path) -> None:
             up.down()
         assert Path("/sys/class/net/k8s0-ul").exists()
     finally:
-        subprocess.run(["ip", "netns", "del", "clash_node-b"], capture_output=True)
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
         subprocess.run(["ip", "link", "del", "k8s0-ul"], capture_output=True)
 
 
