@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 .PHONY: install up down cleanup test unit integration bench soak flake lint clean
 FLAKE_RUNS ?= 20
 SOAK_MINUTES ?= 10
-FLAKE_TESTS ?= tests/integration/test_containment.py tests/integration/test_containment_machine.py tests/test_scenarios.py
+FLAKE_TESTS ?= tests/integration/test_containment.py tests/integration/test_containment_machine.py tests/integration/test_podfs.py scenarios
 
 install:
 	bash scripts/install.sh

@@ -6,11 +6,13 @@
 1. The teaching-size cluster: 3 nodes x 30 nginx pods, cluster DNS and ingress on: ``up`` wall
    time as a user runs it (every pod Running and every switch in sync when it returns), median of
    ``--repeat`` runs, and ``down``.
-2. N nodes x P pods (one Deployment, one Service in front of all of them): ``up`` and ``down``.
+2. N nodes x P pods in all (one Deployment, one Service in front of all of them): ``up`` and
+   ``down``.
 3. Convergence: delete one pod of the Deployment and wait until every switch confirms the
    generation without it, at 3, 10 and 50 nodes (same pods per node), median of 20 deletions.
-4. Validation of the largest spec k8semu accepts (250 nodes, 65,536-address pool, 5,000 pods
-   in one Deployment plus 1,000 Services): time and peak memory of ``k8semu plan``.
+4. Validation of the largest spec k8semu accepts (250 nodes, a 65,536-address pool, 10,000
+   pods in 10 Deployments, 1,000 Services, 500 NetworkPolicies): time and peak memory of
+   ``k8semu plan``.
 Everything stays inside namespaces the clusters make; every run is bounded in time.
 """
 from __future__ import annotations

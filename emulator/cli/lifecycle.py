@@ -93,15 +93,16 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
             raise ClusterRunningError(f"leftovers of cluster {config.name!r} from a run that did not end cleanly; "
                                       f"run 'sudo k8semu cleanup --cluster {config.name}'")
         known = {r.tag for r in all_records()}
+        in_db = ovs.bridges()  # one read: offline it replays the database file
         orphans = sorted({tag.split(":")[1] if tag.count(":") == 2 else tag
-                          for _, tag in ovs.tagged_bridges() if tag not in known})
+                          for _, tag in in_db if tag is not None and tag not in known})
         if orphans:
             out.write(f"warning: the Open vSwitch database holds bridges of runs that never ended (cluster "
                       f"{', '.join(orphans)}; the machine restarted?); they keep their names: "
                       f"'sudo k8semu cleanup' removes them\n")
         shutil.rmtree(run, ignore_errors=True)
         run.mkdir(mode=0o700, parents=True)
-        Records.create(run, config.name, allocate_slot(config.name, busy=ovs.bridge_names()))
+        Records.create(run, config.name, allocate_slot(config.name, busy=[name for name, _ in in_db]))
     started = time.monotonic()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     argv = [sys.executable, "-m", "emulator.runtime.manager", str(run), os.path.abspath(spec_path)]

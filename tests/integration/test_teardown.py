@@ -26,7 +26,7 @@ def snapshot() -> dict[str, set]:
             if cmdline:  # kernel threads have none
                 procs.add(int(pid))
     return {"netns": lines("ip", "netns", "list"), "links": set(os.listdir("/sys/class/net")),
-            "bridges": set(ovs.bridge_names()),  # from the database file too when OVS is down
+            "bridges": {name for name, _ in ovs.bridges()},  # from the database file too when OVS is down
             "etc_netns": set(os.listdir("/etc/netns")) if os.path.isdir("/etc/netns") else set(),
             "procs": procs}
 
