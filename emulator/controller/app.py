@@ -131,7 +131,7 @@ class K8semuController(app_manager.OSKenApp):
         node = self.view.node_by_dpid(dp.id)
         groups = self.groups[dp.id]
         batch = ofp.Batch(dp)
-        g_add, g_mod, g_del = diff_groups(groups, groups_for_node(self.view, node.name))
+        g_add, g_mod, g_del = diff_groups(groups, groups_for_node(self.view, node.name, self.memo))
         refused: list = []
         for group in g_add + g_mod:
             try:

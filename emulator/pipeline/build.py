@@ -91,10 +91,12 @@ def flows_for_node(view: NetworkView, node_name: str) -> list[Flow]:
     return build_node(view, node_name).flows
 
 
-def groups_for_node(view: NetworkView, node_name: str) -> list[Group]:
+def groups_for_node(view: NetworkView, node_name: str, memo: Memo | None = None) -> list[Group]:
     """Every OpenFlow group the node's bridge should hold (Service load balancing)."""
+    get = memo.get if memo is not None else _once
     node = view.node(node_name)
-    return [g for svc in view.services if svc.cluster_ip for g in service.groups_for_service(node, svc)]
+    return [g for svc in view.services if svc.cluster_ip
+            for g in service.groups_for_service(node, svc, get(("groups", svc), lambda svc=svc: service.cluster_groups(svc)))]
 
 
 def describe_cookie(view: NetworkView, value: int) -> str:
