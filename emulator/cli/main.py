@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("pod")
     lo.add_argument("-c", "--container", default=None)
     ns_opts(lo)
-    ds = verb("describe", help="describe an object as kubectl does (svc)")
+    ds = verb("describe", help="describe an object as kubectl does (pod, svc, ingress, networkpolicy)")
     ds.add_argument("kind")
     ds.add_argument("name")
     ns_opts(ds)

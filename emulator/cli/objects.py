@@ -251,7 +251,7 @@ def describe(client: Client, kind_word: str, name: str, namespace: str | None, o
         out.write(describe_ingress(ing, eps, ingress_problems(client.run, ns, name)) + "\n")
         return 0
     if kind != "Service":
-        raise K8semuError(f"describe supports services, ingresses and networkpolicies, not {kind_word!r}")
+        raise K8semuError(f"describe supports pods, services, ingresses and networkpolicies, not {kind_word!r}")
     svc = next((o for o in client.get("Service", ns) if o["metadata"]["name"] == name), None)
     if svc is None:
         raise NotFoundError(f'services "{name}" not found')
