@@ -19,7 +19,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
     is_root = os.geteuid() == 0 and shutil.which("ovs-vsctl")
     for item in items:
-        if "integration" in item.nodeid.split("/") or item.get_closest_marker("requires_root"):
+        parts = item.nodeid.split("/")
+        if "integration" in parts or "conformance" in parts or item.get_closest_marker("requires_root"):
             item.add_marker(pytest.mark.requires_root)
             if not is_root:
                 item.add_marker(pytest.mark.skip(reason="needs root and Open vSwitch"))

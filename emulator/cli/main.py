@@ -17,12 +17,49 @@ from emulator.errors import K8semuError, NotRootError
 from emulator.status import ExitStatus
 
 
+class _VerbParser(argparse.ArgumentParser):
+    """A verb's parser that lets flags and positionals mix as kubectl does (``get pods -n NS
+    NAME``, ``logs POD -c C``): argparse stops at the first positional list otherwise."""
+
+    _mixing = False
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._mixing:  # parse_known_intermixed_args calls back in here
+            return super().parse_known_args(args, namespace)
+        self._mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._mixing = False
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse a command line as kubectl would: what follows ``--`` is a command to run
+    (``exec POD -c C -- CMD ARGS``), never k8semu's flags. Raises SystemExit on a usage error."""
+    command: list[str] = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, command = argv[:cut], argv[cut + 1:]
+    args = parser.parse_args(argv)
+    if hasattr(args, "command"):
+        args.command = list(args.command) + command
+    elif command:
+        parser.error(f"{args.verb}: nothing may follow --")
+    return args
+
+
+def verbs() -> list[str]:
+    """Every verb, read from the parser: the shell and the help use this one list."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="k8semu", description="A Kubernetes cluster-network emulator.")
     p.add_argument("--version", action="version", version=f"k8semu {__version__}")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
     p.add_argument("--cluster", default=None, help="the cluster to act on (default: the only one running)")
-    sub = p.add_subparsers(dest="verb", metavar="COMMAND")
+    sub = p.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_VerbParser)
     # --cluster after the verb too (``k8semu down --cluster lab``); SUPPRESS keeps a value given before it
     cluster = argparse.ArgumentParser(add_help=False)
     cluster.add_argument("--cluster", default=argparse.SUPPRESS, help="the cluster to act on")
@@ -60,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("-c", "--container", default=None)
     ex.add_argument("-i", "--stdin", action="store_true", help="accepted for kubectl compatibility")
     ex.add_argument("-t", "--tty", action="store_true", help="accepted for kubectl compatibility")
-    ex.add_argument("target")
-    ex.add_argument("command", nargs=argparse.REMAINDER)
+    ex.add_argument("target", help="POD, pod/POD or a node's name")
+    ex.add_argument("command", nargs="*", help="after --: the command and its arguments")
 
     ap = verb("apply", help="create or update objects from manifests")
     ap.add_argument("-f", "--filename", action="append", required=True)
@@ -84,7 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ns_opts(lo)
     ds = verb("describe", help="describe an object as kubectl does (pod, svc, ingress, networkpolicy)")
     ds.add_argument("kind")
-    ds.add_argument("name")
+    ds.add_argument("name", nargs="?", default="")
     ns_opts(ds)
     sc2 = verb("scenario", help="run scenario files: scenario run FILE... [--junit FILE]")
     sc2.add_argument("action", choices=("run", "check"))
@@ -172,27 +209,30 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     lifecycle.check_manager(run)
     client = Client(run)
     if verb == "shell":
+        if in_shell:
+            raise K8semuError("already in the shell")
         from emulator.cli.shell import Shell
         Shell(out, err, client).cmdloop()
         return 0
     if verb == "get":
         if args.kind in ("events", "event", "ev"):
             return objects.events(client, args.namespace, args.all_namespaces, out)
-        return objects.get(client, args.kind, args.names, args.namespace, args.all_namespaces,
+        kind, names = objects.kind_and_names(args.kind, args.names)
+        return objects.get(client, kind, names, args.namespace, args.all_namespaces,
                            args.selector, args.output, out)
     if verb == "exec":
-        command = args.command[1:] if args.command[:1] == ["--"] else args.command
         out.flush()
-        return objects.exec_(client, args.target, args.namespace, args.container, command)
+        return objects.exec_(client, objects.pod_name(args.target), args.namespace, args.container, args.command)
     if verb == "apply":
         return objects.apply(client, args.filename, args.namespace, out)
     if verb == "delete":
-        return objects.delete(client, args.filename, args.kind, args.names, args.namespace, out,
+        kind, names = objects.kind_and_names(args.kind, args.names) if args.kind else (None, args.names)
+        return objects.delete(client, args.filename, kind, names, args.namespace, out,
                               wait=args.timeout if args.wait == "true" else 0)
     if verb == "scale":
         return objects.scale(client, args.target, args.replicas, args.namespace, out)
     if verb == "logs":
-        return objects.logs(client, args.pod, args.namespace, args.container, out)
+        return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(client, args.node, out)
     if verb == "probe":
@@ -201,7 +241,10 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "dns":
         return objects.dns_lookup(client, args.name, args.type, args.source, args.namespace, out)
     if verb == "describe":
-        return objects.describe(client, args.kind, args.name, args.namespace, out)
+        kind, names = objects.kind_and_names(args.kind, [args.name] if args.name else [])
+        if len(names) != 1:
+            raise K8semuError("describe takes one object: describe KIND NAME or describe KIND/NAME")
+        return objects.describe(client, kind, names[0], args.namespace, out)
     raise K8semuError("no command given (try: k8semu --help)")
 
 
@@ -258,7 +301,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
     out, err = out or sys.stdout, err or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:
         return int(exc.code or 0) and ExitStatus.USAGE
     if args.verb is None:

@@ -44,6 +44,35 @@ def manifest_paths(target: str) -> list[str]:
     return [target]
 
 
+def kind_and_names(kind_word: str, names: list[str]) -> tuple[str, list[str]]:
+    """kubectl's two spellings: ``get svc web db`` and ``get svc/web svc/db`` (one kind).
+
+    Raises:
+        K8semuError: KIND/NAME words of different kinds, or mixed with a bare KIND.
+    """
+    words = [kind_word, *names]
+    if "/" not in kind_word:
+        if any("/" in n for n in names):
+            raise K8semuError("there is no need to specify a resource type as a separate argument "
+                              "when passing arguments in resource/name form")
+        return kind_word, names
+    kinds = {w.split("/", 1)[0] for w in words}
+    if any("/" not in w for w in words) or len(kinds) != 1:
+        raise K8semuError("arguments in resource/name form must have a single resource and name "
+                          "(and one kind)")
+    return kinds.pop(), [w.split("/", 1)[1] for w in words]
+
+
+def pod_name(word: str) -> str:
+    """``POD`` or ``pod/POD`` (``po/POD``, ``pods/POD``) as kubectl exec and logs take it."""
+    kind, _, name = word.partition("/")
+    if not name:
+        return word
+    if kind not in ("pod", "pods", "po"):
+        raise K8semuError(f"{kind}/{name}: exec and logs take a pod (pod/NAME)")
+    return name
+
+
 def get(client: Client, kind_word: str, names: list[str], namespace: str | None, all_ns: bool,
         selector: str | None, out_format: str | None, out: TextIO) -> int:
     kind = resolve_kind(kind_word)

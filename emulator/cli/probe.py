@@ -8,6 +8,7 @@ port/protocol pairs takes about one timeout.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -94,9 +95,37 @@ def diff(expected: dict, actual: dict) -> list[str]:
     return out
 
 
+PROTOCOLS = ("tcp", "udp", "sctp")
+
+
+def sctp_missing() -> str | None:
+    """Why this kernel cannot open an SCTP socket, or None if it can."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+
+
+def check_protocols(protocols: list[str]) -> None:
+    """Refuse what cannot be probed rather than probe something else in its place.
+
+    Raises:
+        K8semuError: an unknown protocol, or SCTP on a kernel without it.
+    """
+    for proto in protocols:
+        if proto not in PROTOCOLS:
+            raise K8semuError(f"--protocol {proto!r}: expected one of {', '.join(PROTOCOLS)}")
+    if "sctp" in protocols and (why := sctp_missing()):
+        raise K8semuError(f"this kernel has no SCTP (socket(AF_INET, SOCK_STREAM, IPPROTO_SCTP): {why}); "
+                          "SCTP cannot be probed here")
+
+
 def run(client: Client, namespaces: list[str] | None, ports: str, protocols: str, expect: str | None,
         out: TextIO) -> int:
-    tables = probe(client, namespaces, [int(p) for p in ports.split(",")], [p.lower() for p in protocols.split(",")])
+    wanted = [p.lower() for p in protocols.split(",")]
+    check_protocols(wanted)
+    tables = probe(client, namespaces, [int(p) for p in ports.split(",")], wanted)
     out.write(render(tables))
     if expect:
         differences = diff(parse_tables(Path(expect).read_text()), tables)

@@ -8,8 +8,6 @@ from typing import TextIO
 
 from emulator.errors import K8semuError
 
-VERBS = ("get", "exec", "apply", "delete", "scale", "logs", "flows", "status")
-
 
 class Shell(cmd.Cmd):
     intro = ("k8semu shell: kubectl-like verbs (get pods -o wide, exec POD -- CMD, apply -f FILE, "
@@ -23,7 +21,7 @@ class Shell(cmd.Cmd):
         self.out, self.err, self.client = out, err, client
 
     def run_line(self, line: str) -> int:
-        from emulator.cli.main import build_parser, dispatch
+        from emulator.cli.main import build_parser, dispatch, parse, verbs
         from emulator.cli import objects
         try:
             words = shlex.split(line)
@@ -35,9 +33,9 @@ class Shell(cmd.Cmd):
         if words[0] == "kubectl" and len(words) > 1:
             words = words[1:]
         try:
-            if words[0] in VERBS:
+            if words[0] in verbs():
                 try:
-                    args = build_parser().parse_args(words)
+                    args = parse(build_parser(), words)
                 except SystemExit:
                     return 2
                 args.cluster = args.cluster or self.client.run.name  # this shell's cluster

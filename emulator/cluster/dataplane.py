@@ -12,6 +12,10 @@ from emulator.model import naming
 from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView, subgroups_needed
 
 
+# kube-proxy's label selector: a Service carrying either label belongs to another proxy (or to none)
+PROXY_SKIP_LABELS = ("service.kubernetes.io/service-proxy-name", "service.kubernetes.io/headless")
+
+
 def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
     out = []
     ports, groups = state.ids.service_ports, state.ids.groups
@@ -19,6 +23,8 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
         svc = rec.obj
         alloc = state.alloc.by_service.get(svc.key)
         if alloc is None or not alloc.cluster_ip:
+            continue
+        if any(label in svc.meta.labels for label in PROXY_SKIP_LABELS):
             continue
         ns = svc.meta.namespace
         eps = state.get("Endpoints", ns, svc.meta.name)

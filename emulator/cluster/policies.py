@@ -93,8 +93,17 @@ def compile_policies(state: ClusterState) -> PolicyView:
                                           tuple((p.status.ip, p.status.node) for p in applied),
                                           tuple(sorted(peer_ips)), ports))
                     continue
-                # named ports: resolve against each destination pod
-                targets = applied if direction == "Ingress" else peer_pods
+                # named ports: resolve against each destination pod. Egress: the peer pods; with
+                # no `to`, every pod (a name only a pod's container can give); with ipBlocks, the
+                # pods inside them. A destination that is not a pod has no named ports.
+                if direction == "Ingress":
+                    targets = applied
+                elif not rule.peers:
+                    targets = pods
+                else:
+                    nets = [ipaddress.IPv4Network(c) for c in peer_ips]
+                    inside = [p for p in pods if any(ipaddress.IPv4Address(p.status.ip) in n for n in nets)]
+                    targets = list({p.uid: p for p in peer_pods + inside}.values())
                 for target in targets:
                     ports = tuple(sorted({x for x in (_port(p, target) for p in rule.ports) if x}, key=str))
                     if not ports:

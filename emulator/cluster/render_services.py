@@ -33,6 +33,10 @@ def service_object(rec, state: ClusterState) -> dict:
     if svc.type in ("NodePort", "LoadBalancer"):
         spec["externalTrafficPolicy"] = svc.external_traffic_policy
     spec["internalTrafficPolicy"] = svc.internal_traffic_policy
+    if svc.publish_not_ready:
+        spec["publishNotReadyAddresses"] = True
+    if svc.load_balancer_class:
+        spec["loadBalancerClass"] = svc.load_balancer_class
     status: dict = {"loadBalancer": {}}
     if alloc and alloc.lb_ip:
         status["loadBalancer"] = {"ingress": [{"ip": alloc.lb_ip, "ipMode": "VIP"}]}

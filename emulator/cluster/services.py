@@ -93,7 +93,7 @@ class Allocations:
                     wanted = rng.randint(*NODE_PORT_RANGE)
                 node_ports.append(wanted)
         lb_ip = ""
-        if svc.type == "LoadBalancer":
+        if svc.type == "LoadBalancer" and not svc.load_balancer_class:  # another class: its controller's
             lbs = {k: v for k, v in self._used("lb_ip").items() if v != key}
             if svc.load_balancer_ip:
                 if svc.load_balancer_ip not in self.pool:
@@ -159,7 +159,8 @@ def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool]]) -> Endpo
         hostname = pod.spec.hostname if pod.spec.subdomain == svc.meta.name else ""
         addr = EndpointAddress(ip, node, pod.meta.name, hostname)
         ready_list, not_ready = groups.setdefault(tuple(resolved), ([], []))
-        (ready_list if ready else not_ready).append(addr)
+        # the endpoints controller: publishNotReadyAddresses makes every pod a ready address
+        (ready_list if ready or svc.publish_not_ready else not_ready).append(addr)
     subsets = tuple(EndpointSubset(tuple(r), tuple(n), ports) for ports, (r, n) in groups.items())
     return Endpoints(ObjectMeta(svc.meta.name, svc.meta.namespace, dict(svc.meta.labels)), subsets,
                      managed=True)

@@ -96,7 +96,19 @@ class Cache:
         if left <= 0:
             del self.entries[key]
             return None
+        if isinstance(response, bytes):  # stored by the wire fast path: parsed when first needed
+            response = dns.message.from_wire(response)
+            self.entries[key] = (response, stored, ttl)
         return response, left
+
+    def put_wire(self, key: tuple, wire: bytes, ttl: int) -> None:
+        """Remember an answer built on the wire (``server``'s negative fast path), so the next
+        query for the name sees the TTL count down as it would after ``put``."""
+        if ttl <= 0:
+            return
+        self.entries[key] = (wire, time.monotonic(), ttl)
+        if len(self.entries) > self.capacity:
+            self.entries.popitem(last=False)
 
     def put(self, key: tuple, response: dns.message.Message) -> int | None:
         negative = response.rcode() == dns.rcode.NXDOMAIN or not response.answer

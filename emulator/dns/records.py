@@ -50,12 +50,29 @@ def _endpoint_host(ep: dict, opts: Options) -> str:
     return dashed(ep["ip"])
 
 
+class Snapshot:
+    """A cluster snapshot indexed once for lookups (namespaces as a set, Services by namespace
+    and name, pods by address): a query costs dictionary lookups, not a scan of every Service,
+    which matters for a cluster of 1,000 Services answering misses at tens of thousands a second."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data
+        self.namespaces = set(data.get("namespaces", []))
+        self.services = {(s["namespace"], s["name"]): s for s in data.get("services", [])}
+        self.pods = {(p["ip"], p["namespace"]) for p in data.get("pods", [])}
+
+    @classmethod
+    def of(cls, snapshot: "dict | Snapshot") -> "Snapshot":
+        return snapshot if isinstance(snapshot, Snapshot) else cls(snapshot)
+
+
 def cluster_zone(opts: Options) -> str:
     return next((z for z in opts.zones if not z.endswith("arpa.")), "cluster.local.")
 
 
-def resolve(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | None:
+def resolve(snapshot: "dict | Snapshot", qname: str, qtype: str, opts: Options) -> Answer | None:
     """Answer a question about the cluster, or None if it is outside the plugin's zones."""
+    snapshot = Snapshot.of(snapshot)
     qname = qname.lower() if qname.endswith(".") else qname.lower() + "."
     if qname.endswith(".in-addr.arpa.") or qname.endswith(".ip6.arpa."):
         return _reverse(snapshot, qname, qtype, opts)
@@ -66,9 +83,11 @@ def resolve(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | N
     ttl = opts.ttl
     if labels == ["dns-version"]:
         return Answer(records=[_rr(qname, ttl, "TXT", f'"{SCHEMA_VERSION}"')]) if qtype in ("TXT", "ANY") else Answer()
-    namespaces = set(snapshot.get("namespaces", []))
+    namespaces = snapshot.namespaces
     if not labels or labels in (["svc"], ["pod"]):
         return Answer()  # the zone and its structure exist: no data
+    if labels[-1] == "pod" and len(labels) == 2:  # <ns>.pod.<zone>: CoreDNS's NODATA for a namespace
+        return Answer() if labels[0] in namespaces else Answer(rcode=dns.rcode.NXDOMAIN)
     if labels[-1] == "pod" and len(labels) == 3:
         return _pod(snapshot, qname, qtype, labels[0], labels[1], opts)
     if labels[-1] != "svc":
@@ -77,7 +96,7 @@ def resolve(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | N
     if len(parts) == 1:
         return Answer() if parts[0] in namespaces else Answer(rcode=dns.rcode.NXDOMAIN)
     ns, svc_name = parts[-1], parts[-2]
-    svc = next((s for s in snapshot.get("services", []) if s["namespace"] == ns and s["name"] == svc_name), None)
+    svc = snapshot.services.get((ns, svc_name))
     if svc is None:
         return Answer(rcode=dns.rcode.NXDOMAIN)
     rest = parts[:-2]
@@ -100,8 +119,8 @@ def _service(svc: dict, qname: str, qtype: str, ttl: int, zone: str) -> Answer:
     if svc["cluster_ip"] and svc["cluster_ip"] != "None":
         return Answer(records=[_rr(qname, ttl, "A", svc["cluster_ip"])]) if qtype in ("A", "ANY") else Answer()
     ips = sorted({e["ip"] for e in svc.get("endpoints", []) if e["ready"]}, key=ipaddress.IPv4Address)
-    if not ips:
-        return Answer()
+    if not ips:  # a headless Service without ready endpoints has no name yet (CoreDNS: NXDOMAIN)
+        return Answer(rcode=dns.rcode.NXDOMAIN)
     return Answer(records=[_rr(qname, ttl, "A", *ips)]) if qtype in ("A", "ANY") else Answer()
 
 
@@ -115,6 +134,8 @@ def _srv(svc: dict, qname: str, qtype: str, port_name: str, proto: str, ttl: int
     base = f"{svc['name']}.{svc['namespace']}.svc.{zone}"
     if svc["cluster_ip"] and svc["cluster_ip"] != "None":
         return Answer(records=[_rr(qname, ttl, "SRV", f"0 100 {port['port']} {base}")])
+    if not any(e["ready"] for e in svc.get("endpoints", [])):
+        return Answer(rcode=dns.rcode.NXDOMAIN)  # as the Service's own name
     values = []
     for e in svc.get("endpoints", []):
         ep_port = next((p["port"] for p in e.get("ports", []) if p["name"] == port_name), None)
@@ -123,19 +144,19 @@ def _srv(svc: dict, qname: str, qtype: str, port_name: str, proto: str, ttl: int
     return Answer(records=[_rr(qname, ttl, "SRV", *values)]) if values else Answer()
 
 
-def _pod(snapshot: dict, qname: str, qtype: str, name: str, ns: str, opts: Options) -> Answer:
+def _pod(snapshot: Snapshot, qname: str, qtype: str, name: str, ns: str, opts: Options) -> Answer:
     if opts.pods == "disabled":
         return Answer(rcode=dns.rcode.NXDOMAIN)
     try:
         ip = str(ipaddress.IPv4Address(name.replace("-", ".")))
     except ValueError:
         return Answer(rcode=dns.rcode.NXDOMAIN)
-    if opts.pods == "verified" and not any(p["ip"] == ip and p["namespace"] == ns for p in snapshot.get("pods", [])):
+    if opts.pods == "verified" and (ip, ns) not in snapshot.pods:
         return Answer(rcode=dns.rcode.NXDOMAIN)
     return Answer(records=[_rr(qname, opts.ttl, "A", ip)]) if qtype in ("A", "ANY") else Answer()
 
 
-def _reverse(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | None:
+def _reverse(snapshot: Snapshot, qname: str, qtype: str, opts: Options) -> Answer | None:
     if not any(qname.endswith(z) for z in opts.zones if z.endswith("arpa.")):
         return None
     try:
@@ -144,7 +165,7 @@ def _reverse(snapshot: dict, qname: str, qtype: str, opts: Options) -> Answer | 
         return None
     zone = cluster_zone(opts)
     targets = []
-    for svc in snapshot.get("services", []):
+    for svc in snapshot.services.values():
         base = f"{svc['name']}.{svc['namespace']}.svc.{zone}"
         if svc["cluster_ip"] == ip:
             targets.append(base)

@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import sys
 import threading
 import time
@@ -32,10 +33,11 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
-from emulator.dns import plugins
+from emulator.dns import plugins, wire
+from emulator.dns.wire import FastCache
 from emulator.images import acknowledge
 from emulator.model.corefile import CorefileError, ServerBlock, parse
-from emulator.dns.records import cluster_zone, resolve
+from emulator.dns.records import Snapshot, cluster_zone, resolve
 
 SNAPSHOT_POLL = 0.1
 
@@ -51,10 +53,19 @@ class Metrics:
         with self.lock:
             self.counters[name][tuple(sorted(labels.items()))] += 1
 
-    def render(self, fast: dict[tuple, int] | None = None) -> str:
+    def render(self, fast: dict[tuple, int] | None = None, negative: dict[tuple, int] | None = None) -> str:
         lines = []
         with self.lock:
             counters = {k: dict(v) for k, v in self.counters.items()}
+        for (server, zone, qtype, rcode, cached), count in (negative or {}).items():  # the wire fast path
+            series = [("coredns_dns_requests_total",
+                       {"server": server, "zone": zone, "proto": "udp", "family": "1", "type": qtype}),
+                      ("coredns_dns_responses_total", {"server": server, "zone": zone, "rcode": rcode})]
+            if cached:
+                series.append(("coredns_cache_misses_total", {"server": server}))
+            for name, labels in series:
+                key = tuple(sorted(labels.items()))
+                counters.setdefault(name, {})[key] = counters.get(name, {}).get(key, 0) + count
         for (server, zone, qtype), count in (fast or {}).items():  # answered by the fast path
             requests = {"server": server, "zone": zone, "proto": "udp", "family": "1", "type": qtype}
             for name, labels in (("coredns_dns_requests_total", requests),
@@ -107,45 +118,18 @@ def read_resolv_conf(path: str) -> list[str]:
         return []
 
 
-class FastCache:
-    """Answers already on the wire, keyed by the query's bytes after its ID.
-
-    The cache plugin's answers, re-serialised at most once a second (so TTLs still count down),
-    are replayed with the new query's ID patched in: no parsing, no building, which is what
-    makes a cached name several times faster in Python. Anything unusual (log plugin, TCP,
-    truncation, more than one question) takes the full path."""
-
-    def __init__(self) -> None:
-        self.entries: dict[bytes, tuple[bytes, float, tuple]] = {}
-        self.counts: dict[tuple, int] = defaultdict(int)
-
-    def get(self, data: bytes) -> bytes | None:
-        hit = self.entries.get(data[2:])
-        if hit is None:
-            return None
-        wire, valid_until, labels = hit
-        if time.monotonic() >= valid_until:
-            del self.entries[data[2:]]
-            return None
-        self.counts[labels] += 1
-        return data[:2] + wire
-
-    def put(self, data: bytes, wire: bytes, ttl: int, labels: tuple) -> None:
-        if len(self.entries) > 10000:
-            self.entries.clear()
-        self.entries[data[2:]] = (wire[2:], time.monotonic() + min(1.0, ttl), labels)
-
-
 class DNSServer:
     def __init__(self, conf: str, snapshot: str) -> None:
         self.conf_path, self.snapshot_path = Path(conf), Path(snapshot)
         self.blocks = self.load_config()
         self.conf_mtime = self.conf_path.stat().st_mtime
-        self.snapshot: dict = {}
+        self.snapshot = Snapshot({})
         self.snap_mtime = 0.0
         self.metrics = Metrics()
         self.fast = FastCache()
+        self.negative_counts: dict[tuple, int] = defaultdict(int)
         self.soas: dict[tuple, dns.rrset.RRset] = {}
+        self.soa_wires: dict[tuple, wire.Soa] = {}
         self.started = time.time()
         self.ready = False
         self.read_snapshot()
@@ -158,9 +142,9 @@ class DNSServer:
         try:
             mtime = self.snapshot_path.stat().st_mtime
             if mtime != self.snap_mtime:
-                self.snapshot = json.loads(self.snapshot_path.read_text())
+                self.snapshot = Snapshot(json.loads(self.snapshot_path.read_text()))
                 self.snap_mtime = mtime
-                acknowledge(self.snapshot.get("generation"))
+                acknowledge(self.snapshot.data.get("generation"))
                 self.fast.entries.clear()
                 for block in self.blocks:  # cluster answers changed: drop what we cached of them
                     if block.cache and block.kube:
@@ -176,6 +160,46 @@ class DNSServer:
                 if (zone == "." or name == zone or name.endswith("." + zone)) and len(zone) > length:
                     best, length = block, len(zone)
         return best
+
+    def fast_negative(self, data: bytes) -> bytes | None:
+        """NXDOMAIN or NODATA for a cluster name, built on the wire (``wire``), or None to take
+        the full path. The kubernetes plugin's rules decide (``resolve``); the cache plugin
+        remembers the answer so a repeat sees its TTL count down; only blocks without log and
+        rewrite, and names no hosts block or fallthrough claims, come here."""
+        q = wire.parse(data)
+        if q is None:
+            return None
+        block = self.block_for(q.name)
+        if block is None or block.kube is None or block.log or block.rewrites:
+            return None
+        if block.hosts and plugins.in_zones(q.name, block.hosts.zones):
+            return None
+        zone = cluster_zone(block.kube)
+        if not (q.name == zone or q.name.endswith("." + zone)):
+            return None
+        key = (q.name, q.qtype)
+        if block.cache and key in block.cache.entries:
+            return None
+        ans = resolve(self.snapshot, q.name, q.qtype, block.kube)
+        if ans is None or ans.records or ans.rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            return None
+        if ans.rcode == dns.rcode.NXDOMAIN and plugins.in_zones(q.name, block.kube_fallthrough):
+            return None
+        ttl = block.kube.ttl
+        if block.cache and 0 < min(ttl, block.cache.denial_ttl):
+            ttl = min(ttl, block.cache.denial_ttl)
+        soa = self.soa_wires.get((zone, block.kube.ttl))
+        if soa is None:
+            soa = self.soa_wires[(zone, block.kube.ttl)] = wire.Soa(zone, int(self.started), block.kube.ttl)
+        out = wire.negative(data, q, ans.rcode, soa, ttl)
+        if out is None:
+            return None
+        if block.cache:
+            block.cache.put_wire(key, out, ttl)
+        label = next((z for z in block.zones if z == "." or q.name.endswith(z)), ".")
+        self.negative_counts[(f"dns://:{block.port}", label, q.qtype, dns.rcode.to_text(ans.rcode),
+                              block.cache is not None)] += 1
+        return out
 
     async def answer(self, wire: bytes, proto: str, client: str) -> bytes | None:
         try:
@@ -326,24 +350,48 @@ class DNSServer:
             await asyncio.sleep(SNAPSHOT_POLL)
 
 
-class UDPProtocol(asyncio.DatagramProtocol):
-    def __init__(self, server: DNSServer) -> None:
+class UDPServer:
+    """One UDP port, read in batches straight from a non-blocking socket.
+
+    Why not asyncio's datagram transport: it wakes the loop and runs its own bookkeeping per
+    packet, which at tens of thousands of queries a second cost as much as answering them. Here
+    one wake-up drains up to BATCH queries; answers the two fast paths have (a cached answer, a
+    negative answer for the cluster zone) are sent at once, the rest go to the full path as a task.
+    """
+    BATCH = 64
+
+    def __init__(self, server: DNSServer, port: int) -> None:
         self.server = server
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind(("0.0.0.0", port))
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self.readable)
 
-    def connection_made(self, transport) -> None:
-        self.transport = transport
+    def readable(self) -> None:
+        fast, negative = self.server.fast.get, self.server.fast_negative
+        for _ in range(self.BATCH):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # e.g. an ICMP error queued for an earlier answer
+                continue
+            out = fast(data) or negative(data)
+            if out is not None:
+                self.send(out, addr)
+            else:
+                asyncio.ensure_future(self.reply(data, addr))
 
-    def datagram_received(self, data: bytes, addr) -> None:
-        fast = self.server.fast.get(data)
-        if fast is not None:
-            self.transport.sendto(fast, addr)
-        else:
-            asyncio.ensure_future(self._reply(data, addr))
+    def send(self, out: bytes, addr) -> None:
+        try:
+            self.sock.sendto(out, addr)
+        except OSError:
+            pass  # a full socket buffer drops the answer, as UDP may; the client retries
 
-    async def _reply(self, data: bytes, addr) -> None:
+    async def reply(self, data: bytes, addr) -> None:
         out = await self.server.answer(data, "udp", f"{addr[0]}:{addr[1]}")
         if out:
-            self.transport.sendto(out, addr)
+            self.send(out, addr)
 
 
 async def tcp_client(server: DNSServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -367,7 +415,7 @@ def http_endpoints(server: DNSServer) -> None:
         def do_GET(self) -> None:  # noqa: N802 - http.server's naming
             port = self.server.server_address[1]
             if self.path == "/metrics":
-                body, code = server.metrics.render(dict(server.fast.counts)), 200
+                body, code = server.metrics.render(dict(server.fast.counts), dict(server.negative_counts)), 200
             elif self.path == "/health":
                 body, code = "OK", 200
             elif self.path == "/ready":
@@ -390,9 +438,9 @@ def http_endpoints(server: DNSServer) -> None:
 
 
 async def serve(server: DNSServer) -> None:
-    loop = asyncio.get_running_loop()
+    udp = []  # kept referenced for the life of the server
     for port in sorted({b.port for b in server.blocks}):
-        await loop.create_datagram_endpoint(lambda: UDPProtocol(server), local_addr=("0.0.0.0", port))
+        udp.append(UDPServer(server, port))
         await asyncio.start_server(lambda r, w: tcp_client(server, r, w), "0.0.0.0", port)
     http_endpoints(server)
     server.ready = True

@@ -14,11 +14,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 def attempt(ip: str, port: int, proto: str, timeout: float) -> bool:
-    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-    with socket.socket(socket.AF_INET, kind) as s:
+    """TCP and SCTP: the association/connection opens; UDP: the reply comes back."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    number = socket.IPPROTO_SCTP if proto == "sctp" else 0
+    with socket.socket(socket.AF_INET, kind, number) as s:
         s.settimeout(timeout)
         try:
-            if proto == "tcp":
+            if proto in ("tcp", "sctp"):
                 s.connect((ip, port))
                 return True
             s.sendto(b"probe", (ip, port))

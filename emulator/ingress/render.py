@@ -112,6 +112,11 @@ def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_liste
     servers: dict[str, dict[tuple, tuple]] = {}  # server_name -> (modifier, path) -> (upstream, rewrite, scheme)
     default_backend = None
     tls_hosts: dict[str, tuple[str, bool]] = {}  # server_name -> (certificate stem, redirect HTTP)
+    # ingress-nginx: use-regex (or rewrite-target, which implies it) on one Ingress of a host makes
+    # every path of that host, from any Ingress, a case-insensitive regex location
+    regex_hosts = {_server_name(rule["host"]) for ing in snapshot["ingresses"] if _path_options(ing)[0]
+                   for rule in ing["rules"]}
+    exact_paths: set[tuple[str, str]] = set()  # (server_name, path) an Exact path claimed
     for ing in snapshot["ingresses"]:
         where = f"{ing['namespace']}/{ing['name']}"
         regex, rewrite, scheme = _path_options(ing)
@@ -151,18 +156,45 @@ def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_liste
                 tls_hosts.setdefault(_server_name(host), (stem, redirect))
         for host, p, target in resolved:
             upstreams[target[0]] = target[1]
-            locations = servers.setdefault(_server_name(host), {})
-            if regex:  # ingress-nginx: case-insensitive regex locations, rewritten if asked
+            name = _server_name(host)
+            locations = servers.setdefault(name, {})
+            if name in regex_hosts:  # ingress-nginx: case-insensitive regex locations, rewritten if asked
                 pattern = "^" + p["path"]
                 locations.setdefault((Raw("~*"), pattern), (target[0], rewrite and ("(?i)" + pattern, rewrite), scheme))
                 continue
             for loc in _locations(p["path"], p["path_type"]):
-                locations.setdefault(loc, (target[0], None, scheme))
+                exact = p["path_type"] == "Exact"
+                if exact and (name, loc[1]) not in exact_paths:
+                    locations[loc] = (target[0], None, scheme)  # Exact beats a Prefix's implied exact
+                    exact_paths.add((name, loc[1]))
+                else:
+                    locations.setdefault(loc, (target[0], None, scheme))
     try:
         out.conf = _conf(directory, listen, tls_listen, upstreams, servers, default_backend, tls_hosts)
     except nginxconf.NginxConfError as exc:  # unreachable for checked input: say so rather than write it
         out.problems.append(f"configuration refused: {exc}")
         out.conf = _conf(directory, listen, tls_listen, {}, {}, None, {})
+    return out
+
+
+def _slashless(locations: dict, default_backend) -> dict:
+    """For each ``location = /p/`` (an Exact path ending in a slash), ``location = /p`` routed as
+    the request would be without it. Why: nginx answers ``/p`` with a 301 to ``/p/`` when a
+    proxied location is named ``/p/``; ingress-nginx's Exact ``/p/`` does not match ``/p``, which
+    goes to the longest other prefix, else the default backend (the conformance suite's
+    "exact /foo/ does not match request /foo")."""
+    out = {}
+    for (modifier, path) in locations:
+        if modifier != Raw("=") or not path.endswith("/") or len(path) < 2 or (modifier, path[:-1]) in locations:
+            continue
+        bare = path[:-1]
+        prefixes = [p for m, p in locations if m is None and bare.startswith(p)]
+        if prefixes:
+            out[(Raw("="), bare)] = locations[(None, max(prefixes, key=len))]
+        elif default_backend:
+            out[(Raw("="), bare)] = (default_backend[0], None, "http")
+        else:
+            out[(Raw("="), bare)] = ("", None, "404")
     return out
 
 
@@ -194,6 +226,10 @@ def _conf(directory: str, listen: int, tls_listen: int, upstreams: dict, servers
     def location(server: Block, loc: tuple, target: tuple) -> None:
         upstream, rewrite, scheme = target
         block = server.block("location", *([loc[0]] if loc[0] is not None else []), loc[1])
+        if scheme == "404":  # nothing else matches: the built-in default backend's answer
+            block.add("default_type", "text/plain")
+            block.add("return", 404, Raw('"default backend - 404\\n"'))
+            return
         if not upstreams.get(upstream):
             block.add("return", 503)
             return
@@ -220,7 +256,8 @@ def _conf(directory: str, listen: int, tls_listen: int, upstreams: dict, servers
             if redirect:
                 server.block("location", "/").add("return", 308, Raw("https://$host$request_uri"))
                 continue
-            for loc, target in sorted(locations.items(), key=lambda kv: (kv[0][1], str(kv[0][0]))):
+            for loc, target in sorted({**locations, **_slashless(locations, default_backend)}.items(),
+                                      key=lambda kv: (kv[0][1], str(kv[0][0]))):
                 location(server, loc, target)
             if (None, "/") not in locations:
                 if default_backend:

@@ -41,6 +41,8 @@ class Service:
     external_traffic_policy: str = "Cluster"
     internal_traffic_policy: str = "Cluster"
     load_balancer_ip: str = ""
+    publish_not_ready: bool = False  # publishNotReadyAddresses: not-ready pods are endpoints too
+    load_balancer_class: str = ""  # set: another implementation's Service; the built-in pool skips it
     source: SourceRef | None = field(default=None, compare=False)
 
     @property

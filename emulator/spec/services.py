@@ -13,9 +13,9 @@ from emulator.spec.reader import Reader, did_you_mean
 
 SERVICE_SPEC = {"type", "selector", "ports", "clusterIP", "clusterIPs", "externalName",
                 "sessionAffinity", "sessionAffinityConfig", "externalTrafficPolicy",
-                "internalTrafficPolicy", "loadBalancerIP"}
-SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy", "externalIPs", "publishNotReadyAddresses",
-                      "loadBalancerSourceRanges", "loadBalancerClass", "healthCheckNodePort",
+                "internalTrafficPolicy", "loadBalancerIP", "publishNotReadyAddresses", "loadBalancerClass"}
+SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy", "externalIPs",
+                      "loadBalancerSourceRanges", "healthCheckNodePort",
                       "allocateLoadBalancerNodePorts", "trafficDistribution"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -101,13 +101,18 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
     lb_ip = r.string(spec + ("loadBalancerIP",), "")
     if lb_ip:
         _ip(r, spec + ("loadBalancerIP",), lb_ip)
+    publish = r.typed(spec + ("publishNotReadyAddresses",), bool, False)
+    lb_class = r.string(spec + ("loadBalancerClass",), "", check=lambda v: validation.check_qualified_name(v)
+                        if v else None)
+    if lb_class and kind != "LoadBalancer":
+        r.fail(spec + ("loadBalancerClass",), "may only be used when `type` is 'LoadBalancer'")
     selector = r.string_map(spec + ("selector",)) if r.get(spec + ("selector",)) is not None else None
     for key, value in (selector or {}).items():
         if message := validation.check_qualified_name(key) or validation.check_label_value(value):
             r.fail(spec + ("selector", key), message)
     return Service(meta, kind or "ClusterIP", selector or None, tuple(ports), cluster_ip or "",
                    external_name or "", affinity or "None", timeout or 10800, etp or "Cluster",
-                   itp or "Cluster", lb_ip or "", source)
+                   itp or "Cluster", lb_ip or "", bool(publish), lb_class or "", source)
 
 
 def _address(r: Reader, p: PathKey) -> EndpointAddress:

@@ -58,3 +58,56 @@ def test_pod_table_and_status_column() -> None:
     assert header.split()[:6] == ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE"]
     assert row.split()[:5] == ["default", "web-1", "0/1", "CrashLoopBackOff", "3"]
     assert "10.244.1.2" in row and "w1" in row
+
+
+import pytest  # noqa: E402
+
+from emulator.cli import objects  # noqa: E402
+from emulator.cli.main import build_parser, parse, verbs  # noqa: E402
+from emulator.errors import K8semuError  # noqa: E402
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["get", "svc", "web"], {"kind": "svc", "names": ["web"]}),
+    (["get", "pods", "-n", "shop", "web"], {"kind": "pods", "names": ["web"], "namespace": "shop"}),
+    (["get", "svc/web", "-o", "yaml"], {"kind": "svc/web", "output": "yaml"}),
+    (["exec", "web", "-c", "app", "--", "sh", "-c", "echo hi"],
+     {"target": "web", "container": "app", "command": ["sh", "-c", "echo hi"]}),
+    (["exec", "-n", "shop", "-it", "pod/web", "--", "ls", "-l"],
+     {"target": "pod/web", "namespace": "shop", "command": ["ls", "-l"], "stdin": True, "tty": True}),
+    (["logs", "web", "-n", "shop", "-c", "app"], {"pod": "web", "namespace": "shop", "container": "app"}),
+    (["delete", "pod", "a", "b", "-n", "x", "--wait=false"], {"kind": "pod", "names": ["a", "b"], "wait": "false"}),
+])
+def test_flags_and_names_mix_as_kubectl_parses_them(argv: list[str], expected: dict) -> None:
+    args = vars(parse(build_parser(), argv))
+    assert {k: args[k] for k in expected} == expected
+
+
+def test_what_follows_double_dash_is_never_a_flag_of_k8semu() -> None:
+    args = parse(build_parser(), ["exec", "web", "--", "curl", "-n", "--cluster", "x", "--", "-o"])
+    assert args.command == ["curl", "-n", "--cluster", "x", "--", "-o"] and args.namespace is None
+
+
+def test_kind_slash_name_is_kubectls_other_spelling() -> None:
+    assert objects.kind_and_names("svc/web", ["svc/db"]) == ("svc", ["web", "db"])
+    assert objects.kind_and_names("svc", ["web"]) == ("svc", ["web"])
+    assert objects.pod_name("pod/web") == "web" and objects.pod_name("web") == "web"
+    for kind, names in (("svc/web", ["pod/x"]), ("svc", ["svc/web"]), ("svc/web", ["db"])):
+        with pytest.raises(K8semuError):
+            objects.kind_and_names(kind, names)
+    with pytest.raises(K8semuError):
+        objects.pod_name("svc/web")
+
+
+def test_the_shell_knows_every_verb_from_the_parser() -> None:
+    assert {"get", "exec", "apply", "delete", "describe", "logs", "probe", "dns"} <= set(verbs())
+
+
+def test_probe_refuses_sctp_on_a_kernel_without_it_and_unknown_protocols(monkeypatch) -> None:
+    from emulator.cli import probe
+    with pytest.raises(K8semuError, match="expected one of tcp, udp, sctp"):
+        probe.check_protocols(["icmp"])
+    monkeypatch.setattr(probe, "sctp_missing", lambda: "Protocol not supported")
+    with pytest.raises(K8semuError, match="this kernel has no SCTP .*Protocol not supported"):
+        probe.check_protocols(["tcp", "sctp"])
+    probe.check_protocols(["tcp", "udp"])

@@ -112,3 +112,16 @@ def test_flows_use_conjunctions_and_serialize(state: ClusterState) -> None:
             msg = ofp.flow_mod(dp, flow)
             msg.set_xid(1)
             msg.serialize()
+
+
+def test_an_egress_named_port_without_to_allows_that_port_on_every_pod(state: ClusterState) -> None:
+    """Upstream: `egress: [{ports: [{port: NAME}]}]` allows NAME to every destination; the name
+    resolves on each destination pod (a non-pod destination has no named ports)."""
+    controllers.apply(state, objects(np("x", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Egress]\n"
+                                              "  egress: [{ports: [{port: serve-81-tcp}]}]\n")))
+    rules = compile_policies(state).rules
+    serving = {rec.status.ip for rec in state.pods()
+               if any(p.name == "serve-81-tcp" for c in rec.obj.spec.containers for p in c.ports)}
+    assert len(serving) > 3
+    assert {r.peers[0].removesuffix("/32") for r in rules} == serving
+    assert all(r.ports == (("TCP", 81, None),) and r.direction == "Egress" for r in rules)

@@ -1,7 +1,7 @@
 """Services, kube-proxy style, in OpenFlow (Antrea's proxy): conntrack, select groups, DNAT.
 
     ConntrackZone     ip -> ct(zone, nat): replies of load-balanced connections are un-DNATed
-    ConntrackState    established/related/invalid -> L3Forwarding; new -> SessionAffinity
+    ConntrackState    invalid -> drop; established/related -> L3Forwarding; new -> SessionAffinity
     SessionAffinity   learned flows (client IP, Service IP, port) -> the endpoint chosen before
     ServiceLB         (proto, ClusterIP | NodePort VIP | LB IP, port) -> group (one bucket per
                       ready endpoint); no endpoints -> packet to the controller, which answers
@@ -48,6 +48,8 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("ConntrackState", P_HIGH + 10, (("eth_type", ETH_IP), ct_state("-new", "+est", "-rpl", "+trk"),
                                              ("ct_mark", fields.CT_MARK_HAIRPIN)),
              (LoadMark(fields.HAIRPIN_MARK),), "HairpinSNAT", miss, "hairpin connection, forward direction"),
+        Flow("ConntrackState", P_HIGH + 20, (("eth_type", ETH_IP), ct_state("+inv", "+trk")), (), None, miss,
+             "invalid in conntrack: drop (as Antrea and kube-proxy do), never past policy"),
         Flow("ConntrackState", P_HIGH, (("eth_type", ETH_IP), ct_state("-new", "+trk")),
              (LoadMark(fields.ESTABLISHED_MARK),), "L3Forwarding", miss,
              "established, related, reply, invalid: no load balancing, no policy"),

@@ -1,0 +1,126 @@
+"""The Kubernetes DNS specification (kubernetes/dns docs/specification.md, schema 1.1.0) and the
+e2e tests of test/e2e/network/dns.go, transcribed where k8semu failed them: each test is named
+after the section or the e2e test it follows. The rest of both are covered by
+tests/integration/test_dns.py (docs/conformance.md maps every one)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.cluster import Cluster, module_cluster, poll
+
+dns_cluster = module_cluster("topologies/dns.yaml")
+
+APPS = """apiVersion: v1
+kind: Namespace
+metadata: {name: spec}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty-headless, namespace: spec}
+spec: {clusterIP: None, selector: {app: nobody}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unready, namespace: spec}
+spec: {clusterIP: None, selector: {app: unready}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unready-published, namespace: spec}
+spec: {clusterIP: None, publishNotReadyAddresses: true, selector: {app: unready}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: unready-cip, namespace: spec}
+spec: {publishNotReadyAddresses: true, selector: {app: unready}, ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: never-ready, namespace: spec, labels: {app: unready}}
+spec:
+  containers:
+    - name: e
+      image: k8semu/echo
+      env: [{name: PORT, value: "8080"}]
+      readinessProbe: {exec: {command: ["false"]}, periodSeconds: 1}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: dns-test-service, namespace: spec}
+spec: {clusterIP: None, selector: {app: querier}, ports: [{name: http, port: 80}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dns-querier-1, namespace: spec, labels: {app: querier}}
+spec:
+  hostname: dns-querier-1
+  subdomain: dns-test-service
+  hostAliases: [{ip: 10.1.2.3, hostnames: [foo.remote, bar.remote]}]
+  containers: [{name: c, image: busybox, command: [sleep, infinity]}]
+"""
+
+
+@pytest.fixture(scope="module")
+def spec(dns_cluster: Cluster) -> Cluster:
+    dns_cluster.apply(APPS)
+    poll(lambda: all(p["status"].get("phase") == "Running" for p in dns_cluster.get("pods", "spec"))
+         and len(dns_cluster.get("pods", "spec")) == 2, what="the pods to run")
+    poll(lambda: status(dig(dns_cluster, "dns-querier-1.dns-test-service.spec.svc.cluster.local")) == "NOERROR",
+         what="the records to be served")
+    dns_cluster.synced()
+    return dns_cluster
+
+
+def dig(cluster: Cluster, *args: str) -> str:
+    return cluster.exec("client", "dig", "+time=2", "+tries=2", *args).stdout
+
+
+def status(out: str) -> str:
+    return re.search(r"status: (\w+)", out).group(1)
+
+
+def answers(out: str) -> list[str]:
+    section = out.split(";; ANSWER SECTION:\n", 1)
+    return sorted(line.split()[-1] for line in section[1].split("\n\n")[0].splitlines()) if len(section) > 1 else []
+
+
+def test_spec_2_4_1_a_headless_service_without_ready_endpoints_is_nxdomain(spec: Cluster) -> None:
+    assert status(dig(spec, "empty-headless.spec.svc.cluster.local")) == "NXDOMAIN"
+    assert status(dig(spec, "unready.spec.svc.cluster.local")) == "NXDOMAIN"
+    assert status(dig(spec, "SRV", "_http._tcp.unready.spec.svc.cluster.local")) == "NXDOMAIN"
+
+
+def test_spec_publish_not_ready_addresses_puts_unready_pods_in_dns(spec: Cluster) -> None:
+    ip = spec.pod("never-ready", "spec")["status"]["podIP"]
+    out = dig(spec, "unready-published.spec.svc.cluster.local")
+    assert status(out) == "NOERROR" and answers(out) == [ip]
+
+
+def test_service_publish_not_ready_addresses_reaches_an_unready_pod_through_the_cluster_ip(spec: Cluster) -> None:
+    """The proxy side: the ClusterIP sends to the not-ready pod (e2e: "should create endpoints
+    for unready pods")."""
+    out = spec.exec("client", "curl", "-s", "-m", "3", "http://unready-cip.spec/").stdout
+    assert '"pod": "never-ready"' in out
+
+
+def test_coredns_a_namespace_under_pod_is_nodata(spec: Cluster) -> None:
+    out = dig(spec, "spec.pod.cluster.local")
+    assert status(out) == "NOERROR" and answers(out) == []
+    assert status(dig(spec, "no-such-namespace.pod.cluster.local")) == "NXDOMAIN"
+
+
+def test_e2e_should_provide_dns_for_pods_for_hostname_and_subdomain(spec: Cluster) -> None:
+    ip = spec.pod("dns-querier-1", "spec")["status"]["podIP"]
+    assert answers(dig(spec, "dns-querier-1.dns-test-service.spec.svc.cluster.local")) == [ip]
+
+
+def test_e2e_should_provide_etc_hosts_entries_for_the_cluster(spec: Cluster) -> None:
+    ip = spec.pod("dns-querier-1", "spec")["status"]["podIP"]
+    fqdn = "dns-querier-1.dns-test-service.spec.svc.cluster.local"
+    for name in (fqdn, "dns-querier-1"):
+        out = spec.exec("dns-querier-1", "getent", "hosts", name, namespace="spec").stdout.split()
+        assert out[:1] == [ip], (name, out)
+    assert spec.exec("dns-querier-1", "getent", "hosts", "bar.remote", namespace="spec").stdout.split()[:1] == ["10.1.2.3"]
+    assert spec.exec("dns-querier-1", "hostname", namespace="spec").stdout.strip() == "dns-querier-1"
