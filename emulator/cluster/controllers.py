@@ -219,12 +219,13 @@ def reconcile_endpoints(state: ClusterState) -> None:
     by_ns: dict[str, list] = {}
     index: dict[str, dict[tuple[str, str], set[int]]] = {}
     for p in state.pods():
-        if p.status.ip and p.status.node and not p.deleting and p.status.phase == "Running":
+        # a deleted pod still running (terminating) stays a candidate: the EndpointSlice keeps it
+        if p.status.ip and p.status.node and p.status.phase == "Running":
             ns = p.obj.meta.namespace
             members = by_ns.setdefault(ns, [])
             for label in p.obj.meta.labels.items():
                 index.setdefault(ns, {}).setdefault(label, set()).add(len(members))
-            members.append((p.obj, p.status.ip, p.status.node, p.status.ready))
+            members.append((p.obj, p.status.ip, p.status.node, p.status.ready, p.deleting))
     slices: dict[tuple[str, str], list] = {}
     for r in state.list("EndpointSlice"):
         if r.obj.managed:

@@ -30,9 +30,14 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
         eps = state.get("Endpoints", ns, svc.meta.name)
         slices = [r.obj for r in state.list("EndpointSlice", ns)
                   if r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == svc.meta.name]
-        for i, (sp, backends) in enumerate(services.backends(svc, eps.obj if eps else None, slices)):
+        for i, (sp, ready, ending) in enumerate(services.backends(svc, eps.obj if eps else None, slices)):
             port_id = ports.get((rec.uid, sp.protocol, sp.port))
-            local = max((sum(1 for _, _, n in backends if n == node.name) for node in state.config.nodes), default=0)
+            # kube-proxy: the ready endpoints, or the serving-terminating ones when none is ready;
+            # a node-local policy falls back the same way per node (``ServicePortView.terminating``)
+            backends = ready or ending
+            local = max((max(sum(1 for _, _, n in ready if n == node.name),
+                              sum(1 for _, _, n in ending if n == node.name)) for node in state.config.nodes),
+                        default=0)
             chained = subgroups_needed(len(backends)) + subgroups_needed(local)
             out.append(ServicePortView(
                 port_id, ns, svc.meta.name, sp.name, sp.protocol,
@@ -41,7 +46,8 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
                 svc.external_traffic_policy == "Local", svc.internal_traffic_policy == "Local",
                 tuple(EndpointView(ip, port, node) for ip, port, node in backends),
                 (groups.get((port_id, "all")), groups.get((port_id, "local"))),
-                tuple(groups.get((port_id, "chain", i)) for i in range(chained))))
+                tuple(groups.get((port_id, "chain", i)) for i in range(chained)),
+                tuple(EndpointView(ip, port, node) for ip, port, node in ending)))
     live = {ports.by_id[s.id] for s in out}
     ports.retain(live)
     groups.retain({(s.id, kind) for s in out for kind in ("all", "local")}
@@ -57,10 +63,11 @@ def node_views(state: ClusterState) -> tuple[NodeView, ...]:
 
 
 def network_view(state: ClusterState, generation: int | None = None) -> NetworkView:
-    """Scheduled, addressed pods that are not being deleted, every node, every Service port."""
+    """Scheduled, addressed pods (terminating ones too: their connections go on until the
+    kubelet has stopped them), every node, every Service port."""
     pods = tuple(PodView(r.id, r.obj.meta.namespace, r.obj.meta.name, r.status.node, r.status.ip,
                          naming.mac_from_ip(r.status.ip),
                          naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr))
-                 for r in state.pods() if r.status.node and r.status.ip and not r.deleting)
+                 for r in state.pods() if r.status.node and r.status.ip)
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state))

@@ -20,7 +20,9 @@ ANY = ("0.0.0.0/0",)
 
 
 def _pods(state: ClusterState) -> list:
-    return [r for r in state.pods() if r.status.ip and r.status.node and not r.deleting]
+    """Pods with an address, terminating ones included: a pod being stopped is still isolated
+    by its policies, and still a peer, until its address is released."""
+    return [r for r in state.pods() if r.status.ip and r.status.node]
 
 
 def _ns_labels(state: ClusterState) -> dict[str, dict[str, str]]:

@@ -78,8 +78,10 @@ def endpoints_object(rec) -> dict:
 def slice_object(rec) -> dict:
     sl = rec.obj
     endpoints = []
-    for a, ready in sl.endpoints:
-        ep: dict = {"addresses": [a.ip], "conditions": {"ready": ready, "serving": ready, "terminating": False}}
+    for e in sl.endpoints:
+        a = e.address
+        ep: dict = {"addresses": [a.ip], "conditions": {"ready": e.ready, "serving": e.serving,
+                                                        "terminating": e.terminating}}
         if a.node:
             ep["nodeName"] = a.node
         if a.pod:

@@ -21,7 +21,7 @@ from emulator.model.meta import ObjectMeta
 from emulator.model.network import AddressPool
 from emulator.model.pod import Pod
 from emulator.model.service import (NODE_PORT_RANGE, EndpointAddress, EndpointPort, Endpoints,
-                                    EndpointSlice, EndpointSubset, Service, ServicePort)
+                                    EndpointSlice, EndpointSubset, Service, ServicePort, SliceEndpoint)
 
 KUBERNETES_SERVICE = "kubernetes"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -142,10 +142,12 @@ def resolve_target(sp: ServicePort, pod: Pod) -> int | None:
     return None
 
 
-def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool]]) -> Endpoints:
-    """Endpoints for a Service with a selector. ``pods``: (pod, ip, node, ready) candidates."""
-    groups: dict[tuple, tuple[list, list]] = {}
-    for pod, ip, node, ready in sorted(pods, key=lambda x: ipaddress.IPv4Address(x[1])):
+def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool, bool]]) -> Endpoints:
+    """Endpoints for a Service with a selector. ``pods``: (pod, ip, node, ready, terminating)
+    candidates. As the endpoints controller: a terminating pod is left out of the addresses
+    (kept aside with its readiness for the EndpointSlice), unless publishNotReadyAddresses."""
+    groups: dict[tuple, tuple[list, list, list]] = {}
+    for pod, ip, node, ready, terminating in sorted(pods, key=lambda x: ipaddress.IPv4Address(x[1])):
         if not all(pod.meta.labels.get(k) == v for k, v in (svc.selector or {}).items()):
             continue
         resolved = []
@@ -158,17 +160,22 @@ def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool]]) -> Endpo
         # Kubernetes publishes the pod's hostname only for the Service named by its subdomain.
         hostname = pod.spec.hostname if pod.spec.subdomain == svc.meta.name else ""
         addr = EndpointAddress(ip, node, pod.meta.name, hostname)
-        ready_list, not_ready = groups.setdefault(tuple(resolved), ([], []))
-        # the endpoints controller: publishNotReadyAddresses makes every pod a ready address
-        (ready_list if ready or svc.publish_not_ready else not_ready).append(addr)
-    subsets = tuple(EndpointSubset(tuple(r), tuple(n), ports) for ports, (r, n) in groups.items())
+        ready_list, not_ready, ending = groups.setdefault(tuple(resolved), ([], [], []))
+        if svc.publish_not_ready:  # every pod, terminating or not, is a ready address
+            ready_list.append(addr)
+        elif terminating:
+            ending.append((addr, ready))
+        else:
+            (ready_list if ready else not_ready).append(addr)
+    subsets = tuple(EndpointSubset(tuple(r), tuple(n), ports, tuple(t)) for ports, (r, n, t) in groups.items())
     return Endpoints(ObjectMeta(svc.meta.name, svc.meta.namespace, dict(svc.meta.labels)), subsets,
                      managed=True)
 
 
 def slice_for(svc: Service, endpoints: Endpoints, name: str) -> EndpointSlice:
-    eps = tuple((a, True) for s in endpoints.subsets for a in s.addresses) + tuple(
-        (a, False) for s in endpoints.subsets for a in s.not_ready)
+    eps = tuple(SliceEndpoint(a) for s in endpoints.subsets for a in s.addresses) + tuple(
+        SliceEndpoint(a, False, False) for s in endpoints.subsets for a in s.not_ready) + tuple(
+        SliceEndpoint(a, False, serving, True) for s in endpoints.subsets for a, serving in s.terminating)
     ports = tuple({p: None for s in endpoints.subsets for p in s.ports})
     labels = {**svc.meta.labels, SERVICE_NAME_LABEL: svc.meta.name,
               "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}
@@ -183,11 +190,13 @@ Backend = tuple[str, int, str]  # endpoint IP, port, node
 
 
 def backends(svc: Service, endpoints: Endpoints | None,
-             slices: list[EndpointSlice]) -> list[tuple[ServicePort, list[Backend]]]:
-    """Per Service port: the ready (ip, port, node) backends, from Endpoints or else slices."""
+             slices: list[EndpointSlice]) -> list[tuple[ServicePort, list[Backend], list[Backend]]]:
+    """Per Service port: the ready (ip, port, node) backends and the serving-terminating ones
+    (kube-proxy's fallback when none is ready), from Endpoints or else slices."""
     out = []
     for sp in svc.ports:
         found: list[Backend] = []
+        ending: list[Backend] = []
         if endpoints is not None:
             for subset in endpoints.subsets:
                 port = next((p.port for p in subset.ports if p.name == sp.name and p.protocol == sp.protocol), None)
@@ -195,10 +204,13 @@ def backends(svc: Service, endpoints: Endpoints | None,
                     port = sp.target()
                 if port is not None:
                     found += [(a.ip, port, a.node) for a in subset.addresses]
+                    ending += [(a.ip, port, a.node) for a, serving in subset.terminating if serving]
         else:
             for sl in slices:
                 port = next((p.port for p in sl.ports if p.name == sp.name and p.protocol == sp.protocol), None)
                 if port is not None:
-                    found += [(a.ip, port, a.node) for a, ready in sl.endpoints if ready]
-        out.append((sp, sorted(set(found))))
+                    found += [(e.address.ip, port, e.address.node) for e in sl.endpoints if e.ready]
+                    ending += [(e.address.ip, port, e.address.node) for e in sl.endpoints
+                               if e.serving and e.terminating and not e.ready]
+        out.append((sp, sorted(set(found)), sorted(set(ending))))
     return out

@@ -71,6 +71,8 @@ class ServicePortView:
     endpoints: tuple[EndpointView, ...] = ()
     groups: tuple[int, int] = (0, 0)  # allocated group ids: all endpoints, node-local endpoints
     subgroups: tuple[int, ...] = ()  # allocated ids for chained groups when endpoints exceed one message
+    # serving-terminating endpoints: a node-local policy uses the node's when it has no ready one
+    terminating: tuple[EndpointView, ...] = ()
 
     @property
     def label(self) -> str:
@@ -110,6 +112,7 @@ class NetworkView:
     def from_json(cls, text: str) -> "NetworkView":
         data = json.loads(text)
         services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"]),
+                                            "terminating": tuple(EndpointView(**e) for e in s.get("terminating", ())),
                                             "groups": tuple(s["groups"]), "subgroups": tuple(s.get("subgroups", ()))})
                          for s in data.get("services", ()))
         pol = data.get("policies") or {}

@@ -39,6 +39,7 @@ class Probe:
     timeout: int = 1
     success_threshold: int = 1
     failure_threshold: int = 3
+    seconds: int = 0  # a preStop ``sleep`` action
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class Container:
     liveness: Probe | None = None
     resources: Resources = field(default_factory=Resources)
     security: SecurityContext = field(default_factory=SecurityContext)
+    pre_stop: Probe | None = None  # lifecycle.preStop: exec, httpGet or sleep (``Probe.seconds``)
 
     def port_number(self, port: int | str) -> int | None:
         if isinstance(port, int):

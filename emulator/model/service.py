@@ -74,6 +74,19 @@ class EndpointSubset:
     addresses: tuple[EndpointAddress, ...] = ()
     not_ready: tuple[EndpointAddress, ...] = ()
     ports: tuple[EndpointPort, ...] = ()
+    # terminating pods (deleted, still running) with their readiness, "serving": not part of the
+    # v1 Endpoints object (the endpoints controller leaves them out) but of its EndpointSlice,
+    # and the proxy's fallback when no endpoint is ready
+    terminating: tuple[tuple[EndpointAddress, bool], ...] = ()
+
+
+@dataclass(frozen=True)
+class SliceEndpoint:
+    """One address of an EndpointSlice with its conditions (discovery.k8s.io/v1)."""
+    address: EndpointAddress
+    ready: bool = True
+    serving: bool = True
+    terminating: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,7 @@ class EndpointSlice:
     """discovery.k8s.io/v1; written by hand for selector-less Services, or mirrored by us."""
 
     meta: ObjectMeta
-    endpoints: tuple[tuple[EndpointAddress, bool], ...] = ()  # (address, ready)
+    endpoints: tuple[SliceEndpoint, ...] = ()
     ports: tuple[EndpointPort, ...] = ()
     source: SourceRef | None = field(default=None, compare=False)
     managed: bool = False

@@ -26,6 +26,7 @@ from emulator.errors import K8semuError, RenderError
 from emulator.model import images, naming, podfiles
 from emulator.images import files as image_files
 from emulator.runtime import sandbox
+from emulator.runtime.hooks import Termination
 from emulator.runtime.probes import Probes
 from emulator.runtime.proc import alive
 
@@ -48,7 +49,7 @@ class Kubelet:
     retry: dict[str, tuple[int, float]] = field(default_factory=dict)  # pod key -> (failures, not before)
     oom_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     orphans: dict[str, set[int]] = field(default_factory=dict)  # pod key -> PID 1 a dead shim started
-    terminating: dict[str, float] = field(default_factory=dict)  # pod key -> when SIGKILL is due
+    terminating: dict[str, Termination] = field(default_factory=dict)  # pod key -> its termination
     checked: float = 0.0
 
     def __post_init__(self) -> None:
@@ -123,7 +124,9 @@ class Kubelet:
 
     def _sandbox_died(self, key: str) -> bool:
         rec, box = self._rec(key), self.boxes.pop(key, None)
-        self.terminating.pop(key, None)
+        ending = self.terminating.pop(key, None)
+        if ending is not None:
+            ending.abandon()
         if box is None:
             return False
         for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
@@ -371,22 +374,32 @@ class Kubelet:
 
     # -- teardown ------------------------------------------------------------------------
     def _stop_deleted(self) -> bool:
-        """Deleted pods end as the kubelet ends them: SIGTERM to their containers, then, once
-        every process has exited or the pod's terminationGracePeriodSeconds have passed, SIGKILL
-        and the sandbox goes. Nothing here waits: a pod that ignores SIGTERM costs its own grace
-        period, not the cluster's."""
+        """Deleted pods end as the kubelet ends them (``hooks.Termination``): preStop hooks,
+        SIGTERM, then, once every process has exited or terminationGracePeriodSeconds have
+        passed, SIGKILL and the sandbox goes. Meanwhile the pod is Terminating: its readiness
+        probes go on (its EndpointSlice condition ``serving``), its liveness probes stop."""
         for rec in [r for r in self.state.pods() if r.deleting and r.obj.key not in self.boxes]:
             controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox
         now = time.monotonic()
         for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)]:
             rec = self._rec(key)
-            self.probes.forget(key)
-            self.runtime.terminate([self.boxes[key]])
-            self.terminating[key] = now + (rec.obj.spec.termination_grace if rec is not None else 0)
-        gone = [k for k, deadline in self.terminating.items()
-                if now >= deadline or not self.runtime.running(self.boxes[k])]
+            for c in rec.obj.spec.containers if rec is not None else ():
+                self.probes.forget_kind(key, c.name, "liveness")
+            node_netns = naming.node_netns(self.runtime.scope, rec.status.node) if rec is not None else ""
+            self.terminating[key] = Termination.begin(
+                rec.obj if rec is not None else None, rec.status.ip if rec is not None else "", node_netns,
+                lambda name, argv, key=key: self._exec_probe(key, name, argv))
+        gone = []
+        for key, ending in self.terminating.items():
+            due = ending.step(now)
+            if due == "sigterm":
+                self.runtime.terminate([self.boxes[key]])
+            elif due == "kill" or (ending.signalled and not self.runtime.running(self.boxes[key])):
+                gone.append(key)
         if not gone:
             return False
+        for key in gone:
+            self.probes.forget(key)
         for key in gone:
             for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
                 self.by_pid.pop(pid)
@@ -401,6 +414,10 @@ class Kubelet:
         return True
 
     def shutdown(self) -> None:
+        """The cluster goes down: no preStop hooks, no grace periods (``down`` does not wait)."""
+        for ending in self.terminating.values():
+            ending.abandon()
+        self.terminating.clear()
         for key in list(self.boxes):
             self.probes.forget(key)
         self.runtime.destroy(list(self.boxes.values()), whole_cluster=True)

@@ -94,6 +94,13 @@ class Probes:
                                                                 next_run=now + probe.initial_delay)
         return container.readiness is None
 
+    def forget_kind(self, pod_key: str, container: str, kind: str) -> None:
+        """Stop one kind of probe (a terminating pod's liveness) and keep the others."""
+        st = self.states.pop((pod_key, container, kind), None)
+        if st is not None and st.handle:
+            st.handle.kill()
+            self.by_pid.pop(st.handle.pid, None)
+
     def forget(self, pod_key: str, container: str | None = None) -> None:
         for key in [k for k in self.states if k[0] == pod_key and (container is None or k[1] == container)]:
             st = self.states.pop(key)

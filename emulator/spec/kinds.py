@@ -51,8 +51,8 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
                   "activeDeadlineSeconds", "ephemeralContainers"}
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
-                       "readinessProbe", "livenessProbe", "resources", "securityContext"}
-CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "lifecycle", "stdin",
+                       "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle"}
+CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "stdin",
                    "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
                    "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
 

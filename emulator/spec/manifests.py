@@ -154,7 +154,26 @@ def _container(r: Reader, path: PathKey) -> Container:
                            else f"{v!r}: must be an absolute path") or ""
     return Container(name, image, strings("command"), strings("args"), tuple(env), tuple(ports), working_dir,
                      _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
-                     _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True))
+                     _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True),
+                     _pre_stop(r, path + ("lifecycle",), names))
+
+
+def _pre_stop(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
+    """``lifecycle.preStop`` (exec, httpGet or sleep), run by the kubelet before SIGTERM;
+    ``postStart`` is accepted with a warning."""
+    if r.get(path) is None:
+        return None
+    r.mapping(path, {"preStop"}, {"postStart", "stopSignal"})
+    hook = path + ("preStop",)
+    if r.get(hook) is None:
+        return None
+    data = r.mapping(hook, {"exec", "httpGet", "sleep"}, {"tcpSocket"})
+    if "sleep" in data:
+        r.mapping(hook + ("sleep",), {"seconds"}, required=("seconds",))
+        return Probe("sleep", seconds=r.integer(hook + ("sleep", "seconds"), 0, 0, 2 ** 31 - 1) or 0)
+    if not ("exec" in data or "httpGet" in data):
+        return None  # tcpSocket: deprecated for hooks and ignored by the kubelet too (warned above)
+    return _probe(r, hook, port_names)
 
 
 def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:

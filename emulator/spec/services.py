@@ -7,7 +7,7 @@ import ipaddress
 from emulator.model import validation
 from emulator.model.meta import ObjectMeta
 from emulator.model.service import (NODE_PORT_RANGE, SERVICE_TYPES, EndpointAddress, EndpointPort,
-                                    Endpoints, EndpointSlice, EndpointSubset, Service, ServicePort)
+                                    Endpoints, EndpointSlice, EndpointSubset, Service, ServicePort, SliceEndpoint)
 from emulator.spec.loader import PathKey
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -162,14 +162,16 @@ def parse_endpoint_slice(r: Reader, meta: ObjectMeta, source) -> EndpointSlice:
         p: PathKey = ("endpoints", i)
         r.mapping(p, {"addresses", "conditions", "nodeName", "hostname", "targetRef"}, {"zone", "hints"},
                   required=("addresses",))
+        r.mapping(p + ("conditions",), {"ready", "serving", "terminating"})
         ready = r.get(p + ("conditions", "ready"), True) is not False
+        terminating = r.get(p + ("conditions", "terminating"), False) is True
+        serving = r.get(p + ("conditions", "serving"), ready) is not False
         for j, ip in enumerate(r.seq(p + ("addresses",))):
             _ip(r, p + ("addresses", j), str(ip))
-            endpoints.append((EndpointAddress(str(ip), r.string(p + ("nodeName",), "",
-                                                                check=_optional(validation.check_dns1123_subdomain)),
-                                              str(r.get(p + ("targetRef", "name"), "")),
-                                              r.string(p + ("hostname",), "", check=_optional(validation.check_dns1123_label))),
-                              ready))
+            node = r.string(p + ("nodeName",), "", check=_optional(validation.check_dns1123_subdomain))
+            hostname = r.string(p + ("hostname",), "", check=_optional(validation.check_dns1123_label))
+            address = EndpointAddress(str(ip), node, str(r.get(p + ("targetRef", "name"), "")), hostname)
+            endpoints.append(SliceEndpoint(address, ready, serving, terminating))
     if not meta.labels.get("kubernetes.io/service-name"):
         r.fail(("metadata", "labels"), "an EndpointSlice names its Service with the label "
                                        "kubernetes.io/service-name")

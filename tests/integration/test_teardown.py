@@ -57,8 +57,18 @@ def leftovers(before: dict[str, set]) -> dict[str, set]:
     after = snapshot()
     out = {k: after[k] - before[k] for k in before if k != "procs"}
     new = after["procs"] - before["procs"]
-    out["procs"] = {p for p in new if live(p) and p != os.getpid() and ours(p)}
+    out["procs"] = {f"{p}: {describe(p)}" for p in new if live(p) and p != os.getpid() and ours(p)}
     return {k: v for k, v in out.items() if v}
+
+
+def describe(pid: int) -> str:
+    """A leftover's command line and parent, so a failure says what was left."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+        return f"{cmd} (parent {ppid})"
+    except OSError:
+        return "(gone)"
 
 
 def test_down_leaves_nothing_behind() -> None:

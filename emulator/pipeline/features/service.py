@@ -120,7 +120,7 @@ def groups_for_service(node: NodeView, svc: ServicePortView, shared: tuple[Group
     """The node's groups for a Service port: ``cluster_groups`` (given, or computed here) and,
     for a node-local traffic policy, the group of the node's own endpoints."""
     owner = cookie.make(Category.SERVICE, svc.id)
-    local = [e for e in svc.endpoints if e.node == node.name]
+    local = local_endpoints(node, svc)
     _, only_local = group_ids(svc)
     out = list(cluster_groups(svc) if shared is None else shared)
     spare = list(svc.subgroups)[max(0, len(out) - 1):]  # the chained ids the shared groups took
@@ -129,13 +129,18 @@ def groups_for_service(node: NodeView, svc: ServicePortView, shared: tuple[Group
     return out
 
 
+def local_endpoints(node: NodeView, svc: ServicePortView) -> list[EndpointView]:
+    """The node's ready endpoints, else its serving-terminating ones (kube-proxy's fallback)."""
+    return [e for e in svc.endpoints if e.node == node.name] or [e for e in svc.terminating if e.node == node.name]
+
+
 def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
     if not svc.cluster_ip:
         return []
     owner = cookie.make(Category.SERVICE, svc.id)
     proto = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]))
     every, only_local = group_ids(svc)
-    has_local = any(e.node == node.name for e in svc.endpoints)
+    has_local = bool(local_endpoints(node, svc))
 
     def lb(dst: str, port: int, local: bool) -> list[Flow]:
         match = proto + (("ipv4_dst", dst), (_l4(svc.protocol), port))
@@ -170,7 +175,7 @@ def distinct_endpoints(view: NetworkView) -> list[tuple[ServicePortView, Endpoin
     for svc in view.services:
         if not svc.cluster_ip:
             continue
-        for ep in svc.endpoints:
+        for ep in svc.endpoints + svc.terminating:
             seen.setdefault((ep.ip, ep.port, svc.protocol), (svc, ep))
     return list(seen.values())
 
