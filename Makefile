@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 .PHONY: install up down cleanup test unit integration bench soak flake lint clean
 FLAKE_RUNS ?= 20
 SOAK_MINUTES ?= 10
-FLAKE_TESTS ?= tests/integration/test_containment.py tests/integration/test_containment_machine.py tests/integration/test_podfs.py scenarios
+FLAKE_TESTS ?= tests/conformance tests/integration/test_teardown.py
 
 install:
 	bash scripts/install.sh
@@ -35,6 +35,8 @@ bench: install
 	$(PY) bench/netpol.py
 	$(PY) bench/ingress.py
 	$(PY) bench/scale.py
+	$(PY) bench/dns_server.py
+	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)
 soak: install

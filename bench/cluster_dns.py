@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import save, stamp  # noqa: E402
+from bench.results import RUNS, save, spread, stamp  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -69,14 +69,19 @@ spec:
             poll(lambda: cluster.exec("client", "dig", "+short", f"@{server}",
                                       "web.default.svc.cluster.local").stdout.strip() == web_ip,
                  what=f"{label} to answer")
-            row = results[label] = {}
-            row["qps_cached"] = dnsperf(cluster, server, work / "cached.txt")
-            row["qps_miss"] = dnsperf(cluster, server, work / "miss.txt")
-            row["paced_cached"] = paced(cluster, server, "web.default.svc.cluster.local")
-            row["paced_miss"] = paced(cluster, server, "unique")
-            print(f"{label}: {row}", flush=True)
+        runs = []
+        for _ in range(RUNS):  # each run measures both servers, so each ratio is within one run
+            runs.append({label: {"qps_cached": dnsperf(cluster, server, work / "cached.txt"),
+                                 "qps_miss": dnsperf(cluster, server, work / "miss.txt"),
+                                 "paced_cached": paced(cluster, server, "web.default.svc.cluster.local"),
+                                 "paced_miss": paced(cluster, server, "unique")} for label, server in servers.items()})
+        for label in servers:
+            results[label] = {kind: spread([r[label][kind] for r in runs], 0) for kind in ("qps_cached", "qps_miss")}
+            for kind in ("paced_cached", "paced_miss"):
+                results[label][kind] = {q: spread([r[label][kind][q] for r in runs], 3) for q in ("p50_ms", "p99_ms")}
+            print(f"{label}: {results[label]}", flush=True)
         for kind in ("qps_cached", "qps_miss"):
-            results[f"ratio_{kind}"] = round(results["k8semu"][kind] / results["dnsmasq"][kind], 3)
+            results[f"ratio_{kind}"] = spread([r["k8semu"][kind] / r["dnsmasq"][kind] for r in runs], 3)
         print(f"ratios to dnsmasq: cached {results['ratio_qps_cached']}, miss {results['ratio_qps_miss']}")
     finally:
         cluster.down()

@@ -18,7 +18,6 @@ import argparse
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import save, stamp  # noqa: E402
+from bench.results import RUNS, save, spread, stamp  # noqa: E402
 from emulator.model.corefile import default_corefile  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -67,7 +66,7 @@ def one_run(work: Path, seconds: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=RUNS)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="k8semu-dnsbench-"))
@@ -87,14 +86,12 @@ def main() -> int:
         for kind in ("cached", "miss"):
             values = [r[(server, kind)] for r in runs if (server, kind) in r]
             if values:
-                results[f"{server}_{kind}"] = {"median": statistics.median(values), "min": min(values),
-                                               "max": max(values), "runs": len(values)}
+                results[f"{server}_{kind}"] = spread(values, 0)
     for kind in ("cached", "miss"):
         ratios = [r[("k8semu", kind)] / r[("dnsmasq", kind)] for r in runs
                   if ("k8semu", kind) in r and ("dnsmasq", kind) in r]
         if ratios:
-            results[f"ratio_{kind}"] = {"median": round(statistics.median(ratios), 3),
-                                        "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
+            results[f"ratio_{kind}"] = spread(ratios, 3)
     print(json.dumps(results, indent=1))
     save("dns_server", results)
     return 0

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import save, stamp  # noqa: E402
+from bench.results import RUNS, save, spread, stamp  # noqa: E402
 from tests.cluster import Cluster, poll  # noqa: E402
 
 
@@ -46,9 +46,11 @@ def main() -> int:
         poll(lambda: "Welcome" in cluster.exec("control-plane", "curl", "-s", "-H", "Host: web.example",
                                                "http://172.18.0.3:30080/").stdout, what="the ingress")
         web = cluster.pod("web", "color")["status"]["podIP"]
-        results["ingress"] = wrk(cluster, "http://172.18.0.3:30080/", "web.example")
-        results["direct"] = wrk(cluster, f"http://{web}/", None)
-        results["ratio"] = round(results["ingress"]["rps"] / results["direct"]["rps"], 2)
+        runs = [(wrk(cluster, "http://172.18.0.3:30080/", "web.example"), wrk(cluster, f"http://{web}/", None))
+                for _ in range(RUNS)]  # each run: through the ingress, then direct (its reference)
+        for i, label in enumerate(("ingress", "direct")):
+            results[label] = {k: spread([r[i][k] for r in runs], 2) for k in ("rps", "p99_ms")}
+        results["ratio"] = spread([r[0]["rps"] / r[1]["rps"] for r in runs], 3)
         print(json.dumps(results))
     finally:
         cluster.down()

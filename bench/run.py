@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import save, stamp  # noqa: E402
+from bench.results import RUNS, save, spread, stamp, text  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 SPEC = """apiVersion: k8semu.io/v1alpha1
@@ -63,14 +62,16 @@ def timed(*args: str) -> float:
     return time.monotonic() - start
 
 
-def up_down(nodes: int, pods: int, workdir: Path) -> dict:
+def up_down(nodes: int, pods: int, workdir: Path, runs: int) -> dict:
     mask = 24 if pods / nodes < 250 else 22
     spec = workdir / f"bench-{nodes}x{pods}.yaml"
     spec.write_text(SPEC.format(nodes=nodes, pods=pods, mask=mask))
-    up = timed("up", str(spec), "--detach", "--timeout", "600")
-    running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
-    down = timed("--cluster", "bench", "down")
-    return {"nodes": nodes, "pods": pods, "up_s": round(up, 2), "down_s": round(down, 2), "running": running}
+    ups, downs, running = [], [], 0
+    for _ in range(runs):
+        ups.append(timed("up", str(spec), "--detach", "--timeout", "600"))
+        running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
+        downs.append(timed("--cluster", "bench", "down"))
+    return {"nodes": nodes, "pods": pods, "up_s": spread(ups, 2), "down_s": spread(downs, 2), "running": running}
 
 
 def iperf(client: list[str], server_ip: str, seconds: int = 3) -> float:
@@ -108,38 +109,46 @@ def bare_veth() -> float:
         subprocess.run(["ip", "-batch", "-"], input="netns del kbench-a\nnetns del kbench-b\n", text=True)
 
 
-def throughput(workdir: Path) -> dict:
+def throughput(workdir: Path, runs: int) -> dict:
+    """Each run measures the reference and both paths one after the other, so each ratio is
+    taken within one run; the figures are the medians of the runs (issue #17)."""
     spec = workdir / "iperf.yaml"
     spec.write_text(IPERF_SPEC)
-    cluster = Cluster(str(spec)).up()
-    try:
-        server_ip = cluster.pod("server")["status"]["podIP"]
-        poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
-             what="iperf3 server in its pod")
-        same = iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip)
-        cross = iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip)
-    finally:
-        cluster.down()
-    veth = bare_veth()
-    return {"bare_veth_gbps": round(veth, 2), "same_node_gbps": round(same, 2),
-            "cross_node_gbps": round(cross, 2), "same_ratio": round(same / veth, 2),
-            "cross_ratio": round(cross / veth, 2)}
+    veths, sames, crosses = [], [], []
+    for _ in range(runs):
+        cluster = Cluster(str(spec)).up()
+        try:
+            server_ip = cluster.pod("server")["status"]["podIP"]
+            poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
+                 what="iperf3 server in its pod")
+            sames.append(iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip))
+            crosses.append(iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
+        finally:
+            cluster.down()
+        veths.append(bare_veth())
+    return {"bare_veth_gbps": spread(veths, 2), "same_node_gbps": spread(sames, 2),
+            "cross_node_gbps": spread(crosses, 2),
+            "same_ratio": spread([s / v for s, v in zip(sames, veths)], 3),
+            "cross_ratio": spread([c / v for c, v in zip(crosses, veths)], 3)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="only the small cluster")
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs per figure (median, min, max)")
     args = parser.parse_args()
-    results: dict = {**stamp(), "machine": f"{platform.node()} {platform.machine()}, {platform.release()}"}
+    results: dict = stamp()
     with tempfile.TemporaryDirectory() as tmp:
         sizes = [(3, 10)] if args.quick else [(3, 10), (10, 100), (10, 1000)]
-        results["up_down"] = [up_down(n, p, Path(tmp)) for n, p in sizes]
-        for row in results["up_down"]:
-            print(f"up/down {row['nodes']:>2} nodes x {row['pods']:>4} pods: up {row['up_s']:6.2f} s, "
-                  f"down {row['down_s']:6.2f} s ({row['running']} running)", flush=True)
-        results["throughput"] = t = throughput(Path(tmp))
-        print(f"iperf3: bare veth {t['bare_veth_gbps']} Gbit/s; same node {t['same_node_gbps']} Gbit/s "
-              f"({t['same_ratio']}x); cross node {t['cross_node_gbps']} Gbit/s ({t['cross_ratio']}x)")
+        results["up_down"] = []
+        for n, p in sizes:
+            row = up_down(n, p, Path(tmp), args.runs)
+            results["up_down"].append(row)
+            print(f"up/down {n:>2} nodes x {p:>4} pods: up {text(row['up_s'], ' s')}, "
+                  f"down {text(row['down_s'], ' s')} ({row['running']} running)", flush=True)
+        results["throughput"] = t = throughput(Path(tmp), args.runs)
+        print(f"iperf3: bare veth {text(t['bare_veth_gbps'], ' Gbit/s')}; same node {text(t['same_node_gbps'])} "
+              f"({text(t['same_ratio'])}x); cross node {text(t['cross_node_gbps'])} ({text(t['cross_ratio'])}x)")
     save("cluster-up", results)
     return 0
 

@@ -18,7 +18,6 @@ Everything stays inside namespaces the clusters make; every run is bounded in ti
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.results import save, stamp  # noqa: E402
+from bench.results import RUNS, save, spread, stamp, text  # noqa: E402
 from tests.cluster import Cluster, k8semu, poll  # noqa: E402
 
 SPEC = """apiVersion: k8semu.io/v1alpha1
@@ -146,27 +145,30 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="teaching size and 10 x 100 only")
     parser.add_argument("--sizes", default="10x1000,50x1000", help="NODESxPODS,... for up/down")
-    parser.add_argument("--repeat", type=int, default=5, help="runs of the teaching-size cluster")
+    parser.add_argument("--repeat", type=int, default=max(RUNS, 5), help="runs of the teaching-size cluster")
     parser.add_argument("--samples", type=int, default=20, help="pod deletions per convergence size")
     args = parser.parse_args()
-    results: dict = {**stamp(), "machine": f"{platform.node()} {platform.machine()}, {platform.release()}"}
+    results: dict = stamp()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         teaching = write_spec(work, "teaching", 3, 30, image="nginx", dns=True, ingress=True)
         runs = [up_down(teaching, 30) for _ in range(1 if args.quick else args.repeat)]
-        results["teaching"] = {"up_median_s": round(statistics.median(r["up_s"] for r in runs), 2),
-                               "up_s": [r["up_s"] for r in runs],
-                               "down_median_s": round(statistics.median(r["down_s"] for r in runs), 2),
+        results["teaching"] = {"up_s": spread([r["up_s"] for r in runs], 2),
+                               "down_s": spread([r["down_s"] for r in runs], 2),
                                "running": [r["running"] for r in runs]}
-        print(f"teaching 3 x 30 nginx + DNS + ingress: up {results['teaching']['up_s']} s, "
-              f"down median {results['teaching']['down_median_s']} s", flush=True)
+        print(f"teaching 3 x 30 nginx + DNS + ingress: up {text(results['teaching']['up_s'], ' s')}, "
+              f"down {text(results['teaching']['down_s'], ' s')}", flush=True)
         sizes = ["10x100"] if args.quick else args.sizes.split(",")
         results["up_down"] = []
         for size in sizes:
             nodes, pods = (int(x) for x in size.split("x"))
-            row = {"nodes": nodes, "pods": pods, **up_down(write_spec(work, f"s{nodes}x{pods}", nodes, pods), pods)}
+            spec = write_spec(work, f"s{nodes}x{pods}", nodes, pods)
+            done = [up_down(spec, pods) for _ in range(1 if args.quick else RUNS)]
+            row = {"nodes": nodes, "pods": pods, "up_s": spread([d["up_s"] for d in done], 2),
+                   "down_s": spread([d["down_s"] for d in done], 2), "running": [d["running"] for d in done],
+                   "synced": all(d["synced"] for d in done)}
             results["up_down"].append(row)
-            print(f"{nodes} nodes x {pods} pods: up {row['up_s']} s, down {row['down_s']} s, "
+            print(f"{nodes} nodes x {pods} pods: up {text(row['up_s'], ' s')}, down {text(row['down_s'], ' s')}, "
                   f"{row['running']} running, synced {row['synced']}", flush=True)
         results["convergence"] = []
         for nodes in ([3] if args.quick else [3, 10, 50]):
