@@ -131,3 +131,17 @@ def test_the_memo_builds_what_a_fresh_build_builds_and_keeps_only_what_views_use
         assert build_node(second, node.name, memo).flows == build_node(second, node.name).flows
     memo.rotate()
     assert not any(k[0] == "pod" and k[2] == gone for k in list(memo.current) + list(memo.previous))
+
+
+def test_a_local_policy_falls_back_to_the_nodes_serving_terminating_endpoints() -> None:
+    """kube-proxy (KEP-1669): with internalTrafficPolicy Local and no ready endpoint on this
+    node, the node's serving-terminating endpoints take new connections; a ready local one wins."""
+    ready_elsewhere = (EndpointView("10.244.2.5", 80, "worker-2"),)
+    ending_here = (EndpointView("10.244.1.7", 80, NODE.name),)
+    svc = ServicePortView(7, "default", "web", "", "TCP", "10.96.0.10", 80, endpoints=ready_elsewhere,
+                          groups=(11, 12), internal_local=True, terminating=ending_here)
+    local = {g.group_id: g for g in groups_for_service(NODE, svc)}[12]
+    assert len(local.buckets) == 1 and "0xaf40107" in local.to_ofctl()  # 10.244.1.7, not 10.244.2.5
+    ready_here = replace(svc, endpoints=ready_elsewhere + (EndpointView("10.244.1.9", 80, NODE.name),))
+    local = {g.group_id: g for g in groups_for_service(NODE, ready_here)}[12]
+    assert len(local.buckets) == 1 and "0xaf40109" in local.to_ofctl()
