@@ -60,24 +60,22 @@ def test_a_terminating_pod_serves_as_the_fallback_while_its_pre_stop_hook_runs(s
     assert '"pod": "ending"' in out
 
 
-def test_the_grace_period_ends_a_pod_whose_hook_and_process_outlast_it(services_cluster: Cluster) -> None:
-    cluster = services_cluster
-    cluster.apply(app("slow", 3, "{sleep: {seconds: 600}}"))
+def deleted_after(cluster: Cluster, name: str, pre_stop: str, grace: int) -> float:
+    """Seconds ``k8semu delete pod`` (which waits, as kubectl does) takes for a fresh pod."""
+    cluster.apply(app(name, grace, pre_stop))
     cluster.wait_running("default")
     start = time.monotonic()
-    done = k8semu("--cluster", cluster.name, "delete", "pod", "slow", "--timeout", "60")
-    took = time.monotonic() - start
-    assert done.returncode == 0 and 'pod "slow" deleted' in done.stdout
+    done = k8semu("--cluster", cluster.name, "delete", "pod", name, "--timeout", "60")
+    assert done.returncode == 0 and f'pod "{name}" deleted' in done.stdout
+    return time.monotonic() - start
+
+
+def test_the_grace_period_ends_a_pod_whose_hook_and_process_outlast_it(services_cluster: Cluster) -> None:
+    took = deleted_after(services_cluster, "slow", "{sleep: {seconds: 600}}", 3)
     # the 3 s grace period (the hook is cut at its end), then the kubelet's 2 s for SIGTERM
     assert 3 <= took < 20, took
 
 
 def test_a_pod_that_exits_on_sigterm_goes_as_soon_as_its_hook_is_done(services_cluster: Cluster) -> None:
-    cluster = services_cluster
-    cluster.apply(app("quick", 30, "{exec: {command: [sleep, '2']}}"))
-    cluster.wait_running("default")
-    start = time.monotonic()
-    done = k8semu("--cluster", cluster.name, "delete", "pod", "quick", "--timeout", "60")
-    took = time.monotonic() - start
-    assert done.returncode == 0
+    took = deleted_after(services_cluster, "quick", "{exec: {command: [sleep, '2']}}", 30)
     assert 2 <= took < 15, took  # the 2 s hook, then SIGTERM ends the echo server at once
