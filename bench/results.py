@@ -45,11 +45,16 @@ def machine() -> dict:
 
 
 def commit() -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files differ from it (the history
+    files the benchmarks append to aside): a figure must not be credited to code it did not run."""
     try:
-        return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                               text=True).stdout.strip()
+        changed = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--",
+                                  ".", ":!bench/history"], capture_output=True, text=True).stdout.strip()
     except OSError:
         return ""
+    return f"{head}-dirty" if head and changed else head
 
 
 def spread(values: list[float], digits: int = 3) -> dict:

@@ -157,7 +157,7 @@ def vxlan_device(scope: Scope, node_index: int) -> str:
     return check_ifname(f"{scope.prefix}x{node_index}")
 
 
-def pod_veth(scope: Scope, namespace: str, pod: str) -> str:
+def pod_port(scope: Scope, namespace: str, pod: str) -> str:
     digest = hashlib.sha1(f"{scope.cluster}/{namespace}/{pod}".encode()).hexdigest()[:10]
     return check_ifname(f"{scope.prefix}{digest}")
 

@@ -109,8 +109,8 @@ class Manager:
         fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build(self._controller_listening)
         built = time.monotonic()
         self.agent.sync(self.last_view)
-        self.kubelet = Kubelet(self.state, SandboxRuntime(self.config, self.records, datapath, self.run, self.shim,
-                                                           cgroups), self._dataplane_ready)
+        runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, cgroups)
+        self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready)
         for ext in self.config.external_hosts:
             if ext.dns_server:
                 self.supervisor.add(f"dns {ext.name}", self._external_dns(ext))

@@ -286,6 +286,14 @@ def port_args(bridge: str, port: str, ofport: int) -> list[str]:
             "--", "set", "interface", port, f"ofport_request={ofport}"]
 
 
+def internal_port_args(bridge: str, port: str, ofport: int, tag: str) -> list[str]:
+    """A new internal port (a tap on the netdev datapath) tagged with the run's tag; no
+    ``--may-exist``: a port of that name anywhere fails the transaction rather than be adopted."""
+    return ["--", "add-port", bridge, port,
+            "--", "set", "interface", port, "type=internal", f"ofport_request={ofport}",
+            f"external_ids:k8semu=\"{tag}\""]
+
+
 def del_bridge_args(name: str) -> list[str]:
     return ["--", "--if-exists", "del-br", name]
 

@@ -29,7 +29,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.pod import DEFAULT_CAPABILITIES, Container, SecurityContext
 from emulator.runtime import kernel, linux, ovs, podfs
 from emulator.runtime.cgroups import Cgroups
-from emulator.runtime.proc import alive, ip_batch, run
+from emulator.runtime.proc import alive
 from emulator.runtime.records import Records
 from emulator.runtime.shimclient import Shim
 
@@ -60,7 +60,7 @@ class Sandbox:
     pause_pid: int
     pause_start: int | None
     netns: str
-    veth: str
+    port: str  # its OVS port, eth0 inside the pod
     containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
 
 
@@ -85,7 +85,6 @@ class SandboxRuntime:
     """Creates and destroys sandboxes and starts processes in them (the kubelet's runtime)."""
     config: ClusterConfig
     records: Records
-    datapath: ovs.Datapath
     base: Path  # the cluster's run directory
     shim: Shim
     cgroups: Cgroups
@@ -96,10 +95,18 @@ class SandboxRuntime:
 
     # -- sandboxes -----------------------------------------------------------------------
     def create(self, specs: list[SandboxSpec]) -> list[Sandbox | Exception]:
-        """Make many sandboxes; each result is the sandbox or why it could not be made."""
-        results: list[Sandbox | Exception] = []
-        items = []
+        """Make many sandboxes; each result is the sandbox or why it could not be made.
+
+        Each pod's port is made on its node's bridge first (an OVS internal port, under a name
+        checked free), then the shim makes the namespaces and moves the port in as ``eth0``."""
+        results: dict[str, Sandbox | Exception] = {}
         for s in specs:
+            if kernel.link_exists(self.port(s)):
+                results[s.uid] = kernel.clash("interface", self.port(s), self.records)
+        results.update(self._add_ports([s for s in specs if s.uid not in results]))
+        todo = [s for s in specs if s.uid not in results]
+        items = []
+        for s in todo:
             directory = self.base / "pods" / naming.pod_dir(s.namespace, s.name)
             directory.mkdir(parents=True, exist_ok=True)
             os.chmod(directory, 0o700)
@@ -111,52 +118,53 @@ class SandboxRuntime:
                                   "/etc/hostname": str(directory / "hostname")},
                           "shared": s.shared, "keep": [CODE_ROOT, sys.prefix],
                           "cgroups": self.cgroups.pod(s.uid),
-                          "link": {"host_veth": naming.pod_veth(self.scope, s.namespace, s.name), "tag": self.records.tag,
+                          "link": {"port": self.port(s), "tag": self.records.tag,
                                    "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
                                    "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}})
-        replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items))
-        boxes: list[Sandbox] = []
-        for s, item, reply in zip(specs, items, replies):
+        replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items)) if items else []
+        unused: list[SandboxSpec] = []
+        for s, item, reply in zip(todo, items, replies):
             if "error" in reply:
-                results.append(RuntimeFailure(reply["error"]))
+                results[s.uid] = RuntimeFailure(reply["error"])
+                unused.append(s)
                 continue
             self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
             self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
-            self.records.add("links", item["link"]["host_veth"], save=False)
-            box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
-                          naming.pod_veth(self.scope, s.namespace, s.name))
-            boxes.append(box)
-            results.append(box)
+            results[s.uid] = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"], self.port(s))
         self.records.save()
-        failed = self._network(boxes)
-        for i, r in enumerate(results):
-            if isinstance(r, Sandbox) and r.spec.uid in failed:
-                self.destroy([r])
-                results[i] = failed[r.spec.uid]
-        return results
+        self._del_ports(unused)
+        return [results[s.uid] for s in specs]
 
-    def _network(self, boxes: list[Sandbox]) -> dict[str, Exception]:
-        """Each sandbox's veth (made with it, by the shim) as a port of its node's bridge, in one
-        OVS transaction; returns the pods that failed, by uid (retried alone when the batch fails)."""
+    def port(self, spec: SandboxSpec) -> str:
+        return naming.pod_port(self.scope, spec.namespace, spec.name)
+
+    def _port_args(self, s: SandboxSpec) -> list[str]:
+        return ovs.internal_port_args(naming.node_bridge(self.scope, s.node_index), self.port(s),
+                                      naming.pod_ofport(s.ip, s.pod_cidr), self.records.tag)
+
+    def _add_ports(self, specs: list[SandboxSpec]) -> dict[str, Exception]:
+        """The pods' ports on their nodes' bridges in one OVS transaction; returns the pods that
+        failed, by uid (each pod is retried alone when the batch fails)."""
         failed: dict[str, Exception] = {}
-
-        def port(b: Sandbox) -> list[str]:
-            return ovs.port_args(naming.node_bridge(self.scope, b.spec.node_index), b.veth,
-                                 naming.pod_ofport(b.spec.ip, b.spec.pod_cidr))
         try:
-            ovs.batch([a for b in boxes for a in port(b)])
+            ovs.batch([a for s in specs for a in self._port_args(s)])
         except RuntimeFailure:
-            for b in boxes:  # find the pods that fail on their own; the others go on
+            for s in specs:  # find the pods that fail on their own; the others go on
                 try:
-                    ovs.batch(port(b))
+                    ovs.batch(self._port_args(s))
                 except RuntimeFailure as exc:
-                    failed[b.spec.uid] = exc
-        if self.datapath.tx_offload_off:  # only without userspace TSO (not the default)
-            for b in boxes:
-                if b.spec.uid not in failed:
-                    run(["ethtool", "-K", b.veth, "tx", "off"], check=False)
-                    run(["ip", "netns", "exec", b.netns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
+                    failed[s.uid] = exc
         return failed
+
+    def _del_ports(self, specs: list[SandboxSpec]) -> None:
+        """Remove the pods' ports (OVS closes the tap, which removes the device wherever it is)."""
+        args: list[str] = []
+        for s in specs:
+            args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, s.node_index), self.port(s)]
+        try:
+            ovs.batch(args)
+        except RuntimeFailure:
+            pass
 
     def alive(self, box: Sandbox) -> bool:
         return alive(box.pause_pid, box.pause_start)
@@ -195,10 +203,9 @@ class SandboxRuntime:
 
     def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False) -> None:
         """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
-        pod's PID 1, which ends its whole PID namespace), then remove ports, veths, namespaces,
-        cgroups and folders. When the whole cluster goes, ports and veths are left to go with
-        their bridges and namespaces (one OVS transaction and the kernel's batched namespace
-        cleanup instead of a thousand of each)."""
+        pod's PID 1, which ends its whole PID namespace), then remove ports, namespaces,
+        cgroups and folders. When the whole cluster goes, ports are left to go with their bridges
+        (one OVS transaction instead of a thousand)."""
         procs = self.terminate(boxes)
         deadline = time.monotonic() + grace
         while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
@@ -207,16 +214,7 @@ class SandboxRuntime:
             if alive(b.pause_pid, b.pause_start):
                 os.kill(b.pause_pid, signal.SIGKILL)
         if not whole_cluster:
-            args: list[str] = []
-            for b in boxes:
-                args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, b.spec.node_index), b.veth]
-            try:
-                ovs.batch(args)
-            except RuntimeFailure:
-                pass
-            veths = [b.veth for b in boxes if kernel.link_alias(b.veth) == self.records.tag]
-            ip_batch([f"link del {v}" for v in veths], check=False)
-            self.records.discard("links", *veths, save=False)
+            self._del_ports([b.spec for b in boxes])
         kernel.delete_netns(self.records, [b.netns for b in boxes])
         for b in boxes:
             self.cgroups.remove(b.spec.uid)

@@ -6,7 +6,9 @@ import ipaddress
 import json
 import subprocess
 import time
+from pathlib import Path
 
+from emulator.model import naming
 from tests.cluster import Cluster, k8semu, poll
 
 NS = "demo"
@@ -30,6 +32,29 @@ def test_nodes_ready_and_pods_addressed_from_their_node_cidr(three_node: Cluster
     assert "mtu 1450" in link
     route = three_node.exec("client-b", "ip", "route", "show", "default", namespace=NS).stdout
     assert route.startswith("default via 10.244.1.1 dev eth0")
+
+
+def test_a_pods_eth0_is_its_switch_port_moved_in_and_nothing_of_it_stays_in_the_root_namespace(
+        three_node: Cluster) -> None:
+    """The pod's interface is its node's OVS internal port (a tap), tagged with the run's tag,
+    with the pod's MAC and no IPv6; the root namespace has no device of the port's name, and
+    deleting the pod removes the port from the switch."""
+    scope = naming.Scope(three_node.name, three_node.client.status()["slot"])
+    three_node.apply(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: tapped, namespace: {NS}}}\n"
+                     "spec: {nodeName: node-b, containers: [{name: c, image: busybox}]}\n")
+    poll(lambda: three_node.pod("tapped", NS)["status"].get("phase") == "Running", timeout=15, what="tapped running")
+    port = naming.pod_port(scope, NS, "tapped")
+    bridge = naming.node_bridge(scope, 1)
+    link = three_node.exec("tapped", "ip", "-d", "link", "show", "eth0", namespace=NS).stdout
+    assert "tun type tap" in link and naming.mac_from_ip(pod_ip(three_node, "tapped")) in link
+    assert "k8semu:" in link  # the alias: the run's tag
+    assert three_node.exec("tapped", "ip", "-6", "addr", namespace=NS).stdout.strip() == ""
+    assert not Path("/sys/class/net", port).exists()
+    assert port in subprocess.run(["ovs-vsctl", "list-ports", bridge], capture_output=True, text=True).stdout
+    k8semu("--cluster", three_node.name, "delete", "pod", "tapped", "-n", NS)
+    poll(lambda: port not in subprocess.run(["ovs-vsctl", "list-ports", bridge], capture_output=True,
+                                            text=True).stdout, timeout=15, what="the port removed from the switch")
+    assert not Path("/sys/class/net", port).exists()
 
 
 def test_same_node_pod_to_pod_ping_and_tcp(three_node: Cluster) -> None:

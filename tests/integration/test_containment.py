@@ -113,7 +113,7 @@ def test_a_pod_that_cannot_start_fails_alone(contained: Cluster) -> None:
 
 def test_a_pod_whose_interface_name_is_taken_fails_alone_and_the_owner_keeps_it(contained: Cluster) -> None:
     slot = contained.client.status()["slot"]
-    name = naming.pod_veth(naming.Scope(contained.name, slot), "default", "squatted")
+    name = naming.pod_port(naming.Scope(contained.name, slot), "default", "squatted")
     subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)  # someone else's
     try:
         contained.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: squatted}\nspec:\n"

@@ -53,7 +53,7 @@ def test_interface_names_fit_linux_limit() -> None:
         for fn in (naming.underlay_veth, naming.node_bridge, naming.gateway_veth, naming.vxlan_device,
                    naming.external_veth):
             assert len(fn(scope, i)) <= 15
-    assert len(naming.pod_veth(scope, "a-very-long-namespace-name", "x" * 63)) <= 15
+    assert len(naming.pod_port(scope, "a-very-long-namespace-name", "x" * 63)) <= 15
     with pytest.raises(ValueError):
         naming.check_ifname("sixteen-chars-xx")
 
@@ -79,7 +79,7 @@ def test_long_names_stay_within_linux_limits() -> None:
     assert len(name) <= naming.NETNS_MAX and "~" in name
     assert name != naming.pod_netns(scope, "n" * 63, "p" * 252 + "q")  # the hash keeps them apart
     assert len(naming.pod_dir("n" * 63, "p" * 253)) <= naming.NETNS_MAX
-    assert len(naming.pod_veth(scope, "n" * 63, "p" * 253)) == 15
+    assert len(naming.pod_port(scope, "n" * 63, "p" * 253)) == 15
     assert naming.node_bridge(scope, naming.MAX_NODES - 1) == "k8sz-br249"
 
 
