@@ -5,8 +5,9 @@
 
 1. ``up`` and ``down`` wall time (the CLI command, as a user runs it) for clusters of
    3 nodes x 10 pods and 10 nodes x 100 pods (pods in total), plus 10 nodes x 100 pods *each*.
-2. pod-to-pod TCP throughput with iperf3 (3 s, one stream), same node and across nodes, as a
-   ratio to two bare namespaces joined by one veth measured in the same run.
+2. pod-to-pod TCP throughput with iperf3 (3 s, one stream), same node and across nodes, with
+   each ``podInterface`` (veth, internal-port), as a ratio to two bare namespaces joined by one
+   veth measured in the same run.
 All traffic stays inside namespaces made here; every load is bounded in time.
 """
 from __future__ import annotations
@@ -30,7 +31,7 @@ kind: Cluster
 metadata: {{name: bench}}
 spec:
   nodes: [{{name: n, count: {nodes}}}]
-  network: {{nodeCIDRMaskSize: {mask}}}
+  network: {{nodeCIDRMaskSize: {mask}, podInterface: {iface}}}
   manifests:
     - apiVersion: apps/v1
       kind: Deployment
@@ -45,15 +46,18 @@ spec:
 
 IPERF_SPEC = """apiVersion: k8semu.io/v1alpha1
 kind: Cluster
-metadata: {name: iperf}
+metadata: {{name: iperf}}
 spec:
-  nodes: [{name: a}, {name: b}]
+  nodes: [{{name: a}}, {{name: b}}]
+  network: {{podInterface: {iface}}}
   manifests:
-    - {apiVersion: v1, kind: Pod, metadata: {name: server},
-       spec: {nodeName: a, containers: [{name: s, image: networkstatic/iperf3}]}}
-    - {apiVersion: v1, kind: Pod, metadata: {name: near}, spec: {nodeName: a, containers: [{name: c, image: busybox}]}}
-    - {apiVersion: v1, kind: Pod, metadata: {name: far}, spec: {nodeName: b, containers: [{name: c, image: busybox}]}}
+    - {{apiVersion: v1, kind: Pod, metadata: {{name: server}},
+       spec: {{nodeName: a, containers: [{{name: s, image: networkstatic/iperf3}}]}}}}
+    - {{apiVersion: v1, kind: Pod, metadata: {{name: near}},
+       spec: {{nodeName: a, containers: [{{name: c, image: busybox}}]}}}}
+    - {{apiVersion: v1, kind: Pod, metadata: {{name: far}}, spec: {{nodeName: b, containers: [{{name: c, image: busybox}}]}}}}
 """
+INTERFACES = ("veth", "internal-port")
 
 
 def timed(*args: str) -> float:
@@ -62,16 +66,17 @@ def timed(*args: str) -> float:
     return time.monotonic() - start
 
 
-def up_down(nodes: int, pods: int, workdir: Path, runs: int) -> dict:
+def up_down(nodes: int, pods: int, workdir: Path, runs: int, iface: str = "veth") -> dict:
     mask = 24 if pods / nodes < 250 else 22
-    spec = workdir / f"bench-{nodes}x{pods}.yaml"
-    spec.write_text(SPEC.format(nodes=nodes, pods=pods, mask=mask))
+    spec = workdir / f"bench-{nodes}x{pods}-{iface}.yaml"
+    spec.write_text(SPEC.format(nodes=nodes, pods=pods, mask=mask, iface=iface))
     ups, downs, running = [], [], 0
     for _ in range(runs):
         ups.append(timed("up", str(spec), "--detach", "--timeout", "600"))
         running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
         downs.append(timed("--cluster", "bench", "down"))
-    return {"nodes": nodes, "pods": pods, "up_s": spread(ups, 2), "down_s": spread(downs, 2), "running": running}
+    return {"nodes": nodes, "pods": pods, "pod_interface": iface, "up_s": spread(ups, 2), "down_s": spread(downs, 2),
+            "running": running}
 
 
 def iperf(client: list[str], server_ip: str, seconds: int = 3) -> float:
@@ -110,26 +115,30 @@ def bare_veth() -> float:
 
 
 def throughput(workdir: Path, runs: int) -> dict:
-    """Each run measures the reference and both paths one after the other, so each ratio is
-    taken within one run; the figures are the medians of the runs (issue #17)."""
-    spec = workdir / "iperf.yaml"
-    spec.write_text(IPERF_SPEC)
-    veths, sames, crosses = [], [], []
+    """Each run measures the reference and both paths with each pod interface one after the
+    other, so each ratio is taken within one run; the figures are the medians of the runs (#17)."""
+    veths: list[float] = []
+    got: dict[str, tuple[list[float], list[float]]] = {i: ([], []) for i in INTERFACES}
     for _ in range(runs):
-        cluster = Cluster(str(spec)).up()
-        try:
-            server_ip = cluster.pod("server")["status"]["podIP"]
-            poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
-                 what="iperf3 server in its pod")
-            sames.append(iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip))
-            crosses.append(iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
-        finally:
-            cluster.down()
+        for iface in INTERFACES:
+            spec = workdir / f"iperf-{iface}.yaml"
+            spec.write_text(IPERF_SPEC.format(iface=iface))
+            cluster = Cluster(str(spec)).up()
+            try:
+                server_ip = cluster.pod("server")["status"]["podIP"]
+                poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
+                     what="iperf3 server in its pod")
+                got[iface][0].append(iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip))
+                got[iface][1].append(iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
+            finally:
+                cluster.down()
         veths.append(bare_veth())
-    return {"bare_veth_gbps": spread(veths, 2), "same_node_gbps": spread(sames, 2),
-            "cross_node_gbps": spread(crosses, 2),
-            "same_ratio": spread([s / v for s, v in zip(sames, veths)], 3),
-            "cross_ratio": spread([c / v for c, v in zip(crosses, veths)], 3)}
+    result: dict = {"bare_veth_gbps": spread(veths, 2)}
+    for iface, (sames, crosses) in got.items():
+        result[iface] = {"same_node_gbps": spread(sames, 2), "cross_node_gbps": spread(crosses, 2),
+                         "same_ratio": spread([s / v for s, v in zip(sames, veths)], 3),
+                         "cross_ratio": spread([c / v for c, v in zip(crosses, veths)], 3)}
+    return result
 
 
 def main() -> int:
@@ -139,16 +148,21 @@ def main() -> int:
     args = parser.parse_args()
     results: dict = stamp()
     with tempfile.TemporaryDirectory() as tmp:
-        sizes = [(3, 10)] if args.quick else [(3, 10), (10, 100), (10, 1000)]
+        sizes = [(3, 10, "veth"), (3, 10, "internal-port")]
+        if not args.quick:
+            sizes += [(10, 100, "veth"), (10, 1000, "veth"), (10, 1000, "internal-port")]
         results["up_down"] = []
-        for n, p in sizes:
-            row = up_down(n, p, Path(tmp), args.runs)
+        for n, p, iface in sizes:
+            row = up_down(n, p, Path(tmp), args.runs, iface)
             results["up_down"].append(row)
-            print(f"up/down {n:>2} nodes x {p:>4} pods: up {text(row['up_s'], ' s')}, "
+            print(f"up/down {n:>2} nodes x {p:>4} pods ({iface}): up {text(row['up_s'], ' s')}, "
                   f"down {text(row['down_s'], ' s')} ({row['running']} running)", flush=True)
         results["throughput"] = t = throughput(Path(tmp), args.runs)
-        print(f"iperf3: bare veth {text(t['bare_veth_gbps'], ' Gbit/s')}; same node {text(t['same_node_gbps'])} "
-              f"({text(t['same_ratio'])}x); cross node {text(t['cross_node_gbps'])} ({text(t['cross_ratio'])}x)")
+        print(f"iperf3: bare veth {text(t['bare_veth_gbps'], ' Gbit/s')}")
+        for iface in INTERFACES:
+            r = t[iface]
+            print(f"  {iface}: same node {text(r['same_node_gbps'])} ({text(r['same_ratio'])}x); "
+                  f"cross node {text(r['cross_node_gbps'])} ({text(r['cross_ratio'])}x)", flush=True)
     save("cluster-up", results)
     return 0
 

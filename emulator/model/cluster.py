@@ -8,6 +8,11 @@ from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Unde
 from emulator.model.node import Node
 
 API_VERSION = "k8semu.io/v1alpha1"
+# a pod's eth0: one end of a veth pair whose other end is its node's switch port (as Antrea,
+# Flannel and Calico make it), or the switch's internal port itself moved into the pod (as
+# Kube-OVN's internal-port type): twice the throughput on the userspace datapath, and a
+# namespace move (~18 ms, serialized in the kernel) per pod at start (docs/benchmarks.md, #17)
+POD_INTERFACES = ("veth", "internal-port")
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class ClusterConfig:
     warnings: tuple[str, ...] = ()
     file: str = ""
     allow_privileged: bool = False  # spec.security.allowPrivileged: pods may be privileged or add any capability
+    pod_interface: str = "veth"  # spec.network.podInterface: veth | internal-port (POD_INTERFACES)
 
     @property
     def upstream_dns(self) -> str:

@@ -185,6 +185,9 @@ class Kubelet:
             return False
         specs, recs = [], []
         for rec in todo:
+            # admitted now: kubelet sets startTime (and starts the pod's probe workers, whose
+            # ticks count from here) before it creates the sandbox
+            rec.status.start_time = rec.status.start_time or time.time()
             try:
                 specs.append(self._spec(rec))
                 recs.append(rec)
@@ -203,7 +206,6 @@ class Kubelet:
             self.retry.pop(rec.obj.key, None)
             self.boxes[rec.obj.key] = result
             rec.status.reason = rec.status.message = ""
-            rec.status.start_time = rec.status.start_time or time.time()
             for c in rec.obj.spec.containers:
                 rec.status.containers.setdefault(c.name, ContainerStatus(c.name))
         return True

@@ -109,7 +109,7 @@ class Manager:
         fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build(self._controller_listening)
         built = time.monotonic()
         self.agent.sync(self.last_view)
-        runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, cgroups)
+        runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, cgroups, datapath.tx_offload_off)
         self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready)
         for ext in self.config.external_hosts:
             if ext.dns_server:

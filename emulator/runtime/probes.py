@@ -6,9 +6,18 @@ process (its namespaces, cgroups and capabilities), their exit status delivered 
 Each probe is a short-lived process started without blocking and collected on a later tick, so
 one slow probe never holds up the kubelet. Success/failure thresholds, initial delay, period and
 timeout follow the pod spec.
+
+When a probe runs follows kubelet's prober workers: a pod's workers start when the kubelet
+admits it (its ``startTime``) and each then ticks every ``periodSeconds`` from there, across
+container restarts; a container's first readiness probe runs as soon as it is running (kubelet
+triggers it when the container has no result yet), and every later probe, and every liveness
+probe, on the next tick of its worker that is past ``initialDelaySeconds``. A container that
+needs a moment to listen is therefore ready within one period of its start, not a full period
+after its first (failed) probe.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -56,6 +65,7 @@ class ProbeState:
     started: float
     argv: list[str]
     container: str
+    anchor: float = 0.0  # when the pod's workers started (monotonic): ticks are anchor + k * period
     next_run: float = 0.0
     handle: Handle | None = None
     deadline: float = 0.0
@@ -74,6 +84,14 @@ def network_probe_argv(probe: Probe, container: Container, pod_ip: str, node_net
                       f"{scheme}://{pod_ip}:{port}{probe.path}"]
 
 
+def next_tick(st: ProbeState, at: float, after: bool = False) -> float:
+    """The first tick of ``st``'s worker at ``at`` or later (strictly later with ``after``)."""
+    period = max(st.probe.period, 1)
+    ticks = math.ceil((at - st.anchor) / period)
+    tick = st.anchor + ticks * period
+    return tick + period if after and tick <= at else tick
+
+
 @dataclass
 class Probes:
     exec_start: ExecStart | None = None
@@ -86,12 +104,16 @@ class Probes:
         container = next(c for c in pod.spec.containers if c.name == name)
         self.forget(pod.key, name)
         now = time.monotonic()
+        admitted = rec.status.start_time or time.time()
+        anchor = min(now, now - (time.time() - admitted))  # the wall-clock startTime, on this clock
         for kind, probe in (("readiness", container.readiness), ("liveness", container.liveness)):
             if probe is not None:
                 argv = list(probe.command) if probe.action == "exec" else \
                     network_probe_argv(probe, container, rec.status.ip, node_netns)
-                self.states[(pod.key, name, kind)] = ProbeState(probe, kind, now, argv, name,
-                                                                next_run=now + probe.initial_delay)
+                st = ProbeState(probe, kind, now, argv, name, anchor=anchor)
+                due = now + probe.initial_delay
+                st.next_run = due if kind == "readiness" and probe.initial_delay == 0 else next_tick(st, due)
+                self.states[(pod.key, name, kind)] = st
         return container.readiness is None
 
     def forget_kind(self, pod_key: str, container: str, kind: str) -> None:
@@ -159,5 +181,5 @@ class Probes:
             if st.handle is None and now >= st.next_run:
                 st.handle = self._launch(pod, st)
                 st.deadline = now + st.probe.timeout + 1
-                st.next_run = now + st.probe.period
+                st.next_run = next_tick(st, now, after=True)
         return changes

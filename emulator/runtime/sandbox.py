@@ -29,7 +29,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.pod import DEFAULT_CAPABILITIES, Container, SecurityContext
 from emulator.runtime import kernel, linux, ovs, podfs
 from emulator.runtime.cgroups import Cgroups
-from emulator.runtime.proc import alive
+from emulator.runtime.proc import alive, ip_batch, run
 from emulator.runtime.records import Records
 from emulator.runtime.shimclient import Shim
 
@@ -60,7 +60,7 @@ class Sandbox:
     pause_pid: int
     pause_start: int | None
     netns: str
-    port: str  # its OVS port, eth0 inside the pod
+    port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself
     containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
 
 
@@ -88,6 +88,7 @@ class SandboxRuntime:
     base: Path  # the cluster's run directory
     shim: Shim
     cgroups: Cgroups
+    tx_offload_off: bool = False  # the datapath's: veths need checksum offload off (no userspace TSO)
 
     @property
     def scope(self) -> naming.Scope:
@@ -97,13 +98,17 @@ class SandboxRuntime:
     def create(self, specs: list[SandboxSpec]) -> list[Sandbox | Exception]:
         """Make many sandboxes; each result is the sandbox or why it could not be made.
 
-        Each pod's port is made on its node's bridge first (an OVS internal port, under a name
-        checked free), then the shim makes the namespaces and moves the port in as ``eth0``."""
+        ``veth``: the shim makes the namespaces and the veth pair, then the peers become ports of
+        their nodes' bridges. ``internal-port``: each pod's port is made on its node's bridge
+        first (under a name checked free), then the shim makes the namespaces and moves the port
+        in as ``eth0`` (netconf)."""
+        internal = self.config.pod_interface == "internal-port"
         results: dict[str, Sandbox | Exception] = {}
-        for s in specs:
-            if kernel.link_exists(self.port(s)):
-                results[s.uid] = kernel.clash("interface", self.port(s), self.records)
-        results.update(self._add_ports([s for s in specs if s.uid not in results]))
+        if internal:
+            for s in specs:
+                if kernel.link_exists(self.port(s)):
+                    results[s.uid] = kernel.clash("interface", self.port(s), self.records)
+            results.update(self._add_ports([s for s in specs if s.uid not in results]))
         todo = [s for s in specs if s.uid not in results]
         items = []
         for s in todo:
@@ -118,11 +123,12 @@ class SandboxRuntime:
                                   "/etc/hostname": str(directory / "hostname")},
                           "shared": s.shared, "keep": [CODE_ROOT, sys.prefix],
                           "cgroups": self.cgroups.pod(s.uid),
-                          "link": {"port": self.port(s), "tag": self.records.tag,
+                          "link": {"kind": self.config.pod_interface, "port": self.port(s), "tag": self.records.tag,
                                    "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
                                    "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}})
         replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items)) if items else []
         unused: list[SandboxSpec] = []
+        made: list[Sandbox] = []
         for s, item, reply in zip(todo, items, replies):
             if "error" in reply:
                 results[s.uid] = RuntimeFailure(reply["error"])
@@ -130,17 +136,40 @@ class SandboxRuntime:
                 continue
             self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
             self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
-            results[s.uid] = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"], self.port(s))
+            if not internal:
+                self.records.add("links", self.port(s), save=False)
+            results[s.uid] = box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
+                                           self.port(s))
+            made.append(box)
         self.records.save()
-        self._del_ports(unused)
+        if internal:
+            self._del_ports(unused)
+        else:
+            failed = self._add_ports([b.spec for b in made])
+            self._no_tx_offload([b for b in made if b.spec.uid not in failed])
+            for box in made:
+                if box.spec.uid in failed:
+                    self.destroy([box])
+                    results[box.spec.uid] = failed[box.spec.uid]
         return [results[s.uid] for s in specs]
+
+    def _no_tx_offload(self, boxes: list[Sandbox]) -> None:
+        """Without userspace TSO (not the default) a veth's checksum offload must be off at both
+        ends, or the switch forwards packets whose checksums nobody computed."""
+        if not self.tx_offload_off:
+            return
+        for b in boxes:
+            run(["ethtool", "-K", b.port, "tx", "off"], check=False)
+            run(["ip", "netns", "exec", b.netns, "ethtool", "-K", "eth0", "tx", "off"], check=False)
 
     def port(self, spec: SandboxSpec) -> str:
         return naming.pod_port(self.scope, spec.namespace, spec.name)
 
     def _port_args(self, s: SandboxSpec) -> list[str]:
-        return ovs.internal_port_args(naming.node_bridge(self.scope, s.node_index), self.port(s),
-                                      naming.pod_ofport(s.ip, s.pod_cidr), self.records.tag)
+        bridge, ofport = naming.node_bridge(self.scope, s.node_index), naming.pod_ofport(s.ip, s.pod_cidr)
+        if self.config.pod_interface == "internal-port":
+            return ovs.internal_port_args(bridge, self.port(s), ofport, self.records.tag)
+        return ovs.port_args(bridge, self.port(s), ofport)
 
     def _add_ports(self, specs: list[SandboxSpec]) -> dict[str, Exception]:
         """The pods' ports on their nodes' bridges in one OVS transaction; returns the pods that
@@ -157,7 +186,8 @@ class SandboxRuntime:
         return failed
 
     def _del_ports(self, specs: list[SandboxSpec]) -> None:
-        """Remove the pods' ports (OVS closes the tap, which removes the device wherever it is)."""
+        """Remove the pods' ports (an internal port's tap goes with it, wherever it is), then
+        their veths, ours by their tag (the namespace's removal would take them only later)."""
         args: list[str] = []
         for s in specs:
             args += ["--", "--if-exists", "del-port", naming.node_bridge(self.scope, s.node_index), self.port(s)]
@@ -165,6 +195,10 @@ class SandboxRuntime:
             ovs.batch(args)
         except RuntimeFailure:
             pass
+        if self.config.pod_interface == "veth":
+            veths = [self.port(s) for s in specs if kernel.link_alias(self.port(s)) == self.records.tag]
+            ip_batch([f"link del {v}" for v in veths], check=False)
+            self.records.discard("links", *veths, save=False)
 
     def alive(self, box: Sandbox) -> bool:
         return alive(box.pause_pid, box.pause_start)

@@ -162,6 +162,7 @@ def make_sandbox(item: dict):
     def work() -> dict:
         for procs in item.get("cgroups", ()):  # the pod's cgroups: its PID 1 and everything after
             _write(procs, str(os.getpid()))
+        root_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         root_nl = netconf.IPRoute() if item.get("link") else None  # bound to the root namespace
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
         fd = os.open(netns, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)  # refuses a taken name
@@ -177,12 +178,13 @@ def make_sandbox(item: dict):
             for key, value in item.get("sysctls", {}).items():  # /proc/sys/net follows this netns
                 _write("/proc/sys/" + key.replace(".", "/"), value)
             if root_nl is not None:  # after the sysctls: no IPv6 address ever appears on it
-                netconf.create(root_nl, netconf.PodLink.from_dict(item["link"]))
+                netconf.create(root_nl, root_netns, netconf.PodLink.from_dict(item["link"]))
                 root_nl.close()
         except BaseException:
             linux.umount(netns, linux.MNT_DETACH)
             os.unlink(netns)
             raise
+        os.close(root_netns)
         if "mnt" in TEMPLATE:
             linux.setns(TEMPLATE["mnt"], linux.CLONE_NEWNS)
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)

@@ -26,7 +26,8 @@ from typing import Any
 
 from emulator.errors import Problem, SourceRef, SpecError
 from emulator.model import naming, validation
-from emulator.model.cluster import API_VERSION, ClusterConfig, DNSConfig, ExternalHost, IngressConfig
+from emulator.model.cluster import (API_VERSION, POD_INTERFACES, ClusterConfig, DNSConfig, ExternalHost,
+                                    IngressConfig)
 from emulator.model.corefile import CorefileError, parse
 from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
@@ -284,7 +285,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
-                    "loadBalancerPool"})
+                    "loadBalancerPool", "podInterface"})
     r.mapping(net + ("underlay",), {"subnet", "mtu"})
     underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
                         r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
@@ -302,6 +303,9 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
         if ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
             r.fail(net + pb, f"{b} overlaps {'.'.join(pa)} {a}")
     domain = r.string(net + ("clusterDomain",), "cluster.local", check=validation.check_dns1123_subdomain)
+    pod_interface = r.string(net + ("podInterface",), "veth",
+                             check=lambda v: None if v in POD_INTERFACES else
+                             f"must be one of {', '.join(POD_INTERFACES)}{did_you_mean(v, POD_INTERFACES)}")
     nodes = _nodes(r, underlay, pods)
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
@@ -329,7 +333,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     if r.problems:
         raise SpecError(r.problems)
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
-                         pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged)
+                         pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged,
+                         pod_interface or "veth")
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

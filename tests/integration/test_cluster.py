@@ -34,27 +34,67 @@ def test_nodes_ready_and_pods_addressed_from_their_node_cidr(three_node: Cluster
     assert route.startswith("default via 10.244.1.1 dev eth0")
 
 
-def test_a_pods_eth0_is_its_switch_port_moved_in_and_nothing_of_it_stays_in_the_root_namespace(
-        three_node: Cluster) -> None:
-    """The pod's interface is its node's OVS internal port (a tap), tagged with the run's tag,
-    with the pod's MAC and no IPv6; the root namespace has no device of the port's name, and
-    deleting the pod removes the port from the switch."""
+def ports(bridge: str) -> list[str]:
+    return subprocess.run(["ovs-vsctl", "list-ports", bridge], capture_output=True, text=True).stdout.split()
+
+
+def test_a_pods_eth0_is_a_veth_whose_peer_is_its_switch_port_and_goes_with_the_pod(three_node: Cluster) -> None:
+    """podInterface veth (the default): eth0 is a veth with the pod's MAC and no IPv6; its
+    peer (``eth0@ifN``) is the node's OVS port in the root namespace, tagged with the run's tag
+    and without IPv6; deleting the pod removes both the port and the device."""
     scope = naming.Scope(three_node.name, three_node.client.status()["slot"])
-    three_node.apply(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: tapped, namespace: {NS}}}\n"
+    three_node.apply(f"apiVersion: v1\nkind: Pod\nmetadata: {{name: paired, namespace: {NS}}}\n"
                      "spec: {nodeName: node-b, containers: [{name: c, image: busybox}]}\n")
-    poll(lambda: three_node.pod("tapped", NS)["status"].get("phase") == "Running", timeout=15, what="tapped running")
-    port = naming.pod_port(scope, NS, "tapped")
-    bridge = naming.node_bridge(scope, 1)
-    link = three_node.exec("tapped", "ip", "-d", "link", "show", "eth0", namespace=NS).stdout
-    assert "tun type tap" in link and naming.mac_from_ip(pod_ip(three_node, "tapped")) in link
-    assert "k8semu:" in link  # the alias: the run's tag
-    assert three_node.exec("tapped", "ip", "-6", "addr", namespace=NS).stdout.strip() == ""
-    assert not Path("/sys/class/net", port).exists()
-    assert port in subprocess.run(["ovs-vsctl", "list-ports", bridge], capture_output=True, text=True).stdout
-    k8semu("--cluster", three_node.name, "delete", "pod", "tapped", "-n", NS)
-    poll(lambda: port not in subprocess.run(["ovs-vsctl", "list-ports", bridge], capture_output=True,
-                                            text=True).stdout, timeout=15, what="the port removed from the switch")
-    assert not Path("/sys/class/net", port).exists()
+    poll(lambda: three_node.pod("paired", NS)["status"].get("phase") == "Running", timeout=15, what="paired running")
+    port, bridge = naming.pod_port(scope, NS, "paired"), naming.node_bridge(scope, 1)
+    link = three_node.exec("paired", "ip", "-d", "link", "show", "eth0", namespace=NS).stdout
+    assert "veth" in link.split("\n")[2] and naming.mac_from_ip(pod_ip(three_node, "paired")) in link
+    peer_index = three_node.exec("paired", "cat", "/sys/class/net/eth0/iflink", namespace=NS).stdout.strip()
+    assert Path("/sys/class/net", port, "ifindex").read_text().strip() == peer_index
+    assert Path("/sys/class/net", port, "ifalias").read_text().startswith("k8semu:")
+    assert Path("/proc/sys/net/ipv6/conf", port, "disable_ipv6").read_text().strip() == "1"
+    assert three_node.exec("paired", "ip", "-6", "addr", namespace=NS).stdout.strip() == ""
+    assert port in ports(bridge)
+    k8semu("--cluster", three_node.name, "delete", "pod", "paired", "-n", NS)
+    poll(lambda: port not in ports(bridge) and not Path("/sys/class/net", port).exists(), timeout=15,
+         what="the port removed from the switch and the machine")
+
+
+INTERNAL_PORT = """apiVersion: k8semu.io/v1alpha1
+kind: Cluster
+metadata: {name: internal-port}
+spec:
+  nodes: [{name: a}]
+  network: {podInterface: internal-port}
+  dns: {enabled: false}
+  manifests:
+    - {apiVersion: v1, kind: Pod, metadata: {name: tapped}, spec: {containers: [{name: c, image: busybox}]}}
+"""
+
+
+def test_with_internal_ports_eth0_is_the_switch_port_moved_in_and_nothing_stays_in_the_root_namespace(
+        tmp_path: Path) -> None:
+    """podInterface internal-port: eth0 is the node's OVS internal port (a tap), tagged with the
+    run's tag, with the pod's MAC and no IPv6; the root namespace has no device of the port's
+    name, and deleting the pod removes the port from the switch."""
+    spec = tmp_path / "internal-port.yaml"
+    spec.write_text(INTERNAL_PORT)
+    cluster = Cluster(str(spec)).up()
+    try:
+        scope = naming.Scope(cluster.name, cluster.client.status()["slot"])
+        port, bridge = naming.pod_port(scope, "default", "tapped"), naming.node_bridge(scope, 0)
+        link = cluster.exec("tapped", "ip", "-d", "link", "show", "eth0").stdout
+        ip = cluster.pod("tapped")["status"]["podIP"]
+        assert "tun type tap" in link and naming.mac_from_ip(ip) in link
+        assert "k8semu:" in link  # the alias: the run's tag
+        assert cluster.exec("tapped", "ip", "-6", "addr").stdout.strip() == ""
+        assert not Path("/sys/class/net", port).exists()
+        assert port in ports(bridge)
+        k8semu("--cluster", cluster.name, "delete", "pod", "tapped")
+        poll(lambda: port not in ports(bridge), timeout=15, what="the port removed from the switch")
+        assert not Path("/sys/class/net", port).exists()
+    finally:
+        cluster.down()
 
 
 def test_same_node_pod_to_pod_ping_and_tcp(three_node: Cluster) -> None:

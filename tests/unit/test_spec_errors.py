@@ -44,6 +44,7 @@ def test_valid_fixture_loads() -> None:
     assert [n.pod_cidr for n in config.nodes] == ["10.32.0.0/25", "10.32.0.128/25",
                                                   "10.32.1.0/25", "10.32.1.128/25"]
     assert config.pod_mtu == 1400
+    assert config.pod_interface == "veth"  # the default: as Antrea, Flannel and Calico make a pod's eth0
     assert config.services.dns_ip == "10.100.0.10"
     assert config.nodes[0].taints and not config.nodes[1].taints
     assert config.nodes[1].labels == {"disk": "ssd"}
