@@ -87,7 +87,7 @@ def network_probe_argv(probe: Probe, container: Container, pod_ip: str, node_net
 def next_tick(st: ProbeState, at: float, after: bool = False) -> float:
     """The first tick of ``st``'s worker at ``at`` or later (strictly later with ``after``)."""
     period = max(st.probe.period, 1)
-    ticks = math.ceil((at - st.anchor) / period)
+    ticks = math.ceil((at - st.anchor - 0.001) / period)  # within a millisecond of a tick is on it
     tick = st.anchor + ticks * period
     return tick + period if after and tick <= at else tick
 
