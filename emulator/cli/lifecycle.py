@@ -119,8 +119,13 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
     status: dict = {}
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            error = run / "error.txt"
-            message = error.read_text() if error.exists() else (run / "manager.log").read_text()[-3000:]
+            error, log_path = run / "error.txt", run / "manager.log"
+            if error.exists():
+                message = error.read_text()
+            elif log_path.exists():
+                message = log_path.read_text()[-3000:]
+            else:  # 'k8semu down' from another shell removed the run directory
+                message = "it was taken down while starting ('k8semu down' or 'k8semu cleanup')"
             shutil.rmtree(run, ignore_errors=True)
             raise RuntimeFailure(f"cluster {config.name!r} failed to start: {message.strip()}")
         if (run / "ready").exists():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.model import naming
 from tests.cluster import ROOT, Cluster, k8semu, poll
 from tests.integration.test_teardown import leftovers, snapshot
 
@@ -20,11 +21,28 @@ def ovs_up() -> bool:
     return subprocess.run(["ovs-vsctl", "--timeout=2", "show"], capture_output=True).returncode == 0
 
 
+def ovs_bridges() -> list[str]:
+    return subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True, check=True).stdout.split()
+
+
+def first_free_prefix(bridges: tuple[str, ...] | list[str] = ()) -> tuple[int, str]:
+    """The slot (and its name prefix) a cluster would take now: the tests plant the "user's"
+    object there rather than assume slot 0 is free (a run killed midway may hold it)."""
+    names = [*os.listdir("/sys/class/net"), *bridges]
+    for slot in range(naming.MAX_SLOTS):
+        prefix = naming.Scope("any", slot).prefix
+        if not any(name.startswith(prefix) for name in names):
+            return slot, prefix
+    raise AssertionError("no free slot on this machine")
+
+
 def test_objects_with_our_names_survive_a_failed_up(tmp_path: Path) -> None:
     name = f"clash-{secrets.token_hex(3)}"  # a run killed midway leaves its "user's" namespace: not ours to remove
     netns = f"{name}_node-b"
     subprocess.run(["ip", "netns", "add", netns], check=True)
-    subprocess.run(["ip", "link", "add", "k8s0-ul", "type", "bridge"], check=True)
+    slot, prefix = first_free_prefix()
+    planted = f"{prefix}ul"
+    subprocess.run(["ip", "link", "add", planted, "type", "bridge"], check=True)
     spec = tmp_path / "clash.yaml"
     spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: " + name + "}\nspec:\n"
                     "  nodes: [{name: node-a}, {name: node-b}]\n")
@@ -32,18 +50,18 @@ def test_objects_with_our_names_survive_a_failed_up(tmp_path: Path) -> None:
         done = k8semu("up", str(spec), "--detach", check=False)
         assert done.returncode == 1
         assert f"network namespace {netns} exists and is not k8semu's" in done.stderr, done.stderr
-        assert Path(f"/run/netns/{netns}").exists() and Path("/sys/class/net/k8s0-ul").exists()
+        assert Path(f"/run/netns/{netns}").exists() and Path(f"/sys/class/net/{planted}").exists()
         assert not Path(f"/run/netns/{name}_node-a").exists()
         subprocess.run(["ip", "netns", "del", netns], check=True)
-        up = Cluster(str(spec)).up()  # the foreign bridge holds slot 0's name: the cluster takes slot 1
+        up = Cluster(str(spec)).up()  # the foreign bridge holds the free slot's name: the cluster takes another
         try:
-            assert up.client.status()["slot"] == 1
+            assert up.client.status()["slot"] > slot
         finally:
             up.down()
-        assert Path("/sys/class/net/k8s0-ul").exists()
+        assert Path(f"/sys/class/net/{planted}").exists()
     finally:
         subprocess.run(["ip", "netns", "del", netns], capture_output=True)
-        subprocess.run(["ip", "link", "del", "k8s0-ul"], capture_output=True)
+        subprocess.run(["ip", "link", "del", planted], capture_output=True)
 
 
 def test_an_existing_ovs_bridge_of_our_name_is_neither_adopted_nor_deleted(tmp_path: Path) -> None:
@@ -51,24 +69,32 @@ def test_an_existing_ovs_bridge_of_our_name_is_neither_adopted_nor_deleted(tmp_p
     if started:
         subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovs-vswitchd", "start"], check=True,
                        capture_output=True, env=dict(os.environ, MONITOR="no"))
-    subprocess.run(["ovs-vsctl", "--no-wait", "add-br", "k8s0-br1"], check=True)
+    slot, prefix = first_free_prefix(ovs_bridges())
+    planted, token = f"{prefix}br1", f"pytest-{secrets.token_hex(4)}"
+    subprocess.run(["ovs-vsctl", "--no-wait", "add-br", planted, "--", "set", "bridge", planted,
+                    f"external_ids:owner={token}"], check=True)
     spec = tmp_path / "clash.yaml"
     spec.write_text("apiVersion: k8semu.io/v1alpha1\nkind: Cluster\nmetadata: {name: clash}\nspec:\n"
                     "  nodes: [{name: node-a}, {name: node-b}]\n")
     try:
-        cluster = Cluster(str(spec)).up()  # slot 0's names are not all free: the cluster takes slot 1
+        cluster = Cluster(str(spec)).up()  # the free slot's names are not all free: the cluster takes another
         try:
-            assert cluster.client.status()["slot"] == 1
-            assert cluster.bridge("node-b") == "k8s1-br1"
+            taken = cluster.client.status()["slot"]
+            assert taken > slot
+            ours = naming.Scope("clash", taken).prefix
+            assert cluster.bridge("node-b") == f"{ours}br1"
         finally:
             cluster.down()
-        bridges = subprocess.run(["ovs-vsctl", "list-br"], capture_output=True, text=True).stdout.split()
-        assert "k8s0-br1" in bridges and not [b for b in bridges if b.startswith("k8s1-")]
-        ids = subprocess.run(["ovs-vsctl", "get", "bridge", "k8s0-br1", "external_ids"], capture_output=True,
+        bridges = ovs_bridges()
+        assert planted in bridges and not [b for b in bridges if b.startswith(ours)]
+        ids = subprocess.run(["ovs-vsctl", "get", "bridge", planted, "external_ids"], capture_output=True,
                              text=True).stdout
-        assert "k8semu" not in ids
+        assert token in ids and "k8semu" not in ids
     finally:
-        subprocess.run(["ovs-vsctl", "--no-wait", "--if-exists", "del-br", "k8s0-br1"], capture_output=True)
+        ids = subprocess.run(["ovs-vsctl", "--if-exists", "get", "bridge", planted, "external_ids"],
+                             capture_output=True, text=True).stdout
+        if token in ids:  # only the bridge this test made
+            subprocess.run(["ovs-vsctl", "--no-wait", "del-br", planted], capture_output=True)
         if started:
             subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "stop"], capture_output=True)
 
