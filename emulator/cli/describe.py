@@ -38,7 +38,10 @@ def describe_service(svc: dict, endpoints: dict | None) -> str:
     rows.append(("Session Affinity", spec.get("sessionAffinity", "None")))
     if "externalTrafficPolicy" in spec:
         rows.append(("External Traffic Policy", spec["externalTrafficPolicy"]))
-    rows += [("Internal Traffic Policy", spec.get("internalTrafficPolicy", "Cluster")), ("Events", "<none>")]
+    rows.append(("Internal Traffic Policy", spec.get("internalTrafficPolicy", "Cluster")))
+    if spec.get("healthCheckNodePort"):
+        rows.append(("HealthCheck NodePort", str(spec["healthCheckNodePort"])))
+    rows.append(("Events", "<none>"))
     width = max(len(k) for k, _ in rows) + 2
     return "\n".join((f"{k}:" if k else "").ljust(width) + v for k, v in rows)
 

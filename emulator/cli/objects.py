@@ -141,10 +141,13 @@ def delete(client: Client, files: list[str], kind_word: str | None, names: list[
     return 0
 
 
-def scale(client: Client, target: str, replicas: int, namespace: str | None, out: TextIO) -> int:
-    if "/" not in target:
-        raise K8semuError("scale takes KIND/NAME, e.g. deployment/web")
-    kind_word, name = target.split("/", 1)
+def scale(client: Client, target: list[str], replicas: int, namespace: str | None, out: TextIO) -> int:
+    if len(target) == 2 and "/" not in target[0]:
+        kind_word, name = target
+    elif len(target) == 1 and "/" in target[0]:
+        kind_word, name = target[0].split("/", 1)
+    else:
+        raise K8semuError("scale takes KIND/NAME or KIND NAME, e.g. deployment/web")
     kind = resolve_kind(kind_word)
     out.write(client.scale(kind, namespace or "default", name, replicas) + "\n")
     return 0

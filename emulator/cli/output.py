@@ -125,9 +125,12 @@ def service_ports(svc: dict) -> str:
 
 def _svc_row(s: dict, wide: bool) -> list[str]:
     spec = s["spec"]
-    ingress = s.get("status", {}).get("loadBalancer", {}).get("ingress", [])
-    external = ",".join(i["ip"] for i in ingress) if ingress else (
-        "<pending>" if spec["type"] == "LoadBalancer" else spec.get("externalName", "<none>"))
+    ingress = [i["ip"] for i in s.get("status", {}).get("loadBalancer", {}).get("ingress", [])]
+    if spec["type"] == "ExternalName":
+        external = spec.get("externalName", "<none>")
+    else:  # kubectl: the load balancer's addresses, then the externalIPs
+        external = ",".join(ingress + spec.get("externalIPs", [])) or (
+            "<pending>" if spec["type"] == "LoadBalancer" else "<none>")
     row = [s["metadata"]["name"], spec["type"], spec.get("clusterIP", "<none>"), external,
            service_ports(s), age(s)]
     if wide:

@@ -59,12 +59,16 @@ INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/
 def ingress_nginx(config: ClusterConfig) -> list:
     """ingress-nginx as its deploy manifest for bare metal installs it: a namespace, the default
     IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080,
-    443 -> 30443), a LoadBalancer Service when the cluster has an address pool."""
+    443 -> 30443), a LoadBalancer Service when the cluster has an address pool (else hostPorts
+    80 and 443 on the controller, as kind's manifest)."""
     if not config.ingress.enabled:
         return []
     snapshot = f"{INGRESS_DIR}/cluster.json"
+    # without an address pool, hostPorts 80 and 443 on the controller's node, as kind's
+    # ingress-nginx manifest has them: the node addresses its Ingresses' status shows answer there
+    http, https = (0, 0) if config.lb_pool else (80, 443)
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
-                          ports=(ContainerPort(80, "http", "TCP"), ContainerPort(443, "https", "TCP")),
+                          ports=(ContainerPort(80, "http", "TCP", http), ContainerPort(443, "https", "TCP", https)),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
     raw = {"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot]}]}
     spec = PodSpec((container,), raw=raw, system_mounts=("ingress",))

@@ -194,12 +194,20 @@ def reconcile_replicasets(state: ClusterState) -> None:
 
 
 def schedule_pods(state: ClusterState) -> None:
+    pending = [rec for rec in state.pods() if not rec.deleting and not rec.status.node]
+    if not pending:
+        return
     load = state.pod_load()
-    placer = scheduler.Placer(state.config.nodes, load)
-    for rec in state.pods():
+    used: dict[str, set[scheduler.PortKey]] | None = None
+    if any(rec.obj.spec.host_ports for rec in pending):
+        used = {}
+        for rec in state.pods():  # a terminating pod holds its host ports until it is gone
+            if rec.status.node and rec.obj.spec.host_ports:
+                used.setdefault(rec.status.node, set()).update(
+                    (proto, ip, port) for proto, ip, port, _ in rec.obj.spec.host_ports)
+    placer = scheduler.Placer(state.config.nodes, load, used)
+    for rec in pending:
         status = rec.status
-        if rec.deleting or status.node:
-            continue
         try:
             node = placer.place(rec.obj.spec)
             ip = state.ipam[node].allocate(rec.obj.key)

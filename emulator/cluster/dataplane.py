@@ -47,7 +47,8 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
                 tuple(EndpointView(ip, port, node) for ip, port, node in backends),
                 (groups.get((port_id, "all")), groups.get((port_id, "local"))),
                 tuple(groups.get((port_id, "chain", i)) for i in range(chained)),
-                tuple(EndpointView(ip, port, node) for ip, port, node in ending)))
+                tuple(EndpointView(ip, port, node) for ip, port, node in ending), svc.external_ips,
+                alloc.health_check_node_port))
     live = {ports.by_id[s.id] for s in out}
     ports.retain(live)
     groups.retain({(s.id, kind) for s in out for kind in ("all", "local")}
@@ -67,7 +68,8 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
     kubelet has stopped them), every node, every Service port."""
     pods = tuple(PodView(r.id, r.obj.meta.namespace, r.obj.meta.name, r.status.node, r.status.ip,
                          naming.mac_from_ip(r.status.ip),
-                         naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr))
+                         naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr),
+                         r.obj.spec.host_ports)
                  for r in state.pods() if r.status.node and r.status.ip)
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state))

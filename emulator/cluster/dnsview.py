@@ -33,13 +33,20 @@ def snapshot(state: ClusterState) -> dict:
             "ingresses": ingresses(state)}
 
 
-def ingresses(state: ClusterState) -> list[dict]:
-    """The Ingresses the nginx class serves: its own, and class-less ones if it is the default."""
+def nginx_serves(state: ClusterState):
+    """A predicate: the nginx class serves this Ingress (its own, and class-less ones if nginx
+    is the default class). Served Ingresses get the controller's status address, others none."""
     default = any(r.obj.is_default and r.obj.meta.name == "nginx" for r in state.list("IngressClass"))
+    return lambda ing: ing.class_name == "nginx" or (not ing.class_name and default)
+
+
+def ingresses(state: ClusterState) -> list[dict]:
+    """The Ingresses the nginx class serves."""
+    serves = nginx_serves(state)
     out = []
     for rec in sorted(state.list("Ingress"), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name)):
         ing = rec.obj
-        if ing.class_name != "nginx" and not (not ing.class_name and default):
+        if not serves(ing):
             continue
 
         def backend(b):

@@ -13,6 +13,7 @@ from typing import Any
 from emulator import __version__
 from emulator.cluster import render_services
 from emulator.cluster.apimeta import meta as _meta, timestamp
+from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.node import Node
 
@@ -207,6 +208,17 @@ def policy_object(rec: Record, state: ClusterState) -> dict:
             "status": {"k8semu.io/selectedPods": selected}}
 
 
+def ingress_status_ips(state: ClusterState) -> list[str]:
+    """The addresses ingress-nginx publishes: its Service's LoadBalancer address (its
+    ``--publish-service``, which the deploy manifests set), answering on 80 and 443; else the
+    nodes its pods run on, where its hostPorts 80 and 443 answer (kind's manifest)."""
+    published = state.alloc.by_service.get("ingress-nginx/ingress-nginx-controller")
+    if published and published.lb_ip:
+        return [published.lb_ip]
+    controllers = [p for p in state.pods("ingress-nginx") if p.status.node and not p.deleting]
+    return sorted({state.config.node(p.status.node).ip for p in controllers})
+
+
 def ingress_object(rec: Record, state: ClusterState) -> dict:
     ing = rec.obj
 
@@ -222,7 +234,8 @@ def ingress_object(rec: Record, state: ClusterState) -> dict:
                                          for p in r.paths]}} for r in ing.rules]
     if ing.tls:
         spec["tls"] = [{"hosts": list(h), "secretName": s} for h, s in ing.tls]
-    controllers = [p for p in state.pods("ingress-nginx") if p.status.node and not p.deleting]
-    ips = sorted({state.config.node(p.status.node).ip for p in controllers})
+    status: dict = {}
+    if nginx_serves(state)(ing):  # another class's controller writes its own status
+        status = {"ingress": [{"ip": ip} for ip in ingress_status_ips(state)]}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(rec), "spec": spec,
-            "status": {"loadBalancer": {"ingress": [{"ip": ip} for ip in ips]}}}
+            "status": {"loadBalancer": status}}

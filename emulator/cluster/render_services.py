@@ -32,11 +32,15 @@ def service_object(rec, state: ClusterState) -> dict:
         spec["sessionAffinityConfig"] = {"clientIP": {"timeoutSeconds": svc.affinity_timeout}}
     if svc.type in ("NodePort", "LoadBalancer"):
         spec["externalTrafficPolicy"] = svc.external_traffic_policy
+    if alloc and alloc.health_check_node_port:
+        spec["healthCheckNodePort"] = alloc.health_check_node_port
     spec["internalTrafficPolicy"] = svc.internal_traffic_policy
     if svc.publish_not_ready:
         spec["publishNotReadyAddresses"] = True
     if svc.load_balancer_class:
         spec["loadBalancerClass"] = svc.load_balancer_class
+    if svc.external_ips:
+        spec["externalIPs"] = list(svc.external_ips)
     status: dict = {"loadBalancer": {}}
     if alloc and alloc.lb_ip:
         status["loadBalancer"] = {"ingress": [{"ip": alloc.lb_ip, "ipMode": "VIP"}]}

@@ -2,7 +2,8 @@
 
 Allocation follows kube-apiserver: the service subnet's first address is the ``kubernetes``
 Service, its tenth is kept for cluster DNS, other ClusterIPs are picked at random from the rest;
-NodePorts at random from 30000-32767; LoadBalancer addresses from the spec's pool, lowest free
+NodePorts (and a LoadBalancer's healthCheckNodePort when its externalTrafficPolicy is Local)
+at random from 30000-32767; LoadBalancer addresses from the spec's pool, lowest free
 first (MetalLB). A requested address or port that is taken or out of range refuses the object.
 
 The endpoints controller keeps an Endpoints object and an EndpointSlice for every Service with
@@ -32,6 +33,7 @@ class Allocation:
     cluster_ip: str = ""
     node_ports: tuple[int, ...] = ()
     lb_ip: str = ""
+    health_check_node_port: int = 0  # LoadBalancer with externalTrafficPolicy Local
 
 
 @dataclass
@@ -45,7 +47,8 @@ class Allocations:
     def _used(self, attr: str) -> dict:
         out: dict = {}
         for key, a in self.by_service.items():
-            for value in (getattr(a, attr) if attr == "node_ports" else (getattr(a, attr),)):
+            values = ((*a.node_ports, a.health_check_node_port) if attr == "node_ports" else (getattr(a, attr),))
+            for value in values:
                 if value:
                     out[value] = key
         return out
@@ -92,6 +95,16 @@ class Allocations:
                 while not wanted or wanted in ports or wanted in node_ports:
                     wanted = rng.randint(*NODE_PORT_RANGE)
                 node_ports.append(wanted)
+        health = 0
+        if svc.needs_health_check:  # one more node port, for the load balancer's health checks
+            health = svc.health_check_node_port or old.health_check_node_port
+            if health and svc.health_check_node_port and old.health_check_node_port not in (0, health):
+                problems.append(Problem(svc.source, "spec.healthCheckNodePort", "field is immutable"))
+            elif health and (health in ports or health in node_ports):
+                problems.append(Problem(svc.source, "spec.healthCheckNodePort",
+                                        f"Invalid value: {health}: provided port is already allocated"))
+            while not health or health in ports or health in node_ports:
+                health = rng.randint(*NODE_PORT_RANGE)
         lb_ip = ""
         if svc.type == "LoadBalancer" and not svc.load_balancer_class:  # another class: its controller's
             lbs = {k: v for k, v in self._used("lb_ip").items() if v != key}
@@ -107,7 +120,7 @@ class Allocations:
                 lb_ip = old.lb_ip or next((ip for ip in self.pool if ip not in lbs), "")
         if problems:
             return None, problems
-        return Allocation(cluster_ip, tuple(node_ports), lb_ip), []
+        return Allocation(cluster_ip, tuple(node_ports), lb_ip, health), []
 
     def commit(self, key: str, allocation: Allocation) -> None:
         self.by_service[key] = allocation

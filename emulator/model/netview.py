@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 
 GROUP_CHUNK = 256  # endpoints per OpenFlow group: a message holds at most 64 KiB (about 800 buckets)
@@ -44,6 +45,8 @@ class PodView:
     ip: str
     mac: str
     ofport: int
+    # (protocol, hostIP, hostPort, containerPort): the node forwards these to the pod (portmap)
+    host_ports: tuple[tuple[str, str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,14 @@ class ServicePortView:
     subgroups: tuple[int, ...] = ()  # allocated ids for chained groups when endpoints exceed one message
     # serving-terminating endpoints: a node-local policy uses the node's when it has no ready one
     terminating: tuple[EndpointView, ...] = ()
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs: the nodes DNAT them to the cluster IP
+    health_check_node_port: int = 0  # served on every node: the node's ready local endpoints
+
+    def ready_on(self, node: str) -> set[str]:
+        """Addresses of this port's ready endpoints on ``node`` (the serving-terminating
+        fallback does not count: kube-proxy's LocalReadyEndpoints)."""
+        ending = set(self.terminating)
+        return {e.ip for e in self.endpoints if e.node == node and e not in ending}
 
     @property
     def label(self) -> str:
@@ -108,12 +119,18 @@ class NetworkView:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1, sort_keys=True)
 
+    @cached_property
+    def host_port_pods(self) -> tuple[PodView, ...]:
+        """The pods with a hostPort, found once per view (each node's rules read them)."""
+        return tuple(p for p in self.pods if p.host_ports)
+
     @classmethod
     def from_json(cls, text: str) -> "NetworkView":
         data = json.loads(text)
         services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"]),
                                             "terminating": tuple(EndpointView(**e) for e in s.get("terminating", ())),
-                                            "groups": tuple(s["groups"]), "subgroups": tuple(s.get("subgroups", ()))})
+                                            "groups": tuple(s["groups"]), "subgroups": tuple(s.get("subgroups", ())),
+                                            "external_ips": tuple(s.get("external_ips", ()))})
                          for s in data.get("services", ()))
         pol = data.get("policies") or {}
         policies = PolicyView(
@@ -121,7 +138,8 @@ class NetworkView:
                            tuple(r["peers"]), tuple(tuple(p) for p in r["ports"])) for r in pol.get("rules", ())),
             tuple(pol.get("isolated_ingress", ())), tuple(pol.get("isolated_egress", ())))
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
-                   tuple(PodView(**p) for p in data["pods"]), services, policies)
+                   tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
+                         for p in data["pods"]), services, policies)
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

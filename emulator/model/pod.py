@@ -6,6 +6,7 @@ The typed fields are what k8semu acts on; ``raw_spec`` keeps the manifest's spec
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from emulator.errors import SourceRef
@@ -17,6 +18,8 @@ class ContainerPort:
     container_port: int
     name: str = ""
     protocol: str = "TCP"
+    host_port: int = 0  # 0: none; else the node forwards hostIP:hostPort here (the portmap plugin)
+    host_ip: str = ""  # "": the node's address
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,12 @@ class PodSpec:
     # k8semu's own data shown read-only to its system pods (the DNS snapshot to coredns): set only
     # by the add-ons' code, never read from a manifest
     system_mounts: tuple[str, ...] = ()
+
+    @cached_property
+    def host_ports(self) -> tuple[tuple[str, str, int, int], ...]:
+        """(protocol, hostIP, hostPort, containerPort) of every port with a hostPort."""
+        return tuple((p.protocol, p.host_ip, p.host_port, p.container_port)
+                     for c in self.containers for p in c.ports if p.host_port)
 
     @property
     def qos_class(self) -> str:

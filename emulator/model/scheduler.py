@@ -1,4 +1,5 @@
-"""Pod placement: nodeName, nodeSelector and taints filter; the least-loaded node wins.
+"""Pod placement: nodeName, nodeSelector, taints and free host ports filter; the least-loaded
+node wins.
 
 A tiny version of kube-scheduler's filter-then-score: spreading by pod count is what the
 default scoring plugins amount to on identical, empty nodes. Ties go to the node listed first.
@@ -14,6 +15,16 @@ from emulator.model.pod import PodSpec
 
 class Unschedulable(Exception):
     pass
+
+
+PortKey = tuple[str, str, int]  # protocol, hostIP ("" for every address), hostPort
+
+
+def ports_conflict(wanted: tuple[tuple[str, str, int, int], ...], used: set[PortKey]) -> bool:
+    """kube-scheduler's NodePorts filter: the same protocol and port on the same address, or on
+    every address (hostIP unset or 0.0.0.0) on either side."""
+    return any(proto == u_proto and port == u_port and (not ip or not u_ip or ip == u_ip)
+               for proto, ip, port, _ in wanted for u_proto, u_ip, u_port in used)
 
 
 def feasible(node: Node, spec: PodSpec) -> bool:
@@ -52,8 +63,11 @@ class Placer:
     entry found current is the least-loaded node, ties to the node listed first). The caller
     counts each placed pod in ``load``, as with ``schedule``."""
 
-    def __init__(self, nodes: Sequence[Node], load: dict[str, int]) -> None:
-        self.nodes, self.load = nodes, load
+    def __init__(self, nodes: Sequence[Node], load: dict[str, int],
+                 used_ports: dict[str, set[PortKey]] | None = None) -> None:
+        """``used_ports``: node -> host ports its pods hold; given, a pod with host ports goes
+        only where they are free (and ``place`` records them); None: host ports are not checked."""
+        self.nodes, self.load, self.used_ports = nodes, load, used_ports
         self.names = {n.name for n in nodes}
         self.heaps: dict[tuple, list[tuple[int, int, str]]] = {}
 
@@ -65,6 +79,8 @@ class Placer:
             if spec.node_name not in self.names:
                 raise Unschedulable(f"node {spec.node_name!r} does not exist")
             return spec.node_name
+        if spec.host_ports and self.used_ports is not None:
+            return self._place_with_ports(spec, self.used_ports)
         key = (tuple(sorted(spec.node_selector.items())), spec.tolerations)
         heap = self.heaps.get(key)
         if heap is None:
@@ -79,3 +95,17 @@ class Placer:
             if load == current:
                 return name
             heapq.heapreplace(heap, (current, index, name))
+
+    def _place_with_ports(self, spec: PodSpec, used: dict[str, set[PortKey]]) -> str:
+        """A pod with host ports: a plain scan (such pods are few), recording what it takes."""
+        feasible_nodes = [n for n in self.nodes if feasible(n, spec)]
+        if not feasible_nodes:
+            raise Unschedulable(f"0/{len(self.nodes)} nodes are available: none matches the pod's "
+                                "node selector and tolerations")
+        free = [n for n in feasible_nodes if not ports_conflict(spec.host_ports, used.get(n.name, set()))]
+        if not free:
+            raise Unschedulable(f"0/{len(self.nodes)} nodes are available: {len(feasible_nodes)} node(s) "
+                                "didn't have free ports for the requested pod ports")
+        node = min(free, key=lambda n: (self.load.get(n.name, 0), n.index)).name
+        used.setdefault(node, set()).update((proto, ip, port) for proto, ip, port, _ in spec.host_ports)
+        return node

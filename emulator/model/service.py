@@ -44,6 +44,13 @@ class Service:
     publish_not_ready: bool = False  # publishNotReadyAddresses: not-ready pods are endpoints too
     load_balancer_class: str = ""  # set: another implementation's Service; the built-in pool skips it
     source: SourceRef | None = field(default=None, compare=False)
+    external_ips: tuple[str, ...] = ()  # spec.externalIPs: addresses the nodes answer for on the ports
+    health_check_node_port: int = 0  # requested; 0: allocated when needs_health_check
+
+    @property
+    def needs_health_check(self) -> bool:
+        """kube-proxy serves a health check for this Service (apiservice.NeedsHealthCheck)."""
+        return self.type == "LoadBalancer" and self.external_traffic_policy == "Local"
 
     @property
     def headless(self) -> bool:

@@ -6,8 +6,18 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
 - LoadBalancer: traffic to a load-balancer address (held by the announcing node) is DNATed to
   the NodePort virtual IP and the Service's nodePort, then follows the NodePort path.
 - externalTrafficPolicy: Cluster is SNATed to the gateway address so replies come back through
-  this node; Local keeps the client's address (and OVS uses node-local endpoints only).
+  this node; Local keeps the client's address (and OVS uses node-local endpoints only). A pod
+  of this node calling the node's NodePort or a LoadBalancer address of a Local Service is
+  short-circuited as kube-proxy does: sent to the cluster IP (any endpoint) and SNATed, so the
+  reply comes back through this node rather than straight from a pod beside it.
+- externalIPs: traffic to ``<external IP>:<port>`` reaching a node (from outside, routed there by
+  whoever owns the address, or from a pod through its gateway) is DNATed to the cluster IP and
+  SNATed to the gateway address, so the reply comes back through this node to be un-NATed; for
+  a NodePort/LoadBalancer Service with externalTrafficPolicy Local it follows the LoadBalancer
+  address's path instead (client address kept, node-local endpoints only).
 - Pods reaching anything outside the pod subnet through eth0 are masqueraded to the node IP.
+- hostPort: as the portmap CNI plugin, ``hostIP:hostPort`` (the node's address when hostIP is
+  unset, where portmap matches every local address) is DNATed to the pod's port.
 
 Rendered as ``iptables-restore`` input for the node's own namespace (nothing else uses it).
 """
@@ -30,20 +40,67 @@ def comment(text: str) -> str:
     return '-m comment --comment "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def loopback_host_ports(view: NetworkView, node: NodeView) -> bool:
+    """A pod of this node has a hostPort on a loopback hostIP (the node needs route_localnet)."""
+    return any(ip.startswith("127.") for pod in view.host_port_pods if pod.node == node.name
+               for _, ip, _, _ in pod.host_ports)
+
+
+def host_port_rules(view: NetworkView, node: NodeView, pod_subnet: str) -> list[str]:
+    """The portmap plugin's rules for this node's pods: ``hostIP:hostPort`` (the node's address
+    when hostIP is unset) DNATed to the pod; a pod or the node's loopback calling it is SNATed,
+    so the reply comes back through the node."""
+    lines = []
+    for pod in sorted((p for p in view.host_port_pods if p.node == node.name), key=lambda p: p.ip):
+        for proto, host_ip, host_port, container_port in pod.host_ports:
+            proto_l, dest = proto.lower(), host_ip or node.ip
+            # a pod name may be 253 characters: cut to fit the kernel's 255 for a comment
+            note = comment(f"hostport {host_port}/{proto} {pod.namespace}/{pod.name}"[:255])
+            lines.append(f"-A K8SEMU-HOSTPORTS -d {dest}/32 -p {proto_l} -m {proto_l} --dport {host_port} "
+                         f"{note} -j DNAT --to-destination {pod.ip}:{container_port}")
+            lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} -p {proto_l} -m conntrack --ctorigdst {dest}/32 "
+                         f"--ctorigdstport {host_port} {note} -j MASQUERADE")
+    if loopback_host_ports(view, node):
+        lines.append(f"-A K8SEMU-POSTROUTING -s 127.0.0.0/8 ! -d 127.0.0.0/8 "
+                     f"{comment('hostports from the node loopback')} -j MASQUERADE")
+    return lines
+
+
 def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
     lines = ["*nat", ":PREROUTING ACCEPT [0:0]", ":INPUT ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
-             ":POSTROUTING ACCEPT [0:0]", ":K8SEMU-SERVICES - [0:0]", ":K8SEMU-POSTROUTING - [0:0]",
+             ":POSTROUTING ACCEPT [0:0]", ":K8SEMU-HOSTPORTS - [0:0]", ":K8SEMU-SERVICES - [0:0]",
+             ":K8SEMU-POSTROUTING - [0:0]",
+             "-A PREROUTING -j K8SEMU-HOSTPORTS", "-A OUTPUT -j K8SEMU-HOSTPORTS",
              "-A PREROUTING -j K8SEMU-SERVICES", "-A OUTPUT -j K8SEMU-SERVICES",
              "-A POSTROUTING -j K8SEMU-POSTROUTING"]
+    lines += host_port_rules(view, node, pod_subnet)
     for svc in view.services:
-        if not svc.node_port or not svc.cluster_ip:
+        if not svc.cluster_ip:
             continue
         proto = svc.protocol.lower()
         note = comment(svc.label)
+        local = svc.external_local and svc.node_port  # Local applies to NodePort/LoadBalancer only
+        for ip in svc.external_ips if not local else ():
+            lines.append(f"-A K8SEMU-SERVICES -d {ip}/32 -p {proto} -m {proto} --dport {svc.port} "
+                         f"{note} -j DNAT --to-destination {svc.cluster_ip}:{svc.port}")
+            lines.append(f"-A K8SEMU-POSTROUTING -p {proto} -m conntrack --ctorigdst {ip}/32 --ctorigdstport "
+                         f"{svc.port} {note} -j MASQUERADE")
+        if not svc.node_port:
+            continue
+        if local:  # kube-proxy's KUBE-EXT "pod traffic for ... external destinations"
+            short = comment(f"pod traffic for {svc.label} external destinations")
+            external = [(node.ip, svc.node_port), (svc.lb_ip, svc.port), *((ip, svc.port) for ip in svc.external_ips)]
+            for ip, port in external:
+                if not ip:
+                    continue
+                lines.append(f"-A K8SEMU-SERVICES -s {pod_subnet} -d {ip}/32 -p {proto} -m {proto} --dport {port} "
+                             f"{short} -j DNAT --to-destination {svc.cluster_ip}:{svc.port}")
+                lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} -p {proto} -m conntrack --ctorigdst {ip}/32 "
+                             f"--ctorigdstport {port} {short} -j MASQUERADE")
         lines.append(f"-A K8SEMU-SERVICES -d {node.ip}/32 -p {proto} -m {proto} --dport {svc.node_port} "
                      f"{note} -j DNAT --to-destination {NODEPORT_VIP}")
-        if svc.lb_ip:
-            lines.append(f"-A K8SEMU-SERVICES -d {svc.lb_ip}/32 -p {proto} -m {proto} --dport {svc.port} "
+        for ip in ([svc.lb_ip] if svc.lb_ip else []) + (list(svc.external_ips) if local else []):
+            lines.append(f"-A K8SEMU-SERVICES -d {ip}/32 -p {proto} -m {proto} --dport {svc.port} "
                          f"{note} -j DNAT --to-destination {NODEPORT_VIP}:{svc.node_port}")
         if not svc.external_local:
             lines.append(f"-A K8SEMU-POSTROUTING -d {NODEPORT_VIP}/32 -p {proto} -m {proto} "

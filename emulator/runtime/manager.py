@@ -470,6 +470,7 @@ class Manager:
             self.kubelet.shutdown()
         pods = time.monotonic()
         self.supervisor.stop_all()
+        self.agent.health.close()
         if self.shim:
             self.shim.close()
         helpers = time.monotonic()

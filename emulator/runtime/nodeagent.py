@@ -3,7 +3,10 @@
 For each node it keeps the ``iptables`` nat table equal to ``pipeline.hostrules`` for the
 current view (re-applied only when the rendering changes), and for each LoadBalancer address
 it picks one Ready node to hold it on eth0 (MetalLB's L2 mode: that node answers ARP for it),
-moving it, with a gratuitous ARP, when the node goes NotReady (its eth0 is down).
+moving it, with a gratuitous ARP, when the node goes NotReady (its eth0 is down). For a Service
+with externalTrafficPolicy Local only a node with a ready endpoint of it may hold the address
+(MetalLB's speaker does the same): no node with one, no announcement. It also keeps each
+node's health check listeners (``healthcheck``).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.pipeline import hostrules
 from emulator.model.netview import NetworkView
+from emulator.runtime.healthcheck import HealthChecks
 from emulator.runtime.proc import run
 
 HEALTH_PERIOD = 0.5
@@ -36,7 +40,12 @@ class NodeAgent:
     applied: dict[str, str] = field(default_factory=dict)  # node -> rendered rules
     ready: dict[str, bool] = field(default_factory=dict)
     holders: dict[str, str] = field(default_factory=dict)  # LB IP -> node
+    localnet: set[str] = field(default_factory=set)  # nodes whose route_localnet is on
     checked: float = 0.0
+    health: HealthChecks = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.health = HealthChecks(self.scope)
 
     def node_ready(self, name: str) -> bool:
         return self.ready.get(name, True)
@@ -62,19 +71,41 @@ class NodeAgent:
         for node in view.nodes:
             rules = hostrules.iptables_nat(view, node, self.config.pods.subnet)
             if self.applied.get(node.name) != rules:
-                run(["ip", "netns", "exec", naming.node_netns(self.scope, node.name), "iptables-restore"], input=rules)
+                netns = naming.node_netns(self.scope, node.name)
+                if node.name not in self.localnet and hostrules.loopback_host_ports(view, node):
+                    # a hostPort on 127.0.0.1 is DNATed away from loopback: the kernel routes
+                    # such packets only with route_localnet (portmap sets it too); left on after
+                    run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
+                    self.localnet.add(node.name)
+                run(["ip", "netns", "exec", netns, "iptables-restore"], input=rules)
                 self.applied[node.name] = rules
         self._announce(view)
+        failed = dict(self.health.failed)
+        self.health.sync(view)
+        for (node, port), why in self.health.failed.items():
+            if failed.get((node, port)) != why:
+                print(f"[WARN] node {node}: cannot serve healthCheckNodePort {port}: {why}", flush=True)
+
+    def candidates(self, view: NetworkView) -> dict[str, list[str]]:
+        """LoadBalancer address -> the Ready nodes that may announce it (for externalTrafficPolicy
+        Local: those with a ready endpoint of the Service; a Service's ports share its address)."""
+        ready = [n.name for n in self.config.nodes if self.node_ready(n.name)]
+        out: dict[str, set[str]] = {}
+        for svc in view.services:
+            if not svc.lb_ip:
+                continue
+            nodes = out.setdefault(svc.lb_ip, set())
+            nodes.update(n for n in ready if not svc.external_local or svc.ready_on(n))
+        return {ip: [n for n in ready if n in nodes] for ip, nodes in sorted(out.items())}
 
     def _announce(self, view: NetworkView) -> None:
-        wanted = sorted({s.lb_ip for s in view.services if s.lb_ip})
-        ready = [n.name for n in self.config.nodes if self.node_ready(n.name)]
+        candidates = self.candidates(view)
         for ip in list(self.holders):
-            if ip not in wanted or self.holders[ip] not in ready:
+            if self.holders[ip] not in candidates.get(ip, ()):
                 self._release(ip)
-        for i, ip in enumerate(wanted):
-            if ip not in self.holders and ready:
-                node = ready[i % len(ready)]  # spread addresses over the ready nodes
+        for i, (ip, nodes) in enumerate(candidates.items()):
+            if ip not in self.holders and nodes:
+                node = nodes[i % len(nodes)]  # spread addresses over the nodes
                 run(["ip", "-n", naming.node_netns(self.scope, node), "addr", "replace", f"{ip}/32", "dev", "eth0"])
                 run(["ip", "netns", "exec", naming.node_netns(self.scope, node), "arping", "-q", "-U", "-c", "1",
                      "-I", "eth0", ip], check=False)

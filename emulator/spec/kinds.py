@@ -56,8 +56,8 @@ CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "stdin",
                    "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
                    "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
 
-PORT_SUPPORTED = {"containerPort", "name", "protocol"}
-PORT_KNOWN = {"hostPort", "hostIP"}  # hostPort is checked (1-65535) but not emulated
+PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}
+PORT_KNOWN: set[str] = set()
 ENV_SUPPORTED = {"name", "value", "valueFrom"}
 FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
                "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs"}

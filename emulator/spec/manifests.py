@@ -6,6 +6,7 @@ objects, any namespace. Parsing collects every problem of every document before 
 """
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -109,7 +110,9 @@ def _resources(r: Reader, path: PathKey) -> Resources:
     return out
 
 
-def _container(r: Reader, path: PathKey) -> Container:
+def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]]) -> Container:
+    """One container; ``host_ports`` collects the pod's (protocol, hostIP, hostPort) across its
+    containers, where the API server refuses a duplicate."""
     r.mapping(path, kinds.CONTAINER_SUPPORTED, kinds.CONTAINER_KNOWN, required=("name", "image"))
     ports = []
     for i, _ in enumerate(r.seq(path + ("ports",))):
@@ -119,9 +122,20 @@ def _container(r: Reader, path: PathKey) -> Container:
         if proto not in ("TCP", "UDP", "SCTP"):
             r.fail(p + ("protocol",), f"unsupported value {proto!r}: TCP, UDP or SCTP")
         pname = r.string(p + ("name",), "", check=lambda v: validation.check_port_name(v) if v else None)
-        r.integer(p + ("hostPort",), None, 1, 65535)
+        host_port = r.integer(p + ("hostPort",), 0, 1, 65535) or 0
+        host_ip = r.string(p + ("hostIP",), "")
+        if host_ip:
+            try:
+                ipaddress.IPv4Address(host_ip)
+            except ValueError:
+                r.fail(p + ("hostIP",), f"{host_ip!r}: must be a valid IPv4 address")
+                host_ip = ""
+        key = (proto, host_ip or "0.0.0.0", host_port)
+        if host_port and key in host_ports:
+            r.fail(p + ("hostPort",), f"Duplicate value: \"{host_port}/{proto}\"")
+        host_ports.add(key)
         ports.append(ContainerPort(r.integer(p + ("containerPort",), 0, 1, 65535) or 0,
-                                   pname or "", proto))
+                                   pname or "", proto, host_port, "" if host_ip == "0.0.0.0" else host_ip))
     env = []
     for i, _ in enumerate(r.seq(path + ("env",))):
         p = path + ("env", i)
@@ -210,7 +224,8 @@ def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
 
 def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     raw = r.mapping(path, kinds.POD_SPEC_SUPPORTED, kinds.POD_SPEC_KNOWN, required=("containers",))
-    containers = tuple(_container(r, path + ("containers", i))
+    host_ports: set[tuple[str, str, int]] = set()
+    containers = tuple(_container(r, path + ("containers", i), host_ports)
                        for i, _ in enumerate(r.seq(path + ("containers",))))
     if raw.get("containers") is not None and not containers:
         r.fail(path + ("containers",), "a pod needs at least one container")

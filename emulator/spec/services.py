@@ -13,9 +13,10 @@ from emulator.spec.reader import Reader, did_you_mean
 
 SERVICE_SPEC = {"type", "selector", "ports", "clusterIP", "clusterIPs", "externalName",
                 "sessionAffinity", "sessionAffinityConfig", "externalTrafficPolicy",
-                "internalTrafficPolicy", "loadBalancerIP", "publishNotReadyAddresses", "loadBalancerClass"}
-SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy", "externalIPs",
-                      "loadBalancerSourceRanges", "healthCheckNodePort",
+                "internalTrafficPolicy", "loadBalancerIP", "publishNotReadyAddresses", "loadBalancerClass",
+                "externalIPs", "healthCheckNodePort"}
+SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy",
+                      "loadBalancerSourceRanges",
                       "allocateLoadBalancerNodePorts", "trafficDistribution"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
@@ -32,6 +33,34 @@ def _ip(r: Reader, path: PathKey, value: str) -> None:
         ipaddress.IPv4Address(value)
     except ValueError:
         r.fail(path, f"{value!r} is not a valid IPv4 address")
+
+
+SPECIAL = ((ipaddress.IPv4Network("0.0.0.0/32"), "may not be unspecified (0.0.0.0)"),
+           (ipaddress.IPv4Network("127.0.0.0/8"), "may not be in the loopback range (127.0.0.0/8, ::1/128)"),
+           (ipaddress.IPv4Network("169.254.0.0/16"), "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
+           (ipaddress.IPv4Network("224.0.0.0/24"), "may not be in the link-local multicast range (224.0.0.0/24, "
+                                                   "ff02::/10)"))
+
+
+def _external_ips(r: Reader, path: PathKey) -> tuple[str, ...]:
+    """spec.externalIPs, as the API server validates them (valid and not a special address)."""
+    out = []
+    for i, value in enumerate(r.seq(path)):
+        here = path + (i,)
+        if not isinstance(value, str):
+            r.fail(here, f"expected a string, got {type(value).__name__}")
+            continue
+        try:
+            address = ipaddress.IPv4Address(value)
+        except ValueError:
+            r.fail(here, f"{value!r}: must be a valid IPv4 address")
+            continue
+        special = next((why for net, why in SPECIAL if address in net), None)
+        if special:
+            r.fail(here, f"{value!r}: {special}")
+            continue
+        out.append(value)
+    return tuple(out)
 
 
 def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
@@ -110,9 +139,18 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
     for key, value in (selector or {}).items():
         if message := validation.check_qualified_name(key) or validation.check_label_value(value):
             r.fail(spec + ("selector", key), message)
+    external_ips = _external_ips(r, spec + ("externalIPs",))
+    health = r.integer(spec + ("healthCheckNodePort",), 0) or 0
+    if health and not (kind == "LoadBalancer" and etp == "Local"):
+        r.fail(spec + ("healthCheckNodePort",), "may only be set when `type` is 'LoadBalancer' and "
+                                                "`externalTrafficPolicy` is 'Local'")
+    elif health and not NODE_PORT_RANGE[0] <= health <= NODE_PORT_RANGE[1]:
+        r.fail(spec + ("healthCheckNodePort",), f"provided port is not in the valid range. The range of "
+                                                f"valid ports is {NODE_PORT_RANGE[0]}-{NODE_PORT_RANGE[1]}")
     return Service(meta, kind or "ClusterIP", selector or None, tuple(ports), cluster_ip or "",
                    external_name or "", affinity or "None", timeout or 10800, etp or "Cluster",
-                   itp or "Cluster", lb_ip or "", bool(publish), lb_class or "", source)
+                   itp or "Cluster", lb_ip or "", bool(publish), lb_class or "", source, external_ips,
+                   health)
 
 
 def _address(r: Reader, p: PathKey) -> EndpointAddress:

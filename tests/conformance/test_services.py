@@ -4,10 +4,12 @@ by tests/integration/test_services.py (docs/conformance.md maps every one)."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 
 import pytest
 
-from tests.cluster import Cluster, k8semu, module_cluster
+from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 services_cluster = module_cluster("topologies/services.yaml")
 
@@ -54,3 +56,185 @@ def test_loadbalancer_class_of_another_implementation_gets_no_address(services_c
     assert got["other-class"]["status"]["loadBalancer"] == {}
     assert got["other-class"]["spec"]["loadBalancerClass"] == "example.com/other"
     assert got["default-class"]["status"]["loadBalancer"]["ingress"][0]["ip"].startswith("10.50.100.")
+
+
+def test_should_be_able_to_reach_a_service_through_its_external_ip(services_cluster: Cluster) -> None:
+    """The externalIPs e2e checks (service.go: a Service with spec.externalIPs answers there):
+    a node that traffic for the address reaches DNATs it to the Service, from outside (routed to
+    worker-1 by whoever owns the address, here a route on the outside host) and from a pod;
+    kubectl's EXTERNAL-IP column shows the address."""
+    services_cluster.apply(service("ext-ips", extra=", externalIPs: [192.0.2.10]"))
+    got = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "ext-ips", "-o", "json").stdout)
+    assert got["spec"]["externalIPs"] == ["192.0.2.10"]
+    table = k8semu("--cluster", services_cluster.name, "get", "svc", "ext-ips").stdout.splitlines()
+    assert table[1].split()[3] == "192.0.2.10"
+    services_cluster.synced()
+    assert answers(services_cluster, "192.0.2.10")
+    outside = ["ip", "netns", "exec", services_cluster.netns("outside")]
+    subprocess.run(outside + ["ip", "route", "add", "192.0.2.10/32", "via", "172.18.0.3"], check=True)
+    try:
+        reply = services_cluster.curl("outside", "http://192.0.2.10/")
+        assert reply.returncode == 0 and "pod: web-" in reply.stdout
+        assert services_cluster.curl("outside", "http://192.0.2.10:81/", timeout=2).returncode != 0  # only its ports
+    finally:
+        subprocess.run(outside + ["ip", "route", "del", "192.0.2.10/32"], check=False)
+
+
+NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
+
+
+def health(cluster: Cluster, node: str, port: int) -> tuple[str, dict | None]:
+    """(HTTP status, JSON body) of a node's health check port, asked from outside the cluster."""
+    got = cluster.exec("outside", "curl", "-s", "-m", "2", "-w", "\n%{http_code}",
+                       f"http://{NODES[node]}:{port}/healthz")
+    if got.returncode != 0:
+        return f"curl exit {got.returncode}", None
+    body, _, code = got.stdout.rpartition("\n")
+    return code, json.loads(body)
+
+
+def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endpoints(
+        services_cluster: Cluster) -> None:
+    """loadbalancer.go "[Feature:LoadBalancer] ESIPP ... should work for type=LoadBalancer" and
+    "should only target nodes with endpoints": a Local LoadBalancer gets a healthCheckNodePort;
+    every node answers it, 200 with its local endpoint count where the Service has a ready
+    endpoint, 503 elsewhere; the address is announced only from such a node, and a client
+    from outside reaches the endpoint with its own address."""
+    services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-local}\nspec:\n"
+                           "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
+                           "  ports: [{port: 80, targetPort: http}]\n")
+    try:
+        svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo-local", "-o",
+                                "json").stdout)
+        port, lb_ip = svc["spec"]["healthCheckNodePort"], svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+        assert 30000 <= port <= 32767 and port != svc["spec"]["ports"][0]["nodePort"]
+        described = k8semu("--cluster", services_cluster.name, "describe", "svc", "echo-local").stdout
+        assert re.search(rf"^HealthCheck NodePort:\s+{port}$", described, re.M), described
+        echo_node = services_cluster.get("pods", "default", "app=echo")[0]["spec"]["nodeName"]
+        services_cluster.synced()
+        for node in NODES:
+            want = ("200", 1) if node == echo_node else ("503", 0)
+            got = poll(lambda node=node: (lambda r: r if r[1] else None)(health(services_cluster, node, port)),
+                       timeout=10, what=f"{node} to answer on its health check port")
+            assert (got[0], got[1]["localEndpoints"]) == want, node
+            assert got[1]["service"] == {"namespace": "default", "name": "echo-local"}
+        assert holder(services_cluster, lb_ip) == echo_node
+        reply = services_cluster.curl("outside", f"http://{lb_ip}/")
+        assert reply.returncode == 0 and json.loads(reply.stdout)["client"] == "172.18.0.254"
+    finally:
+        k8semu("--cluster", services_cluster.name, "delete", "svc", "echo-local", check=False)
+    services_cluster.synced()
+    poll(lambda: all(health(services_cluster, n, port)[1] is None for n in NODES), timeout=10,
+         what="the health check ports to close with the Service")
+    assert holder(services_cluster, lb_ip) is None
+
+
+def holder(cluster: Cluster, ip: str) -> str | None:
+    """The node whose eth0 holds the LoadBalancer address (MetalLB's L2 announcer)."""
+    for node in NODES:
+        addrs = subprocess.run(["ip", "-n", cluster.netns(node), "-4", "-o", "addr", "show", "eth0"],
+                               capture_output=True, text=True).stdout
+        if f" {ip}/32 " in addrs:
+            return node
+    return None
+
+
+def test_esipp_should_work_from_pods(services_cluster: Cluster) -> None:
+    """loadbalancer.go "ESIPP ... should work from pods", and the same for the node's NodePort:
+    a pod calling its own node's NodePort, or a LoadBalancer address, of a Local Service is
+    short-circuited to the Service (any endpoint, as kube-proxy's KUBE-EXT chain does), on a
+    node with an endpoint and on one without. Unlike kube-proxy, the endpoint sees the pod's
+    node gateway address, not the pod's (the reply must come back through the node)."""
+    services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-local-pods}\nspec:\n"
+                           "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
+                           "  ports: [{port: 80, targetPort: http}]\n")
+    try:
+        svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo-local-pods", "-o",
+                                "json").stdout)
+        lb_ip, node_port = svc["status"]["loadBalancer"]["ingress"][0]["ip"], svc["spec"]["ports"][0]["nodePort"]
+        gateways = {n["metadata"]["name"]: n["spec"]["podCIDR"].rsplit(".", 1)[0] + ".1"
+                    for n in services_cluster.get("nodes")}
+        services_cluster.synced()
+        pods = [p for p in services_cluster.get("pods", "default") if p["metadata"]["labels"].get("app") == "web"]
+        assert {p["spec"]["nodeName"] for p in pods} == {"worker-1", "worker-2"}  # with and without an endpoint
+        for pod in pods:
+            name, node = pod["metadata"]["name"], pod["spec"]["nodeName"]
+            for url in (f"http://{NODES[node]}:{node_port}/", f"http://{lb_ip}/"):
+                reply = poll(lambda url=url, name=name: (lambda r: r.returncode == 0 and r)(
+                    services_cluster.curl(name, url, timeout=2)), timeout=10, what=f"{name} to reach {url}")
+                assert json.loads(reply.stdout)["client"] == gateways[node], (name, url)
+    finally:
+        k8semu("--cluster", services_cluster.name, "delete", "svc", "echo-local-pods", check=False)
+
+
+def test_external_ips_of_a_local_service_keep_the_client_address(services_cluster: Cluster) -> None:
+    """kube-proxy applies externalTrafficPolicy to a Service's external IPs as to its other
+    external destinations: the node an external IP is routed to keeps the client's address and
+    answers only with its own endpoints; a pod's call is short-circuited to the Service."""
+    services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-ext-local}\nspec:\n"
+                           "  type: NodePort\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
+                           "  externalIPs: [192.0.2.11]\n  ports: [{port: 80, targetPort: http}]\n")
+    outside = ["ip", "netns", "exec", services_cluster.netns("outside")]
+    echo_node = services_cluster.get("pods", "default", "app=echo")[0]["spec"]["nodeName"]
+    other = next(n for n in NODES if n not in (echo_node, "control-plane"))
+    try:
+        services_cluster.synced()
+        subprocess.run(outside + ["ip", "route", "add", "192.0.2.11/32", "via", NODES[echo_node]], check=True)
+        reply = services_cluster.curl("outside", "http://192.0.2.11/")
+        assert reply.returncode == 0 and json.loads(reply.stdout)["client"] == "172.18.0.254"
+        subprocess.run(outside + ["ip", "route", "replace", "192.0.2.11/32", "via", NODES[other]], check=True)
+        assert services_cluster.curl("outside", "http://192.0.2.11/", timeout=2).returncode == 28  # no endpoint
+        assert answers(services_cluster, "192.0.2.11")
+    finally:
+        subprocess.run(outside + ["ip", "route", "del", "192.0.2.11/32"], check=False)
+        k8semu("--cluster", services_cluster.name, "delete", "svc", "echo-ext-local", check=False)
+
+
+def hostport_pod(name: str, host_ip: str, protocol: str, node: str = "worker-1", pinned: bool = True) -> str:
+    where = f"nodeName: {node}" if pinned else f"nodeSelector: {{kubernetes.io/hostname: {node}}}"
+    host = f", hostIP: '{host_ip}'" if host_ip else ""
+    return (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: hostport}}\nspec:\n  {where}\n"
+            "  containers:\n    - name: agnhost\n      image: k8semu/echo\n"
+            "      env: [{name: PORT, value: '8080'}, {name: UDP_PORT, value: '8080'}]\n"
+            f"      ports: [{{containerPort: 8080, hostPort: 54323, protocol: {protocol}{host}}}]\n")
+
+
+def test_hostport_validates_that_there_is_no_conflict_between_pods_with_same_hostport_but_different_hostip_and_protocol(
+        services_cluster: Cluster) -> None:
+    """hostport.go [Conformance]: three pods on one node share hostPort 54323 (127.0.0.1/TCP,
+    the node's address/TCP, the node's address/UDP); from the node, each answers on its own.
+    Beyond the e2e test: a client outside and a pod reach the node's hostPort, and a fourth pod
+    wanting the port on that node stays Pending as kube-scheduler leaves it."""
+    node_ip = NODES["worker-1"]
+    services_cluster.apply("apiVersion: v1\nkind: Namespace\nmetadata: {name: hostport}\n---\n" + "---\n".join(
+        (hostport_pod("pod1", "127.0.0.1", "TCP"), hostport_pod("pod2", node_ip, "TCP"),
+         hostport_pod("pod3", node_ip, "UDP"))))
+    try:
+        services_cluster.wait_running("hostport", count=3)
+        services_cluster.synced()
+        on_node = ["ip", "netns", "exec", services_cluster.netns("worker-1")]
+
+        def pod_name(cmd: list[str]) -> str:
+            done = subprocess.run(on_node + cmd, capture_output=True, text=True, timeout=10)
+            return json.loads(done.stdout)["pod"] if done.returncode == 0 and done.stdout.startswith("{") else ""
+
+        # "curl --interface hostIP http://127.0.0.1:54323" and "curl http://hostIP:54323", from the node
+        poll(lambda: pod_name(["curl", "-s", "-m", "5", "--interface", node_ip, "http://127.0.0.1:54323/"]) == "pod1",
+             timeout=10, what="pod1 on 127.0.0.1:54323")
+        assert pod_name(["curl", "-s", "-m", "5", "http://127.0.0.1:54323/"]) == "pod1"  # from loopback too
+        assert pod_name(["curl", "-s", "-m", "5", f"http://{node_ip}:54323/"]) == "pod2"
+        udp = subprocess.run(on_node + ["sh", "-c", f"echo ping | nc -u -w2 {node_ip} 54323"], capture_output=True,
+                             text=True, timeout=10)
+        assert udp.stdout.strip() == "pod3: ping"
+        reply = services_cluster.curl("outside", f"http://{node_ip}:54323/")
+        assert reply.returncode == 0 and json.loads(reply.stdout)["pod"] == "pod2"
+        assert json.loads(reply.stdout)["client"] == "172.18.0.254"  # portmap keeps an outside client's address
+        from_pod = services_cluster.curl("client", f"http://{node_ip}:54323/")
+        assert from_pod.returncode == 0 and json.loads(from_pod.stdout)["pod"] == "pod2"
+        services_cluster.apply(hostport_pod("pod4", "", "TCP", pinned=False))
+        pod4 = poll(lambda: (lambda p: p if p["status"].get("conditions") else None)(
+            services_cluster.pod("pod4", "hostport")), timeout=10, what="pod4 to be looked at by the scheduler")
+        assert pod4["status"]["phase"] == "Pending" and "didn't have free ports for the requested pod ports" in \
+            json.dumps(pod4["status"]), pod4["status"]
+    finally:
+        k8semu("--cluster", services_cluster.name, "delete", "namespace", "hostport", "--wait=false", check=False)

@@ -77,6 +77,8 @@ from emulator.errors import K8semuError  # noqa: E402
      {"target": "pod/web", "namespace": "shop", "command": ["ls", "-l"], "stdin": True, "tty": True}),
     (["logs", "web", "-n", "shop", "-c", "app"], {"pod": "web", "namespace": "shop", "container": "app"}),
     (["delete", "pod", "a", "b", "-n", "x", "--wait=false"], {"kind": "pod", "names": ["a", "b"], "wait": "false"}),
+    (["scale", "deployment", "web", "--replicas=3"], {"target": ["deployment", "web"], "replicas": 3}),
+    (["scale", "deploy/web", "-n", "x", "--replicas", "0"], {"target": ["deploy/web"], "replicas": 0, "namespace": "x"}),
 ])
 def test_flags_and_names_mix_as_kubectl_parses_them(argv: list[str], expected: dict) -> None:
     args = vars(parse(build_parser(), argv))
@@ -97,6 +99,9 @@ def test_kind_slash_name_is_kubectls_other_spelling() -> None:
             objects.kind_and_names(kind, names)
     with pytest.raises(K8semuError):
         objects.pod_name("svc/web")
+    for target in (["web"], ["deployment", "web", "db"], ["deployment/web", "db"]):
+        with pytest.raises(K8semuError):
+            objects.scale(None, target, 1, None, None)  # refused before the client is asked
 
 
 def test_the_shell_knows_every_verb_from_the_parser() -> None:

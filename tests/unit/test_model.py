@@ -8,10 +8,12 @@ import pytest
 from emulator.model import images, naming, podfiles, validation
 from emulator.model.ipam import AddressesExhausted, NodeIPAM
 from emulator.model.meta import ObjectMeta
+from emulator.model.netview import (EndpointView, NetworkView, NodeView, PodView, PolicyView, RuleView,
+                                    ServicePortView)
 from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
-from emulator.model.pod import Container, EnvVar, Pod, PodSpec, Toleration
-from emulator.model.scheduler import Unschedulable, schedule
+from emulator.model.pod import Container, ContainerPort, EnvVar, Pod, PodSpec, Toleration
+from emulator.model.scheduler import Placer, Unschedulable, ports_conflict, schedule
 from emulator.model.selectors import parse_label_query, selector_from_dict
 
 
@@ -124,6 +126,27 @@ def test_scheduler_spreads_and_honours_constraints() -> None:
         schedule(PodSpec((), node_selector={"disk": "hdd"}), nodes, {})
 
 
+def test_host_ports_take_a_node_only_where_they_are_free() -> None:
+    """kube-scheduler's NodePorts filter: same protocol and port conflict on the same hostIP, or
+    when either side binds every address; another protocol or another hostIP does not."""
+    nodes = [_node("w1", 1), _node("w2", 2)]
+
+    def wants(port: int, proto: str = "TCP", ip: str = "") -> PodSpec:
+        return PodSpec((Container("c", "busybox", ports=(ContainerPort(80, "", proto, port, ip),)),))
+    load: dict[str, int] = {}
+    placer = Placer(nodes, load, {})
+    first = placer.place(wants(8080))
+    load[first] = 1
+    second = placer.place(wants(8080))
+    assert {first, second} == {"w1", "w2"}  # the port is taken on the first node
+    with pytest.raises(Unschedulable, match="2 node\\(s\\) didn't have free ports for the requested pod ports"):
+        placer.place(wants(8080))
+    assert placer.place(wants(8080, "UDP")) in ("w1", "w2")
+    assert ports_conflict((("TCP", "127.0.0.1", 9, 80),), {("TCP", "172.18.0.3", 9)}) is False
+    assert ports_conflict((("TCP", "127.0.0.1", 9, 80),), {("TCP", "", 9)}) is True
+    assert Placer(nodes, {}).place(wants(8080)) == "w1"  # without used ports (admission): not checked
+
+
 def test_image_catalogue_and_kubernetes_command_rules() -> None:
     assert images.repository("docker.io/library/nginx:1.25@sha256:ab") == "nginx"
     assert images.repository("registry.k8s.io/echoserver:1.4") == "registry.k8s.io/echoserver"
@@ -155,3 +178,23 @@ def test_pod_files_match_kubelet() -> None:
     env = podfiles.container_env(pod, c, "10.244.1.5", "w1", "172.18.0.3", "/tmp/c")
     assert env["B"] == "x-y" and env["IP"] == "10.244.1.5" and env["HOSTNAME"] == "web-1"
     assert env["K8SEMU_POD_IP"] == "10.244.1.5"
+
+
+def test_the_network_view_survives_its_json_round_trip_equal_and_hashable() -> None:
+    """The controller memoizes on view values: a field read back as a list is unhashable and
+    stops every switch, so every sequence field is populated here and must come back a tuple."""
+    ep = EndpointView("10.244.1.2", 80, "node-a")
+    view = NetworkView(
+        7, (NodeView("node-a", 1, "172.18.0.2", "10.244.1.0/24", "10.244.1.1", "aa:00:00:00:00:01",
+                     "aa:00:00:00:00:02", 65537, 10),),
+        (PodView(1, "default", "web", "node-a", "10.244.1.2", "aa:00:00:00:00:03", 3,
+                 (("TCP", "", 8080, 80), ("UDP", "127.0.0.1", 53, 5353))),),
+        (ServicePortView(1, "default", "web", "http", "TCP", "10.96.0.10", 80, 30080, "172.18.255.1", 10800,
+                         True, True, (ep,), (1, 2), (3, 4), (ep,), ("192.0.2.10", "192.0.2.11")),),
+        PolicyView((RuleView(1, "default/p ingress[0]", "Ingress", (("10.244.1.2", "node-a"),), ("0.0.0.0/0",),
+                             (("TCP", 80, 90),)),), ("10.244.1.2",), ("10.244.1.3",)))
+    back = NetworkView.from_json(view.to_json())
+    assert back == view
+    hash(back)
+    for service in back.services:
+        hash(service)

@@ -2,6 +2,7 @@
 input, and hostile values per field that must be refused (never written, never a second line)."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,37 @@ def test_node_iptables_rules_match_their_golden_file(golden) -> None:
     view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
     node = view.node("worker-1")
     golden("configs/iptables-nat.worker-1", hostrules.iptables_nat(view, node, "10.244.0.0/16"))
+
+
+def test_external_ip_rules_match_their_golden_file(golden) -> None:
+    """spec.externalIPs: DNAT to the cluster IP on the Service's port, SNAT by the original
+    destination so the reply comes back through the node."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    first = replace(view.services[0], external_ips=("192.0.2.10", "198.51.100.7"))
+    view = replace(view, services=(first,))
+    golden("configs/iptables-nat.external-ips", hostrules.iptables_nat(view, view.node("worker-1"), "10.244.0.0/16"))
+
+
+def test_host_port_rules_match_their_golden_file(golden) -> None:
+    """hostPort as portmap: the node's address (or hostIP) DNATed to the pod; pods and the
+    node's loopback calling it SNATed; only this node's pods."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    pods = tuple(replace(p, host_ports=(("TCP", "", 8080, 80), ("UDP", "127.0.0.1", 5353, 53)))
+                 if p.name.startswith("web") else p for p in view.pods)
+    view = replace(view, pods=pods, services=())
+    golden("configs/iptables-nat.host-ports", hostrules.iptables_nat(view, view.node("worker-1"), "10.244.0.0/16"))
+    assert hostrules.loopback_host_ports(view, view.node("worker-1"))
+    assert not hostrules.loopback_host_ports(view, view.node("control-plane"))
+
+
+def test_external_ips_of_a_local_service_follow_the_load_balancer_path(golden) -> None:
+    """externalTrafficPolicy Local (a NodePort Service here): an external IP is DNATed like the
+    LoadBalancer address (client kept, node-local endpoints), a pod's call short-circuited."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    local = next(s for s in view.services if s.external_local and s.protocol == "TCP")
+    view = replace(view, services=(replace(local, external_ips=("192.0.2.11",)),))
+    golden("configs/iptables-nat.external-ips-local",
+           hostrules.iptables_nat(view, view.node("worker-1"), "10.244.0.0/16"))
 
 
 def test_pod_files_match_their_golden_files(golden) -> None:

@@ -1,0 +1,144 @@
+"""kube-proxy's service health check server, per node.
+
+A LoadBalancer Service with ``externalTrafficPolicy: Local`` gets a ``healthCheckNodePort``;
+every node answers HTTP on it with the number of the Service's ready endpoints on that node:
+200 when there is one, 503 when there is none, so a load balancer sends traffic only to nodes
+that keep it (kube-proxy's pkg/proxy/healthcheck/service_health.go, whose body and headers
+this copies).
+
+Each listener is a socket made inside the node's network namespace (a short-lived thread
+enters it with setns, so nothing listens in this machine's own namespace) and served by the
+standard library's HTTP server on a thread of its own: a handful of listeners, each answering
+a few probes a second, where a framework would add a dependency for nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from emulator.model import naming
+from emulator.model.netview import NetworkView
+from emulator.runtime import linux
+
+NETNS_DIR = "/run/netns"
+Key = tuple[str, int]  # node, port
+
+
+def response(namespace: str, name: str, local: int) -> tuple[int, dict[str, str], bytes]:
+    """Status, headers and body for a Service with ``local`` ready endpoints on this node."""
+    body = (f'{{\n\t"service": {{\n\t\t"namespace": {json.dumps(namespace)},\n\t\t"name": {json.dumps(name)}\n\t}},'
+            f'\n\t"localEndpoints": {local},\n\t"serviceProxyHealthy": true\n}}')
+    headers = {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff",
+               "X-Load-Balancing-Endpoint-Weight": str(local)}
+    return (200 if local else 503), headers, body.encode()
+
+
+def wanted(view: NetworkView) -> dict[Key, tuple[str, str, int]]:
+    """(node, port) -> (namespace, name, ready local endpoints) for every node and every
+    Service with a health check port (its ports' endpoints counted once by address)."""
+    out: dict[Key, tuple[str, str, int]] = {}
+    for node in view.nodes:
+        local: dict[tuple[str, str, int], set[str]] = {}
+        for svc in view.services:
+            if svc.health_check_node_port:
+                key = (svc.namespace, svc.name, svc.health_check_node_port)
+                local.setdefault(key, set()).update(svc.ready_on(node.name))
+        for (namespace, name, port), ips in local.items():
+            out[(node.name, port)] = (namespace, name, len(ips))
+    return out
+
+
+def listen_in(netns: str, port: int) -> socket.socket:
+    """A TCP socket listening on every address of ``netns`` (made by a thread that entered it)."""
+    made: list = []
+
+    def enter_and_listen() -> None:
+        try:
+            fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, linux.CLONE_NEWNET)  # this thread only; it ends here
+            finally:
+                os.close(fd)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))
+            sock.listen(16)
+            made.append(sock)
+        except OSError as exc:
+            made.append(exc)
+
+    thread = threading.Thread(target=enter_and_listen, name=f"healthz {netns}:{port}")
+    thread.start()
+    thread.join()
+    if isinstance(made[0], OSError):
+        raise made[0]
+    return made[0]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: "_Server"
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        namespace, name, local = self.server.state
+        status, headers, body = response(namespace, name, local)
+        self.send_response(status)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # probes every few seconds: not worth a log line
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, sock: socket.socket, state: tuple[str, str, int]) -> None:
+        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
+        self.socket.close()
+        self.socket = sock
+        self.state = state
+
+
+@dataclass
+class HealthChecks:
+    """The listeners of one cluster: opened, updated and closed to match each view."""
+    scope: naming.Scope
+    servers: dict[Key, _Server] = field(default_factory=dict)
+    failed: dict[Key, str] = field(default_factory=dict)  # why a listener could not be opened
+
+    def sync(self, view: NetworkView) -> None:
+        want = wanted(view)
+        for key in [k for k in self.servers if k not in want]:
+            self._close(key)
+        for key, state in want.items():
+            server = self.servers.get(key)
+            if server is not None:
+                server.state = state  # read whole by each request: no lock needed
+                continue
+            node, port = key
+            try:
+                sock = listen_in(naming.node_netns(self.scope, node), port)
+            except OSError as exc:
+                self.failed[key] = str(exc)
+                continue
+            self.failed.pop(key, None)
+            server = _Server(sock, state)
+            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
+                             name=f"healthz {node}:{port}", daemon=True).start()
+            self.servers[key] = server
+
+    def _close(self, key: Key) -> None:
+        server = self.servers.pop(key)
+        server.shutdown()
+        server.server_close()
+
+    def close(self) -> None:
+        for key in list(self.servers):
+            self._close(key)
