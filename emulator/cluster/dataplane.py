@@ -19,6 +19,11 @@ PROXY_SKIP_LABELS = ("service.kubernetes.io/service-proxy-name", "service.kubern
 def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
     out = []
     ports, groups = state.ids.service_ports, state.ids.groups
+    by_service: dict[tuple[str, str], list] = {}  # (namespace, Service) -> its EndpointSlices, found once
+    for r in state.list("EndpointSlice"):
+        name = r.obj.meta.labels.get(services.SERVICE_NAME_LABEL)
+        if name:
+            by_service.setdefault((r.obj.meta.namespace, name), []).append(r.obj)
     for rec in sorted(state.list("Service"), key=lambda r: r.id):
         svc = rec.obj
         alloc = state.alloc.by_service.get(svc.key)
@@ -28,8 +33,7 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
             continue
         ns = svc.meta.namespace
         eps = state.get("Endpoints", ns, svc.meta.name)
-        slices = [r.obj for r in state.list("EndpointSlice", ns)
-                  if r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == svc.meta.name]
+        slices = by_service.get((ns, svc.meta.name), [])
         for i, (sp, ready, ending) in enumerate(services.backends(svc, eps.obj if eps else None, slices)):
             port_id = ports.get((rec.uid, sp.protocol, sp.port))
             # kube-proxy: the ready endpoints, or the serving-terminating ones when none is ready;

@@ -38,20 +38,26 @@ class Allocation:
 
 @dataclass
 class Allocations:
-    """What the API server has handed out; owned by the ClusterState."""
+    """What the API server has handed out; owned by the ClusterState.
+
+    ``owners`` indexes every handed-out address and port by its Service, kept by ``commit`` and
+    ``release`` (the only writers of ``by_service``), so an allocation costs the same with a
+    thousand Services as with one."""
 
     subnet: str
     pool: AddressPool = field(default_factory=AddressPool)  # LoadBalancer addresses, in order
     by_service: dict[str, Allocation] = field(default_factory=dict)
+    owners: dict[tuple[str, object], str] = field(default_factory=dict)  # (kind, value) -> Service key
 
-    def _used(self, attr: str) -> dict:
-        out: dict = {}
-        for key, a in self.by_service.items():
-            values = ((*a.node_ports, a.health_check_node_port) if attr == "node_ports" else (getattr(a, attr),))
-            for value in values:
-                if value:
-                    out[value] = key
-        return out
+    @staticmethod
+    def _held(a: Allocation) -> list[tuple[str, object]]:
+        held = [("ip", a.cluster_ip), ("lb", a.lb_ip)] + [("port", p) for p in (*a.node_ports, a.health_check_node_port)]
+        return [(kind, value) for kind, value in held if value]
+
+    def _other(self, kind: str, value: object, key: str) -> str | None:
+        """The other Service holding ``value``, if any."""
+        owner = self.owners.get((kind, value))
+        return owner if owner != key else None
 
     def allocate(self, svc: Service, rng) -> tuple[Allocation | None, list[Problem]]:
         """Allocate (or keep) a Service's addresses and ports; on problems allocate nothing."""
@@ -59,8 +65,6 @@ class Allocations:
         old = self.by_service.get(key, Allocation())
         problems: list[Problem] = []
         net = ipaddress.IPv4Network(self.subnet)
-        ips = {k: v for k, v in self._used("cluster_ip").items() if v != key}
-        ports = {k: v for k, v in self._used("node_ports").items() if v != key}
         cluster_ip = old.cluster_ip
         if svc.type == "ExternalName" or svc.headless:
             cluster_ip = ""
@@ -71,9 +75,9 @@ class Allocations:
                     str(net.network_address), str(net.broadcast_address)):
                 problems.append(Problem(svc.source, "spec.clusterIP", f"Invalid value: {svc.cluster_ip!r}: "
                                         f"provided IP is not in the valid range. The range of valid IPs is {net}"))
-            elif svc.cluster_ip in ips:
+            elif holder := self._other("ip", svc.cluster_ip, key):
                 problems.append(Problem(svc.source, "spec.clusterIP", f"Invalid value: {svc.cluster_ip!r}: "
-                                        f"provided IP is already allocated (to {ips[svc.cluster_ip]})"))
+                                        f"provided IP is already allocated (to {holder})"))
             cluster_ip = svc.cluster_ip
         elif not cluster_ip:
             reserved = {str(net.network_address + 1), str(net.network_address + 10)}
@@ -82,17 +86,20 @@ class Allocations:
             else:
                 for _ in range(10000):
                     candidate = str(net.network_address + rng.randrange(2, net.num_addresses - 1))
-                    if candidate not in ips and candidate not in reserved:
+                    if not self._other("ip", candidate, key) and candidate not in reserved:
                         cluster_ip = candidate
                         break
         node_ports: list[int] = []
+
+        def taken(port: int) -> bool:
+            return bool(self._other("port", port, key)) or port in node_ports
         if svc.type in ("NodePort", "LoadBalancer"):
             for i, sp in enumerate(svc.ports):
                 wanted = sp.node_port or (old.node_ports[i] if i < len(old.node_ports) else 0)
-                if wanted and wanted in ports:
+                if wanted and self._other("port", wanted, key):
                     problems.append(Problem(svc.source, f"spec.ports[{i}].nodePort",
                                             f"Invalid value: {wanted}: provided port is already allocated"))
-                while not wanted or wanted in ports or wanted in node_ports:
+                while not wanted or taken(wanted):
                     wanted = rng.randint(*NODE_PORT_RANGE)
                 node_ports.append(wanted)
         health = 0
@@ -100,33 +107,38 @@ class Allocations:
             health = svc.health_check_node_port or old.health_check_node_port
             if health and svc.health_check_node_port and old.health_check_node_port not in (0, health):
                 problems.append(Problem(svc.source, "spec.healthCheckNodePort", "field is immutable"))
-            elif health and (health in ports or health in node_ports):
+            elif health and taken(health):
                 problems.append(Problem(svc.source, "spec.healthCheckNodePort",
                                         f"Invalid value: {health}: provided port is already allocated"))
-            while not health or health in ports or health in node_ports:
+            while not health or taken(health):
                 health = rng.randint(*NODE_PORT_RANGE)
         lb_ip = ""
         if svc.type == "LoadBalancer" and not svc.load_balancer_class:  # another class: its controller's
-            lbs = {k: v for k, v in self._used("lb_ip").items() if v != key}
             if svc.load_balancer_ip:
                 if svc.load_balancer_ip not in self.pool:
                     problems.append(Problem(svc.source, "spec.loadBalancerIP",
                                             f"{svc.load_balancer_ip} is not in the cluster's loadBalancerPool"))
-                elif svc.load_balancer_ip in lbs:
+                elif holder := self._other("lb", svc.load_balancer_ip, key):
                     problems.append(Problem(svc.source, "spec.loadBalancerIP",
-                                            f"{svc.load_balancer_ip} is already assigned to {lbs[svc.load_balancer_ip]}"))
+                                            f"{svc.load_balancer_ip} is already assigned to {holder}"))
                 lb_ip = svc.load_balancer_ip
             else:
-                lb_ip = old.lb_ip or next((ip for ip in self.pool if ip not in lbs), "")
+                lb_ip = old.lb_ip or next((ip for ip in self.pool if not self._other("lb", ip, key)), "")
         if problems:
             return None, problems
         return Allocation(cluster_ip, tuple(node_ports), lb_ip, health), []
 
     def commit(self, key: str, allocation: Allocation) -> None:
+        self.release(key)
         self.by_service[key] = allocation
+        for held in self._held(allocation):
+            self.owners[held] = key
 
     def release(self, key: str) -> None:
-        self.by_service.pop(key, None)
+        old = self.by_service.pop(key, None)
+        for held in self._held(old) if old else ():
+            if self.owners.get(held) == key:
+                del self.owners[held]
 
 
 def kubernetes_service() -> Service:
