@@ -93,6 +93,15 @@ def health(cluster: Cluster, node: str, port: int) -> tuple[str, dict | None]:
     return code, json.loads(body)
 
 
+def local_load_balancer(cluster: Cluster, name: str) -> dict:
+    """A LoadBalancer Service with externalTrafficPolicy Local in front of the echo pod, as the
+    API server returns it."""
+    cluster.apply(f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec:\n"
+                  "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
+                  "  ports: [{port: 80, targetPort: http}]\n")
+    return json.loads(k8semu("--cluster", cluster.name, "get", "svc", name, "-o", "json").stdout)
+
+
 def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endpoints(
         services_cluster: Cluster) -> None:
     """loadbalancer.go "[Feature:LoadBalancer] ESIPP ... should work for type=LoadBalancer" and
@@ -100,12 +109,8 @@ def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endp
     every node answers it, 200 with its local endpoint count where the Service has a ready
     endpoint, 503 elsewhere; the address is announced only from such a node, and a client
     from outside reaches the endpoint with its own address."""
-    services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-local}\nspec:\n"
-                           "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
-                           "  ports: [{port: 80, targetPort: http}]\n")
     try:
-        svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo-local", "-o",
-                                "json").stdout)
+        svc = local_load_balancer(services_cluster, "echo-local")
         port, lb_ip = svc["spec"]["healthCheckNodePort"], svc["status"]["loadBalancer"]["ingress"][0]["ip"]
         assert 30000 <= port <= 32767 and port != svc["spec"]["ports"][0]["nodePort"]
         described = k8semu("--cluster", services_cluster.name, "describe", "svc", "echo-local").stdout
@@ -145,12 +150,8 @@ def test_esipp_should_work_from_pods(services_cluster: Cluster) -> None:
     short-circuited to the Service (any endpoint, as kube-proxy's KUBE-EXT chain does), on a
     node with an endpoint and on one without. Unlike kube-proxy, the endpoint sees the pod's
     node gateway address, not the pod's (the reply must come back through the node)."""
-    services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: echo-local-pods}\nspec:\n"
-                           "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
-                           "  ports: [{port: 80, targetPort: http}]\n")
     try:
-        svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo-local-pods", "-o",
-                                "json").stdout)
+        svc = local_load_balancer(services_cluster, "echo-local-pods")
         lb_ip, node_port = svc["status"]["loadBalancer"]["ingress"][0]["ip"], svc["spec"]["ports"][0]["nodePort"]
         gateways = {n["metadata"]["name"]: n["spec"]["podCIDR"].rsplit(".", 1)[0] + ".1"
                     for n in services_cluster.get("nodes")}
