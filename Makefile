@@ -35,6 +35,7 @@ bench: install
 	$(PY) bench/netpol.py
 	$(PY) bench/ingress.py
 	$(PY) bench/scale.py
+	$(PY) bench/termination.py
 	$(PY) bench/dns_server.py
 	$(PY) bench/compare.py
 
