@@ -134,11 +134,21 @@ class HealthChecks:
                              name=f"healthz {node}:{port}", daemon=True).start()
             self.servers[key] = server
 
-    def _close(self, key: Key) -> None:
+    def _close(self, key: Key, wait: bool = False) -> None:
+        """Stop a listener. ``shutdown`` waits for the serving loop's next poll (up to half a
+        second): from ``sync``, which runs under the manager's lock, that happens on a thread of
+        its own (a listener opened again on the same port meanwhile fails and is retried by the
+        next ``sync``)."""
         server = self.servers.pop(key)
-        server.shutdown()
-        server.server_close()
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+        if wait:
+            stop()
+        else:
+            threading.Thread(target=stop, name=f"healthz stop {key[0]}:{key[1]}", daemon=True).start()
 
     def close(self) -> None:
         for key in list(self.servers):
-            self._close(key)
+            self._close(key, wait=True)
