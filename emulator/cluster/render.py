@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 import platform
 import time
-from typing import Any
+from typing import Any, Callable
 
 from emulator import __version__
 from emulator.cluster import render_services
@@ -151,8 +151,9 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
     if kind == "Node":
         return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
     if kind == "Ingress":
-        return [ingress_object(r, state) for r in sorted(state.list(kind, namespace),
-                                                         key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
+        serves, ips = nginx_serves(state), ingress_status_ips(state)  # once per listing, not per Ingress
+        return [ingress_object(r, serves, ips) for r in sorted(state.list(kind, namespace),
+                                                               key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind == "NetworkPolicy":
         return [policy_object(r, state)
                 for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
@@ -219,7 +220,8 @@ def ingress_status_ips(state: ClusterState) -> list[str]:
     return sorted({state.config.node(p.status.node).ip for p in controllers})
 
 
-def ingress_object(rec: Record, state: ClusterState) -> dict:
+def ingress_object(rec: Record, serves: Callable[[Any], bool], status_ips: list[str]) -> dict:
+    """``serves``: ``nginx_serves``'s predicate; ``status_ips``: ``ingress_status_ips``."""
     ing = rec.obj
 
     def backend(b):
@@ -235,7 +237,7 @@ def ingress_object(rec: Record, state: ClusterState) -> dict:
     if ing.tls:
         spec["tls"] = [{"hosts": list(h), "secretName": s} for h, s in ing.tls]
     status: dict = {}
-    if nginx_serves(state)(ing):  # another class's controller writes its own status
-        status = {"ingress": [{"ip": ip} for ip in ingress_status_ips(state)]}
+    if serves(ing):  # another class's controller writes its own status
+        status = {"ingress": [{"ip": ip} for ip in status_ips]}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": _meta(rec), "spec": spec,
             "status": {"loadBalancer": status}}

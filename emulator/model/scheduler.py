@@ -17,6 +17,10 @@ class Unschedulable(Exception):
     pass
 
 
+def _none_matches(count: int) -> Unschedulable:
+    return Unschedulable(f"0/{count} nodes are available: none matches the pod's node selector and tolerations")
+
+
 PortKey = tuple[str, str, int]  # protocol, hostIP ("" for every address), hostPort
 
 
@@ -50,8 +54,7 @@ def schedule(spec: PodSpec, nodes: Sequence[Node], load: dict[str, int]) -> str:
         return spec.node_name
     candidates = [n for n in nodes if feasible(n, spec)]
     if not candidates:
-        raise Unschedulable(f"0/{len(nodes)} nodes are available: none matches the pod's "
-                            "node selector and tolerations")
+        raise _none_matches(len(nodes))
     return min(candidates, key=lambda n: (load.get(n.name, 0), n.index)).name
 
 
@@ -87,8 +90,7 @@ class Placer:
             heap = self.heaps[key] = [(self.load.get(n.name, 0), n.index, n.name) for n in self.nodes if feasible(n, spec)]
             heapq.heapify(heap)
         if not heap:
-            raise Unschedulable(f"0/{len(self.nodes)} nodes are available: none matches the pod's "
-                                "node selector and tolerations")
+            raise _none_matches(len(self.nodes))
         while True:
             load, index, name = heap[0]
             current = self.load.get(name, 0)
@@ -100,8 +102,7 @@ class Placer:
         """A pod with host ports: a plain scan (such pods are few), recording what it takes."""
         feasible_nodes = [n for n in self.nodes if feasible(n, spec)]
         if not feasible_nodes:
-            raise Unschedulable(f"0/{len(self.nodes)} nodes are available: none matches the pod's "
-                                "node selector and tolerations")
+            raise _none_matches(len(self.nodes))
         free = [n for n in feasible_nodes if not ports_conflict(spec.host_ports, used.get(n.name, set()))]
         if not free:
             raise Unschedulable(f"0/{len(self.nodes)} nodes are available: {len(feasible_nodes)} node(s) "

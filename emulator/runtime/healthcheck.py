@@ -41,12 +41,12 @@ def wanted(view: NetworkView) -> dict[Key, tuple[str, str, int]]:
     """(node, port) -> (namespace, name, ready local endpoints) for every node and every
     Service with a health check port (its ports' endpoints counted once by address)."""
     out: dict[Key, tuple[str, str, int]] = {}
+    checked = [s for s in view.services if s.health_check_node_port]
     for node in view.nodes:
         local: dict[tuple[str, str, int], set[str]] = {}
-        for svc in view.services:
-            if svc.health_check_node_port:
-                key = (svc.namespace, svc.name, svc.health_check_node_port)
-                local.setdefault(key, set()).update(svc.ready_on(node.name))
+        for svc in checked:
+            key = (svc.namespace, svc.name, svc.health_check_node_port)
+            local.setdefault(key, set()).update(svc.ready_on(node.name))
         for (namespace, name, port), ips in local.items():
             out[(node.name, port)] = (namespace, name, len(ips))
     return out
