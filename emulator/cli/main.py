@@ -115,6 +115,14 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("target", nargs="+", help="KIND/NAME, or KIND NAME as kubectl takes it")
     sc.add_argument("--replicas", type=int, required=True)
     ns_opts(sc)
+    for name, text in (("cordon", "mark a node unschedulable"), ("uncordon", "mark a node schedulable again")):
+        verb(name, help=text).add_argument("node")
+    dr = verb("drain", help="cordon a node and evict its pods, as kubectl drain does")
+    dr.add_argument("node")
+    dr.add_argument("--force", action="store_true", help="also delete pods no controller would replace")
+    dr.add_argument("--ignore-daemonsets", action="store_true", help="accepted for kubectl compatibility")
+    dr.add_argument("--delete-emptydir-data", action="store_true", help="accepted for kubectl compatibility")
+    dr.add_argument("--timeout", type=float, default=300, help="seconds to wait for the evicted pods to go")
     lo = verb("logs", help="a container's output")
     lo.add_argument("pod")
     lo.add_argument("-c", "--container", default=None)
@@ -231,6 +239,12 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
                               wait=args.timeout if args.wait == "true" else 0)
     if verb == "scale":
         return objects.scale(client, args.target, args.replicas, args.namespace, out)
+    if verb in ("cordon", "uncordon"):
+        out.write(client.cordon(args.node, verb == "cordon") + "\n")
+        return 0
+    if verb == "drain":
+        out.write("".join(line + "\n" for line in client.drain(args.node, args.force, args.timeout)))
+        return 0
     if verb == "logs":
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
     if verb == "flows":

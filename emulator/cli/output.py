@@ -83,7 +83,8 @@ def _node_row(n: dict, wide: bool) -> list[str]:
     roles = ",".join(sorted(k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/"))) or "<none>"
     ready = next(c for c in n["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
     info = n["status"]["nodeInfo"]
-    row = [n["metadata"]["name"], "Ready" if ready else "NotReady", roles, age(n), info["kubeletVersion"]]
+    status = ("Ready" if ready else "NotReady") + (",SchedulingDisabled" if n["spec"].get("unschedulable") else "")
+    row = [n["metadata"]["name"], status, roles, age(n), info["kubeletVersion"]]
     if wide:
         ip = next(a["address"] for a in n["status"]["addresses"] if a["type"] == "InternalIP")
         row += [ip, "<none>", info["osImage"], info["kernelVersion"], info["containerRuntimeVersion"]]

@@ -21,7 +21,7 @@ from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.cluster import services
+from emulator.cluster import nodes, services
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.store import ClusterState, Record
 
@@ -205,13 +205,17 @@ def schedule_pods(state: ClusterState) -> None:
             if rec.status.node and rec.obj.spec.host_ports:
                 used.setdefault(rec.status.node, set()).update(
                     (proto, ip, port) for proto, ip, port, _ in rec.obj.spec.host_ports)
-    placer = scheduler.Placer(state.config.nodes, load, used)
+    placer = scheduler.Placer(nodes.schedulable_view(state), load, used)
     for rec in pending:
         status = rec.status
         try:
             node = placer.place(rec.obj.spec)
-            ip = state.ipam[node].allocate(rec.obj.key)
+            # a hostNetwork pod's IP is its node's (kubelet reports the node's InternalIP)
+            ip = state.config.node(node).ip if rec.obj.spec.host_network else state.ipam[node].allocate(rec.obj.key)
         except (scheduler.Unschedulable, AddressesExhausted) as exc:
+            if status.message != str(exc):  # once per distinct reason, as kube-scheduler's events
+                state.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "FailedScheduling", str(exc),
+                                  source="default-scheduler")
             status.reason, status.message = "Unschedulable", str(exc)
             continue
         status.node, status.ip, status.reason, status.message = node, ip, "", ""
@@ -271,7 +275,7 @@ def reconcile(state: ClusterState) -> None:
 def forget_pod(state: ClusterState, rec: Record) -> None:
     """The kubelet has torn the sandbox down: release the address and drop the object."""
     pod = rec.obj
-    if rec.status.node and rec.status.ip:
+    if rec.status.node and rec.status.ip and not pod.spec.host_network:
         state.ipam[rec.status.node].release(rec.status.ip)
     state.remove("Pod", pod.meta.namespace, pod.meta.name)
     state.generation += 1

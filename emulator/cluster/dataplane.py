@@ -5,6 +5,8 @@ ids and conntrack zones of the cluster's slot), never from arithmetic on record 
 """
 from __future__ import annotations
 
+import ipaddress
+
 from emulator.cluster import services
 from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
@@ -24,6 +26,11 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
         name = r.obj.meta.labels.get(services.SERVICE_NAME_LABEL)
         if name:
             by_service.setdefault((r.obj.meta.namespace, name), []).append(r.obj)
+    pod_net = ipaddress.IPv4Network(state.config.pods.subnet)
+
+    def endpoint(ip: str, port: int, node: str) -> EndpointView:
+        return EndpointView(ip, port, node, ipaddress.IPv4Address(ip) in pod_net)
+
     for rec in sorted(state.list("Service"), key=lambda r: r.id):
         svc = rec.obj
         alloc = state.alloc.by_service.get(svc.key)
@@ -48,10 +55,10 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
                 alloc.cluster_ip, sp.port, alloc.node_ports[i] if i < len(alloc.node_ports) else 0,
                 alloc.lb_ip, svc.affinity_timeout if svc.session_affinity == "ClientIP" else 0,
                 svc.external_traffic_policy == "Local", svc.internal_traffic_policy == "Local",
-                tuple(EndpointView(ip, port, node) for ip, port, node in backends),
+                tuple(endpoint(ip, port, node) for ip, port, node in backends),
                 (groups.get((port_id, "all")), groups.get((port_id, "local"))),
                 tuple(groups.get((port_id, "chain", i)) for i in range(chained)),
-                tuple(EndpointView(ip, port, node) for ip, port, node in ending), svc.external_ips,
+                tuple(endpoint(ip, port, node) for ip, port, node in ending), svc.external_ips,
                 alloc.health_check_node_port))
     live = {ports.by_id[s.id] for s in out}
     ports.retain(live)
@@ -69,11 +76,13 @@ def node_views(state: ClusterState) -> tuple[NodeView, ...]:
 
 def network_view(state: ClusterState, generation: int | None = None) -> NetworkView:
     """Scheduled, addressed pods (terminating ones too: their connections go on until the
-    kubelet has stopped them), every node, every Service port."""
+    kubelet has stopped them), every node, every Service port. A ``hostNetwork`` pod is not a
+    pod of the switch (no port, no flows, no portmap rules: it binds the node's ports itself);
+    as a Service endpoint it is its node's address."""
     pods = tuple(PodView(r.id, r.obj.meta.namespace, r.obj.meta.name, r.status.node, r.status.ip,
                          naming.mac_from_ip(r.status.ip),
                          naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr),
                          r.obj.spec.host_ports)
-                 for r in state.pods() if r.status.node and r.status.ip)
+                 for r in state.pods() if r.status.node and r.status.ip and not r.obj.spec.host_network)
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state))

@@ -21,8 +21,10 @@ ANY = ("0.0.0.0/0",)
 
 def _pods(state: ClusterState) -> list:
     """Pods with an address, terminating ones included: a pod being stopped is still isolated
-    by its policies, and still a peer, until its address is released."""
-    return [r for r in state.pods() if r.status.ip and r.status.node]
+    by its policies, and still a peer, until its address is released. ``hostNetwork`` pods are
+    left out, as Antrea and Calico leave them: NetworkPolicy does not govern the node's own
+    traffic (upstream leaves it undefined), and a node address is no pod's to admit."""
+    return [r for r in state.pods() if r.status.ip and r.status.node and not r.obj.spec.host_network]
 
 
 def _ns_labels(state: ClusterState) -> dict[str, dict[str, str]]:

@@ -14,6 +14,7 @@ from emulator import __version__
 from emulator.cluster import render_services
 from emulator.cluster.apimeta import meta as _meta, timestamp
 from emulator.cluster.dnsview import nginx_serves
+from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.node import Node
 
@@ -21,13 +22,14 @@ KUBE_VERSION = "v1.29.0"
 
 
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
+    taints = taints_of(state, node)
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
-                 **({"taints": [{"key": t.key, "effect": t.effect} for t in node.taints]}
-                    if node.taints else {})},
+                 **({"unschedulable": True} if node.name in state.cordoned else {}),
+                 **({"taints": [{"key": t.key, "effect": t.effect} for t in taints]} if taints else {})},
         "status": {
             "addresses": [{"type": "InternalIP", "address": node.ip},
                           {"type": "Hostname", "address": node.name}],

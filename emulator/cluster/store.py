@@ -81,6 +81,7 @@ class ClusterState:
     scope: Scope | None = None  # whose kernel names and numbers; slot 0 unless up allocated another
     ids: DataplaneIds = field(default_factory=DataplaneIds)
     events: Events = field(default_factory=Events)
+    cordoned: set[str] = field(default_factory=set)  # nodes marked unschedulable (cluster.nodes)
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind

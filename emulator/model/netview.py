@@ -59,6 +59,9 @@ class EndpointView:
     ip: str
     port: int
     node: str
+    # False for an address outside the pod network (a hostNetwork pod's node address, a manual
+    # Endpoints address): reached from the node's gateway, it needs the gateway hairpin
+    pod_network: bool = True
 
 
 @dataclass(frozen=True)

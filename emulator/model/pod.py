@@ -135,6 +135,7 @@ class PodSpec:
     host_aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (ip, hostnames)
     security: SecurityContext = field(default_factory=SecurityContext)  # pod-level defaults
     termination_grace: int = 30  # seconds between SIGTERM and SIGKILL when the pod is deleted
+    host_network: bool = False  # the node's network namespace: pod IP = node IP, no OVS port
     # k8semu's own data shown read-only to its system pods (the DNS snapshot to coredns): set only
     # by the add-ons' code, never read from a manifest
     system_mounts: tuple[str, ...] = ()

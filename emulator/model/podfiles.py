@@ -48,12 +48,24 @@ def hosts_file(hostname: str, ip: str, fqdn: str = "", aliases: tuple = ()) -> s
     return out
 
 
+def node_hosts_file(node: str, node_ip: str, aliases: tuple = ()) -> str:
+    """A ``hostNetwork`` pod's /etc/hosts: kubelet copies its node's hosts file (here the one a
+    node of kind has: localhost and the node's own name), then adds hostAliases.
+
+    Raises:
+        RenderError: a name or address that does not pass its rule.
+    """
+    text = hosts_file(node, node_ip, "", aliases)
+    return text.replace("# Kubernetes-managed hosts file.\n", "# Kubernetes-managed hosts file (host network).\n", 1)
+
+
 def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
     """The pod's /etc/resolv.conf, as kubelet writes it for each dnsPolicy.
 
-    ClusterFirst (and ClusterFirstWithHostNet, these pods not being on the host network): the
-    cluster DNS, the namespace's search list and ndots:5. Default: the node's resolver (in the
-    emulation, the external DNS host if the spec declares one). None: dnsConfig alone. In every
+    ClusterFirst: the cluster DNS, the namespace's search list and ndots:5, except for a
+    ``hostNetwork`` pod, which kubelet gives its node's resolver as for Default (it must ask for
+    ClusterFirstWithHostNet). Default: the node's resolver (in the emulation, the external DNS
+    host if the spec declares one). None: dnsConfig alone. In every
     case dnsConfig's nameservers and searches are appended and its options override by name.
     Every word is checked before it is written: one resolv.conf line per setting, whatever the
     manifest says.
@@ -66,6 +78,8 @@ def resolv_conf(pod: Pod, dns_ip: str, domain: str, upstream: str = "") -> str:
     nameservers: list[str] = []
     searches: list[str] = []
     options: dict[str, str | None] = {}
+    if policy == "ClusterFirst" and pod.spec.host_network:
+        policy = "Default"
     if policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
         ns = pod.meta.namespace
         nameservers, searches, options = [dns_ip], [f"{ns}.svc.{domain}", f"svc.{domain}", domain], {"ndots": "5"}
@@ -147,7 +161,7 @@ def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: s
               "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
               "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
     env = {"PATH": IMAGE_PATH,
-           "HOSTNAME": hostname_of(pod), "HOME": "/root", **(services or {})}
+           "HOSTNAME": node if pod.spec.host_network else hostname_of(pod), "HOME": "/root", **(services or {})}
     for var in container.env:
         env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
     env.update({"K8SEMU_POD_NAME": pod.meta.name, "K8SEMU_POD_NAMESPACE": pod.meta.namespace,

@@ -17,8 +17,31 @@ class Unschedulable(Exception):
     pass
 
 
-def _none_matches(count: int) -> Unschedulable:
-    return Unschedulable(f"0/{count} nodes are available: none matches the pod's node selector and tolerations")
+UNSCHEDULABLE_KEY = "node.kubernetes.io/unschedulable"  # the taint a cordoned node carries
+
+
+def _why_not(node: Node, spec: PodSpec) -> str:
+    """kube-scheduler's reason for one node, in its words."""
+    labels = node.all_labels()
+    if any(labels.get(k) != v for k, v in spec.node_selector.items()):
+        return "didn't match Pod's node affinity/selector"
+    for taint in node.taints:
+        if taint.effect in ("NoSchedule", "NoExecute") and not any(
+                t.tolerates(taint.key, taint.value, taint.effect) for t in spec.tolerations):
+            return "were unschedulable" if taint.key == UNSCHEDULABLE_KEY else \
+                f"had untolerated taint {{{taint.key}: {taint.value}}}"
+    return ""
+
+
+def _none_matches(nodes: Sequence[Node], spec: PodSpec) -> Unschedulable:
+    """kube-scheduler's FailedScheduling message: how many nodes failed for each reason."""
+    counts: dict[str, int] = {}
+    for node in nodes:
+        reason = _why_not(node, spec)
+        if reason:
+            counts[reason] = counts.get(reason, 0) + 1
+    reasons = ", ".join(f"{n} node(s) {reason}" for reason, n in sorted(counts.items()))
+    return Unschedulable(f"0/{len(nodes)} nodes are available: {reasons}.")
 
 
 PortKey = tuple[str, str, int]  # protocol, hostIP ("" for every address), hostPort
@@ -32,14 +55,7 @@ def ports_conflict(wanted: tuple[tuple[str, str, int, int], ...], used: set[Port
 
 
 def feasible(node: Node, spec: PodSpec) -> bool:
-    labels = node.all_labels()
-    if any(labels.get(k) != v for k, v in spec.node_selector.items()):
-        return False
-    for taint in node.taints:
-        if taint.effect in ("NoSchedule", "NoExecute") and not any(
-                t.tolerates(taint.key, taint.value, taint.effect) for t in spec.tolerations):
-            return False
-    return True
+    return not _why_not(node, spec)
 
 
 def schedule(spec: PodSpec, nodes: Sequence[Node], load: dict[str, int]) -> str:
@@ -54,7 +70,7 @@ def schedule(spec: PodSpec, nodes: Sequence[Node], load: dict[str, int]) -> str:
         return spec.node_name
     candidates = [n for n in nodes if feasible(n, spec)]
     if not candidates:
-        raise _none_matches(len(nodes))
+        raise _none_matches(nodes, spec)
     return min(candidates, key=lambda n: (load.get(n.name, 0), n.index)).name
 
 
@@ -90,7 +106,7 @@ class Placer:
             heap = self.heaps[key] = [(self.load.get(n.name, 0), n.index, n.name) for n in self.nodes if feasible(n, spec)]
             heapq.heapify(heap)
         if not heap:
-            raise _none_matches(len(self.nodes))
+            raise _none_matches(self.nodes, spec)
         while True:
             load, index, name = heap[0]
             current = self.load.get(name, 0)
@@ -102,7 +118,7 @@ class Placer:
         """A pod with host ports: a plain scan (such pods are few), recording what it takes."""
         feasible_nodes = [n for n in self.nodes if feasible(n, spec)]
         if not feasible_nodes:
-            raise _none_matches(len(self.nodes))
+            raise _none_matches(self.nodes, spec)
         free = [n for n in feasible_nodes if not ports_conflict(spec.host_ports, used.get(n.name, set()))]
         if not free:
             raise Unschedulable(f"0/{len(self.nodes)} nodes are available: {len(feasible_nodes)} node(s) "

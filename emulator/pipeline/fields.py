@@ -35,12 +35,26 @@ class RegMark:
         return f"reg{self.field.reg}", (self.value << self.field.start, self.field.mask)
 
 
+def marks(*wanted: RegMark) -> tuple[str, tuple[int, int]]:
+    """One match on several marks of one register (OpenFlow takes one match per field)."""
+    regs = {m.field.reg for m in wanted}
+    if len(regs) != 1:
+        raise ValueError(f"marks of one register only, got registers {sorted(regs)}")
+    value = mask = 0
+    for m in wanted:
+        value |= m.value << m.field.start
+        mask |= m.field.mask
+    return f"reg{regs.pop()}", (value, mask)
+
+
 PKT_SOURCE = RegField(0, 0, 3, "PktSourceField")
 FROM_TUNNEL = RegMark(PKT_SOURCE, 1, "FromTunnel")
 FROM_GATEWAY = RegMark(PKT_SOURCE, 2, "FromGateway")
 FROM_POD = RegMark(PKT_SOURCE, 3, "FromPod")
 HAIRPIN = RegField(0, 4, 4, "HairpinField")
-HAIRPIN_MARK = RegMark(HAIRPIN, 1, "Hairpin")  # a pod reaching itself through a Service
+# a pod reaching itself through a Service, or the node's gateway reaching an endpoint outside the
+# pod network (a hostNetwork pod): SNATed so the reply comes back through the switch
+HAIRPIN_MARK = RegMark(HAIRPIN, 1, "Hairpin")
 ESTABLISHED = RegField(0, 5, 5, "ConnectionStateField")
 ESTABLISHED_MARK = RegMark(ESTABLISHED, 1, "Established")  # an existing connection: skip policy
 TARGET_OFPORT = RegField(1, 0, 31, "TargetOFPortField")

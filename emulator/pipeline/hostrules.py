@@ -15,7 +15,9 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
   SNATed to the gateway address, so the reply comes back through this node to be un-NATed; for
   a NodePort/LoadBalancer Service with externalTrafficPolicy Local it follows the LoadBalancer
   address's path instead (client address kept, node-local endpoints only).
-- Pods reaching anything outside the pod subnet through eth0 are masqueraded to the node IP.
+- Pods reaching anything outside the pod subnet through eth0 are masqueraded to the node IP, and
+  so is the gateway hairpin's SNAT address (a NodePort reaching a hostNetwork endpoint on
+  another node, ``features.service``).
 - hostPort: as the portmap CNI plugin, ``hostIP:hostPort`` (the node's address when hostIP is
   unset, where portmap matches every local address) is DNATed to the pod's port.
 
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 from emulator.errors import RenderError
 from emulator.model.netview import NetworkView, NodeView
-from emulator.pipeline.features.service import NODEPORT_VIP, SERVICE_GW_VIP
+from emulator.pipeline.features.service import HAIRPIN_VIP, NODEPORT_VIP, SERVICE_GW_VIP
 
 
 def comment(text: str) -> str:
@@ -107,11 +109,15 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
                          f"--dport {svc.node_port} {note} -j MASQUERADE")
     lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} ! -d {pod_subnet} -o eth0 "
                  f"{comment('pods to the outside')} -j MASQUERADE")
+    lines.append(f"-A K8SEMU-POSTROUTING -s {HAIRPIN_VIP}/32 -o eth0 "
+                 f"{comment('gateway hairpin to an endpoint on another host')} -j MASQUERADE")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 
 
 def node_routes(service_subnet: str, gateway_if: str) -> list[str]:
-    """``ip route`` lines: the service subnet and the NodePort VIP go to OVS via the gateway."""
+    """``ip route`` lines: the service subnet, the NodePort VIP and the hairpin SNAT address
+    (replies of the gateway hairpin) go to OVS via the gateway."""
     return [f"route replace {service_subnet} via {SERVICE_GW_VIP} dev {gateway_if} onlink",
-            f"route replace {NODEPORT_VIP}/32 via {SERVICE_GW_VIP} dev {gateway_if} onlink"]
+            f"route replace {NODEPORT_VIP}/32 via {SERVICE_GW_VIP} dev {gateway_if} onlink",
+            f"route replace {HAIRPIN_VIP}/32 via {SERVICE_GW_VIP} dev {gateway_if} onlink"]

@@ -6,6 +6,7 @@ by root on one machine.
 from __future__ import annotations
 
 import secrets
+import time
 from multiprocessing.connection import Client as connect, Listener
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,27 @@ class Client:
 
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
         return self.call("scale", kind=kind, namespace=namespace, name=name, replicas=replicas)
+
+    def cordon(self, node: str, unschedulable: bool = True) -> str:
+        return self.call("cordon", node=node, unschedulable=unschedulable)
+
+    def drain(self, node: str, force: bool = False, timeout: float = 300) -> list[str]:
+        """Cordon the node, evict its pods and wait until they are gone, after their grace
+        periods (kubectl drain); returns kubectl's lines.
+
+        Raises:
+            K8semuError: the node holds pods no controller would replace (without ``force``),
+                or the evicted pods are still there after ``timeout`` seconds.
+        """
+        lines = self.call("drain", node=node, force=force)
+        evicted = [line.split()[-1].split("/", 1) for line in lines if line.startswith("evicting pod ")]
+        deadline = time.monotonic() + timeout
+        for ns, name in evicted:
+            while any(p["metadata"]["name"] == name for p in self.get("Pod", ns)):
+                if time.monotonic() > deadline:
+                    raise K8semuError(f"timed out waiting for pod {ns}/{name} to be evicted")
+                time.sleep(0.05)
+        return lines + [f"node/{node} drained"]
 
     def generations(self) -> dict:
         """{"published": the latest view's generation, "switches": {node: generation confirmed}},

@@ -162,14 +162,19 @@ class Kubelet:
         pod, status = rec.obj, rec.status
         cfg = self.state.config
         node = cfg.node(status.node)
-        hostname = podfiles.hostname_of(pod)
         shared = {name: str(self.runtime.base / "shared" / name) for name in pod.spec.system_mounts}
+        resolv = podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain, cfg.upstream_dns)
+        if pod.spec.host_network:  # the node's namespace, name and hosts file (kubelet copies the node's)
+            return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, node.ip,
+                                       node.pod_cidr, node.gateway_ip, node.name,
+                                       podfiles.node_hosts_file(node.name, node.ip, pod.spec.host_aliases),
+                                       resolv, shared, host_netns=naming.node_netns(self.runtime.scope, node.name))
+        hostname = podfiles.hostname_of(pod)
         return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, status.ip,
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
                                                        pod.spec.host_aliases),
-                                   podfiles.resolv_conf(pod, cfg.services.dns_ip, cfg.cluster_domain, cfg.upstream_dns),
-                                   shared)
+                                   resolv, shared)
 
     def _failed(self, rec: Record, reason: str, message: str) -> None:
         failures, _ = self.retry.get(rec.obj.key, (0, 0.0))

@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from emulator.cluster import addons, controllers, dnsview, render
+from emulator.cluster import addons, controllers, dnsview, nodes, render
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
@@ -48,7 +48,7 @@ from emulator.runtime.supervisor import Supervisor
 
 TICK = 0.05
 IDLE_TICK = 0.2
-CHANGES = ("apply", "delete", "scale")  # the requests that change objects
+CHANGES = ("apply", "delete", "scale", "cordon", "drain")  # the requests that change objects
 ACTIVE_WINDOW = 2.0  # seconds after the last change during which ticks stay quick
 SWITCH_DEADLINE = 30.0
 
@@ -229,7 +229,10 @@ class Manager:
         return all(g >= self.published for g in gens.values()) and self._system_pods_current()
 
     def _dataplane_ready(self, rec: Record) -> bool:
-        """A pod's node's switch holds the pod's flows (its containers may start)."""
+        """A pod's node's switch holds the pod's flows (its containers may start); a
+        ``hostNetwork`` pod has none to wait for."""
+        if rec.obj.spec.host_network:
+            return True
         wanted = self.pod_generation.get(rec.obj.key)
         if wanted is None:
             return False
@@ -436,6 +439,14 @@ class Manager:
             return controllers.delete(st, req["kind"], req["namespace"], req["name"])
         if op == "scale":
             return controllers.scale(st, req["kind"], req["namespace"], req["name"], req["replicas"])
+        if op == "cordon":
+            line = nodes.cordon(st, req["node"], req["unschedulable"])
+            controllers.reconcile(st)  # uncordoned: pending pods may go there now
+            return line
+        if op == "drain":
+            lines = nodes.drain(st, req["node"], req["force"])
+            controllers.reconcile(st)  # the evicted pods' controllers make replacements now
+            return lines
         if op == "pod":
             return self._pod_info(req)
         raise K8semuError(f"unknown request {op!r}")

@@ -11,6 +11,11 @@ Work is batched (one shim request, one ``ip -batch``, one ovs-vsctl transaction 
 when a batch fails, each pod is retried alone, so one pod that cannot be made fails alone and
 the others start. Destroying a sandbox kills its PID 1, which takes every process in the pod's
 PID namespace with it, whatever it did to leave its process group.
+
+A ``hostNetwork`` pod's sandbox joins its node's network namespace instead of making one (no
+interface, no port, no pod sysctls: the node's are the node's); it keeps its own UTS namespace
+named after the node (a node here shares the machine's UTS namespace, whose name is not ours to
+change), its IPC, PID and mount namespaces.
 """
 from __future__ import annotations
 
@@ -51,6 +56,7 @@ class SandboxSpec:
     hosts: str
     resolv_conf: str
     shared: dict[str, str] = field(default_factory=dict)  # name -> host folder (system pods only)
+    host_netns: str = ""  # hostNetwork: the node's network namespace, joined, never made or removed
 
 
 @dataclass
@@ -60,7 +66,7 @@ class Sandbox:
     pause_pid: int
     pause_start: int | None
     netns: str
-    port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself
+    port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself; "" on the host network
     containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
 
 
@@ -106,9 +112,9 @@ class SandboxRuntime:
         results: dict[str, Sandbox | Exception] = {}
         if internal:
             for s in specs:
-                if kernel.link_exists(self.port(s)):
+                if not s.host_netns and kernel.link_exists(self.port(s)):
                     results[s.uid] = kernel.clash("interface", self.port(s), self.records)
-            results.update(self._add_ports([s for s in specs if s.uid not in results]))
+            results.update(self._add_ports([s for s in specs if s.uid not in results and not s.host_netns]))
         todo = [s for s in specs if s.uid not in results]
         items = []
         for s in todo:
@@ -117,29 +123,36 @@ class SandboxRuntime:
             os.chmod(directory, 0o700)
             for file, text in (("hosts", s.hosts), ("resolv.conf", s.resolv_conf), ("hostname", s.hostname + "\n")):
                 (directory / file).write_text(text)
-            items.append({"netns": naming.pod_netns(self.scope, s.namespace, s.name), "hostname": s.hostname,
-                          "pause": PAUSE, "sysctls": POD_SYSCTLS, "pod_dir": str(directory),
-                          "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
-                                  "/etc/hostname": str(directory / "hostname")},
-                          "shared": s.shared, "keep": [CODE_ROOT, sys.prefix],
-                          "cgroups": self.cgroups.pod(s.uid),
-                          "link": {"kind": self.config.pod_interface, "port": self.port(s), "tag": self.records.tag,
-                                   "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
-                                   "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}})
+            item = {"netns": s.host_netns or naming.pod_netns(self.scope, s.namespace, s.name), "hostname": s.hostname,
+                    "pause": PAUSE, "sysctls": {} if s.host_netns else POD_SYSCTLS, "pod_dir": str(directory),
+                    "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
+                            "/etc/hostname": str(directory / "hostname")},
+                    "shared": s.shared, "keep": [CODE_ROOT, sys.prefix], "cgroups": self.cgroups.pod(s.uid)}
+            if s.host_netns:
+                item["join_netns"] = True
+            else:
+                item["link"] = {"kind": self.config.pod_interface, "port": self.port(s), "tag": self.records.tag,
+                                "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
+                                "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}
+            items.append(item)
         replies = self.shim.request("sandboxes", items, timeout=30 + 0.1 * len(items)) if items else []
         unused: list[SandboxSpec] = []
         made: list[Sandbox] = []
         for s, item, reply in zip(todo, items, replies):
             if "error" in reply:
                 results[s.uid] = RuntimeFailure(reply["error"])
-                unused.append(s)
+                if not s.host_netns:
+                    unused.append(s)
                 continue
             self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
+            box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
+                          "" if s.host_netns else self.port(s))
+            results[s.uid] = box
+            if s.host_netns:
+                continue
             self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
             if not internal:
                 self.records.add("links", self.port(s), save=False)
-            results[s.uid] = box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
-                                           self.port(s))
             made.append(box)
         self.records.save()
         if internal:
@@ -247,9 +260,10 @@ class SandboxRuntime:
         for b in boxes:
             if alive(b.pause_pid, b.pause_start):
                 os.kill(b.pause_pid, signal.SIGKILL)
+        own = [b for b in boxes if not b.spec.host_netns]  # a hostNetwork pod's namespace is its node's
         if not whole_cluster:
-            self._del_ports([b.spec for b in boxes])
-        kernel.delete_netns(self.records, [b.netns for b in boxes])
+            self._del_ports([b.spec for b in own])
+        kernel.delete_netns(self.records, [b.netns for b in own])
         for b in boxes:
             self.cgroups.remove(b.spec.uid)
             shutil.rmtree(b.directory, ignore_errors=True)

@@ -157,11 +157,20 @@ def make_sandbox(item: dict):
     """The work of a helper that makes the pod's namespaces, its network interface and its PID 1;
     it reports {"pid", "netns_ino"}."""
     netns = os.path.join(NETNS_DIR, item["netns"])
-    catatonit = item["pause"]
 
     def work() -> dict:
         for procs in item.get("cgroups", ()):  # the pod's cgroups: its PID 1 and everything after
             _write(procs, str(os.getpid()))
+        if item.get("join_netns"):  # hostNetwork: the node's namespace, which is the node's to keep
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                linux.setns(fd, linux.CLONE_NEWNET)
+                ino = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
+            linux.unshare(linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
+            linux.sethostname(item["hostname"])
+            return _pause(item, {"netns_ino": ino})
         root_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         root_nl = netconf.IPRoute() if item.get("link") else None  # bound to the root namespace
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
@@ -185,34 +194,41 @@ def make_sandbox(item: dict):
             os.unlink(netns)
             raise
         os.close(root_netns)
-        if "mnt" in TEMPLATE:
-            linux.setns(TEMPLATE["mnt"], linux.CLONE_NEWNS)
-        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
-        view = podfs.PodView(item["pod_dir"], item["etc"], item.get("shared", {}), tuple(item.get("keep", ())))
-        r, w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
-        if pid == 0:  # the pod's PID 1
-            os.close(r)
-            try:
-                os.setsid()
-                podfs.setup(view)
-                linux.keep_only_capabilities(set())
-                linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-                devnull = os.open("/dev/null", os.O_RDWR)
-                for target in (0, 1, 2):
-                    os.dup2(devnull, target)
-                os.execv(catatonit, [catatonit, "-P"])
-            except BaseException as exc:  # noqa: B902
-                os.write(w, f"{type(exc).__name__}: {exc}".encode())
-            os._exit(127)
-        os.close(w)
-        failure = os.read(r, 4096)
-        os.close(r)
-        if failure:
-            raise OSError(f"pod sandbox: {failure.decode(errors='replace')}")
-        return {"pid": pid, "netns_ino": ino}
+        return _pause(item, {"netns_ino": ino})
 
     return work
+
+
+def _pause(item: dict, report: dict) -> dict:
+    """The rest of a sandbox, once its network namespace is set: its mount and PID namespaces
+    and its PID 1 (catatonit), which holds them."""
+    catatonit = item["pause"]
+    if "mnt" in TEMPLATE:
+        linux.setns(TEMPLATE["mnt"], linux.CLONE_NEWNS)
+    linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
+    view = podfs.PodView(item["pod_dir"], item["etc"], item.get("shared", {}), tuple(item.get("keep", ())))
+    r, w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # the pod's PID 1
+        os.close(r)
+        try:
+            os.setsid()
+            podfs.setup(view)
+            linux.keep_only_capabilities(set())
+            linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(devnull, target)
+            os.execv(catatonit, [catatonit, "-P"])
+        except BaseException as exc:  # noqa: B902
+            os.write(w, f"{type(exc).__name__}: {exc}".encode())
+        os._exit(127)
+    os.close(w)
+    failure = os.read(r, 4096)
+    os.close(r)
+    if failure:
+        raise OSError(f"pod sandbox: {failure.decode(errors='replace')}")
+    return {"pid": pid, **report}
 
 
 def start_process(item: dict):

@@ -35,6 +35,7 @@ STEP_KINDS = {
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
+    "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout"},
 }
 
 
@@ -125,6 +126,8 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         r.fail(p, "missing required field 'pod'")
     if kind == "dns" and not args.get("name"):
         r.fail(p, "missing required field 'name'")
+    if kind in ("cordon", "uncordon", "drain") and not isinstance(args.get("node"), str):
+        r.fail(p + ("node",), "required: a node's name")
     if kind == "scale" and not isinstance(args.get("replicas"), int):
         r.fail(p + ("replicas",), "required: a number")
     if kind == "wait" and not any(k in args for k in ("pods", "endpoints", "command")):

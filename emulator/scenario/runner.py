@@ -172,6 +172,18 @@ def do_scale(step: Step, ctx: Ctx) -> list[str]:
     return done
 
 
+def do_cordon(step: Step, ctx: Ctx) -> list[str]:
+    return [ctx.client.cordon(step.args["node"], step.kind == "cordon")]
+
+
+def do_drain(step: Step, ctx: Ctx) -> list[str]:
+    """kubectl drain: cordon, evict, wait until the evicted pods are gone, then the data plane."""
+    a = step.args
+    lines = ctx.client.drain(a["node"], bool(a.get("force", False)), float(a.get("timeout", 60)))
+    settle(ctx)
+    return lines
+
+
 def do_wait(step: Step, ctx: Ctx) -> list[str]:
     a = substitute(ctx, step.args)
     timeout = float(a.get("timeout", 30))
@@ -327,7 +339,8 @@ def do_probe(step: Step, ctx: Ctx) -> list[str]:
 
 
 ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
-           "http": do_http, "dns": do_dns, "fault": do_fault, "logs": do_logs}
+           "http": do_http, "dns": do_dns, "fault": do_fault, "logs": do_logs,
+           "cordon": do_cordon, "uncordon": do_cordon, "drain": do_drain}
 
 
 def cluster_spec(scenario: Scenario, workdir: Path) -> tuple[Path, Path | None]:

@@ -40,10 +40,11 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
                       "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
-                      "hostAliases", "securityContext", "terminationGracePeriodSeconds"}
+                      "hostAliases", "securityContext", "terminationGracePeriodSeconds",
+                      "hostNetwork"}
 POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
                   "automountServiceAccountToken", "imagePullSecrets",
-                  "hostNetwork", "hostPID", "hostIPC", "priorityClassName",
+                  "hostPID", "hostIPC", "priorityClassName",
                   "priority", "schedulerName", "readinessGates", "runtimeClassName",
                   "preemptionPolicy", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",

@@ -110,9 +110,12 @@ def _resources(r: Reader, path: PathKey) -> Resources:
     return out
 
 
-def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]]) -> Container:
+def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
+               host_network: bool = False) -> Container:
     """One container; ``host_ports`` collects the pod's (protocol, hostIP, hostPort) across its
-    containers, where the API server refuses a duplicate."""
+    containers, where the API server refuses a duplicate. In a ``hostNetwork`` pod a port's
+    hostPort defaults to its containerPort and must equal it (the API server's defaulting and
+    validation): the process binds the node's port itself."""
     r.mapping(path, kinds.CONTAINER_SUPPORTED, kinds.CONTAINER_KNOWN, required=("name", "image"))
     ports = []
     for i, _ in enumerate(r.seq(path + ("ports",))):
@@ -123,6 +126,11 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]]) 
             r.fail(p + ("protocol",), f"unsupported value {proto!r}: TCP, UDP or SCTP")
         pname = r.string(p + ("name",), "", check=lambda v: validation.check_port_name(v) if v else None)
         host_port = r.integer(p + ("hostPort",), 0, 1, 65535) or 0
+        container_port = r.integer(p + ("containerPort",), 0, 1, 65535) or 0
+        if host_network and container_port:
+            if host_port and host_port != container_port:
+                r.fail(p + ("hostPort",), "must match `containerPort` when `hostNetwork` is true")
+            host_port = container_port
         host_ip = r.string(p + ("hostIP",), "")
         if host_ip:
             try:
@@ -134,8 +142,7 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]]) 
         if host_port and key in host_ports:
             r.fail(p + ("hostPort",), f"Duplicate value: \"{host_port}/{proto}\"")
         host_ports.add(key)
-        ports.append(ContainerPort(r.integer(p + ("containerPort",), 0, 1, 65535) or 0,
-                                   pname or "", proto, host_port, "" if host_ip == "0.0.0.0" else host_ip))
+        ports.append(ContainerPort(container_port, pname or "", proto, host_port, "" if host_ip == "0.0.0.0" else host_ip))
     env = []
     for i, _ in enumerate(r.seq(path + ("env",))):
         p = path + ("env", i)
@@ -225,7 +232,8 @@ def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
 def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     raw = r.mapping(path, kinds.POD_SPEC_SUPPORTED, kinds.POD_SPEC_KNOWN, required=("containers",))
     host_ports: set[tuple[str, str, int]] = set()
-    containers = tuple(_container(r, path + ("containers", i), host_ports)
+    host_network = r.typed(path + ("hostNetwork",), bool, False)
+    containers = tuple(_container(r, path + ("containers", i), host_ports, host_network)
                        for i, _ in enumerate(r.seq(path + ("containers",))))
     if raw.get("containers") is not None and not containers:
         r.fail(path + ("containers",), "a pod needs at least one container")
@@ -272,7 +280,8 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
                    node_selector, tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
                    r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
                    _security(r, path + ("securityContext",), False),
-                   r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64))
+                   r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64),
+                   host_network=host_network)
 
 
 def _dns_config(r: Reader, path: PathKey) -> None:

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.cluster import Cluster, module_cluster, poll
+from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 dns_cluster = module_cluster("topologies/dns.yaml")
 
@@ -124,3 +124,26 @@ def test_e2e_should_provide_etc_hosts_entries_for_the_cluster(spec: Cluster) -> 
         assert out[:1] == [ip], (name, out)
     assert spec.exec("dns-querier-1", "getent", "hosts", "bar.remote", namespace="spec").stdout.split()[:1] == ["10.1.2.3"]
     assert spec.exec("dns-querier-1", "hostname", namespace="spec").stdout.strip() == "dns-querier-1"
+
+
+def test_e2e_should_work_with_more_than_6_dns_search_paths_and_longer_than_256_characters(spec: Cluster) -> None:
+    """dns.go: a pod whose dnsConfig adds six long search domains (the search line is then 9
+    domains and over 256 characters, past the old glibc limits; the API allows 32 and 2,048)
+    still resolves cluster names through the search list, and its resolv.conf keeps them all."""
+    extra = [f"{str(i) * 50}.example.com" for i in range(1, 7)]
+    spec.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: long-search, namespace: spec}\n"
+               f"spec:\n  dnsConfig: {{searches: [{', '.join(extra)}]}}\n"
+               "  containers: [{name: c, image: busybox, command: [sleep, infinity]}]\n")
+    try:
+        poll(lambda: spec.pod("long-search", "spec")["status"].get("phase") == "Running", what="long-search to run")
+        resolv = spec.exec("long-search", "cat", "/etc/resolv.conf", namespace="spec", check=True).stdout
+        search = next(line for line in resolv.splitlines() if line.startswith("search "))
+        assert search.split()[1:] == ["spec.svc.cluster.local", "svc.cluster.local", "cluster.local", *extra]
+        assert len(search) > 256
+        for name in ("kubernetes.default", "kubernetes.default.svc", "dns-test-service"):
+            got = spec.exec("long-search", "getent", "hosts", name, namespace="spec").stdout.split()
+            assert got, name
+        assert spec.exec("long-search", "getent", "hosts", "kubernetes.default", namespace="spec").stdout.split()[0] \
+            == "10.96.0.1"
+    finally:
+        k8semu("--cluster", spec.name, "delete", "pod", "long-search", "-n", "spec", "--wait=false", check=False)

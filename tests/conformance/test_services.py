@@ -239,3 +239,103 @@ def test_hostport_validates_that_there_is_no_conflict_between_pods_with_same_hos
             json.dumps(pod4["status"]), pod4["status"]
     finally:
         k8semu("--cluster", services_cluster.name, "delete", "namespace", "hostport", "--wait=false", check=False)
+
+
+def echo_service(name: str, spec: str) -> str:
+    return f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+
+
+def reaches(cluster: Cluster, ip: str, port: int, protocol: str = "TCP") -> bool:
+    """The client pod gets an answer from an echo pod over TCP (HTTP) or UDP."""
+    if protocol == "UDP":
+        done = cluster.exec("client", "sh", "-c", f"echo ping | nc -u -w2 {ip} {port}")
+        return done.stdout.strip().endswith(": ping")
+    return "echo-" in cluster.exec("client", "curl", "-s", "-m", "3", f"http://{ip}:{port}/").stdout
+
+
+def test_should_work_after_the_service_has_been_recreated(services_cluster: Cluster) -> None:
+    """service.go "should work after the service has been recreated": up, deleted (gone from
+    the API), created again under the same name: up through its new cluster IP."""
+    name = services_cluster.name
+    spec = "{selector: {app: echo}, ports: [{port: 80, targetPort: 80}]}"
+    services_cluster.apply(echo_service("service-deletion", spec))
+    services_cluster.synced()
+    assert reaches(services_cluster, cluster_ip(services_cluster, "service-deletion"), 80)
+    k8semu("--cluster", name, "delete", "svc", "service-deletion")
+    assert "service-deletion" not in {s["metadata"]["name"] for s in services_cluster.get("svc", "default")}
+    services_cluster.apply(echo_service("service-deletion", spec))
+    services_cluster.synced()
+    try:
+        assert reaches(services_cluster, cluster_ip(services_cluster, "service-deletion"), 80)
+    finally:
+        k8semu("--cluster", name, "delete", "svc", "service-deletion", check=False)
+
+
+def test_should_be_able_to_update_service_type_to_nodeport_listening_on_same_port_number_but_different_protocols(
+        services_cluster: Cluster) -> None:
+    """service.go: a TCP ClusterIP Service becomes a NodePort one (reachable on a node's
+    address and its nodePort), then gets a UDP port of the same number: two nodePorts, both
+    protocols answer through the cluster IP and the node."""
+    name, svc = services_cluster.name, "nodeport-update-service"
+    services_cluster.apply(echo_service(svc, "{selector: {app: echo}, ports: [{port: 80, targetPort: 80}]}"))
+    try:
+        tcp = "{name: tcp-port, port: 80, protocol: TCP, targetPort: 80}"
+        services_cluster.apply(echo_service(svc, f"{{type: NodePort, selector: {{app: echo}}, ports: [{tcp}]}}"))
+        services_cluster.synced()
+        got = json.loads(k8semu("--cluster", name, "get", "svc", svc, "-o", "json").stdout)["spec"]
+        assert got["type"] == "NodePort" and got["ports"][0]["nodePort"]
+        assert reaches(services_cluster, NODES["worker-2"], got["ports"][0]["nodePort"])
+        udp = "{name: udp-port, port: 80, protocol: UDP, targetPort: 5353}"
+        services_cluster.apply(echo_service(svc, f"{{type: NodePort, selector: {{app: echo}}, ports: [{tcp}, {udp}]}}"))
+        services_cluster.synced()
+        got = json.loads(k8semu("--cluster", name, "get", "svc", svc, "-o", "json").stdout)["spec"]
+        ports = {p["protocol"]: p["nodePort"] for p in got["ports"]}
+        assert len(got["ports"]) == 2 and all(ports.values()), got["ports"]
+        assert reaches(services_cluster, got["clusterIP"], 80, "TCP")
+        assert reaches(services_cluster, got["clusterIP"], 80, "UDP")
+        assert reaches(services_cluster, NODES["worker-2"], ports["TCP"], "TCP")
+        assert reaches(services_cluster, NODES["worker-2"], ports["UDP"], "UDP")
+    finally:
+        k8semu("--cluster", name, "delete", "svc", svc, check=False)
+
+
+@pytest.mark.parametrize("target", ["ClusterIP", "NodePort"])
+def test_should_be_able_to_change_the_type_from_externalname(services_cluster: Cluster, target: str) -> None:
+    """service.go [Conformance] "should be able to change the type from ExternalName to
+    ClusterIP" and "... to NodePort": no cluster IP while ExternalName; once changed, a cluster
+    IP is assigned and answers (and, for NodePort, a node's address on its nodePort)."""
+    name, svc = services_cluster.name, "externalname-service"
+    services_cluster.apply(echo_service(svc, "{type: ExternalName, externalName: example.com}"))
+    try:
+        got = json.loads(k8semu("--cluster", name, "get", "svc", svc, "-o", "json").stdout)["spec"]
+        assert not got.get("clusterIP")
+        services_cluster.apply(echo_service(svc, f"{{type: {target}, selector: {{app: echo}}, "
+                                                 "ports: [{name: http, port: 80, targetPort: 80}]}"))
+        services_cluster.synced()
+        got = json.loads(k8semu("--cluster", name, "get", "svc", svc, "-o", "json").stdout)["spec"]
+        assert got["clusterIP"] and "externalName" not in got
+        assert reaches(services_cluster, got["clusterIP"], 80)
+        if target == "NodePort":
+            assert reaches(services_cluster, NODES["worker-1"], got["ports"][0]["nodePort"])
+    finally:
+        k8semu("--cluster", name, "delete", "svc", svc, check=False)
+
+
+def test_should_be_able_to_change_the_type_from_clusterip_to_externalname(services_cluster: Cluster) -> None:
+    """service.go [Conformance] "should be able to change the type from ClusterIP to
+    ExternalName": the cluster IP is cleared and the name resolves, through the cluster DNS, as
+    a CNAME to the external Service's FQDN and on to its address."""
+    name, svc = services_cluster.name, "clusterip-service"
+    services_cluster.apply(echo_service(svc, "{selector: {app: echo}, ports: [{port: 80, targetPort: 80}]}"))
+    services_cluster.apply(echo_service("externalsvc", "{selector: {app: echo}, ports: [{port: 80, targetPort: 80}]}"))
+    try:
+        fqdn = "externalsvc.default.svc.cluster.local"
+        services_cluster.apply(echo_service(svc, f"{{type: ExternalName, externalName: {fqdn}}}"))
+        services_cluster.synced()
+        got = json.loads(k8semu("--cluster", name, "get", "svc", svc, "-o", "json").stdout)["spec"]
+        assert not got.get("clusterIP") and got["externalName"] == fqdn
+        answer = services_cluster.exec("client", "dig", "+short", f"{svc}.default.svc.cluster.local").stdout.split()
+        assert answer == [fqdn + ".", cluster_ip(services_cluster, "externalsvc")], answer
+        assert reaches(services_cluster, f"{svc}.default.svc.cluster.local", 80)
+    finally:
+        k8semu("--cluster", name, "delete", "svc", svc, "externalsvc", check=False)

@@ -8,6 +8,7 @@ import json
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -193,6 +194,30 @@ def test_established_connections_survive_a_policy_that_still_allows_them(cluster
     out, _ = conv.communicate(timeout=20)
     assert conv.returncode == 0 and out.strip() == "a"
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "y")
+
+
+RAW_TCP = str(Path(__file__).resolve().parents[1] / "fixtures" / "rawtcp.py")  # the checkout is visible in pods
+
+
+def test_a_packet_conntrack_marks_invalid_is_dropped_never_past_policy(cluster) -> None:
+    """A SYN-ACK that opens nothing is invalid in conntrack (OVS's conntrack will not let it
+    create a connection) and is dropped before policy, as Antrea drops ct invalid and kube-proxy
+    its INVALID state: without the drop the target's kernel would answer it with a RST. A bare
+    ACK is not invalid: conntrack picks it up as a new connection (as Linux's default
+    nf_conntrack_tcp_loose does), so policy decides it like any new connection: answered (a
+    RST) without a policy, dropped under a default deny. A SYN shows the raw sender works."""
+    ip = {p: json.loads(k8semu("get", "pod", p, "-n", "x", "-o", "json").stdout)["status"]["podIP"] for p in "ab"}
+
+    def send(flags: str) -> str:
+        return cluster.exec("a", "python3", RAW_TCP, ip["a"], ip["b"], "80", flags, "1.5", namespace="x").stdout.strip()
+
+    assert send("S") == "answered SA"
+    assert send("SA") == "no answer"  # a RST here would mean the invalid packet reached the pod
+    assert send("A") == "answered R"
+    cluster.apply(policy("x", "deny", "  podSelector: {}\n"))
+    settle()
+    for flags in ("S", "SA", "A"):
+        assert send(flags) == "no answer", flags
 
 
 def test_denied_tcp_connect_times_out_rather_than_being_refused(cluster) -> None:

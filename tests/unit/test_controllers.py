@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cluster import controllers
+from emulator.cluster import controllers, nodes
 from emulator.cluster.admission import MAX_PODS
 from emulator.cluster.store import ClusterState
-from emulator.errors import NotFoundError, SpecError
+from emulator.errors import K8semuError, NotFoundError, SpecError
 from emulator.model.pod import Container, PodSpec
 from emulator.model.scheduler import Placer, schedule
 from emulator.spec.cluster import load_cluster
@@ -115,3 +115,28 @@ def test_the_placer_chooses_what_the_scheduler_chooses_pod_after_pod() -> None:
             load_b[got] += 1
         else:
             load_a[expected] -= 1
+
+
+def test_cordon_keeps_new_pods_off_the_node_and_drain_evicts_what_it_may(tmp_path: Path) -> None:
+    """kubectl cordon/drain on the state: the unschedulable taint keeps replacements off the
+    node; drain refuses a bare pod without force and evicts (gracefully deletes) the others."""
+    st = ClusterState(load_cluster(TOPOLOGIES / "services.yaml"), rng=random.Random(3))
+    controllers.apply(st, list(st.config.manifests))
+    (tmp_path / "bare.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\n"
+                                        "spec: {nodeName: worker-1, containers: [{name: c, image: busybox}]}\n")
+    controllers.apply(st, load_manifest_files([str(tmp_path / "bare.yaml")]).objects)
+    assert nodes.cordon(st, "worker-1") == "node/worker-1 cordoned"
+    assert nodes.taints_of(st, st.config.node("worker-1"))[-1] == nodes.UNSCHEDULABLE_TAINT
+    with pytest.raises(K8semuError, match="use --force to override\\): default/bare"):
+        nodes.drain(st, "worker-1")
+    on_node = {r.obj.key for r in st.pods() if r.status.node == "worker-1"}
+    lines = nodes.drain(st, "worker-1", force=True)
+    assert lines[0] == "node/worker-1 already cordoned" and lines[1].startswith("Warning: deleting Pods")
+    assert {line.split()[-1] for line in lines if line.startswith("evicting pod ")} == on_node
+    assert all(r.deleting for r in st.pods() if r.obj.key in on_node)
+    controllers.reconcile(st)
+    fresh = [r for r in st.pods() if not r.deleting and r.obj.key not in on_node]
+    assert fresh and all(r.status.node != "worker-1" for r in fresh)
+    assert nodes.cordon(st, "worker-1", False) == "node/worker-1 uncordoned"
+    with pytest.raises(NotFoundError):
+        nodes.cordon(st, "nope")

@@ -22,7 +22,7 @@ from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
-                                    LoadMark, LoadReg, OutputInPort, Resubmit, ToController, ct_state)
+                                    LoadMark, LoadReg, OutputInPort, Resubmit, SetField, ToController, ct_state)
 from emulator.model.netview import GROUP_CHUNK, EndpointView, NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
@@ -59,6 +59,9 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("HairpinSNAT", P_MISS, (), (), None, miss, "table-miss: drop"),
         Flow("Output", P_HIGH + 10, (fields.HAIRPIN_MARK.match,), (OutputInPort(),), None, miss,
              "hairpin: back out of the port it came in by"),
+        Flow("L3Forwarding", P_HIGH + 5, (("eth_type", ETH_IP), fields.marks(fields.FROM_GATEWAY, fields.HAIRPIN_MARK)),
+             (SetField("eth_src", VIRTUAL_MAC), SetField("eth_dst", node.gateway_mac)), "L2ForwardingCalc", own,
+             "gateway hairpin, either way: back to the node"),
         Flow("ConntrackState", P_MISS, (), (), "ServiceLB", miss),
         Flow("ServiceLB", P_MISS, (), (), "EgressRule", miss),
         Flow("AffinityGate", P_HIGH + 10, (fields.AFFINITY_HIT.match,), (Resubmit("EndpointDNAT"),), None,
@@ -181,14 +184,23 @@ def distinct_endpoints(view: NetworkView) -> list[tuple[ServicePortView, Endpoin
 
 
 def endpoint_flows_for(node: NodeView, svc: ServicePortView, ep: EndpointView) -> list[Flow]:
-    """The DNAT flows of one endpoint: to it, and to it from itself (hairpin: DNAT, then SNAT)."""
+    """The DNAT flows of one endpoint: to it, and to it from itself (hairpin: DNAT, then SNAT).
+    An endpoint outside the pod network (a hostNetwork pod's node address) reached from the
+    node's gateway (NodePort, LoadBalancer, the node itself) is hairpinned too: the packet goes
+    back out of the gateway, and without the SNAT the node would answer its own gateway address
+    directly, past the un-DNAT (Antrea's gateway hairpin does the same)."""
     match = (("eth_type", ETH_IP), ("ip_proto", IP_PROTO[svc.protocol]),
              ("reg3", int(ipaddress.IPv4Address(ep.ip))), ("reg4", (ep.port, 0xFFFF)))
     owner = cookie.make(Category.SERVICE, svc.id)
-    return [Flow("EndpointDNAT", P_HIGH, match,
-                 (Ct(node.zone, "EgressRule", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port),), None,
-                 owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}"),
-            Flow("EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
-                 (LoadMark(fields.HAIRPIN_MARK),
-                  Ct(node.zone, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
-                     mark=fields.CT_MARK_HAIRPIN)), None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")]
+    hairpin = (LoadMark(fields.HAIRPIN_MARK),
+               Ct(node.zone, "HairpinSNAT", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port,
+                  mark=fields.CT_MARK_HAIRPIN))
+    gateway = [] if ep.pod_network else [
+        Flow("EndpointDNAT", P_HIGH + 5, match + (fields.FROM_GATEWAY.match,), hairpin, None, owner,
+             f"from the gateway to {ep.ip} outside the pod network: DNAT, then SNAT")]
+    return gateway + [
+        Flow("EndpointDNAT", P_HIGH, match,
+             (Ct(node.zone, "EgressRule", commit=True, nat="dst", nat_ip=ep.ip, nat_port=ep.port),), None,
+             owner, f"DNAT to {ep.ip}:{ep.port}/{svc.protocol}"),
+        Flow("EndpointDNAT", P_HIGH + 10, match[:2] + (("ipv4_src", ep.ip),) + match[2:],
+             hairpin, None, owner, f"{ep.ip} reaching itself: DNAT, then SNAT")]

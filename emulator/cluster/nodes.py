@@ -1,0 +1,89 @@
+"""Node maintenance as the API and kubectl do it: cordon (``spec.unschedulable``, the
+``node.kubernetes.io/unschedulable:NoSchedule`` taint), uncordon, and drain (cordon, then evict
+each pod of the node through the Eviction API, which deletes it gracefully; its controller makes
+a replacement, which the scheduler puts on another node).
+
+kubectl drain refuses a node holding pods no controller would replace unless ``--force``; those
+are then deleted for good. PodDisruptionBudgets are not emulated: an eviction never waits for
+one (``docs/cluster-spec.md``).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from emulator.cluster.store import ClusterState, Record
+from emulator.errors import K8semuError, NotFoundError
+from emulator.model.node import Node, Taint
+from emulator.model.scheduler import UNSCHEDULABLE_KEY
+
+UNSCHEDULABLE_TAINT = Taint(UNSCHEDULABLE_KEY, "NoSchedule")
+
+
+def _node(state: ClusterState, name: str) -> Node:
+    node = next((n for n in state.config.nodes if n.name == name), None)
+    if node is None:
+        raise NotFoundError(f'nodes "{name}" not found')
+    return node
+
+
+def taints_of(state: ClusterState, node: Node) -> tuple[Taint, ...]:
+    """The node's taints, the unschedulable one included while it is cordoned."""
+    return node.taints + ((UNSCHEDULABLE_TAINT,) if node.name in state.cordoned else ())
+
+
+def schedulable_view(state: ClusterState) -> list[Node]:
+    """The nodes as the scheduler sees them: a cordoned node carries the unschedulable taint
+    (a pod that tolerates it, as DaemonSet pods do, may still go there)."""
+    return [replace(n, taints=taints_of(state, n)) if n.name in state.cordoned else n for n in state.config.nodes]
+
+
+def cordon(state: ClusterState, name: str, unschedulable: bool = True) -> str:
+    """``kubectl cordon`` / ``uncordon``; returns kubectl's line.
+
+    Raises:
+        NotFoundError: no such node.
+    """
+    _node(state, name)
+    word = "cordoned" if unschedulable else "uncordoned"
+    if (name in state.cordoned) == unschedulable:
+        return f"node/{name} already {word}"
+    if unschedulable:
+        state.cordoned.add(name)
+    else:
+        state.cordoned.discard(name)
+    return f"node/{name} {word}"
+
+
+def _evictable(state: ClusterState, name: str) -> list[Record]:
+    return sorted((r for r in state.pods() if r.status.node == name and not r.deleting),
+                  key=lambda r: r.obj.key)
+
+
+def evict(state: ClusterState, rec: Record) -> str:
+    """The Eviction API: a graceful delete of the pod (its terminationGracePeriodSeconds and
+    preStop hooks apply); returns kubectl drain's line."""
+    rec.deleting = True
+    return f"pod/{rec.obj.meta.name} evicted"
+
+
+def drain(state: ClusterState, name: str, force: bool = False) -> list[str]:
+    """``kubectl drain``: cordon, then evict every pod of the node; returns kubectl's lines.
+
+    Raises:
+        NotFoundError: no such node.
+        K8semuError: the node holds pods no controller would replace and ``force`` is off
+            (the node stays cordoned and nothing is evicted, as kubectl leaves it).
+    """
+    lines = [cordon(state, name)]
+    pods = _evictable(state, name)
+    bare = [r for r in pods if r.obj.owner is None]
+    if bare and not force:
+        listed = ", ".join(r.obj.key for r in bare)
+        raise K8semuError(f'unable to drain node "{name}" due to error: cannot delete Pods declare no '
+                          f"controller (use --force to override): {listed}")
+    if bare:
+        lines.append("Warning: deleting Pods that declare no controller: " + ", ".join(r.obj.key for r in bare))
+    for rec in pods:
+        lines.append(f"evicting pod {rec.obj.key}")
+        lines.append(evict(state, rec))
+    return lines

@@ -1,0 +1,96 @@
+"""Cordon, uncordon and drain (the Eviction API), after kubectl's own tests of them
+(kubernetes/kubernetes test/cmd/node-management.sh) and the e2e tests that drain a node
+(test/e2e/apps/disruption.go "evictions: ... should allow an eviction"): a cordoned node takes no
+new pod; a drained node's pods are evicted gracefully and their controllers put replacements
+elsewhere, which the data plane serves; a pod no controller would replace stops the drain unless
+--force."""
+from __future__ import annotations
+
+import json
+
+from tests.cluster import Cluster, k8semu, module_cluster, poll
+
+evict_cluster = module_cluster("topologies/services.yaml")
+
+
+def node(cluster: Cluster, name: str) -> dict:
+    return next(n for n in cluster.get("nodes") if n["metadata"]["name"] == name)
+
+
+def web_nodes(cluster: Cluster) -> list[str]:
+    return sorted(p["spec"]["nodeName"] for p in cluster.get("pods", "default", "app=web")
+                  if not p["metadata"].get("deletionTimestamp"))
+
+
+def test_cordon_marks_the_node_unschedulable_and_uncordon_undoes_it(evict_cluster: Cluster) -> None:
+    """node-management.sh: cordon sets spec.unschedulable (kubectl shows SchedulingDisabled and
+    the unschedulable taint); a second cordon says "already cordoned"; new pods avoid the node;
+    uncordon clears it."""
+    name = evict_cluster.name
+    assert k8semu("--cluster", name, "cordon", "worker-1").stdout == "node/worker-1 cordoned\n"
+    assert k8semu("--cluster", name, "cordon", "worker-1").stdout == "node/worker-1 already cordoned\n"
+    try:
+        got = node(evict_cluster, "worker-1")
+        assert got["spec"]["unschedulable"] is True
+        assert {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"} in got["spec"]["taints"]
+        table = k8semu("--cluster", name, "get", "nodes").stdout
+        assert any(line.split()[:2] == ["worker-1", "Ready,SchedulingDisabled"] for line in table.splitlines())
+        before = web_nodes(evict_cluster)
+        k8semu("--cluster", name, "scale", "deployment", "web", "--replicas", "6")
+        evict_cluster.wait_running("default")
+        after = web_nodes(evict_cluster)
+        assert after.count("worker-1") == before.count("worker-1") and len(after) == 6
+    finally:
+        assert k8semu("--cluster", name, "uncordon", "worker-1").stdout == "node/worker-1 uncordoned\n"
+        k8semu("--cluster", name, "scale", "deployment", "web", "--replicas", "3")
+    assert "unschedulable" not in node(evict_cluster, "worker-1")["spec"]
+    evict_cluster.wait_running("default")
+
+
+def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster: Cluster) -> None:
+    """A bare pod on the node stops the drain (the node stays cordoned, nothing is evicted);
+    with --force it is deleted and every other pod evicted; Deployments replace theirs on
+    another node; the Service answers from the replacements only, and nothing runs on the
+    drained node."""
+    name = evict_cluster.name
+    evict_cluster.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\n"
+                        "spec: {nodeName: worker-1, containers: [{name: c, image: k8semu/echo}]}\n")
+    evict_cluster.wait_running("default")
+    assert "worker-1" in web_nodes(evict_cluster)
+    refused = k8semu("--cluster", name, "drain", "worker-1", "--ignore-daemonsets", check=False)
+    assert refused.returncode != 0
+    assert "cannot delete Pods declare no controller (use --force to override): default/bare" in refused.stderr
+    assert node(evict_cluster, "worker-1")["spec"].get("unschedulable") is True
+    assert evict_cluster.pod("bare")["status"]["phase"] == "Running"
+    try:
+        done = k8semu("--cluster", name, "drain", "worker-1", "--ignore-daemonsets", "--force", timeout=120)
+        lines = done.stdout.splitlines()
+        assert lines[0] == "node/worker-1 already cordoned" and lines[-1] == "node/worker-1 drained"
+        assert "evicting pod default/bare" in lines and "pod/bare evicted" in lines
+        assert not [p for p in evict_cluster.get("pods") if p["spec"].get("nodeName") == "worker-1"]
+        # echo's replacement is pinned to worker-1 by its nodeSelector: Pending, as kube-scheduler leaves it
+        echo = poll(lambda: [p for p in evict_cluster.get("pods", "default", "app=echo")
+                             if p["status"].get("conditions")], timeout=10, what="echo's replacement")[0]
+        assert echo["status"]["phase"] == "Pending"
+        assert "1 node(s) were unschedulable" in json.dumps(echo["status"])
+        events = k8semu("--cluster", name, "get", "events", "-n", "default").stdout
+        assert "FailedScheduling" in events and "were unschedulable" in events
+        ready = poll(lambda: (lambda pods: pods if all(p["status"]["phase"] == "Running" and all(
+            c["ready"] for c in p["status"]["containerStatuses"]) for p in pods) and len(pods) == 3 else None)(
+            [p for p in evict_cluster.get("pods", "default", "app=web") if not p["metadata"].get("deletionTimestamp")]),
+            timeout=30, what="three web pods running")
+        assert {p["spec"]["nodeName"] for p in ready} == {"worker-2"}
+        assert "bare" not in {p["metadata"]["name"] for p in evict_cluster.get("pods", "default")}  # gone for good
+        evict_cluster.synced()
+        web = json.loads(k8semu("--cluster", name, "get", "svc", "web", "-o", "json").stdout)["spec"]["clusterIP"]
+        codes = [evict_cluster.exec("client", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "2",
+                                    f"http://{web}:8080/").stdout for _ in range(6)]
+        assert codes == ["200"] * 6
+        slices = evict_cluster.get("endpointslices", "default")
+        web_slice = next(s for s in slices if s["metadata"]["labels"].get("kubernetes.io/service-name") == "web")
+        assert {e["nodeName"] for e in web_slice["endpoints"]} == {"worker-2"}
+    finally:
+        k8semu("--cluster", name, "uncordon", "worker-1", check=False)
+    # uncordoned, the Pending replacement is scheduled there at once
+    poll(lambda: [p for p in evict_cluster.get("pods", "default", "app=echo")
+                  if p["spec"].get("nodeName") == "worker-1"], timeout=10, what="echo back on worker-1")
