@@ -1,4 +1,4 @@
-"""A pod's network interface, configured from inside its sandbox over netlink (pyroute2), the
+"""A pod's network interface, configured from inside its sandbox over netlink (``runtime.rtnl``), the
 way a CNI plugin's ADD does it: the pod gets an ``eth0`` whose other side is a port of its node's
 Open vSwitch bridge, with the pod's MAC, address, MTU and default route. Two kinds
 (``spec.network.podInterface``):
@@ -18,8 +18,8 @@ Open vSwitch bridge, with the pod's MAC, address, MTU and default route. Two kin
 Why netlink from the shim rather than ``ip``: the shim's helper is already inside the new network
 namespace, so the whole interface is a handful of netlink messages, where ``ip -n NS ...`` costs
 a process and a copy of the machine's mount table per pod (``ip -n`` enters a new mount
-namespace to remount /sys), which grows with every pod's namespace file. pyroute2 is the
-maintained netlink library for Python.
+namespace to remount /sys), which grows with every pod's namespace file. The messages are
+k8semu's own (``runtime.rtnl``, which says why not pyroute2).
 
 Ownership: a veth's peer is created under its name, so a taken name fails and nothing of the
 other object changes; an internal port's name was checked free before OVS made it, and the
@@ -32,10 +32,8 @@ import errno
 import os
 from dataclasses import dataclass
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from emulator.runtime import linux
+from emulator.runtime.rtnl import NetlinkError, Rtnl
 
 PORT_KINDS = ("tun", "openvswitch")  # an internal port: a tap (netdev datapath) or a kernel one
 
@@ -56,23 +54,20 @@ class PodLink:
         return cls(**data)
 
 
-def _claim(root: IPRoute, link: PodLink) -> int:
+def _claim(root: Rtnl, link: PodLink) -> int:
     """The port's index in the root namespace, once it is known to be the switch's device and
     is tagged; raises OSError otherwise, touching nothing."""
-    found = root.link_lookup(ifname=link.port)
-    if not found:
+    found = root.link(link.port)
+    if found is None:
         raise OSError(errno.ENODEV, f"the switch made no interface {link.port}")
-    info = root.get_links(found[0])[0]
-    linkinfo = info.get_attr("IFLA_LINKINFO")
-    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
-    if kind not in PORT_KINDS or info.get_attr("IFLA_IFALIAS"):
+    if found.kind not in PORT_KINDS or found.alias:
         raise OSError(errno.EEXIST, f"interface {link.port} exists and is not this pod's "
                                     "(another object holds the name); nothing of it was changed")
-    root.link("set", index=found[0], ifalias=link.tag)
-    return found[0]
+    root.set_link(found.index, alias=link.tag)
+    return found.index
 
 
-def create(root: IPRoute, root_netns_fd: int, link: PodLink) -> None:
+def create(root: Rtnl, root_netns_fd: int, link: PodLink) -> None:
     """Make the pod's ``eth0`` and configure it; the caller is in the pod's (fresh) network
     namespace, ``root`` a netlink socket opened in the root one and ``root_netns_fd`` that
     namespace. On failure a veth is removed; an internal port stays the switch's (the manager
@@ -81,65 +76,69 @@ def create(root: IPRoute, root_netns_fd: int, link: PodLink) -> None:
     Raises:
         OSError: the interface cannot be set up (the message names a clash when the name is taken).
     """
-    pod = IPRoute()
-    try:
+    with Rtnl() as pod:
         if link.kind == "internal-port":
             eth0 = _move_in(root, pod, link)
         else:
             eth0 = _veth(root, pod, root_netns_fd, link)
         try:
-            pod.link("set", index=eth0, state="up")
-            pod.addr("add", index=eth0, address=link.ip, prefixlen=link.prefixlen)
-            pod.link("set", index=pod.link_lookup(ifname="lo")[0], state="up")
-            pod.route("add", dst="0.0.0.0/0", gateway=link.gateway, oif=eth0)
-        except (NetlinkError, IndexError) as exc:
+            pod.set_link(eth0, up=True)
+            pod.add_address(eth0, link.ip, link.prefixlen)
+            lo = pod.link("lo")
+            if lo is None:
+                raise NetlinkError(errno.ENODEV, "no loopback device")
+            pod.set_link(lo.index, up=True)
+            pod.add_default_route(link.gateway, eth0)
+        except NetlinkError as exc:
             if link.kind == "veth":
                 _remove_veth(pod)
             raise OSError(errno.EIO, f"cannot configure the pod's interface {link.port}: {exc}") from None
-    finally:
-        pod.close()
 
 
-def _move_in(root: IPRoute, pod: IPRoute, link: PodLink) -> int:
+def _move_in(root: Rtnl, pod: Rtnl, link: PodLink) -> int:
     """The switch's internal port, claimed, moved into this namespace and renamed ``eth0``."""
     index = _claim(root, link)
     here = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        root.link("set", index=index, net_ns_fd=here)
-        eth0 = pod.link_lookup(ifname=link.port)[0]
-        pod.link("set", index=eth0, ifname="eth0", address=link.mac, mtu=link.mtu)
-        return eth0
-    except (NetlinkError, IndexError) as exc:
+        root.set_link(index, netns_fd=here)
+        moved = pod.link(link.port)
+        if moved is None:
+            raise NetlinkError(errno.ENODEV, f"{link.port} did not arrive")
+        pod.set_link(moved.index, name="eth0", mac_address=link.mac, mtu=link.mtu)
+        return moved.index
+    except NetlinkError as exc:
         raise OSError(errno.EIO, f"cannot configure the pod's interface {link.port}: {exc}") from None
     finally:
         os.close(here)
 
 
-def _veth(root: IPRoute, pod: IPRoute, root_netns_fd: int, link: PodLink) -> int:
+def _veth(root: Rtnl, pod: Rtnl, root_netns_fd: int, link: PodLink) -> int:
     """A veth pair: ``eth0`` here, its peer (the switch's port-to-be) in the root namespace,
     tagged, without IPv6 and up."""
     try:
-        pod.link("add", ifname="eth0", kind="veth", mtu=link.mtu, address=link.mac,
-                 peer={"ifname": link.port, "net_ns_fd": root_netns_fd, "mtu": link.mtu})
+        pod.add_veth("eth0", link.mac, link.mtu, link.port, root_netns_fd)
     except NetlinkError as exc:
-        if exc.code == errno.EEXIST:
+        if exc.errno == errno.EEXIST:
             raise OSError(errno.EEXIST, f"interface {link.port} exists and is not this pod's "
                                         "(another object holds the name); nothing of it was changed") from None
-        raise OSError(exc.code, f"cannot create the pod's veth {link.port}: {exc}") from None
+        raise OSError(exc.errno, f"cannot create the pod's veth {link.port}: {exc}") from None
     try:
-        host = root.link_lookup(ifname=link.port)[0]
-        root.link("set", index=host, ifalias=link.tag)
+        host = root.link(link.port)
+        eth0 = pod.link("eth0")
+        if host is None or eth0 is None:
+            raise NetlinkError(errno.ENODEV, "the new veth is not there")
+        root.set_link(host.index, alias=link.tag)
         _no_ipv6_in_root(root_netns_fd, link.port)  # before it is up: no link-local address
-        root.link("set", index=host, state="up")
-        return pod.link_lookup(ifname="eth0")[0]
-    except (NetlinkError, IndexError, OSError) as exc:
+        root.set_link(host.index, up=True)
+        return eth0.index
+    except (NetlinkError, OSError) as exc:
         _remove_veth(pod)
         raise OSError(errno.EIO, f"cannot configure the pod's veth {link.port}: {exc}") from None
 
 
-def _remove_veth(pod: IPRoute) -> None:
+def _remove_veth(pod: Rtnl) -> None:
     try:
-        pod.link("del", ifname="eth0")  # takes the peer with it
+        pod.del_link("eth0")  # takes the peer with it
     except NetlinkError:
         pass
 

@@ -32,6 +32,7 @@ import sys
 import traceback
 
 from emulator.runtime import linux, netconf, podfs
+from emulator.runtime.rtnl import Rtnl
 
 NETNS_DIR = "/run/netns"
 NS_ORDER = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, host paths are gone
@@ -172,7 +173,7 @@ def make_sandbox(item: dict):
             linux.sethostname(item["hostname"])
             return _pause(item, {"netns_ino": ino})
         root_netns = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        root_nl = netconf.IPRoute() if item.get("link") else None  # bound to the root namespace
+        root_nl = Rtnl() if item.get("link") else None  # bound to the root namespace
         linux.unshare(linux.CLONE_NEWNET | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
         fd = os.open(netns, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)  # refuses a taken name
         os.close(fd)
