@@ -23,6 +23,7 @@ KIND_ALIASES = {
     "Endpoints": ("ep", "endpoints"),
     "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io"),
     "NetworkPolicy": ("netpol", "networkpolicy", "networkpolicies", "networkpolicy.networking.k8s.io"),
+    "PodDisruptionBudget": ("pdb", "pdbs", "poddisruptionbudget", "poddisruptionbudgets", "poddisruptionbudget.policy"),
     "EndpointSlice": ("endpointslice", "endpointslices", "endpointslice.discovery.k8s.io",
                       "endpointslices.discovery.k8s.io"),
 }

@@ -178,6 +178,10 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
                    ["CONTAINERS", "IMAGES", "SELECTOR"], _rs_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
+    "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [],
+                            lambda o, w: [o["metadata"]["name"], str(o["spec"].get("minAvailable", "N/A")),
+                                          str(o["spec"].get("maxUnavailable", "N/A")),
+                                          str(o["status"]["disruptionsAllowed"]), age(o)]),
     "Service": (["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"], ["SELECTOR"], _svc_row),
     "Endpoints": (["NAME", "ENDPOINTS", "AGE"], [], _ep_row),
     "Ingress": (["NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", "AGE"], [], _ingress_row),
@@ -186,7 +190,8 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                                                                     .get("matchLabels", {}).items()) or "<none>", age(o)]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress"}
+NAMESPACED = {"Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress",
+              "PodDisruptionBudget"}
 
 
 def render(kind: str, items: list[dict], output: str | None, all_namespaces: bool,

@@ -18,6 +18,7 @@ from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
 from emulator.model.ingress import Ingress, IngressClass, Secret
+from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
@@ -27,13 +28,14 @@ from emulator.cluster.store import ClusterState, Record
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
-         NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret"}
+         NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
+         PodDisruptionBudget: "PodDisruptionBudget"}
 TEMPLATE_HASH = "pod-template-hash"
 
 
 GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io",
           "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
-          "IngressClass": "networking.k8s.io"}
+          "IngressClass": "networking.k8s.io", "PodDisruptionBudget": "policy"}
 
 
 def kind_of(obj: object) -> str:

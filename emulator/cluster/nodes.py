@@ -4,13 +4,14 @@ each pod of the node through the Eviction API, which deletes it gracefully; its 
 a replacement, which the scheduler puts on another node).
 
 kubectl drain refuses a node holding pods no controller would replace unless ``--force``; those
-are then deleted for good. PodDisruptionBudgets are not emulated: an eviction never waits for
-one (``docs/cluster-spec.md``).
+are then deleted for good. An eviction a PodDisruptionBudget forbids is refused, and kubectl
+retries it every 5 s until the budget allows it (``cluster.disruption``).
 """
 from __future__ import annotations
 
 from dataclasses import replace
 
+from emulator.cluster import disruption
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model.node import Node, Taint
@@ -66,8 +67,10 @@ def evict(state: ClusterState, rec: Record) -> str:
     return f"pod/{rec.obj.meta.name} evicted"
 
 
-def drain(state: ClusterState, name: str, force: bool = False) -> list[str]:
-    """``kubectl drain``: cordon, then evict every pod of the node; returns kubectl's lines.
+def drain(state: ClusterState, name: str, force: bool = False) -> dict:
+    """One pass of ``kubectl drain``: cordon, then evict every pod of the node that its
+    PodDisruptionBudget lets go. Returns {"lines": kubectl's lines, "evicted": [ns/name],
+    "refused": [ns/name]}; kubectl retries the refused ones every 5 s (the client does).
 
     Raises:
         NotFoundError: no such node.
@@ -83,7 +86,15 @@ def drain(state: ClusterState, name: str, force: bool = False) -> list[str]:
                           f"controller (use --force to override): {listed}")
     if bare:
         lines.append("Warning: deleting Pods that declare no controller: " + ", ".join(r.obj.key for r in bare))
+    evicted, refused = [], []
     for rec in pods:
         lines.append(f"evicting pod {rec.obj.key}")
+        why = disruption.refusal(state, rec)  # recomputed after each eviction, as the API does
+        if why:
+            lines.append(f'error when evicting pods/"{rec.obj.meta.name}" -n "{rec.obj.meta.namespace}" '
+                         f"(will retry after 5s): {why}")
+            refused.append(rec.obj.key)
+            continue
         lines.append(evict(state, rec))
-    return lines
+        evicted.append(rec.obj.key)
+    return {"lines": lines, "evicted": evicted, "refused": refused}

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from emulator import __version__
 from emulator.cluster import render_services
 from emulator.cluster.apimeta import meta as _meta, timestamp
+from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
@@ -158,6 +159,9 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
                                                                key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind == "NetworkPolicy":
         return [policy_object(r, state)
+                for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
+    if kind == "PodDisruptionBudget":
+        return [pdb_object(r, state)
                 for r in sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))]
     if kind in ("Service", "Endpoints", "EndpointSlice"):
         return render_services.objects(state, kind, namespace)

@@ -80,18 +80,27 @@ class Client:
     def cordon(self, node: str, unschedulable: bool = True) -> str:
         return self.call("cordon", node=node, unschedulable=unschedulable)
 
-    def drain(self, node: str, force: bool = False, timeout: float = 300) -> list[str]:
-        """Cordon the node, evict its pods and wait until they are gone, after their grace
-        periods (kubectl drain); returns kubectl's lines.
+    def drain(self, node: str, force: bool = False, timeout: float = 300, retry: float = 5.0) -> list[str]:
+        """Cordon the node and evict its pods, retrying every ``retry`` seconds those a
+        PodDisruptionBudget holds back, then wait until the evicted ones are gone, after their
+        grace periods (kubectl drain); returns kubectl's lines.
 
         Raises:
             K8semuError: the node holds pods no controller would replace (without ``force``),
-                or the evicted pods are still there after ``timeout`` seconds.
+                or pods are still there after ``timeout`` seconds.
         """
-        lines = self.call("drain", node=node, force=force)
-        evicted = [line.split()[-1].split("/", 1) for line in lines if line.startswith("evicting pod ")]
         deadline = time.monotonic() + timeout
-        for ns, name in evicted:
+        done = self.call("drain", node=node, force=force)
+        lines, evicted = list(done["lines"]), list(done["evicted"])
+        while done["refused"]:
+            if time.monotonic() + retry > deadline:
+                raise K8semuError(f'unable to drain node "{node}": global timeout reached: {timeout:g}s; '
+                                  "still held by their PodDisruptionBudget: " + ", ".join(done["refused"]))
+            time.sleep(retry)
+            done = self.call("drain", node=node, force=force)
+            lines += done["lines"][1:]  # without the second "already cordoned"
+            evicted += done["evicted"]
+        for ns, name in (key.split("/", 1) for key in evicted):
             while any(p["metadata"]["name"] == name for p in self.get("Pod", ns)):
                 if time.monotonic() > deadline:
                     raise K8semuError(f"timed out waiting for pod {ns}/{name} to be evicted")

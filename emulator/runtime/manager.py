@@ -444,9 +444,9 @@ class Manager:
             controllers.reconcile(st)  # uncordoned: pending pods may go there now
             return line
         if op == "drain":
-            lines = nodes.drain(st, req["node"], req["force"])
+            done = nodes.drain(st, req["node"], req["force"])
             controllers.reconcile(st)  # the evicted pods' controllers make replacements now
-            return lines
+            return done
         if op == "pod":
             return self._pod_info(req)
         raise K8semuError(f"unknown request {op!r}")

@@ -19,6 +19,7 @@ SUPPORTED_KINDS = {
     "Ingress": "networking.k8s.io/v1",
     "IngressClass": "networking.k8s.io/v1",
     "Secret": "v1",
+    "PodDisruptionBudget": "policy/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
@@ -27,7 +28,7 @@ LATER_KINDS = {
     "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2", "PodDisruptionBudget": "policy/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
 }
 
 TOP_SUPPORTED = {"apiVersion", "kind", "metadata", "spec"}

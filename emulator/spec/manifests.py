@@ -18,7 +18,7 @@ from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, 
                                 Probe, Resources, SecurityContext, Toleration)
 from emulator.model.selectors import selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import ingress, kinds, labels, netpol, services
+from emulator.spec import disruption, ingress, kinds, labels, netpol, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -399,6 +399,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = ingress.parse_ingress_class(r, meta, source)
     elif kind == "Secret":
         obj = ingress.parse_secret(r, meta, source)
+    elif kind == "PodDisruptionBudget":
+        obj = disruption.parse_pod_disruption_budget(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

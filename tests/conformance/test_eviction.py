@@ -94,3 +94,39 @@ def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster:
     # uncordoned, the Pending replacement is scheduled there at once
     poll(lambda: [p for p in evict_cluster.get("pods", "default", "app=echo")
                   if p["spec"].get("nodeName") == "worker-1"], timeout=10, what="echo back on worker-1")
+
+
+def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> None:
+    """disruption.go "evictions: enough pods, absolute => should allow an eviction" and "...
+    maxUnavailable deny evictions, integer => should not allow an eviction": with minAvailable 2
+    over the three web pods, draining the node holding two (or three) of them evicts one, is
+    refused the next ("would violate the pod's disruption budget") until the replacement is ready, then
+    evicts it (kubectl retries every 5 s); with maxUnavailable 0 no web pod is ever evicted and
+    the drain gives up at its timeout. `get pdb` shows the disruption controller's status."""
+    name = evict_cluster.name
+    before = web_nodes(evict_cluster)
+    busy = max(set(before), key=before.count)  # the worker holding two or three web pods
+    assert before.count(busy) >= 2
+    evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
+                        "spec: {minAvailable: 2, selector: {matchLabels: {app: web}}}\n")
+    try:
+        table = k8semu("--cluster", name, "get", "pdb").stdout.splitlines()
+        assert table[0].split() == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"]
+        assert table[1].split()[:4] == ["web", "2", "N/A", "1"]
+        done = k8semu("--cluster", name, "drain", busy, "--ignore-daemonsets", "--force", timeout=120)
+        assert "Cannot evict pod as it would violate the pod's disruption budget." in done.stdout
+        assert done.stdout.splitlines()[-1] == f"node/{busy} drained"
+        assert busy not in web_nodes(evict_cluster)
+        other = "worker-1" if busy == "worker-2" else "worker-2"
+        k8semu("--cluster", name, "uncordon", busy)
+        evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
+                            "spec: {maxUnavailable: 0, selector: {matchLabels: {app: web}}}\n")
+        held = k8semu("--cluster", name, "drain", other, "--force", "--timeout", "7", check=False, timeout=60)
+        assert held.returncode != 0 and "global timeout reached: 7s" in held.stderr
+        assert web_nodes(evict_cluster) == [other] * 3  # none of them evicted
+        got = next(p for p in evict_cluster.get("pdb", "default") if p["metadata"]["name"] == "web")
+        assert got["status"]["disruptionsAllowed"] == 0 and got["status"]["currentHealthy"] == 3
+    finally:
+        k8semu("--cluster", name, "delete", "pdb", "web", check=False)
+        for node_name in ("worker-1", "worker-2"):
+            k8semu("--cluster", name, "uncordon", node_name, check=False)

@@ -130,7 +130,9 @@ def test_cordon_keeps_new_pods_off_the_node_and_drain_evicts_what_it_may(tmp_pat
     with pytest.raises(K8semuError, match="use --force to override\\): default/bare"):
         nodes.drain(st, "worker-1")
     on_node = {r.obj.key for r in st.pods() if r.status.node == "worker-1"}
-    lines = nodes.drain(st, "worker-1", force=True)
+    done = nodes.drain(st, "worker-1", force=True)
+    lines = done["lines"]
+    assert set(done["evicted"]) == on_node and not done["refused"]
     assert lines[0] == "node/worker-1 already cordoned" and lines[1].startswith("Warning: deleting Pods")
     assert {line.split()[-1] for line in lines if line.startswith("evicting pod ")} == on_node
     assert all(r.deleting for r in st.pods() if r.obj.key in on_node)
