@@ -7,9 +7,9 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
   the NodePort virtual IP and the Service's nodePort, then follows the NodePort path.
 - externalTrafficPolicy: Cluster is SNATed to the gateway address so replies come back through
   this node; Local keeps the client's address (and OVS uses node-local endpoints only). A pod
-  of this node calling the node's NodePort or a LoadBalancer address of a Local Service is
-  short-circuited as kube-proxy does: sent to the cluster IP (any endpoint) and SNATed, so the
-  reply comes back through this node rather than straight from a pod beside it.
+  of this node calling the node's NodePort, a LoadBalancer address or an external IP of a Local
+  Service never gets here: OVS balances it over every endpoint, keeping the pod's address, as
+  kube-proxy's KUBE-EXT chain does (``features.service``).
 - externalIPs: traffic to ``<external IP>:<port>`` reaching a node (from outside, routed there by
   whoever owns the address, or from a pod through its gateway) is DNATed to the cluster IP and
   SNATed to the gateway address, so the reply comes back through this node to be un-NATed; for
@@ -89,16 +89,6 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
                          f"{svc.port} {note} -j MASQUERADE")
         if not svc.node_port:
             continue
-        if local:  # kube-proxy's KUBE-EXT "pod traffic for ... external destinations"
-            short = comment(f"pod traffic for {svc.label} external destinations")
-            external = [(node.ip, svc.node_port), (svc.lb_ip, svc.port), *((ip, svc.port) for ip in svc.external_ips)]
-            for ip, port in external:
-                if not ip:
-                    continue
-                lines.append(f"-A K8SEMU-SERVICES -s {pod_subnet} -d {ip}/32 -p {proto} -m {proto} --dport {port} "
-                             f"{short} -j DNAT --to-destination {svc.cluster_ip}:{svc.port}")
-                lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} -p {proto} -m conntrack --ctorigdst {ip}/32 "
-                             f"--ctorigdstport {port} {short} -j MASQUERADE")
         lines.append(f"-A K8SEMU-SERVICES -d {node.ip}/32 -p {proto} -m {proto} --dport {svc.node_port} "
                      f"{note} -j DNAT --to-destination {NODEPORT_VIP}")
         for ip in ([svc.lb_ip] if svc.lb_ip else []) + (list(svc.external_ips) if local else []):

@@ -137,8 +137,8 @@ class HealthChecks:
     def _close(self, key: Key, wait: bool = False) -> None:
         """Stop a listener. ``shutdown`` waits for the serving loop's next poll (up to half a
         second): from ``sync``, which runs under the manager's lock, that happens on a thread of
-        its own (a listener opened again on the same port meanwhile fails and is retried by the
-        next ``sync``)."""
+        its own (a listener opened again on the same port meanwhile fails, and the node agent
+        tries it again every half second)."""
         server = self.servers.pop(key)
 
         def stop() -> None:

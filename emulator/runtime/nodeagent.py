@@ -42,6 +42,7 @@ class NodeAgent:
     holders: dict[str, str] = field(default_factory=dict)  # LB IP -> node
     localnet: set[str] = field(default_factory=set)  # nodes whose route_localnet is on
     checked: float = 0.0
+    view: NetworkView | None = None  # the last one synced
     health: HealthChecks = field(init=False)
 
     def __post_init__(self) -> None:
@@ -59,6 +60,11 @@ class NodeAgent:
         if time.monotonic() - self.checked < HEALTH_PERIOD:
             return False
         self.checked = time.monotonic()
+        if self.health.failed and self.view is not None:
+            # a health check listener that could not be opened (its port still held by the one
+            # being closed, or by anything else) is tried again each period, not only at the
+            # next view change
+            self._sync_health(self.view)
         changed = False
         for node in self.config.nodes:
             up = carrier(naming.underlay_veth(self.scope, node.index))
@@ -80,6 +86,10 @@ class NodeAgent:
                 run(["ip", "netns", "exec", netns, "iptables-restore"], input=rules)
                 self.applied[node.name] = rules
         self._announce(view)
+        self.view = view
+        self._sync_health(view)
+
+    def _sync_health(self, view: NetworkView) -> None:
         failed = dict(self.health.failed)
         self.health.sync(view)
         for (node, port), why in self.health.failed.items():

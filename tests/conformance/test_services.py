@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 
 import pytest
 
@@ -134,6 +135,36 @@ def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endp
     assert holder(services_cluster, lb_ip) is None
 
 
+def test_a_health_check_port_held_by_another_process_is_served_once_it_is_free(
+        services_cluster: Cluster) -> None:
+    """kube-proxy retries a health check server that cannot bind: a Local LoadBalancer's
+    healthCheckNodePort held on worker-1 by another process (as a listener still closing holds
+    it) is served there within a few seconds of being let go, with no other change to the
+    cluster; worker-2 serves it from the start."""
+    port = 31999
+    assert port not in {p.get("nodePort") for s in services_cluster.get("svc") for p in s["spec"].get("ports", [])}
+    holder_code = ("import socket, sys, time; s = socket.socket(); "
+                   "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                   f"s.bind(('0.0.0.0', {port})); s.listen(); print('held', flush=True); time.sleep(60)")
+    other = subprocess.Popen(["ip", "netns", "exec", services_cluster.netns("worker-1"), sys.executable, "-c",
+                              holder_code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        services_cluster.apply("apiVersion: v1\nkind: Service\nmetadata: {name: hc-held}\nspec:\n"
+                               "  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {app: echo}\n"
+                               f"  healthCheckNodePort: {port}\n  ports: [{{port: 80, targetPort: http}}]\n")
+        services_cluster.synced()
+        poll(lambda: health(services_cluster, "worker-2", port)[1], timeout=10, what="worker-2's listener")
+        other.kill()
+        other.wait(timeout=5)
+        poll(lambda: health(services_cluster, "worker-1", port)[1], timeout=5,
+             what="worker-1 to serve the port once it is free")
+    finally:
+        if other.poll() is None:
+            other.kill()
+        k8semu("--cluster", services_cluster.name, "delete", "svc", "hc-held", check=False)
+
+
 def holder(cluster: Cluster, ip: str) -> str | None:
     """The node whose eth0 holds the LoadBalancer address (MetalLB's L2 announcer)."""
     for node in NODES:
@@ -148,13 +179,10 @@ def test_esipp_should_work_from_pods(services_cluster: Cluster) -> None:
     """loadbalancer.go "ESIPP ... should work from pods", and the same for the node's NodePort:
     a pod calling its own node's NodePort, or a LoadBalancer address, of a Local Service is
     short-circuited to the Service (any endpoint, as kube-proxy's KUBE-EXT chain does), on a
-    node with an endpoint and on one without. Unlike kube-proxy, the endpoint sees the pod's
-    node gateway address, not the pod's (the reply must come back through the node)."""
+    node with an endpoint and on one without, and the endpoint sees the pod's own address."""
     try:
         svc = local_load_balancer(services_cluster, "echo-local-pods")
         lb_ip, node_port = svc["status"]["loadBalancer"]["ingress"][0]["ip"], svc["spec"]["ports"][0]["nodePort"]
-        gateways = {n["metadata"]["name"]: n["spec"]["podCIDR"].rsplit(".", 1)[0] + ".1"
-                    for n in services_cluster.get("nodes")}
         services_cluster.synced()
         pods = [p for p in services_cluster.get("pods", "default") if p["metadata"]["labels"].get("app") == "web"]
         assert {p["spec"]["nodeName"] for p in pods} == {"worker-1", "worker-2"}  # with and without an endpoint
@@ -163,7 +191,7 @@ def test_esipp_should_work_from_pods(services_cluster: Cluster) -> None:
             for url in (f"http://{NODES[node]}:{node_port}/", f"http://{lb_ip}/"):
                 reply = poll(lambda url=url, name=name: (lambda r: r.returncode == 0 and r)(
                     services_cluster.curl(name, url, timeout=2)), timeout=10, what=f"{name} to reach {url}")
-                assert json.loads(reply.stdout)["client"] == gateways[node], (name, url)
+                assert json.loads(reply.stdout)["client"] == pod["status"]["podIP"], (name, url)
     finally:
         k8semu("--cluster", services_cluster.name, "delete", "svc", "echo-local-pods", check=False)
 

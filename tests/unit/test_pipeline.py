@@ -11,6 +11,7 @@ from emulator.controller.sync import diff, diff_groups
 from emulator.pipeline import cookie, fields
 from emulator.pipeline.build import Memo, build_node, describe_cookie, flows_for_node
 from emulator.model.netview import GROUP_CHUNK, EndpointView, NodeView, ServicePortView, subgroups_needed
+from emulator.pipeline.features import service
 from emulator.pipeline.features.service import groups_for_service
 from emulator.pipeline.flow import Flow, Group, GroupAction, Output
 from emulator.pipeline.tables import PIPELINE, TABLE_IDS
@@ -145,3 +146,23 @@ def test_a_local_policy_falls_back_to_the_nodes_serving_terminating_endpoints() 
     ready_here = replace(svc, endpoints=ready_elsewhere + (EndpointView("10.244.1.9", 80, NODE.name),))
     local = {g.group_id: g for g in groups_for_service(NODE, ready_here)}[12]
     assert len(local.buckets) == 1 and "0xaf40109" in local.to_ofctl()
+
+
+def test_a_pod_calling_external_destinations_of_a_local_service_is_balanced_over_every_endpoint() -> None:
+    """kube-proxy's KUBE-EXT "pod traffic for external destinations": on each node, a pod's
+    packet to that node's NodePort, the LoadBalancer address or an external IP of a Local
+    Service goes to the all-endpoints group in OVS (keeping the pod's address), while the same
+    destinations from outside use the node-local group."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    local = next(s for s in view.services if s.external_local and s.protocol == "TCP")
+    local = replace(local, lb_ip="10.50.100.9", external_ips=("192.0.2.11",),
+                    endpoints=(EndpointView("10.244.1.5", 80, "worker-1"),))
+    view = replace(view, services=(local,))
+    every, _ = service.group_ids(local)
+    for node in ("worker-1", "worker-2"):
+        node_ip = view.node(node).ip
+        flows = [f for f in service.flows_for_service(view.node(node), local)
+                 if f.table == "ServiceLB" and fields.FROM_POD.match in f.match]
+        got = {(dict(f.match)["ipv4_dst"], dict(f.match)["tcp_dst"]): f.actions for f in flows}
+        assert set(got) == {(node_ip, local.node_port), ("10.50.100.9", local.port), ("192.0.2.11", local.port)}
+        assert all(a == (GroupAction(every),) for a in got.values())

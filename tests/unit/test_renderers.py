@@ -55,7 +55,8 @@ def test_host_port_rules_match_their_golden_file(golden) -> None:
 
 def test_external_ips_of_a_local_service_follow_the_load_balancer_path(golden) -> None:
     """externalTrafficPolicy Local (a NodePort Service here): an external IP is DNATed like the
-    LoadBalancer address (client kept, node-local endpoints), a pod's call short-circuited."""
+    LoadBalancer address (client kept, node-local endpoints); a pod's call never reaches these
+    rules (OVS short-circuits it: tests/unit/test_pipeline.py)."""
     view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
     local = next(s for s in view.services if s.external_local and s.protocol == "TCP")
     view = replace(view, services=(replace(local, external_ips=("192.0.2.11",)),))

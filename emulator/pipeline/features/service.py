@@ -145,8 +145,8 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
     every, only_local = group_ids(svc)
     has_local = bool(local_endpoints(node, svc))
 
-    def lb(dst: str, port: int, local: bool) -> list[Flow]:
-        match = proto + (("ipv4_dst", dst), (_l4(svc.protocol), port))
+    def lb(dst: str, port: int, local: bool, extra: tuple = ()) -> list[Flow]:
+        match = proto + (("ipv4_dst", dst), (_l4(svc.protocol), port)) + extra
         if local:
             action = (GroupAction(only_local),) if has_local else ()
             note = f"{svc.label} (local endpoints only)"
@@ -168,6 +168,14 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
     flows = lb(svc.cluster_ip, svc.port, svc.internal_local)
     if svc.node_port:
         flows += lb(NODEPORT_VIP, svc.node_port, svc.external_local)
+    if svc.node_port and svc.external_local:
+        # kube-proxy's KUBE-EXT "pod traffic for external destinations": a pod of this node calling
+        # the node's NodePort, the LoadBalancer address or an external IP of a Local Service goes
+        # to any endpoint, keeping its own address (balanced here, before the gateway, so the
+        # reply is un-DNATed here too)
+        for dst, port in ((node.ip, svc.node_port), (svc.lb_ip, svc.port), *((ip, svc.port) for ip in svc.external_ips)):
+            if dst:
+                flows += lb(dst, port, False, (fields.FROM_POD.match,))
     return flows
 
 
