@@ -135,10 +135,7 @@ def delete(client: Client, files: list[str], kind_word: str | None, names: list[
     if wait:
         deadline = time.monotonic() + wait
         for kind, ns, name in targets:
-            while any(o["metadata"]["name"] == name for o in client.get(kind, None if kind == "Namespace" else ns)):
-                if time.monotonic() > deadline:
-                    raise K8semuError(f"timed out waiting for {kind.lower()} {name!r} to be deleted")
-                time.sleep(0.05)
+            client.wait_gone(kind, None if kind == "Namespace" else ns, name, deadline)
     return 0
 
 

@@ -101,11 +101,19 @@ class Client:
             lines += done["lines"][1:]  # without the second "already cordoned"
             evicted += done["evicted"]
         for ns, name in (key.split("/", 1) for key in evicted):
-            while any(p["metadata"]["name"] == name for p in self.get("Pod", ns)):
-                if time.monotonic() > deadline:
-                    raise K8semuError(f"timed out waiting for pod {ns}/{name} to be evicted")
-                time.sleep(0.05)
+            self.wait_gone("Pod", ns, name, deadline)
         return lines + [f"node/{node} drained"]
+
+    def wait_gone(self, kind: str, namespace: str | None, name: str, deadline: float) -> None:
+        """Return once the object is gone (a pod: after its grace period), as kubectl waits.
+
+        Raises:
+            K8semuError: still there at ``deadline`` (time.monotonic()).
+        """
+        while any(o["metadata"]["name"] == name for o in self.get(kind, namespace)):
+            if time.monotonic() > deadline:
+                raise K8semuError(f"timed out waiting for {kind.lower()} {name!r} to be deleted")
+            time.sleep(0.05)
 
     def generations(self) -> dict:
         """{"published": the latest view's generation, "switches": {node: generation confirmed}},
