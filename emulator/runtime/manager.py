@@ -338,6 +338,8 @@ class Manager:
         changed |= self._publish()
         if changed:
             self.last_change = time.monotonic()
+        if self.agent.stale:
+            self.agent.flush_stale(self.switch_generations())
         self._publish_snapshots()
         self._report_problems()
         self._check_switches()

@@ -6,7 +6,8 @@ it picks one Ready node to hold it on eth0 (MetalLB's L2 mode: that node answers
 moving it, with a gratuitous ARP, when the node goes NotReady (its eth0 is down). For a Service
 with externalTrafficPolicy Local only a node with a ready endpoint of it may hold the address
 (MetalLB's speaker does the same): no node with one, no announcement. It also keeps each
-node's health check listeners (``healthcheck``).
+node's health check listeners (``healthcheck``), and flushes the UDP conntrack entries a
+Service's lost endpoint leaves stale once every switch has the change (``pipeline.stale``).
 """
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.pipeline import hostrules
+from emulator.pipeline.stale import stale_udp_entries
 from emulator.model.netview import NetworkView
+from emulator.runtime import ovs
 from emulator.runtime.healthcheck import HealthChecks
 from emulator.runtime.proc import run
 
@@ -43,6 +46,7 @@ class NodeAgent:
     localnet: set[str] = field(default_factory=set)  # nodes whose route_localnet is on
     checked: float = 0.0
     view: NetworkView | None = None  # the last one synced
+    stale: list = field(default_factory=list)  # (generation, UDP conntrack entries it made stale)
     health: HealthChecks = field(init=False)
 
     def __post_init__(self) -> None:
@@ -86,8 +90,21 @@ class NodeAgent:
                 run(["ip", "netns", "exec", netns, "iptables-restore"], input=rules)
                 self.applied[node.name] = rules
         self._announce(view)
+        stale = stale_udp_entries(self.view, view)
+        if stale:
+            self.stale.append((view.generation, stale))
         self.view = view
         self._sync_health(view)
+
+    def flush_stale(self, confirmed: dict[str, int]) -> None:
+        """Flush the UDP conntrack entries a view made stale, once every switch holds that view
+        (so no new datagram is sent on to the endpoint that left), as kube-proxy does after
+        syncing its rules (``pipeline.stale``)."""
+        done = min(confirmed.values(), default=-1)
+        while self.stale and self.stale[0][0] <= done:
+            _, entries = self.stale.pop(0)
+            for node, zone, match in entries:
+                ovs.ct_flush(naming.node_bridge(self.scope, self.config.node(node).index), zone, match)
 
     def _sync_health(self, view: NetworkView) -> None:
         failed = dict(self.health.failed)

@@ -298,6 +298,12 @@ def del_bridge_args(name: str) -> list[str]:
     return ["--", "--if-exists", "del-br", name]
 
 
+def ct_flush(bridge: str, zone: int, orig_tuple: str) -> None:
+    """Flush the conntrack entries of ``zone`` whose original tuple matches (OVS >= 3.1's
+    NXT_CT_FLUSH, partial tuples allowed); nothing to flush is no error."""
+    run(["ovs-ofctl", "-O", "OpenFlow13", "ct-flush", bridge, f"zone={zone}", orig_tuple], check=False)
+
+
 def batch(args: list[str], timeout: float = 60) -> None:
     """One ovs-vsctl transaction for many operations (``--`` separated)."""
     if args:

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -367,3 +368,34 @@ def test_should_be_able_to_change_the_type_from_clusterip_to_externalname(servic
         assert reaches(services_cluster, f"{svc}.default.svc.cluster.local", 80)
     finally:
         k8semu("--cluster", name, "delete", "svc", svc, "externalsvc", check=False)
+
+
+UDP_PING = str(Path(__file__).resolve().parents[1] / "fixtures" / "udpping.py")  # the checkout is visible in pods
+
+
+@pytest.mark.parametrize("via", ["ClusterIP", "NodePort"])
+def test_should_be_able_to_preserve_udp_traffic_when_server_pod_cycles(services_cluster: Cluster, via: str) -> None:
+    """conntrack.go "should be able to preserve UDP traffic when server pod cycles for a
+    ClusterIP service" / "... NodePort service": a client sending a datagram every 0.2 s from
+    one source port keeps being answered after its server pod is deleted and replaced, because
+    the conntrack entries DNATed to the old pod are flushed once every switch has dropped it (as
+    kube-proxy deletes them); without that its datagrams would go to the old address for as long
+    as it keeps sending."""
+    svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo", "-o", "json").stdout)["spec"]
+    udp = next(p for p in svc["ports"] if p["protocol"] == "UDP")
+    old = services_cluster.get("pods", "default", "app=echo")[0]
+    target = (svc["clusterIP"], udp["port"]) if via == "ClusterIP" else (NODES[old["spec"]["nodeName"]], udp["nodePort"])
+    services_cluster.synced()
+    client = subprocess.Popen(["k8semu", "--cluster", services_cluster.name, "exec", "client", "--", "python3",
+                               UDP_PING, target[0], str(target[1]), "12"], stdout=subprocess.PIPE, text=True)
+    try:
+        first = client.stdout.readline()
+        assert old["metadata"]["name"] in first, first
+        k8semu("--cluster", services_cluster.name, "delete", "pod", old["metadata"]["name"], "--wait=false")
+        out, _ = client.communicate(timeout=30)
+    finally:
+        if client.poll() is None:
+            client.kill()
+    answered_by = {line.split()[1].rstrip(":") for line in out.splitlines() if len(line.split()) > 1}
+    assert answered_by - {old["metadata"]["name"]}, "no answer from the replacement pod:\n" + out[-500:]
+    services_cluster.wait_running("default")

@@ -13,6 +13,7 @@ from emulator.pipeline.build import Memo, build_node, describe_cookie, flows_for
 from emulator.model.netview import GROUP_CHUNK, EndpointView, NodeView, ServicePortView, subgroups_needed
 from emulator.pipeline.features import service
 from emulator.pipeline.features.service import groups_for_service
+from emulator.pipeline.stale import stale_udp_entries
 from emulator.pipeline.flow import Flow, Group, GroupAction, Output
 from emulator.pipeline.tables import PIPELINE, TABLE_IDS
 
@@ -166,3 +167,23 @@ def test_a_pod_calling_external_destinations_of_a_local_service_is_balanced_over
         got = {(dict(f.match)["ipv4_dst"], dict(f.match)["tcp_dst"]): f.actions for f in flows}
         assert set(got) == {(node_ip, local.node_port), ("10.50.100.9", local.port), ("192.0.2.11", local.port)}
         assert all(a == (GroupAction(every),) for a in got.values())
+
+
+def test_a_udp_service_that_loses_an_endpoint_has_its_conntrack_entries_flushed_on_every_node() -> None:
+    """pipeline.stale: a UDP Service port that lost an endpoint gets its entries flushed by the
+    addresses clients sent to (cluster IP, the NodePort VIP), in every node's zone; a TCP one,
+    an unchanged one and a first view flush nothing."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    udp = next(s for s in view.services if s.protocol == "UDP" and s.node_port)
+    tcp = next(s for s in view.services if s.protocol == "TCP")
+    one, two = EndpointView("10.244.1.5", 5353, "worker-1"), EndpointView("10.244.2.6", 5353, "worker-2")
+    old = replace(view, services=(replace(udp, endpoints=(one, two)), replace(tcp, endpoints=(one,))))
+    new = replace(view, services=(replace(udp, endpoints=(two,)), replace(tcp, endpoints=())))
+    got = stale_udp_entries(old, new)
+    want_matches = {f"ct_nw_dst={udp.cluster_ip},ct_nw_proto=17,ct_tp_dst={udp.port}",
+                    f"ct_nw_dst={service.NODEPORT_VIP},ct_nw_proto=17,ct_tp_dst={udp.node_port}"}
+    if udp.external_local:
+        want_matches |= {f"ct_nw_dst={n.ip},ct_nw_proto=17,ct_tp_dst={udp.node_port}" for n in view.nodes}
+    assert {(node, zone) for node, zone, _ in got} == {(n.name, n.zone) for n in view.nodes}
+    assert {m for _, _, m in got} == want_matches
+    assert stale_udp_entries(old, old) == [] and stale_udp_entries(None, new) == []
