@@ -93,6 +93,13 @@ class ServicePortView:
         ending = set(self.terminating)
         return {e.ip for e in self.endpoints if e.node == node and e not in ending}
 
+    def external_destinations(self, node_ip: str) -> list[tuple[str, int]]:
+        """(address, port) a client outside the cluster reaches this Service port by on a node:
+        the node's NodePort, the LoadBalancer address, the external IPs."""
+        if not self.node_port:
+            return [(ip, self.port) for ip in self.external_ips]
+        return [(node_ip, self.node_port)] + [(ip, self.port) for ip in (self.lb_ip, *self.external_ips) if ip]
+
     @property
     def label(self) -> str:
         return f"{self.namespace}/{self.name}:{self.port_name or self.port}"

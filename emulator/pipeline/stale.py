@@ -35,10 +35,9 @@ def stale_udp_entries(old: NetworkView | None, new: NetworkView) -> list[tuple[s
         destinations = [(svc.cluster_ip, svc.port)]
         if svc.node_port:
             destinations.append((NODEPORT_VIP, svc.node_port))
-        if svc.node_port and svc.external_local:  # a pod's own call to the node's external addresses
-            destinations += [(ip, svc.port) for ip in (svc.lb_ip, *svc.external_ips) if ip]
         for node in new.nodes:
-            extra = [(node.ip, svc.node_port)] if svc.node_port and svc.external_local else []
+            # a pod's own call to its node's external addresses of a Local Service (features.service)
+            extra = svc.external_destinations(node.ip) if svc.node_port and svc.external_local else []
             for ip, port in destinations + extra:
                 out.append((node.name, node.zone, f"ct_nw_dst={ip},ct_nw_proto=17,ct_tp_dst={port}"))
     return out

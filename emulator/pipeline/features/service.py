@@ -173,9 +173,8 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
         # the node's NodePort, the LoadBalancer address or an external IP of a Local Service goes
         # to any endpoint, keeping its own address (balanced here, before the gateway, so the
         # reply is un-DNATed here too)
-        for dst, port in ((node.ip, svc.node_port), (svc.lb_ip, svc.port), *((ip, svc.port) for ip in svc.external_ips)):
-            if dst:
-                flows += lb(dst, port, False, (fields.FROM_POD.match,))
+        for dst, port in svc.external_destinations(node.ip):
+            flows += lb(dst, port, False, (fields.FROM_POD.match,))
     return flows
 
 
