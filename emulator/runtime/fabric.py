@@ -82,7 +82,6 @@ def preflight(config: ClusterConfig) -> None:
 class Fabric:
     config: ClusterConfig
     records: Records
-    datapath: ovs.Datapath
     controller: str  # "unix:/run/k8semu/<cluster>/ofp.sock"
     hosts: dict[str, object] = field(default_factory=dict)  # node name -> mininet Host
 
@@ -90,10 +89,11 @@ class Fabric:
     def scope(self) -> naming.Scope:
         return self.records.scope
 
-    def build(self, before_bridges: Callable[[], None] = lambda: None) -> None:
+    def build(self, switches_can_connect: Callable[[], ovs.Datapath]) -> ovs.Datapath:
         """Create every node, link and bridge, each under a free name, tagged and recorded;
-        ``before_bridges`` runs just before the bridges are made (the manager waits there for
-        its controller to listen).
+        ``switches_can_connect`` runs just before the bridges are made and returns the datapath
+        to make them with (the manager waits there for Open vSwitch, which it starts meanwhile,
+        and for its controller to listen). Returns that datapath.
 
         Raises:
             RuntimeFailure: a name is taken by something that is not this cluster's (one line
@@ -110,9 +110,6 @@ class Fabric:
                       + [naming.vxlan_device(scope, n.index) for n in nodes]
                       + [naming.external_veth(scope, h.index) for h in cfg.external_hosts])
         kernel.check_free(rec, root_links + bridges, netns)
-        taken = [b for b in bridges if run(["ovs-vsctl", "--timeout=5", "br-exists", b], check=False).returncode == 0]
-        if taken:
-            raise kernel.clash("Open vSwitch bridge", taken[0], rec)
         kernel.ensure_netns_dir()
         ul = naming.underlay_bridge(scope)
         kernel.create_links(rec, [(ul, f"link add {ul} type bridge")])
@@ -134,14 +131,17 @@ class Fabric:
         vxlans = [naming.vxlan_device(scope, n.index) for n in nodes]
         rec.add("links", *[v for v in vxlans if kernel.link_alias(v) == rec.tag])
         kernel.disable_ipv6(vxlans)
+        datapath = switches_can_connect()
+        taken = [b for b, _ in ovs.bridges() if b in bridges]
+        if taken:  # (the transaction below would refuse it too: no --may-exist)
+            raise kernel.clash("Open vSwitch bridge", taken[0], rec)
         vsctl: list[str] = []
         for node in nodes:
             bridge = naming.node_bridge(scope, node.index)
-            vsctl += ovs.bridge_args(bridge, naming.datapath_id(scope, node.index), self.datapath.type,
+            vsctl += ovs.bridge_args(bridge, naming.datapath_id(scope, node.index), datapath.type,
                                      self.controller, rec.tag)
             vsctl += ovs.port_args(bridge, naming.vxlan_device(scope, node.index), naming.TUNNEL_OFPORT)
             vsctl += ovs.port_args(bridge, naming.gateway_veth(scope, node.index), naming.GATEWAY_OFPORT)
-        before_bridges()
         try:
             ovs.batch(vsctl)
         except RuntimeFailure as exc:
@@ -152,18 +152,19 @@ class Fabric:
             rec.add("ovs_bridges", *kernel.ovs_tagged_bridges(rec.tag))
         kernel.disable_ipv6(bridges)  # the netdev datapath's bridge port is a tap in the root namespace
         ip_batch([f"link set {v} up" for v in vxlans])
-        if self.datapath.type == "netdev":
+        if datapath.type == "netdev":
             ovs.relax_userspace_conntrack()
         fdb = [f"fdb append {peer.vtep_mac} dev {naming.vxlan_device(scope, node.index)} dst {peer.ip}"
                for node in nodes for peer in nodes if peer is not node]
         if fdb:
             run(["bridge", "-batch", "-"], input="\n".join(fdb) + "\n")
         self._external_hosts(Host)
-        if self.datapath.tx_offload_off:
+        if datapath.tx_offload_off:
             for node in nodes:
                 run(["ethtool", "-K", naming.gateway_veth(scope, node.index), "tx", "off"], check=False)
                 run(["ip", "netns", "exec", naming.node_netns(scope, node.name), "ethtool", "-K",
                      naming.NODE_GATEWAY_IF, "tx", "off"], check=False)
+        return datapath
 
     def _host(self, host_class, name: str):
         """A Mininet host whose namespace is attached as ``<cluster>_<name>``, without IPv6."""

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from emulator.runtime import api, cleanup, fabric, ovs
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
+from emulator.runtime.pacing import ExitWatch, Pacer
 from emulator.runtime.proc import start_time
 from emulator.runtime.records import SOCKET_PATH_MAX, Records
 from emulator.runtime.sandbox import SandboxRuntime, capability_names
@@ -79,14 +81,16 @@ class Manager:
         self.started = time.monotonic()
         self.switches_warned = False
         self.last_change = time.monotonic()
+        self.pacer = Pacer(TICK, IDLE_TICK)
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
-        """Bring the cluster up. What takes time runs side by side: the shim and the controller
-        (os-ken takes about a second to import) start first and get ready while the fabric is
-        built; the bridges are created once the controller listens (a switch that finds no
-        controller retries only a second later); pods start on the first ticks, while the
-        switches are still receiving their flows (their containers wait for them)."""
+        """Bring the cluster up. What takes time runs side by side: the controller (os-ken
+        takes the longest to import) starts first, Open vSwitch's daemons start on a thread,
+        and both get ready while the nodes and links are made; the bridges are created once
+        OVS answers and the controller listens (a switch that finds no controller retries only
+        a second later); pods start on the first ticks, while the switches are still receiving
+        their flows (their containers wait for them)."""
         started = time.monotonic()
         fabric.preflight(self.config)
         socket_path = ovs.controller_socket(self.config.name)
@@ -97,20 +101,28 @@ class Manager:
                                  "create it); nothing of it was changed")
         self.records.add("files", str(socket_path))
         self.ofp_socket = socket_path
-        datapath = ovs.ensure_running(self.config.name)
-        cgroups = Cgroups(self.config.name, on_make=lambda path: self.records.add("cgroups", path, save=False))
-        cgroups.setup()
         for sub in ("shared/dns", "shared/ingress", "pods"):
             (self.run / sub).mkdir(parents=True, exist_ok=True)
-        self._start_shim()
         self._publish(force=True)
+        ovs.ensure_run_dir()
         self.supervisor.add("controller", self._launch_controller)
         self.started = time.monotonic()
-        fabric.Fabric(self.config, self.records, datapath, f"unix:{socket_path}").build(self._controller_listening)
+        with ThreadPoolExecutor(1, thread_name_prefix="ovs") as pool:
+            ovs_started = pool.submit(ovs.ensure_running, self.config.name)
+            cgroups = Cgroups(self.config.name, on_make=lambda path: self.records.add("cgroups", path, save=False))
+            cgroups.setup()
+            self._start_shim()
+
+            def switches_can_connect() -> ovs.Datapath:
+                datapath = ovs_started.result()
+                self._controller_listening()
+                return datapath
+            datapath = fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
         built = time.monotonic()
         self.agent.sync(self.last_view)
         runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, cgroups, datapath.tx_offload_off)
         self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready)
+        self.kubelet.probes.watch = ExitWatch(self.wake.set, self.pacer.not_before).watch
         for ext in self.config.external_hosts:
             if ext.dns_server:
                 self.supervisor.add(f"dns {ext.name}", self._external_dns(ext))
@@ -312,6 +324,7 @@ class Manager:
         (self.run / "ready").write_text(str(os.getpid()))
         while not self.stopping.is_set():
             with self.lock:
+                self.pacer.begin()
                 try:
                     self._tick()
                 except Exception:  # a bug: say so (log and an Event), keep the cluster serving
@@ -319,10 +332,12 @@ class Manager:
                     print(f"[ERROR] manager tick failed:\n{text}", flush=True)
                     self.state.events.warn("Component", "kube-system", "k8semu-manager", "InternalError",
                                            text.strip().splitlines()[-1], "k8semu-manager")
-            # quick ticks while things change, slower ones when all is still (a request, a
-            # process exit or the controller confirming a view wakes the loop at once)
+                self.pacer.end()
+            # quick ticks while things change, slower ones when all is still, sooner when a probe
+            # is due (a request, a process exit, a probe's exit or the controller confirming a
+            # view wakes the loop at once)
             quiet = time.monotonic() - self.last_change > ACTIVE_WINDOW
-            self.wake.wait(IDLE_TICK if quiet else TICK)
+            self.wake.wait(self.pacer.timeout(quiet, self.kubelet.probes.next_due() if self.kubelet else None))
             self.wake.clear()
         listener.close()
 

@@ -256,6 +256,12 @@ def release(cluster: str) -> list[str]:
     return done
 
 
+def ensure_run_dir() -> None:
+    """Open vSwitch's run directory, made as ovs-ctl makes it (root's, mode 0755) when OVS has
+    not run since boot: the controller listens there, and starts before OVS does."""
+    os.makedirs(OVS_RUN, mode=0o755, exist_ok=True)
+
+
 def controller_socket(cluster: str) -> str:
     """Where a cluster's controller listens: OVS connects to Unix-socket controllers only in its
     own run directory (root-only; the socket itself is created mode 0600), so no other local

@@ -4,7 +4,8 @@ httpGet and tcpSocket probes connect from the node (kubelet lives in the node's 
 the pod IP; exec probes run inside the container, started by the shim like any container
 process (its namespaces, cgroups and capabilities), their exit status delivered by the kubelet.
 Each probe is a short-lived process started without blocking and collected on a later tick, so
-one slow probe never holds up the kubelet. Success/failure thresholds, initial delay, period and
+one slow probe never holds up the kubelet; the manager's loop wakes when a probe falls due and
+when a network probe's process exits (``watch``), so results are not a tick late. Success/failure thresholds, initial delay, period and
 timeout follow the pod spec.
 
 When a probe runs follows kubelet's prober workers: a pod's workers start when the kubelet
@@ -95,6 +96,7 @@ def next_tick(st: ProbeState, at: float, after: bool = False) -> float:
 @dataclass
 class Probes:
     exec_start: ExecStart | None = None
+    watch: Callable[[int], None] | None = None  # told each network probe's PID (to wake on its exit)
     states: dict[tuple[str, str, str], ProbeState] = field(default_factory=dict)
     by_pid: dict[int, Handle] = field(default_factory=dict)  # exec probes waiting for their exit
 
@@ -140,14 +142,21 @@ class Probes:
 
     def _launch(self, pod: str, st: ProbeState) -> Handle | None:
         if st.probe.action != "exec":
-            return Handle(subprocess.Popen(st.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                           stderr=subprocess.DEVNULL, text=True))
+            popen = subprocess.Popen(st.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+            if self.watch is not None:
+                self.watch(popen.pid)
+            return Handle(popen)
         started = self.exec_start(pod, st.container, st.argv) if self.exec_start else None
         if started is None:
             return Handle(code=126)  # could not start: a failed probe, as kubelet counts it
         handle = Handle(pid=started[0], start=started[1])
         self.by_pid[handle.pid] = handle
         return handle
+
+    def next_due(self) -> float | None:
+        """When the next probe is to start (monotonic), or None if none waits."""
+        return min((st.next_run for st in self.states.values() if st.handle is None), default=None)
 
     def tick(self) -> list[tuple[str, str, str, bool]]:
         """Advance every probe; returns (pod key, container, kind, passing) for each change."""
