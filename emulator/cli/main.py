@@ -123,6 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--ignore-daemonsets", action="store_true", help="accepted for kubectl compatibility")
     dr.add_argument("--delete-emptydir-data", action="store_true", help="accepted for kubectl compatibility")
     dr.add_argument("--timeout", type=float, default=300, help="seconds to wait for the evicted pods to go")
+    dr.add_argument("--pod-selector", default="", metavar="SELECTOR",
+                    help="evict only the node's pods this label query matches (as -l takes it)")
     lo = verb("logs", help="a container's output")
     lo.add_argument("pod")
     lo.add_argument("-c", "--container", default=None)
@@ -243,7 +245,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         out.write(client.cordon(args.node, verb == "cordon") + "\n")
         return 0
     if verb == "drain":
-        out.write("".join(line + "\n" for line in client.drain(args.node, args.force, args.timeout)))
+        out.write("".join(line + "\n" for line in client.drain(args.node, args.force, args.timeout,
+                                                                     pod_selector=args.pod_selector)))
         return 0
     if verb == "logs":
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from emulator.cli import output
 from emulator.errors import K8semuError, NotFoundError
-from emulator.model.selectors import parse_label_query
+from emulator.model.labelquery import parse_label_query
 from emulator.runtime.api import Client
 from emulator.spec.manifests import load_manifest_files
 
@@ -82,7 +82,10 @@ def get(client: Client, kind_word: str, names: list[str], namespace: str | None,
     ns = None if all_ns or kind in ("Node", "Namespace") else (namespace or "default")
     items = client.get(kind, ns)
     if selector:
-        sel = parse_label_query(selector)
+        try:
+            sel = parse_label_query(selector)
+        except ValueError as exc:
+            raise K8semuError(str(exc)) from None
         items = [o for o in items if sel.matches(o["metadata"].get("labels", {}))]
     if names:
         found = [o for o in items if o["metadata"]["name"] in names]

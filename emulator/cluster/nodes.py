@@ -14,6 +14,7 @@ from dataclasses import replace
 from emulator.cluster import disruption
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import K8semuError, NotFoundError
+from emulator.model.labelquery import parse_label_query
 from emulator.model.node import Node, Taint
 from emulator.model.scheduler import UNSCHEDULABLE_KEY
 
@@ -67,18 +68,24 @@ def evict(state: ClusterState, rec: Record) -> str:
     return f"pod/{rec.obj.meta.name} evicted"
 
 
-def drain(state: ClusterState, name: str, force: bool = False) -> dict:
-    """One pass of ``kubectl drain``: cordon, then evict every pod of the node that its
-    PodDisruptionBudget lets go. Returns {"lines": kubectl's lines, "evicted": [ns/name],
-    "refused": [ns/name]}; kubectl retries the refused ones every 5 s (the client does).
+def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str = "") -> dict:
+    """One pass of ``kubectl drain``: cordon, then evict every pod of the node (those matching
+    ``pod_selector``, a ``-l`` query, when given) that its PodDisruptionBudget lets go. Returns
+    {"lines": kubectl's lines, "evicted": [ns/name], "refused": [ns/name]}; kubectl retries the
+    refused ones every 5 s (the client does).
 
     Raises:
         NotFoundError: no such node.
-        K8semuError: the node holds pods no controller would replace and ``force`` is off
-            (the node stays cordoned and nothing is evicted, as kubectl leaves it).
+        K8semuError: ``pod_selector`` is not a label query (checked before cordoning, as
+            kubectl does), or the node holds pods no controller would replace and ``force`` is
+            off (the node stays cordoned and nothing is evicted, as kubectl leaves it).
     """
+    try:
+        selector = parse_label_query(pod_selector)
+    except ValueError as exc:
+        raise K8semuError(f"--pod-selector=<pod_selector> must be a valid label selector ({exc})") from None
     lines = [cordon(state, name)]
-    pods = _evictable(state, name)
+    pods = [r for r in _evictable(state, name) if selector.matches(r.obj.meta.labels)]
     bare = [r for r in pods if r.obj.owner is None]
     if bare and not force:
         listed = ", ".join(r.obj.key for r in bare)

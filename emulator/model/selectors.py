@@ -1,13 +1,22 @@
-"""Label selectors (matchLabels and matchExpressions) and ``-l key=value`` parsing."""
+"""Label selectors (matchLabels and matchExpressions); the ``-l`` query language is in
+labelquery.py."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+
+_INT64 = re.compile(r"[+-]?[0-9]+")
+
+
+def is_integer(value: str) -> bool:
+    """Go's strconv.ParseInt(value, 10, 64) succeeds: what Gt/Lt compare."""
+    return bool(_INT64.fullmatch(value)) and -2**63 <= int(value) < 2**63
 
 
 @dataclass(frozen=True)
 class Requirement:
     key: str
-    operator: str  # In, NotIn, Exists, DoesNotExist
+    operator: str  # In, NotIn, Exists, DoesNotExist; Gt, Lt from a ``-l`` query only
     values: tuple[str, ...] = ()
 
     def matches(self, labels: dict[str, str]) -> bool:
@@ -19,6 +28,11 @@ class Requirement:
             return self.key in labels
         if self.operator == "DoesNotExist":
             return self.key not in labels
+        if self.operator in ("Gt", "Lt"):  # labels.Requirement.Matches: both sides as int64
+            have = labels.get(self.key)
+            if have is None or not is_integer(have):
+                return False
+            return int(have) > int(self.values[0]) if self.operator == "Gt" else int(have) < int(self.values[0])
         raise ValueError(f"unknown operator {self.operator}")
 
 
@@ -55,27 +69,3 @@ def selector_from_dict(data: dict | None) -> LabelSelector:
         dict(data.get("matchLabels") or {}),
         tuple(Requirement(e["key"], e["operator"], tuple(e.get("values") or ()))
               for e in data.get("matchExpressions") or ()))
-
-
-def parse_label_query(query: str) -> LabelSelector:
-    """``app=web,tier!=db,env,!legacy`` as kubectl's ``-l`` accepts it.
-
-    Raises:
-        ValueError: a term that is not one of the supported forms.
-    """
-    labels: dict[str, str] = {}
-    exprs: list[Requirement] = []
-    for term in filter(None, (t.strip() for t in query.split(","))):
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            exprs.append(Requirement(key.strip(), "NotIn", (value.strip(),)))
-        elif "==" in term or "=" in term:
-            key, value = term.split("==" if "==" in term else "=", 1)
-            labels[key.strip()] = value.strip()
-        elif term.startswith("!"):
-            exprs.append(Requirement(term[1:], "DoesNotExist"))
-        elif term.replace("-", "").replace(".", "").replace("/", "").replace("_", "").isalnum():
-            exprs.append(Requirement(term, "Exists"))
-        else:
-            raise ValueError(f"cannot parse label selector term {term!r}")
-    return LabelSelector(labels, tuple(exprs))

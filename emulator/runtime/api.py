@@ -80,24 +80,25 @@ class Client:
     def cordon(self, node: str, unschedulable: bool = True) -> str:
         return self.call("cordon", node=node, unschedulable=unschedulable)
 
-    def drain(self, node: str, force: bool = False, timeout: float = 300, retry: float = 5.0) -> list[str]:
-        """Cordon the node and evict its pods, retrying every ``retry`` seconds those a
+    def drain(self, node: str, force: bool = False, timeout: float = 300, retry: float = 5.0,
+              pod_selector: str = "") -> list[str]:
+        """Cordon the node and evict its pods (those ``pod_selector`` matches, if given), retrying every ``retry`` seconds those a
         PodDisruptionBudget holds back, then wait until the evicted ones are gone, after their
         grace periods (kubectl drain); returns kubectl's lines.
 
         Raises:
-            K8semuError: the node holds pods no controller would replace (without ``force``),
+            K8semuError: ``pod_selector`` is not a label query, the node holds pods no controller would replace (without ``force``),
                 or pods are still there after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        done = self.call("drain", node=node, force=force)
+        done = self.call("drain", node=node, force=force, pod_selector=pod_selector)
         lines, evicted = list(done["lines"]), list(done["evicted"])
         while done["refused"]:
             if time.monotonic() + retry > deadline:
                 raise K8semuError(f'unable to drain node "{node}": global timeout reached: {timeout:g}s; '
                                   "still held by their PodDisruptionBudget: " + ", ".join(done["refused"]))
             time.sleep(retry)
-            done = self.call("drain", node=node, force=force)
+            done = self.call("drain", node=node, force=force, pod_selector=pod_selector)
             lines += done["lines"][1:]  # without the second "already cordoned"
             evicted += done["evicted"]
         for ns, name in (key.split("/", 1) for key in evicted):

@@ -461,7 +461,7 @@ class Manager:
             controllers.reconcile(st)  # uncordoned: pending pods may go there now
             return line
         if op == "drain":
-            done = nodes.drain(st, req["node"], req["force"])
+            done = nodes.drain(st, req["node"], req["force"], req.get("pod_selector", ""))
             controllers.reconcile(st)  # the evicted pods' controllers make replacements now
             return done
         if op == "pod":

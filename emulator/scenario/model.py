@@ -7,8 +7,9 @@
         exec: {in: client, command: [curl, -s, "http://${ip:pod/app=web}/"], contains: "Welcome"}
 
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
-(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start) and probe
-(the reachability truth table, compared cell by cell). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
+(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start), probe
+(the reachability truth table, compared cell by cell), and node maintenance as kubectl does it:
+cordon and uncordon (``node``), drain (``node``, ``force``, ``timeout``, ``podSelector``). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
 ``${ip:node/NAME}``, ``${lb:svc/NAME}`` and ``${netns:pod/NAME}``/``${netns:node/NAME}`` (the
 network namespace's name, for ``ip netns exec``) are replaced when the step runs (``ns/`` prefix
 for another namespace: ``${ip:pod/shop/db-0}``). Every step that changes the cluster (apply,
@@ -35,7 +36,7 @@ STEP_KINDS = {
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
-    "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout"},
+    "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout", "podSelector"},
 }
 
 
@@ -128,6 +129,8 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         r.fail(p, "missing required field 'name'")
     if kind in ("cordon", "uncordon", "drain") and not isinstance(args.get("node"), str):
         r.fail(p + ("node",), "required: a node's name")
+    if kind == "drain" and not isinstance(args.get("podSelector", ""), str):
+        r.fail(p + ("podSelector",), "a label query, as `kubectl drain --pod-selector` takes it")
     if kind == "scale" and not isinstance(args.get("replicas"), int):
         r.fail(p + ("replicas",), "required: a number")
     if kind == "wait" and not any(k in args for k in ("pods", "endpoints", "command")):

@@ -179,7 +179,8 @@ def do_cordon(step: Step, ctx: Ctx) -> list[str]:
 def do_drain(step: Step, ctx: Ctx) -> list[str]:
     """kubectl drain: cordon, evict, wait until the evicted pods are gone, then the data plane."""
     a = step.args
-    lines = ctx.client.drain(a["node"], bool(a.get("force", False)), float(a.get("timeout", 60)))
+    lines = ctx.client.drain(a["node"], bool(a.get("force", False)), float(a.get("timeout", 60)),
+                             pod_selector=a.get("podSelector", ""))
     settle(ctx)
     return lines
 

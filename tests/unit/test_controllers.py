@@ -142,3 +142,25 @@ def test_cordon_keeps_new_pods_off_the_node_and_drain_evicts_what_it_may(tmp_pat
     assert nodes.cordon(st, "worker-1", False) == "node/worker-1 uncordoned"
     with pytest.raises(NotFoundError):
         nodes.cordon(st, "nope")
+
+
+def test_drain_with_a_pod_selector_evicts_only_the_matching_pods(tmp_path: Path) -> None:
+    """kubectl drain --pod-selector: only the node's pods the query matches are evicted, so a
+    bare pod it leaves out needs no --force; a query labels.Parse refuses fails before the node
+    is cordoned."""
+    st = ClusterState(load_cluster(TOPOLOGIES / "services.yaml"), rng=random.Random(3))
+    controllers.apply(st, list(st.config.manifests))
+    (tmp_path / "bare.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\n"
+                                        "spec: {nodeName: worker-1, containers: [{name: c, image: busybox}]}\n")
+    controllers.apply(st, load_manifest_files([str(tmp_path / "bare.yaml")]).objects)
+    with pytest.raises(K8semuError, match="--pod-selector=<pod_selector> must be a valid label selector"):
+        nodes.drain(st, "worker-1", pod_selector="app in (web")
+    assert "worker-1" not in st.cordoned
+    chosen = {r.obj.key for r in st.pods() if r.status.node == "worker-1"
+              and r.obj.meta.labels.get("app") in ("web", "echo")}
+    assert chosen and "default/bare" not in chosen
+    done = nodes.drain(st, "worker-1", pod_selector="app in (web, echo)")
+    assert set(done["evicted"]) == chosen and not done["refused"]
+    assert not any(line.startswith("Warning") for line in done["lines"])
+    assert not st.get("Pod", "default", "bare").deleting
+    assert all(r.deleting == (r.obj.key in chosen) for r in st.pods())

@@ -14,7 +14,8 @@ from emulator.model.network import PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
 from emulator.model.pod import Container, ContainerPort, EnvVar, Pod, PodSpec, Toleration
 from emulator.model.scheduler import Placer, Unschedulable, ports_conflict, schedule
-from emulator.model.selectors import parse_label_query, selector_from_dict
+from emulator.model.labelquery import parse_label_query
+from emulator.model.selectors import selector_from_dict
 
 
 def test_ipam_never_hands_out_an_address_twice_and_skips_reserved() -> None:
@@ -198,3 +199,33 @@ def test_the_network_view_survives_its_json_round_trip_equal_and_hashable() -> N
     hash(back)
     for service in back.services:
         hash(service)
+
+
+@pytest.mark.parametrize("query, labels, match", [
+    ("", {}, True),
+    ("app=web", {"app": "web"}, True),
+    ("app==web", {"app": "web"}, True),
+    ("app = web , tier", {"app": "web", "tier": ""}, True),
+    ("app!=web", {}, True),
+    ("app!=web", {"app": "web"}, False),
+    ("app=web,app=db", {"app": "web"}, False),  # every requirement must hold
+    ("app in (web, db)", {"app": "db"}, True),
+    ("app notin (web,db)", {"app": "api"}, True),
+    ("app in (web,)", {"app": ""}, True),  # an empty member is the empty value
+    ("app=", {"app": ""}, True),
+    ("!legacy,env", {"env": "prod"}, True),
+    ("gen>3,gen<10", {"gen": "7"}, True),
+    ("gen>3", {"gen": "seven"}, False),
+])
+def test_label_queries_parse_as_kubectl_parses_them(query: str, labels: dict, match: bool) -> None:
+    """labels.Parse's grammar (kubectl get -l, drain --pod-selector), each case its verdict."""
+    assert parse_label_query(query).matches(labels) is match
+
+
+@pytest.mark.parametrize("query", [
+    "app=web,", "app in (web", "app in web", "app=(web)", "a b", "in=x", "!", "gen>x",
+    "Bad Key=1", "app=-bad-", "app=web)",
+])
+def test_label_queries_kubectl_refuses_are_refused(query: str) -> None:
+    with pytest.raises(ValueError):
+        parse_label_query(query)
