@@ -1,8 +1,10 @@
 """Where benchmark runs leave their figures, and how they report their spread.
 
 - ``bench/results/<name>.json``: the latest run (git-ignored: a scratch copy).
-- ``bench/history/<name>.jsonl``: every run, one JSON line each, with the commit and the machine
-  (tracked: a change that slows a path shows up against the runs before it).
+- ``bench/history/<name>.jsonl``: every run, one JSON line each, with the commit and the machine,
+  kept on the machine that ran it (git-ignored: figures from different machines do not compare;
+  docs/benchmarks.md holds the ones we publish). A change that slows a path shows up against the
+  runs before it on the same machine.
 - ``spread(values)``: a figure is the median of its runs with min and max (issue #17: one run
   cannot tell noise from a cost).
 ``bench/compare.py`` prints the latest run of each benchmark beside the one before it.
