@@ -60,6 +60,9 @@ BUILTIN: dict[str, Image] = {
     "python": SLEEP,
     "registry.k8s.io/pause": SLEEP,
     "k8s.gcr.io/pause": SLEEP,
+    "registry.k8s.io/e2e-test-images/regression-issue-74839": Image(
+        ("{python}", "-m", "emulator.images.boom"), (),
+        "the e2e boom server: :9000, injects an out-of-window segment after each handshake"),
     "networkstatic/iperf3": Image(("iperf3",), ("-s",), "iperf3 server on :5201"),
     "iperf3": Image(("iperf3",), ("-s",), "iperf3 server on :5201"),
 }

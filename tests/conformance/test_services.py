@@ -399,3 +399,67 @@ def test_should_be_able_to_preserve_udp_traffic_when_server_pod_cycles(services_
     answered_by = {line.split()[1].rstrip(":") for line in out.splitlines() if len(line.split()) > 1}
     assert answered_by - {old["metadata"]["name"]}, "no answer from the replacement pod:\n" + out[-500:]
     services_cluster.wait_running("default")
+
+
+BOOM = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: boom-server, labels: {app: boom-server}}
+spec:
+  nodeName: worker-1
+  containers:
+    - name: boom-server
+      image: registry.k8s.io/e2e-test-images/regression-issue-74839
+      ports: [{containerPort: 9000}]
+      env:
+        - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
+        - {name: POD_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
+      securityContext: {capabilities: {add: [NET_RAW]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: boom-server}
+spec:
+  selector: {app: boom-server}
+  ports: [{port: 9000, targetPort: 9000}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: startup-script}
+spec:
+  nodeName: worker-2
+  restartPolicy: Never
+  containers:
+    - name: startup-script
+      image: busybox
+      command: [sh, -c, "while true; do sleep 2; nc boom-server 9000& done"]
+"""
+
+
+def test_should_drop_invalid_conntrack_entries(services_cluster: Cluster) -> None:
+    """conntrack.go "should drop INVALID conntrack entries [Privileged]": the boom server answers
+    each handshake through its Service with a segment 100,000 bytes before the window; the
+    client on another node must never answer it with a RST (which upstream happened when
+    conntrack marked it INVALID and let it through un-NATed). Here the userspace conntrack is
+    liberal about the window (kube-proxy's --conntrack-tcp-be-liberal), so the segment is
+    reverse-NATed like any other and the client's kernel drops it."""
+    name = services_cluster.name
+    try:
+        services_cluster.apply(BOOM)
+        services_cluster.wait_running("default")
+        services_cluster.synced()
+
+        def logs() -> str:
+            return k8semu("--cluster", name, "logs", "boom-server", check=False).stdout
+
+        def enough() -> str | None:
+            text = logs()
+            return text if text.count("boom packet injected") >= 4 or "ERROR" in text else None
+
+        text = poll(enough, timeout=60, interval=0.5, what="four boom packets injected")
+        assert "ERROR" not in text, "boom-server pod received a RST from the client:\n" + text
+        assert text.count("connection established") >= 4, text
+        assert services_cluster.pod("boom-server")["status"]["containerStatuses"][0]["restartCount"] == 0
+    finally:
+        k8semu("--cluster", name, "delete", "pod", "boom-server", "startup-script", check=False)
+        k8semu("--cluster", name, "delete", "svc", "boom-server", check=False)
