@@ -27,7 +27,7 @@ OFCTL_NAMES = {
     "reg3": ("reg3", ""), "reg4": ("reg4", ""), "ct_state": ("ct_state", ""), "ct_mark": ("ct_mark", ""),
     "conj_id": ("conj_id", ""), "sctp_dst": ("tp_dst", ""),
 }
-CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20}
+CT_FLAGS = {"new": 0x01, "est": 0x02, "rel": 0x04, "rpl": 0x08, "inv": 0x10, "trk": 0x20, "snat": 0x40, "dnat": 0x80}
 IP_PROTO = {"TCP": 6, "UDP": 17, "SCTP": 132}
 
 

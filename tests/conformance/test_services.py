@@ -7,10 +7,10 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from emulator.pipeline.tables import table_id
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 services_cluster = module_cluster("topologies/services.yaml")
@@ -370,96 +370,69 @@ def test_should_be_able_to_change_the_type_from_clusterip_to_externalname(servic
         k8semu("--cluster", name, "delete", "svc", svc, "externalsvc", check=False)
 
 
-UDP_PING = str(Path(__file__).resolve().parents[1] / "fixtures" / "udpping.py")  # the checkout is visible in pods
+def affinity_service(cluster: Cluster, name: str, affinity: str, kind: str) -> tuple[str, str]:
+    """The Service as service.go's affinity tests make it (ClientIP with a 10 s timeout, or
+    None), applied again to switch it; returns the URL the exec pod calls and what a learned
+    affinity flow for it matches (its destination, in ovs-ofctl's words)."""
+    config = ", sessionAffinityConfig: {clientIP: {timeoutSeconds: 10}}" if affinity == "ClientIP" else ""
+    cluster.apply(f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
+                  f"spec: {{type: {kind}, selector: {{app: web}}, sessionAffinity: {affinity}{config}, "
+                  "ports: [{port: 80}]}\n")
+    svc = json.loads(k8semu("--cluster", cluster.name, "get", "svc", name, "-o", "json").stdout)["spec"]
+    cluster.synced()
+    if kind == "NodePort":
+        port = svc["ports"][0]["nodePort"]
+        return f"http://{NODES['worker-2']}:{port}/", f"tp_dst={port} "
+    return f"http://{svc['clusterIP']}/", f"nw_dst={svc['clusterIP']},"
 
 
-@pytest.mark.parametrize("via", ["ClusterIP", "NodePort"])
-def test_should_be_able_to_preserve_udp_traffic_when_server_pod_cycles(services_cluster: Cluster, via: str) -> None:
-    """conntrack.go "should be able to preserve UDP traffic when server pod cycles for a
-    ClusterIP service" / "... NodePort service": a client sending a datagram every 0.2 s from
-    one source port keeps being answered after its server pod is deleted and replaced, because
-    the conntrack entries DNATed to the old pod are flushed once every switch has dropped it (as
-    kube-proxy deletes them); without that its datagrams would go to the old address for as long
-    as it keeps sending."""
-    svc = json.loads(k8semu("--cluster", services_cluster.name, "get", "svc", "echo", "-o", "json").stdout)["spec"]
-    udp = next(p for p in svc["ports"] if p["protocol"] == "UDP")
-    old = services_cluster.get("pods", "default", "app=echo")[0]
-    target = (svc["clusterIP"], udp["port"]) if via == "ClusterIP" else (NODES[old["spec"]["nodeName"]], udp["nodePort"])
-    services_cluster.synced()
-    client = subprocess.Popen(["k8semu", "--cluster", services_cluster.name, "exec", "client", "--", "python3",
-                               UDP_PING, target[0], str(target[1]), "12"], stdout=subprocess.PIPE, text=True)
+def served_by(cluster: Cluster, url: str, n: int) -> list[str]:
+    """The pod that answered each of ``n`` sequential requests from the client pod."""
+    script = f'for i in $(seq {n}); do curl -s -m 2 {url} | grep -o "pod: [a-z0-9-]*"; done'
+    return [line.split()[1] for line in cluster.exec("client", "sh", "-c", script, timeout=120).stdout.splitlines()]
+
+
+@pytest.mark.parametrize("kind", ["ClusterIP", "NodePort"])
+def test_should_be_able_to_switch_session_affinity_for_service(services_cluster: Cluster, kind: str) -> None:
+    """service.go "should be able to switch session affinity for service with type clusterIP" /
+    "... NodePort" [Conformance]: ClientIP affinity holds (15 requests, one pod), switched to None
+    the requests spread again, switched back to ClientIP it holds again."""
+    name = f"affinity-{kind.lower()}-transition"
     try:
-        first = client.stdout.readline()
-        assert old["metadata"]["name"] in first, first
-        k8semu("--cluster", services_cluster.name, "delete", "pod", old["metadata"]["name"], "--wait=false")
-        out, _ = client.communicate(timeout=30)
+        url, _ = affinity_service(services_cluster, name, "ClientIP", kind)
+        assert len(set(served_by(services_cluster, url, 15))) == 1
+        affinity_service(services_cluster, name, "None", kind)
+        assert len(set(served_by(services_cluster, url, 15))) > 1
+        affinity_service(services_cluster, name, "ClientIP", kind)
+        assert len(set(served_by(services_cluster, url, 15))) == 1
     finally:
-        if client.poll() is None:
-            client.kill()
-    answered_by = {line.split()[1].rstrip(":") for line in out.splitlines() if len(line.split()) > 1}
-    assert answered_by - {old["metadata"]["name"]}, "no answer from the replacement pod:\n" + out[-500:]
-    services_cluster.wait_running("default")
+        k8semu("--cluster", services_cluster.name, "delete", "svc", name, check=False)
 
 
-BOOM = """\
-apiVersion: v1
-kind: Pod
-metadata: {name: boom-server, labels: {app: boom-server}}
-spec:
-  nodeName: worker-1
-  containers:
-    - name: boom-server
-      image: registry.k8s.io/e2e-test-images/regression-issue-74839
-      ports: [{containerPort: 9000}]
-      env:
-        - {name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}
-        - {name: POD_IPS, valueFrom: {fieldRef: {fieldPath: status.podIPs}}}
-      securityContext: {capabilities: {add: [NET_RAW]}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: boom-server}
-spec:
-  selector: {app: boom-server}
-  ports: [{port: 9000, targetPort: 9000}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: startup-script}
-spec:
-  nodeName: worker-2
-  restartPolicy: Never
-  containers:
-    - name: startup-script
-      image: busybox
-      command: [sh, -c, "while true; do sleep 2; nc boom-server 9000& done"]
-"""
+@pytest.mark.parametrize("kind", ["ClusterIP", "NodePort"])
+def test_should_have_session_affinity_timeout_work_for_service(services_cluster: Cluster, kind: str) -> None:
+    """service.go "should have session affinity timeout work for service with type clusterIP" /
+    "... NodePort": with timeoutSeconds 10 the client sticks to one pod; once it has been idle
+    past the timeout it may be given another, which some request of ten must show. Upstream
+    sleeps timeout + 5 s between requests; here each request waits until the switch has
+    forgotten the client (the learned affinity flow idled out), which is the same condition."""
+    name = f"affinity-{kind.lower()}-timeout"
+    bridges = [services_cluster.bridge(n) for n in NODES]
+    table = f"table={table_id('SessionAffinity')}"
 
-
-def test_should_drop_invalid_conntrack_entries(services_cluster: Cluster) -> None:
-    """conntrack.go "should drop INVALID conntrack entries [Privileged]": the boom server answers
-    each handshake through its Service with a segment 100,000 bytes before the window; the
-    client on another node must never answer it with a RST (which upstream happened when
-    conntrack marked it INVALID and let it through un-NATed). Here the userspace conntrack is
-    liberal about the window (kube-proxy's --conntrack-tcp-be-liberal), so the segment is
-    reverse-NATed like any other and the client's kernel drops it."""
-    name = services_cluster.name
+    def remembered() -> bool:
+        return any(learned in line for b in bridges for line in subprocess.run(
+            ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", b, table], capture_output=True, text=True).stdout.splitlines())
     try:
-        services_cluster.apply(BOOM)
-        services_cluster.wait_running("default")
-        services_cluster.synced()
-
-        def logs() -> str:
-            return k8semu("--cluster", name, "logs", "boom-server", check=False).stdout
-
-        def enough() -> str | None:
-            text = logs()
-            return text if text.count("boom packet injected") >= 4 or "ERROR" in text else None
-
-        text = poll(enough, timeout=60, interval=0.5, what="four boom packets injected")
-        assert "ERROR" not in text, "boom-server pod received a RST from the client:\n" + text
-        assert text.count("connection established") >= 4, text
-        assert services_cluster.pod("boom-server")["status"]["containerStatuses"][0]["restartCount"] == 0
+        url, learned = affinity_service(services_cluster, name, "ClientIP", kind)
+        first = served_by(services_cluster, url, 15)
+        assert len(set(first)) == 1, first
+        seen = set(first)
+        for _ in range(10):
+            poll(lambda: not remembered(), timeout=30, interval=0.5, what="the affinity entry idled out")
+            seen |= set(served_by(services_cluster, url, 1))
+            if len(seen) > 1:
+                break
+        assert len(seen) > 1, "session is sticky after reaching the timeout"
     finally:
-        k8semu("--cluster", name, "delete", "pod", "boom-server", "startup-script", check=False)
-        k8semu("--cluster", name, "delete", "svc", "boom-server", check=False)
+        k8semu("--cluster", services_cluster.name, "delete", "svc", name, check=False)

@@ -5,7 +5,10 @@
                      CIDR) x (port); else dropped if the pod is egress-isolated
     IngressRule      before output: the same for packets to a local pod (peer = source)
     ConntrackCommit  every new connection that got this far is committed, so its replies
-                     (and later packets) pass as established on this node
+                     (and later packets) pass as established on this node; a Service
+                     connection (+dnat) was committed by EndpointDNAT already and is not
+                     sent through conntrack a third time (Antrea's ConntrackCommit skips
+                     Service connections by their ct_mark)
 Established connections are marked in ConntrackState and skip both rule tables, so replies
 always pass and changed policies never cut connections they still allow. Packets from the
 node's own gateway address (kubelet probes) are admitted, as CNI plugins do. A rule whose peers
@@ -19,7 +22,7 @@ from collections import defaultdict
 
 from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
-from emulator.pipeline.flow import ETH_IP, IP_PROTO, Conjunction, Ct, Flow, cidr_match
+from emulator.pipeline.flow import ETH_IP, IP_PROTO, Conjunction, Ct, Flow, cidr_match, ct_state
 from emulator.model.netview import NetworkView, NodeView
 
 P_EST, P_GATEWAY, P_ALLOW_ALL, P_RULE, P_ISOLATED, P_MISS = 250, 240, 210, 200, 100, 0
@@ -65,6 +68,8 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("IngressRule", P_GATEWAY, (("eth_type", ETH_IP), ("ipv4_src", node.gateway_ip)), (),
              "ConntrackCommit", miss, "from this node (kubelet probes)"),
         Flow("IngressRule", P_MISS, (), (), "ConntrackCommit", miss),
+        Flow("ConntrackCommit", P_RULE + 10, (("eth_type", ETH_IP), ct_state("+new", "+trk", "+dnat")), (),
+             "Output", miss, "a Service connection: EndpointDNAT committed it (Antrea skips it too)"),
         Flow("ConntrackCommit", P_RULE, (("eth_type", ETH_IP), ("ct_state", (0x21, 0x21))),
              (Ct(node.zone, "Output", commit=True),), None, miss, "commit new connections"),
         Flow("ConntrackCommit", P_MISS, (), (), "Output", miss),
