@@ -58,8 +58,8 @@ def segment(src: str, dst: str, sport: int, dport: int, seq: int, ack: int, flag
     the IP header (no IP_HDRINCL)."""
     header = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags,
                          window, 0, 0)
-    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP,
-                                                                        len(header) + len(data))
+    length = len(header) + len(data)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, socket.IPPROTO_TCP, length)
     csum = checksum(pseudo + header + data)
     return header[:16] + struct.pack("!H", csum) + header[18:] + data
 
