@@ -8,36 +8,19 @@ this grammar; the upstream parser's error texts are kept where a user sees them.
 """
 from __future__ import annotations
 
+import re
+
 from emulator.model.selectors import LabelSelector, Requirement, is_integer
 from emulator.model.validation import check_label_value, check_qualified_name
 
 _SYMBOLS = "=!(),><"
+_TOKEN = re.compile(r"==|!=|[=!(),><]|[^\s=!(),><]+")  # upstream's lexer: two-character symbols first
 _OPERATORS = {"=": "In", "==": "In", "!=": "NotIn", "in": "In", "notin": "NotIn", ">": "Gt", "<": "Lt"}
 
 
 def _tokens(query: str) -> list[str]:
     """Identifiers and symbols, whitespace dropped; "" ends the list (upstream's EndOfString)."""
-    out: list[str] = []
-    i = 0
-    while i < len(query):
-        ch = query[i]
-        if ch.isspace():
-            i += 1
-        elif ch in _SYMBOLS:
-            two = query[i:i + 2]
-            if two in ("==", "!="):
-                out.append(two)
-                i += 2
-            else:
-                out.append(ch)
-                i += 1
-        else:
-            j = i
-            while j < len(query) and not query[j].isspace() and query[j] not in _SYMBOLS:
-                j += 1
-            out.append(query[i:j])
-            i = j
-    return out + [""]
+    return _TOKEN.findall(query) + [""]
 
 
 def _is_ident(tok: str) -> bool:

@@ -70,7 +70,7 @@ def init_flows(node: NodeView) -> list[Flow]:
         Flow("IngressRule", P_MISS, (), (), "ConntrackCommit", miss),
         Flow("ConntrackCommit", P_RULE + 10, (("eth_type", ETH_IP), ct_state("+new", "+trk", "+dnat")), (),
              "Output", miss, "a Service connection: EndpointDNAT committed it (Antrea skips it too)"),
-        Flow("ConntrackCommit", P_RULE, (("eth_type", ETH_IP), ("ct_state", (0x21, 0x21))),
+        Flow("ConntrackCommit", P_RULE, (("eth_type", ETH_IP), ct_state("+new", "+trk")),
              (Ct(node.zone, "Output", commit=True),), None, miss, "commit new connections"),
         Flow("ConntrackCommit", P_MISS, (), (), "Output", miss),
     ]
