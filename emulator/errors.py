@@ -87,6 +87,10 @@ class NotFoundError(K8semuError):
     """A named object (pod, node, deployment) does not exist."""
 
 
+class AlreadyExistsError(K8semuError):
+    """A create named an object that exists (the API server's 409 AlreadyExists)."""
+
+
 class RuntimeFailure(K8semuError):
     """Something the kernel, OVS or a process did not do as asked."""
 

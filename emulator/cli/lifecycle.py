@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+import yaml
+
+from emulator.api import kubeconfig
 from emulator.errors import ClusterRunningError, K8semuError, NoClusterError, RuntimeFailure
 from emulator.model.cluster import ClusterConfig
 from emulator.runtime import api, cleanup, ovs
@@ -112,7 +115,7 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
         # Mininet imports distutils: the standard library's takes 3 ms, setuptools' shim (its
         # default) 140 ms of every start-up
         env.setdefault("SETUPTOOLS_USE_DISTUTILS", "stdlib")
-    argv = [sys.executable, "-m", "emulator.runtime.manager", str(run), os.path.abspath(spec_path)]
+    argv = [sys.executable, "-m", "emulator.api", str(run), os.path.abspath(spec_path)]
     if base is not None:
         argv.append(str(base))
     with open(run / "manager.log", "ab") as log:
@@ -139,12 +142,37 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
                 continue
             if status["synced"] and status["running"] == status["pods"]:
                 status["seconds"] = time.monotonic() - started
+                status["kubeconfig"] = str(merge_kubeconfig(run, config.name))
                 return status
         time.sleep(UP_POLL)
     raise RuntimeFailure(f"cluster {config.name!r} not ready after {timeout:.0f}s "
                          f"({status.get('running', 0)}/{status.get('pods', '?')} pods running); "
                          f"it is still up: inspect with 'k8semu get pods -A', remove with "
                          f"'k8semu down --cluster {config.name}'")
+
+
+def merge_kubeconfig(run: Path, cluster: str) -> Path:
+    """Merge the cluster's context into the user's kubeconfig (as kind does) and remember
+    where, so that ``down`` and ``cleanup`` take it out of that file."""
+    path, uid, gid = kubeconfig.target()
+    (run / "kubeconfig.target").write_text(str(path))
+    kubeconfig.merge(yaml.safe_load((run / "kubeconfig").read_text()), path, uid, gid)
+    return path
+
+
+def unmerge_kubeconfig(run: Path, cluster: str) -> None:
+    target = run / "kubeconfig.target"
+    if target.exists():
+        kubeconfig.remove(cluster, Path(target.read_text()))
+
+
+def kubeconfig_text(cluster: str | None) -> str:
+    """The admin kubeconfig of the running cluster (``k8semu kubeconfig``)."""
+    run = resolve(cluster)
+    path = run / "kubeconfig"
+    if not path.exists():
+        raise NoClusterError("the cluster's API server has not started yet")
+    return path.read_text()
 
 
 def down(cluster: str | None = None, timeout: float = 120) -> str:
@@ -156,6 +184,7 @@ def down(cluster: str | None = None, timeout: float = 120) -> str:
     run = resolve(cluster)
     records = check_manager(run)
     entry = manager_entry(records)
+    unmerge_kubeconfig(run, records.cluster)
     try:
         api.call(run, "down", timeout=10)
     except K8semuError:
@@ -175,6 +204,7 @@ def cleanup_cluster(run: Path) -> str:
         shutil.rmtree(run, ignore_errors=True)
         return f"nothing to clean up in {run}"
     entry = manager_entry(records)
+    unmerge_kubeconfig(run, records.cluster)
     if entry:
         cleanup.stop_manager(*entry)
     records = Records.load(run) or records

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", "-d", action="store_true", help="return once every pod is Running")
     up.add_argument("--timeout", type=float, default=180, help="seconds to wait for readiness")
     verb("down", help="remove everything the running cluster made")
+    verb("kubeconfig", help="print the running cluster's kubeconfig (kubectl's admin context)")
     verb("clusters", help="the clusters on this machine and their state")
     verb("cleanup", help="remove the leftovers of a crashed cluster (like mn -c)")
     verb("status", help="the running cluster, its nodes and pods")
@@ -183,6 +184,9 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "down":
         out.write(lifecycle.down(args.cluster) + "\n")
         return 0
+    if verb == "kubeconfig":
+        out.write(lifecycle.kubeconfig_text(args.cluster))
+        return 0
     if verb == "cleanup":
         out.write(lifecycle.cleanup_all(args.cluster) + "\n")
         return 0
@@ -286,7 +290,8 @@ def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _say(out, "\n" + lifecycle.stop_starting(config) + "\n")
             return ExitStatus.CTRL_C
         _say(out, f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
-                  f"running ({status['seconds']:.1f}s)\n")
+                  f"running ({status['seconds']:.1f}s); kubectl context "
+                  f"k8semu-{config.name} in {status['kubeconfig']}\n")
         if args.detach:
             return 0
         from emulator.cli.shell import Shell

@@ -11,7 +11,9 @@ def timestamp(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def meta(rec: Record, namespaced: bool = True) -> dict:
+def meta(rec: Record, namespaced: bool = True, owner_uid: str = "") -> dict:
+    """``owner_uid``: the uid of the object's controller (ownerReferences carry it; clients
+    such as the Python client require it)."""
     m = rec.obj.meta
     out: dict[str, Any] = {"name": m.name}
     if namespaced:
@@ -24,7 +26,7 @@ def meta(rec: Record, namespaced: bool = True) -> dict:
         out["annotations"] = dict(m.annotations)
     owner = getattr(rec.obj, "owner", None)
     if owner:
-        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1],
+        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "uid": owner_uid,
                                    "controller": True, "blockOwnerDeletion": True}]
         if owner[0] == "ReplicaSet":
             out["generateName"] = owner[1] + "-"

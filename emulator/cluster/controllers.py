@@ -12,7 +12,7 @@ import copy
 import time
 from dataclasses import replace
 
-from emulator.errors import NotFoundError, Problem, SpecError
+from emulator.errors import AlreadyExistsError, NotFoundError, Problem, SpecError
 from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
@@ -90,6 +90,19 @@ def apply(state: ClusterState, objects: list) -> list[str]:
         lines.append(f"{resource(kind)}/{obj.meta.name} {verb}")
     reconcile(state)
     return lines
+
+
+def create(state: ClusterState, objects: list) -> list[str]:
+    """The API server's create: as ``apply``, refused when an object of that name exists.
+
+    Raises:
+        AlreadyExistsError: one of them exists (nothing is created).
+        SpecError: as ``apply``.
+    """
+    for obj in objects:
+        if state.get(kind_of(obj), obj.meta.namespace, obj.meta.name):
+            raise AlreadyExistsError(f'{resource(kind_of(obj)).split(".")[0]}s "{obj.meta.name}" already exists')
+    return apply(state, objects)
 
 
 def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:

@@ -78,6 +78,12 @@ def _container_status(pod_rec: Record, name: str, image: str) -> dict:
     return out
 
 
+def _owner_uid(rec: Record, state: ClusterState) -> str:
+    owner = getattr(rec.obj, "owner", None)
+    found = state.get(owner[0], rec.obj.meta.namespace, owner[1]) if owner else None
+    return found.uid if found else ""
+
+
 def pod_object(rec: Record, state: ClusterState) -> dict:
     pod, st = rec.obj, rec.status
     spec = copy.deepcopy(pod.spec.raw) if pod.spec.raw else {}
@@ -87,7 +93,7 @@ def pod_object(rec: Record, state: ClusterState) -> dict:
     spec.setdefault("terminationGracePeriodSeconds", 30)
     if st.node:
         spec["nodeName"] = st.node
-    meta = _meta(rec)
+    meta = _meta(rec, owner_uid=_owner_uid(rec, state))
     if rec.deleting:
         meta["deletionTimestamp"] = timestamp(time.time())
     status: dict[str, Any] = {"phase": st.phase, "qosClass": pod.spec.qos_class}
@@ -135,7 +141,7 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         status["updatedReplicas"] = len(pods)
     else:
         status["fullyLabeledReplicas"] = len(pods)
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": _meta(rec),
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": _meta(rec, owner_uid=_owner_uid(rec, state)),
             "spec": {"replicas": obj.replicas, "selector": obj.selector.to_dict(),
                      "template": template},
             "status": {k: v for k, v in status.items() if v or k == "replicas"}}
@@ -146,6 +152,18 @@ def namespace_object(rec: Record) -> dict:
     meta["labels"] = rec.obj.labels()
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta,
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
+
+
+def secret_object(rec: Record) -> dict:
+    out = {"apiVersion": "v1", "kind": "Secret", "metadata": _meta(rec), "type": rec.obj.type}
+    if rec.obj.data:
+        out["data"] = dict(rec.obj.data)
+    return out
+
+
+def ingress_class_object(rec: Record) -> dict:
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": _meta(rec, namespaced=False),
+            "spec": {"controller": rec.obj.controller}}
 
 
 def objects(state: ClusterState, kind: str, namespace: str | None,
@@ -167,9 +185,13 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return render_services.objects(state, kind, namespace)
     if kind == "Namespace":
         return [namespace_object(r) for r in state.list("Namespace")]
+    if kind == "IngressClass":
+        return [ingress_class_object(r) for r in sorted(state.list(kind), key=lambda r: r.obj.meta.name)]
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
     if kind == "Pod":
         return [pod_object(r, state) for r in recs]
+    if kind == "Secret":
+        return [secret_object(r) for r in recs]
     return [workload_object(kind, r, state) for r in recs]
 
 

@@ -25,7 +25,7 @@ import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 from emulator.cluster import addons, controllers, dnsview, nodes, render
 from emulator.cluster.admit import admit_cluster
@@ -50,7 +50,7 @@ from emulator.runtime.supervisor import Supervisor
 
 TICK = 0.05
 IDLE_TICK = 0.2
-CHANGES = ("apply", "delete", "scale", "cordon", "drain")  # the requests that change objects
+CHANGES = ("apply", "create", "delete", "scale", "cordon", "drain")  # the requests that change objects
 ACTIVE_WINDOW = 2.0  # seconds after the last change during which ticks stay quick
 SWITCH_DEADLINE = 30.0
 
@@ -452,6 +452,8 @@ class Manager:
             return [vars(e) for e in st.events.all(ns)]
         if op == "apply":
             return controllers.apply(st, req["objects"])
+        if op == "create":
+            return controllers.create(st, req["objects"])
         if op == "delete":
             return controllers.delete(st, req["kind"], req["namespace"], req["name"])
         if op == "scale":
@@ -508,8 +510,11 @@ class Manager:
         return notes
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], None]]] = ()) -> int:
+    """The manager process: bring the cluster up, start ``services`` (each returns its stop
+    function; the API server is one), serve until asked to stop, tear down."""
     run = Path(argv[0])
+    stops: list[Callable[[], None]] = []
     records = Records.load(run)
     manager = None
     if records is None:
@@ -522,6 +527,7 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, lambda *_: (manager.stopping.set(), manager.wake.set()))
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         manager.start()
+        stops = [start(manager) for start in services]
         manager.serve()
     except BaseException as exc:  # noqa: B902 - always tear down, then report
         message = str(exc) if isinstance(exc, K8semuError) else traceback.format_exc()
@@ -529,12 +535,16 @@ def main(argv: list[str]) -> int:
         if log.exists() and "controller" in message:
             message += "\ncontroller.log (last lines):\n" + "\n".join(log.read_text().splitlines()[-15:])
         (run / "error.txt").write_text(message)
+        for stop in stops:
+            stop()
         if manager:
             manager.shutdown()
         else:
             cleanup.teardown(records)
         end_own_children()
         return 1
+    for stop in stops:
+        stop()
     for note in manager.shutdown():
         print(f"[INFO] {note}", flush=True)
     end_own_children()

@@ -1,0 +1,279 @@
+"""What each API request does, apart from HTTP: routing a path to a resource, and get, list,
+create, update, patch and delete through the manager's ``dispatch``.
+
+Writes go through the same parser and validation as manifests given to ``k8semu apply`` (the
+spec layer), so the API refuses exactly what the spec loader refuses, with the same messages,
+as 422 Invalid with one cause per field; fields accepted but not emulated come back as
+``Warning`` headers, which kubectl prints.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import yaml
+
+from emulator.api import patch, resources, status, tables
+from emulator.api.openapi import group_version_document
+from emulator.api.resources import Resource
+from emulator.api.status import ApiError
+from emulator.cluster.apimeta import timestamp
+from emulator.errors import K8semuError, SpecError
+from emulator.model.labelquery import parse_label_query
+from emulator.spec.loader import load_text
+from emulator.spec.manifests import parse_object
+
+SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+               "deletionTimestamp", "deletionGracePeriodSeconds")
+FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
+          "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
+          "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", ""),
+          "status.phase": lambda o: o.get("status", {}).get("phase", ""),
+          "involvedObject.name": lambda o: o.get("involvedObject", {}).get("name", ""),
+          "involvedObject.kind": lambda o: o.get("involvedObject", {}).get("kind", ""),
+          "involvedObject.namespace": lambda o: o.get("involvedObject", {}).get("namespace", ""),
+          "type": lambda o: o.get("type", "")}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A request path, parsed: a discovery document, or a resource (and namespace, name)."""
+
+    group: str
+    version: str
+    resource: Resource | None = None
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+    discovery: bool = False
+
+
+def _not_found() -> ApiError:
+    return ApiError(404, "NotFound", "the server could not find the requested resource")
+
+
+def parse_fields(query: str) -> list[tuple[str, bool, str]]:
+    """``a=b,c!=d`` -> [(field, equal, value)].
+
+    Raises:
+        ApiError: a field this kind cannot be selected by (400, as the API server says it).
+    """
+    out = []
+    for term in filter(None, query.split(",")):
+        for op, equal in (("!=", False), ("==", True), ("=", True)):
+            if op in term:
+                key, value = term.split(op, 1)
+                break
+        else:
+            raise status.bad_request(f'invalid selector: \'{query}\'; can\'t understand \'{term}\'')
+        if key not in FIELDS:
+            raise status.bad_request(f'field label not supported: {key}')
+        out.append((key, equal, value))
+    return out
+
+
+def event_object(e: dict, index: int) -> dict:
+    """An Event of the cluster as core/v1 shows it (``kubectl get events``)."""
+    ns = e["namespace"] or "default"
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{e['name']}.{index:016x}", "namespace": ns,
+                         "creationTimestamp": timestamp(e["first"])},
+            "involvedObject": {"kind": e["kind"], "namespace": e["namespace"], "name": e["name"]},
+            "reason": e["reason"], "message": e["message"], "type": e["type"], "count": e["count"],
+            "firstTimestamp": timestamp(e["first"]), "lastTimestamp": timestamp(e["last"]),
+            "source": {"component": e["source"]}, "reportingComponent": e["source"]}
+
+
+class Handlers:
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+
+    # -- routing ----------------------------------------------------------------------------
+    def route(self, path: str) -> Target:
+        """Raises: ApiError (404) for a path the API does not serve."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] == ["api"]:
+            group, rest = "", parts[1:]
+        elif parts[:1] == ["apis"] and len(parts) >= 2:
+            group, rest = parts[1], parts[2:]
+        else:
+            raise _not_found()
+        if not rest:
+            raise _not_found()
+        version, rest = rest[0], rest[1:]
+        if not resources.in_group_version(group, version):
+            raise _not_found()
+        if not rest:
+            return Target(group, version, discovery=True)
+        namespace = None
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        res = resources.find(group, version, rest[0])
+        if res is None or len(rest) > 3 or (namespace is not None and not res.namespaced):
+            raise _not_found()
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        return Target(group, version, res, namespace, name, sub)
+
+    def discovery(self, target: Target) -> dict:
+        gv = f"{target.group}/{target.version}" if target.group else target.version
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
+                "resources": [r.discovery() for r in resources.in_group_version(target.group, target.version)]}
+
+    def openapi(self, gv_path: str) -> dict | None:
+        return group_version_document(gv_path)
+
+    # -- verbs ------------------------------------------------------------------------------
+    def serve(self, method: str, t: Target, query: dict, headers: Mapping[str, str],
+              body: bytes) -> tuple[dict, int, list[str]]:
+        """One request: (response body, HTTP code, warnings). Errors become Status bodies."""
+        res = t.resource
+        try:
+            if t.subresource:
+                raise status.method_not_allowed(f"the subresource {t.subresource!r} is not served yet")
+            if method == "GET" and query.get("watch") in ("1", "true"):
+                raise status.method_not_allowed("watch is not served yet")
+            if method == "GET":
+                return self._get(t, query, headers.get("Accept", "")), 200, []
+            if method not in res.verbs_http():
+                raise status.method_not_allowed(f"the server does not allow this method on the requested "
+                                                f"resource ({res.plural})")
+            if method == "DELETE":
+                return self._delete(t), 200, []
+            if method == "POST":
+                return self._write(t, self._decode(body, headers), create=True)
+            if method == "PUT":
+                return self._write(t, self._decode(body, headers), create=False)
+            if method == "PATCH":
+                return self._patch(t, body, headers)
+            raise status.method_not_allowed(f"method {method} is not served")
+        except ApiError as exc:
+            return exc.body(), exc.code, []
+
+    def _items(self, t: Target, namespace: str | None) -> list[dict]:
+        kind = t.resource.kind
+        if kind == "Event":
+            events = self.backend.dispatch({"op": "events", "namespace": namespace})
+            return [event_object(e, i) for i, e in enumerate(events)]
+        return self.backend.dispatch({"op": "get", "kind": kind, "namespace": namespace})
+
+    def _one(self, t: Target) -> dict:
+        res = t.resource
+        ns = t.namespace if res.namespaced else None
+        found = next((o for o in self._items(t, ns) if o["metadata"]["name"] == t.name), None)
+        if found is None:
+            raise status.not_found(res.plural, t.name, res.group)
+        return found
+
+    def _get(self, t: Target, query: dict, accept: str) -> dict:
+        res = t.resource
+        table = "as=Table" in accept
+        include = query.get("includeObject", "Metadata")
+        if t.name:
+            obj = self._one(t)
+            return tables.as_table(res.kind, [obj], include) if table else obj
+        items = self._items(t, t.namespace if res.namespaced else None)
+        try:
+            labels = parse_label_query(query.get("labelSelector", ""))
+        except ValueError as exc:
+            raise status.bad_request(f"unable to parse requirement: {exc}") from None
+        fields = parse_fields(query.get("fieldSelector", ""))
+        items = [o for o in items if labels.matches(o["metadata"].get("labels", {}))
+                 and all((FIELDS[k](o) == v) == eq for k, eq, v in fields)]
+        rv = str(self.backend.dispatch({"op": "generations"})["published"])
+        if table:
+            out = tables.as_table(res.kind, items, include)
+            out["metadata"]["resourceVersion"] = rv
+            return out
+        return {"kind": f"{res.kind}List", "apiVersion": res.group_version, "metadata": {"resourceVersion": rv},
+                "items": items}
+
+    def _delete(self, t: Target) -> dict:
+        res = t.resource
+        if not t.name:
+            raise status.method_not_allowed("deleting a collection is not served yet")
+        obj = self._one(t)
+        try:
+            self.backend.dispatch({"op": "delete", "kind": res.kind, "namespace": t.namespace or "",
+                                   "name": t.name})
+        except K8semuError as exc:
+            raise status.from_error(exc, res.kind, res.plural, t.name, res.group) from None
+        return obj
+
+    @staticmethod
+    def _decode(body: bytes, headers: Mapping[str, str]) -> Any:
+        try:
+            text = body.decode("utf-8")
+            if "yaml" in headers.get("Content-Type", ""):
+                return yaml.safe_load(text)
+            return json.loads(text)
+        except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
+            raise status.bad_request(f"the body of the request was in an unknown format: {exc}") from None
+
+    def _parse(self, t: Target, data: Any) -> tuple[Any, list[str]]:
+        """The request body as one model object of the target's kind.
+
+        Raises:
+            ApiError: not a mapping (400), another kind or namespace than the URL's (400), or
+                invalid (422, with the spec layer's problems as causes).
+        """
+        res = t.resource
+        if not isinstance(data, dict):
+            raise status.bad_request("the body of the request must be a JSON object")
+        name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
+        data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
+        if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
+            raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
+                                     f"the expected API version ({res.group_version}) or kind "
+                                     f"({data.get('kind')} is not {res.kind})")
+        body_ns = (data.get("metadata") or {}).get("namespace")
+        if res.namespaced and body_ns and t.namespace and body_ns != t.namespace:
+            raise status.bad_request("the namespace of the provided object does not match the namespace "
+                                     "sent on the request")
+        text = json.dumps(data, indent=1)  # one field per line: problems point at their field
+        try:
+            docs = load_text(text, "<request>")
+            objs, problems, warnings = parse_object(docs[0], t.namespace or "default")
+        except SpecError as exc:
+            raise status.invalid(res.kind, str(name), res.group, exc) from None
+        if problems:
+            raise status.invalid(res.kind, str(name), res.group, SpecError(problems))
+        if len(objs) != 1:
+            raise status.bad_request(f"{res.kind} is not stored by this cluster")
+        return objs[0], [w.split(": ", 1)[-1] for w in warnings]
+
+    def _write(self, t: Target, data: Any, create: bool) -> tuple[dict, int, list[str]]:
+        res = t.resource
+        obj, warnings = self._parse(t, data)
+        if not create and obj.meta.name != t.name:
+            raise status.bad_request("the name of the object does not match the name on the URL")
+        try:
+            self.backend.dispatch({"op": "create" if create else "apply", "objects": [obj]})
+        except K8semuError as exc:
+            raise status.from_error(exc, res.kind, res.plural, obj.meta.name, res.group) from None
+        made = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
+        return self._one(made), 201 if create else 200, warnings
+
+    def _patch(self, t: Target, body: bytes, headers: Mapping[str, str]) -> tuple[dict, int, list[str]]:
+        kind = headers.get("Content-Type", "").split(";")[0].strip()
+        current = self._one(t)
+        base = {k: v for k, v in current.items() if k != "status"}
+        base["metadata"] = {k: v for k, v in current["metadata"].items() if k not in SERVER_META}
+        data = self._decode(body, {"Content-Type": "application/json"})
+        try:
+            if kind == "application/json-patch+json":
+                merged = patch.json_patch(base, data)
+            elif kind == "application/merge-patch+json":
+                merged = patch.merge_patch(base, data)
+            elif kind == "application/strategic-merge-patch+json":
+                merged = patch.strategic_merge(base, data)
+            else:
+                raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown "
+                                                            "format - accepted media types include: "
+                                                            "application/json-patch+json, "
+                                                            "application/merge-patch+json, "
+                                                            "application/strategic-merge-patch+json")
+        except patch.PatchError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from None
+        return self._write(t, merged, create=False)

@@ -1,0 +1,87 @@
+"""The resources the API serves: one table that discovery, routing and the OpenAPI document
+all read, so a kind cannot be routed without being discovered or the reverse.
+
+Names, short names and categories are kube-apiserver's (``kubectl api-resources`` on a real
+cluster), so ``kubectl get po,svc``, ``kubectl get all`` and ``deploy/web`` resolve as there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL_VERBS = ("create", "delete", "get", "list", "patch", "update")
+READ_VERBS = ("get", "list")
+
+
+@dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    kind: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ALL_VERBS
+
+    @property
+    def group_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    def verbs_http(self) -> tuple[str, ...]:
+        """The HTTP methods that write this resource (GET is always served)."""
+        verbs = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE"}
+        return tuple(m for v, m in verbs.items() if v in self.verbs)
+
+    def discovery(self) -> dict:
+        """This resource as an APIResourceList entry."""
+        out: dict = {"name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
+                     "kind": self.kind, "verbs": list(self.verbs)}
+        if self.short_names:
+            out["shortNames"] = list(self.short_names)
+        if self.categories:
+            out["categories"] = list(self.categories)
+        return out
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("", "v1", "Namespace", "namespaces", False, ("ns",)),
+    Resource("", "v1", "Node", "nodes", False, ("no",), verbs=READ_VERBS),
+    Resource("", "v1", "Pod", "pods", True, ("po",), ("all",)),
+    Resource("", "v1", "Service", "services", True, ("svc",), ("all",)),
+    Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),
+    Resource("", "v1", "Secret", "secrets", True),
+    Resource("", "v1", "Event", "events", True, ("ev",), verbs=READ_VERBS),
+    Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
+    Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",)),
+    Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+    Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+    Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",)),
+    Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+    Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
+)
+
+
+def groups() -> dict[str, list[str]]:
+    """Group name -> its versions, in the order discovery lists them (core first)."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        versions = out.setdefault(r.group, [])
+        if r.version not in versions:
+            versions.append(r.version)
+    return out
+
+
+def in_group_version(group: str, version: str) -> list[Resource]:
+    return [r for r in RESOURCES if r.group == group and r.version == version]
+
+
+def find(group: str, version: str, plural: str) -> Resource | None:
+    return next((r for r in RESOURCES if (r.group, r.version, r.plural) == (group, version, plural)), None)
+
+
+def by_kind(kind: str) -> Resource | None:
+    return next((r for r in RESOURCES if r.kind == kind), None)

@@ -1,0 +1,170 @@
+"""The HTTPS server kubectl and client libraries talk to, run on its own thread and event loop
+inside the manager process.
+
+Every request is authenticated by a client certificate the cluster's CA signed (kubectl's
+admin context) except the health and version endpoints, which kube-apiserver also serves to
+anyone. Requests run on the aiohttp loop; each call into the cluster goes through the
+manager's ``dispatch`` on a worker thread, so a slow client never holds the manager's lock and
+the reconcile loop never waits on a client. The server listens on 127.0.0.1 only, on a free
+port, as kind's API server does.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import threading
+from typing import Any, Protocol
+from urllib.parse import parse_qs
+
+from aiohttp import web
+
+from emulator import __version__
+from emulator.api import pki, resources, status
+from emulator.api.handlers import Handlers
+from emulator.api.status import ApiError
+
+MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
+PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
+
+
+class Backend(Protocol):
+    def dispatch(self, req: dict) -> Any: ...
+
+
+def version_info(kube_version: str) -> dict:
+    major, minor = kube_version.lstrip("v").split(".")[:2]
+    return {"major": major, "minor": minor, "gitVersion": kube_version, "gitCommit": f"k8semu-{__version__}",
+            "gitTreeState": "clean", "buildDate": "", "goVersion": "", "compiler": "k8semu",
+            "platform": "linux/amd64"}
+
+
+def error_response(exc: ApiError) -> web.Response:
+    return web.json_response(exc.body(), status=exc.code)
+
+
+class ApiServer:
+    """The API of one cluster: ``start()`` returns the port it listens on."""
+
+    def __init__(self, backend: Backend, paths: pki.Paths, kube_version: str) -> None:
+        self.handlers = Handlers(backend)
+        self.paths = paths
+        self.kube_version = kube_version
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="api", daemon=True)
+        self.runner: web.AppRunner | None = None
+        self.port = 0
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    def tls(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.paths.server_cert, self.paths.server_key)
+        ctx.load_verify_locations(self.paths.ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL  # no certificate: 401 below (health stays public)
+        return ctx
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[self._authenticate])
+        app.router.add_get("/version", self._version)
+        for path in ("/healthz", "/livez", "/readyz"):
+            app.router.add_get(path, self._ok)
+        app.router.add_get("/api", self._api_versions)
+        app.router.add_get("/apis", self._api_groups)
+        app.router.add_get("/openapi/v3", self._openapi_root)
+        app.router.add_get("/openapi/v3/{gv:.+}", self._openapi_gv)
+        app.router.add_route("*", "/api/{rest:.*}", self._resource)
+        app.router.add_route("*", "/apis/{rest:.*}", self._resource)
+        return app
+
+    def start(self, timeout: float = 10) -> int:
+        self.thread.start()
+        if not self._started.wait(timeout) or self._error:
+            raise RuntimeError(f"the API server did not start: {self._error!r}")
+        return self.port
+
+    def stop(self) -> None:
+        if self.runner is not None and self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+            self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+            self.loop.run_until_complete(self.runner.setup())
+            site = web.SockSite(self.runner, sock, ssl_context=self.tls())
+            self.loop.run_until_complete(site.start())
+        except BaseException as exc:  # noqa: B902 - reported by start()
+            self._error = exc
+            self._started.set()
+            return
+        self._started.set()
+        self.loop.run_forever()
+
+    # -- middleware and fixed endpoints ---------------------------------------------------
+    @web.middleware
+    async def _authenticate(self, request: web.Request, handler) -> web.StreamResponse:
+        if request.path not in PUBLIC:
+            peer = request.transport.get_extra_info("peercert") if request.transport else None
+            if pki.user_of(peer) is None:
+                return error_response(status.unauthorized())
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except web.HTTPRequestEntityTooLarge:
+            return error_response(ApiError(413, "RequestEntityTooLarge",
+                                           f"Request entity too large: limit is {MAX_BODY}"))
+        except web.HTTPException:
+            raise
+
+    async def _ok(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _version(self, request: web.Request) -> web.Response:
+        return web.json_response(version_info(self.kube_version))
+
+    async def _api_versions(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]})
+
+    async def _api_groups(self, request: web.Request) -> web.Response:
+        out = []
+        for group, versions in resources.groups().items():
+            if not group:
+                continue
+            gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+            out.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out})
+
+    async def _openapi_root(self, request: web.Request) -> web.Response:
+        from_gv = {("api/" if not g else "apis/") + (f"{g}/{v}" if g else v): None
+                   for g, vs in resources.groups().items() for v in vs}
+        return web.json_response({"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}"} for p in from_gv}})
+
+    async def _openapi_gv(self, request: web.Request) -> web.Response:
+        doc = self.handlers.openapi(request.match_info["gv"])
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return web.json_response(doc)
+
+    # -- resources --------------------------------------------------------------------------
+    async def _resource(self, request: web.Request) -> web.StreamResponse:
+        query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
+        target = self.handlers.route(request.path)
+        if target.discovery:
+            return web.json_response(self.handlers.discovery(target))
+        body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
+        loop = asyncio.get_running_loop()
+        result, code, warnings = await loop.run_in_executor(
+            None, self.handlers.serve, request.method, target, query, request.headers, body)
+        headers = {"Warning": ", ".join(f'299 - {json.dumps(w)}' for w in warnings)} if warnings else None
+        return web.json_response(result, status=code, headers=headers)
