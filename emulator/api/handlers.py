@@ -24,6 +24,7 @@ from emulator.model.labelquery import parse_label_query
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
 
+SCALABLE = ("Deployment", "ReplicaSet")
 SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
                "deletionTimestamp", "deletionGracePeriodSeconds")
 FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
@@ -119,7 +120,7 @@ class Handlers:
     def discovery(self, target: Target) -> dict:
         gv = f"{target.group}/{target.version}" if target.group else target.version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                "resources": [r.discovery() for r in resources.in_group_version(target.group, target.version)]}
+                "resources": [e for r in resources.in_group_version(target.group, target.version) for e in r.discovery()]}
 
     def openapi(self, gv_path: str) -> dict | None:
         return group_version_document(gv_path)
@@ -130,6 +131,8 @@ class Handlers:
         """One request: (response body, HTTP code, warnings). Errors become Status bodies."""
         res = t.resource
         try:
+            if t.subresource == "scale" and res.kind in SCALABLE:
+                return self._scale(method, t, body, headers), 200, []
             if t.subresource:
                 raise status.method_not_allowed(f"the subresource {t.subresource!r} is not served yet")
             if method == "GET" and query.get("watch") in ("1", "true"):
@@ -203,6 +206,10 @@ class Handlers:
 
     @staticmethod
     def _decode(body: bytes, headers: Mapping[str, str]) -> Any:
+        if headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
+            raise ApiError(415, "UnsupportedMediaType", "k8semu's API reads JSON and YAML bodies, not protobuf "
+                                                        "(kubectl's 'create <kind>' commands send protobuf): "
+                                                        "use 'kubectl apply -f' or 'kubectl create -f'")
         try:
             text = body.decode("utf-8")
             if "yaml" in headers.get("Content-Type", ""):
@@ -254,6 +261,41 @@ class Handlers:
             raise status.from_error(exc, res.kind, res.plural, obj.meta.name, res.group) from None
         made = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
         return self._one(made), 201 if create else 200, warnings
+
+    def _scale(self, method: str, t: Target, body: bytes, headers: Mapping[str, str]) -> dict:
+        """The ``scale`` subresource (``kubectl scale``): an autoscaling/v1 Scale."""
+        obj = self._one(t)
+        scale = {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                 "metadata": {k: obj["metadata"][k] for k in ("name", "namespace", "uid", "resourceVersion",
+                                                              "creationTimestamp") if k in obj["metadata"]},
+                 "spec": {"replicas": obj["spec"]["replicas"]},
+                 "status": {"replicas": obj["status"].get("replicas", 0),
+                            "selector": ",".join(f"{k}={v}" for k, v in
+                                                 obj["spec"]["selector"].get("matchLabels", {}).items())}}
+        if method == "GET":
+            return scale
+        data = self._decode(body, headers if method == "PUT" else {"Content-Type": "application/json"})
+        kind = headers.get("Content-Type", "").split(";")[0].strip()
+        try:
+            if method == "PUT":
+                wanted = data
+            elif kind == "application/json-patch+json":
+                wanted = patch.json_patch(scale, data)
+            else:
+                wanted = patch.merge_patch(scale, data)
+        except patch.PatchError as exc:
+            raise ApiError(422, "Invalid", str(exc)) from None
+        replicas = (wanted.get("spec") or {}).get("replicas") if isinstance(wanted, dict) else None
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise ApiError(422, "Invalid", f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: '
+                                           f'{replicas!r}: must be greater than or equal to 0')
+        try:
+            self.backend.dispatch({"op": "scale", "kind": t.resource.kind, "namespace": t.namespace,
+                                   "name": t.name, "replicas": replicas})
+        except K8semuError as exc:
+            raise status.from_error(exc, t.resource.kind, t.resource.plural, t.name, t.resource.group) from None
+        scale["spec"]["replicas"] = replicas
+        return scale
 
     def _patch(self, t: Target, body: bytes, headers: Mapping[str, str]) -> tuple[dict, int, list[str]]:
         kind = headers.get("Content-Type", "").split(";")[0].strip()

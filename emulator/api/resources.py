@@ -36,15 +36,20 @@ class Resource:
         verbs = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE"}
         return tuple(m for v, m in verbs.items() if v in self.verbs)
 
-    def discovery(self) -> dict:
-        """This resource as an APIResourceList entry."""
+    def discovery(self) -> list[dict]:
+        """This resource (and its subresources) as APIResourceList entries."""
         out: dict = {"name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
                      "kind": self.kind, "verbs": list(self.verbs)}
         if self.short_names:
             out["shortNames"] = list(self.short_names)
         if self.categories:
             out["categories"] = list(self.categories)
-        return out
+        entries = [out]
+        if self.kind in ("Deployment", "ReplicaSet"):
+            entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
+                            "group": "autoscaling", "version": "v1", "kind": "Scale",
+                            "verbs": ["get", "patch", "update"]})
+        return entries
 
 
 RESOURCES: tuple[Resource, ...] = (

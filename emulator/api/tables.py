@@ -202,7 +202,7 @@ def column_name(header: str) -> str:
     prints names upper-cased."""
     out, word = [], ""
     for ch in header + " ":
-        if ch in "- ()":
+        if ch in "- ":
             out.append(word if word in _UPPER else word.capitalize())
             out.append(ch)
             word = ""

@@ -1,0 +1,115 @@
+"""The cluster's Kubernetes API, driven by the real kubectl and the official Python client."""
+from __future__ import annotations
+
+import json
+import re
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+import yaml
+from kubernetes import client as kclient, config as kconfig
+
+from tests.cluster import KUBECONFIG, k8semu, kubectl, module_cluster, poll
+
+pytestmark = pytest.mark.requires_root
+cluster = module_cluster("topologies/three-node.yaml")
+
+POLICY = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: deny-web, namespace: demo}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [%s]
+"""
+
+
+def columns(text: str) -> list[list[str]]:
+    """A kubectl table as rows of cells (cut at the header's column starts), without AGE."""
+    lines = text.rstrip("\n").splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+(?: \S+)*", lines[0])]
+    rows = [[line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])] for line in lines]
+    age = rows[0].index("AGE")
+    return [r[:age] + r[age + 1:] for r in rows]
+
+
+@pytest.mark.parametrize("args", [["nodes", "-o", "wide"], ["pods", "-A", "-o", "wide"], ["svc", "-A"],
+                                  ["deploy", "-n", "demo", "-o", "wide"], ["ns"]])
+def test_kubectl_get_prints_what_k8semu_get_prints(cluster, args):
+    assert columns(kubectl("get", *args).stdout) == columns(k8semu("--cluster", cluster.name, "get", *args).stdout)
+
+
+def test_up_merged_the_context_and_kubeconfig_prints_it(cluster):
+    merged = yaml.safe_load(KUBECONFIG.read_text())
+    assert merged["current-context"] == "k8semu-three-node"
+    own = yaml.safe_load(k8semu("--cluster", cluster.name, "kubeconfig").stdout)
+    assert own["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
+    assert own["clusters"] == [c for c in merged["clusters"] if c["name"] == "k8semu-three-node"]
+
+
+def test_apply_reapply_configure_delete(cluster):
+    assert kubectl("apply", "-f", "-", input=POLICY % "Ingress").stdout.strip() == \
+        "networkpolicy.networking.k8s.io/deny-web created"
+    assert kubectl("apply", "-f", "-", input=POLICY % "Ingress").stdout.strip() == \
+        "networkpolicy.networking.k8s.io/deny-web unchanged"
+    assert kubectl("apply", "-f", "-", input=POLICY % "Ingress, Egress").stdout.strip() == \
+        "networkpolicy.networking.k8s.io/deny-web configured"
+    shown = cluster.get("networkpolicy", "demo")
+    assert [p["spec"]["policyTypes"] for p in shown] == [["Ingress", "Egress"]]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in shown[0]["metadata"]["annotations"]
+    kubectl("delete", "-f", "-", input=POLICY % "Ingress")
+    assert cluster.get("networkpolicy", "demo") == []
+
+
+def test_invalid_object_is_refused_with_its_fields(cluster):
+    bad = "apiVersion: v1\nkind: Service\nmetadata: {name: bad, namespace: demo}\n" \
+          "spec:\n  selector: {app: web}\n  ports: [{port: 70000}]\n  bogus: 1\n"
+    done = kubectl("apply", "-f", "-", input=bad, check=False)
+    assert done.returncode == 1
+    assert 'The Service "bad" is invalid' in done.stderr
+    assert "spec.ports[0].port" in done.stderr and "spec.bogus" in done.stderr
+    assert kubectl("get", "svc", "bad", "-n", "demo", check=False).returncode == 1
+
+
+def test_scale_through_the_scale_subresource(cluster):
+    assert kubectl("scale", "deployment/echo", "-n", "demo", "--replicas=3").stdout.strip() == \
+        "deployment.apps/echo scaled"
+    cluster.wait_running("demo", count=6)
+    kubectl("scale", "deployment", "echo", "-n", "demo", "--replicas=2")
+    poll(lambda: len([p for p in cluster.get("pods", "demo", "app=echo")
+                      if not p["metadata"].get("deletionTimestamp")]) == 2, what="two echo pods")
+
+
+def test_python_client(cluster):
+    api = kclient.CoreV1Api(kconfig.new_client_from_config(str(KUBECONFIG)))
+    names = sorted(p.metadata.name for p in api.list_pod_for_all_namespaces().items)
+    assert names == sorted(p["metadata"]["name"] for p in cluster.get("pods"))
+    assert api.list_namespaced_pod("demo", label_selector="app=client").items
+    with pytest.raises(kclient.ApiException) as err:
+        api.read_namespaced_pod("nope", "demo")
+    assert err.value.status == 404 and json.loads(err.value.body)["reason"] == "NotFound"
+    made = api.create_namespace(kclient.V1Namespace(metadata=kclient.V1ObjectMeta(name="made-by-python")))
+    assert made.metadata.name == "made-by-python"
+    with pytest.raises(kclient.ApiException) as err:
+        api.create_namespace(kclient.V1Namespace(metadata=kclient.V1ObjectMeta(name="made-by-python")))
+    assert err.value.status == 409 and json.loads(err.value.body)["reason"] == "AlreadyExists"
+    api.delete_namespace("made-by-python")
+    assert "made-by-python" not in [n.metadata.name for n in api.list_namespace().items]
+
+
+def test_requests_without_a_client_certificate_are_unauthorized(cluster):
+    own = yaml.safe_load(k8semu("--cluster", cluster.name, "kubeconfig").stdout)
+    server = own["clusters"][0]["cluster"]["server"]
+    ca = (cluster.run / "pki" / "ca.crt").read_text()
+    ctx = ssl.create_default_context(cadata=ca)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"{server}/api/v1/pods", context=ctx, timeout=5)
+    assert err.value.code == 401 and json.loads(err.value.read())["reason"] == "Unauthorized"
+    assert urllib.request.urlopen(f"{server}/healthz", context=ctx, timeout=5).read() == b"ok"
+
+
+def test_protobuf_bodies_are_refused_visibly(cluster):
+    """kubectl's typed 'create <kind>' commands send protobuf, which is not decoded yet."""
+    done = kubectl("create", "namespace", "proto", check=False)
+    assert done.returncode == 1 and "not protobuf" in done.stderr

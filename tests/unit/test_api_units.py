@@ -1,0 +1,125 @@
+"""The API layer's pure parts: patches, routing, selectors, column names, kubeconfig merging."""
+from __future__ import annotations
+
+import os
+
+import pytest
+import yaml
+
+from emulator.api import kubeconfig, patch, pki, tables
+from emulator.api.handlers import Handlers, parse_fields
+from emulator.api.openapi import group_version_document
+from emulator.api.status import ApiError
+
+
+def test_strategic_merge_merges_containers_by_name_and_replaces_primitive_lists():
+    pod = {"spec": {"containers": [{"name": "a", "image": "x", "args": ["1", "2"]}, {"name": "b", "image": "y"}]}}
+    out = patch.strategic_merge(pod, {"spec": {"containers": [{"name": "b", "image": "z", "args": ["3"]}]}})
+    assert out["spec"]["containers"] == [{"name": "a", "image": "x", "args": ["1", "2"]},
+                                         {"name": "b", "image": "z", "args": ["3"]}]
+    assert pod["spec"]["containers"][1]["image"] == "y"  # the target is not modified
+
+
+def test_strategic_merge_directives_and_null():
+    obj = {"metadata": {"labels": {"a": "1", "b": "2"}},
+           "spec": {"ports": [{"port": 80}, {"port": 443}], "finalizers": ["x"]}}
+    out = patch.strategic_merge(obj, {"metadata": {"labels": {"a": None}},
+                                      "spec": {"ports": [{"port": 443, "$patch": "delete"}, {"port": 8080}],
+                                               "finalizers": ["y"], "$setElementOrder/ports": [{"port": 80}]}})
+    assert out == {"metadata": {"labels": {"b": "2"}},
+                   "spec": {"ports": [{"port": 80}, {"port": 8080}], "finalizers": ["x", "y"]}}
+    assert patch.strategic_merge(obj, {"spec": {"$patch": "replace", "ports": []}})["spec"] == {"ports": []}
+    with pytest.raises(patch.PatchError):
+        patch.strategic_merge(obj, {"spec": {"ports": [{"name": "no-key"}]}})
+
+
+def test_merge_patch_rfc7386():
+    assert patch.merge_patch({"a": "b", "c": {"d": "e", "f": "g"}}, {"a": "z", "c": {"f": None}}) == \
+        {"a": "z", "c": {"d": "e"}}
+    assert patch.merge_patch({"a": [1, 2]}, {"a": [3]}) == {"a": [3]}
+
+
+def test_json_patch():
+    assert patch.json_patch({"spec": {"replicas": 1}}, [{"op": "replace", "path": "/spec/replicas", "value": 3}]) == \
+        {"spec": {"replicas": 3}}
+    with pytest.raises(patch.PatchError):
+        patch.json_patch({}, [{"op": "remove", "path": "/nope"}])
+
+
+def test_routes():
+    h = Handlers(backend=None)
+    t = h.route("/api/v1/namespaces/demo/pods/web/log")
+    assert (t.resource.kind, t.namespace, t.name, t.subresource) == ("Pod", "demo", "web", "log")
+    assert h.route("/apis/apps/v1/deployments").resource.kind == "Deployment"
+    assert h.route("/api/v1/namespaces/demo").resource.kind == "Namespace"
+    assert h.route("/api/v1/namespaces/demo").name == "demo"
+    assert h.route("/apis/networking.k8s.io/v1").discovery
+    for bad in ("/api/v2/pods", "/apis/apps/v1/namespaces/x/nodes", "/apis/batch/v1/jobs", "/api"):
+        with pytest.raises(ApiError) as err:
+            h.route(bad)
+        assert err.value.code == 404
+
+
+def test_field_selectors():
+    assert parse_fields("spec.nodeName=a,status.phase!=Running") == [
+        ("spec.nodeName", True, "a"), ("status.phase", False, "Running")]
+    with pytest.raises(ApiError) as err:
+        parse_fields("spec.bogus=1")
+    assert err.value.code == 400 and "field label not supported" in err.value.message
+
+
+def test_column_names_and_table():
+    assert [tables.column_name(h) for h in ("CLUSTER-IP", "PORT(S)", "NOMINATED NODE", "OS-IMAGE")] == \
+        ["Cluster-IP", "Port(s)", "Nominated Node", "OS-Image"]
+    ns = {"metadata": {"name": "demo", "creationTimestamp": "2026-01-01T00:00:00Z"}, "status": {"phase": "Active"}}
+    table = tables.as_table("Namespace", [ns])
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Status", "Age"]
+    assert table["rows"][0]["cells"][:2] == ["demo", "Active"]
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+def test_openapi_patch_operation_lists_field_validation():
+    """kubectl leaves validation to the server only when the PATCH operation lists it."""
+    doc = group_version_document("apis/apps/v1")
+    op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert "fieldValidation" in [p["name"] for p in op["parameters"]]
+    assert group_version_document("apis/batch/v1") is None
+
+
+def test_kubeconfig_merge_and_remove_keep_the_users_entries(tmp_path):
+    path = tmp_path / "kube" / "config"
+    path.parent.mkdir()
+    mine = {"apiVersion": "v1", "kind": "Config", "current-context": "work",
+            "clusters": [{"name": "work", "cluster": {"server": "https://example.invalid"}}],
+            "users": [{"name": "work", "user": {"token": "t"}}],
+            "contexts": [{"name": "work", "context": {"cluster": "work", "user": "work"}}]}
+    path.write_text(yaml.safe_dump(mine))
+    os.chmod(path, 0o640)
+    paths = pki.make(tmp_path, "lab", ["127.0.0.1"])
+    ours = kubeconfig.admin_config("lab", "https://127.0.0.1:1234", paths)
+    kubeconfig.merge(ours, path, os.getuid(), os.getgid())
+    merged = yaml.safe_load(path.read_text())
+    assert merged["current-context"] == "k8semu-lab"
+    assert [c["name"] for c in merged["contexts"]] == ["work", "k8semu-lab"]
+    assert oct(path.stat().st_mode & 0o777) == "0o640"
+    kubeconfig.merge(ours, path, os.getuid(), os.getgid())  # again: replaced, not duplicated
+    assert len(yaml.safe_load(path.read_text())["clusters"]) == 2
+    assert kubeconfig.remove("lab", path)
+    after = yaml.safe_load(path.read_text())
+    assert after["contexts"] == mine["contexts"] and after["current-context"] == ""
+    assert not kubeconfig.remove("lab", path)
+    assert not (tmp_path / "kube" / "config.lock").exists()
+
+
+def test_kubeconfig_target_is_the_sudo_users(monkeypatch):
+    path, uid, _ = kubeconfig.target({"SUDO_USER": "root", "HOME": "/nowhere"})
+    assert str(path) == "/root/.kube/config" and uid == 0
+    path, _, _ = kubeconfig.target({"KUBECONFIG": "/a/one:/b/two", "HOME": "/nowhere"})
+    assert str(path) == "/a/one"
+
+
+def test_client_certificate_names_user_and_groups():
+    peer = {"subject": ((("organizationName", "system:masters"),), (("commonName", "kubernetes-admin"),))}
+    assert pki.user_of(peer) == ("kubernetes-admin", ["system:masters"])
+    assert pki.user_of(None) is None and pki.user_of({}) is None
