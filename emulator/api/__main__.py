@@ -26,6 +26,7 @@ def start_api(manager: Manager) -> Callable[[], None]:
     paths = pki.make(root, manager.config.name, ["127.0.0.1"])
     server = ApiServer(manager, paths, KUBE_VERSION)
     port = server.start()
+    manager.observers.append(server.handlers.hub.poke)
     config = kubeconfig.admin_config(manager.config.name, f"https://127.0.0.1:{port}", paths)
     fd = os.open(manager.run / "kubeconfig", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

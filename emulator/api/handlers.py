@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import yaml
 
@@ -18,6 +18,7 @@ from emulator.api import patch, resources, status, tables
 from emulator.api.openapi import group_version_document
 from emulator.api.resources import Resource
 from emulator.api.status import ApiError
+from emulator.api.watch import Hub
 from emulator.cluster.apimeta import timestamp
 from emulator.errors import K8semuError, SpecError
 from emulator.model.labelquery import parse_label_query
@@ -89,6 +90,14 @@ def event_object(e: dict, index: int) -> dict:
 class Handlers:
     def __init__(self, backend: Any) -> None:
         self.backend = backend
+        self.hub = Hub(self.render)
+
+    def render(self, kind: str) -> list[dict]:
+        """Every object of ``kind`` in every namespace, as the API shows it (the hub's source)."""
+        if kind == "Event":
+            events = self.backend.dispatch({"op": "events", "namespace": None})
+            return [event_object(e, i) for i, e in enumerate(events)]
+        return self.backend.dispatch({"op": "get", "kind": kind, "namespace": None})
 
     # -- routing ----------------------------------------------------------------------------
     def route(self, path: str) -> Target:
@@ -135,8 +144,6 @@ class Handlers:
                 return self._scale(method, t, body, headers), 200, []
             if t.subresource:
                 raise status.method_not_allowed(f"the subresource {t.subresource!r} is not served yet")
-            if method == "GET" and query.get("watch") in ("1", "true"):
-                raise status.method_not_allowed("watch is not served yet")
             if method == "GET":
                 return self._get(t, query, headers.get("Accept", "")), 200, []
             if method not in res.verbs_http():
@@ -154,17 +161,35 @@ class Handlers:
         except ApiError as exc:
             return exc.body(), exc.code, []
 
-    def _items(self, t: Target, namespace: str | None) -> list[dict]:
-        kind = t.resource.kind
-        if kind == "Event":
-            events = self.backend.dispatch({"op": "events", "namespace": namespace})
-            return [event_object(e, i) for i, e in enumerate(events)]
-        return self.backend.dispatch({"op": "get", "kind": kind, "namespace": namespace})
+    def _items(self, t: Target, namespace: str | None) -> tuple[list[dict], str]:
+        """The target kind's objects (in ``namespace``, or all) and the list's resourceVersion."""
+        items, rv = self.hub.list(t.resource.kind)
+        if namespace is not None:
+            items = [o for o in items if o["metadata"].get("namespace") == namespace]
+        return items, rv
+
+    def selector(self, t: Target, query: dict) -> Callable[[dict], bool]:
+        """What a list or watch request selects: namespace, label and field selectors.
+
+        Raises:
+            ApiError: a selector the API server would refuse (400).
+        """
+        try:
+            labels = parse_label_query(query.get("labelSelector", ""))
+        except ValueError as exc:
+            raise status.bad_request(f"unable to parse requirement: {exc}") from None
+        fields = parse_fields(query.get("fieldSelector", ""))
+        namespace = t.namespace if t.resource.namespaced else None
+        if t.name:
+            fields.append(("metadata.name", True, t.name))
+        return lambda o: ((namespace is None or o["metadata"].get("namespace") == namespace)
+                          and labels.matches(o["metadata"].get("labels", {}))
+                          and all((FIELDS[k](o) == v) == eq for k, eq, v in fields))
 
     def _one(self, t: Target) -> dict:
         res = t.resource
         ns = t.namespace if res.namespaced else None
-        found = next((o for o in self._items(t, ns) if o["metadata"]["name"] == t.name), None)
+        found = next((o for o in self._items(t, ns)[0] if o["metadata"]["name"] == t.name), None)
         if found is None:
             raise status.not_found(res.plural, t.name, res.group)
         return found
@@ -176,15 +201,9 @@ class Handlers:
         if t.name:
             obj = self._one(t)
             return tables.as_table(res.kind, [obj], include) if table else obj
-        items = self._items(t, t.namespace if res.namespaced else None)
-        try:
-            labels = parse_label_query(query.get("labelSelector", ""))
-        except ValueError as exc:
-            raise status.bad_request(f"unable to parse requirement: {exc}") from None
-        fields = parse_fields(query.get("fieldSelector", ""))
-        items = [o for o in items if labels.matches(o["metadata"].get("labels", {}))
-                 and all((FIELDS[k](o) == v) == eq for k, eq, v in fields)]
-        rv = str(self.backend.dispatch({"op": "generations"})["published"])
+        selected = self.selector(t, query)
+        items, rv = self._items(t, t.namespace if res.namespaced else None)
+        items = [o for o in items if selected(o)]
         if table:
             out = tables.as_table(res.kind, items, include)
             out["metadata"]["resourceVersion"] = rv

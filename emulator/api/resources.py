@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-ALL_VERBS = ("create", "delete", "get", "list", "patch", "update")
-READ_VERBS = ("get", "list")
+ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
+READ_VERBS = ("get", "list", "watch")
 
 
 @dataclass(frozen=True)

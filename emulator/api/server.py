@@ -21,12 +21,16 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import pki, resources, status
-from emulator.api.handlers import Handlers
+from emulator.api import pki, resources, status, tables
+from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
+from emulator.api.watch import Gone, Watcher
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
+WATCH_QUEUE = 10000  # events a watcher may fall behind before its watch is ended
+WATCH_TIMEOUT = 1800.0  # longest watch (kube-apiserver: --min-request-timeout, randomized up to 2x)
+BOOKMARK_EVERY = 5.0
 
 
 class Backend(Protocol):
@@ -80,6 +84,7 @@ class ApiServer:
         return app
 
     def start(self, timeout: float = 10) -> int:
+        self.handlers.hub.start()
         self.thread.start()
         if not self._started.wait(timeout) or self._error:
             raise RuntimeError(f"the API server did not start: {self._error!r}")
@@ -90,6 +95,7 @@ class ApiServer:
             asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
             self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.handlers.hub.stop()
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -162,9 +168,78 @@ class ApiServer:
         target = self.handlers.route(request.path)
         if target.discovery:
             return web.json_response(self.handlers.discovery(target))
+        if request.method == "GET" and query.get("watch") in ("1", "true") and not target.subresource:
+            return await self._watch(request, target, query)
         body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
         loop = asyncio.get_running_loop()
         result, code, warnings = await loop.run_in_executor(
             None, self.handlers.serve, request.method, target, query, request.headers, body)
         headers = {"Warning": ", ".join(f'299 - {json.dumps(w)}' for w in warnings)} if warnings else None
         return web.json_response(result, status=code, headers=headers)
+
+    async def _watch(self, request: web.Request, target: Target, query: dict) -> web.StreamResponse:
+        """A watch: one JSON event per line on a chunked response until the client goes, the
+        timeout passes or the client falls too far behind (then it ends; the client relists)."""
+        loop = asyncio.get_running_loop()
+        select = self.handlers.selector(target, query)
+        table = "as=Table" in request.headers.get("Accept", "")
+        include = query.get("includeObject", "Metadata")
+        kind = target.resource.kind
+        queue: asyncio.Queue = asyncio.Queue()
+        overflow = asyncio.Event()
+
+        def put(event: dict) -> None:  # on the loop
+            if queue.qsize() >= WATCH_QUEUE:
+                overflow.set()
+            else:
+                queue.put_nowait(event)
+
+        watcher = Watcher(kind, select, lambda event: loop.call_soon_threadsafe(put, event))
+        initial = query.get("sendInitialEvents") == "true"
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            start = await loop.run_in_executor(None, self.handlers.hub.watch, watcher,
+                                               query.get("resourceVersion", ""), initial)
+        except Gone as exc:
+            expired = ApiError(410, "Expired", str(exc)).body()
+            await response.write(json.dumps({"type": "ERROR", "object": expired}).encode() + b"\n")
+            return response
+        except ValueError:
+            await response.write(json.dumps({"type": "ERROR", "object": status.bad_request(
+                "invalid resourceVersion").body()}).encode() + b"\n")
+            return response
+        bookmarks = query.get("allowWatchBookmarks") == "true"
+        deadline = loop.time() + min(float(query.get("timeoutSeconds") or WATCH_TIMEOUT), WATCH_TIMEOUT)
+        try:
+            if initial:
+                await queue.put({"type": "BOOKMARK", "object": self._bookmark(target, start, initial_end=True)})
+            while not overflow.is_set():
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(queue.get(), min(left, BOOKMARK_EVERY))
+                except asyncio.TimeoutError:
+                    if bookmarks:
+                        event = {"type": "BOOKMARK",
+                                 "object": self._bookmark(target, self.handlers.hub.current())}
+                    else:
+                        continue
+                if table and event["type"] != "BOOKMARK":
+                    event = {"type": event["type"], "object": tables.as_table(kind, [event["object"]], include)}
+                await response.write(json.dumps(event).encode() + b"\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.handlers.hub.unwatch(watcher)
+        return response
+
+    @staticmethod
+    def _bookmark(target: Target, rv: str, initial_end: bool = False) -> dict:
+        res = target.resource
+        meta: dict = {"resourceVersion": rv}
+        if initial_end:
+            meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return {"kind": res.kind, "apiVersion": res.group_version, "metadata": meta}

@@ -115,7 +115,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
     if rec is None:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
     if kind == "Pod":
-        rec.deleting = True
+        rec.mark_deleting()
     elif kind == "Service":
         state.remove(kind, namespace, name)
         state.alloc.release(f"{namespace}/{name}")
@@ -205,7 +205,7 @@ def reconcile_replicasets(state: ClusterState) -> None:
             # Kubernetes deletes unscheduled, then not-ready, then the youngest pods first.
             live.sort(key=lambda p: (bool(p.status.node), p.status.ready, -p.created))
             for victim in live[: len(live) - rs.replicas]:
-                victim.deleting = True
+                victim.mark_deleting()
 
 
 def schedule_pods(state: ClusterState) -> None:

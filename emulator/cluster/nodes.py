@@ -64,7 +64,7 @@ def _evictable(state: ClusterState, name: str) -> list[Record]:
 def evict(state: ClusterState, rec: Record) -> str:
     """The Eviction API: a graceful delete of the pod (its terminationGracePeriodSeconds and
     preStop hooks apply); returns kubectl drain's line."""
-    rec.deleting = True
+    rec.mark_deleting()
     return f"pod/{rec.obj.meta.name} evicted"
 
 

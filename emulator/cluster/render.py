@@ -95,7 +95,7 @@ def pod_object(rec: Record, state: ClusterState) -> dict:
         spec["nodeName"] = st.node
     meta = _meta(rec, owner_uid=_owner_uid(rec, state))
     if rec.deleting:
-        meta["deletionTimestamp"] = timestamp(time.time())
+        meta["deletionTimestamp"] = timestamp(rec.deletion_time or time.time())
     status: dict[str, Any] = {"phase": st.phase, "qosClass": pod.spec.qos_class}
     if st.reason and not st.node:
         status["reason"], status["message"] = st.reason, st.message

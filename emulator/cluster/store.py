@@ -66,6 +66,11 @@ class Record:
     id: int  # small integer that names the object in OpenFlow cookies
     status: PodStatus | None = None
     deleting: bool = False
+    deletion_time: float = 0.0  # when deletion was asked (the pod's deletionTimestamp)
+
+    def mark_deleting(self) -> None:
+        if not self.deleting:
+            self.deleting, self.deletion_time = True, time.time()
 
 
 @dataclass

@@ -64,6 +64,7 @@ class Manager:
         self.lock = threading.RLock()
         self.status_lock = threading.Lock()  # the controller's status cache (read by requests without the lock)
         self.wake = threading.Event()
+        self.observers: list[Callable[[], None]] = []  # told after each pass and each change (no lock held)
         self.stopping = threading.Event()
         self.phase = "starting"
         self.published = -1
@@ -333,6 +334,8 @@ class Manager:
                     self.state.events.warn("Component", "kube-system", "k8semu-manager", "InternalError",
                                            text.strip().splitlines()[-1], "k8semu-manager")
                 self.pacer.end()
+            for observe in self.observers:
+                observe()
             # quick ticks while things change, slower ones when all is still, sooner when a probe
             # is due (a request, a process exit, a probe's exit or the controller confirming a
             # view wakes the loop at once)
@@ -414,6 +417,8 @@ class Manager:
                 self.last_change = time.monotonic()
         if op in CHANGES or op.startswith("controller_"):
             self.wake.set()  # act on it now; reads do not wake the loop (pollers would spin it)
+            for observe in self.observers:
+                observe()
         return result
 
     def _dispatch_locked(self, op: str, req: dict) -> Any:

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 import yaml
-from kubernetes import client as kclient, config as kconfig
+from kubernetes import client as kclient, config as kconfig, watch
 
 from tests.cluster import KUBECONFIG, k8semu, kubectl, module_cluster, poll
 
@@ -113,3 +113,39 @@ def test_protobuf_bodies_are_refused_visibly(cluster):
     """kubectl's typed 'create <kind>' commands send protobuf, which is not decoded yet."""
     done = kubectl("create", "namespace", "proto", check=False)
     assert done.returncode == 1 and "not protobuf" in done.stderr
+
+
+def test_watch_from_a_list_sees_the_new_pod_run(cluster):
+    api = kclient.CoreV1Api(kconfig.new_client_from_config(str(KUBECONFIG)))
+    listed = api.list_namespaced_pod("demo", label_selector="app=echo")
+    before = {p.metadata.name for p in listed.items}
+    kubectl("scale", "deployment/echo", "-n", "demo", "--replicas=3")
+    seen = []
+    for event in watch.Watch().stream(api.list_namespaced_pod, "demo", label_selector="app=echo",
+                                      resource_version=listed.metadata.resource_version, timeout_seconds=20):
+        pod = event["object"]
+        seen.append((event["type"], pod.metadata.name, pod.status.phase))
+        assert int(pod.metadata.resource_version) > int(listed.metadata.resource_version)
+        if pod.metadata.name not in before and pod.status.phase == "Running":
+            break
+    assert seen and seen[0][0] == "ADDED" and seen[0][1] not in before, seen
+    assert seen[-1][2] == "Running", seen
+    kubectl("scale", "deployment/echo", "-n", "demo", "--replicas=2")
+    assert kubectl("rollout", "status", "deployment/echo", "-n", "demo", "--timeout=30s").stdout.strip() == \
+        'deployment "echo" successfully rolled out'
+
+
+def test_watch_from_a_version_older_than_the_history_is_gone(cluster):
+    api = kclient.CoreV1Api(kconfig.new_client_from_config(str(KUBECONFIG)))
+    with pytest.raises(kclient.ApiException) as err:
+        for _ in watch.Watch().stream(api.list_pod_for_all_namespaces, resource_version="1", timeout_seconds=5):
+            pass
+    assert err.value.status == 410
+
+
+def test_kubectl_get_watch_prints_rows(cluster):
+    """kubectl get -w: the Table watch (one row per event) ends at --request-timeout."""
+    done = kubectl("get", "pods", "-n", "demo", "-l", "app=client", "-w", "--request-timeout=2s", check=False)
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "READY", "STATUS"]
+    assert {line.split()[0] for line in lines[1:]} == {"client-b", "client-c"}

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""API benchmarks (issue: A Kubernetes API for the emulated cluster). Measures and reports.
+
+    sudo .venv/bin/python bench/api.py [--pods 1000] [--samples 30]
+
+On a 10-node cluster with ``--pods`` pods (one Deployment): latency of a list of every pod
+through the API as the Python client does it (one HTTPS request, JSON) and as ``kubectl get
+pods -A`` does it (a process, discovery from its cache, a Table), p50/p99 of ``--samples``; the
+reference is the same list through k8semu's own CLI (``k8semu get pods -A``, the manager's Unix
+socket), measured in the same run. Watch is not served yet, so its figures are not measured.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from kubernetes import client as kclient, config as kconfig  # noqa: E402
+
+from bench.results import save, stamp  # noqa: E402
+from bench.scale import write_spec  # noqa: E402
+from tests.cluster import KUBECONFIG, KUBECTL, Cluster, k8semu  # noqa: E402
+
+
+def percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 1), "p99_ms": round(p99 * 1000, 1),
+            "runs": len(ordered)}
+
+
+def sample(fn, n: int) -> dict:
+    times = []
+    for _ in range(n):
+        start = time.monotonic()
+        fn()
+        times.append(time.monotonic() - start)
+    return percentiles(times)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pods", type=int, default=1000)
+    ap.add_argument("--samples", type=int, default=30)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as work:
+        spec = write_spec(Path(work), "bench-api", 10, args.pods)
+        cluster = Cluster(str(spec)).up()
+        try:
+            api = kclient.CoreV1Api(kconfig.new_client_from_config(str(KUBECONFIG)))
+            count = len(api.list_pod_for_all_namespaces(_preload_content=False).data)
+            results = {
+                **stamp(), "pods": args.pods, "list_bytes": count,
+                "python_client_list": sample(lambda: api.list_pod_for_all_namespaces(_preload_content=False).data,
+                                             args.samples),
+                "kubectl_get_pods_A": sample(lambda: subprocess.run([KUBECTL, "get", "pods", "-A"], check=True,
+                                                                    capture_output=True), args.samples),
+                "k8semu_get_pods_A": sample(lambda: k8semu("--cluster", cluster.name, "get", "pods", "-A"),
+                                            args.samples),
+            }
+        finally:
+            cluster.down()
+    print(results)
+    print(f"saved {save('api', results)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
