@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from emulator.api import patch, resources, status, tables
+from emulator.api import patch, protobuf, resources, status, tables
 from emulator.api.openapi import group_version_document
 from emulator.api.resources import Resource
 from emulator.api.status import ApiError
@@ -35,6 +35,7 @@ FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
           "involvedObject.name": lambda o: o.get("involvedObject", {}).get("name", ""),
           "involvedObject.kind": lambda o: o.get("involvedObject", {}).get("kind", ""),
           "involvedObject.namespace": lambda o: o.get("involvedObject", {}).get("namespace", ""),
+          "involvedObject.uid": lambda o: o.get("involvedObject", {}).get("uid", ""),
           "type": lambda o: o.get("type", "")}
 
 
@@ -81,7 +82,8 @@ def event_object(e: dict, index: int) -> dict:
     return {"apiVersion": "v1", "kind": "Event",
             "metadata": {"name": f"{e['name']}.{index:016x}", "namespace": ns,
                          "creationTimestamp": timestamp(e["first"])},
-            "involvedObject": {"kind": e["kind"], "namespace": e["namespace"], "name": e["name"]},
+            "involvedObject": {"kind": e["kind"], "namespace": e["namespace"], "name": e["name"],
+                               "uid": e.get("uid", "")},
             "reason": e["reason"], "message": e["message"], "type": e["type"], "count": e["count"],
             "firstTimestamp": timestamp(e["first"]), "lastTimestamp": timestamp(e["last"]),
             "source": {"component": e["source"]}, "reportingComponent": e["source"]}
@@ -226,9 +228,10 @@ class Handlers:
     @staticmethod
     def _decode(body: bytes, headers: Mapping[str, str]) -> Any:
         if headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
-            raise ApiError(415, "UnsupportedMediaType", "k8semu's API reads JSON and YAML bodies, not protobuf "
-                                                        "(kubectl's 'create <kind>' commands send protobuf): "
-                                                        "use 'kubectl apply -f' or 'kubectl create -f'")
+            try:
+                return protobuf.read_object(body)
+            except protobuf.ProtobufError as exc:
+                raise ApiError(415, "UnsupportedMediaType", f"the protobuf body cannot be read: {exc}") from None
         try:
             text = body.decode("utf-8")
             if "yaml" in headers.get("Content-Type", ""):
@@ -249,6 +252,7 @@ class Handlers:
             raise status.bad_request("the body of the request must be a JSON object")
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
+        data.pop("status", None)  # the API server ignores the status a create or update carries
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "

@@ -45,6 +45,10 @@ class Resource:
         if self.categories:
             out["categories"] = list(self.categories)
         entries = [out]
+        if self.kind == "Pod":
+            entries += [{"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
+                        {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+                         "verbs": ["create", "get"]}]
         if self.kind in ("Deployment", "ReplicaSet"):
             entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
                             "group": "autoscaling", "version": "v1", "kind": "Scale",

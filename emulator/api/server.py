@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import pki, resources, status, tables
+from emulator.api import logs, pki, podexec, resources, status, tables
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
@@ -170,6 +170,14 @@ class ApiServer:
             return web.json_response(self.handlers.discovery(target))
         if request.method == "GET" and query.get("watch") in ("1", "true") and not target.subresource:
             return await self._watch(request, target, query)
+        if target.resource.kind == "Pod" and target.name and target.subresource in ("log", "exec"):
+            def pod_info() -> dict:
+                return self.handlers.backend.dispatch({"op": "pod", "name": target.name,
+                                                       "namespace": target.namespace or "default"})
+            if target.subresource == "log" and request.method == "GET":
+                return await logs.serve(request, pod_info, query)
+            if target.subresource == "exec" and request.method in ("GET", "POST"):
+                return await podexec.serve(request, pod_info)
         body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
         loop = asyncio.get_running_loop()
         result, code, warnings = await loop.run_in_executor(
@@ -215,14 +223,18 @@ class ApiServer:
         try:
             if initial:
                 await queue.put({"type": "BOOKMARK", "object": self._bookmark(target, start, initial_end=True)})
+            quiet = 0.0
             while not overflow.is_set():
                 left = deadline - loop.time()
-                if left <= 0:
-                    break
+                if left <= 0 or request.transport is None or request.transport.is_closing():
+                    break  # over, or the client is gone: the watcher goes with it
                 try:
-                    event = await asyncio.wait_for(queue.get(), min(left, BOOKMARK_EVERY))
+                    event = await asyncio.wait_for(queue.get(), min(left, 1.0))
+                    quiet = 0.0
                 except asyncio.TimeoutError:
-                    if bookmarks:
+                    quiet += 1.0
+                    if bookmarks and quiet >= BOOKMARK_EVERY:
+                        quiet = 0.0
                         event = {"type": "BOOKMARK",
                                  "object": self._bookmark(target, self.handlers.hub.current())}
                     else:

@@ -1,13 +1,12 @@
 """The kubectl-like verbs: get, apply, delete, scale, exec, logs, flows."""
 from __future__ import annotations
 
-import os
 import subprocess
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from emulator.api.enter import ExecTarget, pod_target
 from emulator.cli import output
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model.labelquery import parse_label_query
@@ -154,43 +153,10 @@ def scale(client: Client, target: list[str], replicas: int, namespace: str | Non
     return 0
 
 
-def container_environ(pid: int | None) -> dict[str, str] | None:
-    """The environment a container's main process started with (what kubectl exec gives you)."""
-    if not pid:
-        return None
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-
-
-@dataclass(frozen=True)
-class ExecTarget:
-    """How to run a command where ``k8semu exec`` would: argv, environment, directory, and the
-    cgroups the process joins before it enters the pod (a container's, as kubectl exec gives)."""
-    argv: list[str]
-    env: dict[str, str] | None = None  # a container's own environment; None: inherit
-    cgroups: tuple[str, ...] = ()
-
-    def _join(self) -> None:  # runs in the child before exec; the CLI is single-threaded
-        for procs in self.cgroups:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-
-    def run(self, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv, env=self.env, preexec_fn=self._join if self.cgroups else None, **kwargs)
-
-    def call(self) -> int:
-        env = self.env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
-        return subprocess.call(self.argv, env=env, preexec_fn=self._join if self.cgroups else None)
-
-
 def exec_target(client: Client, target: str, namespace: str | None, container: str | None,
                 command: list[str]) -> ExecTarget:
-    """Where ``command`` runs for a pod (all its namespaces, its container's cgroups,
-    capabilities, environment and working directory, as kubectl exec gives them) or for a node
-    or external host (its network namespace).
+    """Where ``command`` runs for a pod (``enter.pod_target``) or for a node or external host
+    (its network namespace).
 
     Raises:
         NotFoundError: no pod or node of that name; no such container in the pod.
@@ -200,20 +166,7 @@ def exec_target(client: Client, target: str, namespace: str | None, container: s
     status = client.status()
     if namespace is None and target in status["netns"]:
         return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command])
-    pod = client.pod(target, namespace)
-    if container and container not in pod["containers"]:
-        raise NotFoundError(f'container {container} is not valid for pod {target}')
-    name = container or pod["containers"][0]
-    detail = pod["details"][name]
-    workdir = detail["workdir"]
-    if not workdir.startswith("/run/k8semu/") and not os.path.isdir(workdir):
-        workdir = detail["fallback"]
-    bounding = ",".join(["-all"] + [f"+{c.lower()}" for c in detail["caps"]])
-    argv = ["nsenter", "-t", str(pod["pause_pid"]), "-i", "-u", "-n", "-p", "-m", "-W", workdir, "--",
-            "setpriv", "--nnp", "--inh-caps=-all", f"--bounding-set={bounding}"]
-    if detail.get("uid") is not None:
-        argv += [f"--reuid={detail['uid']}", f"--regid={detail.get('gid', detail['uid'])}", "--clear-groups"]
-    return ExecTarget(argv + ["--", *command], container_environ(pod["pids"].get(name)), tuple(detail["cgroups"]))
+    return pod_target(client.pod(target, namespace), container, command)
 
 
 def exec_(client: Client, target: str, namespace: str | None, container: str | None, command: list[str]) -> int:

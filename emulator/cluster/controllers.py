@@ -126,7 +126,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
                     state.remove(k, namespace, r.obj.meta.name)
     elif kind == "Namespace":
         for (k, ns, n) in list(state.records):
-            if ns == name and k != "Namespace":
+            if ns == name and k != "Namespace" and (k, ns, n) in state.records:  # not already gone with its owner
                 delete(state, k, ns, n)
         state.remove(kind, "", name)
     else:

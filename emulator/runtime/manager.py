@@ -454,7 +454,8 @@ class Manager:
             return render.objects(st, req["kind"], req.get("namespace"), self.agent.ready)
         if op == "events":
             ns = req.get("namespace")
-            return [vars(e) for e in st.events.all(ns)]
+            uids = {key: rec.uid for key, rec in st.records.items()}  # (kind, namespace, name) -> uid
+            return [{**vars(e), "uid": uids.get((e.kind, e.namespace, e.name), "")} for e in st.events.all(ns)]
         if op == "apply":
             return controllers.apply(st, req["objects"])
         if op == "create":

@@ -109,10 +109,37 @@ def test_requests_without_a_client_certificate_are_unauthorized(cluster):
     assert urllib.request.urlopen(f"{server}/healthz", context=ctx, timeout=5).read() == b"ok"
 
 
-def test_protobuf_bodies_are_refused_visibly(cluster):
-    """kubectl's typed 'create <kind>' commands send protobuf, which is not decoded yet."""
-    done = kubectl("create", "namespace", "proto", check=False)
-    assert done.returncode == 1 and "not protobuf" in done.stderr
+def test_kubectl_create_commands_send_protobuf_and_work(cluster):
+    """kubectl's typed 'create <kind>' commands and 'expose' (protobuf bodies), then the objects."""
+    assert kubectl("create", "namespace", "made").stdout.strip() == "namespace/made created"
+    assert kubectl("create", "deployment", "web", "--image=nginx", "--replicas=2", "--port=80",
+                   "-n", "made").stdout.strip() == "deployment.apps/web created"
+    assert kubectl("expose", "deployment", "web", "--port=80", "-n", "made").stdout.strip() == "service/web exposed"
+    assert kubectl("create", "service", "nodeport", "np", "--tcp=80:8080", "-n", "made").stdout.strip() == \
+        "service/np created"
+    assert kubectl("create", "secret", "generic", "s", "--from-literal=a=b", "-n", "made").stdout.strip() == \
+        "secret/s created"
+    web = json.loads(kubectl("get", "deployment", "web", "-n", "made", "-o", "json").stdout)
+    assert web["spec"]["replicas"] == 2
+    assert web["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"] == 80
+    np = json.loads(kubectl("get", "svc", "np", "-n", "made", "-o", "json").stdout)
+    assert np["spec"]["type"] == "NodePort" and np["spec"]["ports"][0]["targetPort"] == 8080
+    secret = json.loads(kubectl("get", "secret", "s", "-n", "made", "-o", "json").stdout)
+    assert secret["data"] == {"a": "Yg=="}
+    cluster.wait_running("made", count=2)
+    kubectl("delete", "namespace", "made")
+
+
+def test_logs_and_exec(cluster):
+    assert "nginx" in kubectl("logs", "web-b", "-n", "demo", "--tail=50").stdout
+    done = kubectl("exec", "client-b", "-n", "demo", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert (done.returncode, done.stdout, done.stderr.splitlines()[0]) == (3, "out\n", "err")
+    assert kubectl("exec", "-i", "client-b", "-n", "demo", "--", "cat", input="through stdin\n").stdout == \
+        "through stdin\n"
+    assert kubectl("exec", "client-c", "-n", "demo", "-c", "echo", "--", "printenv", "PORT").stdout == "8080\n"
+    ip = cluster.pod("web-b", "demo")["status"]["podIP"]
+    assert "Welcome to nginx" in kubectl("exec", "client-b", "-n", "demo", "--", "wget", "-qO-", "-T", "5",
+                                         f"http://{ip}/").stdout
 
 
 def test_watch_from_a_list_sees_the_new_pod_run(cluster):

@@ -123,3 +123,48 @@ def test_client_certificate_names_user_and_groups():
     peer = {"subject": ((("organizationName", "system:masters"),), (("commonName", "kubernetes-admin"),))}
     assert pki.user_of(peer) == ("kubernetes-admin", ["system:masters"])
     assert pki.user_of(None) is None and pki.user_of({}) is None
+
+
+def _pb(number: int, value) -> bytes:
+    """One protobuf field (what client-go writes): varint for ints, length-delimited otherwise."""
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            b, n = n & 0x7F, n >> 7
+            out += bytes([b | (0x80 if n else 0)])
+            if not n:
+                return out
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    data = value.encode() if isinstance(value, str) else value
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def test_protobuf_deployment_as_kubectl_sends_it():
+    from emulator.api import protobuf
+    meta = _pb(1, "web") + _pb(2, "") + _pb(11, _pb(1, "app") + _pb(2, "web")) + _pb(8, b"")
+    container = _pb(1, "nginx") + _pb(2, "nginx") + _pb(6, _pb(3, 80) + _pb(4, "TCP")) + _pb(8, b"") + _pb(13, "")
+    template = _pb(1, _pb(11, _pb(1, "app") + _pb(2, "web"))) + _pb(2, _pb(2, container) + _pb(9, ""))
+    spec = _pb(1, 0) + _pb(2, _pb(1, _pb(1, "app") + _pb(2, "web"))) + _pb(3, template) + _pb(4, b"")
+    raw = _pb(1, meta) + _pb(2, spec) + _pb(3, b"")
+    body = protobuf.MAGIC + _pb(1, _pb(1, "apps/v1") + _pb(2, "Deployment")) + _pb(2, raw)
+    assert protobuf.read_object(body) == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                                                       "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}
+
+
+def test_protobuf_refuses_what_it_cannot_read():
+    from emulator.api import protobuf
+    with pytest.raises(protobuf.ProtobufError, match="magic"):
+        protobuf.read_object(b"{}")
+    job = protobuf.MAGIC + _pb(1, _pb(1, "batch/v1") + _pb(2, "Job")) + _pb(2, b"")
+    with pytest.raises(protobuf.ProtobufError, match="Job is not read"):
+        protobuf.read_object(job)
+    odd = protobuf.MAGIC + _pb(1, _pb(1, "v1") + _pb(2, "Namespace")) + _pb(2, _pb(1, _pb(15, "x")))
+    with pytest.raises(protobuf.ProtobufError, match="field 15 of ObjectMeta"):
+        protobuf.read_object(odd)
+    with pytest.raises(protobuf.ProtobufError):
+        protobuf.read_object(protobuf.MAGIC + b"\x0a\xff")

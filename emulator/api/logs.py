@@ -1,0 +1,91 @@
+"""The ``log`` subresource of pods: ``kubectl logs [-f] [--tail N] [-c CONTAINER]``.
+
+A container's output is the file the kubelet writes in the pod's directory (``<container>.log``,
+what ``k8semu logs`` prints). Following reads what is appended, checking the file every
+``FOLLOW_EVERY`` seconds as the kubelet's log reader falls back to doing, and ends when the
+client goes or the pod is gone.
+"""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any, Callable
+
+from aiohttp import web
+
+from emulator.api import status
+from emulator.api.status import ApiError
+from emulator.errors import K8semuError
+
+FOLLOW_EVERY = 0.1
+CHUNK = 65536
+
+
+def log_file(pod: dict, container: str | None) -> Path:
+    """The file of the container a log request names (the only one, if it names none).
+
+    Raises:
+        ApiError: no container named and several in the pod, or no such container (400).
+    """
+    names = pod["containers"]
+    if not container:
+        if len(names) != 1:
+            raise status.bad_request(f"a container name must be specified for pod {pod['name']}, "
+                                     f"choose one of: [{' '.join(names)}]")
+        container = names[0]
+    if container not in names:
+        raise status.bad_request(f"container {container} is not valid for pod {pod['name']}")
+    return Path(pod["dir"]) / f"{container}.log"
+
+
+def tail(data: bytes, lines: int) -> bytes:
+    if lines < 0:
+        return data
+    parts = data.splitlines(keepends=True)
+    return b"".join(parts[-lines:]) if lines else b""
+
+
+async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) -> web.StreamResponse:
+    """Answer a log request; ``pod_info`` returns the manager's ``pod`` record (or raises)."""
+    loop = asyncio.get_running_loop()
+    try:
+        pod = await loop.run_in_executor(None, pod_info)
+    except K8semuError as exc:
+        raise ApiError(404, "NotFound", str(exc)) from None
+    path = log_file(pod, query.get("container"))
+    if query.get("previous") == "true":
+        raise status.bad_request(f'previous terminated container "{path.stem}" in pod "{pod["name"]}" not found')
+    try:
+        lines = int(query.get("tailLines", "-1"))
+        limit = int(query.get("limitBytes", "0"))
+    except ValueError:
+        raise status.bad_request("tailLines and limitBytes must be integers") from None
+    data = path.read_bytes() if path.exists() else b""
+    offset = len(data)
+    data = tail(data, lines)
+    if limit > 0:
+        data = data[:limit]
+    if query.get("follow") != "true":
+        return web.Response(body=data, content_type="text/plain")
+    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    await response.write(data)
+    checks = 0
+    while request.transport is not None and not request.transport.is_closing():
+        await asyncio.sleep(FOLLOW_EVERY)
+        if path.exists():
+            with open(path, "rb") as f:
+                f.seek(offset)
+                more = f.read(CHUNK)
+            if more:
+                offset += len(more)
+                await response.write(more)
+                continue
+        checks += 1
+        if checks % 10 == 0:  # once a second: is the pod still there?
+            try:
+                await loop.run_in_executor(None, pod_info)
+            except K8semuError:
+                break
+    return response

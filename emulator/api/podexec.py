@@ -1,0 +1,143 @@
+"""The ``exec`` subresource of pods over WebSocket, the streaming protocol current kubectl uses
+(``v5.channel.k8s.io``, also v4): every binary message starts with its channel, 0 stdin,
+1 stdout, 2 stderr, 3 the final Status, 4 terminal resize; v5's channel 255 closes a stream.
+
+The command enters the pod as ``k8semu exec`` does (``enter.pod_target``). With ``tty`` it gets
+a pseudo-terminal whose size follows the client's resize messages. When the client goes, the
+process (and what it started in its process group) is killed and reaped, so nothing is left.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import pty
+import signal
+import struct
+import termios
+from typing import Any, Callable
+
+from aiohttp import WSMsgType, web
+
+from emulator.api import status
+from emulator.api.enter import pod_target
+from emulator.api.status import ApiError
+from emulator.errors import K8semuError
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def exit_status(code: int, command: list[str]) -> dict:
+    """The Status sent on channel 3: kubectl takes the exit code from its ExitCode cause."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: error executing command {command}, "
+                       f"exit code {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def _resize(fd: int, data: bytes) -> None:
+    try:
+        size = json.loads(data)
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(size["Height"]), int(size["Width"]), 0, 0))
+    except (ValueError, KeyError, TypeError, OSError):
+        pass
+
+
+async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.StreamResponse:
+    command = request.query.getall("command", [])
+    if not command:
+        raise status.bad_request("you must specify at least one command for the container")
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        raise ApiError(400, "BadRequest", "exec is served over WebSocket (v5.channel.k8s.io); "
+                                          "SPDY is not served")
+    loop = asyncio.get_running_loop()
+    try:
+        pod = await loop.run_in_executor(None, pod_info)
+        target = pod_target(pod, request.query.get("container") or None, command)
+    except K8semuError as exc:
+        raise ApiError(404, "NotFound", str(exc)) from None
+    tty = request.query.get("tty") in ("1", "true")
+    want_stdin = request.query.get("stdin") in ("1", "true")
+    ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=1 << 20)
+    await ws.prepare(request)
+    env = dict(target.env or {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"})
+    master = None
+    if tty:
+        env.setdefault("TERM", "xterm")
+        master, slave = pty.openpty()
+        proc = await asyncio.create_subprocess_exec(*target.threaded_argv(), stdin=slave, stdout=slave,
+                                                    stderr=slave, env=env, start_new_session=True)
+        os.close(slave)
+    else:
+        proc = await asyncio.create_subprocess_exec(
+            *target.threaded_argv(), stdin=asyncio.subprocess.PIPE if want_stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True)
+
+    async def pump(read: Callable, channel: int) -> None:
+        while True:
+            data = await read()
+            if not data:
+                return
+            await ws.send_bytes(bytes([channel]) + data)
+
+    pumps = []
+    if master is not None:
+        reader = asyncio.StreamReader()
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                    os.fdopen(master, "rb", buffering=0, closefd=False))
+
+        async def read_tty() -> bytes:
+            try:
+                return await reader.read(65536)
+            except OSError:  # EIO once the terminal's last writer is gone
+                return b""
+        pumps.append(asyncio.ensure_future(pump(read_tty, STDOUT)))
+    else:
+        pumps.append(asyncio.ensure_future(pump(lambda: proc.stdout.read(65536), STDOUT)))
+        pumps.append(asyncio.ensure_future(pump(lambda: proc.stderr.read(65536), STDERR)))
+
+    async def from_client() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, data = msg.data[0], msg.data[1:]
+            if channel == STDIN and data:
+                if master is not None:
+                    os.write(master, data)
+                elif proc.stdin:
+                    proc.stdin.write(data)
+                    await proc.stdin.drain()
+            elif channel == RESIZE and master is not None:
+                _resize(master, data)
+            elif channel == CLOSE and data[:1] == bytes([STDIN]) and proc.stdin:
+                proc.stdin.close()
+        raise ConnectionResetError  # the client went away
+
+    client = asyncio.ensure_future(from_client())
+    try:
+        waiter = asyncio.ensure_future(proc.wait())
+        done, _ = await asyncio.wait({waiter, client}, return_when=asyncio.FIRST_COMPLETED)
+        if waiter in done:
+            await asyncio.wait(pumps, timeout=2)
+            await ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(proc.returncode, command)).encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        client.cancel()
+        for p in pumps:
+            p.cancel()
+        if proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await proc.wait()
+        if master is not None:
+            transport.close()
+            os.close(master)
+        await ws.close()
+    return ws
