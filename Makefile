@@ -37,6 +37,7 @@ bench: install
 	$(PY) bench/scale.py
 	$(PY) bench/termination.py
 	$(PY) bench/dns_server.py
+	$(PY) bench/api.py
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)

@@ -7,7 +7,10 @@ On a 10-node cluster with ``--pods`` pods (one Deployment): latency of a list of
 through the API as the Python client does it (one HTTPS request, JSON) and as ``kubectl get
 pods -A`` does it (a process, discovery from its cache, a Table), p50/p99 of ``--samples``; the
 reference is the same list through k8semu's own CLI (``k8semu get pods -A``, the manager's Unix
-socket), measured in the same run. Watch is not served yet, so its figures are not measured.
+socket), measured in the same run. Then the delay from a change to a watcher seeing it: a
+watch on the Deployment's pods is open, the Deployment is scaled up by one through the API, and
+the time from the scale request being sent to the watch delivering the new pod (ADDED) is taken,
+``--samples`` times (median and p99).
 """
 from __future__ import annotations
 
@@ -16,13 +19,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kubernetes import client as kclient, config as kconfig  # noqa: E402
+from kubernetes import client as kclient, config as kconfig, watch  # noqa: E402
 
 from bench.results import save, stamp  # noqa: E402
 from bench.scale import write_spec  # noqa: E402
@@ -45,6 +49,36 @@ def sample(fn, n: int) -> dict:
     return percentiles(times)
 
 
+def watch_delay(api: kclient.CoreV1Api, samples: int, replicas: int) -> dict:
+    """Scale the bench Deployment up by one at a time; time from sending the scale request to the
+    watch delivering the new pod."""
+    apps = kclient.AppsV1Api(api.api_client)
+    delays: list[float] = []
+    for i in range(samples):
+        listed = api.list_namespaced_pod("default", label_selector="app=bench")
+        known = {p.metadata.name for p in listed.items}
+        stream = watch.Watch()
+        done = threading.Event()
+        seen: list[float] = []
+
+        def consume() -> None:
+            for event in stream.stream(api.list_namespaced_pod, "default", label_selector="app=bench",
+                                       resource_version=listed.metadata.resource_version, timeout_seconds=30):
+                if event["type"] == "ADDED" and event["object"].metadata.name not in known:
+                    seen.append(time.monotonic())
+                    stream.stop()
+                    break
+            done.set()
+        thread = threading.Thread(target=consume, daemon=True)
+        thread.start()
+        asked = time.monotonic()
+        apps.patch_namespaced_deployment_scale("pods", "default", {"spec": {"replicas": replicas + i + 1}})
+        done.wait(30)
+        if seen:
+            delays.append(seen[0] - asked)
+    return percentiles(delays) if delays else {"runs": 0}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=1000)
@@ -65,6 +99,7 @@ def main() -> int:
                 "k8semu_get_pods_A": sample(lambda: k8semu("--cluster", cluster.name, "get", "pods", "-A"),
                                             args.samples),
             }
+            results["watch_delay_after_scale"] = watch_delay(api, args.samples, args.pods)
         finally:
             cluster.down()
     print(results)

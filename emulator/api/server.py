@@ -15,7 +15,7 @@ import json
 import socket
 import ssl
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 from urllib.parse import parse_qs
 
 from aiohttp import web
@@ -25,6 +25,7 @@ from emulator.api import logs, pki, podexec, resources, status, tables
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
+from emulator.model import satoken
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
@@ -51,10 +52,13 @@ def error_response(exc: ApiError) -> web.Response:
 class ApiServer:
     """The API of one cluster: ``start()`` returns the port it listens on."""
 
-    def __init__(self, backend: Backend, paths: pki.Paths, kube_version: str) -> None:
+    def __init__(self, backend: Backend, paths: pki.Paths, kube_version: str, sa_key: bytes = b"",
+                 extra: Sequence[socket.socket] = ()) -> None:
         self.handlers = Handlers(backend)
         self.paths = paths
         self.kube_version = kube_version
+        self.sa_key = sa_key  # ServiceAccount tokens are verified with it (empty: none accepted)
+        self.extra = list(extra)  # sockets made elsewhere (in the control-plane node's namespace)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self._run, name="api", daemon=True)
         self.runner: web.AppRunner | None = None
@@ -106,8 +110,9 @@ class ApiServer:
             self.port = sock.getsockname()[1]
             self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
             self.loop.run_until_complete(self.runner.setup())
-            site = web.SockSite(self.runner, sock, ssl_context=self.tls())
-            self.loop.run_until_complete(site.start())
+            tls = self.tls()
+            for listening in [sock, *self.extra]:
+                self.loop.run_until_complete(web.SockSite(self.runner, listening, ssl_context=tls).start())
         except BaseException as exc:  # noqa: B902 - reported by start()
             self._error = exc
             self._started.set()
@@ -116,12 +121,21 @@ class ApiServer:
         self.loop.run_forever()
 
     # -- middleware and fixed endpoints ---------------------------------------------------
+    def user(self, request: web.Request) -> tuple[str, list[str]] | None:
+        """Who sent the request: a client certificate the cluster's CA signed, or a
+        ServiceAccount token (``Authorization: Bearer``); None for anyone else. Every
+        authenticated user may do everything (RBAC is not emulated)."""
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        found = pki.user_of(peer)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if found is None and scheme.lower() == "bearer" and self.sa_key:  # the scheme is case-insensitive
+            found = satoken.verify(self.sa_key, token.strip())
+        return found
+
     @web.middleware
     async def _authenticate(self, request: web.Request, handler) -> web.StreamResponse:
-        if request.path not in PUBLIC:
-            peer = request.transport.get_extra_info("peercert") if request.transport else None
-            if pki.user_of(peer) is None:
-                return error_response(status.unauthorized())
+        if request.path not in PUBLIC and self.user(request) is None:
+            return error_response(status.unauthorized())
         try:
             return await handler(request)
         except ApiError as exc:

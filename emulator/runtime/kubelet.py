@@ -23,7 +23,7 @@ from typing import Callable
 from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.errors import K8semuError, RenderError
-from emulator.model import images, naming, podfiles
+from emulator.model import images, naming, podfiles, satoken, validation
 from emulator.images import files as image_files
 from emulator.runtime import sandbox
 from emulator.runtime.hooks import Termination
@@ -51,6 +51,8 @@ class Kubelet:
     orphans: dict[str, set[int]] = field(default_factory=dict)  # pod key -> PID 1 a dead shim started
     terminating: dict[str, Termination] = field(default_factory=dict)  # pod key -> its termination
     checked: float = 0.0
+    sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
+    sa_ca: str = ""
 
     def __post_init__(self) -> None:
         self.probes.exec_start = self._exec_probe
@@ -168,13 +170,31 @@ class Kubelet:
             return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, node.ip,
                                        node.pod_cidr, node.gateway_ip, node.name,
                                        podfiles.node_hosts_file(node.name, node.ip, pod.spec.host_aliases),
-                                       resolv, shared, host_netns=naming.node_netns(self.runtime.scope, node.name))
+                                       resolv, shared, self._service_account(rec),
+                                       host_netns=naming.node_netns(self.runtime.scope, node.name))
         hostname = podfiles.hostname_of(pod)
         return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, status.ip,
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
                                                        pod.spec.host_aliases),
-                                   resolv, shared)
+                                   resolv, shared, self._service_account(rec))
+
+    def _service_account(self, rec: Record) -> dict[str, str]:
+        """The ServiceAccount volume kubelet projects into a pod (token, ca.crt, namespace),
+        unless the pod opts out; none when the cluster has no API server (no signing key)."""
+        pod = rec.obj
+        if pod.spec.raw.get("automountServiceAccountToken") is False:
+            return {}
+        if self.sa_key is None:
+            key_file, ca_file = self.runtime.base / satoken.KEY_FILE, self.runtime.base / satoken.CA_FILE
+            if not key_file.exists() or not ca_file.exists():
+                return {}
+            self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
+        account = pod.spec.raw.get("serviceAccountName") or pod.spec.raw.get("serviceAccount") or "default"
+        if not isinstance(account, str) or not validation.is_dns1123_subdomain(account):
+            account = "default"
+        token = satoken.issue(self.sa_key, pod.meta.namespace, account, pod.meta.name, rec.uid)
+        return {"token": token, "ca.crt": self.sa_ca, "namespace": pod.meta.namespace}
 
     def _failed(self, rec: Record, reason: str, message: str) -> None:
         failures, _ = self.retry.get(rec.obj.key, (0, 0.0))

@@ -516,9 +516,11 @@ class Manager:
         return notes
 
 
-def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], None]]] = ()) -> int:
-    """The manager process: bring the cluster up, start ``services`` (each returns its stop
-    function; the API server is one), serve until asked to stop, tear down."""
+def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], None]]] = (),
+         prepare: Sequence[Callable[[Manager], None]] = ()) -> int:
+    """The manager process: run ``prepare`` (before any pod exists: the API's certificates,
+    which pods get), bring the cluster up, start ``services`` (each returns its stop function;
+    the API server is one), serve until asked to stop, tear down."""
     run = Path(argv[0])
     stops: list[Callable[[], None]] = []
     records = Records.load(run)
@@ -532,6 +534,8 @@ def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], No
         signal.signal(signal.SIGTERM, lambda *_: (manager.stopping.set(), manager.wake.set()))
         signal.signal(signal.SIGINT, lambda *_: (manager.stopping.set(), manager.wake.set()))
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        for step in prepare:
+            step(manager)
         manager.start()
         stops = [start(manager) for start in services]
         manager.serve()

@@ -56,6 +56,7 @@ class SandboxSpec:
     hosts: str
     resolv_conf: str
     shared: dict[str, str] = field(default_factory=dict)  # name -> host folder (system pods only)
+    service_account: dict[str, str] = field(default_factory=dict)  # file -> text (token, ca.crt, namespace)
     host_netns: str = ""  # hostNetwork: the node's network namespace, joined, never made or removed
 
 
@@ -128,6 +129,12 @@ class SandboxRuntime:
                     "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
                             "/etc/hostname": str(directory / "hostname")},
                     "shared": s.shared, "keep": [CODE_ROOT, sys.prefix], "cgroups": self.cgroups.pod(s.uid)}
+            if s.service_account:
+                folder = directory / "serviceaccount"
+                folder.mkdir(mode=0o755, exist_ok=True)
+                for file, text in s.service_account.items():
+                    (folder / file).write_text(text)
+                item["service_account"] = str(folder)
             if s.host_netns:
                 item["join_netns"] = True
             else:

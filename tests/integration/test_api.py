@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client as kclient, config as kconfig, watch
 
-from tests.cluster import KUBECONFIG, k8semu, kubectl, module_cluster, poll
+from tests.cluster import KUBECONFIG, KUBECTL, k8semu, kubectl, module_cluster, poll
 
 pytestmark = pytest.mark.requires_root
 cluster = module_cluster("topologies/three-node.yaml")
@@ -176,3 +176,28 @@ def test_kubectl_get_watch_prints_rows(cluster):
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["NAME", "READY", "STATUS"]
     assert {line.split()[0] for line in lines[1:]} == {"client-b", "client-c"}
+
+
+NO_TOKEN = """apiVersion: v1
+kind: Pod
+metadata: {name: no-token, namespace: demo}
+spec:
+  automountServiceAccountToken: false
+  nodeName: node-b
+  containers: [{name: shell, image: busybox}]
+"""
+
+
+def test_in_cluster_clients_use_their_service_account(cluster):
+    """kubectl inside a pod finds the API through the kubernetes Service with the pod's token."""
+    inside = kubectl("exec", "client-b", "-n", "demo", "--", KUBECTL, "get", "pods", "-n", "demo", "-o", "name")
+    assert "pod/web-b" in inside.stdout.splitlines()
+    folder = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert kubectl("exec", "client-b", "-n", "demo", "--", "cat", f"{folder}/namespace").stdout == "demo"
+    anonymous = kubectl("exec", "client-b", "-n", "demo", "--", "curl", "-sk", "-m", "5",
+                        "https://kubernetes.default.svc/api/v1/pods").stdout
+    assert json.loads(anonymous)["code"] == 401
+    kubectl("apply", "-f", "-", input=NO_TOKEN)
+    poll(lambda: cluster.pod("no-token", "demo")["status"]["phase"] == "Running", what="no-token running")
+    assert kubectl("exec", "no-token", "-n", "demo", "--", "ls", folder, check=False).returncode != 0
+    kubectl("delete", "pod", "no-token", "-n", "demo")

@@ -168,3 +168,17 @@ def test_protobuf_refuses_what_it_cannot_read():
         protobuf.read_object(odd)
     with pytest.raises(protobuf.ProtobufError):
         protobuf.read_object(protobuf.MAGIC + b"\x0a\xff")
+
+
+def test_service_account_tokens():
+    from emulator.model import satoken
+    key = b"k" * 32
+    token = satoken.issue(key, "demo", "default", "web", "uid-1", now=1000)
+    assert satoken.verify(key, token, now=1001) == ("system:serviceaccount:demo:default",
+                                                    ["system:serviceaccounts", "system:serviceaccounts:demo",
+                                                     "system:authenticated"])
+    assert satoken.verify(b"x" * 32, token, now=1001) is None  # another cluster's key
+    head, claims, sig = token.split(".")
+    assert satoken.verify(key, f"{head}.{claims}x.{sig}", now=1001) is None  # tampered
+    assert satoken.verify(key, token, now=1000 + satoken.LIFETIME) is None  # expired
+    assert satoken.verify(key, "not a token") is None

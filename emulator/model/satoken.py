@@ -1,0 +1,56 @@
+"""ServiceAccount tokens: what the kubelet puts in a pod and the API server accepts as a bearer.
+
+A JSON Web Token with the claims kube-apiserver's tokens carry (issuer, ``sub`` =
+``system:serviceaccount:<namespace>:<name>``, the ``kubernetes.io`` claim naming the namespace,
+the service account and the pod), signed with HMAC-SHA256 under a per-cluster key (kube-apiserver
+signs with RS256; clients never check the signature, only the API server does, and here both
+ends are k8semu). Written with the standard library: hmac, hashlib, base64, json.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+ISSUER = "https://kubernetes.default.svc.cluster.local"
+LIFETIME = 365 * 24 * 3600
+PATH_IN_POD = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is a link to /run
+KEY_FILE = "pki/sa.key"  # in the cluster's run directory: the signing key (the API makes it)
+CA_FILE = "pki/ca.crt"  # the cluster's CA, which pods get as ca.crt
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def issue(key: bytes, namespace: str, account: str, pod: str, pod_uid: str, now: float | None = None) -> str:
+    now = int(now if now is not None else time.time())
+    header = {"alg": "HS256", "typ": "JWT"}
+    claims = {"aud": [ISSUER], "iss": ISSUER, "iat": now, "nbf": now, "exp": now + LIFETIME,
+              "sub": f"system:serviceaccount:{namespace}:{account}",
+              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": account},
+                                "pod": {"name": pod, "uid": pod_uid}}}
+    signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
+    return f"{signing}.{_b64(hmac.new(key, signing.encode(), hashlib.sha256).digest())}"
+
+
+def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, list[str]] | None:
+    """The user and groups a valid, unexpired token names; None for anything else."""
+    try:
+        header, claims, signature = token.split(".")
+        expected = hmac.new(key, f"{header}.{claims}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, _unb64(signature)):
+            return None
+        body = json.loads(_unb64(claims))
+        if (now if now is not None else time.time()) >= body["exp"]:
+            return None
+        namespace = body["kubernetes.io"]["namespace"]
+        return body["sub"], ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
+    except (ValueError, KeyError, TypeError):
+        return None
