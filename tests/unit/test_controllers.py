@@ -80,6 +80,22 @@ def test_changing_the_template_rolls_to_a_new_replicaset(state: ClusterState, tm
     assert names != [old] and len(names) == 1
 
 
+def test_deleting_a_namespace_collects_a_deployment_and_what_it_owns(state: ClusterState, tmp_path: Path) -> None:
+    """The Deployment's ReplicaSet goes with the Deployment, before the namespace's own walk
+    reaches it: that walk must not fail on it (kubectl delete namespace did)."""
+    (tmp_path / "ns.yaml").write_text(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: lab}\n---\n"
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: lab}\n"
+        "spec:\n  replicas: 2\n  selector: {matchLabels: {app: w}}\n"
+        "  template:\n    metadata: {labels: {app: w}}\n    spec: {containers: [{name: c, image: nginx}]}\n")
+    controllers.apply(state, load_manifest_files([str(tmp_path / "ns.yaml")]).objects)
+    assert state.list("ReplicaSet", "lab")
+    controllers.delete(state, "Namespace", "", "lab")
+    assert "lab" not in state.namespaces()
+    assert not state.list("Deployment", "lab") and not state.list("ReplicaSet", "lab")
+    assert all(r.deleting for r in state.pods("lab"))
+
+
 def test_apply_refuses_a_pod_in_a_missing_namespace(state: ClusterState, tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: nope}\n"
                                      "spec: {containers: [{name: c, image: busybox}]}\n")
