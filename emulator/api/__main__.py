@@ -51,7 +51,7 @@ def start_api(manager: Manager) -> Callable[[], None]:
     inside = listen_in(naming.node_netns(manager.records.scope, node.name), IN_CLUSTER_PORT)
     server = ApiServer(manager, paths, KUBE_VERSION, (manager.run / satoken.KEY_FILE).read_bytes(), [inside])
     port = server.start()
-    manager.observers.append(server.handlers.hub.poke)
+    manager.observers.append(server.handlers.hub.observe)
     config = kubeconfig.admin_config(manager.config.name, f"https://127.0.0.1:{port}", paths)
     fd = os.open(manager.run / "kubeconfig", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:

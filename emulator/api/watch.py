@@ -4,23 +4,23 @@ The cluster's store keeps objects, not a history, so this hub keeps one: each ki
 the API last rendered them, a resourceVersion (one counter for the whole cluster, as etcd's
 revision) stamped on an object whenever its rendering changes, and the recent events. Every
 list and get goes through it, so a list's resourceVersion is one a watch can start from. The
-manager calls ``poke`` after each loop pass and each change; a thread then re-renders the kinds
-being watched (at most every ``MIN_INTERVAL``) and hands each watcher its events through its
-own queue, so neither the manager nor a slow watcher waits on the other. A watch from a
+manager calls ``observe`` with its lock held after each pass of its loop and each change a
+request makes; when something changed, the watched kinds are rendered right then and each
+watcher is handed its events through its own queue (``deliver`` only schedules), so a watcher
+hears of a change within the pass that made it and never holds the manager up. A background
+pass each second catches what changed without the manager calling it a change. A watch from a
 resourceVersion older than the kept history gets 410 Gone, as from a compacted etcd.
 """
 from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable
 
 HISTORY = 2000  # events kept per kind (kube-apiserver's watch cache keeps a window too)
-MIN_INTERVAL = 0.01
-BOOKMARK_EVERY = 10.0
+SAFETY_EVERY = 1.0
 Render = Callable[[str], list[dict]]
 
 
@@ -30,11 +30,6 @@ class Gone(Exception):
 
 def _key(obj: dict) -> tuple[str, str]:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
-
-
-def _stable(obj: dict) -> str:
-    meta = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
-    return json.dumps({**obj, "metadata": meta}, sort_keys=True)
 
 
 @dataclass
@@ -49,7 +44,7 @@ class Watcher:
 
 @dataclass
 class KindState:
-    objects: dict[tuple[str, str], tuple[str, dict]] = field(default_factory=dict)  # key -> (stable text, obj)
+    objects: dict[tuple[str, str], dict] = field(default_factory=dict)  # key -> the object last rendered
     events: deque = field(default_factory=lambda: deque(maxlen=HISTORY))  # (rv, type, obj)
     oldest: int = 0  # events after this resourceVersion are all in ``events``
     primed: bool = False
@@ -62,7 +57,6 @@ class Hub:
         self.rv = 0
         self.kinds: dict[str, KindState] = {}
         self.watchers: list[Watcher] = []
-        self.dirty = threading.Event()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._run, name="api-watch", daemon=True)
 
@@ -71,12 +65,14 @@ class Hub:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.dirty.set()
         self.thread.join(5)
 
-    def poke(self) -> None:
-        """Something may have changed (the manager calls this; it only sets an event)."""
-        self.dirty.set()
+    def observe(self, changed: bool) -> None:
+        """The manager's pass or request, with its lock held: when it changed something, the
+        watched kinds are rendered now (the watchers hear of it without waiting for the lock);
+        otherwise the background pass catches what changed without the manager saying so."""
+        if changed and self.watchers:
+            self.refresh_watched()
 
     # -- reads ------------------------------------------------------------------------------
     def refresh(self, kind: str) -> None:
@@ -86,18 +82,20 @@ class Hub:
             state = self.kinds.setdefault(kind, KindState())
             seen = {}
             for obj in items:
-                key, text = _key(obj), _stable(obj)
+                key = _key(obj)
                 seen[key] = True
                 old = state.objects.get(key)
-                if old is not None and old[0] == text:
-                    continue
+                if old is not None:
+                    obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                    if obj == old:  # dict equality: nested, in C
+                        continue
                 self.rv += 1
                 obj["metadata"]["resourceVersion"] = str(self.rv)
-                state.objects[key] = (text, obj)
+                state.objects[key] = obj
                 if state.primed:
                     self._event(kind, state, "ADDED" if old is None else "MODIFIED", obj)
             for key in [k for k in state.objects if k not in seen]:
-                _, obj = state.objects.pop(key)
+                obj = state.objects.pop(key)
                 self.rv += 1
                 gone = json.loads(json.dumps(obj))
                 gone["metadata"]["resourceVersion"] = str(self.rv)
@@ -117,7 +115,7 @@ class Hub:
         """The objects of ``kind`` as of now, and the resourceVersion of that list."""
         self.refresh(kind)
         with self.lock:
-            return [obj for _, obj in self.kinds[kind].objects.values()], str(self.rv)
+            return list(self.kinds[kind].objects.values()), str(self.rv)
 
     # -- watches ----------------------------------------------------------------------------
     def watch(self, watcher: Watcher, since: str, initial: bool) -> str:
@@ -133,7 +131,7 @@ class Hub:
         with self.lock:
             state = self.kinds[watcher.kind]
             if initial or since in ("", "0"):
-                for _, obj in sorted(state.objects.values(), key=lambda t: int(t[1]["metadata"]["resourceVersion"])):
+                for obj in sorted(state.objects.values(), key=lambda o: int(o["metadata"]["resourceVersion"])):
                     if watcher.accept(obj):
                         watcher.deliver({"type": "ADDED", "object": obj})
             else:
@@ -155,20 +153,21 @@ class Hub:
         with self.lock:
             return str(self.rv)
 
+    def refresh_watched(self) -> None:
+        with self.lock:
+            kinds = {w.kind for w in self.watchers}
+        for kind in kinds:
+            try:
+                self.refresh(kind)
+            except Exception as exc:  # noqa: BLE001 - a bug must not end every watch
+                print(f"[ERROR] watch refresh of {kind}: {exc!r}", flush=True)
+
     def _run(self) -> None:
-        while not self.stopping.is_set():
-            self.dirty.wait(BOOKMARK_EVERY)
-            self.dirty.clear()
-            if self.stopping.is_set():
-                return
-            with self.lock:
-                kinds = {w.kind for w in self.watchers}
-            for kind in kinds:
-                try:
-                    self.refresh(kind)
-                except Exception as exc:  # noqa: BLE001 - a bug must not end every watch
-                    print(f"[ERROR] watch refresh of {kind}: {exc!r}", flush=True)
-            time.sleep(MIN_INTERVAL)  # coalesce bursts of pokes
+        """Once a second while anyone watches: what changed without the manager calling it a
+        change (an Event's count, a status the loop did not flag)."""
+        while not self.stopping.wait(SAFETY_EVERY):
+            if self.watchers:
+                self.refresh_watched()
 
     def has_watchers(self) -> bool:
         with self.lock:

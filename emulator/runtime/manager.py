@@ -64,7 +64,9 @@ class Manager:
         self.lock = threading.RLock()
         self.status_lock = threading.Lock()  # the controller's status cache (read by requests without the lock)
         self.wake = threading.Event()
-        self.observers: list[Callable[[], None]] = []  # told after each pass and each change (no lock held)
+        # called with the lock held after each pass (with whether it changed anything) and after
+        # each change a request made (True): the API's watches see changes without a second lock
+        self.observers: list[Callable[[bool], None]] = []
         self.stopping = threading.Event()
         self.phase = "starting"
         self.published = -1
@@ -326,16 +328,17 @@ class Manager:
         while not self.stopping.is_set():
             with self.lock:
                 self.pacer.begin()
+                changed = True
                 try:
-                    self._tick()
+                    changed = self._tick()
                 except Exception:  # a bug: say so (log and an Event), keep the cluster serving
                     text = traceback.format_exc()
                     print(f"[ERROR] manager tick failed:\n{text}", flush=True)
                     self.state.events.warn("Component", "kube-system", "k8semu-manager", "InternalError",
                                            text.strip().splitlines()[-1], "k8semu-manager")
+                for observe in self.observers:
+                    observe(changed)
                 self.pacer.end()
-            for observe in self.observers:
-                observe()
             # quick ticks while things change, slower ones when all is still, sooner when a probe
             # is due (a request, a process exit, a probe's exit or the controller confirming a
             # view wakes the loop at once)
@@ -344,7 +347,7 @@ class Manager:
             self.wake.clear()
         listener.close()
 
-    def _tick(self) -> None:
+    def _tick(self) -> bool:
         # every change made between ticks (API requests) is published by its request: the view
         # that the kubelet acts on below is current
         self._supervise()
@@ -361,6 +364,7 @@ class Manager:
         self._publish_snapshots()
         self._report_problems()
         self._check_switches()
+        return changed
 
     def _check_switches(self) -> None:
         """Say once, loudly, when a switch has not confirmed any view 30 s after start-up."""
@@ -415,10 +419,10 @@ class Manager:
             if op in CHANGES:
                 self._publish()  # the view (and its generation) include the change when we answer
                 self.last_change = time.monotonic()
+                for observe in self.observers:
+                    observe(True)
         if op in CHANGES or op.startswith("controller_"):
             self.wake.set()  # act on it now; reads do not wake the loop (pollers would spin it)
-            for observe in self.observers:
-                observe()
         return result
 
     def _dispatch_locked(self, op: str, req: dict) -> Any:
