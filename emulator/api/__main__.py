@@ -1,6 +1,6 @@
 """The manager process with its API server: ``python -m emulator.api RUN SPEC [BASE]``.
 
-``k8semu up`` starts this (not ``emulator.runtime.manager``) so that the layer that serves the
+``k8semu up`` starts this (not ``emulator.runtime.lifetime``) so that the layer that serves the
 API composes the manager, and the manager never imports the API.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from emulator.api import kubeconfig, pki
 from emulator.api.server import ApiServer
 from emulator.cluster.render import KUBE_VERSION
 from emulator.model import naming, satoken
-from emulator.runtime import manager as manager_process
+from emulator.runtime import lifetime
 from emulator.runtime.healthcheck import listen_in
 from emulator.runtime.manager import Manager
 
@@ -60,4 +60,4 @@ def start_api(manager: Manager) -> Callable[[], None]:
 
 
 if __name__ == "__main__":
-    sys.exit(manager_process.main(sys.argv[1:], services=[start_api], prepare=[prepare]))
+    sys.exit(lifetime.main(sys.argv[1:], services=[start_api], prepare=[prepare]))

@@ -1,7 +1,8 @@
 """The manager: the long-lived process that holds one cluster.
 
-``k8semu up`` starts it (``python -m emulator.runtime.manager CLUSTER-DIR SPEC [BASE]``) in its
-own session, after allocating the cluster's slot and writing its records. It checks the
+``k8semu up`` starts it (``python -m emulator.api CLUSTER-DIR SPEC [BASE]``, which runs
+``lifetime.main`` with the API server) in its own session, after allocating the cluster's slot
+and writing its records. It checks the
 machine, builds the fabric, starts and supervises its helpers (the SDN controller, the shim
 that makes pods, external DNS servers), applies the manifests and then loops: run the kubelet,
 publish the network view when it changes, answer the CLI. SIGTERM or a ``down`` request tears
@@ -15,8 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -24,11 +23,9 @@ import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from emulator.cluster import addons, controllers, dnsview, nodes, render
-from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
@@ -518,63 +515,3 @@ class Manager:
         print(f"[INFO] teardown: pods {pods - started:.2f}s, helpers {helpers - pods:.2f}s, "
               f"fabric and Open vSwitch {time.monotonic() - helpers:.2f}s", flush=True)
         return notes
-
-
-def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], None]]] = (),
-         prepare: Sequence[Callable[[Manager], None]] = ()) -> int:
-    """The manager process: run ``prepare`` (before any pod exists: the API's certificates,
-    which pods get), bring the cluster up, start ``services`` (each returns its stop function;
-    the API server is one), serve until asked to stop, tear down."""
-    run = Path(argv[0])
-    stops: list[Callable[[], None]] = []
-    records = Records.load(run)
-    manager = None
-    if records is None:
-        (run / "error.txt").write_text("the cluster's records are missing")
-        return 1
-    try:
-        config = admit_cluster(argv[1], Path(argv[2]) if len(argv) > 2 else None)
-        manager = Manager(config, records)
-        signal.signal(signal.SIGTERM, lambda *_: (manager.stopping.set(), manager.wake.set()))
-        signal.signal(signal.SIGINT, lambda *_: (manager.stopping.set(), manager.wake.set()))
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        for step in prepare:
-            step(manager)
-        manager.start()
-        stops = [start(manager) for start in services]
-        manager.serve()
-    except BaseException as exc:  # noqa: B902 - always tear down, then report
-        message = str(exc) if isinstance(exc, K8semuError) else traceback.format_exc()
-        log = run / "controller.log"
-        if log.exists() and "controller" in message:
-            message += "\ncontroller.log (last lines):\n" + "\n".join(log.read_text().splitlines()[-15:])
-        (run / "error.txt").write_text(message)
-        for stop in stops:
-            stop()
-        if manager:
-            manager.shutdown()
-        else:
-            cleanup.teardown(records)
-        end_own_children()
-        return 1
-    for stop in stops:
-        stop()
-    for note in manager.shutdown():
-        print(f"[INFO] {note}", flush=True)
-    end_own_children()
-    shutil.rmtree(run, ignore_errors=True)  # everything it made is gone; so is the record
-    return 0
-
-
-def end_own_children() -> None:
-    """Short-lived helpers still running (a probe's curl, an arping) are in our process group,
-    which we lead: signal the group, ignoring the signal ourselves."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
-        os.killpg(os.getpgid(0), signal.SIGTERM)
-    except OSError:
-        pass
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
