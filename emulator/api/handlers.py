@@ -154,11 +154,11 @@ class Handlers:
             if method == "DELETE":
                 return self._delete(t), 200, []
             if method == "POST":
-                return self._write(t, self._decode(body, headers), create=True)
+                return self._write(t, self._decode(body, headers), create=True, dry=query.get("dryRun") == "All")
             if method == "PUT":
-                return self._write(t, self._decode(body, headers), create=False)
+                return self._write(t, self._decode(body, headers), create=False, dry=query.get("dryRun") == "All")
             if method == "PATCH":
-                return self._patch(t, body, headers)
+                return self._patch(t, body, headers, dry=query.get("dryRun") == "All")
             raise status.method_not_allowed(f"method {method} is not served")
         except ApiError as exc:
             return exc.body(), exc.code, []
@@ -253,6 +253,8 @@ class Handlers:
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
         data.pop("status", None)  # the API server ignores the status a create or update carries
+        if isinstance(data.get("metadata"), dict):  # and sets these itself
+            data["metadata"] = {k: v for k, v in data["metadata"].items() if k not in SERVER_META}
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "
@@ -273,11 +275,34 @@ class Handlers:
             raise status.bad_request(f"{res.kind} is not stored by this cluster")
         return objs[0], [w.split(": ", 1)[-1] for w in warnings]
 
-    def _write(self, t: Target, data: Any, create: bool) -> tuple[dict, int, list[str]]:
+    def _write(self, t: Target, data: Any, create: bool, dry: bool = False) -> tuple[dict, int, list[str]]:
+        """Create or update from a request body: validated by the spec layer, refused with 409
+        when it names a resourceVersion that is no longer the object's (optimistic concurrency),
+        and with ``dry`` (``dryRun=All``) checked but not stored (the answer is what was sent)."""
         res = t.resource
         obj, warnings = self._parse(t, data)
         if not create and obj.meta.name != t.name:
             raise status.bad_request("the name of the object does not match the name on the URL")
+        sent_rv = (data.get("metadata") or {}).get("resourceVersion") if isinstance(data, dict) else None
+        if sent_rv or (create and dry):
+            here = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
+            try:
+                current = self._one(here)
+            except ApiError:
+                current = None
+            what = f"{res.plural}.{res.group}" if res.group else res.plural
+            if create and current is not None:
+                raise ApiError(409, "AlreadyExists", f'{what} "{obj.meta.name}" already exists',
+                               {"name": obj.meta.name, "kind": res.plural})
+            if sent_rv and current is not None and sent_rv != current["metadata"]["resourceVersion"]:
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {what} "{obj.meta.name}": '
+                                                "the object has been modified; please apply your changes to the "
+                                                "latest version and try again", {"name": obj.meta.name, "kind": res.plural})
+        if dry:
+            shown = json.loads(json.dumps(data))
+            if res.namespaced:
+                shown.setdefault("metadata", {})["namespace"] = obj.meta.namespace
+            return shown, 201 if create else 200, warnings
         try:
             self.backend.dispatch({"op": "create" if create else "apply", "objects": [obj]})
         except K8semuError as exc:
@@ -320,7 +345,8 @@ class Handlers:
         scale["spec"]["replicas"] = replicas
         return scale
 
-    def _patch(self, t: Target, body: bytes, headers: Mapping[str, str]) -> tuple[dict, int, list[str]]:
+    def _patch(self, t: Target, body: bytes, headers: Mapping[str, str],
+               dry: bool = False) -> tuple[dict, int, list[str]]:
         kind = headers.get("Content-Type", "").split(";")[0].strip()
         current = self._one(t)
         base = {k: v for k, v in current.items() if k != "status"}
@@ -341,4 +367,4 @@ class Handlers:
                                                             "application/strategic-merge-patch+json")
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
-        return self._write(t, merged, create=False)
+        return self._write(t, merged, create=False, dry=dry)

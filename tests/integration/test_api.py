@@ -201,3 +201,16 @@ def test_in_cluster_clients_use_their_service_account(cluster):
     poll(lambda: cluster.pod("no-token", "demo")["status"]["phase"] == "Running", what="no-token running")
     assert kubectl("exec", "no-token", "-n", "demo", "--", "ls", folder, check=False).returncode != 0
     kubectl("delete", "pod", "no-token", "-n", "demo")
+
+
+def test_server_dry_run_and_stale_updates(cluster):
+    assert kubectl("apply", "-f", "-", "--dry-run=server", input=POLICY % "Ingress").stdout.strip() == \
+        "networkpolicy.networking.k8s.io/deny-web created (server dry run)"
+    assert cluster.get("networkpolicy", "demo") == []
+    kubectl("apply", "-f", "-", input=POLICY % "Ingress")
+    current = kubectl("get", "networkpolicy", "deny-web", "-n", "demo", "-o", "json").stdout
+    assert kubectl("replace", "-f", "-", input=current).stdout.strip() == \
+        "networkpolicy.networking.k8s.io/deny-web replaced"
+    done = kubectl("replace", "-f", "-", input=current, check=False)  # the version it names is gone now
+    assert done.returncode == 1 and "Error from server (Conflict)" in done.stderr, done.stderr
+    kubectl("delete", "-f", "-", input=POLICY % "Ingress")
