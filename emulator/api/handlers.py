@@ -255,6 +255,11 @@ class Handlers:
         data.pop("status", None)  # the API server ignores the status a create or update carries
         if isinstance(data.get("metadata"), dict):  # and sets these itself
             data["metadata"] = {k: v for k, v in data["metadata"].items() if k not in SERVER_META}
+        template = (data.get("spec") or {}).get("template") if isinstance(data.get("spec"), dict) else None
+        if isinstance(template, dict) and isinstance(template.get("metadata"), dict) \
+                and template["metadata"].get("creationTimestamp", "") is None:  # Go's zero value, sent back
+            data["spec"] = {**data["spec"], "template": {**template, "metadata": {
+                k: v for k, v in template["metadata"].items() if k != "creationTimestamp"}}}
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "

@@ -31,6 +31,14 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
          PodDisruptionBudget: "PodDisruptionBudget"}
 TEMPLATE_HASH = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+
+
+def revision_of(obj) -> int:
+    """A ReplicaSet's revision among its Deployment's (the annotation kube-controller-manager sets)."""
+    value = obj.meta.annotations.get(REVISION, "0")
+    return int(value) if value.isdigit() else 0
 
 
 GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io",
@@ -181,12 +189,25 @@ def reconcile_deployments(state: ClusterState) -> None:
                               f"Failed to create new replica set {want.meta.name[:60]}...: its name would be longer "
                               f"than {validation.DNS1123_SUBDOMAIN_MAX} characters", "deployment-controller")
             continue
-        for child in owned(state, "Deployment", dep.meta.namespace, dep.meta.name):
-            if child.obj.meta.name != want.meta.name:  # an old revision: replace at once
-                delete(state, "ReplicaSet", dep.meta.namespace, child.obj.meta.name)
+        old = [c for c in owned(state, "Deployment", dep.meta.namespace, dep.meta.name)
+               if c.obj.meta.name != want.meta.name]
+        for child in old:  # an old revision: scaled to zero at once, kept as history (rollout undo)
+            if child.obj.replicas:
+                state.put("ReplicaSet", replace(child.obj, replicas=0))
+        newest = max((revision_of(c.obj) for c in old), default=0)
         current = state.get("ReplicaSet", dep.meta.namespace, want.meta.name)
-        if current is None or current.obj.replicas != want.replicas:
+        revision = revision_of(current.obj) if current else 0
+        if revision <= newest:  # a new template, or an old one brought back: the next revision
+            revision = newest + 1
+        annotations = {REVISION: str(revision)}
+        if CHANGE_CAUSE in dep.meta.annotations:
+            annotations[CHANGE_CAUSE] = dep.meta.annotations[CHANGE_CAUSE]
+        want = replace(want, meta=replace(want.meta, annotations=annotations))
+        if current is None or current.obj.replicas != want.replicas or current.obj.meta != want.meta:
             state.put("ReplicaSet", want)
+        limit = dep.revision_history_limit
+        for child in sorted(old, key=lambda c: revision_of(c.obj))[:max(0, len(old) - limit)]:
+            delete(state, "ReplicaSet", dep.meta.namespace, child.obj.meta.name)
 
 
 def reconcile_replicasets(state: ClusterState) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable
 
 from emulator import __version__
-from emulator.cluster import render_services
+from emulator.cluster import controllers, render_services
 from emulator.cluster.apimeta import meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
@@ -133,17 +133,23 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         rs_names = {obj.meta.name}
     pods = _owned_pods(state, rs_names, ns)
     ready = sum(1 for p in pods if p.status.ready)
-    template = {"metadata": {"labels": dict(obj.template.labels)},
-                "spec": copy.deepcopy(obj.template.spec.raw)}
+    template: dict[str, Any] = {"metadata": {"labels": dict(obj.template.labels)},
+                                "spec": copy.deepcopy(obj.template.spec.raw)}
+    if obj.template.annotations:
+        template["metadata"]["annotations"] = dict(obj.template.annotations)
     status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
               "observedGeneration": 1}
     if kind == "Deployment":
         status["updatedReplicas"] = len(pods)
     else:
         status["fullyLabeledReplicas"] = len(pods)
-    return {"apiVersion": "apps/v1", "kind": kind, "metadata": _meta(rec, owner_uid=_owner_uid(rec, state)),
-            "spec": {"replicas": obj.replicas, "selector": obj.selector.to_dict(),
-                     "template": template},
+    meta = _meta(rec, owner_uid=_owner_uid(rec, state))
+    spec: dict[str, Any] = {"replicas": obj.replicas, "selector": obj.selector.to_dict(), "template": template}
+    if kind == "Deployment":  # the revision of its newest ReplicaSet, as kube-controller-manager annotates it
+        revisions = [controllers.revision_of(r.obj) for r in state.list("ReplicaSet", ns) if r.obj.meta.name in rs_names]
+        meta.setdefault("annotations", {})[controllers.REVISION] = str(max(revisions, default=0))
+        spec["revisionHistoryLimit"] = obj.revision_history_limit
+    return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec,
             "status": {k: v for k, v in status.items() if v or k == "replicas"}}
 
 

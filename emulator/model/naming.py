@@ -103,9 +103,22 @@ def safe_encode(text: str) -> str:
     return "".join(SAFE_ALPHABET[ord(c) % len(SAFE_ALPHABET)] for c in text)
 
 
+def _without_empties(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {k: _without_empties(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_without_empties(v) for v in value]
+    return value
+
+
 def pod_template_hash(template: Any) -> str:
-    """The ``pod-template-hash`` label a Deployment puts on its ReplicaSet and pods."""
-    encoded = json.dumps(template, sort_keys=True, separators=(",", ":")).encode()
+    """The ``pod-template-hash`` label a Deployment puts on its ReplicaSet and pods, of the
+    template without empty values: a template written back by a client (``kubectl rollout
+    undo`` sends Go's zero values, ``resources: {}``, ``creationTimestamp: null``) hashes as
+    the one it came from, so its ReplicaSet is found again (kube-controller-manager hashes the
+    defaulted template for the same reason)."""
+    encoded = json.dumps(_without_empties(template), sort_keys=True, separators=(",", ":")).encode()
     return safe_encode(str(fnv1a_32(encoded)))
 
 

@@ -30,6 +30,7 @@ class Deployment:
     selector: LabelSelector
     template: PodTemplate
     source: SourceRef | None = field(default=None, compare=False)
+    revision_history_limit: int = 10  # old ReplicaSets kept for rollout history/undo
 
     @property
     def key(self) -> str:

@@ -319,9 +319,10 @@ def _template(r: Reader, path: PathKey) -> PodTemplate:
                        _pod_spec(r, path + ("spec",)), dict(raw))
 
 
-def _workload(r: Reader, meta: ObjectMeta, known: set[str], source) -> tuple:
+def _workload(r: Reader, meta: ObjectMeta, known: set[str], source,
+              supported: set[str] = kinds.WORKLOAD_SPEC_SUPPORTED) -> tuple:
     path: PathKey = ("spec",)
-    r.mapping(path, kinds.WORKLOAD_SPEC_SUPPORTED, known, required=("selector", "template"))
+    r.mapping(path, supported, known, required=("selector", "template"))
     replicas = r.integer(path + ("replicas",), 1, 0, 10000)
     selector = labels.selector(r, path + ("selector",)) or selector_from_dict({})
     template = _template(r, path + ("template",))
@@ -380,7 +381,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
     elif kind == "Pod":
         obj = Pod(meta, _pod_spec(r, ("spec",)), source)
     elif kind == "Deployment":
-        obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source))
+        obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source, kinds.DEPLOYMENT_SPEC_SUPPORTED),
+                         revision_history_limit=r.integer(("spec", "revisionHistoryLimit"), 10, 0, 2**31 - 1))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
     elif kind == "Service":

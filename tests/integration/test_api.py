@@ -214,3 +214,24 @@ def test_server_dry_run_and_stale_updates(cluster):
     done = kubectl("replace", "-f", "-", input=current, check=False)  # the version it names is gone now
     assert done.returncode == 1 and "Error from server (Conflict)" in done.stderr, done.stderr
     kubectl("delete", "-f", "-", input=POLICY % "Ingress")
+
+
+def test_rollout_history_and_undo(cluster):
+    """Old ReplicaSets are kept as revisions; undo brings one back as the next revision."""
+    kubectl("create", "deployment", "roll", "--image=nginx:1.25", "--replicas=2", "-n", "demo")
+    kubectl("set", "image", "deployment/roll", "nginx=nginx:1.26", "-n", "demo")
+    kubectl("set", "image", "deployment/roll", "nginx=nginx:1.27", "-n", "demo")
+    kubectl("rollout", "status", "deployment/roll", "-n", "demo", "--timeout=30s")
+    history = kubectl("rollout", "history", "deployment/roll", "-n", "demo").stdout
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2", "3"]
+    assert kubectl("rollout", "undo", "deployment/roll", "-n", "demo").stdout.strip() == \
+        "deployment.apps/roll rolled back"
+    image = "{.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+    assert kubectl("get", "deployment", "roll", "-n", "demo", "-o", f"jsonpath={image}").stdout == "nginx:1.26 4"
+    sets = json.loads(kubectl("get", "rs", "-n", "demo", "-l", "app=roll", "-o", "json").stdout)["items"]
+    assert sorted(s["spec"]["replicas"] for s in sets) == [0, 0, 2]  # 1.26's ReplicaSet is back, not a new one
+    kubectl("rollout", "status", "deployment/roll", "-n", "demo", "--timeout=30s")
+    poll(lambda: sorted(p["spec"]["containers"][0]["image"] for p in cluster.get("pods", "demo", "app=roll")
+                        if not p["metadata"].get("deletionTimestamp")) == ["nginx:1.26", "nginx:1.26"],
+         what="two nginx:1.26 pods")
+    kubectl("delete", "deployment", "roll", "-n", "demo")

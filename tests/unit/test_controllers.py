@@ -76,8 +76,32 @@ def test_changing_the_template_rolls_to_a_new_replicaset(state: ClusterState, tm
     (tmp_path / "m.yaml").write_text(manifest)
     lines = controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
     assert "deployment.apps/web configured" in lines and "pod/client unchanged" in lines
-    names = [r.obj.meta.name for r in state.list("ReplicaSet")]
-    assert names != [old] and len(names) == 1
+    sets = {r.obj.meta.name: r.obj for r in state.list("ReplicaSet")}
+    new = next(name for name in sets if name != old)
+    assert len(sets) == 2 and sets[old].replicas == 0 and sets[new].replicas == 3  # the old one kept as history
+    assert [controllers.revision_of(sets[n]) for n in (old, new)] == [1, 2]
+
+
+def test_rolling_back_to_an_old_template_reuses_its_replicaset_as_the_next_revision(
+        state: ClusterState, tmp_path: Path) -> None:
+    first = state.list("ReplicaSet")[0].obj.meta.name
+    text = (TOPOLOGIES / "manifests" / "demo.yaml").read_text()
+    for image in ("nginx:1.26", "nginx:1.27", "nginx:1.25"):  # the last one is the first template again
+        (tmp_path / "m.yaml").write_text(text.replace("nginx:1.25", image))
+        controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+    sets = {r.obj.meta.name: r.obj for r in state.list("ReplicaSet")}
+    assert len(sets) == 3 and sets[first].replicas == 3 and controllers.revision_of(sets[first]) == 4
+    assert sorted(controllers.revision_of(o) for o in sets.values()) == [2, 3, 4]
+
+
+def test_revision_history_limit_prunes_the_oldest(state: ClusterState, tmp_path: Path) -> None:
+    text = (TOPOLOGIES / "manifests" / "demo.yaml").read_text().replace(
+        "  replicas: 3\n", "  replicas: 3\n  revisionHistoryLimit: 1\n")
+    assert "revisionHistoryLimit" in text
+    for image in ("nginx:1.26", "nginx:1.27"):
+        (tmp_path / "m.yaml").write_text(text.replace("nginx:1.25", image))
+        controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+    assert sorted(controllers.revision_of(r.obj) for r in state.list("ReplicaSet")) == [2, 3]
 
 
 def test_deleting_a_namespace_collects_a_deployment_and_what_it_owns(state: ClusterState, tmp_path: Path) -> None:
