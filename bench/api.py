@@ -10,11 +10,14 @@ reference is the same list through k8semu's own CLI (``k8semu get pods -A``, the
 socket), measured in the same run. Then the delay from a change to a watcher seeing it: a
 watch on the Deployment's pods is open, the Deployment is scaled up by one through the API, and
 the time from the scale request being sent to the watch delivering the new pod (ADDED) is taken,
-``--samples`` times (median and p99).
+``--samples`` times (median and p99). Last, on a 3-node cluster, the Deployment scaled 0 -> 100
+-> 0 without watches, with ``--watches`` watches on the pods open, and without again: the time
+until every pod runs (or is gone) and every switch confirmed the view, and the manager's CPU.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from kubernetes import client as kclient, config as kconfig, watch  # noqa: E402
 
 from bench.results import save, stamp  # noqa: E402
 from bench.scale import write_spec  # noqa: E402
-from tests.cluster import KUBECONFIG, KUBECTL, Cluster, k8semu  # noqa: E402
+from tests.cluster import KUBECONFIG, KUBECTL, Cluster, k8semu, poll  # noqa: E402
 
 
 def percentiles(values: list[float]) -> dict:
@@ -79,10 +82,45 @@ def watch_delay(api: kclient.CoreV1Api, samples: int, replicas: int) -> dict:
     return percentiles(delays) if delays else {"runs": 0}
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def scale_cycle(cluster: Cluster, apps: kclient.AppsV1Api, core: kclient.CoreV1Api, watchers: int,
+                replicas: int) -> dict:
+    """Scale 0 -> ``replicas`` -> 0 with ``watchers`` watches on the pods open: the time until
+    every pod runs and every switch confirmed the view (and back), and the manager's CPU."""
+    counts = [0] * watchers
+    streams = [watch.Watch() for _ in range(watchers)]
+
+    def consume(i: int) -> None:
+        for _ in streams[i].stream(core.list_namespaced_pod, "default", timeout_seconds=300):
+            counts[i] += 1
+    threads = [threading.Thread(target=consume, args=(i,), daemon=True) for i in range(watchers)]
+    for t in threads:
+        t.start()
+    pid = cluster.client.status()["pid"]
+    cpu = cpu_seconds(pid)
+    out = {"watchers": watchers}
+    for phase, n in (("up_s", replicas), ("down_s", 0)):
+        start = time.monotonic()
+        apps.patch_namespaced_deployment_scale("pods", "default", {"spec": {"replicas": n}})
+        poll(lambda: (lambda s: s["synced"] and s["running"] == s["pods"] == n)(cluster.client.status()),
+             timeout=300, interval=0.02, what=f"{n} pods running and synced")
+        out[phase] = round(time.monotonic() - start, 3)
+    out["manager_cpu_s"] = round(cpu_seconds(pid) - cpu, 2)
+    for s in streams:
+        s.stop()
+    out["events_per_watcher"] = statistics.median(counts) if counts else 0
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=30)
+    ap.add_argument("--watches", type=int, default=100)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as work:
         spec = write_spec(Path(work), "bench-api", 10, args.pods)
@@ -100,6 +138,17 @@ def main() -> int:
                                             args.samples),
             }
             results["watch_delay_after_scale"] = watch_delay(api, args.samples, args.pods)
+        finally:
+            cluster.down()
+        spec = write_spec(Path(work), "bench-watch", 3, 0)
+        cluster = Cluster(str(spec)).up()
+        try:
+            configuration = kclient.Configuration()
+            kconfig.load_kube_config(config_file=str(KUBECONFIG), client_configuration=configuration)
+            configuration.connection_pool_maxsize = args.watches + 8  # one connection per watch
+            api_client = kclient.ApiClient(configuration)
+            core, apps = kclient.CoreV1Api(api_client), kclient.AppsV1Api(api_client)
+            results["scale_0_100_0"] = [scale_cycle(cluster, apps, core, n, 100) for n in (0, args.watches, 0)]
         finally:
             cluster.down()
     print(results)
