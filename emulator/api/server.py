@@ -253,14 +253,26 @@ class ApiServer:
                                  "object": self._bookmark(target, self.handlers.hub.current())}
                     else:
                         continue
-                if table and event["type"] != "BOOKMARK":
-                    event = {"type": event["type"], "object": tables.as_table(kind, [event["object"]], include)}
-                await response.write(json.dumps(event).encode() + b"\n")
+                await response.write(self._line(event, kind, include) if table else self._line(event))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
             self.handlers.hub.unwatch(watcher)
         return response
+
+    @staticmethod
+    def _line(event: dict, kind: str = "", include: str = "") -> bytes:
+        """An event as one line of the watch stream, serialized once for all the watchers that
+        share the event (each form is kept on it: the hub hands every watcher the same dict, and
+        every watch runs on this one event loop)."""
+        form = f"\0table/{include}" if kind else "\0json"
+        line = event.get(form)
+        if line is None:
+            shown = event if not kind or event["type"] == "BOOKMARK" else {
+                "type": event["type"], "object": tables.as_table(kind, [event["object"]], include)}
+            line = json.dumps({"type": shown["type"], "object": shown["object"]}).encode() + b"\n"
+            event[form] = line
+        return line
 
     @staticmethod
     def _bookmark(target: Target, rv: str, initial_end: bool = False) -> dict:

@@ -107,9 +107,10 @@ class Hub:
         if len(state.events) == state.events.maxlen:
             state.oldest = state.events[0][0]
         state.events.append((self.rv, type_, obj))
+        event = {"type": type_, "object": obj}  # one dict for every watcher: serialized once (server)
         for w in self.watchers:
             if w.kind == kind and w.accept(obj):
-                w.deliver({"type": type_, "object": obj})
+                w.deliver(event)
 
     def list(self, kind: str) -> tuple[list[dict], str]:
         """The objects of ``kind`` as of now, and the resourceVersion of that list."""

@@ -180,6 +180,12 @@ def _replicaset_for(dep: Deployment) -> ReplicaSet:
     return ReplicaSet(meta, dep.replicas, selector, template, dep.source, ("Deployment", dep.meta.name))
 
 
+def _scaling_event(state: ClusterState, dep: Deployment, rs_name: str, before: int, after: int) -> None:
+    way = "up" if after > before else "down"
+    state.events.normal("Deployment", dep.meta.namespace, dep.meta.name, "ScalingReplicaSet",
+                        f"Scaled {way} replica set {rs_name} to {after} from {before}", source="deployment-controller")
+
+
 def reconcile_deployments(state: ClusterState) -> None:
     for rec in state.list("Deployment"):
         dep: Deployment = rec.obj
@@ -193,6 +199,7 @@ def reconcile_deployments(state: ClusterState) -> None:
                if c.obj.meta.name != want.meta.name]
         for child in old:  # an old revision: scaled to zero at once, kept as history (rollout undo)
             if child.obj.replicas:
+                _scaling_event(state, dep, child.obj.meta.name, child.obj.replicas, 0)
                 state.put("ReplicaSet", replace(child.obj, replicas=0))
         newest = max((revision_of(c.obj) for c in old), default=0)
         current = state.get("ReplicaSet", dep.meta.namespace, want.meta.name)
@@ -204,6 +211,9 @@ def reconcile_deployments(state: ClusterState) -> None:
             annotations[CHANGE_CAUSE] = dep.meta.annotations[CHANGE_CAUSE]
         want = replace(want, meta=replace(want.meta, annotations=annotations))
         if current is None or current.obj.replicas != want.replicas or current.obj.meta != want.meta:
+            before = current.obj.replicas if current else 0
+            if before != want.replicas:
+                _scaling_event(state, dep, want.meta.name, before, want.replicas)
             state.put("ReplicaSet", want)
         limit = dep.revision_history_limit
         for child in sorted(old, key=lambda c: revision_of(c.obj))[:max(0, len(old) - limit)]:
@@ -222,11 +232,15 @@ def reconcile_replicasets(state: ClusterState) -> None:
             meta = ObjectMeta(name, rs.meta.namespace, dict(rs.template.labels),
                               dict(rs.template.annotations))
             state.put("Pod", Pod(meta, rs.template.spec, rs.source, ("ReplicaSet", rs.meta.name)))
+            state.events.normal("ReplicaSet", rs.meta.namespace, rs.meta.name, "SuccessfulCreate",
+                                f"Created pod: {name}", source="replicaset-controller")
         if len(live) > rs.replicas:
             # Kubernetes deletes unscheduled, then not-ready, then the youngest pods first.
             live.sort(key=lambda p: (bool(p.status.node), p.status.ready, -p.created))
             for victim in live[: len(live) - rs.replicas]:
                 victim.mark_deleting()
+                state.events.normal("ReplicaSet", rs.meta.namespace, rs.meta.name, "SuccessfulDelete",
+                                    f"Deleted pod: {victim.obj.meta.name}", source="replicaset-controller")
 
 
 def schedule_pods(state: ClusterState) -> None:
@@ -256,6 +270,9 @@ def schedule_pods(state: ClusterState) -> None:
             continue
         status.node, status.ip, status.reason, status.message = node, ip, "", ""
         status.scheduled_at = time.time()
+        state.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Scheduled",
+                            f"Successfully assigned {rec.obj.meta.namespace}/{rec.obj.meta.name} to {node}",
+                            source="default-scheduler")
         load[node] = load.get(node, 0) + 1
         state.generation += 1
 

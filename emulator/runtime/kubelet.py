@@ -326,7 +326,11 @@ class Kubelet:
             rec.status.phase = "Running"
             node_netns = naming.node_netns(self.runtime.scope, rec.status.node)
             status.ready = self.probes.start(rec, name, node_netns)
-            self.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Started", f"Started container {name}")
+            ns, pod_name = rec.obj.meta.namespace, rec.obj.meta.name
+            image = next((c.image for c in rec.obj.spec.containers if c.name == name), "")
+            self.events.normal("Pod", ns, pod_name, "Pulled", f'Container image "{image}" already present on machine')
+            self.events.normal("Pod", ns, pod_name, "Created", f"Created container {name}")
+            self.events.normal("Pod", ns, pod_name, "Started", f"Started container {name}")
         return True
 
     def _container_failed(self, rec: Record, status: ContainerStatus, name: str, message: str, now: float) -> None:
@@ -412,6 +416,8 @@ class Kubelet:
             rec = self._rec(key)
             for c in rec.obj.spec.containers if rec is not None else ():
                 self.probes.forget_kind(key, c.name, "liveness")
+                self.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Killing",
+                                   f"Stopping container {c.name}")
             node_netns = naming.node_netns(self.runtime.scope, rec.status.node) if rec is not None else ""
             self.terminating[key] = Termination.begin(
                 rec.obj if rec is not None else None, rec.status.ip if rec is not None else "", node_netns,

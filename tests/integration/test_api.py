@@ -235,3 +235,14 @@ def test_rollout_history_and_undo(cluster):
                         if not p["metadata"].get("deletionTimestamp")) == ["nginx:1.26", "nginx:1.26"],
          what="two nginx:1.26 pods")
     kubectl("delete", "deployment", "roll", "-n", "demo")
+
+
+def test_describe_shows_what_the_controllers_and_the_kubelet_did(cluster):
+    """The Events kube-scheduler, the kubelet, the ReplicaSet and Deployment controllers record."""
+    pods = json.loads(kubectl("get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json").stdout)["items"]
+    pod = pods[0]["metadata"]["name"]
+    reasons = [line.split()[1] for line in kubectl("describe", "pod", pod, "-n", "demo").stdout.splitlines()
+               if line.strip().startswith("Normal")]
+    assert reasons[:4] == ["Scheduled", "Pulled", "Created", "Started"], reasons
+    assert "ScalingReplicaSet" in kubectl("describe", "deployment", "echo", "-n", "demo").stdout
+    assert f"Created pod: {pod}" in kubectl("get", "events", "-n", "demo").stdout
