@@ -32,6 +32,7 @@ PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
 WATCH_QUEUE = 10000  # events a watcher may fall behind before its watch is ended
 WATCH_TIMEOUT = 1800.0  # longest watch (kube-apiserver: --min-request-timeout, randomized up to 2x)
 BOOKMARK_EVERY = 5.0
+STOP_WAIT = 2.0  # seconds open requests get when the cluster goes down
 
 
 class Backend(Protocol):
@@ -64,6 +65,7 @@ class ApiServer:
         self.runner: web.AppRunner | None = None
         self.port = 0
         self._started = threading.Event()
+        self.closing = False  # set by stop(): every stream ends
         self._error: BaseException | None = None
 
     def tls(self) -> ssl.SSLContext:
@@ -95,10 +97,17 @@ class ApiServer:
         return self.port
 
     def stop(self) -> None:
-        if self.runner is not None and self.loop.is_running():
-            asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
+        """End every stream (watches, log follows, execs end on ``closing``), close the
+        listeners and connections within ``STOP_WAIT`` seconds, and never raise: the cluster's
+        teardown runs after this whatever the clients do."""
+        self.closing = True
+        try:
+            if self.runner is not None and self.loop.is_running():
+                asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(STOP_WAIT + 2)
+        except Exception as exc:  # noqa: BLE001 - reported; the teardown goes on
+            print(f"[WARN] the API server did not stop cleanly: {exc!r}", flush=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
         self.handlers.hub.stop()
 
     def _run(self) -> None:
@@ -112,7 +121,8 @@ class ApiServer:
             self.loop.run_until_complete(self.runner.setup())
             tls = self.tls()
             for listening in [sock, *self.extra]:
-                self.loop.run_until_complete(web.SockSite(self.runner, listening, ssl_context=tls).start())
+                site = web.SockSite(self.runner, listening, ssl_context=tls, shutdown_timeout=STOP_WAIT)
+                self.loop.run_until_complete(site.start())
         except BaseException as exc:  # noqa: B902 - reported by start()
             self._error = exc
             self._started.set()
@@ -240,7 +250,7 @@ class ApiServer:
             quiet = 0.0
             while not overflow.is_set():
                 left = deadline - loop.time()
-                if left <= 0 or request.transport is None or request.transport.is_closing():
+                if left <= 0 or self.closing or request.transport is None or request.transport.is_closing():
                     break  # over, or the client is gone: the watcher goes with it
                 try:
                     event = await asyncio.wait_for(queue.get(), min(left, 1.0))

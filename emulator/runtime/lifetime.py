@@ -22,6 +22,15 @@ from emulator.runtime.manager import Manager
 from emulator.runtime.records import Records
 
 
+def _stop_services(stops: list[Callable[[], None]]) -> None:
+    """Stop each service; one that fails is reported and the teardown goes on regardless."""
+    for stop in stops:
+        try:
+            stop()
+        except Exception as exc:  # noqa: BLE001 - the cluster must still be torn down
+            print(f"[ERROR] stopping a service failed: {exc!r}", flush=True)
+
+
 def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], None]]] = (),
          prepare: Sequence[Callable[[Manager], None]] = ()) -> int:
     """The manager process: run ``prepare`` (before any pod exists: the API's certificates,
@@ -51,16 +60,14 @@ def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], No
         if log.exists() and "controller" in message:
             message += "\ncontroller.log (last lines):\n" + "\n".join(log.read_text().splitlines()[-15:])
         (run / "error.txt").write_text(message)
-        for stop in stops:
-            stop()
+        _stop_services(stops)
         if manager:
             manager.shutdown()
         else:
             cleanup.teardown(records)
         end_own_children()
         return 1
-    for stop in stops:
-        stop()
+    _stop_services(stops)
     for note in manager.shutdown():
         print(f"[INFO] {note}", flush=True)
     end_own_children()
