@@ -15,7 +15,6 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from emulator.api import patch, protobuf, resources, status, tables
-from emulator.api.openapi import group_version_document
 from emulator.api.resources import Resource
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
@@ -132,9 +131,6 @@ class Handlers:
         gv = f"{target.group}/{target.version}" if target.group else target.version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
                 "resources": [e for r in resources.in_group_version(target.group, target.version) for e in r.discovery()]}
-
-    def openapi(self, gv_path: str) -> dict | None:
-        return group_version_document(gv_path)
 
     # -- verbs ------------------------------------------------------------------------------
     def serve(self, method: str, t: Target, query: dict, headers: Mapping[str, str],

@@ -90,7 +90,3 @@ def in_group_version(group: str, version: str) -> list[Resource]:
 
 def find(group: str, version: str, plural: str) -> Resource | None:
     return next((r for r in RESOURCES if (r.group, r.version, r.plural) == (group, version, plural)), None)
-
-
-def by_kind(kind: str) -> Resource | None:
-    return next((r for r in RESOURCES if r.kind == kind), None)

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import logs, pki, podexec, resources, status, tables
+from emulator.api import logs, openapi, pki, podexec, resources, status, tables
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
@@ -176,12 +176,11 @@ class ApiServer:
         return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out})
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        from_gv = {("api/" if not g else "apis/") + (f"{g}/{v}" if g else v): None
-                   for g, vs in resources.groups().items() for v in vs}
-        return web.json_response({"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}"} for p in from_gv}})
+        paths = [f"apis/{g}/{v}" if g else f"api/{v}" for g, versions in resources.groups().items() for v in versions]
+        return web.json_response({"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}"} for p in paths}})
 
     async def _openapi_gv(self, request: web.Request) -> web.Response:
-        doc = self.handlers.openapi(request.match_info["gv"])
+        doc = openapi.group_version_document(request.match_info["gv"])
         if doc is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return web.json_response(doc)

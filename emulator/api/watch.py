@@ -169,7 +169,3 @@ class Hub:
         while not self.stopping.wait(SAFETY_EVERY):
             if self.watchers:
                 self.refresh_watched()
-
-    def has_watchers(self) -> bool:
-        with self.lock:
-            return bool(self.watchers)
