@@ -10,7 +10,8 @@ reference is the same list through k8semu's own CLI (``k8semu get pods -A``, the
 socket), measured in the same run. Then the delay from a change to a watcher seeing it: a
 watch on the Deployment's pods is open, the Deployment is scaled up by one through the API, and
 the time from the scale request being sent to the watch delivering the new pod (ADDED) is taken,
-``--samples`` times (median and p99). Last, on a 3-node cluster, the Deployment scaled 0 -> 100
+``--samples`` times (median and p99). Then ``kubectl apply -f`` of 200 objects against ``k8semu
+apply -f`` of the same file (created, then applied again unchanged). Last, on a 3-node cluster, the Deployment scaled 0 -> 100
 -> 0 without watches, with ``--watches`` watches on the pods open, and without again: the time
 until every pod runs (or is gone) and every switch confirmed the view, and the manager's CPU.
 """
@@ -121,6 +122,45 @@ def scale_cycle(cluster: Cluster, apps: kclient.AppsV1Api, core: kclient.CoreV1A
     return out
 
 
+APPLY = """apiVersion: v1
+kind: Service
+metadata: {{name: s{i}, namespace: {ns}}}
+spec: {{selector: {{app: a{i}}}, ports: [{{port: 80}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: d{i}, namespace: {ns}}}
+spec:
+  replicas: 0
+  selector: {{matchLabels: {{app: a{i}}}}}
+  template:
+    metadata: {{labels: {{app: a{i}}}}}
+    spec: {{containers: [{{name: c, image: nginx}}]}}
+"""
+
+
+def apply_many(cluster: Cluster, work: Path, objects: int) -> dict:
+    """``kubectl apply -f`` of ``objects`` objects (half Services, half Deployments at 0
+    replicas) into a fresh namespace, against ``k8semu apply -f`` of the same file into another:
+    wall time of each, then of applying the same file again (every object unchanged)."""
+    out: dict = {"objects": objects}
+    for tool in ("kubectl", "k8semu"):
+        ns = f"apply-{tool}"
+        k8semu("--cluster", cluster.name, "apply", "-f", "-",
+               input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n")
+        path = work / f"{ns}.yaml"
+        path.write_text("---\n".join(APPLY.format(i=i, ns=ns) for i in range(objects // 2)))
+        argv = [KUBECTL, "apply", "-f", str(path)] if tool == "kubectl" else None
+        for phase in ("create_s", "again_s"):
+            start = time.monotonic()
+            if argv:
+                subprocess.run(argv, check=True, capture_output=True)
+            else:
+                k8semu("--cluster", cluster.name, "apply", "-f", str(path))
+            out[f"{tool}_{phase}"] = round(time.monotonic() - start, 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=1000)
@@ -143,6 +183,7 @@ def main() -> int:
                                             args.samples),
             }
             results["watch_delay_after_scale"] = watch_delay(api, args.samples, args.pods)
+            results["apply_200"] = apply_many(cluster, Path(work), 200)
         finally:
             cluster.down()
         spec = write_spec(Path(work), "bench-watch", 3, 0)
