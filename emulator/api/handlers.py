@@ -51,6 +51,20 @@ class Target:
     discovery: bool = False
 
 
+def _without_server_meta(obj: dict) -> dict:
+    """``obj`` without the metadata the API server sets itself (uid, resourceVersion,
+    creationTimestamp…), in the object and in its pod template: a write's values for them are
+    ignored, as kube-apiserver ignores them (clients send them back, e.g. ``creationTimestamp:
+    null`` in a template that ``kubectl rollout undo`` copies from a ReplicaSet)."""
+    def clean(meta: Any) -> Any:
+        return {k: v for k, v in meta.items() if k not in SERVER_META} if isinstance(meta, dict) else meta
+    out = {**obj, "metadata": clean(obj.get("metadata"))} if "metadata" in obj else dict(obj)
+    spec = out.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict) and "metadata" in spec["template"]:
+        out["spec"] = {**spec, "template": {**spec["template"], "metadata": clean(spec["template"]["metadata"])}}
+    return out
+
+
 def _not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -249,13 +263,7 @@ class Handlers:
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
         data.pop("status", None)  # the API server ignores the status a create or update carries
-        if isinstance(data.get("metadata"), dict):  # and sets these itself
-            data["metadata"] = {k: v for k, v in data["metadata"].items() if k not in SERVER_META}
-        template = (data.get("spec") or {}).get("template") if isinstance(data.get("spec"), dict) else None
-        if isinstance(template, dict) and isinstance(template.get("metadata"), dict) \
-                and template["metadata"].get("creationTimestamp", "") is None:  # Go's zero value, sent back
-            data["spec"] = {**data["spec"], "template": {**template, "metadata": {
-                k: v for k, v in template["metadata"].items() if k != "creationTimestamp"}}}
+        data = _without_server_meta(data)
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "
@@ -291,14 +299,10 @@ class Handlers:
                 current = self._one(here)
             except ApiError:
                 current = None
-            what = f"{res.plural}.{res.group}" if res.group else res.plural
             if create and current is not None:
-                raise ApiError(409, "AlreadyExists", f'{what} "{obj.meta.name}" already exists',
-                               {"name": obj.meta.name, "kind": res.plural})
+                raise status.already_exists(res.plural, obj.meta.name, res.group)
             if sent_rv and current is not None and sent_rv != current["metadata"]["resourceVersion"]:
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {what} "{obj.meta.name}": '
-                                                "the object has been modified; please apply your changes to the "
-                                                "latest version and try again", {"name": obj.meta.name, "kind": res.plural})
+                raise status.conflict(res.plural, obj.meta.name, res.group)
         if dry:
             shown = json.loads(json.dumps(data))
             if res.namespaced:
@@ -350,8 +354,7 @@ class Handlers:
                dry: bool = False) -> tuple[dict, int, list[str]]:
         kind = headers.get("Content-Type", "").split(";")[0].strip()
         current = self._one(t)
-        base = {k: v for k, v in current.items() if k != "status"}
-        base["metadata"] = {k: v for k, v in current["metadata"].items() if k not in SERVER_META}
+        base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
         data = self._decode(body, {"Content-Type": "application/json"})
         try:
             if kind == "application/json-patch+json":

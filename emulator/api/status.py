@@ -27,6 +27,21 @@ def not_found(plural: str, name: str, group: str = "") -> ApiError:
                     {"name": name, "group": group, "kind": plural} if group else {"name": name, "kind": plural})
 
 
+def _what(plural: str, group: str) -> str:
+    return f"{plural}.{group}" if group else plural
+
+
+def already_exists(plural: str, name: str, group: str = "") -> ApiError:
+    return ApiError(409, "AlreadyExists", f'{_what(plural, group)} "{name}" already exists',
+                    {"name": name, "kind": plural})
+
+
+def conflict(plural: str, name: str, group: str = "") -> ApiError:
+    return ApiError(409, "Conflict", f'Operation cannot be fulfilled on {_what(plural, group)} "{name}": the object '
+                                     "has been modified; please apply your changes to the latest version and try "
+                                     "again", {"name": name, "kind": plural})
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
@@ -54,8 +69,7 @@ def from_error(exc: K8semuError, kind: str, plural: str, name: str, group: str =
     if isinstance(exc, NotFoundError):
         return not_found(plural, name, group)
     if isinstance(exc, AlreadyExistsError):
-        what = f"{plural}.{group}" if group else plural
-        return ApiError(409, "AlreadyExists", f'{what} "{name}" already exists', {"name": name, "kind": plural})
+        return already_exists(plural, name, group)
     if isinstance(exc, SpecError):
         return invalid(kind, name, group, exc)
     return ApiError(500, "InternalError", str(exc))

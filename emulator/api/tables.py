@@ -41,8 +41,7 @@ def age(obj: dict, now: float | None = None) -> str:
     created = obj["metadata"].get("creationTimestamp")
     if not created:
         return "<unknown>"
-    t = time.mktime(time.strptime(created, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
-    return human_age((now or time.time()) - t)
+    return human_age((now or time.time()) - _epoch(created))
 
 
 def pod_status(pod: dict) -> str:
