@@ -283,30 +283,32 @@ def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for warning in config.warnings:
         err.write(f"Warning: {warning}\n")
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    status = None
     try:
-        try:
-            status = lifecycle.up(config, spec, args.timeout, out)
-        except KeyboardInterrupt:  # Ctrl-C (or SIGTERM/SIGHUP) while starting: take down what was made
-            _say(out, "\n" + lifecycle.stop_starting(config) + "\n")
-            return ExitStatus.CTRL_C
+        status = lifecycle.up(config, spec, args.timeout, out)
         _say(out, f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
                   f"running ({status['seconds']:.1f}s); kubectl context "
                   f"k8semu-{config.name} in {status['kubeconfig']}\n")
         if args.detach:
             return 0
         from emulator.cli.shell import Shell
-        try:
-            Shell(out, err, Client(lifecycle.cluster_dir(config.name))).cmdloop()
-        except KeyboardInterrupt:
+        Shell(out, err, Client(lifecycle.cluster_dir(config.name))).cmdloop()
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP
+        if status is None:  # while starting: take down what was made
+            _say(out, "\n" + lifecycle.stop_starting(config) + "\n")
+            return ExitStatus.CTRL_C
+        if not args.detach:
             _say(out, "\n")
-        finally:
+    finally:
+        # the cluster is up and this is its foreground shell: whatever ended the shell (exit,
+        # a signal, even one before the shell began, or an error) takes the cluster down
+        if status is not None and not args.detach:
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the teardown short
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             _say(out, lifecycle.down(config.name) + "\n")
-        return 0
-    finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+    return 0
 
 
 def _say(out: TextIO, text: str) -> None:

@@ -2,14 +2,24 @@
 run directory (root-only, with an authentication key), carrying small request dicts and
 replies. Standard library only; pickling is safe here because both ends are this package run
 by root on one machine.
+
+The key handshake runs on each connection's own thread, both ways under a time limit
+(``HANDSHAKE_LIMIT``), not inside ``Listener.accept``: there one client that connects and
+never answers (a CLI interrupted mid-handshake, whose socket its traceback keeps open) blocks
+every later client, and the CLI waiting for the manager would wait for ever.
 """
 from __future__ import annotations
 
 import secrets
+import socket
+import struct
+import threading
 import time
-from multiprocessing.connection import Client as connect, Listener
+import traceback
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client as connect, Connection, Listener, answer_challenge, deliver_challenge
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from emulator.errors import K8semuError, NoClusterError
 
@@ -18,14 +28,69 @@ def socket_path(run: Path) -> Path:
     return run / "api.sock"
 
 
-def make_listener(run: Path) -> Listener:
+HANDSHAKE_LIMIT = 10.0  # seconds either end waits for the other's part of the key handshake
+
+
+def make_listener(run: Path) -> tuple[Listener, bytes]:
+    """The manager's socket and its key. The listener does no handshake itself: ``accept``
+    returns at once and ``authenticate`` runs on the connection's thread."""
     key = secrets.token_bytes(32)
     key_file = run / "api.key"
     key_file.touch(mode=0o600)
     key_file.write_bytes(key)
     sock = socket_path(run)
     sock.unlink(missing_ok=True)
-    return Listener(str(sock), family="AF_UNIX", authkey=key)
+    return Listener(str(sock), family="AF_UNIX"), key
+
+
+def _limit(conn: Connection, seconds: float) -> None:
+    """Blocking reads and writes on ``conn`` fail (OSError) after ``seconds``; 0: no limit."""
+    with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as sock:  # a dup: same socket
+        value = struct.pack("ll", int(seconds), int(seconds % 1 * 1e6))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def authenticate(conn: Connection, key: bytes) -> dict | None:
+    """The manager's side: the key handshake and the request, within ``HANDSHAKE_LIMIT``;
+    None when the peer does not know the key or does not answer in time."""
+    try:
+        _limit(conn, HANDSHAKE_LIMIT)
+        deliver_challenge(conn, key)
+        answer_challenge(conn, key)
+        request = conn.recv()
+        _limit(conn, 0)
+    except (OSError, EOFError, AuthenticationError):
+        return None
+    return request if isinstance(request, dict) else None
+
+
+def serve(listener: Listener, key: bytes, dispatch: Callable[[dict], Any], stopping: threading.Event) -> None:
+    """The manager's accept loop, until ``stopping``: each connection gets its own thread for
+    the handshake, its one request and the reply."""
+    while not stopping.is_set():
+        try:
+            conn = listener.accept()
+        except (OSError, EOFError):
+            continue
+        threading.Thread(target=_answer, args=(conn, key, dispatch), daemon=True).start()
+
+
+def _answer(conn: Connection, key: bytes, dispatch: Callable[[dict], Any]) -> None:
+    with conn:
+        request = authenticate(conn, key)
+        if request is None:
+            return
+        try:
+            reply = {"result": dispatch(request)}
+        except K8semuError as exc:
+            reply = {"error": exc}
+        except Exception as exc:  # noqa: BLE001 - a bug: report it to the CLI rather than hang it
+            reply = {"error": K8semuError(f"manager error: {exc!r}\n{traceback.format_exc()}")}
+        try:
+            conn.send(reply)
+        except OSError:  # the CLI went away (Ctrl-C): nothing to tell
+            pass
 
 
 def call(run: Path, op: str, timeout: float = 120, **args: Any) -> Any:
@@ -36,11 +101,21 @@ def call(run: Path, op: str, timeout: float = 120, **args: Any) -> Any:
         K8semuError: whatever the manager raised for this request.
     """
     try:
-        conn = connect(str(socket_path(run)), family="AF_UNIX",
-                         authkey=(run / "api.key").read_bytes())
+        key = (run / "api.key").read_bytes()
+        conn = connect(str(socket_path(run)), family="AF_UNIX")
     except (OSError, EOFError):
         raise NoClusterError("no cluster is running (start one with: sudo k8semu up SPEC)") from None
     with conn:
+        try:
+            _limit(conn, HANDSHAKE_LIMIT)
+            answer_challenge(conn, key)
+            deliver_challenge(conn, key)
+            _limit(conn, 0)
+        except EOFError:  # it closed the socket: it is exiting
+            raise NoClusterError("no cluster is running (start one with: sudo k8semu up SPEC)") from None
+        except (OSError, AuthenticationError) as exc:
+            raise K8semuError(f"the cluster manager did not complete the handshake within {HANDSHAKE_LIMIT:.0f}s "
+                              f"({exc!r})") from None
         conn.send({"op": op, **args})
         if not conn.poll(timeout):
             raise K8semuError(f"the cluster manager did not answer {op!r} within {timeout}s")

@@ -319,8 +319,8 @@ class Manager:
 
     # -- main loop ------------------------------------------------------------------------
     def serve(self) -> None:
-        listener = api.make_listener(self.run)
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+        listener, key = api.make_listener(self.run)
+        threading.Thread(target=api.serve, args=(listener, key, self.dispatch, self.stopping), daemon=True).start()
         (self.run / "ready").write_text(str(os.getpid()))
         while not self.stopping.is_set():
             with self.lock:
@@ -384,24 +384,6 @@ class Manager:
             self._start_shim()
             self.kubelet.runtime.shim = self.shim
             self.kubelet.shim_restarted()
-
-    def _accept(self, listener) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn = listener.accept()
-            except (OSError, EOFError):
-                continue
-            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
-
-    def _handle(self, conn) -> None:
-        with conn:
-            try:
-                request = conn.recv()
-                conn.send({"result": self.dispatch(request)})
-            except K8semuError as exc:
-                conn.send({"error": exc})
-            except Exception as exc:  # a bug: report it to the CLI rather than hang it
-                conn.send({"error": K8semuError(f"manager error: {exc!r}\n{traceback.format_exc()}")})
 
     def dispatch(self, req: dict) -> Any:
         op = req["op"]
