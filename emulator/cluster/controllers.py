@@ -170,6 +170,18 @@ def owned(state: ClusterState, kind: str, namespace: str, name: str) -> list[Rec
             if getattr(r.obj, "owner", None) == (kind, name) and r.obj.meta.namespace == namespace]
 
 
+def by_owner(state: ClusterState) -> dict[tuple[str, str, str], list[Record]]:
+    """(owner kind, namespace, owner name) -> what it owns, in one pass over the records. Why:
+    ``owned`` per Deployment and per ReplicaSet made each controller pass O(owners x records),
+    most of a write's time on a 1,000-pod cluster."""
+    out: dict[tuple[str, str, str], list[Record]] = {}
+    for r in state.records.values():
+        owner = getattr(r.obj, "owner", None)
+        if owner:
+            out.setdefault((owner[0], r.obj.meta.namespace, owner[1]), []).append(r)
+    return out
+
+
 def _replicaset_for(dep: Deployment) -> ReplicaSet:
     template_hash = naming.pod_template_hash(dep.template.raw or repr(dep.template))
     labels = {**dep.template.labels, TEMPLATE_HASH: template_hash}
@@ -187,6 +199,7 @@ def _scaling_event(state: ClusterState, dep: Deployment, rs_name: str, before: i
 
 
 def reconcile_deployments(state: ClusterState) -> None:
+    children = by_owner(state)
     for rec in state.list("Deployment"):
         dep: Deployment = rec.obj
         want = _replicaset_for(dep)
@@ -195,7 +208,7 @@ def reconcile_deployments(state: ClusterState) -> None:
                               f"Failed to create new replica set {want.meta.name[:60]}...: its name would be longer "
                               f"than {validation.DNS1123_SUBDOMAIN_MAX} characters", "deployment-controller")
             continue
-        old = [c for c in owned(state, "Deployment", dep.meta.namespace, dep.meta.name)
+        old = [c for c in children.get(("Deployment", dep.meta.namespace, dep.meta.name), [])
                if c.obj.meta.name != want.meta.name]
         for child in old:  # an old revision: scaled to zero at once, kept as history (rollout undo)
             if child.obj.replicas:
@@ -221,9 +234,10 @@ def reconcile_deployments(state: ClusterState) -> None:
 
 
 def reconcile_replicasets(state: ClusterState) -> None:
+    children = by_owner(state)
     for rec in state.list("ReplicaSet"):
         rs: ReplicaSet = rec.obj
-        live = [p for p in owned(state, "ReplicaSet", rs.meta.namespace, rs.meta.name) if not p.deleting]
+        live = [p for p in children.get(("ReplicaSet", rs.meta.namespace, rs.meta.name), []) if not p.deleting]
         for _ in range(rs.replicas - len(live)):
             while True:
                 name = naming.generate_name(f"{rs.meta.name}-", state.rng)

@@ -11,6 +11,7 @@ from emulator.cluster import services
 from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
+from emulator.model.network import in_network
 from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView, subgroups_needed
 
 
@@ -29,7 +30,7 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
     pod_net = ipaddress.IPv4Network(state.config.pods.subnet)
 
     def endpoint(ip: str, port: int, node: str) -> EndpointView:
-        return EndpointView(ip, port, node, ipaddress.IPv4Address(ip) in pod_net)
+        return EndpointView(ip, port, node, in_network(ip, pod_net))
 
     for rec in sorted(state.list("Service"), key=lambda r: r.id):
         svc = rec.obj

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from emulator.errors import Problem
 from emulator.model import naming
 from emulator.model.meta import ObjectMeta
-from emulator.model.network import AddressPool
+from emulator.model.network import AddressPool, address_key
 from emulator.model.pod import Pod
 from emulator.model.service import (NODE_PORT_RANGE, EndpointAddress, EndpointPort, Endpoints,
                                     EndpointSlice, EndpointSubset, Service, ServicePort, SliceEndpoint)
@@ -172,7 +172,7 @@ def endpoints_for(svc: Service, pods: list[tuple[Pod, str, str, bool, bool]]) ->
     candidates. As the endpoints controller: a terminating pod is left out of the addresses
     (kept aside with its readiness for the EndpointSlice), unless publishNotReadyAddresses."""
     groups: dict[tuple, tuple[list, list, list]] = {}
-    for pod, ip, node, ready, terminating in sorted(pods, key=lambda x: ipaddress.IPv4Address(x[1])):
+    for pod, ip, node, ready, terminating in sorted(pods, key=lambda x: address_key(x[1])):
         if not all(pod.meta.labels.get(k) == v for k, v in (svc.selector or {}).items()):
             continue
         resolved = []

@@ -4,7 +4,9 @@ controller does, and the service subnet.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
+import socket
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -105,3 +107,16 @@ class AddressPool:
         for first, last in self.ranges:
             out += ipaddress.summarize_address_range(ipaddress.IPv4Address(first), ipaddress.IPv4Address(last))
         return list(ipaddress.collapse_addresses(out))
+
+
+def address_key(ip: str) -> bytes:
+    """Sorts IPv4 addresses in numeric order: their packed bytes (``socket.inet_aton``, in C).
+    Why not ``ipaddress.IPv4Address``: parsing one per endpoint per pass took most of the
+    endpoints controller's time on a 1,000-pod cluster."""
+    return socket.inet_aton(ip)
+
+
+@functools.lru_cache(maxsize=65536)
+def in_network(ip: str, net: ipaddress.IPv4Network) -> bool:
+    """``IPv4Address(ip) in net``, remembered: asked for every endpoint of every published view."""
+    return ipaddress.IPv4Address(ip) in net
