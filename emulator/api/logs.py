@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable
 
 from aiohttp import web
 
@@ -71,6 +71,15 @@ async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) 
     response.enable_chunked_encoding()
     await response.prepare(request)
     await response.write(data)
+    async for more in follow(request, path, offset, pod_info):
+        await response.write(more)
+    return response
+
+
+async def follow(request: web.Request, path: Path, offset: int, pod_info: Callable[[], Any]) -> AsyncIterator[bytes]:
+    """What the container writes to its log after ``offset``, until the client goes or the pod
+    does (``logs -f``; ``attach`` to a container without stdin or tty)."""
+    loop = asyncio.get_running_loop()
     checks = 0
     while request.transport is not None and not request.transport.is_closing():
         await asyncio.sleep(FOLLOW_EVERY)
@@ -80,12 +89,11 @@ async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) 
                 more = f.read(CHUNK)
             if more:
                 offset += len(more)
-                await response.write(more)
+                yield more
                 continue
         checks += 1
         if checks % 10 == 0:  # once a second: is the pod still there?
             try:
                 await loop.run_in_executor(None, pod_info)
             except K8semuError:
-                break
-    return response
+                return

@@ -48,6 +48,8 @@ class Resource:
         if self.kind == "Pod":
             entries += [{"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
                         {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
+                         "verbs": ["create", "get"]},
+                        {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
                          "verbs": ["create", "get"]}]
         if self.kind in ("Deployment", "ReplicaSet"):
             entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,

@@ -193,7 +193,7 @@ class ApiServer:
             return web.json_response(self.handlers.discovery(target))
         if request.method == "GET" and query.get("watch") in ("1", "true") and not target.subresource:
             return await self._watch(request, target, query)
-        if target.resource.kind == "Pod" and target.name and target.subresource in ("log", "exec"):
+        if target.resource.kind == "Pod" and target.name and target.subresource in ("log", "exec", "attach"):
             def pod_info() -> dict:
                 return self.handlers.backend.dispatch({"op": "pod", "name": target.name,
                                                        "namespace": target.namespace or "default"})
@@ -201,6 +201,8 @@ class ApiServer:
                 return await logs.serve(request, pod_info, query)
             if target.subresource == "exec" and request.method in ("GET", "POST"):
                 return await podexec.serve(request, pod_info)
+            if target.subresource == "attach" and request.method in ("GET", "POST"):
+                return await podexec.attach(request, pod_info)
         body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
         loop = asyncio.get_running_loop()
         result, code, warnings = await loop.run_in_executor(

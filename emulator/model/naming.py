@@ -140,6 +140,12 @@ def pod_netns(scope: Scope, namespace: str, pod: str) -> str:
     return _bounded(f"{scope.cluster}_{namespace}_{pod}")
 
 
+def attach_socket(pod_uid: str, container: str) -> str:
+    """The file name of a container's attach socket in the run directory's ``attach`` folder:
+    a digest, since a Unix socket's path must fit in 108 bytes and pod folders may not."""
+    return hashlib.sha1(f"{pod_uid}/{container}".encode()).hexdigest()[:16]
+
+
 def pod_dir(namespace: str, pod: str) -> str:
     """The pod's folder under the cluster's run directory (one path component, bounded)."""
     return _bounded(f"{namespace}_{pod}")

@@ -97,6 +97,16 @@ class Container:
     resources: Resources = field(default_factory=Resources)
     security: SecurityContext = field(default_factory=SecurityContext)
     pre_stop: Probe | None = None  # lifecycle.preStop: exec, httpGet or sleep (``Probe.seconds``)
+    # kubelet keeps the container's stdin open for ``kubectl attach`` (``kubectl run -i``);
+    # stdin_once: closed when the first attach ends; tty: a pseudo-terminal
+    stdin: bool = False
+    stdin_once: bool = False
+    tty: bool = False
+
+    @property
+    def attachable(self) -> bool:
+        """The runtime keeps this container's streams for attach (a pipe or a terminal)."""
+        return self.stdin or self.tty
 
     def port_number(self, port: int | str) -> int | None:
         if isinstance(port, int):

@@ -266,7 +266,9 @@ class Kubelet:
                 "log": str(box.directory / f"{name}.log"),
                 "cgroups": self.runtime.cgroups.container(rec.uid, name, container.resources),
                 "caps": sorted(sandbox.capabilities(container, pod.spec.security)),
-                "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None)}
+                "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None),
+                "attach": self.runtime.attach_path(rec.uid, name) if container.attachable else None,
+                "tty": container.tty, "stdin_once": container.stdin_once}
 
     @staticmethod
     def _image_files(maker: str, env: dict[str, str], host_dir, pod_dir: str, argv: list[str],

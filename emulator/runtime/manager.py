@@ -101,7 +101,7 @@ class Manager:
                                  "create it); nothing of it was changed")
         self.records.add("files", str(socket_path))
         self.ofp_socket = socket_path
-        for sub in ("shared/dns", "shared/ingress", "pods"):
+        for sub in ("shared/dns", "shared/ingress", "pods", "attach"):
             (self.run / sub).mkdir(parents=True, exist_ok=True)
         self._publish(force=True)
         ovs.ensure_run_dir()
@@ -477,7 +477,9 @@ class Manager:
             containers[c.name] = {"pid": pid, "workdir": c.working_dir or inside, "fallback": inside,
                                   "caps": capability_names(c, pod_sec), "uid": uid,
                                   "gid": gid if gid is not None else uid,
-                                  "cgroups": from_sandbox.cgroups.container(rec.uid, c.name, c.resources)}
+                                  "cgroups": from_sandbox.cgroups.container(rec.uid, c.name, c.resources),
+                                  "attach": from_sandbox.attach_path(rec.uid, c.name) if c.attachable else None,
+                                  "tty": c.tty, "stdin": c.stdin}
         return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
                 "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
                 "containers": [c.name for c in rec.obj.spec.containers], "details": containers,

@@ -230,6 +230,10 @@ class SandboxRuntime:
         host.mkdir(exist_ok=True)
         return host, f"{podfs.POD_DIR}/{name}"
 
+    def attach_path(self, pod_uid: str, container: str) -> str:
+        """Where the shim listens for attach clients of a container with stdin or tty."""
+        return str(self.base / "attach" / naming.attach_socket(pod_uid, container))
+
     def start(self, requests: list[dict]) -> list[dict]:
         """Start processes: each request names its sandbox (``box``), argv, env, cwd, log,
         cgroups, caps, uid, gid; each result is {"pid", "start"} or {"error"}."""

@@ -32,9 +32,11 @@ import sys
 import traceback
 
 from emulator.runtime import linux, netconf, podfs
+from emulator.runtime.attach import Streams
 from emulator.runtime.rtnl import Rtnl
 
 NETNS_DIR = "/run/netns"
+STREAMS = Streams()  # the attachable containers' streams (``attach``)
 NS_ORDER = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: after it, host paths are gone
 
 
@@ -240,10 +242,13 @@ def start_process(item: dict):
     if start_time(pause) != expected:
         return {"error": f"the pod sandbox (pid {pause}) is gone"}
     log = item.get("log")
+    # stdin or tty: the shim keeps the container's streams for attach and writes its log itself
+    stream = STREAMS.prepare(item["attach"], log, bool(item.get("tty")), bool(item.get("stdin_once"))) \
+        if item.get("attach") else None
 
     def work() -> dict:
-        out = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600) if log else \
-            os.open("/dev/null", os.O_WRONLY | os.O_CLOEXEC)
+        out = os.open(log if log and not stream else "/dev/null", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                      0o600)
         devnull = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         for procs in item.get("cgroups", ()):
             _write(procs, str(os.getpid()))
@@ -259,9 +264,12 @@ def start_process(item: dict):
             os.close(r)
             try:
                 os.setsid()
-                os.dup2(devnull, 0)
-                os.dup2(out, 1)
-                os.dup2(out, 2)
+                if stream:
+                    stream.become_stdio()
+                else:
+                    os.dup2(devnull, 0)
+                    os.dup2(out, 1)
+                    os.dup2(out, 2)
                 try:
                     os.chdir(item.get("cwd") or "/")
                 except OSError:  # a workingDir the read-only host lacks: the container's own folder
@@ -286,6 +294,7 @@ def start_process(item: dict):
             raise OSError(failure.decode(errors="replace"))
         return {"pid": pid}
 
+    work.stream = stream  # the answer hands the stream over to the container, or forgets it
     return work
 
 
@@ -303,7 +312,8 @@ def serve(sock: socket.socket) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     buffer = b""
     while True:
-        ready, _, _ = select.select([sock, wake_r], [], [])
+        ready, _, _ = select.select([sock, wake_r, *STREAMS.readers()], [], [])
+        STREAMS.ready(ready)
         if wake_r in ready:
             try:
                 os.read(wake_r, 4096)
@@ -335,7 +345,14 @@ def _answer(sock: socket.socket, line: bytes) -> None:
                 works.append(op(item))
             except Exception as exc:  # one item fails alone
                 works.append({"error": f"{type(exc).__name__}: {exc}"})
-        _send(sock, {"id": request["id"], "results": run_all(works)})
+        results = run_all(works)
+        for work, result in zip(works, results):
+            stream = getattr(work, "stream", None)
+            if stream is not None and "pid" in result:
+                stream.started()
+            elif stream is not None:
+                STREAMS.forget(stream)
+        _send(sock, {"id": request["id"], "results": results})
     except Exception:
         _send(sock, {"id": None, "error": traceback.format_exc()})
 

@@ -53,9 +53,9 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
                   "activeDeadlineSeconds", "ephemeralContainers"}
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
-                       "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle"}
-CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "stdin",
-                   "stdinOnce", "tty", "terminationMessagePath", "terminationMessagePolicy",
+                       "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle",
+                       "stdin", "stdinOnce", "tty"}
+CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
                    "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
 
 PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}

@@ -176,7 +176,8 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
     return Container(name, image, strings("command"), strings("args"), tuple(env), tuple(ports), working_dir,
                      _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
                      _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True),
-                     _pre_stop(r, path + ("lifecycle",), names))
+                     _pre_stop(r, path + ("lifecycle",), names), r.typed(path + ("stdin",), bool, False),
+                     r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False))
 
 
 def _pre_stop(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
