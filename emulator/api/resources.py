@@ -50,7 +50,9 @@ class Resource:
                         {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
                          "verbs": ["create", "get"]},
                         {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
-                         "verbs": ["create", "get"]}]
+                         "verbs": ["create", "get"]},
+                        {"name": "pods/portforward", "singularName": "", "namespaced": True,
+                         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}]
         if self.kind in ("Deployment", "ReplicaSet"):
             entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
                             "group": "autoscaling", "version": "v1", "kind": "Scale",

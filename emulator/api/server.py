@@ -21,7 +21,7 @@ from urllib.parse import parse_qs
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import logs, openapi, pki, podexec, resources, status, tables
+from emulator.api import logs, openapi, pki, podexec, portforward, resources, status, tables
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
@@ -32,6 +32,7 @@ PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
 WATCH_QUEUE = 10000  # events a watcher may fall behind before its watch is ended
 WATCH_TIMEOUT = 1800.0  # longest watch (kube-apiserver: --min-request-timeout, randomized up to 2x)
 BOOKMARK_EVERY = 5.0
+POD_STREAMS = ("log", "exec", "attach", "portforward")  # pod subresources served here, not by the handlers
 STOP_WAIT = 2.0  # seconds open requests get when the cluster goes down
 
 
@@ -193,7 +194,7 @@ class ApiServer:
             return web.json_response(self.handlers.discovery(target))
         if request.method == "GET" and query.get("watch") in ("1", "true") and not target.subresource:
             return await self._watch(request, target, query)
-        if target.resource.kind == "Pod" and target.name and target.subresource in ("log", "exec", "attach"):
+        if target.resource.kind == "Pod" and target.name and target.subresource in POD_STREAMS:
             def pod_info() -> dict:
                 return self.handlers.backend.dispatch({"op": "pod", "name": target.name,
                                                        "namespace": target.namespace or "default"})
@@ -203,6 +204,8 @@ class ApiServer:
                 return await podexec.serve(request, pod_info)
             if target.subresource == "attach" and request.method in ("GET", "POST"):
                 return await podexec.attach(request, pod_info)
+            if target.subresource == "portforward" and request.method in ("GET", "POST"):
+                return await portforward.serve(request, pod_info)
         body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
         loop = asyncio.get_running_loop()
         result, code, warnings = await loop.run_in_executor(

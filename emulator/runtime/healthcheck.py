@@ -52,31 +52,41 @@ def wanted(view: NetworkView) -> dict[Key, tuple[str, str, int]]:
     return out
 
 
-def listen_in(netns: str, port: int) -> socket.socket:
-    """A TCP socket listening on every address of ``netns`` (made by a thread that entered it)."""
+def socket_in(netns: str) -> socket.socket:
+    """A TCP socket of network namespace ``netns`` (made by a thread that entered it; the socket
+    stays in that namespace whichever thread uses it: binds, connects, the API's port-forward)."""
     made: list = []
 
-    def enter_and_listen() -> None:
+    def enter_and_make() -> None:
         try:
             fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
             try:
                 linux.setns(fd, linux.CLONE_NEWNET)  # this thread only; it ends here
             finally:
                 os.close(fd)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
-            sock.listen(16)
-            made.append(sock)
+            made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
         except OSError as exc:
             made.append(exc)
 
-    thread = threading.Thread(target=enter_and_listen, name=f"healthz {netns}:{port}")
+    thread = threading.Thread(target=enter_and_make, name=f"socket in {netns}")
     thread.start()
     thread.join()
     if isinstance(made[0], OSError):
         raise made[0]
     return made[0]
+
+
+def listen_in(netns: str, port: int) -> socket.socket:
+    """A TCP socket listening on every address of ``netns``."""
+    sock = socket_in(netns)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", port))
+        sock.listen(16)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -1,15 +1,20 @@
-"""``kubectl run -i/-t`` and ``kubectl attach``: the streams the shim keeps for a container
-started with stdin or tty (runtime/attach.py), through the API's attach subresource."""
+"""The API's streaming subresources of pods with the real kubectl: ``kubectl run -i/-t`` and
+``kubectl attach`` (the streams the shim keeps for a container started with stdin or tty,
+runtime/attach.py) and ``kubectl port-forward`` (SPDY in a WebSocket, api/portforward.py)."""
 from __future__ import annotations
 
 import fcntl
+import http.client
 import os
 import pty
 import select
+import socket
 import struct
 import subprocess
 import termios
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -142,3 +147,68 @@ def test_attach_to_a_container_without_stdin_streams_its_output(cluster):
         attach.wait()
     assert first.startswith(b"tick-") and int(second[5:]) == int(first[5:]) + 1
     kubectl("delete", "pod", "ticker", "--grace-period=0")
+
+
+WEB = """apiVersion: v1
+kind: Pod
+metadata: {name: pf-web, labels: {app: pf-web}}
+spec:
+  containers:
+  - {name: web, image: nginx, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: pf-web}
+spec:
+  selector: {app: pf-web}
+  ports: [{port: 8080, targetPort: 80}]
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def forward(target: str, ports: str) -> subprocess.Popen:
+    """``kubectl port-forward`` started, once it says it forwards (its listener is up)."""
+    proc = subprocess.Popen([KUBECTL, "port-forward", "--address", "127.0.0.1", target, ports],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    assert line.startswith("Forwarding from 127.0.0.1:"), (line, proc.stderr.read() if proc.poll() is not None else "")
+    return proc
+
+
+def fetch(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+        return response.read().decode()
+
+
+def test_port_forward_to_a_service_and_a_pod(cluster):
+    kubectl("apply", "-f", "-", input=WEB)
+    kubectl("wait", "--for=condition=Ready", "pod/pf-web", "--timeout=30s")
+    for target, remote in (("svc/pf-web", 8080), ("pod/pf-web", 80)):
+        local = free_port()
+        proc = forward(target, f"{local}:{remote}")
+        try:
+            for _ in range(3):  # each connection is a new pair of streams in the same session
+                assert "Welcome to nginx" in fetch(local)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def test_port_forward_to_a_closed_port_reports_the_kubelets_error(cluster):
+    kubectl("apply", "-f", "-", input=WEB)
+    kubectl("wait", "--for=condition=Ready", "pod/pf-web", "--timeout=30s")
+    local = free_port()
+    proc = forward("pod/pf-web", f"{local}:81")
+    try:
+        with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+            fetch(local)
+        _, err = proc.communicate(timeout=20)  # kubectl ends the session on a remote error, as with a kubelet
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "error forwarding port 81 to pod pf-web" in err and "connection refused" in err.lower()
