@@ -13,18 +13,22 @@ the time from the scale request being sent to the watch delivering the new pod (
 ``--samples`` times (median and p99). Then ``kubectl apply -f`` of 200 objects against ``k8semu
 apply -f`` of the same file (created, then applied again unchanged). Last, on a 3-node cluster, the Deployment scaled 0 -> 100
 -> 0 without watches, with ``--watches`` watches on the pods open, and without again: the time
-until every pod runs (or is gone) and every switch confirmed the view, and the manager's CPU.
+until every pod runs (or is gone) and every switch confirmed the view, and the manager's CPU;
+and ``kubectl port-forward``'s throughput: 64 MiB fetched from an HTTP server in a pod through
+it, against the same server program on this machine's loopback (the reference, same run).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,6 +165,73 @@ def apply_many(cluster: Cluster, work: Path, objects: int) -> dict:
     return out
 
 
+SERVER = """import http.server, sys
+size, block = int(sys.argv[2]), b"x" * 65536
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        left = size
+        while left > 0:
+            self.wfile.write(block[:min(left, 65536)])
+            left -= 65536
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer((sys.argv[1], int(sys.argv[3])), Handler).serve_forever()
+"""
+
+
+def fetch_rate(port: int, samples: int) -> float:
+    """Median MB/s of fetching the server's bytes from 127.0.0.1:``port``."""
+    rates = []
+    for _ in range(samples):
+        start = time.monotonic()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=120) as response:
+            got = 0
+            while chunk := response.read(1 << 20):
+                got += len(chunk)
+        rates.append(got / 1e6 / (time.monotonic() - start))
+    return round(statistics.median(rates), 1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_forward(size: int = 64 << 20, samples: int = 3) -> dict:
+    """MB/s through ``kubectl port-forward`` from a pod, and from the same server on loopback."""
+    local = subprocess.Popen([sys.executable, "-c", SERVER, "127.0.0.1", str(size), str(free_port())])
+    out: dict = {"bytes": size}
+    try:
+        port = int(local.args[-1])
+        poll(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]).returncode == 0,
+             what="the loopback server")
+        out["loopback_MBps"] = fetch_rate(port, samples)
+    finally:
+        local.terminate()
+        local.wait()
+    subprocess.run([KUBECTL, "run", "pf-bench", "--image=busybox", "--", "python3", "-c", SERVER, "0.0.0.0",
+                    str(size), "9000"], check=True, capture_output=True)
+    subprocess.run([KUBECTL, "wait", "--for=condition=Ready", "pod/pf-bench", "--timeout=60s"], check=True,
+                   capture_output=True)
+    port = free_port()
+    forward = subprocess.Popen([KUBECTL, "port-forward", "--address", "127.0.0.1", "pod/pf-bench", f"{port}:9000"],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        forward.stdout.readline()  # "Forwarding from ...": listening
+        poll(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]).returncode == 0,
+             what="the server in the pod")
+        out["port_forward_MBps"] = fetch_rate(port, samples)
+    finally:
+        forward.terminate()
+        forward.wait()
+    out["ratio_to_loopback"] = round(out["port_forward_MBps"] / out["loopback_MBps"], 3)
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pods", type=int, default=1000)
@@ -195,6 +266,7 @@ def main() -> int:
             api_client = kclient.ApiClient(configuration)
             core, apps = kclient.CoreV1Api(api_client), kclient.AppsV1Api(api_client)
             results["scale_0_100_0"] = [scale_cycle(cluster, apps, core, n, 100) for n in (0, args.watches, 0)]
+            results["port_forward"] = port_forward()
         finally:
             cluster.down()
     print(results)
