@@ -119,9 +119,11 @@ def scale_cycle(cluster: Cluster, apps: kclient.AppsV1Api, core: kclient.CoreV1A
              timeout=300, interval=0.02, what=f"{n} pods running and synced")
         out[phase] = round(time.monotonic() - start, 3)
     out["manager_cpu_s"] = round(cpu_seconds(pid) - cpu, 2)
-    for s in streams:
-        s.release_conn()
+    for s in streams:  # closed, not returned to the pool: the server must see each watch end
+        s.shutdown()
         s.close()
+    for t in threads:
+        t.join(10)
     out["events_per_watcher"] = statistics.median(counts) if counts else 0
     return out
 

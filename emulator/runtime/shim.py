@@ -17,6 +17,10 @@ pause process that reaps zombies). A container: a fork joins its cgroups, enters
 namespaces and forks the process, which drops to the container's capabilities with
 no_new_privs, changes user if asked, and execs the argv: never a shell.
 
+A container with stdin or tty gets its streams from the shim (runtime/attach.py: pipes or a
+pseudo-terminal, its log written by the shim, a socket for ``kubectl attach``); the select loop
+serves them between requests and never waits on an attached client.
+
 Protocol: JSON lines on the socket. Requests ``{"id", "op": "sandboxes"|"start", "items": [...]}``
 get ``{"id", "results": [{"pid", "start", ...} | {"error"}]}``; every reaped child is reported as
 ``{"event": "exit", "pid", "status"}`` (status as ``subprocess`` returncode: -9 for SIGKILL).
