@@ -35,7 +35,10 @@ FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
           "involvedObject.kind": lambda o: o.get("involvedObject", {}).get("kind", ""),
           "involvedObject.namespace": lambda o: o.get("involvedObject", {}).get("namespace", ""),
           "involvedObject.uid": lambda o: o.get("involvedObject", {}).get("uid", ""),
-          "type": lambda o: o.get("type", "")}
+          "type": lambda o: o.get("type", ""),
+          "reason": lambda o: o.get("reason", ""),  # the Event fields kube-apiserver selects by
+          "reportingComponent": lambda o: o.get("reportingComponent", ""),
+          "source": lambda o: o.get("source", {}).get("component", "")}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.cluster import nodes, services
+from emulator.cluster import nodes, rollout, services
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.store import ClusterState, Record
 
@@ -210,10 +210,6 @@ def reconcile_deployments(state: ClusterState) -> None:
             continue
         old = [c for c in children.get(("Deployment", dep.meta.namespace, dep.meta.name), [])
                if c.obj.meta.name != want.meta.name]
-        for child in old:  # an old revision: scaled to zero at once, kept as history (rollout undo)
-            if child.obj.replicas:
-                _scaling_event(state, dep, child.obj.meta.name, child.obj.replicas, 0)
-                state.put("ReplicaSet", replace(child.obj, replicas=0))
         newest = max((revision_of(c.obj) for c in old), default=0)
         current = state.get("ReplicaSet", dep.meta.namespace, want.meta.name)
         revision = revision_of(current.obj) if current else 0
@@ -222,15 +218,36 @@ def reconcile_deployments(state: ClusterState) -> None:
         annotations = {REVISION: str(revision)}
         if CHANGE_CAUSE in dep.meta.annotations:
             annotations[CHANGE_CAUSE] = dep.meta.annotations[CHANGE_CAUSE]
-        want = replace(want, meta=replace(want.meta, annotations=annotations))
+        old_views = [_revision(c, children) for c in old]
+        new_view = _revision(current, children) if current else None
+        count = rollout.new_replicas(dep, new_view, old_views)
+        want = replace(want, replicas=count, meta=replace(want.meta, annotations=annotations))
         if current is None or current.obj.replicas != want.replicas or current.obj.meta != want.meta:
             before = current.obj.replicas if current else 0
             if before != want.replicas:
                 _scaling_event(state, dep, want.meta.name, before, want.replicas)
             state.put("ReplicaSet", want)
-        limit = dep.revision_history_limit
-        for child in sorted(old, key=lambda c: revision_of(c.obj))[:max(0, len(old) - limit)]:
+        # old revisions shrink as the strategy allows; at zero they stay as history (rollout undo)
+        targets = rollout.old_replicas(dep, count, new_view.available if new_view else 0, old_views)
+        for child in old:
+            if child.obj.meta.name in targets:
+                _scaling_event(state, dep, child.obj.meta.name, child.obj.replicas, targets[child.obj.meta.name])
+                state.put("ReplicaSet", replace(child.obj, replicas=targets[child.obj.meta.name]))
+        history = [c for c in old if not targets.get(c.obj.meta.name, c.obj.replicas)]
+        for child in sorted(history, key=lambda c: revision_of(c.obj))[:max(0, len(history) - dep.revision_history_limit)]:
             delete(state, "ReplicaSet", dep.meta.namespace, child.obj.meta.name)
+
+
+def _revision(rs: Record, children: dict) -> rollout.Revision:
+    pods = children.get(("ReplicaSet", rs.obj.meta.namespace, rs.obj.meta.name), [])
+    return rollout.Revision(rs.obj.meta.name, rs.obj.replicas,
+                            sum(1 for p in pods if p.status.ready and not p.deleting), len(pods),
+                            revision_of(rs.obj))
+
+
+def new_replicaset_name(dep: Deployment) -> str:
+    """The ReplicaSet of the Deployment's current template (its pods are the updated ones)."""
+    return _replicaset_for(dep).meta.name
 
 
 def reconcile_replicasets(state: ClusterState) -> None:

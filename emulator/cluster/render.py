@@ -139,8 +139,10 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         template["metadata"]["annotations"] = dict(obj.template.annotations)
     status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
               "observedGeneration": 1}
-    if kind == "Deployment":
-        status["updatedReplicas"] = len(pods)
+    if kind == "Deployment":  # the pods of the current template's ReplicaSet (kubectl rollout status)
+        newest = controllers.new_replicaset_name(obj)
+        status["updatedReplicas"] = sum(1 for p in pods if p.obj.owner and p.obj.owner[1] == newest)
+        status["unavailableReplicas"] = max(0, obj.replicas - ready)
     else:
         status["fullyLabeledReplicas"] = len(pods)
     meta = _meta(rec, owner_uid=_owner_uid(rec, state))
@@ -149,6 +151,9 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         revisions = [controllers.revision_of(r.obj) for r in state.list("ReplicaSet", ns) if r.obj.meta.name in rs_names]
         meta.setdefault("annotations", {})[controllers.REVISION] = str(max(revisions, default=0))
         spec["revisionHistoryLimit"] = obj.revision_history_limit
+        spec["strategy"] = {"type": obj.strategy}
+        if obj.strategy == "RollingUpdate":
+            spec["strategy"]["rollingUpdate"] = {"maxSurge": obj.max_surge, "maxUnavailable": obj.max_unavailable}
     return {"apiVersion": "apps/v1", "kind": kind, "metadata": meta, "spec": spec,
             "status": {k: v for k, v in status.items() if v or k == "replicas"}}
 

@@ -31,6 +31,11 @@ class Deployment:
     template: PodTemplate
     source: SourceRef | None = field(default=None, compare=False)
     revision_history_limit: int = 10  # old ReplicaSets kept for rollout history/undo
+    # spec.strategy: "RollingUpdate" (new pods up to max_surge above replicas, old ones down while
+    # at most max_unavailable are not ready) or "Recreate" (every old pod gone first)
+    strategy: str = "RollingUpdate"
+    max_surge: int | str = "25%"
+    max_unavailable: int | str = "25%"
 
     @property
     def key(self) -> str:

@@ -377,6 +377,11 @@ class Kubelet:
 
     def _apply_probes(self) -> bool:
         changes = self.probes.tick()
+        for pod_key, name, message in self.probes.take_failures():
+            rec = self._rec(pod_key)
+            if rec is not None and not rec.deleting:  # kubelet's event, aggregated by the recorder
+                self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Unhealthy",
+                                 f"Readiness probe failed: {message}")
         for pod_key, name, kind, passing in changes:
             rec = self._rec(pod_key)
             status = rec.status.containers.get(name) if rec else None

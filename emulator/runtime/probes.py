@@ -85,6 +85,19 @@ def network_probe_argv(probe: Probe, container: Container, pod_ip: str, node_net
                       f"{scheme}://{pod_ip}:{port}{probe.path}"]
 
 
+def failure_message(probe: Probe, code: int | None, out: str) -> str:
+    """What the kubelet says of a failed probe (after "Readiness probe failed: ")."""
+    if code is None:
+        return f"command timed out after {probe.timeout}s" if probe.action == "exec" else \
+            f"the {probe.action} check timed out after {probe.timeout}s"
+    if probe.action == "httpGet":
+        return f"HTTP probe failed with statuscode: {out}" if out.isdigit() and out != "000" else \
+            f"Get \"{probe.scheme.lower()}://...:{probe.port}{probe.path}\": the connection failed"
+    if probe.action == "tcpSocket":
+        return f"dial tcp port {probe.port}: the connection failed"
+    return out
+
+
 def next_tick(st: ProbeState, at: float, after: bool = False) -> float:
     """The first tick of ``st``'s worker at ``at`` or later (strictly later with ``after``)."""
     period = max(st.probe.period, 1)
@@ -99,6 +112,7 @@ class Probes:
     watch: Callable[[int], None] | None = None  # told each network probe's PID (to wake on its exit)
     states: dict[tuple[str, str, str], ProbeState] = field(default_factory=dict)
     by_pid: dict[int, Handle] = field(default_factory=dict)  # exec probes waiting for their exit
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # readiness failures not yet taken
 
     def start(self, rec, name: str, node_netns: str) -> bool:
         """Register a freshly started container's probes; returns its initial readiness."""
@@ -158,6 +172,12 @@ class Probes:
         """When the next probe is to start (monotonic), or None if none waits."""
         return min((st.next_run for st in self.states.values() if st.handle is None), default=None)
 
+    def take_failures(self) -> list[tuple[str, str, str]]:
+        """The readiness probes that failed since the last call: (pod key, container, message),
+        for the kubelet's Unhealthy events (liveness failures have their own, with the kill)."""
+        failed, self.failed = self.failed, []
+        return failed
+
     def tick(self) -> list[tuple[str, str, str, bool]]:
         """Advance every probe; returns (pod key, container, kind, passing) for each change."""
         now = time.monotonic()
@@ -168,6 +188,7 @@ class Probes:
                 if code is None and now < st.deadline:
                     continue
                 ok = False
+                out = ""
                 if code is None:
                     st.handle.kill()
                     self.by_pid.pop(st.handle.pid, None)
@@ -176,8 +197,11 @@ class Probes:
                     ok = code == 0 and out.isdigit() and 200 <= int(out) < 400
                 else:
                     ok = code == 0
+                    out = st.handle.output()
                 st.handle.output()
                 st.handle = None
+                if not ok and kind == "readiness":
+                    self.failed.append((pod, container, failure_message(st.probe, code, out)))
                 st.successes, st.failures = (st.successes + 1, 0) if ok else (0, st.failures + 1)
                 before = st.passing
                 if ok and st.successes >= st.probe.success_threshold:

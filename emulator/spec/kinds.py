@@ -65,8 +65,8 @@ FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.node
                "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs"}
 
 WORKLOAD_SPEC_SUPPORTED = {"replicas", "selector", "template"}
-DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit"}
-DEPLOYMENT_SPEC_KNOWN = {"strategy", "minReadySeconds", "paused",
+DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy"}
+DEPLOYMENT_SPEC_KNOWN = {"minReadySeconds", "paused",
                          "progressDeadlineSeconds"}
 REPLICASET_SPEC_KNOWN = {"minReadySeconds"}
 TEMPLATE_SUPPORTED = {"metadata", "spec"}

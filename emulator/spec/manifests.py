@@ -216,7 +216,13 @@ def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
         if isinstance(port, str) and not port.isdigit() and port not in port_names:
             r.fail(ap + ("port",), f"port name {port!r} is not a containerPort name of this container")
         port = int(port) if isinstance(port, str) and port.isdigit() else port
-    command = tuple(map(str, r.seq(ap + ("command",)))) if action == "exec" else ()
+    command: tuple[str, ...] = ()
+    if action == "exec":
+        items = r.seq(ap + ("command",))
+        for i, item in enumerate(items):
+            if not isinstance(item, str):  # the API server's type check: []string
+                r.fail(ap + ("command", i), f"expected a string, got {item!r} (quote it)")
+        command = tuple(str(x) for x in items)
     if action != "exec" and isinstance(port, int) and not 1 <= port <= 65535:
         r.fail(ap + ("port",), f"must be between 1 and 65535, inclusive, got {port}")
     if action == "httpGet":
@@ -338,6 +344,28 @@ def _workload(r: Reader, meta: ObjectMeta, known: set[str], source,
     return meta, replicas or 0, selector, template, source
 
 
+def _strategy(r: Reader, path: PathKey) -> dict:
+    """``spec.strategy`` of a Deployment, refused where the API server refuses it."""
+    r.mapping(path, {"type", "rollingUpdate"}, ())
+    kind = r.string(path + ("type",), "RollingUpdate")
+    if kind not in ("RollingUpdate", "Recreate"):
+        r.fail(path + ("type",), f'Unsupported value: "{kind}": supported values: "Recreate", "RollingUpdate"')
+        return {}
+    if kind == "Recreate":
+        if r.get(path + ("rollingUpdate",)) is not None:
+            r.fail(path + ("rollingUpdate",), "Forbidden: may not be specified when strategy `type` is 'Recreate'")
+        return {"strategy": kind}
+    rolling = path + ("rollingUpdate",)
+    r.mapping(rolling, {"maxSurge", "maxUnavailable"}, ())
+    surge = disruption.int_or_percent(r, rolling + ("maxSurge",), at_most_100=False)
+    unavailable = disruption.int_or_percent(r, rolling + ("maxUnavailable",))
+    surge = "25%" if surge is None else surge
+    unavailable = "25%" if unavailable is None else unavailable
+    if str(surge).rstrip("%") == "0" and str(unavailable).rstrip("%") == "0":
+        r.fail(rolling + ("maxUnavailable",), "Invalid value: 0: may not be 0 when `maxSurge` is 0")
+    return {"strategy": kind, "max_surge": surge, "max_unavailable": unavailable}
+
+
 def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeObject], list[Problem], list[str]]:
     """One manifest document -> model objects (a ``List`` may hold many)."""
     r = Reader(doc)
@@ -383,7 +411,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = Pod(meta, _pod_spec(r, ("spec",)), source)
     elif kind == "Deployment":
         obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source, kinds.DEPLOYMENT_SPEC_SUPPORTED),
-                         revision_history_limit=r.integer(("spec", "revisionHistoryLimit"), 10, 0, 2**31 - 1))
+                         revision_history_limit=r.integer(("spec", "revisionHistoryLimit"), 10, 0, 2**31 - 1),
+                         **_strategy(r, ("spec", "strategy")))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
     elif kind == "Service":

@@ -228,9 +228,9 @@ def test_rollout_history_and_undo(cluster):
         "deployment.apps/roll rolled back"
     image = "{.spec.template.spec.containers[0].image} {.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
     assert kubectl("get", "deployment", "roll", "-n", "demo", "-o", f"jsonpath={image}").stdout == "nginx:1.26 4"
+    kubectl("rollout", "status", "deployment/roll", "-n", "demo", "--timeout=30s")
     sets = json.loads(kubectl("get", "rs", "-n", "demo", "-l", "app=roll", "-o", "json").stdout)["items"]
     assert sorted(s["spec"]["replicas"] for s in sets) == [0, 0, 2]  # 1.26's ReplicaSet is back, not a new one
-    kubectl("rollout", "status", "deployment/roll", "-n", "demo", "--timeout=30s")
     poll(lambda: sorted(p["spec"]["containers"][0]["image"] for p in cluster.get("pods", "demo", "app=roll")
                         if not p["metadata"].get("deletionTimestamp")) == ["nginx:1.26", "nginx:1.26"],
          what="two nginx:1.26 pods")

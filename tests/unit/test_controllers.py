@@ -8,7 +8,7 @@ import pytest
 
 from emulator.cluster import controllers, nodes
 from emulator.cluster.admission import MAX_PODS
-from emulator.cluster.store import ClusterState
+from emulator.cluster.store import ClusterState, ContainerStatus
 from emulator.errors import K8semuError, NotFoundError, SpecError
 from emulator.model.pod import Container, PodSpec
 from emulator.model.scheduler import Placer, schedule
@@ -20,10 +20,39 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 @pytest.fixture
 def state() -> ClusterState:
+    return default_state()
+
+
+def default_state() -> ClusterState:
+    """The default topology's objects after one controller pass (pods scheduled, none started)."""
     config = load_cluster(TOPOLOGIES / "default.yaml")
     st = ClusterState(config, rng=random.Random(7))
     controllers.apply(st, list(config.manifests))
     return st
+
+
+def make_ready(rec) -> None:
+    """As the kubelet reports a pod whose containers run and pass their readiness probes."""
+    rec.status.phase = "Running"
+    rec.status.containers = {c.name: ContainerStatus(c.name, "running", "", ready=True) for c in rec.obj.spec.containers}
+
+
+def settle(st: ClusterState, rounds: int = 30) -> None:
+    """The kubelet's part at once, until nothing changes: every scheduled pod runs and is ready,
+    every deleted one is gone; the controllers run after each round (a rollout's next step)."""
+    for _ in range(rounds):
+        changed = False
+        for r in list(st.pods()):
+            if r.deleting:
+                controllers.forget_pod(st, r)
+                changed = True
+            elif r.status.node and not r.status.ready:
+                make_ready(r)
+                changed = True
+        controllers.reconcile(st)
+        if not changed:
+            return
+    raise AssertionError("the controllers never settled")
 
 
 def web_pods(st: ClusterState) -> list:
@@ -76,6 +105,7 @@ def test_changing_the_template_rolls_to_a_new_replicaset(state: ClusterState, tm
     (tmp_path / "m.yaml").write_text(manifest)
     lines = controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
     assert "deployment.apps/web configured" in lines and "pod/client unchanged" in lines
+    settle(state)
     sets = {r.obj.meta.name: r.obj for r in state.list("ReplicaSet")}
     new = next(name for name in sets if name != old)
     assert len(sets) == 2 and sets[old].replicas == 0 and sets[new].replicas == 3  # the old one kept as history
@@ -89,6 +119,7 @@ def test_rolling_back_to_an_old_template_reuses_its_replicaset_as_the_next_revis
     for image in ("nginx:1.26", "nginx:1.27", "nginx:1.25"):  # the last one is the first template again
         (tmp_path / "m.yaml").write_text(text.replace("nginx:1.25", image))
         controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+        settle(state)
     sets = {r.obj.meta.name: r.obj for r in state.list("ReplicaSet")}
     assert len(sets) == 3 and sets[first].replicas == 3 and controllers.revision_of(sets[first]) == 4
     assert sorted(controllers.revision_of(o) for o in sets.values()) == [2, 3, 4]
@@ -101,6 +132,7 @@ def test_revision_history_limit_prunes_the_oldest(state: ClusterState, tmp_path:
     for image in ("nginx:1.26", "nginx:1.27"):
         (tmp_path / "m.yaml").write_text(text.replace("nginx:1.25", image))
         controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+        settle(state)
     assert sorted(controllers.revision_of(r.obj) for r in state.list("ReplicaSet")) == [2, 3]
 
 

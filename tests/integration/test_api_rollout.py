@@ -1,0 +1,88 @@
+"""Rollouts through kubectl on a live cluster: RollingUpdate keeps the old pods serving while the
+new ones are not ready, ``kubectl rollout status`` says how far it got, undo goes back; Recreate
+replaces every pod."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cluster import kubectl, module_cluster, poll
+
+pytestmark = pytest.mark.requires_root
+cluster = module_cluster("topologies/default.yaml")
+
+APP = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: roll}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: roll}}
+  template:
+    metadata: {labels: {app: roll}}
+    spec: {containers: [{name: web, image: nginx}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: roll}
+spec:
+  selector: {app: roll}
+  ports: [{port: 80}]
+"""
+NEVER_READY = json.dumps([{"op": "add", "path": "/spec/template/spec/containers/0/readinessProbe",
+                           "value": {"exec": {"command": ["false"]}, "periodSeconds": 1}}])
+
+
+def replicasets() -> dict[str, tuple[int, int]]:
+    """name -> (spec.replicas, ready pods) of the Deployment's ReplicaSets."""
+    items = json.loads(kubectl("get", "rs", "-l", "app=roll", "-o", "json").stdout)["items"]
+    return {i["metadata"]["name"]: (i["spec"]["replicas"], i["status"].get("readyReplicas", 0)) for i in items}
+
+
+def ready_endpoints() -> set[str]:
+    subsets = json.loads(kubectl("get", "endpoints", "roll", "-o", "json").stdout).get("subsets", [])
+    return {a["ip"] for s in subsets for a in s.get("addresses", [])}
+
+
+def failed_probes(pod_prefix: str) -> int:
+    events = json.loads(kubectl("get", "events", "--field-selector", "reason=Unhealthy", "-o", "json").stdout)
+    return sum(e.get("count", 1) for e in events["items"] if e["involvedObject"]["name"].startswith(pod_prefix)
+               and e["message"].startswith("Readiness probe failed"))
+
+
+def rolled_out() -> None:
+    """``kubectl rollout status`` succeeds; if not, what the Deployment and its pods showed."""
+    done = kubectl("rollout", "status", "deployment/roll", "--timeout=60s", check=False)
+    assert done.returncode == 0, (done.stdout, done.stderr, kubectl("get", "deploy", "roll", "-o", "json").stdout,
+                                  kubectl("get", "pods", "-l", "app=roll", "-o", "wide").stdout)
+
+
+def test_a_rollout_whose_new_pods_never_get_ready_keeps_the_old_ones_serving(cluster):
+    kubectl("apply", "-f", "-", input=APP)
+    rolled_out()
+    (first,) = replicasets()
+    serving = ready_endpoints()
+    assert len(serving) == 3
+    kubectl("patch", "deployment", "roll", "--type=json", "-p", NEVER_READY)
+    new = poll(lambda: next((n for n in replicasets() if n != first), None), what="the new ReplicaSet")
+    poll(lambda: failed_probes(new) >= 2, timeout=30, what="the new pod's readiness probe to fail twice")
+    # maxSurge 25% of 3 -> 1, maxUnavailable 25% of 3 -> 0: one new pod, no old one may go
+    assert replicasets() == {first: (3, 3), new: (1, 0)}
+    assert ready_endpoints() == serving
+    done = kubectl("rollout", "status", "deployment/roll", "--timeout=1s", check=False)
+    assert done.returncode != 0 and "1 out of 3 new replicas have been updated" in done.stdout
+    kubectl("rollout", "undo", "deployment/roll")
+    poll(lambda: replicasets() == {first: (3, 3), new: (0, 0)}, timeout=30, what="the undo")
+    assert ready_endpoints() == serving  # the old pods were never replaced
+
+
+def test_recreate_replaces_every_pod(cluster):
+    kubectl("apply", "-f", "-", input=APP.replace("  replicas: 3\n", "  replicas: 3\n  strategy: {type: Recreate}\n"))
+    rolled_out()
+    before = ready_endpoints()
+    kubectl("set", "image", "deployment/roll", "web=nginx:1.27")
+    rolled_out()
+    after = poll(lambda: (lambda eps: eps if len(eps) == 3 else None)(ready_endpoints()), what="three new endpoints")
+    assert not before & after
+    describe = kubectl("describe", "deployment", "roll").stdout
+    assert "StrategyType:" in describe and "Recreate" in describe
