@@ -203,15 +203,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def rate_once_up(port: int, samples: int, what: str) -> float:
+    """``fetch_rate`` once a request to 127.0.0.1:``port`` succeeds."""
+    poll(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]).returncode == 0,
+         what=what)
+    return fetch_rate(port, samples)
+
+
 def port_forward(size: int = 64 << 20, samples: int = 3) -> dict:
     """MB/s through ``kubectl port-forward`` from a pod, and from the same server on loopback."""
-    local = subprocess.Popen([sys.executable, "-c", SERVER, "127.0.0.1", str(size), str(free_port())])
+    port = free_port()
+    local = subprocess.Popen([sys.executable, "-c", SERVER, "127.0.0.1", str(size), str(port)])
     out: dict = {"bytes": size}
     try:
-        port = int(local.args[-1])
-        poll(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]).returncode == 0,
-             what="the loopback server")
-        out["loopback_MBps"] = fetch_rate(port, samples)
+        out["loopback_MBps"] = rate_once_up(port, samples, "the loopback server")
     finally:
         local.terminate()
         local.wait()
@@ -224,9 +229,7 @@ def port_forward(size: int = 64 << 20, samples: int = 3) -> dict:
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         forward.stdout.readline()  # "Forwarding from ...": listening
-        poll(lambda: subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]).returncode == 0,
-             what="the server in the pod")
-        out["port_forward_MBps"] = fetch_rate(port, samples)
+        out["port_forward_MBps"] = rate_once_up(port, samples, "the server in the pod")
     finally:
         forward.terminate()
         forward.wait()

@@ -13,13 +13,10 @@ or tty (``runtime.attach``) through that container's socket; leaving ends only t
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import os
 import pty
 import signal
-import struct
-import termios
 from pathlib import Path
 from typing import Any, Callable
 
@@ -43,14 +40,6 @@ def exit_status(code: int, command: list[str]) -> dict:
             "message": f"command terminated with non-zero exit code: error executing command {command}, "
                        f"exit code {code}",
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
-
-
-def _resize(fd: int, data: bytes) -> None:
-    try:
-        size = json.loads(data)
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(size["Height"]), int(size["Width"]), 0, 0))
-    except (ValueError, KeyError, TypeError, OSError):
-        pass
 
 
 def _require_websocket(request: web.Request, what: str) -> None:
@@ -121,7 +110,7 @@ async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.Stream
                     proc.stdin.write(data)
                     await proc.stdin.drain()
             elif channel == RESIZE and master is not None:
-                _resize(master, data)
+                shim_attach.set_size(master, data)
             elif channel == CLOSE and data[:1] == bytes([STDIN]) and proc.stdin:
                 proc.stdin.close()
         raise ConnectionResetError  # the client went away
