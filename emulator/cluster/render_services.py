@@ -92,7 +92,10 @@ def slice_object(rec) -> dict:
             ep["targetRef"] = {"kind": "Pod", "name": a.pod, "namespace": sl.meta.namespace}
         endpoints.append(ep)
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": _meta(rec),
-            "addressType": "IPv4", "endpoints": endpoints, "ports": _ports(sl.ports)}
+            "addressType": "IPv4", "endpoints": endpoints,
+            # the controller always sets a port's name, "" when the Service port has none
+            # (kubectl describe dereferences it)
+            "ports": [{"name": p.name, "port": p.port, "protocol": p.protocol} for p in sl.ports]}
 
 
 def objects(state: ClusterState, kind: str, namespace: str | None) -> list[dict]:

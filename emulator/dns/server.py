@@ -33,6 +33,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.rrset
 
+from emulator import __version__
 from emulator.dns import plugins, wire
 from emulator.dns.wire import FastCache
 from emulator.images import acknowledge
@@ -54,7 +55,11 @@ class Metrics:
             self.counters[name][tuple(sorted(labels.items()))] += 1
 
     def render(self, fast: dict[tuple, int] | None = None, negative: dict[tuple, int] | None = None) -> str:
-        lines = []
+        # a gauge every CoreDNS exports from its start: a replica that has answered nothing yet
+        # still shows what it is (its counters appear with their first increment, as Prometheus'
+        # client leaves a labelled counter out until then)
+        lines = ["# TYPE coredns_build_info gauge",
+                 f'coredns_build_info{{goversion="",revision="k8semu",version="{__version__}"}} 1']
         with self.lock:
             counters = {k: dict(v) for k, v in self.counters.items()}
         for (server, zone, qtype, rcode, cached), count in (negative or {}).items():  # the wire fast path

@@ -349,7 +349,10 @@ class Manager:
         # that the kubelet acts on below is current
         self._supervise()
         changed = self.kubelet.tick()
-        controllers.reconcile_endpoints(self.state)
+        if changed:  # a pod started, ended or changed readiness: a rollout's next step, the endpoints
+            controllers.reconcile(self.state)
+        else:
+            controllers.reconcile_endpoints(self.state)
         if self.agent.check_health():
             changed = True
             self.agent.sync(network_view(self.state))

@@ -76,6 +76,19 @@ def test_a_rollout_whose_new_pods_never_get_ready_keeps_the_old_ones_serving(clu
     assert ready_endpoints() == serving  # the old pods were never replaced
 
 
+def test_a_rolling_update_finishes_step_by_step_as_pods_get_ready(cluster):
+    """3 replicas, surge 1, none unavailable: three steps, each started by a new pod's readiness."""
+    kubectl("apply", "-f", "-", input=APP)
+    rolled_out()
+    kubectl("set", "image", "deployment/roll", "web=nginx:1.26")
+    rolled_out()
+    (new,) = [n for n, (replicas, ready) in replicasets().items() if replicas == 3 and ready == 3]
+    steps = [e["message"] for e in json.loads(kubectl("get", "events", "--field-selector",
+                                                      "reason=ScalingReplicaSet,involvedObject.name=roll",
+                                                      "-o", "json").stdout)["items"] if new in e["message"]]
+    assert [m.split(" to ")[1].split()[0] for m in steps if "Scaled up" in m][-3:] == ["1", "2", "3"], steps
+
+
 def test_recreate_replaces_every_pod(cluster):
     kubectl("apply", "-f", "-", input=APP.replace("  replicas: 3\n", "  replicas: 3\n  strategy: {type: Recreate}\n"))
     rolled_out()
