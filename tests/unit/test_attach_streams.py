@@ -21,6 +21,7 @@ def pump(streams: Streams, until, timeout: float = 5) -> None:
 
 
 def start(streams: Streams, tmp_path: Path, argv: list[str], stdin_once: bool):
+    """``argv`` started on a stream as the shim starts it, and a client attached to it."""
     stream = streams.prepare(str(tmp_path / "attach"), str(tmp_path / "c.log"), False, stdin_once)
     pid = os.fork()
     if pid == 0:
@@ -30,7 +31,10 @@ def start(streams: Streams, tmp_path: Path, argv: list[str], stdin_once: bool):
         finally:
             os._exit(127)
     stream.started()
-    return stream, pid
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client.connect(stream.path)
+    pump(streams, lambda: stream.clients)
+    return stream, pid, client
 
 
 def exited(pid: int):
@@ -40,10 +44,7 @@ def exited(pid: int):
 
 def test_stdin_reaches_the_process_and_its_output_the_client_and_the_log(tmp_path: Path) -> None:
     streams = Streams()
-    stream, pid = start(streams, tmp_path, ["cat"], stdin_once=True)
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.connect(stream.path)
-    pump(streams, lambda: stream.clients)
+    stream, pid, client = start(streams, tmp_path, ["cat"], stdin_once=True)
     message = frame(STDIN, b"hello\n")
     client.sendall(message[:3])  # a frame split across reads: the shim keeps the part until the rest
     for _ in range(3):
@@ -69,10 +70,7 @@ def test_stdin_reaches_the_process_and_its_output_the_client_and_the_log(tmp_pat
 
 def test_without_stdin_once_a_client_leaving_keeps_stdin_open(tmp_path: Path) -> None:
     streams = Streams()
-    stream, pid = start(streams, tmp_path, ["cat"], stdin_once=False)
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    client.connect(stream.path)
-    pump(streams, lambda: stream.clients)
+    stream, pid, client = start(streams, tmp_path, ["cat"], stdin_once=False)
     client.close()
     pump(streams, lambda: not stream.clients)
     assert stream.input_open and exited(pid) is None
