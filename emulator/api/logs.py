@@ -21,6 +21,15 @@ FOLLOW_EVERY = 0.1
 CHUNK = 65536
 
 
+async def pod_record(pod_info: Callable[[], Any]) -> dict:
+    """The manager's ``pod`` record, fetched off the event loop, that every pod subresource
+    (log, exec, attach, portforward) starts from; a pod that is not there is 404."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, pod_info)
+    except K8semuError as exc:
+        raise ApiError(404, "NotFound", str(exc)) from None
+
+
 def log_file(pod: dict, container: str | None) -> Path:
     """The file of the container a log request names (the only one, if it names none).
 
@@ -47,11 +56,7 @@ def tail(data: bytes, lines: int) -> bytes:
 
 async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) -> web.StreamResponse:
     """Answer a log request; ``pod_info`` returns the manager's ``pod`` record (or raises)."""
-    loop = asyncio.get_running_loop()
-    try:
-        pod = await loop.run_in_executor(None, pod_info)
-    except K8semuError as exc:
-        raise ApiError(404, "NotFound", str(exc)) from None
+    pod = await pod_record(pod_info)
     path = log_file(pod, query.get("container"))
     if query.get("previous") == "true":
         raise status.bad_request(f'previous terminated container "{path.stem}" in pod "{pod["name"]}" not found')

@@ -53,8 +53,8 @@ async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.Stream
         raise status.bad_request("you must specify at least one command for the container")
     _require_websocket(request, "exec")
     loop = asyncio.get_running_loop()
+    pod = await logs.pod_record(pod_info)
     try:
-        pod = await loop.run_in_executor(None, pod_info)
         target = pod_target(pod, request.query.get("container") or None, command)
     except K8semuError as exc:
         raise ApiError(404, "NotFound", str(exc)) from None
@@ -145,11 +145,7 @@ async def attach(request: web.Request, pod_info: Callable[[], Any]) -> web.Strea
     """``kubectl attach`` and ``kubectl run -i/-t``: relay between the client and the shim's
     socket for the container's streams until either side ends."""
     _require_websocket(request, "attach")
-    loop = asyncio.get_running_loop()
-    try:
-        pod = await loop.run_in_executor(None, pod_info)
-    except K8semuError as exc:
-        raise ApiError(404, "NotFound", str(exc)) from None
+    pod = await logs.pod_record(pod_info)
     name = request.query.get("container") or pod["containers"][0]
     if name not in pod["containers"]:
         raise status.bad_request(f"container {name} is not valid for pod {pod['name']}")

@@ -24,9 +24,8 @@ from typing import Any, Callable
 
 from aiohttp import WSMsgType, web
 
-from emulator.api import status
+from emulator.api import logs, status
 from emulator.api.status import ApiError
-from emulator.errors import K8semuError
 from emulator.runtime.healthcheck import socket_in
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
@@ -136,10 +135,7 @@ async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.Stream
         raise ApiError(400, "BadRequest", f"port-forward is served over WebSocket ({PROTOCOL}, as kubectl 1.31 and "
                                           "later sends it); a direct SPDY upgrade is not served")
     loop = asyncio.get_running_loop()
-    try:
-        pod = await loop.run_in_executor(None, pod_info)
-    except K8semuError as exc:
-        raise ApiError(404, "NotFound", str(exc)) from None
+    pod = await logs.pod_record(pod_info)
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), max_msg_size=MAX_FRAME + 8)
     if ws.can_prepare(request).protocol != PROTOCOL:
         raise status.bad_request(f"port-forward needs the WebSocket subprotocol {PROTOCOL}")

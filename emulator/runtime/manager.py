@@ -481,8 +481,7 @@ class Manager:
                                   "caps": capability_names(c, pod_sec), "uid": uid,
                                   "gid": gid if gid is not None else uid,
                                   "cgroups": from_sandbox.cgroups.container(rec.uid, c.name, c.resources),
-                                  "attach": from_sandbox.attach_path(rec.uid, c.name) if c.attachable else None,
-                                  "tty": c.tty, "stdin": c.stdin}
+                                  "attach": from_sandbox.attach_path(rec.uid, c.name) if c.attachable else None}
         return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
                 "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
                 "containers": [c.name for c in rec.obj.spec.containers], "details": containers,
