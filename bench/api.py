@@ -6,8 +6,9 @@
 On a 10-node cluster with ``--pods`` pods (one Deployment): latency of a list of every pod
 through the API as the Python client does it (one HTTPS request, JSON) and as ``kubectl get
 pods -A`` does it (a process, discovery from its cache, a Table), p50/p99 of ``--samples``; the
-reference is the same list through k8semu's own CLI (``k8semu get pods -A``, the manager's Unix
-socket), measured in the same run. Then the delay from a change to a watcher seeing it: a
+reference is the same list through k8semu's own CLI (``k8semu get pods -A``, a process that
+lists through the same API with emulator/client and prints the same table), measured in the
+same run. Then the delay from a change to a watcher seeing it: a
 watch on the Deployment's pods is open, the Deployment is scaled up by one through the API, and
 the time from the scale request being sent to the watch delivering the new pod (ADDED) is taken,
 ``--samples`` times (median and p99). Then ``kubectl apply -f`` of 200 objects against ``k8semu

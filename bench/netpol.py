@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from emulator.spec.loader import load_text  # noqa: E402
-from emulator.spec.manifests import parse_documents  # noqa: E402
 from bench.results import save, stamp  # noqa: E402
 from tests.cluster import Cluster  # noqa: E402
 
@@ -30,7 +29,7 @@ DENY = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: 
 
 
 def synced_after(cluster: Cluster, change) -> float:
-    """Seconds from ``change()`` (an API request, in-process) until every switch confirms the
+    """Seconds from ``change()`` (a request through the test client) until every switch confirms the
     view that holds it (the lock-free ``generations`` request, polled every 2 ms)."""
     start = time.monotonic()
     change()
@@ -41,11 +40,11 @@ def synced_after(cluster: Cluster, change) -> float:
 
 
 def enforcement(cluster: Cluster) -> dict:
-    objs = parse_documents(load_text(DENY, "deny.yaml")).objects
+    docs = load_text(DENY, "deny.yaml")
     target = cluster.pod("a", "x")["status"]["podIP"]
     applied, deleted = [], []
     for _ in range(20):
-        applied.append(synced_after(cluster, lambda: cluster.client.apply(objs)))
+        applied.append(synced_after(cluster, lambda: cluster.client.apply(docs)))
         blocked = cluster.exec("b", "nc", "-z", "-w", "1", target, "80", namespace="y").returncode != 0
         assert blocked, "the policy was not enforced"
         deleted.append(synced_after(cluster, lambda: cluster.client.delete("NetworkPolicy", "x", "deny")))
@@ -84,8 +83,8 @@ spec:
     - from: [{{namespaceSelector: {{matchLabels: {{team: t{i % 3}}}}}}}]
       ports: [{{port: {8000 + i}}}, {{port: 9000, endPort: 9100, protocol: UDP}}]
 """)
-        objs = parse_documents(load_text("---\n".join(policies), "policies.yaml")).objects
-        seconds = synced_after(cluster, lambda: cluster.client.apply(objs))
+        docs = load_text("---\n".join(policies), "policies.yaml")
+        seconds = synced_after(cluster, lambda: cluster.client.apply(docs))
         per_node, policy_flows = {}, 0
         for node, bridge in cluster.client.status()["bridges"].items():
             out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge], capture_output=True,

@@ -59,9 +59,6 @@ class SpecError(K8semuError):
         self.problems = list(problems)
         super().__init__("\n".join(p.render() for p in self.problems))
 
-    def __reduce__(self):  # travels from the manager to the CLI intact
-        return (SpecError, (self.problems,))
-
 
 class NotRootError(K8semuError):
     exit_code = ExitStatus.NOT_ROOT
@@ -103,3 +100,33 @@ class RenderError(K8semuError):
 def problem(where: SourceRef | None, field: str, message: str) -> Problem:
     """Shorthand used by validators."""
     return Problem(where, field, message)
+
+
+def to_wire(exc: K8semuError) -> dict:
+    """An error as k8semu's API carries it to a client (in its Status's details): its class,
+    its text and, for a SpecError, each problem with its file, line and column, so the client
+    re-raises what the manager raised (``from_wire``) and prints it, exit status included, as
+    if it had happened there."""
+    out: dict = {"class": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, SpecError):
+        out["problems"] = [{"field": p.field, "message": p.message,
+                            "where": vars(p.where).copy() if p.where else None} for p in exc.problems]
+    return out
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [cls] + [s for sub in cls.__subclasses__() for s in _subclasses(sub)]
+
+
+def from_wire(wire: dict) -> K8semuError:
+    """The error ``to_wire`` described: the same class when k8semu has it (else K8semuError)."""
+    classes = {c.__name__: c for c in _subclasses(K8semuError)}
+    cls = classes.get(str(wire.get("class")), K8semuError)
+    message = str(wire.get("message", ""))
+    if issubclass(cls, SpecError):
+        problems = [Problem(SourceRef(**p["where"]) if p.get("where") else None, str(p.get("field", "")),
+                            str(p.get("message", ""))) for p in wire.get("problems") or []]
+        return cls(problems or [Problem(None, "", message)])
+    exc = cls.__new__(cls)  # some take other arguments: the text is what travels
+    Exception.__init__(exc, message)
+    return exc

@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 import yaml
 
-from emulator.runtime.api import Client
+from emulator.client import Client
 from emulator.runtime.records import cluster_dir
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
 """What each API request does, apart from HTTP: routing a path to a resource, and get, list,
-create, update, patch and delete through the manager's ``dispatch``.
+create, update, patch and delete through the manager's typed requests (``Backend``).
 
 Writes go through the same parser and validation as manifests given to ``k8semu apply`` (the
 spec layer), so the API refuses exactly what the spec loader refuses, with the same messages,
@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from emulator.api import patch, protobuf, resources, status, tables
+from emulator.api.backend import Backend
 from emulator.api.resources import Resource
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
@@ -106,16 +107,15 @@ def event_object(e: dict, index: int) -> dict:
 
 
 class Handlers:
-    def __init__(self, backend: Any) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.hub = Hub(self.render)
 
     def render(self, kind: str) -> list[dict]:
         """Every object of ``kind`` in every namespace, as the API shows it (the hub's source)."""
         if kind == "Event":
-            events = self.backend.dispatch({"op": "events", "namespace": None})
-            return [event_object(e, i) for i, e in enumerate(events)]
-        return self.backend.dispatch({"op": "get", "kind": kind, "namespace": None})
+            return [event_object(e, i) for i, e in enumerate(self.backend.event_records(None))]
+        return self.backend.objects(kind, None)
 
     # -- routing ----------------------------------------------------------------------------
     def route(self, path: str) -> Target:
@@ -232,8 +232,7 @@ class Handlers:
             raise status.method_not_allowed("deleting a collection is not served yet")
         obj = self._one(t)
         try:
-            self.backend.dispatch({"op": "delete", "kind": res.kind, "namespace": t.namespace or "",
-                                   "name": t.name})
+            self.backend.delete(res.kind, t.namespace or "", t.name)
         except K8semuError as exc:
             raise status.from_error(exc, res.kind, res.plural, t.name, res.group) from None
         return obj
@@ -312,7 +311,7 @@ class Handlers:
                 shown.setdefault("metadata", {})["namespace"] = obj.meta.namespace
             return shown, 201 if create else 200, warnings
         try:
-            self.backend.dispatch({"op": "create" if create else "apply", "objects": [obj]})
+            (self.backend.create if create else self.backend.apply)([obj])
         except K8semuError as exc:
             raise status.from_error(exc, res.kind, res.plural, obj.meta.name, res.group) from None
         made = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
@@ -346,8 +345,7 @@ class Handlers:
             raise ApiError(422, "Invalid", f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: '
                                            f'{replicas!r}: must be greater than or equal to 0')
         try:
-            self.backend.dispatch({"op": "scale", "kind": t.resource.kind, "namespace": t.namespace,
-                                   "name": t.name, "replicas": replicas})
+            self.backend.scale(t.resource.kind, t.namespace, t.name, replicas)
         except K8semuError as exc:
             raise status.from_error(exc, t.resource.kind, t.resource.plural, t.name, t.resource.group) from None
         scale["spec"]["replicas"] = replicas

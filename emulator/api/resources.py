@@ -7,6 +7,7 @@ cluster), so ``kubectl get po,svc``, ``kubectl get all`` and ``deploy/web`` reso
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote
 
 ALL_VERBS = ("create", "delete", "get", "list", "patch", "update", "watch")
 READ_VERBS = ("get", "list", "watch")
@@ -30,6 +31,17 @@ class Resource:
     @property
     def singular(self) -> str:
         return self.kind.lower()
+
+    def path(self, namespace: str | None = None, name: str = "", subresource: str = "") -> str:
+        """The URL path of the collection, or of one object (and a subresource of it); names
+        are quoted, so a user's word cannot reach another path."""
+        out = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            out += f"/namespaces/{quote(namespace, safe='')}"
+        out += f"/{self.plural}"
+        if name:
+            out += f"/{quote(name, safe='')}" + (f"/{subresource}" if subresource else "")
+        return out
 
     def verbs_http(self) -> tuple[str, ...]:
         """The HTTP methods that write this resource (GET is always served)."""
@@ -94,3 +106,7 @@ def in_group_version(group: str, version: str) -> list[Resource]:
 
 def find(group: str, version: str, plural: str) -> Resource | None:
     return next((r for r in RESOURCES if (r.group, r.version, r.plural) == (group, version, plural)), None)
+
+
+def by_kind(kind: str) -> Resource | None:
+    return next((r for r in RESOURCES if r.kind == kind), None)

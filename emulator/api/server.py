@@ -4,7 +4,7 @@ inside the manager process.
 Every request is authenticated by a client certificate the cluster's CA signed (kubectl's
 admin context) except the health and version endpoints, which kube-apiserver also serves to
 anyone. Requests run on the aiohttp loop; each call into the cluster goes through the
-manager's ``dispatch`` on a worker thread, so a slow client never holds the manager's lock and
+manager's typed requests (``Backend``) on a worker thread, so a slow client never holds the manager's lock and
 the reconcile loop never waits on a client. The server listens on 127.0.0.1 only, on a free
 port, as kind's API server does.
 """
@@ -15,13 +15,14 @@ import json
 import socket
 import ssl
 import threading
-from typing import Any, Protocol, Sequence
+from typing import Sequence
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import logs, openapi, pki, podexec, portforward, resources, status, tables
+from emulator.api import logs, openapi, ops, pki, podexec, portforward, resources, status, tables
+from emulator.api.backend import Backend
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
@@ -34,10 +35,6 @@ WATCH_TIMEOUT = 1800.0  # longest watch (kube-apiserver: --min-request-timeout, 
 BOOKMARK_EVERY = 5.0
 POD_STREAMS = ("log", "exec", "attach", "portforward")  # pod subresources served here, not by the handlers
 STOP_WAIT = 2.0  # seconds open requests get when the cluster goes down
-
-
-class Backend(Protocol):
-    def dispatch(self, req: dict) -> Any: ...
 
 
 def version_info(kube_version: str) -> dict:
@@ -86,6 +83,7 @@ class ApiServer:
         app.router.add_get("/apis", self._api_groups)
         app.router.add_get("/openapi/v3", self._openapi_root)
         app.router.add_get("/openapi/v3/{gv:.+}", self._openapi_gv)
+        app.router.add_route("*", ops.PREFIX + "{op:.+}", self._op)
         app.router.add_route("*", "/api/{rest:.*}", self._resource)
         app.router.add_route("*", "/apis/{rest:.*}", self._resource)
         return app
@@ -118,11 +116,12 @@ class ApiServer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
-            self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+            self.runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                        shutdown_timeout=STOP_WAIT)
             self.loop.run_until_complete(self.runner.setup())
             tls = self.tls()
             for listening in [sock, *self.extra]:
-                site = web.SockSite(self.runner, listening, ssl_context=tls, shutdown_timeout=STOP_WAIT)
+                site = web.SockSite(self.runner, listening, ssl_context=tls)
                 self.loop.run_until_complete(site.start())
         except BaseException as exc:  # noqa: B902 - reported by start()
             self._error = exc
@@ -186,6 +185,14 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return web.json_response(doc)
 
+    async def _op(self, request: web.Request) -> web.Response:
+        """One of k8semu's own endpoints (``ops.OPS``), run off the event loop."""
+        query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
+        body = await request.read() if request.method == "POST" else b""
+        result = await asyncio.get_running_loop().run_in_executor(
+            None, ops.serve, self.handlers.backend, request.match_info["op"], request.method, query, body)
+        return web.json_response(result)
+
     # -- resources --------------------------------------------------------------------------
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
@@ -196,8 +203,7 @@ class ApiServer:
             return await self._watch(request, target, query)
         if target.resource.kind == "Pod" and target.name and target.subresource in POD_STREAMS:
             def pod_info() -> dict:
-                return self.handlers.backend.dispatch({"op": "pod", "name": target.name,
-                                                       "namespace": target.namespace or "default"})
+                return self.handlers.backend.pod_info(target.name, target.namespace or "default")
             if target.subresource == "log" and request.method == "GET":
                 return await logs.serve(request, pod_info, query)
             if target.subresource == "exec" and request.method in ("GET", "POST"):

@@ -33,7 +33,8 @@ def human_age(seconds: float) -> str:
     return f"{d}d" if d < 365 * 2 else f"{d // 365}y"
 
 
-def _epoch(stamp: str) -> float:
+def epoch(stamp: str) -> float:
+    """Seconds since the epoch of an API timestamp (RFC 3339, UTC, whole seconds)."""
     return time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")) - time.timezone
 
 
@@ -41,7 +42,7 @@ def age(obj: dict, now: float | None = None) -> str:
     created = obj["metadata"].get("creationTimestamp")
     if not created:
         return "<unknown>"
-    return human_age((now or time.time()) - _epoch(created))
+    return human_age((now or time.time()) - epoch(created))
 
 
 def pod_status(pod: dict) -> str:
@@ -185,7 +186,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [],
                      lambda o, w: [o["metadata"]["name"], o["spec"]["controller"], "<none>", age(o)]),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [],
-              lambda o, w: [human_age(time.time() - _epoch(o["lastTimestamp"])), o["type"], o["reason"],
+              lambda o, w: [human_age(time.time() - epoch(o["lastTimestamp"])), o["type"], o["reason"],
                             f'{o["involvedObject"]["kind"].lower()}/{o["involvedObject"]["name"]}', o["message"]]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }

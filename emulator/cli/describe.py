@@ -1,6 +1,10 @@
 """``k8semu describe``: kubectl's describe layout for Services (others follow with their issues)."""
 from __future__ import annotations
 
+import time
+
+from emulator.api.tables import epoch, human_age
+
 
 def _labels(d: dict | None) -> list[str]:
     return [f"{k}={v}" for k, v in sorted((d or {}).items())] or ["<none>"]
@@ -140,14 +144,13 @@ def events_section(events: list[dict]) -> list[str]:
     """kubectl's Events table at the end of describe."""
     if not events:
         return ["Events:  <none>"]
-    from emulator.cli.output import human_age
-    import time
     now = time.time()
     lines = ["Events:", "  Type     Reason                  Age    From              Message",
              "  ----     ------                  ----   ----              -------"]
     for e in events[-20:]:
-        age = human_age(now - e["last"]) + (f" (x{e['count']} over {human_age(now - e['first'])})" if e["count"] > 1 else "")
-        lines.append(f"  {e['type']:<8} {e['reason']:<23} {age:<6} {e['source']:<17} {e['message']}")
+        last, first = now - epoch(e["lastTimestamp"]), now - epoch(e["firstTimestamp"])
+        age = human_age(last) + (f" (x{e['count']} over {human_age(first)})" if e["count"] > 1 else "")
+        lines.append(f"  {e['type']:<8} {e['reason']:<23} {age:<6} {e['source']['component']:<17} {e['message']}")
     return lines
 
 

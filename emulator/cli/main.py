@@ -13,6 +13,8 @@ import sys
 from typing import TextIO
 
 from emulator import __version__
+from emulator.cli.shell import Shell
+from emulator.client import Client, lifecycle, probe
 from emulator.errors import K8semuError, NotRootError
 from emulator.status import ExitStatus
 
@@ -164,7 +166,7 @@ def default_spec() -> str:
 
 
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool = False) -> int:
-    from emulator.cli import lifecycle, objects
+    from emulator.cli import objects
     verb = args.verb
     if verb == "scenario" and args.action == "check":
         from emulator.scenario.model import load_scenario
@@ -218,19 +220,15 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         failed = [r for r in results if not r.ok]
         out.write(f"{len(results) - len(failed)} passed, {len(failed)} failed\n")
         return ExitStatus.SCENARIO_FAILED if failed else 0
-    from emulator.runtime.api import Client
     run = lifecycle.resolve(args.cluster)
     lifecycle.check_manager(run)
     client = Client(run)
     if verb == "shell":
         if in_shell:
             raise K8semuError("already in the shell")
-        from emulator.cli.shell import Shell
-        Shell(out, err, client).cmdloop()
+        shell(client, out, err).cmdloop()
         return 0
     if verb == "get":
-        if args.kind in ("events", "event", "ev"):
-            return objects.events(client, args.namespace, args.all_namespaces, out)
         kind, names = objects.kind_and_names(args.kind, args.names)
         return objects.get(client, kind, names, args.namespace, args.all_namespaces,
                            args.selector, args.output, out)
@@ -257,7 +255,6 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "flows":
         return objects.flows(client, args.node, out)
     if verb == "probe":
-        from emulator.cli import probe
         return probe.run(client, args.namespace, args.port, args.protocol, args.expect, out)
     if verb == "dns":
         return objects.dns_lookup(client, args.name, args.type, args.source, args.namespace, out)
@@ -269,15 +266,26 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     raise K8semuError("no command given (try: k8semu --help)")
 
 
+def shell(client: Client, out: TextIO, err: TextIO) -> Shell:
+    """The interactive shell on ``client``'s cluster: its verbs are this parser's, run by this
+    ``dispatch`` (one list of verbs, one dispatcher)."""
+    def run_verb(words: list[str]) -> int:
+        try:
+            args = parse(build_parser(), words)
+        except SystemExit:
+            return ExitStatus.USAGE
+        args.cluster = args.cluster or client.run.name  # this shell's cluster
+        return dispatch(args, out, err, in_shell=True)
+    return Shell(out, err, client, verbs(), run_verb)
+
+
 def _interrupt(signum: int, frame) -> None:
     """SIGTERM and SIGHUP to a foreground ``up`` tear the cluster down as Ctrl-C does."""
     raise KeyboardInterrupt
 
 
 def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from emulator.cli import lifecycle
     from emulator.cluster.admit import admit_cluster
-    from emulator.runtime.api import Client
     spec = args.spec or default_spec()
     config = admit_cluster(spec)
     for warning in config.warnings:
@@ -291,8 +299,7 @@ def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                   f"k8semu-{config.name} in {status['kubeconfig']}\n")
         if args.detach:
             return 0
-        from emulator.cli.shell import Shell
-        Shell(out, err, Client(lifecycle.cluster_dir(config.name))).cmdloop()
+        shell(Client(lifecycle.cluster_dir(config.name)), out, err).cmdloop()
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP
         if status is None:  # while starting: take down what was made
             _say(out, "\n" + lifecycle.stop_starting(config) + "\n")

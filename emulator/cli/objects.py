@@ -6,33 +6,12 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from emulator.api.enter import ExecTarget, pod_target
 from emulator.cli import output
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model.labelquery import parse_label_query
-from emulator.runtime.api import Client
-from emulator.spec.manifests import load_manifest_files
-
-KIND_ALIASES = {
-    "Pod": ("po", "pod", "pods"), "Node": ("no", "node", "nodes"),
-    "Deployment": ("deploy", "deployment", "deployments", "deployment.apps", "deployments.apps"),
-    "ReplicaSet": ("rs", "replicaset", "replicasets", "replicaset.apps"),
-    "Namespace": ("ns", "namespace", "namespaces"),
-    "Service": ("svc", "service", "services"),
-    "Endpoints": ("ep", "endpoints"),
-    "Ingress": ("ing", "ingress", "ingresses", "ingress.networking.k8s.io"),
-    "NetworkPolicy": ("netpol", "networkpolicy", "networkpolicies", "networkpolicy.networking.k8s.io"),
-    "PodDisruptionBudget": ("pdb", "pdbs", "poddisruptionbudget", "poddisruptionbudgets", "poddisruptionbudget.policy"),
-    "EndpointSlice": ("endpointslice", "endpointslices", "endpointslice.discovery.k8s.io",
-                      "endpointslices.discovery.k8s.io"),
-}
-
-
-def resolve_kind(word: str) -> str:
-    for kind, aliases in KIND_ALIASES.items():
-        if word.lower() in aliases:
-            return kind
-    raise K8semuError(f'the server doesn\'t have a resource type "{word}"')
+from emulator.client import Client
+from emulator.client.targets import exec_target, resolve_kind
+from emulator.spec.manifests import load_manifest_documents, load_manifest_files
 
 
 def manifest_paths(target: str) -> list[str]:
@@ -101,11 +80,11 @@ def get(client: Client, kind_word: str, names: list[str], namespace: str | None,
 
 
 def apply(client: Client, files: list[str], namespace: str | None, out: TextIO) -> int:
-    paths = [p for f in files for p in manifest_paths(f)]
-    mset = load_manifest_files(paths, namespace or "default")
-    for warning in mset.warnings:
+    docs = load_manifest_documents([p for f in files for p in manifest_paths(f)])
+    done = client.apply(docs, namespace or "default")  # parsed and checked there, located in the files
+    for warning in done.warnings:
         out.write(f"Warning: {warning}\n")
-    for line in client.apply(mset.objects):
+    for line in done.lines:
         out.write(line + "\n")
     return 0
 
@@ -151,22 +130,6 @@ def scale(client: Client, target: list[str], replicas: int, namespace: str | Non
     kind = resolve_kind(kind_word)
     out.write(client.scale(kind, namespace or "default", name, replicas) + "\n")
     return 0
-
-
-def exec_target(client: Client, target: str, namespace: str | None, container: str | None,
-                command: list[str]) -> ExecTarget:
-    """Where ``command`` runs for a pod (``enter.pod_target``) or for a node or external host
-    (its network namespace).
-
-    Raises:
-        NotFoundError: no pod or node of that name; no such container in the pod.
-    """
-    if not command:
-        raise K8semuError("you must specify at least one command for the container")
-    status = client.status()
-    if namespace is None and target in status["netns"]:
-        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command])
-    return pod_target(client.pod(target, namespace), container, command)
 
 
 def exec_(client: Client, target: str, namespace: str | None, container: str | None, command: list[str]) -> int:
@@ -247,23 +210,9 @@ def describe(client: Client, kind_word: str, name: str, namespace: str | None, o
 
 
 def about(client: Client, kind: str, namespace: str, name: str) -> list[dict]:
-    return [e for e in client.events(namespace) if (e["kind"], e["name"]) == (kind, name)]
-
-
-def events(client: Client, namespace: str | None, all_ns: bool, out: TextIO) -> int:
-    """``get events``: kubectl's columns (LAST SEEN, TYPE, REASON, OBJECT, MESSAGE)."""
-    import time
-    items = client.events(None if all_ns else (namespace or "default"))
-    if not items:
-        out.write("No events found" + ("" if all_ns else f" in {namespace or 'default'} namespace") + ".\n")
-        return 0
-    now = time.time()
-    rows = [([e["namespace"]] if all_ns else [])
-            + [output.human_age(now - e["last"]), e["type"], e["reason"], f"{e['kind'].lower()}/{e['name']}", e["message"]]
-            for e in items]
-    out.write(output.table((["NAMESPACE"] if all_ns else []) + ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
-                           rows) + "\n")
-    return 0
+    """The Events about one object (core/v1 Events, as ``describe`` shows them)."""
+    return [e for e in client.events(namespace)
+            if (e["involvedObject"]["kind"], e["involvedObject"]["name"]) == (kind, name)]
 
 
 def dns_lookup(client: Client, name: str, rtype: str, source: str | None, namespace: str | None, out: TextIO) -> int:

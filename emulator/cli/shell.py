@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import cmd
 import shlex
-from typing import TextIO
+from typing import Callable, Collection, TextIO
 
+from emulator.cli import objects
+from emulator.client import Client
 from emulator.errors import K8semuError
 
 
@@ -16,13 +18,14 @@ class Shell(cmd.Cmd):
              "'exit' or Ctrl-D leaves (and takes the cluster down).")
     prompt = "k8semu> "
 
-    def __init__(self, out: TextIO, err: TextIO, client) -> None:
+    def __init__(self, out: TextIO, err: TextIO, client: Client, verbs: Collection[str],
+                 run_verb: Callable[[list[str]], int]) -> None:
+        """``run_verb`` runs one of ``verbs`` from its words (the CLI's parser and dispatcher)."""
         super().__init__(stdout=out)
         self.out, self.err, self.client = out, err, client
+        self.verbs, self.run_verb = set(verbs), run_verb
 
     def run_line(self, line: str) -> int:
-        from emulator.cli.main import build_parser, dispatch, parse, verbs
-        from emulator.cli import objects
         try:
             words = shlex.split(line)
         except ValueError as exc:
@@ -33,13 +36,8 @@ class Shell(cmd.Cmd):
         if words[0] == "kubectl" and len(words) > 1:
             words = words[1:]
         try:
-            if words[0] in verbs():
-                try:
-                    args = parse(build_parser(), words)
-                except SystemExit:
-                    return 2
-                args.cluster = args.cluster or self.client.run.name  # this shell's cluster
-                return dispatch(args, self.out, self.err, in_shell=True)
+            if words[0] in self.verbs:
+                return self.run_verb(words)
             return objects.exec_(self.client, words[0], None, None, words[1:])  # Mininet style
         except K8semuError as exc:
             self.err.write(f"error: {exc}\n")

@@ -55,11 +55,16 @@ def wanted(view: NetworkView) -> dict[Key, tuple[str, str, int]]:
 def socket_in(netns: str) -> socket.socket:
     """A TCP socket of network namespace ``netns`` (made by a thread that entered it; the socket
     stays in that namespace whichever thread uses it: binds, connects, the API's port-forward)."""
+    return socket_at(os.path.join(NETNS_DIR, netns))
+
+
+def socket_at(ns_path: str) -> socket.socket:
+    """A TCP socket of the network namespace at ``ns_path`` (a named one, or ``/proc/PID/ns/net``)."""
     made: list = []
 
     def enter_and_make() -> None:
         try:
-            fd = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
             try:
                 linux.setns(fd, linux.CLONE_NEWNET)  # this thread only; it ends here
             finally:
@@ -68,7 +73,7 @@ def socket_in(netns: str) -> socket.socket:
         except OSError as exc:
             made.append(exc)
 
-    thread = threading.Thread(target=enter_and_make, name=f"socket in {netns}")
+    thread = threading.Thread(target=enter_and_make, name=f"socket in {ns_path}")
     thread.start()
     thread.join()
     if isinstance(made[0], OSError):

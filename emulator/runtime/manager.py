@@ -5,7 +5,8 @@
 and writing its records. It checks the
 machine, builds the fabric, starts and supervises its helpers (the SDN controller, the shim
 that makes pods, external DNS servers), applies the manifests and then loops: run the kubelet,
-publish the network view when it changes, answer the CLI. SIGTERM or a ``down`` request tears
+publish the network view when it changes; its answers to requests (``runtime/requests.py``)
+reach every client through the API server. SIGTERM or a ``down`` request tears
 everything down from the records and exits. Startup failures are written to ``error.txt`` for
 the CLI to show, and whatever was made is removed.
 
@@ -25,34 +26,34 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from emulator.cluster import addons, controllers, dnsview, nodes, render
+from emulator.cluster import addons, controllers, dnsview
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
-from emulator.errors import K8semuError, NotFoundError, RuntimeFailure
+from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.corefile import default_corefile, hosts_corefile
 from emulator.pipeline.build import describe_cookie
 from emulator.pipeline.cookie import Category, split
-from emulator.runtime import api, cleanup, fabric, ovs
+from emulator.runtime import cleanup, fabric, ovs
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
 from emulator.runtime.pacing import ExitWatch, Pacer
 from emulator.runtime.proc import start_time
 from emulator.runtime.records import SOCKET_PATH_MAX, Records
-from emulator.runtime.sandbox import SandboxRuntime, capability_names
+from emulator.runtime.requests import Requests
+from emulator.runtime.sandbox import SandboxRuntime
 from emulator.runtime.shimclient import Shim
 from emulator.runtime.supervisor import Supervisor
 
 TICK = 0.05
 IDLE_TICK = 0.2
-CHANGES = ("apply", "create", "delete", "scale", "cordon", "drain")  # the requests that change objects
 ACTIVE_WINDOW = 2.0  # seconds after the last change during which ticks stay quick
 SWITCH_DEADLINE = 30.0
 
 
-class Manager:
+class Manager(Requests):
     def __init__(self, config: ClusterConfig, records: Records) -> None:
         self.config, self.records = config, records
         self.run = records.path.parent
@@ -319,8 +320,6 @@ class Manager:
 
     # -- main loop ------------------------------------------------------------------------
     def serve(self) -> None:
-        listener, key = api.make_listener(self.run)
-        threading.Thread(target=api.serve, args=(listener, key, self.dispatch, self.stopping), daemon=True).start()
         (self.run / "ready").write_text(str(os.getpid()))
         while not self.stopping.is_set():
             with self.lock:
@@ -342,7 +341,6 @@ class Manager:
             quiet = time.monotonic() - self.last_change > ACTIVE_WINDOW
             self.wake.wait(self.pacer.timeout(quiet, self.kubelet.probes.next_due() if self.kubelet else None))
             self.wake.clear()
-        listener.close()
 
     def _tick(self) -> bool:
         # every change made between ticks (API requests) is published by its request: the view
@@ -387,105 +385,6 @@ class Manager:
             self._start_shim()
             self.kubelet.runtime.shim = self.shim
             self.kubelet.shim_restarted()
-
-    def dispatch(self, req: dict) -> Any:
-        op = req["op"]
-        if op == "down":
-            self.stopping.set()
-            self.wake.set()
-            return "stopping"
-        if op == "generations":  # without the state lock: a poller never waits behind a tick
-            return {"published": self.published, "switches": self.switch_generations()}
-        with self.lock:
-            result = self._dispatch_locked(op, req)
-            if op in CHANGES:
-                self._publish()  # the view (and its generation) include the change when we answer
-                self.last_change = time.monotonic()
-                for observe in self.observers:
-                    observe(True)
-        if op in CHANGES or op.startswith("controller_"):
-            self.wake.set()  # act on it now; reads do not wake the loop (pollers would spin it)
-        return result
-
-    def _dispatch_locked(self, op: str, req: dict) -> Any:
-        st = self.state
-        if op == "status":
-            pods = st.pods()
-            helpers = {h.name: {"pid": h.proc.pid if h.proc else None, "restarts": h.restarts, "held": h.held,
-                                "running": bool(h.proc and h.proc.poll() is None)}
-                       for h in self.supervisor.helpers.values()}
-            return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
-                    "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
-                    "external_hosts": [h.name for h in self.config.external_hosts],
-                    "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
-                    "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),
-                    "helpers": helpers, "file": self.config.file, "run": str(self.run),
-                    "slot": self.records.scope.slot,
-                    "netns": {n: naming.node_netns(self.records.scope, n) for n in
-                              [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]},
-                    "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
-        if op == "controller_stop":
-            return self.supervisor.hold("controller")
-        if op == "controller_start":
-            self.supervisor.release("controller")
-            self.last_view = None  # republish, so the new controller has a fresh generation to confirm
-            self._publish()
-            self.lock.release()
-            try:
-                self.wait_synced(30)
-            finally:
-                self.lock.acquire()
-            return "controller started; every switch reconnected and in sync"
-        if op == "get":
-            return render.objects(st, req["kind"], req.get("namespace"), self.agent.ready)
-        if op == "events":
-            ns = req.get("namespace")
-            uids = {key: rec.uid for key, rec in st.records.items()}  # (kind, namespace, name) -> uid
-            return [{**vars(e), "uid": uids.get((e.kind, e.namespace, e.name), "")} for e in st.events.all(ns)]
-        if op == "apply":
-            return controllers.apply(st, req["objects"])
-        if op == "create":
-            return controllers.create(st, req["objects"])
-        if op == "delete":
-            return controllers.delete(st, req["kind"], req["namespace"], req["name"])
-        if op == "scale":
-            return controllers.scale(st, req["kind"], req["namespace"], req["name"], req["replicas"])
-        if op == "cordon":
-            line = nodes.cordon(st, req["node"], req["unschedulable"])
-            controllers.reconcile(st)  # uncordoned: pending pods may go there now
-            return line
-        if op == "drain":
-            done = nodes.drain(st, req["node"], req["force"], req.get("pod_selector", ""))
-            controllers.reconcile(st)  # the evicted pods' controllers make replacements now
-            return done
-        if op == "pod":
-            return self._pod_info(req)
-        raise K8semuError(f"unknown request {op!r}")
-
-    def _pod_info(self, req: dict) -> dict:
-        """What ``exec``, ``logs`` and ``probe`` need to enter a pod as its containers do."""
-        rec = self.state.find_pod(req["name"], req.get("namespace"))
-        box = self.kubelet.boxes.get(rec.obj.key) if rec else None
-        if rec is None or box is None:
-            raise NotFoundError(f'pods "{req["name"]}" not found' if rec is None else
-                                f'pod {req["name"]} has no sandbox yet (phase {rec.status.phase})')
-        from_sandbox = self.kubelet.runtime
-        containers = {}
-        for c in rec.obj.spec.containers:
-            _, inside = from_sandbox.container_dir(box, c.name)
-            pid = box.containers.get(c.name, (None, None))[0]
-            sec, pod_sec = c.security, rec.obj.spec.security
-            uid = sec.run_as_user if sec.run_as_user is not None else pod_sec.run_as_user
-            gid = sec.run_as_group if sec.run_as_group is not None else pod_sec.run_as_group
-            containers[c.name] = {"pid": pid, "workdir": c.working_dir or inside, "fallback": inside,
-                                  "caps": capability_names(c, pod_sec), "uid": uid,
-                                  "gid": gid if gid is not None else uid,
-                                  "cgroups": from_sandbox.cgroups.container(rec.uid, c.name, c.resources),
-                                  "attach": from_sandbox.attach_path(rec.uid, c.name) if c.attachable else None}
-        return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
-                "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
-                "containers": [c.name for c in rec.obj.spec.containers], "details": containers,
-                "pids": {n: p for n, (p, _) in box.containers.items()}}
 
     def shutdown(self) -> list[str]:
         started = time.monotonic()

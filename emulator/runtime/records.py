@@ -119,6 +119,10 @@ class Records:
         value = self.data.get(kind, [])
         return list(value.items()) if isinstance(value, dict) else list(value)
 
+    def manager(self) -> tuple[int, int | None] | None:
+        """The cluster's manager process: (pid, start time), if recorded."""
+        return next(((pid, started) for pid, started, what in self.items("processes") if what == "manager"), None)
+
 
 def all_records() -> list[Records]:
     base = base_dir()

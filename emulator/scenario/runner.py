@@ -18,13 +18,14 @@ from typing import Any, Callable, TextIO
 
 import yaml
 
-from emulator.cli import lifecycle, objects, probe
 from emulator.errors import K8semuError
-from emulator.runtime.api import Client
+from emulator.client import Client, lifecycle, probe
+from emulator.client.targets import exec_target, resolve_kind
 from emulator.runtime.records import cluster_dir
 from emulator.scenario.model import Scenario, Step
 from emulator.cluster.admit import admit_cluster
-from emulator.spec.loader import load_file
+from emulator.cluster.controllers import kind_of
+from emulator.spec.loader import Document, load_file
 from emulator.spec.manifests import parse_documents
 
 VAR = re.compile(r"\$\{(ip|lb|netns):(pod|svc|node)/([^}]+)\}")
@@ -63,7 +64,7 @@ class Failed(Exception):
 
 
 def _get(ctx: "Ctx", kind: str, namespace: str | None) -> list[dict]:
-    return ctx.client.call("get", kind=kind, namespace=namespace)
+    return ctx.client.get(kind, namespace)
 
 
 def substitute(ctx: "Ctx", value: Any) -> Any:
@@ -114,7 +115,7 @@ def _missing(m: re.Match) -> str:
 def settle(ctx: "Ctx", timeout: float = 10) -> None:
     """Wait until every switch holds the manager's current view: what the API shows is then
     what the data plane does."""
-    poll(lambda: ctx.client.call("status")["synced"], timeout, "the data plane to catch up")
+    poll(lambda: ctx.client.status()["synced"], timeout, "the data plane to catch up")
 
 
 def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -130,11 +131,12 @@ def poll(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 def run_in(ctx: "Ctx", target: str, command: list[str], namespace: str | None = None,
            timeout: float = 30) -> subprocess.CompletedProcess:
-    where = objects.exec_target(ctx.client, target, namespace, None, command)
+    where = exec_target(ctx.client, target, namespace, None, command)
     return where.run(capture_output=True, text=True, timeout=timeout)
 
 
-def _manifests(step: Step, base: Path) -> list:
+def _documents(step: Step, base: Path) -> list[Document]:
+    """The step's manifests: files it names, or written inline (located in the scenario)."""
     items = step.args if isinstance(step.args, list) else [step.args]
     docs = []
     for i, item in enumerate(items):
@@ -143,23 +145,23 @@ def _manifests(step: Step, base: Path) -> list:
         else:
             path = ("steps", next(j for j, s in enumerate(step.doc.data["steps"]) if s.get("name") == step.name), step.kind)
             docs.append(step.doc.sub(path + ((i,) if isinstance(step.args, list) else ())))
-    return parse_documents(docs).objects
+    return docs
 
 
 def do_apply(step: Step, ctx: Ctx) -> list[str]:
     """Apply, then wait until the data plane holds the change (as every mutating step does)."""
-    done = ctx.client.apply(_manifests(step, ctx.base))
+    done = ctx.client.apply(_documents(step, ctx.base)).lines
     settle(ctx)
     return done
 
 
 def do_delete(step: Step, ctx: Ctx) -> list[str]:
-    from emulator.cluster.controllers import kind_of
     args = step.args
     if isinstance(args, dict) and "kind" in args and "apiVersion" not in args:
-        targets = [(objects.resolve_kind(args["kind"]), args.get("namespace", "default"), args["name"])]
+        targets = [(resolve_kind(args["kind"]), args.get("namespace", "default"), args["name"])]
     else:
-        targets = [(kind_of(o), o.meta.namespace, o.meta.name) for o in _manifests(step, ctx.base)]
+        targets = [(kind_of(o), o.meta.namespace, o.meta.name)
+                   for o in parse_documents(_documents(step, ctx.base)).objects]
     done = [ctx.client.delete(k, ns, n) for k, ns, n in targets]
     settle(ctx)
     return done
@@ -321,9 +323,10 @@ def do_fault(step: Step, ctx: Ctx) -> list[str]:
                 raise Failed(f"no node or external host {a[key]!r}")
             subprocess.run(["ip", "-n", netns, "link", "set", "eth0", state], check=True)
             return [f"{a[key]} eth0 {state}"]
-    for key in ("controller-stop", "controller-start"):
-        if key in a:
-            return [ctx.client.call(key.replace("-", "_"))]
+    if "controller-stop" in a:
+        return [ctx.client.controller_stop()]
+    if "controller-start" in a:
+        return [ctx.client.controller_start()]
     raise Failed(f"unknown fault {a}")
 
 

@@ -26,6 +26,7 @@ PathKey = tuple[Any, ...]
 MAX_DEPTH = 64  # a Deployment nests about 12 deep; an inline manifest in a scenario about 20
 ALIAS_BUDGET = 50_000  # nodes that aliases may add to a document, beyond those written out
 MAX_DOCUMENTS = 10_000
+MAX_LINES = 200_000  # of a document sent by a client (a 3 MiB request holds fewer)
 
 
 class _Bounded(yaml.SafeLoader):
@@ -81,6 +82,38 @@ class Document:
 
     def problem(self, path: PathKey, field_name: str, message: str) -> Problem:
         return Problem(self.where(path), field_name, message)
+
+    def to_wire(self) -> dict:
+        """As JSON carries it to the manager (``k8semu apply``, scenario steps): the data with
+        the marks of its own values only, so that problems found there still point at the
+        user's file, line and column."""
+        own = [[list(k[len(self.base):]), list(v)] for k, v in self.marks.items() if k[:len(self.base)] == self.base]
+        used = sorted({v[0] for _, v in own})
+        return {"data": self.data, "file": self.file, "marks": own,
+                "lines": {str(n): self.lines[n - 1] for n in used if 0 < n <= len(self.lines)}}
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> "Document":
+        """The inverse of ``to_wire``, for input from a client: anything malformed is refused.
+
+        Raises:
+            ValueError: not what ``to_wire`` makes.
+        """
+        if not isinstance(wire, dict) or not isinstance(wire.get("file"), str) or "data" not in wire:
+            raise ValueError("a document needs data and file")
+        marks: dict[PathKey, tuple[int, int, int]] = {}
+        for entry in wire.get("marks") or []:
+            if (not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], list)
+                    or not all(isinstance(k, (str, int)) for k in entry[0]) or not isinstance(entry[1], list)
+                    or len(entry[1]) != 3 or not all(type(n) is int and n >= 0 for n in entry[1])):
+                raise ValueError("a mark is [path, [line, column, width]]")
+            marks[tuple(entry[0])] = tuple(entry[1])  # type: ignore[assignment]
+        given = wire.get("lines") or {}
+        if not isinstance(given, dict) or not all(isinstance(v, str) and k.isdigit() for k, v in given.items()):
+            raise ValueError("lines are {number: text}")
+        count = max([0, *(int(k) for k in given), *(m[0] for m in marks.values())])
+        lines = [given.get(str(n), "") for n in range(1, min(count, MAX_LINES) + 1)]
+        return cls(wire["data"], wire["file"], marks, lines)
 
 
 def _walk(node: yaml.Node, path: PathKey, marks: dict, problems: list[Problem], doc_file: str,

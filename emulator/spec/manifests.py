@@ -463,11 +463,11 @@ def parse_documents(docs: list[Document], default_ns: str = "default") -> Manife
     return out
 
 
-def load_manifest_files(paths: list[str], default_ns: str = "default") -> ManifestSet:
-    """Read manifest files (``kubectl apply -f`` for each).
+def load_manifest_documents(paths: list[str]) -> list[Document]:
+    """Read manifest files into located documents (every file's problems at once).
 
     Raises:
-        SpecError: unreadable, malformed or invalid manifests.
+        SpecError: unreadable or malformed files.
     """
     docs: list[Document] = []
     problems: list[Problem] = []
@@ -478,4 +478,13 @@ def load_manifest_files(paths: list[str], default_ns: str = "default") -> Manife
             problems += exc.problems
     if problems:
         raise SpecError(problems)
-    return parse_documents(docs, default_ns)
+    return docs
+
+
+def load_manifest_files(paths: list[str], default_ns: str = "default") -> ManifestSet:
+    """Read manifest files (``kubectl apply -f`` for each).
+
+    Raises:
+        SpecError: unreadable, malformed or invalid manifests.
+    """
+    return parse_documents(load_manifest_documents(paths), default_ns)

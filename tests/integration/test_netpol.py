@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cli import probe
+from emulator.client import probe
 from tests.cluster import k8semu, module_cluster, poll
 
 netpol_cluster = module_cluster("topologies/netpol.yaml")

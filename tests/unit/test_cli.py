@@ -109,7 +109,7 @@ def test_the_shell_knows_every_verb_from_the_parser() -> None:
 
 
 def test_probe_refuses_sctp_on_a_kernel_without_it_and_unknown_protocols(monkeypatch) -> None:
-    from emulator.cli import probe
+    from emulator.client import probe
     with pytest.raises(K8semuError, match="expected one of tcp, udp, sctp"):
         probe.check_protocols(["icmp"])
     monkeypatch.setattr(probe, "sctp_missing", lambda: "Protocol not supported")

@@ -1,6 +1,6 @@
 """The layers are visible in folder names and imports only go down: a module may import its own
 layer and the layers below it, never one above (CONVENTIONS: spec -> model -> cluster -> data
-plane drivers -> runtime -> API -> CLI). Outside the CLI (which imports lazily to keep
+plane drivers -> runtime -> API -> client -> CLI). Outside the CLI (which imports lazily to keep
 ``k8semu --help`` fast), imports sit at the top of the module: a function-level import is how a
 cycle hides."""
 from __future__ import annotations
@@ -17,7 +17,8 @@ LAYER = {
     "pipeline": 4, "dns": 4, "ingress": 4, "images": 4,  # pure data-plane drivers and pod programs
     "controller": 5, "runtime": 5,
     "api": 6,
-    "scenario": 7, "cli": 7, "__main__": 7,
+    "client": 7,  # the one client of the API: every verb, the shell, the scenario runner
+    "scenario": 8, "cli": 8, "__main__": 8,
 }
 LAZY_OK = {"cli", "scenario", "__main__"}
 

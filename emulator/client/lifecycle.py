@@ -20,18 +20,16 @@ from typing import TextIO
 import yaml
 
 from emulator.api import kubeconfig
+from emulator.client.client import Client
 from emulator.errors import ClusterRunningError, K8semuError, NoClusterError, RuntimeFailure
 from emulator.model.cluster import ClusterConfig
-from emulator.runtime import api, cleanup, ovs
+from emulator.runtime import cleanup, ovs
 from emulator.runtime.proc import alive
 from emulator.runtime.records import KINDS, Records, all_records, allocate_slot, cluster_dir, machine_lock
 
 
 def manager_entry(records: Records) -> tuple[int, int | None] | None:
-    for pid, started, what in records.items("processes"):
-        if what == "manager":
-            return pid, started
-    return None
+    return records.manager()
 
 
 def live(records: Records) -> bool:
@@ -123,6 +121,7 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
                                 start_new_session=True, env=env)
     deadline = started + timeout
     status: dict = {}
+    client = Client(run, timeout=30)
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             error, log_path = run / "error.txt", run / "manager.log"
@@ -136,7 +135,7 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
             raise RuntimeFailure(f"cluster {config.name!r} failed to start: {message.strip()}")
         if (run / "ready").exists():
             try:
-                status = api.call(run, "status")
+                status = client.status()
             except NoClusterError:  # it is exiting: the next pass reads why
                 time.sleep(0.05)
                 continue
@@ -186,7 +185,7 @@ def down(cluster: str | None = None, timeout: float = 120) -> str:
     entry = manager_entry(records)
     unmerge_kubeconfig(run, records.cluster)
     try:
-        api.call(run, "down", timeout=10)
+        Client(run).down()
     except K8semuError:
         os.kill(entry[0], 15)
     deadline = time.monotonic() + timeout
@@ -231,7 +230,7 @@ def cleanup_all(cluster: str | None = None) -> str:
 def status_text(cluster: str | None) -> str:
     run = resolve(cluster)
     check_manager(run)
-    s = api.call(run, "status")
+    s = Client(run).status()
     parts = []
     for name, h in s["helpers"].items():
         state = "running" if h["running"] else ("stopped" if h["held"] else "down")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from emulator.errors import K8semuError
-from emulator.runtime.api import Client
+from emulator.client.client import Client
 
 
 def pods_of(client: Client, namespaces: list[str] | None) -> list[tuple[str, str, str]]:

@@ -1,0 +1,121 @@
+"""k8semu's own endpoints, beside the Kubernetes API on the same server: what an emulator has
+and a cluster does not (its status, the generation each switch confirmed, how to enter a pod's
+namespaces, stopping the SDN controller, taking the cluster down) and the batch forms of
+``k8semu apply``, ``cordon`` and ``drain``. They are non-resource paths under ``/k8semu/v1/``,
+as kube-apiserver serves ``/metrics`` and ``/debug/*`` beside its groups, authenticated like
+every other request; ``emulator/client`` is their one caller.
+
+One registry (``OPS``) names each endpoint, its HTTP method and the manager request it runs.
+Arguments come from the query (GET) or a JSON object (POST) and are checked here; an error the
+manager raises is a Status whose details carry the error itself (``errors.to_wire``), so the
+client re-raises it unchanged: a spec problem keeps its file, line and column.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from emulator.api.backend import Backend
+from emulator.api.status import ApiError, bad_request
+from emulator.errors import (AlreadyExistsError, K8semuError, NoClusterError, NotFoundError, SpecError,
+                             to_wire)
+from emulator.spec.loader import Document
+from emulator.spec.manifests import parse_documents
+
+PREFIX = "/k8semu/v1/"
+
+
+@dataclass(frozen=True)
+class Op:
+    method: str
+    run: Callable[[Backend, dict], Any]
+    doc: str
+
+
+def _text(args: dict, key: str, default: str | None = None) -> str:
+    value = args.get(key, default)
+    if not isinstance(value, str):
+        raise bad_request(f"{key}: a string is required")
+    return value
+
+
+def _flag(args: dict, key: str) -> bool:
+    value = args.get(key, False)
+    if isinstance(value, str):  # from a query
+        value = value in ("1", "true")
+    if not isinstance(value, bool):
+        raise bad_request(f"{key}: true or false")
+    return value
+
+
+def _apply(backend: Backend, args: dict) -> dict:
+    """Located documents (``Document.to_wire``), parsed and checked as ``k8semu apply`` parses
+    files, then applied as one batch (one view published for all of them): kubectl's lines and
+    the parser's warnings."""
+    wires = args.get("documents")
+    if not isinstance(wires, list):
+        raise bad_request("documents: a list is required")
+    try:
+        docs = [Document.from_wire(w) for w in wires]
+    except ValueError as exc:
+        raise bad_request(f"documents: {exc}") from None
+    mset = parse_documents(docs, _text(args, "namespace", "default"))
+    return {"lines": backend.apply(mset.objects), "warnings": mset.warnings}
+
+
+def _pod(backend: Backend, args: dict) -> dict:
+    namespace = args.get("namespace")
+    return backend.pod_info(_text(args, "name"), _text(args, "namespace") if namespace is not None else None)
+
+
+OPS: dict[str, Op] = {
+    "status": Op("GET", lambda b, a: b.status_report(), "the cluster at a glance"),
+    "generations": Op("GET", lambda b, a: b.generation_report(),
+                      "the view's generation and the one each switch confirmed (no lock taken)"),
+    "pod": Op("GET", _pod, "where a pod's containers run: pids, namespaces, cgroups (name, namespace)"),
+    "apply": Op("POST", _apply, "apply located manifests as one batch (documents, namespace)"),
+    "cordon": Op("POST", lambda b, a: b.cordon(_text(a, "node"), _flag(a, "unschedulable")),
+                 "mark a node (un)schedulable (node, unschedulable)"),
+    "drain": Op("POST", lambda b, a: b.drain(_text(a, "node"), _flag(a, "force"), _text(a, "podSelector", "")),
+                "one eviction pass over a node's pods (node, force, podSelector)"),
+    "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),
+    "controller/start": Op("POST", lambda b, a: b.controller_start(),
+                           "start it again; answers once every switch is in sync"),
+    "down": Op("POST", lambda b, a: b.down(), "take the cluster down"),
+}
+
+CODES = ((NotFoundError, 404, "NotFound"), (AlreadyExistsError, 409, "AlreadyExists"), (SpecError, 422, "Invalid"),
+         (NoClusterError, 503, "ServiceUnavailable"))
+
+
+def failure(exc: K8semuError) -> ApiError:
+    """The Status for an error the manager raised, with the error itself in its details."""
+    code, reason = next(((c, r) for cls, c, r in CODES if isinstance(exc, cls)), (500, "InternalError"))
+    return ApiError(code, reason, str(exc), {"k8semu": to_wire(exc)})
+
+
+def serve(backend: Backend, name: str, method: str, query: dict, body: bytes) -> Any:
+    """Run one of k8semu's endpoints (on a worker thread); its answer is JSON.
+
+    Raises:
+        ApiError: no such endpoint (404), another method (405), bad arguments (400), or the
+            manager's error as a Status (``failure``).
+    """
+    op = OPS.get(name)
+    if op is None:
+        raise ApiError(404, "NotFound", f"k8semu has no endpoint {name!r} (it has: {', '.join(OPS)})")
+    if method != op.method:
+        raise ApiError(405, "MethodNotAllowed", f"{PREFIX}{name} takes {op.method}")
+    args: Any = query
+    if method == "POST":
+        try:
+            args = json.loads(body or b"{}")
+        except (ValueError, RecursionError) as exc:
+            raise bad_request(f"the body of the request is not JSON: {exc}") from None
+        if not isinstance(args, dict):
+            raise bad_request("the body of the request must be a JSON object")
+    try:
+        return op.run(backend, args)
+    except K8semuError as exc:
+        raise failure(exc) from None

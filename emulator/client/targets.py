@@ -1,0 +1,43 @@
+"""What a user's words name: a kind (kubectl's names and short names for it), and where a
+command runs for ``exec``: a pod's container (entered as its processes run) or a node or
+external host (its network namespace). The CLI and the scenario runner both read them here."""
+from __future__ import annotations
+
+from emulator.api import resources
+from emulator.api.enter import ExecTarget, pod_target
+from emulator.client.client import Client
+from emulator.errors import K8semuError
+
+
+def _names(r: resources.Resource) -> set[str]:
+    names = {r.singular, r.plural, *r.short_names}
+    return names | {f"{n}.{r.group}" for n in (r.singular, r.plural)} if r.group else names
+
+
+def resolve_kind(word: str) -> str:
+    """The kind a word names as kubectl resolves it (``po``, ``pods``, ``deployments.apps``),
+    from the API's own table of resources.
+
+    Raises:
+        K8semuError: no kind has that name.
+    """
+    found = next((r.kind for r in resources.RESOURCES if word.lower() in _names(r)), None)
+    if found is None:
+        raise K8semuError(f'the server doesn\'t have a resource type "{word}"')
+    return found
+
+
+def exec_target(client: Client, target: str, namespace: str | None, container: str | None,
+                command: list[str]) -> ExecTarget:
+    """Where ``command`` runs for a pod (``enter.pod_target``) or for a node or external host
+    (its network namespace).
+
+    Raises:
+        NotFoundError: no pod or node of that name; no such container in the pod.
+    """
+    if not command:
+        raise K8semuError("you must specify at least one command for the container")
+    status = client.status()
+    if namespace is None and target in status["netns"]:
+        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command])
+    return pod_target(client.pod(target, namespace), container, command)

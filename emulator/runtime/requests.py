@@ -1,0 +1,171 @@
+"""What the manager answers: one typed method per request, called by the API server's handlers
+(the Kubernetes resources and k8semu's own endpoints, ``emulator/api/ops.py``) on their worker
+threads. Every client (kubectl, the k8semu verbs, the shell, the scenario runner, tests and
+benchmarks) reaches these through that one API.
+
+A method that changes objects holds the manager's lock, publishes the network view before it
+returns (the generation it reports includes the change) and wakes the loop; reads hold the lock
+without waking it (pollers would spin it); ``generations`` and ``down`` take no lock at all, so
+a poller never waits behind a pass over every pod.
+"""
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from emulator.cluster import controllers, nodes, render
+from emulator.errors import NotFoundError
+from emulator.model import naming
+from emulator.runtime.sandbox import capability_names
+
+
+class Requests:
+    """Mixed into ``Manager`` (whose state, lock and helpers it uses): its answers to requests."""
+
+    # -- reads ----------------------------------------------------------------------------
+    def status_report(self) -> dict:
+        """The cluster at a glance (``k8semu status``, ``up`` waiting for readiness)."""
+        with self.lock:
+            st = self.state
+            pods = st.pods()
+            helpers = {h.name: {"pid": h.proc.pid if h.proc else None, "restarts": h.restarts, "held": h.held,
+                                "running": bool(h.proc and h.proc.poll() is None)}
+                       for h in self.supervisor.helpers.values()}
+            hosts = [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]
+            return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
+                    "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
+                    "external_hosts": [h.name for h in self.config.external_hosts],
+                    "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
+                    "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),
+                    "helpers": helpers, "file": self.config.file, "run": str(self.run),
+                    "slot": self.records.scope.slot,
+                    "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
+                    "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
+
+    def generation_report(self) -> dict:
+        """{"published": the latest view's generation, "switches": {node: generation confirmed}},
+        without the lock: answered at once, even while the manager is busy."""
+        return {"published": self.published, "switches": self.switch_generations()}
+
+    def objects(self, kind: str, namespace: str | None = None) -> list[dict]:
+        """Every object of ``kind`` (in ``namespace``, or all) as the API renders it."""
+        with self.lock:
+            return render.objects(self.state, kind, namespace, self.agent.ready)
+
+    def event_records(self, namespace: str | None = None) -> list[dict]:
+        """The Events recorded (in ``namespace``, or all), with the uid of the object each is about."""
+        with self.lock:
+            st = self.state
+            uids = {key: rec.uid for key, rec in st.records.items()}  # (kind, namespace, name) -> uid
+            return [{**vars(e), "uid": uids.get((e.kind, e.namespace, e.name), "")} for e in st.events.all(namespace)]
+
+    def pod_info(self, name: str, namespace: str | None = None) -> dict:
+        """What ``exec``, ``logs``, ``attach``, ``port-forward`` and ``probe`` need to enter a pod
+        as its containers do.
+
+        Raises:
+            NotFoundError: no such pod, or it has no sandbox yet.
+        """
+        with self.lock:
+            rec = self.state.find_pod(name, namespace)
+            box = self.kubelet.boxes.get(rec.obj.key) if rec and self.kubelet else None
+            if rec is None or box is None:
+                raise NotFoundError(f'pods "{name}" not found' if rec is None else
+                                    f'pod {name} has no sandbox yet (phase {rec.status.phase})')
+            runtime = self.kubelet.runtime
+            containers = {}
+            for c in rec.obj.spec.containers:
+                _, inside = runtime.container_dir(box, c.name)
+                pid = box.containers.get(c.name, (None, None))[0]
+                sec, pod_sec = c.security, rec.obj.spec.security
+                uid = sec.run_as_user if sec.run_as_user is not None else pod_sec.run_as_user
+                gid = sec.run_as_group if sec.run_as_group is not None else pod_sec.run_as_group
+                containers[c.name] = {"pid": pid, "workdir": c.working_dir or inside, "fallback": inside,
+                                      "caps": capability_names(c, pod_sec), "uid": uid,
+                                      "gid": gid if gid is not None else uid,
+                                      "cgroups": runtime.cgroups.container(rec.uid, c.name, c.resources),
+                                      "attach": runtime.attach_path(rec.uid, c.name) if c.attachable else None}
+            return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
+                    "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
+                    "containers": [c.name for c in rec.obj.spec.containers], "details": containers,
+                    "pids": {n: p for n, (p, _) in box.containers.items()}}
+
+    # -- changes --------------------------------------------------------------------------
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """Hold the lock for a change; afterwards publish the view (the answer's generation
+        includes the change), tell the observers (the API's watches) and wake the loop."""
+        with self.lock:
+            yield
+            self._publish()
+            self.last_change = time.monotonic()
+            for observe in self.observers:
+                observe(True)
+        self.wake.set()
+
+    def _change(self, do: Callable[[], Any]) -> Any:
+        with self._changing():
+            return do()
+
+    def apply(self, objects: list) -> list[str]:
+        """``kubectl apply`` of model objects; kubectl's lines. Raises: SpecError."""
+        return self._change(lambda: controllers.apply(self.state, objects))
+
+    def create(self, objects: list) -> list[str]:
+        """Raises: AlreadyExistsError, SpecError."""
+        return self._change(lambda: controllers.create(self.state, objects))
+
+    def delete(self, kind: str, namespace: str, name: str) -> str:
+        """Raises: NotFoundError."""
+        return self._change(lambda: controllers.delete(self.state, kind, namespace, name))
+
+    def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
+        """Raises: NotFoundError, SpecError."""
+        return self._change(lambda: controllers.scale(self.state, kind, namespace, name, replicas))
+
+    def cordon(self, node: str, unschedulable: bool) -> str:
+        """Raises: NotFoundError."""
+        def do() -> str:
+            line = nodes.cordon(self.state, node, unschedulable)
+            controllers.reconcile(self.state)  # uncordoned: pending pods may go there now
+            return line
+        return self._change(do)
+
+    def drain(self, node: str, force: bool, pod_selector: str = "") -> dict:
+        """One eviction pass (``Client.drain`` repeats it for what a budget holds back).
+
+        Raises:
+            K8semuError: as ``nodes.drain``.
+        """
+        def do() -> dict:
+            done = nodes.drain(self.state, node, force, pod_selector)
+            controllers.reconcile(self.state)  # the evicted pods' controllers make replacements now
+            return done
+        return self._change(do)
+
+    # -- the emulator itself ----------------------------------------------------------------
+    def controller_stop(self) -> str:
+        with self.lock:
+            line = self.supervisor.hold("controller")
+        self.wake.set()
+        return line
+
+    def controller_start(self) -> str:
+        """Start the SDN controller again and return once every switch has reconnected and
+        confirmed the current view (waited for without the lock)."""
+        with self.lock:
+            self.supervisor.release("controller")
+            self.last_view = None  # republish, so the new controller has a fresh generation to confirm
+            self._publish()
+        self.wake.set()
+        self.wait_synced(30)
+        return "controller started; every switch reconnected and in sync"
+
+    def down(self) -> str:
+        """Ask the loop to end; the teardown follows once it has (the caller waits for the
+        manager's exit)."""
+        self.stopping.set()
+        self.wake.set()
+        return "stopping"

@@ -1,0 +1,198 @@
+"""The one client (emulator/client) against the real API server with a recording backend: every
+k8semu endpoint reaches its manager request, errors come back as the manager raised them
+(class, text, located problems), and the endpoint registry refuses what it does not serve."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+import yaml
+
+from emulator.api import kubeconfig, ops, pki
+from emulator.api.server import ApiServer
+from emulator.client import Client
+from emulator.errors import K8semuError, NoClusterError, NotFoundError, Problem, RuntimeFailure, SpecError
+from emulator.spec.loader import Document, load_text
+
+GOOD = """apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"""
+
+
+class Recorder:
+    """A Backend that records each request and answers from ``answers`` (an exception is raised)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.answers: dict[str, object] = {}
+
+    def _answer(self, name: str, *args, default=None):
+        self.calls.append((name, *args))
+        answer = self.answers.get(name, default)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def status_report(self):
+        return self._answer("status_report", default={"synced": True})
+
+    def generation_report(self):
+        return self._answer("generation_report", default={"published": 3, "switches": {"n1": 3}})
+
+    def objects(self, kind, namespace=None):
+        return self._answer("objects", kind, namespace, default=[])
+
+    def event_records(self, namespace=None):
+        return self._answer("event_records", namespace, default=[])
+
+    def pod_info(self, name, namespace=None):
+        return self._answer("pod_info", name, namespace, default={"name": name})
+
+    def apply(self, objects):
+        return self._answer("apply", [(type(o).__name__, o.meta.namespace, o.meta.name) for o in objects],
+                            default=["service/web created"])
+
+    def create(self, objects):
+        return self._answer("create", objects, default=[])
+
+    def delete(self, kind, namespace, name):
+        return self._answer("delete", kind, namespace, name, default="")
+
+    def scale(self, kind, namespace, name, replicas):
+        return self._answer("scale", kind, namespace, name, replicas, default="")
+
+    def cordon(self, node, unschedulable):
+        return self._answer("cordon", node, unschedulable, default=f"node/{node} cordoned")
+
+    def drain(self, node, force, pod_selector=""):
+        return self._answer("drain", node, force, pod_selector,
+                            default={"lines": [f"node/{node} cordoned"], "evicted": [], "refused": []})
+
+    def controller_stop(self):
+        return self._answer("controller_stop", default="stopped")
+
+    def controller_start(self):
+        return self._answer("controller_start", default="started")
+
+    def down(self):
+        return self._answer("down", default="stopping")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(client, backend): an API server on a free loopback port, its kubeconfig in a run directory."""
+    (tmp_path / "pki").mkdir()
+    paths = pki.make(tmp_path / "pki", "unit", ["127.0.0.1"])
+    backend = Recorder()
+    server = ApiServer(backend, paths, "v1.37.0")
+    port = server.start()
+    (tmp_path / "kubeconfig").write_text(yaml.safe_dump(
+        kubeconfig.admin_config("unit", f"https://127.0.0.1:{port}", paths)))
+    client = Client(tmp_path, timeout=10)
+    yield client, backend
+    client.close()
+    server.stop()
+
+
+def test_every_endpoint_reaches_its_manager_request(served):
+    client, backend = served
+    assert client.status() == {"synced": True}
+    assert client.generations() == {"published": 3, "switches": {"n1": 3}}
+    assert client.pod("web-1", "default") == {"name": "web-1"}
+    assert client.pod("web-1") == {"name": "web-1"}
+    assert client.cordon("n1", False) == "node/n1 cordoned"
+    assert client.drain("n1", force=True, pod_selector="app=web") == ["node/n1 cordoned", "node/n1 drained"]
+    assert client.controller_stop() == "stopped" and client.controller_start() == "started"
+    assert client.down() == "stopping"
+    assert [c for c in backend.calls] == [
+        ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
+        ("cordon", "n1", False), ("drain", "n1", True, "app=web"), ("controller_stop",), ("controller_start",),
+        ("down",)]
+    assert set(ops.OPS) == {"status", "generations", "pod", "apply", "cordon", "drain", "controller/stop",
+                            "controller/start", "down"}  # each one called above (apply below)
+
+
+def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):
+    client, backend = served
+    done = client.apply(load_text(GOOD, "web.yaml"), "demo")
+    assert done.lines == ["service/web created"] and done.warnings == []
+    assert backend.calls[-1] == ("apply", [("Service", "demo", "web")])
+    bad = GOOD.replace("port: 80", "port: 80, bogus: 1")
+    with pytest.raises(SpecError) as raised:
+        client.apply(load_text(bad, "web.yaml"))
+    local = str(SpecError([Problem(load_text(bad, "web.yaml")[0].where(("spec", "ports", 0, "bogus")),
+                                   "spec.ports[0].bogus", "unknown field 'bogus'")]))
+    assert str(raised.value) == local and "web.yaml:7:" in local  # the line and caret of the user's file
+    # an error the manager raises while applying keeps its located problems too
+    where = load_text(GOOD, "web.yaml")[0].where(("metadata", "name"))
+    backend.answers["apply"] = SpecError([Problem(where, "metadata.namespace", "namespaces 'demo' not found")])
+    with pytest.raises(SpecError) as raised:
+        client.apply(load_text(GOOD, "web.yaml"), "demo")
+    assert raised.value.problems[0].where == where and raised.value.exit_code == SpecError.exit_code
+
+
+def test_a_document_from_inside_another_keeps_its_positions():
+    outer = load_text("steps:\n- apply:\n    apiVersion: v1\n    kind: Namespace\n    metadata: {name: x}\n", "s.yaml")[0]
+    inner = outer.sub(("steps", 0, "apply"))
+    back = Document.from_wire(inner.to_wire())
+    assert back.data == inner.data and back.where(("metadata", "name")) == inner.where(("metadata", "name"))
+    for bad in (None, {"file": "f"}, {"data": {}, "file": 3}, {"data": {}, "file": "f", "marks": [[["a"], [1, 2]]]},
+                {"data": {}, "file": "f", "lines": {"x": "y"}}):
+        with pytest.raises(ValueError):
+            Document.from_wire(bad)
+
+
+def test_errors_come_back_as_the_manager_raised_them(served):
+    client, backend = served
+    backend.answers["pod_info"] = NotFoundError('pods "x" not found')
+    with pytest.raises(NotFoundError, match='pods "x" not found'):
+        client.pod("x")
+    backend.answers["controller_start"] = RuntimeFailure("switches did not connect")
+    with pytest.raises(RuntimeFailure, match="switches did not connect"):
+        client.controller_start()
+
+
+def test_the_registry_refuses_what_it_does_not_serve(served):
+    client, _ = served
+    with pytest.raises(K8semuError, match="k8semu has no endpoint 'nope'"):
+        client.request("GET", ops.PREFIX + "nope")
+    with pytest.raises(K8semuError, match="takes POST"):
+        client.request("GET", ops.PREFIX + "down")
+    assert _raw_post(client, b"{")["message"].startswith("the body of the request is not JSON")
+    with pytest.raises(K8semuError, match="must be a JSON object"):
+        client.request("POST", ops.PREFIX + "cordon", [1])
+    with pytest.raises(K8semuError, match="node: a string is required"):
+        client.request("POST", ops.PREFIX + "cordon", {"node": 5})
+    with pytest.raises(K8semuError, match="documents: a mark is"):
+        client.request("POST", ops.PREFIX + "apply", {"documents": [{"data": {}, "file": "f", "marks": [1]}]})
+
+
+def _raw_post(client: Client, body: bytes) -> dict:
+    """The Status a body that is not JSON gets (the client only sends JSON)."""
+    conn = client._connect()
+    try:
+        conn.request("POST", ops.PREFIX + "cordon", body, {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        assert response.status == 400
+        return yaml.safe_load(response.read())
+    finally:
+        conn.close()
+
+
+def test_a_connection_the_server_closed_is_opened_again(served):
+    client, backend = served
+    client.status()
+    first = client._local.conn
+    first.sock.shutdown(socket.SHUT_RD)  # as when the server ends an idle keep-alive
+    assert client.status() == {"synced": True} and client._local.conn is not first
+    assert [c for c in backend.calls] == [("status_report",), ("status_report",)]
+
+
+def test_no_cluster_is_said_plainly(tmp_path):
+    with pytest.raises(NoClusterError, match="no cluster is running"):
+        Client(tmp_path).status()
