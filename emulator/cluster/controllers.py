@@ -22,7 +22,7 @@ from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.cluster import nodes, rollout, services
+from emulator.cluster import deploystatus, nodes, rollout, services
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.store import ClusterState, Record
 
@@ -183,12 +183,12 @@ def by_owner(state: ClusterState) -> dict[tuple[str, str, str], list[Record]]:
 
 
 def _replicaset_for(dep: Deployment) -> ReplicaSet:
-    template_hash = naming.pod_template_hash(dep.template.raw or repr(dep.template))
+    template_hash = deploystatus.template_hash(dep)
     labels = {**dep.template.labels, TEMPLATE_HASH: template_hash}
     template = PodTemplate(labels, dep.template.annotations, dep.template.spec, dep.template.raw)
     selector = replace(dep.selector, match_labels={**dep.selector.match_labels,
                                                    TEMPLATE_HASH: template_hash})
-    meta = ObjectMeta(f"{dep.meta.name}-{template_hash}", dep.meta.namespace, labels)
+    meta = ObjectMeta(deploystatus.replicaset_name(dep), dep.meta.namespace, labels)
     return ReplicaSet(meta, dep.replicas, selector, template, dep.source, ("Deployment", dep.meta.name))
 
 
@@ -247,7 +247,7 @@ def _revision(rs: Record, children: dict) -> rollout.Revision:
 
 def new_replicaset_name(dep: Deployment) -> str:
     """The ReplicaSet of the Deployment's current template (its pods are the updated ones)."""
-    return _replicaset_for(dep).meta.name
+    return deploystatus.replicaset_name(dep)
 
 
 def reconcile_replicasets(state: ClusterState) -> None:
@@ -354,6 +354,7 @@ def reconcile(state: ClusterState) -> None:
     reconcile_replicasets(state)
     schedule_pods(state)
     reconcile_endpoints(state)
+    deploystatus.sync(state, state.deployments)
 
 
 def forget_pod(state: ClusterState, rec: Record) -> None:

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable
 
 from emulator import __version__
-from emulator.cluster import controllers, render_services
+from emulator.cluster import controllers, deploystatus, render_services
 from emulator.cluster.apimeta import meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
@@ -137,12 +137,15 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
                                 "spec": copy.deepcopy(obj.template.spec.raw)}
     if obj.template.annotations:
         template["metadata"]["annotations"] = dict(obj.template.annotations)
-    status = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
-              "observedGeneration": 1}
+    status: dict[str, Any] = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+                              "observedGeneration": 1}
     if kind == "Deployment":  # the pods of the current template's ReplicaSet (kubectl rollout status)
-        newest = controllers.new_replicaset_name(obj)
-        status["updatedReplicas"] = sum(1 for p in pods if p.obj.owner and p.obj.owner[1] == newest)
+        counts = deploystatus.counts(state, rec)
+        status["updatedReplicas"] = counts.updated
         status["unavailableReplicas"] = max(0, obj.replicas - ready)
+        tracked = state.deployments.get((ns, obj.meta.name))
+        if tracked is not None:  # Available and Progressing, as the deployment controller last set them
+            status["conditions"] = [c.to_dict(timestamp) for c in tracked.conditions.values()]
     else:
         status["fullyLabeledReplicas"] = len(pods)
     meta = _meta(rec, owner_uid=_owner_uid(rec, state))

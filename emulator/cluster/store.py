@@ -87,6 +87,7 @@ class ClusterState:
     ids: DataplaneIds = field(default_factory=DataplaneIds)
     events: Events = field(default_factory=Events)
     cordoned: set[str] = field(default_factory=set)  # nodes marked unschedulable (cluster.nodes)
+    deployments: dict = field(default_factory=dict)  # (namespace, name) -> deploystatus.Tracked
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind

@@ -99,3 +99,28 @@ def test_recreate_replaces_every_pod(cluster):
     assert not before & after
     describe = kubectl("describe", "deployment", "roll").stdout
     assert "StrategyType:" in describe and "Recreate" in describe
+
+
+def test_kubectl_wait_for_available_and_the_conditions_describe_shows(cluster):
+    """``kubectl wait --for=condition=Available`` returns once the pods are ready; while a new
+    template's pods never get ready, Progressing says which ReplicaSet is progressing."""
+    kubectl("apply", "-f", "-", input=APP.replace("roll", "waited"))
+    done = kubectl("wait", "--for=condition=Available", "deployment/waited", "--timeout=60s")
+    assert done.stdout.strip() == "deployment.apps/waited condition met"
+
+    def conditions() -> dict[str, dict]:
+        shown = json.loads(kubectl("get", "deploy", "waited", "-o", "json").stdout)["status"]["conditions"]
+        return {c["type"]: c for c in shown}
+    now = conditions()
+    assert (now["Available"]["status"], now["Available"]["reason"]) == ("True", "MinimumReplicasAvailable")
+    assert now["Progressing"]["reason"] == "NewReplicaSetAvailable"
+    kubectl("patch", "deployment", "waited", "--type=json", "-p", NEVER_READY)
+    new = poll(lambda: next((i["metadata"]["name"] for i in json.loads(kubectl(
+        "get", "rs", "-l", "app=waited", "-o", "json").stdout)["items"] if i["spec"]["replicas"] == 1), None),
+        what="the new ReplicaSet")
+    describe = kubectl("describe", "deployment", "waited").stdout
+    assert "Conditions:" in describe and "Available      True    MinimumReplicasAvailable" in describe, describe
+    assert f"NewReplicaSet:   {new} (1/1 replicas created)" in describe, describe
+    progressing = conditions()["Progressing"]
+    assert progressing["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated") and new in progressing["message"]
+    kubectl("delete", "deployment,service", "waited")

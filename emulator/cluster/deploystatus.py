@@ -1,0 +1,146 @@
+"""A Deployment's status as kube-controller-manager's deployment controller writes it
+(pkg/controller/deployment: sync.go ``calculateStatus``, progress.go ``syncRolloutStatus``):
+the replica counts and the ``Available`` and ``Progressing`` conditions that ``kubectl wait
+--for=condition=Available`` and ``kubectl describe deployment`` read.
+
+- Available: True (MinimumReplicasAvailable, "Deployment has minimum availability.") while at
+  least ``replicas - maxUnavailable`` pods are available (maxUnavailable is 0 for Recreate and
+  for 0 replicas), else False (MinimumReplicasUnavailable).
+- Progressing (the default progressDeadlineSeconds, 600, makes the controller keep it):
+  NewReplicaSetCreated when the current template's ReplicaSet first appears; ReplicaSetUpdated
+  ("ReplicaSet "x" is progressing.") whenever a pass sees progress (more updated, ready or
+  available pods, fewer old ones); NewReplicaSetAvailable ("ReplicaSet "x" has successfully
+  progressed.") once every replica is updated and available, kept until the next rollout. The
+  deadline itself (ProgressDeadlineExceeded) is not emulated.
+
+A condition keeps its lastTransitionTime while its status stays, and its lastUpdateTime while
+nothing about it changes, as ``SetDeploymentCondition`` does. Available means ready here
+(``minReadySeconds`` is not emulated).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from emulator.cluster import rollout
+from emulator.cluster.store import ClusterState, Record
+from emulator.model import naming
+from emulator.model.workload import Deployment
+
+AVAILABLE, PROGRESSING = "Available", "Progressing"
+
+
+@dataclass(frozen=True)
+class Counts:
+    replicas: int  # pods of every ReplicaSet, not being deleted
+    updated: int  # of those, the current template's
+    ready: int
+
+    @property
+    def available(self) -> int:
+        return self.ready
+
+
+@dataclass
+class Condition:
+    type: str
+    status: str  # "True" / "False"
+    reason: str
+    message: str
+    last_update: float
+    last_transition: float
+
+    def to_dict(self, stamp) -> dict:
+        return {"type": self.type, "status": self.status, "lastUpdateTime": stamp(self.last_update),
+                "lastTransitionTime": stamp(self.last_transition), "reason": self.reason, "message": self.message}
+
+
+@dataclass
+class Tracked:
+    """What the controller remembers of one Deployment between passes."""
+
+    conditions: dict[str, Condition] = field(default_factory=dict)
+    counts: Counts | None = None
+    new_replicaset: str = ""
+
+
+def template_hash(dep: Deployment) -> str:
+    """The ``pod-template-hash`` of the Deployment's current template."""
+    return naming.pod_template_hash(dep.template.raw or repr(dep.template))
+
+
+def replicaset_name(dep: Deployment) -> str:
+    """The ReplicaSet of the Deployment's current template: ``<name>-<pod-template-hash>``."""
+    return f"{dep.meta.name}-{template_hash(dep)}"
+
+
+def counts(state: ClusterState, rec: Record) -> Counts:
+    dep = rec.obj
+    ns = dep.meta.namespace
+    sets = {r.obj.meta.name for r in state.list("ReplicaSet", ns) if r.obj.owner == ("Deployment", dep.meta.name)}
+    pods = [p for p in state.pods(ns) if p.obj.owner and p.obj.owner[1] in sets and not p.deleting]
+    newest = replicaset_name(dep)
+    return Counts(len(pods), sum(1 for p in pods if p.obj.owner[1] == newest), sum(1 for p in pods if p.status.ready))
+
+
+def _set(conds: dict[str, Condition], new: Condition) -> None:
+    """``SetDeploymentCondition``: nothing changes for the same status and reason; a new reason
+    with the same status keeps the transition time."""
+    old = conds.get(new.type)
+    if old is not None and old.status == new.status and old.reason == new.reason:
+        return
+    if old is not None and old.status == new.status:
+        new.last_transition = old.last_transition
+    conds.pop(new.type, None)
+    conds[new.type] = new  # a changed condition moves to the end, as the controller's list does
+
+
+def _max_unavailable(dep: Deployment) -> int:
+    if dep.strategy != "RollingUpdate" or dep.replicas == 0:
+        return 0
+    return min(rollout.limits(dep)[1], dep.replicas)
+
+
+def update(tracked: Tracked, dep: Deployment, now: Counts, new_replicaset_exists: bool, at: float) -> None:
+    """One pass of the controller over one Deployment's conditions."""
+    conds, before = tracked.conditions, tracked.counts
+    newest = replicaset_name(dep)
+    if new_replicaset_exists and tracked.new_replicaset != newest:
+        tracked.new_replicaset = newest
+        _set(conds, Condition(PROGRESSING, "True", "NewReplicaSetCreated", f'Created new replica set "{newest}"', at, at))
+    if now.available >= dep.replicas - _max_unavailable(dep):
+        _set(conds, Condition(AVAILABLE, "True", "MinimumReplicasAvailable", "Deployment has minimum availability.",
+                              at, at))
+    else:
+        _set(conds, Condition(AVAILABLE, "False", "MinimumReplicasUnavailable",
+                              "Deployment does not have minimum availability.", at, at))
+    current = conds.get(PROGRESSING)
+    complete = current is not None and current.reason == "NewReplicaSetAvailable" and now.replicas == now.updated
+    if complete:
+        pass
+    elif now.updated == now.replicas == now.available == dep.replicas:
+        _set(conds, Condition(PROGRESSING, "True", "NewReplicaSetAvailable",
+                              f'ReplicaSet "{newest}" has successfully progressed.', at, at))
+    elif before is not None and (now.updated > before.updated or now.replicas - now.updated < before.replicas - before.updated
+                                 or now.ready > before.ready or now.available > before.available):
+        progressing = Condition(PROGRESSING, "True", "ReplicaSetUpdated", f'ReplicaSet "{newest}" is progressing.', at, at)
+        if current is not None:  # the same reason again still moves lastUpdateTime
+            if current.status == "True":
+                progressing.last_transition = current.last_transition
+            conds.pop(PROGRESSING)
+        conds[PROGRESSING] = progressing
+    tracked.counts = now
+
+
+def sync(state: ClusterState, tracked: dict[tuple[str, str], Tracked], at: float | None = None) -> None:
+    """Update every Deployment's conditions (and forget those of Deployments gone)."""
+    at = time.time() if at is None else at
+    seen = set()
+    for rec in state.list("Deployment"):
+        dep: Deployment = rec.obj
+        key = (dep.meta.namespace, dep.meta.name)
+        seen.add(key)
+        exists = state.get("ReplicaSet", dep.meta.namespace, replicaset_name(dep)) is not None
+        update(tracked.setdefault(key, Tracked()), dep, counts(state, rec), exists, at)
+    for key in [k for k in tracked if k not in seen]:
+        del tracked[key]
