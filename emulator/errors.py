@@ -88,6 +88,10 @@ class AlreadyExistsError(K8semuError):
     """A create named an object that exists (the API server's 409 AlreadyExists)."""
 
 
+class TooManyRequestsError(K8semuError):
+    """The API server's 429: an eviction a PodDisruptionBudget refuses now (kubectl drain retries)."""
+
+
 class RuntimeFailure(K8semuError):
     """Something the kernel, OVS or a process did not do as asked."""
 

@@ -20,7 +20,7 @@ from emulator.api.resources import Resource
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
 from emulator.cluster.apimeta import timestamp
-from emulator.errors import K8semuError, SpecError
+from emulator.errors import K8semuError, SpecError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
@@ -157,6 +157,12 @@ class Handlers:
         try:
             if t.subresource == "scale" and res.kind in SCALABLE:
                 return self._scale(method, t, body, headers), 200, []
+            if t.subresource == "eviction" and res.kind == "Pod":
+                if method != "POST":
+                    raise status.method_not_allowed("an eviction is created (POST)")
+                return self._evict(t, self._decode(body, headers)), 201, []
+            if res.kind == "Node" and t.name and method in ("PATCH", "PUT"):
+                return self._node_write(method, t, body, headers), 200, []
             if t.subresource:
                 raise status.method_not_allowed(f"the subresource {t.subresource!r} is not served yet")
             if method == "GET":
@@ -353,9 +359,17 @@ class Handlers:
 
     def _patch(self, t: Target, body: bytes, headers: Mapping[str, str],
                dry: bool = False) -> tuple[dict, int, list[str]]:
-        kind = headers.get("Content-Type", "").split(";")[0].strip()
         current = self._one(t)
         base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
+        return self._write(t, self._patched(base, body, headers), create=False, dry=dry)
+
+    def _patched(self, base: dict, body: bytes, headers: Mapping[str, str]) -> Any:
+        """``base`` with the request's patch applied, by the patch type its Content-Type names.
+
+        Raises:
+            ApiError: an unknown patch type (415) or a patch that does not apply (422).
+        """
+        kind = headers.get("Content-Type", "").split(";")[0].strip()
         data = self._decode(body, {"Content-Type": "application/json"})
         try:
             if kind == "application/json-patch+json":
@@ -372,4 +386,47 @@ class Handlers:
                                                             "application/strategic-merge-patch+json")
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
-        return self._write(t, merged, create=False, dry=dry)
+        return merged
+
+    def _evict(self, t: Target, data: Any) -> dict:
+        """``POST pods/NAME/eviction`` (policy/v1 Eviction): 201 and a Success Status, or 429
+        with the budget's refusal (kubectl drain retries it every 5 s)."""
+        if not isinstance(data, dict) or data.get("kind", "Eviction") != "Eviction":
+            raise status.bad_request("the body of an eviction must be a policy/v1 Eviction")
+        named = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
+        if named not in (None, t.name):
+            raise status.bad_request(f'name in URL does not match name in Eviction object: {named} != {t.name}')
+        try:
+            self.backend.evict(t.namespace or "default", t.name)
+        except TooManyRequestsError as exc:
+            raise ApiError(429, "TooManyRequests", str(exc),
+                           {"causes": [{"reason": "DisruptionBudget", "message": str(exc)}]}) from None
+        except K8semuError as exc:
+            raise status.from_error(exc, "Pod", "pods", t.name) from None
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
+
+    def _node_write(self, method: str, t: Target, body: bytes, headers: Mapping[str, str]) -> dict:
+        """A change to a Node (``kubectl cordon``/``uncordon``, which patch ``spec.unschedulable``).
+        The nodes come from the cluster spec, so nothing else of them may change: such a
+        request is 422 and changes nothing."""
+        current = self._one(t)
+        base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
+        wanted = self._decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
+        if not isinstance(wanted, dict):
+            raise status.bad_request("the body of the request must be a JSON object")
+        unschedulable = (wanted.get("spec") or {}).get("unschedulable") or False
+        if not isinstance(unschedulable, bool):
+            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: spec.unschedulable: must be a boolean')
+        rest = ({k: v for k, v in (wanted.get("spec") or {}).items() if k not in ("unschedulable", "taints")},
+                _without_server_meta(wanted).get("metadata", {}))
+        if rest != ({k: v for k, v in base["spec"].items() if k not in ("unschedulable", "taints")}, base["metadata"]):
+            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: only spec.unschedulable may change on a node '
+                                           "of this emulated cluster (its nodes come from the cluster spec)",
+                           {"name": t.name, "kind": "nodes", "causes": [
+                               {"reason": "FieldValueForbidden", "field": "spec",
+                                "message": "only spec.unschedulable may change"}]})
+        try:
+            self.backend.cordon(t.name, unschedulable)
+        except K8semuError as exc:
+            raise status.from_error(exc, "Node", "nodes", t.name) from None
+        return self._one(t)

@@ -1,7 +1,7 @@
 """k8semu's own endpoints, beside the Kubernetes API on the same server: what an emulator has
 and a cluster does not (its status, the generation each switch confirmed, how to enter a pod's
 namespaces, stopping the SDN controller, taking the cluster down) and the batch forms of
-``k8semu apply``, ``cordon`` and ``drain``. They are non-resource paths under ``/k8semu/v1/``,
+``k8semu apply`` and ``drain``. They are non-resource paths under ``/k8semu/v1/``,
 as kube-apiserver serves ``/metrics`` and ``/debug/*`` beside its groups, authenticated like
 every other request; ``emulator/client`` is their one caller.
 
@@ -18,8 +18,7 @@ from typing import Any, Callable
 
 from emulator.api.backend import Backend
 from emulator.api.status import ApiError, bad_request
-from emulator.errors import (AlreadyExistsError, K8semuError, NoClusterError, NotFoundError, SpecError,
-                             to_wire)
+from emulator.errors import AlreadyExistsError, K8semuError, NoClusterError, NotFoundError, SpecError, to_wire
 from emulator.spec.loader import Document
 from emulator.spec.manifests import parse_documents
 
@@ -42,7 +41,7 @@ def _text(args: dict, key: str, default: str | None = None) -> str:
 
 def _flag(args: dict, key: str) -> bool:
     value = args.get(key, False)
-    if isinstance(value, str):  # from a query
+    if isinstance(value, str) and value in ("0", "1", "false", "true"):  # as a query spells it
         value = value in ("1", "true")
     if not isinstance(value, bool):
         raise bad_request(f"{key}: true or false")
@@ -75,8 +74,6 @@ OPS: dict[str, Op] = {
                       "the view's generation and the one each switch confirmed (no lock taken)"),
     "pod": Op("GET", _pod, "where a pod's containers run: pids, namespaces, cgroups (name, namespace)"),
     "apply": Op("POST", _apply, "apply located manifests as one batch (documents, namespace)"),
-    "cordon": Op("POST", lambda b, a: b.cordon(_text(a, "node"), _flag(a, "unschedulable")),
-                 "mark a node (un)schedulable (node, unschedulable)"),
     "drain": Op("POST", lambda b, a: b.drain(_text(a, "node"), _flag(a, "force"), _text(a, "podSelector", "")),
                 "one eviction pass over a node's pods (node, force, podSelector)"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),

@@ -64,7 +64,9 @@ class Resource:
                         {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
                          "verbs": ["create", "get"]},
                         {"name": "pods/portforward", "singularName": "", "namespaced": True,
-                         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]}]
+                         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
+                        {"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
+                         "version": "v1", "kind": "Eviction", "verbs": ["create"]}]
         if self.kind in ("Deployment", "ReplicaSet"):
             entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
                             "group": "autoscaling", "version": "v1", "kind": "Scale",
@@ -74,7 +76,7 @@ class Resource:
 
 RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Namespace", "namespaces", False, ("ns",)),
-    Resource("", "v1", "Node", "nodes", False, ("no",), verbs=READ_VERBS),
+    Resource("", "v1", "Node", "nodes", False, ("no",), verbs=READ_VERBS + ("patch", "update")),  # cordon only
     Resource("", "v1", "Pod", "pods", True, ("po",), ("all",)),
     Resource("", "v1", "Service", "services", True, ("svc",), ("all",)),
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),

@@ -248,7 +248,15 @@ class Client:
         return f'{res.singular}{"." + res.group if res.group else ""}/{name} scaled'
 
     def cordon(self, node: str, unschedulable: bool = True) -> str:
-        return self._op("cordon", node=node, unschedulable=unschedulable)
+        """``kubectl cordon``/``uncordon``: the Node's ``spec.unschedulable``, patched as kubectl
+        patches it; kubectl's line. Raises: NotFoundError."""
+        path = self._resource("Node").path(None, node)
+        word = "cordoned" if unschedulable else "uncordoned"
+        if bool(self.request("GET", path)["spec"].get("unschedulable")) == unschedulable:
+            return f"node/{node} already {word}"
+        self.request("PATCH", path, {"spec": {"unschedulable": True if unschedulable else None}},
+                     content_type="application/strategic-merge-patch+json")
+        return f"node/{node} {word}"
 
     def drain(self, node: str, force: bool = False, timeout: float = 300, retry: float = 5.0,
               pod_selector: str = "") -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 from emulator.cluster import disruption
 from emulator.cluster.store import ClusterState, Record
-from emulator.errors import K8semuError, NotFoundError
+from emulator.errors import K8semuError, NotFoundError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
 from emulator.model.node import Node, Taint
 from emulator.model.scheduler import UNSCHEDULABLE_KEY
@@ -66,6 +66,24 @@ def evict(state: ClusterState, rec: Record) -> str:
     preStop hooks apply); returns kubectl drain's line."""
     rec.mark_deleting()
     return f"pod/{rec.obj.meta.name} evicted"
+
+
+def evict_pod(state: ClusterState, namespace: str, name: str) -> str:
+    """The Eviction subresource (``POST pods/NAME/eviction``, what ``kubectl drain`` sends):
+    the pod goes if its PodDisruptionBudget allows it now; one already being deleted is
+    deleted again (a no-op), as the API server skips the budget for it.
+
+    Raises:
+        NotFoundError: no such pod.
+        TooManyRequestsError: its budget refuses (the message is the API server's).
+    """
+    rec = state.get("Pod", namespace, name)
+    if rec is None:
+        raise NotFoundError(f'pods "{name}" not found')
+    why = "" if rec.deleting else disruption.refusal(state, rec)
+    if why:
+        raise TooManyRequestsError(why)
+    return evict(state, rec)
 
 
 def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str = "") -> dict:

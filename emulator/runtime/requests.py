@@ -133,6 +133,14 @@ class Requests:
             return line
         return self._change(do)
 
+    def evict(self, namespace: str, name: str) -> str:
+        """The Eviction subresource. Raises: NotFoundError, TooManyRequestsError."""
+        def do() -> str:
+            line = nodes.evict_pod(self.state, namespace, name)
+            controllers.reconcile(self.state)  # its controller makes a replacement now
+            return line
+        return self._change(do)
+
     def drain(self, node: str, force: bool, pod_selector: str = "") -> dict:
         """One eviction pass (``Client.drain`` repeats it for what a budget holds back).
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from tests.cluster import Cluster, k8semu, module_cluster, poll
+from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 evict_cluster = module_cluster("topologies/services.yaml")
 
@@ -130,3 +130,45 @@ def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> Non
         k8semu("--cluster", name, "delete", "pdb", "web", check=False)
         for node_name in ("worker-1", "worker-2"):
             k8semu("--cluster", name, "uncordon", node_name, check=False)
+
+
+def test_kubectl_cordon_drain_and_uncordon_through_the_api(evict_cluster: Cluster) -> None:
+    """The same through kubectl itself: cordon and uncordon patch the Node's spec.unschedulable;
+    drain lists the node's pods, evicts each through the Eviction subresource (policy/v1) and
+    waits for them to go; while the budget says no it is refused with 429 and retries every 5 s
+    until its timeout. Nothing else of an emulated node may change (kubectl label is refused, 422)."""
+    assert kubectl("cordon", "worker-1").stdout == "node/worker-1 cordoned\n"
+    assert kubectl("cordon", "worker-1").stdout == "node/worker-1 already cordoned\n"
+    row = next(line.split() for line in kubectl("get", "nodes").stdout.splitlines() if line.startswith("worker-1 "))
+    assert row[1] == "Ready,SchedulingDisabled"
+    assert kubectl("uncordon", "worker-1").stdout == "node/worker-1 uncordoned\n"
+    assert "unschedulable" not in node(evict_cluster, "worker-1")["spec"]
+    refused = kubectl("label", "node", "worker-1", "team=a", check=False)
+    assert refused.returncode != 0 and "only spec.unschedulable may change" in refused.stderr
+    before = web_nodes(evict_cluster)
+    busy = max(set(before), key=before.count)
+    assert before.count(busy) >= 2
+    evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
+                        "spec: {minAvailable: 2, selector: {matchLabels: {app: web}}}\n")
+    try:
+        # kubectl evicts the node's pods side by side: whether the second web pod is refused
+        # first depends on how soon the first one's replacement is ready; the node ends empty
+        done = kubectl("drain", busy, "--ignore-daemonsets", "--force", "--timeout=120s", timeout=150)
+        assert done.stdout.splitlines()[-1] == f"node/{busy} drained", done.stdout + done.stderr
+        assert busy not in web_nodes(evict_cluster)
+        assert not [p for p in evict_cluster.get("pods") if p["spec"].get("nodeName") == busy
+                    and not p["metadata"].get("deletionTimestamp")]
+        kubectl("uncordon", busy)
+        evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
+                            "spec: {maxUnavailable: 0, selector: {matchLabels: {app: web}}}\n")
+        other = "worker-1" if busy == "worker-2" else "worker-2"
+        held = kubectl("drain", other, "--force", "--timeout=7s", check=False, timeout=60)
+        said = held.stdout + held.stderr
+        assert held.returncode != 0 and "global timeout reached: 7s" in said, said
+        assert ("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."
+                in said), said  # the 429, retried
+        assert web_nodes(evict_cluster) == [other] * 3  # none of them evicted
+    finally:
+        k8semu("--cluster", evict_cluster.name, "delete", "pdb", "web", check=False)
+        for node_name in ("worker-1", "worker-2"):
+            kubectl("uncordon", node_name, check=False)

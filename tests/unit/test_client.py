@@ -105,15 +105,14 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.generations() == {"published": 3, "switches": {"n1": 3}}
     assert client.pod("web-1", "default") == {"name": "web-1"}
     assert client.pod("web-1") == {"name": "web-1"}
-    assert client.cordon("n1", False) == "node/n1 cordoned"
     assert client.drain("n1", force=True, pod_selector="app=web") == ["node/n1 cordoned", "node/n1 drained"]
     assert client.controller_stop() == "stopped" and client.controller_start() == "started"
     assert client.down() == "stopping"
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
-        ("cordon", "n1", False), ("drain", "n1", True, "app=web"), ("controller_stop",), ("controller_start",),
+        ("drain", "n1", True, "app=web"), ("controller_stop",), ("controller_start",),
         ("down",)]
-    assert set(ops.OPS) == {"status", "generations", "pod", "apply", "cordon", "drain", "controller/stop",
+    assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
                             "controller/start", "down"}  # each one called above (apply below)
 
 
@@ -165,9 +164,11 @@ def test_the_registry_refuses_what_it_does_not_serve(served):
         client.request("GET", ops.PREFIX + "down")
     assert _raw_post(client, b"{")["message"].startswith("the body of the request is not JSON")
     with pytest.raises(K8semuError, match="must be a JSON object"):
-        client.request("POST", ops.PREFIX + "cordon", [1])
+        client.request("POST", ops.PREFIX + "drain", [1])
     with pytest.raises(K8semuError, match="node: a string is required"):
-        client.request("POST", ops.PREFIX + "cordon", {"node": 5})
+        client.request("POST", ops.PREFIX + "drain", {"node": 5})
+    with pytest.raises(K8semuError, match="force: true or false"):
+        client.request("POST", ops.PREFIX + "drain", {"node": "n1", "force": "yes please"})
     with pytest.raises(K8semuError, match="documents: a mark is"):
         client.request("POST", ops.PREFIX + "apply", {"documents": [{"data": {}, "file": "f", "marks": [1]}]})
 
@@ -176,7 +177,7 @@ def _raw_post(client: Client, body: bytes) -> dict:
     """The Status a body that is not JSON gets (the client only sends JSON)."""
     conn = client._connect()
     try:
-        conn.request("POST", ops.PREFIX + "cordon", body, {"Content-Type": "application/json"})
+        conn.request("POST", ops.PREFIX + "drain", body, {"Content-Type": "application/json"})
         response = conn.getresponse()
         assert response.status == 400
         return yaml.safe_load(response.read())
