@@ -2,8 +2,9 @@
 and a cluster does not (its status, the generation each switch confirmed, how to enter a pod's
 namespaces, stopping the SDN controller, taking the cluster down) and the batch forms of
 ``k8semu apply`` and ``drain``. They are non-resource paths under ``/k8semu/v1/``,
-as kube-apiserver serves ``/metrics`` and ``/debug/*`` beside its groups, authenticated like
-every other request; ``emulator/client`` is their one caller.
+as kube-apiserver serves ``/metrics`` and ``/debug/*`` beside its groups, for the cluster's
+administrators only (``pki.ADMIN_GROUP``: a pod's ServiceAccount token may not take the cluster
+down); ``emulator/client`` is their one caller.
 
 One registry (``OPS``) names each endpoint, its HTTP method and the manager request it runs.
 Arguments come from the query (GET) or a JSON object (POST) and are checked here; an error the

@@ -186,7 +186,14 @@ class ApiServer:
         return web.json_response(doc)
 
     async def _op(self, request: web.Request) -> web.Response:
-        """One of k8semu's own endpoints (``ops.OPS``), run off the event loop."""
+        """One of k8semu's own endpoints (``ops.OPS``), run off the event loop. They control the
+        emulator itself (down, the SDN controller, where a pod's processes are), so only the
+        cluster's administrators (group system:masters, the admin certificate ``up`` makes) may
+        call them: a pod's ServiceAccount token gets 403."""
+        user = self.user(request)
+        if user is None or pki.ADMIN_GROUP not in user[1]:
+            raise status.forbidden(f'User "{user[0] if user else ""}" cannot use k8semu\'s own endpoints '
+                                   f"({ops.PREFIX}*): they are for the group {pki.ADMIN_GROUP}")
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
         body = await request.read() if request.method == "POST" else b""
         result = await asyncio.get_running_loop().run_in_executor(

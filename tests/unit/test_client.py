@@ -3,7 +3,9 @@ k8semu endpoint reaches its manager request, errors come back as the manager rai
 (class, text, located problems), and the endpoint registry refuses what it does not serve."""
 from __future__ import annotations
 
+import http.client
 import socket
+import ssl
 
 import pytest
 import yaml
@@ -12,8 +14,10 @@ from emulator.api import kubeconfig, ops, pki
 from emulator.api.server import ApiServer
 from emulator.client import Client
 from emulator.errors import K8semuError, NoClusterError, NotFoundError, Problem, RuntimeFailure, SpecError
+from emulator.model import satoken
 from emulator.spec.loader import Document, load_text
 
+SA_KEY = b"k" * 32
 GOOD = """apiVersion: v1
 kind: Service
 metadata:
@@ -89,7 +93,7 @@ def served(tmp_path):
     (tmp_path / "pki").mkdir()
     paths = pki.make(tmp_path / "pki", "unit", ["127.0.0.1"])
     backend = Recorder()
-    server = ApiServer(backend, paths, "v1.37.0")
+    server = ApiServer(backend, paths, "v1.37.0", SA_KEY)
     port = server.start()
     (tmp_path / "kubeconfig").write_text(yaml.safe_dump(
         kubeconfig.admin_config("unit", f"https://127.0.0.1:{port}", paths)))
@@ -192,6 +196,29 @@ def test_a_connection_the_server_closed_is_opened_again(served):
     first.sock.shutdown(socket.SHUT_RD)  # as when the server ends an idle keep-alive
     assert client.status() == {"synced": True} and client._local.conn is not first
     assert [c for c in backend.calls] == [("status_report",), ("status_report",)]
+
+
+def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
+    """A ServiceAccount token (what every pod holds) reads the Kubernetes API but gets 403 from
+    k8semu's own endpoints: a pod cannot take the cluster down or stop its controller."""
+    client, backend = served
+    token = satoken.issue(SA_KEY, "default", "default", "web", "uid-1")
+    tls = ssl.create_default_context(cafile=str(pki.Paths(client.run / "pki").ca))
+    client.status()  # the admin's request: the client has read the server's address
+    host, port = client._address
+    for method, path, code in (("GET", "/api/v1/pods", 200), ("POST", ops.PREFIX + "down", 403),
+                               ("GET", ops.PREFIX + "status", 403), ("POST", ops.PREFIX + "controller/stop", 403)):
+        conn = http.client.HTTPSConnection(host, port, context=tls, timeout=10)
+        try:
+            conn.request(method, path, b"{}" if method == "POST" else None, {"Authorization": f"Bearer {token}"})
+            response = conn.getresponse()
+            body = yaml.safe_load(response.read())
+        finally:
+            conn.close()
+        assert response.status == code, (path, body)
+        if code == 403:
+            assert body["reason"] == "Forbidden" and "system:serviceaccount:default:default" in body["message"]
+    assert "down" not in [c[0] for c in backend.calls] and "controller_stop" not in [c[0] for c in backend.calls]
 
 
 def test_no_cluster_is_said_plainly(tmp_path):
