@@ -20,7 +20,8 @@ from emulator.api.resources import Resource
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
 from emulator.cluster.apimeta import timestamp
-from emulator.errors import K8semuError, SpecError, TooManyRequestsError
+from emulator.cluster import controllers
+from emulator.errors import K8semuError, NotFoundError, SpecError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
@@ -171,7 +172,7 @@ class Handlers:
                 raise status.method_not_allowed(f"the server does not allow this method on the requested "
                                                 f"resource ({res.plural})")
             if method == "DELETE":
-                return self._delete(t), 200, []
+                return self._delete(t, query, body, headers), 200, []
             if method == "POST":
                 return self._write(t, self._decode(body, headers), create=True, dry=query.get("dryRun") == "All")
             if method == "PUT":
@@ -232,13 +233,57 @@ class Handlers:
         return {"kind": f"{res.kind}List", "apiVersion": res.group_version, "metadata": {"resourceVersion": rv},
                 "items": items}
 
-    def _delete(self, t: Target) -> dict:
-        res = t.resource
-        if not t.name:
-            raise status.method_not_allowed("deleting a collection is not served yet")
-        obj = self._one(t)
+    def _delete_options(self, query: dict, body: bytes, headers: Mapping[str, str]) -> tuple[int | None, str, bool]:
+        """(gracePeriodSeconds or None, propagationPolicy, dry run) from the DeleteOptions a
+        DELETE carries in its body or its query (kubectl sends the body).
+
+        Raises:
+            ApiError: options the API server refuses (400, 422).
+        """
+        options = self._decode(body, headers) if body.strip() else {}
+        if not isinstance(options, dict):
+            raise status.bad_request("the body of a delete must be DeleteOptions")
+        grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+        policy = options.get("propagationPolicy", query.get("propagationPolicy")) or "Background"
+        dry = options.get("dryRun") == ["All"] or query.get("dryRun") == "All"
+        if options.get("orphanDependents") is True:  # the deprecated spelling of Orphan
+            policy = "Orphan"
         try:
-            self.backend.delete(res.kind, t.namespace or "", t.name)
+            grace = None if grace is None else int(grace)
+        except (TypeError, ValueError):
+            raise status.bad_request(f"gracePeriodSeconds: not an integer: {grace!r}") from None
+        if grace is not None and grace < 0:
+            grace = 1  # the API server turns a negative grace period into 1 second
+        if policy not in controllers.PROPAGATION:
+            why = f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+            raise ApiError(422, "Invalid", f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: {why}',
+                           {"kind": "DeleteOptions", "group": "meta.k8s.io", "causes": [
+                               {"reason": "FieldValueNotSupported", "field": "propagationPolicy", "message": why}]})
+        return grace, policy, dry
+
+    def _delete(self, t: Target, query: dict, body: bytes, headers: Mapping[str, str]) -> dict:
+        """One object, with what it owns unless Orphan; or, on a collection, every object the
+        selectors pick (deletecollection), answered as a list of them."""
+        res = t.resource
+        grace, policy, dry = self._delete_options(query, body, headers)
+        if not t.name:
+            if res.namespaced and not t.namespace:  # kube-apiserver serves it per namespace only
+                raise status.method_not_allowed(f"the server does not allow this method on the requested "
+                                                f"resource ({res.plural})")
+            selected = self.selector(t, query)
+            items = [o for o in self._items(t, t.namespace if res.namespaced else None)[0] if selected(o)]
+            for obj in items if not dry else ():
+                try:
+                    self.backend.delete(res.kind, obj["metadata"].get("namespace", ""), obj["metadata"]["name"],
+                                        grace, policy)
+                except NotFoundError:  # gone with an owner deleted before it
+                    continue
+            return {"kind": f"{res.kind}List", "apiVersion": res.group_version, "metadata": {}, "items": items}
+        obj = self._one(t)
+        if dry:
+            return obj
+        try:
+            self.backend.delete(res.kind, t.namespace or "", t.name, grace, policy)
         except K8semuError as exc:
             raise status.from_error(exc, res.kind, res.plural, t.name, res.group) from None
         return obj

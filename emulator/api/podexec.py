@@ -103,16 +103,19 @@ async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.Stream
             if msg.type != WSMsgType.BINARY or not msg.data:
                 continue
             channel, data = msg.data[0], msg.data[1:]
-            if channel == STDIN and data:
-                if master is not None:
-                    os.write(master, data)
-                elif proc.stdin:
-                    proc.stdin.write(data)
-                    await proc.stdin.drain()
-            elif channel == RESIZE and master is not None:
-                shim_attach.set_size(master, data)
-            elif channel == CLOSE and data[:1] == bytes([STDIN]) and proc.stdin:
-                proc.stdin.close()
+            try:
+                if channel == STDIN and data:
+                    if master is not None:
+                        os.write(master, data)
+                    elif proc.stdin:
+                        proc.stdin.write(data)
+                        await proc.stdin.drain()
+                elif channel == RESIZE and master is not None:
+                    shim_attach.set_size(master, data)
+                elif channel == CLOSE and data[:1] == bytes([STDIN]) and proc.stdin:
+                    proc.stdin.close()
+            except OSError:  # the command has exited: its last output and status still go to the client
+                continue
         raise ConnectionResetError  # the client went away
 
     client = asyncio.ensure_future(from_client())
@@ -170,7 +173,7 @@ async def attach(request: web.Request, pod_info: Callable[[], Any]) -> web.Strea
 
     async def from_client() -> None:
         async for msg in ws:
-            if msg.type != WSMsgType.BINARY or not msg.data:
+            if msg.type != WSMsgType.BINARY or not msg.data or writer.is_closing():
                 continue
             channel, data = msg.data[0], msg.data[1:]
             if channel == STDIN and data and want_stdin:
@@ -179,7 +182,10 @@ async def attach(request: web.Request, pod_info: Callable[[], Any]) -> web.Strea
                 writer.write(shim_attach.frame(shim_attach.RESIZE, data))
             elif channel == CLOSE and data[:1] == bytes([STDIN]):
                 writer.write(shim_attach.frame(shim_attach.CLOSE, b""))
-            await writer.drain()
+            try:
+                await writer.drain()
+            except OSError:  # the container has exited and the shim closed its side: what it
+                writer.close()  # wrote before still reaches the client (from_shim), then its end
 
     shim_side, client_side = asyncio.ensure_future(from_shim()), asyncio.ensure_future(from_client())
     try:

@@ -219,7 +219,7 @@ class ApiServer:
                 return await podexec.attach(request, pod_info)
             if target.subresource == "portforward" and request.method in ("GET", "POST"):
                 return await portforward.serve(request, pod_info)
-        body = await request.read() if request.method in ("POST", "PUT", "PATCH") else b""
+        body = await request.read() if request.method in ("POST", "PUT", "PATCH", "DELETE") else b""
         loop = asyncio.get_running_loop()
         result, code, warnings = await loop.run_in_executor(
             None, self.handlers.serve, request.method, target, query, request.headers, body)

@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--wait", default="true", choices=("true", "false"),
                     help="wait until the objects are gone, as kubectl does (pods: after their grace period)")
     de.add_argument("--timeout", type=float, default=300, help="seconds to wait (default 300)")
+    de.add_argument("--grace-period", type=int, default=-1,
+                    help="seconds a pod gets to end (default -1: its own terminationGracePeriodSeconds)")
+    de.add_argument("--force", action="store_true", help="end pods at once (grace period 0), as kubectl --force")
+    de.add_argument("--cascade", default="background", choices=("background", "foreground", "orphan"),
+                    help="orphan: leave what the object owns, without its owner")
     ns_opts(de)
     sc = verb("scale", help="scale deployment/NAME (or deployment NAME) --replicas N")
     sc.add_argument("target", nargs="+", help="KIND/NAME, or KIND NAME as kubectl takes it")
@@ -240,7 +245,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
     if verb == "delete":
         kind, names = objects.kind_and_names(args.kind, args.names) if args.kind else (None, args.names)
         return objects.delete(client, args.filename, kind, names, args.namespace, out,
-                              wait=args.timeout if args.wait == "true" else 0)
+                              wait=args.timeout if args.wait == "true" else 0, grace=args.grace_period,
+                              force=args.force, cascade=args.cascade, err=err)
     if verb == "scale":
         return objects.scale(client, args.target, args.replicas, args.namespace, out)
     if verb in ("cordon", "uncordon"):

@@ -90,9 +90,12 @@ def apply(client: Client, files: list[str], namespace: str | None, out: TextIO) 
 
 
 def delete(client: Client, files: list[str], kind_word: str | None, names: list[str], namespace: str | None,
-           out: TextIO, wait: float = 0) -> int:
+           out: TextIO, wait: float = 0, grace: int = -1, force: bool = False, cascade: str = "background",
+           err: TextIO | None = None) -> int:
     """Delete the objects; with ``wait`` (seconds), return once they are gone, as ``kubectl
-    delete`` does by default (a pod is gone when its containers have stopped).
+    delete`` does by default (a pod is gone when its containers have stopped). ``grace``,
+    ``force`` and ``cascade`` as kubectl takes them: --force means a grace period of 0 unless
+    one is given, and 0 without --force means 1 second.
 
     Raises:
         K8semuError: nothing to delete, or still there after ``wait`` seconds.
@@ -110,8 +113,16 @@ def delete(client: Client, files: list[str], kind_word: str | None, names: list[
         targets = [(kind, namespace or "default", n) for n in names]
     if not targets:
         raise K8semuError("you must provide one or more resources by -f FILE or KIND NAME")
+    if force and grace < 0:
+        grace = 0
+    elif grace == 0 and not force:
+        grace = 1
+    if force and grace == 0 and err is not None:
+        err.write("Warning: Immediate deletion does not wait for confirmation that the running resource has been "
+                  "terminated. The resource may continue to run on the cluster indefinitely.\n")
     for kind, ns, name in targets:
-        out.write(client.delete(kind, ns, name) + "\n")
+        line = client.delete(kind, ns, name, grace if grace >= 0 else None, cascade.capitalize())
+        out.write((line.replace(" deleted", " force deleted") if force and grace == 0 else line) + "\n")
         out.flush()
     if wait:
         deadline = time.monotonic() + wait

@@ -230,11 +230,23 @@ class Client:
         done = self._op("apply", documents=[d.to_wire() for d in documents], namespace=namespace)
         return Applied(done["lines"], done["warnings"])
 
-    def delete(self, kind: str, namespace: str, name: str) -> str:
-        """Delete one object (and what it owns); kubectl's line. Raises: NotFoundError."""
+    def delete(self, kind: str, namespace: str, name: str, grace: int | None = None,
+               propagation: str | None = None) -> str:
+        """Delete one object (and what it owns, unless ``propagation`` is Orphan; a pod within
+        ``grace`` seconds if given, else its own grace period); kubectl's line.
+
+        Raises:
+            NotFoundError: no such object. SpecError: options the API refuses.
+        """
         res = self._resource(kind)
-        self.request("DELETE", res.path(namespace, name))
-        return f'{res.singular}{"." + res.group if res.group else ""} "{name}" deleted'
+        options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if propagation is not None:
+            options["propagationPolicy"] = propagation
+        self.request("DELETE", res.path(namespace, name), options)
+        where = f" from {namespace} namespace" if res.namespaced else ""  # kubectl 1.37's wording
+        return f'{res.singular}{"." + res.group if res.group else ""} "{name}" deleted{where}'
 
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
         """The ``scale`` subresource, as ``kubectl scale``; kubectl's line.

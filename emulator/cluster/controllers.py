@@ -113,8 +113,14 @@ def create(state: ClusterState, objects: list) -> list[str]:
     return apply(state, objects)
 
 
-def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
-    """Delete an object and, as the garbage collector does, what it owns.
+PROPAGATION = ("Background", "Foreground", "Orphan")
+
+
+def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int | None = None,
+           propagation: str = "Background") -> str:
+    """Delete an object and, as the garbage collector does, what it owns: with ``propagation``
+    Orphan what it owns stays, without its owner (Foreground is done as Background: the owner
+    does not wait for its dependents). ``grace``: a pod's gracePeriodSeconds for this delete.
 
     Raises:
         NotFoundError: no such object.
@@ -122,8 +128,11 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str) -> str:
     rec = state.get(kind, "" if kind in ("Namespace", "IngressClass") else namespace, name)
     if rec is None:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
+    if propagation == "Orphan" and kind in ("Deployment", "ReplicaSet"):
+        for child in owned(state, kind, namespace, name):
+            state.put(kind_of(child.obj), replace(child.obj, owner=None))
     if kind == "Pod":
-        rec.mark_deleting()
+        rec.mark_deleting(grace)
     elif kind == "Service":
         state.remove(kind, namespace, name)
         state.alloc.release(f"{namespace}/{name}")

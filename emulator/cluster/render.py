@@ -96,6 +96,7 @@ def pod_object(rec: Record, state: ClusterState) -> dict:
     meta = _meta(rec, owner_uid=_owner_uid(rec, state))
     if rec.deleting:
         meta["deletionTimestamp"] = timestamp(rec.deletion_time or time.time())
+        meta["deletionGracePeriodSeconds"] = rec.grace if rec.grace is not None else pod.spec.termination_grace
     status: dict[str, Any] = {"phase": st.phase, "qosClass": pod.spec.qos_class}
     if st.reason and not st.node:
         status["reason"], status["message"] = st.reason, st.message

@@ -67,10 +67,16 @@ class Record:
     status: PodStatus | None = None
     deleting: bool = False
     deletion_time: float = 0.0  # when deletion was asked (the pod's deletionTimestamp)
+    grace: int | None = None  # the delete's gracePeriodSeconds, when it named one (else the pod's own)
 
-    def mark_deleting(self) -> None:
+    def mark_deleting(self, grace: int | None = None) -> None:
+        """The pod is Terminating; a later delete may shorten its grace period, never lengthen it
+        (as the API server allows)."""
         if not self.deleting:
             self.deleting, self.deletion_time = True, time.time()
+            self.grace = grace
+        elif grace is not None and (self.grace is None or grace < self.grace):
+            self.grace = grace
 
 
 @dataclass

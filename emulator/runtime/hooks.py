@@ -64,13 +64,22 @@ class Termination:
     deadline: float
     hooks: list[Hook] = field(default_factory=list)
     signalled: bool = False
+    began: float = 0.0
+
+    def shorten(self, grace: int) -> None:
+        """A second delete with a shorter grace period (``kubectl delete --grace-period=0
+        --force`` of a Terminating pod): the deadline moves earlier, never later."""
+        self.deadline = min(self.deadline, self.began + grace)
 
     @classmethod
     def begin(cls, pod: Pod | None, pod_ip: str, node_netns: str,
-              exec_start: Callable[[str, list[str]], tuple[int, int | None] | None]) -> "Termination":
-        """Start every container's preStop hook; SIGTERM comes from ``step``."""
+              exec_start: Callable[[str, list[str]], tuple[int, int | None] | None],
+              grace: int | None = None) -> "Termination":
+        """Start every container's preStop hook; SIGTERM comes from ``step``. ``grace``: the
+        delete's gracePeriodSeconds, when it named one (0: no hooks, SIGKILL at once)."""
         now = time.monotonic()
-        grace = pod.spec.termination_grace if pod is not None else 0
+        if grace is None:
+            grace = pod.spec.termination_grace if pod is not None else 0
         hooks: list[Hook] = []
         for c in pod.spec.containers if pod is not None and grace > 0 else ():
             hook = c.pre_stop
@@ -85,7 +94,7 @@ class Termination:
             elif argv := http_hook_argv(c, pod_ip, node_netns, grace):
                 hooks.append(Hook(c.name, proc=subprocess.Popen(argv, stdin=subprocess.DEVNULL,
                                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
-        return cls(now + grace, hooks)
+        return cls(now + grace, hooks, began=now)
 
     def step(self, now: float) -> str:
         """"sigterm" when the containers are due their SIGTERM now, "kill" once the grace period

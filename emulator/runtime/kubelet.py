@@ -428,9 +428,11 @@ class Kubelet:
             node_netns = naming.node_netns(self.runtime.scope, rec.status.node) if rec is not None else ""
             self.terminating[key] = Termination.begin(
                 rec.obj if rec is not None else None, rec.status.ip if rec is not None else "", node_netns,
-                lambda name, argv, key=key: self._exec_probe(key, name, argv))
+                lambda name, argv, key=key: self._exec_probe(key, name, argv), rec.grace if rec is not None else None)
         gone = []
         for key, ending in self.terminating.items():
+            if (rec := self._rec(key)) is not None and rec.grace is not None:
+                ending.shorten(rec.grace)
             due = ending.step(now)
             if due == "sigterm":
                 self.runtime.terminate([self.boxes[key]])

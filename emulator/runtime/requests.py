@@ -117,9 +117,10 @@ class Requests:
         """Raises: AlreadyExistsError, SpecError."""
         return self._change(lambda: controllers.create(self.state, objects))
 
-    def delete(self, kind: str, namespace: str, name: str) -> str:
+    def delete(self, kind: str, namespace: str, name: str, grace: int | None = None,
+               propagation: str = "Background") -> str:
         """Raises: NotFoundError."""
-        return self._change(lambda: controllers.delete(self.state, kind, namespace, name))
+        return self._change(lambda: controllers.delete(self.state, kind, namespace, name, grace, propagation))
 
     def scale(self, kind: str, namespace: str, name: str, replicas: int) -> str:
         """Raises: NotFoundError, SpecError."""

@@ -189,6 +189,17 @@ def _raw_post(client: Client, body: bytes) -> dict:
         conn.close()
 
 
+def test_delete_options_the_api_server_refuses(served):
+    client, _ = served
+    path = "/api/v1/namespaces/default/pods/x"
+    with pytest.raises(SpecError, match='Unsupported value: "Sideways"'):
+        client.request("DELETE", path, {"kind": "DeleteOptions", "propagationPolicy": "Sideways"})
+    with pytest.raises(K8semuError, match="gracePeriodSeconds: not an integer"):
+        client.request("DELETE", path, {"gracePeriodSeconds": "soon"})
+    with pytest.raises(NotFoundError):  # valid options: then the pod is looked for
+        client.request("DELETE", path, {"gracePeriodSeconds": 0, "propagationPolicy": "Orphan"})
+
+
 def test_a_connection_the_server_closed_is_opened_again(served):
     client, backend = served
     client.status()

@@ -99,6 +99,27 @@ def test_deleting_a_deployment_collects_its_replicaset_and_pods(state: ClusterSt
         controllers.delete(state, "Deployment", "default", "web")
 
 
+def test_orphan_propagation_keeps_what_the_deployment_owned_without_its_owner(state: ClusterState) -> None:
+    """``kubectl delete deployment web --cascade=orphan``: the ReplicaSet and its pods stay; the
+    ReplicaSet has no owner any more (its pods keep theirs: the ReplicaSet)."""
+    pods = {r.obj.meta.name for r in web_pods(state)}
+    controllers.delete(state, "Deployment", "default", "web", propagation="Orphan")
+    (rs,) = state.list("ReplicaSet")
+    assert rs.obj.owner is None and {r.obj.meta.name for r in web_pods(state)} == pods
+    controllers.reconcile(state)
+    assert {r.obj.meta.name for r in web_pods(state)} == pods  # nothing adopts or collects them
+
+
+def test_a_pods_delete_may_name_its_grace_period_and_a_later_one_only_shortens_it(state: ClusterState) -> None:
+    victim = web_pods(state)[0]
+    controllers.delete(state, "Pod", "default", victim.obj.meta.name, grace=10)
+    assert victim.deleting and victim.grace == 10
+    controllers.delete(state, "Pod", "default", victim.obj.meta.name, grace=30)
+    assert victim.grace == 10
+    controllers.delete(state, "Pod", "default", victim.obj.meta.name, grace=0)
+    assert victim.grace == 0
+
+
 def test_changing_the_template_rolls_to_a_new_replicaset(state: ClusterState, tmp_path: Path) -> None:
     old = state.list("ReplicaSet")[0].obj.meta.name
     manifest = (TOPOLOGIES / "manifests" / "demo.yaml").read_text().replace("nginx:1.25", "nginx:1.26")

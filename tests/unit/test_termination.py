@@ -42,3 +42,19 @@ def test_without_hooks_sigterm_is_at_once_and_exec_hooks_run_in_their_container(
 def test_zero_grace_runs_no_hooks() -> None:
     t = Termination.begin(pod(0, Probe("sleep", seconds=5)), "10.244.1.2", "", lambda c, a: None)
     assert t.hooks == [] and t.step(time.monotonic()) == "sigterm"
+
+
+def test_a_delete_that_names_a_grace_period_overrides_the_pods_own() -> None:
+    """``kubectl delete --grace-period=0 --force``: no hooks, SIGTERM then SIGKILL at once; a
+    second delete with a shorter period cuts a running termination short, never lengthens it."""
+    t = Termination.begin(pod(30, Probe("sleep", seconds=5)), "10.244.1.2", "", lambda c, a: None, grace=0)
+    now = time.monotonic()
+    assert t.hooks == [] and t.step(now) == "sigterm" and t.step(now + 0.01) == "kill"
+    t = Termination.begin(pod(30, None), "10.244.1.2", "", lambda c, a: None)
+    assert t.step(t.began) == "sigterm" and t.step(t.began + 5) == ""
+    t.shorten(60)
+    assert t.step(t.began + 31) == "kill"  # still the pod's 30 s
+    t = Termination.begin(pod(30, None), "10.244.1.2", "", lambda c, a: None)
+    t.step(t.began)
+    t.shorten(2)
+    assert t.step(t.began + 1) == "" and t.step(t.began + 2.01) == "kill"
