@@ -26,7 +26,7 @@ unit: install
 	$(PY) -m pytest -q tests/unit
 
 integration: install
-	$(PY) -m pytest -q tests/integration tests/test_scenarios.py
+	$(PY) -m pytest -q tests/integration tests/conformance scenarios
 
 bench: install
 	$(PY) bench/run.py

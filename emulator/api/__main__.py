@@ -21,6 +21,7 @@ from emulator.runtime.healthcheck import listen_in
 from emulator.runtime.manager import Manager
 
 IN_CLUSTER_PORT = 6443  # kubeadm's; the ``kubernetes`` Service's endpoint
+ADMIN_CONF = "admin.conf"  # in the run directory: kubectl's credentials on the control-plane node
 
 
 def control_plane(manager: Manager):
@@ -45,17 +46,21 @@ def start_api(manager: Manager) -> Callable[[], None]:
     """Serve the API on a free loopback port and, for in-cluster clients, on the control-plane
     node's address :6443 (a socket made inside that node's network namespace, so nothing more
     listens in the machine's own); write the admin kubeconfig into the run directory (``up``
-    merges it into the user's)."""
+    merges it into the user's), and ``admin.conf``, the same credentials for the control-plane
+    node's address, which commands run on that node use as on a kubeadm control-plane node
+    (``/etc/kubernetes/admin.conf``)."""
     paths = pki.Paths(manager.run / "pki")
     node = control_plane(manager)
     inside = listen_in(naming.node_netns(manager.records.scope, node.name), IN_CLUSTER_PORT)
     server = ApiServer(manager, paths, KUBE_VERSION, (manager.run / satoken.KEY_FILE).read_bytes(), [inside])
     port = server.start()
     manager.observers.append(server.handlers.hub.observe)
-    config = kubeconfig.admin_config(manager.config.name, f"https://127.0.0.1:{port}", paths)
-    fd = os.open(manager.run / "kubeconfig", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(config, f, sort_keys=False)
+    for name, server_url in (("kubeconfig", f"https://127.0.0.1:{port}"),
+                             (ADMIN_CONF, f"https://{node.ip}:{IN_CLUSTER_PORT}")):
+        config = kubeconfig.admin_config(manager.config.name, server_url, paths)
+        fd = os.open(manager.run / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            yaml.safe_dump(config, f, sort_keys=False)
     return server.stop
 
 

@@ -95,11 +95,15 @@ def _load(path: Path) -> dict:
     return doc
 
 
-def _save(path: Path, doc: dict, uid: int, gid: int) -> None:
-    made_dir = not path.parent.exists()
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if made_dir:
+def _make_dir(path: Path, uid: int, gid: int) -> None:
+    """A fresh machine has no ~/.kube: make it as kubectl would (0700, the user's), before the
+    lock file goes in it."""
+    if not path.parent.exists():
+        path.parent.mkdir(mode=0o700, parents=True)
         os.chown(path.parent, uid, gid)
+
+
+def _save(path: Path, doc: dict, uid: int, gid: int) -> None:
     if path.exists():
         st = path.stat()
         mode, uid, gid = st.st_mode & 0o777, st.st_uid, st.st_gid
@@ -120,6 +124,7 @@ def _without(entries: list | None, name: str) -> list:
 def merge(config: dict, path: Path, uid: int, gid: int) -> None:
     """Put ``config``'s one cluster, user and context into ``path`` and make it current."""
     name = config["current-context"]
+    _make_dir(path, uid, gid)
     with _locked(path):
         doc = _load(path)
         for key in ("clusters", "users", "contexts"):

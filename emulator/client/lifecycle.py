@@ -141,7 +141,12 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
                 continue
             if status["synced"] and status["running"] == status["pods"]:
                 status["seconds"] = time.monotonic() - started
-                status["kubeconfig"] = str(merge_kubeconfig(run, config.name))
+                try:
+                    status["kubeconfig"] = str(merge_kubeconfig(run, config.name))
+                except (OSError, K8semuError) as exc:  # as kind does: no half-made cluster stays
+                    down(config.name)
+                    raise RuntimeFailure(f"cluster {config.name!r} was taken down: its context could not "
+                                         f"be written into the kubeconfig ({exc})") from None
                 return status
         time.sleep(UP_POLL)
     raise RuntimeFailure(f"cluster {config.name!r} not ready after {timeout:.0f}s "

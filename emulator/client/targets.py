@@ -3,6 +3,10 @@ command runs for ``exec``: a pod's container (entered as its processes run) or a
 external host (its network namespace). The CLI and the scenario runner both read them here."""
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 from emulator.api import resources
 from emulator.api.enter import ExecTarget, pod_target
 from emulator.client.client import Client
@@ -39,5 +43,21 @@ def exec_target(client: Client, target: str, namespace: str | None, container: s
         raise K8semuError("you must specify at least one command for the container")
     status = client.status()
     if namespace is None and target in status["netns"]:
-        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command])
+        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command],
+                          node_env(client.run) if target in status.get("control_plane", ()) else None)
     return pod_target(client.pod(target, namespace), container, command)
+
+
+def node_env(run: Path) -> dict[str, str] | None:
+    """A command's environment on a control-plane node: kubectl there reads ``admin.conf``,
+    which names the API by the node's own address (:6443), as kubeadm's does; the machine's
+    127.0.0.1 is not that node's. The kubectl k8semu installs comes first on PATH; its discovery
+    cache stays in the run directory."""
+    conf = run / "admin.conf"
+    if not conf.exists():
+        return None
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+    env["KUBECONFIG"] = str(conf)
+    env["KUBECACHEDIR"] = str(run / "kubecache")  # not root's ~/.kube/cache: it goes with the cluster
+    return env

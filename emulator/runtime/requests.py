@@ -36,6 +36,7 @@ class Requests:
             hosts = [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]
             return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
                     "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
+                    "control_plane": [n.name for n in self.config.nodes if n.role == "control-plane"],
                     "external_hosts": [h.name for h in self.config.external_hosts],
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
                     "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),

@@ -6,10 +6,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from emulator.runtime import ovs
-from tests.cluster import Cluster, k8semu, poll
+from tests.cluster import ROOT, Cluster, k8semu, poll
 
 
 def snapshot() -> dict[str, set]:
@@ -126,4 +127,17 @@ def test_foreground_shell_runs_verbs_and_tears_down_on_eof_and_ctrl_c() -> None:
     shell.send_signal(signal.SIGINT)
     out, err = shell.communicate(timeout=120)
     assert "is down" in out, (out, err)
+    assert leftovers(before) == {}
+
+
+def test_up_that_cannot_write_the_kubeconfig_leaves_no_cluster() -> None:
+    """As kind: a cluster whose context cannot be merged into the user's kubeconfig is taken down,
+    not left running for a later ``up`` to trip over."""
+    before = snapshot()
+    env = dict(os.environ, KUBECONFIG="/proc/k8semu-nowhere/config")  # no directory can be made there
+    done = subprocess.run([sys.executable, "-m", "emulator", "up", "topologies/default.yaml", "--detach"],
+                          capture_output=True, text=True, timeout=240, cwd=ROOT, env=env)
+    assert done.returncode != 0
+    assert "was taken down: its context could not be written into the kubeconfig" in done.stderr
+    assert k8semu("clusters").stdout.strip() == "No clusters."
     assert leftovers(before) == {}

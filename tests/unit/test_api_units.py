@@ -112,6 +112,16 @@ def test_kubeconfig_merge_and_remove_keep_the_users_entries(tmp_path):
     assert not (tmp_path / "kube" / "config.lock").exists()
 
 
+def test_kubeconfig_merge_makes_a_missing_kube_directory_as_kubectl_does(tmp_path):
+    path = tmp_path / "home" / ".kube" / "config"  # a fresh machine: no ~/.kube yet
+    (tmp_path / "home").mkdir()
+    ours = kubeconfig.admin_config("lab", "https://127.0.0.1:1234", pki.make(tmp_path, "lab", ["127.0.0.1"]))
+    kubeconfig.merge(ours, path, os.getuid(), os.getgid())
+    assert yaml.safe_load(path.read_text())["current-context"] == "k8semu-lab"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700" and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert not path.with_name("config.lock").exists()
+
+
 def test_kubeconfig_target_is_the_sudo_users(monkeypatch):
     path, uid, _ = kubeconfig.target({"SUDO_USER": "root", "HOME": "/nowhere"})
     assert str(path) == "/root/.kube/config" and uid == 0

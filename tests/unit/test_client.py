@@ -4,8 +4,11 @@ k8semu endpoint reaches its manager request, errors come back as the manager rai
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import ssl
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -13,6 +16,7 @@ import yaml
 from emulator.api import kubeconfig, ops, pki
 from emulator.api.server import ApiServer
 from emulator.client import Client
+from emulator.client.targets import node_env
 from emulator.errors import K8semuError, NoClusterError, NotFoundError, Problem, RuntimeFailure, SpecError
 from emulator.model import satoken
 from emulator.spec.loader import Document, load_text
@@ -235,3 +239,11 @@ def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
 def test_no_cluster_is_said_plainly(tmp_path):
     with pytest.raises(NoClusterError, match="no cluster is running"):
         Client(tmp_path).status()
+
+
+def test_commands_on_a_control_plane_node_find_the_api_as_kubeadms_admin_conf_names_it(tmp_path):
+    assert node_env(tmp_path) is None  # no API yet: the caller's environment
+    (tmp_path / "admin.conf").write_text("{}")
+    env = node_env(tmp_path)
+    assert env["KUBECONFIG"] == str(tmp_path / "admin.conf") and env["KUBECACHEDIR"].startswith(str(tmp_path))
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)  # where kubectl is
