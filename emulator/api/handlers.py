@@ -14,9 +14,10 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from emulator.api import patch, protobuf, resources, status, tables
+from emulator.api import fieldmanager, patch, protobuf, resources, status, tables
 from emulator.api.backend import Backend
 from emulator.api.resources import Resource
+from emulator.api.ownership import APPLY_TYPE, Ownership
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
 from emulator.cluster.apimeta import timestamp
@@ -107,16 +108,17 @@ def event_object(e: dict, index: int) -> dict:
             "source": {"component": e["source"]}, "reportingComponent": e["source"]}
 
 
-class Handlers:
+class Handlers(Ownership):
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
+        self.fields = fieldmanager.Store()
         self.hub = Hub(self.render)
 
     def render(self, kind: str) -> list[dict]:
         """Every object of ``kind`` in every namespace, as the API shows it (the hub's source)."""
         if kind == "Event":
             return [event_object(e, i) for i, e in enumerate(self.backend.event_records(None))]
-        return self.backend.objects(kind, None)
+        return [self.fields.shown(kind, o) for o in self.backend.objects(kind, None)]
 
     # -- routing ----------------------------------------------------------------------------
     def route(self, path: str) -> Target:
@@ -157,7 +159,7 @@ class Handlers:
         res = t.resource
         try:
             if t.subresource == "scale" and res.kind in SCALABLE:
-                return self._scale(method, t, body, headers), 200, []
+                return self._scale(method, t, query, body, headers), 200, []
             if t.subresource == "eviction" and res.kind == "Pod":
                 if method != "POST":
                     raise status.method_not_allowed("an eviction is created (POST)")
@@ -173,12 +175,16 @@ class Handlers:
                                                 f"resource ({res.plural})")
             if method == "DELETE":
                 return self._delete(t, query, body, headers), 200, []
+            dry = query.get("dryRun") == "All"
             if method == "POST":
-                return self._write(t, self._decode(body, headers), create=True, dry=query.get("dryRun") == "All")
+                return self._record(t, None, self._decode(body, headers), query, headers, create=True, dry=dry)
             if method == "PUT":
-                return self._write(t, self._decode(body, headers), create=False, dry=query.get("dryRun") == "All")
+                return self._record(t, self._one(t), self._decode(body, headers), query, headers, create=False,
+                                    dry=dry)
+            if method == "PATCH" and headers.get("Content-Type", "").split(";")[0].strip() == APPLY_TYPE:
+                return self._server_side_apply(t, query, headers, body, dry)
             if method == "PATCH":
-                return self._patch(t, body, headers, dry=query.get("dryRun") == "All")
+                return self._patch(t, query, body, headers, dry=dry)
             raise status.method_not_allowed(f"method {method} is not served")
         except ApiError as exc:
             return exc.body(), exc.code, []
@@ -286,7 +292,10 @@ class Handlers:
             self.backend.delete(res.kind, t.namespace or "", t.name, grace, policy)
         except K8semuError as exc:
             raise status.from_error(exc, res.kind, res.plural, t.name, res.group) from None
-        return obj
+        try:  # still there (a terminating pod, an owner deleted in the foreground): as it is now
+            return self._one(t)
+        except ApiError:
+            return obj
 
     @staticmethod
     def _decode(body: bytes, headers: Mapping[str, str]) -> Any:
@@ -368,7 +377,7 @@ class Handlers:
         made = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
         return self._one(made), 201 if create else 200, warnings
 
-    def _scale(self, method: str, t: Target, body: bytes, headers: Mapping[str, str]) -> dict:
+    def _scale(self, method: str, t: Target, query: dict, body: bytes, headers: Mapping[str, str]) -> dict:
         """The ``scale`` subresource (``kubectl scale``): an autoscaling/v1 Scale."""
         obj = self._one(t)
         scale = {"apiVersion": "autoscaling/v1", "kind": "Scale",
@@ -395,18 +404,21 @@ class Handlers:
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
             raise ApiError(422, "Invalid", f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: '
                                            f'{replicas!r}: must be greater than or equal to 0')
+        before = self.fields.put(t.resource.kind, t.namespace or "default", t.name, obj["metadata"].get("uid"),
+                                 self._record_scale(t, obj, replicas, query, headers))
         try:
             self.backend.scale(t.resource.kind, t.namespace, t.name, replicas)
         except K8semuError as exc:
+            self.fields.restore(t.resource.kind, t.namespace or "default", t.name, before)
             raise status.from_error(exc, t.resource.kind, t.resource.plural, t.name, t.resource.group) from None
         scale["spec"]["replicas"] = replicas
         return scale
 
-    def _patch(self, t: Target, body: bytes, headers: Mapping[str, str],
+    def _patch(self, t: Target, query: dict, body: bytes, headers: Mapping[str, str],
                dry: bool = False) -> tuple[dict, int, list[str]]:
         current = self._one(t)
         base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
-        return self._write(t, self._patched(base, body, headers), create=False, dry=dry)
+        return self._record(t, current, self._patched(base, body, headers), query, headers, create=False, dry=dry)
 
     def _patched(self, base: dict, body: bytes, headers: Mapping[str, str]) -> Any:
         """``base`` with the request's patch applied, by the patch type its Content-Type names.
@@ -428,7 +440,8 @@ class Handlers:
                                                             "format - accepted media types include: "
                                                             "application/json-patch+json, "
                                                             "application/merge-patch+json, "
-                                                            "application/strategic-merge-patch+json")
+                                                            "application/strategic-merge-patch+json, "
+                                                            "application/apply-patch+yaml")
         except patch.PatchError as exc:
             raise ApiError(422, "Invalid", str(exc)) from None
         return merged

@@ -70,8 +70,10 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "NamespaceSpec": {1: ("finalizers", "[]string")},
     "Secret": {1: ("metadata", "ObjectMeta"), 2: ("data", "{}bytes"), 3: ("type", "string"),
                4: ("stringData", "{}string"), 5: ("immutable", "bool")},
+    "ConfigMap": {1: ("metadata", "ObjectMeta"), 2: ("data", "{}string"), 3: ("binaryData", "{}bytes"),
+                  4: ("immutable", "bool")},
 }
-KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret")
+KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap")
 
 
 class ProtobufError(ValueError):

@@ -183,6 +183,8 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                                                                     .get("matchLabels", {}).items()) or "<none>", age(o)]),
     "Secret": (["NAME", "TYPE", "DATA", "AGE"], [],
                lambda o, w: [o["metadata"]["name"], o["type"], str(len(o.get("data", {}))), age(o)]),
+    "ConfigMap": (["NAME", "DATA", "AGE"], [],
+                  lambda o, w: [o["metadata"]["name"], str(len(o.get("data", {})) + len(o.get("binaryData", {}))), age(o)]),
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [],
                      lambda o, w: [o["metadata"]["name"], o["spec"]["controller"], "<none>", age(o)]),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [],
@@ -190,7 +192,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                             f'{o["involvedObject"]["kind"].lower()}/{o["involvedObject"]["name"]}', o["message"]]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Secret", "Event", "Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress",
+NAMESPACED = {"Secret", "ConfigMap", "Event", "Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress",
               "PodDisruptionBudget"}
 
 

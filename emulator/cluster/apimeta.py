@@ -24,6 +24,10 @@ def meta(rec: Record, namespaced: bool = True, owner_uid: str = "") -> dict:
         out["labels"] = dict(m.labels)
     if m.annotations:
         out["annotations"] = dict(m.annotations)
+    if rec.finalizers:  # an owner deleted in the foreground, waiting for its dependents
+        out["finalizers"] = list(rec.finalizers)
+        out["deletionTimestamp"] = timestamp(rec.deletion_time)
+        out["deletionGracePeriodSeconds"] = 0
     owner = getattr(rec.obj, "owner", None)
     if owner:
         out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "uid": owner_uid,

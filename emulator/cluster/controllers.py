@@ -17,6 +17,7 @@ from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
+from emulator.model.config import ConfigMap
 from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
@@ -29,7 +30,7 @@ from emulator.cluster.store import ClusterState, Record
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
-         PodDisruptionBudget: "PodDisruptionBudget"}
+         ConfigMap: "ConfigMap", PodDisruptionBudget: "PodDisruptionBudget"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -72,6 +73,9 @@ def apply(state: ClusterState, objects: list) -> list[str]:
             old = state.get(kind_of(o), o.meta.namespace, o.meta.name).obj
             problems += check_pod_total(pods + added, o.replicas - old.replicas, o.source, "spec.replicas",
                                         f"{kind_of(o)} {o.meta.namespace}/{o.meta.name}")
+    problems += [Problem(o.source, "data", f"ConfigMap {o.meta.namespace}/{o.meta.name}: field is immutable when "
+                         "`immutable` is set") for o in objects if isinstance(o, ConfigMap) and o not in fresh
+                 and _immutable_change(state.get("ConfigMap", o.meta.namespace, o.meta.name).obj, o)]
     problems += [Problem(o.source, "spec", f"Pod {o.key}: pod updates may not change fields "
                          "other than labels and annotations (delete and re-create it)")
                  for o in objects if isinstance(o, Pod) and o not in fresh
@@ -113,14 +117,21 @@ def create(state: ClusterState, objects: list) -> list[str]:
     return apply(state, objects)
 
 
+def _immutable_change(old: ConfigMap, new: ConfigMap) -> bool:
+    """An immutable ConfigMap keeps its data and stays immutable (only its metadata may change)."""
+    return old.immutable and (not new.immutable or (old.data, old.binary_data) != (new.data, new.binary_data))
+
+
 PROPAGATION = ("Background", "Foreground", "Orphan")
 
 
 def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int | None = None,
            propagation: str = "Background") -> str:
     """Delete an object and, as the garbage collector does, what it owns: with ``propagation``
-    Orphan what it owns stays, without its owner (Foreground is done as Background: the owner
-    does not wait for its dependents). ``grace``: a pod's gracePeriodSeconds for this delete.
+    Orphan what it owns stays, without its owner; Foreground keeps the owner, with a
+    deletionTimestamp and the foregroundDeletion finalizer, until everything it owns is gone
+    (``finish_foreground``), so ``kubectl delete --cascade=foreground`` returns after the pods
+    have terminated. ``grace``: a pod's gracePeriodSeconds for this delete.
 
     Raises:
         NotFoundError: no such object.
@@ -128,6 +139,16 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
     rec = state.get(kind, "" if kind in ("Namespace", "IngressClass") else namespace, name)
     if rec is None:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
+    if rec.finalizers:  # already waiting for its dependents: the API server changes nothing
+        return f'{resource(kind)} "{name}" deleted'
+    children = owned(state, kind, namespace, name) if kind in ("Deployment", "ReplicaSet") else []
+    if propagation == "Foreground" and children:
+        rec.mark_deleting(0)
+        rec.finalizers = ("foregroundDeletion",)
+        for child in children:
+            delete(state, kind_of(child.obj), namespace, child.obj.meta.name, grace, "Foreground")
+        reconcile(state)
+        return f'{resource(kind)} "{name}" deleted'
     if propagation == "Orphan" and kind in ("Deployment", "ReplicaSet"):
         for child in owned(state, kind, namespace, name):
             state.put(kind_of(child.obj), replace(child.obj, owner=None))
@@ -211,6 +232,8 @@ def reconcile_deployments(state: ClusterState) -> None:
     children = by_owner(state)
     for rec in state.list("Deployment"):
         dep: Deployment = rec.obj
+        if rec.deleting:  # deleted in the foreground: its ReplicaSets are going
+            continue
         want = _replicaset_for(dep)
         if not validation.is_dns1123_subdomain(want.meta.name):  # the API server would refuse it
             state.events.warn("Deployment", dep.meta.namespace, dep.meta.name, "FailedCreate",
@@ -263,6 +286,8 @@ def reconcile_replicasets(state: ClusterState) -> None:
     children = by_owner(state)
     for rec in state.list("ReplicaSet"):
         rs: ReplicaSet = rec.obj
+        if rec.deleting:  # deleted in the foreground: its pods are terminating, none replace them
+            continue
         live = [p for p in children.get(("ReplicaSet", rs.meta.namespace, rs.meta.name), []) if not p.deleting]
         for _ in range(rs.replicas - len(live)):
             while True:
@@ -357,8 +382,20 @@ def reconcile_endpoints(state: ClusterState) -> None:
             state.put("EndpointSlice", want_slice)
 
 
+def finish_foreground(state: ClusterState) -> None:
+    """The garbage collector's end of a foreground deletion: an owner waiting with the
+    foregroundDeletion finalizer goes once nothing it owns is left (pods, then their
+    ReplicaSet, then the Deployment, in one pass)."""
+    for kind in ("ReplicaSet", "Deployment"):
+        children = by_owner(state)
+        for rec in state.list(kind):
+            if rec.finalizers and not children.get((kind, rec.obj.meta.namespace, rec.obj.meta.name)):
+                state.remove(kind, rec.obj.meta.namespace, rec.obj.meta.name)
+
+
 def reconcile(state: ClusterState) -> None:
     """One pass of every controller, in dependency order."""
+    finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)
     schedule_pods(state)

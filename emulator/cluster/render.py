@@ -176,6 +176,18 @@ def secret_object(rec: Record) -> dict:
     return out
 
 
+def config_map_object(rec: Record) -> dict:
+    out = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(rec)}
+    cm = rec.obj
+    if cm.data:
+        out["data"] = dict(cm.data)
+    if cm.binary_data:
+        out["binaryData"] = dict(cm.binary_data)
+    if cm.immutable:
+        out["immutable"] = True
+    return out
+
+
 def ingress_class_object(rec: Record) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": _meta(rec, namespaced=False),
             "spec": {"controller": rec.obj.controller}}
@@ -207,6 +219,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [pod_object(r, state) for r in recs]
     if kind == "Secret":
         return [secret_object(r) for r in recs]
+    if kind == "ConfigMap":
+        return [config_map_object(r) for r in recs]
     return [workload_object(kind, r, state) for r in recs]
 
 

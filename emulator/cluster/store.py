@@ -68,6 +68,7 @@ class Record:
     deleting: bool = False
     deletion_time: float = 0.0  # when deletion was asked (the pod's deletionTimestamp)
     grace: int | None = None  # the delete's gracePeriodSeconds, when it named one (else the pod's own)
+    finalizers: tuple[str, ...] = ()  # foregroundDeletion while an owner waits for its dependents
 
     def mark_deleting(self, grace: int | None = None) -> None:
         """The pod is Terminating; a later delete may shorten its grace period, never lengthen it

@@ -18,7 +18,7 @@ from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, 
                                 Probe, Resources, SecurityContext, Toleration)
 from emulator.model.selectors import selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import disruption, ingress, kinds, labels, netpol, services
+from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -397,7 +397,7 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         name = (data.get("metadata") or {}).get("name", "?")
         r.warnings.append(f"{doc.where(('kind',))}: {kind} {name}: not emulated yet; ignored")
         return [], r.problems, r.warnings
-    if kind not in ("Endpoints", "EndpointSlice", "Secret"):
+    if kind not in ("Endpoints", "EndpointSlice", "Secret", "ConfigMap"):
         r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
     source = doc.where(("metadata", "name"))
     meta = _meta(r, ("metadata",), default_ns, namespaced=kind not in ("Namespace", "IngressClass"))
@@ -431,6 +431,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = ingress.parse_ingress_class(r, meta, source)
     elif kind == "Secret":
         obj = ingress.parse_secret(r, meta, source)
+    elif kind == "ConfigMap":
+        obj = configmaps.parse_config_map(r, meta, source)
     elif kind == "PodDisruptionBudget":
         obj = disruption.parse_pod_disruption_budget(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings

@@ -370,11 +370,11 @@ def test_should_be_able_to_change_the_type_from_clusterip_to_externalname(servic
         k8semu("--cluster", name, "delete", "svc", svc, "externalsvc", check=False)
 
 
-def affinity_service(cluster: Cluster, name: str, affinity: str, kind: str) -> tuple[str, str]:
-    """The Service as service.go's affinity tests make it (ClientIP with a 10 s timeout, or
-    None), applied again to switch it; returns the URL the exec pod calls and what a learned
-    affinity flow for it matches (its destination, in ovs-ofctl's words)."""
-    config = ", sessionAffinityConfig: {clientIP: {timeoutSeconds: 10}}" if affinity == "ClientIP" else ""
+def affinity_service(cluster: Cluster, name: str, affinity: str, kind: str, timeout: int = 10) -> tuple[str, str]:
+    """The Service as service.go's affinity tests make it (ClientIP with a ``timeout`` s
+    timeout, 10 as upstream's, or None), applied again to switch it; returns the URL the exec pod
+    calls and what a learned affinity flow for it matches (its destination, in ovs-ofctl's words)."""
+    config = f", sessionAffinityConfig: {{clientIP: {{timeoutSeconds: {timeout}}}}}" if affinity == "ClientIP" else ""
     cluster.apply(f"apiVersion: v1\nkind: Service\nmetadata: {{name: {name}}}\n"
                   f"spec: {{type: {kind}, selector: {{app: web}}, sessionAffinity: {affinity}{config}, "
                   "ports: [{port: 80}]}\n")
@@ -412,10 +412,11 @@ def test_should_be_able_to_switch_session_affinity_for_service(services_cluster:
 @pytest.mark.parametrize("kind", ["ClusterIP", "NodePort"])
 def test_should_have_session_affinity_timeout_work_for_service(services_cluster: Cluster, kind: str) -> None:
     """service.go "should have session affinity timeout work for service with type clusterIP" /
-    "... NodePort": with timeoutSeconds 10 the client sticks to one pod; once it has been idle
-    past the timeout it may be given another, which some request of ten must show. Upstream
-    sleeps timeout + 5 s between requests; here each request waits until the switch has
-    forgotten the client (the learned affinity flow idled out), which is the same condition."""
+    "... NodePort": with a timeout the client sticks to one pod; once it has been idle past the
+    timeout it may be given another, which some request of ten must show. Upstream sleeps
+    timeout + 5 s between requests with a 10 s timeout; here the timeout is 4 s (the idle rounds
+    cost 10 s each upstream) and each request waits until the switch has forgotten the client
+    (the learned affinity flow idled out), which is the same condition."""
     name = f"affinity-{kind.lower()}-timeout"
     bridges = [services_cluster.bridge(n) for n in NODES]
     table = f"table={table_id('SessionAffinity')}"
@@ -424,7 +425,7 @@ def test_should_have_session_affinity_timeout_work_for_service(services_cluster:
         return any(learned in line for b in bridges for line in subprocess.run(
             ["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", b, table], capture_output=True, text=True).stdout.splitlines())
     try:
-        url, learned = affinity_service(services_cluster, name, "ClientIP", kind)
+        url, learned = affinity_service(services_cluster, name, "ClientIP", kind, timeout=4)
         first = served_by(services_cluster, url, 15)
         assert len(set(first)) == 1, first
         seen = set(first)

@@ -246,3 +246,52 @@ def test_describe_shows_what_the_controllers_and_the_kubelet_did(cluster):
     assert reasons[:4] == ["Scheduled", "Pulled", "Created", "Started"], reasons
     assert "ScalingReplicaSet" in kubectl("describe", "deployment", "echo", "-n", "demo").stdout
     assert f"Created pod: {pod}" in kubectl("get", "events", "-n", "demo").stdout
+
+
+SSA = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ssa, namespace: demo, labels: {app: ssa%s}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: ssa}}
+  template:
+    metadata: {labels: {app: ssa}}
+    spec: {containers: [{name: echo, image: k8semu/echo}]}
+"""
+
+
+def test_server_side_apply_owns_fields_conflicts_and_forces(cluster):
+    """kubectl apply --server-side: created and owned by manager kubectl; kubectl scale takes
+    spec.replicas, so the next apply of another count is refused naming it, --force-conflicts
+    takes it back, and a label the applier stops applying goes."""
+    done = kubectl("apply", "--server-side", "-f", "-", input=SSA % ", tier: front")
+    assert done.stdout.strip() == "deployment.apps/ssa serverside-applied"
+    shown = json.loads(kubectl("get", "deploy", "ssa", "-n", "demo", "-o", "json", "--show-managed-fields").stdout)
+    (entry,) = shown["metadata"]["managedFields"]
+    assert (entry["manager"], entry["operation"], entry["fieldsType"]) == ("kubectl", "Apply", "FieldsV1")
+    assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+    assert "managedFields" not in json.loads(kubectl("get", "deploy", "ssa", "-n", "demo", "-o", "json").stdout)["metadata"]
+    kubectl("scale", "deployment", "ssa", "-n", "demo", "--replicas=2")
+    refused = kubectl("apply", "--server-side", "-f", "-", input=SSA % ", tier: front", check=False)
+    assert refused.returncode == 1
+    assert re.search(r'Apply failed with 1 conflict: conflict with "kubectl" with subresource "scale" using '
+                     r'apps/v1 at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ: \.spec\.replicas', refused.stderr), refused.stderr
+    assert "--force-conflicts" in refused.stderr  # kubectl's advice follows the API's Status
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", input=SSA % "")
+    after = json.loads(kubectl("get", "deploy", "ssa", "-n", "demo", "-o", "json", "--show-managed-fields").stdout)
+    assert after["spec"]["replicas"] == 1 and after["metadata"]["labels"] == {"app": "ssa"}
+    assert [(e["manager"], e["operation"]) for e in after["metadata"]["managedFields"]] == [("kubectl", "Apply")]
+    kubectl("delete", "deployment", "ssa", "-n", "demo")
+
+
+def test_configmaps_through_kubectl(cluster):
+    """kubectl create configmap (protobuf), get cm, and an immutable ConfigMap's data refused."""
+    done = kubectl("create", "configmap", "game", "-n", "demo", "--from-literal=lives=3", "--from-literal=level=easy")
+    assert done.stdout.strip() == "configmap/game created"
+    assert columns(kubectl("get", "cm", "game", "-n", "demo").stdout) == [["NAME", "DATA"], ["game", "2"]]
+    assert kubectl("get", "configmap", "game", "-n", "demo", "-o", "jsonpath={.data.lives}").stdout == "3"
+    kubectl("patch", "cm", "game", "-n", "demo", "-p", '{"immutable": true}')
+    refused = kubectl("patch", "cm", "game", "-n", "demo", "-p", '{"data": {"lives": "9"}}', check=False)
+    assert refused.returncode == 1 and "field is immutable when `immutable` is set" in refused.stderr
+    assert kubectl("get", "cm", "game", "-n", "demo", "-o", "jsonpath={.data.lives}").stdout == "3"
+    kubectl("delete", "cm", "game", "-n", "demo")

@@ -64,3 +64,32 @@ def test_orphan_propagation_keeps_the_replicaset_and_its_pods(cluster):
     name = rs["metadata"]["name"]
     ours = k8semu("--cluster", cluster.name, "delete", "rs", name, "--wait=false")
     assert ours.stdout == f'replicaset.apps "{name}" deleted from default namespace\n'  # kubectl's words
+
+
+FOREGROUND = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: fg}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: fg}}
+  template:
+    metadata: {labels: {app: fg}}
+    spec:
+      terminationGracePeriodSeconds: 3
+      containers: [{name: c, image: k8semu/echo, lifecycle: {preStop: {sleep: {seconds: 2}}}}]
+"""
+
+
+def test_foreground_propagation_keeps_the_owner_until_its_pods_are_gone(cluster):
+    """kubectl delete --cascade=foreground: the Deployment stays, marked and with the
+    foregroundDeletion finalizer, while its pods terminate (their preStop hook sleeps 2 s); it
+    goes after them."""
+    kubectl("apply", "-f", "-", input=FOREGROUND)
+    poll(lambda: len(pods("app=fg")) == 2 and all(p["status"]["phase"] == "Running" for p in pods("app=fg").values()),
+         what="two running fg pods")
+    kubectl("delete", "deployment", "fg", "--cascade=foreground", "--wait=false")
+    shown = json.loads(kubectl("get", "deployment", "fg", "-o", "json").stdout)["metadata"]
+    assert shown["finalizers"] == ["foregroundDeletion"] and "deletionTimestamp" in shown
+    assert all(p["metadata"].get("deletionTimestamp") for p in pods("app=fg").values())
+    kubectl("wait", "--for=delete", "deployment/fg", "--timeout=30s")
+    assert pods("app=fg") == {} and json.loads(kubectl("get", "rs", "-l", "app=fg", "-o", "json").stdout)["items"] == []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from emulator.cluster import controllers, nodes
+from emulator.cluster import controllers, nodes, render
 from emulator.cluster.admission import MAX_PODS
 from emulator.cluster.store import ClusterState, ContainerStatus
 from emulator.errors import K8semuError, NotFoundError, SpecError
@@ -108,6 +108,27 @@ def test_orphan_propagation_keeps_what_the_deployment_owned_without_its_owner(st
     assert rs.obj.owner is None and {r.obj.meta.name for r in web_pods(state)} == pods
     controllers.reconcile(state)
     assert {r.obj.meta.name for r in web_pods(state)} == pods  # nothing adopts or collects them
+
+
+def test_foreground_propagation_keeps_the_owners_until_their_pods_are_gone(state: ClusterState) -> None:
+    """``kubectl delete deployment web --cascade=foreground``: the Deployment and its ReplicaSet
+    stay, marked for deletion with the foregroundDeletion finalizer, while the pods terminate;
+    nothing replaces them; when the kubelet has ended the last pod both go."""
+    pods = web_pods(state)
+    controllers.delete(state, "Deployment", "default", "web", propagation="Foreground")
+    dep, (rs,) = state.get("Deployment", "default", "web"), state.list("ReplicaSet")
+    assert dep.finalizers == rs.finalizers == ("foregroundDeletion",) and dep.deleting and rs.deleting
+    shown = render.workload_object("Deployment", dep, state)["metadata"]
+    assert shown["finalizers"] == ["foregroundDeletion"] and shown["deletionGracePeriodSeconds"] == 0
+    assert "deletionTimestamp" in shown
+    assert all(p.deleting for p in pods) and web_pods(state) == []  # terminating, and none replace them
+    controllers.reconcile(state)
+    assert web_pods(state) == [] and state.get("Deployment", "default", "web") is not None
+    for p in pods[:-1]:
+        controllers.forget_pod(state, p)
+    assert state.get("ReplicaSet", "default", rs.obj.meta.name) is not None  # one pod still terminating
+    controllers.forget_pod(state, pods[-1])
+    assert state.get("Deployment", "default", "web") is None and state.list("ReplicaSet") == []
 
 
 def test_a_pods_delete_may_name_its_grace_period_and_a_later_one_only_shortens_it(state: ClusterState) -> None:

@@ -49,6 +49,6 @@ def test_valid_fixture_loads() -> None:
     assert config.nodes[0].taints and not config.nodes[1].taints
     assert config.nodes[1].labels == {"disk": "ssd"}
     kinds = [type(o).__name__ for o in config.manifests]
-    assert kinds == ["Namespace", "Deployment", "Service", "Pod"]
+    assert kinds == ["Namespace", "Deployment", "Service", "ConfigMap", "Pod"]
     assert any("startupProbe" in w and "not emulated" in w for w in config.warnings)
-    assert any("ConfigMap web" in w and "not emulated yet" in w for w in config.warnings)
+    assert not any("ConfigMap" in w for w in config.warnings)  # stored and served since the API serves it

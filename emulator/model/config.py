@@ -1,0 +1,17 @@
+"""v1 ConfigMap: stored and served as the API server stores it. Pods do not consume ConfigMaps
+yet (env, volumes: the workload issue); the object exists for kubectl and clients."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from emulator.errors import SourceRef
+from emulator.model.meta import ObjectMeta
+
+
+@dataclass(frozen=True)
+class ConfigMap:
+    meta: ObjectMeta
+    data: dict[str, str] = field(default_factory=dict)
+    binary_data: dict[str, str] = field(default_factory=dict)  # base64, as in the manifest
+    immutable: bool = False
+    source: SourceRef | None = field(default=None, compare=False)

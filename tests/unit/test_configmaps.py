@@ -1,0 +1,57 @@
+"""ConfigMaps as the API server checks and stores them (pkg/apis/core/validation
+ValidateConfigMap): keys, data/binaryData overlap, the 1 MiB limit, immutability; and the row
+``kubectl get configmaps`` prints."""
+from __future__ import annotations
+
+import pytest
+
+from emulator.api import protobuf, tables
+from emulator.cluster import controllers, render
+from emulator.errors import SpecError
+from emulator.spec.loader import load_text
+from emulator.spec.manifests import parse_object
+from tests.unit.test_controllers import default_state
+
+
+def parse(text: str):
+    return parse_object(load_text(text, "cm.yaml")[0])
+
+
+def cm(data: str = "{greeting: hello}", extra: str = "") -> str:
+    return f"apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: web}}\ndata: {data}\n{extra}"
+
+
+def test_keys_overlap_and_size_are_checked_as_the_api_server_checks_them():
+    (obj,), problems, warnings = parse(cm(extra="binaryData: {logo: aGk=}\n"))
+    assert not problems and not warnings and obj.data == {"greeting": "hello"} and obj.binary_data == {"logo": "aGk="}
+    _, problems, _ = parse(cm("{greeting: x, 'bad key': x, '..x': y}", "binaryData: {greeting: aGk=, z: '!!'}\n"))
+    text = "\n".join(str(p) for p in problems)
+    assert "a valid config key must consist of alphanumeric characters" in text
+    assert "must not start with '..'" in text
+    assert "duplicate of key present in data" in text and "illegal base64 data" in text
+    _, problems, _ = parse(cm("{big: " + "x" * (1024 * 1024 + 1) + "}"))
+    assert "Too long: must have at most 1048576 bytes" in str(problems[0])
+
+
+def test_an_immutable_configmap_keeps_its_data():
+    state = default_state()
+    (first,), _, _ = parse(cm(extra="immutable: true\n"))
+    controllers.apply(state, [first])
+    (changed,), _, _ = parse(cm("{greeting: bye}", "immutable: true\n"))
+    with pytest.raises(SpecError, match="field is immutable when `immutable` is set"):
+        controllers.apply(state, [changed])
+    (relabelled,), _, _ = parse(cm(extra="immutable: true\n").replace("{name: web}", "{name: web, labels: {a: b}}"))
+    assert controllers.apply(state, [relabelled]) == ["configmap/web configured"]  # metadata may change
+    shown = render.objects(state, "ConfigMap", "default")
+    assert [(o["metadata"]["name"], o["data"], o["immutable"]) for o in shown] == [("web", {"greeting": "hello"}, True)]
+    assert tables.as_table("ConfigMap", shown, "None")["rows"][0]["cells"][:2] == ["web", "1"]
+
+
+def test_kubectl_create_configmap_sends_protobuf_this_api_reads():
+    meta = b"\x0a\x03web"  # ObjectMeta.name
+    entry = b"\x0a\x01a\x12\x01b"  # map entry: key a, value b
+    cm_bytes = b"\x0a" + bytes([len(meta)]) + meta + b"\x12" + bytes([len(entry)]) + entry
+    type_meta = b"\x0a\x02v1\x12\x09ConfigMap"
+    unknown = b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12" + bytes([len(cm_bytes)]) + cm_bytes
+    assert protobuf.read_object(protobuf.MAGIC + unknown) == {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": "b"}}
