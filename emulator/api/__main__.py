@@ -36,7 +36,9 @@ def prepare(manager: Manager) -> None:
     reads to give pods their token and CA."""
     root = manager.run / "pki"
     root.mkdir(mode=0o700, exist_ok=True)
-    pki.make(root, manager.config.name, ["127.0.0.1", manager.config.services.address(1), control_plane(manager).ip])
+    paths = pki.make(root, manager.config.name, ["127.0.0.1", manager.config.services.address(1),
+                                                 control_plane(manager).ip])
+    manager.set_root_ca(paths.ca.read_text())
     fd = os.open(manager.run / satoken.KEY_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(secrets.token_bytes(32))

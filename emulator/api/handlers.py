@@ -346,10 +346,12 @@ class Handlers(Ownership):
             raise status.bad_request(f"{res.kind} is not stored by this cluster")
         return objs[0], [w.split(": ", 1)[-1] for w in warnings]
 
-    def _write(self, t: Target, data: Any, create: bool, dry: bool = False) -> tuple[dict, int, list[str]]:
+    def _write(self, t: Target, data: Any, create: bool, dry: bool = False,
+               before_store: Callable[[], None] | None = None) -> tuple[dict, int, list[str]]:
         """Create or update from a request body: validated by the spec layer, refused with 409
         when it names a resourceVersion that is no longer the object's (optimistic concurrency),
-        and with ``dry`` (``dryRun=All``) checked but not stored (the answer is what was sent)."""
+        and with ``dry`` (``dryRun=All``) checked but not stored (the answer is what was sent).
+        ``before_store`` runs once every check has passed, just before the object is stored."""
         res = t.resource
         obj, warnings = self._parse(t, data)
         if not create and obj.meta.name != t.name:
@@ -370,6 +372,8 @@ class Handlers(Ownership):
             if res.namespaced:
                 shown.setdefault("metadata", {})["namespace"] = obj.meta.namespace
             return shown, 201 if create else 200, warnings
+        if before_store is not None:
+            before_store()
         try:
             (self.backend.create if create else self.backend.apply)([obj])
         except K8semuError as exc:

@@ -59,8 +59,10 @@ class Ownership:
 
     def _owned_write(self, t: Any, current: dict | None, desired: Any, entries: list, create: bool,
                      dry: bool) -> tuple[dict, int, list[str]]:
-        """``_write`` with ``entries`` as the object's managedFields from this write on (put
-        first, so the rendering that shows the change carries them; taken back if it fails)."""
+        """``_write`` with ``entries`` as the object's managedFields from this write on: put once
+        its checks have passed (before, they would change the object's resourceVersion under
+        the optimistic-concurrency check) and before it is stored, so the rendering that shows
+        the change carries them; taken back if the store refuses it."""
         if dry or not isinstance(desired, dict):
             return self._write(t, desired, create=create, dry=dry)
         res = t.resource
@@ -70,11 +72,15 @@ class Ownership:
             return self._write(t, desired, create=create, dry=dry)
         namespace = (t.namespace or meta.get("namespace") or "default") if res.namespaced else ""
         uid = current["metadata"].get("uid") if current is not None else None
-        before = self.fields.put(res.kind, namespace, name, uid, entries)
+        saved: list = []
+
+        def put() -> None:
+            saved.append(self.fields.put(res.kind, namespace, name, uid, entries))
         try:
-            return self._write(t, desired, create=create, dry=dry)
+            return self._write(t, desired, create=create, dry=dry, before_store=put)
         except BaseException:
-            self.fields.restore(res.kind, namespace, name, before)
+            if saved:
+                self.fields.restore(res.kind, namespace, name, saved[0])
             raise
 
     def _record(self, t: Any, current: dict | None, desired: Any, query: Mapping[str, str],

@@ -72,8 +72,9 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                4: ("stringData", "{}string"), 5: ("immutable", "bool")},
     "ConfigMap": {1: ("metadata", "ObjectMeta"), 2: ("data", "{}string"), 3: ("binaryData", "{}bytes"),
                   4: ("immutable", "bool")},
+    "ServiceAccount": {1: ("metadata", "ObjectMeta"), 4: ("automountServiceAccountToken", "bool")},
 }
-KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap")
+KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap", "ServiceAccount")
 
 
 class ProtobufError(ValueError):

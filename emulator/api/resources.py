@@ -82,6 +82,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Endpoints", "endpoints", True, ("ep",)),
     Resource("", "v1", "Secret", "secrets", True),
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
+    Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
     Resource("", "v1", "Event", "events", True, ("ev",), verbs=READ_VERBS),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",)),

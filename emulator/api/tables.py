@@ -185,6 +185,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                lambda o, w: [o["metadata"]["name"], o["type"], str(len(o.get("data", {}))), age(o)]),
     "ConfigMap": (["NAME", "DATA", "AGE"], [],
                   lambda o, w: [o["metadata"]["name"], str(len(o.get("data", {})) + len(o.get("binaryData", {}))), age(o)]),
+    "ServiceAccount": (["NAME", "SECRETS", "AGE"], [], lambda o, w: [o["metadata"]["name"], "0", age(o)]),
     "IngressClass": (["NAME", "CONTROLLER", "PARAMETERS", "AGE"], [],
                      lambda o, w: [o["metadata"]["name"], o["spec"]["controller"], "<none>", age(o)]),
     "Event": (["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], [],
@@ -192,8 +193,8 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                             f'{o["involvedObject"]["kind"].lower()}/{o["involvedObject"]["name"]}', o["message"]]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Secret", "ConfigMap", "Event", "Pod", "Deployment", "ReplicaSet", "Service", "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress",
-              "PodDisruptionBudget"}
+NAMESPACED = {"Secret", "ConfigMap", "ServiceAccount", "Event", "Pod", "Deployment", "ReplicaSet", "Service",
+              "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress", "PodDisruptionBudget"}
 
 
 _UPPER = {"IP", "OS"}

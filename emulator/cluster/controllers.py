@@ -17,7 +17,7 @@ from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
-from emulator.model.config import ConfigMap
+from emulator.model.config import ConfigMap, ServiceAccount
 from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
@@ -30,10 +30,14 @@ from emulator.cluster.store import ClusterState, Record
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
-         ConfigMap: "ConfigMap", PodDisruptionBudget: "PodDisruptionBudget"}
+         ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
+ROOT_CA = "kube-root-ca.crt"
+ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
+                       "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
+                       "guaranteed across distributions of Kubernetes clusters.")
 
 
 def revision_of(obj) -> int:
@@ -163,10 +167,10 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
                                       r.obj.meta.labels.get(services.SERVICE_NAME_LABEL) == name):
                     state.remove(k, namespace, r.obj.meta.name)
     elif kind == "Namespace":
+        state.remove(kind, "", name)  # first: nothing puts its default ServiceAccount back meanwhile
         for (k, ns, n) in list(state.records):
-            if ns == name and k != "Namespace" and (k, ns, n) in state.records:  # not already gone with its owner
+            if ns == name and (k, ns, n) in state.records:  # not already gone with its owner
                 delete(state, k, ns, n)
-        state.remove(kind, "", name)
     else:
         state.remove(kind, namespace, name)
         for child in owned(state, kind, namespace, name):
@@ -393,8 +397,24 @@ def finish_foreground(state: ClusterState) -> None:
                 state.remove(kind, rec.obj.meta.namespace, rec.obj.meta.name)
 
 
+def namespace_defaults(state: ClusterState) -> None:
+    """What kube-controller-manager keeps in every namespace: the ``default`` ServiceAccount
+    (serviceaccount-controller) and, once the API server's CA exists, the ``kube-root-ca.crt``
+    ConfigMap (root-ca-cert-publisher); put back when deleted, and the ConfigMap when changed."""
+    for ns in state.namespaces():
+        if state.get("ServiceAccount", ns, "default") is None:
+            state.put("ServiceAccount", ServiceAccount(ObjectMeta("default", ns)))
+        if state.root_ca:
+            want = ConfigMap(ObjectMeta(ROOT_CA, ns, annotations={"kubernetes.io/description": ROOT_CA_DESCRIPTION}),
+                             {"ca.crt": state.root_ca})
+            current = state.get("ConfigMap", ns, ROOT_CA)
+            if current is None or current.obj != want:
+                state.put("ConfigMap", want)
+
+
 def reconcile(state: ClusterState) -> None:
     """One pass of every controller, in dependency order."""
+    namespace_defaults(state)
     finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)

@@ -188,6 +188,13 @@ def config_map_object(rec: Record) -> dict:
     return out
 
 
+def service_account_object(rec: Record) -> dict:
+    out = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(rec)}
+    if rec.obj.automount is not None:
+        out["automountServiceAccountToken"] = rec.obj.automount
+    return out
+
+
 def ingress_class_object(rec: Record) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": _meta(rec, namespaced=False),
             "spec": {"controller": rec.obj.controller}}
@@ -221,6 +228,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [secret_object(r) for r in recs]
     if kind == "ConfigMap":
         return [config_map_object(r) for r in recs]
+    if kind == "ServiceAccount":
+        return [service_account_object(r) for r in recs]
     return [workload_object(kind, r, state) for r in recs]
 
 

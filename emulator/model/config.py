@@ -1,5 +1,6 @@
-"""v1 ConfigMap: stored and served as the API server stores it. Pods do not consume ConfigMaps
-yet (env, volumes: the workload issue); the object exists for kubectl and clients."""
+"""v1 ConfigMap and ServiceAccount: stored and served as the API server stores them. Pods do not
+consume ConfigMaps yet (env, volumes: the workload issue); the object exists for kubectl and
+clients."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,4 +15,14 @@ class ConfigMap:
     data: dict[str, str] = field(default_factory=dict)
     binary_data: dict[str, str] = field(default_factory=dict)  # base64, as in the manifest
     immutable: bool = False
+    source: SourceRef | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ServiceAccount:
+    """v1 ServiceAccount: stored and served; every namespace has ``default`` (the service-account
+    controller's). Tokens are bound to it by name (emulator/model/satoken.py)."""
+
+    meta: ObjectMeta
+    automount: bool | None = None  # automountServiceAccountToken
     source: SourceRef | None = field(default=None, compare=False)

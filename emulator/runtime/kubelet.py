@@ -183,16 +183,20 @@ class Kubelet:
         """The ServiceAccount volume kubelet projects into a pod (token, ca.crt, namespace),
         unless the pod opts out; none when the cluster has no API server (no signing key)."""
         pod = rec.obj
-        if pod.spec.raw.get("automountServiceAccountToken") is False:
+        account = pod.spec.raw.get("serviceAccountName") or pod.spec.raw.get("serviceAccount") or "default"
+        if not isinstance(account, str) or not validation.is_dns1123_subdomain(account):
+            account = "default"
+        stored = self.state.get("ServiceAccount", pod.meta.namespace, account)
+        automount = pod.spec.raw.get("automountServiceAccountToken")
+        if automount is None and stored is not None:
+            automount = stored.obj.automount  # the pod says nothing: its ServiceAccount decides
+        if automount is False:
             return {}
         if self.sa_key is None:
             key_file, ca_file = self.runtime.base / satoken.KEY_FILE, self.runtime.base / satoken.CA_FILE
             if not key_file.exists() or not ca_file.exists():
                 return {}
             self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
-        account = pod.spec.raw.get("serviceAccountName") or pod.spec.raw.get("serviceAccount") or "default"
-        if not isinstance(account, str) or not validation.is_dns1123_subdomain(account):
-            account = "default"
         token = satoken.issue(self.sa_key, pod.meta.namespace, account, pod.meta.name, rec.uid)
         return {"token": token, "ca.crt": self.sa_ca, "namespace": pod.meta.namespace}
 

@@ -106,6 +106,12 @@ class Requests:
                 observe(True)
         self.wake.set()
 
+    def set_root_ca(self, pem: str) -> None:
+        """The API server's CA, which the controllers publish in every namespace as
+        ``kube-root-ca.crt`` (set before the cluster starts)."""
+        with self.lock:
+            self.state.root_ca = pem
+
     def _change(self, do: Callable[[], Any]) -> Any:
         with self._changing():
             return do()

@@ -1,4 +1,4 @@
-"""ConfigMap manifests -> model, with the API server's checks (k8s.io/kubernetes
+"""ConfigMap and ServiceAccount manifests -> model, with the API server's checks (k8s.io/kubernetes
 pkg/apis/core/validation ValidateConfigMap): keys as IsConfigMapKey, no key in both ``data``
 and ``binaryData``, binaryData base64, at most 1 MiB in all."""
 from __future__ import annotations
@@ -7,7 +7,7 @@ import base64
 import binascii
 import re
 
-from emulator.model.config import ConfigMap
+from emulator.model.config import ConfigMap, ServiceAccount
 from emulator.model.meta import ObjectMeta
 from emulator.spec.reader import Reader
 
@@ -53,3 +53,16 @@ def parse_config_map(r: Reader, meta: ObjectMeta, source) -> ConfigMap:
         r.fail(("immutable",), f"expected true or false, got {immutable!r}")
         immutable = False
     return ConfigMap(meta, dict(data), dict(binary), immutable, source)
+
+
+def parse_service_account(r: Reader, meta: ObjectMeta, source) -> ServiceAccount:
+    """A ServiceAccount: ``automountServiceAccountToken`` is honoured for pods that do not say;
+    ``secrets`` and ``imagePullSecrets`` are accepted and not used (no legacy token Secrets, no
+    registry)."""
+    r.mapping((), {"apiVersion", "kind", "metadata", "automountServiceAccountToken"},
+              {"secrets", "imagePullSecrets"})
+    automount = r.get(("automountServiceAccountToken",), None)
+    if automount is not None and not isinstance(automount, bool):
+        r.fail(("automountServiceAccountToken",), f"expected true or false, got {automount!r}")
+        automount = None
+    return ServiceAccount(meta, automount, source)

@@ -20,11 +20,12 @@ SUPPORTED_KINDS = {
     "IngressClass": "networking.k8s.io/v1",
     "Secret": "v1",
     "ConfigMap": "v1",
+    "ServiceAccount": "v1",
     "PodDisruptionBudget": "policy/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "ServiceAccount": "v1", "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
+    "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
     "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",

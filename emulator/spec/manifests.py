@@ -397,7 +397,7 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         name = (data.get("metadata") or {}).get("name", "?")
         r.warnings.append(f"{doc.where(('kind',))}: {kind} {name}: not emulated yet; ignored")
         return [], r.problems, r.warnings
-    if kind not in ("Endpoints", "EndpointSlice", "Secret", "ConfigMap"):
+    if kind not in ("Endpoints", "EndpointSlice", "Secret", "ConfigMap", "ServiceAccount"):
         r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
     source = doc.where(("metadata", "name"))
     meta = _meta(r, ("metadata",), default_ns, namespaced=kind not in ("Namespace", "IngressClass"))
@@ -433,6 +433,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = ingress.parse_secret(r, meta, source)
     elif kind == "ConfigMap":
         obj = configmaps.parse_config_map(r, meta, source)
+    elif kind == "ServiceAccount":
+        obj = configmaps.parse_service_account(r, meta, source)
     elif kind == "PodDisruptionBudget":
         obj = disruption.parse_pod_disruption_budget(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings

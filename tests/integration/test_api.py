@@ -295,3 +295,31 @@ def test_configmaps_through_kubectl(cluster):
     assert refused.returncode == 1 and "field is immutable when `immutable` is set" in refused.stderr
     assert kubectl("get", "cm", "game", "-n", "demo", "-o", "jsonpath={.data.lives}").stdout == "3"
     kubectl("delete", "cm", "game", "-n", "demo")
+
+
+BOT_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: bot, namespace: demo}
+spec:
+  serviceAccountName: bot
+  nodeName: node-b
+  containers: [{name: shell, image: busybox}]
+"""
+
+
+def test_service_accounts_and_the_root_ca_in_every_namespace(cluster):
+    """As kube-controller-manager keeps them: the default ServiceAccount and kube-root-ca.crt
+    (the CA pods get as ca.crt) in every namespace; kubectl create serviceaccount (protobuf), and a
+    ServiceAccount that opts out of token mounting decides for the pods that do not say."""
+    assert columns(kubectl("get", "sa", "-n", "demo").stdout) == [["NAME", "SECRETS"], ["default", "0"]]
+    ca = kubectl("get", "cm", "kube-root-ca.crt", "-n", "demo", "-o", "jsonpath={.data.ca\\.crt}").stdout
+    folder = "/var/run/secrets/kubernetes.io/serviceaccount"
+    assert ca.startswith("-----BEGIN CERTIFICATE-----")
+    assert ca == kubectl("exec", "client-b", "-n", "demo", "--", "cat", f"{folder}/ca.crt").stdout
+    assert kubectl("create", "serviceaccount", "bot", "-n", "demo").stdout.strip() == "serviceaccount/bot created"
+    kubectl("patch", "sa", "bot", "-n", "demo", "-p", '{"automountServiceAccountToken": false}')
+    kubectl("apply", "-f", "-", input=BOT_POD)
+    poll(lambda: cluster.pod("bot", "demo")["status"]["phase"] == "Running", what="the bot pod running")
+    assert kubectl("exec", "bot", "-n", "demo", "--", "ls", folder, check=False).returncode != 0
+    kubectl("delete", "pod", "bot", "-n", "demo", "--grace-period=0", "--force")
+    kubectl("delete", "sa", "bot", "-n", "demo")

@@ -55,3 +55,33 @@ def test_kubectl_create_configmap_sends_protobuf_this_api_reads():
     unknown = b"\x0a" + bytes([len(type_meta)]) + type_meta + b"\x12" + bytes([len(cm_bytes)]) + cm_bytes
     assert protobuf.read_object(protobuf.MAGIC + unknown) == {
         "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "web"}, "data": {"a": "b"}}
+
+
+def test_every_namespace_has_its_default_service_account_and_the_root_ca_as_kube_controller_manager_keeps_them():
+    state = default_state()
+    state.root_ca = "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n"
+    (team,), _, _ = parse("apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n")
+    controllers.apply(state, [team])
+    for ns in ("default", "kube-system", "kube-public", "kube-node-lease", "team"):
+        assert state.get("ServiceAccount", ns, "default") is not None, ns
+        assert state.get("ConfigMap", ns, "kube-root-ca.crt").obj.data == {"ca.crt": state.root_ca}, ns
+    controllers.delete(state, "ServiceAccount", "team", "default")
+    assert state.get("ServiceAccount", "team", "default") is not None  # put back, as the controller does
+    (edited,), _, _ = parse("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: kube-root-ca.crt, namespace: team}\n"
+                            "data: {ca.crt: mine}\n")
+    controllers.apply(state, [edited])
+    assert state.get("ConfigMap", "team", "kube-root-ca.crt").obj.data == {"ca.crt": state.root_ca}
+    controllers.delete(state, "Namespace", "", "team")
+    assert not [key for key in state.records if key[1] == "team"]  # nothing of it is left or made again
+    shown = render.objects(state, "ServiceAccount", "default")
+    assert [o["metadata"]["name"] for o in shown] == ["default"]
+    assert tables.as_table("ServiceAccount", shown, "None")["rows"][0]["cells"][:2] == ["default", "0"]
+
+
+def test_a_service_account_may_only_say_whether_tokens_are_mounted():
+    (sa,), problems, _ = parse("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot}\n"
+                               "automountServiceAccountToken: false\n")
+    assert not problems and sa.automount is False
+    _, problems, _ = parse("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot}\n"
+                           "automountServiceAccountToken: maybe\n")
+    assert "expected true or false" in str(problems[0])
