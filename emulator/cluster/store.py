@@ -96,6 +96,7 @@ class ClusterState:
     cordoned: set[str] = field(default_factory=set)  # nodes marked unschedulable (cluster.nodes)
     deployments: dict = field(default_factory=dict)  # (namespace, name) -> deploystatus.Tracked
     root_ca: str = ""  # the API server's CA (PEM), published in every namespace as kube-root-ca.crt
+    rendered: dict = field(default_factory=dict)  # pod uid -> (object, what its rendering shows, rendering)
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind

@@ -278,3 +278,21 @@ def test_drain_with_a_pod_selector_evicts_only_the_matching_pods(tmp_path: Path)
     assert not any(line.startswith("Warning") for line in done["lines"])
     assert not st.get("Pod", "default", "bare").deleting
     assert all(r.deleting == (r.obj.key in chosen) for r in st.pods())
+
+
+def test_a_pod_is_rendered_again_only_when_what_it_shows_changed(state: ClusterState) -> None:
+    first = render.objects(state, "Pod", None)
+    again = render.objects(state, "Pod", None)
+    assert all(a is b for a, b in zip(first, again))  # nothing changed: the same renderings
+    victim = web_pods(state)[0]
+    victim.status.phase = "Running"
+    victim.status.containers["nginx"] = ContainerStatus("nginx", state="running", pid=42, ready=True)
+    after = {p["metadata"]["name"]: p for p in render.objects(state, "Pod", None)}
+    assert after[victim.obj.meta.name]["status"]["containerStatuses"][0]["ready"] is True
+    assert sum(1 for a, b in zip(first, render.objects(state, "Pod", None)) if a is not b) == 1
+    controllers.delete(state, "Pod", "default", victim.obj.meta.name)
+    assert "deletionTimestamp" in {p["metadata"]["name"]: p for p in render.objects(state, "Pod", None)}[
+        victim.obj.meta.name]["metadata"]
+    controllers.forget_pod(state, victim)
+    render.objects(state, "Pod", None)
+    assert victim.uid not in state.rendered  # a pod gone leaves no rendering behind
