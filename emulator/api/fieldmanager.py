@@ -274,7 +274,8 @@ class Store:
     the change already carries them, as one event does in kube-apiserver."""
 
     def __init__(self) -> None:
-        self._by: dict[tuple[str, str, str], tuple[str | None, list[Entry]]] = {}
+        # key -> (uid, entries, their managedFields: built once, as every list shows them)
+        self._by: dict[tuple[str, str, str], tuple[str | None, list[Entry], list[dict]]] = {}
 
     def get(self, kind: str, obj: dict) -> list[Entry]:
         meta = obj.get("metadata", {})
@@ -283,7 +284,7 @@ class Store:
         if found is None:
             return []
         if found[0] is None:
-            self._by[key] = (meta.get("uid"), found[1])
+            self._by[key] = (meta.get("uid"), found[1], found[2])
         elif found[0] != meta.get("uid"):
             return []
         return list(found[1])
@@ -292,7 +293,7 @@ class Store:
         """Returns what was there, for ``restore`` when the write fails."""
         key = (kind, namespace, name)
         before = self._by.get(key)
-        self._by[key] = (uid, entries)
+        self._by[key] = (uid, entries, [e.to_wire() for e in entries])
         return before
 
     def restore(self, kind: str, namespace: str, name: str, before: Any) -> None:
@@ -303,9 +304,12 @@ class Store:
 
     def shown(self, kind: str, obj: dict) -> dict:
         """``obj`` with its managedFields (a copy when there are any)."""
-        entries = self.get(kind, obj)
-        if not entries:
+        meta = obj.get("metadata", {})
+        found = self._by.get((kind, meta.get("namespace", ""), meta.get("name", "")))
+        if found is None or not found[1] or (found[0] is not None and found[0] != meta.get("uid")):
             return obj
+        if found[0] is None:
+            self.get(kind, obj)  # binds the uid
         out = dict(obj)
-        out["metadata"] = dict(obj["metadata"], managedFields=[e.to_wire() for e in entries])
+        out["metadata"] = dict(meta, managedFields=found[2])
         return out
