@@ -21,9 +21,11 @@ from emulator.api.patch import MERGE_KEYS, _port_key, strategic_merge
 Path = tuple[str, ...]
 MISSING = object()
 # not fields anyone manages: identity, server-set metadata, and status (set through /status)
-SERVER_META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp", "managedFields",
-               "selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "generateName")
-IGNORED = {("f:apiVersion",), ("f:kind",), ("f:status",)} | {("f:metadata", f"f:{k}") for k in SERVER_META}
+# the metadata the API server sets itself (a write's values are ignored), and what names the object
+SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
+               "deletionTimestamp", "deletionGracePeriodSeconds")
+IDENTITY = ("name", "namespace", "generateName")
+IGNORED = {("f:apiVersion",), ("f:kind",), ("f:status",)} | {("f:metadata", f"f:{k}") for k in SERVER_META + IDENTITY}
 ATOMIC = {"selector", "podSelector", "namespaceSelector"}  # LabelSelector and Service.spec.selector: atomic
 PORT_KEYS = {"containerPort": ("containerPort", "protocol"), "port": ("port", "protocol")}
 

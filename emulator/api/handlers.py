@@ -17,7 +17,7 @@ import yaml
 from emulator.api import fieldmanager, patch, protobuf, resources, status, tables
 from emulator.api.backend import Backend
 from emulator.api.resources import Resource
-from emulator.api.ownership import APPLY_TYPE, Ownership
+from emulator.api.ownership import APPLY_TYPE, Ownership, without_server_meta
 from emulator.api.status import ApiError
 from emulator.api.watch import Hub
 from emulator.cluster.apimeta import timestamp
@@ -28,8 +28,6 @@ from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
 
 SCALABLE = ("Deployment", "ReplicaSet")
-SERVER_META = ("uid", "resourceVersion", "creationTimestamp", "generation", "managedFields", "selfLink",
-               "deletionTimestamp", "deletionGracePeriodSeconds")
 FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
           "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
           "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", ""),
@@ -55,20 +53,6 @@ class Target:
     name: str | None = None
     subresource: str | None = None
     discovery: bool = False
-
-
-def _without_server_meta(obj: dict) -> dict:
-    """``obj`` without the metadata the API server sets itself (uid, resourceVersion,
-    creationTimestamp…), in the object and in its pod template: a write's values for them are
-    ignored, as kube-apiserver ignores them (clients send them back, e.g. ``creationTimestamp:
-    null`` in a template that ``kubectl rollout undo`` copies from a ReplicaSet)."""
-    def clean(meta: Any) -> Any:
-        return {k: v for k, v in meta.items() if k not in SERVER_META} if isinstance(meta, dict) else meta
-    out = {**obj, "metadata": clean(obj.get("metadata"))} if "metadata" in obj else dict(obj)
-    spec = out.get("spec")
-    if isinstance(spec, dict) and isinstance(spec.get("template"), dict) and "metadata" in spec["template"]:
-        out["spec"] = {**spec, "template": {**spec["template"], "metadata": clean(spec["template"]["metadata"])}}
-    return out
 
 
 def _not_found() -> ApiError:
@@ -325,7 +309,7 @@ class Handlers(Ownership):
         name = (data.get("metadata") or {}).get("name") if isinstance(data.get("metadata"), dict) else None
         data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
         data.pop("status", None)  # the API server ignores the status a create or update carries
-        data = _without_server_meta(data)
+        data = without_server_meta(data)
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "
@@ -421,7 +405,7 @@ class Handlers(Ownership):
     def _patch(self, t: Target, query: dict, body: bytes, headers: Mapping[str, str],
                dry: bool = False) -> tuple[dict, int, list[str]]:
         current = self._one(t)
-        base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
+        base = without_server_meta({k: v for k, v in current.items() if k != "status"})
         return self._record(t, current, self._patched(base, body, headers), query, headers, create=False, dry=dry)
 
     def _patched(self, base: dict, body: bytes, headers: Mapping[str, str]) -> Any:
@@ -472,7 +456,7 @@ class Handlers(Ownership):
         The nodes come from the cluster spec, so nothing else of them may change: such a
         request is 422 and changes nothing."""
         current = self._one(t)
-        base = _without_server_meta({k: v for k, v in current.items() if k != "status"})
+        base = without_server_meta({k: v for k, v in current.items() if k != "status"})
         wanted = self._decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
         if not isinstance(wanted, dict):
             raise status.bad_request("the body of the request must be a JSON object")
@@ -480,7 +464,7 @@ class Handlers(Ownership):
         if not isinstance(unschedulable, bool):
             raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: spec.unschedulable: must be a boolean')
         rest = ({k: v for k, v in (wanted.get("spec") or {}).items() if k not in ("unschedulable", "taints")},
-                _without_server_meta(wanted).get("metadata", {}))
+                without_server_meta(wanted).get("metadata", {}))
         if rest != ({k: v for k, v in base["spec"].items() if k not in ("unschedulable", "taints")}, base["metadata"]):
             raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: only spec.unschedulable may change on a node '
                                            "of this emulated cluster (its nodes come from the cluster spec)",

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from emulator.api import fieldmanager, status
+from emulator.api.patch import PatchError
 from emulator.api.status import ApiError
 from emulator.cluster.apimeta import timestamp
 
@@ -42,13 +43,24 @@ def manager_name(query: Mapping[str, str], headers: Mapping[str, str], required:
     return name
 
 
+def without_server_meta(obj: dict) -> dict:
+    """``obj`` without the metadata the API server sets itself (uid, resourceVersion,
+    creationTimestamp…), in the object and in its pod template: a write's values for them are
+    ignored, as kube-apiserver ignores them (clients send them back, e.g. ``creationTimestamp:
+    null`` in a template that ``kubectl rollout undo`` copies from a ReplicaSet)."""
+    def clean(meta: Any) -> Any:
+        return {k: v for k, v in meta.items() if k not in fieldmanager.SERVER_META} if isinstance(meta, dict) else meta
+    out = {**obj, "metadata": clean(obj.get("metadata"))} if "metadata" in obj else dict(obj)
+    spec = out.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("template"), dict) and "metadata" in spec["template"]:
+        out["spec"] = {**spec, "template": {**spec["template"], "metadata": clean(spec["template"]["metadata"])}}
+    return out
+
+
 def _cleaned(obj: dict) -> dict:
     """An object as a write carries it: no status, no metadata the server sets (name and
     namespace stay: they say which object; ``fieldmanager`` does not count them as owned)."""
-    out = {k: v for k, v in obj.items() if k != "status"}
-    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items()
-                       if k in ("name", "namespace", "generateName") or k not in fieldmanager.SERVER_META}
-    return out
+    return without_server_meta({k: v for k, v in obj.items() if k != "status"})
 
 
 class Ownership:
@@ -122,6 +134,8 @@ class Ownership:
                                                  timestamp(time.time()), force=query.get("force") == "true")
         except fieldmanager.ApplyConflict as exc:
             raise ApiError(409, "Conflict", str(exc), {"causes": exc.causes()}) from None
+        except PatchError as exc:  # e.g. a container without its name, which the merge keys on
+            raise ApiError(422, "Invalid", str(exc)) from None
         return self._owned_write(t, current, merged, entries, create=current is None, dry=dry)
 
     def _record_scale(self, t: Any, current: dict, replicas: int, query: Mapping[str, str],

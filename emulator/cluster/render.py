@@ -69,7 +69,7 @@ def _container_status(pod_rec: Record, name: str, image: str) -> dict:
             out["state"] = last
     else:
         waiting = {"reason": cs.reason if cs else "ContainerCreating"}
-        if cs and cs.reason == "CreateContainerError" and pod_rec.status.message:
+        if cs and cs.reason in ("CreateContainerError", "CreateContainerConfigError") and pod_rec.status.message:
             waiting["message"] = pod_rec.status.message
         out["state"] = {"waiting": waiting}
         if cs and cs.last_state:

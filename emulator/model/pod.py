@@ -23,10 +23,22 @@ class ContainerPort:
 
 
 @dataclass(frozen=True)
+class KeyRef:
+    """A ConfigMap's or Secret's data as environment: one key (``valueFrom.configMapKeyRef``,
+    ``secretKeyRef``) or, with no key, every key under ``prefix`` (an ``envFrom`` entry)."""
+    kind: str  # ConfigMap | Secret
+    name: str
+    key: str = ""
+    optional: bool = False
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
 class EnvVar:
     name: str
     value: str = ""
     field_path: str = ""  # valueFrom.fieldRef.fieldPath
+    ref: KeyRef | None = None  # valueFrom.configMapKeyRef / secretKeyRef
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ class Container:
     stdin: bool = False
     stdin_once: bool = False
     tty: bool = False
+    env_from: tuple[KeyRef, ...] = ()
 
     @property
     def attachable(self) -> bool:

@@ -5,6 +5,7 @@ Pure functions, so the exact text is unit-tested against what kubelet produces.
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 from emulator.errors import RenderError
 from emulator.model import validation
@@ -151,18 +152,53 @@ def service_env(services: list[tuple[str, str, list[tuple[str, str, int]]]]) -> 
 IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+class ContainerConfigError(RenderError):
+    """A ConfigMap or Secret (or a key of one) the container's environment needs is missing:
+    kubelet's CreateContainerConfigError, retried until it appears."""
+
+
+# (kind, name) -> the object's data as text, or None when there is no such object
+Lookup = Callable[[str, str], "dict[str, str] | None"]
+
+
+def _data(lookup: Lookup | None, kind: str, name: str, optional: bool) -> dict[str, str] | None:
+    data = lookup(kind, name) if lookup is not None else None
+    if data is None and not optional:
+        raise ContainerConfigError(f'{kind.lower()} "{name}" not found')
+    return data
+
+
 def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: str,
-                  container_dir: str, services: dict[str, str] | None = None) -> dict[str, str]:
+                  container_dir: str, services: dict[str, str] | None = None,
+                  lookup: Lookup | None = None) -> dict[str, str]:
     """The environment a container starts with, built as the kubelet builds it: the image's PATH
     (the standard one every Debian-based image sets, not the user's, whose entries may be masked) and
-    HOSTNAME, then the manifest's ``env`` in order (with ``$(VAR)`` references to earlier
-    variables and ``fieldRef`` values resolved), plus k8semu's identity variables."""
+    HOSTNAME, then ``envFrom`` (every key of each ConfigMap or Secret, with its prefix; keys that
+    are no variable name skipped), then the manifest's ``env`` in order (``$(VAR)`` references to
+    earlier variables, ``fieldRef`` values and ConfigMap/Secret keys resolved), plus k8semu's
+    identity variables.
+
+    Raises:
+        ContainerConfigError: a ConfigMap, Secret or key it names is missing and not optional.
+    """
     fields = {"metadata.name": pod.meta.name, "metadata.namespace": pod.meta.namespace,
               "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
               "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
     env = {"PATH": IMAGE_PATH,
            "HOSTNAME": node if pod.spec.host_network else hostname_of(pod), "HOME": "/root", **(services or {})}
+    for source in container.env_from:
+        for key, value in (_data(lookup, source.kind, source.name, source.optional) or {}).items():
+            if validation.check_env_name(source.prefix + key) is None:
+                env[source.prefix + key] = value
     for var in container.env:
+        if var.ref is not None:
+            data = _data(lookup, var.ref.kind, var.ref.name, var.ref.optional)
+            if data is not None and var.ref.key in data:
+                env[var.name] = data[var.ref.key]
+            elif data is not None and not var.ref.optional:
+                raise ContainerConfigError(f"couldn't find key {var.ref.key} in {var.ref.kind} "
+                                           f"{pod.meta.namespace}/{var.ref.name}")
+            continue
         env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
     env.update({"K8SEMU_POD_NAME": pod.meta.name, "K8SEMU_POD_NAMESPACE": pod.meta.namespace,
                 "K8SEMU_POD_IP": ip, "K8SEMU_NODE_NAME": node, "K8SEMU_CONTAINER_DIR": container_dir,

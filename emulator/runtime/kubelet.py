@@ -13,6 +13,7 @@ back-off, while every other pod goes on.
 """
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import sys
@@ -254,7 +255,7 @@ class Kubelet:
         node = self.state.config.node(rec.status.node)
         host_dir, pod_dir = self.runtime.container_dir(box, name)
         env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, pod_dir,
-                                     self._service_env(rec))
+                                     self._service_env(rec), lambda kind, name: self._data(kind, pod.meta.namespace, name))
         argv = images.argv_for(container, self.state.config.images, env, sys.executable)
         sec = container.security
         uid = sec.run_as_user if sec.run_as_user is not None else pod.spec.security.run_as_user
@@ -273,6 +274,15 @@ class Kubelet:
                 "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None),
                 "attach": self.runtime.attach_path(rec.uid, name) if container.attachable else None,
                 "tty": container.tty, "stdin_once": container.stdin_once}
+
+    def _data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's data, or a Secret's decoded, for a container's environment."""
+        rec = self.state.get(kind, namespace, name)
+        if rec is None:
+            return None
+        if kind == "Secret":
+            return {k: base64.b64decode(v).decode(errors="replace") for k, v in rec.obj.data.items()}
+        return dict(rec.obj.data)
 
     @staticmethod
     def _image_files(maker: str, env: dict[str, str], host_dir, pod_dir: str, argv: list[str],
@@ -307,7 +317,9 @@ class Kubelet:
                 try:
                     batch.append((rec, name, self._request(rec, box, name)))
                 except (images.UnknownImage, RenderError, OSError) as exc:
-                    self._container_failed(rec, status, name, str(exc), now)
+                    self._container_failed(rec, status, name, str(exc), now,
+                                           "CreateContainerConfigError" if isinstance(exc, podfiles.ContainerConfigError)
+                                           else "CreateContainerError")
         if not batch:
             return False
         try:
@@ -339,10 +351,12 @@ class Kubelet:
             self.events.normal("Pod", ns, pod_name, "Started", f"Started container {name}")
         return True
 
-    def _container_failed(self, rec: Record, status: ContainerStatus, name: str, message: str, now: float) -> None:
-        """It could not be started (kubelet's CreateContainerError): retried with back-off,
-        without counting a restart."""
-        status.state, status.reason, status.exit_code = "waiting", "CreateContainerError", None
+    def _container_failed(self, rec: Record, status: ContainerStatus, name: str, message: str, now: float,
+                          reason: str = "CreateContainerError") -> None:
+        """It could not be started (kubelet's CreateContainerError, or CreateContainerConfigError
+        when a ConfigMap or Secret it needs is missing): retried with back-off, without
+        counting a restart."""
+        status.state, status.reason, status.exit_code = "waiting", reason, None
         rec.status.message = message
         status.create_failures += 1
         status.next_start = now + backoff(status.create_failures)

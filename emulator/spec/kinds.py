@@ -55,9 +55,9 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
                        "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle",
-                       "stdin", "stdinOnce", "tty"}
+                       "stdin", "stdinOnce", "tty", "envFrom"}
 CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
-                   "envFrom", "volumeDevices", "resizePolicy", "restartPolicy"}
+                   "volumeDevices", "resizePolicy", "restartPolicy"}
 
 PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}
 PORT_KNOWN: set[str] = set()

@@ -14,11 +14,12 @@ from typing import Any
 from emulator.errors import Problem, SpecError
 from emulator.model import quantity, validation
 from emulator.model.meta import Namespace, ObjectMeta
-from emulator.model.pod import (Container, ContainerPort, EnvVar, Pod, PodSpec, PodTemplate,
+from emulator.model.pod import (Container, ContainerPort, Pod, PodSpec, PodTemplate,
                                 Probe, Resources, SecurityContext, Toleration)
 from emulator.model.selectors import selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services
+from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -143,23 +144,7 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
             r.fail(p + ("hostPort",), f"Duplicate value: \"{host_port}/{proto}\"")
         host_ports.add(key)
         ports.append(ContainerPort(container_port, pname or "", proto, host_port, "" if host_ip == "0.0.0.0" else host_ip))
-    env = []
-    for i, _ in enumerate(r.seq(path + ("env",))):
-        p = path + ("env", i)
-        r.mapping(p, kinds.ENV_SUPPORTED, required=("name",))
-        field_path = ""
-        if r.get(p + ("valueFrom",)) is not None:
-            r.mapping(p + ("valueFrom",), {"fieldRef"}, {"secretKeyRef", "configMapKeyRef",
-                                                         "resourceFieldRef"})
-            field_path = r.string(p + ("valueFrom", "fieldRef", "fieldPath"), "")
-            if field_path and field_path not in kinds.FIELD_PATHS:
-                r.fail(p + ("valueFrom", "fieldRef", "fieldPath"),
-                       f"unsupported fieldPath {field_path!r}{did_you_mean(field_path, kinds.FIELD_PATHS)}")
-        value = r.get(p + ("value",), "")
-        if not isinstance(value, (str, int, float, bool)):
-            r.fail(p + ("value",), f"expected a string, got {type(value).__name__}")
-            value = ""
-        env.append(EnvVar(r.string(p + ("name",), "", check=validation.check_env_name) or "", str(value), field_path))
+    env, env_from = parse_env(r, path)
 
     def strings(key: str) -> tuple[str, ...]:
         items = r.seq(path + (key,))
@@ -173,11 +158,11 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
     names = {p.name for p in ports if p.name}
     working_dir = r.string(path + ("workingDir",), "", check=lambda v: None if not v or (v.startswith("/") and v.isprintable())
                            else f"{v!r}: must be an absolute path") or ""
-    return Container(name, image, strings("command"), strings("args"), tuple(env), tuple(ports), working_dir,
+    return Container(name, image, strings("command"), strings("args"), env, tuple(ports), working_dir,
                      _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
                      _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True),
                      _pre_stop(r, path + ("lifecycle",), names), r.typed(path + ("stdin",), bool, False),
-                     r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False))
+                     r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False), env_from)
 
 
 def _pre_stop(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:

@@ -323,3 +323,37 @@ def test_service_accounts_and_the_root_ca_in_every_namespace(cluster):
     assert kubectl("exec", "bot", "-n", "demo", "--", "ls", folder, check=False).returncode != 0
     kubectl("delete", "pod", "bot", "-n", "demo", "--grace-period=0", "--force")
     kubectl("delete", "sa", "bot", "-n", "demo")
+
+
+ENV_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: envy, namespace: demo}
+spec:
+  nodeName: node-b
+  containers:
+    - name: shell
+      image: busybox
+      envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: creds}, prefix: SECRET_}]
+      env: [{name: LIVES, valueFrom: {configMapKeyRef: {name: settings, key: lives}}}]
+"""
+
+
+def test_a_containers_environment_from_configmaps_and_secrets(cluster):
+    """As the kubelet does it: a ConfigMap the environment names is missing -> the container
+    waits in CreateContainerConfigError, saying which; once it exists the container starts with
+    every key of envFrom (the Secret's decoded, with its prefix) and the valueFrom key."""
+    kubectl("apply", "-f", "-", input=ENV_POD)
+
+    def waiting() -> dict:
+        statuses = cluster.pod("envy", "demo")["status"].get("containerStatuses") or [{}]
+        return statuses[0].get("state", {}).get("waiting", {})
+    poll(lambda: waiting().get("reason") == "CreateContainerConfigError", what="CreateContainerConfigError")
+    assert waiting()["message"] == 'configmap "settings" not found'
+    kubectl("create", "configmap", "settings", "-n", "demo", "--from-literal=lives=3", "--from-literal=level=easy")
+    kubectl("create", "secret", "generic", "creds", "-n", "demo", "--from-literal=user=admin")
+    poll(lambda: cluster.pod("envy", "demo")["status"]["phase"] == "Running", timeout=30, what="envy running")
+    env = set(kubectl("exec", "envy", "-n", "demo", "--", "env").stdout.splitlines())
+    assert {"lives=3", "level=easy", "SECRET_user=admin", "LIVES=3"} <= env
+    kubectl("delete", "pod", "envy", "-n", "demo", "--grace-period=0", "--force")
+    kubectl("delete", "cm", "settings", "-n", "demo")
+    kubectl("delete", "secret", "creds", "-n", "demo")

@@ -8,6 +8,7 @@ import copy
 import pytest
 
 from emulator.api import fieldmanager as fm
+from emulator.api.patch import PatchError
 
 T0, T1, T2 = "2026-12-06T10:00:00Z", "2026-12-06T10:01:00Z", "2026-12-06T10:02:00Z"
 
@@ -112,3 +113,11 @@ def test_the_store_forgets_an_object_that_was_re_created():
     before = store.put("Deployment", "default", "web", "2", [])
     store.restore("Deployment", "default", "web", before)  # a write that failed
     assert store.get("Deployment", obj)[0].manager == "kubectl"
+
+
+def test_an_applied_list_element_without_its_merge_key_is_refused():
+    bad = deployment()
+    del bad["spec"]["template"]["spec"]["containers"][0]["name"]
+    obj, entries = fm.apply([], None, deployment(), "kubectl", "apps/v1", T0, force=False)
+    with pytest.raises(PatchError, match="merge key"):
+        fm.apply(entries, obj, bad, "kubectl", "apps/v1", T1, force=False)
