@@ -14,7 +14,7 @@ import yaml
 
 from emulator.api import kubeconfig, pki
 from emulator.api.server import ApiServer
-from emulator.cluster.render import KUBE_VERSION
+from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.model import naming, satoken
 from emulator.runtime import lifetime
 from emulator.runtime.healthcheck import listen_in

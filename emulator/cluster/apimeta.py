@@ -6,6 +6,8 @@ from typing import Any
 
 from emulator.cluster.store import Record
 
+KUBE_VERSION = "v1.29.0"  # the Kubernetes version the cluster reports (/version, nodes, kubeadm-config)
+
 
 def timestamp(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))

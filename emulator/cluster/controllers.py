@@ -12,6 +12,8 @@ import copy
 import time
 from dataclasses import replace
 
+import yaml
+
 from emulator.errors import AlreadyExistsError, NotFoundError, Problem, SpecError
 from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
@@ -25,6 +27,7 @@ from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.cluster import deploystatus, nodes, rollout, services
 from emulator.cluster.admission import check_objects, check_pod_total
+from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState, Record
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
@@ -34,6 +37,7 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
+KUBEADM_CONFIG = "kubeadm-config"
 ROOT_CA = "kube-root-ca.crt"
 ROOT_CA_DESCRIPTION = ("Contains a CA bundle that can be used to verify the kube-apiserver when using internal "
                        "endpoints such as the internal service IP or kubernetes.default.svc. No other usage is "
@@ -397,10 +401,29 @@ def finish_foreground(state: ClusterState) -> None:
                 state.remove(kind, rec.obj.meta.namespace, rec.obj.meta.name)
 
 
+def kubeadm_config(state: ClusterState) -> ConfigMap:
+    """kube-system/kubeadm-config as ``kubeadm init`` leaves it: its ClusterConfiguration with the
+    cluster's pod and service subnets and DNS domain (``kubectl -n kube-system describe cm
+    kubeadm-config | egrep -i 'podsubnet|servicesubnet'``). Rendered with yaml.safe_dump from the
+    validated cluster spec."""
+    cfg = state.config
+    text = yaml.safe_dump({
+        "apiServer": {}, "apiVersion": "kubeadm.k8s.io/v1beta4", "certificatesDir": "/etc/kubernetes/pki",
+        "clusterName": "kubernetes", "controllerManager": {}, "dns": {},
+        "etcd": {"local": {"dataDir": "/var/lib/etcd"}}, "imageRepository": "registry.k8s.io",
+        "kind": "ClusterConfiguration", "kubernetesVersion": KUBE_VERSION,
+        "networking": {"dnsDomain": cfg.cluster_domain, "podSubnet": cfg.pods.subnet,
+                       "serviceSubnet": cfg.services.subnet},
+        "proxy": {}, "scheduler": {}}, sort_keys=False)
+    return ConfigMap(ObjectMeta(KUBEADM_CONFIG, "kube-system"), {"ClusterConfiguration": text})
+
+
 def namespace_defaults(state: ClusterState) -> None:
     """What kube-controller-manager keeps in every namespace: the ``default`` ServiceAccount
     (serviceaccount-controller) and, once the API server's CA exists, the ``kube-root-ca.crt``
     ConfigMap (root-ca-cert-publisher); put back when deleted, and the ConfigMap when changed."""
+    if state.get("ConfigMap", "kube-system", KUBEADM_CONFIG) is None and "kube-system" in state.namespaces():
+        state.put("ConfigMap", kubeadm_config(state))
     for ns in state.namespaces():
         if state.get("ServiceAccount", ns, "default") is None:
             state.put("ServiceAccount", ServiceAccount(ObjectMeta("default", ns)))

@@ -12,14 +12,12 @@ from typing import Any, Callable
 
 from emulator import __version__
 from emulator.cluster import controllers, deploystatus, render_services
-from emulator.cluster.apimeta import meta as _meta, timestamp
+from emulator.cluster.apimeta import KUBE_VERSION, meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.node import Node
-
-KUBE_VERSION = "v1.29.0"
 
 
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 from kubernetes import client as kclient, config as kconfig, watch
 
+from emulator.spec.cluster import load_cluster
 from tests.cluster import KUBECONFIG, KUBECTL, k8semu, kubectl, module_cluster, poll
 
 pytestmark = pytest.mark.requires_root
@@ -323,6 +324,10 @@ def test_service_accounts_and_the_root_ca_in_every_namespace(cluster):
     assert kubectl("exec", "bot", "-n", "demo", "--", "ls", folder, check=False).returncode != 0
     kubectl("delete", "pod", "bot", "-n", "demo", "--grace-period=0", "--force")
     kubectl("delete", "sa", "bot", "-n", "demo")
+    described = kubectl("-n", "kube-system", "describe", "configmaps", "kubeadm-config").stdout  # the course's line
+    subnets = [line.strip() for line in described.splitlines() if re.search("podsubnet|servicesubnet", line, re.I)]
+    config = load_cluster(cluster.spec)
+    assert subnets == [f"podSubnet: {config.pods.subnet}", f"serviceSubnet: {config.services.subnet}"]
 
 
 ENV_POD = """apiVersion: v1

@@ -4,6 +4,7 @@ ValidateConfigMap): keys, data/binaryData overlap, the 1 MiB limit, immutability
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from emulator.api import protobuf, tables
 from emulator.cluster import controllers, render
@@ -85,3 +86,12 @@ def test_a_service_account_may_only_say_whether_tokens_are_mounted():
     _, problems, _ = parse("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: bot}\n"
                            "automountServiceAccountToken: maybe\n")
     assert "expected true or false" in str(problems[0])
+
+
+def test_kube_system_has_kubeadms_cluster_configuration():
+    state = default_state()
+    cm = state.get("ConfigMap", "kube-system", "kubeadm-config").obj
+    config = yaml.safe_load(cm.data["ClusterConfiguration"])
+    assert config["kind"] == "ClusterConfiguration" and config["kubernetesVersion"] == "v1.29.0"
+    assert config["networking"] == {"dnsDomain": "cluster.local", "podSubnet": state.config.pods.subnet,
+                                    "serviceSubnet": state.config.services.subnet}
