@@ -24,10 +24,10 @@ from emulator.cluster.apimeta import timestamp
 from emulator.cluster import controllers
 from emulator.errors import K8semuError, NotFoundError, SpecError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
+from emulator.model.workload import SCALABLE
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
 
-SCALABLE = ("Deployment", "ReplicaSet")
 FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
           "metadata.namespace": lambda o: o["metadata"].get("namespace", ""),
           "spec.nodeName": lambda o: o.get("spec", {}).get("nodeName", ""),

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from emulator.model.workload import SCALABLE
+
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
 READ_VERBS = ("get", "list", "watch")
 
@@ -67,7 +69,7 @@ class Resource:
                          "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
                         {"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
                          "version": "v1", "kind": "Eviction", "verbs": ["create"]}]
-        if self.kind in ("Deployment", "ReplicaSet"):
+        if self.kind in SCALABLE:
             entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
                             "group": "autoscaling", "version": "v1", "kind": "Scale",
                             "verbs": ["get", "patch", "update"]})
@@ -86,6 +88,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "Event", "events", True, ("ev",), verbs=READ_VERBS),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",)),
+    Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),
+    Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",)),

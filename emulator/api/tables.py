@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+from emulator.api.resources import RESOURCES
+
 
 def human_age(seconds: float) -> str:
     """kubectl's HumanDuration (k8s.io/apimachinery/pkg/util/duration)."""
@@ -104,6 +106,20 @@ def _rs_row(r: dict, wide: bool) -> list[str]:
     return row + (_template_cols(r) if wide else [])
 
 
+def _sts_row(s: dict, wide: bool) -> list[str]:
+    row = [s["metadata"]["name"], f"{s['status'].get('readyReplicas', 0)}/{s['spec']['replicas']}", age(s)]
+    return row + (_template_cols(s)[:2] if wide else [])
+
+
+def _ds_row(d: dict, wide: bool) -> list[str]:
+    st = d["status"]
+    selector = d["spec"]["template"]["spec"].get("nodeSelector") or {}
+    row = [d["metadata"]["name"]] + [str(st.get(k, 0)) for k in (
+        "desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled",
+        "numberAvailable")] + [",".join(f"{k}={v}" for k, v in selector.items()) or "<none>", age(d)]
+    return row + (_template_cols(d) if wide else [])
+
+
 def _ns_row(n: dict, wide: bool) -> list[str]:
     return [n["metadata"]["name"], n["status"]["phase"], age(n)]
 
@@ -170,6 +186,9 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                    ["CONTAINERS", "IMAGES", "SELECTOR"], _deploy_row),
     "ReplicaSet": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
                    ["CONTAINERS", "IMAGES", "SELECTOR"], _rs_row),
+    "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _sts_row),
+    "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
+                  ["CONTAINERS", "IMAGES", "SELECTOR"], _ds_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [],
                             lambda o, w: [o["metadata"]["name"], str(o["spec"].get("minAvailable", "N/A")),
@@ -193,8 +212,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
                             f'{o["involvedObject"]["kind"].lower()}/{o["involvedObject"]["name"]}', o["message"]]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
 }
-NAMESPACED = {"Secret", "ConfigMap", "ServiceAccount", "Event", "Pod", "Deployment", "ReplicaSet", "Service",
-              "Endpoints", "EndpointSlice", "NetworkPolicy", "Ingress", "PodDisruptionBudget"}
+NAMESPACED = {r.kind for r in RESOURCES if r.namespaced}  # the kinds whose tables have a NAMESPACE column
 
 
 _UPPER = {"IP", "OS"}

@@ -9,24 +9,29 @@ from __future__ import annotations
 import sys
 from typing import Iterable
 
+from emulator.cluster.daemonsets import daemon_template
 from emulator.errors import Problem
 from emulator.model import images, scheduler
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import Namespace
 from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
-from emulator.model.workload import Deployment, ReplicaSet
+from emulator.model.workload import DaemonSet, Deployment, ReplicaSet, StatefulSet
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MAX_PODS = 10_000  # pods in one cluster: a spec cannot make validation or the machine hold more
 
 
-def _pod_specs(objects: Iterable) -> list[tuple[object, PodSpec, int]]:
+def _pod_specs(objects: Iterable, nodes: list) -> list[tuple[object, PodSpec, int]]:
+    """Each object that makes pods, its pod spec and how many pods (a DaemonSet: one per node it may run on)."""
     out = []
     for obj in objects:
         if isinstance(obj, Pod):
             out.append((obj, obj.spec, 1))
-        elif isinstance(obj, (Deployment, ReplicaSet)):
+        elif isinstance(obj, (Deployment, ReplicaSet, StatefulSet)):
             out.append((obj, obj.template.spec, obj.replicas))
+        elif isinstance(obj, DaemonSet):
+            spec = daemon_template(obj.template).spec
+            out.append((obj, spec, sum(1 for n in nodes if scheduler.feasible(n, spec))))
     return out
 
 
@@ -61,7 +66,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
         if type(obj).__name__ not in ("Namespace", "IngressClass") and obj.meta.namespace not in namespaces:
             problems.append(Problem(obj.source, "metadata.namespace",
                                     f"namespaces {obj.meta.namespace!r} not found"))
-    for obj, spec, count in _pod_specs(objects):
+    for obj, spec, count in _pod_specs(objects, config.nodes):
         what = f"{type(obj).__name__} {obj.meta.namespace}/{obj.meta.name}"
         if spec.node_name and spec.node_name not in node_names:
             problems.append(Problem(obj.source, "spec.nodeName",
@@ -81,6 +86,13 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                                     f"{MAX_PODS} pods in a cluster"))
             continue
         total += count
+        if isinstance(obj, DaemonSet):  # one pod on each node it may run on, none elsewhere
+            full = [n.name for n in config.nodes if scheduler.feasible(n, spec)
+                    and load.get(n.name, 0) + 1 > config.pods.node_capacity()]
+            if full:
+                problems.append(Problem(obj.source, "spec.template", f"{what}: node {full[0]} would hold more pods "
+                                        f"than its /{config.pods.node_mask} pod CIDR holds"))
+            continue
         for _ in range(count):
             try:
                 node = placer.place(spec)

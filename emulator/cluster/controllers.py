@@ -24,8 +24,8 @@ from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
-from emulator.model.workload import Deployment, ReplicaSet
-from emulator.cluster import deploystatus, nodes, rollout, services
+from emulator.model.workload import POD_OWNERS, SCALABLE, DaemonSet, Deployment, ReplicaSet, StatefulSet
+from emulator.cluster import daemonsets, deploystatus, nodes, revisions, rollout, services, statefulsets
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState, Record
@@ -33,7 +33,8 @@ from emulator.cluster.store import ClusterState, Record
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
-         ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget"}
+         ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
+         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -50,7 +51,8 @@ def revision_of(obj) -> int:
     return int(value) if value.isdigit() else 0
 
 
-GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "EndpointSlice": "discovery.k8s.io",
+GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps",
+          "EndpointSlice": "discovery.k8s.io",
           "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
           "IngressClass": "networking.k8s.io", "PodDisruptionBudget": "policy"}
 
@@ -74,10 +76,10 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     fresh = [o for o in objects if not state.get(kind_of(o), o.meta.namespace, o.meta.name)]
     pods = len([r for r in state.pods() if not r.deleting])
     problems = check_objects(state.config, fresh, state.namespaces(), load, pods)
-    added = sum(o.replicas if isinstance(o, (Deployment, ReplicaSet)) else 1
-                for o in fresh if isinstance(o, (Pod, Deployment, ReplicaSet)))
+    added = sum(o.replicas if kind_of(o) in SCALABLE else 1 if isinstance(o, Pod) else len(state.config.nodes)
+                for o in fresh if kind_of(o) in SCALABLE or isinstance(o, (Pod, DaemonSet)))
     for o in objects:
-        if isinstance(o, (Deployment, ReplicaSet)) and o not in fresh:
+        if kind_of(o) in SCALABLE and o not in fresh:
             old = state.get(kind_of(o), o.meta.namespace, o.meta.name).obj
             problems += check_pod_total(pods + added, o.replicas - old.replicas, o.source, "spec.replicas",
                                         f"{kind_of(o)} {o.meta.namespace}/{o.meta.name}")
@@ -149,7 +151,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
     if rec.finalizers:  # already waiting for its dependents: the API server changes nothing
         return f'{resource(kind)} "{name}" deleted'
-    children = owned(state, kind, namespace, name) if kind in ("Deployment", "ReplicaSet") else []
+    children = owned(state, kind, namespace, name) if kind in POD_OWNERS else []
     if propagation == "Foreground" and children:
         rec.mark_deleting(0)
         rec.finalizers = ("foregroundDeletion",)
@@ -157,7 +159,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
             delete(state, kind_of(child.obj), namespace, child.obj.meta.name, grace, "Foreground")
         reconcile(state)
         return f'{resource(kind)} "{name}" deleted'
-    if propagation == "Orphan" and kind in ("Deployment", "ReplicaSet"):
+    if propagation == "Orphan" and kind in POD_OWNERS:
         for child in owned(state, kind, namespace, name):
             state.put(kind_of(child.obj), replace(child.obj, owner=None))
     if kind == "Pod":
@@ -187,7 +189,7 @@ def scale(state: ClusterState, kind: str, namespace: str, name: str, replicas: i
     """``kubectl scale``.
 
     Raises:
-        NotFoundError: no such Deployment or ReplicaSet.
+        NotFoundError: no such Deployment, ReplicaSet or StatefulSet.
     """
     rec = state.get(kind, namespace, name)
     if rec is None:
@@ -394,7 +396,7 @@ def finish_foreground(state: ClusterState) -> None:
     """The garbage collector's end of a foreground deletion: an owner waiting with the
     foregroundDeletion finalizer goes once nothing it owns is left (pods, then their
     ReplicaSet, then the Deployment, in one pass)."""
-    for kind in ("ReplicaSet", "Deployment"):
+    for kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet"):
         children = by_owner(state)
         for rec in state.list(kind):
             if rec.finalizers and not children.get((kind, rec.obj.meta.namespace, rec.obj.meta.name)):
@@ -441,6 +443,12 @@ def reconcile(state: ClusterState) -> None:
     finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)
+    if state.kinds.get("StatefulSet") or state.kinds.get("DaemonSet"):
+        children = by_owner(state)
+        statefulsets.reconcile(state, children)
+        daemonsets.reconcile(state, children)
+    if state.workloads:
+        revisions.forget(state, ("StatefulSet", "DaemonSet"))
     schedule_pods(state)
     reconcile_endpoints(state)
     deploystatus.sync(state, state.deployments)

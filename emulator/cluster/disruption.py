@@ -34,7 +34,9 @@ def status(state: ClusterState, pdb: PodDisruptionBudget) -> Budget:
             bare += 1
             continue
         controller = state.get(owner[0], rec.obj.meta.namespace, owner[1])
-        owners[owner] = controller.obj.replicas if controller is not None else owners.get(owner, 0) + 1
+        # the controller's scale (a DaemonSet has none: its pods count, as they are one per node)
+        scale = getattr(controller.obj, "replicas", None) if controller is not None else None
+        owners[owner] = scale if scale is not None else owners.get(owner, 0) + 1
     return budget(pdb, sum(owners.values()) + bare, sum(1 for r in pods if r.status.ready))
 
 

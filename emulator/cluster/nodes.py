@@ -87,8 +87,9 @@ def evict_pod(state: ClusterState, namespace: str, name: str) -> str:
 
 
 def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str = "") -> dict:
-    """One pass of ``kubectl drain``: cordon, then evict every pod of the node (those matching
-    ``pod_selector``, a ``-l`` query, when given) that its PodDisruptionBudget lets go. Returns
+    """One pass of ``kubectl drain --ignore-daemonsets``: cordon, then evict every pod of the
+    node but DaemonSet pods (those matching ``pod_selector``, a ``-l`` query, when given) that its
+    PodDisruptionBudget lets go. Returns
     {"lines": kubectl's lines, "evicted": [ns/name], "refused": [ns/name]}; kubectl retries the
     refused ones every 5 s (the client does).
 
@@ -104,11 +105,17 @@ def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str
         raise K8semuError(f"--pod-selector=<pod_selector> must be a valid label selector ({exc})") from None
     lines = [cordon(state, name)]
     pods = [r for r in _evictable(state, name) if selector.matches(r.obj.meta.labels)]
+    # a DaemonSet's pod would come straight back (it tolerates the cordon): left running, as
+    # kubectl drain --ignore-daemonsets leaves it
+    daemons = [r for r in pods if r.obj.owner and r.obj.owner[0] == "DaemonSet"]
+    pods = [r for r in pods if r not in daemons]
     bare = [r for r in pods if r.obj.owner is None]
     if bare and not force:
         listed = ", ".join(r.obj.key for r in bare)
         raise K8semuError(f'unable to drain node "{name}" due to error: cannot delete Pods declare no '
                           f"controller (use --force to override): {listed}")
+    if daemons:
+        lines.append("Warning: ignoring DaemonSet-managed Pods: " + ", ".join(r.obj.key for r in daemons))
     if bare:
         lines.append("Warning: deleting Pods that declare no controller: " + ", ".join(r.obj.key for r in bare))
     evicted, refused = [], []

@@ -11,7 +11,7 @@ import time
 from typing import Any, Callable
 
 from emulator import __version__
-from emulator.cluster import controllers, deploystatus, render_services
+from emulator.cluster import controllers, deploystatus, render_services, render_workloads
 from emulator.cluster.apimeta import KUBE_VERSION, meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
@@ -259,6 +259,10 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [config_map_object(r) for r in recs]
     if kind == "ServiceAccount":
         return [service_account_object(r) for r in recs]
+    if kind in ("StatefulSet", "DaemonSet"):
+        children = controllers.by_owner(state) if len(recs) > 1 else None
+        render_one = render_workloads.statefulset_object if kind == "StatefulSet" else render_workloads.daemonset_object
+        return [render_one(r, state, children) for r in recs]
     return [workload_object(kind, r, state) for r in recs]
 
 

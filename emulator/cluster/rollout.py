@@ -31,7 +31,8 @@ class Revision:
     revision: int
 
 
-def _scaled(value: int | str, total: int, round_up: bool) -> int:
+def scaled(value: int | str, total: int, round_up: bool) -> int:
+    """An IntOrString count (``N`` or ``N%`` of ``total``) as a number of pods."""
     if isinstance(value, str):
         exact = int(value.rstrip("%")) * total / 100
         return math.ceil(exact) if round_up else math.floor(exact)
@@ -40,8 +41,8 @@ def _scaled(value: int | str, total: int, round_up: bool) -> int:
 
 def limits(dep: Deployment) -> tuple[int, int]:
     """(maxSurge, maxUnavailable) as counts of pods."""
-    surge = _scaled(dep.max_surge, dep.replicas, True)
-    unavailable = _scaled(dep.max_unavailable, dep.replicas, False)
+    surge = scaled(dep.max_surge, dep.replicas, True)
+    unavailable = scaled(dep.max_unavailable, dep.replicas, False)
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return surge, unavailable

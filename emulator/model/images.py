@@ -36,6 +36,9 @@ ECHO = Image(("{python}", "-m", "emulator.images.echo"), (),
 BUILTIN: dict[str, Image] = {
     "nginx": NGINX,
     "nginxdemos/hello": NGINX,
+    "registry.k8s.io/nginx-slim": NGINX,  # the StatefulSet tutorial's image
+    "k8s.gcr.io/nginx-slim": NGINX,
+    "gcr.io/google_containers/nginx-slim": NGINX,
     "k8semu/echo": ECHO,
     "ealen/echo-server": ECHO,
     "mendhak/http-https-echo": ECHO,

@@ -1,4 +1,5 @@
-"""Deployment and ReplicaSet: the controllers' desired state for sets of identical pods."""
+"""Deployment, ReplicaSet, StatefulSet and DaemonSet: the controllers' desired state for sets
+of pods made from one template."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,3 +41,47 @@ class Deployment:
     @property
     def key(self) -> str:
         return f"{self.meta.namespace}/{self.meta.name}"
+
+
+@dataclass(frozen=True)
+class StatefulSet:
+    """Pods ``<name>-<ordinal>`` with stable names (and, through the governing Service named by
+    ``service_name``, stable DNS names), started and stopped in order unless Parallel."""
+    meta: ObjectMeta
+    replicas: int
+    selector: LabelSelector
+    template: PodTemplate
+    source: SourceRef | None = field(default=None, compare=False)
+    service_name: str = ""
+    pod_management: str = "OrderedReady"  # or "Parallel"
+    update_strategy: str = "RollingUpdate"  # or "OnDelete"
+    partition: int = 0  # ordinals below it keep the old template in a RollingUpdate
+    ordinals_start: int = 0  # spec.ordinals.start
+    revision_history_limit: int = 10
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
+@dataclass(frozen=True)
+class DaemonSet:
+    """One pod on every node its template may run on (nodeSelector, taints it tolerates)."""
+    meta: ObjectMeta
+    selector: LabelSelector
+    template: PodTemplate
+    source: SourceRef | None = field(default=None, compare=False)
+    update_strategy: str = "RollingUpdate"  # or "OnDelete"
+    max_unavailable: int | str = 1
+    max_surge: int | str = 0
+    revision_history_limit: int = 10
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
+# kinds whose controllers own pods (the garbage collector follows them) and those with a scale
+# subresource (kubectl scale): defined once, read by the controllers, the API and the CLI
+POD_OWNERS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")

@@ -22,10 +22,12 @@ SUPPORTED_KINDS = {
     "ConfigMap": "v1",
     "ServiceAccount": "v1",
     "PodDisruptionBudget": "policy/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
+    "Job": "batch/v1",
     "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
@@ -70,6 +72,11 @@ DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "
 DEPLOYMENT_SPEC_KNOWN = {"minReadySeconds", "paused",
                          "progressDeadlineSeconds"}
 REPLICASET_SPEC_KNOWN = {"minReadySeconds"}
+STATEFULSET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"serviceName", "podManagementPolicy", "updateStrategy",
+                                                        "revisionHistoryLimit", "ordinals"}
+STATEFULSET_SPEC_KNOWN = {"minReadySeconds", "volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"}
+DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionHistoryLimit"}
+DAEMONSET_SPEC_KNOWN = {"minReadySeconds"}
 TEMPLATE_SUPPORTED = {"metadata", "spec"}
 NAMESPACE_SPEC_KNOWN = {"finalizers"}
 TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}

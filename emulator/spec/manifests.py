@@ -18,12 +18,12 @@ from emulator.model.pod import (Container, ContainerPort, Pod, PodSpec, PodTempl
                                 Probe, Resources, SecurityContext, Toleration)
 from emulator.model.selectors import selector_from_dict
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services
+from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services, workloads
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
-KubeObject = Any  # Namespace | Pod | Deployment | ReplicaSet
+KubeObject = Any  # Namespace | Pod | Deployment | ReplicaSet | StatefulSet | ...
 
 
 @dataclass
@@ -400,6 +400,13 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
                          **_strategy(r, ("spec", "strategy")))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
+    elif kind == "StatefulSet":
+        supported, known = workloads.SPECS[kind]
+        obj = workloads.parse_statefulset(r, *_workload(r, meta, known, source, supported))
+    elif kind == "DaemonSet":
+        supported, known = workloads.SPECS[kind]
+        ds_meta, _, selector, template, _ = _workload(r, meta, known, source, supported)
+        obj = workloads.parse_daemonset(r, ds_meta, selector, template, source)
     elif kind == "Service":
         obj = services.parse_service(r, meta, source)
         if meta.name and not validation.is_dns1035_label(meta.name):

@@ -1,0 +1,80 @@
+"""StatefulSet and DaemonSet specs: the fields beyond the pod template, checked as the API
+server's apps validation checks them (the template, selector and replicas are read by
+``manifests._workload``, shared with Deployments)."""
+from __future__ import annotations
+
+from emulator.model import validation
+from emulator.model.meta import ObjectMeta
+from emulator.model.pod import PodTemplate
+from emulator.model.selectors import LabelSelector
+from emulator.model.workload import DaemonSet, StatefulSet
+from emulator.spec import kinds
+from emulator.spec.disruption import int_or_percent
+from emulator.spec.reader import Reader
+
+MAX_INT32 = 2**31 - 1
+
+
+def _one_of(r: Reader, path: tuple, default: str, allowed: tuple[str, ...]) -> str:
+    value = r.string(path, default)
+    if value not in allowed:
+        r.fail(path, f'Unsupported value: "{value}": supported values: ' + ", ".join(f'"{a}"' for a in allowed))
+        return default
+    return value
+
+
+def parse_statefulset(r: Reader, meta: ObjectMeta, replicas: int, selector: LabelSelector, template: PodTemplate,
+                      source) -> StatefulSet:
+    """``spec.serviceName`` (the governing headless Service: each pod's DNS subdomain),
+    ``podManagementPolicy``, ``updateStrategy`` (RollingUpdate with a partition, or OnDelete),
+    ``ordinals.start``. A StatefulSet's pods take ``<name>-<ordinal>`` as their hostname, so its
+    name must be a DNS-1123 label short enough to leave room for the ordinal."""
+    spec = ("spec",)
+    if meta.name and not validation.is_dns1123_label(meta.name + "-0"):
+        r.fail(("metadata", "name"), "a StatefulSet's pods are named and hostnamed '<name>-<ordinal>': "
+               + (validation.check_dns1123_label(meta.name + "-0") or ""))
+    service = r.string(spec + ("serviceName",), "",
+                       check=lambda v: validation.check_dns1123_label(v) if v else None) or ""
+    policy = _one_of(r, spec + ("podManagementPolicy",), "OrderedReady", ("OrderedReady", "Parallel"))
+    strategy = spec + ("updateStrategy",)
+    r.mapping(strategy, {"type", "rollingUpdate"})
+    kind = _one_of(r, strategy + ("type",), "RollingUpdate", ("RollingUpdate", "OnDelete"))
+    partition = 0
+    if r.get(strategy + ("rollingUpdate",)) is not None:
+        if kind != "RollingUpdate":
+            r.fail(strategy + ("rollingUpdate",), "Forbidden: only allowed for updateStrategy 'RollingUpdate'")
+        r.mapping(strategy + ("rollingUpdate",), {"partition"}, {"maxUnavailable"})
+        partition = r.integer(strategy + ("rollingUpdate", "partition"), 0, 0, MAX_INT32)
+    r.mapping(spec + ("ordinals",), {"start"})
+    start = r.integer(spec + ("ordinals", "start"), 0, 0, MAX_INT32)
+    history = r.integer(spec + ("revisionHistoryLimit",), 10, 0, MAX_INT32)
+    return StatefulSet(meta, replicas, selector, template, source, service, policy, kind, partition or 0,
+                       start or 0, 10 if history is None else history)
+
+
+def parse_daemonset(r: Reader, meta: ObjectMeta, selector: LabelSelector, template: PodTemplate,
+                    source) -> DaemonSet:
+    """``spec.updateStrategy``: RollingUpdate (maxUnavailable, default 1; maxSurge, default 0;
+    not both 0) or OnDelete."""
+    strategy = ("spec", "updateStrategy")
+    r.mapping(strategy, {"type", "rollingUpdate"})
+    kind = _one_of(r, strategy + ("type",), "RollingUpdate", ("RollingUpdate", "OnDelete"))
+    rolling = strategy + ("rollingUpdate",)
+    unavailable: int | str = 1
+    surge: int | str = 0
+    if r.get(rolling) is not None:
+        if kind != "RollingUpdate":
+            r.fail(rolling, "Forbidden: only allowed for updateStrategy 'RollingUpdate'")
+        r.mapping(rolling, {"maxUnavailable", "maxSurge"})
+        got_unavailable = int_or_percent(r, rolling + ("maxUnavailable",))
+        got_surge = int_or_percent(r, rolling + ("maxSurge",))
+        unavailable = 1 if got_unavailable is None else got_unavailable
+        surge = 0 if got_surge is None else got_surge
+        if str(unavailable).rstrip("%") == "0" and str(surge).rstrip("%") == "0":
+            r.fail(rolling + ("maxUnavailable",), "Invalid value: 0: may not be 0 when `maxSurge` is 0")
+    history = r.integer(("spec", "revisionHistoryLimit"), 10, 0, MAX_INT32)
+    return DaemonSet(meta, selector, template, source, kind, unavailable, surge, 10 if history is None else history)
+
+
+SPECS = {"StatefulSet": (kinds.STATEFULSET_SPEC_SUPPORTED, kinds.STATEFULSET_SPEC_KNOWN),
+         "DaemonSet": (kinds.DAEMONSET_SPEC_SUPPORTED, kinds.DAEMONSET_SPEC_KNOWN)}
