@@ -38,6 +38,7 @@ bench: install
 	$(PY) bench/termination.py
 	$(PY) bench/dns_server.py
 	$(PY) bench/api.py
+	$(PY) bench/workloads.py
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from emulator.cluster import nodes, rollout
-from emulator.cluster.revisions import REVISION_LABEL, History, history, trim
+from emulator.cluster.revisions import REVISION_LABEL, History, claim, history, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming, scheduler
 from emulator.model.meta import ObjectMeta
@@ -152,7 +152,8 @@ def reconcile(state: ClusterState, children: dict[tuple[str, str, str], list[Rec
         hist = history(state, "DaemonSet", ds.meta.namespace, ds.meta.name, update, ds.template)
         if rec.deleting:
             continue
-        pods = children.get(("DaemonSet", ds.meta.namespace, ds.meta.name), [])
+        pods = claim(state, ("DaemonSet", ds.meta.name), ds.meta.namespace, ds.selector,
+                     children.get(("DaemonSet", ds.meta.namespace, ds.meta.name), []), lambda pod: True)
         _step(state, ds, pods, hist, update)
         hist.current = update
         trim(hist, pods, update, ds.revision_history_limit)

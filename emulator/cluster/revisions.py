@@ -1,12 +1,16 @@
-"""Revisions of a StatefulSet's or DaemonSet's template, standing in for ControllerRevisions
-(not served): each revision's template is kept under its ``controller-revision-hash``, so a pod
-that must come back at an older revision (below a StatefulSet's partition) comes back as it was."""
+"""What the StatefulSet and DaemonSet controllers share: the revisions of their template,
+standing in for ControllerRevisions (not served: each revision's template is kept under its
+``controller-revision-hash``, so a pod that must come back at an older revision, below a
+StatefulSet's partition, comes back as it was), and their claim on pods (adopting orphans that
+match their selector, releasing pods that no longer do, as every controller's ClaimPods does)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from emulator.cluster.store import ClusterState, Record
-from emulator.model.pod import PodTemplate
+from emulator.model.pod import Pod, PodTemplate
+from emulator.model.selectors import LabelSelector
 
 REVISION_LABEL = "controller-revision-hash"
 
@@ -40,3 +44,23 @@ def forget(state: ClusterState, kinds: tuple[str, ...]) -> None:
     """Drop the histories of workloads that no longer exist."""
     for key in [k for k in state.workloads if k[0] in kinds and state.get(*k) is None]:
         del state.workloads[key]
+
+
+def claim(state: ClusterState, owner: tuple[str, str], namespace: str, selector: LabelSelector,
+          owned: list[Record], may_adopt: Callable[[Pod], bool]) -> list[Record]:
+    """The pods the controller ``owner`` (kind, name) manages this pass: those it owns that its
+    selector still matches, and pods without an owner that it matches and ``may_adopt`` accepts
+    (left by ``kubectl delete --cascade=orphan``), which it now owns. A pod it owns whose labels
+    no longer match is released: it loses its owner and stays, as a bare pod."""
+    out = []
+    for rec in owned:
+        if rec.deleting or selector.matches(rec.obj.meta.labels):
+            out.append(rec)
+        else:
+            state.put("Pod", replace(rec.obj, owner=None))
+    for rec in state.pods(namespace):
+        pod: Pod = rec.obj
+        if pod.owner is None and not rec.deleting and selector.matches(pod.meta.labels) and may_adopt(pod):
+            state.put("Pod", replace(pod, owner=owner))
+            out.append(rec)
+    return out

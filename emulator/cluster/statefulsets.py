@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from emulator.cluster.revisions import REVISION_LABEL, History, history, trim
+from emulator.cluster.revisions import REVISION_LABEL, History, claim, history, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming
 from emulator.model.meta import ObjectMeta
@@ -126,24 +126,12 @@ def reconcile(state: ClusterState, children: dict[tuple[str, str, str], list[Rec
         hist = history(state, "StatefulSet", sts.meta.namespace, sts.meta.name, update, sts.template)
         if rec.deleting:
             continue
-        pods = children.get(("StatefulSet", sts.meta.namespace, sts.meta.name), []) + _adopt(state, sts)
+        pods = claim(state, ("StatefulSet", sts.meta.name), sts.meta.namespace, sts.selector,
+                     children.get(("StatefulSet", sts.meta.namespace, sts.meta.name), []),
+                     lambda pod: ordinal_of(sts.meta.name, pod.meta.name) is not None)
         _step(state, sts, pods, hist, update)
         _complete(hist, pods, sts, update)
         trim(hist, pods, update, sts.revision_history_limit)
-
-
-def _adopt(state: ClusterState, sts: StatefulSet) -> list[Record]:
-    """Pods of the set's names that have no owner and match its selector become its own (left
-    by ``kubectl delete sts --cascade=orphan``, then the set created again), as the controller
-    adopts them; they keep their revision, so a RollingUpdate replaces them if it changed."""
-    out = []
-    for rec in state.pods(sts.meta.namespace):
-        pod: Pod = rec.obj
-        if pod.owner is None and not rec.deleting and ordinal_of(sts.meta.name, pod.meta.name) is not None \
-                and sts.selector.matches(pod.meta.labels):
-            state.put("Pod", replace(pod, owner=("StatefulSet", sts.meta.name)))
-            out.append(rec)
-    return out
 
 
 def _counts(pods: list[Record], rev: str) -> tuple[int, int]:

@@ -2,6 +2,8 @@
 updates, node coverage, status, and the spec checks."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from emulator.cluster import controllers, nodes, render, statefulsets
@@ -29,6 +31,7 @@ apiVersion: apps/v1
 kind: DaemonSet
 metadata: {name: agent, namespace: kube-system}
 spec:
+  %(spec)s
   selector: {matchLabels: {app: agent}}
   template:
     metadata: {labels: {app: agent}}
@@ -46,8 +49,9 @@ def sts(replicas: int = 3, policy: str = "OrderedReady", image: str = "nginx") -
     return objects(STS % {"replicas": replicas, "policy": policy, "image": image})
 
 
-def ds(image: str = "busybox", extra: str = "") -> list:
-    return objects(DS % {"image": image, "extra": extra})
+def ds(image: str = "busybox", extra: str = "", spec: str = "") -> list:
+    """``extra``: a line for the pod template's spec; ``spec``: one for the DaemonSet's."""
+    return objects(DS % {"image": image, "extra": extra, "spec": spec})
 
 
 def live(st, owner: str, namespace: str = "default") -> list:
@@ -227,7 +231,7 @@ def test_daemonset_rolling_update_replaces_one_node_at_a_time():
 ])
 def test_workload_specs_refused_as_the_api_server_refuses_them(text, field, message):
     with pytest.raises(SpecError) as err:
-        objects(text % {"replicas": 2, "policy": "Parallel", "image": "nginx", "extra": ""})
+        objects(text % {"replicas": 2, "policy": "Parallel", "image": "nginx", "extra": "", "spec": ""})
     assert any(p.field == field and message in p.message for p in err.value.problems), err.value.problems
 
 
@@ -247,3 +251,85 @@ def test_pods_orphaned_by_a_deleted_statefulset_are_adopted_when_it_comes_back()
     assert {r.obj.meta.name: r.uid for r in pods if r.obj.meta.name != "web-0"} == {
         k: v for k, v in uids.items() if k != "web-0"}
     assert all(r.obj.owner == ("StatefulSet", "web") for r in pods)
+
+
+def test_a_deleted_predecessor_is_recreated_while_a_later_pod_is_unhealthy():
+    """statefulset.go "should not deadlock when a pod's predecessor fails"."""
+    st = default_state()
+    controllers.apply(st, sts(2))
+    step(st)
+    web1 = st.get("Pod", "default", "web-1")
+    assert web1 is not None and not web1.status.ready
+    controllers.delete(st, "Pod", "default", "web-0")
+    controllers.forget_pod(st, st.get("Pod", "default", "web-0"))
+    assert names(live(st, "web")) == ["web-0", "web-1"]
+
+
+def test_going_back_to_a_prior_template_is_a_rollback_to_its_revision():
+    st = default_state()
+    controllers.apply(st, sts())
+    settle(st)
+    first = statefulsets.revision(st.get("StatefulSet", "default", "web").obj)
+    controllers.apply(st, sts(image="busybox"))
+    settle(st)
+    controllers.apply(st, sts())
+    settle(st)
+    status = render.objects(st, "StatefulSet", "default")[0]["status"]
+    assert status["currentRevision"] == status["updateRevision"] == first
+
+
+def test_on_delete_changes_a_pod_only_when_it_is_deleted():
+    st = default_state()
+    text = STS.replace("  podManagementPolicy", "  updateStrategy: {type: OnDelete}\n  podManagementPolicy")
+    controllers.apply(st, objects(text % {"replicas": 2, "policy": "Parallel", "image": "nginx"}))
+    settle(st)
+    controllers.apply(st, objects(text % {"replicas": 2, "policy": "Parallel", "image": "busybox"}))
+    settle(st)
+    assert {r.obj.spec.containers[0].image for r in live(st, "web")} == {"nginx"}
+    controllers.delete(st, "Pod", "default", "web-1")
+    settle(st)
+    assert [r.obj.spec.containers[0].image for r in live(st, "web")] == ["nginx", "busybox"]
+    st2 = default_state()
+    on_delete = "updateStrategy: {type: OnDelete}"
+    controllers.apply(st2, ds(spec=on_delete))
+    settle(st2)
+    controllers.apply(st2, ds(image="nginx", spec=on_delete))
+    settle(st2)
+    assert {r.obj.spec.containers[0].image for r in live(st2, "agent", "kube-system")} == {"busybox"}
+
+
+def test_a_pod_whose_labels_leave_the_selector_is_released():
+    """statefulset.go "should adopt matching orphans and release non-matching pods"."""
+    st = default_state()
+    controllers.apply(st, sts(1))
+    settle(st)
+    rec = st.get("Pod", "default", "web-0")
+    st.put("Pod", replace(rec.obj, meta=replace(rec.obj.meta, labels={**rec.obj.meta.labels, "app": "other"})))
+    controllers.reconcile(st)
+    assert st.get("Pod", "default", "web-0").obj.owner is None
+
+
+def test_daemonset_surge_starts_the_new_pod_beside_the_old_one():
+    """daemon_set.go "should surge pods onto nodes when spec was updated and update strategy is RollingUpdate"."""
+    st = default_state()
+    surge = "updateStrategy: {rollingUpdate: {maxSurge: 1, maxUnavailable: 0}}"
+    controllers.apply(st, ds(spec=surge))
+    settle(st)
+    controllers.apply(st, ds(image="nginx", spec=surge))
+    pods = live(st, "agent", "kube-system")
+    assert len(pods) == 3 and not any(r.deleting for r in st.pods("kube-system") if r.obj.owner == ("DaemonSet", "agent"))
+    settle(st)
+    assert {r.obj.spec.containers[0].image for r in live(st, "agent", "kube-system")} == {"nginx"}
+    assert len(live(st, "agent", "kube-system")) == 2
+
+
+def test_a_daemonset_created_again_adopts_the_pods_it_orphaned():
+    st = default_state()
+    controllers.apply(st, ds())
+    settle(st)
+    uids = {r.uid for r in live(st, "agent", "kube-system")}
+    controllers.delete(st, "DaemonSet", "kube-system", "agent", propagation="Orphan")
+    controllers.apply(st, ds())
+    settle(st)
+    assert {r.uid for r in live(st, "agent", "kube-system")} == uids
+    assert all(r.obj.owner == ("DaemonSet", "agent") for r in live(st, "agent", "kube-system"))
