@@ -1,7 +1,8 @@
-"""Cluster add-ons that kubeadm installs: CoreDNS (a Deployment and the kube-dns Service).
+"""Cluster add-ons that kubeadm installs: CoreDNS (a Deployment, its ``coredns`` ConfigMap and
+the kube-dns Service).
 
 The coredns pods run k8semu's DNS server (image ``registry.k8s.io/coredns/coredns``), read their
-Corefile (the ConfigMap of a real cluster) and watch the cluster snapshot the manager writes
+Corefile (the ConfigMap's, as the manager projects it) and watch the cluster snapshot the manager writes
 beside it, both in the run directory's ``shared/dns``, which only these pods see (read-only);
 the ingress controller likewise sees only ``shared/ingress``, which holds TLS keys. Like kubeadm's: dnsPolicy Default, tolerations for the
 control plane, readiness on :8181/ready, liveness on :8080/health.
@@ -9,6 +10,8 @@ control plane, readiness on :8181/ready, liveness on :8080/health.
 from __future__ import annotations
 
 from emulator.model.cluster import ClusterConfig
+from emulator.model.config import ConfigMap
+from emulator.model.corefile import default_corefile
 from emulator.model.ingress import IngressClass
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.naming import SHARED_IN_POD
@@ -18,6 +21,7 @@ from emulator.model.service import Service, ServicePort
 from emulator.model.workload import Deployment
 
 COREDNS_IMAGE = "registry.k8s.io/coredns/coredns:v1.11.1"
+COREDNS_CONFIGMAP = "coredns"  # kube-system/coredns: its Corefile is what the coredns pods run
 DNS_LABELS = {"k8s-app": "kube-dns"}
 
 
@@ -26,7 +30,8 @@ INGRESS_DIR = f"{SHARED_IN_POD}/ingress"
 
 
 def cluster_dns(config: ClusterConfig) -> list:
-    """The CoreDNS Deployment and the kube-dns Service, or nothing if DNS is disabled."""
+    """The CoreDNS Deployment, its ``coredns`` ConfigMap (kubeadm's Corefile, or the cluster
+    spec's) and the kube-dns Service, or nothing if DNS is disabled."""
     if not config.dns.enabled:
         return []
     corefile, snapshot = f"{DNS_DIR}/Corefile", f"{DNS_DIR}/cluster.json"
@@ -49,7 +54,9 @@ def cluster_dns(config: ClusterConfig) -> list:
                       selector=dict(DNS_LABELS), cluster_ip=config.services.dns_ip,
                       ports=(ServicePort(53, "UDP", "dns", 53), ServicePort(53, "TCP", "dns-tcp", 53),
                              ServicePort(9153, "TCP", "metrics", 9153)))
-    return [deployment, service]
+    configmap = ConfigMap(ObjectMeta(COREDNS_CONFIGMAP, "kube-system"),
+                          {"Corefile": config.dns.corefile or default_corefile(config.cluster_domain)})
+    return [configmap, deployment, service]
 
 
 INGRESS_IMAGE = "registry.k8s.io/ingress-nginx/controller:v1.9.4"

@@ -140,6 +140,9 @@ def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:
         zones = [_zone(w, file, number) for w in words[:-1]]
         if not zones:
             raise CorefileError(file, number, "a server block needs at least one zone")
+        if len({port for _, port in zones}) > 1:  # CoreDNS would make one server per port
+            raise CorefileError(file, number, "k8semu serves a server block on one port: give its zones the same "
+                                              "port, or write one block per port")
         plugins, i = directives(i + 1)
         for d in plugins:
             if d.name not in KNOWN_PLUGINS:
@@ -148,6 +151,30 @@ def parse(text: str, file: str = "Corefile") -> list[ServerBlock]:
     if not blocks:
         raise CorefileError(file, 1, "no server blocks")
     return blocks
+
+
+def _word(word: str) -> str:
+    """A word as the parser reads it back: quoted when it holds anything but plain characters."""
+    return word if word and all(c.isalnum() or c in "._-:/@%+=,*" for c in word) else shlex.quote(word)
+
+
+def _directive(d: Directive, depth: int) -> str:
+    pad = "    " * depth
+    line = pad + " ".join(_word(w) for w in [d.name, *d.args])
+    if not d.block:
+        return line + "\n"
+    return line + " {\n" + "".join(_directive(sub, depth + 1) for sub in d.block) + pad + "}\n"
+
+
+def render(blocks: list[ServerBlock]) -> str:
+    """A parsed Corefile written back, one directive per line, each word quoted where it must be:
+    what reaches the coredns pods is what ``parse`` understood of a user's Corefile (the coredns
+    ConfigMap), never its text; comments and layout are not kept."""
+    out = []
+    for block in blocks:
+        zones = " ".join(f"{z.rstrip('.') or '.'}:{block.port}" for z in block.zones)
+        out.append(f"{zones} {{\n" + "".join(_directive(d, 1) for d in block.plugins) + "}\n")
+    return "".join(out)
 
 
 def default_corefile(domain: str) -> str:

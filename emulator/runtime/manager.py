@@ -30,9 +30,9 @@ from emulator.cluster import addons, controllers, dnsview
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
-from emulator.model import naming
+from emulator.model import corefile, naming
 from emulator.model.cluster import ClusterConfig
-from emulator.model.corefile import default_corefile, hosts_corefile
+from emulator.model.corefile import hosts_corefile
 from emulator.pipeline.build import describe_cookie
 from emulator.pipeline.cookie import Category, split
 from emulator.runtime import cleanup, fabric, ovs
@@ -71,6 +71,7 @@ class Manager(Requests):
         self.last_view = None
         self.pod_generation: dict[str, int] = {}  # pod key -> first view generation holding it
         self.snapshots: dict[str, tuple[Any, int]] = {}  # shared file -> (content, generation)
+        self.corefile_text: str | None = None  # the coredns ConfigMap's Corefile last projected
         self.kubelet: Kubelet | None = None
         self.shim: Shim | None = None
         self.agent = NodeAgent(config, records.scope)
@@ -127,13 +128,12 @@ class Manager(Requests):
         for ext in self.config.external_hosts:
             if ext.dns_server:
                 self.supervisor.add(f"dns {ext.name}", self._external_dns(ext))
-        (self.run / "shared" / "dns" / "Corefile").write_text(
-            self.config.dns.corefile or default_corefile(self.config.cluster_domain))
         self._publish_snapshots()
         with self.lock:
             controllers.apply(self.state, addons.cluster_dns(self.config))
             controllers.apply(self.state, addons.ingress_nginx(self.config))
             controllers.apply(self.state, list(self.config.manifests))
+            self._sync_corefile()
         self.phase = "running"
         print(f"[INFO] started in {time.monotonic() - started:.2f}s (fabric {built - self.started:.2f}s); "
               "pods follow", flush=True)
@@ -300,6 +300,27 @@ class Manager(Requests):
         self._write_shared("dns", {k: v for k, v in snap.items() if k != "ingresses"})
         self._write_shared("ingress", {"services": snap["services"], "ingresses": snap["ingresses"]})
 
+    def _sync_corefile(self) -> None:
+        """The coredns ConfigMap's Corefile, as the kubelet projects it into the coredns pods
+        (whose ``reload`` plugin picks it up, or keeps the running one if it does not load). What
+        is written is the parsed Corefile written back (corefile.render), never the ConfigMap's
+        text; one that does not parse is not written: a Warning Event on the ConfigMap says why,
+        and the pods keep the Corefile they run. A ConfigMap deleted leaves the last one in place."""
+        rec = self.state.get("ConfigMap", "kube-system", addons.COREDNS_CONFIGMAP)
+        text = rec.obj.data.get("Corefile") if rec is not None else None
+        if text is None or text == self.corefile_text:
+            return
+        self.corefile_text = text
+        try:
+            rendered = corefile.render(corefile.parse(text, "Corefile"))
+        except corefile.CorefileError as exc:
+            self.state.events.warn("ConfigMap", "kube-system", addons.COREDNS_CONFIGMAP, "InvalidCorefile",
+                                   f"{exc}; the coredns pods keep the Corefile they run", "k8semu-manager")
+            return
+        tmp = self.run / "shared" / "dns" / "Corefile.tmp"
+        tmp.write_text(rendered)
+        tmp.replace(self.run / "shared" / "dns" / "Corefile")
+
     def _report_problems(self) -> None:
         """Flows the controller refused become Warning events on the objects that own them."""
         view = self.last_view
@@ -360,6 +381,7 @@ class Manager(Requests):
         if self.agent.stale:
             self.agent.flush_stale(self.switch_generations())
         self._publish_snapshots()
+        self._sync_corefile()
         self._report_problems()
         self._check_switches()
         return changed

@@ -2,12 +2,13 @@
 to the external zone, cache TTLs, TCP for large answers, metrics, and a bad Corefile."""
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
 
-from tests.cluster import Cluster, k8semu, module_cluster, poll
+from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 
 dns_cluster = module_cluster("topologies/dns.yaml")
@@ -26,7 +27,6 @@ def status(out: str) -> str:
 
 
 def cip(name: str, namespace: str = "default") -> str:
-    import json
     return json.loads(k8semu("get", "svc", name, "-n", namespace, "-o", "json").stdout)["spec"]["clusterIP"]
 
 
@@ -133,6 +133,46 @@ def test_dns_command(dns_cluster: Cluster) -> None:
     out = k8semu("dns", "api.shop", "--from", "client").stdout
     assert "api.shop A -> NOERROR" in out and "api.example.com." in out
     assert k8semu("dns", "missing", "--from", "client", check=False).returncode == 1
+
+
+def test_editing_the_coredns_configmap_reconfigures_the_dns_pods(dns_cluster: Cluster) -> None:
+    """The course's "kubectl -n kube-system edit configmap coredns": a hosts entry added to the
+    Corefile answers from every coredns pod; a Corefile that does not parse is refused with a
+    Warning Event and the pods keep the one they run; the pods are never restarted."""
+    def patch(text: str) -> None:
+        kubectl("-n", "kube-system", "patch", "configmap", "coredns", "--type=merge",
+                "-p", json.dumps({"data": {"Corefile": text}}))
+
+    def answers(name: str) -> list[list[str]]:  # from each coredns pod, not through the Service
+        return [short(dns_cluster, f"@{ip}", name) for ip in coredns_ips]
+
+    pods = dns_cluster.get("pods", "kube-system", "k8s-app=kube-dns")
+    coredns_ips = [p["status"]["podIP"] for p in pods]
+    restarts = [p["status"]["containerStatuses"][0]["restartCount"] for p in pods]
+    original = json.loads(kubectl("-n", "kube-system", "get", "configmap", "coredns", "-o", "json").stdout)[
+        "data"]["Corefile"]
+    assert "kubernetes cluster.local in-addr.arpa ip6.arpa {" in original and "reload" in original
+    edited = original.replace("    prometheus :9153\n",
+                              "    hosts {\n       10.20.30.40 db.example.test\n       fallthrough\n    }\n"
+                              "    prometheus :9153\n")
+    assert edited != original
+    try:
+        patch(edited)
+        poll(lambda: answers("db.example.test") == [["10.20.30.40"]] * len(coredns_ips), timeout=10,
+             what="every coredns pod to answer from the edited Corefile")
+        patch(".:53 {\n    errors\n    cahce 30\n}\n")
+        poll(lambda: "Unknown directive 'cahce'" in kubectl(
+            "-n", "kube-system", "get", "events", "--field-selector",
+            "involvedObject.name=coredns,involvedObject.kind=ConfigMap,reason=InvalidCorefile").stdout,
+             timeout=10, what="the Warning Event about the bad Corefile")
+        assert answers("db.example.test") == [["10.20.30.40"]] * len(coredns_ips)
+        assert short(dns_cluster, "kube-dns.kube-system.svc.cluster.local") == ["10.96.0.10"]
+    finally:
+        patch(original)
+    poll(lambda: answers("db.example.test") == [[]] * len(coredns_ips), timeout=10,
+         what="the hosts entry to go with the original Corefile")
+    assert [p["status"]["containerStatuses"][0]["restartCount"]
+            for p in dns_cluster.get("pods", "kube-system", "k8s-app=kube-dns")] == restarts
 
 
 def test_bad_corefile_is_refused_before_anything_starts(tmp_path: Path) -> None:

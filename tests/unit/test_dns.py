@@ -5,7 +5,7 @@ import dns.rcode
 import pytest
 
 from emulator.dns import plugins
-from emulator.model.corefile import CorefileError, default_corefile, hosts_corefile, parse
+from emulator.model.corefile import CorefileError, default_corefile, hosts_corefile, parse, render
 from emulator.dns.records import Options, resolve
 
 SNAPSHOT = {
@@ -51,6 +51,33 @@ def test_default_corefile_parses_like_kubeadms() -> None:
     assert opts.ttl == 30 and fallthrough == ["in-addr.arpa.", "ip6.arpa."]
 
 
+EDITED = """# a user's edit of the coredns ConfigMap
+example.org:1053 example.net:1053 {
+  hosts {   # inline entries
+     10.0.0.1 a.example  "b c"
+     fallthrough
+  }
+  rewrite name regex (.*)-x.example {1}.default.svc.cluster.local
+  forward . 1.1.1.1 'x;rm -rf /'
+}
+"""
+
+
+def _shape(blocks) -> list:
+    return [(b.zones, b.port, [(d.name, d.args, [(s.name, s.args) for s in d.block]) for d in b.plugins])
+            for b in blocks]
+
+
+def test_a_corefile_is_written_back_as_parsed_with_every_word_quoted_where_it_must_be(golden) -> None:
+    """What reaches the coredns pods from the ConfigMap: the parse written back, which parses to
+    the same thing (no word can become a line, a block or a comment)."""
+    for text in (EDITED, default_corefile("cluster.local")):
+        rendered = render(parse(text))
+        assert _shape(parse(rendered)) == _shape(parse(text))
+        assert render(parse(rendered)) == rendered
+    golden("configs/Corefile.edited-rendered", render(parse(EDITED)))
+
+
 def test_rendered_corefiles_match_their_golden_files(golden) -> None:
     golden("configs/Corefile.cluster.example", default_corefile("cluster.example"))
     golden("configs/Corefile.external-dns", hosts_corefile([("example.com", "172.18.0.250"),
@@ -76,6 +103,7 @@ def test_an_external_record_that_would_add_syntax_is_refused(name: str, ip: str)
     (".:53 {\n  errors\n", 2, "unexpected EOF"),
     ("errors\n", 1, "expected a server block"),
     (".:5x3 {\n}\n", 1, "invalid port"),
+    ("a.example:53 b.example:1053 {\n  errors\n}\n", 1, "give its zones the same port"),
 ])
 def test_corefile_errors_name_the_line(text: str, line: int, message: str) -> None:
     with pytest.raises(CorefileError) as info:
