@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""StatefulSet and DaemonSet benchmarks (issue: the rest of the workload API). Measures and reports.
+"""StatefulSet, DaemonSet and Job benchmarks (issue: the rest of the workload API). Measures and reports.
 
     sudo .venv/bin/python bench/workloads.py [--replicas 30] [--runs 3]
 
@@ -8,8 +8,9 @@ all its pods run, are ready and every switch confirmed the view, then from scali
 deleting it) until every pod is gone: a Deployment (the reference, same run), a StatefulSet
 with podManagementPolicy Parallel, the same StatefulSet OrderedReady (one pod at a time, each
 once the one before is ready, as kube-controller-manager does: its cost is the ratio), and a
-DaemonSet on every node. Medians of ``--runs`` runs with min and max, and each as a ratio to
-the Deployment's.
+DaemonSet on every node, and a Job of as many completions, all in parallel (timed until it is
+complete, then from its deletion until its pods are gone). Medians of ``--runs`` runs with min
+and max, and each as a ratio to the Deployment's.
 """
 from __future__ import annotations
 
@@ -36,6 +37,11 @@ TEMPLATE = {"metadata": {"labels": {"app": "bench"}},
 
 
 def body(kind: str, replicas: int, policy: str = "") -> dict:
+    if kind == "Job":  # every pod runs `true` once
+        template = {"spec": {**TEMPLATE["spec"], "restartPolicy": "Never",
+                             "containers": [{"name": "c", "image": "busybox", "command": ["true"]}]}}
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bench"},
+                "spec": {"completions": replicas, "parallelism": replicas, "template": template}}
     spec: dict = {"selector": {"matchLabels": {"app": "bench"}}, "template": TEMPLATE}
     if kind != "DaemonSet":
         spec["replicas"] = replicas
@@ -47,6 +53,20 @@ def body(kind: str, replicas: int, policy: str = "") -> dict:
 def settled(cluster: Cluster, pods: int) -> bool:
     s = cluster.client.status()
     return s["synced"] and s["running"] == s["pods"] == pods
+
+
+def job_cycle(cluster: Cluster, batch: kclient.BatchV1Api, completions: int) -> tuple[float, float]:
+    """(seconds until the Job is complete, seconds from deleting it until its pods are gone)."""
+    base = cluster.client.status()["pods"]
+    start = time.monotonic()
+    batch.create_namespaced_job("default", body("Job", completions))
+    poll(lambda: (batch.read_namespaced_job("bench", "default").status.succeeded or 0) == completions, timeout=300,
+         interval=0.02, what="the Job complete")
+    up = time.monotonic() - start
+    start = time.monotonic()
+    batch.delete_namespaced_job("bench", "default", propagation_policy="Background")
+    poll(lambda: settled(cluster, base), timeout=300, interval=0.02, what="the Job's pods gone")
+    return up, time.monotonic() - start
 
 
 def cycle(cluster: Cluster, apps: kclient.AppsV1Api, kind: str, replicas: int, policy: str = "") -> tuple[float, float]:
@@ -85,15 +105,19 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=30)
     ap.add_argument("--runs", type=int, default=RUNS)
     args = ap.parse_args()
-    cases = [("Deployment", ""), ("StatefulSet", "Parallel"), ("StatefulSet", "OrderedReady"), ("DaemonSet", "")]
+    cases = [("Deployment", ""), ("StatefulSet", "Parallel"), ("StatefulSet", "OrderedReady"), ("DaemonSet", ""),
+             ("Job", "")]
     rows: dict[str, list[tuple[float, float]]] = {f"{k} {p}".strip(): [] for k, p in cases}
     with tempfile.TemporaryDirectory() as work:
         cluster = Cluster(str(write_spec(Path(work), "bench-workloads", 3, 0))).up()
         try:
-            apps = kclient.AppsV1Api(kconfig.new_client_from_config(str(KUBECONFIG)))
+            api = kconfig.new_client_from_config(str(KUBECONFIG))
+            apps, batch = kclient.AppsV1Api(api), kclient.BatchV1Api(api)
             for _ in range(args.runs):  # interleaved, so every case sees the same machine state
                 for kind, policy in cases:
-                    rows[f"{kind} {policy}".strip()].append(cycle(cluster, apps, kind, args.replicas, policy))
+                    rows[f"{kind} {policy}".strip()].append(
+                        job_cycle(cluster, batch, args.replicas) if kind == "Job"
+                        else cycle(cluster, apps, kind, args.replicas, policy))
         finally:
             cluster.down()
     results: dict = {**stamp(), "replicas": args.replicas, "nodes": 3, "cases": {}}

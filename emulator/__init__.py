@@ -4,7 +4,7 @@ The package is layered so that a newcomer can read it top-down:
 
 - ``spec`` loads and locates: YAML files become documents that remember file, line and column.
 - ``model`` validates and relates: typed, frozen Kubernetes objects, naming, IPAM, scheduling.
-- ``cluster`` decides: the object store and the controllers (Deployment, ReplicaSet, scheduler)
+- ``cluster`` decides: the object store and the controllers (Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, scheduler)
   that turn desired objects into pods bound to nodes with addresses.
 - ``pipeline`` computes: the OpenFlow tables and flows for a given cluster state (pure).
 - ``controller`` programs: the os-ken app that pushes those flows to Open vSwitch.

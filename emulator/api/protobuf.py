@@ -41,6 +41,11 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "DeploymentStrategy": {1: ("type", "string"), 2: ("rollingUpdate", "RollingUpdateDeployment")},
     "RollingUpdateDeployment": {1: ("maxUnavailable", "IntOrString"), 2: ("maxSurge", "IntOrString")},
     "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
+    "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "skip")},
+    "JobSpec": {1: ("parallelism", "int!"), 2: ("completions", "int!"), 3: ("activeDeadlineSeconds", "int"),
+                4: ("selector", "LabelSelector"), 5: ("manualSelector", "bool"), 6: ("template", "PodTemplateSpec"),
+                7: ("backoffLimit", "int!"), 8: ("ttlSecondsAfterFinished", "int!"), 9: ("completionMode", "string"),
+                10: ("suspend", "bool"), 14: ("podReplacementPolicy", "string"), 15: ("managedBy", "string")},
     "Pod": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec"), 3: ("status", "skip")},
     "PodSpec": {2: ("containers", "[]Container"), 3: ("restartPolicy", "string"),
                 4: ("terminationGracePeriodSeconds", "int"), 6: ("dnsPolicy", "string"),
@@ -74,7 +79,7 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                   4: ("immutable", "bool")},
     "ServiceAccount": {1: ("metadata", "ObjectMeta"), 4: ("automountServiceAccountToken", "bool")},
 }
-KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap", "ServiceAccount")
+KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap", "ServiceAccount", "Job")
 
 
 class ProtobufError(ValueError):

@@ -120,6 +120,26 @@ def _ds_row(d: dict, wide: bool) -> list[str]:
     return row + (_template_cols(d) if wide else [])
 
 
+def _job_row(j: dict, wide: bool) -> list[str]:
+    """kube-apiserver's printJob: STATUS from the conditions, COMPLETIONS, DURATION."""
+    spec, st = j["spec"], j["status"]
+    done = st.get("succeeded", 0)
+    if "completions" in spec:
+        completions = f"{done}/{spec['completions']}"
+    else:
+        completions = f"{done}/1 of {spec['parallelism']}" if spec.get("parallelism", 0) > 1 else f"{done}/1"
+    duration = ""
+    if st.get("startTime"):
+        end = epoch(st["completionTime"]) if st.get("completionTime") else time.time()
+        duration = human_age(end - epoch(st["startTime"]))
+    kinds = {c["type"] for c in st.get("conditions", []) if c["status"] == "True"}
+    status = next((word for word, kind in (("Complete", "Complete"), ("Failed", "Failed"), ("Terminating", None),
+                                           ("Suspended", "Suspended"), ("FailureTarget", "FailureTarget"),
+                                           ("SuccessCriteriaMet", "SuccessCriteriaMet"))
+                   if (kind in kinds if kind else j["metadata"].get("deletionTimestamp"))), "Running")
+    return [j["metadata"]["name"], status, completions, duration, age(j)] + (_template_cols(j) if wide else [])
+
+
 def _ns_row(n: dict, wide: bool) -> list[str]:
     return [n["metadata"]["name"], n["status"]["phase"], age(n)]
 
@@ -189,6 +209,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "StatefulSet": (["NAME", "READY", "AGE"], ["CONTAINERS", "IMAGES"], _sts_row),
     "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
                   ["CONTAINERS", "IMAGES", "SELECTOR"], _ds_row),
+    "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [],
                             lambda o, w: [o["metadata"]["name"], str(o["spec"].get("minAvailable", "N/A")),

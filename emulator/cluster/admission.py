@@ -15,7 +15,7 @@ from emulator.model import images, scheduler
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import Namespace
 from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
-from emulator.model.workload import DaemonSet, Deployment, ReplicaSet, StatefulSet
+from emulator.model.workload import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 MAX_PODS = 10_000  # pods in one cluster: a spec cannot make validation or the machine hold more
@@ -29,6 +29,8 @@ def _pod_specs(objects: Iterable, nodes: list) -> list[tuple[object, PodSpec, in
             out.append((obj, obj.spec, 1))
         elif isinstance(obj, (Deployment, ReplicaSet, StatefulSet)):
             out.append((obj, obj.template.spec, obj.replicas))
+        elif isinstance(obj, Job):
+            out.append((obj, obj.template.spec, min(obj.parallelism, obj.completions or obj.parallelism)))
         elif isinstance(obj, DaemonSet):
             spec = daemon_template(obj.template).spec
             out.append((obj, spec, sum(1 for n in nodes if scheduler.feasible(n, spec))))

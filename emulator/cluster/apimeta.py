@@ -5,6 +5,7 @@ import time
 from typing import Any
 
 from emulator.cluster.store import Record
+from emulator.spec.kinds import SUPPORTED_KINDS
 
 KUBE_VERSION = "v1.29.0"  # the Kubernetes version the cluster reports (/version, nodes, kubeadm-config)
 
@@ -32,7 +33,7 @@ def meta(rec: Record, namespaced: bool = True, owner_uid: str = "") -> dict:
         out["deletionGracePeriodSeconds"] = 0
     owner = getattr(rec.obj, "owner", None)
     if owner:
-        out["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner[0], "name": owner[1], "uid": owner_uid,
+        out["ownerReferences"] = [{"apiVersion": SUPPORTED_KINDS.get(owner[0], "apps/v1"), "kind": owner[0], "name": owner[1], "uid": owner_uid,
                                    "controller": True, "blockOwnerDeletion": True}]
         if owner[0] == "ReplicaSet":
             out["generateName"] = owner[1] + "-"

@@ -24,8 +24,8 @@ from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
-from emulator.model.workload import POD_OWNERS, SCALABLE, DaemonSet, Deployment, ReplicaSet, StatefulSet
-from emulator.cluster import daemonsets, deploystatus, nodes, revisions, rollout, services, statefulsets
+from emulator.model.workload import POD_OWNERS, SCALABLE, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
+from emulator.cluster import daemonsets, deploystatus, jobs, nodes, revisions, rollout, services, statefulsets
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState, Record
@@ -34,7 +34,7 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
          ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
-         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet"}
+         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -51,7 +51,7 @@ def revision_of(obj) -> int:
     return int(value) if value.isdigit() else 0
 
 
-GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps",
+GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "Job": "batch",
           "EndpointSlice": "discovery.k8s.io",
           "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
           "IngressClass": "networking.k8s.io", "PodDisruptionBudget": "policy"}
@@ -76,8 +76,9 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     fresh = [o for o in objects if not state.get(kind_of(o), o.meta.namespace, o.meta.name)]
     pods = len([r for r in state.pods() if not r.deleting])
     problems = check_objects(state.config, fresh, state.namespaces(), load, pods)
-    added = sum(o.replicas if kind_of(o) in SCALABLE else 1 if isinstance(o, Pod) else len(state.config.nodes)
-                for o in fresh if kind_of(o) in SCALABLE or isinstance(o, (Pod, DaemonSet)))
+    added = sum(o.replicas if kind_of(o) in SCALABLE else o.parallelism if isinstance(o, Job) else 1
+                if isinstance(o, Pod) else len(state.config.nodes)
+                for o in fresh if kind_of(o) in SCALABLE or isinstance(o, (Pod, DaemonSet, Job)))
     for o in objects:
         if kind_of(o) in SCALABLE and o not in fresh:
             old = state.get(kind_of(o), o.meta.namespace, o.meta.name).obj
@@ -90,6 +91,8 @@ def apply(state: ClusterState, objects: list) -> list[str]:
                          "other than labels and annotations (delete and re-create it)")
                  for o in objects if isinstance(o, Pod) and o not in fresh
                  and state.get("Pod", o.meta.namespace, o.meta.name).obj.spec != o.spec]
+    problems += [Problem(o.source, "spec", f"Job {o.key}: {why}") for o in objects if isinstance(o, Job)
+                 and o not in fresh and (why := jobs.immutable_change(state.get("Job", o.meta.namespace, o.meta.name).obj, o))]
     allocations = {}
     trial = copy.deepcopy(state.alloc)
     for obj in objects:
@@ -396,7 +399,7 @@ def finish_foreground(state: ClusterState) -> None:
     """The garbage collector's end of a foreground deletion: an owner waiting with the
     foregroundDeletion finalizer goes once nothing it owns is left (pods, then their
     ReplicaSet, then the Deployment, in one pass)."""
-    for kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet"):
+    for kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job"):
         children = by_owner(state)
         for rec in state.list(kind):
             if rec.finalizers and not children.get((kind, rec.obj.meta.namespace, rec.obj.meta.name)):
@@ -443,10 +446,11 @@ def reconcile(state: ClusterState) -> None:
     finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)
-    if state.kinds.get("StatefulSet") or state.kinds.get("DaemonSet"):
+    if state.kinds.get("StatefulSet") or state.kinds.get("DaemonSet") or state.kinds.get("Job") or state.jobs:
         children = by_owner(state)
         statefulsets.reconcile(state, children)
         daemonsets.reconcile(state, children)
+        jobs.reconcile(state, children)
     if state.workloads:
         revisions.forget(state, ("StatefulSet", "DaemonSet"))
     schedule_pods(state)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from emulator.cluster import nodes, rollout
-from emulator.cluster.revisions import REVISION_LABEL, History, claim, history, trim
+from emulator.cluster.revisions import REVISION_LABEL, History, each, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming, scheduler
 from emulator.model.meta import ObjectMeta
@@ -146,14 +146,7 @@ def _roll(state: ClusterState, ds: DaemonSet, per_node: dict[str, list[Record]],
 def reconcile(state: ClusterState, children: dict[tuple[str, str, str], list[Record]]) -> None:
     """Every DaemonSet one step towards its spec; ``children``: pods by (owner kind,
     namespace, owner name)."""
-    for rec in state.list("DaemonSet"):
-        ds: DaemonSet = rec.obj
-        update = revision(ds)
-        hist = history(state, "DaemonSet", ds.meta.namespace, ds.meta.name, update, ds.template)
-        if rec.deleting:
-            continue
-        pods = claim(state, ("DaemonSet", ds.meta.name), ds.meta.namespace, ds.selector,
-                     children.get(("DaemonSet", ds.meta.namespace, ds.meta.name), []), lambda pod: True)
+    for ds, hist, update, pods in each(state, "DaemonSet", children, revision, lambda ds, pod: True):
         _step(state, ds, pods, hist, update)
         hist.current = update
         trim(hist, pods, update, ds.revision_history_limit)

@@ -229,6 +229,10 @@ def ingress_class_object(rec: Record) -> dict:
             "spec": {"controller": rec.obj.controller}}
 
 
+RENDER_WORKLOADS = {"StatefulSet": render_workloads.statefulset_object, "DaemonSet": render_workloads.daemonset_object,
+                    "Job": render_workloads.job_object}
+
+
 def objects(state: ClusterState, kind: str, namespace: str | None,
             node_ready: dict[str, bool] | None = None) -> list[dict]:
     """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
@@ -259,10 +263,9 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [config_map_object(r) for r in recs]
     if kind == "ServiceAccount":
         return [service_account_object(r) for r in recs]
-    if kind in ("StatefulSet", "DaemonSet"):
+    if kind in RENDER_WORKLOADS:
         children = controllers.by_owner(state) if len(recs) > 1 else None
-        render_one = render_workloads.statefulset_object if kind == "StatefulSet" else render_workloads.daemonset_object
-        return [render_one(r, state, children) for r in recs]
+        return [RENDER_WORKLOADS[kind](r, state, children) for r in recs]
     return [workload_object(kind, r, state) for r in recs]
 
 

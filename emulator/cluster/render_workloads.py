@@ -1,12 +1,12 @@
-"""StatefulSets and DaemonSets in the shape the API server returns them (spec with the
+"""StatefulSets, DaemonSets and Jobs in the shape the API server returns them (spec with the
 defaults the API server fills in, status as their controllers report it)."""
 from __future__ import annotations
 
 import copy
 from typing import Any
 
-from emulator.cluster import daemonsets, statefulsets
-from emulator.cluster.apimeta import meta
+from emulator.cluster import daemonsets, jobs, statefulsets
+from emulator.cluster.apimeta import meta, timestamp
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.pod import PodTemplate
 
@@ -53,3 +53,20 @@ def daemonset_object(rec: Record, state: ClusterState, children: dict | None = N
     status = daemonsets.status(state, rec, _pods(state, "DaemonSet", rec, children))
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta(rec), "spec": spec,
             "status": status}
+
+
+def job_object(rec: Record, state: ClusterState, children: dict | None = None) -> dict:
+    """A Job with the selector and template labels the API server generates from its uid."""
+    job = rec.obj
+    template = template_object(job.template)
+    template["metadata"]["labels"] = {**job.template.labels, **({} if job.selector else jobs.labels_for(job, rec.uid))}
+    spec: dict[str, Any] = {"parallelism": job.parallelism, "backoffLimit": job.backoff_limit,
+                            "selector": jobs.selector_for(job, rec.uid).to_dict(), "manualSelector": bool(job.selector),
+                            "template": template, "completionMode": "NonIndexed", "suspend": job.suspend,
+                            "podReplacementPolicy": "TerminatingOrFailed"}
+    if job.completions is not None:
+        spec["completions"] = job.completions
+    if not job.selector:
+        del spec["manualSelector"]
+    status = jobs.status(state, rec, _pods(state, "Job", rec, children), timestamp)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(rec), "spec": spec, "status": status}

@@ -6,7 +6,7 @@ match their selector, releasing pods that no longer do, as every controller's Cl
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.pod import Pod, PodTemplate
@@ -64,3 +64,21 @@ def claim(state: ClusterState, owner: tuple[str, str], namespace: str, selector:
             state.put("Pod", replace(pod, owner=owner))
             out.append(rec)
     return out
+
+
+def each(state: ClusterState, kind: str, children: dict[tuple[str, str, str], list[Record]],
+         revision: Callable[[Any], str], may_adopt: Callable[[Any, Pod], bool]
+         ) -> Iterator[tuple[Any, History, str, list[Record]]]:
+    """Each StatefulSet or DaemonSet (``kind``) to reconcile: (the object, its history with the
+    current template recorded, its update revision, the pods it claims). One being deleted in
+    the foreground is skipped: it makes no pods. ``children``: pods by (owner kind, namespace,
+    owner name)."""
+    for rec in state.list(kind):
+        obj = rec.obj
+        update = revision(obj)
+        hist = history(state, kind, obj.meta.namespace, obj.meta.name, update, obj.template)
+        if rec.deleting:
+            continue
+        pods = claim(state, (kind, obj.meta.name), obj.meta.namespace, obj.selector,
+                     children.get((kind, obj.meta.namespace, obj.meta.name), []), lambda pod: may_adopt(obj, pod))
+        yield obj, hist, update, pods

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from emulator.cluster.revisions import REVISION_LABEL, History, claim, history, trim
+from emulator.cluster.revisions import REVISION_LABEL, History, each, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming
 from emulator.model.meta import ObjectMeta
@@ -120,15 +120,9 @@ def _step(state: ClusterState, sts: StatefulSet, pods: list[Record], hist: Histo
 def reconcile(state: ClusterState, children: dict[tuple[str, str, str], list[Record]]) -> None:
     """Every StatefulSet one step towards its spec; ``children``: pods by (owner kind,
     namespace, owner name). A set being deleted in the foreground makes no pods."""
-    for rec in state.list("StatefulSet"):
-        sts: StatefulSet = rec.obj
-        update = revision(sts)
-        hist = history(state, "StatefulSet", sts.meta.namespace, sts.meta.name, update, sts.template)
-        if rec.deleting:
-            continue
-        pods = claim(state, ("StatefulSet", sts.meta.name), sts.meta.namespace, sts.selector,
-                     children.get(("StatefulSet", sts.meta.namespace, sts.meta.name), []),
-                     lambda pod: ordinal_of(sts.meta.name, pod.meta.name) is not None)
+    def named_as_mine(sts: StatefulSet, pod: Pod) -> bool:
+        return ordinal_of(sts.meta.name, pod.meta.name) is not None
+    for sts, hist, update, pods in each(state, "StatefulSet", children, revision, named_as_mine):
         _step(state, sts, pods, hist, update)
         _complete(hist, pods, sts, update)
         trim(hist, pods, update, sts.revision_history_limit)

@@ -98,6 +98,7 @@ class ClusterState:
     root_ca: str = ""  # the API server's CA (PEM), published in every namespace as kube-root-ca.crt
     rendered: dict = field(default_factory=dict)  # pod uid -> (object, what its rendering shows, rendering)
     workloads: dict = field(default_factory=dict)  # (kind, ns, name) -> revisions.History of a StatefulSet/DaemonSet
+    jobs: dict = field(default_factory=dict)  # (ns, name, uid) -> jobs.Track
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind

@@ -1,5 +1,5 @@
-"""Deployment, ReplicaSet, StatefulSet and DaemonSet: the controllers' desired state for sets
-of pods made from one template."""
+"""Deployment, ReplicaSet, StatefulSet, DaemonSet and Job: the controllers' desired state for
+sets of pods made from one template."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -81,7 +81,27 @@ class DaemonSet:
         return f"{self.meta.namespace}/{self.meta.name}"
 
 
+@dataclass(frozen=True)
+class Job:
+    """Pods run to completion: ``completions`` successes (None: the first success ends the work,
+    a work queue), at most ``parallelism`` at once, the Job failed after more than
+    ``backoff_limit`` failures. Its pods carry labels with the Job's uid, which the API adds to
+    the template and the selector (not kept here: the uid is the store's)."""
+    meta: ObjectMeta
+    template: PodTemplate
+    source: SourceRef | None = field(default=None, compare=False)
+    completions: int | None = 1
+    parallelism: int = 1
+    backoff_limit: int = 6
+    suspend: bool = False
+    selector: LabelSelector | None = None  # set only with manualSelector: true
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
 # kinds whose controllers own pods (the garbage collector follows them) and those with a scale
 # subresource (kubectl scale): defined once, read by the controllers, the API and the CLI
-POD_OWNERS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet")
+POD_OWNERS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
 SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")

@@ -24,10 +24,10 @@ SUPPORTED_KINDS = {
     "PodDisruptionBudget": "policy/v1",
     "StatefulSet": "apps/v1",
     "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "Job": "batch/v1",
     "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
@@ -77,6 +77,10 @@ STATEFULSET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"serviceName", "podManag
 STATEFULSET_SPEC_KNOWN = {"minReadySeconds", "volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"}
 DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionHistoryLimit"}
 DAEMONSET_SPEC_KNOWN = {"minReadySeconds"}
+JOB_SPEC_SUPPORTED = {"template", "completions", "parallelism", "backoffLimit", "suspend", "selector",
+                      "manualSelector", "completionMode"}
+JOB_SPEC_KNOWN = {"activeDeadlineSeconds", "ttlSecondsAfterFinished", "podFailurePolicy", "successPolicy",
+                  "backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy", "managedBy"}
 TEMPLATE_SUPPORTED = {"metadata", "spec"}
 NAMESPACE_SPEC_KNOWN = {"finalizers"}
 TOLERATION_FIELDS = {"key", "operator", "value", "effect", "tolerationSeconds"}

@@ -1,14 +1,16 @@
-"""StatefulSet and DaemonSet specs: the fields beyond the pod template, checked as the API
-server's apps validation checks them (the template, selector and replicas are read by
-``manifests._workload``, shared with Deployments)."""
+"""StatefulSet, DaemonSet and Job specs: the fields beyond the pod template, checked as the API
+server's apps and batch validation checks them (the template, and for the apps kinds the
+selector and replicas, are read by ``manifests``, shared with Deployments)."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 from emulator.model import validation
 from emulator.model.meta import ObjectMeta
 from emulator.model.pod import PodTemplate
 from emulator.model.selectors import LabelSelector
-from emulator.model.workload import DaemonSet, StatefulSet
-from emulator.spec import kinds
+from emulator.model.workload import DaemonSet, Job, StatefulSet
+from emulator.spec import kinds, labels
 from emulator.spec.disruption import int_or_percent
 from emulator.spec.reader import Reader
 
@@ -76,5 +78,48 @@ def parse_daemonset(r: Reader, meta: ObjectMeta, selector: LabelSelector, templa
     return DaemonSet(meta, selector, template, source, kind, unavailable, surge, 10 if history is None else history)
 
 
+# the labels the API server adds to a Job's template and selector (from its uid), and takes back
+# here when a client sends them (a kubectl apply or patch of the object it read)
+JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid", "job-name")
+
+
+def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source) -> Job:
+    """A Job as the API server validates it: the template's restartPolicy OnFailure or Never,
+    completions and parallelism defaulted together (both unset: one pod, once), the selector
+    generated unless ``manualSelector`` (a client's copy of the generated one is accepted),
+    NonIndexed completion (Indexed is refused: not emulated yet)."""
+    spec = ("spec",)
+    policy = template.spec.restart_policy
+    if policy not in ("OnFailure", "Never"):
+        where = spec + ("template", "spec", "restartPolicy")
+        r.fail(where, (f'Unsupported value: "{policy}": ' if r.get(where) else "Required value: valid values: ")
+               + '"OnFailure", "Never"')
+    mode = r.string(spec + ("completionMode",), "NonIndexed")
+    if mode == "Indexed":
+        r.fail(spec + ("completionMode",), "completionMode Indexed is not emulated yet (only NonIndexed)")
+    elif mode != "NonIndexed":
+        r.fail(spec + ("completionMode",), f'Unsupported value: "{mode}": supported values: "NonIndexed", "Indexed"')
+    completions = r.integer(spec + ("completions",), None, 0, MAX_INT32)
+    parallelism = r.integer(spec + ("parallelism",), None, 0, MAX_INT32)
+    if completions is None and parallelism is None:
+        completions = 1
+    manual = r.typed(spec + ("manualSelector",), bool, False)
+    selector = labels.selector(r, spec + ("selector",)) if r.get(spec + ("selector",)) is not None else None
+    if manual:
+        if selector is None or selector.empty:
+            r.fail(spec + ("selector",), "Required value: with manualSelector the Job names its own selector")
+        elif not selector.matches(template.labels):
+            r.fail(spec + ("template", "metadata", "labels"), "`selector` does not match template `labels`")
+    elif selector is not None and (selector.expressions or set(selector.match_labels) - set(JOB_LABELS)):
+        r.fail(spec + ("selector",), "`selector` not auto-generated: it is made from the Job's uid "
+                                     "(set manualSelector: true to choose it)")
+    kept = {k: v for k, v in template.labels.items() if manual or k not in JOB_LABELS}
+    return Job(meta, replace(template, labels=kept), source, completions,
+               1 if parallelism is None else parallelism,
+               r.integer(spec + ("backoffLimit",), 6, 0, MAX_INT32), bool(r.typed(spec + ("suspend",), bool, False)),
+               selector if manual else None)
+
+
 SPECS = {"StatefulSet": (kinds.STATEFULSET_SPEC_SUPPORTED, kinds.STATEFULSET_SPEC_KNOWN),
-         "DaemonSet": (kinds.DAEMONSET_SPEC_SUPPORTED, kinds.DAEMONSET_SPEC_KNOWN)}
+         "DaemonSet": (kinds.DAEMONSET_SPEC_SUPPORTED, kinds.DAEMONSET_SPEC_KNOWN),
+         "Job": (kinds.JOB_SPEC_SUPPORTED, kinds.JOB_SPEC_KNOWN)}

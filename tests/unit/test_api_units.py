@@ -54,7 +54,7 @@ def test_routes():
     assert h.route("/api/v1/namespaces/demo").resource.kind == "Namespace"
     assert h.route("/api/v1/namespaces/demo").name == "demo"
     assert h.route("/apis/networking.k8s.io/v1").discovery
-    for bad in ("/api/v2/pods", "/apis/apps/v1/namespaces/x/nodes", "/apis/batch/v1/jobs", "/api"):
+    for bad in ("/api/v2/pods", "/apis/apps/v1/namespaces/x/nodes", "/apis/batch/v1/cronjobs", "/api"):
         with pytest.raises(ApiError) as err:
             h.route(bad)
         assert err.value.code == 404
@@ -84,7 +84,7 @@ def test_openapi_patch_operation_lists_field_validation():
     op = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
     assert op["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
     assert "fieldValidation" in [p["name"] for p in op["parameters"]]
-    assert group_version_document("apis/batch/v1") is None
+    assert group_version_document("apis/autoscaling/v2") is None
 
 
 def test_kubeconfig_merge_and_remove_keep_the_users_entries(tmp_path):
@@ -166,13 +166,25 @@ def test_protobuf_deployment_as_kubectl_sends_it():
                                                        "ports": [{"containerPort": 80, "protocol": "TCP"}]}]}}}}
 
 
+def test_protobuf_job_as_kubectl_create_job_sends_it():
+    from emulator.api import protobuf
+    container = _pb(1, "hello") + _pb(2, "busybox") + _pb(3, "echo") + _pb(3, "hi") + _pb(8, b"")
+    template = _pb(1, b"") + _pb(2, _pb(2, container) + _pb(3, "Never"))
+    raw = _pb(1, _pb(1, "hello")) + _pb(2, _pb(6, template)) + _pb(3, b"")
+    body = protobuf.MAGIC + _pb(1, _pb(1, "batch/v1") + _pb(2, "Job")) + _pb(2, raw)
+    assert protobuf.read_object(body) == {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello"},
+        "spec": {"template": {"spec": {"containers": [{"name": "hello", "image": "busybox", "command": ["echo", "hi"]}],
+                                       "restartPolicy": "Never"}}}}
+
+
 def test_protobuf_refuses_what_it_cannot_read():
     from emulator.api import protobuf
     with pytest.raises(protobuf.ProtobufError, match="magic"):
         protobuf.read_object(b"{}")
-    job = protobuf.MAGIC + _pb(1, _pb(1, "batch/v1") + _pb(2, "Job")) + _pb(2, b"")
-    with pytest.raises(protobuf.ProtobufError, match="Job is not read"):
-        protobuf.read_object(job)
+    cron = protobuf.MAGIC + _pb(1, _pb(1, "batch/v1") + _pb(2, "CronJob")) + _pb(2, b"")
+    with pytest.raises(protobuf.ProtobufError, match="CronJob is not read"):
+        protobuf.read_object(cron)
     odd = protobuf.MAGIC + _pb(1, _pb(1, "v1") + _pb(2, "Namespace")) + _pb(2, _pb(1, _pb(15, "x")))
     with pytest.raises(protobuf.ProtobufError, match="field 15 of ObjectMeta"):
         protobuf.read_object(odd)

@@ -1,0 +1,79 @@
+"""Jobs through kubectl on a live cluster: ``kubectl create job`` runs to completion (wait, logs,
+the table's columns), a parallel Job runs its completions two at a time, and a failing one stops
+at its backoff limit."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cluster import kubectl, module_cluster, poll
+
+pytestmark = pytest.mark.requires_root
+cluster = module_cluster("topologies/default.yaml")
+
+PARALLEL = """apiVersion: batch/v1
+kind: Job
+metadata: {name: batch}
+spec:
+  completions: 4
+  parallelism: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: busybox, command: [sh, -c, "echo done"]}]
+"""
+FAILING = """apiVersion: batch/v1
+kind: Job
+metadata: {name: broken}
+spec:
+  backoffLimit: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: busybox, command: [sh, -c, "exit 3"]}]
+"""
+
+
+def job(name: str) -> dict:
+    return json.loads(kubectl("get", "job", name, "-o", "json").stdout)
+
+
+def pods(name: str) -> list[dict]:
+    return json.loads(kubectl("get", "pods", "-l", f"job-name={name}", "-o", "json").stdout)["items"]
+
+
+def test_kubectl_create_job_runs_to_completion(cluster):
+    kubectl("create", "job", "hello", "--image=busybox", "--", "sh", "-c", "echo hello from $(hostname)")
+    kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=60s")
+    (pod,) = pods("hello")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert kubectl("logs", "job/hello").stdout.strip() == f"hello from {pod['metadata']['name']}"
+    row = kubectl("get", "job", "hello", "--no-headers").stdout.split()
+    assert row[:3] == ["hello", "Complete", "1/1"]
+    status = job("hello")["status"]
+    assert status["succeeded"] == 1 and status["conditions"][-1]["type"] == "Complete"
+    kubectl("delete", "job", "hello")
+    poll(lambda: not pods("hello"), timeout=30, what="the Job's pod to go with it")
+
+
+def test_a_parallel_job_runs_its_completions_two_at_a_time(cluster):
+    kubectl("apply", "-f", "-", input=PARALLEL)
+    kubectl("wait", "--for=condition=complete", "job/batch", "--timeout=90s")
+    done = pods("batch")
+    assert len(done) == 4 and all(p["status"]["phase"] == "Succeeded" for p in done)
+    assert all(kubectl("logs", p["metadata"]["name"]).stdout.strip() == "done" for p in done)
+    created = [e for e in json.loads(kubectl("get", "events", "--field-selector",
+                                             "involvedObject.kind=Job,involvedObject.name=batch,reason=SuccessfulCreate",
+                                             "-o", "json").stdout)["items"]]
+    assert len(created) == 4
+    assert kubectl("get", "job", "batch", "--no-headers").stdout.split()[:3] == ["batch", "Complete", "4/4"]
+
+
+def test_a_failing_job_stops_at_its_backoff_limit(cluster):
+    kubectl("apply", "-f", "-", input=FAILING)
+    kubectl("wait", "--for=condition=failed", "job/broken", "--timeout=60s")
+    status = job("broken")["status"]
+    assert status["failed"] == 2 and status["conditions"][-1]["reason"] == "BackoffLimitExceeded"
+    assert sorted(p["status"]["phase"] for p in pods("broken")) == ["Failed", "Failed"]
+    assert kubectl("get", "job", "broken", "--no-headers").stdout.split()[:3] == ["broken", "Failed", "0/1"]

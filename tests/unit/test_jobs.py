@@ -1,0 +1,157 @@
+"""The Job controller on a simulated cluster: completions and parallelism, the backoff limit
+(failed pods, or restarts with OnFailure), work queues, suspend, the labels and selector made
+from the Job's uid, kubectl's columns, and the spec checks."""
+from __future__ import annotations
+
+import pytest
+
+from emulator.api.tables import PRINTERS
+from emulator.cluster import controllers, render
+from emulator.cluster.store import ContainerStatus
+from emulator.errors import SpecError
+from emulator.spec.loader import load_text
+from emulator.spec.manifests import parse_documents
+from tests.unit.test_controllers import default_state
+
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: pi}
+spec:
+  %(spec)s
+  template:
+    spec:
+      restartPolicy: %(policy)s
+      containers: [{name: pi, image: busybox, command: [sh, -c, "echo 3.14"]}]
+"""
+
+
+def job(spec: str = "", policy: str = "Never") -> list:
+    return parse_documents(load_text(JOB % {"spec": spec, "policy": policy}, "job.yaml")).objects
+
+
+def pods(st) -> list:
+    return sorted((r for r in st.pods("default") if r.obj.owner == ("Job", "pi")), key=lambda r: r.created)
+
+
+def active(st) -> list:
+    return [r for r in pods(st) if not r.deleting and r.status.phase not in ("Succeeded", "Failed")]
+
+
+def finish(st, rec, code: int = 0) -> None:
+    """As the kubelet reports a pod whose container exited with ``code`` (restartPolicy Never)."""
+    rec.status.phase = "Succeeded" if code == 0 else "Failed"
+    rec.status.containers = {"pi": ContainerStatus("pi", "terminated", "", exit_code=code)}
+    controllers.reconcile(st)
+
+
+def job_status(st) -> dict:
+    return render.objects(st, "Job", "default")[0]["status"]
+
+
+def test_a_job_runs_its_completions_at_most_parallelism_at_a_time_then_is_complete():
+    st = default_state()
+    controllers.apply(st, job("completions: 3\n  parallelism: 2"))
+    assert len(active(st)) == 2
+    finish(st, active(st)[0])
+    assert len(active(st)) == 2  # one more started: 1 done, 2 running
+    finish(st, active(st)[0])
+    assert len(active(st)) == 1  # only one completion is left
+    finish(st, active(st)[0])
+    status = job_status(st)
+    assert status["succeeded"] == 3 and status.get("active", 0) == 0
+    assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]
+    assert status["conditions"][1]["reason"] == "CompletionsReached" and "completionTime" in status
+    obj = render.objects(st, "Job", "default")[0]
+    row = PRINTERS["Job"][2](obj, False)
+    assert row[:3] == ["pi", "Complete", "3/3"]
+
+
+def test_pods_carry_the_jobs_uid_and_name_as_the_api_server_generates_them():
+    st = default_state()
+    controllers.apply(st, job())
+    uid = st.get("Job", "default", "pi").uid
+    labels = active(st)[0].obj.meta.labels
+    assert labels["batch.kubernetes.io/controller-uid"] == labels["controller-uid"] == uid
+    assert labels["batch.kubernetes.io/job-name"] == labels["job-name"] == "pi"
+    obj = render.objects(st, "Job", "default")[0]
+    assert obj["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert obj["spec"]["template"]["metadata"]["labels"]["job-name"] == "pi"
+    assert (obj["spec"]["completions"], obj["spec"]["parallelism"], obj["spec"]["backoffLimit"]) == (1, 1, 6)
+    pod = next(p for p in render.objects(st, "Pod", "default") if p["metadata"]["name"] == active(st)[0].obj.meta.name)
+    assert pod["metadata"]["ownerReferences"][0]["apiVersion"] == "batch/v1"
+    again = parse_documents(load_text(__import__("yaml").safe_dump(obj), "back.yaml")).objects[0]
+    assert controllers.apply(st, [again]) == ["job.batch/pi unchanged"]  # a client's write-back
+
+
+def test_more_failures_than_the_backoff_limit_fail_the_job():
+    st = default_state()
+    controllers.apply(st, job("backoffLimit: 1"))
+    finish(st, active(st)[0], 1)
+    assert len(active(st)) == 1  # replaced: one failure is within the limit
+    finish(st, active(st)[0], 1)
+    status = job_status(st)
+    assert status["failed"] == 2 and not active(st)
+    assert [c["type"] for c in status["conditions"]] == ["FailureTarget", "Failed"]
+    assert status["conditions"][1]["reason"] == "BackoffLimitExceeded"
+    assert PRINTERS["Job"][2](render.objects(st, "Job", "default")[0], False)[1] == "Failed"
+    assert any(e.reason == "BackoffLimitExceeded" for e in st.events.about("Job", "default", "pi"))
+
+
+def test_with_on_failure_container_restarts_count_against_the_backoff_limit():
+    st = default_state()
+    controllers.apply(st, job("backoffLimit: 2", policy="OnFailure"))
+    rec = active(st)[0]
+    rec.status.phase = "Running"
+    rec.status.containers = {"pi": ContainerStatus("pi", "running", "", restart_count=1)}
+    controllers.reconcile(st)
+    assert not job_status(st).get("conditions")
+    rec.status.containers["pi"].restart_count = 2
+    controllers.reconcile(st)
+    assert job_status(st)["conditions"][-1]["type"] == "Failed" and rec.deleting
+
+
+def test_a_work_queue_job_ends_when_one_pod_succeeded_and_none_is_active():
+    st = default_state()
+    controllers.apply(st, job("parallelism: 3"))
+    assert len(active(st)) == 3
+    finish(st, active(st)[0])
+    assert len(active(st)) == 2 and not job_status(st).get("conditions")  # no new pod, the others finish
+    finish(st, active(st)[0])
+    finish(st, active(st)[0])
+    assert job_status(st)["conditions"][-1]["type"] == "Complete"
+    assert PRINTERS["Job"][2](render.objects(st, "Job", "default")[0], False)[2] == "3/1 of 3"
+
+
+def test_a_suspended_job_runs_nothing_until_resumed():
+    st = default_state()
+    controllers.apply(st, job("suspend: true"))
+    assert not pods(st)
+    status = job_status(st)
+    assert status["conditions"][0]["type"] == "Suspended" and "startTime" not in status
+    assert PRINTERS["Job"][2](render.objects(st, "Job", "default")[0], False)[1] == "Suspended"
+    controllers.apply(st, job("suspend: false"))
+    assert len(active(st)) == 1 and not job_status(st).get("conditions")
+
+
+def test_deleting_a_job_deletes_its_pods_and_its_template_cannot_change():
+    st = default_state()
+    controllers.apply(st, job())
+    with pytest.raises(SpecError, match="spec.template: field is immutable"):
+        controllers.apply(st, job(policy="OnFailure"))
+    controllers.delete(st, "Job", "default", "pi")
+    assert all(r.deleting for r in pods(st))
+
+
+@pytest.mark.parametrize("text, field, message", [
+    (JOB % {"spec": "", "policy": "Always"}, "spec.template.spec.restartPolicy", 'Unsupported value: "Always"'),
+    (JOB.replace("      restartPolicy: %(policy)s\n", "") % {"spec": ""}, "spec.template.spec.restartPolicy",
+     'Required value: valid values: "OnFailure", "Never"'),
+    (JOB % {"spec": "completionMode: Indexed", "policy": "Never"}, "spec.completionMode", "not emulated yet"),
+    (JOB % {"spec": "selector: {matchLabels: {app: x}}", "policy": "Never"}, "spec.selector", "manualSelector"),
+    (JOB % {"spec": "backoffLimit: -1", "policy": "Never"}, "spec.backoffLimit", "at least 0"),
+])
+def test_job_specs_refused_as_the_api_server_refuses_them(text, field, message):
+    with pytest.raises(SpecError) as err:
+        parse_documents(load_text(text, "job.yaml"))
+    assert any(p.field == field and message in p.message for p in err.value.problems), err.value.problems
