@@ -66,6 +66,8 @@ def pod_target(pod: dict, container: str | None, command: list[str]) -> ExecTarg
     """
     if container and container not in pod["containers"]:
         raise NotFoundError(f'container {container} is not valid for pod {pod["name"]}')
+    if pod.get("finished"):
+        raise NotFoundError(f"cannot exec into a container in a completed pod; current phase is {pod['finished']}")
     name = container or pod["containers"][0]
     detail = pod["details"][name]
     workdir = detail["workdir"]

@@ -152,6 +152,8 @@ async def attach(request: web.Request, pod_info: Callable[[], Any]) -> web.Strea
     name = request.query.get("container") or pod["containers"][0]
     if name not in pod["containers"]:
         raise status.bad_request(f"container {name} is not valid for pod {pod['name']}")
+    if pod.get("finished"):
+        raise status.bad_request(f"cannot attach to a container in a completed pod; current phase is {pod['finished']}")
     path = pod["details"][name].get("attach")
     if not path:
         return await _attach_output(request, pod_info, logs.log_file(pod, name))

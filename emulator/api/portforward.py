@@ -136,6 +136,8 @@ async def serve(request: web.Request, pod_info: Callable[[], Any]) -> web.Stream
                                           "later sends it); a direct SPDY upgrade is not served")
     loop = asyncio.get_running_loop()
     pod = await logs.pod_record(pod_info)
+    if pod.get("finished"):
+        raise status.bad_request(f"unable to forward port because pod is not running. Current status={pod['finished']}")
     ws = web.WebSocketResponse(protocols=(PROTOCOL,), max_msg_size=MAX_FRAME + 8)
     if ws.can_prepare(request).protocol != PROTOCOL:
         raise status.bad_request(f"port-forward needs the WebSocket subprotocol {PROTOCOL}")

@@ -458,11 +458,20 @@ def reconcile(state: ClusterState) -> None:
     deploystatus.sync(state, state.deployments)
 
 
+def release_address(state: ClusterState, rec: Record) -> None:
+    """The pod's sandbox is gone: its address goes back to its node's pool, once (the pod
+    object may stay, as a pod that ran to completion does, its status naming the address)."""
+    pod = rec.obj
+    if rec.status.node and rec.status.ip and not pod.spec.host_network and not rec.status.released:
+        state.ipam[rec.status.node].release(rec.status.ip)
+    rec.status.released = True
+    state.generation += 1
+
+
 def forget_pod(state: ClusterState, rec: Record) -> None:
     """The kubelet has torn the sandbox down: release the address and drop the object."""
     pod = rec.obj
-    if rec.status.node and rec.status.ip and not pod.spec.host_network:
-        state.ipam[rec.status.node].release(rec.status.ip)
+    release_address(state, rec)
     state.remove("Pod", pod.meta.namespace, pod.meta.name)
     state.generation += 1
     reconcile(state)

@@ -84,6 +84,7 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
                          naming.mac_from_ip(r.status.ip),
                          naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr),
                          r.obj.spec.host_ports)
-                 for r in state.pods() if r.status.node and r.status.ip and not r.obj.spec.host_network)
+                 for r in state.pods() if r.status.node and r.status.ip and not r.obj.spec.host_network
+                 and not r.status.released)
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state))

@@ -49,6 +49,8 @@ class PodStatus:
     start_time: float = 0.0
     scheduled_at: float = 0.0
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
+    # ran to completion: its sandbox is gone and its address returned (``ip`` still says which it had)
+    released: bool = False
 
     @property
     def ready(self) -> bool:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 from emulator.cluster import controllers
@@ -51,6 +53,7 @@ class Kubelet:
     oom_seen: dict[tuple[str, str], int] = field(default_factory=dict)
     orphans: dict[str, set[int]] = field(default_factory=dict)  # pod key -> PID 1 a dead shim started
     terminating: dict[str, Termination] = field(default_factory=dict)  # pod key -> its termination
+    finished: dict[str, Path] = field(default_factory=dict)  # pod key -> folder of a pod that ran to completion
     checked: float = 0.0
     sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
     sa_ca: str = ""
@@ -73,7 +76,25 @@ class Kubelet:
             rec = self._rec(key)
             if rec is not None and not rec.deleting:
                 self._update_phase(rec)
-        return changed
+        return self._release_finished() or changed
+
+    def _release_finished(self) -> bool:
+        """A pod that ran to completion (Succeeded, or Failed with nothing to restart) gives its
+        sandbox back, as the kubelet ends a finished pod's sandbox: its namespaces, port, cgroups
+        and address go (so a Job of many completions does not fill its nodes); its folder, with
+        the containers' logs, stays until the pod is deleted (``kubectl logs job/x``)."""
+        done = [k for k, r in ((k, self._rec(k)) for k in self.boxes if k not in self.terminating)
+                if r is not None and not r.deleting and r.status.phase in ("Succeeded", "Failed")]
+        for key in done:
+            self.probes.forget(key)
+            for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
+                self.by_pid.pop(pid)
+        self.runtime.destroy([self.boxes[k] for k in done], grace=0, keep_directories=True)
+        for key in done:
+            self.finished[key] = self.boxes.pop(key).directory
+            self.retry.pop(key, None)
+            controllers.release_address(self.state, self._rec(key))
+        return bool(done)
 
     def _rec(self, key: str) -> Record | None:
         return self.state.get("Pod", *key.split("/", 1))
@@ -435,7 +456,9 @@ class Kubelet:
         passed, SIGKILL and the sandbox goes. Meanwhile the pod is Terminating: its readiness
         probes go on (its EndpointSlice condition ``serving``), its liveness probes stop."""
         for rec in [r for r in self.state.pods() if r.deleting and r.obj.key not in self.boxes]:
-            controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox
+            if rec.obj.key in self.finished:  # it ran to completion: its sandbox went then
+                shutil.rmtree(self.finished.pop(rec.obj.key), ignore_errors=True)
+            controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox, or finished
         now = time.monotonic()
         for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)]:
             rec = self._rec(key)

@@ -72,6 +72,10 @@ class Requests:
         with self.lock:
             rec = self.state.find_pod(name, namespace)
             box = self.kubelet.boxes.get(rec.obj.key) if rec and self.kubelet else None
+            finished = self.kubelet.finished.get(rec.obj.key) if rec and self.kubelet and box is None else None
+            if finished is not None:  # ran to completion: its logs remain, nothing runs
+                return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "dir": str(finished),
+                        "containers": [c.name for c in rec.obj.spec.containers], "finished": rec.status.phase}
             if rec is None or box is None:
                 raise NotFoundError(f'pods "{name}" not found' if rec is None else
                                     f'pod {name} has no sandbox yet (phase {rec.status.phase})')

@@ -259,11 +259,13 @@ class SandboxRuntime:
         """Some container process of the sandbox is still alive."""
         return any(alive(pid, start) for pid, start in box.containers.values())
 
-    def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False) -> None:
+    def destroy(self, boxes: list[Sandbox], grace: float = 2.0, whole_cluster: bool = False,
+                keep_directories: bool = False) -> None:
         """Stop every process of the sandboxes (SIGTERM to the containers, then SIGKILL to each
         pod's PID 1, which ends its whole PID namespace), then remove ports, namespaces,
-        cgroups and folders. When the whole cluster goes, ports are left to go with their bridges
-        (one OVS transaction instead of a thousand)."""
+        cgroups and folders (``keep_directories``: not the folders, which hold the logs of a pod
+        that ran to completion). When the whole cluster goes, ports are left to go with their
+        bridges (one OVS transaction instead of a thousand)."""
         procs = self.terminate(boxes)
         deadline = time.monotonic() + grace
         while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
@@ -277,7 +279,8 @@ class SandboxRuntime:
         kernel.delete_netns(self.records, [b.netns for b in own])
         for b in boxes:
             self.cgroups.remove(b.spec.uid)
-            shutil.rmtree(b.directory, ignore_errors=True)
+            if not keep_directories:
+                shutil.rmtree(b.directory, ignore_errors=True)
         gone = {(b.pause_pid, b.pause_start) for b in boxes} | set(procs)
         self.records.discard("processes", *[p for p in self.records.items("processes") if (p[0], p[1]) in gone],
                              save=False)

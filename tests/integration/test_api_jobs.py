@@ -4,6 +4,7 @@ at its backoff limit."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -47,8 +48,14 @@ def test_kubectl_create_job_runs_to_completion(cluster):
     kubectl("create", "job", "hello", "--image=busybox", "--", "sh", "-c", "echo hello from $(hostname)")
     kubectl("wait", "--for=condition=complete", "job/hello", "--timeout=60s")
     (pod,) = pods("hello")
+    name = pod["metadata"]["name"]
     assert pod["status"]["phase"] == "Succeeded"
-    assert kubectl("logs", "job/hello").stdout.strip() == f"hello from {pod['metadata']['name']}"
+    assert kubectl("logs", "job/hello").stdout.strip() == f"hello from {name}"
+    # the kubelet ended the finished pod's sandbox: no network namespace left, nothing to exec into
+    poll(lambda: not [n for n in os.listdir("/run/netns") if n.endswith(f"_default_{name}")], timeout=10,
+         what="the finished pod's network namespace to go")
+    assert cluster.client.pod(name)["finished"] == "Succeeded"
+    assert "completed pod" in kubectl("exec", name, "--", "true", check=False).stderr
     row = kubectl("get", "job", "hello", "--no-headers").stdout.split()
     assert row[:3] == ["hello", "Complete", "1/1"]
     status = job("hello")["status"]

@@ -7,6 +7,7 @@ import pytest
 
 from emulator.api.tables import PRINTERS
 from emulator.cluster import controllers, render
+from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ContainerStatus
 from emulator.errors import SpecError
 from emulator.spec.loader import load_text
@@ -155,3 +156,21 @@ def test_job_specs_refused_as_the_api_server_refuses_them(text, field, message):
     with pytest.raises(SpecError) as err:
         parse_documents(load_text(text, "job.yaml"))
     assert any(p.field == field and message in p.message for p in err.value.problems), err.value.problems
+
+
+def test_a_pod_that_ran_to_completion_gives_its_address_back_once():
+    """The kubelet ends a finished pod's sandbox: its address leaves the data plane and its node's
+    pool (a Job of many completions does not fill the node); deleting the pod later does not
+    release it again, when another pod may hold it."""
+    st = default_state()
+    controllers.apply(st, job())
+    rec = active(st)[0]
+    ip, node = rec.status.ip, rec.status.node
+    finish(st, rec)
+    controllers.release_address(st, rec)
+    assert ip not in {p.ip for p in network_view(st).pods} and ip not in st.ipam[node].allocated
+    assert rec.status.ip == ip  # its status still names it
+    st.ipam[node].allocated[ip] = "default/another"  # handed out again
+    controllers.delete(st, "Pod", "default", rec.obj.meta.name)
+    controllers.forget_pod(st, rec)
+    assert st.ipam[node].allocated[ip] == "default/another"
