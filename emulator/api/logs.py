@@ -82,8 +82,9 @@ async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) 
 
 
 async def follow(request: web.Request, path: Path, offset: int, pod_info: Callable[[], Any]) -> AsyncIterator[bytes]:
-    """What the container writes to its log after ``offset``, until the client goes or the pod
-    does (``logs -f``; ``attach`` to a container without stdin or tty)."""
+    """What the container writes to its log after ``offset``, until the client goes, the pod
+    does, or it has run to completion and all its output is sent (``logs -f``; ``attach`` to a
+    container without stdin or tty)."""
     loop = asyncio.get_running_loop()
     checks = 0
     while request.transport is not None and not request.transport.is_closing():
@@ -97,8 +98,10 @@ async def follow(request: web.Request, path: Path, offset: int, pod_info: Callab
                 yield more
                 continue
         checks += 1
-        if checks % 10 == 0:  # once a second: is the pod still there?
+        if checks % 10 == 0:  # once a second: is the pod still there, still running?
             try:
-                await loop.run_in_executor(None, pod_info)
+                pod = await loop.run_in_executor(None, pod_info)
             except K8semuError:
+                return
+            if pod.get("finished") and (not path.exists() or path.stat().st_size <= offset):
                 return

@@ -37,6 +37,13 @@ def _pod_specs(objects: Iterable, nodes: list) -> list[tuple[object, PodSpec, in
     return out
 
 
+def _count_field(obj, count: int) -> str:
+    """The field that sets how many pods ``obj`` makes, for a problem about their number."""
+    if count <= 1 and not isinstance(obj, (Deployment, ReplicaSet, StatefulSet)):
+        return "metadata.name"
+    return {Job: "spec.parallelism", DaemonSet: "spec.template"}.get(type(obj), "spec.replicas")
+
+
 def _privileges(obj, container) -> list[Problem]:
     """Pod Security baseline, as an admission check: no privileged containers and no
     capabilities beyond ALLOWED_ADDITIONS unless the cluster spec allows privileged pods (a
@@ -83,7 +90,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
             if not config.allow_privileged:
                 problems += _privileges(obj, container)
         if total + count > MAX_PODS:
-            problems.append(Problem(obj.source, "spec.replicas" if count > 1 else "metadata.name",
+            problems.append(Problem(obj.source, _count_field(obj, count),
                                     f"{what}: the cluster would hold {total + count} pods; k8semu runs at most "
                                     f"{MAX_PODS} pods in a cluster"))
             continue
@@ -104,7 +111,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
             load[node] = load.get(node, 0) + 1
             if load[node] > config.pods.node_capacity():
                 problems.append(Problem(
-                    obj.source, "spec.replicas" if count > 1 else "metadata.name",
+                    obj.source, _count_field(obj, count),
                     f"{what}: node {node} would hold {load[node]} pods but its /"
                     f"{config.pods.node_mask} pod CIDR holds {config.pods.node_capacity()} "
                     "(use a shorter nodeCIDRMaskSize or add nodes)"))

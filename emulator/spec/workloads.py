@@ -92,8 +92,8 @@ def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source) -> Job
     policy = template.spec.restart_policy
     if policy not in ("OnFailure", "Never"):
         where = spec + ("template", "spec", "restartPolicy")
-        r.fail(where, (f'Unsupported value: "{policy}": ' if r.get(where) else "Required value: valid values: ")
-               + '"OnFailure", "Never"')
+        r.fail(where, (f'Unsupported value: "{policy}": supported values: ' if r.get(where)
+                       else "Required value: valid values: ") + '"OnFailure", "Never"')
     mode = r.string(spec + ("completionMode",), "NonIndexed")
     if mode == "Indexed":
         r.fail(spec + ("completionMode",), "completionMode Indexed is not emulated yet (only NonIndexed)")

@@ -51,6 +51,7 @@ def test_kubectl_create_job_runs_to_completion(cluster):
     name = pod["metadata"]["name"]
     assert pod["status"]["phase"] == "Succeeded"
     assert kubectl("logs", "job/hello").stdout.strip() == f"hello from {name}"
+    assert kubectl("logs", "-f", "job/hello", timeout=20).stdout.strip() == f"hello from {name}"  # ends: it ran
     # the kubelet ended the finished pod's sandbox: no network namespace left, nothing to exec into
     poll(lambda: not [n for n in os.listdir("/run/netns") if n.endswith(f"_default_{name}")], timeout=10,
          what="the finished pod's network namespace to go")

@@ -145,7 +145,8 @@ def test_deleting_a_job_deletes_its_pods_and_its_template_cannot_change():
 
 
 @pytest.mark.parametrize("text, field, message", [
-    (JOB % {"spec": "", "policy": "Always"}, "spec.template.spec.restartPolicy", 'Unsupported value: "Always"'),
+    (JOB % {"spec": "", "policy": "Always"}, "spec.template.spec.restartPolicy",
+     'Unsupported value: "Always": supported values: "OnFailure", "Never"'),
     (JOB.replace("      restartPolicy: %(policy)s\n", "") % {"spec": ""}, "spec.template.spec.restartPolicy",
      'Required value: valid values: "OnFailure", "Never"'),
     (JOB % {"spec": "completionMode: Indexed", "policy": "Never"}, "spec.completionMode", "not emulated yet"),
