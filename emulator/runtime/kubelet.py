@@ -82,9 +82,12 @@ class Kubelet:
         """A pod that ran to completion (Succeeded, or Failed with nothing to restart) gives its
         sandbox back, as the kubelet ends a finished pod's sandbox: its namespaces, port, cgroups
         and address go (so a Job of many completions does not fill its nodes); its folder, with
-        the containers' logs, stays until the pod is deleted (``kubectl logs job/x``)."""
+        the containers' logs, stays until the pod is deleted (``kubectl logs job/x``). Not a pod
+        with a container's streams kept for attach (``kubectl run -i``): the shim relays its last
+        output to the client after the exit, and tearing the sandbox down would cut it short."""
         done = [k for k, r in ((k, self._rec(k)) for k in self.boxes if k not in self.terminating)
-                if r is not None and not r.deleting and r.status.phase in ("Succeeded", "Failed")]
+                if r is not None and not r.deleting and r.status.phase in ("Succeeded", "Failed")
+                and not any(c.attachable for c in r.obj.spec.containers)]
         for key in done:
             self.probes.forget(key)
             for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
