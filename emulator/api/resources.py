@@ -86,6 +86,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("", "v1", "ConfigMap", "configmaps", True, ("cm",)),
     Resource("", "v1", "ServiceAccount", "serviceaccounts", True, ("sa",)),
     Resource("", "v1", "Event", "events", True, ("ev",), verbs=READ_VERBS),
+    # not emulated, and so always empty (read-only): served because clients list them
+    # (``kubectl cluster-info dump``, ``kubectl get all``), as on any cluster with none
+    Resource("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), ("all",), verbs=READ_VERBS),
     Resource("apps", "v1", "Deployment", "deployments", True, ("deploy",), ("all",)),
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",)),
     Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),

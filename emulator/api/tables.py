@@ -210,6 +210,8 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
                   ["CONTAINERS", "IMAGES", "SELECTOR"], _ds_row),
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
+    "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
+                              _rs_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [],
                             lambda o, w: [o["metadata"]["name"], str(o["spec"].get("minAvailable", "N/A")),

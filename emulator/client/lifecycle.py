@@ -243,7 +243,8 @@ def status_text(cluster: str | None) -> str:
     helpers = ", ".join(parts)
     return (f"cluster {s['cluster']} ({s['file']}): {s['phase']}, manager pid {s['pid']}, slot {s['slot']}\n"
             f"nodes: {', '.join(s['nodes'])}\n"
-            f"pods: {s['running']}/{s['pods']} running and ready; data plane "
+            f"pods: {s['running']}/{s['pods']} running and ready"
+            + (f", {s['completed']} completed" if s.get("completed") else "") + "; data plane "
             f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
             f"helpers: {helpers}\n"
             f"run directory: {s['run']}\n")

@@ -33,7 +33,7 @@ def meta(rec: Record, namespaced: bool = True, owner_uid: str = "") -> dict:
         out["deletionGracePeriodSeconds"] = 0
     owner = getattr(rec.obj, "owner", None)
     if owner:
-        out["ownerReferences"] = [{"apiVersion": SUPPORTED_KINDS.get(owner[0], "apps/v1"), "kind": owner[0], "name": owner[1], "uid": owner_uid,
+        out["ownerReferences"] = [{"apiVersion": SUPPORTED_KINDS.get(owner[0], "v1"), "kind": owner[0], "name": owner[1], "uid": owner_uid,
                                    "controller": True, "blockOwnerDeletion": True}]
         if owner[0] == "ReplicaSet":
             out["generateName"] = owner[1] + "-"

@@ -25,7 +25,8 @@ from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import POD_OWNERS, SCALABLE, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
-from emulator.cluster import daemonsets, deploystatus, jobs, nodes, revisions, rollout, services, statefulsets
+from emulator.cluster import (daemonsets, deploystatus, jobs, nodes, revisions, rollout, services, statefulsets,
+                              staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState, Record
@@ -443,6 +444,7 @@ def namespace_defaults(state: ClusterState) -> None:
 def reconcile(state: ClusterState) -> None:
     """One pass of every controller, in dependency order."""
     namespace_defaults(state)
+    staticpods.ensure(state)
     finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)

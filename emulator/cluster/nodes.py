@@ -56,6 +56,9 @@ def cordon(state: ClusterState, name: str, unschedulable: bool = True) -> str:
     return f"node/{name} {word}"
 
 
+MIRROR = "kubernetes.io/config.mirror"
+
+
 def _evictable(state: ClusterState, name: str) -> list[Record]:
     return sorted((r for r in state.pods() if r.status.node == name and not r.deleting),
                   key=lambda r: r.obj.key)
@@ -108,7 +111,8 @@ def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str
     # a DaemonSet's pod would come straight back (it tolerates the cordon): left running, as
     # kubectl drain --ignore-daemonsets leaves it
     daemons = [r for r in pods if r.obj.owner and r.obj.owner[0] == "DaemonSet"]
-    pods = [r for r in pods if r not in daemons]
+    # a static pod's mirror is the kubelet's, not the API's to evict: kubectl drain leaves it
+    pods = [r for r in pods if r not in daemons and MIRROR not in r.obj.meta.annotations]
     bare = [r for r in pods if r.obj.owner is None]
     if bare and not force:
         listed = ", ".join(r.obj.key for r in bare)

@@ -78,6 +78,9 @@ def _container_status(pod_rec: Record, name: str, image: str) -> dict:
 
 def _owner_uid(rec: Record, state: ClusterState) -> str:
     owner = getattr(rec.obj, "owner", None)
+    if owner and owner[0] == "Node":  # a mirror pod's (its Node's uid as node_object gives it)
+        node = next((n for n in state.config.nodes if n.name == owner[1]), None)
+        return f"node-{node.index}" if node is not None else ""
     found = state.get(owner[0], rec.obj.meta.namespace, owner[1]) if owner else None
     return found.uid if found else ""
 

@@ -21,6 +21,16 @@ class Image:
     cmd: tuple[str, ...]
     description: str = ""
     files: str = ""  # a maker in emulator.images.files: the image's files, written by the kubelet
+    stand_in: bool = False  # runs its own ENTRYPOINT whatever the container's command says
+
+
+def stand_in(component: str) -> Image:
+    """A control-plane image (kubeadm's static pods): k8semu's manager does that work, so the
+    container only says so and sleeps; its command line (the flags a student greps for) is shown,
+    never run. The text is fixed here, not taken from a manifest."""
+    return Image(("sh", "-c", f"echo 'k8semu: this pod stands for {component}; the manager process does its work "
+                  "(k8semu status)'; exec sleep infinity"), (), f"stand-in for {component} (the manager does its work)",
+                 stand_in=True)
 
 
 def image_of(container: Container, extra: Mapping[str, Image]) -> Image | None:
@@ -62,6 +72,10 @@ BUILTIN: dict[str, Image] = {
     "nicolaka/netshoot": SLEEP,
     "python": SLEEP,
     "registry.k8s.io/pause": SLEEP,
+    "registry.k8s.io/kube-apiserver": stand_in("kube-apiserver"),
+    "registry.k8s.io/kube-controller-manager": stand_in("kube-controller-manager"),
+    "registry.k8s.io/kube-scheduler": stand_in("kube-scheduler"),
+    "registry.k8s.io/etcd": stand_in("etcd"),
     "k8s.gcr.io/pause": SLEEP,
     "registry.k8s.io/e2e-test-images/regression-issue-74839": Image(
         ("{python}", "-m", "emulator.images.boom"), (),
@@ -121,7 +135,9 @@ def argv_for(container: Container, extra: Mapping[str, Image], env: Mapping[str,
         UnknownImage: no mapping for the image and no ``command`` in the manifest.
     """
     image = lookup(container.image, extra)
-    if container.command:
+    if image is not None and image.stand_in:
+        entry, cmd = image.entrypoint, image.cmd
+    elif container.command:
         entry, cmd = container.command, container.args
     elif image is None:
         raise UnknownImage(container.image, list(BUILTIN) + list(extra))

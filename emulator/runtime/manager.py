@@ -130,6 +130,7 @@ class Manager(Requests):
                 self.supervisor.add(f"dns {ext.name}", self._external_dns(ext))
         self._publish_snapshots()
         with self.lock:
+            self.state.static_pods = True  # kubeadm's control-plane pods, kept by the reconcile loop
             controllers.apply(self.state, addons.cluster_dns(self.config))
             controllers.apply(self.state, addons.ingress_nginx(self.config))
             controllers.apply(self.state, list(self.config.manifests))

@@ -29,13 +29,15 @@ class Requests:
         """The cluster at a glance (``k8semu status``, ``up`` waiting for readiness)."""
         with self.lock:
             st = self.state
-            pods = st.pods()
+            # a pod that ran to completion (a Job's) no longer runs: not counted as one to wait for
+            completed = [p for p in st.pods() if p.status.phase in ("Succeeded", "Failed")]
+            pods = [p for p in st.pods() if p.status.phase not in ("Succeeded", "Failed")]
             helpers = {h.name: {"pid": h.proc.pid if h.proc else None, "restarts": h.restarts, "held": h.held,
                                 "running": bool(h.proc and h.proc.poll() is None)}
                        for h in self.supervisor.helpers.values()}
             hosts = [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]
             return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
-                    "nodes": [n.name for n in self.config.nodes], "pods": len(pods),
+                    "nodes": [n.name for n in self.config.nodes], "pods": len(pods), "completed": len(completed),
                     "control_plane": [n.name for n in self.config.nodes if n.role == "control-plane"],
                     "external_hosts": [h.name for h in self.config.external_hosts],
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),

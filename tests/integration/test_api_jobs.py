@@ -56,6 +56,8 @@ def test_kubectl_create_job_runs_to_completion(cluster):
     poll(lambda: not [n for n in os.listdir("/run/netns") if n.endswith(f"_default_{name}")], timeout=10,
          what="the finished pod's network namespace to go")
     assert cluster.client.pod(name)["finished"] == "Succeeded"
+    status = cluster.client.status()  # what `up` waits on: a completed pod is not one to wait for
+    assert status["completed"] == 1 and status["running"] == status["pods"]
     assert "completed pod" in kubectl("exec", name, "--", "true", check=False).stderr
     row = kubectl("get", "job", "hello", "--no-headers").stdout.split()
     assert row[:3] == ["hello", "Complete", "1/1"]

@@ -100,7 +100,10 @@ def test_run_it_gives_a_terminal_of_the_clients_size(cluster):
                   {**os.environ, "KUBECONFIG": str(KUBECONFIG)})
     try:
         read_until(fd, b"If you don't see a command prompt")
-        os.write(fd, b"stty size; [ -t 0 ] && [ -t 1 ] && echo on-a-$((2*3))-tty\r")
+        # kubectl sends the terminal's size and the typed text on separate streams, in no set
+        # order (a command may run before the resize arrives): the shell waits for a size first
+        os.write(fd, b'while [ "$(stty size)" = "0 0" ]; do sleep 0.05; done; '
+                     b"stty size; [ -t 0 ] && [ -t 1 ] && echo on-a-$((2*3))-tty\r")
         shown = read_until(fd, b"on-a-6-tty\r\n")
         assert b"30 100\r\n" in shown
         os.write(fd, b"exit\r")
