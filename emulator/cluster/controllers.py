@@ -111,6 +111,10 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     for obj in sorted(objects, key=lambda o: not isinstance(o, Namespace)):
         kind = kind_of(obj)
         old = state.get(kind, obj.meta.namespace, obj.meta.name)
+        if old is not None and getattr(old.obj, "owner", None) and getattr(obj, "owner", ()) is None:
+            # the controller's reference is the server's to keep: a client writing the object back
+            # (kubectl label pod, a patch) does not orphan it
+            obj = replace(obj, owner=old.obj.owner)
         verb = "created" if old is None else ("unchanged" if old.obj == obj else "configured")
         state.put(kind, obj)
         lines.append(f"{resource(kind)}/{obj.meta.name} {verb}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,16 @@ def test_a_pod_is_rendered_again_only_when_what_it_shows_changed(state: ClusterS
     controllers.forget_pod(state, victim)
     render.objects(state, "Pod", None)
     assert victim.uid not in state.rendered  # a pod gone leaves no rendering behind
+
+
+def test_a_client_writing_an_owned_pod_back_keeps_its_owner():
+    """``kubectl label pod`` on a ReplicaSet's pod: the pod keeps its controller (the API server
+    keeps ownerReferences), so the ReplicaSet does not start another."""
+    st = default_state()
+    settle(st)
+    rec = next(r for r in st.pods("default") if r.obj.owner and r.obj.owner[0] == "ReplicaSet")
+    count = len([r for r in st.pods("default") if not r.deleting])
+    labelled = replace(rec.obj, meta=replace(rec.obj.meta, labels={**rec.obj.meta.labels, "x": "y"}), owner=None)
+    assert controllers.apply(st, [labelled]) == [f"pod/{rec.obj.meta.name} configured"]
+    assert st.get("Pod", "default", rec.obj.meta.name).obj.owner == rec.obj.owner
+    assert len([r for r in st.pods("default") if not r.deleting]) == count
