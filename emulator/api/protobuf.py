@@ -24,11 +24,14 @@ META = {1: ("name", "string"), 2: ("generateName", "string"), 3: ("namespace", "
         4: ("selfLink", "skip"), 5: ("uid", "skip"), 6: ("resourceVersion", "string"),
         7: ("generation", "skip"), 8: ("creationTimestamp", "skip"), 9: ("deletionTimestamp", "skip"),
         10: ("deletionGracePeriodSeconds", "skip"), 11: ("labels", "{}string"),
-        12: ("annotations", "{}string"), 14: ("finalizers", "[]string"), 17: ("managedFields", "skip")}
+        12: ("annotations", "{}string"), 13: ("ownerReferences", "[]OwnerReference"), 14: ("finalizers", "[]string"),
+        17: ("managedFields", "skip")}
 MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "Unknown": {1: ("typeMeta", "TypeMeta"), 2: ("raw", "rawbytes"), 3: ("contentEncoding", "string"),
                 4: ("contentType", "string")},
     "TypeMeta": {1: ("apiVersion", "string"), 2: ("kind", "string")},
+    "OwnerReference": {1: ("kind", "string"), 3: ("name", "string"), 4: ("uid", "string"), 5: ("apiVersion", "string"),
+                       6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool")},
     "ObjectMeta": META,
     "LabelSelector": {1: ("matchLabels", "{}string"), 2: ("matchExpressions", "[]LabelSelectorRequirement")},
     "LabelSelectorRequirement": {1: ("key", "string"), 2: ("operator", "string"), 3: ("values", "[]string")},
@@ -42,6 +45,12 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
     "RollingUpdateDeployment": {1: ("maxUnavailable", "IntOrString"), 2: ("maxSurge", "IntOrString")},
     "PodTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "PodSpec")},
     "Job": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec"), 3: ("status", "skip")},
+    "CronJob": {1: ("metadata", "ObjectMeta"), 2: ("spec", "CronJobSpec"), 3: ("status", "skip")},
+    "CronJobSpec": {1: ("schedule", "string"), 2: ("startingDeadlineSeconds", "int"), 3: ("concurrencyPolicy", "string"),
+                    4: ("suspend", "bool"), 5: ("jobTemplate", "JobTemplateSpec"),
+                    6: ("successfulJobsHistoryLimit", "int!"), 7: ("failedJobsHistoryLimit", "int!"),
+                    8: ("timeZone", "string")},
+    "JobTemplateSpec": {1: ("metadata", "ObjectMeta"), 2: ("spec", "JobSpec")},
     "JobSpec": {1: ("parallelism", "int!"), 2: ("completions", "int!"), 3: ("activeDeadlineSeconds", "int"),
                 4: ("selector", "LabelSelector"), 5: ("manualSelector", "bool"), 6: ("template", "PodTemplateSpec"),
                 7: ("backoffLimit", "int!"), 8: ("ttlSecondsAfterFinished", "int!"), 9: ("completionMode", "string"),
@@ -79,7 +88,7 @@ MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
                   4: ("immutable", "bool")},
     "ServiceAccount": {1: ("metadata", "ObjectMeta"), 4: ("automountServiceAccountToken", "bool")},
 }
-KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap", "ServiceAccount", "Job")
+KINDS = ("Deployment", "Pod", "Service", "Namespace", "Secret", "ConfigMap", "ServiceAccount", "Job", "CronJob")
 
 
 class ProtobufError(ValueError):

@@ -94,6 +94,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",)),
     Resource("batch", "v1", "Job", "jobs", True, (), ("all",)),
+    Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
     Resource("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",)),

@@ -140,6 +140,18 @@ def _job_row(j: dict, wide: bool) -> list[str]:
     return [j["metadata"]["name"], status, completions, duration, age(j)] + (_template_cols(j) if wide else [])
 
 
+def _cronjob_row(c: dict, wide: bool) -> list[str]:
+    """kube-apiserver's printCronJob."""
+    spec, st = c["spec"], c["status"]
+    last = human_age(time.time() - epoch(st["lastScheduleTime"])) if st.get("lastScheduleTime") else "<none>"
+    row = [c["metadata"]["name"], spec["schedule"], spec.get("timeZone", "<none>"), str(spec["suspend"]),
+           str(len(st.get("active", []))), last, age(c)]
+    if wide:
+        containers = spec["jobTemplate"]["spec"]["template"]["spec"].get("containers", [])
+        row += [",".join(x["name"] for x in containers), ",".join(x["image"] for x in containers), "<none>"]
+    return row
+
+
 def _ns_row(n: dict, wide: bool) -> list[str]:
     return [n["metadata"]["name"], n["status"]["phase"], age(n)]
 
@@ -212,6 +224,8 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
     "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                               _rs_row),
+    "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],
+                ["CONTAINERS", "IMAGES", "SELECTOR"], _cronjob_row),
     "Namespace": (["NAME", "STATUS", "AGE"], [], _ns_row),
     "PodDisruptionBudget": (["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"], [],
                             lambda o, w: [o["metadata"]["name"], str(o["spec"].get("minAvailable", "N/A")),

@@ -24,9 +24,10 @@ from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
-from emulator.model.workload import POD_OWNERS, SCALABLE, DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
-from emulator.cluster import (daemonsets, deploystatus, jobs, nodes, revisions, rollout, services, statefulsets,
-                              staticpods)
+from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
+                                     StatefulSet)
+from emulator.cluster import (cronjobs, daemonsets, deploystatus, jobs, nodes, revisions, rollout, services,
+                              statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState, Record
@@ -35,7 +36,7 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
          ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
-         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job"}
+         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job", CronJob: "CronJob"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -52,7 +53,7 @@ def revision_of(obj) -> int:
     return int(value) if value.isdigit() else 0
 
 
-GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "Job": "batch",
+GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "Job": "batch", "CronJob": "batch",
           "EndpointSlice": "discovery.k8s.io",
           "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
           "IngressClass": "networking.k8s.io", "PodDisruptionBudget": "policy"}
@@ -404,7 +405,7 @@ def finish_foreground(state: ClusterState) -> None:
     """The garbage collector's end of a foreground deletion: an owner waiting with the
     foregroundDeletion finalizer goes once nothing it owns is left (pods, then their
     ReplicaSet, then the Deployment, in one pass)."""
-    for kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job"):
+    for kind in ("ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob"):
         children = by_owner(state)
         for rec in state.list(kind):
             if rec.finalizers and not children.get((kind, rec.obj.meta.namespace, rec.obj.meta.name)):
@@ -452,11 +453,12 @@ def reconcile(state: ClusterState) -> None:
     finish_foreground(state)
     reconcile_deployments(state)
     reconcile_replicasets(state)
-    if state.kinds.get("StatefulSet") or state.kinds.get("DaemonSet") or state.kinds.get("Job") or state.jobs:
+    if any(state.kinds.get(k) for k in ("StatefulSet", "DaemonSet", "Job", "CronJob")) or state.jobs or state.cronjobs:
         children = by_owner(state)
         statefulsets.reconcile(state, children)
         daemonsets.reconcile(state, children)
-        jobs.reconcile(state, children)
+        cronjobs.reconcile(state, children)
+        jobs.reconcile(state, by_owner(state) if state.kinds.get("CronJob") else children)
     if state.workloads:
         revisions.forget(state, ("StatefulSet", "DaemonSet"))
     schedule_pods(state)

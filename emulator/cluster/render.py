@@ -233,7 +233,7 @@ def ingress_class_object(rec: Record) -> dict:
 
 
 RENDER_WORKLOADS = {"StatefulSet": render_workloads.statefulset_object, "DaemonSet": render_workloads.daemonset_object,
-                    "Job": render_workloads.job_object}
+                    "Job": render_workloads.job_object, "CronJob": render_workloads.cronjob_object}
 
 
 def objects(state: ClusterState, kind: str, namespace: str | None,

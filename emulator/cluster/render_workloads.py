@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from emulator.cluster import daemonsets, jobs, statefulsets
+from emulator.cluster import cronjobs, daemonsets, jobs, statefulsets
 from emulator.cluster.apimeta import meta, timestamp
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.pod import PodTemplate
@@ -69,4 +69,37 @@ def job_object(rec: Record, state: ClusterState, children: dict | None = None) -
     if not job.selector:
         del spec["manualSelector"]
     status = jobs.status(state, rec, _pods(state, "Job", rec, children), timestamp)
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(rec), "spec": spec, "status": status}
+    owner = state.get(job.owner[0], job.meta.namespace, job.owner[1]) if job.owner else None
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(rec, owner_uid=owner.uid if owner else ""),
+            "spec": spec, "status": status}
+
+
+def _job_spec(job) -> dict:
+    spec: dict[str, Any] = {"parallelism": job.parallelism, "backoffLimit": job.backoff_limit,
+                            "template": template_object(job.template), "completionMode": "NonIndexed",
+                            "suspend": job.suspend}
+    if job.completions is not None:
+        spec["completions"] = job.completions
+    return spec
+
+
+def cronjob_object(rec: Record, state: ClusterState, children: dict | None = None) -> dict:
+    """A CronJob with the defaults the API server fills in and its controller's status."""
+    cj = rec.obj
+    template: dict[str, Any] = {"metadata": {}, "spec": _job_spec(cj.job)}
+    if cj.job_labels:
+        template["metadata"]["labels"] = dict(cj.job_labels)
+    if cj.job_annotations:
+        template["metadata"]["annotations"] = dict(cj.job_annotations)
+    spec: dict[str, Any] = {"schedule": cj.schedule, "concurrencyPolicy": cj.concurrency, "suspend": cj.suspend,
+                            "jobTemplate": template, "successfulJobsHistoryLimit": cj.successful_history,
+                            "failedJobsHistoryLimit": cj.failed_history}
+    if cj.time_zone:
+        spec["timeZone"] = cj.time_zone
+    if cj.starting_deadline is not None:
+        spec["startingDeadlineSeconds"] = cj.starting_deadline
+    key = (rec.obj.meta.namespace, rec.obj.meta.name)
+    owned = children.get(("CronJob", *key), []) if children is not None else \
+        [r for r in state.list("Job", key[0]) if r.obj.owner == ("CronJob", key[1])]
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta(rec), "spec": spec,
+            "status": cronjobs.status(state, rec, owned, timestamp)}

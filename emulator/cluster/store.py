@@ -101,6 +101,7 @@ class ClusterState:
     rendered: dict = field(default_factory=dict)  # pod uid -> (object, what its rendering shows, rendering)
     workloads: dict = field(default_factory=dict)  # (kind, ns, name) -> revisions.History of a StatefulSet/DaemonSet
     jobs: dict = field(default_factory=dict)  # (ns, name, uid) -> jobs.Track
+    cronjobs: dict = field(default_factory=dict)  # (ns, name, uid) -> cronjobs.Track
     static_pods: bool = False  # keep kubeadm's control-plane mirror pods (staticpods.py): set by the manager
 
     def __post_init__(self) -> None:

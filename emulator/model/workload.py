@@ -95,13 +95,36 @@ class Job:
     backoff_limit: int = 6
     suspend: bool = False
     selector: LabelSelector | None = None  # set only with manualSelector: true
+    owner: tuple[str, str] | None = None  # ("CronJob", name) for a Job a CronJob made
 
     @property
     def key(self) -> str:
         return f"{self.meta.namespace}/{self.meta.name}"
 
 
-# kinds whose controllers own pods (the garbage collector follows them) and those with a scale
+@dataclass(frozen=True)
+class CronJob:
+    """Jobs made from ``job`` (its labels and annotations from the jobTemplate's metadata) at the
+    times ``schedule`` (five cron fields, in ``time_zone``, UTC by default) names."""
+    meta: ObjectMeta
+    schedule: str
+    job: Job
+    job_labels: dict[str, str] = field(default_factory=dict)
+    job_annotations: dict[str, str] = field(default_factory=dict)
+    source: SourceRef | None = field(default=None, compare=False)
+    time_zone: str = ""
+    concurrency: str = "Allow"  # Allow | Forbid | Replace
+    suspend: bool = False
+    starting_deadline: int | None = None
+    successful_history: int = 3
+    failed_history: int = 1
+
+    @property
+    def key(self) -> str:
+        return f"{self.meta.namespace}/{self.meta.name}"
+
+
+# kinds whose controllers own pods (a CronJob, Jobs) (the garbage collector follows them) and those with a scale
 # subresource (kubectl scale): defined once, read by the controllers, the API and the CLI
-POD_OWNERS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job")
+POD_OWNERS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob")
 SCALABLE = ("Deployment", "ReplicaSet", "StatefulSet")

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from emulator.cluster import addons, controllers, dnsview
+from emulator.cluster import addons, controllers, cronjobs, dnsview
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
@@ -369,7 +369,9 @@ class Manager(Requests):
         # that the kubelet acts on below is current
         self._supervise()
         changed = self.kubelet.tick()
-        if changed:  # a pod started, ended or changed readiness: a rollout's next step, the endpoints
+        # a pod started, ended or changed readiness (a rollout's next step, the endpoints), or a
+        # CronJob's time has come
+        if changed or cronjobs.due(self.state, time.time()):
             controllers.reconcile(self.state)
         else:
             controllers.reconcile_endpoints(self.state)

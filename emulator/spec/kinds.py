@@ -25,10 +25,11 @@ SUPPORTED_KINDS = {
     "StatefulSet": "apps/v1",
     "DaemonSet": "apps/v1",
     "Job": "batch/v1",
+    "CronJob": "batch/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "CronJob": "batch/v1", "Role": "rbac.authorization.k8s.io/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
@@ -79,6 +80,8 @@ DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionH
 DAEMONSET_SPEC_KNOWN = {"minReadySeconds"}
 JOB_SPEC_SUPPORTED = {"template", "completions", "parallelism", "backoffLimit", "suspend", "selector",
                       "manualSelector", "completionMode"}
+CRONJOB_SPEC_SUPPORTED = {"schedule", "timeZone", "startingDeadlineSeconds", "concurrencyPolicy", "suspend",
+                          "jobTemplate", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"}
 JOB_SPEC_KNOWN = {"activeDeadlineSeconds", "ttlSecondsAfterFinished", "podFailurePolicy", "successPolicy",
                   "backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy", "managedBy"}
 TEMPLATE_SUPPORTED = {"metadata", "spec"}

@@ -407,10 +407,15 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         supported, known = workloads.SPECS[kind]
         ds_meta, _, selector, template, _ = _workload(r, meta, known, source, supported)
         obj = workloads.parse_daemonset(r, ds_meta, selector, template, source)
-    elif kind == "Job":
-        supported, known = workloads.SPECS[kind]
-        r.mapping(("spec",), supported, known, required=("template",))
-        obj = workloads.parse_job(r, meta, _template(r, ("spec", "template")), source)
+    elif kind in ("Job", "CronJob"):
+        spec: PathKey = ("spec",) if kind == "Job" else ("spec", "jobTemplate", "spec")
+        if kind == "CronJob":
+            r.mapping(("spec",), workloads.SPECS[kind][0], required=("schedule", "jobTemplate"))
+            r.mapping(("spec", "jobTemplate"), {"metadata", "spec"}, required=("spec",))
+        r.mapping(spec, *workloads.SPECS["Job"], required=("template",))
+        obj = workloads.parse_job(r, meta, _template(r, spec + ("template",)), source, spec)
+        if kind == "CronJob":
+            obj = workloads.parse_cronjob(r, meta, obj, source)
     elif kind == "Service":
         obj = services.parse_service(r, meta, source)
         if meta.name and not validation.is_dns1035_label(meta.name):

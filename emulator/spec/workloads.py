@@ -3,13 +3,16 @@ server's apps and batch validation checks them (the template, and for the apps k
 selector and replicas, are read by ``manifests``, shared with Deployments)."""
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import replace
+
+from croniter import croniter
 
 from emulator.model import validation
 from emulator.model.meta import ObjectMeta
 from emulator.model.pod import PodTemplate
 from emulator.model.selectors import LabelSelector
-from emulator.model.workload import DaemonSet, Job, StatefulSet
+from emulator.model.workload import CronJob, DaemonSet, Job, StatefulSet
 from emulator.spec import kinds, labels
 from emulator.spec.disruption import int_or_percent
 from emulator.spec.reader import Reader
@@ -83,12 +86,12 @@ def parse_daemonset(r: Reader, meta: ObjectMeta, selector: LabelSelector, templa
 JOB_LABELS = ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid", "job-name")
 
 
-def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source) -> Job:
+def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source, spec: tuple = ("spec",)) -> Job:
     """A Job as the API server validates it: the template's restartPolicy OnFailure or Never,
     completions and parallelism defaulted together (both unset: one pod, once), the selector
     generated unless ``manualSelector`` (a client's copy of the generated one is accepted),
-    NonIndexed completion (Indexed is refused: not emulated yet)."""
-    spec = ("spec",)
+    NonIndexed completion (Indexed is refused: not emulated yet). ``spec``: where the JobSpec is
+    (a CronJob's is under spec.jobTemplate.spec)."""
     policy = template.spec.restart_policy
     if policy not in ("OnFailure", "Never"):
         where = spec + ("template", "spec", "restartPolicy")
@@ -120,6 +123,56 @@ def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source) -> Job
                selector if manual else None)
 
 
+# robfig/cron's descriptors, which kube-controller-manager's parser takes, as the five fields they mean
+DESCRIPTORS = {"@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+               "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"}
+MAX_CRONJOB_NAME = 52  # the API server's limit: a Job's name adds '-' and up to 10 digits
+
+
+def check_schedule(text: str) -> str | None:
+    """kube-apiserver's rule for spec.schedule: five cron fields (minute hour day-of-month month
+    day-of-week, with names, ranges, steps) or a descriptor; TZ= belongs in spec.timeZone."""
+    schedule = DESCRIPTORS.get(text.strip(), text)
+    if "TZ" in schedule:
+        return "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+    if schedule.startswith("@"):
+        return f"unparseable cron descriptor {text!r} (k8semu takes {', '.join(DESCRIPTORS)})"
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        return f"unparseable schedule {text!r}: expected five fields: minute hour day-of-month month day-of-week"
+    return None
+
+
+def check_time_zone(name: str) -> str | None:
+    """An IANA time zone name the machine's tz database holds (the API server's check)."""
+    if not name or name != name.strip() or ".." in name or name.startswith("/"):
+        return f"unknown time zone {name!r}"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return f"unknown time zone {name!r}"
+    return None
+
+
+def parse_cronjob(r: Reader, meta: ObjectMeta, job: Job, source) -> CronJob:
+    """A CronJob: its schedule, time zone, concurrency policy, deadlines and history limits, and
+    the jobTemplate (its JobSpec read by ``parse_job``)."""
+    spec = ("spec",)
+    if meta.name and len(meta.name) > MAX_CRONJOB_NAME:
+        r.fail(("metadata", "name"), f"must be no more than {MAX_CRONJOB_NAME} characters")
+    schedule = r.string(spec + ("schedule",), "", check=check_schedule) or ""
+    zone = r.string(spec + ("timeZone",), "", check=lambda v: check_time_zone(v) if v else None) or ""
+    concurrency = _one_of(r, spec + ("concurrencyPolicy",), "Allow", ("Allow", "Forbid", "Replace"))
+    template = spec + ("jobTemplate", "metadata")
+    r.mapping(template, {"labels", "annotations"}, ())
+    return CronJob(meta, DESCRIPTORS.get(schedule.strip(), schedule), job,
+                   labels.labels(r, template + ("labels",)), labels.labels(r, template + ("annotations",), False),
+                   source, zone, concurrency, bool(r.typed(spec + ("suspend",), bool, False)),
+                   r.integer(spec + ("startingDeadlineSeconds",), None, 0, 2**63 - 1),
+                   r.integer(spec + ("successfulJobsHistoryLimit",), 3, 0, MAX_INT32),
+                   r.integer(spec + ("failedJobsHistoryLimit",), 1, 0, MAX_INT32))
+
+
 SPECS = {"StatefulSet": (kinds.STATEFULSET_SPEC_SUPPORTED, kinds.STATEFULSET_SPEC_KNOWN),
          "DaemonSet": (kinds.DAEMONSET_SPEC_SUPPORTED, kinds.DAEMONSET_SPEC_KNOWN),
-         "Job": (kinds.JOB_SPEC_SUPPORTED, kinds.JOB_SPEC_KNOWN)}
+         "Job": (kinds.JOB_SPEC_SUPPORTED, kinds.JOB_SPEC_KNOWN),
+         "CronJob": (kinds.CRONJOB_SPEC_SUPPORTED, ())}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 import pytest
 
@@ -87,3 +88,37 @@ def test_a_failing_job_stops_at_its_backoff_limit(cluster):
     assert status["failed"] == 2 and status["conditions"][-1]["reason"] == "BackoffLimitExceeded"
     assert sorted(p["status"]["phase"] for p in pods("broken")) == ["Failed", "Failed"]
     assert kubectl("get", "job", "broken", "--no-headers").stdout.split()[:3] == ["broken", "Failed", "0/1"]
+
+
+CRON = """apiVersion: batch/v1
+kind: CronJob
+metadata: {name: tick}
+spec:
+  schedule: "* * * * *"
+  successfulJobsHistoryLimit: 1
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: date, image: busybox, command: [sh, -c, "echo tick"]}]
+"""
+
+
+def test_a_cronjob_runs_its_job_at_the_next_minute_and_kubectl_can_start_one_by_hand(cluster):
+    kubectl("apply", "-f", "-", input=CRON)
+    kubectl("create", "job", "by-hand", "--from=cronjob/tick")  # the course's way to try a CronJob now
+    kubectl("wait", "--for=condition=complete", "job/by-hand", "--timeout=60s")
+    assert kubectl("logs", "job/by-hand").stdout.strip() == "tick"
+
+    def scheduled() -> list[dict]:
+        return [j for j in json.loads(kubectl("get", "jobs", "-o", "json").stdout)["items"]
+                if (j["metadata"].get("ownerReferences") or [{}])[0].get("kind") == "CronJob"]
+    first = poll(scheduled, timeout=75, interval=1, what="the CronJob's first Job (at the next minute)")[0]
+    name = first["metadata"]["name"]
+    assert name.startswith("tick-") and int(name.split("-")[1]) * 60 >= time.time() - 120
+    kubectl("wait", "--for=condition=complete", f"job/{name}", "--timeout=60s")
+    row = kubectl("get", "cronjob", "tick", "--no-headers").stdout.split()
+    assert row[:5] == ["tick", "*", "*", "*", "*"] and row[7] == "False" and row[9] != "<none>"
+    kubectl("delete", "cronjob", "tick")
+    poll(lambda: not scheduled(), timeout=30, what="its Jobs to go with it")

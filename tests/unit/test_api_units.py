@@ -54,7 +54,7 @@ def test_routes():
     assert h.route("/api/v1/namespaces/demo").resource.kind == "Namespace"
     assert h.route("/api/v1/namespaces/demo").name == "demo"
     assert h.route("/apis/networking.k8s.io/v1").discovery
-    for bad in ("/api/v2/pods", "/apis/apps/v1/namespaces/x/nodes", "/apis/batch/v1/cronjobs", "/api"):
+    for bad in ("/api/v2/pods", "/apis/apps/v1/namespaces/x/nodes", "/apis/batch/v1/podtemplates", "/api"):
         with pytest.raises(ApiError) as err:
             h.route(bad)
         assert err.value.code == 404
@@ -182,9 +182,9 @@ def test_protobuf_refuses_what_it_cannot_read():
     from emulator.api import protobuf
     with pytest.raises(protobuf.ProtobufError, match="magic"):
         protobuf.read_object(b"{}")
-    cron = protobuf.MAGIC + _pb(1, _pb(1, "batch/v1") + _pb(2, "CronJob")) + _pb(2, b"")
-    with pytest.raises(protobuf.ProtobufError, match="CronJob is not read"):
-        protobuf.read_object(cron)
+    sts = protobuf.MAGIC + _pb(1, _pb(1, "apps/v1") + _pb(2, "StatefulSet")) + _pb(2, b"")
+    with pytest.raises(protobuf.ProtobufError, match="StatefulSet is not read"):
+        protobuf.read_object(sts)
     odd = protobuf.MAGIC + _pb(1, _pb(1, "v1") + _pb(2, "Namespace")) + _pb(2, _pb(1, _pb(15, "x")))
     with pytest.raises(protobuf.ProtobufError, match="field 15 of ObjectMeta"):
         protobuf.read_object(odd)
