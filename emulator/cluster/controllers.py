@@ -30,7 +30,7 @@ from emulator.cluster import (cronjobs, daemonsets, deploystatus, jobs, nodes, r
                               statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
-from emulator.cluster.store import ClusterState, Record
+from emulator.cluster.store import ClusterState, Record, spreads
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
@@ -357,7 +357,8 @@ def schedule_pods(state: ClusterState) -> None:
         state.events.normal("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Scheduled",
                             f"Successfully assigned {rec.obj.meta.namespace}/{rec.obj.meta.name} to {node}",
                             source="default-scheduler")
-        load[node] = load.get(node, 0) + 1
+        if spreads(rec):
+            load[node] = load.get(node, 0) + 1
         state.generation += 1
 
 

@@ -151,9 +151,12 @@ class ClusterState:
         return self.list("Pod", namespace)
 
     def pod_load(self) -> dict[str, int]:
+        """Pods per node, as the scheduler spreads them: not the control plane's mirror pods,
+        which the kubelet places (and which on a kubeadm cluster were there before any
+        workload: coredns still lands on the control-plane node it tolerates)."""
         load: dict[str, int] = {}
         for rec in self.pods():
-            if rec.status and rec.status.node:
+            if rec.status and rec.status.node and spreads(rec):
                 load[rec.status.node] = load.get(rec.status.node, 0) + 1
         return load
 
@@ -169,6 +172,11 @@ class ClusterState:
             return rec
         matches = [r for r in self.pods() if r.obj.meta.name == name]
         return matches[0] if len(matches) == 1 else None
+
+
+def spreads(rec: Record) -> bool:
+    """The pod counts in the scheduler's spreading: not a mirror pod (owned by its Node)."""
+    return not (rec.obj.owner and rec.obj.owner[0] == "Node")
 
 
 def pod_of(rec: Record) -> Pod:

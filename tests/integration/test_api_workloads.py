@@ -123,12 +123,14 @@ def test_daemonset_covers_every_node_rolls_node_by_node_and_stays_through_a_drai
     now = pods("name=agent", "kube-system")
     assert not first & {p["metadata"]["name"] for p in now} and len(now) == 3
     assert {p["spec"]["containers"][0]["image"] for p in now} == {"alpine"}
-    on_worker = next(p["metadata"]["name"] for p in now if p["spec"]["nodeName"] == "worker-1")
+    client = json.loads(kubectl("get", "pod", "client", "-o", "json").stdout)["spec"]["nodeName"]
+    worker = next(n for n in ("worker-1", "worker-2") if n != client)  # a bare pod would stop the drain
+    on_worker = next(p["metadata"]["name"] for p in now if p["spec"]["nodeName"] == worker)
     try:
-        drained = kubectl("drain", "worker-1", "--ignore-daemonsets", "--timeout=60s")
+        drained = kubectl("drain", worker, "--ignore-daemonsets", "--timeout=60s")
         assert f"ignoring DaemonSet-managed Pods: kube-system/{on_worker}" in drained.stderr + drained.stdout
         assert on_worker in {p["metadata"]["name"] for p in pods("name=agent", "kube-system")}
     finally:
-        kubectl("uncordon", "worker-1")
+        kubectl("uncordon", worker)
     kubectl("delete", "ds", "agent", "-n", "kube-system")
     poll(lambda: not pods("name=agent", "kube-system"), timeout=30, what="the DaemonSet's pods to go")
