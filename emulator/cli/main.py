@@ -128,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr = verb("drain", help="cordon a node and evict its pods, as kubectl drain does")
     dr.add_argument("node")
     dr.add_argument("--force", action="store_true", help="also delete pods no controller would replace")
-    dr.add_argument("--ignore-daemonsets", action="store_true", help="accepted for kubectl compatibility")
+    dr.add_argument("--ignore-daemonsets", action="store_true",
+                    help="leave DaemonSet pods (without it, a node with any refuses to drain, as kubectl)")
     dr.add_argument("--delete-emptydir-data", action="store_true", help="accepted for kubectl compatibility")
     dr.add_argument("--timeout", type=float, default=300, help="seconds to wait for the evicted pods to go")
     dr.add_argument("--pod-selector", default="", metavar="SELECTOR",
@@ -254,7 +255,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return 0
     if verb == "drain":
         out.write("".join(line + "\n" for line in client.drain(args.node, args.force, args.timeout,
-                                                                     pod_selector=args.pod_selector)))
+                                                                     pod_selector=args.pod_selector,
+                                                                     ignore_daemonsets=args.ignore_daemonsets)))
         return 0
     if verb == "logs":
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)

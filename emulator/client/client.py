@@ -271,7 +271,7 @@ class Client:
         return f"node/{node} {word}"
 
     def drain(self, node: str, force: bool = False, timeout: float = 300, retry: float = 5.0,
-              pod_selector: str = "") -> list[str]:
+              pod_selector: str = "", ignore_daemonsets: bool = False) -> list[str]:
         """Cordon the node and evict its pods (those ``pod_selector`` matches, if given),
         retrying every ``retry`` seconds those a PodDisruptionBudget holds back, then wait
         until the evicted ones are gone, after their grace periods (kubectl drain); returns
@@ -279,18 +279,19 @@ class Client:
 
         Raises:
             K8semuError: ``pod_selector`` is not a label query, the node holds pods no
-                controller would replace (without ``force``), or pods are still there after
-                ``timeout`` seconds.
+                controller would replace (without ``force``) or DaemonSet pods (without
+                ``ignore_daemonsets``), or pods are still there after ``timeout`` seconds.
         """
         deadline = time.monotonic() + timeout
-        done = self._op("drain", node=node, force=force, podSelector=pod_selector)
+        flags = {"force": force, "podSelector": pod_selector, "ignoreDaemonsets": ignore_daemonsets}
+        done = self._op("drain", node=node, **flags)
         lines, evicted = list(done["lines"]), list(done["evicted"])
         while done["refused"]:
             if time.monotonic() + retry > deadline:
                 raise K8semuError(f'unable to drain node "{node}": global timeout reached: {timeout:g}s; '
                                   "still held by their PodDisruptionBudget: " + ", ".join(done["refused"]))
             time.sleep(retry)
-            done = self._op("drain", node=node, force=force, podSelector=pod_selector)
+            done = self._op("drain", node=node, **flags)
             lines += done["lines"][1:]  # without the second "already cordoned"
             evicted += done["evicted"]
         for ns, name in (key.split("/", 1) for key in evicted):

@@ -89,10 +89,11 @@ def evict_pod(state: ClusterState, namespace: str, name: str) -> str:
     return evict(state, rec)
 
 
-def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str = "") -> dict:
-    """One pass of ``kubectl drain --ignore-daemonsets``: cordon, then evict every pod of the
-    node but DaemonSet pods (those matching ``pod_selector``, a ``-l`` query, when given) that its
-    PodDisruptionBudget lets go. Returns
+def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str = "",
+          ignore_daemonsets: bool = False) -> dict:
+    """One pass of ``kubectl drain``: cordon, then evict every pod of the node (those matching
+    ``pod_selector``, a ``-l`` query, when given) that its PodDisruptionBudget lets go, but
+    DaemonSet pods, which ``ignore_daemonsets`` leaves (without it they stop the drain, as kubectl's). Returns
     {"lines": kubectl's lines, "evicted": [ns/name], "refused": [ns/name]}; kubectl retries the
     refused ones every 5 s (the client does).
 
@@ -114,6 +115,9 @@ def drain(state: ClusterState, name: str, force: bool = False, pod_selector: str
     # a static pod's mirror is the kubelet's, not the API's to evict: kubectl drain leaves it
     pods = [r for r in pods if r not in daemons and MIRROR not in r.obj.meta.annotations]
     bare = [r for r in pods if r.obj.owner is None]
+    if daemons and not ignore_daemonsets:
+        raise K8semuError(f'unable to drain node "{name}" due to error: cannot delete DaemonSet-managed Pods '
+                          "(use --ignore-daemonsets to ignore): " + ", ".join(r.obj.key for r in daemons))
     if bare and not force:
         listed = ", ".join(r.obj.key for r in bare)
         raise K8semuError(f'unable to drain node "{name}" due to error: cannot delete Pods declare no '

@@ -60,7 +60,10 @@ def _create(state: ClusterState, sts: StatefulSet, ordinal: int, hist: History, 
     """Create ordinal ``ordinal`` (below the partition at the current revision, else the update
     revision); False when a pod of that name exists that the set does not own."""
     name = f"{sts.meta.name}-{ordinal}"
-    if state.get("Pod", sts.meta.namespace, name) is not None:
+    if state.get("Pod", sts.meta.namespace, name) is not None:  # another's: the set waits, and says why
+        state.events.warn("StatefulSet", sts.meta.namespace, sts.meta.name, "FailedCreate",
+                          f'create Pod {name} in StatefulSet {sts.meta.name} failed error: pods "{name}" already '
+                          "exists", source=SOURCE)
         return False
     index = ordinal - sts.ordinals_start
     rev = hist.current if sts.update_strategy == "RollingUpdate" and index < sts.partition else update

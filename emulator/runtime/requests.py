@@ -155,14 +155,14 @@ class Requests:
             return line
         return self._change(do)
 
-    def drain(self, node: str, force: bool, pod_selector: str = "") -> dict:
+    def drain(self, node: str, force: bool, pod_selector: str = "", ignore_daemonsets: bool = False) -> dict:
         """One eviction pass (``Client.drain`` repeats it for what a budget holds back).
 
         Raises:
             K8semuError: as ``nodes.drain``.
         """
         def do() -> dict:
-            done = nodes.drain(self.state, node, force, pod_selector)
+            done = nodes.drain(self.state, node, force, pod_selector, ignore_daemonsets)
             controllers.reconcile(self.state)  # the evicted pods' controllers make replacements now
             return done
         return self._change(do)

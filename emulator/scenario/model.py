@@ -9,7 +9,8 @@
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
 (kill-container, delete-pod, link-down, link-up, controller-stop, controller-start), probe
 (the reachability truth table, compared cell by cell), and node maintenance as kubectl does it:
-cordon and uncordon (``node``), drain (``node``, ``force``, ``timeout``, ``podSelector``). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
+cordon and uncordon (``node``), drain (``node``, ``force``, ``timeout``, ``podSelector``,
+``ignoreDaemonsets``). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
 ``${ip:node/NAME}``, ``${lb:svc/NAME}`` and ``${netns:pod/NAME}``/``${netns:node/NAME}`` (the
 network namespace's name, for ``ip netns exec``) are replaced when the step runs (``ns/`` prefix
 for another namespace: ``${ip:pod/shop/db-0}``). Every step that changes the cluster (apply,
@@ -36,7 +37,7 @@ STEP_KINDS = {
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
-    "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout", "podSelector"},
+    "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout", "podSelector", "ignoreDaemonsets"},
 }
 
 

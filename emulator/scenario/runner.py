@@ -182,7 +182,7 @@ def do_drain(step: Step, ctx: Ctx) -> list[str]:
     """kubectl drain: cordon, evict, wait until the evicted pods are gone, then the data plane."""
     a = step.args
     lines = ctx.client.drain(a["node"], bool(a.get("force", False)), float(a.get("timeout", 60)),
-                             pod_selector=a.get("podSelector", ""))
+                             pod_selector=a.get("podSelector", ""), ignore_daemonsets=bool(a.get("ignoreDaemonsets", False)))
     settle(ctx)
     return lines
 

@@ -77,8 +77,8 @@ class Recorder:
     def cordon(self, node, unschedulable):
         return self._answer("cordon", node, unschedulable, default=f"node/{node} cordoned")
 
-    def drain(self, node, force, pod_selector=""):
-        return self._answer("drain", node, force, pod_selector,
+    def drain(self, node, force, pod_selector="", ignore_daemonsets=False):
+        return self._answer("drain", node, force, pod_selector, ignore_daemonsets,
                             default={"lines": [f"node/{node} cordoned"], "evicted": [], "refused": []})
 
     def controller_stop(self):
@@ -118,7 +118,7 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.down() == "stopping"
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
-        ("drain", "n1", True, "app=web"), ("controller_stop",), ("controller_start",),
+        ("drain", "n1", True, "app=web", False), ("controller_stop",), ("controller_start",),
         ("down",)]
     assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
                             "controller/start", "down"}  # each one called above (apply below)

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from emulator.cluster import controllers, nodes, render, statefulsets
-from emulator.errors import SpecError
+from emulator.errors import K8semuError, SpecError
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_documents
 from tests.unit.test_controllers import default_state, make_ready, settle
@@ -202,7 +202,9 @@ def test_daemonset_follows_its_node_selector_and_stays_on_a_cordoned_node_throug
     controllers.apply(st, ds(extra="nodeSelector: {kubernetes.io/hostname: worker-1}"))
     assert [r.obj.spec.node_name for r in live(st, "agent", "kube-system")] == ["worker-1"]
     settle(st)
-    done = nodes.drain(st, "worker-1", force=True)
+    with pytest.raises(K8semuError, match=r"cannot delete DaemonSet-managed Pods \(use --ignore-daemonsets"):
+        nodes.drain(st, "worker-1", force=True)
+    done = nodes.drain(st, "worker-1", force=True, ignore_daemonsets=True)
     assert any(line.startswith("Warning: ignoring DaemonSet-managed Pods: kube-system/agent-") for line in done["lines"])
     assert len(live(st, "agent", "kube-system")) == 1
 
@@ -333,3 +335,13 @@ def test_a_daemonset_created_again_adopts_the_pods_it_orphaned():
     settle(st)
     assert {r.uid for r in live(st, "agent", "kube-system")} == uids
     assert all(r.obj.owner == ("DaemonSet", "agent") for r in live(st, "agent", "kube-system"))
+
+
+def test_a_pod_of_the_sets_name_it_does_not_own_stops_it_visibly():
+    st = default_state()
+    controllers.apply(st, objects("apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, labels: {app: other}}\n"
+                                  "spec: {containers: [{name: c, image: nginx}]}\n"))
+    controllers.apply(st, sts())
+    assert live(st, "web") == []
+    assert any(e.reason == "FailedCreate" and 'pods "web-0" already exists' in e.message
+               for e in st.events.about("StatefulSet", "default", "web"))
