@@ -10,14 +10,9 @@ from emulator.model.pod import PodTemplate
 from emulator.model.selectors import LabelSelector
 
 
-@dataclass(frozen=True)
-class ReplicaSet:
+class Keyed:
+    """``namespace/name``: how the controllers and the kubelet name an object of a namespace."""
     meta: ObjectMeta
-    replicas: int
-    selector: LabelSelector
-    template: PodTemplate
-    source: SourceRef | None = field(default=None, compare=False)
-    owner: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -25,7 +20,17 @@ class ReplicaSet:
 
 
 @dataclass(frozen=True)
-class Deployment:
+class ReplicaSet(Keyed):
+    meta: ObjectMeta
+    replicas: int
+    selector: LabelSelector
+    template: PodTemplate
+    source: SourceRef | None = field(default=None, compare=False)
+    owner: tuple[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Deployment(Keyed):
     meta: ObjectMeta
     replicas: int
     selector: LabelSelector
@@ -38,13 +43,9 @@ class Deployment:
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
 
-    @property
-    def key(self) -> str:
-        return f"{self.meta.namespace}/{self.meta.name}"
-
 
 @dataclass(frozen=True)
-class StatefulSet:
+class StatefulSet(Keyed):
     """Pods ``<name>-<ordinal>`` with stable names (and, through the governing Service named by
     ``service_name``, stable DNS names), started and stopped in order unless Parallel."""
     meta: ObjectMeta
@@ -59,13 +60,9 @@ class StatefulSet:
     ordinals_start: int = 0  # spec.ordinals.start
     revision_history_limit: int = 10
 
-    @property
-    def key(self) -> str:
-        return f"{self.meta.namespace}/{self.meta.name}"
-
 
 @dataclass(frozen=True)
-class DaemonSet:
+class DaemonSet(Keyed):
     """One pod on every node its template may run on (nodeSelector, taints it tolerates)."""
     meta: ObjectMeta
     selector: LabelSelector
@@ -76,13 +73,9 @@ class DaemonSet:
     max_surge: int | str = 0
     revision_history_limit: int = 10
 
-    @property
-    def key(self) -> str:
-        return f"{self.meta.namespace}/{self.meta.name}"
-
 
 @dataclass(frozen=True)
-class Job:
+class Job(Keyed):
     """Pods run to completion: ``completions`` successes (None: the first success ends the work,
     a work queue), at most ``parallelism`` at once, the Job failed after more than
     ``backoff_limit`` failures. Its pods carry labels with the Job's uid, which the API adds to
@@ -97,13 +90,9 @@ class Job:
     selector: LabelSelector | None = None  # set only with manualSelector: true
     owner: tuple[str, str] | None = None  # ("CronJob", name) for a Job a CronJob made
 
-    @property
-    def key(self) -> str:
-        return f"{self.meta.namespace}/{self.meta.name}"
-
 
 @dataclass(frozen=True)
-class CronJob:
+class CronJob(Keyed):
     """Jobs made from ``job`` (its labels and annotations from the jobTemplate's metadata) at the
     times ``schedule`` (five cron fields, in ``time_zone``, UTC by default) names."""
     meta: ObjectMeta
@@ -118,10 +107,6 @@ class CronJob:
     starting_deadline: int | None = None
     successful_history: int = 3
     failed_history: int = 1
-
-    @property
-    def key(self) -> str:
-        return f"{self.meta.namespace}/{self.meta.name}"
 
 
 # kinds whose controllers own pods (a CronJob, Jobs) (the garbage collector follows them) and those with a scale
