@@ -299,16 +299,25 @@ class Client:
         return lines + [f"node/{node} drained"]
 
     def wait_gone(self, kind: str, namespace: str | None, name: str, deadline: float) -> None:
-        """Return once the object is gone (a pod: after its grace period), as kubectl waits.
+        """Return once the object being deleted is gone (a pod: after its grace period), as
+        kubectl waits: by uid, so a successor of the same name (a StatefulSet's pod, made again as
+        soon as the old one has gone) is not waited for.
 
         Raises:
             K8semuError: still there at ``deadline`` (time.monotonic()).
         """
         path = self._resource(kind).path(namespace, name)
+        uid = None
         while True:
             try:
-                self.request("GET", path)
+                meta = (self.request("GET", path) or {}).get("metadata", {})
             except NotFoundError:
+                return
+            if uid is None:
+                if not meta.get("deletionTimestamp"):
+                    return  # what has this name now is not being deleted: the deleted one has gone
+                uid = meta.get("uid")
+            elif meta.get("uid") != uid:
                 return
             if time.monotonic() > deadline:
                 raise K8semuError(f"timed out waiting for {kind.lower()} {name!r} to be deleted")

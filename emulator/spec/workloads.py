@@ -163,7 +163,7 @@ def parse_cronjob(r: Reader, meta: ObjectMeta, job: Job, source) -> CronJob:
     zone = r.string(spec + ("timeZone",), "", check=lambda v: check_time_zone(v) if v else None) or ""
     concurrency = _one_of(r, spec + ("concurrencyPolicy",), "Allow", ("Allow", "Forbid", "Replace"))
     template = spec + ("jobTemplate", "metadata")
-    r.mapping(template, {"labels", "annotations"}, ())
+    r.mapping(template, kinds.META_SUPPORTED, kinds.META_KNOWN)  # kubectl create cronjob names it too
     return CronJob(meta, DESCRIPTORS.get(schedule.strip(), schedule), job,
                    labels.labels(r, template + ("labels",)), labels.labels(r, template + ("annotations",), False),
                    source, zone, concurrency, bool(r.typed(spec + ("suspend",), bool, False)),

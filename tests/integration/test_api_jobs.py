@@ -122,3 +122,5 @@ def test_a_cronjob_runs_its_job_at_the_next_minute_and_kubectl_can_start_one_by_
     assert row[:5] == ["tick", "*", "*", "*", "*"] and row[7] == "False" and row[9] != "<none>"
     kubectl("delete", "cronjob", "tick")
     poll(lambda: not scheduled(), timeout=30, what="its Jobs to go with it")
+    kubectl("create", "cronjob", "made", "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
+    assert kubectl("get", "cj", "made", "--no-headers").stdout.split()[:6] == ["made", "*/5", "*", "*", "*", "*"]

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.cluster import kubectl, module_cluster, poll
+from tests.cluster import k8semu, kubectl, module_cluster, poll
 
 pytestmark = pytest.mark.requires_root
 cluster = module_cluster("topologies/default.yaml")
@@ -91,6 +91,11 @@ def test_statefulset_pods_keep_their_names_in_dns_and_scale_down_from_the_top(cl
     assert resolve("web-0.nginx") == pods("app=nginx")[0]["status"]["podIP"]
     kubectl("scale", "sts", "web", "--replicas=3")
     kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+    # deleting a pod waits for that pod, not for its successor of the same name (by uid, as kubectl)
+    uid = pods("app=nginx")[1]["metadata"]["uid"]
+    k8semu("--cluster", cluster.name, "delete", "pod", "web-1", timeout=60)
+    poll(lambda: [p["metadata"]["uid"] for p in pods("app=nginx") if p["metadata"]["name"] == "web-1"] not in ([], [uid]),
+         timeout=30, what="web-1 made again")
 
 
 def test_statefulset_rolling_update_replaces_pods_from_the_highest_ordinal(cluster):

@@ -171,3 +171,9 @@ def test_allow_runs_beside_active_jobs_and_more_than_100_missed_times_run_the_la
     tick(late, BASE + 200 * 300 + 5)
     assert made(late) == [f"tick-{int((BASE + 200 * 300) // 60)}"]
     assert any(e.reason == "TooManyMissedTimes" for e in late.events.about("CronJob", "default", "tick"))
+
+
+def test_the_job_templates_metadata_may_name_it_as_kubectl_create_cronjob_does():
+    text = (CRON % {"schedule": "0 * * * *", "extra": ""}).replace("metadata: {labels: {app: tick}}",
+                                                                    "metadata: {name: tick, labels: {app: tick}}")
+    assert parse_documents(load_text(text, "cron.yaml")).objects[0].job_labels == {"app": "tick"}
