@@ -87,8 +87,8 @@ def _history(state: ClusterState, cj: CronJob, owned: list[Record], t: Track) ->
                 state.events.normal("CronJob", cj.meta.namespace, cj.meta.name, "SawCompletedJob",
                                     f"Saw completed job: {j.obj.meta.name}, status: {kind}", source=SOURCE)
                 if kind == "Complete":
-                    track_ = state.jobs.get((j.obj.meta.namespace, j.obj.meta.name, j.uid))
-                    t.last_success = max(t.last_success, track_.completion if track_ else time.time())
+                    ended = state.jobs.get((j.obj.meta.namespace, j.obj.meta.name, j.uid))
+                    t.last_success = max(t.last_success, ended.completion if ended else time.time())
         for j in done[:max(0, len(done) - limit)]:
             _delete_job(state, cj, j)
 

@@ -58,16 +58,12 @@ def daemonset_object(rec: Record, state: ClusterState, children: dict | None = N
 def job_object(rec: Record, state: ClusterState, children: dict | None = None) -> dict:
     """A Job with the selector and template labels the API server generates from its uid."""
     job = rec.obj
-    template = template_object(job.template)
-    template["metadata"]["labels"] = {**job.template.labels, **({} if job.selector else jobs.labels_for(job, rec.uid))}
-    spec: dict[str, Any] = {"parallelism": job.parallelism, "backoffLimit": job.backoff_limit,
-                            "selector": jobs.selector_for(job, rec.uid).to_dict(), "manualSelector": bool(job.selector),
-                            "template": template, "completionMode": "NonIndexed", "suspend": job.suspend,
-                            "podReplacementPolicy": "TerminatingOrFailed"}
-    if job.completions is not None:
-        spec["completions"] = job.completions
-    if not job.selector:
-        del spec["manualSelector"]
+    spec = _job_spec(job)
+    spec["template"]["metadata"]["labels"] = {**job.template.labels,
+                                              **({} if job.selector else jobs.labels_for(job, rec.uid))}
+    spec.update(selector=jobs.selector_for(job, rec.uid).to_dict(), podReplacementPolicy="TerminatingOrFailed")
+    if job.selector:
+        spec["manualSelector"] = True
     status = jobs.status(state, rec, _pods(state, "Job", rec, children), timestamp)
     owner = state.get(job.owner[0], job.meta.namespace, job.owner[1]) if job.owner else None
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(rec, owner_uid=owner.uid if owner else ""),
@@ -75,6 +71,7 @@ def job_object(rec: Record, state: ClusterState, children: dict | None = None) -
 
 
 def _job_spec(job) -> dict:
+    """A JobSpec as the API shows it (a Job's, or a CronJob's jobTemplate's)."""
     spec: dict[str, Any] = {"parallelism": job.parallelism, "backoffLimit": job.backoff_limit,
                             "template": template_object(job.template), "completionMode": "NonIndexed",
                             "suspend": job.suspend}
