@@ -182,8 +182,44 @@ def describe_pod(pod: dict, events: list[dict]) -> str:
             lines.append(f"      Exit Code:    {info.get('exitCode', '')}")
         lines.append(f"    Ready:          {'True' if c['ready'] else 'False'}")
         lines.append(f"    Restart Count:  {c['restartCount']}")
+        lines += _mounts(next((x for x in spec.get("containers", []) if x.get("name") == c["name"]), {}))
     lines.append("Conditions:")
     lines.append("  Type              Status")
     lines += [f"  {cond['type']:<17} {cond['status']}" for cond in status.get("conditions", [])]
+    lines += _volumes(spec.get("volumes") or [])
     lines.append(f"QoS Class:        {status.get('qosClass', 'BestEffort')}")
     return "\n".join(lines + events_section(events))
+
+
+def _mounts(container: dict) -> list[str]:
+    """kubectl's Mounts lines: ``/path from volume (rw|ro[,path="sub"])``."""
+    out = []
+    for m in sorted(container.get("volumeMounts") or [], key=lambda m: str(m.get("mountPath"))):
+        flags = "ro" if m.get("readOnly") else "rw"
+        if m.get("subPath"):
+            flags += f',path="{m["subPath"]}"'
+        out.append(f"      {m.get('mountPath')} from {m.get('name')} ({flags})")
+    return ["    Mounts:" + ("         <none>" if not out else "")] + out
+
+
+VOLUME_TYPES = {"emptyDir": "EmptyDir (a temporary directory that shares a pod's lifetime)",
+                "configMap": "ConfigMap (a volume populated by a ConfigMap)",
+                "secret": "Secret (a volume populated by a Secret)",
+                "downwardAPI": "DownwardAPI (a volume populated by information about the pod)",
+                "projected": "Projected (a volume that contains injected data from multiple sources)"}
+
+
+def _volumes(volumes: list[dict]) -> list[str]:
+    """kubectl's Volumes section, saying which types k8semu does not emulate."""
+    lines = ["Volumes:" + ("          <none>" if not volumes else "")]
+    for v in volumes:
+        kind = next((k for k in v if k != "name"), "")
+        source = v.get(kind) if isinstance(v.get(kind), dict) else {}
+        lines.append(f"  {v.get('name')}:")
+        lines.append(f"    Type:       {VOLUME_TYPES.get(kind, kind + ' (not emulated: an empty folder of the pod)')}")
+        if kind in ("configMap", "secret"):
+            lines.append(f"    Name:       {source.get('name') or source.get('secretName', '')}")
+            lines.append(f"    Optional:   {str(bool(source.get('optional'))).lower()}")
+        elif kind == "emptyDir":
+            lines.append(f"    Medium:     {source.get('medium', '')}")
+    return lines

@@ -92,7 +92,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     problems += [Problem(o.source, "spec", f"Pod {o.key}: pod updates may not change fields "
                          "other than labels and annotations (delete and re-create it)")
                  for o in objects if isinstance(o, Pod) and o not in fresh
-                 and state.get("Pod", o.meta.namespace, o.meta.name).obj.spec != o.spec]
+                 and _pod_spec_changed(state.get("Pod", o.meta.namespace, o.meta.name), o)]
     problems += [Problem(o.source, "spec", f"Job {o.key}: {why}") for o in objects if isinstance(o, Job)
                  and o not in fresh and (why := jobs.immutable_change(state.get("Job", o.meta.namespace, o.meta.name).obj, o))]
     allocations = {}
@@ -411,6 +411,15 @@ def finish_foreground(state: ClusterState) -> None:
         for rec in state.list(kind):
             if rec.finalizers and not children.get((kind, rec.obj.meta.namespace, rec.obj.meta.name)):
                 state.remove(kind, rec.obj.meta.namespace, rec.obj.meta.name)
+
+
+def _pod_spec_changed(rec: Record, new: Pod) -> bool:
+    """A pod's spec is immutable but for the node it is bound to, which a client writes back as
+    read (``kubectl label pod`` sends the object with the nodeName the scheduler gave it)."""
+    old = rec.obj.spec
+    if new.spec.node_name and new.spec.node_name == rec.status.node and not old.node_name:
+        return replace(new.spec, node_name="") != old
+    return new.spec != old
 
 
 def kubeadm_config(state: ClusterState) -> ConfigMap:

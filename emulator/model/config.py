@@ -1,6 +1,5 @@
-"""v1 ConfigMap and ServiceAccount: stored and served as the API server stores them. Pods do not
-consume ConfigMaps yet (env, volumes: the workload issue); the object exists for kubectl and
-clients."""
+"""v1 ConfigMap and ServiceAccount: stored and served as the API server stores them. Pods consume
+ConfigMaps as environment variables (model/podfiles.py) and as volumes (model/projection.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -11,6 +11,7 @@ from typing import Any
 
 from emulator.errors import SourceRef
 from emulator.model.meta import ObjectMeta
+from emulator.model.volume import Volume, VolumeMount
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Container:
     stdin_once: bool = False
     tty: bool = False
     env_from: tuple[KeyRef, ...] = ()
+    mounts: tuple[VolumeMount, ...] = ()  # volumeMounts
 
     @property
     def attachable(self) -> bool:
@@ -162,6 +164,7 @@ class PodSpec:
     # k8semu's own data shown read-only to its system pods (the DNS snapshot to coredns): set only
     # by the add-ons' code, never read from a manifest
     system_mounts: tuple[str, ...] = ()
+    volumes: tuple[Volume, ...] = ()
 
     @cached_property
     def host_ports(self) -> tuple[tuple[str, str, int, int], ...]:

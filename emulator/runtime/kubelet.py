@@ -29,7 +29,9 @@ from emulator.errors import K8semuError, RenderError
 from emulator.model import images, naming, podfiles, satoken, validation
 from emulator.images import files as image_files
 from emulator.runtime import sandbox
+from emulator.model.projection import MountError
 from emulator.runtime.hooks import Termination
+from emulator.runtime.kubevolumes import VolumeManager
 from emulator.runtime.probes import Probes
 from emulator.runtime.proc import alive
 
@@ -57,9 +59,11 @@ class Kubelet:
     checked: float = 0.0
     sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
     sa_ca: str = ""
+    volumes: VolumeManager | None = None
 
     def __post_init__(self) -> None:
         self.probes.exec_start = self._exec_probe
+        self.volumes = VolumeManager(self.state, self.runtime.base, lambda rec: self._service_account(rec).get("token", ""))
 
     @property
     def events(self):
@@ -72,6 +76,7 @@ class Kubelet:
         changed |= self._start_new()
         changed |= self._start_containers()
         changed |= self._apply_probes()
+        self.volumes.refresh([r for r in map(self._rec, self.boxes) if r is not None and not r.deleting])
         for key in self.boxes:
             rec = self._rec(key)
             if rec is not None and not rec.deleting:
@@ -95,6 +100,7 @@ class Kubelet:
         self.runtime.destroy([self.boxes[k] for k in done], grace=0, keep_directories=True)
         for key in done:
             self.finished[key] = self.boxes.pop(key).directory
+            self.volumes.forget(key)
             self.retry.pop(key, None)
             controllers.release_address(self.state, self._rec(key))
         return bool(done)
@@ -196,13 +202,14 @@ class Kubelet:
                                        node.pod_cidr, node.gateway_ip, node.name,
                                        podfiles.node_hosts_file(node.name, node.ip, pod.spec.host_aliases),
                                        resolv, shared, self._service_account(rec),
-                                       host_netns=naming.node_netns(self.runtime.scope, node.name))
+                                       host_netns=naming.node_netns(self.runtime.scope, node.name),
+                                       volumes=self.volumes.setup(rec))
         hostname = podfiles.hostname_of(pod)
         return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, status.ip,
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
                                                        pod.spec.host_aliases),
-                                   resolv, shared, self._service_account(rec))
+                                   resolv, shared, self._service_account(rec), volumes=self.volumes.setup(rec))
 
     def _service_account(self, rec: Record) -> dict[str, str]:
         """The ServiceAccount volume kubelet projects into a pod (token, ca.crt, namespace),
@@ -245,8 +252,8 @@ class Kubelet:
             try:
                 specs.append(self._spec(rec))
                 recs.append(rec)
-            except RenderError as exc:
-                self._failed(rec, "FailedCreatePodSandBox", str(exc))
+            except RenderError as exc:  # a volume's source is missing (FailedMount), or a file cannot be written
+                self._failed(rec, "FailedMount" if isinstance(exc, MountError) else "FailedCreatePodSandBox", str(exc))
         try:
             results = self.runtime.create(specs)
         except K8semuError as exc:  # the shim is gone: the manager restarts it; retry then
@@ -493,6 +500,7 @@ class Kubelet:
         for key in gone:
             del self.boxes[key]
             del self.terminating[key]
+            self.volumes.forget(key)
             self.retry.pop(key, None)
             rec = self._rec(key)
             if rec is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
 import struct
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -31,6 +32,7 @@ PR_SET_NO_NEW_PRIVS = 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 
 SYS_MOUNT_SETATTR = 442  # x86_64 and aarch64 alike (new syscalls share numbers since 5.x)
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}.get(platform.machine(), -1)  # glibc has no wrapper
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 MOUNT_ATTR_RDONLY = 0x1
@@ -81,6 +83,11 @@ def make_tree_readonly(path: str = "/") -> None:
     buf = ctypes.create_string_buffer(attr, len(attr))
     _check(_libc.syscall(ctypes.c_long(SYS_MOUNT_SETATTR), ctypes.c_int(AT_FDCWD), path.encode(),
                          ctypes.c_uint(AT_RECURSIVE), buf, ctypes.c_size_t(len(attr))))
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """pivot_root(2): ``new_root`` becomes the mount namespace's root, the old root moves to ``put_old``."""
+    _check(_libc.syscall(ctypes.c_long(SYS_PIVOT_ROOT), new_root.encode(), put_old.encode()), "pivot_root")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:

@@ -18,7 +18,9 @@ are hidden, the way a container runtime hides /proc/kcore and friends:
   ``/run/k8semu/pod``, and the system pods' shared data read-only at ``/run/k8semu/shared/<name>``;
 - /etc/hosts, /etc/resolv.conf and /etc/hostname are the pod's own files (kubelet's mounts);
 - the ServiceAccount's token, the cluster's CA and the namespace at
-  /var/run/secrets/kubernetes.io/serviceaccount, read-only (kubelet's projected volume).
+  /var/run/secrets/kubernetes.io/serviceaccount, read-only (kubelet's projected volume);
+- the pod's volumes at their mountPaths (``podmounts``: new mount points get a place without
+  touching the machine's files).
 
 Runs in the forked child that becomes the pod's PID 1, in its fresh mount namespace; each step
 is a system call, so a pod's whole view costs about a millisecond.
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 
 from emulator.model.naming import POD_DIR_IN_POD as POD_DIR, SHARED_IN_POD as SHARED_DIR
 from emulator.model.satoken import PATH_IN_POD as SA_DIR
-from emulator.runtime import linux
+from emulator.runtime import linux, podmounts
 
 NETNS_DIR = "/run/netns"
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
@@ -41,6 +43,7 @@ PROC_MASKED_FILES = ("/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/
 PROC_MASKED_DIRS = ("/proc/acpi", "/proc/scsi")
 MASKED_DIRS = ("/root", "/home", "/etc/ssh", "/etc/sudoers.d", "/var/lib/openvswitch", "/etc/openvswitch")
 MASKED_FILES = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-", "/etc/sudoers")
+FRESH = ("/run", "/tmp", "/var/tmp", "/dev/shm") + MASKED_DIRS  # podfs puts a tmpfs on each
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class PodView:
     shared: dict[str, str]  # name -> host folder bound read-only at SHARED_DIR/<name>
     keep: tuple[str, ...] = ()  # host folders to show again under masked ones (k8semu's code, its venv)
     service_account: str = ""  # host folder bound read-only at satoken.PATH_IN_POD (kubelet's projected volume)
+    volumes: tuple[dict, ...] = ()  # runtime.volumes.Mount dicts: the pod's volumeMounts (podmounts)
 
 
 def _bind(source: str, target: str, readonly: bool, recursive: bool = False) -> None:
@@ -118,6 +122,8 @@ def setup(view: PodView) -> None:
         held[f"keep/{i}"] = _open_dir(source)
     etc_fds = {target: os.open(source, os.O_PATH | os.O_CLOEXEC) for target, source in view.etc_files.items()}
     devices = {name: os.open(f"/dev/{name}", os.O_PATH | os.O_CLOEXEC) for name in DEVICES if os.path.exists(f"/dev/{name}")}
+    volumes = podmounts.hold(list(view.volumes), FRESH)
+    podmounts.shadow(volumes)  # mount points on the machine's files, before anything is masked
     _readonly_everything()
     # /proc of the pod's PID namespace, with runc's read-only and masked paths
     linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
@@ -175,6 +181,7 @@ def setup(view: PodView) -> None:
         except OSError:
             continue  # not under a masked folder: it is visible already
         _bind(fd_path(held[f"keep/{i}"]), source, readonly=True)
+    podmounts.attach(volumes)
     for path in MASKED_DIRS:
         if os.path.isdir(path) and not os.path.islink(path):
             linux.mount(None, path, None, linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV,

@@ -32,7 +32,7 @@ from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.pod import DEFAULT_CAPABILITIES, Container, SecurityContext
-from emulator.runtime import kernel, linux, ovs, podfs
+from emulator.runtime import kernel, linux, ovs, podfs, volumes
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.proc import alive, ip_batch, run
 from emulator.runtime.records import Records
@@ -58,6 +58,7 @@ class SandboxSpec:
     shared: dict[str, str] = field(default_factory=dict)  # name -> host folder (system pods only)
     service_account: dict[str, str] = field(default_factory=dict)  # file -> text (token, ca.crt, namespace)
     host_netns: str = ""  # hostNetwork: the node's network namespace, joined, never made or removed
+    volumes: list[dict] = field(default_factory=list)  # runtime.volumes.Mount dicts, made by the kubelet
 
 
 @dataclass
@@ -128,7 +129,8 @@ class SandboxRuntime:
                     "pause": PAUSE, "sysctls": {} if s.host_netns else POD_SYSCTLS, "pod_dir": str(directory),
                     "etc": {"/etc/hosts": str(directory / "hosts"), "/etc/resolv.conf": str(directory / "resolv.conf"),
                             "/etc/hostname": str(directory / "hostname")},
-                    "shared": s.shared, "keep": [CODE_ROOT, sys.prefix], "cgroups": self.cgroups.pod(s.uid)}
+                    "shared": s.shared, "keep": [CODE_ROOT, sys.prefix], "cgroups": self.cgroups.pod(s.uid),
+                    "volumes": s.volumes}
             if s.service_account:
                 folder = directory / "serviceaccount"
                 folder.mkdir(mode=0o755, exist_ok=True)
@@ -281,6 +283,7 @@ class SandboxRuntime:
             self.cgroups.remove(b.spec.uid)
             if not keep_directories:
                 shutil.rmtree(b.directory, ignore_errors=True)
+            volumes.remove(self.base, naming.pod_dir(b.spec.namespace, b.spec.name))
         gone = {(b.pause_pid, b.pause_start) for b in boxes} | set(procs)
         self.records.discard("processes", *[p for p in self.records.items("processes") if (p[0], p[1]) in gone],
                              save=False)

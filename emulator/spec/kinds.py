@@ -46,11 +46,11 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
                       "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
                       "hostAliases", "securityContext", "terminationGracePeriodSeconds",
-                      "hostNetwork"}
-POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName", "serviceAccount",
+                      "hostNetwork", "volumes", "schedulerName"}
+POD_SPEC_KNOWN = {"initContainers", "affinity", "serviceAccountName", "serviceAccount",
                   "automountServiceAccountToken", "imagePullSecrets",
                   "hostPID", "hostIPC", "priorityClassName",
-                  "priority", "schedulerName", "readinessGates", "runtimeClassName",
+                  "priority", "readinessGates", "runtimeClassName",
                   "preemptionPolicy", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
                   "schedulingGates", "resourceClaims", "shareProcessNamespace",
@@ -58,8 +58,8 @@ POD_SPEC_KNOWN = {"initContainers", "volumes", "affinity", "serviceAccountName",
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
                        "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle",
-                       "stdin", "stdinOnce", "tty", "envFrom"}
-CONTAINER_KNOWN = {"imagePullPolicy", "volumeMounts", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
+                       "stdin", "stdinOnce", "tty", "envFrom", "volumeMounts"}
+CONTAINER_KNOWN = {"imagePullPolicy", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
                    "volumeDevices", "resizePolicy", "restartPolicy"}
 
 PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}

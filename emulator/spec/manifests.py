@@ -17,11 +17,13 @@ from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import (Container, ContainerPort, Pod, PodSpec, PodTemplate,
                                 Probe, Resources, SecurityContext, Toleration)
 from emulator.model.selectors import selector_from_dict
+from emulator.model.volume import Volume
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services, workloads
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
+from emulator.spec.volumes import check_shared_mounts, parse_mounts, parse_volumes
 
 KubeObject = Any  # Namespace | Pod | Deployment | ReplicaSet | StatefulSet | ...
 
@@ -112,7 +114,7 @@ def _resources(r: Reader, path: PathKey) -> Resources:
 
 
 def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
-               host_network: bool = False) -> Container:
+               host_network: bool = False, volumes: dict[str, Volume] | None = None) -> Container:
     """One container; ``host_ports`` collects the pod's (protocol, hostIP, hostPort) across its
     containers, where the API server refuses a duplicate. In a ``hostNetwork`` pod a port's
     hostPort defaults to its containerPort and must equal it (the API server's defaulting and
@@ -162,7 +164,8 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
                      _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
                      _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True),
                      _pre_stop(r, path + ("lifecycle",), names), r.typed(path + ("stdin",), bool, False),
-                     r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False), env_from)
+                     r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False), env_from,
+                     parse_mounts(r, path + ("volumeMounts",), volumes or {}))
 
 
 def _pre_stop(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
@@ -225,8 +228,13 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     raw = r.mapping(path, kinds.POD_SPEC_SUPPORTED, kinds.POD_SPEC_KNOWN, required=("containers",))
     host_ports: set[tuple[str, str, int]] = set()
     host_network = r.typed(path + ("hostNetwork",), bool, False)
-    containers = tuple(_container(r, path + ("containers", i), host_ports, host_network)
+    names = {c.get("name") for c in r.seq(path + ("containers",)) if isinstance(c, dict)}
+    volumes = parse_volumes(r, path + ("volumes",), {n for n in names if isinstance(n, str)})
+    containers = tuple(_container(r, path + ("containers", i), host_ports, host_network, {v.name: v for v in volumes})
                        for i, _ in enumerate(r.seq(path + ("containers",))))
+    check_shared_mounts(r, path + ("containers",), list(enumerate(c.mounts for c in containers)))
+    if r.string(path + ("schedulerName",), "default-scheduler") != "default-scheduler":  # (the API's default, read back)
+        r.warnings.append(f"{r.doc.where(path + ('schedulerName',))}: spec.schedulerName: not emulated; k8semu's scheduler places the pod")
     if raw.get("containers") is not None and not containers:
         r.fail(path + ("containers",), "a pod needs at least one container")
     seen: set[str] = set()
@@ -273,7 +281,7 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
                    r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
                    _security(r, path + ("securityContext",), False),
                    r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64),
-                   host_network=host_network)
+                   host_network=host_network, volumes=volumes)
 
 
 def _dns_config(r: Reader, path: PathKey) -> None:
