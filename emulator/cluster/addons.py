@@ -65,7 +65,7 @@ INGRESS_LABELS = {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/
 
 def ingress_nginx(config: ClusterConfig) -> list:
     """ingress-nginx as its deploy manifest for bare metal installs it: a namespace, the default
-    IngressClass ``nginx``, the controller Deployment and a NodePort Service (80 -> 30080,
+    IngressClass ``nginx``, the controller's ConfigMap, the controller Deployment and a NodePort Service (80 -> 30080,
     443 -> 30443), a LoadBalancer Service when the cluster has an address pool (else hostPorts
     80 and 443 on the controller, as kind's manifest)."""
     if not config.ingress.enabled:
@@ -83,6 +83,9 @@ def ingress_nginx(config: ClusterConfig) -> list:
     ns = "ingress-nginx"
     return [
         Namespace(ObjectMeta(ns, "", {"app.kubernetes.io/name": "ingress-nginx"})),
+        # the controller's ConfigMap, as the deploy manifest has it: its keys change the nginx.conf
+        # the controller renders (ingress/options.py)
+        ConfigMap(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), {"allow-snippet-annotations": "false"}),
         IngressClass(ObjectMeta("nginx", "", dict(INGRESS_LABELS),
                                 {"ingressclass.kubernetes.io/is-default-class": "true"})),
         Deployment(ObjectMeta("ingress-nginx-controller", ns, dict(INGRESS_LABELS)), 1,

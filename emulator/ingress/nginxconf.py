@@ -54,11 +54,12 @@ def token(value: Arg) -> str:
 
 @dataclass
 class Directive:
-    name: str
+    name: str | Raw  # Raw: a map's key written by k8semu's code (``""``, ``default``)
     args: tuple[Arg, ...] = ()
 
     def render(self, indent: int) -> list[str]:
-        return [" " * indent + " ".join([_name(self.name)] + [token(a) for a in self.args]) + ";"]
+        head = self.name.text if isinstance(self.name, Raw) else _name(self.name)
+        return [" " * indent + " ".join([head] + [token(a) for a in self.args]) + ";"]
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Block:
     args: tuple[Arg, ...] = ()
     children: list[Union["Block", Directive]] = field(default_factory=list)
 
-    def add(self, name: str, *args: Arg) -> "Block":
+    def add(self, name: str | Raw, *args: Arg) -> "Block":
         self.children.append(Directive(name, args))
         return self
 

@@ -8,7 +8,10 @@
   and ``/foo/bar``, not ``/foobar``): ``location = /foo`` plus ``location /foo/``;
   ImplementationSpecific is nginx's own prefix match. nginx picks exact, then the longest prefix.
 - No rule matches: the ``defaultBackend`` of an Ingress, else the built-in 404.
-- Requests carry X-Forwarded-For, X-Forwarded-Proto, X-Real-IP and the original Host.
+- Requests carry X-Forwarded-For, X-Forwarded-Proto, X-Real-IP and the original Host, as
+  ingress-nginx sets them (the client's own X-Forwarded-* trusted only with use-forwarded-headers).
+- The controller ConfigMap's keys (``options``): ssl-redirect, proxy-body-size, the proxy
+  timeouts, use-forwarded-headers, server-tokens.
 An Ingress whose backend Service does not exist is reported and left out; the others are served.
 """
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from emulator.ingress import nginxconf
+from emulator.ingress import nginxconf, options
 from emulator.ingress.nginxconf import Block, Raw
 from emulator.model import validation
 
@@ -108,6 +111,8 @@ def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_liste
     the default class); ``directory`` is the controller's private folder (certificates, temp
     files, pid). An Ingress that cannot be served is left out and reported in ``problems``."""
     out = Rendered("")
+    opts = options.parse(snapshot.get("controller_config"))
+    out.problems += [f"ConfigMap {options.NAMESPACE}/{options.NAME}: {p}" for p in opts.problems]
     upstreams: dict[str, list[str]] = {}
     servers: dict[str, dict[tuple, tuple]] = {}  # server_name -> (modifier, path) -> (upstream, rewrite, scheme)
     default_backend = None
@@ -148,7 +153,8 @@ def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_liste
             out.problems.append(f"Ingress {where}: secret {', '.join(bad)} is not a valid kubernetes.io/tls "
                                 "Secret; the Ingress is not served")
             continue
-        redirect = ing.get("annotations", {}).get(ANN + "ssl-redirect", "true") != "false"
+        redirect = (ing.get("annotations", {}) or {}).get(ANN + "ssl-redirect",
+                                                           "true" if opts.ssl_redirect else "false") != "false"
         for t in ing.get("tls", []):
             stem = f"certs/{ing['namespace']}_{t['secret']}"
             out.files[stem + ".crt"], out.files[stem + ".key"] = t["pem"]["tls.crt"], t["pem"]["tls.key"]
@@ -170,10 +176,10 @@ def render(snapshot: dict, directory: str = "{dir}", listen: int = 80, tls_liste
                 else:
                     locations.setdefault(loc, (target[0], None, scheme))
     try:
-        out.conf = _conf(directory, listen, tls_listen, upstreams, servers, default_backend, tls_hosts)
+        out.conf = _conf(directory, listen, tls_listen, upstreams, servers, default_backend, tls_hosts, opts)
     except nginxconf.NginxConfError as exc:  # unreachable for checked input: say so rather than write it
         out.problems.append(f"configuration refused: {exc}")
-        out.conf = _conf(directory, listen, tls_listen, {}, {}, None, {})
+        out.conf = _conf(directory, listen, tls_listen, {}, {}, None, {}, options.Options())
     return out
 
 
@@ -199,7 +205,7 @@ def _slashless(locations: dict, default_backend) -> dict:
 
 
 def _conf(directory: str, listen: int, tls_listen: int, upstreams: dict, servers: dict, default_backend,
-          tls_hosts: dict) -> str:
+          tls_hosts: dict, opts: options.Options) -> str:
     # one worker: on a 2-core machine shared with the client and the backends, more workers only contend
     top: list = [nginxconf.Directive("daemon", ("off",)), nginxconf.Directive("user", ("root",)),
                  nginxconf.Directive("worker_processes", (1,)), nginxconf.Directive("pid", (f"{directory}/nginx.pid",)),
@@ -210,10 +216,25 @@ def _conf(directory: str, listen: int, tls_listen: int, upstreams: dict, servers
     http.add("access_log", "/dev/stdout", "ingress")
     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
         http.add(f"{kind}_temp_path", f"{directory}/{kind}")
+    http.add("server_tokens", "on" if opts.server_tokens else "off")
+    http.add("client_max_body_size", opts.proxy_body_size)
+    for name in ("connect", "read", "send"):
+        http.add(f"proxy_{name}_timeout", f"{getattr(opts, f'proxy_{name}_timeout')}s")
+    # ingress-nginx: the client's X-Forwarded-* are believed only with use-forwarded-headers
+    # (behind another proxy); then the client address is the one X-Forwarded-For names
+    scheme = http.block("map", Raw("$http_x_forwarded_proto"), Raw("$pass_access_scheme"))
+    if opts.use_forwarded_headers:
+        scheme.add("default", Raw("$http_x_forwarded_proto"))
+        scheme.add(Raw('""'), Raw("$scheme"))
+        http.add("real_ip_header", "X-Forwarded-For")
+        http.add("real_ip_recursive", "on")
+        http.add("set_real_ip_from", "0.0.0.0/0")
+    else:
+        scheme.add("default", Raw("$scheme"))
     http.add("proxy_set_header", "Host", Raw("$host"))
     http.add("proxy_set_header", "X-Real-IP", Raw("$remote_addr"))
-    http.add("proxy_set_header", "X-Forwarded-For", Raw("$proxy_add_x_forwarded_for"))
-    http.add("proxy_set_header", "X-Forwarded-Proto", Raw("$scheme"))
+    http.add("proxy_set_header", "X-Forwarded-For", Raw("$remote_addr"))
+    http.add("proxy_set_header", "X-Forwarded-Proto", Raw("$pass_access_scheme"))
     http.add("proxy_http_version", "1.1")
     http.add("proxy_set_header", "Connection", Raw('""'))  # keep upstream connections alive, as ingress-nginx does
     for name, members in sorted(upstreams.items()):

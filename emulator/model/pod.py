@@ -11,7 +11,7 @@ from typing import Any
 
 from emulator.errors import SourceRef
 from emulator.model.meta import ObjectMeta
-from emulator.model.volume import Volume, VolumeMount
+from emulator.model.volume import FieldFile, Volume, VolumeMount
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class EnvVar:
     value: str = ""
     field_path: str = ""  # valueFrom.fieldRef.fieldPath
     ref: KeyRef | None = None  # valueFrom.configMapKeyRef / secretKeyRef
+    resource: FieldFile | None = None  # valueFrom.resourceFieldRef (its path unused)
 
 
 @dataclass(frozen=True)

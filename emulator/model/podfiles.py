@@ -11,6 +11,7 @@ from emulator.errors import RenderError
 from emulator.model import validation
 from emulator.model.images import expand
 from emulator.model.pod import Container, Pod
+from emulator.model.projection import PodFacts, field_value, resource_value
 
 
 def _checked(value: str, ok: bool, what: str) -> str:
@@ -170,7 +171,7 @@ def _data(lookup: Lookup | None, kind: str, name: str, optional: bool) -> dict[s
 
 def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: str,
                   container_dir: str, services: dict[str, str] | None = None,
-                  lookup: Lookup | None = None) -> dict[str, str]:
+                  lookup: Lookup | None = None, facts: PodFacts | None = None) -> dict[str, str]:
     """The environment a container starts with, built as the kubelet builds it: the image's PATH
     (the standard one every Debian-based image sets, not the user's, whose entries may be masked) and
     HOSTNAME, then ``envFrom`` (every key of each ConfigMap or Secret, with its prefix; keys that
@@ -181,9 +182,11 @@ def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: s
     Raises:
         ContainerConfigError: a ConfigMap, Secret or key it names is missing and not optional.
     """
+    facts = facts or PodFacts("", 0, 0)
+    account = pod.spec.raw.get("serviceAccountName") or pod.spec.raw.get("serviceAccount") or "default"
     fields = {"metadata.name": pod.meta.name, "metadata.namespace": pod.meta.namespace,
-              "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip,
-              "status.hostIP": node_ip, "spec.serviceAccountName": "default", "metadata.uid": ""}
+              "spec.nodeName": node, "status.podIP": ip, "status.podIPs": ip, "status.hostIPs": node_ip,
+              "status.hostIP": node_ip, "spec.serviceAccountName": str(account), "metadata.uid": facts.uid}
     env = {"PATH": IMAGE_PATH,
            "HOSTNAME": node if pod.spec.host_network else hostname_of(pod), "HOME": "/root", **(services or {})}
     for source in container.env_from:
@@ -199,7 +202,12 @@ def container_env(pod: Pod, container: Container, ip: str, node: str, node_ip: s
                 raise ContainerConfigError(f"couldn't find key {var.ref.key} in {var.ref.kind} "
                                            f"{pod.meta.namespace}/{var.ref.name}")
             continue
-        env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
+        if var.resource is not None:
+            env[var.name] = resource_value(pod, facts, var.resource)
+        elif var.field_path.startswith(("metadata.labels[", "metadata.annotations[")):
+            env[var.name] = field_value(pod, facts, var.field_path)
+        else:
+            env[var.name] = fields.get(var.field_path, "") if var.field_path else expand(var.value, env)
     env.update({"K8SEMU_POD_NAME": pod.meta.name, "K8SEMU_POD_NAMESPACE": pod.meta.namespace,
                 "K8SEMU_POD_IP": ip, "K8SEMU_NODE_NAME": node, "K8SEMU_CONTAINER_DIR": container_dir,
                 "PYTHONPATH": os.environ.get("K8SEMU_PYTHONPATH", "")})

@@ -16,7 +16,7 @@ from typing import Callable
 
 from emulator.errors import RenderError
 from emulator.model import quantity
-from emulator.model.pod import Pod
+from emulator.model.pod import Pod, Resources
 from emulator.model.volume import FieldFile, Projection, Volume
 
 # (kind, name) -> every key's bytes (a Secret's decoded, a ConfigMap's data and binaryData), or None
@@ -43,7 +43,7 @@ def format_map(values: dict[str, str]) -> str:
     return "\n".join(f"{k}={json.dumps(values[k], ensure_ascii=False)}" for k in sorted(values))
 
 
-def _field(pod: Pod, facts: PodFacts, path: str) -> str:
+def field_value(pod: Pod, facts: PodFacts, path: str) -> str:
     meta = pod.meta
     if path.startswith(("metadata.labels['", "metadata.annotations['")):
         base, key = path.split("['", 1)
@@ -53,11 +53,11 @@ def _field(pod: Pod, facts: PodFacts, path: str) -> str:
             "metadata.labels": format_map(meta.labels), "metadata.annotations": format_map(meta.annotations)}[path]
 
 
-def _resource(pod: Pod, facts: PodFacts, item: FieldFile) -> str:
+def resource_value(pod: Pod, facts: PodFacts, item: FieldFile) -> str:
     """ExtractContainerResourceValue: the limit (or request), the node's capacity when a limit
     is not set, divided by the divisor and rounded up."""
-    container = next(c for c in pod.spec.containers if c.name == item.container)
-    res = container.resources
+    container = next((c for c in pod.spec.containers if c.name == item.container), None)
+    res = container.resources if container is not None else Resources()  # (the spec layer names one)
     kind, what = item.resource.split(".", 1)
     if what == "cpu":
         value = (res.cpu_limit if kind == "limits" else res.cpu_request)
@@ -102,7 +102,7 @@ def volume_files(volume: Volume, pod: Pod, facts: PodFacts, lookup: Lookup) -> F
             out.update(_object_files(volume, source, lookup))
         elif source.kind == "DownwardAPI":
             for item in source.fields:
-                text = _field(pod, facts, item.field_path) if item.field_path else _resource(pod, facts, item)
+                text = field_value(pod, facts, item.field_path) if item.field_path else resource_value(pod, facts, item)
                 out[item.path] = (text.encode(), volume.default_mode if item.mode is None else item.mode)
         elif source.kind == "ServiceAccountToken" and facts.token is not None:
             out[source.path] = (facts.token(source.audience, source.expiration).encode(), volume.default_mode)

@@ -26,10 +26,10 @@ from typing import Callable
 from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.errors import K8semuError, RenderError
-from emulator.model import images, naming, podfiles, satoken, validation
+from emulator.model import images, naming, podfiles
 from emulator.images import files as image_files
 from emulator.runtime import sandbox
-from emulator.model.projection import MountError
+from emulator.model.projection import MountError, PodFacts
 from emulator.runtime.hooks import Termination
 from emulator.runtime.kubevolumes import VolumeManager
 from emulator.runtime.probes import Probes
@@ -57,13 +57,11 @@ class Kubelet:
     terminating: dict[str, Termination] = field(default_factory=dict)  # pod key -> its termination
     finished: dict[str, Path] = field(default_factory=dict)  # pod key -> folder of a pod that ran to completion
     checked: float = 0.0
-    sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
-    sa_ca: str = ""
     volumes: VolumeManager | None = None
 
     def __post_init__(self) -> None:
         self.probes.exec_start = self._exec_probe
-        self.volumes = VolumeManager(self.state, self.runtime.base, lambda rec: self._service_account(rec).get("token", ""))
+        self.volumes = VolumeManager(self.state, self.runtime.base)
 
     @property
     def events(self):
@@ -201,7 +199,7 @@ class Kubelet:
             return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, node.ip,
                                        node.pod_cidr, node.gateway_ip, node.name,
                                        podfiles.node_hosts_file(node.name, node.ip, pod.spec.host_aliases),
-                                       resolv, shared, self._service_account(rec),
+                                       resolv, shared, self.volumes.service_account(rec),
                                        host_netns=naming.node_netns(self.runtime.scope, node.name),
                                        volumes=self.volumes.setup(rec))
         hostname = podfiles.hostname_of(pod)
@@ -209,28 +207,7 @@ class Kubelet:
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
                                                        pod.spec.host_aliases),
-                                   resolv, shared, self._service_account(rec), volumes=self.volumes.setup(rec))
-
-    def _service_account(self, rec: Record) -> dict[str, str]:
-        """The ServiceAccount volume kubelet projects into a pod (token, ca.crt, namespace),
-        unless the pod opts out; none when the cluster has no API server (no signing key)."""
-        pod = rec.obj
-        account = pod.spec.raw.get("serviceAccountName") or pod.spec.raw.get("serviceAccount") or "default"
-        if not isinstance(account, str) or not validation.is_dns1123_subdomain(account):
-            account = "default"
-        stored = self.state.get("ServiceAccount", pod.meta.namespace, account)
-        automount = pod.spec.raw.get("automountServiceAccountToken")
-        if automount is None and stored is not None:
-            automount = stored.obj.automount  # the pod says nothing: its ServiceAccount decides
-        if automount is False:
-            return {}
-        if self.sa_key is None:
-            key_file, ca_file = self.runtime.base / satoken.KEY_FILE, self.runtime.base / satoken.CA_FILE
-            if not key_file.exists() or not ca_file.exists():
-                return {}
-            self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
-        token = satoken.issue(self.sa_key, pod.meta.namespace, account, pod.meta.name, rec.uid)
-        return {"token": token, "ca.crt": self.sa_ca, "namespace": pod.meta.namespace}
+                                   resolv, shared, self.volumes.service_account(rec), volumes=self.volumes.setup(rec))
 
     def _failed(self, rec: Record, reason: str, message: str) -> None:
         failures, _ = self.retry.get(rec.obj.key, (0, 0.0))
@@ -286,7 +263,8 @@ class Kubelet:
         node = self.state.config.node(rec.status.node)
         host_dir, pod_dir = self.runtime.container_dir(box, name)
         env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, pod_dir,
-                                     self._service_env(rec), lambda kind, name: self._data(kind, pod.meta.namespace, name))
+                                     self._service_env(rec), lambda kind, name: self._data(kind, pod.meta.namespace, name),
+                                     PodFacts(rec.uid, *self.volumes.capacity))
         argv = images.argv_for(container, self.state.config.images, env, sys.executable)
         sec = container.security
         uid = sec.run_as_user if sec.run_as_user is not None else pod.spec.security.run_as_user

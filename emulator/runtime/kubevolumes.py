@@ -15,10 +15,9 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from emulator.cluster.store import ClusterState, Record
-from emulator.model import naming, projection
+from emulator.model import naming, projection, satoken, validation
 from emulator.runtime import volumes
 
 REFRESH = 1.0  # seconds between passes over running pods' projected volumes
@@ -39,7 +38,8 @@ def _capacity() -> tuple[int, int]:
 class VolumeManager:
     state: ClusterState
     base: Path  # the cluster's run directory
-    token: Callable[[Record], str] = lambda rec: ""  # the pod's ServiceAccount token, for projected ones
+    sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
+    sa_ca: str = ""
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # (pod key, volume) -> digest of its files
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)  # (pod key, uid) -> its projected token
     checked: float = 0.0
@@ -60,10 +60,35 @@ class VolumeManager:
     def _files(self, rec: Record, volume) -> projection.Files:
         def token(audience: str, seconds: int) -> str:  # one per pod, not one per pass (the audience is
             if (rec.obj.key, rec.uid) not in self.tokens:  # the cluster's own: the emulated API accepts it)
-                self.tokens[(rec.obj.key, rec.uid)] = self.token(rec)
+                self.tokens[(rec.obj.key, rec.uid)] = self._token(rec)
             return self.tokens[(rec.obj.key, rec.uid)]
         facts = projection.PodFacts(rec.uid, *self.capacity, token=token)
         return projection.volume_files(volume, rec.obj, facts, self._lookup(rec.obj.meta.namespace))
+
+    @staticmethod
+    def _account(rec: Record) -> str:
+        account = rec.obj.spec.raw.get("serviceAccountName") or rec.obj.spec.raw.get("serviceAccount") or "default"
+        return account if isinstance(account, str) and validation.is_dns1123_subdomain(account) else "default"
+
+    def _token(self, rec: Record) -> str:
+        """A token for the pod's ServiceAccount; "" when the cluster has no API server (no key)."""
+        if self.sa_key is None:
+            key_file, ca_file = self.base / satoken.KEY_FILE, self.base / satoken.CA_FILE
+            if not key_file.exists() or not ca_file.exists():
+                return ""
+            self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
+        return satoken.issue(self.sa_key, rec.obj.meta.namespace, self._account(rec), rec.obj.meta.name, rec.uid)
+
+    def service_account(self, rec: Record) -> dict[str, str]:
+        """The ServiceAccount volume kubelet projects into every pod (token, ca.crt, namespace),
+        unless the pod, or else its ServiceAccount, opts out; none without an API server."""
+        pod = rec.obj
+        stored = self.state.get("ServiceAccount", pod.meta.namespace, self._account(rec))
+        automount = pod.spec.raw.get("automountServiceAccountToken")
+        if automount is None and stored is not None:
+            automount = stored.obj.automount  # the pod says nothing: its ServiceAccount decides
+        token = self._token(rec) if automount is not False else ""
+        return {"token": token, "ca.crt": self.sa_ca, "namespace": pod.meta.namespace} if token else {}
 
     @staticmethod
     def _digest(files: projection.Files) -> str:

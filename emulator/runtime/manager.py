@@ -30,6 +30,7 @@ from emulator.cluster import addons, controllers, cronjobs, dnsview
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
+from emulator.ingress import options as ingress_options
 from emulator.model import corefile, naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.corefile import hosts_corefile
@@ -72,6 +73,7 @@ class Manager(Requests):
         self.pod_generation: dict[str, int] = {}  # pod key -> first view generation holding it
         self.snapshots: dict[str, tuple[Any, int]] = {}  # shared file -> (content, generation)
         self.corefile_text: str | None = None  # the coredns ConfigMap's Corefile last projected
+        self.ingress_config: dict[str, str] = {}  # the ingress-nginx controller ConfigMap's data last published
         self.kubelet: Kubelet | None = None
         self.shim: Shim | None = None
         self.agent = NodeAgent(config, records.scope)
@@ -299,7 +301,15 @@ class Manager(Requests):
     def _publish_snapshots(self) -> None:
         snap = dnsview.snapshot(self.state)
         self._write_shared("dns", {k: v for k, v in snap.items() if k != "ingresses"})
-        self._write_shared("ingress", {"services": snap["services"], "ingresses": snap["ingresses"]})
+        config = self.state.get("ConfigMap", ingress_options.NAMESPACE, ingress_options.NAME)
+        data = dict(config.obj.data) if config is not None else {}
+        if data != self.ingress_config:  # what the controller will log, as Events on the ConfigMap too
+            self.ingress_config = data
+            for problem in ingress_options.parse(data).problems:
+                self.state.events.warn("ConfigMap", ingress_options.NAMESPACE, ingress_options.NAME, "InvalidKey",
+                                       problem, "ingress-nginx-controller")
+        self._write_shared("ingress", {"services": snap["services"], "ingresses": snap["ingresses"],
+                                       "controller_config": data})
 
     def _sync_corefile(self) -> None:
         """The coredns ConfigMap's Corefile, as the kubelet projects it into the coredns pods

@@ -66,7 +66,7 @@ PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}
 PORT_KNOWN: set[str] = set()
 ENV_SUPPORTED = {"name", "value", "valueFrom"}
 FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.nodeName",
-               "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs"}
+               "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs"}
 
 WORKLOAD_SPEC_SUPPORTED = {"replicas", "selector", "template"}
 DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy"}

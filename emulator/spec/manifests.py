@@ -7,23 +7,22 @@ objects, any namespace. Parsing collects every problem of every document before 
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import Problem, SpecError
-from emulator.model import quantity, validation
+from emulator.model import validation
 from emulator.model.meta import Namespace, ObjectMeta
-from emulator.model.pod import (Container, ContainerPort, Pod, PodSpec, PodTemplate,
-                                Probe, Resources, SecurityContext, Toleration)
+from emulator.model.pod import Container, ContainerPort, Pod, PodSpec, PodTemplate, Toleration
 from emulator.model.selectors import selector_from_dict
 from emulator.model.volume import Volume
 from emulator.model.workload import Deployment, ReplicaSet
 from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services, workloads
+from emulator.spec.containerfields import pre_stop, probe, resources, security
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
-from emulator.spec.volumes import check_shared_mounts, parse_mounts, parse_volumes
+from emulator.spec.volumes import check_resource_refs, check_shared_mounts, parse_mounts, parse_volumes
 
 KubeObject = Any  # Namespace | Pod | Deployment | ReplicaSet | StatefulSet | ...
 
@@ -40,7 +39,6 @@ _label_check = validation.check_dns1123_label
 _subdomain_check = validation.check_dns1123_subdomain
 MAX_NAMESERVERS, MAX_SEARCHES, MAX_SEARCH_CHARS = 3, 32, 2048
 MAX_INT64 = 2**63 - 1
-CAPABILITY = re.compile(r"(CAP_)?[A-Z_]+")
 _labels = labels.labels
 
 
@@ -53,64 +51,6 @@ def _meta(r: Reader, path: PathKey, default_ns: str, namespaced: bool,
     if namespaced:
         namespace = r.string(path + ("namespace",), default_ns, check=_label_check) or default_ns
     return ObjectMeta(name, namespace, _labels(r, path + ("labels",)), _labels(r, path + ("annotations",), False))
-
-
-def _security(r: Reader, path: PathKey, container: bool) -> SecurityContext:
-    if r.get(path) is None:
-        return SecurityContext()
-    supported = {"runAsUser", "runAsGroup"} | ({"privileged", "capabilities"} if container else set())
-    known = {"runAsNonRoot", "seLinuxOptions", "seccompProfile", "appArmorProfile", "windowsOptions",
-             "supplementalGroups", "supplementalGroupsPolicy", "fsGroup", "fsGroupChangePolicy", "sysctls"}
-    if container:
-        known |= {"allowPrivilegeEscalation", "readOnlyRootFilesystem", "procMount"}
-    r.mapping(path, supported, known)
-    caps: dict[str, tuple[str, ...]] = {}
-    for key in ("add", "drop"):
-        names = []
-        for i, item in enumerate(r.seq(path + ("capabilities", key))):
-            if not isinstance(item, str) or not CAPABILITY.fullmatch(item):
-                r.fail(path + ("capabilities", key, i), f"{item!r} is not a capability name (like NET_ADMIN)")
-                continue
-            names.append(item.removeprefix("CAP_"))
-        caps[key] = tuple(names)
-    if r.get(path + ("capabilities",)) is not None:
-        r.mapping(path + ("capabilities",), {"add", "drop"})
-    return SecurityContext(bool(r.typed(path + ("privileged",), bool, False)), caps["add"], caps["drop"],
-                           r.integer(path + ("runAsUser",), None, 0, 2**31 - 1),
-                           r.integer(path + ("runAsGroup",), None, 0, 2**31 - 1))
-
-
-def _resources(r: Reader, path: PathKey) -> Resources:
-    if r.get(path) is None:
-        return Resources()
-    r.mapping(path, {"limits", "requests"}, {"claims"})
-    values: dict[str, int | None] = {}
-    for kind in ("limits", "requests"):
-        table = r.get(path + (kind,), {})
-        if not isinstance(table, dict):
-            r.fail(path + (kind,), "expected a mapping of resource names to quantities")
-            continue
-        for res, amount in table.items():
-            try:
-                if res == "cpu":
-                    values[f"cpu_{kind}"] = quantity.millicores(amount)
-                elif res == "memory":
-                    values[f"memory_{kind}"] = quantity.bytes_of(amount)
-                else:
-                    quantity.parse(amount)
-                    r.warnings.append(f"{r.doc.where(path + (kind, res))}: {res}: accepted but not emulated; ignored")
-            except quantity.QuantityError as exc:
-                r.fail(path + (kind, res), str(exc))
-    out = Resources(values.get("cpu_limits"), values.get("memory_limits"),
-                    values.get("cpu_requests"), values.get("memory_requests"))
-    for res, limit, request in (("cpu", out.cpu_limit, out.cpu_request), ("memory", out.memory_limit, out.memory_request)):
-        if limit is not None and request is not None and request > limit:
-            r.fail(path + ("requests", res), f"must be less than or equal to {res} limit")
-    if out.cpu_request is None and out.cpu_limit is not None:  # the API server defaults requests to limits
-        out = Resources(out.cpu_limit, out.memory_limit, out.cpu_limit, out.memory_request)
-    if out.memory_request is None and out.memory_limit is not None:
-        out = Resources(out.cpu_limit, out.memory_limit, out.cpu_request, out.memory_limit)
-    return out
 
 
 def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
@@ -161,67 +101,11 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
     working_dir = r.string(path + ("workingDir",), "", check=lambda v: None if not v or (v.startswith("/") and v.isprintable())
                            else f"{v!r}: must be an absolute path") or ""
     return Container(name, image, strings("command"), strings("args"), env, tuple(ports), working_dir,
-                     _probe(r, path + ("readinessProbe",), names), _probe(r, path + ("livenessProbe",), names),
-                     _resources(r, path + ("resources",)), _security(r, path + ("securityContext",), True),
-                     _pre_stop(r, path + ("lifecycle",), names), r.typed(path + ("stdin",), bool, False),
+                     probe(r, path + ("readinessProbe",), names), probe(r, path + ("livenessProbe",), names),
+                     resources(r, path + ("resources",)), security(r, path + ("securityContext",), True),
+                     pre_stop(r, path + ("lifecycle",), names), r.typed(path + ("stdin",), bool, False),
                      r.typed(path + ("stdinOnce",), bool, False), r.typed(path + ("tty",), bool, False), env_from,
                      parse_mounts(r, path + ("volumeMounts",), volumes or {}))
-
-
-def _pre_stop(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
-    """``lifecycle.preStop`` (exec, httpGet or sleep), run by the kubelet before SIGTERM;
-    ``postStart`` is accepted with a warning."""
-    if r.get(path) is None:
-        return None
-    r.mapping(path, {"preStop"}, {"postStart", "stopSignal"})
-    hook = path + ("preStop",)
-    if r.get(hook) is None:
-        return None
-    data = r.mapping(hook, {"exec", "httpGet", "sleep"}, {"tcpSocket"})
-    if "sleep" in data:
-        r.mapping(hook + ("sleep",), {"seconds"}, required=("seconds",))
-        return Probe("sleep", seconds=r.integer(hook + ("sleep", "seconds"), 0, 0, 2 ** 31 - 1) or 0)
-    if not ("exec" in data or "httpGet" in data):
-        return None  # tcpSocket: deprecated for hooks and ignored by the kubelet too (warned above)
-    return _probe(r, hook, port_names)
-
-
-def _probe(r: Reader, path: PathKey, port_names: set[str]) -> Probe | None:
-    if r.get(path) is None:
-        return None
-    data = r.mapping(path, kinds.PROBE_SUPPORTED, kinds.PROBE_KNOWN)
-    actions = [a for a in ("httpGet", "tcpSocket", "exec") if a in data]
-    if len(actions) != 1:
-        r.fail(path, "must specify exactly one of httpGet, tcpSocket, exec")
-        return None
-    action = actions[0]
-    ap = path + (action,)
-    port: int | str = 0
-    if action in ("httpGet", "tcpSocket"):
-        r.mapping(ap, {"port", "path", "scheme"} if action == "httpGet" else {"port"},
-                  {"host", "httpHeaders"} if action == "httpGet" else {"host"}, required=("port",))
-        port = r.get(ap + ("port",), 0)
-        if isinstance(port, str) and not port.isdigit() and port not in port_names:
-            r.fail(ap + ("port",), f"port name {port!r} is not a containerPort name of this container")
-        port = int(port) if isinstance(port, str) and port.isdigit() else port
-    command: tuple[str, ...] = ()
-    if action == "exec":
-        items = r.seq(ap + ("command",))
-        for i, item in enumerate(items):
-            if not isinstance(item, str):  # the API server's type check: []string
-                r.fail(ap + ("command", i), f"expected a string, got {item!r} (quote it)")
-        command = tuple(str(x) for x in items)
-    if action != "exec" and isinstance(port, int) and not 1 <= port <= 65535:
-        r.fail(ap + ("port",), f"must be between 1 and 65535, inclusive, got {port}")
-    if action == "httpGet":
-        r.string(ap + ("path",), "/", check=lambda v: None if v.isprintable() and " " not in v else
-                 f"{v!r}: a URL path without spaces or control characters")
-        r.string(ap + ("scheme",), "HTTP", check=lambda v: None if v in ("HTTP", "HTTPS") else
-                 f"unsupported value {v!r}: \"HTTP\", \"HTTPS\"")
-    return Probe(action, port, str(r.get(ap + ("path",), "/")), str(r.get(ap + ("scheme",), "HTTP")),
-                 command, r.integer(path + ("initialDelaySeconds",), 0, 0) or 0,
-                 r.integer(path + ("periodSeconds",), 10, 1) or 10, r.integer(path + ("timeoutSeconds",), 1, 1) or 1,
-                 r.integer(path + ("successThreshold",), 1, 1) or 1, r.integer(path + ("failureThreshold",), 3, 1) or 3)
 
 
 def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
@@ -233,6 +117,7 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     containers = tuple(_container(r, path + ("containers", i), host_ports, host_network, {v.name: v for v in volumes})
                        for i, _ in enumerate(r.seq(path + ("containers",))))
     check_shared_mounts(r, path + ("containers",), list(enumerate(c.mounts for c in containers)))
+    check_resource_refs(r, path + ("containers",), containers)
     if r.string(path + ("schedulerName",), "default-scheduler") != "default-scheduler":  # (the API's default, read back)
         r.warnings.append(f"{r.doc.where(path + ('schedulerName',))}: spec.schedulerName: not emulated; k8semu's scheduler places the pod")
     if raw.get("containers") is not None and not containers:
@@ -279,7 +164,7 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     return PodSpec(containers, r.string(path + ("nodeName",), "", check=lambda v: _subdomain_check(v) if v else None) or "",
                    node_selector, tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
                    r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
-                   _security(r, path + ("securityContext",), False),
+                   security(r, path + ("securityContext",), False),
                    r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64),
                    host_network=host_network, volumes=volumes)
 

@@ -17,6 +17,7 @@ from emulator.model import quantity, validation
 from emulator.model.volume import (DOWNWARD_FIELDS, RESOURCE_FIELDS, SOURCE_KINDS, FieldFile, KeyFile,
                                    Projection, Volume, VolumeMount)
 from emulator.spec.configmaps import key_problem
+from emulator.spec.env import subscripted
 from emulator.spec.loader import PathKey
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -112,10 +113,7 @@ def _field_items(r: Reader, path: PathKey, containers: set[str]) -> tuple[FieldF
         elif r.get(p + ("fieldRef",)) is not None:
             r.mapping(p + ("fieldRef",), {"fieldPath", "apiVersion"}, required=("fieldPath",))
             field_path = r.string(p + ("fieldRef", "fieldPath"), "") or ""
-            base = field_path.split("[", 1)[0]
-            keyed = base in ("metadata.labels", "metadata.annotations") and field_path.endswith("']") \
-                and field_path[len(base):].startswith("['")
-            if field_path not in DOWNWARD_FIELDS and not keyed:
+            if field_path not in DOWNWARD_FIELDS and not subscripted(field_path):
                 r.fail(p + ("fieldRef", "fieldPath"), f"Unsupported value: {field_path!r}: supported values: "
                        + ", ".join(f'"{f}"' for f in DOWNWARD_FIELDS) + did_you_mean(field_path, DOWNWARD_FIELDS))
         elif r.get(p + ("resourceFieldRef",)) is not None:
@@ -253,6 +251,16 @@ def parse_mounts(r: Reader, path: PathKey, volumes: dict[str, Volume]) -> tuple[
             out.append(VolumeMount(name, mount_path, "" if sub_path == "." else sub_path,
                                    bool(r.typed(p + ("readOnly",), bool, False))))
     return tuple(out)
+
+
+def check_resource_refs(r: Reader, path: PathKey, containers: tuple) -> None:
+    """An environment variable's resourceFieldRef names a container of the pod."""
+    names = {c.name for c in containers}
+    for i, c in enumerate(containers):
+        for j, var in enumerate(c.env):
+            if var.resource is not None and var.resource.container not in names:
+                r.fail(path + (i, "env", j, "valueFrom", "resourceFieldRef", "containerName"),
+                       f'Invalid value: "{var.resource.container}": must be the name of a container')
 
 
 def check_shared_mounts(r: Reader, path: PathKey, mounts: list[tuple[int, tuple[VolumeMount, ...]]]) -> None:

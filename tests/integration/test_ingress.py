@@ -178,6 +178,25 @@ spec:
     assert "Ingress color/bad-tls: secret not-tls is not a valid kubernetes.io/tls Secret" in logs
 
 
+def test_the_controller_configmap_changes_the_running_nginx(ingress_cluster) -> None:
+    """ingress-nginx's ConfigMap, edited live: ssl-redirect off stops the TLS host's redirect,
+    use-forwarded-headers passes the client's X-Forwarded-Proto on, and a key k8semu does not
+    emulate is a Warning Event on the ConfigMap."""
+    configmap = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: ingress-nginx-controller, namespace: ingress-nginx}\n"
+                 "data: {allow-snippet-annotations: 'false'%s}\n")
+    ingress_cluster.apply(configmap % ", ssl-redirect: 'false', use-forwarded-headers: 'true', enable-brotli: 'true'")
+    poll(lambda: get(ingress_cluster, "blue.color.contorq.com", "/") == (200, "blue"),
+         what="plain HTTP to the TLS host once ssl-redirect is off")
+    done = ingress_cluster.exec("outside", "curl", "-s", "-m", "3", "-H", "Host: echo.example", "-H",
+                                "X-Forwarded-Proto: https", f"http://{NODE}:30080/")
+    headers = {k.lower(): v for k, v in json.loads(done.stdout)["headers"].items()}
+    assert headers["x-forwarded-proto"] == "https"
+    events = k8semu("get", "events", "-n", "ingress-nginx").stdout
+    assert "InvalidKey" in events and "enable-brotli: not emulated" in events
+    ingress_cluster.apply(configmap % "")
+    poll(lambda: get(ingress_cluster, "blue.color.contorq.com", "/")[0] == 308, what="the redirect back")
+
+
 def test_rewrite_target_and_describe(ingress_cluster) -> None:
     ingress_cluster.apply(echo_app("echo2") + ingress("rewrite", "rw.example", "echo2", "/something(/|$)(.*)",
                                                       "ImplementationSpecific",

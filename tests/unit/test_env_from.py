@@ -76,3 +76,31 @@ def test_the_api_servers_checks_on_env_sources():
     assert "may not have more than one field specified at a time" in problems
     assert "a valid config key must consist of alphanumeric characters" in problems
     assert "is not a valid DNS-1123 subdomain" in problems
+
+
+def test_the_downward_api_in_env_labels_annotations_and_resources():
+    """``fieldRef`` with ``metadata.labels['k']`` and ``resourceFieldRef`` (the container defaults
+    to the variable's own; a limit not set is the node's capacity), as the kubelet resolves them."""
+    text = """apiVersion: v1
+kind: Pod
+metadata: {name: p, labels: {app: web}, annotations: {owner: me}}
+spec:
+  containers:
+    - name: c
+      image: busybox
+      resources: {limits: {memory: 128Mi}}
+      env:
+        - {name: APP, valueFrom: {fieldRef: {fieldPath: "metadata.labels['app']"}}}
+        - {name: OWNER, valueFrom: {fieldRef: {fieldPath: "metadata.annotations['owner']"}}}
+        - {name: MEM, valueFrom: {resourceFieldRef: {resource: limits.memory, divisor: 1Mi}}}
+        - {name: CPU, valueFrom: {resourceFieldRef: {resource: limits.cpu, divisor: 1m}}}
+        - {name: UID, valueFrom: {fieldRef: {fieldPath: metadata.uid}}}
+"""
+    (p,), problems, _ = parse_object(load_text(text, "pod.yaml")[0])
+    assert not problems
+    env = podfiles.container_env(p, p.spec.containers[0], "10.0.0.5", "n1", "172.18.0.2", "/c",
+                                 facts=podfiles.PodFacts("uid-7", 2000, 1 << 30))
+    assert (env["APP"], env["OWNER"], env["MEM"], env["CPU"], env["UID"]) == ("web", "me", "128", "2000", "uid-7")
+    bad = text.replace("resource: limits.memory, divisor: 1Mi", "resource: limits.memory, containerName: nope")
+    (_, problems, _) = parse_object(load_text(bad, "pod.yaml")[0])
+    assert "must be the name of a container" in str(problems[0])

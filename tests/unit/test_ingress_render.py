@@ -185,3 +185,41 @@ def test_a_literal_backslash_or_dollar_in_an_implementation_specific_path_is_quo
     for kind in ("Exact", "Prefix"):  # ingress-nginx's strict path validation refuses them there
         snap["ingresses"][-1]["rules"][0]["paths"][0]["path_type"] = kind
         assert "Ingress default/lit: invalid path" in render(snap).problems[-1]
+
+
+def test_the_controller_configmap_sets_nginx_as_ingress_nginx_reads_it() -> None:
+    """ssl-redirect is the default an Ingress's annotation overrides; sizes and timeouts become
+    their directives; use-forwarded-headers trusts the client's X-Forwarded-* (real_ip)."""
+    tls = ing("tls", [{"host": "a.example.com", "paths": [path("/", "Prefix", "s1", 4200)]}])
+    tls["tls"] = [{"hosts": ["a.example.com"], "secret": "cert", "pem": PEM}]
+    config = {"ssl-redirect": "false", "proxy-body-size": "8m", "proxy-read-timeout": "120",
+              "use-forwarded-headers": "true", "server-tokens": "true", "allow-snippet-annotations": "false"}
+    out = render({"services": SNAP["services"], "ingresses": [tls], "controller_config": config}, "/d")
+    conf = lines(out.conf)
+    assert out.problems == []
+    assert "return 308" not in out.conf  # the ConfigMap turned the redirect off for every Ingress
+    assert {"client_max_body_size 8m;", "proxy_read_timeout 120s;", "proxy_connect_timeout 5s;",
+            "server_tokens on;", "real_ip_header X-Forwarded-For;", "default $http_x_forwarded_proto;",
+            '"" $scheme;'} <= set(conf)
+    tls["annotations"] = {"nginx.ingress.kubernetes.io/ssl-redirect": "true"}  # the annotation wins
+    assert "return 308" in render({"services": SNAP["services"], "ingresses": [tls], "controller_config": config}).conf
+    plain = lines(render({"services": SNAP["services"], "ingresses": [tls]}).conf)
+    assert "real_ip_header X-Forwarded-For;" not in plain and "default $scheme;" in plain and "server_tokens off;" in plain
+
+
+@pytest.mark.parametrize("key,value", [("proxy-body-size", "1m; include /etc/shadow"), ("proxy-body-size", "1 m"),
+                                       ("proxy-read-timeout", "60s"), ("proxy-send-timeout", "-1"),
+                                       ("ssl-redirect", "yes"), ("server-tokens", "on\n")])
+def test_a_bad_configmap_value_is_reported_and_the_default_kept(key: str, value: str) -> None:
+    out = render({"services": SNAP["services"], "ingresses": [], "controller_config": {key: value}})
+    assert out.problems == [f"ConfigMap ingress-nginx/ingress-nginx-controller: {key}: invalid value {value!r}; "
+                            "the default is kept"]
+    assert out.conf == render({"services": SNAP["services"], "ingresses": []}).conf
+
+
+def test_a_configmap_key_k8semu_does_not_emulate_is_reported_and_the_rest_applied() -> None:
+    out = render({"services": [], "ingresses": [], "controller_config": {"enable-brotli": "true",
+                                                                          "proxy-body-size": "2m"}})
+    assert out.problems == ["ConfigMap ingress-nginx/ingress-nginx-controller: enable-brotli: not emulated by "
+                            "k8semu's ingress-nginx; ignored"]
+    assert "client_max_body_size 2m;" in lines(out.conf)
