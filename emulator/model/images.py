@@ -24,13 +24,13 @@ class Image:
     stand_in: bool = False  # runs its own ENTRYPOINT whatever the container's command says
 
 
-def stand_in(component: str) -> Image:
-    """A control-plane image (kubeadm's static pods): k8semu's manager does that work, so the
-    container only says so and sleeps; its command line (the flags a student greps for) is shown,
-    never run. The text is fixed here, not taken from a manifest."""
-    return Image(("sh", "-c", f"echo 'k8semu: this pod stands for {component}; the manager process does its work "
-                  "(k8semu status)'; exec sleep infinity"), (), f"stand-in for {component} (the manager does its work)",
-                 stand_in=True)
+def stand_in(component: str, worker: str = "the manager process does its work (k8semu status)") -> Image:
+    """A control-plane or node-daemon image (kubeadm's static pods, the data plane's agent,
+    MetalLB's): k8semu's own processes do that work, so the container only says so and sleeps;
+    its command line (the flags a student greps for) is shown, never run. The text is fixed here,
+    not taken from a manifest."""
+    return Image(("sh", "-c", 'echo "$1"; exec sleep infinity', "sh", f"k8semu: this pod stands for {component}; {worker}"),
+                 (), f"stand-in for {component} ({worker})", stand_in=True)
 
 
 def image_of(container: Container, extra: Mapping[str, Image]) -> Image | None:
@@ -76,6 +76,10 @@ BUILTIN: dict[str, Image] = {
     "registry.k8s.io/kube-controller-manager": stand_in("kube-controller-manager"),
     "registry.k8s.io/kube-scheduler": stand_in("kube-scheduler"),
     "registry.k8s.io/etcd": stand_in("etcd"),
+    "k8semu/openflow-agent": stand_in("the node's OpenFlow agent", "k8semu's OpenFlow controller programs this "
+                                      "node's Open vSwitch bridge (k8semu flows <node>)"),
+    "quay.io/metallb/speaker": stand_in("MetalLB's speaker", "k8semu's node agent answers ARP for the "
+                                        "LoadBalancer addresses this node announces"),
     "k8s.gcr.io/pause": SLEEP,
     "registry.k8s.io/e2e-test-images/regression-issue-74839": Image(
         ("{python}", "-m", "emulator.images.boom"), (),

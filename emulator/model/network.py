@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
+VXLAN_VNI = 1  # the overlay's tunnel, on every node
+VXLAN_PORT = 4789
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,13 @@ from typing import Callable
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
+from emulator.model.network import VXLAN_PORT, VXLAN_VNI
 from emulator.model.node import Node
 from emulator.pipeline import hostrules
 from emulator.runtime import kernel, ovs
 from emulator.runtime.proc import ip_batch, run, start_time
 from emulator.runtime.records import Records
 
-VXLAN_VNI = 1
-VXLAN_PORT = 4789
 NODE_SYSCTLS = ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0",
                 "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 

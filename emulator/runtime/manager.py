@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from emulator.cluster import addons, controllers, cronjobs, dnsview
+from emulator.cluster import addons, controllers, cronjobs, dnsview, nodedaemons
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
@@ -135,6 +135,7 @@ class Manager(Requests):
             self.state.static_pods = True  # kubeadm's control-plane pods, kept by the reconcile loop
             controllers.apply(self.state, addons.cluster_dns(self.config))
             controllers.apply(self.state, addons.ingress_nginx(self.config))
+            controllers.apply(self.state, nodedaemons.node_daemons(self.config))
             controllers.apply(self.state, list(self.config.manifests))
             self._sync_corefile()
         self.phase = "running"

@@ -47,6 +47,10 @@ def test_cordon_marks_the_node_unschedulable_and_uncordon_undoes_it(evict_cluste
     evict_cluster.wait_running("default")
 
 
+def daemon(pod: dict) -> bool:
+    return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences", []))
+
+
 def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster: Cluster) -> None:
     """A bare pod on the node stops the drain (the node stays cordoned, nothing is evicted);
     with --force it is deleted and every other pod evicted; Deployments replace theirs on
@@ -67,7 +71,8 @@ def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster:
         lines = done.stdout.splitlines()
         assert lines[0] == "node/worker-1 already cordoned" and lines[-1] == "node/worker-1 drained"
         assert "evicting pod default/bare" in lines and "pod/bare evicted" in lines
-        assert not [p for p in evict_cluster.get("pods") if p["spec"].get("nodeName") == "worker-1"]
+        assert not [p for p in evict_cluster.get("pods") if p["spec"].get("nodeName") == "worker-1"
+                    and not daemon(p)]  # what --ignore-daemonsets leaves: the data plane's agent
         # echo's replacement is pinned to worker-1 by its nodeSelector: Pending, as kube-scheduler leaves it
         echo = poll(lambda: [p for p in evict_cluster.get("pods", "default", "app=echo")
                              if p["status"].get("conditions")], timeout=10, what="echo's replacement")[0]
@@ -121,7 +126,8 @@ def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> Non
         k8semu("--cluster", name, "uncordon", busy)
         evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
                             "spec: {maxUnavailable: 0, selector: {matchLabels: {app: web}}}\n")
-        held = k8semu("--cluster", name, "drain", other, "--force", "--timeout", "7", check=False, timeout=60)
+        held = k8semu("--cluster", name, "drain", other, "--ignore-daemonsets", "--force", "--timeout", "7",
+                      check=False, timeout=60)
         assert held.returncode != 0 and "global timeout reached: 7s" in held.stderr
         assert web_nodes(evict_cluster) == [other] * 3  # none of them evicted
         got = next(p for p in evict_cluster.get("pdb", "default") if p["metadata"]["name"] == "web")
@@ -157,12 +163,12 @@ def test_kubectl_cordon_drain_and_uncordon_through_the_api(evict_cluster: Cluste
         assert done.stdout.splitlines()[-1] == f"node/{busy} drained", done.stdout + done.stderr
         assert busy not in web_nodes(evict_cluster)
         assert not [p for p in evict_cluster.get("pods") if p["spec"].get("nodeName") == busy
-                    and not p["metadata"].get("deletionTimestamp")]
+                    and not p["metadata"].get("deletionTimestamp") and not daemon(p)]
         kubectl("uncordon", busy)
         evict_cluster.apply("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: web}\n"
                             "spec: {maxUnavailable: 0, selector: {matchLabels: {app: web}}}\n")
         other = "worker-1" if busy == "worker-2" else "worker-2"
-        held = kubectl("drain", other, "--force", "--timeout=7s", check=False, timeout=60)
+        held = kubectl("drain", other, "--ignore-daemonsets", "--force", "--timeout=7s", check=False, timeout=60)
         said = held.stdout + held.stderr
         assert held.returncode != 0 and "global timeout reached: 7s" in said, said
         assert ("(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget."

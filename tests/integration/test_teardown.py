@@ -123,8 +123,8 @@ def test_foreground_shell_runs_verbs_and_tears_down_on_eof_and_ctrl_c() -> None:
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                              cwd=Path(__file__).resolve().parents[2])
     poll(lambda: Path("/run/k8semu/default/ready").exists(), timeout=60, what="the cluster to be up")
-    poll(lambda: "10/10 running" in k8semu("status", check=False).stdout, timeout=60,
-         what="pods running (6 of the spec, 4 of kubeadm's control plane)")
+    poll(lambda: "13/13 running" in k8semu("status", check=False).stdout, timeout=60,
+         what="pods running (6 of the spec, 4 of kubeadm's control plane, 3 of the data plane's agent)")
     shell.send_signal(signal.SIGINT)
     out, err = shell.communicate(timeout=120)
     assert "is down" in out, (out, err)

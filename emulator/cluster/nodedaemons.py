@@ -1,0 +1,70 @@
+"""The per-node daemons a student finds on a real cluster, as DaemonSets: the data plane's own agent
+in kube-system and, with an address pool, MetalLB's speaker in metallb-system, as their
+manifests install them.
+
+``k8semu-agent`` stands for the data plane of the ``openflow`` CNI: on each node an Open vSwitch
+bridge that k8semu's OpenFlow controller programs, which serves Services too (kube-proxy's job,
+as AntreaProxy does with proxyAll), so such a cluster has no kube-proxy DaemonSet, as a
+kube-proxy-free Antrea or Cilium cluster has none; the kube-proxy DaemonSet and ConfigMap come
+with the kube-proxy data planes. Its ConfigMap says how the data plane is set up (Antrea's
+``antrea-config`` has the same role). MetalLB's speaker stands for the node agent that answers
+ARP for the LoadBalancer addresses. Both are hostNetwork pods tolerating every taint, whose images
+are stand-ins (emulator/model/images.py): their process says what does their work. Every value
+comes from the validated cluster spec.
+"""
+from __future__ import annotations
+
+import yaml
+
+from emulator.model.cluster import ClusterConfig
+from emulator.model.config import ConfigMap
+from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.network import VXLAN_PORT, VXLAN_VNI
+from emulator.model.pod import Container, PodSpec, PodTemplate, Toleration
+from emulator.model.selectors import LabelSelector
+from emulator.model.workload import DaemonSet
+
+AGENT_IMAGE = "k8semu/openflow-agent:v0.1.0"
+AGENT_LABELS = {"app": "k8semu", "component": "openflow-agent"}
+METALLB_VERSION = "v0.13.12"
+METALLB_NAMESPACE = "metallb-system"
+
+
+def _template(labels: dict[str, str], name: str, image: str, host_network: bool) -> PodTemplate:
+    raw = {"containers": [{"name": name, "image": image}], "hostNetwork": host_network,
+           "tolerations": [{"operator": "Exists"}], "priorityClassName": "system-node-critical"}
+    spec = PodSpec((Container(name, image),), tolerations=(Toleration(operator="Exists"),), host_network=host_network,
+                   raw=raw, termination_grace=0)
+    return PodTemplate(dict(labels), {}, spec, {"metadata": {"labels": dict(labels)}, "spec": raw})
+
+
+def agent_config(config: ClusterConfig) -> dict[str, object]:
+    return {"cni": "openflow", "trafficEncapMode": "encap", "tunnelType": "vxlan", "tunnelPort": VXLAN_PORT,
+            "tunnelVNI": VXLAN_VNI, "podMTU": config.pod_mtu, "podCIDR": config.pods.subnet,
+            "serviceCIDR": config.services.subnet, "proxy": "openflow", "networkPolicy": "openflow",
+            "kubeProxy": "none (the OpenFlow pipeline serves Services on every node, as AntreaProxy with proxyAll)"}
+
+
+def openflow_agent(config: ClusterConfig) -> list:
+    """kube-system's ``k8semu-agent`` DaemonSet, one pod per node, and its ConfigMap."""
+    meta = ObjectMeta("k8semu-agent", "kube-system", dict(AGENT_LABELS))
+    return [ConfigMap(ObjectMeta("k8semu-config", "kube-system", dict(AGENT_LABELS)),
+                      {"k8semu-agent.conf": yaml.safe_dump(agent_config(config), sort_keys=False)}),
+            DaemonSet(meta, LabelSelector(dict(AGENT_LABELS)),
+                      _template(AGENT_LABELS, "openflow-agent", AGENT_IMAGE, True), max_unavailable=1)]
+
+
+def metallb(config: ClusterConfig) -> list:
+    """MetalLB's ``speaker`` DaemonSet in metallb-system, as its native manifest installs it, when
+    the cluster has an address pool. Not its ``controller`` Deployment: the manager assigns the
+    addresses, and a pod of it on one node would change where the scheduler spreads the user's."""
+    if not config.lb_pool:
+        return []
+    speaker = {"app": "metallb", "component": "speaker"}
+    return [Namespace(ObjectMeta(METALLB_NAMESPACE, "", {"app": "metallb"})),
+            DaemonSet(ObjectMeta("speaker", METALLB_NAMESPACE, dict(speaker)), LabelSelector(dict(speaker)),
+                      _template(speaker, "speaker", f"quay.io/metallb/speaker:{METALLB_VERSION}", True))]
+
+
+def node_daemons(config: ClusterConfig) -> list:
+    return openflow_agent(config) + metallb(config)
