@@ -39,6 +39,8 @@ bench: install
 	$(PY) bench/dns_server.py
 	$(PY) bench/api.py
 	$(PY) bench/workloads.py
+	$(PY) bench/volumes.py
+	$(PY) bench/kubeproxy.py
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)

@@ -73,10 +73,14 @@ def job_object(rec: Record, state: ClusterState, children: dict | None = None) -
 def _job_spec(job) -> dict:
     """A JobSpec as the API shows it (a Job's, or a CronJob's jobTemplate's)."""
     spec: dict[str, Any] = {"parallelism": job.parallelism, "backoffLimit": job.backoff_limit,
-                            "template": template_object(job.template), "completionMode": "NonIndexed",
-                            "suspend": job.suspend}
+                            "template": template_object(job.template),
+                            "completionMode": "Indexed" if job.indexed else "NonIndexed", "suspend": job.suspend}
     if job.completions is not None:
         spec["completions"] = job.completions
+    if job.active_deadline is not None:
+        spec["activeDeadlineSeconds"] = job.active_deadline
+    if job.ttl_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = job.ttl_after_finished
     return spec
 
 

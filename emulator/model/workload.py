@@ -89,6 +89,9 @@ class Job(Keyed):
     suspend: bool = False
     selector: LabelSelector | None = None  # set only with manualSelector: true
     owner: tuple[str, str] | None = None  # ("CronJob", name) for a Job a CronJob made
+    indexed: bool = False  # completionMode Indexed: each of ``completions`` indexes succeeds once
+    active_deadline: int | None = None  # activeDeadlineSeconds: Failed (DeadlineExceeded) once active longer
+    ttl_after_finished: int | None = None  # ttlSecondsAfterFinished: deleted that long after it finished
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ class Kubelet:
         changed |= self._start_new()
         changed |= self._start_containers()
         changed |= self._apply_probes()
-        self.volumes.refresh([r for r in map(self._rec, self.boxes) if r is not None and not r.deleting])
+        if self.volumes.due():
+            self.volumes.refresh([r for r in map(self._rec, self.boxes) if r is not None and not r.deleting])
         for key in self.boxes:
             rec = self._rec(key)
             if rec is not None and not rec.deleting:

@@ -118,13 +118,13 @@ class VolumeManager:
         wanted = [m for c in pod.spec.containers for m in c.mounts]
         return [m.to_dict() for m in volumes.mounts(self.base, pod_dir, pod.spec.volumes, wanted)]
 
+    def due(self) -> bool:
+        return bool(self.written) and time.monotonic() - self.checked >= REFRESH
+
     def refresh(self, running: list[Record]) -> None:
-        """Rewrite the projected volumes whose sources changed (at most every REFRESH seconds).
-        A source that has gone leaves the files as they were, as the kubelet does."""
-        now = time.monotonic()
-        if now - self.checked < REFRESH:
-            return
-        self.checked = now
+        """Rewrite the projected volumes whose sources changed (the kubelet calls it every
+        REFRESH seconds). A source that has gone leaves the files as they were, as the kubelet does."""
+        self.checked = time.monotonic()
         for rec in running:
             pod = rec.obj
             for volume in pod.spec.volumes:

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from emulator.cluster import addons, controllers, cronjobs, dnsview, nodedaemons
+from emulator.cluster import addons, controllers, cronjobs, dnsview, jobs, nodedaemons
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
@@ -381,8 +381,9 @@ class Manager(Requests):
         self._supervise()
         changed = self.kubelet.tick()
         # a pod started, ended or changed readiness (a rollout's next step, the endpoints), or a
-        # CronJob's time has come
-        if changed or cronjobs.due(self.state, time.time()):
+        # CronJob's time, a Job's deadline or time to live has come
+        now = time.time()
+        if changed or cronjobs.due(self.state, now) or jobs.due(self.state, now):
             controllers.reconcile(self.state)
         else:
             controllers.reconcile_endpoints(self.state)

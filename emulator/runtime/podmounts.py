@@ -155,8 +155,9 @@ def attach(held: list[Held]) -> None:
     """Bind every volume at its mount point, parents before children. Runs once podfs has made
     /run, /tmp and the masks, before the masks become read-only."""
     for h in held:
-        if h.late:
-            _make_point(h.target, h.is_dir)
+        # under /run or /tmp, or inside a volume mounted just before (a writable one: runc makes a
+        # nested mount point in the volume the same way)
+        _make_point(h.target, h.is_dir)
         linux.mount(FD_PATH.format(h.fd), h.target, None, linux.MS_BIND)
         flags = linux.MS_REMOUNT | linux.MS_BIND | linux.MS_NOSUID | linux.MS_NODEV
         linux.mount(None, h.target, None, flags | (linux.MS_RDONLY if h.read_only else 0))

@@ -79,10 +79,10 @@ STATEFULSET_SPEC_KNOWN = {"minReadySeconds", "volumeClaimTemplates", "persistent
 DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionHistoryLimit"}
 DAEMONSET_SPEC_KNOWN = {"minReadySeconds"}
 JOB_SPEC_SUPPORTED = {"template", "completions", "parallelism", "backoffLimit", "suspend", "selector",
-                      "manualSelector", "completionMode"}
+                      "manualSelector", "completionMode", "activeDeadlineSeconds", "ttlSecondsAfterFinished"}
 CRONJOB_SPEC_SUPPORTED = {"schedule", "timeZone", "startingDeadlineSeconds", "concurrencyPolicy", "suspend",
                           "jobTemplate", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"}
-JOB_SPEC_KNOWN = {"activeDeadlineSeconds", "ttlSecondsAfterFinished", "podFailurePolicy", "successPolicy",
+JOB_SPEC_KNOWN = {"podFailurePolicy", "successPolicy",
                   "backoffLimitPerIndex", "maxFailedIndexes", "podReplacementPolicy", "managedBy"}
 TEMPLATE_SUPPORTED = {"metadata", "spec"}
 NAMESPACE_SPEC_KNOWN = {"finalizers"}

@@ -18,6 +18,8 @@ from emulator.spec.disruption import int_or_percent
 from emulator.spec.reader import Reader
 
 MAX_INT32 = 2**31 - 1
+MAX_INT64 = 2**63 - 1
+MAX_INDEXES = 100_000  # the API server's limit on an Indexed Job's completions and parallelism
 
 
 def _one_of(r: Reader, path: tuple, default: str, allowed: tuple[str, ...]) -> str:
@@ -90,7 +92,8 @@ def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source, spec: 
     """A Job as the API server validates it: the template's restartPolicy OnFailure or Never,
     completions and parallelism defaulted together (both unset: one pod, once), the selector
     generated unless ``manualSelector`` (a client's copy of the generated one is accepted),
-    NonIndexed completion (Indexed is refused: not emulated yet). ``spec``: where the JobSpec is
+    NonIndexed or Indexed completion (Indexed needs completions, at most 100,000), an
+    activeDeadlineSeconds above 0 and a ttlSecondsAfterFinished of 0 or more. ``spec``: where the JobSpec is
     (a CronJob's is under spec.jobTemplate.spec)."""
     policy = template.spec.restart_policy
     if policy not in ("OnFailure", "Never"):
@@ -98,12 +101,13 @@ def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source, spec: 
         r.fail(where, (f'Unsupported value: "{policy}": supported values: ' if r.get(where)
                        else "Required value: valid values: ") + '"OnFailure", "Never"')
     mode = r.string(spec + ("completionMode",), "NonIndexed")
-    if mode == "Indexed":
-        r.fail(spec + ("completionMode",), "completionMode Indexed is not emulated yet (only NonIndexed)")
-    elif mode != "NonIndexed":
+    if mode not in ("NonIndexed", "Indexed"):
         r.fail(spec + ("completionMode",), f'Unsupported value: "{mode}": supported values: "NonIndexed", "Indexed"')
-    completions = r.integer(spec + ("completions",), None, 0, MAX_INT32)
-    parallelism = r.integer(spec + ("parallelism",), None, 0, MAX_INT32)
+    indexed = mode == "Indexed"
+    completions = r.integer(spec + ("completions",), None, 0, MAX_INDEXES if indexed else MAX_INT32)
+    parallelism = r.integer(spec + ("parallelism",), None, 0, MAX_INDEXES if indexed else MAX_INT32)
+    if indexed and completions is None:
+        r.fail(spec + ("completions",), "Required value: when completion mode is Indexed")
     if completions is None and parallelism is None:
         completions = 1
     manual = r.typed(spec + ("manualSelector",), bool, False)
@@ -120,7 +124,9 @@ def parse_job(r: Reader, meta: ObjectMeta, template: PodTemplate, source, spec: 
     return Job(meta, replace(template, labels=kept), source, completions,
                1 if parallelism is None else parallelism,
                r.integer(spec + ("backoffLimit",), 6, 0, MAX_INT32), bool(r.typed(spec + ("suspend",), bool, False)),
-               selector if manual else None)
+               selector if manual else None, indexed=indexed,
+               active_deadline=r.integer(spec + ("activeDeadlineSeconds",), None, 1, MAX_INT64),
+               ttl_after_finished=r.integer(spec + ("ttlSecondsAfterFinished",), None, 0, MAX_INT32))
 
 
 # robfig/cron's descriptors, which kube-controller-manager's parser takes, as the five fields they mean

@@ -124,3 +124,54 @@ def test_a_cronjob_runs_its_job_at_the_next_minute_and_kubectl_can_start_one_by_
     poll(lambda: not scheduled(), timeout=30, what="its Jobs to go with it")
     kubectl("create", "cronjob", "made", "--image=busybox", "--schedule=*/5 * * * *", "--", "date")
     assert kubectl("get", "cj", "made", "--no-headers").stdout.split()[:6] == ["made", "*/5", "*", "*", "*", "*"]
+
+
+INDEXED = """apiVersion: batch/v1
+kind: Job
+metadata: {name: indexed}
+spec:
+  completionMode: Indexed
+  completions: 3
+  parallelism: 3
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: busybox, command: [sh, -c, "echo index=$JOB_COMPLETION_INDEX host=$(hostname)"]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: deadline}
+spec:
+  activeDeadlineSeconds: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: busybox, command: [sleep, "60"]}]
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: short-lived}
+spec:
+  ttlSecondsAfterFinished: 1
+  template:
+    spec:
+      restartPolicy: Never
+      containers: [{name: work, image: busybox, command: ["true"]}]
+"""
+
+
+def test_an_indexed_job_and_a_deadline_and_a_ttl_through_kubectl(cluster, tmp_path):
+    (tmp_path / "jobs.yaml").write_text(INDEXED)
+    kubectl("apply", "-f", str(tmp_path / "jobs.yaml"))
+    kubectl("wait", "--for=condition=complete", "job/indexed", "--timeout=60s")
+    assert job("indexed")["status"]["completedIndexes"] == "0-2"
+    logs = sorted(kubectl("logs", p["metadata"]["name"]).stdout.strip() for p in pods("indexed"))
+    assert logs == [f"index={i} host=indexed-{i}" for i in range(3)]
+    kubectl("wait", "--for=condition=failed", "job/deadline", "--timeout=60s")
+    assert job("deadline")["status"]["conditions"][-1]["reason"] == "DeadlineExceeded"
+    poll(lambda: not [p for p in pods("deadline") if p["status"]["phase"] == "Running"], timeout=30,
+         what="the deadline Job's pod to be stopped")
+    poll(lambda: "NotFound" in kubectl("get", "job", "short-lived", check=False).stderr, timeout=30,
+         what="the finished Job to be deleted after its ttlSecondsAfterFinished")
+    poll(lambda: not pods("short-lived"), timeout=30, what="its pod to go with it")
+    kubectl("delete", "job", "indexed", "deadline")

@@ -89,23 +89,28 @@ def test_volumes_are_mounted_where_the_machine_has_no_folder_without_touching_th
     volumes.write_atomic(config, {"game.properties": (b"lives=3\n", 0o644)})
     cache = tmp_path / "volumes" / "cache"
     volumes.make_writable(cache)
+    nested = tmp_path / "volumes" / "nested"
+    volumes.make_writable(nested)
     pod_dir = tmp_path / "pod"
     pod_dir.mkdir()
     mounts = [volumes.Mount(str(cache), top, False).to_dict(),
+              volumes.Mount(str(nested), f"{top}/nested", False).to_dict(),  # inside the volume above
               volumes.Mount(str(config), etc, True).to_dict(),
               volumes.Mount(str(cache), "/tmp/cache", False, "sub/dir").to_dict()]
     done = run_pod_view(pod_dir, mounts, [f"{etc}/game.properties", "/etc/shadow", "/etc/hostname"],
-                        [f"{top}/f", f"{etc}/x", "/tmp/cache/y", "/etc/new-file"])
+                        [f"{top}/f", f"{top}/nested/n", f"{etc}/x", "/tmp/cache/y", "/etc/new-file"])
     assert done.returncode == 0, done.stderr[-2000:]
     seen = json.loads(done.stdout)
     assert seen["read"][f"{etc}/game.properties"] == "lives=3\n"
     assert seen["read"]["/etc/shadow"] == ""  # masked inside the shadow of /etc too
     assert seen["read"]["/etc/hostname"] == Path("/etc/hostname").read_text()
-    assert seen["write"] == {f"{top}/f": True, f"{etc}/x": "errno 30", "/tmp/cache/y": True, "/etc/new-file": "errno 30"}
+    assert seen["write"] == {f"{top}/f": True, f"{top}/nested/n": True, f"{etc}/x": "errno 30", "/tmp/cache/y": True,
+                             "/etc/new-file": "errno 30"}
     assert set(os.listdir("/")) | {top[1:]} == set(seen["root"])  # the machine's root, plus the new folder
     assert set(os.listdir("/etc")) | {f"k8semu-test-{tag}"} == set(seen["etc"])
     assert seen["sysfs"]  # the pod's own sysfs covers the old root kept under /sys
     assert (cache / "f").read_text() == "x" and (cache / "sub" / "dir" / "y").read_text() == "x"
+    assert (nested / "n").read_text() == "x" and (cache / "nested").is_dir()  # its mount point, made in the volume
     assert not os.path.exists(top) and not os.path.exists(f"/etc/k8semu-test-{tag}")
 
 

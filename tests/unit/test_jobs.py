@@ -149,7 +149,12 @@ def test_deleting_a_job_deletes_its_pods_and_its_template_cannot_change():
      'Unsupported value: "Always": supported values: "OnFailure", "Never"'),
     (JOB.replace("      restartPolicy: %(policy)s\n", "") % {"spec": ""}, "spec.template.spec.restartPolicy",
      'Required value: valid values: "OnFailure", "Never"'),
-    (JOB % {"spec": "completionMode: Indexed", "policy": "Never"}, "spec.completionMode", "not emulated yet"),
+    (JOB % {"spec": "completionMode: Indexed", "policy": "Never"}, "spec.completions",
+     "Required value: when completion mode is Indexed"),
+    (JOB % {"spec": "completionMode: Indexed\n  completions: 100001", "policy": "Never"}, "spec.completions",
+     "at most 100000"),
+    (JOB % {"spec": "activeDeadlineSeconds: 0", "policy": "Never"}, "spec.activeDeadlineSeconds", "at least 1"),
+    (JOB % {"spec": "ttlSecondsAfterFinished: -1", "policy": "Never"}, "spec.ttlSecondsAfterFinished", "at least 0"),
     (JOB % {"spec": "selector: {matchLabels: {app: x}}", "policy": "Never"}, "spec.selector", "manualSelector"),
     (JOB % {"spec": "backoffLimit: -1", "policy": "Never"}, "spec.backoffLimit", "at least 0"),
 ])
@@ -175,3 +180,58 @@ def test_a_pod_that_ran_to_completion_gives_its_address_back_once():
     controllers.delete(st, "Pod", "default", rec.obj.meta.name)
     controllers.forget_pod(st, rec)
     assert st.ipam[node].allocated[ip] == "default/another"
+
+
+def test_an_indexed_job_runs_each_index_once_with_its_hostname_annotation_and_variable():
+    """completionMode Indexed: pods ``pi-<index>-<random>``, the index as annotation and label,
+    hostname ``pi-<index>``, JOB_COMPLETION_INDEX from the annotation; a failed index is run
+    again; Complete once every index succeeded; completedIndexes as ranges."""
+    from emulator.model import podfiles
+    st = default_state()
+    controllers.apply(st, job("completionMode: Indexed\n  completions: 4\n  parallelism: 2"))
+    first = active(st)
+    assert sorted(r.obj.meta.annotations["batch.kubernetes.io/job-completion-index"] for r in first) == ["0", "1"]
+    zero = next(r for r in first if r.obj.meta.labels["batch.kubernetes.io/job-completion-index"] == "0")
+    assert zero.obj.meta.name.startswith("pi-0-") and zero.obj.spec.hostname == "pi-0"
+    env = podfiles.container_env(zero.obj, zero.obj.spec.containers[0], "10.0.0.5", "n1", "172.18.0.2", "/c")
+    assert env["JOB_COMPLETION_INDEX"] == "0"
+    assert zero.obj.spec.raw["containers"][0]["env"][-1]["name"] == "JOB_COMPLETION_INDEX"
+    finish(st, zero)
+    one = next(r for r in active(st) if r.obj.spec.hostname == "pi-1")
+    finish(st, one, code=1)  # index 1 failed: run again, beside index 2
+    assert sorted(r.obj.spec.hostname for r in active(st)) == ["pi-1", "pi-2"]
+    assert job_status(st)["completedIndexes"] == "0"
+    for r in active(st):
+        finish(st, r)
+    assert sorted(r.obj.spec.hostname for r in active(st)) == ["pi-3"]
+    finish(st, active(st)[0])
+    status = job_status(st)
+    assert status["completedIndexes"] == "0-3" and status["conditions"][-1]["type"] == "Complete"
+    assert render.objects(st, "Job", "default")[0]["spec"]["completionMode"] == "Indexed"
+
+
+def test_a_job_past_its_active_deadline_fails_and_its_pods_go():
+    st = default_state()
+    controllers.apply(st, job("activeDeadlineSeconds: 5"))
+    assert len(active(st)) == 1
+    from emulator.cluster import jobs
+    track = next(iter(st.jobs.values()))
+    assert track.wake == track.start + 5 and not jobs.due(st, track.start + 4) and jobs.due(st, track.start + 5)
+    track.start -= 10  # as if it had been active ten seconds
+    controllers.reconcile(st)
+    status = job_status(st)
+    assert status["conditions"][-1]["type"] == "Failed" and status["conditions"][-1]["reason"] == "DeadlineExceeded"
+    assert not active(st) and all(r.deleting for r in pods(st))
+
+
+def test_a_finished_job_with_a_ttl_is_deleted_with_its_pods_when_it_expires():
+    st = default_state()
+    controllers.apply(st, job("ttlSecondsAfterFinished: 30"))
+    finish(st, active(st)[0])
+    assert st.get("Job", "default", "pi") is not None  # finished, not expired yet
+    track = next(iter(st.jobs.values()))
+    assert track.wake == track.completion + 30
+    track.completion -= 31
+    track.wake -= 31
+    controllers.reconcile(st)
+    assert st.get("Job", "default", "pi") is None and all(r.deleting for r in pods(st))

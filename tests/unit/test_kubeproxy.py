@@ -1,0 +1,87 @@
+"""kube-proxy's iptables rules (emulator/kubeproxy/iptables.py), checked against kube-proxy's own
+test: TestOverallIPTablesRules in kubernetes/pkg/proxy/iptables/proxier_test.go builds six
+Services (ClusterIP; LoadBalancer with Local traffic policy, an external IP and a health check
+port; NodePort; an external IP; LoadBalancer with source ranges and ClientIP affinity; one
+without endpoints) and compares syncProxyRules' output to an expected text. That text is in
+tests/golden/kubeproxy/TestOverallIPTablesRules.iptables as upstream wrote it (never rewritten
+by --update-golden); the same Services here must give it byte for byte."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from emulator.errors import RenderError
+from emulator.kubeproxy import iptables
+from emulator.model.netview import EndpointView, ServicePortView
+
+UPSTREAM = Path(__file__).resolve().parents[1] / "golden" / "kubeproxy" / "TestOverallIPTablesRules.iptables"
+NODE = "test-node"
+
+
+def port(i: int, ns: str, cluster_ip: str, *endpoints: EndpointView, **kw) -> ServicePortView:
+    return ServicePortView(i, ns, ns.replace("ns", "svc"), "p80", "TCP", cluster_ip, 80, endpoints=endpoints, **kw)
+
+
+UPSTREAM_SERVICES = [
+    port(1, "ns1", "172.30.0.41", EndpointView("10.180.0.1", 80, "")),
+    port(2, "ns2", "172.30.0.42", EndpointView("10.180.0.2", 80, ""), node_port=3001, lb_ip="1.2.3.4",
+         external_local=True, external_ips=("192.168.99.22",), health_check_node_port=30000),
+    port(3, "ns3", "172.30.0.43", EndpointView("10.180.0.3", 80, ""), node_port=3003),
+    port(4, "ns4", "172.30.0.44", EndpointView("10.180.0.4", 80, ""), EndpointView("10.180.0.5", 80, NODE),
+         external_ips=("192.168.99.33",)),
+    port(5, "ns5", "172.30.0.45", EndpointView("10.180.0.3", 80, ""), node_port=3002, lb_ip="5.6.7.8",
+         affinity_timeout=10800),
+    port(6, "ns6", "172.30.0.46"),
+]
+UPSTREAM_OPTIONS = iptables.Options(NODE, "10.0.0.0/8", nfacct=True)
+
+
+def test_the_rules_are_kube_proxys_own_for_its_overall_test():
+    got = iptables.render(UPSTREAM_SERVICES, UPSTREAM_OPTIONS, {5: ("203.0.113.0/25",)})
+    assert got == UPSTREAM.read_text()
+
+
+def test_chain_names_hash_the_service_port_name_and_protocol_as_kube_proxy_does():
+    svc = UPSTREAM_SERVICES[0]
+    assert iptables.port_name(svc) == "ns1/svc1:p80"
+    assert "KUBE-SVC-" + iptables.chain_base(svc) == "KUBE-SVC-XPGD46QRK7WJZT7O"
+    assert iptables.endpoint_chain(svc, svc.endpoints[0]) == "KUBE-SEP-SXIVWICOYRO3J4NJ"
+    unnamed = ServicePortView(9, "default", "web", "", "UDP", "10.96.0.9", 53)
+    assert iptables.port_name(unnamed) == "default/web"  # an unnamed port: no ":"
+
+
+def test_three_endpoints_take_a_third_then_a_half_then_the_rest():
+    svc = port(1, "ns1", "172.30.0.41", *(EndpointView(f"10.180.0.{i}", 8080, "") for i in (3, 1, 2)))
+    rules = [line for line in iptables.render([svc], UPSTREAM_OPTIONS).splitlines()
+             if line.startswith("-A KUBE-SVC-") and "->" in line]
+    assert ["10.180.0.1", "10.180.0.2", "10.180.0.3"] == [r.split("-> ")[1].split(":")[0] for r in rules]
+    assert "--probability 0.3333333333" in rules[0] and "--probability 0.5000000000" in rules[1]
+    assert "statistic" not in rules[2]
+
+
+def test_internal_traffic_policy_local_uses_only_this_nodes_endpoints_or_drops():
+    local = EndpointView("10.180.0.7", 80, NODE)
+    remote = EndpointView("10.180.0.8", 80, "other")
+    here = iptables.render([port(1, "ns1", "172.30.0.41", local, remote, internal_local=True)], UPSTREAM_OPTIONS)
+    assert "-j KUBE-SVL-" in here and "KUBE-SVC-" not in here and "10.180.0.8" not in here
+    elsewhere = iptables.render([port(1, "ns1", "172.30.0.41", remote, internal_local=True)], UPSTREAM_OPTIONS)
+    assert '-A KUBE-SERVICES -m comment --comment "ns1/svc1:p80 has no local endpoints" -m tcp -p tcp ' \
+           "-d 172.30.0.41 --dport 80 -j DROP" in elsewhere
+
+
+def test_serving_terminating_endpoints_are_used_only_when_none_is_ready():
+    ready, ending = EndpointView("10.180.0.1", 80, ""), EndpointView("10.180.0.2", 80, "")
+    both = iptables.render([port(1, "ns1", "172.30.0.41", ready, terminating=(ending,))], UPSTREAM_OPTIONS)
+    assert "10.180.0.1:80" in both and "10.180.0.2" not in both
+    only = iptables.render([port(1, "ns1", "172.30.0.41", ending, terminating=(ending,))], UPSTREAM_OPTIONS)
+    assert "--to-destination 10.180.0.2:80" in only
+
+
+@pytest.mark.parametrize("field, value", [("cluster_ip", "10.96.0.1 -j ACCEPT"), ("external_ips", ("1.2.3.4\n-F",)),
+                                          ("namespace", 'ns"1')])
+def test_a_value_that_would_be_syntax_is_refused(field: str, value) -> None:
+    svc = port(1, "ns1", "172.30.0.41", EndpointView("10.180.0.1", 80, ""))
+    with pytest.raises(RenderError):
+        iptables.render([ServicePortView(**{**{f: getattr(svc, f) for f in svc.__dataclass_fields__},
+                                            field: value})], UPSTREAM_OPTIONS)
