@@ -23,6 +23,7 @@ packages=(
     openssl              # the ingress controller's default certificate
     catatonit            # each pod's PID 1 (a pause process that reaps zombies)
     wrk                  # the ingress benchmark
+    nftables             # nft: kube-proxy's nftables mode (its rules, loaded by bench/kubeproxy.py)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import ipaddress
 from dataclasses import dataclass, field
 
 from emulator.errors import RenderError
+from emulator.kubeproxy.common import categorize, externally_accessible, port_name, word
 from emulator.model.netview import EndpointView, ServicePortView
 
 KUBE_SERVICES, KUBE_NODEPORTS, KUBE_EXTERNAL_SERVICES = "KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"
@@ -66,25 +66,12 @@ def _hash(text: str) -> str:
     return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
 
 
-def port_name(svc: ServicePortView) -> str:
-    """kube-proxy's ServicePortName.String(): ``namespace/name:port`` (``namespace/name`` for an
-    unnamed port)."""
-    return f"{svc.namespace}/{svc.name}" + (f":{svc.port_name}" if svc.port_name else "")
-
-
 def chain_base(svc: ServicePortView) -> str:
     return _hash(port_name(svc) + svc.protocol.lower())
 
 
 def endpoint_chain(svc: ServicePortView, ep: EndpointView) -> str:
     return "KUBE-SEP-" + _hash(port_name(svc) + svc.protocol.lower() + f"{ep.ip}:{ep.port}")
-
-
-def _word(text: str) -> str:
-    """A value as one iptables-restore word; anything that could be syntax is refused."""
-    if not text or any(c.isspace() or c in "\"'\\#" or ord(c) < 32 for c in text):
-        raise RenderError(f"{text!r} cannot be written into iptables-restore input")
-    return text
 
 
 def _quoted(text: str) -> str:
@@ -96,39 +83,6 @@ def _quoted(text: str) -> str:
 
 def _probability(n: int) -> str:
     return f"{1.0 / n:0.10f}"
-
-
-@dataclass(frozen=True)
-class _Endpoints:
-    """proxy.CategorizeEndpoints for one node: the endpoints of the Cluster and the Local policy,
-    every endpoint reachable from this node, and whether the Service has any usable endpoint."""
-    cluster: tuple[EndpointView, ...]
-    local: tuple[EndpointView, ...]
-    reachable: tuple[EndpointView, ...]
-    any: bool
-
-
-def externally_accessible(svc: ServicePortView) -> bool:
-    return bool(svc.node_port or svc.lb_ip or svc.external_ips)
-
-
-def categorize(svc: ServicePortView, node: str) -> _Endpoints:
-    ending = set(svc.terminating)
-    key = (lambda e: (ipaddress.IPv4Address(e.ip), e.port))
-    ready = sorted((e for e in svc.endpoints if e not in ending), key=key)
-    serving_terminating = sorted(ending, key=key)
-    external_local = svc.external_local and externally_accessible(svc)
-    uses_cluster = not svc.internal_local or (externally_accessible(svc) and not external_local)
-    uses_local = svc.internal_local or external_local
-    cluster: list[EndpointView] = (ready or serving_terminating) if uses_cluster else []
-    has_any = bool(cluster)
-    local: list[EndpointView] = []
-    if uses_local:
-        has_any = has_any or bool(ready or serving_terminating)
-        local = [e for e in ready if e.node == node] or [e for e in serving_terminating if e.node == node]
-    reachable = {(e.ip, e.port): e for e in cluster + local}
-    return _Endpoints(tuple(cluster), tuple(local), tuple(reachable[k] for k in sorted(
-        reachable, key=lambda k: (ipaddress.IPv4Address(k[0]), k[1]))), has_any)
 
 
 def _to_endpoints(nat: _Table, svc: ServicePortView, chain: str, endpoints: tuple[EndpointView, ...]) -> None:
@@ -148,8 +102,8 @@ def _to_endpoints(nat: _Table, svc: ServicePortView, chain: str, endpoints: tupl
 
 
 def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, source_ranges: tuple[str, ...]) -> None:
-    name, proto = port_name(svc), _word(svc.protocol.lower())
-    cluster_ip, port = _word(svc.cluster_ip), str(svc.port)
+    name, proto = port_name(svc), word(svc.protocol.lower())
+    cluster_ip, port = word(svc.cluster_ip), str(svc.port)
     eps = categorize(svc, opts.node)
     base = chain_base(svc)
     cluster_chain, local_chain = f"KUBE-SVC-{base}", f"KUBE-SVL-{base}"
@@ -183,21 +137,21 @@ def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, sou
                  "-j", internal_target)
     for ip in svc.external_ips:
         if eps.any:
-            nat.add(KUBE_SERVICES, "-m comment --comment", _quoted(f"{name} external IP"), *match, "-d", _word(ip),
+            nat.add(KUBE_SERVICES, "-m comment --comment", _quoted(f"{name} external IP"), *match, "-d", word(ip),
                     "--dport", port, "-j", ext_chain)
         if not has_external:
-            filt.add(KUBE_EXTERNAL_SERVICES, "-m comment --comment", external_note, *match, "-d", _word(ip),
+            filt.add(KUBE_EXTERNAL_SERVICES, "-m comment --comment", external_note, *match, "-d", word(ip),
                      "--dport", port, "-j", external_target)
     for ip in lb_ips:
         if eps.any:
             nat.add(KUBE_SERVICES, "-m comment --comment", _quoted(f"{name} loadbalancer IP"), *match, "-d",
-                    _word(ip), "--dport", port, "-j", lb_chain)
+                    word(ip), "--dport", port, "-j", lb_chain)
         if uses_fw:
             filt.add(KUBE_PROXY_FIREWALL, "-m comment --comment", _quoted(f"{name} traffic not accepted by {fw_chain}"),
-                     *match, "-d", _word(ip), "--dport", port, "-j DROP")
+                     *match, "-d", word(ip), "--dport", port, "-j DROP")
     if not has_external:
         for ip in lb_ips:
-            filt.add(KUBE_EXTERNAL_SERVICES, "-m comment --comment", external_note, *match, "-d", _word(ip),
+            filt.add(KUBE_EXTERNAL_SERVICES, "-m comment --comment", external_note, *match, "-d", word(ip),
                      "--dport", port, "-j", external_target)
     if svc.node_port:
         node_port = str(svc.node_port)
@@ -234,7 +188,7 @@ def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, sou
     if uses_fw:
         nat.chain(fw_chain)
         for cidr in source_ranges:
-            nat.add(fw_chain, "-m comment --comment", _quoted(f"{name} loadbalancer IP"), "-s", _word(cidr),
+            nat.add(fw_chain, "-m comment --comment", _quoted(f"{name} loadbalancer IP"), "-s", word(cidr),
                     "-j", ext_chain)
         nat.add(fw_chain, "-m comment --comment",
                 _quoted(f"other traffic to {name} will be dropped by KUBE-PROXY-FIREWALL"))
@@ -247,10 +201,10 @@ def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, sou
     for ep in eps.reachable:
         sep = endpoint_chain(svc, ep)
         nat.chain(sep)
-        nat.add(sep, "-m comment --comment", name, "-s", _word(ep.ip), "-j", KUBE_MARK_MASQ)
+        nat.add(sep, "-m comment --comment", name, "-s", word(ep.ip), "-j", KUBE_MARK_MASQ)
         affinity = ("-m recent --name", sep, "--set") if svc.affinity_timeout else ()
         nat.add(sep, "-m comment --comment", name, *affinity, *match, "-j DNAT --to-destination",
-                f"{_word(ep.ip)}:{ep.port}")
+                f"{word(ep.ip)}:{ep.port}")
 
 
 def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options,
@@ -266,7 +220,7 @@ def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: 
         filt.chain(chain)
     for chain in (KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ):
         nat.chain(chain)
-    mark = _word(opts.masquerade_mark)
+    mark = word(opts.masquerade_mark)
     nat.add(KUBE_POSTROUTING, "-m mark ! --mark", f"{mark}/{mark}", "-j RETURN")
     nat.add(KUBE_POSTROUTING, "-j MARK --xor-mark", mark)
     nat.add(KUBE_POSTROUTING, "-m comment --comment", _quoted("kubernetes service traffic requiring SNAT"),
@@ -275,7 +229,7 @@ def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: 
     if opts.localhost_nodeports:
         filt.add(KUBE_FIREWALL, "-m comment --comment", _quoted("block incoming localnet connections"),
                  "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
-    _word(opts.cluster_cidr)
+    word(opts.cluster_cidr)
     for svc in sorted((s for s in services if s.cluster_ip), key=lambda s: (port_name(s), s.protocol)):
         _service(nat, filt, svc, opts, (source_ranges or {}).get(svc.id, ()))
     destinations = ("-m addrtype --dst-type LOCAL",) + (() if opts.localhost_nodeports else ("! -d 127.0.0.0/8",))

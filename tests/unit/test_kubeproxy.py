@@ -1,10 +1,12 @@
-"""kube-proxy's iptables rules (emulator/kubeproxy/iptables.py), checked against kube-proxy's own
+"""kube-proxy's iptables and nftables rules (emulator/kubeproxy), checked against kube-proxy's own
 test: TestOverallIPTablesRules in kubernetes/pkg/proxy/iptables/proxier_test.go builds six
 Services (ClusterIP; LoadBalancer with Local traffic policy, an external IP and a health check
 port; NodePort; an external IP; LoadBalancer with source ranges and ClientIP affinity; one
 without endpoints) and compares syncProxyRules' output to an expected text. That text is in
 tests/golden/kubeproxy/TestOverallIPTablesRules.iptables as upstream wrote it (never rewritten
-by --update-golden); the same Services here must give it byte for byte."""
+by --update-golden); the same Services here must give it byte for byte. Likewise its nftables
+test, TestOverallNFTablesRules (pkg/proxy/nftables/proxier_test.go), with the same Services:
+tests/golden/kubeproxy/TestOverallNFTablesRules.nft."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from emulator.errors import RenderError
-from emulator.kubeproxy import iptables
+from emulator.kubeproxy import iptables, nftables
 from emulator.model.netview import EndpointView, ServicePortView
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "golden" / "kubeproxy" / "TestOverallIPTablesRules.iptables"
@@ -85,3 +87,37 @@ def test_a_value_that_would_be_syntax_is_refused(field: str, value) -> None:
     with pytest.raises(RenderError):
         iptables.render([ServicePortView(**{**{f: getattr(svc, f) for f in svc.__dataclass_fields__},
                                             field: value})], UPSTREAM_OPTIONS)
+
+
+UPSTREAM_NFT = UPSTREAM.with_name("TestOverallNFTablesRules.nft")
+NFT_OPTIONS = nftables.Options(NODE, "10.0.0.0/8", ("192.168.0.2",), ("172.30.0.0/16",))
+
+
+def lines(text: str) -> list[str]:
+    """The transaction's statements in any order, without blank and ``#`` lines: how kube-proxy's
+    TestOverallNFTablesRules compares (its expectation is grouped by Service, the dump is not)."""
+    return sorted(line for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def test_the_nftables_rules_are_kube_proxys_own_for_its_overall_test():
+    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)})
+    assert lines(got) == lines(UPSTREAM_NFT.read_text())
+
+
+def test_nftables_chain_names_are_kube_proxys():
+    svc = UPSTREAM_SERVICES[0]
+    assert "service-" + nftables.chain_base(svc) == "service-ULMVA6XW-ns1/svc1/tcp/p80"
+    assert "endpoint-" + nftables.endpoint_base(svc, svc.endpoints[0]) == \
+        "endpoint-5OJB2KTY-ns1/svc1/tcp/p80__10.180.0.1/80"
+
+
+def test_the_nftables_transaction_names_every_chain_before_a_rule_or_element_uses_it():
+    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)}).splitlines()
+    declared = set()
+    for line in got:
+        words = line.split()
+        if line.startswith(("add chain", "add set", "add map")):
+            declared.add(words[4])
+        for used in [w for w in words if w.startswith(("service-", "endpoint-", "external-", "firewall-"))]:
+            if not line.startswith("add chain"):
+                assert used.lstrip("@") in declared, line
