@@ -93,6 +93,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), ("all",)),
     Resource("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), ("all",)),
     Resource("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), ("all",)),
+    # written by the StatefulSet and DaemonSet controllers only (kubectl rollout history|undo reads them)
+    Resource("apps", "v1", "ControllerRevision", "controllerrevisions", True, verbs=READ_VERBS),
     Resource("batch", "v1", "Job", "jobs", True, (), ("all",)),
     Resource("batch", "v1", "CronJob", "cronjobs", True, ("cj",), ("all",)),
     Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),

@@ -209,6 +209,12 @@ def _ingress_row(i: dict, wide: bool) -> list[str]:
             "80, 443" if spec.get("tls") else "80", age(i)]
 
 
+def _revision_row(o: dict, wide: bool) -> list[str]:
+    """kubectl's columns for a ControllerRevision: its controller as ``statefulset.apps/web``."""
+    owner = next((f"{r['kind'].lower()}.apps/{r['name']}" for r in o["metadata"].get("ownerReferences", [])), "<none>")
+    return [o["metadata"]["name"], owner, str(o["revision"]), age(o)]
+
+
 PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]]]] = {
     "Pod": (["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
             ["IP", "NODE", "NOMINATED NODE", "READINESS GATES"], _pod_row),
@@ -222,6 +228,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "DaemonSet": (["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"],
                   ["CONTAINERS", "IMAGES", "SELECTOR"], _ds_row),
     "Job": (["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"], _job_row),
+    "ControllerRevision": (["NAME", "CONTROLLER", "REVISION", "AGE"], [], _revision_row),
     "ReplicationController": (["NAME", "DESIRED", "CURRENT", "READY", "AGE"], ["CONTAINERS", "IMAGES", "SELECTOR"],
                               _rs_row),
     "CronJob": (["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"],

@@ -255,6 +255,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return render_services.objects(state, kind, namespace)
     if kind == "Namespace":
         return [namespace_object(r) for r in state.list("Namespace")]
+    if kind == "ControllerRevision":
+        return render_workloads.controller_revisions(state, namespace)
     if kind == "IngressClass":
         return [ingress_class_object(r) for r in sorted(state.list(kind), key=lambda r: r.obj.meta.name)]
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))

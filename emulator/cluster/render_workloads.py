@@ -3,10 +3,12 @@ defaults the API server fills in, status as their controllers report it)."""
 from __future__ import annotations
 
 import copy
+import uuid
 from typing import Any
 
 from emulator.cluster import cronjobs, daemonsets, jobs, statefulsets
 from emulator.cluster.apimeta import meta, timestamp
+from emulator.cluster.revisions import REVISION_LABEL
 from emulator.cluster.store import ClusterState, Record
 from emulator.model.pod import PodTemplate
 
@@ -104,3 +106,30 @@ def cronjob_object(rec: Record, state: ClusterState, children: dict | None = Non
         [r for r in state.list("Job", key[0]) if r.obj.owner == ("CronJob", key[1])]
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta(rec), "spec": spec,
             "status": cronjobs.status(state, rec, owned, timestamp)}
+
+
+def controller_revisions(state: ClusterState, namespace: str | None) -> list[dict]:
+    """The ControllerRevisions of every StatefulSet and DaemonSet (``apps/v1``), as their
+    controllers write them: named ``<owner>-<hash>``, labelled with the template's labels and
+    the hash, owned by the workload, ``data`` the patch that puts the template back (the
+    template with ``$patch: replace``, which ``kubectl rollout undo`` sends) and ``revision``
+    its number."""
+    out = []
+    for (kind, ns, name), hist in sorted(state.workloads.items()):
+        owner = state.get(kind, ns, name)
+        if owner is None or (namespace is not None and ns != namespace) or kind not in ("StatefulSet", "DaemonSet"):
+            continue
+        for rev, template in hist.templates.items():
+            cr_name = rev if kind == "StatefulSet" else f"{name}-{rev}"  # a StatefulSet's label is the name already
+            metadata: dict[str, Any] = {
+                "name": cr_name, "namespace": ns, "uid": str(uuid.uuid5(uuid.NAMESPACE_OID, f"{owner.uid}/{rev}")),
+                "creationTimestamp": timestamp(hist.created.get(rev, owner.created)),
+                "labels": {**template.labels, REVISION_LABEL: rev},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": owner.uid,
+                                     "controller": True, "blockOwnerDeletion": True}]}
+            if hist.annotations.get(rev):
+                metadata["annotations"] = dict(hist.annotations[rev])
+            out.append({"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": metadata,
+                        "data": {"spec": {"template": {**template_object(template), "$patch": "replace"}}},
+                        "revision": hist.numbers.get(rev, 0)})
+    return out

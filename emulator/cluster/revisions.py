@@ -1,10 +1,13 @@
-"""What the StatefulSet and DaemonSet controllers share: the revisions of their template,
-standing in for ControllerRevisions (not served: each revision's template is kept under its
-``controller-revision-hash``, so a pod that must come back at an older revision, below a
-StatefulSet's partition, comes back as it was), and their claim on pods (adopting orphans that
+"""What the StatefulSet and DaemonSet controllers share: the revisions of their template, kept as
+kube-controller-manager keeps ControllerRevisions (each template under its
+``controller-revision-hash``, with a revision number: a new template gets the next number, and
+one that comes back, a rollback, is renumbered to the next; served as ControllerRevision
+objects, which ``kubectl rollout history|undo`` read; a pod that must come back at an older
+revision, below a StatefulSet's partition, comes back as it was), and their claim on pods (adopting orphans that
 match their selector, releasing pods that no longer do, as every controller's ClaimPods does)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator
 
@@ -17,16 +20,28 @@ REVISION_LABEL = "controller-revision-hash"
 
 @dataclass
 class History:
-    """Templates by revision label, oldest first, and the revision the status calls current."""
+    """Templates by revision label, oldest first, and the revision the status calls current;
+    each revision's number, when it was made and the workload's annotations then (a
+    ControllerRevision copies them: ``kubectl rollout history`` prints its change-cause)."""
     templates: dict[str, PodTemplate] = field(default_factory=dict)
     current: str = ""
+    numbers: dict[str, int] = field(default_factory=dict)
+    created: dict[str, float] = field(default_factory=dict)
+    annotations: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
-def history(state: ClusterState, kind: str, namespace: str, name: str, update: str, template: PodTemplate) -> History:
-    """The workload's history with its current template recorded as revision ``update``."""
+def history(state: ClusterState, kind: str, namespace: str, name: str, update: str, template: PodTemplate,
+            annotations: dict[str, str] | None = None) -> History:
+    """The workload's history with its current template recorded as revision ``update``, which
+    holds the highest number (a template brought back is renumbered, as the controllers do)."""
     hist = state.workloads.setdefault((kind, namespace, name), History())
     if update not in hist.templates:
         hist.templates[update] = template
+        hist.created[update] = time.time()
+        hist.annotations[update] = dict(annotations or {})
+    highest = max(hist.numbers.values(), default=0)
+    if hist.numbers.get(update) != highest or not highest:
+        hist.numbers[update] = highest + 1
     if not hist.current:
         hist.current = update
     return hist
@@ -37,7 +52,8 @@ def trim(hist: History, pods: list[Record], update: str, limit: int) -> None:
     used = {p.obj.meta.labels.get(REVISION_LABEL) for p in pods} | {update, hist.current}
     spare = [r for r in hist.templates if r not in used]
     for rev in spare[:max(0, len(spare) - limit)]:
-        del hist.templates[rev]
+        for table in (hist.templates, hist.numbers, hist.created, hist.annotations):
+            table.pop(rev, None)
 
 
 def forget(state: ClusterState, kinds: tuple[str, ...]) -> None:
@@ -76,7 +92,7 @@ def each(state: ClusterState, kind: str, children: dict[tuple[str, str, str], li
     for rec in state.list(kind):
         obj = rec.obj
         update = revision(obj)
-        hist = history(state, kind, obj.meta.namespace, obj.meta.name, update, obj.template)
+        hist = history(state, kind, obj.meta.namespace, obj.meta.name, update, obj.template, obj.meta.annotations)
         if rec.deleting:
             continue
         pods = claim(state, (kind, obj.meta.name), obj.meta.namespace, obj.selector,

@@ -140,3 +140,34 @@ def test_daemonset_covers_every_node_rolls_node_by_node_and_stays_through_a_drai
         kubectl("uncordon", worker)
     kubectl("delete", "ds", "agent", "-n", "kube-system")
     poll(lambda: not pods("name=agent", "kube-system"), timeout=30, what="the DaemonSet's pods to go")
+
+
+def test_rollout_history_and_undo_read_the_controller_revisions(cluster):
+    """``kubectl rollout history`` lists a StatefulSet's and a DaemonSet's ControllerRevisions,
+    ``--revision`` shows one's template, and ``rollout undo`` puts the previous one back (its
+    revision renumbered to the next, as the controller does)."""
+    hist = WEB.split("---\n")[1].replace("app: nginx", "app: hist").replace("name: web}", "name: hist}")
+    hist = hist.replace("replicas: 3", "replicas: 1")
+    kubectl("apply", "-f", "-", input=hist)
+    kubectl("rollout", "status", "statefulset/hist", "--timeout=60s")
+    kubectl("set", "image", "statefulset/hist", "nginx=nginx")
+    kubectl("rollout", "status", "statefulset/hist", "--timeout=60s")
+    history = kubectl("rollout", "history", "statefulset/hist").stdout
+    assert re.search(r"REVISION\s+CHANGE-CAUSE\n1\s+<none>\n2\s+<none>", history), history
+    assert "Image:\tregistry.k8s.io/nginx-slim:0.24" in kubectl("rollout", "history", "statefulset/hist",
+                                                                "--revision=1").stdout
+    assert "rolled back" in kubectl("rollout", "undo", "statefulset/hist").stdout
+    kubectl("rollout", "status", "statefulset/hist", "--timeout=60s")
+    assert {p["spec"]["containers"][0]["image"] for p in pods("app=hist")} == {"registry.k8s.io/nginx-slim:0.24"}
+    assert re.search(r"\n2\s+<none>\n3\s+<none>", kubectl("rollout", "history", "statefulset/hist").stdout)
+    agent = AGENT.replace("name: agent", "name: hist-agent")
+    kubectl("apply", "-f", "-", input=agent)
+    kubectl("set", "image", "ds/hist-agent", "-n", "kube-system", "hist-agent=alpine")
+    kubectl("rollout", "status", "daemonset/hist-agent", "-n", "kube-system", "--timeout=60s")
+    revisions = kubectl("get", "controllerrevisions", "-n", "kube-system", "-l", "name=hist-agent").stdout
+    assert re.search(r"hist-agent-\w+\s+daemonset.apps/hist-agent\s+2", revisions), revisions
+    kubectl("rollout", "undo", "daemonset/hist-agent", "-n", "kube-system")
+    kubectl("rollout", "status", "daemonset/hist-agent", "-n", "kube-system", "--timeout=60s")
+    assert {p["spec"]["containers"][0]["image"] for p in pods("name=hist-agent", "kube-system")} == {"busybox"}
+    kubectl("delete", "sts", "hist")
+    kubectl("delete", "ds", "hist-agent", "-n", "kube-system")

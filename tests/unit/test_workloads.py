@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from emulator.api.tables import PRINTERS
 from emulator.cluster import controllers, nodes, render, statefulsets
 from emulator.errors import K8semuError, SpecError
 from emulator.spec.loader import load_text
@@ -278,6 +279,32 @@ def test_going_back_to_a_prior_template_is_a_rollback_to_its_revision():
     settle(st)
     status = render.objects(st, "StatefulSet", "default")[0]["status"]
     assert status["currentRevision"] == status["updateRevision"] == first
+
+
+def test_controller_revisions_number_each_template_and_a_rollback_renumbers_the_old_one():
+    """As the StatefulSet controller keeps ControllerRevisions: one per template, ``<set>-<hash>``,
+    owned by the set, numbered in order; going back to a template renumbers its revision to the
+    next number (kubectl rollout history lists it last), and ``data`` puts that template back."""
+    st = default_state()
+    controllers.apply(st, sts())
+    settle(st)
+    uid = st.get("StatefulSet", "default", "web").uid
+    first = statefulsets.revision(st.get("StatefulSet", "default", "web").obj)
+    controllers.apply(st, sts(image="busybox"))
+    settle(st)
+    second = statefulsets.revision(st.get("StatefulSet", "default", "web").obj)
+    revisions = {o["metadata"]["name"]: o for o in render.objects(st, "ControllerRevision", "default")}
+    assert {name: o["revision"] for name, o in revisions.items()} == {first: 1, second: 2}
+    assert revisions[first]["metadata"]["ownerReferences"][0]["uid"] == uid
+    assert revisions[first]["metadata"]["labels"]["controller-revision-hash"] == first
+    template = revisions[first]["data"]["spec"]["template"]
+    assert template["$patch"] == "replace" and template["spec"]["containers"][0]["image"] == "nginx"
+    controllers.apply(st, sts())  # the first template again: a rollback
+    settle(st)
+    numbers = {o["metadata"]["name"]: o["revision"] for o in render.objects(st, "ControllerRevision", "default")}
+    assert numbers == {first: 3, second: 2}
+    row = PRINTERS["ControllerRevision"][2](revisions[second], False)
+    assert row[:3] == [second, "statefulset.apps/web", "2"]
 
 
 def test_on_delete_changes_a_pod_only_when_it_is_deleted():
