@@ -447,6 +447,7 @@ class Kubelet:
         for rec in [r for r in self.state.pods() if r.deleting and r.obj.key not in self.boxes]:
             if rec.obj.key in self.finished:  # it ran to completion: its sandbox went then
                 shutil.rmtree(self.finished.pop(rec.obj.key), ignore_errors=True)
+            self.volumes.remove(rec)  # made before a sandbox that never came (a FailedMount, say)
             controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox, or finished
         now = time.monotonic()
         for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)]:

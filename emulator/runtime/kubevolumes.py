@@ -141,6 +141,11 @@ class VolumeManager:
                     volumes.write_atomic(folder, files)
                     self.written[(pod.key, volume.name)] = digest
 
+    def remove(self, rec: Record) -> None:
+        """The pod's volume folders, when it goes without a sandbox to take them along."""
+        volumes.remove(self.base, naming.pod_dir(rec.obj.meta.namespace, rec.obj.meta.name))
+        self.forget(rec.obj.key)
+
     def forget(self, key: str) -> None:
         for table in (self.written, self.tokens):
             for k in [k for k in table if k[0] == key]:

@@ -116,3 +116,18 @@ def test_a_pod_waits_for_its_configmap_and_starts_once_it_exists(cluster, tmp_pa
     kubectl("wait", "--for=condition=Ready", "pod/waits", "--timeout=60s")
     poll(lambda: kubectl("logs", "waits").stdout == "value", timeout=20, what="the pod to read its ConfigMap")
     kubectl("delete", "pod/waits", "configmap/later", "--wait=true", "--timeout=60s")
+
+
+def test_a_pod_deleted_while_it_waits_for_a_volume_leaves_nothing(cluster, tmp_path):
+    """Its emptyDir was made before the ConfigMap was found missing; deleting the pod, which
+    never got a sandbox, removes it too."""
+    waiting = WAITING.replace("name: waits", "name: never").replace(
+        "volumes: [{name: v, configMap: {name: later}}]",
+        "volumes: [{name: s, emptyDir: {}}, {name: v, configMap: {name: missing}}]").replace(
+        "volumeMounts: [{name: v, mountPath: /cfg}]", "volumeMounts: [{name: v, mountPath: /cfg}, {name: s, mountPath: /s}]")
+    (tmp_path / "n.yaml").write_text(waiting)
+    kubectl("apply", "-f", str(tmp_path / "n.yaml"))
+    folder = f"/run/k8semu/{cluster.name}/volumes/default_never"
+    poll(lambda: os.path.isdir(f"{folder}/s"), timeout=20, what="the emptyDir made before the mount failed")
+    kubectl("delete", "pod", "never", "--wait=true", "--timeout=60s")
+    poll(lambda: not os.path.exists(folder), timeout=20, what="the waiting pod's volumes to go with it")
