@@ -25,6 +25,33 @@ class Endpoints:
     any: bool
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What syncProxyRules decides for one Service port on one node, in both modes: its endpoints,
+    whether the Cluster and Local policy chains are used, which traffic has endpoints (internal:
+    to the cluster IP; external: to NodePorts, external and load-balancer IPs), and whether the
+    external chain is written (it short-circuits local traffic even without external endpoints)."""
+    endpoints: Endpoints
+    external_local: bool
+    uses_cluster: bool
+    uses_local: bool
+    has_internal: bool
+    has_external: bool
+    uses_external_chain: bool
+
+
+def plan(svc: ServicePortView, node: str) -> Plan:
+    eps = categorize(svc, node)
+    accessible = externally_accessible(svc)
+    external_local = svc.external_local and accessible
+    return Plan(eps, external_local,
+                bool(eps.cluster) and (not svc.internal_local or (accessible and not external_local)),
+                bool(eps.local) and (svc.internal_local or external_local),
+                eps.any and (bool(eps.local) or not svc.internal_local),
+                eps.any and (bool(eps.local) or not external_local),
+                eps.any and accessible)
+
+
 def externally_accessible(svc: ServicePortView) -> bool:
     return bool(svc.node_port or svc.lb_ip or svc.external_ips)
 

@@ -21,7 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 from emulator.errors import RenderError
-from emulator.kubeproxy.common import categorize, externally_accessible, port_name, word
+from emulator.kubeproxy.common import plan, port_name, word
 from emulator.model.netview import EndpointView, ServicePortView
 
 KUBE_SERVICES, KUBE_NODEPORTS, KUBE_EXTERNAL_SERVICES = "KUBE-SERVICES", "KUBE-NODEPORTS", "KUBE-EXTERNAL-SERVICES"
@@ -104,21 +104,15 @@ def _to_endpoints(nat: _Table, svc: ServicePortView, chain: str, endpoints: tupl
 def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, source_ranges: tuple[str, ...]) -> None:
     name, proto = port_name(svc), word(svc.protocol.lower())
     cluster_ip, port = word(svc.cluster_ip), str(svc.port)
-    eps = categorize(svc, opts.node)
+    decided = plan(svc, opts.node)
+    eps, external_local, has_internal, has_external = (decided.endpoints, decided.external_local,
+                                                       decided.has_internal, decided.has_external)
     base = chain_base(svc)
     cluster_chain, local_chain = f"KUBE-SVC-{base}", f"KUBE-SVL-{base}"
     ext_chain, fw_chain = f"KUBE-EXT-{base}", f"KUBE-FW-{base}"
-    accessible = externally_accessible(svc)
-    external_local = svc.external_local and accessible
-    uses_cluster = bool(eps.cluster) and (not svc.internal_local or (accessible and not external_local))
-    uses_local = bool(eps.local) and (svc.internal_local or external_local)
-    internal_chain, has_internal = cluster_chain, eps.any
-    if svc.internal_local:
-        internal_chain, has_internal = local_chain, bool(eps.local) and eps.any
-    external_chain_target, has_external = cluster_chain, eps.any
-    if external_local:
-        external_chain_target, has_external = local_chain, bool(eps.local) and eps.any
-    uses_ext = eps.any and accessible
+    internal_chain = local_chain if svc.internal_local else cluster_chain
+    external_chain_target = local_chain if external_local else cluster_chain
+    uses_cluster, uses_local, uses_ext = decided.uses_cluster, decided.uses_local, decided.uses_external_chain
     lb_ips = (svc.lb_ip,) if svc.lb_ip else ()
     uses_fw = eps.any and bool(lb_ips) and bool(source_ranges)
     lb_chain = fw_chain if uses_fw else ext_chain

@@ -21,7 +21,7 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from emulator.kubeproxy.common import categorize, externally_accessible, port_name, word
+from emulator.kubeproxy.common import plan, port_name, word
 from emulator.model.netview import EndpointView, ServicePortView
 
 TABLE = "ip kube-proxy"
@@ -51,6 +51,34 @@ BASE_CHAINS = (
     "nat-prerouting { type nat hook prerouting priority -100 ; }", "nodeport-endpoints-check",
     'reject-chain { comment "helper for @no-endpoint-services / @no-endpoint-nodeports" ; }', "services",
     "service-endpoints-check",
+)
+
+
+# setupNFTables' rules: (chain, rule with {mark} and {cidrs}, comment)
+BASE_RULES = (
+    ("cluster-ips-check", "ip daddr @cluster-ips reject", "Reject traffic to invalid ports of ClusterIPs"),
+    ("cluster-ips-check", "ip daddr {{ {cidrs} }} drop", "Drop traffic to unallocated ClusterIPs"),
+    ("filter-prerouting-pre-dnat", "ct state new jump firewall-check", ""),
+    ("filter-forward", "ct state new jump service-endpoints-check", ""),
+    ("filter-forward", "ct state new jump cluster-ips-check", ""),
+    ("filter-input", "ct state new jump nodeport-endpoints-check", ""),
+    ("filter-input", "ct state new jump service-endpoints-check", ""),
+    ("filter-output", "ct state new jump service-endpoints-check", ""),
+    ("filter-output-pre-dnat", "ct state new jump firewall-check", ""),
+    ("filter-output", "ct state new jump cluster-ips-check", ""),
+    ("firewall-check", "ip daddr . meta l4proto . th dport vmap @firewall-ips", ""),
+    ("mark-for-masquerade", "mark set mark or {mark}", ""),
+    ("masquerading", "mark and {mark} == 0 return", ""),
+    ("masquerading", "mark set mark xor {mark}", ""),
+    ("masquerading", "masquerade fully-random", ""),
+    ("nat-output", "jump services", ""),
+    ("nat-postrouting", "jump masquerading", ""),
+    ("nat-prerouting", "jump services", ""),
+    ("nodeport-endpoints-check", "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports", ""),
+    ("reject-chain", "reject", ""),
+    ("services", "ip daddr . meta l4proto . th dport vmap @service-ips", ""),
+    ("services", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports", ""),
+    ("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services", ""),
 )
 
 
@@ -107,29 +135,8 @@ def _base(tx: _Tx, opts: Options) -> None:
     for chain in BASE_CHAINS:
         tx.chain(chain)
     cidrs = ", ".join(word(c) for c in opts.service_cidrs)
-    tx.rule("cluster-ips-check", "ip daddr @cluster-ips reject", "Reject traffic to invalid ports of ClusterIPs")
-    tx.rule("cluster-ips-check", f"ip daddr {{ {cidrs} }} drop", "Drop traffic to unallocated ClusterIPs")
-    tx.rule("filter-prerouting-pre-dnat", "ct state new jump firewall-check")
-    tx.rule("filter-forward", "ct state new jump service-endpoints-check")
-    tx.rule("filter-forward", "ct state new jump cluster-ips-check")
-    tx.rule("filter-input", "ct state new jump nodeport-endpoints-check")
-    tx.rule("filter-input", "ct state new jump service-endpoints-check")
-    tx.rule("filter-output", "ct state new jump service-endpoints-check")
-    tx.rule("filter-output-pre-dnat", "ct state new jump firewall-check")
-    tx.rule("filter-output", "ct state new jump cluster-ips-check")
-    tx.rule("firewall-check", "ip daddr . meta l4proto . th dport vmap @firewall-ips")
-    tx.rule("mark-for-masquerade", f"mark set mark or {mark}")
-    tx.rule("masquerading", f"mark and {mark} == 0 return")
-    tx.rule("masquerading", f"mark set mark xor {mark}")
-    tx.rule("masquerading", "masquerade fully-random")
-    tx.rule("nat-output", "jump services")
-    tx.rule("nat-postrouting", "jump masquerading")
-    tx.rule("nat-prerouting", "jump services")
-    tx.rule("nodeport-endpoints-check", "ip daddr @nodeport-ips meta l4proto . th dport vmap @no-endpoint-nodeports")
-    tx.rule("reject-chain", "reject")
-    tx.rule("services", "ip daddr . meta l4proto . th dport vmap @service-ips")
-    tx.rule("services", "ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports")
-    tx.rule("service-endpoints-check", "ip daddr . meta l4proto . th dport vmap @no-endpoint-services")
+    for chain, rule, comment in BASE_RULES:
+        tx.rule(chain, rule.format(mark=mark, cidrs=cidrs), comment)
     for ip in opts.node_ips:
         tx.element("nodeport-ips", word(ip))
 
@@ -146,21 +153,15 @@ def _to_endpoints(tx: _Tx, svc: ServicePortView, chain: str, endpoints: tuple[En
 def _service(tx: _Tx, svc: ServicePortView, opts: Options, source_ranges: tuple[str, ...]) -> None:
     name, proto = port_name(svc), word(svc.protocol.lower())
     cluster_ip, port = word(svc.cluster_ip), svc.port
-    eps = categorize(svc, opts.node)
+    decided = plan(svc, opts.node)
+    eps, external_local, has_internal, has_external = (decided.endpoints, decided.external_local,
+                                                       decided.has_internal, decided.has_external)
     base = chain_base(svc)
     cluster_chain, local_chain = f"service-{base}", f"local-{base}"
     ext_chain, fw_chain = f"external-{base}", f"firewall-{base}"
-    accessible = externally_accessible(svc)
-    external_local = svc.external_local and accessible
-    uses_cluster = bool(eps.cluster) and (not svc.internal_local or (accessible and not external_local))
-    uses_local = bool(eps.local) and (svc.internal_local or external_local)
-    internal_chain, has_internal = cluster_chain, eps.any
-    if svc.internal_local:
-        internal_chain, has_internal = local_chain, bool(eps.local) and eps.any
-    external_policy, has_external = cluster_chain, eps.any
-    if external_local:
-        external_policy, has_external = local_chain, bool(eps.local) and eps.any
-    uses_ext = eps.any and accessible
+    internal_chain = local_chain if svc.internal_local else cluster_chain
+    external_policy = local_chain if external_local else cluster_chain
+    uses_cluster, uses_local, uses_ext = decided.uses_cluster, decided.uses_local, decided.uses_external_chain
     verdict = "drop" if eps.any else f"goto {REJECT_CHAIN}"
     for ep in eps.reachable:
         tx.chain(f"endpoint-{endpoint_base(svc, ep)}")
