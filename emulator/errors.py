@@ -88,6 +88,11 @@ class AlreadyExistsError(K8semuError):
     """A create named an object that exists (the API server's 409 AlreadyExists)."""
 
 
+class ForbiddenError(K8semuError):
+    """The API server's 403: an admission plugin refused the object (a pod naming a missing
+    ServiceAccount)."""
+
+
 class TooManyRequestsError(K8semuError):
     """The API server's 429: an eviction a PodDisruptionBudget refuses now (kubectl drain retries)."""
 

@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from emulator.api.backend import Backend
 from emulator.api.status import ApiError, bad_request
-from emulator.errors import AlreadyExistsError, K8semuError, NoClusterError, NotFoundError, SpecError, to_wire
+from emulator.errors import (AlreadyExistsError, ForbiddenError, K8semuError, NoClusterError, NotFoundError, SpecError,
+                             to_wire)
 from emulator.spec.loader import Document
 from emulator.spec.manifests import parse_documents
 
@@ -85,7 +86,7 @@ OPS: dict[str, Op] = {
 }
 
 CODES = ((NotFoundError, 404, "NotFound"), (AlreadyExistsError, 409, "AlreadyExists"), (SpecError, 422, "Invalid"),
-         (NoClusterError, 503, "ServiceUnavailable"))
+         (ForbiddenError, 403, "Forbidden"), (NoClusterError, 503, "ServiceUnavailable"))
 
 
 def failure(exc: K8semuError) -> ApiError:

@@ -3,7 +3,7 @@ client-go turns into ``IsNotFound``, ``IsAlreadyExists``, ``IsInvalid`` and kube
 """
 from __future__ import annotations
 
-from emulator.errors import AlreadyExistsError, K8semuError, NotFoundError, SpecError
+from emulator.errors import AlreadyExistsError, ForbiddenError, K8semuError, NotFoundError, SpecError
 
 
 class ApiError(Exception):
@@ -76,4 +76,6 @@ def from_error(exc: K8semuError, kind: str, plural: str, name: str, group: str =
         return already_exists(plural, name, group)
     if isinstance(exc, SpecError):
         return invalid(kind, name, group, exc)
+    if isinstance(exc, ForbiddenError):
+        return forbidden(str(exc))
     return ApiError(500, "InternalError", str(exc))

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import yaml
 
-from emulator.errors import AlreadyExistsError, NotFoundError, Problem, SpecError
+from emulator.errors import AlreadyExistsError, ForbiddenError, NotFoundError, Problem, SpecError
 from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
@@ -26,7 +26,7 @@ from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
                                      StatefulSet)
-from emulator.cluster import (cronjobs, daemonsets, deploystatus, jobs, nodes, revisions, rollout, services,
+from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodes, revisions, rollout, services,
                               statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
@@ -104,8 +104,11 @@ def apply(state: ClusterState, objects: list) -> list[str]:
             if allocation:
                 trial.commit(obj.key, allocation)
                 allocations[obj.key] = allocation
-    if problems:
-        raise SpecError(problems)
+    refused = accounts.check(state, objects, fresh)  # one object (a client's create) is refused 403
+    if refused and len(objects) == 1 and not problems:
+        raise ForbiddenError(refused[0].message)
+    if problems + refused:
+        raise SpecError(problems + refused)
     for key, allocation in allocations.items():
         state.alloc.commit(key, allocation)
     lines = []
@@ -309,6 +312,8 @@ def reconcile_replicasets(state: ClusterState) -> None:
             continue
         live = [p for p in children.get(("ReplicaSet", rs.meta.namespace, rs.meta.name), []) if not p.deleting]
         for _ in range(rs.replicas - len(live)):
+            if accounts.refused(state, "ReplicaSet", rs, rs.template.spec, f"{rs.meta.name}-", "replicaset-controller"):
+                break
             while True:
                 name = naming.generate_name(f"{rs.meta.name}-", state.rng)
                 if not state.get("Pod", rs.meta.namespace, name):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from emulator.cluster import nodes, rollout
+from emulator.cluster import accounts, nodes, rollout
 from emulator.cluster.revisions import REVISION_LABEL, History, each, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming, scheduler
@@ -78,6 +78,8 @@ def _ready(rec: Record) -> bool:
 
 
 def _create(state: ClusterState, ds: DaemonSet, node: str, rev: str, hist: History) -> None:
+    if accounts.refused(state, "DaemonSet", ds, ds.template.spec, f"{ds.meta.name}-", SOURCE):
+        return
     pod = pod_for(state, ds, node, rev, list(hist.templates).index(rev) + 1)
     state.put("Pod", pod)
     state.events.normal("DaemonSet", ds.meta.namespace, ds.meta.name, "SuccessfulCreate",

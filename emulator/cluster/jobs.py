@@ -23,6 +23,7 @@ import copy
 import time
 from dataclasses import dataclass, field, replace
 
+from emulator.cluster import accounts
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming, validation
 from emulator.model.meta import ObjectMeta
@@ -103,6 +104,8 @@ def _indexed_spec(job: Job, index: int) -> PodSpec:
 
 def _create(state: ClusterState, job: Job, uid: str, index: int | None = None) -> None:
     prefix = f"{job.meta.name}-" if index is None else f"{job.meta.name}-{index}-"
+    if accounts.refused(state, "Job", job, job.template.spec, prefix, SOURCE):
+        return
     while True:
         name = naming.generate_name(prefix, state.rng)
         if state.get("Pod", job.meta.namespace, name) is None:

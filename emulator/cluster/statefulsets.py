@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from emulator.cluster import accounts
 from emulator.cluster.revisions import REVISION_LABEL, History, each, trim
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import naming
@@ -64,6 +65,8 @@ def _create(state: ClusterState, sts: StatefulSet, ordinal: int, hist: History, 
         state.events.warn("StatefulSet", sts.meta.namespace, sts.meta.name, "FailedCreate",
                           f'create Pod {name} in StatefulSet {sts.meta.name} failed error: pods "{name}" already '
                           "exists", source=SOURCE)
+        return False
+    if accounts.refused(state, "StatefulSet", sts, sts.template.spec, name, SOURCE):
         return False
     index = ordinal - sts.ordinals_start
     rev = hist.current if sts.update_strategy == "RollingUpdate" and index < sts.partition else update

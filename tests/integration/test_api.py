@@ -317,6 +317,10 @@ def test_service_accounts_and_the_root_ca_in_every_namespace(cluster):
     folder = "/var/run/secrets/kubernetes.io/serviceaccount"
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
     assert ca == kubectl("exec", "client-b", "-n", "demo", "--", "cat", f"{folder}/ca.crt").stdout
+    refused = kubectl("apply", "-f", "-", input=BOT_POD, check=False)  # the ServiceAccount admission plugin
+    assert refused.returncode == 1 and "Error from server (Forbidden)" in refused.stderr
+    assert 'pods "bot" is forbidden: error looking up service account demo/bot: serviceaccount "bot" not found' \
+        in refused.stderr
     assert kubectl("create", "serviceaccount", "bot", "-n", "demo").stdout.strip() == "serviceaccount/bot created"
     kubectl("patch", "sa", "bot", "-n", "demo", "-p", '{"automountServiceAccountToken": false}')
     kubectl("apply", "-f", "-", input=BOT_POD)
