@@ -241,7 +241,7 @@ def _replicaset_for(dep: Deployment) -> ReplicaSet:
     selector = replace(dep.selector, match_labels={**dep.selector.match_labels,
                                                    TEMPLATE_HASH: template_hash})
     meta = ObjectMeta(deploystatus.replicaset_name(dep), dep.meta.namespace, labels)
-    return ReplicaSet(meta, dep.replicas, selector, template, dep.source, ("Deployment", dep.meta.name))
+    return ReplicaSet(meta, dep.replicas, selector, template, dep.source, ("Deployment", dep.meta.name), dep.min_ready)
 
 
 def _scaling_event(state: ClusterState, dep: Deployment, rs_name: str, before: int, after: int) -> None:
@@ -294,9 +294,10 @@ def reconcile_deployments(state: ClusterState) -> None:
 
 def _revision(rs: Record, children: dict) -> rollout.Revision:
     pods = children.get(("ReplicaSet", rs.obj.meta.namespace, rs.obj.meta.name), [])
+    now = time.time()
     return rollout.Revision(rs.obj.meta.name, rs.obj.replicas,
-                            sum(1 for p in pods if p.status.ready and not p.deleting), len(pods),
-                            revision_of(rs.obj))
+                            sum(1 for p in pods if p.status.available(rs.obj.min_ready, now) and not p.deleting),
+                            len(pods), revision_of(rs.obj))
 
 
 def new_replicaset_name(dep: Deployment) -> str:

@@ -15,7 +15,7 @@ the replica counts and the ``Available`` and ``Progressing`` conditions that ``k
 
 A condition keeps its lastTransitionTime while its status stays, and its lastUpdateTime while
 nothing about it changes, as ``SetDeploymentCondition`` does. Available means ready here
-(``minReadySeconds`` is not emulated).
+(minReadySeconds: a pod is available once it has been ready that long).
 """
 from __future__ import annotations
 
@@ -35,10 +35,11 @@ class Counts:
     replicas: int  # pods of every ReplicaSet, not being deleted
     updated: int  # of those, the current template's
     ready: int
+    available: int = -1  # ready for minReadySeconds; by default, without it, the ready ones
 
-    @property
-    def available(self) -> int:
-        return self.ready
+    def __post_init__(self) -> None:
+        if self.available < 0:
+            object.__setattr__(self, "available", self.ready)
 
 
 @dataclass
@@ -79,8 +80,23 @@ def counts(state: ClusterState, rec: Record) -> Counts:
     ns = dep.meta.namespace
     sets = {r.obj.meta.name for r in state.list("ReplicaSet", ns) if r.obj.owner == ("Deployment", dep.meta.name)}
     pods = [p for p in state.pods(ns) if p.obj.owner and p.obj.owner[1] in sets and not p.deleting]
-    newest = replicaset_name(dep)
-    return Counts(len(pods), sum(1 for p in pods if p.obj.owner[1] == newest), sum(1 for p in pods if p.status.ready))
+    newest, now = replicaset_name(dep), time.time()
+    return Counts(len(pods), sum(1 for p in pods if p.obj.owner[1] == newest), sum(1 for p in pods if p.status.ready),
+                  sum(1 for p in pods if p.status.available(dep.min_ready, now)))
+
+
+def due(state: ClusterState, now: float) -> bool:
+    """A pod of a ReplicaSet with minReadySeconds became available since the last time this was
+    asked: the manager then runs the controllers (the rollout's next step, the status) as it
+    does for a change. Remembers when it was asked."""
+    since, state.available_checked = state.available_checked, now
+    for rs in state.list("ReplicaSet"):
+        if rs.obj.min_ready > 0:
+            for p in state.pods(rs.obj.meta.namespace):
+                if p.obj.owner == ("ReplicaSet", rs.obj.meta.name) and p.status.ready and p.status.ready_since \
+                        and since < p.status.ready_since + rs.obj.min_ready <= now:
+                    return True
+    return False
 
 
 def _set(conds: dict[str, Condition], new: Condition) -> None:

@@ -165,17 +165,18 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
     else:
         rs_names = {obj.meta.name}
     pods = _owned_pods(state, rs_names, ns)
-    ready = sum(1 for p in pods if p.status.ready)
+    ready, now = sum(1 for p in pods if p.status.ready), time.time()
+    available = sum(1 for p in pods if p.status.available(obj.min_ready, now))
     template: dict[str, Any] = {"metadata": {"labels": dict(obj.template.labels)},
                                 "spec": copy.deepcopy(obj.template.spec.raw)}
     if obj.template.annotations:
         template["metadata"]["annotations"] = dict(obj.template.annotations)
-    status: dict[str, Any] = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,
+    status: dict[str, Any] = {"replicas": len(pods), "readyReplicas": ready, "availableReplicas": available,
                               "observedGeneration": 1}
     if kind == "Deployment":  # the pods of the current template's ReplicaSet (kubectl rollout status)
         counts = deploystatus.counts(state, rec)
         status["updatedReplicas"] = counts.updated
-        status["unavailableReplicas"] = max(0, obj.replicas - ready)
+        status["unavailableReplicas"] = max(0, obj.replicas - available)
         tracked = state.deployments.get((ns, obj.meta.name))
         if tracked is not None:  # Available and Progressing, as the deployment controller last set them
             status["conditions"] = [c.to_dict(timestamp) for c in tracked.conditions.values()]
@@ -187,6 +188,8 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         revisions = [controllers.revision_of(r.obj) for r in state.list("ReplicaSet", ns) if r.obj.meta.name in rs_names]
         meta.setdefault("annotations", {})[controllers.REVISION] = str(max(revisions, default=0))
         spec["revisionHistoryLimit"] = obj.revision_history_limit
+        if obj.min_ready:
+            spec["minReadySeconds"] = obj.min_ready
         spec["strategy"] = {"type": obj.strategy}
         if obj.strategy == "RollingUpdate":
             spec["strategy"]["rollingUpdate"] = {"maxSurge": obj.max_surge, "maxUnavailable": obj.max_unavailable}

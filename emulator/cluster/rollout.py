@@ -10,7 +10,7 @@ takes one step; the next comes when pods become ready, so the controller loop dr
 rollout at the pace of readiness probes. Recreate: every old ReplicaSet goes to zero, and the
 new one grows only once no old pod exists any more.
 
-Available here means ready (``minReadySeconds`` is not emulated).
+Available means ready for minReadySeconds (``PodStatus.available``).
 """
 from __future__ import annotations
 

@@ -51,11 +51,17 @@ class PodStatus:
     containers: dict[str, ContainerStatus] = field(default_factory=dict)
     # ran to completion: its sandbox is gone and its address returned (``ip`` still says which it had)
     released: bool = False
+    ready_since: float = 0.0  # when it last became ready, as the kubelet saw it (0: not ready)
 
     @property
     def ready(self) -> bool:
         return self.phase == "Running" and bool(self.containers) and all(
             c.state == "running" and c.ready for c in self.containers.values())
+
+    def available(self, min_ready: int, now: float) -> bool:
+        """Ready for ``min_ready`` seconds (minReadySeconds), as the controllers count available pods
+        (the kubelet times readiness in the pass that sees it: an untimed ready pod counts as ready long)."""
+        return self.ready and (min_ready <= 0 or not self.ready_since or now - self.ready_since >= min_ready)
 
 
 @dataclass
@@ -103,6 +109,7 @@ class ClusterState:
     jobs: dict = field(default_factory=dict)  # (ns, name, uid) -> jobs.Track
     cronjobs: dict = field(default_factory=dict)  # (ns, name, uid) -> cronjobs.Track
     static_pods: bool = False  # keep kubeadm's control-plane mirror pods (staticpods.py): set by the manager
+    available_checked: float = 0.0  # when deploystatus.due last looked for pods becoming available
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind

@@ -27,6 +27,7 @@ class ReplicaSet(Keyed):
     template: PodTemplate
     source: SourceRef | None = field(default=None, compare=False)
     owner: tuple[str, str] | None = None
+    min_ready: int = 0  # minReadySeconds: a pod is available once ready this long
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Deployment(Keyed):
     strategy: str = "RollingUpdate"
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
+    min_ready: int = 0  # minReadySeconds: a pod is available once ready this long
 
 
 @dataclass(frozen=True)

@@ -433,6 +433,8 @@ class Kubelet:
         return policy == "Always" or (policy == "OnFailure" and status.exit_code != 0)
 
     def _update_phase(self, rec: Record) -> None:
+        """The pod's phase from its containers, and since when it is ready (minReadySeconds)."""
+        rec.status.ready_since = (rec.status.ready_since or time.time()) if rec.status.ready else 0.0
         states = list(rec.status.containers.values())
         if states and all(s.state == "terminated" for s in states) and not any(
                 self._should_restart(rec, s) for s in states):

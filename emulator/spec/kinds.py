@@ -69,10 +69,10 @@ FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.node
                "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs"}
 
 WORKLOAD_SPEC_SUPPORTED = {"replicas", "selector", "template"}
-DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy"}
-DEPLOYMENT_SPEC_KNOWN = {"minReadySeconds", "paused",
-                         "progressDeadlineSeconds"}
-REPLICASET_SPEC_KNOWN = {"minReadySeconds"}
+DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy", "minReadySeconds"}
+DEPLOYMENT_SPEC_KNOWN = {"paused", "progressDeadlineSeconds"}
+REPLICASET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"minReadySeconds"}
+REPLICASET_SPEC_KNOWN: set[str] = set()
 STATEFULSET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"serviceName", "podManagementPolicy", "updateStrategy",
                                                         "revisionHistoryLimit", "ordinals"}
 STATEFULSET_SPEC_KNOWN = {"minReadySeconds", "volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"}

@@ -290,9 +290,10 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
     elif kind == "Deployment":
         obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source, kinds.DEPLOYMENT_SPEC_SUPPORTED),
                          revision_history_limit=r.integer(("spec", "revisionHistoryLimit"), 10, 0, 2**31 - 1),
-                         **_strategy(r, ("spec", "strategy")))
+                         min_ready=r.integer(("spec", "minReadySeconds"), 0, 0, 2**31 - 1), **_strategy(r, ("spec", "strategy")))
     elif kind == "ReplicaSet":
-        obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source))
+        obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source, kinds.REPLICASET_SPEC_SUPPORTED),
+                         min_ready=r.integer(("spec", "minReadySeconds"), 0, 0, 2**31 - 1))
     elif kind == "StatefulSet":
         supported, known = workloads.SPECS[kind]
         obj = workloads.parse_statefulset(r, *_workload(r, meta, known, source, supported))

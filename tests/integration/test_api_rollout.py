@@ -4,6 +4,7 @@ replaces every pod."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -124,3 +125,23 @@ def test_kubectl_wait_for_available_and_the_conditions_describe_shows(cluster):
     progressing = conditions()["Progressing"]
     assert progressing["reason"] in ("NewReplicaSetCreated", "ReplicaSetUpdated") and new in progressing["message"]
     kubectl("delete", "deployment,service", "waited")
+
+
+def test_min_ready_seconds_makes_a_ready_pod_wait_before_it_counts_as_available(cluster):
+    """minReadySeconds: 2: the pods run and are ready at once, but the Deployment counts them
+    available (and ``kubectl rollout status`` returns) only once they have been ready 2 s."""
+    app = APP.split("---\n")[0].replace("name: roll", "name: steady").replace("app: roll", "app: steady")
+    app = app.replace("  replicas: 3\n", "  replicas: 2\n  minReadySeconds: 2\n")
+    start = time.monotonic()
+    kubectl("apply", "-f", "-", input=app)
+    poll(lambda: json.loads(kubectl("get", "deploy", "steady", "-o", "json").stdout)["status"].get("readyReplicas") == 2,
+         timeout=30, what="both pods ready")
+    status = json.loads(kubectl("get", "deploy", "steady", "-o", "json").stdout)["status"]
+    ready_at = time.monotonic()
+    if ready_at - start < 1.5:  # (a slow machine may have passed the 2 s already: then nothing to see)
+        assert status.get("availableReplicas", 0) < 2
+    kubectl("rollout", "status", "deployment/steady", "--timeout=60s")
+    assert time.monotonic() - start >= 2  # not available before the pods had been ready 2 s
+    status = json.loads(kubectl("get", "deploy", "steady", "-o", "json").stdout)["status"]
+    assert status["availableReplicas"] == 2
+    kubectl("delete", "deployment", "steady")

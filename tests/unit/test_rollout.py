@@ -3,11 +3,12 @@ maxUnavailable hold at every step, Recreate starts new pods only once the old ar
 API server's validation of ``spec.strategy``."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
-from emulator.cluster import controllers
+from emulator.cluster import controllers, deploystatus, render
 from emulator.cluster.store import ClusterState
 from emulator.errors import SpecError
 from emulator.spec.manifests import load_manifest_files
@@ -89,3 +90,31 @@ def test_a_surge_may_exceed_100_percent(tmp_path: Path):
                                                                     "{rollingUpdate: {maxSurge: '200%'}}\n"))
     dep = next(o for o in load_manifest_files([str(tmp_path / "m.yaml")]).objects if type(o).__name__ == "Deployment")
     assert (dep.strategy, dep.max_surge, dep.max_unavailable) == ("RollingUpdate", "200%", "25%")
+
+
+def test_min_ready_seconds_holds_the_rollout_until_new_pods_have_been_ready_that_long(state: ClusterState,
+                                                                                      tmp_path: Path, monkeypatch):
+    """minReadySeconds 30: a new pod ready for less is not available, so no old pod goes (maxUnavailable
+    0) and the status says so; 30 s after it became ready (on a clock the test moves), it is, and
+    deploystatus.due wakes the controllers as it wakes the manager: the rollout takes its next step."""
+    clock = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    settle(state)
+    text = DEMO.replace("nginx:1.25", "nginx:1.26").replace("  replicas: 3\n", "  replicas: 3\n  minReadySeconds: 30\n")
+    (tmp_path / "m.yaml").write_text(text)
+    controllers.apply(state, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+    new = [r for r in web(state) if "nginx:1.26" in repr(r.obj.spec)]
+    assert len(new) == 1
+    make_ready(new[0])
+    new[0].status.ready_since = clock[0]  # as the kubelet times it
+    controllers.reconcile(state)
+    assert not deploystatus.due(state, clock[0])
+    assert len([r for r in web(state) if r.deleting]) == 0  # not available yet: every old pod stays
+    status = next(o for o in render.objects(state, "Deployment", "default") if o["metadata"]["name"] == "web")["status"]
+    assert status["readyReplicas"] == 4 and status["availableReplicas"] == 3 and status["updatedReplicas"] == 1
+    clock[0] += 29
+    assert not deploystatus.due(state, clock[0])
+    clock[0] += 1
+    assert deploystatus.due(state, clock[0])
+    controllers.reconcile(state)
+    assert len([r for r in web(state) if r.deleting]) == 1  # now one old pod may go
