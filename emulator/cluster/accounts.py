@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from emulator.cluster.store import ClusterState
 from emulator.errors import Problem
+from emulator.model import validation
 from emulator.model.config import ServiceAccount
 from emulator.model.pod import Pod, PodSpec
 
@@ -18,7 +19,7 @@ from emulator.model.pod import Pod, PodSpec
 def account_of(spec: PodSpec) -> str:
     """The ServiceAccount a pod runs as (``serviceAccountName``, or the deprecated ``serviceAccount``)."""
     name = spec.raw.get("serviceAccountName") or spec.raw.get("serviceAccount") or "default"
-    return name if isinstance(name, str) else "default"
+    return name if isinstance(name, str) and validation.is_dns1123_subdomain(name) else "default"
 
 
 def missing(state: ClusterState, namespace: str, spec: PodSpec, pending: frozenset = frozenset()) -> str:

@@ -27,9 +27,9 @@ from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.errors import K8semuError, RenderError
 from emulator.model import images, naming, podfiles
+from emulator.model.projection import MountError, PodFacts
 from emulator.images import files as image_files
 from emulator.runtime import sandbox
-from emulator.model.projection import MountError, PodFacts
 from emulator.runtime.hooks import Termination
 from emulator.runtime.kubevolumes import VolumeManager
 from emulator.runtime.probes import Probes

@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emulator.cluster import accounts
 from emulator.cluster.store import ClusterState, Record
-from emulator.model import naming, projection, satoken, validation
+from emulator.model import naming, projection, satoken
 from emulator.runtime import volumes
 
 REFRESH = 1.0  # seconds between passes over running pods' projected volumes
@@ -65,11 +66,6 @@ class VolumeManager:
         facts = projection.PodFacts(rec.uid, *self.capacity, token=token)
         return projection.volume_files(volume, rec.obj, facts, self._lookup(rec.obj.meta.namespace))
 
-    @staticmethod
-    def _account(rec: Record) -> str:
-        account = rec.obj.spec.raw.get("serviceAccountName") or rec.obj.spec.raw.get("serviceAccount") or "default"
-        return account if isinstance(account, str) and validation.is_dns1123_subdomain(account) else "default"
-
     def _token(self, rec: Record) -> str:
         """A token for the pod's ServiceAccount; "" when the cluster has no API server (no key)."""
         if self.sa_key is None:
@@ -77,13 +73,13 @@ class VolumeManager:
             if not key_file.exists() or not ca_file.exists():
                 return ""
             self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
-        return satoken.issue(self.sa_key, rec.obj.meta.namespace, self._account(rec), rec.obj.meta.name, rec.uid)
+        return satoken.issue(self.sa_key, rec.obj.meta.namespace, accounts.account_of(rec.obj.spec), rec.obj.meta.name, rec.uid)
 
     def service_account(self, rec: Record) -> dict[str, str]:
         """The ServiceAccount volume kubelet projects into every pod (token, ca.crt, namespace),
         unless the pod, or else its ServiceAccount, opts out; none without an API server."""
         pod = rec.obj
-        stored = self.state.get("ServiceAccount", pod.meta.namespace, self._account(rec))
+        stored = self.state.get("ServiceAccount", pod.meta.namespace, accounts.account_of(rec.obj.spec))
         automount = pod.spec.raw.get("automountServiceAccountToken")
         if automount is None and stored is not None:
             automount = stored.obj.automount  # the pod says nothing: its ServiceAccount decides

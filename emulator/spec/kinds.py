@@ -46,9 +46,9 @@ META_KNOWN = {"uid", "resourceVersion", "creationTimestamp", "ownerReferences", 
 POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "restartPolicy",
                       "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
                       "hostAliases", "securityContext", "terminationGracePeriodSeconds",
-                      "hostNetwork", "volumes", "schedulerName"}
-POD_SPEC_KNOWN = {"initContainers", "affinity", "serviceAccountName", "serviceAccount",
-                  "automountServiceAccountToken", "imagePullSecrets",
+                      "hostNetwork", "volumes", "schedulerName", "serviceAccountName", "serviceAccount",
+                      "automountServiceAccountToken"}
+POD_SPEC_KNOWN = {"initContainers", "affinity", "imagePullSecrets",
                   "hostPID", "hostIPC", "priorityClassName",
                   "priority", "readinessGates", "runtimeClassName",
                   "preemptionPolicy", "overhead",

@@ -118,6 +118,9 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
                        for i, _ in enumerate(r.seq(path + ("containers",))))
     check_shared_mounts(r, path + ("containers",), list(enumerate(c.mounts for c in containers)))
     check_resource_refs(r, path + ("containers",), containers)
+    for key in ("serviceAccountName", "serviceAccount"):  # the ServiceAccount's token and admission use it
+        r.string(path + (key,), "", check=lambda v: validation.check_dns1123_subdomain(v) if v else None)
+    r.typed(path + ("automountServiceAccountToken",), bool, None)
     if r.string(path + ("schedulerName",), "default-scheduler") != "default-scheduler":  # (the API's default, read back)
         r.warnings.append(f"{r.doc.where(path + ('schedulerName',))}: spec.schedulerName: not emulated; k8semu's scheduler places the pod")
     if raw.get("containers") is not None and not containers:
