@@ -6,6 +6,8 @@ from typing import Callable
 
 from emulator.images import nginx
 
-Maker = Callable[[dict[str, str], str, list[str]], tuple[dict[str, str], list[str], list[str]]]
+# (who the pod is, the container's folder as it sees it, argv, its volumes' mountPaths) ->
+# (files, folders, argv)
+Maker = Callable[[dict[str, str], str, list[str], tuple[str, ...]], tuple[dict[str, str], list[str], list[str]]]
 
 MAKERS: dict[str, Maker] = {"nginx": nginx.prepare}

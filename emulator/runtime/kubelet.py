@@ -273,7 +273,7 @@ class Kubelet:
         made = [host_dir]
         image = images.image_of(container, self.state.config.images)
         if image is not None and image.files:
-            argv = self._image_files(image.files, env, host_dir, pod_dir, argv, made)
+            argv = self._image_files(image.files, env, host_dir, pod_dir, argv, made, [m.mount_path for m in container.mounts])
         if uid is not None and uid != 0:
             for path in made:
                 os.chown(path, uid, gid if gid is not None else uid)
@@ -296,10 +296,10 @@ class Kubelet:
 
     @staticmethod
     def _image_files(maker: str, env: dict[str, str], host_dir, pod_dir: str, argv: list[str],
-                     made: list) -> list[str]:
+                     made: list, mounts: list[str]) -> list[str]:
         """Write an image's files into the container's folder; returns the argv that uses them."""
         who = {k: env.get(f"K8SEMU_{k.upper()}", "") for k in ("pod_name", "pod_namespace", "pod_ip", "node_name")}
-        files, folders, argv = image_files.MAKERS[maker](who, pod_dir, argv)
+        files, folders, argv = image_files.MAKERS[maker](who, pod_dir, argv, tuple(mounts))
         for folder in folders:
             (host_dir / folder).mkdir(exist_ok=True)
             made.append(host_dir / folder)

@@ -131,3 +131,61 @@ def test_a_pod_deleted_while_it_waits_for_a_volume_leaves_nothing(cluster, tmp_p
     poll(lambda: os.path.isdir(f"{folder}/s"), timeout=20, what="the emptyDir made before the mount failed")
     kubectl("delete", "pod", "never", "--wait=true", "--timeout=60s")
     poll(lambda: not os.path.exists(folder), timeout=20, what="the waiting pod's volumes to go with it")
+
+
+# the Kubernetes docs' "Communicate Between Containers in the Same Pod Using a Shared Volume"
+TWO_CONTAINERS = """apiVersion: v1
+kind: Pod
+metadata: {name: two-containers}
+spec:
+  restartPolicy: Never
+  volumes: [{name: shared-data, emptyDir: {}}]
+  containers:
+  - name: nginx-container
+    image: nginx
+    volumeMounts: [{name: shared-data, mountPath: /usr/share/nginx/html}]
+  - name: debian-container
+    image: debian
+    volumeMounts: [{name: shared-data, mountPath: /pod-data}]
+    command: ["/bin/sh"]
+    args: ["-c", "echo Hello from the debian container > /pod-data/index.html"]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: site}
+data:
+  site.conf: |
+    server {
+        listen 80;
+        location / { return 200 "served by the ConfigMap's server\\n"; }
+    }
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: conf-d}
+spec:
+  volumes: [{name: conf, configMap: {name: site}}]
+  containers:
+  - name: nginx
+    image: nginx
+    volumeMounts: [{name: conf, mountPath: /etc/nginx/conf.d}]
+"""
+
+
+def test_nginx_serves_what_its_volumes_hold_as_the_real_image_does(cluster, tmp_path):
+    """The docs' two containers sharing an emptyDir: nginx serves the page the debian container
+    wrote; a ConfigMap mounted at /etc/nginx/conf.d brings its own server."""
+    (tmp_path / "two.yaml").write_text(TWO_CONTAINERS)
+    kubectl("apply", "-f", str(tmp_path / "two.yaml"))
+    for pod in ("two-containers", "conf-d"):
+        poll(lambda: json.loads(kubectl("get", "pod", pod, "-o", "json").stdout)["status"].get("podIP"), timeout=60,
+             what=f"{pod} to have an address")
+
+    def page(pod: str) -> str:
+        ip = json.loads(kubectl("get", "pod", pod, "-o", "json").stdout)["status"]["podIP"]
+        return cluster.exec("client", "wget", "-qO-", "-T", "2", f"http://{ip}/", check=False).stdout
+    poll(lambda: page("two-containers") == "Hello from the debian container\n", timeout=30,
+         what="nginx to serve the page the other container wrote")
+    poll(lambda: page("conf-d") == "served by the ConfigMap's server\n", timeout=30,
+         what="nginx to serve the ConfigMap's server")
+    kubectl("delete", "pod/two-containers", "pod/conf-d", "configmap/site", "--wait=true", "--timeout=60s")

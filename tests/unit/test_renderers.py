@@ -88,6 +88,20 @@ def test_the_nginx_image_config_matches_its_golden_file(golden) -> None:
     assert "html" in folders and "html/index.html" in files
 
 
+def test_the_nginx_image_serves_the_volumes_mounted_where_the_real_image_reads():
+    """As the real image: a volume at /usr/share/nginx/html (or a file in it) is what the default
+    server serves; a volume at /etc/nginx/conf.d brings the servers instead of the default one."""
+    who = {"pod_name": "p", "pod_namespace": "d", "pod_ip": "1.2.3.4", "node_name": "n"}
+    plain = nginx_image.render(who, "/c")[0]
+    assert "root /c/html;" in plain and "include" not in plain
+    html = nginx_image.render(who, "/c", ("/usr/share/nginx/html",))[0]
+    assert "root /usr/share/nginx/html;" in html
+    assert "root /usr/share/nginx/html;" in nginx_image.render(who, "/c", ("/usr/share/nginx/html/index.html",))[0]
+    conf_d = nginx_image.render(who, "/c", ("/etc/nginx/conf.d",))[0]
+    assert "include /etc/nginx/conf.d/*.conf;" in conf_d and "listen 80" not in conf_d
+    assert "root /c/html;" in nginx_image.render(who, "/c", ("/usr/share/nginx/htmlx",))[0]  # not the folder
+
+
 @pytest.mark.parametrize("config", [
     {"options": [{"name": "ndots:5\nnameserver 6.6.6.6"}]},
     {"options": [{"name": "ndots", "value": "1 rotate"}]},
