@@ -9,9 +9,11 @@ tenth), the time to render one node's rules (emulator/kubeproxy) and the time th
 to load them into an empty network namespace made for the run (named free, removed after;
 nothing of the machine's own tables is touched): ``iptables-restore --noflush`` for the
 iptables mode, ``nft -f`` of a fresh ``kube-proxy`` table for the nftables mode, which is what a
-full kube-proxy sync costs. kube-proxy's nftables mode exists because the first grows with the
-number of Services; each figure is reported with its ratio to the smallest N, measured in the
-same run.
+full kube-proxy sync costs; then the partial sync that follows one Service losing an endpoint,
+as each mode writes it (iptables: KUBE-SERVICES and the other top-level chains again, that
+Service's chains; nftables: that Service's chains and elements), loaded on top. kube-proxy's
+nftables mode exists because the iptables syncs grow with the number of Services; each figure
+is reported with its ratio to the smallest N, measured in the same run.
 """
 from __future__ import annotations
 
@@ -63,7 +65,12 @@ def main() -> int:
     try:
         for n in args.services:
             views = services(n)
-            times: dict[str, list[float]] = {k: [] for k in ("render", "restore", "nft_render", "nft_load")}
+            times: dict[str, list[float]] = {k: [] for k in ("render", "restore", "nft_render", "nft_load",
+                                                             "restore_one", "nft_one")}
+            changed = list(views)
+            one = changed[n // 2]
+            changed[n // 2] = ServicePortView(**{**{f: getattr(one, f) for f in one.__dataclass_fields__},
+                                                 "endpoints": one.endpoints[1:]})
             for _ in range(args.runs):
                 start = time.monotonic()
                 rules = iptables.render(views, opts)
@@ -75,6 +82,9 @@ def main() -> int:
                 subprocess.run(["ip", "netns", "exec", netns, "nft", "delete", "table", "ip", "kube-proxy"],
                                capture_output=True)  # absent the first time
                 times["nft_load"].append(load(netns, ["nft", "-f", "-"], nft))
+                partial = iptables.render_update(views, changed, opts)  # one Service lost an endpoint
+                times["restore_one"].append(load(netns, ["iptables-restore", "--noflush"], partial))
+                times["nft_one"].append(load(netns, ["nft", "-f", "-"], nftables.update(views, changed, nft_opts)))
             figures[n] = {"rules_lines": rules.count("\n"), "nft_lines": nft.count("\n"),
                           **{f"{k}_s": spread(v) for k, v in times.items()}}
     finally:
@@ -83,13 +93,15 @@ def main() -> int:
     backend = subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout.strip()
     results: dict = {**stamp(), "backend": backend, "endpoints_per_service": 3, "services": {}}
     for n, f in figures.items():
-        for k in ("render", "restore", "nft_render", "nft_load"):
+        for k in ("render", "restore", "nft_render", "nft_load", "restore_one", "nft_one"):
             f[f"{k}_ratio"] = round(f[f"{k}_s"]["median"] / smallest[f"{k}_s"]["median"], 1)
         results["services"][str(n)] = f
         print(f"{n:5} Services: iptables ({f['rules_lines']} lines) render {text(f['render_s'], ' s')} "
               f"x{f['render_ratio']}, iptables-restore {text(f['restore_s'], ' s')} x{f['restore_ratio']}; "
               f"nftables ({f['nft_lines']} lines) render {text(f['nft_render_s'], ' s')} x{f['nft_render_ratio']}, "
-              f"nft -f {text(f['nft_load_s'], ' s')} x{f['nft_load_ratio']}")
+              f"nft -f {text(f['nft_load_s'], ' s')} x{f['nft_load_ratio']}; one Service changed: "
+              f"iptables {text(f['restore_one_s'], ' s')} x{f['restore_one_ratio']}, "
+              f"nftables {text(f['nft_one_s'], ' s')} x{f['nft_one_ratio']}")
     print(f"({results['backend']}); saved {save('kubeproxy', results)}")
     return 0
 

@@ -55,11 +55,14 @@ class _Table:
         self.chains.add(chain)
         self.rules.setdefault(chain, []).append(" ".join(("-A", chain) + args))
 
-    def render(self, name: str) -> list[str]:
+    def render(self, name: str, skip: frozenset[str] = frozenset(), delete: tuple[str, ...] = ()) -> list[str]:
+        """The table's restore input; ``skip``: chains left as they are (not written: with
+        --noflush they keep their rules), ``delete``: chains flushed and removed."""
         first = [c for c in (KUBE_NODEPORTS, KUBE_SERVICES) if c in self.chains]
-        order = first + sorted(self.chains - set(first))
-        return ([f"*{name}"] + [f":{c} - [0:0]" for c in order]
-                + [rule for c in order for rule in self.rules.get(c, [])] + ["COMMIT"])
+        order = [c for c in first + sorted(self.chains - set(first)) if c not in skip]
+        return ([f"*{name}"] + [f":{c} - [0:0]" for c in order + sorted(delete)]
+                + [rule for c in order for rule in self.rules.get(c, [])] + [f"-X {c}" for c in sorted(delete)]
+                + ["COMMIT"])
 
 
 def _hash(text: str) -> str:
@@ -203,12 +206,35 @@ def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, sou
 
 def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options,
            source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
-    """The node's iptables-restore input (``--noflush``: only kube-proxy's chains are written).
-    ``source_ranges``: a Service port's loadBalancerSourceRanges, by its view id.
+    """The node's iptables-restore input (``--noflush``: only kube-proxy's chains are written),
+    a full sync. ``source_ranges``: a Service port's loadBalancerSourceRanges, by its view id.
 
     Raises:
         RenderError: a value that cannot be written (the spec layer refused it already).
     """
+    nat, filt = _tables(services, opts, source_ranges)
+    return "\n".join(filt.render("filter") + nat.render("nat")) + "\n"
+
+
+SERVICE_CHAINS = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
+
+
+def render_update(old: list[ServicePortView], new: list[ServicePortView], opts: Options,
+                  source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+    """A partial sync from the rules ``old`` gave to those ``new`` gives, as kube-proxy writes it
+    (since 1.27): the filter table and the nat table's top-level chains in full (KUBE-SERVICES
+    has a rule per Service), a Service's own chains only when they changed, the chains no longer
+    used deleted."""
+    old_nat, _ = _tables(old, opts, source_ranges)
+    nat, filt = _tables(new, opts, source_ranges)
+    same = frozenset(c for c in nat.chains & old_nat.chains
+                     if c.startswith(SERVICE_CHAINS) and nat.rules.get(c) == old_nat.rules.get(c))
+    gone = tuple(c for c in old_nat.chains - nat.chains if c.startswith(SERVICE_CHAINS))
+    return "\n".join(filt.render("filter") + nat.render("nat", same, gone)) + "\n"
+
+
+def _tables(services, opts: Options, source_ranges: dict[int, tuple[str, ...]] | None) -> tuple[_Table, _Table]:
+    """(nat, filter) as syncProxyRules fills them."""
     nat, filt = _Table(), _Table()
     for chain in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL):
         filt.chain(chain)
@@ -236,7 +262,7 @@ def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: 
              f"{mark}/{mark}", "-j ACCEPT")
     filt.add(KUBE_FORWARD, "-m comment --comment", _quoted("kubernetes forwarding conntrack rule"),
              "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")
-    return "\n".join(filt.render("filter") + nat.render("nat")) + "\n"
+    return nat, filt
 
 
 # kube-proxy's jumps from the built-in chains (iptablesJumpChains and the kubelet's), which it

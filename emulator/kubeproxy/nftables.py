@@ -96,24 +96,30 @@ class Options:
 
 @dataclass
 class _Tx:
-    sets: list[str] = field(default_factory=list)
-    chains: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
-    elements: list[str] = field(default_factory=list)
-    declared: set[str] = field(default_factory=set)
+    """The table's contents, kept by name so that two of them can be compared (``update``)."""
+    sets: dict[str, str] = field(default_factory=dict)  # name -> its line
+    chains: dict[str, str] = field(default_factory=dict)
+    rules: dict[str, list[str]] = field(default_factory=dict)  # chain -> its rules' lines
+    elements: dict[tuple[str, str], str] = field(default_factory=dict)  # (set or map, key) -> its line
 
-    def chain(self, name: str) -> None:
-        if name not in self.declared:
-            self.declared.add(name)
-            self.chains.append(f"add chain {TABLE} {name}")
+    def set(self, name: str, line: str) -> None:
+        self.sets.setdefault(name, line)
+
+    def chain(self, name: str, spec: str = "") -> None:
+        self.chains.setdefault(name, f"add chain {TABLE} {name}" + (f" {spec}" if spec else ""))
 
     def rule(self, chain: str, rule: str, comment: str = "") -> None:
-        self.rules.append(f"add rule {TABLE} {chain} {rule}" + (f' comment "{comment}"' if comment else ""))
+        self.rules.setdefault(chain, []).append(f"add rule {TABLE} {chain} {rule}"
+                                                + (f' comment "{comment}"' if comment else ""))
 
     def element(self, container: str, key: str, value: str = "", comment: str = "") -> None:
         note = f' comment "{comment}"' if comment else ""
-        self.elements.append(f"add element {TABLE} {container} {{ {key}{note}" + (f" : {value}" if value else "")
-                             + " }")
+        self.elements[(container, key)] = (f"add element {TABLE} {container} {{ {key}{note}"
+                                           + (f" : {value}" if value else "") + " }")
+
+    def lines(self) -> list[str]:
+        return (list(self.sets.values()) + list(self.chains.values())
+                + [line for chain in self.chains for line in self.rules.get(chain, [])] + list(self.elements.values()))
 
 
 def hash_and_truncate(name: str) -> str:
@@ -131,9 +137,11 @@ def endpoint_base(svc: ServicePortView, ep: EndpointView) -> str:
 
 def _base(tx: _Tx, opts: Options) -> None:
     mark = word(opts.masquerade_mark)
-    tx.sets += list(BASE_SETS)
+    for line in BASE_SETS:
+        tx.set(line.split()[4], line)
     for chain in BASE_CHAINS:
-        tx.chain(chain)
+        name, _, spec = chain.partition(" ")  # the base chains' hooks and comment
+        tx.chain(name, spec)
     cidrs = ", ".join(word(c) for c in opts.service_cidrs)
     for chain, rule, comment in BASE_RULES:
         tx.rule(chain, rule.format(mark=mark, cidrs=cidrs), comment)
@@ -213,8 +221,9 @@ def _service(tx: _Tx, svc: ServicePortView, opts: Options, source_ranges: tuple[
         tx.rule(fw_chain, f"ip saddr != {{ {' , '.join(word(c) for c in source_ranges)} }} drop")
     if svc.affinity_timeout:
         for ep in eps.reachable:
-            tx.sets.append(f"add set {TABLE} affinity-{endpoint_base(svc, ep)} {{ type ipv4_addr ; "
-                           f"flags dynamic,timeout ; timeout {svc.affinity_timeout}s ; }}")
+            name = f"affinity-{endpoint_base(svc, ep)}"
+            tx.set(name, f"add set {TABLE} {name} {{ type ipv4_addr ; flags dynamic,timeout ; "
+                         f"timeout {svc.affinity_timeout}s ; }}")
     if uses_cluster:
         _to_endpoints(tx, svc, cluster_chain, eps.cluster)
     if uses_local:
@@ -234,9 +243,38 @@ def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: 
     Raises:
         RenderError: a value that cannot be written (the spec layer refused it already).
     """
+    head = [f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}']
+    return "\n".join(head + _build(services, opts, source_ranges).lines()) + "\n"
+
+
+def _build(services, opts: Options, source_ranges: dict[int, tuple[str, ...]] | None) -> _Tx:
     tx = _Tx()
     _base(tx, opts)
     for svc in sorted((s for s in services if s.cluster_ip), key=lambda s: (port_name(s), s.protocol)):
         _service(tx, svc, opts, (source_ranges or {}).get(svc.id, ()))
-    head = [f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}']
-    return "\n".join(head + tx.sets + tx.chains + tx.rules + tx.elements) + "\n"
+    return tx
+
+
+def update(old: list[ServicePortView], new: list[ServicePortView], opts: Options,
+           source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+    """A partial sync from what ``old`` gave to what ``new`` gives, as kube-proxy's nftables
+    proxier makes one: new sets and chains, the chains whose rules changed flushed and written
+    again, map elements deleted and added one by one, then the chains and sets no longer used
+    flushed and deleted (kube-proxy waits a second before deleting a chain, for kernels before
+    6.2; here it goes in the same transaction, after the elements that named it). One Service's
+    change is a transaction of its own size, whatever the number of Services."""
+    a, b = _build(old, opts, source_ranges), _build(new, opts, source_ranges)
+    out = [line for name, line in b.sets.items() if name not in a.sets]
+    out += [line for name, line in b.chains.items() if name not in a.chains]
+    for name in b.chains:
+        if b.rules.get(name, []) != a.rules.get(name, []):
+            out += ([f"flush chain {TABLE} {name}"] if name in a.chains else []) + b.rules.get(name, [])
+    for (container, key), line in a.elements.items():
+        if b.elements.get((container, key)) != line:
+            out.append(f"delete element {TABLE} {container} {{ {key} }}")
+    out += [line for k, line in b.elements.items() if a.elements.get(k) != line]
+    for name in a.chains:
+        if name not in b.chains:
+            out += [f"flush chain {TABLE} {name}", f"delete chain {TABLE} {name}"]
+    out += [f"delete set {TABLE} {name}" for name in a.sets if name not in b.sets]
+    return "\n".join(out) + ("\n" if out else "")

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from emulator.kubeproxy import iptables, nftables
-from tests.unit.test_kubeproxy import NFT_OPTIONS, UPSTREAM_SERVICES
+from tests.unit.test_kubeproxy import NFT_OPTIONS, UPSTREAM_SERVICES, without_endpoint
 
 pytestmark = pytest.mark.requires_root
 RANGES = {5: ("203.0.113.0/25",)}
@@ -52,3 +52,22 @@ def test_the_nftables_rules_load_and_read_back_as_kube_proxys(netns):
     assert "172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80" in listed
     chain = inside(netns, "nft", "list", "chain", "ip", "kube-proxy", "service-LAUZTJTB-ns4/svc4/tcp/p80").stdout
     assert "numgen random mod 2 vmap" in chain
+
+
+def test_partial_syncs_load_on_top_of_a_full_one(netns):
+    """One endpoint gone: each mode's partial sync loads onto the full rules, and the endpoint's
+    chain is gone while the other Services' chains stay."""
+    new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")
+    opts = iptables.Options("test-node", "10.0.0.0/8")
+    assert inside(netns, "iptables-restore", "--noflush", text=iptables.render(UPSTREAM_SERVICES, opts, RANGES)).returncode == 0
+    done = inside(netns, "iptables-restore", "--noflush", text=iptables.render_update(UPSTREAM_SERVICES, new, opts, RANGES))
+    assert done.returncode == 0, done.stderr
+    saved = inside(netns, "iptables-save", "-t", "nat").stdout
+    assert "KUBE-SEP-C6EBXVWJJZMIWKLZ" not in saved and ":KUBE-SVC-XPGD46QRK7WJZT7O" in saved
+    assert inside(netns, "nft", "-f", "-", text=nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, RANGES)).returncode == 0
+    done = inside(netns, "nft", "-f", "-", text=nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS, RANGES))
+    assert done.returncode == 0, done.stderr
+    chains = inside(netns, "nft", "list", "chains", "ip").stdout
+    assert "endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80" not in chains
+    assert "numgen random mod 1 vmap" in inside(netns, "nft", "list", "chain", "ip", "kube-proxy",
+                                                "service-LAUZTJTB-ns4/svc4/tcp/p80").stdout

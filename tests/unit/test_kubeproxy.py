@@ -121,3 +121,36 @@ def test_the_nftables_transaction_names_every_chain_before_a_rule_or_element_use
         for used in [w for w in words if w.startswith(("service-", "endpoint-", "external-", "firewall-"))]:
             if not line.startswith("add chain"):
                 assert used.lstrip("@") in declared, line
+
+
+def without_endpoint(services: list[ServicePortView], index: int, ip: str) -> list[ServicePortView]:
+    svc = services[index]
+    changed = ServicePortView(**{**{f: getattr(svc, f) for f in svc.__dataclass_fields__},
+                                 "endpoints": tuple(e for e in svc.endpoints if e.ip != ip)})
+    return [changed if i == index else s for i, s in enumerate(services)]
+
+
+def test_an_iptables_partial_sync_rewrites_the_top_chains_and_only_the_changed_services_chains():
+    new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")  # ns4/svc4 loses one of its two endpoints
+    update = iptables.render_update(UPSTREAM_SERVICES, new, UPSTREAM_OPTIONS, {5: ("203.0.113.0/25",)})
+    lines = update.splitlines()
+    nat = update.split("*nat\n")[1].splitlines()
+    assert sum(1 for line in nat if line.startswith("-A KUBE-SERVICES ")) == 10  # every Service's rule again
+    assert ":KUBE-SVC-4SW47YFZTEDKD3PK - [0:0]" in lines  # the changed Service's chain, written again
+    assert ":KUBE-SVC-XPGD46QRK7WJZT7O - [0:0]" not in lines  # ns1/svc1 unchanged: left as it is
+    assert "-X KUBE-SEP-C6EBXVWJJZMIWKLZ" in lines  # the endpoint's chain goes
+    assert "-j KUBE-SEP-UKSFD7AGPMPPLUHC" in update and "probability" not in update.split("KUBE-SVC-4SW47")[-1]
+
+
+def test_an_nftables_partial_sync_is_the_changed_services_size():
+    new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")
+    update = nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS, {5: ("203.0.113.0/25",)}).splitlines()
+    assert update == [
+        "flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
+        "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 "
+        "jump mark-for-masquerade",
+        "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 numgen random mod 1 vmap "
+        "{ 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 }",
+        "flush chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80",
+        "delete chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"]
+    assert nftables.update(UPSTREAM_SERVICES, UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)}) == ""
