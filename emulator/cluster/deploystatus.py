@@ -90,12 +90,15 @@ def due(state: ClusterState, now: float) -> bool:
     asked: the manager then runs the controllers (the rollout's next step, the status) as it
     does for a change. Remembers when it was asked."""
     since, state.available_checked = state.available_checked, now
-    for rs in state.list("ReplicaSet"):
-        if rs.obj.min_ready > 0:
-            for p in state.pods(rs.obj.meta.namespace):
-                if p.obj.owner == ("ReplicaSet", rs.obj.meta.name) and p.status.ready and p.status.ready_since \
-                        and since < p.status.ready_since + rs.obj.min_ready <= now:
-                    return True
+    waits = {(rs.obj.meta.namespace, rs.obj.meta.name): rs.obj.min_ready for rs in state.list("ReplicaSet")
+             if rs.obj.min_ready > 0}
+    if not waits:  # the common case, every pass of the manager's loop: no pod list walked
+        return False
+    for p in state.pods():
+        owner = p.obj.owner
+        wait = waits.get((p.obj.meta.namespace, owner[1])) if owner and owner[0] == "ReplicaSet" else None
+        if wait and p.status.ready and p.status.ready_since and since < p.status.ready_since + wait <= now:
+            return True
     return False
 
 

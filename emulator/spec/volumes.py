@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 
 from emulator.model import quantity, validation
-from emulator.model.volume import (DOWNWARD_FIELDS, RESOURCE_FIELDS, SOURCE_KINDS, FieldFile, KeyFile,
+from emulator.model.volume import (DEFAULT_MODE, DOWNWARD_FIELDS, RESOURCE_FIELDS, SOURCE_KINDS, FieldFile, KeyFile,
                                    Projection, Volume, VolumeMount)
 from emulator.spec.configmaps import key_problem
 from emulator.spec.env import subscripted
@@ -194,7 +194,7 @@ def parse_volumes(r: Reader, path: PathKey, containers: set[str]) -> tuple[Volum
             continue
         kind, q = types[0], p + (types[0],)
         mode = _mode(r, q + ("defaultMode",))
-        default_mode = 0o644 if mode is None else mode
+        default_mode = DEFAULT_MODE if mode is None else mode
         if kind == "emptyDir":
             r.mapping(q, {"medium", "sizeLimit"})
             medium = r.string(q + ("medium",), "") or ""
