@@ -24,6 +24,7 @@ packages=(
     catatonit            # each pod's PID 1 (a pause process that reaps zombies)
     wrk                  # the ingress benchmark
     nftables             # nft: kube-proxy's nftables mode (its rules, loaded by bench/kubeproxy.py)
+    containernetworking-plugins   # cni: flannel: bridge, host-local, portmap (run as a runtime runs them)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -13,6 +13,13 @@ API_VERSION = "k8semu.io/v1alpha1"
 # Kube-OVN's internal-port type): twice the throughput on the userspace datapath, and a
 # namespace move (~18 ms, serialized in the kernel) per pod at start (docs/benchmarks.md, #17)
 POD_INTERFACES = ("veth", "internal-port")
+# spec.network.cni: the overlay programmed by k8semu's OpenFlow controller (Antrea-style, the
+# default), or Flannel's plumbing made by the real CNI plugins, flannel.1 and kube-proxy
+# (issue #13); "calico" is reserved for the Calico-style data plane of a later issue
+CNIS = ("openflow", "flannel")
+RESERVED_CNIS = ("calico",)
+PROXY_MODES = ("iptables", "nftables")  # spec.network.kubeProxy.mode (kube-proxy's own names)
+FLANNEL_BACKENDS = ("vxlan", "host-gw")  # spec.network.flannel.backend (Flannel's Backend.Type)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,16 @@ class ClusterConfig:
     file: str = ""
     allow_privileged: bool = False  # spec.security.allowPrivileged: pods may be privileged or add any capability
     pod_interface: str = "veth"  # spec.network.podInterface: veth | internal-port (POD_INTERFACES)
+    cni: str = "openflow"  # spec.network.cni (CNIS)
+    kube_proxy: str = ""  # spec.network.kubeProxy.mode: "" (the controller serves Services) or PROXY_MODES
+    flannel_backend: str = "vxlan"  # spec.network.flannel.backend (FLANNEL_BACKENDS)
+    min_sync_period: float = 1.0  # spec.network.kubeProxy.minSyncPeriod, seconds (kube-proxy's default 1s)
+
+    @property
+    def kernel_dataplane(self) -> bool:
+        """Pods on a Linux bridge made by CNI plugins, Services by kube-proxy's rules: no Open
+        vSwitch and no controller."""
+        return self.cni == "flannel"
 
     @property
     def upstream_dns(self) -> str:
@@ -55,6 +72,9 @@ class ClusterConfig:
 
     @property
     def pod_mtu(self) -> int:
+        """The underlay's less VXLAN's 50 bytes; Flannel's host-gw encapsulates nothing."""
+        if self.cni == "flannel" and self.flannel_backend == "host-gw":
+            return self.underlay.mtu
         return pod_mtu(self.underlay.mtu)
 
     def node(self, name: str) -> Node:

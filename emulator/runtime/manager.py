@@ -36,11 +36,13 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.corefile import hosts_corefile
 from emulator.pipeline.build import describe_cookie
 from emulator.pipeline.cookie import Category, split
-from emulator.runtime import cleanup, fabric, ovs
+from emulator.runtime import cleanup, fabric, flannelnet, ovs
+from emulator.runtime.cni import Plugins
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
 from emulator.runtime.pacing import ExitWatch, Pacer
+from emulator.runtime.proxier import Proxier
 from emulator.runtime.proc import start_time
 from emulator.runtime.records import SOCKET_PATH_MAX, Records
 from emulator.runtime.requests import Requests
@@ -75,6 +77,8 @@ class Manager(Requests):
         self.corefile_text: str | None = None  # the coredns ConfigMap's Corefile last projected
         self.ingress_config: dict[str, str] = {}  # the ingress-nginx controller ConfigMap's data last published
         self.kubelet: Kubelet | None = None
+        self.proxier: Proxier | None = None  # cni: flannel: kube-proxy's rules on every node
+        self.cni: Plugins | None = None  # cni: flannel: the conflist's plugins
         self.shim: Shim | None = None
         self.agent = NodeAgent(config, records.scope)
         self.supervisor = Supervisor(records, self._helper_report)
@@ -97,34 +101,16 @@ class Manager(Requests):
         their flows (their containers wait for them)."""
         started = time.monotonic()
         fabric.preflight(self.config)
-        socket_path = ovs.controller_socket(self.config.name)
-        if len(str(socket_path)) > SOCKET_PATH_MAX:
-            raise RuntimeFailure(f"{socket_path} is longer than a Unix socket path may be")
-        if os.path.lexists(socket_path):
-            raise RuntimeFailure(f"{socket_path} exists and is not k8semu's (cluster {self.config.name!r} did not "
-                                 "create it); nothing of it was changed")
-        self.records.add("files", str(socket_path))
-        self.ofp_socket = socket_path
         for sub in ("shared/dns", "shared/ingress", "pods", "attach"):
             (self.run / sub).mkdir(parents=True, exist_ok=True)
-        self._publish(force=True)
-        ovs.ensure_run_dir()
-        self.supervisor.add("controller", self._launch_controller)
-        self.started = time.monotonic()
-        with ThreadPoolExecutor(1, thread_name_prefix="ovs") as pool:
-            ovs_started = pool.submit(ovs.ensure_running, self.config.name)
-            cgroups = Cgroups(self.config.name, on_make=lambda path: self.records.add("cgroups", path, save=False))
-            cgroups.setup()
-            self._start_shim()
-
-            def switches_can_connect() -> ovs.Datapath:
-                datapath = ovs_started.result()
-                self._controller_listening()
-                return datapath
-            datapath = fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
+        if self.config.kernel_dataplane:
+            datapath = self._build_kernel_plane()
+        else:
+            datapath = self._build_openflow_plane()
         built = time.monotonic()
         self.agent.sync(self.last_view)
-        runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, cgroups, datapath.tx_offload_off)
+        runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, self.cgroups, datapath.tx_offload_off,
+                                 self.cni)
         self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready)
         self.kubelet.probes.watch = ExitWatch(self.wake.set, self.pacer.not_before).watch
         for ext in self.config.external_hosts:
@@ -141,6 +127,49 @@ class Manager(Requests):
         self.phase = "running"
         print(f"[INFO] started in {time.monotonic() - started:.2f}s (fabric {built - self.started:.2f}s); "
               "pods follow", flush=True)
+
+    def _build_openflow_plane(self) -> ovs.Datapath:
+        """The controller (os-ken takes the longest to import) starts first, Open vSwitch's
+        daemons on a thread, and both get ready while the nodes and links are made."""
+        socket_path = ovs.controller_socket(self.config.name)
+        if len(str(socket_path)) > SOCKET_PATH_MAX:
+            raise RuntimeFailure(f"{socket_path} is longer than a Unix socket path may be")
+        if os.path.lexists(socket_path):
+            raise RuntimeFailure(f"{socket_path} exists and is not k8semu's (cluster {self.config.name!r} did not "
+                                 "create it); nothing of it was changed")
+        self.records.add("files", str(socket_path))
+        self.ofp_socket = socket_path
+        self._publish(force=True)
+        ovs.ensure_run_dir()
+        self.supervisor.add("controller", self._launch_controller)
+        self.started = time.monotonic()
+        with ThreadPoolExecutor(1, thread_name_prefix="ovs") as pool:
+            ovs_started = pool.submit(ovs.ensure_running, self.config.name)
+            self._start_runtime()
+
+            def switches_can_connect() -> ovs.Datapath:
+                datapath = ovs_started.result()
+                self._controller_listening()
+                return datapath
+            return fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
+
+    def _build_kernel_plane(self) -> ovs.Datapath:
+        """``cni: flannel``: no switch and no controller. The nodes with Flannel's plumbing, the
+        reference CNI plugins for pods, kube-proxy's rules loaded by the proxier's thread."""
+        self.started = time.monotonic()
+        self._start_runtime()
+        datapath = fabric.Fabric(self.config, self.records, "").build(lambda: ovs.Datapath("none", False))
+        self.cni = Plugins(flannelnet.conflists(self.config, self.run))
+        self.cni.check_installed()
+        self.proxier = Proxier(self.config, self.records.scope, self.wake.set)
+        self.proxier.start()
+        self._publish(force=True)
+        return datapath
+
+    def _start_runtime(self) -> None:
+        self.cgroups = Cgroups(self.config.name, on_make=lambda path: self.records.add("cgroups", path, save=False))
+        self.cgroups.setup()
+        self._start_shim()
 
     def _controller_listening(self, timeout: float = 30) -> None:
         """Wait until the controller listens on its socket (the switches connect at once then).
@@ -217,6 +246,10 @@ class Manager(Requests):
         return self.controller_status
 
     def switch_generations(self) -> dict[str, int]:
+        """Each node's data plane's generation: the view its switch confirmed (openflow), or the
+        view its kube-proxy loaded (flannel)."""
+        if self.proxier is not None:
+            return self.proxier.generations()
         with self.status_lock:
             self._read_controller_locked()
             return dict(self.generations)
@@ -248,7 +281,7 @@ class Manager(Requests):
     def _dataplane_ready(self, rec: Record) -> bool:
         """A pod's node's switch holds the pod's flows (its containers may start); a
         ``hostNetwork`` pod has none to wait for."""
-        if rec.obj.spec.host_network:
+        if rec.obj.spec.host_network or self.proxier is not None:  # flannel: the network is the CNI ADD's
             return True
         wanted = self.pod_generation.get(rec.obj.key)
         if wanted is None:
@@ -287,6 +320,8 @@ class Manager(Requests):
             del self.pod_generation[key]
         if self.kubelet is not None:  # the nodes exist
             self.agent.sync(view)
+        if self.proxier is not None:
+            self.proxier.update(view)
         return True
 
     def _write_shared(self, name: str, content: dict) -> None:
@@ -403,6 +438,9 @@ class Manager(Requests):
 
     def _check_switches(self) -> None:
         """Say once, loudly, when a switch has not confirmed any view 30 s after start-up."""
+        if self.proxier is not None:
+            self._report_proxier()
+            return
         if self.switches_warned or time.monotonic() - self.started < SWITCH_DEADLINE:
             return
         missing = [name for name, gen in self.switch_generations().items() if gen < 0]
@@ -410,6 +448,14 @@ class Manager(Requests):
             self.switches_warned = True
             self._helper_report("controller", f"switches of {', '.join(missing)} have not connected to the controller "
                                               f"within {SWITCH_DEADLINE:.0f}s (see {self.run / 'controller.log'})")
+
+    def _report_proxier(self) -> None:
+        """A node whose kube-proxy rules did not load: a Warning Event, once per message."""
+        for node, rules in self.proxier.nodes.items():
+            if rules.error and (node, rules.error) not in self.reported:
+                self.reported.add((node, rules.error))
+                self.state.events.warn("Node", "", node, "FailedToSyncProxyRules", rules.error, "kube-proxy")
+                print(f"[WARN] kube-proxy on {node}: {rules.error}", flush=True)
 
     def _supervise(self) -> None:
         for name in self.supervisor.check():
@@ -427,6 +473,8 @@ class Manager(Requests):
         started = time.monotonic()
         if self.kubelet:
             self.kubelet.shutdown()
+        if self.proxier is not None:
+            self.proxier.stop()
         pods = time.monotonic()
         self.supervisor.stop_all()
         self.agent.health.close()

@@ -78,7 +78,9 @@ class NodeAgent:
         return changed
 
     def sync(self, view: NetworkView) -> None:
-        for node in view.nodes:
+        """With ``cni: flannel`` kube-proxy's rules (``runtime.proxier``), the portmap plugin and
+        flanneld's chains do what the host rules do on the OpenFlow data plane: none are written."""
+        for node in () if self.config.kernel_dataplane else view.nodes:
             rules = hostrules.iptables_nat(view, node, self.config.pods.subnet)
             if self.applied.get(node.name) != rules:
                 netns = naming.node_netns(self.scope, node.name)
@@ -91,7 +93,7 @@ class NodeAgent:
                 self.applied[node.name] = rules
         self._announce(view)
         stale = stale_udp_entries(self.view, view)
-        if stale:
+        if stale and not self.config.kernel_dataplane:  # kube-proxy's own conntrack flush is not emulated yet
             self.stale.append((view.generation, stale))
         self.view = view
         self._sync_health(view)
@@ -100,6 +102,8 @@ class NodeAgent:
         """Flush the UDP conntrack entries a view made stale, once every switch holds that view
         (so no new datagram is sent on to the endpoint that left), as kube-proxy does after
         syncing its rules (``pipeline.stale``)."""
+        if self.config.kernel_dataplane:
+            return
         done = min(confirmed.values(), default=-1)
         while self.stale and self.stale[0][0] <= done:
             _, entries = self.stale.pop(0)

@@ -19,6 +19,7 @@ change), its IPC, PID and mount namespaces.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -31,8 +32,9 @@ from emulator import __file__ as package_file
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
-from emulator.model.pod import DEFAULT_CAPABILITIES, Container, SecurityContext
+from emulator.model.pod import DEFAULT_CAPABILITIES, Container, Pod, SecurityContext
 from emulator.runtime import kernel, linux, ovs, podfs, volumes
+from emulator.runtime.cni import Attachment, Plugins
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.proc import alive, ip_batch, run
 from emulator.runtime.records import Records
@@ -59,6 +61,8 @@ class SandboxSpec:
     service_account: dict[str, str] = field(default_factory=dict)  # file -> text (token, ca.crt, namespace)
     host_netns: str = ""  # hostNetwork: the node's network namespace, joined, never made or removed
     volumes: list[dict] = field(default_factory=list)  # runtime.volumes.Mount dicts, made by the kubelet
+    node: str = ""  # the node's name (the CNI plugins run in its namespace)
+    port_mappings: tuple[dict, ...] = ()  # hostPorts, as the portmap plugin's runtimeConfig names them
 
 
 @dataclass
@@ -70,6 +74,15 @@ class Sandbox:
     netns: str
     port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself; "" on the host network
     containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
+    cni_result: dict | None = None  # cni: flannel: the result of the conflist's ADD (describe shows it)
+
+
+def port_mappings(pod: Pod) -> tuple[dict, ...]:
+    """The pod's hostPorts as the portmap plugin's ``portMappings`` (what a kubelet hands the
+    runtime, and the runtime the plugin)."""
+    return tuple({"hostPort": p.host_port, "containerPort": p.container_port, "protocol": p.protocol.lower(),
+                  **({"hostIP": p.host_ip} if p.host_ip else {})}
+                 for c in pod.spec.containers for p in c.ports if p.host_port)
 
 
 def capabilities(container: Container, pod_security: SecurityContext) -> set[int]:
@@ -97,6 +110,7 @@ class SandboxRuntime:
     shim: Shim
     cgroups: Cgroups
     tx_offload_off: bool = False  # the datapath's: veths need checksum offload off (no userspace TSO)
+    cni: Plugins | None = None  # cni: flannel: the reference plugins make each pod's network
 
     @property
     def scope(self) -> naming.Scope:
@@ -139,7 +153,7 @@ class SandboxRuntime:
                 item["service_account"] = str(folder)
             if s.host_netns:
                 item["join_netns"] = True
-            else:
+            elif self.cni is None:
                 item["link"] = {"kind": self.config.pod_interface, "port": self.port(s), "tag": self.records.tag,
                                 "mtu": self.config.pod_mtu, "mac": naming.mac_from_ip(s.ip), "ip": s.ip,
                                 "prefixlen": self.config.pods.node_mask, "gateway": s.gateway_ip}
@@ -164,7 +178,9 @@ class SandboxRuntime:
                 self.records.add("links", self.port(s), save=False)
             made.append(box)
         self.records.save()
-        if internal:
+        if self.cni is not None:
+            self._cni_add(made, results)
+        elif internal:
             self._del_ports(unused)
         else:
             failed = self._add_ports([b.spec for b in made])
@@ -174,6 +190,23 @@ class SandboxRuntime:
                     self.destroy([box])
                     results[box.spec.uid] = failed[box.spec.uid]
         return [results[s.uid] for s in specs]
+
+    def _attachment(self, box: Sandbox) -> Attachment:
+        s = box.spec
+        return Attachment(s.uid, f"/run/netns/{box.netns}", naming.node_netns(self.scope, s.node), s.namespace,
+                          s.name, s.uid, s.ip, s.port_mappings)
+
+    def _cni_add(self, made: list[Sandbox], results: dict) -> None:
+        """ADD every new sandbox's network (the conflist's plugins); a pod whose ADD failed is
+        destroyed and fails alone. The result is kept with the sandbox and in its folder."""
+        done = self.cni.add([(b.spec.node, self._attachment(b)) for b in made])
+        for box, result in zip(made, done):
+            if isinstance(result, Exception):
+                self.destroy([box])
+                results[box.spec.uid] = result
+                continue
+            box.cni_result = result
+            (box.directory / "cni-result.json").write_text(json.dumps(result, indent=2) + "\n")
 
     def _no_tx_offload(self, boxes: list[Sandbox]) -> None:
         """Without userspace TSO (not the default) a veth's checksum offload must be off at both
@@ -276,7 +309,11 @@ class SandboxRuntime:
             if alive(b.pause_pid, b.pause_start):
                 os.kill(b.pause_pid, signal.SIGKILL)
         own = [b for b in boxes if not b.spec.host_netns]  # a hostNetwork pod's namespace is its node's
-        if not whole_cluster:
+        if self.cni is not None:  # DEL while the namespace is there: host-local frees the address
+            for problem in self.cni.delete([(b.spec.node, self._attachment(b), b.cni_result)
+                                            for b in own if b.cni_result is not None]):
+                print(f"[WARN] {problem}", flush=True)
+        elif not whole_cluster:
             self._del_ports([b.spec for b in own])
         kernel.delete_netns(self.records, [b.netns for b in own])
         for b in boxes:

@@ -32,7 +32,7 @@ from emulator.model.corefile import CorefileError, parse
 from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
-from emulator.spec import files
+from emulator.spec import dataplane, files
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.manifests import parse_documents
 from emulator.spec.reader import Reader, did_you_mean
@@ -285,7 +285,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
-                    "loadBalancerPool", "podInterface"})
+                    "loadBalancerPool", "podInterface", "cni", "kubeProxy", "flannel"})
     r.mapping(net + ("underlay",), {"subnet", "mtu"})
     underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
                         r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
@@ -306,6 +306,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     pod_interface = r.string(net + ("podInterface",), "veth",
                              check=lambda v: None if v in POD_INTERFACES else
                              f"must be one of {', '.join(POD_INTERFACES)}{did_you_mean(v, POD_INTERFACES)}")
+    plane = dataplane.read(r, net, pod_interface or "veth")
     nodes = _nodes(r, underlay, pods)
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
@@ -334,7 +335,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
         raise SpecError(r.problems)
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
                          pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged,
-                         pod_interface or "veth")
+                         pod_interface or "veth", plane.cni, plane.kube_proxy, plane.flannel_backend,
+                         plane.min_sync_period)
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

@@ -1,0 +1,169 @@
+"""kube-proxy on every node of a kernel data plane (``cni: flannel``): the rules of
+``emulator.kubeproxy`` (iptables or nftables mode) loaded into each node's namespace from the
+same network view the OpenFlow controller reads.
+
+As kube-proxy does: the first sync is a full one (iptables: ``iptables-restore --noflush`` of its
+chains, then its jumps from the built-in chains inserted once; nftables: the ``ip kube-proxy``
+table made), later ones partial (only the changed Services' chains, or elements); a failed
+partial sync is followed by a full one (the table deleted first in nftables mode). Syncs are at
+least ``minSyncPeriod`` apart (kube-proxy's default 1 s; its BoundedFrequencyRunner runs at once
+when the last run is that old, else when it becomes so) and coalesce: only the latest view is
+loaded.
+
+One thread for every node: the rules of one view are loaded into the nodes side by side, and
+each node's generation (the view it holds) is what ``Manager.synced`` and the waits read, as the
+switches' confirmed generations are on the OpenFlow data plane.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from emulator.errors import RenderError, RuntimeFailure
+from emulator.kubeproxy import iptables, nftables
+from emulator.model import naming
+from emulator.model.cluster import ClusterConfig
+from emulator.model.netview import NetworkView, ServicePortView
+from emulator.runtime.flannelnet import in_node
+from emulator.runtime.proc import run
+
+WORKERS = 4
+
+
+@dataclass
+class NodeRules:
+    """What one node's kube-proxy last loaded."""
+    services: list[ServicePortView] | None = None  # None: nothing yet (the next sync is a full one)
+    generation: int = -1
+    error: str = ""
+    syncs: int = 0
+    full_syncs: int = 0
+    last_duration: float = 0.0
+
+
+@dataclass
+class Proxier:
+    config: ClusterConfig
+    scope: naming.Scope
+    on_synced: Callable[[], None] = lambda: None  # the manager's wake-up
+    nodes: dict[str, NodeRules] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.nodes = {n.name: NodeRules() for n in self.config.nodes}
+        self.lock = threading.Lock()
+        self.pending: NetworkView | None = None
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.last_sync = 0.0
+        self.thread = threading.Thread(target=self._loop, name="kube-proxy", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=10)
+
+    def update(self, view: NetworkView) -> None:
+        """A new view to load (the latest replaces one not loaded yet)."""
+        with self.lock:
+            self.pending = view
+        self.wake.set()
+
+    def generations(self) -> dict[str, int]:
+        with self.lock:
+            return {name: rules.generation for name, rules in self.nodes.items()}
+
+    def _loop(self) -> None:
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="kube-proxy-node") as pool:
+            while not self.stopping.is_set():
+                self.wake.wait()
+                self.wake.clear()
+                wait = self.last_sync + self.config.min_sync_period - time.monotonic()
+                if wait > 0 and self.stopping.wait(wait):
+                    return
+                with self.lock:
+                    view, self.pending = self.pending, None
+                if view is None or self.stopping.is_set():
+                    continue
+                self.last_sync = time.monotonic()
+                list(pool.map(lambda node: self._sync(node, view), [n.name for n in self.config.nodes]))
+                self.on_synced()
+
+    def _options(self, node: str):
+        cfg = self.config
+        if cfg.kube_proxy == "nftables":
+            return nftables.Options(node, cfg.pods.subnet, (cfg.node(node).ip,), (cfg.services.subnet,))
+        return iptables.Options(node, cfg.pods.subnet, random_fully=True)
+
+    def _sync(self, node: str, view: NetworkView) -> None:
+        rules = self.nodes[node]
+        new = list(view.services)
+        started = time.monotonic()
+        error = ""
+        try:
+            try:
+                self._load(node, rules.services, new)
+            except RuntimeFailure:
+                if rules.services is None:
+                    raise
+                self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
+        except (RuntimeFailure, RenderError) as exc:
+            error = str(exc)
+        with self.lock:
+            rules.error = error
+            if not error:
+                rules.services, rules.generation = new, view.generation
+            rules.syncs += 1
+            rules.last_duration = time.monotonic() - started
+
+    def _load(self, node: str, old: list[ServicePortView] | None, new: list[ServicePortView]) -> None:
+        netns = naming.node_netns(self.scope, node)
+        opts = self._options(node)
+        if self.config.kube_proxy == "nftables":
+            if old is None:
+                run(in_node(netns, "nft", "delete", "table", *nftables.TABLE.split()), check=False)
+                text = nftables.render(new, opts)
+            else:
+                text = nftables.update(old, new, opts)
+            if text:
+                run(in_node(netns, "nft", "-f", "-"), input=text)
+        else:
+            text = iptables.render(new, opts) if old is None else iptables.render_update(old, new, opts)
+            run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=text)
+            if old is None:
+                self._jumps(netns)
+        if old is None:
+            self.nodes[node].full_syncs += 1
+
+    @staticmethod
+    def _jumps(netns: str) -> None:
+        """kube-proxy's jumps from the built-in chains, each inserted once (``-C`` first, as
+        kube-proxy's EnsureRule does), in reverse so that each chain lists them in JUMPS' order."""
+        for table, chain, rule in reversed(iptables.JUMPS):
+            words = _split(rule)
+            if run(in_node(netns, "iptables", "-w", "5", "-t", table, "-C", chain, *words), check=False).returncode:
+                run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
+
+
+def _split(rule: str) -> list[str]:
+    """A JUMPS rule as argv words: its quoted comments are one word each (no shell involved)."""
+    words, quoted = [], None
+    for part in rule.split(" "):
+        if quoted is not None:
+            quoted.append(part)
+            if part.endswith('"'):
+                words.append(" ".join(quoted)[1:-1])
+                quoted = None
+        elif part.startswith('"') and not (part.endswith('"') and len(part) > 1):
+            quoted = [part]
+        elif part.startswith('"'):
+            words.append(part[1:-1])
+        else:
+            words.append(part)
+    return words
