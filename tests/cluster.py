@@ -60,7 +60,9 @@ def poll(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.
 class Cluster:
     def __init__(self, spec: str) -> None:
         self.spec = str(ROOT / spec) if not os.path.isabs(spec) else spec
-        self.name = yaml.safe_load(Path(self.spec).read_text())["metadata"]["name"]
+        data = yaml.safe_load(Path(self.spec).read_text())
+        self.name = data["metadata"]["name"]
+        self.cni = (data["spec"].get("network") or {}).get("cni", "openflow")  # the data plane it runs
         self.run = cluster_dir(self.name)
         self.client = Client(self.run)
 
@@ -125,13 +127,15 @@ class Cluster:
         return self.exec(source, "curl", "-sS", "-m", str(timeout), url, namespace=namespace)
 
 
-def module_cluster(spec: str):
-    """A module-scoped pytest fixture that brings ``spec`` up once for the module's tests."""
+def module_cluster(*specs: str):
+    """A module-scoped pytest fixture that brings a spec up once for the module's tests; with
+    several specs (the same lab on several data planes) the module runs once per spec, each
+    cluster up only while its run lasts (pytest orders a module's tests by parameter)."""
     import pytest
 
-    @pytest.fixture(scope="module")
-    def fixture():
-        cluster = Cluster(spec).up()
+    @pytest.fixture(scope="module", params=list(specs), ids=[Path(s).stem for s in specs])
+    def fixture(request):
+        cluster = Cluster(request.param).up()
         try:
             yield cluster
         finally:

@@ -154,7 +154,9 @@ def events_section(events: list[dict]) -> list[str]:
     return lines
 
 
-def describe_pod(pod: dict, events: list[dict]) -> str:
+def describe_pod(pod: dict, events: list[dict], network: dict | None = None) -> str:
+    """kubectl's lines, then (``cni: flannel``) the result of the CNI ADD that made the pod's
+    network: its interfaces, addresses and routes, as the plugins reported them."""
     meta, spec, status = pod["metadata"], pod["spec"], pod["status"]
     lines = [f"Name:             {meta['name']}", f"Namespace:        {meta['namespace']}",
              f"Node:             {spec.get('nodeName', '<none>')}/{status.get('hostIP', '')}",
@@ -188,7 +190,26 @@ def describe_pod(pod: dict, events: list[dict]) -> str:
     lines += [f"  {cond['type']:<17} {cond['status']}" for cond in status.get("conditions", [])]
     lines += _volumes(spec.get("volumes") or [])
     lines.append(f"QoS Class:        {status.get('qosClass', 'BestEffort')}")
+    if network:
+        lines += _network(network)
     return "\n".join(lines + events_section(events))
+
+
+def _network(result: dict) -> list[str]:
+    """The CNI result (k8semu's section: kubectl has no such lines)."""
+    lines = [f"CNI Result (cniVersion {result.get('cniVersion', '?')}):", "  Interfaces:"]
+    ifaces = result.get("interfaces") or []
+    for i, iface in enumerate(ifaces):
+        where = iface.get("sandbox") or "node"
+        lines.append(f"    [{i}] {iface.get('name', '')}  mac {iface.get('mac', '')}  in {where}")
+    lines.append("  IPs:")
+    for ip in result.get("ips") or []:
+        index = ip.get("interface")
+        name = ifaces[index]["name"] if isinstance(index, int) and 0 <= index < len(ifaces) else "?"
+        lines.append(f"    {ip.get('address', '')}  gateway {ip.get('gateway', '-')}  on {name}")
+    lines.append("  Routes:")
+    lines += [f"    {r.get('dst', '')}" + (f" via {r['gw']}" if r.get("gw") else "") for r in result.get("routes") or []]
+    return lines
 
 
 def _mounts(container: dict) -> list[str]:

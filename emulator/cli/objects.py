@@ -169,6 +169,9 @@ def flows(client: Client, node: str, out: TextIO) -> int:
     view = NetworkView.from_json((client.run / "view.json").read_text())
     if node not in status["bridges"]:
         raise NotFoundError(f'nodes "{node}" not found')
+    if status.get("cni", "openflow") != "openflow":
+        raise K8semuError(f"cluster {status['cluster']} runs cni: {status['cni']}: it has no OpenFlow tables; its "
+                          f"Services are kube-proxy's rules: k8semu exec {node} -- iptables-save -t nat")
     dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows",
                            status["bridges"][node]], capture_output=True, text=True, check=True).stdout
     lines = []
@@ -195,7 +198,11 @@ def describe(client: Client, kind_word: str, name: str, namespace: str | None, o
         pod = next((o for o in client.get(kind, ns) if o["metadata"]["name"] == name), None)
         if pod is None:
             raise NotFoundError(f'pods "{name}" not found')
-        out.write(describe_pod(pod, about(client, "Pod", ns, name)) + "\n")
+        try:
+            network = client.pod(name, ns).get("cni")
+        except NotFoundError:  # no sandbox (pending, or ran to completion)
+            network = None
+        out.write(describe_pod(pod, about(client, "Pod", ns, name), network) + "\n")
         return 0
     if kind == "NetworkPolicy":
         pol = next((o for o in client.get(kind, ns) if o["metadata"]["name"] == name), None)

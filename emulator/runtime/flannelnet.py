@@ -14,6 +14,7 @@ un-DNATed), and nothing of the machine's own namespace changes.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from pathlib import Path
@@ -69,7 +70,12 @@ def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
     """
     netns = naming.node_netns(scope, node.name)
     run(in_node(netns, "sysctl", "-q", "-w", *KERNEL_SYSCTLS))
-    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0"]
+    router = ipaddress.IPv4Network(cfg.underlay.subnet).network_address + 1
+    # a node's default route, as a real node has (the underlay's .1, left for a router no one
+    # emulates yet: traffic to the outside world ends there, sealed); locally sent packets to a
+    # ClusterIP need a route before kube-proxy's OUTPUT rules DNAT them
+    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
+              f"route add default via {router} dev eth0"]
              + flannel.vxlan_commands(cfg, node), netns=netns, force=False)
     fdb = flannel.fdb_commands(cfg, node)
     if fdb:

@@ -43,7 +43,7 @@ class Requests:
                     "running": sum(1 for p in pods if p.status.phase == "Running" and p.status.ready),
                     "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),
                     "helpers": helpers, "file": self.config.file, "run": str(self.run),
-                    "slot": self.records.scope.slot,
+                    "slot": self.records.scope.slot, "cni": self.config.cni, "kubeProxy": self.config.kube_proxy,
                     "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
                     "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
 
@@ -97,7 +97,7 @@ class Requests:
             return {"namespace": rec.obj.meta.namespace, "name": rec.obj.meta.name, "pause_pid": box.pause_pid,
                     "pause_start": box.pause_start, "netns": box.netns, "dir": str(box.directory),
                     "containers": [c.name for c in rec.obj.spec.containers], "details": containers,
-                    "pids": {n: p for n, (p, _) in box.containers.items()}}
+                    "pids": {n: p for n, (p, _) in box.containers.items()}, "cni": box.cni_result}
 
     # -- changes --------------------------------------------------------------------------
     @contextmanager

@@ -47,12 +47,11 @@ def _duration(value: str) -> str | None:
 def read(r: Reader, net: PathKey, pod_interface: str) -> DataPlane:
     """The data plane the spec asks for; problems go to ``r`` (the caller raises them)."""
     cni = r.string(net + ("cni",), "openflow")
+    known = cni in CNIS
     if cni in RESERVED_CNIS:
         r.fail(net + ("cni",), f"{cni!r} is not emulated yet (a later issue); use one of {', '.join(CNIS)}")
-        cni = "openflow"
-    elif cni not in CNIS:
+    elif cni is not None and not known:
         r.fail(net + ("cni",), _choice(CNIS)(str(cni)) or "")
-        cni = "openflow"
     r.mapping(net + ("kubeProxy",), {"mode", "minSyncPeriod"})
     r.mapping(net + ("flannel",), {"backend"})
     mode = r.string(net + ("kubeProxy", "mode"), "", check=_choice(PROXY_MODES))
@@ -60,6 +59,8 @@ def read(r: Reader, net: PathKey, pod_interface: str) -> DataPlane:
     match = DURATION.match(period)
     seconds = float(match.group(1)) * UNIT[match.group(2)] if match else 1.0
     backend = r.string(net + ("flannel", "backend"), "vxlan", check=_choice(FLANNEL_BACKENDS)) or "vxlan"
+    if not known:  # refused above: the combinations are checked against a CNI that exists
+        return DataPlane("openflow", "", "vxlan", seconds)
     if cni == "openflow":
         if mode:
             r.fail(net + ("kubeProxy", "mode"), "kube-proxy beside the openflow CNI is not emulated yet: with "
