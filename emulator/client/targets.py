@@ -43,7 +43,10 @@ def exec_target(client: Client, target: str, namespace: str | None, container: s
         raise K8semuError("you must specify at least one command for the container")
     status = client.status()
     if namespace is None and target in status["netns"]:
-        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *command],
+        inside = command
+        if target in status.get("node_roots", {}):  # cni: flannel: the node's /etc/cni, /run/flannel, /var/lib/cni
+            inside = [sys.executable, "-m", "emulator.runtime.nodefs", status["node_roots"][target], "--", *command]
+        return ExecTarget(["ip", "netns", "exec", status["netns"][target], *inside],
                           node_env(client.run) if target in status.get("control_plane", ()) else None)
     return pod_target(client.pod(target, namespace), container, command)
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator
 from emulator.cluster import controllers, nodes, render
 from emulator.errors import NotFoundError
 from emulator.model import naming
+from emulator.runtime import flannelnet
 from emulator.runtime.sandbox import capability_names
 
 
@@ -44,6 +45,8 @@ class Requests:
                     "generation": st.generation, "synced": self.synced(), "switches": self.switch_generations(),
                     "helpers": helpers, "file": self.config.file, "run": str(self.run),
                     "slot": self.records.scope.slot, "cni": self.config.cni, "kubeProxy": self.config.kube_proxy,
+                    "node_roots": ({n.name: str(flannelnet.node_root(self.run, n.name)) for n in self.config.nodes}
+                                   if self.config.kernel_dataplane else {}),
                     "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
                     "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 
-dns_cluster = module_cluster("topologies/dns.yaml")
+dns_cluster = module_cluster("topologies/dns.yaml", "topologies/dns-flannel.yaml")  # both data planes
 
 
 def dig(cluster: Cluster, *args: str, source: str = "client", namespace: str | None = None) -> str:

@@ -7,7 +7,7 @@ import json
 
 from tests.cluster import k8semu, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml")
+ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml")  # both data planes
 NODE = "172.18.0.3"
 
 

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from emulator.runtime import ovs
 from tests.cluster import ROOT, Cluster, k8semu, poll
 
@@ -72,21 +74,31 @@ def describe(pid: int) -> str:
         return "(gone)"
 
 
-def test_down_leaves_nothing_behind() -> None:
+SPECS = pytest.mark.parametrize("spec", ["topologies/default.yaml", "topologies/flannel.yaml"],
+                                ids=["openflow", "flannel"])  # every data plane (issue #13)
+
+
+@SPECS
+def test_down_leaves_nothing_behind(spec: str) -> None:
     before = snapshot()
-    cluster = Cluster("topologies/default.yaml").up()
+    cluster = Cluster(spec).up()
     during = snapshot()
-    assert {"default_control-plane", "default_worker-1", "default_worker-2"} <= during["netns"]
-    assert {cluster.bridge(n) for n in ("control-plane", "worker-1", "worker-2")} <= during["bridges"]
-    assert len(during["procs"] - before["procs"]) >= 3 + 4 + 1  # node shells, pods, controller
+    assert {f"{cluster.name}_{n}" for n in ("control-plane", "worker-1", "worker-2")} <= during["netns"]
+    if cluster.cni == "openflow":
+        assert {cluster.bridge(n) for n in ("control-plane", "worker-1", "worker-2")} <= during["bridges"]
+        assert len(during["procs"] - before["procs"]) >= 3 + 4 + 1  # node shells, pods, controller
+    else:  # no switch, no controller: flannel.1 and cni0 live in the nodes
+        assert during["bridges"] == before["bridges"]
+        assert len(during["procs"] - before["procs"]) >= 3 + 4  # node shells, pods
     cluster.down()
     assert leftovers(before) == {}
     assert not cluster.run.exists()
 
 
-def test_cleanup_after_kill_9_leaves_nothing_behind() -> None:
+@SPECS
+def test_cleanup_after_kill_9_leaves_nothing_behind(spec: str) -> None:
     before = snapshot()
-    Cluster("topologies/default.yaml").up()
+    Cluster(spec).up()
     status = k8semu("status").stdout
     pid = int(status.split("manager pid ")[1].split(",")[0])
     os.kill(pid, signal.SIGKILL)
