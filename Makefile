@@ -41,6 +41,7 @@ bench: install
 	$(PY) bench/workloads.py
 	$(PY) bench/volumes.py
 	$(PY) bench/kubeproxy.py
+	$(PY) bench/dataplanes.py
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)

@@ -25,6 +25,8 @@ packages=(
     wrk                  # the ingress benchmark
     nftables             # nft: kube-proxy's nftables mode (its rules, loaded by bench/kubeproxy.py)
     containernetworking-plugins   # cni: flannel: bridge, host-local, portmap (run as a runtime runs them)
+    ipset                # cni: flannel: the NetworkPolicy agent's sets
+    conntrack            # cni: flannel: kube-proxy flushes stale UDP entries with it
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,8 +4,9 @@ conflist in order, the plugin binary from CNI_PATH with CNI_COMMAND=ADD, CNI_CON
 CNI_NETNS, CNI_IFNAME=eth0, CNI_PATH and CNI_ARGS in its environment and the plugin's config on
 stdin, with the network's name and cniVersion, the capabilities' runtimeConfig (portMappings for
 hostPorts) and the previous plugin's result as ``prevResult``; DEL in reverse order with the
-cached result, CHECK likewise. The plugins run in the node's network namespace (where a runtime
-runs), entered with ``nsenter`` (no mount namespace, unlike ``ip netns exec``).
+cached result (CHECK is not run: nothing here changes a pod's network behind the runtime's
+back). The plugins run in the node's network namespace (where a runtime runs), entered with
+``nsenter`` (no mount namespace, unlike ``ip netns exec``).
 
 The pod's address is the one the cluster state chose (it is in the Pod object before the sandbox
 exists, as in the emulator's other data plane); host-local is asked for exactly it through
@@ -114,12 +115,6 @@ class Plugins:
             except RuntimeFailure as exc:
                 problems.append(str(exc))
         return problems
-
-    def check_one(self, node: str, a: Attachment, result: dict) -> None:
-        """CHECK through the list. Raises: RuntimeFailure, what the first plugin found wrong."""
-        conf = self.conflists[node]
-        for plugin in conf["plugins"]:
-            self._invoke("CHECK", a, plugin, conf, result)
 
     def add(self, items: list[tuple[str, Attachment]]) -> list[dict | Exception]:
         """ADD many attachments (node, attachment) side by side; each result or its error."""

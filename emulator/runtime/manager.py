@@ -456,12 +456,6 @@ class Manager(Requests):
                 self.reported.add((node, rules.error))
                 self.state.events.warn("Node", "", node, "FailedToSyncProxyRules", rules.error, "kube-proxy")
                 print(f"[WARN] kube-proxy on {node}: {rules.error}", flush=True)
-        for rec in self.state.list("NetworkPolicy"):  # Flannel alone enforces none, as here
-            if rec.uid not in self.reported:
-                self.reported.add(rec.uid)
-                self.state.events.warn("NetworkPolicy", rec.obj.meta.namespace, rec.obj.meta.name, "NotEnforced",
-                                       "cni: flannel does not enforce NetworkPolicy (neither does Flannel on its "
-                                       "own); use cni: openflow", "k8semu-manager")
 
     def _supervise(self) -> None:
         for name in self.supervisor.check():

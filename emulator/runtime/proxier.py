@@ -1,4 +1,5 @@
-"""kube-proxy on every node of a kernel data plane (``cni: flannel``): the rules of
+"""kube-proxy, and a NetworkPolicy agent, on every node of a kernel data plane (``cni: flannel``):
+the rules of
 ``emulator.kubeproxy`` (iptables or nftables mode) loaded into each node's namespace from the
 same network view the OpenFlow controller reads.
 
@@ -12,7 +13,9 @@ loaded.
 
 One thread for every node: the rules of one view are loaded into the nodes side by side, and
 each node's generation (the view it holds) is what ``Manager.synced`` and the waits read, as the
-switches' confirmed generations are on the OpenFlow data plane.
+switches' confirmed generations are on the OpenFlow data plane. The same pass loads the node's
+NetworkPolicy sets and chains (``netpolicy.iptables``) when they changed, so a node's generation
+covers its policies too.
 """
 from __future__ import annotations
 
@@ -24,6 +27,8 @@ from typing import Callable
 
 from emulator.errors import RenderError, RuntimeFailure
 from emulator.kubeproxy import iptables, nftables
+from emulator.netpolicy import iptables as netpolicy
+from emulator.netpolicy.iptables import NodePolicy
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView, ServicePortView
@@ -42,6 +47,7 @@ class NodeRules:
     syncs: int = 0
     full_syncs: int = 0
     last_duration: float = 0.0
+    policy: NodePolicy | None = None  # the NetworkPolicy state last loaded
 
 
 @dataclass
@@ -106,6 +112,7 @@ class Proxier:
         new = list(view.services)
         started = time.monotonic()
         error = ""
+        old = rules.services
         try:
             try:
                 self._load(node, rules.services, new)
@@ -113,7 +120,10 @@ class Proxier:
                 if rules.services is None:
                     raise
                 self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
-        except (RuntimeFailure, RenderError) as exc:
+            self._policies(node, view, rules)
+            for argv in stale_udp(old or [], new):
+                run(in_node(naming.node_netns(self.scope, node), "conntrack", *argv), check=False)
+        except (RuntimeFailure, RenderError, ValueError) as exc:
             error = str(exc)
         with self.lock:
             rules.error = error
@@ -141,6 +151,26 @@ class Proxier:
         if old is None:
             self.nodes[node].full_syncs += 1
 
+    def _policies(self, node: str, view: NetworkView, rules: NodeRules) -> None:
+        """The node's NetworkPolicy sets and chains (``netpolicy.iptables``), loaded when they
+        changed: sets first (the chains name them), then the chains, then the jump from
+        FORWARD (once, first: before kube-proxy's and flanneld's ACCEPTs), then the sets no
+        longer named destroyed."""
+        local = frozenset(p.ip for p in view.pods if p.node == node)
+        policy = netpolicy.render(view.policies, node, self.config.node(node).gateway_ip, local)
+        if policy == rules.policy:
+            return
+        netns = naming.node_netns(self.scope, node)
+        run(in_node(netns, "ipset", "restore"), input=policy.ipsets)
+        run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=policy.rules)
+        table, chain, words = netpolicy.JUMP
+        if run(in_node(netns, "iptables", "-w", "5", "-t", table, "-C", chain, *words), check=False).returncode:
+            run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
+        gone = sorted((rules.policy.sets if rules.policy else frozenset()) - policy.sets)
+        if gone:
+            run(in_node(netns, "ipset", "restore"), input="".join(f"destroy {name}\n" for name in gone))
+        rules.policy = policy
+
     @staticmethod
     def _jumps(netns: str) -> None:
         """kube-proxy's jumps from the built-in chains, each inserted once (``-C`` first, as
@@ -149,6 +179,33 @@ class Proxier:
             words = _split(rule)
             if run(in_node(netns, "iptables", "-w", "5", "-t", table, "-C", chain, *words), check=False).returncode:
                 run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
+
+
+def stale_udp(old: list[ServicePortView], new: list[ServicePortView]) -> list[list[str]]:
+    """``conntrack -D`` arguments for the UDP entries a sync made stale, as kube-proxy deletes
+    them after loading its rules (conntrack.CleanStaleEntries before 1.28's filter): for an
+    endpoint a UDP Service port lost, the entries from its cluster IP, external and load-balancer
+    IPs and NodePort to that endpoint (a UDP "connection" would otherwise keep going to it); for
+    a port that had no endpoints and now has, the entries to its addresses (the REJECTs')."""
+    before = {(s.namespace, s.name, s.port_name, s.protocol): s for s in old if s.protocol == "UDP" and s.cluster_ip}
+    out: list[list[str]] = []
+    for svc in new:
+        was = before.get((svc.namespace, svc.name, svc.port_name, svc.protocol))
+        if was is None:
+            continue
+        ips = [a for a in (was.cluster_ip, was.lb_ip, *was.external_ips) if a]
+        gone = sorted({e.ip for e in was.endpoints} - {e.ip for e in svc.endpoints})
+        for ep in gone:
+            out += [["-D", "-p", "udp", "--orig-dst", ip, "--dst-nat", ep] for ip in ips]
+            if was.node_port:
+                out.append(["-D", "-p", "udp", "--orig-port-dst", str(was.node_port), "--dst-nat", ep])
+        if not was.endpoints and svc.endpoints:
+            out += [["-D", "-p", "udp", "--orig-dst", ip] for ip in ips]
+    for key, was in before.items():  # a port gone altogether: every entry it made
+        if not any((s.namespace, s.name, s.port_name, s.protocol) == key for s in new):
+            out += [["-D", "-p", "udp", "--orig-dst", ip, "--dst-nat", e.ip]
+                    for ip in (was.cluster_ip, was.lb_ip, *was.external_ips) if ip for e in was.endpoints]
+    return out
 
 
 def _split(rule: str) -> list[str]:

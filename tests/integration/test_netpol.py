@@ -15,7 +15,7 @@ import pytest
 from emulator.client import probe
 from tests.cluster import k8semu, module_cluster, poll
 
-netpol_cluster = module_cluster("topologies/netpol.yaml")
+netpol_cluster = module_cluster("topologies/netpol.yaml", "topologies/netpol-flannel.yaml")  # both data planes
 PODS = [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
 KEYS = [f"{proto}/{port}" for proto in ("tcp", "udp") for port in (80, 81)]
 
@@ -29,7 +29,11 @@ def cluster(netpol_cluster):
     settle()
     # and from no remembered connections: a UDP "connection" a previous case allowed would
     # otherwise pass as established (that is the point of conntrack, but not between cases)
-    subprocess.run(["ovs-appctl", "dpctl/flush-conntrack"], check=False, capture_output=True)
+    if netpol_cluster.cni == "openflow":
+        subprocess.run(["ovs-appctl", "dpctl/flush-conntrack"], check=False, capture_output=True)
+    else:  # each node's own conntrack table
+        for node in ("control-plane", "worker-1", "worker-2"):
+            netpol_cluster.exec(node, "conntrack", "-F")
 
 
 def settle() -> None:

@@ -1,18 +1,22 @@
 """Flannel's data plane as files and commands (emulator/flannel): the conflist, subnet.env,
 flannel.1 and its neighbours, and flanneld's chains for the course's three-node cluster
 (topologies/flannel.yaml), as golden files; the spec's data-plane fields; the CNI plugins'
-environment; kube-proxy's jumps as argv words."""
+environment; kube-proxy's jumps as argv words; a node's NetworkPolicy sets and chains."""
 from __future__ import annotations
 
 import json
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from emulator.cluster.admit import admit_cluster
 from emulator.flannel import config as flannel
 from emulator.kubeproxy import iptables
+from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
+from emulator.netpolicy import iptables as netpolicy
 from emulator.runtime.cni import Attachment
-from emulator.runtime.proxier import _split
+from emulator.runtime.proxier import _split, stale_udp
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "flannel"
@@ -81,3 +85,44 @@ def test_kube_proxy_jumps_split_into_argv_words() -> None:
         "-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]
     assert words["-j KUBE-FIREWALL"] == ["-j", "KUBE-FIREWALL"]
     assert all('"' not in w for ws in words.values() for w in ws)
+
+
+POLICIES = PolicyView(
+    rules=(RuleView(7, "default/web-allow ingress[0]", "Ingress", (("10.244.1.3", "worker-1"), ("10.244.2.3", "worker-2")),
+                    ("10.244.2.2/32", "192.168.0.0/17"), (("TCP", 80, None), ("TCP", 8000, 8080), ("SCTP", 9, None))),
+           RuleView(8, "default/client-out egress[0]", "Egress", (("10.244.1.9", "worker-1"),), ("0.0.0.0/0",),
+                    (("UDP", 53, None),)),
+           RuleView(9, "default/none ingress[0]", "Ingress", (("10.244.1.3", "worker-1"),), ())),
+    isolated_ingress=("10.244.1.3", "10.244.1.4", "10.244.2.3"), isolated_egress=("10.244.1.9",))
+
+
+def test_network_policy_rules_golden(golden) -> None:
+    """One node's sets and chains: only its own pods' rules, each port a rule, SCTP left out,
+    a rule that admits anyone without a peer set, a rule with no peer written not at all."""
+    node = netpolicy.render(POLICIES, "worker-1", "10.244.1.1", frozenset({"10.244.1.3", "10.244.1.4", "10.244.1.9"}))
+    golden(GOLDEN / "worker-1.policy.ipset", node.ipsets)
+    golden(GOLDEN / "worker-1.policy.iptables", node.rules)
+    assert node.sets == {"k8semu-iso-egress", "k8semu-iso-ingress", "k8semu-r7-pods", "k8semu-r7-peers", "k8semu-r8-pods"}
+    other = netpolicy.render(POLICIES, "worker-2", "10.244.2.1", frozenset({"10.244.2.3"}))
+    assert "add k8semu-r7-pods 10.244.2.3 -exist" in other.ipsets and "k8semu-r8" not in other.ipsets
+
+
+def test_network_policy_comments_cannot_break_out() -> None:
+    bad = PolicyView((RuleView(1, 'ns/p" -j ACCEPT ingress[0]', "Ingress", (("10.244.1.3", "w"),), ("0.0.0.0/0",)),))
+    with pytest.raises(ValueError):
+        netpolicy.render(bad, "w", "10.244.1.1", frozenset({"10.244.1.3"}))
+
+
+def test_stale_udp_entries_are_those_kube_proxy_deletes() -> None:
+    ep = lambda ip: EndpointView(ip, 53, "worker-1")  # noqa: E731
+    dns = ServicePortView(1, "kube-system", "kube-dns", "dns", "UDP", "10.96.0.10", 53, endpoints=(ep("10.244.1.2"), ep("10.244.2.2")))
+    tcp = replace(dns, id=2, protocol="TCP", port_name="dns-tcp")
+    lost = replace(dns, endpoints=(ep("10.244.2.2"),))
+    assert stale_udp([dns, tcp], [lost, replace(tcp, endpoints=())]) == [
+        ["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.1.2"]]
+    empty = replace(dns, endpoints=(), node_port=30053)
+    assert stale_udp([empty], [dns]) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10"]]
+    assert stale_udp([replace(dns, node_port=30053)], [replace(lost, node_port=30053)])[-1] == [
+        "-D", "-p", "udp", "--orig-port-dst", "30053", "--dst-nat", "10.244.1.2"]
+    assert stale_udp([dns], []) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.1.2"],
+                                    ["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.2.2"]]
