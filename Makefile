@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install up down cleanup test unit integration bench soak flake lint clean
+.PHONY: install up down cleanup test slow unit integration bench soak flake lint clean
 FLAKE_RUNS ?= 20
 SOAK_MINUTES ?= 10
 FLAKE_TESTS ?= tests/conformance tests/integration/test_teardown.py
@@ -20,7 +20,11 @@ cleanup:
 	$(VENV)/bin/k8semu cleanup
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# what waits on the wall clock (kept out of make test's 15 minutes)
+slow: install
+	$(PY) -m pytest -q -m slow
 
 unit: install
 	$(PY) -m pytest -q tests/unit

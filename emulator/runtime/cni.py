@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from emulator.errors import RuntimeFailure
 
 CNI_PATH = "/usr/lib/cni"
+# containerd's own network for the pod's lo, set up before (and torn down after) the node's list
+LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
 IFNAME = "eth0"
 WORKERS = 4  # plugin processes at once (each ~10-30 ms; the machine has 2 cores)
 TIMEOUT = 30.0
@@ -56,7 +58,7 @@ class Plugins:
 
     def check_installed(self) -> None:
         """Raises: RuntimeFailure naming the first plugin the conflists need that is missing."""
-        for conf in self.conflists.values():
+        for conf in [LOOPBACK, *self.conflists.values()]:
             for plugin in conf["plugins"]:
                 for kind in (plugin["type"], plugin.get("ipam", {}).get("type")):
                     if kind and not os.access(os.path.join(self.path, kind), os.X_OK):
@@ -88,11 +90,13 @@ class Plugins:
         return json.loads(done.stdout) if command == "ADD" and done.stdout.strip() else (prev or {})
 
     def add_one(self, node: str, a: Attachment) -> dict:
-        """ADD through the whole list; returns the last plugin's result. On a failure the plugins
-        already run are undone (DEL), as a runtime does, and the error raised."""
+        """ADD the loopback network (lo up, as containerd's loopback plugin call does), then
+        through the node's whole list; returns the last plugin's result. On a failure the
+        plugins already run are undone (DEL), as a runtime does, and the error raised."""
         conf = self.conflists[node]
         prev: dict | None = None
         try:
+            self._invoke("ADD", a, LOOPBACK["plugins"][0], LOOPBACK, None)
             for plugin in conf["plugins"]:
                 prev = self._invoke("ADD", a, plugin, conf, prev)
         except RuntimeFailure:
@@ -114,6 +118,10 @@ class Plugins:
                 self._invoke("DEL", a, plugin, conf, result or None)
             except RuntimeFailure as exc:
                 problems.append(str(exc))
+        try:
+            self._invoke("DEL", a, LOOPBACK["plugins"][0], LOOPBACK, None)
+        except RuntimeFailure as exc:
+            problems.append(str(exc))
         return problems
 
     def add(self, items: list[tuple[str, Attachment]]) -> list[dict | Exception]:

@@ -105,6 +105,7 @@ spec:
 """
 
 
+@pytest.mark.slow  # waits for the next minute: make slow
 def test_a_cronjob_runs_its_job_at_the_next_minute_and_kubectl_can_start_one_by_hand(cluster):
     kubectl("apply", "-f", "-", input=CRON)
     kubectl("create", "job", "by-hand", "--from=cronjob/tick")  # the course's way to try a CronJob now
