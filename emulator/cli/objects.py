@@ -167,11 +167,11 @@ def flows(client: Client, node: str, out: TextIO) -> int:
     import re
     status = client.status()
     view = NetworkView.from_json((client.run / "view.json").read_text())
-    if node not in status["bridges"]:
-        raise NotFoundError(f'nodes "{node}" not found')
     if status.get("cni", "openflow") != "openflow":
         raise K8semuError(f"cluster {status['cluster']} runs cni: {status['cni']}: it has no OpenFlow tables; its "
                           f"Services are kube-proxy's rules: k8semu exec {node} -- iptables-save -t nat")
+    if node not in status["bridges"]:
+        raise NotFoundError(f'nodes "{node}" not found')
     dump = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows",
                            status["bridges"][node]], capture_output=True, text=True, check=True).stdout
     lines = []

@@ -1,5 +1,6 @@
 """``k8semu plan``: validate a spec and print what ``up`` would build, without root (Kathara's
-dry mode). The same controllers and pipeline run as in a live cluster, on a simulated state."""
+dry mode). The same controllers and pipeline run as in a live cluster, on a simulated state;
+``--show flows`` prints each node's OpenFlow tables, or (``cni: flannel``) its kube-proxy rules."""
 from __future__ import annotations
 
 import random
@@ -9,6 +10,7 @@ from emulator.cli.output import table
 from emulator.cluster import controllers
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
+from emulator.kubeproxy import iptables, nftables
 from emulator.model import naming
 from emulator.pipeline.build import flows_for_node
 from emulator.cluster.admit import admit_cluster
@@ -28,18 +30,30 @@ def plan(spec: str, show: str, out: TextIO) -> int:
     for warning in cfg.warnings:
         out.write(f"Warning: {warning}\n")
     scope = state.scope
+    if show == "flows" and cfg.kernel_dataplane:  # no tables: each node's kube-proxy rules, full sync
+        view = network_view(state)
+        for node in cfg.nodes:
+            if cfg.kube_proxy == "nftables":
+                text = nftables.render(view.services, nftables.Options(node.name, cfg.pods.subnet, (node.ip,),
+                                                                       (cfg.services.subnet,)))
+            else:
+                text = iptables.render(view.services, iptables.Options(node.name, cfg.pods.subnet, random_fully=True))
+            out.write(f"# node {node.name}: kube-proxy ({cfg.kube_proxy})\n{text}")
+        return 0
     if show == "flows":
         view = network_view(state)
         for node in view.nodes:
             out.write(f"# node {node.name}: bridge {naming.node_bridge(scope, node.index)} (dpid {node.dpid:#x})\n")
             out.write("\n".join(f.to_ofctl() for f in flows_for_node(view, node.name)) + "\n")
         return 0
+    plane = (f"cni {cfg.cni} ({cfg.flannel_backend}), kube-proxy {cfg.kube_proxy}" if cfg.kernel_dataplane
+             else "cni openflow")
     out.write(f"cluster {cfg.name}: underlay {cfg.underlay.subnet} (MTU {cfg.underlay.mtu}), pods "
               f"{cfg.pods.subnet} (/{cfg.pods.node_mask} per node, MTU {cfg.pod_mtu}), services "
-              f"{cfg.services.subnet}\n\n")
+              f"{cfg.services.subnet}; {plane}\n\n")
     out.write(table(["NODE", "ROLE", "IP", "POD-CIDR", "BRIDGE", "NETNS"],
-                    [[n.name, n.role, n.ip, n.pod_cidr, naming.node_bridge(scope, n.index), naming.node_netns(scope, n.name)]
-                     for n in cfg.nodes]) + "\n\n")
+                    [[n.name, n.role, n.ip, n.pod_cidr, "cni0" if cfg.kernel_dataplane else naming.node_bridge(scope, n.index),
+                      naming.node_netns(scope, n.name)] for n in cfg.nodes]) + "\n\n")
     rows = [[r.obj.meta.namespace, r.obj.meta.name, r.status.node or "<pending>", r.status.ip or "-",
              naming.pod_netns(scope, r.obj.meta.namespace, r.obj.meta.name)] for r in state.pods()]
     out.write(table(["NAMESPACE", "POD", "NODE", "IP", "NETNS"], rows) + "\n")

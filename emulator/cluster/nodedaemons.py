@@ -1,6 +1,6 @@
 """The per-node daemons a student finds on a real cluster, as DaemonSets: the data plane's own agent
-in kube-system and, with an address pool, MetalLB's speaker in metallb-system, as their
-manifests install them.
+in kube-system (``cni: flannel``: kube-proxy there and flannel in kube-flannel) and, with an
+address pool, MetalLB's speaker in metallb-system, as their manifests install them.
 
 ``k8semu-agent`` stands for the data plane of the ``openflow`` CNI: on each node an Open vSwitch
 bridge that k8semu's OpenFlow controller programs, which serves Services too (kube-proxy's job,
@@ -14,12 +14,15 @@ comes from the validated cluster spec.
 """
 from __future__ import annotations
 
+import json
+
 import yaml
 
+from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.model.cluster import ClusterConfig
 from emulator.model.config import ConfigMap
 from emulator.model.meta import Namespace, ObjectMeta
-from emulator.model.network import VXLAN_PORT, VXLAN_VNI
+from emulator.model.network import FLANNEL_PORT, FLANNEL_VNI, VXLAN_PORT, VXLAN_VNI
 from emulator.model.pod import Container, PodSpec, PodTemplate, Toleration
 from emulator.model.selectors import LabelSelector
 from emulator.model.workload import DaemonSet
@@ -66,5 +69,49 @@ def metallb(config: ClusterConfig) -> list:
                       _template(speaker, "speaker", f"quay.io/metallb/speaker:{METALLB_VERSION}", True))]
 
 
+FLANNEL_VERSION = "v0.25.6"
+
+
+def flannel(config: ClusterConfig) -> list:
+    """kube-flannel.yml's objects a student looks at: the ``kube-flannel`` namespace, the
+    ``kube-flannel-cfg`` ConfigMap's net-conf.json (the network and backend flanneld reads; its
+    cni-conf.json is left out: the nodes' conflist is the bridge plugin's config itself, see
+    docs/dataplanes.md) and the ``kube-flannel-ds`` DaemonSet."""
+    labels = {"app": "flannel", "k8s-app": "flannel", "tier": "node"}
+    backend = {"Type": config.flannel_backend}
+    if config.flannel_backend == "vxlan":
+        backend.update({"VNI": FLANNEL_VNI, "Port": FLANNEL_PORT})
+    net_conf = json.dumps({"Network": config.pods.subnet, "EnableNFTables": False, "Backend": backend}, indent=2)
+    return [Namespace(ObjectMeta("kube-flannel", "", {"k8s-app": "flannel",
+                                                      "pod-security.kubernetes.io/enforce": "privileged"})),
+            ConfigMap(ObjectMeta("kube-flannel-cfg", "kube-flannel", dict(labels)), {"net-conf.json": net_conf + "\n"}),
+            DaemonSet(ObjectMeta("kube-flannel-ds", "kube-flannel", dict(labels)), LabelSelector({"app": "flannel"}),
+                      _template(labels, "kube-flannel", f"docker.io/flannel/flannel:{FLANNEL_VERSION}", True),
+                      max_unavailable=1)]
+
+
+def kube_proxy_config(config: ClusterConfig) -> str:
+    """kubeadm's ``kube-proxy`` ConfigMap's config.conf, with what this cluster runs."""
+    period = f"{config.min_sync_period:g}s"
+    conf = {"apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+            "bindAddress": "0.0.0.0", "clusterCIDR": config.pods.subnet, "mode": config.kube_proxy,
+            "iptables": {"masqueradeAll": False, "masqueradeBit": 14, "minSyncPeriod": period, "syncPeriod": "30s"},
+            "nftables": {"masqueradeAll": False, "masqueradeBit": 14, "minSyncPeriod": period, "syncPeriod": "30s"},
+            "clientConnection": {"kubeconfig": "/var/lib/kube-proxy/kubeconfig.conf"}}
+    return yaml.safe_dump(conf, sort_keys=False)
+
+
+def kube_proxy(config: ClusterConfig) -> list:
+    """kubeadm's ``kube-proxy`` DaemonSet and ConfigMap in kube-system (``cni: flannel``)."""
+    labels = {"k8s-app": "kube-proxy"}
+    return [ConfigMap(ObjectMeta("kube-proxy", "kube-system", {"app": "kube-proxy"}),
+                      {"config.conf": kube_proxy_config(config)}),
+            DaemonSet(ObjectMeta("kube-proxy", "kube-system", dict(labels)), LabelSelector(dict(labels)),
+                      _template(labels, "kube-proxy", f"registry.k8s.io/kube-proxy:{KUBE_VERSION}", True),
+                      max_unavailable=1)]
+
+
 def node_daemons(config: ClusterConfig) -> list:
+    if config.kernel_dataplane:
+        return kube_proxy(config) + flannel(config) + metallb(config)
     return openflow_agent(config) + metallb(config)

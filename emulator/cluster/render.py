@@ -6,6 +6,7 @@ objects, so ``-o wide`` and ``-o yaml`` can never disagree.
 from __future__ import annotations
 
 import copy
+import json
 import platform
 import time
 from typing import Any, Callable
@@ -17,7 +18,18 @@ from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
+from emulator.model.cluster import ClusterConfig
+from emulator.model.network import FLANNEL_VNI
 from emulator.model.node import Node
+
+
+def flannel_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
+    """What flanneld writes on its Node (kube subnet manager): its backend, VTEP and address."""
+    data = {"VNI": FLANNEL_VNI, "VtepMAC": node.vtep_mac} if config.flannel_backend == "vxlan" else None
+    return {"flannel.alpha.coreos.com/backend-data": json.dumps(data, separators=(",", ":")),
+            "flannel.alpha.coreos.com/backend-type": config.flannel_backend,
+            "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+            "flannel.alpha.coreos.com/public-ip": node.ip}
 
 
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
@@ -25,6 +37,7 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
+                     **({"annotations": flannel_annotations(node, state.config)} if state.config.kernel_dataplane else {}),
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
                  **({"unschedulable": True} if node.name in state.cordoned else {}),
@@ -35,7 +48,8 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
             "conditions": [{"type": "Ready", "status": "True" if ready else "False",
                             "reason": "KubeletReady" if ready else "KubeletNotReady",
                             "message": "kubelet is posting ready status" if ready else
-                            "the node's switch is not connected to the controller"}],
+                            ("the node's eth0 is down" if state.config.kernel_dataplane else
+                             "the node's switch is not connected to the controller")}],
             "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
                          "osImage": "k8semu (Mininet host)", "kernelVersion": platform.release(),
                          "kubeletVersion": KUBE_VERSION, "kubeProxyVersion": KUBE_VERSION,

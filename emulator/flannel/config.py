@@ -25,11 +25,12 @@ import json
 
 from emulator.kubeproxy.common import word
 from emulator.model.cluster import ClusterConfig
+from emulator.model.network import FLANNEL_PORT, FLANNEL_VNI
 from emulator.model.node import Node
 
 DEVICE = "flannel.1"
-VNI = 1
-UDP_PORT = 8472  # Flannel's VXLAN port (the Linux default, not IANA's 4789)
+VNI = FLANNEL_VNI
+UDP_PORT = FLANNEL_PORT
 BRIDGE = "cni0"
 NETWORK = "cbr0"
 CONFLIST = "10-flannel.conflist"

@@ -78,6 +78,10 @@ BUILTIN: dict[str, Image] = {
     "registry.k8s.io/etcd": stand_in("etcd"),
     "k8semu/openflow-agent": stand_in("the node's OpenFlow agent", "k8semu's OpenFlow controller programs this "
                                       "node's Open vSwitch bridge (k8semu flows <node>)"),
+    "docker.io/flannel/flannel": stand_in("flanneld", "k8semu made this node's flannel.1, its routes, neighbour and "
+                                          "forwarding entries and FLANNEL-POSTRTG/FLANNEL-FWD at start-up"),
+    "registry.k8s.io/kube-proxy": stand_in("kube-proxy", "k8semu's manager loads this node's kube-proxy rules "
+                                           "(iptables-save -t nat, or nft list table ip kube-proxy)"),
     "quay.io/metallb/speaker": stand_in("MetalLB's speaker", "k8semu's node agent answers ARP for the "
                                         "LoadBalancer addresses this node announces"),
     "k8s.gcr.io/pause": SLEEP,

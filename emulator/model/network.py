@@ -13,6 +13,8 @@ from typing import Iterator
 VXLAN_OVERHEAD = 50  # outer Ethernet 14 + IPv4 20 + UDP 8 + VXLAN 8
 VXLAN_VNI = 1  # the overlay's tunnel, on every node
 VXLAN_PORT = 4789
+FLANNEL_VNI = 1  # cni: flannel: flannel.1's VNI and UDP port, Flannel's (the Linux default port, not IANA's)
+FLANNEL_PORT = 8472
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,7 @@ class NodeAgent:
                 self.applied[node.name] = rules
         self._announce(view)
         stale = stale_udp_entries(self.view, view)
-        if stale and not self.config.kernel_dataplane:  # kube-proxy's own conntrack flush is not emulated yet
+        if stale and not self.config.kernel_dataplane:  # there kube-proxy flushes them (runtime.proxier)
             self.stale.append((view.generation, stale))
         self.view = view
         self._sync_health(view)

@@ -48,7 +48,8 @@ class Requests:
                     "node_roots": ({n.name: str(flannelnet.node_root(self.run, n.name)) for n in self.config.nodes}
                                    if self.config.kernel_dataplane else {}),
                     "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
-                    "bridges": {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
+                    "bridges": {} if self.config.kernel_dataplane else
+                    {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
 
     def generation_report(self) -> dict:
         """{"published": the latest view's generation, "switches": {node: generation confirmed}},

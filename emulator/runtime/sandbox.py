@@ -72,7 +72,7 @@ class Sandbox:
     pause_pid: int
     pause_start: int | None
     netns: str
-    port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself; "" on the host network
+    port: str  # its OVS port: the veth peer of eth0, or (internal-port) eth0 itself; "" on the host network or cni0
     containers: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (pid, start)
     cni_result: dict | None = None  # cni: flannel: the result of the conflist's ADD (describe shows it)
 
@@ -169,12 +169,12 @@ class SandboxRuntime:
                 continue
             self.records.add("processes", [reply["pid"], reply["start"], f"pause {s.namespace}/{s.name}"], save=False)
             box = Sandbox(s, Path(item["pod_dir"]), reply["pid"], reply["start"], item["netns"],
-                          "" if s.host_netns else self.port(s))
+                          "" if s.host_netns or self.cni is not None else self.port(s))
             results[s.uid] = box
             if s.host_netns:
                 continue
             self.records.add_netns(item["netns"], reply["netns_ino"], save=False)
-            if not internal:
+            if not internal and self.cni is None:  # the bridge plugin's veth lives in the node's namespace
                 self.records.add("links", self.port(s), save=False)
             made.append(box)
         self.records.save()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from emulator.cli import output
@@ -29,6 +30,18 @@ def test_plan_needs_no_root_and_shows_the_topology(monkeypatch) -> None:
     code, out, _ = run(["plan", str(TOPOLOGIES / "default.yaml")])
     assert code == 0
     assert "worker-1        worker          172.18.0.3   10.244.1.0/24" in out
+
+
+def test_plan_of_a_flannel_cluster_shows_its_data_plane_and_kube_proxys_rules(monkeypatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, out, _ = run(["plan", str(TOPOLOGIES / "services-flannel.yaml")])
+    assert code == 0 and out.splitlines()[0].endswith("; cni flannel (vxlan), kube-proxy iptables")
+    assert "worker-1        worker          172.18.0.3   10.244.1.0/24   cni0" in out
+    code, out, _ = run(["plan", str(TOPOLOGIES / "services-flannel.yaml"), "--show", "flows"])
+    assert code == 0 and "# node worker-1: kube-proxy (iptables)" in out
+    assert re.search(r'-A KUBE-SERVICES -m comment --comment "default/kubernetes:https cluster IP" -m tcp -p tcp '
+                     r"-d 10\.96\.0\.1 --dport 443 -j KUBE-SVC-", out)  # as kube-proxy writes it, not as iptables-save
+    assert '--comment "default/web has no endpoints"' in out  # plan starts no pod: nothing is ready
 
 
 def test_bad_spec_exits_with_spec_invalid(tmp_path: Path) -> None:

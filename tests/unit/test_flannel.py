@@ -9,8 +9,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
+from emulator.cluster import nodedaemons, render
 from emulator.cluster.admit import admit_cluster
+from emulator.cluster.store import ClusterState
 from emulator.flannel import config as flannel
 from emulator.kubeproxy import iptables
 from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
@@ -126,3 +129,19 @@ def test_stale_udp_entries_are_those_kube_proxy_deletes() -> None:
         "-D", "-p", "udp", "--orig-port-dst", "30053", "--dst-nat", "10.244.1.2"]
     assert stale_udp([dns], []) == [["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.1.2"],
                                     ["-D", "-p", "udp", "--orig-dst", "10.96.0.10", "--dst-nat", "10.244.2.2"]]
+
+
+def test_a_flannel_cluster_has_kube_proxy_and_flannels_objects_not_the_openflow_agent() -> None:
+    cfg = cluster()
+    kinds = [(type(o).__name__, o.meta.namespace, o.meta.name) for o in nodedaemons.node_daemons(cfg)]
+    assert kinds == [("ConfigMap", "kube-system", "kube-proxy"), ("DaemonSet", "kube-system", "kube-proxy"),
+                     ("Namespace", "", "kube-flannel"), ("ConfigMap", "kube-flannel", "kube-flannel-cfg"),
+                     ("DaemonSet", "kube-flannel", "kube-flannel-ds")]
+    conf = yaml.safe_load(nodedaemons.kube_proxy_config(cfg))
+    assert (conf["mode"], conf["clusterCIDR"], conf["iptables"]["minSyncPeriod"]) == ("iptables", "10.244.0.0/16", "1s")
+    net = json.loads(nodedaemons.flannel(cfg)[1].data["net-conf.json"])
+    assert net == {"Network": "10.244.0.0/16", "EnableNFTables": False, "Backend": {"Type": "vxlan", "VNI": 1, "Port": 8472}}
+    node = render.node_object(cfg.node("worker-1"), ClusterState(cfg))
+    assert node["metadata"]["annotations"]["flannel.alpha.coreos.com/backend-data"] == \
+        '{"VNI":1,"VtepMAC":"0a:5a:ac:12:00:03"}'
+    assert node["metadata"]["annotations"]["flannel.alpha.coreos.com/public-ip"] == "172.18.0.3"
