@@ -4,6 +4,7 @@ flannel.1 and its neighbours, and flanneld's chains for the course's three-node 
 environment; kube-proxy's jumps as argv words; a node's NetworkPolicy sets and chains."""
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from emulator.cli import plan
 from emulator.cluster import nodedaemons, render
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.store import ClusterState
@@ -145,3 +147,13 @@ def test_a_flannel_cluster_has_kube_proxy_and_flannels_objects_not_the_openflow_
     assert node["metadata"]["annotations"]["flannel.alpha.coreos.com/backend-data"] == \
         '{"VNI":1,"VtepMAC":"0a:5a:ac:12:00:03"}'
     assert node["metadata"]["annotations"]["flannel.alpha.coreos.com/public-ip"] == "172.18.0.3"
+
+
+@pytest.mark.parametrize("spec", ["services-flannel", "dns-flannel"])
+def test_kube_proxy_rules_of_a_fixed_cluster_state_golden(spec: str, golden) -> None:
+    """Every node's full kube-proxy sync for the lab's cluster as ``plan`` simulates it (seeded
+    pod names, allocated addresses): iptables mode for the Services lab, nftables for the DNS
+    lab's (what ``k8semu plan --show flows`` prints)."""
+    out = io.StringIO()
+    assert plan.plan(str(ROOT / "topologies" / f"{spec}.yaml"), "flows", out) == 0
+    golden(GOLDEN / f"{spec}.rules", out.getvalue())
