@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import RUNS, save, spread, stamp, text  # noqa: E402
-from bench.run import bare_veth, iperf, timed  # noqa: E402
+from bench.run import IPERF_SPEC, SPEC, bare_veth, pod_to_pod, up_down_spec  # noqa: E402
+from bench.services import apply_bulk  # noqa: E402
 from emulator.model.netview import NetworkView  # noqa: E402
-from tests.cluster import Cluster, k8semu, poll  # noqa: E402
+from tests.cluster import Cluster, poll  # noqa: E402
 
 PLANES = {  # name -> spec.network fields
     "openflow": "{}",
@@ -40,40 +41,6 @@ PLANES = {  # name -> spec.network fields
     "flannel-iptables-0s": "{cni: flannel, kubeProxy: {mode: iptables, minSyncPeriod: 0s}}",
     "flannel-nftables-0s": "{cni: flannel, kubeProxy: {mode: nftables, minSyncPeriod: 0s}}",
 }
-
-UP_SPEC = """apiVersion: k8semu.io/v1alpha1
-kind: Cluster
-metadata: {{name: bench}}
-spec:
-  nodes: [{{name: n, count: {nodes}}}]
-  network: {network}
-  dns: {{enabled: false}}
-  manifests:
-    - apiVersion: apps/v1
-      kind: Deployment
-      metadata: {{name: pods}}
-      spec:
-        replicas: {pods}
-        selector: {{matchLabels: {{app: bench}}}}
-        template:
-          metadata: {{labels: {{app: bench}}}}
-          spec: {{containers: [{{name: c, image: busybox}}]}}
-"""
-
-IPERF_SPEC = """apiVersion: k8semu.io/v1alpha1
-kind: Cluster
-metadata: {{name: iperf}}
-spec:
-  nodes: [{{name: a}}, {{name: b}}]
-  network: {network}
-  dns: {{enabled: false}}
-  manifests:
-    - {{apiVersion: v1, kind: Pod, metadata: {{name: server}},
-       spec: {{nodeName: a, containers: [{{name: s, image: networkstatic/iperf3}}]}}}}
-    - {{apiVersion: v1, kind: Pod, metadata: {{name: near}},
-       spec: {{nodeName: a, containers: [{{name: c, image: busybox}}]}}}}
-    - {{apiVersion: v1, kind: Pod, metadata: {{name: far}}, spec: {{nodeName: b, containers: [{{name: c, image: busybox}}]}}}}
-"""
 
 SVC_SPEC = """apiVersion: k8semu.io/v1alpha1
 kind: Cluster
@@ -94,27 +61,6 @@ spec:
           spec: {{containers: [{{name: nginx, image: nginx, ports: [{{containerPort: 80}}]}}]}}
     - {{apiVersion: v1, kind: Service, metadata: {{name: web}}, spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}}}
 """
-
-
-def up_down(spec: Path, runs: int) -> dict:
-    ups, downs, running = [], [], 0
-    for _ in range(runs):
-        ups.append(timed("up", str(spec), "--detach", "--timeout", "600"))
-        running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
-        downs.append(timed("--cluster", "bench", "down"))
-    return {"up_s": spread(ups, 2), "down_s": spread(downs, 2), "running": running}
-
-
-def throughput(spec: Path) -> tuple[float, float]:
-    cluster = Cluster(str(spec)).up()
-    try:
-        server_ip = cluster.pod("server")["status"]["podIP"]
-        poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
-             what="iperf3 server in its pod")
-        return (iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip),
-                iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
-    finally:
-        cluster.down()
 
 
 def view(cluster: Cluster) -> NetworkView:
@@ -153,12 +99,7 @@ def convergence(cluster: Cluster, rounds: int) -> dict:
 
 
 def thousand_services(cluster: Cluster) -> float:
-    docs = "".join(f"---\napiVersion: v1\nkind: Service\nmetadata: {{name: bulk-{i}}}\n"
-                   f"spec: {{selector: {{app: web}}, ports: [{{port: 80}}]}}\n" for i in range(1000))
-    start = time.monotonic()
-    k8semu("--cluster", cluster.name, "apply", "-f", "-", input=docs, timeout=600)
-    poll(lambda: cluster.client.status()["synced"], timeout=600, interval=0.05, what="1000 services programmed")
-    elapsed = time.monotonic() - start
+    elapsed = apply_bulk(cluster)
     assert sum(1 for s in view(cluster).services if s.name.startswith("bulk-")) == 1000  # after the clock stops
     return elapsed
 
@@ -178,14 +119,14 @@ def main() -> int:
             sizes = [(3, 10)] + ([] if args.quick else [(10, 100)])
             for nodes, pods in sizes:
                 spec = Path(tmp) / f"up-{name}-{nodes}x{pods}.yaml"
-                spec.write_text(UP_SPEC.format(nodes=nodes, pods=pods, network=network))
-                row[f"{nodes}x{pods}"] = r = up_down(spec, args.runs)
+                spec.write_text(SPEC.format(nodes=nodes, pods=pods, network=network))
+                row[f"{nodes}x{pods}"] = r = up_down_spec(spec, args.runs)
                 print(f"{name}: up/down {nodes} x {pods}: up {text(r['up_s'], ' s')}, down {text(r['down_s'], ' s')} "
                       f"({r['running']} running)", flush=True)
             if not name.endswith("-1s"):  # the sync period changes no packet's path
                 spec = Path(tmp) / f"iperf-{name}.yaml"
                 spec.write_text(IPERF_SPEC.format(network=network))
-                got = [throughput(spec) for _ in range(args.runs)]
+                got = [pod_to_pod(spec) for _ in range(args.runs)]
                 row["throughput"] = t = {
                     "same_node_gbps": spread([g[0] for g in got], 2), "cross_node_gbps": spread([g[1] for g in got], 2),
                     "same_ratio": spread([g[0] / v for g, v in zip(got, veths)], 3),

@@ -31,7 +31,7 @@ kind: Cluster
 metadata: {{name: bench}}
 spec:
   nodes: [{{name: n, count: {nodes}}}]
-  network: {{nodeCIDRMaskSize: {mask}, podInterface: {iface}}}
+  network: {network}
   manifests:
     - apiVersion: apps/v1
       kind: Deployment
@@ -49,7 +49,7 @@ kind: Cluster
 metadata: {{name: iperf}}
 spec:
   nodes: [{{name: a}}, {{name: b}}]
-  network: {{podInterface: {iface}}}
+  network: {network}
   manifests:
     - {{apiVersion: v1, kind: Pod, metadata: {{name: server}},
        spec: {{nodeName: a, containers: [{{name: s, image: networkstatic/iperf3}}]}}}}
@@ -69,14 +69,18 @@ def timed(*args: str) -> float:
 def up_down(nodes: int, pods: int, workdir: Path, runs: int, iface: str = "veth") -> dict:
     mask = 24 if pods / nodes < 250 else 22
     spec = workdir / f"bench-{nodes}x{pods}-{iface}.yaml"
-    spec.write_text(SPEC.format(nodes=nodes, pods=pods, mask=mask, iface=iface))
+    spec.write_text(SPEC.format(nodes=nodes, pods=pods, network=f"{{nodeCIDRMaskSize: {mask}, podInterface: {iface}}}"))
+    return {"nodes": nodes, "pods": pods, "pod_interface": iface, **up_down_spec(spec, runs)}
+
+
+def up_down_spec(spec: Path, runs: int) -> dict:
+    """``up`` then ``down`` of the ``bench`` cluster ``spec`` describes, ``runs`` times."""
     ups, downs, running = [], [], 0
     for _ in range(runs):
         ups.append(timed("up", str(spec), "--detach", "--timeout", "600"))
         running = sum(1 for p in Cluster(str(spec)).get("pods") if p["status"]["phase"] == "Running")
         downs.append(timed("--cluster", "bench", "down"))
-    return {"nodes": nodes, "pods": pods, "pod_interface": iface, "up_s": spread(ups, 2), "down_s": spread(downs, 2),
-            "running": running}
+    return {"up_s": spread(ups, 2), "down_s": spread(downs, 2), "running": running}
 
 
 def iperf(client: list[str], server_ip: str, seconds: int = 3) -> float:
@@ -114,6 +118,19 @@ def bare_veth() -> float:
         subprocess.run(["ip", "-batch", "-"], input="netns del kbench-a\nnetns del kbench-b\n", text=True)
 
 
+def pod_to_pod(spec: Path) -> tuple[float, float]:
+    """(same node, cross node) Gbit/s from ``near`` and ``far`` to ``server`` in IPERF_SPEC's cluster."""
+    cluster = Cluster(str(spec)).up()
+    try:
+        server_ip = cluster.pod("server")["status"]["podIP"]
+        poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
+             what="iperf3 server in its pod")
+        return (iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip),
+                iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
+    finally:
+        cluster.down()
+
+
 def throughput(workdir: Path, runs: int) -> dict:
     """Each run measures the reference and both paths with each pod interface one after the
     other, so each ratio is taken within one run; the figures are the medians of the runs (#17)."""
@@ -122,16 +139,10 @@ def throughput(workdir: Path, runs: int) -> dict:
     for _ in range(runs):
         for iface in INTERFACES:
             spec = workdir / f"iperf-{iface}.yaml"
-            spec.write_text(IPERF_SPEC.format(iface=iface))
-            cluster = Cluster(str(spec)).up()
-            try:
-                server_ip = cluster.pod("server")["status"]["podIP"]
-                poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
-                     what="iperf3 server in its pod")
-                got[iface][0].append(iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip))
-                got[iface][1].append(iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
-            finally:
-                cluster.down()
+            spec.write_text(IPERF_SPEC.format(network=f"{{podInterface: {iface}}}"))
+            same, cross = pod_to_pod(spec)
+            got[iface][0].append(same)
+            got[iface][1].append(cross)
         veths.append(bare_veth())
     result: dict = {"bare_veth_gbps": spread(veths, 2)}
     for iface, (sames, crosses) in got.items():
