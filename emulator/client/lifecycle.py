@@ -245,7 +245,8 @@ def status_text(cluster: str | None) -> str:
             f"nodes: {', '.join(s['nodes'])}\n"
             f"pods: {s['running']}/{s['pods']} running and ready"
             + (f", {s['completed']} completed" if s.get("completed") else "") + "; data plane "
-            f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
+            + (f"cni {s['cni']}, kube-proxy {s['kubeProxy']}, " if s.get("kubeProxy") else "")
+            + f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
             f"helpers: {helpers}\n"
             f"run directory: {s['run']}\n")
 

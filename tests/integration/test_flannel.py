@@ -28,7 +28,7 @@ def leases(cluster: Cluster, node: str) -> list[str]:
 
 
 def test_a_node_holds_flannel_1_its_peers_and_its_files(flannel: Cluster) -> None:
-    had_etc_cni = os.path.exists("/etc/cni")
+    machine = {path: os.path.exists(path) for path in ("/etc/cni", "/run/flannel", "/var/lib/cni")}
     link = flannel.exec("worker-1", "ip", "-d", "link", "show", "flannel.1", check=True).stdout
     assert "mtu 1450" in link and "vxlan id 1 local 172.18.0.3 dev eth0" in link
     assert "dstport 8472 nolearning" in link
@@ -44,7 +44,7 @@ def test_a_node_holds_flannel_1_its_peers_and_its_files(flannel: Cluster) -> Non
     conf = json.loads(flannel.exec("worker-1", "cat", "/etc/cni/net.d/10-flannel.conflist", check=True).stdout)
     assert [p["type"] for p in conf["plugins"]] == ["bridge", "portmap"]
     assert conf["plugins"][0]["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24", "gateway": "10.244.1.1"}]]
-    assert os.path.exists("/etc/cni") == had_etc_cni  # the node's files are in its mount view only
+    assert {path: os.path.exists(path) for path in machine} == machine  # the node's files are in its mount view only
 
 
 def test_pods_are_made_by_the_reference_plugins(flannel: Cluster) -> None:
