@@ -20,9 +20,10 @@ cleanup:
 	$(VENV)/bin/k8semu cleanup
 
 test: install
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
-# what waits on the wall clock (kept out of make test's 15 minutes)
+# what waits on the wall clock or repeats a long module on a second data plane (kept out of
+# make test's 15 minutes)
 slow: install
 	$(PY) -m pytest -q -m slow
 

@@ -127,13 +127,16 @@ class Cluster:
         return self.exec(source, "curl", "-sS", "-m", str(timeout), url, namespace=namespace)
 
 
-def module_cluster(*specs: str):
+def module_cluster(*specs: str, slow: tuple[str, ...] = ()):
     """A module-scoped pytest fixture that brings a spec up once for the module's tests; with
     several specs (the same lab on several data planes) the module runs once per spec, each
-    cluster up only while its run lasts (pytest orders a module's tests by parameter)."""
+    cluster up only while its run lasts (pytest orders a module's tests by parameter). The
+    specs in ``slow`` are marked so: ``make slow`` runs them, ``make test`` does not."""
     import pytest
 
-    @pytest.fixture(scope="module", params=list(specs), ids=[Path(s).stem for s in specs])
+    params = [pytest.param(s, id=Path(s).stem, marks=[pytest.mark.slow] if s in slow else []) for s in specs]
+
+    @pytest.fixture(scope="module", params=params)
     def fixture(request):
         cluster = Cluster(request.param).up()
         try:

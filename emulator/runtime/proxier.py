@@ -36,6 +36,7 @@ from emulator.runtime.flannelnet import in_node
 from emulator.runtime.proc import run
 
 WORKERS = 4
+BURST_SYNCS = 2  # kube-proxy's burstSyncs
 
 
 @dataclass
@@ -51,6 +52,32 @@ class NodeRules:
 
 
 @dataclass
+class SyncBucket:
+    """kube-proxy's BoundedFrequencyRunner limit: a token bucket of ``burst`` syncs (kube-proxy's
+    burstSyncs, 2) refilled at one per ``period`` (minSyncPeriod); no limit for a 0 period."""
+    period: float
+    burst: int = BURST_SYNCS
+    tokens: float = float(BURST_SYNCS)
+    at: float = field(default_factory=lambda: time.monotonic())
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        if self.period > 0:
+            self.tokens = min(float(self.burst), self.tokens + (now - self.at) / self.period)
+        self.at = now
+
+    def wait(self) -> float:
+        """Seconds until a sync may run."""
+        self._refill()
+        return 0.0 if self.period <= 0 or self.tokens >= 1 else (1 - self.tokens) * self.period
+
+    def take(self) -> None:
+        self._refill()
+        if self.period > 0:
+            self.tokens = max(0.0, self.tokens - 1)
+
+
+@dataclass
 class Proxier:
     config: ClusterConfig
     scope: naming.Scope
@@ -63,7 +90,7 @@ class Proxier:
         self.pending: NetworkView | None = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.last_sync = 0.0
+        self.bucket = SyncBucket(self.config.min_sync_period)
         self.thread = threading.Thread(target=self._loop, name="kube-proxy", daemon=True)
 
     def start(self) -> None:
@@ -90,14 +117,14 @@ class Proxier:
             while not self.stopping.is_set():
                 self.wake.wait()
                 self.wake.clear()
-                wait = self.last_sync + self.config.min_sync_period - time.monotonic()
+                wait = self.bucket.wait()
                 if wait > 0 and self.stopping.wait(wait):
                     return
                 with self.lock:
                     view, self.pending = self.pending, None
                 if view is None or self.stopping.is_set():
                     continue
-                self.last_sync = time.monotonic()
+                self.bucket.take()
                 list(pool.map(lambda node: self._sync(node, view), [n.name for n in self.config.nodes]))
                 self.on_synced()
 

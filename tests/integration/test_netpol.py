@@ -15,7 +15,9 @@ import pytest
 from emulator.client import probe
 from tests.cluster import k8semu, module_cluster, poll
 
-netpol_cluster = module_cluster("topologies/netpol.yaml", "topologies/netpol-flannel.yaml")  # both data planes
+# both data planes; the flannel one (two minutes) in make slow, to keep make test in its budget
+netpol_cluster = module_cluster("topologies/netpol.yaml", "topologies/netpol-flannel.yaml",
+                                slow=("topologies/netpol-flannel.yaml",))
 PODS = [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
 KEYS = [f"{proto}/{port}" for proto in ("tcp", "udp") for port in (80, 81)]
 

@@ -21,7 +21,7 @@ from emulator.kubeproxy import iptables
 from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
 from emulator.netpolicy import iptables as netpolicy
 from emulator.runtime.cni import Attachment
-from emulator.runtime.proxier import _split, stale_udp
+from emulator.runtime.proxier import SyncBucket, _split, stale_udp
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "flannel"
@@ -157,3 +157,21 @@ def test_kube_proxy_rules_of_a_fixed_cluster_state_golden(spec: str, golden) -> 
     out = io.StringIO()
     assert plan.plan(str(ROOT / "topologies" / f"{spec}.yaml"), "flows", out) == 0
     golden(GOLDEN / f"{spec}.rules", out.getvalue())
+
+
+def test_syncs_come_in_bursts_of_two_then_one_per_min_sync_period(monkeypatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("emulator.runtime.proxier.time.monotonic", lambda: clock[0])
+    bucket = SyncBucket(1.0)
+    for _ in range(2):  # a full bucket: two syncs at once (burstSyncs)
+        assert bucket.wait() == 0
+        bucket.take()
+    assert bucket.wait() == pytest.approx(1.0)
+    clock[0] += 0.25
+    assert bucket.wait() == pytest.approx(0.75)
+    clock[0] += 10
+    assert bucket.wait() == 0 and bucket.tokens == 2  # refilled, never beyond the burst
+    unlimited = SyncBucket(0.0)
+    for _ in range(5):
+        unlimited.take()
+        assert unlimited.wait() == 0
