@@ -83,6 +83,9 @@ def test_the_labs_kubectl_lines_work(lab: str, tmp_path: Path) -> None:
             done = subprocess.run(["bash", "-o", "pipefail", "-c", fill(command, tmp_path)], cwd=ROOT, env=env,
                                   capture_output=True, text=True, timeout=120)
             assert done.returncode == 0 and done.stdout.strip(), (command, done.stdout, done.stderr)
+            # a student reads the output before typing the next line; by then the data plane
+            # holds the change (kube-proxy may take up to its minSyncPeriod)
+            cluster.synced(timeout=10)
     finally:
         cluster.down()
 
