@@ -78,7 +78,7 @@ BUILTIN: dict[str, Image] = {
     "registry.k8s.io/etcd": stand_in("etcd"),
     "k8semu/openflow-agent": stand_in("the node's OpenFlow agent", "k8semu's OpenFlow controller programs this "
                                       "node's Open vSwitch bridge (k8semu flows <node>)"),
-    "docker.io/flannel/flannel": stand_in("flanneld", "k8semu made this node's flannel.1, its routes, neighbour and "
+    "flannel/flannel": stand_in("flanneld", "k8semu made this node's flannel.1, its routes, neighbour and "
                                           "forwarding entries and FLANNEL-POSTRTG/FLANNEL-FWD at start-up"),
     "registry.k8s.io/kube-proxy": stand_in("kube-proxy", "k8semu's manager loads this node's kube-proxy rules "
                                            "(iptables-save -t nat, or nft list table ip kube-proxy)"),

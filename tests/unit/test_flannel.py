@@ -18,7 +18,9 @@ from emulator.cluster.admit import admit_cluster
 from emulator.cluster.store import ClusterState
 from emulator.flannel import config as flannel
 from emulator.kubeproxy import iptables
+from emulator.model import images
 from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
+from emulator.model.pod import PodSpec
 from emulator.netpolicy import iptables as netpolicy
 from emulator.runtime.cni import Attachment
 from emulator.runtime.proxier import SyncBucket, _split, stale_udp
@@ -175,3 +177,11 @@ def test_syncs_come_in_bursts_of_two_then_one_per_min_sync_period(monkeypatch) -
     for _ in range(5):
         unlimited.take()
         assert unlimited.wait() == 0
+
+
+def test_every_daemon_image_has_a_stand_in() -> None:
+    """Each DaemonSet a cluster of either data plane installs runs a known image."""
+    for cfg in (cluster(), admit_cluster(ROOT / "topologies" / "default.yaml")):
+        for obj in nodedaemons.node_daemons(cfg):
+            for c in getattr(getattr(obj, "template", None), "spec", PodSpec(())).containers:
+                assert images.lookup(c.image, {}).stand_in, c.image
