@@ -5,8 +5,8 @@ address pool, MetalLB's speaker in metallb-system, as their manifests install th
 ``k8semu-agent`` stands for the data plane of the ``openflow`` CNI: on each node an Open vSwitch
 bridge that k8semu's OpenFlow controller programs, which serves Services too (kube-proxy's job,
 as AntreaProxy does with proxyAll), so such a cluster has no kube-proxy DaemonSet, as a
-kube-proxy-free Antrea or Cilium cluster has none; the kube-proxy DaemonSet and ConfigMap come
-with the kube-proxy data planes. Its ConfigMap says how the data plane is set up (Antrea's
+kube-proxy-free Antrea or Cilium cluster has none; a ``cni: flannel`` cluster has kubeadm's
+kube-proxy DaemonSet and ConfigMap and kube-flannel.yml's objects instead. Its ConfigMap says how the data plane is set up (Antrea's
 ``antrea-config`` has the same role). MetalLB's speaker stands for the node agent that answers
 ARP for the LoadBalancer addresses. Both are hostNetwork pods tolerating every taint, whose images
 are stand-ins (emulator/model/images.py): their process says what does their work. Every value
