@@ -152,6 +152,8 @@ class Proxier:
                 run(in_node(naming.node_netns(self.scope, node), "conntrack", *argv), check=False)
         except (RuntimeFailure, RenderError, ValueError) as exc:
             error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - the thread must outlive any one node's failure
+            error = f"{type(exc).__name__}: {exc}"
         with self.lock:
             rules.error = error
             if not error:
