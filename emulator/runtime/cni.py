@@ -110,18 +110,15 @@ class Plugins:
 
     def delete_one(self, node: str, a: Attachment, result: dict | None) -> list[str]:
         """DEL through the list in reverse, every plugin even when one fails (as the spec asks
-        of a runtime); returns the failures."""
+        of a runtime), then the loopback network; returns the failures."""
         conf = self.conflists.get(node)
         problems = []
-        for plugin in reversed(conf["plugins"] if conf else []):
+        for plugin, network in [(p, conf) for p in reversed(conf["plugins"] if conf else [])] + \
+                [(LOOPBACK["plugins"][0], LOOPBACK)]:
             try:
-                self._invoke("DEL", a, plugin, conf, result or None)
-            except RuntimeFailure as exc:
+                self._invoke("DEL", a, plugin, network, (result or None) if network is conf else None)
+            except (RuntimeFailure, OSError, ValueError) as exc:
                 problems.append(str(exc))
-        try:
-            self._invoke("DEL", a, LOOPBACK["plugins"][0], LOOPBACK, None)
-        except RuntimeFailure as exc:
-            problems.append(str(exc))
         return problems
 
     def add(self, items: list[tuple[str, Attachment]]) -> list[dict | Exception]:
@@ -131,6 +128,8 @@ class Plugins:
                 return self.add_one(*item)
             except RuntimeFailure as exc:
                 return exc
+            except (OSError, ValueError, KeyError) as exc:  # a plugin's unreadable answer: this pod fails alone
+                return RuntimeFailure(f"CNI ADD: {type(exc).__name__}: {exc}")
         with ThreadPoolExecutor(WORKERS) as pool:
             return list(pool.map(one, items))
 
