@@ -49,16 +49,15 @@ def root_links(cfg: ClusterConfig, scope: naming.Scope) -> list[str]:
             + [naming.external_veth(scope, h.index) for h in cfg.external_hosts])
 
 
-def write_files(cfg: ClusterConfig, run_dir: Path, node: Node) -> dict:
-    """The node's conflist and subnet.env; returns the parsed conflist (what the runtime runs)."""
+def write_files(cfg: ClusterConfig, run_dir: Path, node: Node) -> None:
+    """The node's conflist and subnet.env (the runtime reads the conflist back, as a runtime
+    reads /etc/cni/net.d: ``conflists``)."""
     root = node_root(run_dir, node.name)
     leases = root / "var/lib/cni/networks"
     for folder in (root / "etc/cni/net.d", root / "run/flannel", leases):
         folder.mkdir(parents=True, exist_ok=True)
-    text = flannel.conflist(cfg, node, str(leases))
-    conflist_path(run_dir, node.name).write_text(text)
+    conflist_path(run_dir, node.name).write_text(flannel.conflist(cfg, node, str(leases)))
     (root / "run/flannel/subnet.env").write_text(flannel.subnet_env(cfg, node))
-    return json.loads(text)
 
 
 def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
