@@ -172,7 +172,14 @@ class Requests:
         return self._change(do)
 
     # -- the emulator itself ----------------------------------------------------------------
+    def _has_controller(self) -> None:
+        """Raises: NotFoundError on a kernel data plane, which has no SDN controller."""
+        if self.config.kernel_dataplane:
+            raise NotFoundError(f"cluster {self.config.name} runs cni: {self.config.cni}: it has no SDN controller "
+                                "(its nodes' kube-proxy rules are loaded by the manager)")
+
     def controller_stop(self) -> str:
+        self._has_controller()
         with self.lock:
             line = self.supervisor.hold("controller")
         self.wake.set()
@@ -181,6 +188,7 @@ class Requests:
     def controller_start(self) -> str:
         """Start the SDN controller again and return once every switch has reconnected and
         confirmed the current view (waited for without the lock)."""
+        self._has_controller()
         with self.lock:
             self.supervisor.release("controller")
             self.last_view = None  # republish, so the new controller has a fresh generation to confirm
