@@ -12,6 +12,9 @@ import os
 import re
 import subprocess
 
+import pytest
+
+from emulator.errors import NotFoundError
 from tests.cluster import ROOT, Cluster, k8semu, module_cluster, poll
 
 flannel = module_cluster("topologies/flannel.yaml")
@@ -118,3 +121,9 @@ def test_kube_proxy_rules_converge_on_every_node(flannel: Cluster) -> None:
          what="every node's KUBE-SVC chain to lose the endpoint")
     for _ in range(3):
         assert flannel.curl("client", "http://web/").returncode == 0
+
+
+def test_the_controller_faults_say_there_is_no_controller(flannel: Cluster) -> None:
+    for fault in (flannel.client.controller_stop, flannel.client.controller_start):
+        with pytest.raises(NotFoundError, match="runs cni: flannel: it has no SDN controller"):
+            fault()
