@@ -11,7 +11,10 @@ the replica counts and the ``Available`` and ``Progressing`` conditions that ``k
   ("ReplicaSet "x" is progressing.") whenever a pass sees progress (more updated, ready or
   available pods, fewer old ones); NewReplicaSetAvailable ("ReplicaSet "x" has successfully
   progressed.") once every replica is updated and available, kept until the next rollout. The
-  deadline itself (ProgressDeadlineExceeded) is not emulated.
+  deadline: with no progress for progressDeadlineSeconds (default 600) since the condition last
+  changed, Progressing turns False with ProgressDeadlineExceeded ("ReplicaSet "x" has timed out
+  progressing."), which ``kubectl rollout status`` reports as an error; progress makes it True
+  again.
 
 A condition keeps its lastTransitionTime while its status stays, and its lastUpdateTime while
 nothing about it changes, as ``SetDeploymentCondition`` does. Available means ready here
@@ -28,6 +31,7 @@ from emulator.model import naming
 from emulator.model.workload import Deployment
 
 AVAILABLE, PROGRESSING = "Available", "Progressing"
+TIMED_OUT = "ProgressDeadlineExceeded"
 
 
 @dataclass(frozen=True)
@@ -86,10 +90,16 @@ def counts(state: ClusterState, rec: Record) -> Counts:
 
 
 def due(state: ClusterState, now: float) -> bool:
-    """A pod of a ReplicaSet with minReadySeconds became available since the last time this was
-    asked: the manager then runs the controllers (the rollout's next step, the status) as it
-    does for a change. Remembers when it was asked."""
+    """A pod of a ReplicaSet with minReadySeconds became available, or a rollout's progress
+    deadline passed, since the last time this was asked: the manager then runs the controllers
+    (the rollout's next step, the status) as it does for a change. Remembers when it was asked."""
     since, state.available_checked = state.available_checked, now
+    for rec in state.list("Deployment"):  # a rollout's progress deadline passing
+        tracked = state.deployments.get((rec.obj.meta.namespace, rec.obj.meta.name))
+        progressing = tracked.conditions.get(PROGRESSING) if tracked else None
+        if progressing is not None and progressing.status == "True" and progressing.reason != "NewReplicaSetAvailable" \
+                and since <= progressing.last_update + rec.obj.progress_deadline < now:
+            return True
     waits = {(rs.obj.meta.namespace, rs.obj.meta.name): rs.obj.min_ready for rs in state.list("ReplicaSet")
              if rs.obj.min_ready > 0}
     if not waits:  # the common case, every pass of the manager's loop: no pod list walked
@@ -148,7 +158,18 @@ def update(tracked: Tracked, dep: Deployment, now: Counts, new_replicaset_exists
                 progressing.last_transition = current.last_transition
             conds.pop(PROGRESSING)
         conds[PROGRESSING] = progressing
+    elif current is not None and timed_out(current, dep, at):
+        _set(conds, Condition(PROGRESSING, "False", TIMED_OUT, f'ReplicaSet "{newest}" has timed out progressing.',
+                              at, at))
     tracked.counts = now
+
+
+def timed_out(progressing: Condition, dep: Deployment, at: float) -> bool:
+    """``DeploymentTimedOut``: no progress for progressDeadlineSeconds since the condition's
+    lastUpdateTime (a completed rollout never times out; a timed-out one stays so)."""
+    if progressing.reason == "NewReplicaSetAvailable":
+        return False
+    return progressing.reason == TIMED_OUT or progressing.last_update + dep.progress_deadline < at
 
 
 def sync(state: ClusterState, tracked: dict[tuple[str, str], Tracked], at: float | None = None) -> None:

@@ -202,6 +202,7 @@ def workload_object(kind: str, rec: Record, state: ClusterState) -> dict:
         revisions = [controllers.revision_of(r.obj) for r in state.list("ReplicaSet", ns) if r.obj.meta.name in rs_names]
         meta.setdefault("annotations", {})[controllers.REVISION] = str(max(revisions, default=0))
         spec["revisionHistoryLimit"] = obj.revision_history_limit
+        spec["progressDeadlineSeconds"] = obj.progress_deadline
         if obj.min_ready:
             spec["minReadySeconds"] = obj.min_ready
         spec["strategy"] = {"type": obj.strategy}

@@ -44,6 +44,7 @@ class Deployment(Keyed):
     max_surge: int | str = "25%"
     max_unavailable: int | str = "25%"
     min_ready: int = 0  # minReadySeconds: a pod is available once ready this long
+    progress_deadline: int = 600  # progressDeadlineSeconds: no progress that long -> ProgressDeadlineExceeded
 
 
 @dataclass(frozen=True)

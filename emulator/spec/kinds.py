@@ -69,8 +69,9 @@ FIELD_PATHS = {"metadata.name", "metadata.namespace", "metadata.uid", "spec.node
                "spec.serviceAccountName", "status.podIP", "status.hostIP", "status.podIPs", "status.hostIPs"}
 
 WORKLOAD_SPEC_SUPPORTED = {"replicas", "selector", "template"}
-DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy", "minReadySeconds"}
-DEPLOYMENT_SPEC_KNOWN = {"paused", "progressDeadlineSeconds"}
+DEPLOYMENT_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"revisionHistoryLimit", "strategy", "minReadySeconds",
+                                                       "progressDeadlineSeconds"}
+DEPLOYMENT_SPEC_KNOWN = {"paused"}
 REPLICASET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"minReadySeconds"}
 REPLICASET_SPEC_KNOWN: set[str] = set()
 STATEFULSET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"serviceName", "podManagementPolicy", "updateStrategy",

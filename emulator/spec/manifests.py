@@ -291,9 +291,13 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
     elif kind == "Pod":
         obj = Pod(meta, _pod_spec(r, ("spec",)), source)
     elif kind == "Deployment":
+        min_ready = r.integer(("spec", "minReadySeconds"), 0, 0, 2**31 - 1) or 0
+        deadline = r.integer(("spec", "progressDeadlineSeconds"), 600, 1, 2**31 - 1) or 600
+        if deadline <= min_ready:  # the API server's ValidateDeploymentSpec
+            r.fail(("spec", "progressDeadlineSeconds"), "must be greater than minReadySeconds")
         obj = Deployment(*_workload(r, meta, kinds.DEPLOYMENT_SPEC_KNOWN, source, kinds.DEPLOYMENT_SPEC_SUPPORTED),
                          revision_history_limit=r.integer(("spec", "revisionHistoryLimit"), 10, 0, 2**31 - 1),
-                         min_ready=r.integer(("spec", "minReadySeconds"), 0, 0, 2**31 - 1), **_strategy(r, ("spec", "strategy")))
+                         min_ready=min_ready, progress_deadline=deadline, **_strategy(r, ("spec", "strategy")))
     elif kind == "ReplicaSet":
         obj = ReplicaSet(*_workload(r, meta, kinds.REPLICASET_SPEC_KNOWN, source, kinds.REPLICASET_SPEC_SUPPORTED),
                          min_ready=r.integer(("spec", "minReadySeconds"), 0, 0, 2**31 - 1))

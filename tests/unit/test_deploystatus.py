@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from emulator.cluster import controllers, deploystatus, render
 from emulator.cluster.deploystatus import Counts, Tracked, update
+from emulator.errors import SpecError
 from emulator.spec.manifests import load_manifest_files
 from tests.unit.test_controllers import default_state, make_ready, settle
 from tests.unit.test_rollout import DEMO, web
@@ -79,3 +82,48 @@ def test_the_controller_keeps_them_and_the_api_shows_them(tmp_path: Path) -> Non
         "Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
     controllers.delete(st, "Deployment", "default", "web")
     assert ("default", "web") not in st.deployments
+
+
+def test_no_progress_for_the_deadline_times_the_rollout_out_until_it_progresses(tmp_path: Path) -> None:
+    """progress.go: DeploymentTimedOut once lastUpdateTime + progressDeadlineSeconds has passed
+    (a complete rollout never times out); the next progress makes Progressing True again."""
+    dep = replace(deployment(tmp_path), progress_deadline=30)
+    name, t = deploystatus.replicaset_name(dep), Tracked()
+    update(t, dep, Counts(0, 0, 0), True, 10.0)
+    update(t, dep, Counts(3, 3, 1), True, 11.0)
+    update(t, dep, Counts(3, 3, 1), True, 41.0)  # 30 s without progress: not yet past the deadline
+    assert shown(t)[-1] == ("Progressing", "True", "ReplicaSetUpdated", 11.0, 10.0)
+    update(t, dep, Counts(3, 3, 1), True, 41.5)
+    assert shown(t)[-1] == ("Progressing", "False", "ProgressDeadlineExceeded", 41.5, 41.5)
+    assert t.conditions["Progressing"].message == f'ReplicaSet "{name}" has timed out progressing.'
+    update(t, dep, Counts(3, 3, 1), True, 50.0)  # it stays timed out, its times unmoved
+    assert shown(t)[-1] == ("Progressing", "False", "ProgressDeadlineExceeded", 41.5, 41.5)
+    update(t, dep, Counts(3, 3, 2), True, 60.0)
+    assert shown(t)[-1] == ("Progressing", "True", "ReplicaSetUpdated", 60.0, 60.0)
+    update(t, dep, Counts(3, 3, 3), True, 61.0)
+    update(t, dep, Counts(3, 3, 3), True, 1000.0)  # complete: no deadline
+    assert shown(t)[-1][:3] == ("Progressing", "True", "NewReplicaSetAvailable")
+
+
+def test_the_deadline_passing_makes_the_controllers_run_and_the_api_shows_it(tmp_path: Path) -> None:
+    st = default_state()
+    settle(st)
+    (tmp_path / "m.yaml").write_text(DEMO.replace("nginx:1.25", "nginx:1.26").replace(
+        "  replicas: 3\n", "  replicas: 3\n  progressDeadlineSeconds: 5\n", 1))
+    controllers.apply(st, load_manifest_files([str(tmp_path / "m.yaml")]).objects)  # its new pods never get ready
+    progressing = st.deployments[("default", "web")].conditions["Progressing"]
+    assert (progressing.status, progressing.reason) == ("True", "NewReplicaSetCreated")
+    st.available_checked = progressing.last_update + 1
+    assert not deploystatus.due(st, progressing.last_update + 4)
+    assert deploystatus.due(st, progressing.last_update + 6)
+    deploystatus.sync(st, st.deployments, at=progressing.last_update + 6)
+    obj = next(o for o in render.objects(st, "Deployment", "default") if o["metadata"]["name"] == "web")
+    assert obj["spec"]["progressDeadlineSeconds"] == 5
+    assert [c["reason"] for c in obj["status"]["conditions"] if c["type"] == "Progressing"] == ["ProgressDeadlineExceeded"]
+
+
+def test_the_deadline_must_exceed_min_ready_seconds(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(DEMO.replace("  replicas: 3\n", "  replicas: 3\n  minReadySeconds: 10\n"
+                                                  "  progressDeadlineSeconds: 10\n", 1))
+    with pytest.raises(SpecError, match="progressDeadlineSeconds: must be greater than minReadySeconds"):
+        load_manifest_files([str(tmp_path / "m.yaml")])
