@@ -145,3 +145,18 @@ def test_min_ready_seconds_makes_a_ready_pod_wait_before_it_counts_as_available(
     status = json.loads(kubectl("get", "deploy", "steady", "-o", "json").stdout)["status"]
     assert status["availableReplicas"] == 2
     kubectl("delete", "deployment", "steady")
+
+
+def test_a_rollout_without_progress_exceeds_its_deadline_and_rollout_status_says_so(cluster) -> None:
+    stuck = APP.replace("name: roll", "name: stuck").replace("app: roll", "app: stuck").replace(
+        "  replicas: 3\n", "  replicas: 1\n  progressDeadlineSeconds: 2\n", 1)
+    kubectl("apply", "-f", "-", input=stuck.split("---")[0])
+    kubectl("patch", "deployment", "stuck", "--type=json", "-p", NEVER_READY)  # its pods never get ready
+
+    def reason() -> str:
+        conds = json.loads(kubectl("get", "deploy", "stuck", "-o", "json").stdout)["status"].get("conditions", [])
+        return next((c["reason"] for c in conds if c["type"] == "Progressing"), "")
+    poll(lambda: reason() == "ProgressDeadlineExceeded", timeout=20, what="the progress deadline to pass")
+    done = kubectl("rollout", "status", "deployment/stuck", "--timeout=20s", check=False)
+    assert done.returncode != 0 and 'deployment "stuck" exceeded its progress deadline' in done.stderr, done
+    kubectl("delete", "deployment", "stuck")
