@@ -10,7 +10,7 @@ from emulator.cli.output import table
 from emulator.cluster import controllers
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
-from emulator.kubeproxy import iptables, nftables
+from emulator.kubeproxy import node as kube_proxy
 from emulator.model import naming
 from emulator.pipeline.build import flows_for_node
 from emulator.cluster.admit import admit_cluster
@@ -33,12 +33,8 @@ def plan(spec: str, show: str, out: TextIO) -> int:
     if show == "flows" and cfg.kernel_dataplane:  # no tables: each node's kube-proxy rules, full sync
         view = network_view(state)
         for node in cfg.nodes:
-            if cfg.kube_proxy == "nftables":
-                text = nftables.render(view.services, nftables.Options(node.name, cfg.pods.subnet, (node.ip,),
-                                                                       (cfg.services.subnet,)))
-            else:
-                text = iptables.render(view.services, iptables.Options(node.name, cfg.pods.subnet, random_fully=True))
-            out.write(f"# node {node.name}: kube-proxy ({cfg.kube_proxy})\n{text}")
+            out.write(f"# node {node.name}: kube-proxy ({cfg.kube_proxy})\n"
+                      f"{kube_proxy.full_sync(cfg, node.name, view.services)}")
         return 0
     if show == "flows":
         view = network_view(state)

@@ -36,7 +36,6 @@ TIMEOUT = 30.0
 @dataclass(frozen=True)
 class Attachment:
     """One pod's network attachment: what CNI_* says about it."""
-    container_id: str
     netns_path: str
     node_netns: str  # the node's network namespace name (under /run/netns), where plugins run
     namespace: str
@@ -44,6 +43,11 @@ class Attachment:
     uid: str
     ip: str
     port_mappings: tuple[dict, ...] = ()  # {"hostPort", "containerPort", "protocol", "hostIP"?}
+
+    @property
+    def container_id(self) -> str:
+        """CNI_CONTAINERID: the pod's sandbox, named by the pod's uid."""
+        return self.uid
 
     def args(self) -> str:
         return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={self.namespace};K8S_POD_NAME={self.name};"

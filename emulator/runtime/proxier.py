@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from emulator.errors import RenderError, RuntimeFailure
-from emulator.kubeproxy import iptables, nftables
+from emulator.kubeproxy import nftables
+from emulator.kubeproxy import node as kube_proxy
 from emulator.netpolicy import iptables as netpolicy
 from emulator.netpolicy.iptables import NodePolicy
 from emulator.model import naming
@@ -36,6 +37,7 @@ from emulator.runtime.flannelnet import in_node
 from emulator.runtime.proc import run
 
 WORKERS = 4
+RESTORE = ("iptables-restore", "-w", "5", "--noflush")
 BURST_SYNCS = 2  # kube-proxy's burstSyncs
 
 
@@ -49,6 +51,7 @@ class NodeRules:
     full_syncs: int = 0
     last_duration: float = 0.0
     policy: NodePolicy | None = None  # the NetworkPolicy state last loaded
+    jumped: bool = False  # kube-proxy's jumps from the built-in chains are in
 
 
 @dataclass
@@ -128,12 +131,6 @@ class Proxier:
                 list(pool.map(lambda node: self._sync(node, view), [n.name for n in self.config.nodes]))
                 self.on_synced()
 
-    def _options(self, node: str):
-        cfg = self.config
-        if cfg.kube_proxy == "nftables":
-            return nftables.Options(node, cfg.pods.subnet, (cfg.node(node).ip,), (cfg.services.subnet,))
-        return iptables.Options(node, cfg.pods.subnet, random_fully=True)
-
     def _sync(self, node: str, view: NetworkView) -> None:
         rules = self.nodes[node]
         new = list(view.services)
@@ -163,22 +160,19 @@ class Proxier:
 
     def _load(self, node: str, old: list[ServicePortView] | None, new: list[ServicePortView]) -> None:
         netns = naming.node_netns(self.scope, node)
-        opts = self._options(node)
-        if self.config.kube_proxy == "nftables":
-            if old is None:
-                run(in_node(netns, "nft", "delete", "table", *nftables.TABLE.split()), check=False)
-                text = nftables.render(new, opts)
-            else:
-                text = nftables.update(old, new, opts)
-            if text:
-                run(in_node(netns, "nft", "-f", "-"), input=text)
-        else:
-            text = iptables.render(new, opts) if old is None else iptables.render_update(old, new, opts)
-            run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=text)
-            if old is None:
-                self._jumps(netns)
+        rules = self.nodes[node]
+        nft = self.config.kube_proxy == "nftables"
+        if old is None and nft:
+            run(in_node(netns, "nft", "delete", "table", *nftables.TABLE.split()), check=False)
+        text = kube_proxy.full_sync(self.config, node, new) if old is None else \
+            kube_proxy.partial_sync(self.config, node, old, new)
+        if text:
+            run(in_node(netns, *(["nft", "-f", "-"] if nft else RESTORE)), input=text)
+        if not nft and not rules.jumped:  # the node's namespace is ours and new: none are there yet
+            run(in_node(netns, *RESTORE), input=kube_proxy.jumps_restore())
+            rules.jumped = True
         if old is None:
-            self.nodes[node].full_syncs += 1
+            rules.full_syncs += 1
 
     def _policies(self, node: str, view: NetworkView, rules: NodeRules) -> None:
         """The node's NetworkPolicy sets and chains (``netpolicy.iptables``), loaded when they
@@ -192,22 +186,13 @@ class Proxier:
         netns = naming.node_netns(self.scope, node)
         run(in_node(netns, "ipset", "restore"), input=policy.ipsets)
         run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=policy.rules)
-        table, chain, words = netpolicy.JUMP
-        if run(in_node(netns, "iptables", "-w", "5", "-t", table, "-C", chain, *words), check=False).returncode:
+        if rules.policy is None:  # first in FORWARD, once: before kube-proxy's and flanneld's ACCEPTs
+            table, chain, words = netpolicy.JUMP
             run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
         gone = sorted((rules.policy.sets if rules.policy else frozenset()) - policy.sets)
         if gone:
             run(in_node(netns, "ipset", "restore"), input="".join(f"destroy {name}\n" for name in gone))
         rules.policy = policy
-
-    @staticmethod
-    def _jumps(netns: str) -> None:
-        """kube-proxy's jumps from the built-in chains, each inserted once (``-C`` first, as
-        kube-proxy's EnsureRule does), in reverse so that each chain lists them in JUMPS' order."""
-        for table, chain, rule in reversed(iptables.JUMPS):
-            words = _split(rule)
-            if run(in_node(netns, "iptables", "-w", "5", "-t", table, "-C", chain, *words), check=False).returncode:
-                run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
 
 
 def stale_udp(old: list[ServicePortView], new: list[ServicePortView]) -> list[list[str]]:
@@ -235,21 +220,3 @@ def stale_udp(old: list[ServicePortView], new: list[ServicePortView]) -> list[li
             out += [["-D", "-p", "udp", "--orig-dst", ip, "--dst-nat", e.ip]
                     for ip in (was.cluster_ip, was.lb_ip, *was.external_ips) if ip for e in was.endpoints]
     return out
-
-
-def _split(rule: str) -> list[str]:
-    """A JUMPS rule as argv words: its quoted comments are one word each (no shell involved)."""
-    words, quoted = [], None
-    for part in rule.split(" "):
-        if quoted is not None:
-            quoted.append(part)
-            if part.endswith('"'):
-                words.append(" ".join(quoted)[1:-1])
-                quoted = None
-        elif part.startswith('"') and not (part.endswith('"') and len(part) > 1):
-            quoted = [part]
-        elif part.startswith('"'):
-            words.append(part[1:-1])
-        else:
-            words.append(part)
-    return words

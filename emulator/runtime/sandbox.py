@@ -193,8 +193,8 @@ class SandboxRuntime:
 
     def _attachment(self, box: Sandbox) -> Attachment:
         s = box.spec
-        return Attachment(s.uid, f"/run/netns/{box.netns}", naming.node_netns(self.scope, s.node), s.namespace,
-                          s.name, s.uid, s.ip, s.port_mappings)
+        return Attachment(f"/run/netns/{box.netns}", naming.node_netns(self.scope, s.node), s.namespace, s.name,
+                          s.uid, s.ip, s.port_mappings)
 
     def _cni_add(self, made: list[Sandbox], results: dict) -> None:
         """ADD every new sandbox's network (the conflist's plugins); a pod whose ADD failed is

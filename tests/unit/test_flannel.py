@@ -1,7 +1,7 @@
 """Flannel's data plane as files and commands (emulator/flannel): the conflist, subnet.env,
 flannel.1 and its neighbours, and flanneld's chains for the course's three-node cluster
 (topologies/flannel.yaml), as golden files; the spec's data-plane fields; the CNI plugins'
-environment; kube-proxy's jumps as argv words; a node's NetworkPolicy sets and chains."""
+environment; kube-proxy's jumps in one restore; a node's NetworkPolicy sets and chains."""
 from __future__ import annotations
 
 import io
@@ -18,12 +18,13 @@ from emulator.cluster.admit import admit_cluster
 from emulator.cluster.store import ClusterState
 from emulator.flannel import config as flannel
 from emulator.kubeproxy import iptables
+from emulator.kubeproxy import node as kube_proxy
 from emulator.model import images
 from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
 from emulator.model.pod import PodSpec
 from emulator.netpolicy import iptables as netpolicy
 from emulator.runtime.cni import Attachment
-from emulator.runtime.proxier import SyncBucket, _split, stale_udp
+from emulator.runtime.proxier import SyncBucket, stale_udp
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "flannel"
@@ -81,17 +82,18 @@ def test_masquerade_rules_golden(golden) -> None:
 
 
 def test_cni_args_name_the_pod_and_ask_host_local_for_its_address() -> None:
-    a = Attachment("uid-1", "/run/netns/x", "flannel_worker-1", "default", "web-1", "uid-1", "10.244.1.7")
+    a = Attachment("/run/netns/x", "flannel_worker-1", "default", "web-1", "uid-1", "10.244.1.7")
     assert a.args() == ("IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-1;"
                         "K8S_POD_INFRA_CONTAINER_ID=uid-1;K8S_POD_UID=uid-1;IP=10.244.1.7")
 
 
-def test_kube_proxy_jumps_split_into_argv_words() -> None:
-    words = {rule: _split(rule) for _, _, rule in iptables.JUMPS}
-    assert words['-m comment --comment "kubernetes service portals" -j KUBE-SERVICES'] == [
-        "-m", "comment", "--comment", "kubernetes service portals", "-j", "KUBE-SERVICES"]
-    assert words["-j KUBE-FIREWALL"] == ["-j", "KUBE-FIREWALL"]
-    assert all('"' not in w for ws in words.values() for w in ws)
+def test_kube_proxys_jumps_are_one_restore_leaving_them_in_jumps_order() -> None:
+    text = kube_proxy.jumps_restore()
+    assert text.count("COMMIT") == 2 and text.startswith("*nat\n")
+    for table, chain, rule in iptables.JUMPS:
+        assert f"-I {chain} 1 {rule}\n" in text
+    inserts = [line for line in text.splitlines() if line.startswith("-I INPUT")]
+    assert inserts[0].endswith("-j KUBE-FIREWALL") and inserts[-1].endswith("-j KUBE-PROXY-FIREWALL")  # reversed
 
 
 POLICIES = PolicyView(
