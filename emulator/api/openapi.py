@@ -4,18 +4,66 @@
 group-version's OpenAPI v3 document and, when the PATCH operation for the kind lists the
 ``fieldValidation`` parameter, leaves validation to the server, which here is the spec layer's
 strict parser (unknown fields refused, as ``fieldValidation=Strict`` does). Paths carry
-``x-kubernetes-group-version-kind`` and ``x-kubernetes-action`` as kube-apiserver's do. Schemas
-for ``kubectl explain`` are not served yet.
+``x-kubernetes-group-version-kind`` and ``x-kubernetes-action`` as kube-apiserver's do.
+
+``components.schemas`` holds the kinds' schemas and every schema they reference, which is what
+``kubectl explain`` reads: Kubernetes' own definitions for the release of the tests' kubectl
+(descriptions, types, required fields, list and patch extensions), converted once by
+scripts/openapi_schemas.py into openapi-schemas.json. The PATCH operations do not list
+strategic-merge-patch as a request body, so ``kubectl apply`` keeps computing its patches from
+its compiled-in types, as it did before schemas were served.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+from pathlib import Path
+
 from emulator.api import resources
+
+SCHEMAS = Path(__file__).with_name("openapi-schemas.json")
+REF = "#/components/schemas/"
 
 QUERY = ("dryRun", "fieldManager", "fieldValidation", "pretty")
 
 
 def _param(name: str) -> dict:
     return {"name": name, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+
+
+@functools.cache
+def _all_schemas() -> dict[str, dict]:
+    return json.loads(SCHEMAS.read_text())
+
+
+def _closure(names: list[str]) -> dict[str, dict]:
+    """The named schemas and every schema they reference, transitively."""
+    schemas, out = _all_schemas(), {}
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in out:
+            continue
+        out[name] = schemas[name]
+        todo += _refs(schemas[name])
+    return dict(sorted(out.items()))
+
+
+def _refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"][len(REF):]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for value in node.values() for r in _refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _refs(value)]
+    return []
+
+
+def kind_schema_name(r: resources.Resource) -> str:
+    """The schema whose ``x-kubernetes-group-version-kind`` names the resource's kind."""
+    gvk = {"group": r.group, "version": r.version, "kind": r.kind}
+    return next(name for name, schema in _all_schemas().items()
+                if gvk in schema.get("x-kubernetes-group-version-kind", []))
 
 
 def group_version_document(path: str) -> dict | None:
@@ -48,4 +96,26 @@ def group_version_document(path: str) -> dict | None:
         paths[f"{base}/{{name}}"] = item
         paths[base] = collection
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "k8semu"}, "paths": paths,
-            "components": {"schemas": {}}}
+            "components": {"schemas": _closure([kind_schema_name(r) for r in served])}}
+
+
+@functools.cache
+def served_document(path: str) -> tuple[bytes, str] | None:
+    """A group-version's document as sent, and its hash, made once: they do not change while
+    the server runs, and kubectl reads one before every apply or create."""
+    doc = group_version_document(path)
+    if doc is None:
+        return None
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    return body, hashlib.sha512(body).hexdigest().upper()
+
+
+def root_document() -> dict:
+    """``/openapi/v3``: each group-version's URL carries its document's hash, as kube-apiserver's
+    do, so that clients cache a document until it changes."""
+    paths = {}
+    for group, versions in resources.groups().items():
+        for version in versions:
+            path = f"apis/{group}/{version}" if group else f"api/{version}"
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={served_document(path)[1]}"}
+    return {"paths": paths}

@@ -176,14 +176,18 @@ class ApiServer:
         return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out})
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        paths = [f"apis/{g}/{v}" if g else f"api/{v}" for g, versions in resources.groups().items() for v in versions]
-        return web.json_response({"paths": {p: {"serverRelativeURL": f"/openapi/v3/{p}"} for p in paths}})
+        return web.json_response(openapi.root_document())
 
     async def _openapi_gv(self, request: web.Request) -> web.Response:
-        doc = openapi.group_version_document(request.match_info["gv"])
-        if doc is None:
+        """A document asked for by its current hash may be cached for good (kube-apiserver sends
+        the same headers); asked for without it, it must be revalidated."""
+        served = openapi.served_document(request.match_info["gv"])
+        if served is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return web.json_response(doc)
+        body, digest = served
+        cache = "public, immutable" if request.query.get("hash") == digest else "no-cache, private"
+        return web.Response(body=body, content_type="application/json",
+                            headers={"Cache-Control": cache, "Etag": f'"{digest}"'})
 
     async def _op(self, request: web.Request) -> web.Response:
         """One of k8semu's own endpoints (``ops.OPS``), run off the event loop. They control the

@@ -73,6 +73,33 @@ def test_invalid_object_is_refused_with_its_fields(cluster):
     assert kubectl("get", "svc", "bad", "-n", "demo", check=False).returncode == 1
 
 
+def test_kubectl_explain_reads_kubernetes_schemas(cluster):
+    shown = kubectl("explain", "deployment.spec.strategy.rollingUpdate").stdout
+    assert shown.startswith("GROUP:      apps\nKIND:       Deployment\nVERSION:    v1\n")
+    assert "FIELD: rollingUpdate <RollingUpdateDeployment>" in shown
+    assert "maxSurge\t<IntOrString>" in shown and "The maximum number of pods that can be scheduled" in shown
+    pods = kubectl("explain", "pods").stdout
+    assert "spec\t<PodSpec>\n    Specification of the desired behavior of the pod." in pods
+    assert "selector\t<LabelSelector> -required-" in kubectl("explain", "deploy.spec", "--recursive").stdout
+    assert "map[string]Quantity" in kubectl("explain", "pod.spec.containers.resources.limits").stdout
+    done = kubectl("explain", "pod.spec.nope", check=False)
+    assert done.returncode == 1 and 'field "nope" does not exist' in done.stderr
+
+
+def test_apply_removes_a_list_element_dropped_from_the_file(cluster):
+    """With schemas served, kubectl apply still merges lists by their keys: a port taken out of
+    the file goes, the others stay."""
+    svc = ("apiVersion: v1\nkind: Service\nmetadata: {name: two-ports, namespace: demo}\n"
+           "spec:\n  selector: {app: web}\n  ports:\n%s")
+    both = "  - {name: http, port: 80}\n  - {name: alt, port: 8080}\n"
+    kubectl("apply", "-f", "-", input=svc % both)
+    assert kubectl("apply", "-f", "-", input=svc % "  - {name: http, port: 80}\n").stdout.strip() == \
+        "service/two-ports configured"
+    shown = json.loads(kubectl("get", "svc", "two-ports", "-n", "demo", "-o", "json").stdout)
+    assert [p["name"] for p in shown["spec"]["ports"]] == ["http"]
+    kubectl("delete", "svc", "two-ports", "-n", "demo")
+
+
 def test_scale_through_the_scale_subresource(cluster):
     assert kubectl("scale", "deployment/echo", "-n", "demo", "--replicas=3").stdout.strip() == \
         "deployment.apps/echo scaled"
