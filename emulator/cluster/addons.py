@@ -9,6 +9,7 @@ control plane, readiness on :8181/ready, liveness on :8080/health.
 """
 from __future__ import annotations
 
+from emulator.model import defaults
 from emulator.model.cluster import ClusterConfig
 from emulator.model.config import ConfigMap
 from emulator.model.corefile import default_corefile
@@ -41,9 +42,14 @@ def cluster_dns(config: ClusterConfig) -> list:
                ContainerPort(9153, "metrics", "TCP")),
         readiness=Probe("httpGet", 8181, "/ready", period=1, failure_threshold=3),
         liveness=Probe("httpGet", 8080, "/health", initial_delay=10, period=10, failure_threshold=5))
-    raw_spec = {"containers": [{"name": "coredns", "image": COREDNS_IMAGE,
-                                "args": ["-conf", corefile, "-snapshot", snapshot]}],
-                "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical"}
+    raw_spec = defaults.pod_spec({
+        "containers": [{"name": "coredns", "image": COREDNS_IMAGE, "args": ["-conf", corefile, "-snapshot", snapshot],
+                        "ports": [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol}
+                                  for p in container.ports],
+                        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
+                        "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 10,
+                                          "failureThreshold": 5}}],
+        "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical"})
     spec = PodSpec((container,), tolerations=(Toleration("node-role.kubernetes.io/control-plane", "Exists"),
                                               Toleration("CriticalAddonsOnly", "Exists")),
                    dns_policy="Default", raw=raw_spec, system_mounts=("dns",))
@@ -77,7 +83,11 @@ def ingress_nginx(config: ClusterConfig) -> list:
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
                           ports=(ContainerPort(80, "http", "TCP", http), ContainerPort(443, "https", "TCP", https)),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
-    raw = {"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot]}]}
+    ports = [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol,
+              **({"hostPort": p.host_port} if p.host_port else {})} for p in container.ports]
+    raw = defaults.pod_spec({"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot],
+                                             "ports": ports, "readinessProbe": {"tcpSocket": {"port": 80},
+                                                                                "periodSeconds": 1}}]})
     spec = PodSpec((container,), raw=raw, system_mounts=("ingress",))
     template = PodTemplate(dict(INGRESS_LABELS), {}, spec, {"metadata": {"labels": INGRESS_LABELS}, "spec": raw})
     ns = "ingress-nginx"

@@ -19,6 +19,7 @@ import json
 import yaml
 
 from emulator.cluster.apimeta import KUBE_VERSION
+from emulator.model import defaults
 from emulator.model.cluster import ClusterConfig
 from emulator.model.config import ConfigMap
 from emulator.model.meta import Namespace, ObjectMeta
@@ -34,8 +35,9 @@ METALLB_NAMESPACE = "metallb-system"
 
 
 def _template(labels: dict[str, str], name: str, image: str, host_network: bool) -> PodTemplate:
-    raw = {"containers": [{"name": name, "image": image}], "hostNetwork": host_network,
-           "tolerations": [{"operator": "Exists"}], "priorityClassName": "system-node-critical"}
+    raw = defaults.pod_spec({"containers": [{"name": name, "image": image}], "hostNetwork": host_network,
+                             "tolerations": [{"operator": "Exists"}], "priorityClassName": "system-node-critical",
+                             "terminationGracePeriodSeconds": 0})
     spec = PodSpec((Container(name, image),), tolerations=(Toleration(operator="Exists"),), host_network=host_network,
                    raw=raw, termination_grace=0)
     return PodTemplate(dict(labels), {}, spec, {"metadata": {"labels": dict(labels)}, "spec": raw})

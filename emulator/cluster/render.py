@@ -18,6 +18,7 @@ from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
+from emulator.model import defaults
 from emulator.model.cluster import ClusterConfig
 from emulator.model.network import FLANNEL_VNI
 from emulator.model.node import Node
@@ -101,11 +102,9 @@ def _owner_uid(rec: Record, state: ClusterState) -> str:
 
 def pod_object(rec: Record, state: ClusterState) -> dict:
     pod, st = rec.obj, rec.status
-    spec = copy.deepcopy(pod.spec.raw) if pod.spec.raw else {}
+    spec = defaults.pod_defaults(pod.spec.raw or {})
     spec.setdefault("restartPolicy", pod.spec.restart_policy)
     spec.setdefault("dnsPolicy", pod.spec.dns_policy)
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
     if st.node:
         spec["nodeName"] = st.node
     meta = _meta(rec, owner_uid=_owner_uid(rec, state))

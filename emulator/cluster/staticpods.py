@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.cluster.store import ClusterState
-from emulator.model import naming
+from emulator.model import defaults, naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import ObjectMeta
 from emulator.model.node import Node
@@ -79,7 +79,7 @@ def pod(component: str, node: Node, config: ClusterConfig) -> Pod:
            "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
            "tolerations": [{"effect": "NoExecute", "operator": "Exists"}]}
     spec = PodSpec((container,), node_name=node.name, tolerations=(Toleration("", "Exists", "", "NoExecute"),),
-                   raw=raw, host_network=True)
+                   raw=defaults.pod_spec(raw), host_network=True)
     config_hash = naming.pod_template_hash({"node": node.name, "spec": raw})
     annotations = {"kubernetes.io/config.hash": config_hash, "kubernetes.io/config.mirror": config_hash,
                    "kubernetes.io/config.source": "file"}

@@ -58,9 +58,12 @@ POD_SPEC_KNOWN = {"initContainers", "affinity", "imagePullSecrets",
 
 CONTAINER_SUPPORTED = {"name", "image", "command", "args", "env", "ports", "workingDir",
                        "readinessProbe", "livenessProbe", "resources", "securityContext", "lifecycle",
-                       "stdin", "stdinOnce", "tty", "envFrom", "volumeMounts"}
-CONTAINER_KNOWN = {"imagePullPolicy", "startupProbe", "terminationMessagePath", "terminationMessagePolicy",
-                   "volumeDevices", "resizePolicy", "restartPolicy"}
+                       "stdin", "stdinOnce", "tty", "envFrom", "volumeMounts",
+                       # the API server's defaults, which every object read back carries: images are
+                       # local (any pull policy works alike); a termination message other than the
+                       # default is warned of where it is read (spec.manifests)
+                       "imagePullPolicy", "terminationMessagePath", "terminationMessagePolicy"}
+CONTAINER_KNOWN = {"startupProbe", "volumeDevices", "resizePolicy", "restartPolicy"}
 
 PORT_SUPPORTED = {"containerPort", "name", "protocol", "hostPort", "hostIP"}
 PORT_KNOWN: set[str] = set()

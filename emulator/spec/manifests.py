@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import Problem, SpecError
-from emulator.model import validation
+from emulator.model import defaults, validation
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Container, ContainerPort, Pod, PodSpec, PodTemplate, Toleration
 from emulator.model.selectors import selector_from_dict
@@ -21,7 +21,7 @@ from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol
 from emulator.spec.containerfields import pre_stop, probe, resources, security
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
-from emulator.spec.reader import Reader, did_you_mean
+from emulator.spec.reader import Reader, did_you_mean, dotted
 from emulator.spec.volumes import check_resource_refs, check_shared_mounts, parse_mounts, parse_volumes
 
 KubeObject = Any  # Namespace | Pod | Deployment | ReplicaSet | StatefulSet | ...
@@ -39,6 +39,7 @@ _label_check = validation.check_dns1123_label
 _subdomain_check = validation.check_dns1123_subdomain
 MAX_NAMESERVERS, MAX_SEARCHES, MAX_SEARCH_CHARS = 3, 32, 2048
 MAX_INT64 = 2**63 - 1
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 _labels = labels.labels
 
 
@@ -98,6 +99,13 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
     image = r.string(path + ("image",), "", check=lambda v: None if v and v == v.strip() and v.isprintable() else
                      f"{v!r}: must be non-empty and without leading or trailing whitespace") or ""
     names = {p.name for p in ports if p.name}
+    r.string(path + ("imagePullPolicy",), "", check=lambda v: None if v in ("", *PULL_POLICIES) else
+             f"unsupported value {v!r}{did_you_mean(v, PULL_POLICIES)}")
+    for key, default in (("terminationMessagePath", defaults.TERMINATION_MESSAGE_PATH),
+                         ("terminationMessagePolicy", "File")):
+        if r.string(path + (key,), default, check=lambda v: None if v.isprintable() else f"{v!r}: not printable") != default:
+            r.warnings.append(f"{r.doc.where(path + (key,))}: {dotted(path + (key,))}: accepted but not emulated; "
+                              "ignored (the kubelet writes no termination message)")
     working_dir = r.string(path + ("workingDir",), "", check=lambda v: None if not v or (v.startswith("/") and v.isprintable())
                            else f"{v!r}: must be an absolute path") or ""
     return Container(name, image, strings("command"), strings("args"), env, tuple(ports), working_dir,
@@ -166,7 +174,8 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
             r.fail(path + ("nodeSelector", key), message)
     return PodSpec(containers, r.string(path + ("nodeName",), "", check=lambda v: _subdomain_check(v) if v else None) or "",
                    node_selector, tuple(tolerations), restart, r.string(path + ("hostname",), "", check=_label_check),
-                   r.string(path + ("subdomain",), "", check=_label_check), dns_policy, dict(raw), tuple(aliases),
+                   r.string(path + ("subdomain",), "", check=_label_check), dns_policy, defaults.pod_spec(raw),
+                   tuple(aliases),
                    security(r, path + ("securityContext",), False),
                    r.integer(path + ("terminationGracePeriodSeconds",), 30, minimum=0, maximum=MAX_INT64),
                    host_network=host_network, volumes=volumes)
@@ -202,9 +211,10 @@ def _dns_config(r: Reader, path: PathKey) -> None:
 def _template(r: Reader, path: PathKey) -> PodTemplate:
     raw = r.mapping(path, kinds.TEMPLATE_SUPPORTED, required=("spec",))
     r.mapping(path + ("metadata",), kinds.META_SUPPORTED, kinds.META_KNOWN)
+    spec = _pod_spec(r, path + ("spec",))
     return PodTemplate(_labels(r, path + ("metadata", "labels")),
                        _labels(r, path + ("metadata", "annotations"), False),
-                       _pod_spec(r, path + ("spec",)), dict(raw))
+                       spec, {**raw, "spec": spec.raw})  # the hash is over the defaulted template
 
 
 def _workload(r: Reader, meta: ObjectMeta, known: set[str], source,

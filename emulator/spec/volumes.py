@@ -188,9 +188,9 @@ def parse_volumes(r: Reader, path: PathKey, containers: set[str]) -> tuple[Volum
         if name in names:
             r.fail(p + ("name",), f'Duplicate value: "{name}"')
         names.add(name)
-        types = [k for k in raw if k != "name"]
+        types = [k for k in raw if k != "name"] or ["emptyDir"]  # SetDefaults_Volume
         if len(types) != 1:
-            r.fail(p, "may not specify more than 1 volume type" if types else "Required value: must specify a volume type")
+            r.fail(p, "may not specify more than 1 volume type")
             continue
         kind, q = types[0], p + (types[0],)
         mode = _mode(r, q + ("defaultMode",))

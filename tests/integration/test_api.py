@@ -100,6 +100,22 @@ def test_apply_removes_a_list_element_dropped_from_the_file(cluster):
     kubectl("delete", "svc", "two-ports", "-n", "demo")
 
 
+def test_objects_read_back_with_the_api_servers_defaults_and_replace_cleanly(cluster):
+    """What the API server fills in is stored: it shows in -o yaml, and an object read and
+    written back (kubectl replace, edit) is the same object, without warnings or a new ReplicaSet."""
+    pod = json.loads(kubectl("get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json").stdout)["items"][0]
+    container = pod["spec"]["containers"][0]
+    assert (container["terminationMessagePath"], container["terminationMessagePolicy"]) == \
+        ("/dev/termination-log", "File")
+    assert container["imagePullPolicy"] in ("Always", "IfNotPresent") and "resources" in container
+    assert (pod["spec"]["enableServiceLinks"], pod["spec"]["securityContext"]) == (True, {})
+    before = sorted(rs["metadata"]["name"] for rs in cluster.get("replicaset", "demo"))
+    shown = kubectl("get", "deployment", "echo", "-n", "demo", "-o", "yaml").stdout
+    done = kubectl("replace", "-f", "-", input=shown)
+    assert done.stdout.strip() == "deployment.apps/echo replaced" and "Warning" not in done.stderr
+    assert sorted(rs["metadata"]["name"] for rs in cluster.get("replicaset", "demo")) == before
+
+
 def test_scale_through_the_scale_subresource(cluster):
     assert kubectl("scale", "deployment/echo", "-n", "demo", "--replicas=3").stdout.strip() == \
         "deployment.apps/echo scaled"
