@@ -12,6 +12,7 @@ deletes a pod.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from emulator.cluster import accounts, nodes, rollout
@@ -77,6 +78,11 @@ def _ready(rec: Record) -> bool:
     return not rec.deleting and rec.status.phase == "Running" and rec.status.ready
 
 
+def _available(rec: Record, ds: DaemonSet, now: float) -> bool:
+    """Ready for minReadySeconds (podutil.IsPodAvailable, which the rollout and numberAvailable use)."""
+    return _ready(rec) and rec.status.available(ds.min_ready, now)
+
+
 def _create(state: ClusterState, ds: DaemonSet, node: str, rev: str, hist: History) -> None:
     if accounts.refused(state, "DaemonSet", ds, ds.template.spec, f"{ds.meta.name}-", SOURCE):
         return
@@ -101,6 +107,7 @@ def _step(state: ClusterState, ds: DaemonSet, pods: list[Record], hist: History,
         else:
             on_node.setdefault(_node_of(rec), []).append(rec)
     targets = eligible(state, ds)
+    now = time.time()
     waits_for_ports = bool(ds.template.spec.host_ports)  # a replacement waits for the old pod's host ports
     for node in targets:
         live = on_node.get(node, [])
@@ -108,7 +115,7 @@ def _step(state: ClusterState, ds: DaemonSet, pods: list[Record], hist: History,
             _create(state, ds, node, update, hist)
         new = [r for r in live if r.obj.meta.labels.get(REVISION_LABEL) == update]
         old = [r for r in live if r.obj.meta.labels.get(REVISION_LABEL) != update]
-        surplus = new[1:] + (old if new and _ready(new[0]) else old[1:])  # a surge over, or duplicates
+        surplus = new[1:] + (old if new and _available(new[0], ds, now) else old[1:])  # a surge over, or duplicates
         for rec in surplus:
             _delete(state, ds, rec)
     for node, live in on_node.items():
@@ -135,10 +142,11 @@ def _roll(state: ClusterState, ds: DaemonSet, per_node: dict[str, list[Record]],
             _create(state, ds, node, update, hist)
             surging += 1
         return
-    unavailable = sum(1 for live in per_node.values() if not any(_ready(r) for r in live))
-    for node in sorted(per_node, key=lambda n: (any(_ready(r) for r in old[n]), n)):
+    now = time.time()
+    unavailable = sum(1 for live in per_node.values() if not any(_available(r, ds, now) for r in live))
+    for node in sorted(per_node, key=lambda n: (any(_available(r, ds, now) for r in old[n]), n)):
         for rec in old[node]:
-            if not _ready(rec):
+            if not _available(rec, ds, now):
                 _delete(state, ds, rec)
             elif unavailable < unavailable_max:
                 _delete(state, ds, rec)
@@ -162,9 +170,10 @@ def status(state: ClusterState, rec: Record, pods: list[Record]) -> dict:
     live = [p for p in pods if not p.deleting]
     scheduled = {_node_of(p) for p in live}
     ready = {_node_of(p) for p in live if _ready(p)}
+    now = time.time()
+    available = len({_node_of(p) for p in live if _available(p, ds, now)} & targets)
     updated = {_node_of(p) for p in live if p.obj.meta.labels.get(REVISION_LABEL) == update}
-    available = len(ready & targets)
     return {"currentNumberScheduled": len(scheduled & targets), "desiredNumberScheduled": len(targets),
-            "numberMisscheduled": len(scheduled - targets), "numberReady": available, "observedGeneration": 1,
-            "updatedNumberScheduled": len(updated & targets), "numberAvailable": available,
+            "numberMisscheduled": len(scheduled - targets), "numberReady": len(ready & targets),
+            "observedGeneration": 1, "updatedNumberScheduled": len(updated & targets), "numberAvailable": available,
             "numberUnavailable": len(targets) - available}

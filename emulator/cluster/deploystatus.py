@@ -90,7 +90,7 @@ def counts(state: ClusterState, rec: Record) -> Counts:
 
 
 def due(state: ClusterState, now: float) -> bool:
-    """A pod of a ReplicaSet with minReadySeconds became available, or a rollout's progress
+    """A pod of a ReplicaSet, StatefulSet or DaemonSet with minReadySeconds became available, or a rollout's progress
     deadline passed, since the last time this was asked: the manager then runs the controllers
     (the rollout's next step, the status) as it does for a change. Remembers when it was asked."""
     since, state.available_checked = state.available_checked, now
@@ -100,13 +100,13 @@ def due(state: ClusterState, now: float) -> bool:
         if progressing is not None and progressing.status == "True" and progressing.reason != "NewReplicaSetAvailable" \
                 and since <= progressing.last_update + rec.obj.progress_deadline < now:
             return True
-    waits = {(rs.obj.meta.namespace, rs.obj.meta.name): rs.obj.min_ready for rs in state.list("ReplicaSet")
-             if rs.obj.min_ready > 0}
+    waits = {(kind, rec.obj.meta.namespace, rec.obj.meta.name): rec.obj.min_ready
+             for kind in ("ReplicaSet", "StatefulSet", "DaemonSet") for rec in state.list(kind) if rec.obj.min_ready > 0}
     if not waits:  # the common case, every pass of the manager's loop: no pod list walked
         return False
     for p in state.pods():
         owner = p.obj.owner
-        wait = waits.get((p.obj.meta.namespace, owner[1])) if owner and owner[0] == "ReplicaSet" else None
+        wait = waits.get((owner[0], p.obj.meta.namespace, owner[1])) if owner else None
         if wait and p.status.ready and p.status.ready_since and since < p.status.ready_since + wait <= now:
             return True
     return False

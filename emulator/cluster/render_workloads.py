@@ -39,6 +39,8 @@ def statefulset_object(rec: Record, state: ClusterState, children: dict | None =
         spec["updateStrategy"]["rollingUpdate"] = {"partition": sts.partition}
     if sts.ordinals_start:
         spec["ordinals"] = {"start": sts.ordinals_start}
+    if sts.min_ready:
+        spec["minReadySeconds"] = sts.min_ready
     status = statefulsets.status(state, rec, _pods(state, "StatefulSet", rec, children))
     return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta(rec), "spec": spec,
             "status": {k: v for k, v in status.items() if v or k in ("replicas", "collisionCount")}}
@@ -52,6 +54,8 @@ def daemonset_object(rec: Record, state: ClusterState, children: dict | None = N
         strategy["rollingUpdate"] = {"maxUnavailable": ds.max_unavailable, "maxSurge": ds.max_surge}
     spec = {"selector": ds.selector.to_dict(), "template": template_object(ds.template), "updateStrategy": strategy,
             "revisionHistoryLimit": ds.revision_history_limit}
+    if ds.min_ready:
+        spec["minReadySeconds"] = ds.min_ready
     status = daemonsets.status(state, rec, _pods(state, "DaemonSet", rec, children))
     return {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": meta(rec), "spec": spec,
             "status": status}

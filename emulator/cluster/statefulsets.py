@@ -14,6 +14,7 @@ revision's template, as ControllerRevisions do).
 """
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from emulator.cluster import accounts
@@ -42,6 +43,11 @@ def ordinal_of(set_name: str, pod_name: str) -> int | None:
 
 def healthy(rec: Record) -> bool:
     return not rec.deleting and rec.status.phase == "Running" and rec.status.ready
+
+
+def available(rec: Record, sts: StatefulSet, now: float) -> bool:
+    """Running, ready and ready for minReadySeconds (the controller's isRunningAndAvailable)."""
+    return healthy(rec) and rec.status.available(sts.min_ready, now)
 
 
 def pod_for(sts: StatefulSet, ordinal: int, rev: str, template: PodTemplate) -> Pod:
@@ -96,14 +102,15 @@ def _step(state: ClusterState, sts: StatefulSet, pods: list[Record], hist: Histo
         else:
             condemned.append((ordinal, rec))
     ordered = sts.pod_management == "OrderedReady"
+    now = time.time()
     for ordinal in range(lo, hi):
         rec = wanted.get(ordinal)
         if rec is None:
             _create(state, sts, ordinal, hist, update)
             if ordered:
                 return
-        elif ordered and not healthy(rec):
-            return  # wait: the next ordinal starts once this one runs and is ready
+        elif ordered and not available(rec, sts, now):
+            return  # wait: the next ordinal starts once this one runs and is available
     condemned.sort(key=lambda c: -c[0])
     if ordered and condemned:
         if not any(rec.deleting for _, rec in condemned):
@@ -114,8 +121,8 @@ def _step(state: ClusterState, sts: StatefulSet, pods: list[Record], hist: Histo
             _delete(state, sts, rec)
     if condemned or sts.update_strategy != "RollingUpdate" or len(wanted) < sts.replicas:
         return
-    if not all(healthy(rec) for rec in wanted.values()):
-        return  # one pod at a time: wait for the last one replaced
+    if not all(available(rec, sts, now) for rec in wanted.values()):
+        return  # one pod at a time: wait for the last one replaced to be available
     for ordinal in range(hi - 1, lo + sts.partition - 1, -1):
         rec = wanted[ordinal]
         if rec.obj.meta.labels.get(REVISION_LABEL) != update:
@@ -157,6 +164,7 @@ def status(state: ClusterState, rec: Record, pods: list[Record]) -> dict:
     current = hist.current if hist is not None and hist.current else update
     updated, ready = _counts(pods, update)
     current_count, _ = _counts(pods, current)
+    now = time.time()
     return {"observedGeneration": 1, "replicas": len(pods), "readyReplicas": ready, "currentReplicas": current_count,
             "updatedReplicas": updated, "currentRevision": current, "updateRevision": update,
-            "collisionCount": 0, "availableReplicas": ready}
+            "collisionCount": 0, "availableReplicas": sum(1 for p in pods if available(p, sts, now))}

@@ -62,6 +62,7 @@ class StatefulSet(Keyed):
     partition: int = 0  # ordinals below it keep the old template in a RollingUpdate
     ordinals_start: int = 0  # spec.ordinals.start
     revision_history_limit: int = 10
+    min_ready: int = 0  # minReadySeconds: a pod is available once ready this long; ordered steps wait for it
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class DaemonSet(Keyed):
     max_unavailable: int | str = 1
     max_surge: int | str = 0
     revision_history_limit: int = 10
+    min_ready: int = 0  # minReadySeconds: a pod is available once ready this long; the rollout counts it so
 
 
 @dataclass(frozen=True)

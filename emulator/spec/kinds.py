@@ -78,10 +78,10 @@ DEPLOYMENT_SPEC_KNOWN = {"paused"}
 REPLICASET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"minReadySeconds"}
 REPLICASET_SPEC_KNOWN: set[str] = set()
 STATEFULSET_SPEC_SUPPORTED = WORKLOAD_SPEC_SUPPORTED | {"serviceName", "podManagementPolicy", "updateStrategy",
-                                                        "revisionHistoryLimit", "ordinals"}
-STATEFULSET_SPEC_KNOWN = {"minReadySeconds", "volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"}
-DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionHistoryLimit"}
-DAEMONSET_SPEC_KNOWN = {"minReadySeconds"}
+                                                        "revisionHistoryLimit", "ordinals", "minReadySeconds"}
+STATEFULSET_SPEC_KNOWN = {"volumeClaimTemplates", "persistentVolumeClaimRetentionPolicy"}
+DAEMONSET_SPEC_SUPPORTED = {"selector", "template", "updateStrategy", "revisionHistoryLimit", "minReadySeconds"}
+DAEMONSET_SPEC_KNOWN: set[str] = set()
 JOB_SPEC_SUPPORTED = {"template", "completions", "parallelism", "backoffLimit", "suspend", "selector",
                       "manualSelector", "completionMode", "activeDeadlineSeconds", "ttlSecondsAfterFinished"}
 CRONJOB_SPEC_SUPPORTED = {"schedule", "timeZone", "startingDeadlineSeconds", "concurrencyPolicy", "suspend",

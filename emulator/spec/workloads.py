@@ -56,7 +56,11 @@ def parse_statefulset(r: Reader, meta: ObjectMeta, replicas: int, selector: Labe
     start = r.integer(spec + ("ordinals", "start"), 0, 0, MAX_INT32)
     history = r.integer(spec + ("revisionHistoryLimit",), 10, 0, MAX_INT32)
     return StatefulSet(meta, replicas, selector, template, source, service, policy, kind, partition or 0,
-                       start or 0, 10 if history is None else history)
+                       start or 0, 10 if history is None else history, _min_ready(r))
+
+
+def _min_ready(r: Reader) -> int:
+    return r.integer(("spec", "minReadySeconds"), 0, 0, MAX_INT32) or 0
 
 
 def parse_daemonset(r: Reader, meta: ObjectMeta, selector: LabelSelector, template: PodTemplate,
@@ -80,7 +84,8 @@ def parse_daemonset(r: Reader, meta: ObjectMeta, selector: LabelSelector, templa
         if str(unavailable).rstrip("%") == "0" and str(surge).rstrip("%") == "0":
             r.fail(rolling + ("maxUnavailable",), "Invalid value: 0: may not be 0 when `maxSurge` is 0")
     history = r.integer(("spec", "revisionHistoryLimit"), 10, 0, MAX_INT32)
-    return DaemonSet(meta, selector, template, source, kind, unavailable, surge, 10 if history is None else history)
+    return DaemonSet(meta, selector, template, source, kind, unavailable, surge, 10 if history is None else history,
+                     _min_ready(r))
 
 
 # the labels the API server adds to a Job's template and selector (from its uid), and takes back

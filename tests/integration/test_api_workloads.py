@@ -171,3 +171,37 @@ def test_rollout_history_and_undo_read_the_controller_revisions(cluster):
     assert {p["spec"]["containers"][0]["image"] for p in pods("name=hist-agent", "kube-system")} == {"busybox"}
     kubectl("delete", "sts", "hist")
     kubectl("delete", "ds", "hist-agent", "-n", "kube-system")
+
+
+SLOW = """apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: slow}
+spec:
+  selector: {matchLabels: {app: slow}}
+  serviceName: slow
+  replicas: 2
+  minReadySeconds: 3
+  template:
+    metadata: {labels: {app: slow}}
+    spec:
+      containers: [{name: web, image: nginx}]
+"""
+
+
+def test_statefulset_min_ready_seconds_starts_the_next_pod_once_the_last_is_available(cluster):
+    kubectl("apply", "-f", "-", input=SLOW)
+
+    def first_ready() -> bool:
+        pod = json.loads(kubectl("get", "pods", "-l", "app=slow", "-o", "json").stdout)["items"]
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for p in pod if p["metadata"]["name"] == "slow-0" for c in p["status"].get("conditions", []))
+    poll(first_ready, timeout=30, what="slow-0 ready")
+    shown = json.loads(kubectl("get", "sts", "slow", "-o", "json").stdout)
+    assert shown["spec"]["minReadySeconds"] == 3
+    assert kubectl("get", "pod", "slow-1", check=False).returncode == 1  # ready is not yet available
+    assert shown["status"].get("availableReplicas", 0) == 0 and shown["status"]["readyReplicas"] == 1
+    done = kubectl("rollout", "status", "sts/slow", "--timeout=60s", timeout=70)
+    assert "complete" in done.stdout
+    poll(lambda: json.loads(kubectl("get", "sts", "slow", "-o", "json").stdout)["status"].get("availableReplicas") == 2,
+         timeout=30, what="both available")
+    kubectl("delete", "sts", "slow")

@@ -2,12 +2,13 @@
 updates, node coverage, status, and the spec checks."""
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import pytest
 
 from emulator.api.tables import PRINTERS
-from emulator.cluster import controllers, nodes, render, statefulsets
+from emulator.cluster import controllers, daemonsets, deploystatus, nodes, render, render_workloads, statefulsets
 from emulator.errors import K8semuError, SpecError
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_documents
@@ -372,3 +373,49 @@ def test_a_pod_of_the_sets_name_it_does_not_own_stops_it_visibly():
     assert live(st, "web") == []
     assert any(e.reason == "FailedCreate" and 'pods "web-0" already exists' in e.message
                for e in st.events.about("StatefulSet", "default", "web"))
+
+
+def _ready_for(recs, seconds: float) -> None:
+    """As the kubelet reports pods ready (for ``seconds`` now)."""
+    for rec in recs:
+        make_ready(rec)
+        rec.status.ready_since = time.time() - seconds
+
+
+def test_statefulset_min_ready_seconds_waits_for_each_pod_to_be_available():
+    st = default_state()
+    controllers.apply(st, objects(STS.replace("  serviceName: nginx", "  serviceName: nginx\n  minReadySeconds: 30")
+                                  % {"replicas": 2, "policy": "OrderedReady", "image": "nginx"}))
+    sts_rec = st.get("StatefulSet", "default", "web")
+    assert render_workloads.statefulset_object(sts_rec, st)["spec"]["minReadySeconds"] == 30
+    _ready_for(live(st, "web"), 1)
+    controllers.reconcile(st)
+    assert names(live(st, "web")) == ["web-0"]  # ready, not yet available: web-1 waits
+    status = statefulsets.status(st, sts_rec, live(st, "web"))
+    assert (status["readyReplicas"], status.get("availableReplicas")) == (1, 0)
+    now = time.time()
+    assert not deploystatus.due(st, now)
+    assert deploystatus.due(st, now + 30)  # web-0 becomes available: the manager's loop runs the controllers
+    _ready_for(live(st, "web"), 31)
+    controllers.reconcile(st)
+    assert names(live(st, "web")) == ["web-0", "web-1"]
+    assert statefulsets.status(st, sts_rec, live(st, "web"))["availableReplicas"] == 1
+
+
+def test_daemonset_min_ready_seconds_holds_the_rollout_until_the_new_pod_is_available():
+    st = default_state()
+    controllers.apply(st, ds(spec="minReadySeconds: 30"))
+    settle(st)
+    controllers.apply(st, ds(image="nginx", spec="minReadySeconds: 30"))
+    assert len([r for r in st.pods("kube-system") if r.deleting and r.obj.owner == ("DaemonSet", "agent")]) == 1
+    step(st)  # the old pod gone, its replacement created
+    _ready_for([r for r in live(st, "agent", "kube-system") if r.obj.spec.containers[0].image == "nginx"], 1)
+    controllers.reconcile(st)
+    images = sorted(r.obj.spec.containers[0].image for r in live(st, "agent", "kube-system"))
+    assert images == ["busybox", "nginx"]  # the new pod is ready but not available: the next node waits
+    ds_rec = st.get("DaemonSet", "kube-system", "agent")
+    status = daemonsets.status(st, ds_rec, live(st, "agent", "kube-system"))
+    assert (status["numberReady"], status["numberAvailable"]) == (2, 1)
+    _ready_for([r for r in live(st, "agent", "kube-system") if r.obj.spec.containers[0].image == "nginx"], 31)
+    controllers.reconcile(st)
+    assert len([r for r in st.pods("kube-system") if r.deleting and r.obj.owner == ("DaemonSet", "agent")]) == 1
