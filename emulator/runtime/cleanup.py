@@ -19,7 +19,7 @@ import stat
 import time
 from pathlib import Path
 
-from emulator.runtime import kernel, ovs
+from emulator.runtime import flannelnet, kernel, ovs
 from emulator.runtime.proc import alive, kill_group, stop_all
 from emulator.runtime.records import Records
 
@@ -98,6 +98,12 @@ def teardown(records: Records, keep_self: bool = True) -> list[str]:
         for bridge in bridges:
             args += ovs.del_bridge_args(bridge)
         ovs.batch(args)
+    # what the CNI plugins made for pods the manager did not live to DEL (cni: flannel): DEL from
+    # libcni's cache while the nodes' namespaces are there, as a runtime does after a crash
+    deleted, problems = flannelnet.delete_left(records.path.parent, records.scope)
+    if deleted:
+        notes.append(f"CNI DEL run for {deleted} pod network(s) left by the manager")
+    notes += [f"CNI DEL: {p}" for p in problems]
     foreign = kernel.delete_netns(records)  # first: the kernel takes the veths with their namespaces
     kernel.delete_links(records)
     notes += [f"network namespace {n} now belongs to someone else: left alone" for n in foreign]

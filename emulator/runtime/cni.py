@@ -8,6 +8,13 @@ cached result (CHECK is not run: nothing here changes a pod's network behind the
 back). The plugins run in the node's network namespace (where a runtime runs), entered with
 ``nsenter`` (no mount namespace, unlike ``ip netns exec``).
 
+As libcni does for a runtime, each attachment's ADD is cached in the node's
+/var/lib/cni/results/<network>-<container id>-<ifname> (libcni's ``cniCacheV1`` record: the
+network config, CNI_ARGS, capability args, netns and result) and the entry removed by its DEL.
+``delete_cached`` runs DEL from those entries for what a crashed manager left: ``k8semu cleanup``
+calls it before the nodes' namespaces go, so host-local's leases, portmap's rules and the host
+veths are released by the plugins themselves, as a runtime restarting after a crash would.
+
 The pod's address is the one the cluster state chose (it is in the Pod object before the sandbox
 exists, as in the emulator's other data plane); host-local is asked for exactly it through
 ``CNI_ARGS`` ``IP=``, so host-local's lease files and the API agree, and a result naming another
@@ -17,11 +24,14 @@ leases), and only the plugins do it exactly.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
 
 from emulator.errors import RuntimeFailure
 
@@ -31,6 +41,7 @@ LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": 
 IFNAME = "eth0"
 WORKERS = 4  # plugin processes at once (each ~10-30 ms; the machine has 2 cores)
 TIMEOUT = 30.0
+RESULTS = "var/lib/cni/results"  # libcni's cache folder, under a node's root
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,17 @@ class Attachment:
         """CNI_CONTAINERID: the pod's sandbox, named by the pod's uid."""
         return self.uid
 
+    def pairs(self) -> list[list[str]]:
+        return [["IgnoreUnknown", "1"], ["K8S_POD_NAMESPACE", self.namespace], ["K8S_POD_NAME", self.name],
+                ["K8S_POD_INFRA_CONTAINER_ID", self.container_id], ["K8S_POD_UID", self.uid], ["IP", self.ip]]
+
     def args(self) -> str:
-        return (f"IgnoreUnknown=1;K8S_POD_NAMESPACE={self.namespace};K8S_POD_NAME={self.name};"
-                f"K8S_POD_INFRA_CONTAINER_ID={self.container_id};K8S_POD_UID={self.uid};IP={self.ip}")
+        return ";".join(f"{k}={v}" for k, v in self.pairs())
+
+
+def cache_path(results: Path, network: str, a: Attachment) -> Path:
+    """libcni's name for an attachment's cached result."""
+    return results / f"{network}-{a.container_id}-{IFNAME}"
 
 
 @dataclass
@@ -59,6 +78,23 @@ class Plugins:
     """Runs the conflist's plugins for attachments; ``conflists``: node name -> parsed conflist."""
     conflists: dict[str, dict] = field(default_factory=dict)
     path: str = CNI_PATH
+    results: dict[str, Path] = field(default_factory=dict)  # node -> its libcni cache folder (none: no cache)
+
+    def _cache(self, node: str, a: Attachment, conf: dict, result: dict) -> None:
+        folder = self.results.get(node)
+        if folder is None:
+            return
+        folder.mkdir(parents=True, exist_ok=True)
+        entry = {"kind": "cniCacheV1", "containerId": a.container_id,
+                 "config": base64.b64encode(json.dumps(conf).encode()).decode(), "ifName": IFNAME,
+                 "networkName": conf["name"], "netns": a.netns_path, "cniArgs": a.pairs(),
+                 "capabilityArgs": {"portMappings": list(a.port_mappings)} if a.port_mappings else {}, "result": result}
+        cache_path(folder, conf["name"], a).write_text(json.dumps(entry))
+
+    def _uncache(self, node: str, a: Attachment) -> None:
+        folder, conf = self.results.get(node), self.conflists.get(node)
+        if folder is not None and conf is not None:
+            cache_path(folder, conf["name"], a).unlink(missing_ok=True)
 
     def check_installed(self) -> None:
         """Raises: RuntimeFailure naming the first plugin the conflists need that is missing."""
@@ -110,6 +146,7 @@ class Plugins:
         if a.ip not in ips:
             self.delete_one(node, a, prev)
             raise RuntimeFailure(f"CNI ADD gave {', '.join(ips) or 'no address'}, not the pod's {a.ip}")
+        self._cache(node, a, conf, prev or {})
         return prev or {}
 
     def delete_one(self, node: str, a: Attachment, result: dict | None) -> list[str]:
@@ -123,6 +160,7 @@ class Plugins:
                 self._invoke("DEL", a, plugin, network, (result or None) if network is conf else None)
             except (RuntimeFailure, OSError, ValueError) as exc:
                 problems.append(str(exc))
+        self._uncache(node, a)
         return problems
 
     def add(self, items: list[tuple[str, Attachment]]) -> list[dict | Exception]:
@@ -141,3 +179,29 @@ class Plugins:
         """DEL many attachments side by side; every failure, in one list."""
         with ThreadPoolExecutor(WORKERS) as pool:
             return [p for problems in pool.map(lambda i: self.delete_one(*i), items) for p in problems]
+
+
+def delete_cached(roots: dict[str, Path], node_netns: Callable[[str], str]) -> tuple[int, list[str]]:
+    """DEL every attachment cached under the nodes' roots (node -> its root folder), from the
+    cache alone, as a runtime cleans up after a crash: the network config, CNI_ARGS and result
+    are the cached ones; CNI_NETNS is the cached path while it still exists, else empty (the
+    spec lets DEL go on without it). Returns how many were deleted and the problems met."""
+    count, problems = 0, []
+    for node, root in sorted(roots.items()):
+        folder = root / RESULTS
+        for path in sorted(folder.glob("*")) if folder.is_dir() else ():
+            try:
+                entry = json.loads(path.read_text())
+                conf = json.loads(base64.b64decode(entry["config"]))
+                args = dict(entry.get("cniArgs") or [])
+                netns = entry.get("netns", "") if os.path.exists(entry.get("netns", "")) else ""
+                a = Attachment(netns, node_netns(node), args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", ""),
+                               entry["containerId"], args.get("IP", ""),
+                               tuple((entry.get("capabilityArgs") or {}).get("portMappings") or ()))
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                problems.append(f"{path}: unreadable CNI cache entry ({exc})")
+                continue
+            plugins = Plugins({node: conf}, results={node: folder})
+            problems += plugins.delete_one(node, a, entry.get("result") or None)
+            count += 1
+    return count, problems

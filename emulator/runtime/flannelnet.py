@@ -23,7 +23,7 @@ from emulator.flannel import config as flannel
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.node import Node
-from emulator.runtime import kernel
+from emulator.runtime import cni, kernel
 from emulator.runtime.proc import ip_batch, run
 
 KERNEL_SYSCTLS = ("net.bridge.bridge-nf-call-iptables=1",)
@@ -106,6 +106,19 @@ def build_nodes(fabric, host_class) -> None:
         configure_node(cfg, scope, node)
         write_files(cfg, run_dir, node)
     fabric._external_hosts(host_class)
+
+
+def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:
+    """The runtime's CNI: the nodes' conflists, and each node's /var/lib/cni/results as libcni's cache."""
+    return cni.Plugins(conflists(cfg, run_dir), results={n.name: node_root(run_dir, n.name) / cni.RESULTS
+                                                         for n in cfg.nodes})
+
+
+def delete_left(run_dir: Path, scope: naming.Scope) -> tuple[int, list[str]]:
+    """CNI DEL for every attachment a crashed manager left cached in its nodes' folders."""
+    nodes = run_dir / "nodes"
+    roots = {d.name: d for d in nodes.iterdir() if d.is_dir()} if nodes.is_dir() else {}
+    return cni.delete_cached(roots, lambda node: naming.node_netns(scope, node))
 
 
 def conflists(cfg: ClusterConfig, run_dir: Path) -> dict[str, dict]:

@@ -159,7 +159,7 @@ class Manager(Requests):
         self.started = time.monotonic()
         self._start_runtime()
         datapath = fabric.Fabric(self.config, self.records, "").build(lambda: ovs.Datapath("none", False))
-        self.cni = Plugins(flannelnet.conflists(self.config, self.run))
+        self.cni = flannelnet.plugins(self.config, self.run)
         self.cni.check_installed()
         self.proxier = Proxier(self.config, self.records.scope, self.wake.set)
         self.proxier.start()

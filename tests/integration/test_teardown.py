@@ -4,6 +4,7 @@ processes as before ``up``."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -107,6 +108,9 @@ def test_cleanup_after_kill_9_leaves_nothing_behind(spec: str) -> None:
     assert k8semu("down", check=False).returncode != 0  # no live manager: down says so
     done = k8semu("cleanup")
     assert "removed" in done.stdout
+    if "flannel" in spec:  # the pods' networks released by the plugins, from libcni's cache
+        assert re.search(r"CNI DEL run for [1-9]\d* pod network", done.stdout), done.stdout
+        assert "CNI DEL:" not in done.stdout  # no DEL failed
     assert leftovers(before) == {}
     again = k8semu("cleanup")
     assert again.stdout.strip() == "nothing to clean up"

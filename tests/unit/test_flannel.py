@@ -4,6 +4,7 @@ flannel.1 and its neighbours, and flanneld's chains for the course's three-node 
 environment; kube-proxy's jumps in one restore; a node's NetworkPolicy sets and chains."""
 from __future__ import annotations
 
+import base64
 import io
 import json
 from dataclasses import replace
@@ -23,6 +24,7 @@ from emulator.model import images
 from emulator.model.netview import EndpointView, PolicyView, RuleView, ServicePortView
 from emulator.model.pod import PodSpec
 from emulator.netpolicy import iptables as netpolicy
+from emulator.runtime import cni
 from emulator.runtime.cni import Attachment
 from emulator.runtime.proxier import SyncBucket, stale_udp
 
@@ -187,3 +189,35 @@ def test_every_daemon_image_has_a_stand_in() -> None:
         for obj in nodedaemons.node_daemons(cfg):
             for c in getattr(getattr(obj, "template", None), "spec", PodSpec(())).containers:
                 assert images.lookup(c.image, {}).stand_in, c.image
+
+
+def test_cni_results_are_cached_as_libcni_does_and_deleted_from_the_cache_after_a_crash(tmp_path, monkeypatch) -> None:
+    """ADD leaves libcni's cniCacheV1 entry in the node's /var/lib/cni/results; after a crash,
+    delete_cached runs DEL from the entry alone (plugins in reverse, the cached result, the
+    cached CNI_ARGS) and removes it."""
+    conf = {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [{"type": "bridge"}, {"type": "portmap",
+                                                                                     "capabilities": {"portMappings": True}}]}
+    calls: list[tuple] = []
+    result = {"ips": [{"address": "10.244.1.5/24"}]}
+
+    def invoke(self, command, a, plugin, network, prev):
+        calls.append((command, plugin["type"], a.args(), a.port_mappings, prev, a.node_netns, a.netns_path))
+        return result if command == "ADD" else (prev or {})
+    monkeypatch.setattr(cni.Plugins, "_invoke", invoke)
+    results = tmp_path / "nodes" / "worker-1" / cni.RESULTS
+    plugins = cni.Plugins({"worker-1": conf}, results={"worker-1": results})
+    a = Attachment("/run/netns/gone", "k-worker-1", "demo", "web-1", "uid-1", "10.244.1.5",
+                   ({"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},))
+    assert plugins.add_one("worker-1", a) == result
+    entry = json.loads((results / "cbr0-uid-1-eth0").read_text())
+    assert (entry["kind"], entry["containerId"], entry["ifName"], entry["networkName"]) == \
+        ("cniCacheV1", "uid-1", "eth0", "cbr0")
+    assert json.loads(base64.b64decode(entry["config"])) == conf and entry["result"] == result
+    assert ["IP", "10.244.1.5"] in entry["cniArgs"] and entry["capabilityArgs"]["portMappings"][0]["hostPort"] == 8080
+    calls.clear()
+    count, problems = cni.delete_cached({"worker-1": tmp_path / "nodes" / "worker-1"}, lambda node: f"k-{node}")
+    assert (count, problems) == (1, [])
+    assert [(c[0], c[1]) for c in calls] == [("DEL", "portmap"), ("DEL", "bridge"), ("DEL", "loopback")]
+    assert calls[0][2] == a.args() and calls[0][3] == a.port_mappings and calls[0][4] == result
+    assert calls[0][5] == "k-worker-1" and calls[0][6] == ""  # the pod's namespace is gone: CNI_NETNS empty
+    assert list(results.iterdir()) == []
