@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install up down cleanup test slow unit integration bench soak flake lint clean
+.PHONY: install up down cleanup test slow matrix unit integration bench soak flake lint clean
 FLAKE_RUNS ?= 20
 SOAK_MINUTES ?= 10
 FLAKE_TESTS ?= tests/conformance tests/integration/test_teardown.py
@@ -26,6 +26,11 @@ test: install
 # make test's 15 minutes)
 slow: install
 	$(PY) -m pytest -q -m slow
+
+# every scenario again on the flannel data plane (kube-proxy iptables), the same manifests
+# (issue #13's matrix; make test runs them on their specs' data planes)
+matrix: install
+	$(PY) -m pytest -q scenarios --cni flannel
 
 unit: install
 	$(PY) -m pytest -q tests/unit

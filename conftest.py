@@ -13,6 +13,11 @@ import pytest
 ROOT = Path(__file__).resolve().parent
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--cni", default=None, choices=("openflow", "flannel"),
+                     help="run the scenarios on this data plane instead of their specs' (make matrix)")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cluster_spec(path): the spec the `cluster` fixture brings up")
 
@@ -44,7 +49,7 @@ class ScenarioItem(pytest.Item):
         from emulator.scenario.model import load_scenario
         from emulator.scenario.runner import run
         out = io.StringIO()
-        result = run(load_scenario(self.path), out)
+        result = run(load_scenario(self.path), out, self.config.getoption("--cni"))
         self.add_report_section("call", "scenario", out.getvalue())
         if not result.ok:
             raise ScenarioFailed(out.getvalue())

@@ -34,12 +34,14 @@ METALLB_VERSION = "v0.13.12"
 METALLB_NAMESPACE = "metallb-system"
 
 
-def _template(labels: dict[str, str], name: str, image: str, host_network: bool) -> PodTemplate:
+def _template(labels: dict[str, str], name: str, image: str, host_network: bool,
+              node_selector: dict[str, str] | None = None) -> PodTemplate:
     raw = defaults.pod_spec({"containers": [{"name": name, "image": image}], "hostNetwork": host_network,
                              "tolerations": [{"operator": "Exists"}], "priorityClassName": "system-node-critical",
-                             "terminationGracePeriodSeconds": 0})
+                             "terminationGracePeriodSeconds": 0,
+                             **({"nodeSelector": dict(node_selector)} if node_selector else {})})
     spec = PodSpec((Container(name, image),), tolerations=(Toleration(operator="Exists"),), host_network=host_network,
-                   raw=raw, termination_grace=0)
+                   raw=raw, termination_grace=0, node_selector=dict(node_selector or {}))
     return PodTemplate(dict(labels), {}, spec, {"metadata": {"labels": dict(labels)}, "spec": raw})
 
 
@@ -109,7 +111,8 @@ def kube_proxy(config: ClusterConfig) -> list:
     return [ConfigMap(ObjectMeta("kube-proxy", "kube-system", {"app": "kube-proxy"}),
                       {"config.conf": kube_proxy_config(config)}),
             DaemonSet(ObjectMeta("kube-proxy", "kube-system", dict(labels)), LabelSelector(dict(labels)),
-                      _template(labels, "kube-proxy", f"registry.k8s.io/kube-proxy:{KUBE_VERSION}", True),
+                      _template(labels, "kube-proxy", f"registry.k8s.io/kube-proxy:{KUBE_VERSION}", True,
+                                {"kubernetes.io/os": "linux"}),  # as kubeadm's manifest
                       max_unavailable=1)]
 
 

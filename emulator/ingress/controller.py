@@ -22,6 +22,29 @@ from emulator.images import acknowledge, identity
 from emulator.ingress.render import render
 
 POLL = 0.2
+RELOAD_WAIT = 5.0  # at most this long for the old workers to go before a reload is acknowledged
+
+
+def workers(master: int) -> set[int]:
+    """The nginx master's worker processes (its children), or none where /proc cannot say."""
+    try:
+        return {int(p) for p in Path(f"/proc/{master}/task/{master}/children").read_text().split()}
+    except (OSError, ValueError):
+        return set()
+
+
+def reload(nginx: subprocess.Popen) -> float:
+    """SIGHUP, then wait until every worker that served the old configuration has gone (nginx
+    reloads asynchronously: old workers finish their requests and close their connections, new
+    ones serve the new configuration). Why: the acknowledgement that follows is what "the data
+    plane holds the change" means to the manager's waits, and a request right after a bare
+    SIGHUP can still be answered from the old configuration (a 404 for an Ingress just added).
+    Returns the seconds waited."""
+    start, old = time.monotonic(), workers(nginx.pid)
+    nginx.send_signal(signal.SIGHUP)
+    while old & workers(nginx.pid) and time.monotonic() - start < RELOAD_WAIT and nginx.poll() is None:
+        time.sleep(0.01)
+    return time.monotonic() - start
 
 
 def fake_certificate(certs: Path) -> None:
@@ -74,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                         if nginx is None:
                             nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", directory])
                         else:
-                            nginx.send_signal(signal.SIGHUP)
+                            reload(nginx)
                         print("[INFO] configuration applied", flush=True)
                 acknowledge(data.get("generation"))  # nginx serves this snapshot (or kept the last good one)
         except (OSError, ValueError) as exc:

@@ -18,7 +18,9 @@ def write(results: list[ScenarioResult], path: Path) -> None:
             ET.SubElement(case, "failure", message=res.error).text = res.error
         for step in res.steps:
             case = ET.SubElement(suite, "testcase", name=step.name, classname=str(res.path), time=f"{step.seconds:.3f}")
-            if not step.ok:
+            if step.skipped:
+                ET.SubElement(case, "skipped", message="not on this data plane")
+            elif not step.ok:
                 ET.SubElement(case, "failure", message=step.evidence[-1] if step.evidence else "failed").text = \
                     "\n".join(step.evidence)
             elif step.evidence:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import Problem, SpecError
+from emulator.model.cluster import CNIS
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -48,6 +49,7 @@ class Step:
     args: Any
     where: Any
     doc: Document = field(repr=False, default=None)
+    dataplanes: tuple[str, ...] = ()  # the CNIs the step applies to (none: every one); skipped on the others
 
 
 @dataclass
@@ -91,7 +93,7 @@ def load_scenario(path: str | Path) -> Scenario:
         if not isinstance(item, dict):
             r.fail(p, "a step is a mapping with a name and one action")
             continue
-        kinds = [k for k in item if k != "name"]
+        kinds = [k for k in item if k not in ("name", "dataplanes")]
         for k in kinds:
             if k not in STEP_KINDS:
                 r.fail(p + (k,), f"unknown step {k!r}{did_you_mean(k, STEP_KINDS)}")
@@ -111,7 +113,11 @@ def load_scenario(path: str | Path) -> Scenario:
         if allowed is not None:
             r.mapping(p + (kind,), allowed)
         _check(r, p + (kind,), kind, item[kind])
-        steps.append(Step(name, kind, item[kind], doc.where(p + ("name",)), doc))
+        planes = r.seq(p + ("dataplanes",))
+        for j, plane in enumerate(planes):
+            if plane not in CNIS:
+                r.fail(p + ("dataplanes", j), f"unknown data plane {plane!r}: one of {', '.join(CNIS)}")
+        steps.append(Step(name, kind, item[kind], doc.where(p + ("name",)), doc, tuple(map(str, planes))))
     if r.problems:
         raise SpecError(r.problems)
     return Scenario(path, cluster_file, cluster_doc, steps, str(doc.data.get("description", "")))

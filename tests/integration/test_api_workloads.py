@@ -180,7 +180,7 @@ spec:
   selector: {matchLabels: {app: slow}}
   serviceName: slow
   replicas: 2
-  minReadySeconds: 3
+  minReadySeconds: 2
   template:
     metadata: {labels: {app: slow}}
     spec:
@@ -197,7 +197,7 @@ def test_statefulset_min_ready_seconds_starts_the_next_pod_once_the_last_is_avai
                    for p in pod if p["metadata"]["name"] == "slow-0" for c in p["status"].get("conditions", []))
     poll(first_ready, timeout=30, what="slow-0 ready")
     shown = json.loads(kubectl("get", "sts", "slow", "-o", "json").stdout)
-    assert shown["spec"]["minReadySeconds"] == 3
+    assert shown["spec"]["minReadySeconds"] == 2
     assert kubectl("get", "pod", "slow-1", check=False).returncode == 1  # ready is not yet available
     assert shown["status"].get("availableReplicas", 0) == 0 and shown["status"]["readyReplicas"] == 1
     done = kubectl("rollout", "status", "sts/slow", "--timeout=60s", timeout=70)

@@ -4,9 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emulator.errors import SpecError
 from emulator.scenario.model import load_scenario
+from emulator.scenario.runner import cluster_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,3 +55,26 @@ def test_junit_report(tmp_path: Path) -> None:
     assert [s.get("failures") for s in suites] == ["1", "1"]
     failure = suites[0].findall("testcase")[1].find("failure")
     assert failure.get("message") == "exit 1" and "$ false" in failure.text
+
+
+def test_a_scenario_runs_on_another_data_plane_with_its_own_steps(tmp_path: Path) -> None:
+    """``--cni flannel`` rewrites only spec.network.cni in a copy of the spec (a named file's
+    manifests still named from its folder); steps may name the data planes they are for."""
+    lab = load_scenario(ROOT / "scenarios" / "01-pod-network.yaml")
+    planes = {s.name: s.dataplanes for s in lab.steps}
+    assert planes["stop the SDN controller (the switches keep their flows, fail mode secure)"] == ("openflow",)
+    assert planes["pod to pod on the same node"] == ()
+    spec, base = cluster_spec(lab, tmp_path, "flannel")
+    assert yaml.safe_load(spec.read_text())["spec"]["network"]["cni"] == "flannel"
+    assert base == ROOT / "topologies"
+    assert cluster_spec(lab, tmp_path) == (lab.cluster_file, None)
+    inline = load_scenario(ROOT / "scenarios" / "02-clusterip.yaml")
+    spec, base = cluster_spec(inline, tmp_path, "flannel")
+    data = yaml.safe_load(spec.read_text())
+    assert data["spec"]["network"]["cni"] == "flannel" and base == ROOT / "scenarios"
+    assert "network" not in (inline.cluster_doc.data["spec"])  # the scenario itself is left as it was
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("cluster: ../x.yaml\nsteps:\n  - name: a\n    dataplanes: [calico-ish]\n    scale: {replicas: 1}\n")
+    with pytest.raises(SpecError) as err:
+        load_scenario(bad)
+    assert any("unknown data plane 'calico-ish'" in p.message for p in err.value.problems)
