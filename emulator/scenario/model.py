@@ -16,6 +16,10 @@ network namespace's name, for ``ip netns exec``) are replaced when the step runs
 for another namespace: ``${ip:pod/shop/db-0}``). Every step that changes the cluster (apply,
 delete, scale, a deleted pod) returns once the data plane holds the change: every switch has
 the flows and every DNS server and ingress controller the new snapshot.
+
+A step may say which data planes it is for (``dataplanes: [openflow]``: the SDN controller's
+faults, the OpenFlow VXLAN port); run on another (``k8semu scenario run --cni flannel``, which
+rewrites ``spec.network.cni`` in a copy of the spec) it is skipped, and the output says so.
 """
 from __future__ import annotations
 
