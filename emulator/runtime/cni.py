@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ IFNAME = "eth0"
 WORKERS = 4  # plugin processes at once (each ~10-30 ms; the machine has 2 cores)
 TIMEOUT = 30.0
 RESULTS = "var/lib/cni/results"  # libcni's cache folder, under a node's root
+PLUGIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # a file in CNI_PATH, never a path
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,8 @@ class Plugins:
                                              "(Debian's containernetworking-plugins; run: sudo make install)")
 
     def _invoke(self, command: str, a: Attachment, plugin: dict, conf: dict, prev: dict | None) -> dict:
+        if not isinstance(plugin.get("type"), str) or not PLUGIN_NAME.fullmatch(plugin["type"]):
+            raise RuntimeFailure(f"CNI {command}: plugin type {plugin.get('type')!r} is not a plugin's name")
         stdin = {**plugin, "name": conf["name"], "cniVersion": conf["cniVersion"]}
         stdin.pop("capabilities", None)
         if plugin.get("capabilities", {}).get("portMappings"):
@@ -193,6 +197,9 @@ def delete_cached(roots: dict[str, Path], node_netns: Callable[[str], str]) -> t
             try:
                 entry = json.loads(path.read_text())
                 conf = json.loads(base64.b64decode(entry["config"]))
+                if not (isinstance(conf.get("name"), str) and isinstance(conf.get("cniVersion"), str)
+                        and isinstance(conf.get("plugins"), list) and all(isinstance(p, dict) for p in conf["plugins"])):
+                    raise ValueError("not a network configuration list")
                 args = dict(entry.get("cniArgs") or [])
                 netns = entry.get("netns", "") if os.path.exists(entry.get("netns", "")) else ""
                 a = Attachment(netns, node_netns(node), args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", ""),

@@ -221,3 +221,17 @@ def test_cni_results_are_cached_as_libcni_does_and_deleted_from_the_cache_after_
     assert calls[0][2] == a.args() and calls[0][3] == a.port_mappings and calls[0][4] == result
     assert calls[0][5] == "k-worker-1" and calls[0][6] == ""  # the pod's namespace is gone: CNI_NETNS empty
     assert list(results.iterdir()) == []
+
+
+def test_a_cache_entry_cannot_name_a_program_outside_the_plugin_folder(tmp_path) -> None:
+    """The plugin's type names a file in CNI_PATH; a cache entry saying otherwise is refused,
+    as is one whose config is not a network configuration list."""
+    results = tmp_path / "nodes" / "w" / cni.RESULTS
+    results.mkdir(parents=True)
+    bad = {"cniVersion": "1.0.0", "name": "cbr0", "plugins": [{"type": "../../../bin/sh"}]}
+    for name, conf in (("a", bad), ("b", {"plugins": "x"})):
+        (results / name).write_text(json.dumps({"kind": "cniCacheV1", "containerId": "u", "ifName": "eth0",
+                                                "config": base64.b64encode(json.dumps(conf).encode()).decode()}))
+    count, problems = cni.delete_cached({"w": tmp_path / "nodes" / "w"}, lambda node: "no-such-netns")
+    assert count == 1 and any("is not a plugin's name" in p for p in problems)
+    assert any("not a network configuration list" in p for p in problems)
