@@ -22,6 +22,15 @@ DEFAULT_MODE = 0o644  # secret, configMap, downwardAPI and projected volumes (42
 TOKEN_EXPIRATION = 3600
 
 
+def _items(value: Any) -> list:
+    """A list field's items; anything else (an invalid manifest, refused by validation) none."""
+    return value if isinstance(value, list) else []
+
+
+def _mapping(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def image_pull_policy(image: str) -> str:
     """Always for ``:latest`` or no tag (and no digest), otherwise IfNotPresent (parsers.ParseImageName)."""
     reference, _, digest = image.partition("@")
@@ -53,16 +62,16 @@ def _container(container: Any) -> None:
     container.setdefault("terminationMessagePath", TERMINATION_MESSAGE_PATH)
     container.setdefault("terminationMessagePolicy", "File")
     container.setdefault("resources", {})
-    for port in container.get("ports") or []:
+    for port in _items(container.get("ports")):
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
     for key in ("readinessProbe", "livenessProbe", "startupProbe"):
         _probe(container.get(key))
-    for hook in ((container.get("lifecycle") or {}).get(k) for k in ("preStop", "postStart")):
+    for hook in (_mapping(container.get("lifecycle")).get(k) for k in ("preStop", "postStart")):
         if isinstance(hook, dict):
             _http_get(hook.get("httpGet"))
-    for env in container.get("env") or []:
-        field_ref = ((env or {}).get("valueFrom") or {}).get("fieldRef") if isinstance(env, dict) else None
+    for env in _items(container.get("env")):
+        field_ref = _mapping(_mapping(env).get("valueFrom")).get("fieldRef")
         if isinstance(field_ref, dict):
             field_ref.setdefault("apiVersion", "v1")
 
@@ -77,7 +86,7 @@ def _volume(volume: Any) -> None:
             volume[key].setdefault("defaultMode", DEFAULT_MODE)
     if isinstance(volume.get("hostPath"), dict):
         volume["hostPath"].setdefault("type", "")
-    for source in (volume.get("projected") or {}).get("sources") or []:
+    for source in _items(_mapping(volume.get("projected")).get("sources")):
         token = source.get("serviceAccountToken") if isinstance(source, dict) else None
         if isinstance(token, dict):
             token.setdefault("expirationSeconds", TOKEN_EXPIRATION)
@@ -92,9 +101,9 @@ def pod_spec(raw: dict) -> dict:
     spec.setdefault("terminationGracePeriodSeconds", 30)
     spec.setdefault("schedulerName", "default-scheduler")
     for key in ("containers", "initContainers"):
-        for container in spec.get(key) or []:
+        for container in _items(spec.get(key)):
             _container(container)
-    for volume in spec.get("volumes") or []:
+    for volume in _items(spec.get("volumes")):
         _volume(volume)
     return spec
 
@@ -105,16 +114,16 @@ def pod_defaults(spec: dict) -> dict:
     out = copy.deepcopy(spec)
     out.setdefault("enableServiceLinks", True)
     for key in ("containers", "initContainers"):
-        for container in out.get(key) or []:
+        for container in _items(out.get(key)):
             if not isinstance(container, dict):
                 continue
-            resources = container.get("resources") or {}
-            if isinstance(resources.get("limits"), dict):
-                requests = resources.setdefault("requests", {})
+            resources = _mapping(container.get("resources"))
+            requests = resources.setdefault("requests", {}) if isinstance(resources.get("limits"), dict) else None
+            if isinstance(requests, dict):
                 for name, value in resources["limits"].items():
                     requests.setdefault(name, value)
             if out.get("hostNetwork"):
-                for port in container.get("ports") or []:
+                for port in _items(container.get("ports")):
                     if isinstance(port, dict) and not port.get("hostPort"):
                         port["hostPort"] = port.get("containerPort")
     return out

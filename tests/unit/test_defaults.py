@@ -85,3 +85,11 @@ def test_a_defaulted_object_written_back_is_the_same_and_warns_of_nothing():
     dep2, warnings2 = _parse(yaml.safe_dump(again))
     assert dep2.template.raw == dep.template.raw
     assert warnings2 == warnings
+
+
+def test_defaulting_an_invalid_spec_does_not_raise():
+    """Defaulting runs on what validation is still judging: wrong shapes are left to it."""
+    for spec in ({"containers": "x"}, {"containers": [{"ports": 5, "env": "a", "lifecycle": []}]},
+                 {"volumes": [{"name": "v", "projected": {"sources": 3}}], "containers": [1]},
+                 {"containers": [{"resources": {"limits": {"cpu": "1"}, "requests": "x"}}]}):
+        defaults.pod_defaults(defaults.pod_spec(spec))
