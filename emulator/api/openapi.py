@@ -46,16 +46,17 @@ def _closure(names: list[str]) -> dict[str, dict]:
         if name in out:
             continue
         out[name] = schemas[name]
-        todo += _refs(schemas[name])
+        todo += refs(schemas[name])
     return dict(sorted(out.items()))
 
 
-def _refs(node: object) -> list[str]:
+def refs(node: object, prefix: str = REF) -> list[str]:
+    """The names every ``$ref`` under ``node`` points at (refs starting with ``prefix``)."""
     if isinstance(node, dict):
-        own = [node["$ref"][len(REF):]] if isinstance(node.get("$ref"), str) else []
-        return own + [r for value in node.values() for r in _refs(value)]
+        own = [node["$ref"][len(prefix):]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for value in node.values() for r in refs(value, prefix)]
     if isinstance(node, list):
-        return [r for value in node for r in _refs(value)]
+        return [r for value in node for r in refs(value, prefix)]
     return []
 
 

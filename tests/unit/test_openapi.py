@@ -50,7 +50,7 @@ def test_schemas_are_upstreams_and_every_reference_resolves():
     for gv in ("api/v1", "apis/apps/v1", "apis/batch/v1", "apis/networking.k8s.io/v1",
                "apis/discovery.k8s.io/v1", "apis/policy/v1"):
         schemas = openapi.group_version_document(gv)["components"]["schemas"]
-        assert set(openapi._refs(schemas)) <= set(schemas), gv
+        assert set(openapi.refs(schemas)) <= set(schemas), gv
 
 
 def test_patch_operations_do_not_offer_strategic_merge_patch():
