@@ -30,6 +30,12 @@ DNS_DIR = f"{SHARED_IN_POD}/dns"  # the Corefile and the cluster snapshot, as th
 INGRESS_DIR = f"{SHARED_IN_POD}/ingress"
 
 
+def _ports(container: Container) -> list[dict]:
+    """The container's ports as its manifest lists them (what ``kubectl get -o yaml`` shows)."""
+    return [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol,
+             **({"hostPort": p.host_port} if p.host_port else {})} for p in container.ports]
+
+
 def cluster_dns(config: ClusterConfig) -> list:
     """The CoreDNS Deployment, its ``coredns`` ConfigMap (kubeadm's Corefile, or the cluster
     spec's) and the kube-dns Service, or nothing if DNS is disabled."""
@@ -44,8 +50,7 @@ def cluster_dns(config: ClusterConfig) -> list:
         liveness=Probe("httpGet", 8080, "/health", initial_delay=10, period=10, failure_threshold=5))
     raw_spec = defaults.pod_spec({
         "containers": [{"name": "coredns", "image": COREDNS_IMAGE, "args": ["-conf", corefile, "-snapshot", snapshot],
-                        "ports": [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol}
-                                  for p in container.ports],
+                        "ports": _ports(container),
                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
                         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 10,
                                           "failureThreshold": 5}}],
@@ -83,11 +88,9 @@ def ingress_nginx(config: ClusterConfig) -> list:
     container = Container("controller", INGRESS_IMAGE, args=("-snapshot", snapshot),
                           ports=(ContainerPort(80, "http", "TCP", http), ContainerPort(443, "https", "TCP", https)),
                           readiness=Probe("tcpSocket", 80, period=1, failure_threshold=3))
-    ports = [{"name": p.name, "containerPort": p.container_port, "protocol": p.protocol,
-              **({"hostPort": p.host_port} if p.host_port else {})} for p in container.ports]
     raw = defaults.pod_spec({"containers": [{"name": "controller", "image": INGRESS_IMAGE, "args": ["-snapshot", snapshot],
-                                             "ports": ports, "readinessProbe": {"tcpSocket": {"port": 80},
-                                                                                "periodSeconds": 1}}]})
+                                             "ports": _ports(container), "readinessProbe": {"tcpSocket": {"port": 80},
+                                                                                            "periodSeconds": 1}}]})
     spec = PodSpec((container,), raw=raw, system_mounts=("ingress",))
     template = PodTemplate(dict(INGRESS_LABELS), {}, spec, {"metadata": {"labels": INGRESS_LABELS}, "spec": raw})
     ns = "ingress-nginx"
