@@ -27,10 +27,11 @@ test: install
 slow: install
 	$(PY) -m pytest -q -m slow
 
-# every scenario again on the flannel data plane (kube-proxy iptables), the same manifests
-# (issue #13's matrix; make test runs them on their specs' data planes)
+# every scenario again on the flannel data plane, with kube-proxy's iptables and nftables modes,
+# the same manifests (issue #13's matrix; make test runs them on their specs' data planes)
 matrix: install
-	$(PY) -m pytest -q scenarios --cni flannel
+	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy iptables
+	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy nftables
 
 unit: install
 	$(PY) -m pytest -q tests/unit

@@ -16,6 +16,8 @@ ROOT = Path(__file__).resolve().parent
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cni", default=None, choices=("openflow", "flannel"),
                      help="run the scenarios on this data plane instead of their specs' (make matrix)")
+    parser.addoption("--kube-proxy", default=None, choices=("iptables", "nftables"),
+                     help="with --cni flannel: kube-proxy's mode instead of the specs' (make matrix)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -49,7 +51,8 @@ class ScenarioItem(pytest.Item):
         from emulator.scenario.model import load_scenario
         from emulator.scenario.runner import run
         out = io.StringIO()
-        result = run(load_scenario(self.path), out, self.config.getoption("--cni"))
+        result = run(load_scenario(self.path), out, self.config.getoption("--cni"),
+                     self.config.getoption("--kube-proxy"))
         self.add_report_section("call", "scenario", out.getvalue())
         if not result.ok:
             raise ScenarioFailed(out.getvalue())

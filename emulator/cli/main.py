@@ -16,7 +16,7 @@ from emulator import __version__
 from emulator.cli.shell import Shell
 from emulator.client import Client, lifecycle, probe
 from emulator.errors import K8semuError, NotRootError
-from emulator.model.cluster import CNIS
+from emulator.model.cluster import CNIS, PROXY_MODES
 from emulator.status import ExitStatus
 
 
@@ -143,12 +143,15 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("kind")
     ds.add_argument("name", nargs="?", default="")
     ns_opts(ds)
-    sc2 = verb("scenario", help="run scenario files: scenario run FILE... [--junit FILE] [--cni CNI]")
+    sc2 = verb("scenario", help="run scenario files: scenario run FILE... [--junit FILE] [--cni CNI] "
+               "[--kube-proxy MODE]")
     sc2.add_argument("action", choices=("run", "check"))
     sc2.add_argument("files", nargs="+")
     sc2.add_argument("--junit", default=None)
     sc2.add_argument("--cni", default=None, choices=CNIS,
                      help="run on this data plane instead of the spec's (the same manifests)")
+    sc2.add_argument("--kube-proxy", default=None, choices=PROXY_MODES, dest="proxy_mode",
+                     help="with --cni flannel: kube-proxy's mode instead of the spec's")
     pr = verb("probe", help="reachability truth table between every pair of pods")
     pr.add_argument("-n", "--namespace", action="append", default=None)
     pr.add_argument("--port", default="80")
@@ -223,7 +226,7 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         from emulator.scenario.model import load_scenario
         from emulator.scenario.runner import run
         scenarios = [load_scenario(f) for f in args.files]  # all valid before anything starts
-        results = [run(s, out, args.cni) for s in scenarios]
+        results = [run(s, out, args.cni, args.proxy_mode) for s in scenarios]
         if args.junit:
             junit.write(results, Path(args.junit))
         failed = [r for r in results if not r.ok]

@@ -94,11 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         candidate.replace(conf)
                         current = text
+                        waited = 0.0
                         if nginx is None:
                             nginx = subprocess.Popen(["nginx", "-c", str(conf), "-p", directory])
                         else:
-                            reload(nginx)
-                        print("[INFO] configuration applied", flush=True)
+                            waited = reload(nginx)
+                        print(f"[INFO] configuration applied{f' (old workers gone in {waited:.2f}s)' if waited else ''}",
+                              flush=True)
                 acknowledge(data.get("generation"))  # nginx serves this snapshot (or kept the last good one)
         except (OSError, ValueError) as exc:
             print(f"[WARN] cannot read the cluster snapshot: {exc}", flush=True)

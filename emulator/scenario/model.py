@@ -18,8 +18,9 @@ delete, scale, a deleted pod) returns once the data plane holds the change: ever
 the flows and every DNS server and ingress controller the new snapshot.
 
 A step may say which data planes it is for (``dataplanes: [openflow]``: the SDN controller's
-faults, the OpenFlow VXLAN port); run on another (``k8semu scenario run --cni flannel``, which
-rewrites ``spec.network.cni`` in a copy of the spec) it is skipped, and the output says so.
+faults, the OpenFlow VXLAN port; ``[flannel/iptables]``: kube-proxy's iptables chains); run on
+another (``k8semu scenario run --cni flannel [--kube-proxy nftables]``, which rewrites
+``spec.network`` in a copy of the spec) it is skipped, and the output says so.
 """
 from __future__ import annotations
 
@@ -28,9 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from emulator.errors import Problem, SpecError
-from emulator.model.cluster import CNIS
+from emulator.model.cluster import CNIS, PROXY_MODES
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
+
+# what a step's ``dataplanes`` may name: a CNI, or a CNI that runs kube-proxy with its mode
+PLANES = CNIS + tuple(f"{cni}/{mode}" for cni in CNIS if cni != "openflow" for mode in PROXY_MODES)
 
 STEP_KINDS = {
     "apply": None, "delete": None, "scale": {"deployment", "replicas", "namespace"},
@@ -53,7 +57,12 @@ class Step:
     args: Any
     where: Any
     doc: Document = field(repr=False, default=None)
-    dataplanes: tuple[str, ...] = ()  # the CNIs the step applies to (none: every one); skipped on the others
+    # the data planes the step is for (none: every one), a CNI or a CNI with kube-proxy's mode
+    # ("flannel/nftables"); skipped on the others
+    dataplanes: tuple[str, ...] = ()
+
+    def runs_on(self, cni: str, proxy_mode: str) -> bool:
+        return not self.dataplanes or cni in self.dataplanes or f"{cni}/{proxy_mode}" in self.dataplanes
 
 
 @dataclass
@@ -119,8 +128,8 @@ def load_scenario(path: str | Path) -> Scenario:
         _check(r, p + (kind,), kind, item[kind])
         planes = r.seq(p + ("dataplanes",))
         for j, plane in enumerate(planes):
-            if plane not in CNIS:
-                r.fail(p + ("dataplanes", j), f"unknown data plane {plane!r}: one of {', '.join(CNIS)}")
+            if plane not in PLANES:
+                r.fail(p + ("dataplanes", j), f"unknown data plane {plane!r}: one of {', '.join(PLANES)}")
         steps.append(Step(name, kind, item[kind], doc.where(p + ("name",)), doc, tuple(map(str, planes))))
     if r.problems:
         raise SpecError(r.problems)

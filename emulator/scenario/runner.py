@@ -349,33 +349,43 @@ ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": d
            "cordon": do_cordon, "uncordon": do_cordon, "drain": do_drain}
 
 
-def cluster_spec(scenario: Scenario, workdir: Path, cni: str | None = None) -> tuple[Path, Path | None]:
+def cluster_spec(scenario: Scenario, workdir: Path, cni: str | None = None,
+                 proxy_mode: str | None = None) -> tuple[Path, Path | None]:
     """(the spec file to bring up, the folder its manifests are named from): the named file, or
     the inline document written out, its manifests still named from the scenario's folder.
-    ``cni``: run on that data plane instead of the spec's (``spec.network.cni`` rewritten in a
-    copy; the same manifests, as issue #13 asks of every scenario)."""
-    if scenario.cluster_file and not cni:
+    ``cni``, ``proxy_mode``: run on that data plane instead of the spec's (``spec.network.cni``,
+    ``kubeProxy.mode`` rewritten in a copy; the same manifests, as issue #13 asks of every
+    scenario)."""
+    if scenario.cluster_file and not (cni or proxy_mode):
         return scenario.cluster_file, None
     if scenario.cluster_file:
         data, base = yaml.safe_load(scenario.cluster_file.read_text()), scenario.cluster_file.parent
     else:
         data, base = copy.deepcopy(scenario.cluster_doc.data), scenario.path.parent
-    if cni and isinstance(data, dict) and isinstance(data.get("spec"), dict):
+    if isinstance(data, dict) and isinstance(data.get("spec"), dict):
         network = data["spec"].get("network")
-        data["spec"]["network"] = {**(network if isinstance(network, dict) else {}), "cni": cni}
+        network = dict(network) if isinstance(network, dict) else {}
+        if cni:
+            network["cni"] = cni
+        if proxy_mode:
+            proxy = network.get("kubeProxy")
+            network["kubeProxy"] = {**(proxy if isinstance(proxy, dict) else {}), "mode": proxy_mode}
+        data["spec"]["network"] = network
     target = workdir / "cluster.yaml"
     target.write_text(yaml.safe_dump(data, sort_keys=False))
     return target, base
 
 
-def run(scenario: Scenario, out: TextIO, cni: str | None = None) -> ScenarioResult:
-    """Bring the cluster up (on the ``cni`` data plane when given), run every step, tear down.
+def run(scenario: Scenario, out: TextIO, cni: str | None = None, proxy_mode: str | None = None) -> ScenarioResult:
+    """Bring the cluster up (on the ``cni`` data plane, with kube-proxy in ``proxy_mode``, when
+    given), run every step, tear down.
     A step for other data planes (``dataplanes:``) is skipped and says so. Never raises for a
     failing step."""
     result = ScenarioResult(scenario.path)
-    out.write(f"scenario {scenario.path}{f' on {cni}' if cni else ''}\n")
+    plane = "/".join(x for x in (cni, proxy_mode) if x)
+    out.write(f"scenario {scenario.path}{f' on {plane}' if plane else ''}\n")
     with tempfile.TemporaryDirectory() as tmp:
-        spec, base = cluster_spec(scenario, Path(tmp), cni)
+        spec, base = cluster_spec(scenario, Path(tmp), cni, proxy_mode)
         try:
             config = admit_cluster(spec, base)
             lifecycle.up(config, str(spec), 180, out, base)
@@ -386,7 +396,7 @@ def run(scenario: Scenario, out: TextIO, cni: str | None = None) -> ScenarioResu
         ctx = Ctx(Client(cluster_dir(config.name)), scenario.path.parent)
         try:
             for step in scenario.steps:
-                if step.dataplanes and config.cni not in step.dataplanes:
+                if not step.runs_on(config.cni, config.kube_proxy):
                     result.steps.append(StepResult(step.name, True, 0.0, [], skipped=True))
                     out.write(f"  SKIP {step.name} ({', '.join(step.dataplanes)} only)\n")
                     continue

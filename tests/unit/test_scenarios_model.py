@@ -73,6 +73,13 @@ def test_a_scenario_runs_on_another_data_plane_with_its_own_steps(tmp_path: Path
     data = yaml.safe_load(spec.read_text())
     assert data["spec"]["network"]["cni"] == "flannel" and base == ROOT / "scenarios"
     assert "network" not in (inline.cluster_doc.data["spec"])  # the scenario itself is left as it was
+    spec, _ = cluster_spec(lab, tmp_path, "flannel", "nftables")
+    assert yaml.safe_load(spec.read_text())["spec"]["network"] == {"cni": "flannel", "kubeProxy": {"mode": "nftables"}}
+    lab9 = {s.name: s for s in load_scenario(ROOT / "scenarios" / "09-flannel-kube-proxy.yaml").steps}
+    chains = lab9["KUBE-SERVICES sends the cluster IP to the Service's chain"]
+    assert chains.runs_on("flannel", "iptables") and not chains.runs_on("flannel", "nftables")
+    assert lab9["the Service still answers"].runs_on("openflow", "")
+    assert not lab9["and numgen picks one of the three endpoints"].runs_on("flannel", "iptables")
     bad = tmp_path / "bad.yaml"
     bad.write_text("cluster: ../x.yaml\nsteps:\n  - name: a\n    dataplanes: [calico-ish]\n    scale: {replicas: 1}\n")
     with pytest.raises(SpecError) as err:
