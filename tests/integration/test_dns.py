@@ -11,7 +11,8 @@ from pathlib import Path
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 
-dns_cluster = module_cluster("topologies/dns.yaml", "topologies/dns-flannel.yaml")  # both data planes
+dns_cluster = module_cluster("topologies/dns.yaml", "topologies/dns-flannel.yaml",  # both data planes;
+                             slow=("topologies/dns-flannel.yaml",))  # flannel in make slow (make test's budget)
 
 
 def dig(cluster: Cluster, *args: str, source: str = "client", namespace: str | None = None) -> str:

@@ -17,7 +17,8 @@ NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "1
 
 # the same lab on both data planes (issue #13): the controller's OpenFlow pipeline, and Flannel
 # with kube-proxy's iptables rules
-svc_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml")
+svc_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                             slow=("topologies/services-flannel.yaml",))  # flannel: make slow (make test's budget)
 
 
 def service(cluster: Cluster, name: str) -> dict:
