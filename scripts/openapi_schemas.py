@@ -66,13 +66,7 @@ def build() -> dict[str, dict]:
     for name, schema in defs.items():
         for gvk in schema.get("x-kubernetes-group-version-kind", []):
             kinds[(gvk["group"], gvk["version"], gvk["kind"])] = name
-    todo = [kinds[(r.group, r.version, r.kind)] for r in resources.RESOURCES]
-    picked: dict[str, dict] = {}
-    while todo:
-        name = todo.pop()
-        if name not in picked:
-            picked[name] = defs[name]
-            todo += openapi.refs(defs[name], SOURCE)
+    picked = openapi.closure(defs, [kinds[(r.group, r.version, r.kind)] for r in resources.RESOURCES], SOURCE)
     out = {name: _convert(schema) for name, schema in picked.items()}
     for schema in out.values():
         if "x-kubernetes-group-version-kind" in schema:

@@ -37,16 +37,16 @@ def _all_schemas() -> dict[str, dict]:
     return json.loads(SCHEMAS.read_text())
 
 
-def _closure(names: list[str]) -> dict[str, dict]:
-    """The named schemas and every schema they reference, transitively."""
-    schemas, out = _all_schemas(), {}
+def closure(schemas: dict[str, dict], names: list[str], prefix: str = REF) -> dict[str, dict]:
+    """The named schemas and every schema they reference, transitively (refs under ``prefix``)."""
+    out: dict[str, dict] = {}
     todo = list(names)
     while todo:
         name = todo.pop()
         if name in out:
             continue
         out[name] = schemas[name]
-        todo += refs(schemas[name])
+        todo += refs(schemas[name], prefix)
     return dict(sorted(out.items()))
 
 
@@ -97,7 +97,7 @@ def group_version_document(path: str) -> dict | None:
         paths[f"{base}/{{name}}"] = item
         paths[base] = collection
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "k8semu"}, "paths": paths,
-            "components": {"schemas": _closure([kind_schema_name(r) for r in served])}}
+            "components": {"schemas": closure(_all_schemas(), [kind_schema_name(r) for r in served])}}
 
 
 @functools.cache
