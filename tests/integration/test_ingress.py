@@ -7,7 +7,8 @@ import json
 
 from tests.cluster import k8semu, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml")  # both data planes
+ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml",  # both data planes;
+                                 slow=("topologies/ingress-flannel.yaml",))  # flannel in make slow (make test's budget)
 NODE = "172.18.0.3"
 
 
