@@ -50,6 +50,20 @@ class Resource:
         verbs = {"create": "POST", "update": "PUT", "patch": "PATCH", "delete": "DELETE"}
         return tuple(m for v, m in verbs.items() if v in self.verbs)
 
+    def subresources(self) -> list[tuple[str, str, str, str, tuple[str, ...]]]:
+        """(name, group, version, kind, verbs) of each subresource served, for both discovery
+        forms (the per-version list and the aggregated one)."""
+        out = []
+        if self.kind == "Pod":
+            out += [("log", "", "v1", "Pod", ("get",)),
+                    ("exec", "", "v1", "PodExecOptions", ("create", "get")),
+                    ("attach", "", "v1", "PodAttachOptions", ("create", "get")),
+                    ("portforward", "", "v1", "PodPortForwardOptions", ("create", "get")),
+                    ("eviction", "policy", "v1", "Eviction", ("create",))]
+        if self.kind in SCALABLE:
+            out.append(("scale", "autoscaling", "v1", "Scale", ("get", "patch", "update")))
+        return out
+
     def discovery(self) -> list[dict]:
         """This resource (and its subresources) as APIResourceList entries."""
         out: dict = {"name": self.plural, "singularName": self.singular, "namespaced": self.namespaced,
@@ -59,21 +73,29 @@ class Resource:
         if self.categories:
             out["categories"] = list(self.categories)
         entries = [out]
-        if self.kind == "Pod":
-            entries += [{"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod", "verbs": ["get"]},
-                        {"name": "pods/exec", "singularName": "", "namespaced": True, "kind": "PodExecOptions",
-                         "verbs": ["create", "get"]},
-                        {"name": "pods/attach", "singularName": "", "namespaced": True, "kind": "PodAttachOptions",
-                         "verbs": ["create", "get"]},
-                        {"name": "pods/portforward", "singularName": "", "namespaced": True,
-                         "kind": "PodPortForwardOptions", "verbs": ["create", "get"]},
-                        {"name": "pods/eviction", "singularName": "", "namespaced": True, "group": "policy",
-                         "version": "v1", "kind": "Eviction", "verbs": ["create"]}]
-        if self.kind in SCALABLE:
-            entries.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": True,
-                            "group": "autoscaling", "version": "v1", "kind": "Scale",
-                            "verbs": ["get", "patch", "update"]})
+        for name, group, version, kind, verbs in self.subresources():
+            entry = {"name": f"{self.plural}/{name}", "singularName": "", "namespaced": self.namespaced,
+                     "kind": kind, "verbs": list(verbs)}
+            if (group, version) != (self.group, self.version):
+                entry.update(group=group, version=version)
+            entries.append(entry)
         return entries
+
+    def aggregated(self) -> dict:
+        """This resource as an APIResourceDiscovery (apidiscovery.k8s.io/v2), subresources inside."""
+        out: dict = {"resource": self.plural,
+                     "responseKind": {"group": self.group, "version": self.version, "kind": self.kind},
+                     "scope": "Namespaced" if self.namespaced else "Cluster",
+                     "singularResource": self.singular, "verbs": list(self.verbs)}
+        if self.short_names:
+            out["shortNames"] = list(self.short_names)
+        if self.categories:
+            out["categories"] = list(self.categories)
+        subs = [{"subresource": name, "responseKind": {"group": group, "version": version, "kind": kind},
+                 "verbs": list(verbs)} for name, group, version, kind, verbs in self.subresources()]
+        if subs:
+            out["subresources"] = subs
+        return out
 
 
 RESOURCES: tuple[Resource, ...] = (
@@ -113,6 +135,20 @@ def groups() -> dict[str, list[str]]:
         if r.version not in versions:
             versions.append(r.version)
     return out
+
+
+def aggregated_discovery(core: bool, api_version: str) -> dict:
+    """The APIGroupDiscoveryList served at /api (``core``) or /apis when the client asks for
+    aggregated discovery (kubectl does, then needs no request per group version)."""
+    items = []
+    for group, versions in groups().items():
+        if bool(group) == core:
+            continue
+        items.append({"metadata": {"name": group} if group else {},
+                      "versions": [{"version": v, "freshness": "Current",
+                                    "resources": [r.aggregated() for r in in_group_version(group, v)]}
+                                   for v in versions]})
+    return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
 
 
 def in_group_version(group: str, version: str) -> list[Resource]:

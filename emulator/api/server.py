@@ -48,6 +48,29 @@ def error_response(exc: ApiError) -> web.Response:
     return web.json_response(exc.body(), status=exc.code)
 
 
+AGGREGATED = {"v2": "apidiscovery.k8s.io/v2", "v2beta1": "apidiscovery.k8s.io/v2beta1"}
+
+
+def _aggregated_version(accept: str) -> str:
+    """The apidiscovery apiVersion the client asks for at /api and /apis in its Accept header
+    (client-go sends v2, then v2beta1, then plain JSON), or "" for the per-version documents.
+    Only JSON is offered: the protobuf forms are left to the plain JSON fallback the client lists."""
+    for entry in accept.split(","):
+        kind, _, params = entry.strip().partition(";")
+        fields = dict(p.strip().partition("=")[::2] for p in params.split(";") if "=" in p)
+        if kind.strip() == "application/json" and fields.get("g") == "apidiscovery.k8s.io" \
+                and fields.get("as") == "APIGroupDiscoveryList" and fields.get("v") in AGGREGATED:
+            return AGGREGATED[fields["v"]]
+    return ""
+
+
+def _aggregated_response(doc: dict) -> web.Response:
+    version = doc["apiVersion"].rpartition("/")[2]
+    return web.Response(body=json.dumps(doc).encode(), headers={
+        "Content-Type": f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList",
+        "Vary": "Accept"})
+
+
 class ApiServer:
     """The API of one cluster: ``start()`` returns the port it listens on."""
 
@@ -163,17 +186,23 @@ class ApiServer:
         return web.json_response(version_info(self.kube_version))
 
     async def _api_versions(self, request: web.Request) -> web.Response:
+        aggregated = _aggregated_version(request.headers.get("Accept", ""))
+        if aggregated:
+            return _aggregated_response(resources.aggregated_discovery(True, aggregated))
         return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
-            {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]})
+            {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}, headers={"Vary": "Accept"})
 
     async def _api_groups(self, request: web.Request) -> web.Response:
+        aggregated = _aggregated_version(request.headers.get("Accept", ""))
+        if aggregated:
+            return _aggregated_response(resources.aggregated_discovery(False, aggregated))
         out = []
         for group, versions in resources.groups().items():
             if not group:
                 continue
             gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
             out.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
-        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out})
+        return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out}, headers={"Vary": "Accept"})
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
         return web.json_response(openapi.root_document())

@@ -86,6 +86,23 @@ def test_kubectl_explain_reads_kubernetes_schemas(cluster):
     assert done.returncode == 1 and 'field "nope" does not exist' in done.stderr
 
 
+def test_kubectl_discovers_every_resource_in_two_requests(cluster, tmp_path):
+    """Aggregated discovery: kubectl asks /api and /apis for the whole list and needs no request
+    per group version; what it lists is what the per-version documents list."""
+    done = kubectl("api-resources", "--cache-dir", str(tmp_path), "-v=6")
+    asked = re.findall(r'verb="GET" url="https://[^/"]+(/[^?"]*)', done.stderr)
+    assert asked == ["/api", "/apis"]
+    rows = {tuple(line.split()) for line in done.stdout.splitlines()[1:]}
+    assert ("pods", "po", "v1", "true", "Pod") in rows
+    assert ("deployments", "deploy", "apps/v1", "true", "Deployment") in rows
+    assert ("ingressclasses", "networking.k8s.io/v1", "false", "IngressClass") in rows
+    legacy = json.loads(kubectl("get", "--raw", "/apis/apps/v1").stdout)
+    assert {r["name"] for r in legacy["resources"] if "/" not in r["name"]} == \
+        {r[0] for r in rows if "apps/v1" in r}
+    assert kubectl("get", "deploy/echo", "-n", "demo", "--cache-dir", str(tmp_path), "-o", "name").stdout == \
+        "deployment.apps/echo\n"
+
+
 def test_apply_removes_a_list_element_dropped_from_the_file(cluster):
     """With schemas served, kubectl apply still merges lists by their keys: a port taken out of
     the file goes, the others stay."""

@@ -6,7 +6,7 @@ import os
 import pytest
 import yaml
 
-from emulator.api import kubeconfig, patch, pki, tables
+from emulator.api import kubeconfig, patch, pki, resources, server, tables
 from emulator.api.handlers import Handlers, parse_fields
 from emulator.api.openapi import group_version_document
 from emulator.api.status import ApiError
@@ -204,3 +204,36 @@ def test_service_account_tokens():
     assert satoken.verify(key, f"{head}.{claims}x.{sig}", now=1001) is None  # tampered
     assert satoken.verify(key, token, now=1000 + satoken.LIFETIME) is None  # expired
     assert satoken.verify(key, "not a token") is None
+
+
+def test_aggregated_discovery_is_offered_as_client_go_asks_for_it():
+    asked = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+    assert server._aggregated_version(asked) == "apidiscovery.k8s.io/v2"
+    assert server._aggregated_version("application/json;as=APIGroupDiscoveryList;v=v2beta1;g=apidiscovery.k8s.io") \
+        == "apidiscovery.k8s.io/v2beta1"
+    assert server._aggregated_version("application/json") == ""
+    assert server._aggregated_version("application/vnd.kubernetes.protobuf;g=apidiscovery.k8s.io;v=v2;"
+                                      "as=APIGroupDiscoveryList,application/json") == ""
+
+
+def test_aggregated_discovery_lists_what_the_per_version_documents_list():
+    core = resources.aggregated_discovery(True, "apidiscovery.k8s.io/v2")
+    groups = resources.aggregated_discovery(False, "apidiscovery.k8s.io/v2")
+    assert [g["metadata"] for g in core["items"]] == [{}]
+    assert [g["metadata"]["name"] for g in groups["items"]] == [g for g in resources.groups() if g]
+    h = Handlers(backend=None)
+    for doc in (core, groups):
+        for item in doc["items"]:
+            group = item["metadata"].get("name", "")
+            for version in item["versions"]:
+                legacy = h.discovery(h.route(f"/apis/{group}/{version['version']}" if group else "/api/v1"))
+                flat = {}
+                for r in version["resources"]:
+                    flat[r["resource"]] = (r["responseKind"]["kind"], r["scope"] == "Namespaced", r["verbs"])
+                    for sub in r.get("subresources", []):
+                        flat[f"{r['resource']}/{sub['subresource']}"] = (sub["responseKind"]["kind"], True, sub["verbs"])
+                assert flat == {r["name"]: (r["kind"], r["namespaced"], r["verbs"]) for r in legacy["resources"]}
+    pods = next(r for r in core["items"][0]["versions"][0]["resources"] if r["resource"] == "pods")
+    assert pods["singularResource"] == "pod" and pods["shortNames"] == ["po"] and pods["categories"] == ["all"]
+    eviction = next(s for s in pods["subresources"] if s["subresource"] == "eviction")
+    assert eviction["responseKind"] == {"group": "policy", "version": "v1", "kind": "Eviction"}
