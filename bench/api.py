@@ -11,7 +11,8 @@ lists through the same API with emulator/client and prints the same table), meas
 same run. Then the delay from a change to a watcher seeing it: a
 watch on the Deployment's pods is open, the Deployment is scaled up by one through the API, and
 the time from the scale request being sent to the watch delivering the new pod (ADDED) is taken,
-``--samples`` times (median and p99). Then ``kubectl apply -f`` of 200 objects against ``k8semu
+``--samples`` times (median and p99); and #12's own figure, from a pod becoming Ready to a
+watcher seeing it (``ready_delay``). Then ``kubectl apply -f`` of 200 objects against ``k8semu
 apply -f`` of the same file (created, then applied again unchanged). Last, on a 3-node cluster, the Deployment scaled 0 -> 100
 -> 0 without watches, with ``--watches`` watches on the pods open, and without again: the time
 until every pod runs (or is gone) and every switch confirmed the view, and the manager's CPU;
@@ -21,6 +22,7 @@ it, against the same server program on this machine's loopback (the reference, s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import statistics
@@ -85,6 +87,46 @@ def watch_delay(api: kclient.CoreV1Api, samples: int, replicas: int) -> dict:
         done.wait(30)
         if seen:
             delays.append(seen[0] - asked)
+    return percentiles(delays) if delays else {"runs": 0}
+
+
+def ready_delay(api: kclient.CoreV1Api, samples: int) -> dict:
+    """#12's figure: from a pod becoming Ready to a watcher seeing it. A pod without a readiness
+    probe is Ready once its container runs; its container's first act is to print the time
+    (``date +%s.%N``, this machine's clock), and the watch (one field-selected pod, read raw:
+    one ``json.loads`` per event, so the client's model decoding stays out) takes the time it
+    sees the Ready condition True. The container prints a little after the kubelet started it,
+    so the figure can be short by the time ``sh`` takes to run ``date`` (about a millisecond)."""
+    delays: list[float] = []
+    for i in range(samples):
+        name = f"ready-{i}"
+        listed = api.list_namespaced_pod("default", field_selector=f"metadata.name={name}")
+        stream = api.list_namespaced_pod("default", field_selector=f"metadata.name={name}", watch=True,
+                                         resource_version=listed.metadata.resource_version, timeout_seconds=60,
+                                         _preload_content=False)
+        seen: list[float] = []
+
+        def consume() -> None:
+            pending = b""
+            for chunk in stream.stream(65536):
+                pending += chunk
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    conditions = json.loads(line)["object"].get("status", {}).get("conditions", [])
+                    if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
+                        seen.append(time.time())
+                        return
+        thread = threading.Thread(target=consume, daemon=True)
+        thread.start()
+        api.create_namespaced_pod("default", {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+            "spec": {"containers": [{"name": "c", "image": "busybox",
+                                     "command": ["sh", "-c", "date +%s.%N; exec sleep 3600"]}]}})
+        thread.join(60)
+        stream.close()
+        if seen:
+            delays.append(seen[0] - float(api.read_namespaced_pod_log(name, "default").split()[0]))
+        api.delete_namespaced_pod(name, "default", grace_period_seconds=0)
     return percentiles(delays) if delays else {"runs": 0}
 
 
@@ -260,6 +302,7 @@ def main() -> int:
                 "k8semu_get_pods_A": sample(lambda: k8semu("--cluster", cluster.name, "get", "pods", "-A"),
                                             args.samples),
             }
+            results["ready_to_watcher"] = ready_delay(api, args.samples)
             results["watch_delay_after_scale"] = watch_delay(api, args.samples, args.pods)
             results["apply_200"] = apply_many(cluster, Path(work), 200)
         finally:

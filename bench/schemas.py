@@ -8,7 +8,8 @@ server, then cached) and its size; parsing a Deployment manifest with the API se
 against the defaulting step alone (the ratio is what defaulting adds to a write). On a 3-node
 cluster (topologies/default.yaml): ``kubectl explain pod.spec.containers`` and ``kubectl explain
 deploy --recursive`` against ``kubectl get pods`` (the reference: a process, the same
-kubeconfig, one request), p50/p99 of ``--samples``. On a flannel cluster
+kubeconfig, one request), p50/p99 of ``--samples``, and ``kubectl api-resources`` with an empty
+cache (discovery from nothing: aggregated, two requests). On a flannel cluster
 (topologies/flannel.yaml): ``k8semu cleanup`` after ``kill -9`` of the manager, which now runs
 CNI DEL from libcni's cache for every pod before the namespaces go, against ``k8semu down`` of
 the same cluster (the reference, same run; median of 3 each).
@@ -20,6 +21,7 @@ import os
 import signal
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,11 +83,21 @@ def in_process(samples: int) -> dict:
     return out
 
 
+def cold_discovery() -> int:
+    """``kubectl api-resources`` with an empty cache directory: every discovery request it makes
+    (two with aggregated discovery); returns how many it made."""
+    with tempfile.TemporaryDirectory() as cache:
+        done = kubectl("api-resources", "--cache-dir", cache, "-v=6")
+    return done.stderr.count('verb="GET"')
+
+
 def explain(samples: int) -> dict:
     cluster = Cluster("topologies/default.yaml").up()
     try:
         kubectl("explain", "pods")  # the first read fills kubectl's cache, as for any user
-        return {"explain_containers": sample(lambda: kubectl("explain", "pod.spec.containers"), samples),
+        return {"discovery_cold": sample(cold_discovery, samples),
+                "discovery_cold_requests": cold_discovery(),
+                "explain_containers": sample(lambda: kubectl("explain", "pod.spec.containers"), samples),
                 "explain_deploy_recursive": sample(lambda: kubectl("explain", "deploy", "--recursive"), samples),
                 "reference_get_pods": sample(lambda: kubectl("get", "pods"), samples)}
     finally:

@@ -19,6 +19,7 @@ import shutil
 import signal
 import sys
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -58,6 +59,8 @@ class Kubelet:
     finished: dict[str, Path] = field(default_factory=dict)  # pod key -> folder of a pod that ran to completion
     checked: float = 0.0
     volumes: VolumeManager | None = None
+    # the manager's lock let go for the duration (sandboxes are made without it: see _start_new)
+    unlocked: Callable[[], AbstractContextManager] = nullcontext
 
     def __post_init__(self) -> None:
         self.probes.exec_start = self._exec_probe
@@ -92,6 +95,8 @@ class Kubelet:
         done = [k for k, r in ((k, self._rec(k)) for k in self.boxes if k not in self.terminating)
                 if r is not None and not r.deleting and r.status.phase in ("Succeeded", "Failed")
                 and not any(c.attachable for c in r.obj.spec.containers)]
+        if not done:  # every tick: nothing to destroy must not cost a save of the run's records
+            return False
         for key in done:
             self.probes.forget(key)
             for pid in [p for p, (k, _) in self.by_pid.items() if k == key]:
@@ -234,12 +239,22 @@ class Kubelet:
             except RenderError as exc:  # a volume's source is missing (FailedMount), or a file cannot be written
                 self._failed(rec, "FailedMount" if isinstance(exc, MountError) else "FailedCreatePodSandBox", str(exc))
         try:
-            results = self.runtime.create(specs)
+            # Made without the manager's lock: a batch of sandboxes (namespaces, veths, an OVS
+            # transaction that waits for the switch, or the CNI plugins) takes tens of ms per
+            # pod, and every API request and watch waited behind it. The runtime reads only the
+            # specs made above; what changed meanwhile is sorted out below.
+            with self.unlocked():
+                results = self.runtime.create(specs)
         except K8semuError as exc:  # the shim is gone: the manager restarts it; retry then
             for rec in recs:
                 self._failed(rec, "FailedCreatePodSandBox", str(exc))
             return True
         for rec, result in zip(recs, results):
+            current = self._rec(rec.obj.key)
+            if current is None or current.uid != rec.uid:  # gone, or another pod of that name, meanwhile
+                if not isinstance(result, Exception):
+                    self.runtime.destroy([result], grace=0)
+                continue
             if isinstance(result, Exception):
                 self._failed(rec, "FailedCreatePodSandBox", f"Failed to create pod sandbox: {result}")
                 continue

@@ -21,6 +21,8 @@ from emulator.runtime import cleanup
 from emulator.runtime.manager import Manager
 from emulator.runtime.records import Records
 
+SWITCH_INTERVAL = 0.001  # seconds a thread runs before another waiting for the GIL gets it (Python: 0.005)
+
 
 def _stop_services(stops: list[Callable[[], None]]) -> None:
     """Stop each service; one that fails is reported and the teardown goes on regardless."""
@@ -37,6 +39,10 @@ def main(argv: list[str], services: Sequence[Callable[[Manager], Callable[[], No
     which pods get), bring the cluster up, start ``services`` (each returns its stop function;
     the API server is one), serve until asked to stop, tear down."""
     run = Path(argv[0])
+    # The loop's pass and the API's threads share one interpreter: a thread woken to hand a
+    # watcher its event waits for the running one to let go of the GIL, after 5 ms by default,
+    # once per hop (loop, queue, socket). 1 ms keeps a watch event within a few ms of its change.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     stops: list[Callable[[], None]] = []
     records = Records.load(run)
     manager = None

@@ -89,8 +89,10 @@ class Records:
         return naming.Scope(self.cluster, self.data["slot"])
 
     def save(self) -> None:
+        """Compact JSON: ``indent`` would make ``json`` use its pure-Python encoder, about ten
+        times slower on a 1,000-pod cluster's records, which are saved with each batch of pods."""
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1))
+        tmp.write_text(json.dumps(self.data, separators=(",", ":")))
         tmp.replace(self.path)
 
     def add(self, kind: str, *items, save: bool = True) -> None:

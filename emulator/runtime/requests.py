@@ -105,15 +105,29 @@ class Requests:
 
     # -- changes --------------------------------------------------------------------------
     @contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """Let the lock go for slow work on the machine that reads nothing of the store (the
+        kubelet making sandboxes), then take it back. Held more than once (a nested call), it
+        stays held: slower, never wrong."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
+
+    @contextmanager
     def _changing(self) -> Iterator[None]:
-        """Hold the lock for a change; afterwards publish the view (the answer's generation
-        includes the change), tell the observers (the API's watches) and wake the loop."""
+        """Hold the lock for a change; afterwards tell the observers (the API's watches), then
+        publish the view (the answer's generation includes the change) and wake the loop. The
+        watches hear first, as kube-apiserver's watchers hear of a write once it is stored,
+        before any node acts on it: publishing the network view of 1,000 pods takes longer
+        than telling them."""
         with self.lock:
             yield
-            self._publish()
-            self.last_change = time.monotonic()
             for observe in self.observers:
                 observe(True)
+            self._publish()
+            self.last_change = time.monotonic()
         self.wake.set()
 
     def set_root_ca(self, pem: str) -> None:

@@ -301,6 +301,8 @@ class SandboxRuntime:
         cgroups and folders (``keep_directories``: not the folders, which hold the logs of a pod
         that ran to completion). When the whole cluster goes, ports are left to go with their
         bridges (one OVS transaction instead of a thousand)."""
+        if not boxes:
+            return
         procs = self.terminate(boxes)
         deadline = time.monotonic() + grace
         while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
