@@ -296,6 +296,22 @@ class Handlers(Ownership):
         except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
             raise status.bad_request(f"the body of the request was in an unknown format: {exc}") from None
 
+    def _without_current_owners(self, t: Target, name: Any, data: dict) -> dict:
+        """``data`` without ``metadata.ownerReferences`` when they are the stored object's: what
+        the controllers wrote, sent back by a client that read the object (``kubectl replace``
+        of a ReplicaSet's pod, ``kubectl label``'s patch), changes nothing and is not warned of.
+        Other owner references are the user's: accepted with the not-emulated warning."""
+        meta = data.get("metadata")
+        if not isinstance(meta, dict) or "ownerReferences" not in meta or not isinstance(name, str):
+            return data
+        try:
+            current = self._one(Target(t.group, t.version, t.resource, t.namespace, name))
+        except ApiError:
+            return data
+        if current["metadata"].get("ownerReferences") != meta["ownerReferences"]:
+            return data
+        return {**data, "metadata": {k: v for k, v in meta.items() if k != "ownerReferences"}}
+
     def _parse(self, t: Target, data: Any) -> tuple[Any, list[str]]:
         """The request body as one model object of the target's kind.
 
@@ -310,6 +326,7 @@ class Handlers(Ownership):
         data = {"apiVersion": res.group_version, "kind": res.kind, **data}  # the URL's, when the body has none
         data.pop("status", None)  # the API server ignores the status a create or update carries
         data = without_server_meta(data)
+        data = self._without_current_owners(t, name, data)
         if data.get("kind") != res.kind or data.get("apiVersion") != res.group_version:
             raise status.bad_request(f"the API version in the data ({data.get('apiVersion')}) does not match "
                                      f"the expected API version ({res.group_version}) or kind "

@@ -19,6 +19,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model import podadmission
 from emulator.model.pod import Pod
 
 
@@ -128,7 +129,10 @@ class ClusterState:
         self.put("Endpoints", kubernetes_endpoints(self.config))
 
     def put(self, kind: str, obj: Any) -> Record:
-        """Create or replace an object; replacing keeps uid, creation time and status."""
+        """Create or replace an object; replacing keeps uid, creation time and status. A pod
+        goes through the API server's admission plugins (their fields added) on its way in."""
+        if kind == "Pod":
+            obj = podadmission.admit(obj)
         key = (kind, obj.meta.namespace, obj.meta.name)
         old = self.records.get(key)
         if old:

@@ -47,11 +47,12 @@ POD_SPEC_SUPPORTED = {"containers", "nodeName", "nodeSelector", "tolerations", "
                       "hostname", "subdomain", "dnsPolicy", "dnsConfig", "enableServiceLinks",
                       "hostAliases", "securityContext", "terminationGracePeriodSeconds",
                       "hostNetwork", "volumes", "schedulerName", "serviceAccountName", "serviceAccount",
-                      "automountServiceAccountToken"}
+                      "automountServiceAccountToken",
+                      # written by admission (model/podadmission.py): checked against what it computes
+                      "priority", "preemptionPolicy"}
 POD_SPEC_KNOWN = {"initContainers", "affinity", "imagePullSecrets",
                   "hostPID", "hostIPC", "priorityClassName",
-                  "priority", "readinessGates", "runtimeClassName",
-                  "preemptionPolicy", "overhead",
+                  "readinessGates", "runtimeClassName", "overhead",
                   "topologySpreadConstraints", "setHostnameAsFQDN", "os", "hostUsers",
                   "schedulingGates", "resourceClaims", "shareProcessNamespace",
                   "activeDeadlineSeconds", "ephemeralContainers"}

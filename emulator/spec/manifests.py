@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.errors import Problem, SpecError
-from emulator.model import defaults, validation
+from emulator.model import defaults, podadmission, validation
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Container, ContainerPort, Pod, PodSpec, PodTemplate, Toleration
 from emulator.model.selectors import selector_from_dict
@@ -116,6 +116,26 @@ def _container(r: Reader, path: PathKey, host_ports: set[tuple[str, str, int]],
                      parse_mounts(r, path + ("volumeMounts",), volumes or {}))
 
 
+def _priority(r: Reader, path: PathKey, raw: dict) -> None:
+    """``priority`` and ``preemptionPolicy`` as the Priority admission plugin checks them: a
+    pod may carry them (every pod read back does) only as the plugin computes them from its
+    PriorityClass (none: 0, PreemptLowerPriority)."""
+    computed = podadmission.computed_priority(raw)
+    given = r.typed(path + ("priority",), int, None)
+    if given is not None and computed is not None and given != computed:
+        r.fail(path + ("priority",), f"Forbidden: the integer value of priority ({given}) must not be provided in "
+                                     f"pod spec; priority admission controller computed {computed} from the given "
+                                     "PriorityClass name")
+    policy = r.string(path + ("preemptionPolicy",), "PreemptLowerPriority")
+    if policy not in podadmission.PREEMPTION_POLICIES:
+        r.fail(path + ("preemptionPolicy",), f'Unsupported value: "{policy}": supported values: '
+                                             '"Never", "PreemptLowerPriority"')
+    elif policy != "PreemptLowerPriority" and computed is not None:
+        r.fail(path + ("preemptionPolicy",), f"Forbidden: the string value of PreemptionPolicy ({policy}) must not "
+                                             "be provided in pod spec; priority admission controller computed "
+                                             "PreemptLowerPriority from the given PriorityClass name")
+
+
 def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     raw = r.mapping(path, kinds.POD_SPEC_SUPPORTED, kinds.POD_SPEC_KNOWN, required=("containers",))
     host_ports: set[tuple[str, str, int]] = set()
@@ -129,6 +149,7 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
     for key in ("serviceAccountName", "serviceAccount"):  # the ServiceAccount's token and admission use it
         r.string(path + (key,), "", check=lambda v: validation.check_dns1123_subdomain(v) if v else None)
     r.typed(path + ("automountServiceAccountToken",), bool, None)
+    _priority(r, path, raw)
     if r.string(path + ("schedulerName",), "default-scheduler") != "default-scheduler":  # (the API's default, read back)
         r.warnings.append(f"{r.doc.where(path + ('schedulerName',))}: spec.schedulerName: not emulated; k8semu's scheduler places the pod")
     if raw.get("containers") is not None and not containers:
