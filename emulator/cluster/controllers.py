@@ -15,7 +15,7 @@ from dataclasses import replace
 import yaml
 
 from emulator.errors import AlreadyExistsError, ForbiddenError, NotFoundError, Problem, SpecError
-from emulator.model import naming, podadmission, scheduler, validation
+from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.meta import Namespace, ObjectMeta
 from emulator.model.pod import Pod, PodTemplate
@@ -74,7 +74,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     Raises:
         SpecError: the batch is refused as a whole (unknown namespace, bad node, full node).
     """
-    objects = [podadmission.admit(o) if isinstance(o, Pod) else o for o in objects]  # before it is compared
+    objects = [state.admit_pod(o) if isinstance(o, Pod) else o for o in objects]  # before it is compared
     load = state.pod_load()
     fresh = [o for o in objects if not state.get(kind_of(o), o.meta.namespace, o.meta.name)]
     pods = len([r for r in state.pods() if not r.deleting])

@@ -132,7 +132,7 @@ class ClusterState:
         """Create or replace an object; replacing keeps uid, creation time and status. A pod
         goes through the API server's admission plugins (their fields added) on its way in."""
         if kind == "Pod":
-            obj = podadmission.admit(obj)
+            obj = self.admit_pod(obj)
         key = (kind, obj.meta.namespace, obj.meta.name)
         old = self.records.get(key)
         if old:
@@ -144,6 +144,12 @@ class ClusterState:
         self.records[key] = rec
         self.kinds.setdefault(kind, {})[(obj.meta.namespace, obj.meta.name)] = rec
         return rec
+
+    def admit_pod(self, pod: Pod) -> Pod:
+        """``pod`` through the admission plugins (model/podadmission.py), with what its
+        ServiceAccount says of mounting tokens."""
+        account = self.get("ServiceAccount", pod.meta.namespace, podadmission.account_name(pod.spec.raw))
+        return podadmission.admit(pod, getattr(account.obj, "automount", None) if account else None)
 
     def get(self, kind: str, namespace: str, name: str) -> Record | None:
         return self.records.get((kind, namespace, name))

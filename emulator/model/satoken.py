@@ -16,9 +16,7 @@ import time
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 LIFETIME = 365 * 24 * 3600
-PATH_IN_POD = "/run/secrets/kubernetes.io/serviceaccount"  # /var/run is a link to /run
 KEY_FILE = "pki/sa.key"  # in the cluster's run directory: the signing key (the API makes it)
-CA_FILE = "pki/ca.crt"  # the cluster's CA, which pods get as ca.crt
 
 
 def _b64(data: bytes) -> str:

@@ -205,15 +205,14 @@ class Kubelet:
             return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, node.ip,
                                        node.pod_cidr, node.gateway_ip, node.name,
                                        podfiles.node_hosts_file(node.name, node.ip, pod.spec.host_aliases),
-                                       resolv, shared, self.volumes.service_account(rec),
-                                       host_netns=naming.node_netns(self.runtime.scope, node.name),
+                                       resolv, shared, host_netns=naming.node_netns(self.runtime.scope, node.name),
                                        volumes=self.volumes.setup(rec), node=node.name)
         hostname = podfiles.hostname_of(pod)
         return sandbox.SandboxSpec(pod.meta.namespace, pod.meta.name, rec.uid, node.index, status.ip,
                                    node.pod_cidr, node.gateway_ip, hostname,
                                    podfiles.hosts_file(hostname, status.ip, podfiles.pod_fqdn(pod, cfg.cluster_domain),
                                                        pod.spec.host_aliases),
-                                   resolv, shared, self.volumes.service_account(rec), volumes=self.volumes.setup(rec),
+                                   resolv, shared, volumes=self.volumes.setup(rec),
                                    node=node.name, port_mappings=sandbox.port_mappings(pod))
 
     def _failed(self, rec: Record, reason: str, message: str) -> None:

@@ -40,7 +40,6 @@ class VolumeManager:
     state: ClusterState
     base: Path  # the cluster's run directory
     sa_key: bytes | None = None  # the ServiceAccount token signing key, read once it exists
-    sa_ca: str = ""
     written: dict[tuple[str, str], str] = field(default_factory=dict)  # (pod key, volume) -> digest of its files
     tokens: dict[tuple[str, str], str] = field(default_factory=dict)  # (pod key, uid) -> its projected token
     checked: float = 0.0
@@ -67,24 +66,14 @@ class VolumeManager:
         return projection.volume_files(volume, rec.obj, facts, self._lookup(rec.obj.meta.namespace))
 
     def _token(self, rec: Record) -> str:
-        """A token for the pod's ServiceAccount; "" when the cluster has no API server (no key)."""
+        """A token for the pod's ServiceAccount (what its ``kube-api-access-*`` volume holds);
+        "" when the cluster has no API server (no key)."""
         if self.sa_key is None:
-            key_file, ca_file = self.base / satoken.KEY_FILE, self.base / satoken.CA_FILE
-            if not key_file.exists() or not ca_file.exists():
+            key_file = self.base / satoken.KEY_FILE
+            if not key_file.exists():
                 return ""
-            self.sa_key, self.sa_ca = key_file.read_bytes(), ca_file.read_text()
+            self.sa_key = key_file.read_bytes()
         return satoken.issue(self.sa_key, rec.obj.meta.namespace, accounts.account_of(rec.obj.spec), rec.obj.meta.name, rec.uid)
-
-    def service_account(self, rec: Record) -> dict[str, str]:
-        """The ServiceAccount volume kubelet projects into every pod (token, ca.crt, namespace),
-        unless the pod, or else its ServiceAccount, opts out; none without an API server."""
-        pod = rec.obj
-        stored = self.state.get("ServiceAccount", pod.meta.namespace, accounts.account_of(rec.obj.spec))
-        automount = pod.spec.raw.get("automountServiceAccountToken")
-        if automount is None and stored is not None:
-            automount = stored.obj.automount  # the pod says nothing: its ServiceAccount decides
-        token = self._token(rec) if automount is not False else ""
-        return {"token": token, "ca.crt": self.sa_ca, "namespace": pod.meta.namespace} if token else {}
 
     @staticmethod
     def _digest(files: projection.Files) -> str:

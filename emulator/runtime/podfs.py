@@ -17,9 +17,8 @@ are hidden, the way a container runtime hides /proc/kcore and friends:
 - the pod's directory (its containers' working directories) is bound read-write at
   ``/run/k8semu/pod``, and the system pods' shared data read-only at ``/run/k8semu/shared/<name>``;
 - /etc/hosts, /etc/resolv.conf and /etc/hostname are the pod's own files (kubelet's mounts);
-- the ServiceAccount's token, the cluster's CA and the namespace at
-  /var/run/secrets/kubernetes.io/serviceaccount, read-only (kubelet's projected volume);
-- the pod's volumes at their mountPaths (``podmounts``: new mount points get a place without
+- the pod's volumes at their mountPaths (the ServiceAccount's token, the cluster's CA and the
+  namespace among them: the ``kube-api-access-*`` volume admission adds, model/podadmission.py) (``podmounts``: new mount points get a place without
   touching the machine's files).
 
 Runs in the forked child that becomes the pod's PID 1, in its fresh mount namespace; each step
@@ -32,7 +31,6 @@ import stat
 from dataclasses import dataclass
 
 from emulator.model.naming import POD_DIR_IN_POD as POD_DIR, SHARED_IN_POD as SHARED_DIR
-from emulator.model.satoken import PATH_IN_POD as SA_DIR
 from emulator.runtime import linux, podmounts
 
 NETNS_DIR = "/run/netns"
@@ -53,7 +51,6 @@ class PodView:
     etc_files: dict[str, str]  # /etc/hosts etc. -> host file in the pod's folder
     shared: dict[str, str]  # name -> host folder bound read-only at SHARED_DIR/<name>
     keep: tuple[str, ...] = ()  # host folders to show again under masked ones (k8semu's code, its venv)
-    service_account: str = ""  # host folder bound read-only at satoken.PATH_IN_POD (kubelet's projected volume)
     volumes: tuple[dict, ...] = ()  # runtime.volumes.Mount dicts: the pod's volumeMounts (podmounts)
 
 
@@ -113,8 +110,6 @@ def setup(view: PodView) -> None:
         pass  # not mounted here (the shim's template namespace has none)
     # Hold what must be shown again before masking hides it.
     held = {"pod": _open_dir(view.pod_dir)}
-    if view.service_account:
-        held["serviceaccount"] = _open_dir(view.service_account)
     for name, source in view.shared.items():
         held[f"shared/{name}"] = _open_dir(source)
     keep = [(i, source) for i, source in enumerate(view.keep) if os.path.isdir(source)]  # before /tmp etc. hide them
@@ -168,9 +163,6 @@ def setup(view: PodView) -> None:
         _mkdirs(f"{SHARED_DIR}/{name}")
         _bind(fd_path(held[f"shared/{name}"]), f"{SHARED_DIR}/{name}", readonly=True)
     _mkdirs("/run/lock")
-    if view.service_account:
-        _mkdirs(SA_DIR)
-        _bind(fd_path(held["serviceaccount"]), SA_DIR, readonly=True)
     # secrets of the machine, hidden; k8semu's own code shown again where it lives
     for path in MASKED_DIRS:
         if os.path.isdir(path) and not os.path.islink(path):

@@ -58,7 +58,6 @@ class SandboxSpec:
     hosts: str
     resolv_conf: str
     shared: dict[str, str] = field(default_factory=dict)  # name -> host folder (system pods only)
-    service_account: dict[str, str] = field(default_factory=dict)  # file -> text (token, ca.crt, namespace)
     host_netns: str = ""  # hostNetwork: the node's network namespace, joined, never made or removed
     volumes: list[dict] = field(default_factory=list)  # runtime.volumes.Mount dicts, made by the kubelet
     node: str = ""  # the node's name (the CNI plugins run in its namespace)
@@ -145,12 +144,6 @@ class SandboxRuntime:
                             "/etc/hostname": str(directory / "hostname")},
                     "shared": s.shared, "keep": [CODE_ROOT, sys.prefix], "cgroups": self.cgroups.pod(s.uid),
                     "volumes": s.volumes}
-            if s.service_account:
-                folder = directory / "serviceaccount"
-                folder.mkdir(mode=0o755, exist_ok=True)
-                for file, text in s.service_account.items():
-                    (folder / file).write_text(text)
-                item["service_account"] = str(folder)
             if s.host_netns:
                 item["join_netns"] = True
             elif self.cni is None:

@@ -214,7 +214,7 @@ def _pause(item: dict, report: dict) -> dict:
         linux.setns(TEMPLATE["mnt"], linux.CLONE_NEWNS)
     linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWPID)
     view = podfs.PodView(item["pod_dir"], item["etc"], item.get("shared", {}), tuple(item.get("keep", ())),
-                         item.get("service_account", ""), tuple(item.get("volumes", ())))
+                         tuple(item.get("volumes", ())))
     r, w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # the pod's PID 1

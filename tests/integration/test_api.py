@@ -134,14 +134,19 @@ def test_objects_read_back_with_the_api_servers_defaults_and_replace_cleanly(clu
 
 
 def test_pods_carry_what_admission_adds_and_replace_cleanly(cluster):
-    """DefaultTolerationSeconds, Priority and ServiceAccount admission: kubectl describe shows
-    their fields as on a cluster, and a pod read and written back is unchanged, without warnings."""
+    """DefaultTolerationSeconds, Priority and ServiceAccount admission (with its kube-api-access
+    volume, which holds the pod's token): kubectl describe shows their fields as on a cluster, and
+    a pod read and written back is unchanged, without warnings."""
     name = json.loads(kubectl("get", "pods", "-n", "demo", "-l", "app=echo", "-o", "json").stdout)["items"][0]
     name = name["metadata"]["name"]
     shown = kubectl("describe", "pod", name, "-n", "demo").stdout
     assert re.search(r"^Priority:\s+0$", shown, re.M) and re.search(r"^Service Account:\s+default$", shown, re.M)
     assert re.search(r"^Tolerations:\s+node.kubernetes.io/not-ready:NoExecute op=Exists for 300s\n"
                      r"\s+node.kubernetes.io/unreachable:NoExecute op=Exists for 300s$", shown, re.M)
+    volume = re.search(r"/var/run/secrets/kubernetes.io/serviceaccount from (kube-api-access-[a-z0-9]{5}) \(ro\)",
+                       shown).group(1)
+    assert re.search(rf"^  {volume}:\n    Type:\s+Projected .*\n    TokenExpirationSeconds:\s+3607\n"
+                     r"    ConfigMapName:\s+kube-root-ca.crt\n(.*\n)*?    DownwardAPI:\s+true$", shown, re.M)
     done = kubectl("replace", "-f", "-", input=kubectl("get", "pod", name, "-n", "demo", "-o", "yaml").stdout)
     assert done.stdout.strip() == f"pod/{name} replaced" and "Warning" not in done.stderr
     done = kubectl("label", "pod", name, "-n", "demo", "checked=yes")  # its ReplicaSet's ownerReferences go back

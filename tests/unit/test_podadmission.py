@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from emulator.cluster import controllers
 from emulator.errors import SpecError
@@ -76,3 +77,41 @@ def test_the_stored_pod_carries_them_and_reapplying_its_manifest_changes_nothing
     assert controllers.apply(state, [pod]) == ["pod/p unchanged"]
     made = [r for r in state.pods() if r.obj.owner and r.obj.owner[0] == "ReplicaSet"]
     assert made and all(len(r.obj.spec.tolerations) == 2 for r in made)  # made by a controller: admitted too
+
+
+def test_the_service_account_volume_is_added_and_mounted_read_only_in_every_container():
+    pod = podadmission.admit(_pod()[0])
+    (volume,) = pod.spec.volumes
+    assert volume.name.startswith("kube-api-access-") and len(volume.name) == len("kube-api-access-") + 5
+    assert [(s.kind, s.name, s.path, s.expiration) for s in volume.sources] == [
+        ("ServiceAccountToken", "", "token", 3607), ("ConfigMap", "kube-root-ca.crt", "", 3600),
+        ("DownwardAPI", "", "", 3600)]
+    assert [(m.name, m.mount_path, m.read_only) for m in pod.spec.containers[0].mounts] == \
+        [(volume.name, "/var/run/secrets/kubernetes.io/serviceaccount", True)]
+    assert pod.spec.raw["containers"][0]["volumeMounts"] == \
+        [{"name": volume.name, "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]
+    assert podadmission.admit(pod) is pod
+
+
+def test_no_service_account_volume_when_the_pod_or_its_account_opts_out_or_mounts_the_path():
+    assert podadmission.admit(_pod("  automountServiceAccountToken: false\n")[0]).spec.volumes == ()
+    assert podadmission.admit(_pod()[0], account_automount=False).spec.volumes == ()
+    assert len(podadmission.admit(_pod("  automountServiceAccountToken: true\n")[0],
+                                  account_automount=False).spec.volumes) == 1  # the pod decides first
+    own = POD.replace("image: busybox}", "image: busybox, volumeMounts: [{name: mine, mountPath: "
+                      "/var/run/secrets/kubernetes.io/serviceaccount}]}") + "  volumes: [{name: mine, emptyDir: {}}]\n"
+    pod = podadmission.admit(_pod_from(own)[0])
+    assert [v.name for v in pod.spec.volumes] == ["mine"]  # the pod mounts that path itself: nothing added
+
+
+def test_a_pod_read_back_parses_to_the_pod_stored():
+    """What kubectl replace sends: the admitted raw spec, parsed again, is the same pod spec."""
+    pod = podadmission.admit(_pod()[0])
+    again, warnings = _pod_from(yaml.safe_dump({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                                                "spec": pod.spec.raw}))
+    assert warnings == [] and podadmission.admit(again).spec == pod.spec
+
+
+def _pod_from(text: str):
+    manifests = parse_documents(load_text(text, "pod.yaml"))
+    return manifests.objects[0], manifests.warnings
