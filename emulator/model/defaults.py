@@ -10,7 +10,7 @@ when a controller creates a pod from a template.
 
 Written here rather than taken from a library: the only implementations are Go. Defaults that
 need admission plugins (the ServiceAccount's token volume, priority, default tolerations) are not
-defaults and are not made here.
+defaults: model/podadmission.py adds them when a pod is stored.
 """
 from __future__ import annotations
 
