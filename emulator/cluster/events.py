@@ -34,7 +34,6 @@ class Events:
     items: "OrderedDict[tuple, Event]" = field(default_factory=OrderedDict)
     recorded: int = 0  # how many times ``record`` ran: whether any Event changed since a moment
 
-
     def record(self, kind: str, namespace: str, name: str, type_: str, reason: str, message: str,
                source: str = "kubelet") -> Event:
         self.recorded += 1

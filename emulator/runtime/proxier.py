@@ -34,6 +34,7 @@ from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView, ServicePortView
 from emulator.runtime.flannelnet import in_node
+from emulator.runtime.kubeproxyhttp import KubeProxyServers
 from emulator.runtime.proc import run
 
 WORKERS = 4
@@ -52,6 +53,8 @@ class NodeRules:
     last_duration: float = 0.0
     policy: NodePolicy | None = None  # the NetworkPolicy state last loaded
     jumped: bool = False  # kube-proxy's jumps from the built-in chains are in
+    queued_at: float = 0.0  # wall time the oldest view it has not loaded was handed over (0: none)
+    updated_at: float = 0.0  # wall time of its last successful sync
 
 
 @dataclass
@@ -93,10 +96,17 @@ class Proxier:
         self.pending: NetworkView | None = None
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        self.pending_at = 0.0  # wall time the pending view (or the one it replaced) was handed over
         self.bucket = SyncBucket(self.config.min_sync_period)
         self.thread = threading.Thread(target=self._loop, name="kube-proxy", daemon=True)
+        self.http = KubeProxyServers(self.scope, self.config.kube_proxy)
 
     def start(self) -> None:
+        """The sync thread, and each node's health and metrics servers (its namespace exists)."""
+        for node in self.nodes:
+            self.http.open(node, lambda node=node: self._health(node))
+        for node, why in self.http.failed.items():
+            self.nodes[node].error = why  # reported as the sync errors are (FailedToSyncProxyRules)
         self.thread.start()
 
     def stop(self) -> None:
@@ -104,11 +114,23 @@ class Proxier:
         self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
+        self.http.close()
+
+    def _health(self, node: str) -> tuple[float, float]:
+        with self.lock:
+            rules = self.nodes[node]
+            return rules.queued_at, rules.updated_at
 
     def update(self, view: NetworkView) -> None:
         """A new view to load (the latest replaces one not loaded yet)."""
+        now = time.time()
         with self.lock:
+            if self.pending is None:
+                self.pending_at = now
             self.pending = view
+            for rules in self.nodes.values():
+                if not rules.queued_at and rules.generation < view.generation:
+                    rules.queued_at = now
         self.wake.set()
 
     def generations(self) -> dict[str, int]:
@@ -137,12 +159,14 @@ class Proxier:
         started = time.monotonic()
         error = ""
         old = rules.services
+        full = old is None
         try:
             try:
                 self._load(node, rules.services, new)
             except RuntimeFailure:
                 if rules.services is None:
                     raise
+                full = True
                 self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
             self._policies(node, view, rules)
             for argv in stale_udp(old or [], new):
@@ -155,8 +179,13 @@ class Proxier:
             rules.error = error
             if not error:
                 rules.services, rules.generation = new, view.generation
+                rules.updated_at = time.time()
+                # still behind if a newer view waits: it has waited since it was handed over
+                rules.queued_at = self.pending_at if self.pending is not None else 0.0
             rules.syncs += 1
             rules.last_duration = time.monotonic() - started
+        if not error:
+            self.http.synced(node, rules.last_duration, full)
 
     def _load(self, node: str, old: list[ServicePortView] | None, new: list[ServicePortView]) -> None:
         netns = naming.node_netns(self.scope, node)

@@ -123,6 +123,23 @@ def test_kube_proxy_rules_converge_on_every_node(flannel: Cluster) -> None:
         assert flannel.curl("client", "http://web/").returncode == 0
 
 
+def test_kube_proxys_health_and_metrics_ports(flannel: Cluster) -> None:
+    """kube-proxy's servers in each node: /healthz on every address, port 10256 (another node
+    asks it, as a load balancer would), /proxyMode and /metrics on the node's loopback, 10249."""
+    flannel.synced(timeout=15)
+    health = flannel.exec("worker-1", "curl", "-s", "-i", f"http://{NODES['worker-2']}:10256/healthz", check=True).stdout
+    assert health.startswith("HTTP/1.1 200 OK") and "Content-Type: application/json" in health
+    body = json.loads(health.split("\n\n", 1)[1])  # (text mode: the CRLFs read as newlines)
+    assert body["nodeEligible"] is True and " +0000 UTC m=+" in body["currentTime"]
+    assert flannel.exec("worker-2", "curl", "-s", "http://127.0.0.1:10249/proxyMode", check=True).stdout == "iptables"
+    metrics = flannel.exec("worker-2", "curl", "-s", "http://127.0.0.1:10249/metrics", check=True).stdout
+    count = re.search(r"^kubeproxy_sync_proxy_rules_duration_seconds_count (\S+)$", metrics, re.M)
+    assert count and float(count.group(1)) >= 1
+    assert 'kubeproxy_proxy_healthz_total{code="200"}' in metrics
+    outside = flannel.exec("worker-1", "curl", "-s", "-m", "2", f"http://{NODES['worker-2']}:10249/metrics")
+    assert outside.returncode != 0  # the metrics port is the node's loopback only
+
+
 def test_the_controller_faults_say_there_is_no_controller(flannel: Cluster) -> None:
     for fault in (flannel.client.controller_stop, flannel.client.controller_start):
         with pytest.raises(NotFoundError, match="runs cni: flannel: it has no SDN controller"):
