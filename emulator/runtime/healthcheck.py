@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass, field
+from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from emulator.model import naming
@@ -94,38 +95,53 @@ def listen_in(netns: str, port: int) -> socket.socket:
     return sock
 
 
+Answer = Callable[[str], tuple[int, dict[str, str], bytes]]  # path -> status, headers, body
+
+
 class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
+    server: "AnswerServer"
+    protocol_version = "HTTP/1.1"  # as Go's net/http answers (no Server header either)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        namespace, name, local = self.server.state
-        status, headers, body = response(namespace, name, local)
-        self.send_response(status)
+        status, headers, body = self.server.answer(self.path.split("?", 1)[0])
+        self.send_response_only(status)
+        self.send_header("Date", self.date_time_string())
         for key, value in headers.items():
             self.send_header(key, value)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args) -> None:  # probes every few seconds: not worth a log line
+    def log_message(self, *args) -> None:  # probed every few seconds: not worth a log line
         pass
 
 
-class _Server(ThreadingHTTPServer):
+class AnswerServer(ThreadingHTTPServer):
+    """An HTTP server on a listening socket made elsewhere (in a node's namespace), answering
+    every GET with ``answer(path)`` (read whole per request: replacing it needs no lock);
+    ``start`` serves it on a thread of its own."""
     daemon_threads = True
 
-    def __init__(self, sock: socket.socket, state: tuple[str, str, int]) -> None:
+    def __init__(self, sock: socket.socket, answer: Answer) -> None:
         super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
-        self.state = state
+        self.answer = answer
+
+    def start(self, name: str) -> "AnswerServer":
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.5}, name=name, daemon=True).start()
+        return self
+
+
+def _answer(state: tuple[str, str, int]) -> Answer:
+    return lambda path: response(*state)
 
 
 @dataclass
 class HealthChecks:
     """The listeners of one cluster: opened, updated and closed to match each view."""
     scope: naming.Scope
-    servers: dict[Key, _Server] = field(default_factory=dict)
+    servers: dict[Key, AnswerServer] = field(default_factory=dict)
     failed: dict[Key, str] = field(default_factory=dict)  # why a listener could not be opened
 
     def sync(self, view: NetworkView) -> None:
@@ -135,7 +151,7 @@ class HealthChecks:
         for key, state in want.items():
             server = self.servers.get(key)
             if server is not None:
-                server.state = state  # read whole by each request: no lock needed
+                server.answer = _answer(state)
                 continue
             node, port = key
             try:
@@ -144,10 +160,7 @@ class HealthChecks:
                 self.failed[key] = str(exc)
                 continue
             self.failed.pop(key, None)
-            server = _Server(sock, state)
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                             name=f"healthz {node}:{port}", daemon=True).start()
-            self.servers[key] = server
+            self.servers[key] = AnswerServer(sock, _answer(state)).start(f"healthz {node}:{port}")
 
     def _close(self, key: Key, wait: bool = False) -> None:
         """Stop a listener. ``shutdown`` waits for the serving loop's next poll (up to half a

@@ -16,24 +16,22 @@ As kube-proxy serves them (cmd/kube-proxy/app/server.go, pkg/proxy/healthcheck/p
   metrics (rule counts, network programming latency, conntrack), ``/configz``, pprof.
 
 Each listener is a socket made inside the node's network namespace (``healthcheck.socket_in``),
-so nothing listens in this machine's own namespace, served by a standard-library HTTP server on
-a thread of its own, as the Service health checks are.
+so nothing listens in this machine's own namespace, served by ``healthcheck.AnswerServer`` on a
+thread of its own, as the Service health checks are.
 """
 from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from emulator.model import naming
-from emulator.runtime.healthcheck import socket_in
+from emulator.runtime.healthcheck import AnswerServer, socket_in
 
 disable_created_metrics()  # kube-proxy's client_golang writes no ``_created`` series (this process's only registries)
 
@@ -69,34 +67,6 @@ class NodeMetrics:
         self.healthz = Counter("kubeproxy_proxy_healthz", "[ALPHA] Cumulative proxy healthz HTTP status",
                                ["code"], registry=r)
         self.livez = Counter("kubeproxy_proxy_livez", "[ALPHA] Cumulative proxy livez HTTP status", ["code"], registry=r)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: "_Server"
-    protocol_version = "HTTP/1.1"  # as Go's net/http answers (no Server header either)
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        status, headers, body = self.server.answer(self.path.split("?", 1)[0])
-        self.send_response_only(status)
-        self.send_header("Date", self.date_time_string())
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:  # probed every few seconds: not worth a log line
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, sock: socket.socket, answer: Callable[[str], tuple[int, dict, bytes]]) -> None:
-        super().__init__(sock.getsockname(), _Handler, bind_and_activate=False)
-        self.socket.close()
-        self.socket = sock
-        self.answer = answer
 
 
 NOT_FOUND = (404, {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"},
@@ -146,7 +116,7 @@ class KubeProxyServers:
     scope: naming.Scope
     mode: str
     nodes: dict[str, NodeServers] = field(default_factory=dict)
-    listening: list[_Server] = field(default_factory=list)
+    listening: list[AnswerServer] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # node -> why a listener could not be opened
 
     def open(self, node: str, health: Health) -> None:
@@ -163,10 +133,7 @@ class KubeProxyServers:
                 sock.close()
                 self.failed[node] = f"kube-proxy's {address}:{port}: {exc}"
                 continue
-            server = _Server(sock, answer)
-            threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.5},
-                             name=f"kube-proxy http {node}:{port}", daemon=True).start()
-            self.listening.append(server)
+            self.listening.append(AnswerServer(sock, answer).start(f"kube-proxy http {node}:{port}"))
 
     def synced(self, node: str, seconds: float, full: bool) -> None:
         """A sync of the node's rules took ``seconds`` (kube-proxy observes every sync, and full
