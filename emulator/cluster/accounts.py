@@ -11,21 +11,15 @@ from __future__ import annotations
 
 from emulator.cluster.store import ClusterState
 from emulator.errors import Problem
-from emulator.model import validation
+from emulator.model import podadmission
 from emulator.model.config import ServiceAccount
 from emulator.model.pod import Pod, PodSpec
-
-
-def account_of(spec: PodSpec) -> str:
-    """The ServiceAccount a pod runs as (``serviceAccountName``, or the deprecated ``serviceAccount``)."""
-    name = spec.raw.get("serviceAccountName") or spec.raw.get("serviceAccount") or "default"
-    return name if isinstance(name, str) and validation.is_dns1123_subdomain(name) else "default"
 
 
 def missing(state: ClusterState, namespace: str, spec: PodSpec, pending: frozenset = frozenset()) -> str:
     """Why the admission plugin refuses a pod of ``spec`` in ``namespace``, or "". ``pending``:
     (namespace, name) of ServiceAccounts created before it in the same batch."""
-    name = account_of(spec)
+    name = podadmission.account_name(spec.raw)
     if name == "default" or state.get("ServiceAccount", namespace, name) or (namespace, name) in pending:
         return ""
     return f'error looking up service account {namespace}/{name}: serviceaccount "{name}" not found'

@@ -18,6 +18,7 @@ import hashlib
 from dataclasses import replace
 from typing import Any
 
+from emulator.model import validation
 from emulator.model.pod import Pod, Toleration
 from emulator.model.volume import DEFAULT_MODE, FieldFile, KeyFile, Projection, Volume, VolumeMount
 
@@ -37,8 +38,10 @@ NAME_LETTERS = "bcdfghjklmnpqrstvwxz2456789"  # apimachinery's utilrand alphabet
 
 def account_name(raw: dict[str, Any]) -> str:
     """The ServiceAccount a pod spec names (``serviceAccountName``, else the deprecated
-    ``serviceAccount``), ``default`` when none."""
-    return raw.get("serviceAccountName") or raw.get("serviceAccount") or "default"
+    ``serviceAccount``), ``default`` when none (or when the name is not one: validation refuses
+    such a spec, so only a spec never validated can say it)."""
+    name = raw.get("serviceAccountName") or raw.get("serviceAccount") or "default"
+    return name if isinstance(name, str) and validation.is_dns1123_subdomain(name) else "default"
 
 
 def _token_volume_name(pod: Pod) -> str:

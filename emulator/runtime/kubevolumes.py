@@ -16,9 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from emulator.cluster import accounts
 from emulator.cluster.store import ClusterState, Record
-from emulator.model import naming, projection, satoken
+from emulator.model import naming, podadmission, projection, satoken
 from emulator.runtime import volumes
 
 REFRESH = 1.0  # seconds between passes over running pods' projected volumes
@@ -85,7 +84,7 @@ class VolumeManager:
             if not key_file.exists():
                 return ""
             self.sa_key = key_file.read_bytes()
-        return satoken.issue(self.sa_key, rec.obj.meta.namespace, accounts.account_of(rec.obj.spec), rec.obj.meta.name, rec.uid)
+        return satoken.issue(self.sa_key, rec.obj.meta.namespace, podadmission.account_name(rec.obj.spec.raw), rec.obj.meta.name, rec.uid)
 
     @staticmethod
     def _digest(files: projection.Files) -> str:
