@@ -54,6 +54,7 @@ bench: install
 	$(PY) bench/kubeproxy.py
 	$(PY) bench/dataplanes.py
 	$(PY) bench/schemas.py
+	$(PY) bench/rbac.py
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from emulator.cluster.rbac import Policy
+from emulator.model.rbac import PolicyRule
+
 
 class Backend(Protocol):
     def status_report(self) -> dict: ...
@@ -15,6 +18,10 @@ class Backend(Protocol):
     def objects(self, kind: str, namespace: str | None = None) -> list[dict]: ...
 
     def event_records(self, namespace: str | None = None) -> list[dict]: ...
+
+    def policy(self) -> Policy: ...
+
+    def role_rules(self, kind: str, namespace: str, name: str) -> tuple[PolicyRule, ...] | None: ...
 
     def pod_info(self, name: str, namespace: str | None = None) -> dict: ...
 

@@ -14,7 +14,8 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from emulator.api import fieldmanager, patch, protobuf, resources, status, tables
+from emulator.api import authz, fieldmanager, patch, protobuf, resources, status, tables
+from emulator.api.authz import User
 from emulator.api.backend import Backend
 from emulator.api.resources import Resource
 from emulator.api.ownership import APPLY_TYPE, Ownership, without_server_meta
@@ -24,6 +25,7 @@ from emulator.cluster.apimeta import timestamp
 from emulator.cluster import controllers
 from emulator.errors import K8semuError, NotFoundError, SpecError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
+from emulator.model.meta import RBAC_KINDS
 from emulator.model.workload import SCALABLE
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import parse_object
@@ -44,7 +46,8 @@ FIELDS = {"metadata.name": lambda o: o["metadata"]["name"],
 
 @dataclass(frozen=True)
 class Target:
-    """A request path, parsed: a discovery document, or a resource (and namespace, name)."""
+    """A request path, parsed: a discovery document, or a resource (and namespace, name); and
+    who sent it, whose grants a Role or binding written may not exceed (authz.check_grant)."""
 
     group: str
     version: str
@@ -53,6 +56,7 @@ class Target:
     name: str | None = None
     subresource: str | None = None
     discovery: bool = False
+    user: User | None = None
 
 
 def _not_found() -> ApiError:
@@ -147,7 +151,7 @@ class Handlers(Ownership):
             if t.subresource == "eviction" and res.kind == "Pod":
                 if method != "POST":
                     raise status.method_not_allowed("an eviction is created (POST)")
-                return self._evict(t, self._decode(body, headers)), 201, []
+                return self._evict(t, self.decode(body, headers)), 201, []
             if res.kind == "Node" and t.name and method in ("PATCH", "PUT"):
                 return self._node_write(method, t, body, headers), 200, []
             if t.subresource:
@@ -161,9 +165,9 @@ class Handlers(Ownership):
                 return self._delete(t, query, body, headers), 200, []
             dry = query.get("dryRun") == "All"
             if method == "POST":
-                return self._record(t, None, self._decode(body, headers), query, headers, create=True, dry=dry)
+                return self._record(t, None, self.decode(body, headers), query, headers, create=True, dry=dry)
             if method == "PUT":
-                return self._record(t, self._one(t), self._decode(body, headers), query, headers, create=False,
+                return self._record(t, self._one(t), self.decode(body, headers), query, headers, create=False,
                                     dry=dry)
             if method == "PATCH" and headers.get("Content-Type", "").split(";")[0].strip() == APPLY_TYPE:
                 return self._server_side_apply(t, query, headers, body, dry)
@@ -230,7 +234,7 @@ class Handlers(Ownership):
         Raises:
             ApiError: options the API server refuses (400, 422).
         """
-        options = self._decode(body, headers) if body.strip() else {}
+        options = self.decode(body, headers) if body.strip() else {}
         if not isinstance(options, dict):
             raise status.bad_request("the body of a delete must be DeleteOptions")
         grace = options.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
@@ -282,7 +286,7 @@ class Handlers(Ownership):
             return obj
 
     @staticmethod
-    def _decode(body: bytes, headers: Mapping[str, str]) -> Any:
+    def decode(body: bytes, headers: Mapping[str, str]) -> Any:
         if headers.get("Content-Type", "").startswith("application/vnd.kubernetes.protobuf"):
             try:
                 return protobuf.read_object(body)
@@ -357,6 +361,8 @@ class Handlers(Ownership):
         obj, warnings = self._parse(t, data)
         if not create and obj.meta.name != t.name:
             raise status.bad_request("the name of the object does not match the name on the URL")
+        if t.user is not None and res.kind in RBAC_KINDS:
+            authz.check_grant(self.backend, t.user, obj)
         sent_rv = (data.get("metadata") or {}).get("resourceVersion") if isinstance(data, dict) else None
         if sent_rv or (create and dry):
             here = Target(t.group, t.version, res, obj.meta.namespace or None, obj.meta.name)
@@ -394,7 +400,7 @@ class Handlers(Ownership):
                                                  obj["spec"]["selector"].get("matchLabels", {}).items())}}
         if method == "GET":
             return scale
-        data = self._decode(body, headers if method == "PUT" else {"Content-Type": "application/json"})
+        data = self.decode(body, headers if method == "PUT" else {"Content-Type": "application/json"})
         kind = headers.get("Content-Type", "").split(";")[0].strip()
         try:
             if method == "PUT":
@@ -432,7 +438,7 @@ class Handlers(Ownership):
             ApiError: an unknown patch type (415) or a patch that does not apply (422).
         """
         kind = headers.get("Content-Type", "").split(";")[0].strip()
-        data = self._decode(body, {"Content-Type": "application/json"})
+        data = self.decode(body, {"Content-Type": "application/json"})
         try:
             if kind == "application/json-patch+json":
                 merged = patch.json_patch(base, data)
@@ -474,7 +480,7 @@ class Handlers(Ownership):
         request is 422 and changes nothing."""
         current = self._one(t)
         base = without_server_meta({k: v for k, v in current.items() if k != "status"})
-        wanted = self._decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
+        wanted = self.decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
         if not isinstance(wanted, dict):
             raise status.bad_request("the body of the request must be a JSON object")
         unschedulable = (wanted.get("spec") or {}).get("unschedulable") or False

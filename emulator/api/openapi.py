@@ -94,7 +94,10 @@ def group_version_document(path: str) -> dict | None:
         if "create" in r.verbs:
             collection["post"] = {"operationId": f"create{r.kind}", "x-kubernetes-action": "post",
                                   "x-kubernetes-group-version-kind": gvk, "parameters": [_param(q) for q in QUERY]}
-        paths[f"{base}/{{name}}"] = item
+        if "get" in r.verbs:
+            paths[f"{base}/{{name}}"] = item
+        else:  # a review: created only
+            del collection["get"]
         paths[base] = collection
     return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "k8semu"}, "paths": paths,
             "components": {"schemas": closure(_all_schemas(), [kind_schema_name(r) for r in served])}}

@@ -65,7 +65,7 @@ def _cleaned(obj: dict) -> dict:
 
 class Ownership:
     """Requires of the class it is mixed into: ``fields`` (a ``fieldmanager.Store``),
-    ``_one``, ``_write`` and ``_decode``."""
+    ``_one``, ``_write`` and ``decode``."""
 
     fields: fieldmanager.Store
 

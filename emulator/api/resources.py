@@ -60,6 +60,8 @@ class Resource:
                     ("attach", "", "v1", "PodAttachOptions", ("create", "get")),
                     ("portforward", "", "v1", "PodPortForwardOptions", ("create", "get")),
                     ("eviction", "policy", "v1", "Eviction", ("create",))]
+        if self.kind == "ServiceAccount":
+            out.append(("token", "authentication.k8s.io", "v1", "TokenRequest", ("create",)))
         if self.kind in SCALABLE:
             out.append(("scale", "autoscaling", "v1", "Scale", ("get", "patch", "update")))
         return out
@@ -124,7 +126,21 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",)),
     Resource("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
     Resource("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+    Resource("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", False),
+    Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True),
+    Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True),
+    # reviews: created and answered, never stored (api/authz.py)
+    Resource("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
+             verbs=("create",)),
+    Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
 )
+REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
 
 
 def groups() -> dict[str, list[str]]:

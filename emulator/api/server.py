@@ -2,10 +2,11 @@
 inside the manager process.
 
 Every request is authenticated by a client certificate the cluster's CA signed (kubectl's
-admin context) except the health and version endpoints, which kube-apiserver also serves to
-anyone. Requests run on the aiohttp loop; each call into the cluster goes through the
-manager's typed requests (``Backend``) on a worker thread, so a slow client never holds the manager's lock and
-the reconcile loop never waits on a client. The server listens on 127.0.0.1 only, on a free
+admin context) or a ServiceAccount token, except the health and version endpoints, which
+kube-apiserver also serves to anyone, and then authorized by RBAC (api/authz.py). Requests run
+on the aiohttp loop; each call into the cluster goes through the manager's typed requests
+(``Backend``) on a worker thread, so a slow client never holds the manager's lock and the
+reconcile loop never waits on a client. The server listens on 127.0.0.1 only, on a free
 port, as kind's API server does.
 """
 from __future__ import annotations
@@ -15,18 +16,21 @@ import json
 import socket
 import ssl
 import threading
+from dataclasses import replace
 from typing import Sequence
 from urllib.parse import parse_qs
 
 from aiohttp import web
 
 from emulator import __version__
-from emulator.api import logs, openapi, ops, pki, podexec, portforward, resources, status, tables
+from emulator.api import authz, logs, openapi, ops, pki, podexec, portforward, resources, reviews, status, tables
+from emulator.api.authz import User
 from emulator.api.backend import Backend
 from emulator.api.handlers import Handlers, Target
 from emulator.api.status import ApiError
 from emulator.api.watch import Gone, Watcher
 from emulator.model import satoken
+from emulator.model.rbac import Attributes
 
 MAX_BODY = 3 * 1024 * 1024  # kube-apiserver's limit on a request body
 PUBLIC = ("/healthz", "/livez", "/readyz", "/version")
@@ -35,6 +39,7 @@ WATCH_TIMEOUT = 1800.0  # longest watch (kube-apiserver: --min-request-timeout, 
 BOOKMARK_EVERY = 5.0
 POD_STREAMS = ("log", "exec", "attach", "portforward")  # pod subresources served here, not by the handlers
 STOP_WAIT = 2.0  # seconds open requests get when the cluster goes down
+USER = web.RequestKey("user", User)  # who a request acts as (authenticated, then impersonated)
 
 
 def version_info(kube_version: str) -> dict:
@@ -154,22 +159,38 @@ class ApiServer:
         self.loop.run_forever()
 
     # -- middleware and fixed endpoints ---------------------------------------------------
-    def user(self, request: web.Request) -> tuple[str, list[str]] | None:
+    def user(self, request: web.Request) -> User | None:
         """Who sent the request: a client certificate the cluster's CA signed, or a
-        ServiceAccount token (``Authorization: Bearer``); None for anyone else. Every
-        authenticated user may do everything (RBAC is not emulated)."""
+        ServiceAccount token (``Authorization: Bearer``); None for anyone else."""
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         found = pki.user_of(peer)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if found is None and scheme.lower() == "bearer" and self.sa_key:  # the scheme is case-insensitive
             found = satoken.verify(self.sa_key, token.strip())
-        return found
+        return User.authenticated(*found) if found else None
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler) -> web.StreamResponse:
-        if request.path not in PUBLIC and self.user(request) is None:
-            return error_response(status.unauthorized())
+        """401 without a user (but for the public paths), then the user the request acts as
+        (impersonation) and whether RBAC lets it do what it asks (403 otherwise); off the event
+        loop only when the RBAC snapshot must be read (system:masters needs none)."""
         try:
+            if request.path not in PUBLIC:
+                user = self.user(request)
+                if user is None:
+                    return error_response(status.unauthorized())
+                impersonated = request.headers.get("Impersonate-User", "")
+                groups = request.headers.getall("Impersonate-Group", [])
+                extra = {k[len("Impersonate-Extra-"):].lower(): request.headers.getall(k)
+                         for k in set(request.headers) if k.lower().startswith("impersonate-extra-")}
+                loop = asyncio.get_running_loop()
+                if impersonated or groups or extra:
+                    user = await loop.run_in_executor(None, authz.impersonate, self.handlers.backend, user,
+                                                      impersonated, groups, extra)
+                request[USER] = user
+                if not user.master and not request.path.startswith(ops.PREFIX):
+                    await loop.run_in_executor(None, authz.authorize, self.handlers.backend,
+                                               self._attributes(request, user))
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
@@ -178,6 +199,20 @@ class ApiServer:
                                            f"Request entity too large: limit is {MAX_BODY}"))
         except web.HTTPException:
             raise
+
+    def _attributes(self, request: web.Request, user: User) -> list[Attributes]:
+        """What the request asks, as the authorizer sees it: a resource (its route) or a path."""
+        path = request.path
+        if path.startswith(("/api/", "/apis/")):
+            try:
+                t = self.handlers.route(path)
+            except ApiError:
+                t = None
+            if t is not None and not t.discovery:
+                query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
+                return authz.resource_attributes(user, request.method, t.group, t.resource.plural,
+                                                 t.namespace or "", t.name or "", t.subresource or "", query)
+        return [authz.path_attributes(user, request.method, path)]
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -223,9 +258,9 @@ class ApiServer:
         emulator itself (down, the SDN controller, where a pod's processes are), so only the
         cluster's administrators (group system:masters, the admin certificate ``up`` makes) may
         call them: a pod's ServiceAccount token gets 403."""
-        user = self.user(request)
-        if user is None or pki.ADMIN_GROUP not in user[1]:
-            raise status.forbidden(f'User "{user[0] if user else ""}" cannot use k8semu\'s own endpoints '
+        user = request[USER]
+        if pki.ADMIN_GROUP not in user.groups:
+            raise status.forbidden(f'User "{user.name}" cannot use k8semu\'s own endpoints '
                                    f"({ops.PREFIX}*): they are for the group {pki.ADMIN_GROUP}")
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
         body = await request.read() if request.method == "POST" else b""
@@ -236,9 +271,12 @@ class ApiServer:
     # -- resources --------------------------------------------------------------------------
     async def _resource(self, request: web.Request) -> web.StreamResponse:
         query = {k: v[-1] for k, v in parse_qs(request.query_string, keep_blank_values=True).items()}
-        target = self.handlers.route(request.path)
+        target = replace(self.handlers.route(request.path), user=request[USER])
         if target.discovery:
             return web.json_response(self.handlers.discovery(target))
+        if target.resource.group in resources.REVIEW_GROUPS or (
+                target.resource.kind == "ServiceAccount" and target.subresource == "token"):
+            return await self._review(request, target)
         if request.method == "GET" and query.get("watch") in ("1", "true") and not target.subresource:
             return await self._watch(request, target, query)
         if target.resource.kind == "Pod" and target.name and target.subresource in POD_STREAMS:
@@ -258,6 +296,22 @@ class ApiServer:
             None, self.handlers.serve, request.method, target, query, request.headers, body)
         headers = {"Warning": ", ".join(f'299 - {json.dumps(w)}' for w in warnings)} if warnings else None
         return web.json_response(result, status=code, headers=headers)
+
+    async def _review(self, request: web.Request, target: Target) -> web.Response:
+        """A review (``kubectl auth can-i``, ``auth whoami``) or a ServiceAccount's token
+        (``kubectl create token``): created, answered, not stored."""
+        if request.method != "POST" or (target.name and not target.subresource):
+            raise status.method_not_allowed(f"the server does not allow this method on the requested resource "
+                                            f"({target.resource.plural})")
+        body = self.handlers.decode(await request.read(), request.headers)
+        loop = asyncio.get_running_loop()
+        if target.subresource == "token":
+            answer = await loop.run_in_executor(None, reviews.token_request, self.handlers.backend, self.sa_key,
+                                                target.namespace or "default", target.name, body)
+        else:
+            answer = await loop.run_in_executor(None, reviews.answer, self.handlers.backend, request[USER],
+                                                target.resource.kind, target.namespace or "", body)
+        return web.json_response(answer, status=201)
 
     async def _watch(self, request: web.Request, target: Target, query: dict) -> web.StreamResponse:
         """A watch: one JSON event per line on a chunked response until the client goes, the

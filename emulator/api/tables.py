@@ -209,6 +209,17 @@ def _ingress_row(i: dict, wide: bool) -> list[str]:
             "80, 443" if spec.get("tls") else "80", age(i)]
 
 
+def _binding_row(b: dict, wide: bool) -> list[str]:
+    """kubectl's RoleBinding columns: the role, then (wide) users, groups and ServiceAccounts."""
+    subjects = b.get("subjects") or []
+
+    def names(kind: str) -> str:
+        return ", ".join(f'{s.get("namespace", "")}/{s["name"]}' if kind == "ServiceAccount" else s["name"]
+                         for s in subjects if s["kind"] == kind)
+    row = [b["metadata"]["name"], f'{b["roleRef"]["kind"]}/{b["roleRef"]["name"]}', age(b)]
+    return row + [names("User"), names("Group"), names("ServiceAccount")] if wide else row
+
+
 def _revision_row(o: dict, wide: bool) -> list[str]:
     """kubectl's columns for a ControllerRevision: its controller as ``statefulset.apps/web``."""
     owner = next((f"{r['kind'].lower()}.apps/{r['name']}" for r in o["metadata"].get("ownerReferences", [])), "<none>")
@@ -255,6 +266,10 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
               lambda o, w: [human_age(time.time() - epoch(o["lastTimestamp"])), o["type"], o["reason"],
                             f'{o["involvedObject"]["kind"].lower()}/{o["involvedObject"]["name"]}', o["message"]]),
     "EndpointSlice": (["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"], [], _slice_row),
+    "Role": (["NAME", "CREATED AT"], [], lambda o, w: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]]),
+    "ClusterRole": (["NAME", "CREATED AT"], [], lambda o, w: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]]),
+    "RoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding_row),
+    "ClusterRoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding_row),
 }
 NAMESPACED = {r.kind for r in RESOURCES if r.namespaced}  # the kinds whose tables have a NAMESPACE column
 

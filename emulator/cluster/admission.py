@@ -13,7 +13,7 @@ from emulator.cluster.daemonsets import daemon_template
 from emulator.errors import Problem
 from emulator.model import images, scheduler
 from emulator.model.cluster import ClusterConfig
-from emulator.model.meta import Namespace
+from emulator.model.meta import CLUSTER_SCOPED, Namespace
 from emulator.model.pod import ALLOWED_ADDITIONS, Pod, PodSpec
 from emulator.model.workload import DaemonSet, Deployment, Job, ReplicaSet, StatefulSet
 
@@ -72,7 +72,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
     placer = scheduler.Placer(config.nodes, load)
     total = sum(load.values()) if existing_pods is None else existing_pods
     for obj in objects:
-        if type(obj).__name__ not in ("Namespace", "IngressClass") and obj.meta.namespace not in namespaces:
+        if type(obj).__name__ not in CLUSTER_SCOPED and obj.meta.namespace not in namespaces:
             problems.append(Problem(obj.source, "metadata.namespace",
                                     f"namespaces {obj.meta.namespace!r} not found"))
     for obj, spec, count in _pod_specs(objects, config.nodes):

@@ -17,7 +17,8 @@ import yaml
 from emulator.errors import AlreadyExistsError, ForbiddenError, NotFoundError, Problem, SpecError
 from emulator.model import naming, scheduler, validation
 from emulator.model.ipam import AddressesExhausted
-from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.meta import CLUSTER_SCOPED, Namespace, ObjectMeta
+from emulator.model.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 from emulator.model.pod import Pod, PodTemplate
 from emulator.model.config import ConfigMap, ServiceAccount
 from emulator.model.ingress import Ingress, IngressClass, Secret
@@ -26,17 +27,19 @@ from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
                                      StatefulSet)
-from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodes, revisions, rollout, services,
-                              statefulsets, staticpods)
+from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodes, rbac, revisions, rollout,
+                              services, statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
+from emulator.spec.kinds import SUPPORTED_KINDS
 from emulator.cluster.store import ClusterState, Record, spreads
 
 KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSet: "ReplicaSet",
          Service: "Service", Endpoints: "Endpoints", EndpointSlice: "EndpointSlice",
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
          ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
-         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job", CronJob: "CronJob"}
+         StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job", CronJob: "CronJob",
+         Role: "Role", ClusterRole: "ClusterRole", RoleBinding: "RoleBinding", ClusterRoleBinding: "ClusterRoleBinding"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -53,10 +56,7 @@ def revision_of(obj) -> int:
     return int(value) if value.isdigit() else 0
 
 
-GROUPS = {"Deployment": "apps", "ReplicaSet": "apps", "StatefulSet": "apps", "DaemonSet": "apps", "Job": "batch", "CronJob": "batch",
-          "EndpointSlice": "discovery.k8s.io",
-          "NetworkPolicy": "networking.k8s.io", "Ingress": "networking.k8s.io",
-          "IngressClass": "networking.k8s.io", "PodDisruptionBudget": "policy"}
+GROUPS = {kind: api.rpartition("/")[0] for kind, api in SUPPORTED_KINDS.items() if "/" in api}  # kind -> API group
 
 
 def kind_of(obj: object) -> str:
@@ -105,6 +105,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
             if allocation:
                 trial.commit(obj.key, allocation)
                 allocations[obj.key] = allocation
+    problems += rbac.refused_changes(state, objects, fresh)
     refused = accounts.check(state, objects, fresh)  # one object (a client's create) is refused 403
     if refused and len(objects) == 1 and not problems:
         raise ForbiddenError(refused[0].message)
@@ -159,7 +160,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
     Raises:
         NotFoundError: no such object.
     """
-    rec = state.get(kind, "" if kind in ("Namespace", "IngressClass") else namespace, name)
+    rec = state.get(kind, "" if kind in CLUSTER_SCOPED else namespace, name)
     if rec is None:
         raise NotFoundError(f'{kind.lower()}s "{name}" not found')
     if rec.finalizers:  # already waiting for its dependents: the API server changes nothing
@@ -191,7 +192,7 @@ def delete(state: ClusterState, kind: str, namespace: str, name: str, grace: int
             if ns == name and (k, ns, n) in state.records:  # not already gone with its owner
                 delete(state, k, ns, n)
     else:
-        state.remove(kind, namespace, name)
+        state.remove(kind, rec.obj.meta.namespace, name)
         for child in owned(state, kind, namespace, name):
             delete(state, kind_of(child.obj), namespace, child.obj.meta.name)
     reconcile(state)

@@ -12,7 +12,7 @@ import time
 from typing import Any, Callable
 
 from emulator import __version__
-from emulator.cluster import controllers, deploystatus, render_services, render_workloads
+from emulator.cluster import controllers, deploystatus, rbac, render_services, render_workloads
 from emulator.cluster.apimeta import KUBE_VERSION, meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
@@ -20,6 +20,7 @@ from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import defaults
 from emulator.model.cluster import ClusterConfig
+from emulator.model.meta import RBAC_KINDS
 from emulator.model.network import FLANNEL_VNI
 from emulator.model.node import Node
 
@@ -276,6 +277,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return render_workloads.controller_revisions(state, namespace)
     if kind == "IngressClass":
         return [ingress_class_object(r) for r in sorted(state.list(kind), key=lambda r: r.obj.meta.name)]
+    if kind in RBAC_KINDS:
+        return rbac.objects(state, kind, namespace)
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
     if kind == "Pod":
         return pods_rendered(state, recs, namespace is None)

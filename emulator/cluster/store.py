@@ -18,8 +18,8 @@ from emulator.cluster.services import Allocations, kubernetes_endpoints, kuberne
 from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
 from emulator.model.ipam import NodeIPAM
-from emulator.model.meta import Namespace, ObjectMeta
-from emulator.model import podadmission
+from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
+from emulator.model import podadmission, rbacdefaults
 from emulator.model.pod import Pod
 
 
@@ -72,7 +72,7 @@ class Record:
     obj: Any
     uid: str
     created: float
-    id: int  # small integer that names the object in OpenFlow cookies
+    id: int  # small integer that names the object in OpenFlow cookies (0: an RBAC object, in none)
     status: PodStatus | None = None
     deleting: bool = False
     deletion_time: float = 0.0  # when deletion was asked (the pod's deletionTimestamp)
@@ -111,6 +111,7 @@ class ClusterState:
     cronjobs: dict = field(default_factory=dict)  # (ns, name, uid) -> cronjobs.Track
     static_pods: bool = False  # keep kubeadm's control-plane mirror pods (staticpods.py): set by the manager
     available_checked: float = 0.0  # when deploystatus.due last looked for pods becoming available
+    policy: Any = None  # cluster.rbac.Policy of the current RBAC objects; None after any of them changes
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind
@@ -127,20 +128,29 @@ class ClusterState:
         self.alloc.commit(svc.key, allocation)
         self.put("Service", svc)
         self.put("Endpoints", kubernetes_endpoints(self.config))
+        for role in rbacdefaults.cluster_roles():
+            self.put("ClusterRole", role)
+        for binding in rbacdefaults.cluster_role_bindings():
+            self.put("ClusterRoleBinding", binding)
 
     def put(self, kind: str, obj: Any) -> Record:
         """Create or replace an object; replacing keeps uid, creation time and status. A pod
         goes through the API server's admission plugins (their fields added) on its way in."""
         if kind == "Pod":
             obj = self.admit_pod(obj)
+        elif kind in RBAC_KINDS:
+            self.policy = None
         key = (kind, obj.meta.namespace, obj.meta.name)
         old = self.records.get(key)
         if old:
             old.obj = obj
             return old
-        rec = Record(obj, str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), time.time(),
-                     self.next_id, PodStatus() if kind == "Pod" else None)
-        self.next_id += 1
+        if kind in RBAC_KINDS:  # never on the data plane: no id, and the seeded rng is left to what it names
+            rec = Record(obj, str(uuid.uuid4()), time.time(), 0)
+        else:
+            rec = Record(obj, str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), time.time(),
+                         self.next_id, PodStatus() if kind == "Pod" else None)
+            self.next_id += 1
         self.records[key] = rec
         self.kinds.setdefault(kind, {})[(obj.meta.namespace, obj.meta.name)] = rec
         return rec
@@ -155,6 +165,8 @@ class ClusterState:
         return self.records.get((kind, namespace, name))
 
     def remove(self, kind: str, namespace: str, name: str) -> Record | None:
+        if kind in RBAC_KINDS:
+            self.policy = None
         self.kinds.get(kind, {}).pop((namespace, name), None)
         return self.records.pop((kind, namespace, name), None)
 

@@ -27,13 +27,17 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue(key: bytes, namespace: str, account: str, pod: str, pod_uid: str, now: float | None = None) -> str:
+def issue(key: bytes, namespace: str, account: str, pod: str, pod_uid: str, now: float | None = None,
+          lifetime: int = LIFETIME, audiences: tuple[str, ...] = (ISSUER,)) -> str:
+    """A token for ``account``; bound to a pod when ``pod`` is named (the kubelet's), else not
+    (``kubectl create token``'s TokenRequest)."""
     now = int(now if now is not None else time.time())
     header = {"alg": "HS256", "typ": "JWT"}
-    claims = {"aud": [ISSUER], "iss": ISSUER, "iat": now, "nbf": now, "exp": now + LIFETIME,
-              "sub": f"system:serviceaccount:{namespace}:{account}",
-              "kubernetes.io": {"namespace": namespace, "serviceaccount": {"name": account},
-                                "pod": {"name": pod, "uid": pod_uid}}}
+    bound: dict = {"namespace": namespace, "serviceaccount": {"name": account}}
+    if pod:
+        bound["pod"] = {"name": pod, "uid": pod_uid}
+    claims = {"aud": list(audiences), "iss": ISSUER, "iat": now, "nbf": now, "exp": now + lifetime,
+              "sub": f"system:serviceaccount:{namespace}:{account}", "kubernetes.io": bound}
     signing = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
     return f"{signing}.{_b64(hmac.new(key, signing.encode(), hashlib.sha256).digest())}"
 
@@ -46,8 +50,8 @@ def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, list[
         if not hmac.compare_digest(expected, _unb64(signature)):
             return None
         body = json.loads(_unb64(claims))
-        if (now if now is not None else time.time()) >= body["exp"]:
-            return None
+        if (now if now is not None else time.time()) >= body["exp"] or ISSUER not in body["aud"]:
+            return None  # expired, or meant for another audience than the API server
         namespace = body["kubernetes.io"]["namespace"]
         return body["sub"], ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
     except (ValueError, KeyError, TypeError):

@@ -161,3 +161,19 @@ def check_rewrite_target(value: object) -> str | None:
         return None
     return (f"{value!r}: ingress-nginx accepts a path with capture references ($1) made of letters, "
             "digits and '/-._~:$' (RegexPathWithCapture)")
+
+
+def check_path_segment_name(value: object) -> str | None:
+    """The names RBAC objects may have (path.IsValidPathSegmentName: ``system:basic-user`` is
+    one); k8semu also refuses control characters, which would reach terminals as they are."""
+    if not isinstance(value, str) or not value:
+        return "name or generateName is required"
+    for bad in (".", ".."):
+        if value == bad:
+            return f"{value!r}: may not be '{bad}'"
+    for bad in ("/", "%"):
+        if bad in value:
+            return f"{value!r}: may not contain '{bad}'"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return f"{value!r}: may not contain control characters"
+    return None

@@ -15,7 +15,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from emulator.cluster import controllers, nodes, render
+from emulator.cluster import controllers, nodes, rbac, render
 from emulator.errors import NotFoundError
 from emulator.model import naming
 from emulator.runtime import flannelnet
@@ -60,6 +60,23 @@ class Requests:
         """Every object of ``kind`` (in ``namespace``, or all) as the API renders it."""
         with self.lock:
             return render.objects(self.state, kind, namespace, self.agent.ready)
+
+    def policy(self) -> rbac.Policy:
+        """The RBAC bindings with their rules (cluster/rbac.py): read without the lock while no
+        RBAC object changed, rebuilt under it after one did, so authorizing a request does not
+        wait for a pass."""
+        current = self.state.policy
+        if current is None:
+            with self.lock:
+                if self.state.policy is None:
+                    self.state.policy = rbac.policy_of(self.state)
+                current = self.state.policy
+        return current
+
+    def role_rules(self, kind: str, namespace: str, name: str) -> tuple | None:
+        """The rules of a Role or ClusterRole (None: no such role), for the API's escalation check."""
+        with self.lock:
+            return rbac.role_rules(self.state, kind, namespace, name)
 
     def event_records(self, namespace: str | None = None) -> list[dict]:
         """The Events recorded (in ``namespace``, or all), with the uid of the object each is about."""

@@ -26,12 +26,14 @@ SUPPORTED_KINDS = {
     "DaemonSet": "apps/v1",
     "Job": "batch/v1",
     "CronJob": "batch/v1",
+    "Role": "rbac.authorization.k8s.io/v1",
+    "ClusterRole": "rbac.authorization.k8s.io/v1",
+    "RoleBinding": "rbac.authorization.k8s.io/v1",
+    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {
-    "Role": "rbac.authorization.k8s.io/v1",
-    "RoleBinding": "rbac.authorization.k8s.io/v1", "ClusterRole": "rbac.authorization.k8s.io/v1",
-    "ClusterRoleBinding": "rbac.authorization.k8s.io/v1", "PersistentVolumeClaim": "v1",
+    "PersistentVolumeClaim": "v1",
     "HorizontalPodAutoscaler": "autoscaling/v2",
 }
 

@@ -12,12 +12,12 @@ from typing import Any
 
 from emulator.errors import Problem, SpecError
 from emulator.model import defaults, podadmission, validation
-from emulator.model.meta import Namespace, ObjectMeta
+from emulator.model.meta import CLUSTER_SCOPED, RBAC_KINDS, Namespace, ObjectMeta
 from emulator.model.pod import Container, ContainerPort, Pod, PodSpec, PodTemplate, Toleration
 from emulator.model.selectors import selector_from_dict
 from emulator.model.volume import Volume
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, services, workloads
+from emulator.spec import configmaps, disruption, ingress, kinds, labels, netpol, rbac, services, workloads
 from emulator.spec.containerfields import pre_stop, probe, resources, security
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
@@ -309,10 +309,11 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         name = (data.get("metadata") or {}).get("name", "?")
         r.warnings.append(f"{doc.where(('kind',))}: {kind} {name}: not emulated yet; ignored")
         return [], r.problems, r.warnings
-    if kind not in ("Endpoints", "EndpointSlice", "Secret", "ConfigMap", "ServiceAccount"):
+    if kind not in ("Endpoints", "EndpointSlice", "Secret", "ConfigMap", "ServiceAccount") and kind not in RBAC_KINDS:
         r.mapping((), kinds.TOP_SUPPORTED, kinds.TOP_KNOWN, required=("metadata",))
     source = doc.where(("metadata", "name"))
-    meta = _meta(r, ("metadata",), default_ns, namespaced=kind not in ("Namespace", "IngressClass"))
+    meta = _meta(r, ("metadata",), default_ns, namespaced=kind not in CLUSTER_SCOPED,
+                 name_check=validation.check_path_segment_name if kind in RBAC_KINDS else _subdomain_check)
     obj: KubeObject = None
     if kind == "Namespace":
         r.mapping(("spec",), (), kinds.NAMESPACE_SPEC_KNOWN)
@@ -370,6 +371,8 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = configmaps.parse_service_account(r, meta, source)
     elif kind == "PodDisruptionBudget":
         obj = disruption.parse_pod_disruption_budget(r, meta, source)
+    elif kind in RBAC_KINDS:
+        obj = rbac.parse(r, kind, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

@@ -270,9 +270,16 @@ spec:
 
 
 def test_in_cluster_clients_use_their_service_account(cluster):
-    """kubectl inside a pod finds the API through the kubernetes Service with the pod's token."""
-    inside = kubectl("exec", "client-b", "-n", "demo", "--", KUBECTL, "get", "pods", "-n", "demo", "-o", "name")
-    assert "pod/web-b" in inside.stdout.splitlines()
+    """kubectl inside a pod finds the API through the kubernetes Service with the pod's token, and
+    may read pods once a RoleBinding grants its ServiceAccount ``view`` (RBAC's 403 before)."""
+    ask = ("exec", "client-b", "-n", "demo", "--", KUBECTL, "get", "pods", "-n", "demo", "-o", "name")
+    denied = kubectl(*ask, check=False)
+    assert 'pods is forbidden: User "system:serviceaccount:demo:default" cannot list resource "pods"' in denied.stderr
+    kubectl("create", "rolebinding", "default-view", "--clusterrole=view", "--serviceaccount=demo:default", "-n", "demo")
+    try:
+        assert "pod/web-b" in kubectl(*ask).stdout.splitlines()
+    finally:
+        kubectl("delete", "rolebinding", "default-view", "-n", "demo")
     folder = "/var/run/secrets/kubernetes.io/serviceaccount"
     assert kubectl("exec", "client-b", "-n", "demo", "--", "cat", f"{folder}/namespace").stdout == "demo"
     anonymous = kubectl("exec", "client-b", "-n", "demo", "--", "curl", "-sk", "-m", "5",

@@ -18,7 +18,8 @@ from emulator.api.server import ApiServer
 from emulator.client import Client
 from emulator.client.targets import node_env
 from emulator.errors import K8semuError, NoClusterError, NotFoundError, Problem, RuntimeFailure, SpecError
-from emulator.model import satoken
+from emulator.cluster import rbac
+from emulator.model import rbacdefaults, satoken
 from emulator.spec.loader import Document, load_text
 
 SA_KEY = b"k" * 32
@@ -57,6 +58,12 @@ class Recorder:
 
     def event_records(self, namespace=None):
         return self._answer("event_records", namespace, default=[])
+
+    def policy(self):  # a fresh cluster's RBAC objects: nothing bound to ServiceAccounts
+        return rbac.policy_from(rbacdefaults.cluster_roles(), [], rbacdefaults.cluster_role_bindings(), [])
+
+    def role_rules(self, kind, namespace, name):
+        return None
 
     def pod_info(self, name, namespace=None):
         return self._answer("pod_info", name, namespace, default={"name": name})
@@ -214,14 +221,15 @@ def test_a_connection_the_server_closed_is_opened_again(served):
 
 
 def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
-    """A ServiceAccount token (what every pod holds) reads the Kubernetes API but gets 403 from
-    k8semu's own endpoints: a pod cannot take the cluster down or stop its controller."""
+    """A ServiceAccount token (what every pod holds) reads discovery but, with no RoleBinding, no
+    pods (RBAC's 403), and gets 403 from k8semu's own endpoints: a pod cannot take the cluster
+    down or stop its controller."""
     client, backend = served
     token = satoken.issue(SA_KEY, "default", "default", "web", "uid-1")
     tls = ssl.create_default_context(cafile=str(pki.Paths(client.run / "pki").ca))
     client.status()  # the admin's request: the client has read the server's address
     host, port = client._address
-    for method, path, code in (("GET", "/api/v1/pods", 200), ("POST", ops.PREFIX + "down", 403),
+    for method, path, code in (("GET", "/api", 200), ("GET", "/api/v1/pods", 403), ("POST", ops.PREFIX + "down", 403),
                                ("GET", ops.PREFIX + "status", 403), ("POST", ops.PREFIX + "controller/stop", 403)):
         conn = http.client.HTTPSConnection(host, port, context=tls, timeout=10)
         try:
