@@ -60,7 +60,7 @@ def service_views(state: ClusterState) -> tuple[ServicePortView, ...]:
                 (groups.get((port_id, "all")), groups.get((port_id, "local"))),
                 tuple(groups.get((port_id, "chain", i)) for i in range(chained)),
                 tuple(endpoint(ip, port, node) for ip, port, node in ending), svc.external_ips,
-                alloc.health_check_node_port))
+                alloc.health_check_node_port, svc.source_networks))
     live = {ports.by_id[s.id] for s in out}
     ports.retain(live)
     groups.retain({(s.id, kind) for s in out for kind in ("all", "local")}

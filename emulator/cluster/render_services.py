@@ -41,6 +41,8 @@ def service_object(rec, state: ClusterState) -> dict:
         spec["loadBalancerClass"] = svc.load_balancer_class
     if svc.external_ips:
         spec["externalIPs"] = list(svc.external_ips)
+    if svc.source_ranges:
+        spec["loadBalancerSourceRanges"] = list(svc.source_ranges)
     status: dict = {"loadBalancer": {}}
     if alloc and alloc.lb_ip:
         status["loadBalancer"] = {"ingress": [{"ip": alloc.lb_ip, "ipMode": "VIP"}]}

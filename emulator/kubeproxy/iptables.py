@@ -204,36 +204,34 @@ def _service(nat: _Table, filt: _Table, svc: ServicePortView, opts: Options, sou
                 f"{word(ep.ip)}:{ep.port}")
 
 
-def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options,
-           source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options) -> str:
     """The node's iptables-restore input (``--noflush``: only kube-proxy's chains are written),
-    a full sync. ``source_ranges``: a Service port's loadBalancerSourceRanges, by its view id.
+    a full sync (a port's loadBalancerSourceRanges come with its view).
 
     Raises:
         RenderError: a value that cannot be written (the spec layer refused it already).
     """
-    nat, filt = _tables(services, opts, source_ranges)
+    nat, filt = _tables(services, opts)
     return "\n".join(filt.render("filter") + nat.render("nat")) + "\n"
 
 
 SERVICE_CHAINS = ("KUBE-SVC-", "KUBE-SVL-", "KUBE-EXT-", "KUBE-FW-", "KUBE-SEP-")
 
 
-def render_update(old: list[ServicePortView], new: list[ServicePortView], opts: Options,
-                  source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+def render_update(old: list[ServicePortView], new: list[ServicePortView], opts: Options) -> str:
     """A partial sync from the rules ``old`` gave to those ``new`` gives, as kube-proxy writes it
     (since 1.27): the filter table and the nat table's top-level chains in full (KUBE-SERVICES
     has a rule per Service), a Service's own chains only when they changed, the chains no longer
     used deleted."""
-    old_nat, _ = _tables(old, opts, source_ranges)
-    nat, filt = _tables(new, opts, source_ranges)
+    old_nat, _ = _tables(old, opts)
+    nat, filt = _tables(new, opts)
     same = frozenset(c for c in nat.chains & old_nat.chains
                      if c.startswith(SERVICE_CHAINS) and nat.rules.get(c) == old_nat.rules.get(c))
     gone = tuple(c for c in old_nat.chains - nat.chains if c.startswith(SERVICE_CHAINS))
     return "\n".join(filt.render("filter") + nat.render("nat", same, gone)) + "\n"
 
 
-def _tables(services, opts: Options, source_ranges: dict[int, tuple[str, ...]] | None) -> tuple[_Table, _Table]:
+def _tables(services, opts: Options) -> tuple[_Table, _Table]:
     """(nat, filter) as syncProxyRules fills them."""
     nat, filt = _Table(), _Table()
     for chain in (KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL):
@@ -251,7 +249,7 @@ def _tables(services, opts: Options, source_ranges: dict[int, tuple[str, ...]] |
                  "-d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP")
     word(opts.cluster_cidr)
     for svc in sorted((s for s in services if s.cluster_ip), key=lambda s: (port_name(s), s.protocol)):
-        _service(nat, filt, svc, opts, (source_ranges or {}).get(svc.id, ()))
+        _service(nat, filt, svc, opts, svc.source_ranges)
     destinations = ("-m addrtype --dst-type LOCAL",) + (() if opts.localhost_nodeports else ("! -d 127.0.0.0/8",))
     nat.add(KUBE_SERVICES, "-m comment --comment",
             _quoted("kubernetes service nodeports; NOTE: this must be the last rule in this chain"),

@@ -236,34 +236,32 @@ def _service(tx: _Tx, svc: ServicePortView, opts: Options, source_ranges: tuple[
         tx.rule(f"endpoint-{base}", f"meta l4proto {proto} dnat to {word(ep.ip)}:{ep.port}")
 
 
-def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options,
-           source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+def render(services: tuple[ServicePortView, ...] | list[ServicePortView], opts: Options) -> str:
     """The node's ``nft -f`` input: the ``ip kube-proxy`` table made afresh (a full sync).
 
     Raises:
         RenderError: a value that cannot be written (the spec layer refused it already).
     """
     head = [f'add table {TABLE} {{ comment "rules for kube-proxy" ; }}']
-    return "\n".join(head + _build(services, opts, source_ranges).lines()) + "\n"
+    return "\n".join(head + _build(services, opts).lines()) + "\n"
 
 
-def _build(services, opts: Options, source_ranges: dict[int, tuple[str, ...]] | None) -> _Tx:
+def _build(services, opts: Options) -> _Tx:
     tx = _Tx()
     _base(tx, opts)
     for svc in sorted((s for s in services if s.cluster_ip), key=lambda s: (port_name(s), s.protocol)):
-        _service(tx, svc, opts, (source_ranges or {}).get(svc.id, ()))
+        _service(tx, svc, opts, svc.source_ranges)
     return tx
 
 
-def update(old: list[ServicePortView], new: list[ServicePortView], opts: Options,
-           source_ranges: dict[int, tuple[str, ...]] | None = None) -> str:
+def update(old: list[ServicePortView], new: list[ServicePortView], opts: Options) -> str:
     """A partial sync from what ``old`` gave to what ``new`` gives, as kube-proxy's nftables
     proxier makes one: new sets and chains, the chains whose rules changed flushed and written
     again, map elements deleted and added one by one, then the chains and sets no longer used
     flushed and deleted (kube-proxy waits a second before deleting a chain, for kernels before
     6.2; here it goes in the same transaction, after the elements that named it). One Service's
     change is a transaction of its own size, whatever the number of Services."""
-    a, b = _build(old, opts, source_ranges), _build(new, opts, source_ranges)
+    a, b = _build(old, opts), _build(new, opts)
     out = [line for name, line in b.sets.items() if name not in a.sets]
     out += [line for name, line in b.chains.items() if name not in a.chains]
     for name in b.chains:

@@ -86,6 +86,7 @@ class ServicePortView:
     terminating: tuple[EndpointView, ...] = ()
     external_ips: tuple[str, ...] = ()  # spec.externalIPs: the nodes DNAT them to the cluster IP
     health_check_node_port: int = 0  # served on every node: the node's ready local endpoints
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges: only these reach lb_ip (empty: anyone)
 
     def ready_on(self, node: str) -> set[str]:
         """Addresses of this port's ready endpoints on ``node`` (the serving-terminating
@@ -148,7 +149,8 @@ class NetworkView:
         services = tuple(ServicePortView(**{**s, "endpoints": tuple(EndpointView(**e) for e in s["endpoints"]),
                                             "terminating": tuple(EndpointView(**e) for e in s.get("terminating", ())),
                                             "groups": tuple(s["groups"]), "subgroups": tuple(s.get("subgroups", ())),
-                                            "external_ips": tuple(s.get("external_ips", ()))})
+                                            "external_ips": tuple(s.get("external_ips", ())),
+                                            "source_ranges": tuple(s.get("source_ranges", ()))})
                          for s in data.get("services", ()))
         pol = data.get("policies") or {}
         policies = PolicyView(

@@ -7,6 +7,7 @@ Services) says is behind the Service.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from emulator.errors import SourceRef
@@ -46,11 +47,18 @@ class Service:
     source: SourceRef | None = field(default=None, compare=False)
     external_ips: tuple[str, ...] = ()  # spec.externalIPs: addresses the nodes answer for on the ports
     health_check_node_port: int = 0  # requested; 0: allocated when needs_health_check
+    source_ranges: tuple[str, ...] = ()  # loadBalancerSourceRanges: who may reach the LoadBalancer address
 
     @property
     def needs_health_check(self) -> bool:
         """kube-proxy serves a health check for this Service (apiservice.NeedsHealthCheck)."""
         return self.type == "LoadBalancer" and self.external_traffic_policy == "Local"
+
+    @property
+    def source_networks(self) -> tuple[str, ...]:
+        """loadBalancerSourceRanges as networks (``10.0.0.1/24`` is 10.0.0.0/24), as kube-proxy
+        parses them; the spec layer let only valid IPv4 CIDRs through."""
+        return tuple(str(ipaddress.IPv4Network(r.strip(), strict=False)) for r in self.source_ranges)
 
     @property
     def headless(self) -> bool:

@@ -4,7 +4,8 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
 - NodePort: ``<node IP>:<nodePort>`` is DNATed to the NodePort virtual IP, which the node routes
   to its gateway; OVS load-balances it (``features.service``).
 - LoadBalancer: traffic to a load-balancer address (held by the announcing node) is DNATed to
-  the NodePort virtual IP and the Service's nodePort, then follows the NodePort path.
+  the NodePort virtual IP and the Service's nodePort, then follows the NodePort path; with
+  ``loadBalancerSourceRanges`` only traffic from those ranges is, and the rest is dropped.
 - externalTrafficPolicy: Cluster is SNATed to the gateway address so replies come back through
   this node; Local keeps the client's address (and OVS uses node-local endpoints only). A pod
   of this node calling the node's NodePort, a LoadBalancer address or an external IP of a Local
@@ -21,7 +22,8 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
 - hostPort: as the portmap CNI plugin, ``hostIP:hostPort`` (the node's address when hostIP is
   unset, where portmap matches every local address) is DNATed to the pod's port.
 
-Rendered as ``iptables-restore`` input for the node's own namespace (nothing else uses it).
+Rendered as ``iptables-restore`` input (the nat and filter tables) for the node's own namespace
+(nothing else uses it).
 """
 from __future__ import annotations
 
@@ -92,8 +94,11 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
         lines.append(f"-A K8SEMU-SERVICES -d {node.ip}/32 -p {proto} -m {proto} --dport {svc.node_port} "
                      f"{note} -j DNAT --to-destination {NODEPORT_VIP}")
         for ip in ([svc.lb_ip] if svc.lb_ip else []) + (list(svc.external_ips) if local else []):
-            lines.append(f"-A K8SEMU-SERVICES -d {ip}/32 -p {proto} -m {proto} --dport {svc.port} "
-                         f"{note} -j DNAT --to-destination {NODEPORT_VIP}:{svc.node_port}")
+            # loadBalancerSourceRanges: only their sources are DNATed (the rest is dropped by
+            # iptables_filter), as kube-proxy's KUBE-FW chain does
+            sources = [f"-s {cidr} " for cidr in svc.source_ranges] if ip == svc.lb_ip and svc.source_ranges else [""]
+            lines += [f"-A K8SEMU-SERVICES {src}-d {ip}/32 -p {proto} -m {proto} --dport {svc.port} "
+                      f"{note} -j DNAT --to-destination {NODEPORT_VIP}:{svc.node_port}" for src in sources]
         if not svc.external_local:
             lines.append(f"-A K8SEMU-POSTROUTING -d {NODEPORT_VIP}/32 -p {proto} -m {proto} "
                          f"--dport {svc.node_port} {note} -j MASQUERADE")
@@ -101,6 +106,23 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
                  f"{comment('pods to the outside')} -j MASQUERADE")
     lines.append(f"-A K8SEMU-POSTROUTING -s {HAIRPIN_VIP}/32 -o eth0 "
                  f"{comment('gateway hairpin to an endpoint on another host')} -j MASQUERADE")
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def iptables_filter(view: NetworkView) -> str:
+    """The filter table: new connections to a LoadBalancer address from outside its
+    ``loadBalancerSourceRanges`` (not DNATed by ``iptables_nat``) are dropped, as kube-proxy's
+    KUBE-PROXY-FIREWALL drops them. Written whole with the nat table, so a range taken away
+    leaves no rule behind."""
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]",
+             ":K8SEMU-FIREWALL - [0:0]"]
+    lines += [f"-A {chain} -m conntrack --ctstate NEW -j K8SEMU-FIREWALL" for chain in ("INPUT", "FORWARD", "OUTPUT")]
+    for svc in view.services:
+        if svc.cluster_ip and svc.lb_ip and svc.node_port and svc.source_ranges:
+            proto = svc.protocol.lower()
+            lines.append(f"-A K8SEMU-FIREWALL -d {svc.lb_ip}/32 -p {proto} -m {proto} --dport {svc.port} "
+                         f"{comment(svc.label + ' traffic not from loadBalancerSourceRanges')} -j DROP")
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 

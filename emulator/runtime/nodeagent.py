@@ -81,7 +81,7 @@ class NodeAgent:
         """With ``cni: flannel`` kube-proxy's rules (``runtime.proxier``), the portmap plugin and
         flanneld's chains do what the host rules do on the OpenFlow data plane: none are written."""
         for node in () if self.config.kernel_dataplane else view.nodes:
-            rules = hostrules.iptables_nat(view, node, self.config.pods.subnet)
+            rules = hostrules.iptables_nat(view, node, self.config.pods.subnet) + hostrules.iptables_filter(view)
             if self.applied.get(node.name) != rules:
                 netns = naming.node_netns(self.scope, node.name)
                 if node.name not in self.localnet and hostrules.loopback_host_ports(view, node):

@@ -14,10 +14,8 @@ from emulator.spec.reader import Reader, did_you_mean
 SERVICE_SPEC = {"type", "selector", "ports", "clusterIP", "clusterIPs", "externalName",
                 "sessionAffinity", "sessionAffinityConfig", "externalTrafficPolicy",
                 "internalTrafficPolicy", "loadBalancerIP", "publishNotReadyAddresses", "loadBalancerClass",
-                "externalIPs", "healthCheckNodePort"}
-SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy",
-                      "loadBalancerSourceRanges",
-                      "allocateLoadBalancerNodePorts", "trafficDistribution"}
+                "externalIPs", "healthCheckNodePort", "loadBalancerSourceRanges"}
+SERVICE_SPEC_KNOWN = {"ipFamilies", "ipFamilyPolicy", "allocateLoadBalancerNodePorts", "trafficDistribution"}
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 
 
@@ -40,6 +38,27 @@ SPECIAL = ((ipaddress.IPv4Network("0.0.0.0/32"), "may not be unspecified (0.0.0.
            (ipaddress.IPv4Network("169.254.0.0/16"), "may not be in the link-local range (169.254.0.0/16, fe80::/10)"),
            (ipaddress.IPv4Network("224.0.0.0/24"), "may not be in the link-local multicast range (224.0.0.0/24, "
                                                    "ff02::/10)"))
+
+
+def _source_ranges(r: Reader, path: PathKey, kind: str) -> tuple[str, ...]:
+    """spec.loadBalancerSourceRanges as the API server validates them (CIDRs, surrounding spaces
+    trimmed, LoadBalancer Services only); IPv4 only, as the emulation is."""
+    out = []
+    values = r.seq(path)
+    if values and kind != "LoadBalancer":
+        r.fail(path, "Forbidden: may only be used when `type` is 'LoadBalancer'")
+        return ()
+    for i, value in enumerate(values):
+        text = value.strip() if isinstance(value, str) else value
+        try:
+            if not isinstance(text, str) or "/" not in text:
+                raise ValueError
+            ipaddress.IPv4Network(text, strict=False)
+            out.append(value)  # stored as written; the proxies read the network (model.service)
+        except ValueError:
+            r.fail(path + (i,), f"Invalid value: {value!r}: must be a list of IP ranges. For example, 10.0.0.0/24"
+                   + (" (IPv6 is not emulated)" if isinstance(text, str) and ":" in text else ""))
+    return tuple(out)
 
 
 def _external_ips(r: Reader, path: PathKey) -> tuple[str, ...]:
@@ -150,7 +169,7 @@ def parse_service(r: Reader, meta: ObjectMeta, source) -> Service:
     return Service(meta, kind or "ClusterIP", selector or None, tuple(ports), cluster_ip or "",
                    external_name or "", affinity or "None", timeout or 10800, etp or "Cluster",
                    itp or "Cluster", lb_ip or "", bool(publish), lb_class or "", source, external_ips,
-                   health)
+                   health, _source_ranges(r, spec + ("loadBalancerSourceRanges",), kind or "ClusterIP"))
 
 
 def _address(r: Reader, p: PathKey) -> EndpointAddress:

@@ -13,7 +13,6 @@ from emulator.kubeproxy import iptables, nftables
 from tests.unit.test_kubeproxy import NFT_OPTIONS, UPSTREAM_SERVICES, without_endpoint
 
 pytestmark = pytest.mark.requires_root
-RANGES = {5: ("203.0.113.0/25",)}
 
 
 @pytest.fixture
@@ -33,7 +32,7 @@ def inside(netns: str, *argv: str, text: str | None = None) -> subprocess.Comple
 
 
 def test_the_iptables_rules_load_and_read_back_as_kube_proxys(netns):
-    rules = iptables.render(UPSTREAM_SERVICES, iptables.Options("test-node", "10.0.0.0/8"), RANGES)
+    rules = iptables.render(UPSTREAM_SERVICES, iptables.Options("test-node", "10.0.0.0/8"))
     done = inside(netns, "iptables-restore", "--noflush", text=rules)
     assert done.returncode == 0, done.stderr
     saved = inside(netns, "iptables-save", "-t", "nat").stdout
@@ -46,7 +45,7 @@ def test_the_iptables_rules_load_and_read_back_as_kube_proxys(netns):
 
 
 def test_the_nftables_rules_load_and_read_back_as_kube_proxys(netns):
-    done = inside(netns, "nft", "-f", "-", text=nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, RANGES))
+    done = inside(netns, "nft", "-f", "-", text=nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS))
     assert done.returncode == 0, done.stderr
     listed = inside(netns, "nft", "list", "map", "ip", "kube-proxy", "service-ips").stdout
     assert "172.30.0.41 . tcp . 80 : goto service-ULMVA6XW-ns1/svc1/tcp/p80" in listed
@@ -59,13 +58,13 @@ def test_partial_syncs_load_on_top_of_a_full_one(netns):
     chain is gone while the other Services' chains stay."""
     new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")
     opts = iptables.Options("test-node", "10.0.0.0/8")
-    assert inside(netns, "iptables-restore", "--noflush", text=iptables.render(UPSTREAM_SERVICES, opts, RANGES)).returncode == 0
-    done = inside(netns, "iptables-restore", "--noflush", text=iptables.render_update(UPSTREAM_SERVICES, new, opts, RANGES))
+    assert inside(netns, "iptables-restore", "--noflush", text=iptables.render(UPSTREAM_SERVICES, opts)).returncode == 0
+    done = inside(netns, "iptables-restore", "--noflush", text=iptables.render_update(UPSTREAM_SERVICES, new, opts))
     assert done.returncode == 0, done.stderr
     saved = inside(netns, "iptables-save", "-t", "nat").stdout
     assert "KUBE-SEP-C6EBXVWJJZMIWKLZ" not in saved and ":KUBE-SVC-XPGD46QRK7WJZT7O" in saved
-    assert inside(netns, "nft", "-f", "-", text=nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, RANGES)).returncode == 0
-    done = inside(netns, "nft", "-f", "-", text=nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS, RANGES))
+    assert inside(netns, "nft", "-f", "-", text=nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS)).returncode == 0
+    done = inside(netns, "nft", "-f", "-", text=nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS))
     assert done.returncode == 0, done.stderr
     chains = inside(netns, "nft", "list", "chains", "ip").stdout
     assert "endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80" not in chains

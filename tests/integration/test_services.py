@@ -169,6 +169,37 @@ def test_load_balancer_from_outside_and_failover(svc_cluster: Cluster) -> None:
         subprocess.run(["ip", "-n", svc_cluster.netns(first), "link", "set", "eth0", "up"], check=True)
 
 
+RANGED = """apiVersion: v1
+kind: Service
+metadata: {name: web-ranged}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80}]
+  loadBalancerSourceRanges: [%s]
+"""
+
+
+def test_load_balancer_source_ranges_admit_only_their_sources(svc_cluster: Cluster) -> None:
+    """loadBalancerSourceRanges: the outside host (172.18.0.254) reaches the LoadBalancer address
+    while a range holds it, and is dropped once the ranges leave it out (kube-proxy's KUBE-FW on
+    flannel, the node's firewall on openflow); a pod outside the ranges is dropped too."""
+    svc_cluster.apply(RANGED % "172.18.0.254/32")
+    try:
+        lb = poll(lambda: service(svc_cluster, "web-ranged")["status"]["loadBalancer"].get("ingress"),
+                  what="web-ranged's LoadBalancer address")[0]["ip"]
+        assert service(svc_cluster, "web-ranged")["spec"]["loadBalancerSourceRanges"] == ["172.18.0.254/32"]
+        svc_cluster.synced()
+        assert "Welcome to nginx!" in svc_cluster.curl("outside", f"http://{lb}/").stdout
+        assert svc_cluster.curl("client", f"http://{lb}/", timeout=2).returncode != 0
+        svc_cluster.apply(RANGED % "192.0.2.0/24")
+        svc_cluster.synced()
+        blocked = svc_cluster.curl("outside", f"http://{lb}/", timeout=2)
+        assert blocked.returncode != 0 and "Welcome" not in blocked.stdout
+    finally:
+        k8semu("delete", "svc", "web-ranged")
+
+
 def test_pods_reach_the_outside_masqueraded_to_their_node(svc_cluster: Cluster) -> None:
     server = subprocess.Popen(["ip", "netns", "exec", svc_cluster.netns("outside"), "python3", "-m", "http.server", "8000"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

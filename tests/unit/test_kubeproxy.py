@@ -16,6 +16,8 @@ import pytest
 from emulator.errors import RenderError
 from emulator.kubeproxy import iptables, nftables
 from emulator.model.netview import EndpointView, ServicePortView
+from emulator.spec.loader import load_text
+from emulator.spec.manifests import parse_object
 
 UPSTREAM = Path(__file__).resolve().parents[1] / "golden" / "kubeproxy" / "TestOverallIPTablesRules.iptables"
 NODE = "test-node"
@@ -33,14 +35,14 @@ UPSTREAM_SERVICES = [
     port(4, "ns4", "172.30.0.44", EndpointView("10.180.0.4", 80, ""), EndpointView("10.180.0.5", 80, NODE),
          external_ips=("192.168.99.33",)),
     port(5, "ns5", "172.30.0.45", EndpointView("10.180.0.3", 80, ""), node_port=3002, lb_ip="5.6.7.8",
-         affinity_timeout=10800),
+         affinity_timeout=10800, source_ranges=("203.0.113.0/25",)),
     port(6, "ns6", "172.30.0.46"),
 ]
 UPSTREAM_OPTIONS = iptables.Options(NODE, "10.0.0.0/8", nfacct=True)
 
 
 def test_the_rules_are_kube_proxys_own_for_its_overall_test():
-    got = iptables.render(UPSTREAM_SERVICES, UPSTREAM_OPTIONS, {5: ("203.0.113.0/25",)})
+    got = iptables.render(UPSTREAM_SERVICES, UPSTREAM_OPTIONS)
     assert got == UPSTREAM.read_text()
 
 
@@ -100,7 +102,7 @@ def lines(text: str) -> list[str]:
 
 
 def test_the_nftables_rules_are_kube_proxys_own_for_its_overall_test():
-    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)})
+    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS)
     assert lines(got) == lines(UPSTREAM_NFT.read_text())
 
 
@@ -112,7 +114,7 @@ def test_nftables_chain_names_are_kube_proxys():
 
 
 def test_the_nftables_transaction_names_every_chain_before_a_rule_or_element_uses_it():
-    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)}).splitlines()
+    got = nftables.render(UPSTREAM_SERVICES, NFT_OPTIONS).splitlines()
     declared = set()
     for line in got:
         words = line.split()
@@ -132,7 +134,7 @@ def without_endpoint(services: list[ServicePortView], index: int, ip: str) -> li
 
 def test_an_iptables_partial_sync_rewrites_the_top_chains_and_only_the_changed_services_chains():
     new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")  # ns4/svc4 loses one of its two endpoints
-    update = iptables.render_update(UPSTREAM_SERVICES, new, UPSTREAM_OPTIONS, {5: ("203.0.113.0/25",)})
+    update = iptables.render_update(UPSTREAM_SERVICES, new, UPSTREAM_OPTIONS)
     lines = update.splitlines()
     nat = update.split("*nat\n")[1].splitlines()
     assert sum(1 for line in nat if line.startswith("-A KUBE-SERVICES ")) == 10  # every Service's rule again
@@ -144,7 +146,7 @@ def test_an_iptables_partial_sync_rewrites_the_top_chains_and_only_the_changed_s
 
 def test_an_nftables_partial_sync_is_the_changed_services_size():
     new = without_endpoint(UPSTREAM_SERVICES, 3, "10.180.0.5")
-    update = nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS, {5: ("203.0.113.0/25",)}).splitlines()
+    update = nftables.update(UPSTREAM_SERVICES, new, NFT_OPTIONS).splitlines()
     assert update == [
         "flush chain ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80",
         "add rule ip kube-proxy service-LAUZTJTB-ns4/svc4/tcp/p80 ip daddr 172.30.0.44 ip saddr != 10.0.0.0/8 "
@@ -153,4 +155,28 @@ def test_an_nftables_partial_sync_is_the_changed_services_size():
         "{ 0 : goto endpoint-UNZV3OEC-ns4/svc4/tcp/p80__10.180.0.4/80 }",
         "flush chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80",
         "delete chain ip kube-proxy endpoint-5RFCDDV7-ns4/svc4/tcp/p80__10.180.0.5/80"]
-    assert nftables.update(UPSTREAM_SERVICES, UPSTREAM_SERVICES, NFT_OPTIONS, {5: ("203.0.113.0/25",)}) == ""
+    assert nftables.update(UPSTREAM_SERVICES, UPSTREAM_SERVICES, NFT_OPTIONS) == ""
+
+
+def test_load_balancer_source_ranges_are_checked_as_the_api_server_checks_them():
+    """CIDRs only (spaces trimmed, host bits allowed and read as the network by the proxies), on a
+    LoadBalancer Service only; stored as written and carried to the data plane's view."""
+    text = """apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  type: %s
+  selector: {app: web}
+  ports: [{port: 80}]
+  loadBalancerSourceRanges: %s
+"""
+    objs, problems, _ = parse_object(load_text(text % ("LoadBalancer", '[" 10.1.2.3/24", 192.0.2.0/25]'), "s.yaml")[0])
+    assert problems == [] and objs[0].source_ranges == (" 10.1.2.3/24", "192.0.2.0/25")
+    assert objs[0].source_networks == ("10.1.2.0/24", "192.0.2.0/25")
+    _, problems, _ = parse_object(load_text(text % ("LoadBalancer", "[10.0.0.1, fd00::/8]"), "s.yaml")[0])
+    assert [p.message for p in problems] == [
+        "Invalid value: '10.0.0.1': must be a list of IP ranges. For example, 10.0.0.0/24",
+        "Invalid value: 'fd00::/8': must be a list of IP ranges. For example, 10.0.0.0/24 (IPv6 is not emulated)"]
+    _, problems, _ = parse_object(load_text(text % ("NodePort", "[10.0.0.0/8]"), "s.yaml")[0])
+    assert [(p.field, p.message) for p in problems] == [
+        ("spec.loadBalancerSourceRanges", "Forbidden: may only be used when `type` is 'LoadBalancer'")]

@@ -14,7 +14,7 @@ from emulator.model.netview import GROUP_CHUNK, EndpointView, NodeView, ServiceP
 from emulator.pipeline.features import service
 from emulator.pipeline.features.service import groups_for_service
 from emulator.pipeline.stale import stale_udp_entries
-from emulator.pipeline.flow import Flow, Group, GroupAction, Output
+from emulator.pipeline.flow import Flow, Group, GroupAction, Output, cidr_match
 from emulator.pipeline.tables import PIPELINE, TABLE_IDS
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
@@ -167,6 +167,23 @@ def test_a_pod_calling_external_destinations_of_a_local_service_is_balanced_over
         got = {(dict(f.match)["ipv4_dst"], dict(f.match)["tcp_dst"]): f.actions for f in flows}
         assert set(got) == {(node_ip, local.node_port), ("10.50.100.9", local.port), ("192.0.2.11", local.port)}
         assert all(a == (GroupAction(every),) for a in got.values())
+
+
+def test_a_pod_reaches_a_local_load_balancer_in_ovs_only_from_its_source_ranges() -> None:
+    """With loadBalancerSourceRanges, a pod's call to the LoadBalancer address of a Local Service
+    is balanced in OVS only from those ranges; from elsewhere it goes on to the node's firewall
+    (hostrules), as kube-proxy's KUBE-FW chain sees pod traffic too. Other destinations keep
+    their flow."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    local = next(s for s in view.services if s.external_local and s.protocol == "TCP")
+    local = replace(local, lb_ip="10.50.100.9", source_ranges=("10.244.1.0/24",),
+                    endpoints=(EndpointView("10.244.1.5", 80, "worker-1"),))
+    flows = [f for f in service.flows_for_service(view.node("worker-1"), local)
+             if f.table == "ServiceLB" and fields.FROM_POD.match in f.match]
+    to_lb = [dict(f.match) for f in flows if dict(f.match)["ipv4_dst"] == "10.50.100.9"]
+    assert [m.get("ipv4_src") for m in to_lb] == [cidr_match("10.244.1.0/24")]
+    assert any(dict(f.match)["ipv4_dst"] == view.node("worker-1").ip and "ipv4_src" not in dict(f.match)
+               for f in flows)
 
 
 def test_a_udp_service_that_loses_an_endpoint_has_its_conntrack_entries_flushed_on_every_node() -> None:

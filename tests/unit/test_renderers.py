@@ -64,6 +64,19 @@ def test_external_ips_of_a_local_service_follow_the_load_balancer_path(golden) -
            hostrules.iptables_nat(view, view.node("worker-1"), "10.244.0.0/16"))
 
 
+def test_load_balancer_source_ranges_match_their_golden_file(golden) -> None:
+    """loadBalancerSourceRanges on the OpenFlow plane's hosts: the LoadBalancer address is DNATed
+    for those sources only, and new connections from anywhere else are dropped in the filter
+    table (kube-proxy's KUBE-FW and KUBE-PROXY-FIREWALL); a Service without ranges adds no rule."""
+    view = network_view(simulate(str(TOPOLOGIES / "services.yaml"), seed=0))
+    lb = next(s for s in view.services if s.lb_ip and not s.external_local)
+    view = replace(view, services=(replace(lb, source_ranges=("172.18.0.254/32", "192.0.2.0/24")),))
+    node = view.node("worker-1")
+    golden("configs/iptables.source-ranges",
+           hostrules.iptables_nat(view, node, "10.244.0.0/16") + hostrules.iptables_filter(view))
+    assert "-j DROP" not in hostrules.iptables_filter(replace(view, services=(lb,)))
+
+
 def test_pod_files_match_their_golden_files(golden) -> None:
     options = [{"name": "ndots", "value": "2"}, {"name": "edns0"}]
     p = pod({"nameservers": ["1.1.1.1"], "searches": ["corp.example."], "options": options},

@@ -22,7 +22,8 @@ from emulator.pipeline import cookie, fields
 from emulator.pipeline.cookie import Category
 from emulator.pipeline.features.pod_connectivity import P_HIGH, P_MISS, arp_reply
 from emulator.pipeline.flow import (ETH_IP, IP_PROTO, Ct, Flow, Group, GroupAction, LearnAffinity,
-                                    LoadMark, LoadReg, OutputInPort, Resubmit, SetField, ToController, ct_state)
+                                    LoadMark, LoadReg, OutputInPort, Resubmit, SetField, ToController, cidr_match,
+                                    ct_state)
 from emulator.model.netview import GROUP_CHUNK, EndpointView, NetworkView, NodeView, ServicePortView
 
 NODEPORT_VIP = "169.254.0.252"  # node rules DNAT NodePort/LoadBalancer traffic to this address
@@ -174,7 +175,11 @@ def flows_for_service(node: NodeView, svc: ServicePortView) -> list[Flow]:
         # to any endpoint, keeping its own address (balanced here, before the gateway, so the
         # reply is un-DNATed here too)
         for dst, port in svc.external_destinations(node.ip):
-            flows += lb(dst, port, False, (fields.FROM_POD.match,))
+            if dst == svc.lb_ip and svc.source_ranges:  # only those sources; the rest meets the node's firewall
+                for cidr in svc.source_ranges:
+                    flows += lb(dst, port, False, (fields.FROM_POD.match, ("ipv4_src", cidr_match(cidr))))
+            else:
+                flows += lb(dst, port, False, (fields.FROM_POD.match,))
     return flows
 
 
