@@ -7,7 +7,8 @@ Same semantics as the OpenFlow pipeline (``pipeline.features.policy``), node by 
   still allows are never cut); the first packet of a connection is judged.
 - Egress is judged on the node of the sending pod, ingress on the node of the receiving pod,
   both in FORWARD (routed and, with br_netfilter, bridged packets), after kube-proxy's DNAT: a
-  packet to a Service is judged by the endpoint it goes to.
+  packet to a Service is judged by the endpoint it goes to. A pod's packet to its own node's
+  addresses is judged in INPUT (egress only: no pod receives there).
 - A pod selected by a policy of a direction is isolated in it: what no rule of that direction
   allows is dropped. The node's own gateway address (kubelet probes) is admitted.
 
@@ -15,7 +16,7 @@ Per node, only the rules protecting its own pods are written: a set of the rule'
 node (``hash:ip``) and, unless the rule admits anyone, a set of its peers (``hash:net``: pod
 addresses as /32, ipBlocks less their exceptions), each rule port one iptables rule. Sets are
 named from the rule's allocated id (``k8semu-r<id>-pods``/``-peers``), chains ``K8SEMU-POLICY``
-(jumped to first in FORWARD), ``K8SEMU-EGRESS``, ``K8SEMU-INGRESS``. SCTP ports are not written
+(jumped to first in FORWARD and INPUT), ``K8SEMU-EGRESS``, ``K8SEMU-INGRESS``. SCTP ports are not written
 (this kernel has no SCTP; nothing here can send it).
 
 Written by hand, as kube-proxy's rules are (``emulator.kubeproxy``): no library renders policy
@@ -32,7 +33,10 @@ from emulator.model.netview import PolicyView, RuleView
 POLICY, EGRESS, INGRESS = "K8SEMU-POLICY", "K8SEMU-EGRESS", "K8SEMU-INGRESS"
 ISOLATED = {"Egress": "k8semu-iso-egress", "Ingress": "k8semu-iso-ingress"}
 SET_PREFIX = "k8semu-"
-JUMP = ("filter", "FORWARD", ["-m", "comment", "--comment", "k8semu network policy", "-j", POLICY])
+# FORWARD: pod to pod (and anything routed); INPUT: a pod to its own node's addresses, which egress
+# policy judges too, as the OpenFlow pipeline does (what enters INPUT is never a pod's ingress)
+JUMPS = tuple(("filter", chain, ["-m", "comment", "--comment", "k8semu network policy", "-j", POLICY])
+              for chain in ("FORWARD", "INPUT"))
 ANY = "0.0.0.0/0"
 
 

@@ -205,9 +205,9 @@ class Proxier:
 
     def _policies(self, node: str, view: NetworkView, rules: NodeRules) -> None:
         """The node's NetworkPolicy sets and chains (``netpolicy.iptables``), loaded when they
-        changed: sets first (the chains name them), then the chains, then the jump from
-        FORWARD (once, first: before kube-proxy's and flanneld's ACCEPTs), then the sets no
-        longer named destroyed."""
+        changed: sets first (the chains name them), then the chains, then the jumps from
+        FORWARD and INPUT (once, first: before kube-proxy's and flanneld's ACCEPTs), then the
+        sets no longer named destroyed."""
         local = frozenset(p.ip for p in view.pods if p.node == node)
         policy = netpolicy.render(view.policies, node, self.config.node(node).gateway_ip, local)
         if policy == rules.policy:
@@ -215,9 +215,9 @@ class Proxier:
         netns = naming.node_netns(self.scope, node)
         run(in_node(netns, "ipset", "restore"), input=policy.ipsets)
         run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=policy.rules)
-        if rules.policy is None:  # first in FORWARD, once: before kube-proxy's and flanneld's ACCEPTs
-            table, chain, words = netpolicy.JUMP
-            run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
+        if rules.policy is None:  # first in FORWARD and INPUT, once: before kube-proxy's and flanneld's ACCEPTs
+            for table, chain, words in netpolicy.JUMPS:
+                run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
         gone = sorted((rules.policy.sets if rules.policy else frozenset()) - policy.sets)
         if gone:
             run(in_node(netns, "ipset", "restore"), input="".join(f"destroy {name}\n" for name in gone))

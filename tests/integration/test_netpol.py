@@ -139,6 +139,23 @@ def test_egress_deny_all(cluster) -> None:
     check(cluster, lambda s, d, proto, port: s != "x/a")
 
 
+def test_egress_isolation_covers_the_pods_own_node(cluster) -> None:
+    """A pod isolated for egress reaches its own node's address only where a rule allows it:
+    judged in INPUT on flannel, as OVS judges it on openflow."""
+    node_ip = cluster.pod("a", "x")["status"]["hostIP"]
+
+    def reaches() -> bool:
+        return cluster.exec("a", "ping", "-c", "1", "-W", "1", node_ip, namespace="x").returncode == 0
+    assert reaches()
+    cluster.apply(policy("x", "no-egress", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Egress]\n"))
+    settle()
+    assert not reaches()
+    cluster.apply(policy("x", "to-node", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Egress]\n"
+                                         f"  egress: [{{to: [{{ipBlock: {{cidr: {node_ip}/32}}}}]}}]\n"))
+    settle()
+    assert reaches()
+
+
 def test_egress_to_one_namespace_and_port(cluster) -> None:
     cluster.apply(policy("x", "egress-y", "  podSelector: {}\n  egress:\n    - to: [{namespaceSelector: {matchLabels: {ns: y}}}]\n"
                                           "      ports: [{port: 81}]\n"))
