@@ -161,12 +161,15 @@ class ApiServer:
     # -- middleware and fixed endpoints ---------------------------------------------------
     def user(self, request: web.Request) -> User | None:
         """Who sent the request: a client certificate the cluster's CA signed, or a
-        ServiceAccount token (``Authorization: Bearer``); None for anyone else."""
+        ServiceAccount token (``Authorization: Bearer``) whose ServiceAccount (and pod, for a
+        pod's token) still exists; None for anyone else."""
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         found = pki.user_of(peer)
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if found is None and scheme.lower() == "bearer" and self.sa_key:  # the scheme is case-insensitive
             found = satoken.verify(self.sa_key, token.strip())
+            if found and not self.handlers.backend.token_holders_exist(*satoken.binding(token.strip())):
+                found = None  # its ServiceAccount, or the pod it was bound to, is gone
         return User.authenticated(*found) if found else None
 
     @web.middleware

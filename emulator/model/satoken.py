@@ -56,3 +56,12 @@ def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, list[
         return body["sub"], ["system:serviceaccounts", f"system:serviceaccounts:{namespace}", "system:authenticated"]
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def binding(token: str) -> tuple[str, str, str, str]:
+    """(namespace, ServiceAccount, pod, pod uid) a token names (pod "" when unbound), for a token
+    ``verify`` accepted: the API server also checks they still exist."""
+    body = json.loads(_unb64(token.split(".")[1]))
+    bound = body["kubernetes.io"]
+    pod = bound.get("pod") or {}
+    return bound["namespace"], bound["serviceaccount"]["name"], pod.get("name", ""), pod.get("uid", "")

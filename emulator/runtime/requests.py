@@ -73,6 +73,18 @@ class Requests:
                 current = self.state.policy
         return current
 
+    def token_holders_exist(self, namespace: str, account: str, pod: str, pod_uid: str) -> bool:
+        """The ServiceAccount a token names exists, and so does the pod it is bound to (the same
+        pod, by uid), as kube-apiserver checks before accepting it. Read without the lock (one
+        dict lookup each, atomic under the GIL), so authenticating never waits for a pass."""
+        kinds = self.state.kinds
+        if (namespace, account) not in kinds.get("ServiceAccount", {}):
+            return False
+        if not pod:
+            return True
+        rec = kinds.get("Pod", {}).get((namespace, pod))
+        return rec is not None and rec.uid == pod_uid
+
     def role_rules(self, kind: str, namespace: str, name: str) -> tuple | None:
         """The rules of a Role or ClusterRole (None: no such role), for the API's escalation check."""
         with self.lock:

@@ -88,6 +88,12 @@ def test_a_service_account_token_gets_what_its_role_binding_grants_there_only(de
     assert ["pods", "[]", "[]", "[get", "list", "watch]"] in [line.split() for line in listed]
     short = kubectl("create", "token", "reader", "-n", "rbac-demo", "--duration=1m", check=False)
     assert "may not specify a duration less than 10 minutes" in short.stderr
+    kubectl("create", "serviceaccount", "brief", "-n", "rbac-demo")
+    brief = kubectl("create", "token", "brief", "-n", "rbac-demo").stdout.strip()
+    assert "system:serviceaccount:rbac-demo:brief" in as_token(brief, "auth", "whoami").stdout
+    kubectl("delete", "serviceaccount", "brief", "-n", "rbac-demo")
+    gone = as_token(brief, "auth", "whoami", check=False)  # its ServiceAccount is gone: so is the token
+    assert gone.returncode == 1 and "Unauthorized" in gone.stderr, gone.stderr
 
 
 def test_impersonation_can_i_and_what_a_namespace_admin_may_grant(demo):

@@ -65,6 +65,9 @@ class Recorder:
     def role_rules(self, kind, namespace, name):
         return None
 
+    def token_holders_exist(self, namespace, account, pod, pod_uid):
+        return (namespace, account) != ("default", "gone")
+
     def pod_info(self, name, namespace=None):
         return self._answer("pod_info", name, namespace, default={"name": name})
 
@@ -242,6 +245,25 @@ def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
         if code == 403:
             assert body["reason"] == "Forbidden" and "system:serviceaccount:default:default" in body["message"]
     assert "down" not in [c[0] for c in backend.calls] and "controller_stop" not in [c[0] for c in backend.calls]
+
+
+def test_a_token_whose_service_account_is_gone_is_unauthorized(served):
+    """kube-apiserver accepts a ServiceAccount token only while its ServiceAccount (and the pod it
+    is bound to) exists: signed and unexpired is not enough."""
+    client, _ = served
+    tls = ssl.create_default_context(cafile=str(pki.Paths(client.run / "pki").ca))
+    client.status()
+    host, port = client._address
+    answers = []
+    for account in ("web", "gone"):
+        token = satoken.issue(SA_KEY, "default", account, "", "")
+        conn = http.client.HTTPSConnection(host, port, context=tls, timeout=10)
+        try:
+            conn.request("GET", "/api", None, {"Authorization": f"Bearer {token}"})
+            answers.append(conn.getresponse().status)
+        finally:
+            conn.close()
+    assert answers == [200, 401]
 
 
 def test_no_cluster_is_said_plainly(tmp_path):
