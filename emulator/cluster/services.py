@@ -25,6 +25,26 @@ from emulator.model.service import (NODE_PORT_RANGE, EndpointAddress, EndpointPo
                                     EndpointSlice, EndpointSubset, Service, ServicePort, SliceEndpoint)
 
 KUBERNETES_SERVICE = "kubernetes"
+# kube-apiserver's NodePort static band (KEP-3668, on by default since 1.29): the first
+# min(max(16, size/32), 128) ports of the range are handed out at random only when every port
+# above them is taken, so a Service asking for a low port (30080) finds it free
+NODE_PORT_STATIC = min(max(16, (NODE_PORT_RANGE[1] - NODE_PORT_RANGE[0] + 1) // 32), 128)
+DRAWS = 10000
+
+
+def random_node_port(rng, taken) -> int:
+    """A free NodePort as kube-apiserver's allocator draws one: uniformly above the static band
+    while a port is free there, else in it; 0 when every port of the range is taken."""
+    low = NODE_PORT_RANGE[0] + NODE_PORT_STATIC
+    for _ in range(DRAWS):
+        candidate = rng.randint(*NODE_PORT_RANGE)  # a draw in the static band is drawn again
+        if candidate >= low and not taken(candidate):
+            return candidate
+    free = [p for p in range(low, NODE_PORT_RANGE[1] + 1) if not taken(p)] or \
+        [p for p in range(NODE_PORT_RANGE[0], low) if not taken(p)]
+    return rng.choice(free) if free else 0
+
+
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
@@ -99,8 +119,11 @@ class Allocations:
                 if wanted and self._other("port", wanted, key):
                     problems.append(Problem(svc.source, f"spec.ports[{i}].nodePort",
                                             f"Invalid value: {wanted}: provided port is already allocated"))
-                while not wanted or taken(wanted):
-                    wanted = rng.randint(*NODE_PORT_RANGE)
+                if not wanted or taken(wanted):
+                    wanted = random_node_port(rng, taken)
+                    if not wanted:
+                        problems.append(Problem(svc.source, f"spec.ports[{i}].nodePort",
+                                                "failed to allocate a nodePort: range is full"))
                 node_ports.append(wanted)
         health = 0
         if svc.needs_health_check:  # one more node port, for the load balancer's health checks
@@ -110,8 +133,11 @@ class Allocations:
             elif health and taken(health):
                 problems.append(Problem(svc.source, "spec.healthCheckNodePort",
                                         f"Invalid value: {health}: provided port is already allocated"))
-            while not health or taken(health):
-                health = rng.randint(*NODE_PORT_RANGE)
+            if not health or taken(health):
+                health = random_node_port(rng, taken)
+                if not health:
+                    problems.append(Problem(svc.source, "spec.healthCheckNodePort",
+                                            "failed to allocate a nodePort: range is full"))
         lb_ip = ""
         if svc.type == "LoadBalancer" and not svc.load_balancer_class:  # another class: its controller's
             if svc.load_balancer_ip:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import random
 
+from emulator.cluster import services
 from emulator.cluster.services import Allocation, Allocations
 from emulator.model.meta import ObjectMeta
 from emulator.model.network import AddressPool
@@ -50,3 +51,15 @@ def test_a_taken_address_is_refused_and_a_released_one_is_free_again() -> None:
     allocs.release("default/a")
     got, problems = allocs.allocate(svc, rng)
     assert not problems and got.cluster_ip == "10.96.0.50" and got.node_ports == (30001,)
+
+
+def test_random_node_ports_leave_the_static_band_to_services_that_ask_for_a_port() -> None:
+    """KEP-3668, as kube-apiserver 1.29+ allocates: a drawn NodePort is above the first 86 ports
+    of 30000-32767 while any is free there, so an explicit 30080 does not meet a random one; only
+    a full upper band sends draws into the static band, and a full range gives none."""
+    rng = random.Random(7)
+    assert services.NODE_PORT_STATIC == 86
+    assert all(services.random_node_port(rng, lambda p: False) >= 30086 for _ in range(2000))
+    upper_full = services.random_node_port(rng, lambda p: p >= 30086)
+    assert 30000 <= upper_full < 30086
+    assert services.random_node_port(rng, lambda p: True) == 0
