@@ -96,7 +96,9 @@ class Subject:
 
 
 @dataclass(frozen=True)
-class RoleBinding:
+class Binding:
+    """What both kinds of binding hold: a role and who gets it."""
+
     meta: ObjectMeta
     role_ref: RoleRef
     subjects: tuple[Subject, ...] = ()
@@ -104,11 +106,13 @@ class RoleBinding:
 
 
 @dataclass(frozen=True)
-class ClusterRoleBinding:
-    meta: ObjectMeta
-    role_ref: RoleRef
-    subjects: tuple[Subject, ...] = ()
-    source: SourceRef | None = field(default=None, compare=False)
+class RoleBinding(Binding):
+    """Grants its role in its own namespace only."""
+
+
+@dataclass(frozen=True)
+class ClusterRoleBinding(Binding):
+    """Grants a ClusterRole everywhere."""
 
 
 @dataclass(frozen=True)
