@@ -12,7 +12,8 @@ import pytest
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 from tests.conformance.test_services import NODES, cluster_ip
 
-services_cluster = module_cluster("topologies/services.yaml")
+services_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                                  slow=("topologies/services-flannel.yaml",))  # flannel: make slow
 
 
 UDP_PING = str(Path(__file__).resolve().parents[1] / "fixtures" / "udpping.py")  # the checkout is visible in pods

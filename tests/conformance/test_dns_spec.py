@@ -10,7 +10,8 @@ import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-dns_cluster = module_cluster("topologies/dns.yaml")
+dns_cluster = module_cluster("topologies/dns.yaml", "topologies/dns-flannel.yaml",
+                             slow=("topologies/dns-flannel.yaml",))  # flannel: make slow
 
 APPS = """apiVersion: v1
 kind: Namespace

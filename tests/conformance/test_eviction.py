@@ -10,7 +10,8 @@ import json
 
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
-evict_cluster = module_cluster("topologies/services.yaml")
+evict_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                               slow=("topologies/services-flannel.yaml",))  # flannel: make slow
 
 
 def node(cluster: Cluster, name: str) -> dict:

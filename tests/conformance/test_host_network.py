@@ -12,7 +12,8 @@ import subprocess
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-hostnet_cluster = module_cluster("topologies/services.yaml")
+hostnet_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                                 slow=("topologies/services-flannel.yaml",))  # flannel: make slow
 
 NODES = {"worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 OUTSIDE = "172.18.0.254"

@@ -8,7 +8,8 @@ import json
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml")
+ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml",
+                                 slow=("topologies/ingress-flannel.yaml",))  # flannel: make slow
 
 
 def status(cluster: Cluster, namespace: str, name: str) -> dict:

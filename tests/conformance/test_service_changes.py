@@ -10,7 +10,8 @@ import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-changes_cluster = module_cluster("topologies/services.yaml")
+changes_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                                 slow=("topologies/services-flannel.yaml",))  # flannel: make slow
 
 OUTSIDE = "outside"
 WORKER_2 = "172.18.0.4"

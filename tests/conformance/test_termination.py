@@ -9,7 +9,8 @@ import time
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-services_cluster = module_cluster("topologies/services.yaml")
+services_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
+                                  slow=("topologies/services-flannel.yaml",))  # flannel: make slow
 
 
 def app(name: str, grace: int, pre_stop: str) -> str:
