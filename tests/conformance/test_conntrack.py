@@ -19,7 +19,8 @@ services_cluster = module_cluster("topologies/services.yaml", "topologies/servic
 UDP_PING = str(Path(__file__).resolve().parents[1] / "fixtures" / "udpping.py")  # the checkout is visible in pods
 
 
-@pytest.mark.parametrize("via", ["ClusterIP", "NodePort"])
+# NodePort in make slow (make test's 15-minute budget): the same data path after the node's DNAT
+@pytest.mark.parametrize("via", ["ClusterIP", pytest.param("NodePort", marks=pytest.mark.slow)])
 def test_should_be_able_to_preserve_udp_traffic_when_server_pod_cycles(services_cluster: Cluster, via: str) -> None:
     """conntrack.go "should be able to preserve UDP traffic when server pod cycles for a
     ClusterIP service" / "... NodePort service": a client sending a datagram every 0.2 s from

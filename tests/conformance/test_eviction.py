@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 evict_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
@@ -102,6 +104,7 @@ def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster:
                   if p["spec"].get("nodeName") == "worker-1"], timeout=10, what="echo back on worker-1")
 
 
+@pytest.mark.slow  # kubectl drain's 5 s retries: make slow (make test's 15-minute budget)
 def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> None:
     """disruption.go "evictions: enough pods, absolute => should allow an eviction" and "...
     maxUnavailable deny evictions, integer => should not allow an eviction": with minAvailable 2
