@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulator.api import resources
 from emulator.api.backend import Backend
 from emulator.api.status import ApiError
 from emulator.model.rbac import (ANONYMOUS, AUTHENTICATED, MASTERS, SA_PREFIX, UNAUTHENTICATED, Attributes, ClusterRole,
@@ -149,9 +150,7 @@ def check_grant(backend: Backend, user: User, obj: object) -> None:
     """
     if user.master:
         return
-    kind = type(obj).__name__
-    plural = {"Role": "roles", "ClusterRole": "clusterroles", "RoleBinding": "rolebindings",
-              "ClusterRoleBinding": "clusterrolebindings"}[kind]
+    plural = resources.by_kind(type(obj).__name__).plural
     meta = obj.meta  # type: ignore[attr-defined]
     namespace = meta.namespace
     policy = backend.policy()

@@ -99,7 +99,7 @@ def token_request(backend: Backend, key: bytes, namespace: str, account: str, bo
     Raises:
         ApiError: no such ServiceAccount (404), a spec the API server refuses (422).
     """
-    if not any(o["metadata"]["name"] == account for o in backend.objects("ServiceAccount", namespace)):
+    if not backend.token_holders_exist(namespace, account, "", ""):
         raise ApiError(404, "NotFound", f'serviceaccounts "{account}" not found',
                        {"name": account, "kind": "serviceaccounts"})
     spec = body.get("spec") if isinstance(body, dict) and isinstance(body.get("spec"), dict) else {}
