@@ -74,6 +74,8 @@ OPS: dict[str, Op] = {
     "status": Op("GET", lambda b, a: b.status_report(), "the cluster at a glance"),
     "generations": Op("GET", lambda b, a: b.generation_report(),
                       "the view's generation and the one each switch confirmed (no lock taken)"),
+    "ipam": Op("GET", lambda b, a: b.ipam_report(),
+               "cni: calico: the IP pools' blocks, their affinities and the addresses in use"),
     "pod": Op("GET", _pod, "where a pod's containers run: pids, namespaces, cgroups (name, namespace)"),
     "apply": Op("POST", _apply, "apply located manifests as one batch (documents, namespace)"),
     "drain": Op("POST", lambda b, a: b.drain(_text(a, "node"), _flag(a, "force"), _text(a, "podSelector", ""),

@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("--cni", default=None, choices=CNIS,
                      help="run on this data plane instead of the spec's (the same manifests)")
     sc2.add_argument("--kube-proxy", default=None, choices=PROXY_MODES, dest="proxy_mode",
-                     help="with --cni flannel: kube-proxy's mode instead of the spec's")
+                     help="with --cni flannel or calico: kube-proxy's mode instead of the spec's")
     pr = verb("probe", help="reachability truth table between every pair of pods")
     pr.add_argument("-n", "--namespace", action="append", default=None)
     pr.add_argument("--port", default="80")
@@ -164,6 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     ns_opts(dn)
     fl = verb("flows", help="a node's OpenFlow tables, each flow labelled by its owner")
     fl.add_argument("node")
+    ip = verb("ipam", help="cni: calico: the IP pools, their blocks and affinities (as calicoctl ipam)")
+    ip.add_argument("action", choices=("show",))
+    ip.add_argument("--show-blocks", action="store_true", help="each block, its node affinity and usage")
+    ip.add_argument("--show-borrowed", action="store_true", help="addresses used outside their block's node")
     return p
 
 
@@ -178,7 +182,7 @@ def default_spec() -> str:
 
 
 def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool = False) -> int:
-    from emulator.cli import objects
+    from emulator.cli import ipam, objects
     verb = args.verb
     if verb == "scenario" and args.action == "check":
         from emulator.scenario.model import load_scenario
@@ -268,6 +272,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(client, args.node, out)
+    if verb == "ipam":
+        return ipam.show(client, args.show_blocks, args.show_borrowed, out)
     if verb == "probe":
         return probe.run(client, args.namespace, args.port, args.protocol, args.expect, out)
     if verb == "dns":

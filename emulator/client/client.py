@@ -188,6 +188,10 @@ class Client:
         answered at once, even while the manager is busy."""
         return self._op("generations")
 
+    def ipam(self) -> dict:
+        """cni: calico: pools, blocks (affinity, usage, allocations) and borrowed addresses."""
+        return self._op("ipam")
+
     def pod(self, name: str, namespace: str | None = None) -> dict:
         """Where a pod's containers run (pids, namespaces, cgroups, directory), to enter it.
 

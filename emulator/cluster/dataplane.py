@@ -82,9 +82,10 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
     as a Service endpoint it is its node's address."""
     pods = tuple(PodView(r.id, r.obj.meta.namespace, r.obj.meta.name, r.status.node, r.status.ip,
                          naming.mac_from_ip(r.status.ip),
-                         naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr),
+                         0 if state.calico_ipam else naming.pod_ofport(r.status.ip, state.config.node(r.status.node).pod_cidr),
                          r.obj.spec.host_ports)
                  for r in state.pods() if r.status.node and r.status.ip and not r.obj.spec.host_network
                  and not r.status.released)
+    blocks = tuple((b.cidr, b.affinity) for b in state.calico_ipam.blocks.values()) if state.calico_ipam else ()
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
-                       service_views(state), compile_policies(state))
+                       service_views(state), compile_policies(state), blocks)

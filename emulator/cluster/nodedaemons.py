@@ -1,5 +1,6 @@
 """The per-node daemons a student finds on a real cluster, as DaemonSets: the data plane's own agent
-in kube-system (``cni: flannel``: kube-proxy there and flannel in kube-flannel) and, with an
+in kube-system (``cni: flannel``: kube-proxy there and flannel in kube-flannel; ``cni: calico``:
+kube-proxy and calico-node there) and, with an
 address pool, MetalLB's speaker in metallb-system, as their manifests install them.
 
 ``k8semu-agent`` stands for the data plane of the ``openflow`` CNI: on each node an Open vSwitch
@@ -94,6 +95,32 @@ def flannel(config: ClusterConfig) -> list:
                       max_unavailable=1)]
 
 
+CALICO_VERSION = "v3.29.1"
+
+
+def calico(config: ClusterConfig) -> list:
+    """calico.yaml's objects a student looks at (the manifest install, kube-system): the
+    ``calico-config`` ConfigMap (BIRD as the backend, the veth MTU, the CNI network config the
+    nodes have at /etc/cni/net.d/10-calico.conflist) and the ``calico-node`` DaemonSet."""
+    labels = {"k8s-app": "calico-node"}
+    pools = config.calico.pools if config.calico else ()
+    cni = json.dumps({"name": "k8s-pod-network", "cniVersion": "1.0.0",
+                      "plugins": [{"type": "calico", "datastore_type": "kubernetes", "mtu": "__CNI_MTU__",
+                                   "nodename": "__KUBERNETES_NODE_NAME__", "ipam": {"type": "calico-ipam"},
+                                   "policy": {"type": "k8s"}},
+                                  {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}}]}, indent=2)
+    data = {"typha_service_name": "none", "calico_backend": "bird", "veth_mtu": str(config.pod_mtu),
+            "cni_network_config": cni + "\n",
+            "ip_pools": yaml.safe_dump([{"name": p.name, "cidr": p.cidr, "blockSize": p.block_size,
+                                         "encapsulation": p.encapsulation, "natOutgoing": p.nat_outgoing}
+                                        for p in pools], sort_keys=False)}
+    return [ConfigMap(ObjectMeta("calico-config", "kube-system"), data),
+            DaemonSet(ObjectMeta("calico-node", "kube-system", dict(labels)), LabelSelector(dict(labels)),
+                      _template(labels, "calico-node", f"docker.io/calico/node:{CALICO_VERSION}", True,
+                                {"kubernetes.io/os": "linux"}),
+                      max_unavailable=1)]
+
+
 def kube_proxy_config(config: ClusterConfig) -> str:
     """kubeadm's ``kube-proxy`` ConfigMap's config.conf, with what this cluster runs."""
     period = f"{config.min_sync_period:g}s"
@@ -117,6 +144,8 @@ def kube_proxy(config: ClusterConfig) -> list:
 
 
 def node_daemons(config: ClusterConfig) -> list:
+    if config.cni == "calico":
+        return kube_proxy(config) + calico(config) + metallb(config)
     if config.kernel_dataplane:
         return kube_proxy(config) + flannel(config) + metallb(config)
     return openflow_agent(config) + metallb(config)

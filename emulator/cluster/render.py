@@ -34,12 +34,23 @@ def flannel_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
             "flannel.alpha.coreos.com/public-ip": node.ip}
 
 
+def calico_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
+    """What calico-node writes on its Node: the address BIRD peers from."""
+    return {"projectcalico.org/IPv4Address": f"{node.ip}/{config.underlay.prefixlen}"}
+
+
+def node_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
+    if config.cni == "calico":
+        return calico_annotations(node, config)
+    return flannel_annotations(node, config) if config.kernel_dataplane else {}
+
+
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
     taints = taints_of(state, node)
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
-                     **({"annotations": flannel_annotations(node, state.config)} if state.config.kernel_dataplane else {}),
+                     **({"annotations": node_annotations(node, state.config)} if state.config.kernel_dataplane else {}),
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
                  **({"unschedulable": True} if node.name in state.cordoned else {}),

@@ -17,6 +17,7 @@ from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
+from emulator.model.calicoipam import CalicoIPAM
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
 from emulator.model import podadmission, rbacdefaults
@@ -93,7 +94,7 @@ class Record:
 class ClusterState:
     config: ClusterConfig
     records: dict[tuple[str, str, str], Record] = field(default_factory=dict)  # kind, ns, name
-    ipam: dict[str, NodeIPAM] = field(default_factory=dict)
+    ipam: dict[str, Any] = field(default_factory=dict)  # node -> NodeIPAM, or (calico) the shared IPAM's NodeAddresses
     next_id: int = 1
     generation: int = 0  # bumped whenever something the data plane depends on changes
     rng: random.Random = field(default_factory=random.Random)
@@ -118,8 +119,11 @@ class ClusterState:
         self.kinds: dict[str, dict[tuple[str, str], Record]] = {}
         if self.scope is None:
             self.scope = Scope(self.config.name)
+        # cni: calico: one IPAM of /26 blocks for every node (model.calicoipam), else a range per node
+        self.calico_ipam = CalicoIPAM(self.config.calico.pools) if self.config.calico is not None else None
         for node in self.config.nodes:
-            self.ipam.setdefault(node.name, NodeIPAM(node.pod_cidr))
+            self.ipam.setdefault(node.name, self.calico_ipam.for_node(node.name) if self.calico_ipam is not None
+                                 else NodeIPAM(node.pod_cidr))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("Namespace", Namespace(ObjectMeta(ns)))
         self.alloc = Allocations(self.config.services.subnet, self.config.lb_pool)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from emulator.model.calico import CalicoConfig
 from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay, pod_mtu
 from emulator.model.node import Node
@@ -14,10 +15,10 @@ API_VERSION = "k8semu.io/v1alpha1"
 # namespace move (~18 ms, serialized in the kernel) per pod at start (docs/benchmarks.md, #17)
 POD_INTERFACES = ("veth", "internal-port")
 # spec.network.cni: the overlay programmed by k8semu's OpenFlow controller (Antrea-style, the
-# default), or Flannel's plumbing made by the real CNI plugins, flannel.1 and kube-proxy
-# (issue #13); "calico" is reserved for the Calico-style data plane of a later issue
-CNIS = ("openflow", "flannel")
-RESERVED_CNIS = ("calico",)
+# default), Flannel's plumbing made by the real CNI plugins, flannel.1 and kube-proxy (issue
+# #13), or Calico's routed pods: /26 blocks, cali veths, BIRD's BGP and kube-proxy (issue #14)
+CNIS = ("openflow", "flannel", "calico")
+RESERVED_CNIS: tuple[str, ...] = ()
 PROXY_MODES = ("iptables", "nftables")  # spec.network.kubeProxy.mode (kube-proxy's own names)
 FLANNEL_BACKENDS = ("vxlan", "host-gw")  # spec.network.flannel.backend (Flannel's Backend.Type)
 
@@ -58,12 +59,13 @@ class ClusterConfig:
     kube_proxy: str = ""  # spec.network.kubeProxy.mode: "" (the controller serves Services) or PROXY_MODES
     flannel_backend: str = "vxlan"  # spec.network.flannel.backend (FLANNEL_BACKENDS)
     min_sync_period: float = 1.0  # spec.network.kubeProxy.minSyncPeriod, seconds (kube-proxy's default 1s)
+    calico: CalicoConfig | None = None  # spec.network.calico (cni: calico only)
 
     @property
     def kernel_dataplane(self) -> bool:
         """Pods on a Linux bridge made by CNI plugins, Services by kube-proxy's rules: no Open
-        vSwitch and no controller."""
-        return self.cni == "flannel"
+        vSwitch and no controller (flannel: a bridge; calico: routed veths)."""
+        return self.cni in ("flannel", "calico")
 
     @property
     def upstream_dns(self) -> str:
@@ -72,8 +74,11 @@ class ClusterConfig:
 
     @property
     def pod_mtu(self) -> int:
-        """The underlay's less VXLAN's 50 bytes; Flannel's host-gw encapsulates nothing."""
+        """The underlay's less VXLAN's 50 bytes; Flannel's host-gw and Calico's unencapsulated
+        pools encapsulate nothing."""
         if self.cni == "flannel" and self.flannel_backend == "host-gw":
+            return self.underlay.mtu
+        if self.calico is not None and not any(p.vxlan for p in self.calico.pools):
             return self.underlay.mtu
         return pod_mtu(self.underlay.mtu)
 

@@ -80,6 +80,8 @@ BUILTIN: dict[str, Image] = {
                                       "node's Open vSwitch bridge (k8semu flows <node>)"),
     "flannel/flannel": stand_in("flanneld", "k8semu made this node's flannel.1, its routes, neighbour and "
                                           "forwarding entries and FLANNEL-POSTRTG/FLANNEL-FWD at start-up"),
+    "calico/node": stand_in("calico-node", "BIRD runs in this node's namespace (birdc show protocols); k8semu "
+                                       "wrote its bird.conf and Felix's routes and cali-nat-outgoing chain"),
     "registry.k8s.io/kube-proxy": stand_in("kube-proxy", "k8semu's manager loads this node's kube-proxy rules "
                                            "(iptables-save -t nat, or nft list table ip kube-proxy)"),
     "quay.io/metallb/speaker": stand_in("MetalLB's speaker", "k8semu's node agent answers ARP for the "

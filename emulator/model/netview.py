@@ -131,6 +131,7 @@ class NetworkView:
     pods: tuple[PodView, ...] = field(default=())
     services: tuple[ServicePortView, ...] = ()
     policies: PolicyView = field(default_factory=PolicyView)
+    blocks: tuple[tuple[str, str], ...] = ()  # cni: calico: (block CIDR, the node it is affine to), in claim order
 
     def to_json(self) -> str:
         """Compact and sorted: without ``indent`` json uses its C encoder, and with the fields
@@ -159,7 +160,8 @@ class NetworkView:
             tuple(pol.get("isolated_ingress", ())), tuple(pol.get("isolated_egress", ())))
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
                    tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
-                         for p in data["pods"]), services, policies)
+                         for p in data["pods"]), services, policies,
+                   tuple(tuple(b) for b in data.get("blocks", ())))
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

@@ -79,7 +79,7 @@ def cache_path(results: Path, network: str, a: Attachment) -> Path:
 class Plugins:
     """Runs the conflist's plugins for attachments; ``conflists``: node name -> parsed conflist."""
     conflists: dict[str, dict] = field(default_factory=dict)
-    path: str = CNI_PATH
+    path: str = CNI_PATH  # CNI_PATH: folders separated by ":", searched in order
     results: dict[str, Path] = field(default_factory=dict)  # node -> its libcni cache folder (none: no cache)
 
     def _cache(self, node: str, a: Attachment, conf: dict, result: dict) -> None:
@@ -103,9 +103,17 @@ class Plugins:
         for conf in [LOOPBACK, *self.conflists.values()]:
             for plugin in conf["plugins"]:
                 for kind in (plugin["type"], plugin.get("ipam", {}).get("type")):
-                    if kind and not os.access(os.path.join(self.path, kind), os.X_OK):
+                    if kind and not self.find(kind):
                         raise RuntimeFailure(f"CNI plugin {kind!r} not found in {self.path} "
                                              "(Debian's containernetworking-plugins; run: sudo make install)")
+
+    def find(self, kind: str) -> str:
+        """The plugin's file in the first CNI_PATH folder holding it ("" if none does)."""
+        for folder in self.path.split(os.pathsep):
+            candidate = os.path.join(folder, kind)
+            if folder and os.access(candidate, os.X_OK):
+                return candidate
+        return ""
 
     def _invoke(self, command: str, a: Attachment, plugin: dict, conf: dict, prev: dict | None) -> dict:
         if not isinstance(plugin.get("type"), str) or not PLUGIN_NAME.fullmatch(plugin["type"]):
@@ -118,7 +126,10 @@ class Plugins:
             stdin["prevResult"] = prev
         env = {"CNI_COMMAND": command, "CNI_CONTAINERID": a.container_id, "CNI_NETNS": a.netns_path,
                "CNI_IFNAME": IFNAME, "CNI_PATH": self.path, "CNI_ARGS": a.args(), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        argv = ["nsenter", f"--net=/run/netns/{a.node_netns}", "--", os.path.join(self.path, plugin["type"])]
+        binary = self.find(plugin["type"])
+        if not binary:
+            raise RuntimeFailure(f"CNI {command}: plugin {plugin['type']!r} not found in {self.path}")
+        argv = ["nsenter", f"--net=/run/netns/{a.node_netns}", "--", binary]
         try:
             done = subprocess.run(argv, input=json.dumps(stdin), capture_output=True, text=True, env=env,
                                   timeout=TIMEOUT)
@@ -185,11 +196,12 @@ class Plugins:
             return [p for problems in pool.map(lambda i: self.delete_one(*i), items) for p in problems]
 
 
-def delete_cached(roots: dict[str, Path], node_netns: Callable[[str], str]) -> tuple[int, list[str]]:
+def delete_cached(roots: dict[str, Path], node_netns: Callable[[str], str],
+                  search: str = CNI_PATH) -> tuple[int, list[str]]:
     """DEL every attachment cached under the nodes' roots (node -> its root folder), from the
     cache alone, as a runtime cleans up after a crash: the network config, CNI_ARGS and result
     are the cached ones; CNI_NETNS is the cached path while it still exists, else empty (the
-    spec lets DEL go on without it). Returns how many were deleted and the problems met."""
+    spec lets DEL go on without it); ``search``: CNI_PATH. Returns how many were deleted and the problems met."""
     count, problems = 0, []
     for node, root in sorted(roots.items()):
         folder = root / RESULTS
@@ -208,7 +220,7 @@ def delete_cached(roots: dict[str, Path], node_netns: Callable[[str], str]) -> t
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 problems.append(f"{path}: unreadable CNI cache entry ({exc})")
                 continue
-            plugins = Plugins({node: conf}, results={node: folder})
+            plugins = Plugins({node: conf}, search, results={node: folder})
             problems += plugins.delete_one(node, a, entry.get("result") or None)
             count += 1
     return count, problems

@@ -30,7 +30,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.network import VXLAN_PORT, VXLAN_VNI
 from emulator.model.node import Node
 from emulator.pipeline import hostrules
-from emulator.runtime import flannelnet, kernel, ovs
+from emulator.runtime import caliconet, flannelnet, kernel, ovs
 from emulator.runtime.proc import ip_batch, run, start_time
 from emulator.runtime.records import Records
 
@@ -100,8 +100,8 @@ class Fabric:
         """
         from mininet.node import Host  # noqa: I001 - Mininet is Debian's, for /usr/bin/python3, root only
         cfg, scope, rec = self.config, self.scope, self.records
-        if cfg.kernel_dataplane:  # no switch: Flannel's plumbing in each node (runtime.flannelnet)
-            flannelnet.build_nodes(self, Host)
+        if cfg.kernel_dataplane:  # no switch: Flannel's or Calico's plumbing in each node
+            (caliconet if cfg.cni == "calico" else flannelnet).build_nodes(self, Host)
             return ovs.Datapath("none", False)
         nodes = cfg.nodes
         netns = [naming.node_netns(scope, n.name) for n in nodes] + [naming.node_netns(scope, h.name)

@@ -27,6 +27,7 @@ from emulator.runtime import cni, kernel
 from emulator.runtime.proc import ip_batch, run
 
 KERNEL_SYSCTLS = ("net.bridge.bridge-nf-call-iptables=1",)
+PLUGIN_DIR = "opt/cni/bin"  # under the cluster's run directory: the plugins k8semu itself provides
 
 
 def node_root(run_dir: Path, node: str) -> Path:
@@ -83,8 +84,20 @@ def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
 
 
 def build_nodes(fabric, host_class) -> None:
-    """Make the nodes and the underlay (names checked free, tagged, recorded), then each node's
-    Flannel plumbing and files. ``fabric``: the ``runtime.fabric.Fabric`` whose hosts these are."""
+    """Make the nodes and the underlay, then each node's Flannel plumbing and files.
+    ``fabric``: the ``runtime.fabric.Fabric`` whose hosts these are."""
+    build_underlay(fabric, host_class)
+    cfg, scope, rec = fabric.config, fabric.scope, fabric.records
+    run_dir = rec.path.parent
+    for node in cfg.nodes:
+        configure_node(cfg, scope, node)
+        write_files(cfg, run_dir, node)
+    fabric._external_hosts(host_class)
+
+
+def build_underlay(fabric, host_class) -> None:
+    """The nodes (Mininet hosts) on the underlay bridge, names checked free, tagged and recorded:
+    what every kernel data plane starts from."""
     cfg, scope, rec = fabric.config, fabric.scope, fabric.records
     netns = [naming.node_netns(scope, n.name) for n in cfg.nodes] + [naming.node_netns(scope, h.name)
                                                                      for h in cfg.external_hosts]
@@ -101,11 +114,6 @@ def build_nodes(fabric, host_class) -> None:
     kernel.create_links(rec, adds)
     ip_batch([f"link set {ul} up"] + [f"link set {naming.underlay_veth(scope, n.index)} master {ul} up"
                                       for n in cfg.nodes])
-    run_dir = rec.path.parent
-    for node in cfg.nodes:
-        configure_node(cfg, scope, node)
-        write_files(cfg, run_dir, node)
-    fabric._external_hosts(host_class)
 
 
 def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:
@@ -115,10 +123,17 @@ def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:
 
 
 def delete_left(run_dir: Path, scope: naming.Scope) -> tuple[int, list[str]]:
-    """CNI DEL for every attachment a crashed manager left cached in its nodes' folders."""
+    """CNI DEL for every attachment a crashed manager left cached in its nodes' folders (the
+    plugins from the cluster's own folder first: cni: calico's are there)."""
     nodes = run_dir / "nodes"
     roots = {d.name: d for d in nodes.iterdir() if d.is_dir()} if nodes.is_dir() else {}
-    return cni.delete_cached(roots, lambda node: naming.node_netns(scope, node))
+    return cni.delete_cached(roots, lambda node: naming.node_netns(scope, node), cni_path(run_dir))
+
+
+def cni_path(run_dir: Path) -> str:
+    """CNI_PATH: the cluster's own plugins (cni: calico's ``calico`` and ``calico-ipam``), then
+    Debian's reference plugins."""
+    return os.pathsep.join([str(run_dir / PLUGIN_DIR), cni.CNI_PATH])
 
 
 def conflists(cfg: ClusterConfig, run_dir: Path) -> dict[str, dict]:

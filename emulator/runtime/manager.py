@@ -36,7 +36,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.corefile import hosts_corefile
 from emulator.pipeline.build import describe_cookie
 from emulator.pipeline.cookie import Category, split
-from emulator.runtime import cleanup, fabric, flannelnet, ovs
+from emulator.runtime import caliconet, cleanup, fabric, flannelnet, ovs
 from emulator.runtime.cni import Plugins
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
@@ -155,14 +155,21 @@ class Manager(Requests):
             return fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
 
     def _build_kernel_plane(self) -> ovs.Datapath:
-        """``cni: flannel``: no switch and no controller. The nodes with Flannel's plumbing, the
-        reference CNI plugins for pods, kube-proxy's rules loaded by the proxier's thread."""
+        """``cni: flannel`` or ``calico``: no switch and no controller. The nodes with Flannel's
+        or Calico's plumbing, the CNI plugins for pods, kube-proxy's rules loaded by the
+        proxier's thread (and, calico, BIRD's routes confirmed by it)."""
         self.started = time.monotonic()
         self._start_runtime()
         datapath = fabric.Fabric(self.config, self.records, "").build(lambda: ovs.Datapath("none", False))
-        self.cni = flannelnet.plugins(self.config, self.run)
+        routing = None
+        if self.config.cni == "calico":  # BIRD on every node, its routes part of each node's generation
+            self.cni = caliconet.plugins(self.config, self.run)
+            routing = caliconet.Routing(self.config, self.records.scope, self.run, self.supervisor, self.wake.set)
+            routing.start()
+        else:
+            self.cni = flannelnet.plugins(self.config, self.run)
         self.cni.check_installed()
-        self.proxier = Proxier(self.config, self.records.scope, self.wake.set)
+        self.proxier = Proxier(self.config, self.records.scope, self.wake.set, routing=routing)
         self.proxier.start()
         self._publish(force=True)
         return datapath

@@ -2,7 +2,8 @@
 
 ``python -m emulator.runtime.nodefs NODE_ROOT -- COMMAND ARGS`` runs after ``ip netns exec``
 (which gives the command a private mount namespace, slave to the machine's): it binds the node's
-folders of the cluster's run directory at /etc/cni, /run/flannel and /var/lib/cni, then execs the
+folders of the cluster's run directory at /etc/cni, /run/flannel and /var/lib/cni (and, calico,
+/etc/bird and /run/bird, where ``birdc`` finds BIRD's socket), then execs the
 command. So ``k8semu exec worker-1 -- cat /etc/cni/net.d/10-flannel.conflist`` reads what the
 CNI plugins were given, and ``ls /var/lib/cni/networks/cbr0`` lists host-local's leases, as on a
 real node. A folder the machine lacks gets a place the way a pod's volume does
@@ -16,7 +17,7 @@ import sys
 
 from emulator.runtime import podmounts
 
-FOLDERS = ("etc/cni", "run/flannel", "var/lib/cni")
+FOLDERS = ("etc/cni", "run/flannel", "var/lib/cni", "etc/bird", "run/bird")  # those a node has (bird: calico)
 
 
 def mounts(root: str) -> list[dict]:

@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from emulator.errors import RenderError, RuntimeFailure
 from emulator.kubeproxy import nftables
@@ -89,6 +89,7 @@ class Proxier:
     scope: naming.Scope
     on_synced: Callable[[], None] = lambda: None  # the manager's wake-up
     nodes: dict[str, NodeRules] = field(default_factory=dict)
+    routing: Any = None  # cni: calico: caliconet.Routing, whose routes a node's generation also covers
 
     def __post_init__(self) -> None:
         self.nodes = {n.name: NodeRules() for n in self.config.nodes}
@@ -114,6 +115,8 @@ class Proxier:
         self.wake.set()
         if self.thread.is_alive():
             self.thread.join(timeout=10)
+        if self.routing is not None:
+            self.routing.stop()
         self.http.close()
 
     def _health(self, node: str) -> tuple[float, float]:
@@ -134,8 +137,12 @@ class Proxier:
         self.wake.set()
 
     def generations(self) -> dict[str, int]:
+        """Each node's generation: the view its rules hold (calico: and its routes, confirmed)."""
         with self.lock:
-            return {name: rules.generation for name, rules in self.nodes.items()}
+            out = {name: rules.generation for name, rules in self.nodes.items()}
+        if self.routing is not None:
+            out = {name: min(g, self.routing.confirmed(name)) for name, g in out.items()}
+        return out
 
     def _loop(self) -> None:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="kube-proxy-node") as pool:
@@ -169,6 +176,8 @@ class Proxier:
                 full = True
                 self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
             self._policies(node, view, rules)
+            if self.routing is not None:
+                self.routing.load(node, view)
             for argv in stale_udp(old or [], new):
                 run(in_node(naming.node_netns(self.scope, node), "conntrack", *argv), check=False)
         except (RuntimeFailure, RenderError, ValueError) as exc:
@@ -209,7 +218,10 @@ class Proxier:
         FORWARD and INPUT (once, first: before kube-proxy's and flanneld's ACCEPTs), then the
         sets no longer named destroyed."""
         local = frozenset(p.ip for p in view.pods if p.node == node)
-        policy = netpolicy.render(view.policies, node, self.config.node(node).gateway_ip, local)
+        # the node's own address towards its pods: cni0's (flannel); calico's cali veths have none, so
+        # the node's packets to a pod leave from its underlay address
+        me = self.config.node(node)
+        policy = netpolicy.render(view.policies, node, me.ip if self.config.cni == "calico" else me.gateway_ip, local)
         if policy == rules.policy:
             return
         netns = naming.node_netns(self.scope, node)

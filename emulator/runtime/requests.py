@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 from emulator.cluster import controllers, nodes, rbac, render
 from emulator.errors import NotFoundError
-from emulator.model import naming
+from emulator.model import calicoipam, naming
 from emulator.runtime import flannelnet
 from emulator.runtime.sandbox import capability_names
 
@@ -48,6 +48,8 @@ class Requests:
                     "node_roots": ({n.name: str(flannelnet.node_root(self.run, n.name)) for n in self.config.nodes}
                                    if self.config.kernel_dataplane else {}),
                     "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
+                    # cni: calico: what a node's kernel still lacks of the routes BIRD must give it
+                    "routes_behind": dict(self.proxier.routing.behind) if self.proxier and self.proxier.routing else {},
                     "bridges": {} if self.config.kernel_dataplane else
                     {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
 
@@ -55,6 +57,18 @@ class Requests:
         """{"published": the latest view's generation, "switches": {node: generation confirmed}},
         without the lock: answered at once, even while the manager is busy."""
         return {"published": self.published, "switches": self.switch_generations()}
+
+    def ipam_report(self) -> dict:
+        """cni: calico: the IP pools, their blocks with affinities and usage, borrowed addresses.
+
+        Raises:
+            NotFoundError: the cluster runs another CNI (its pods' addresses are per-node ranges).
+        """
+        with self.lock:
+            if self.state.calico_ipam is None:
+                raise NotFoundError(f"cluster {self.config.name} runs cni: {self.config.cni}: its pod addresses come "
+                                    "from each node's podCIDR (kubectl get nodes -o wide), not from Calico's IPAM")
+            return calicoipam.report(self.state.calico_ipam)
 
     def objects(self, kind: str, namespace: str | None = None) -> list[dict]:
         """Every object of ``kind`` (in ``namespace``, or all) as the API renders it."""

@@ -32,6 +32,7 @@ from emulator.model.corefile import CorefileError, parse
 from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
+from emulator.spec import calico as calico_spec
 from emulator.spec import dataplane, files
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.manifests import parse_documents
@@ -285,7 +286,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
-                    "loadBalancerPool", "podInterface", "cni", "kubeProxy", "flannel"})
+                    "loadBalancerPool", "podInterface", "cni", "kubeProxy", "flannel", "calico"})
     r.mapping(net + ("underlay",), {"subnet", "mtu"})
     underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
                         r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
@@ -308,6 +309,11 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                              f"must be one of {', '.join(POD_INTERFACES)}{did_you_mean(v, POD_INTERFACES)}")
     plane = dataplane.read(r, net, pod_interface or "veth")
     nodes = _nodes(r, underlay, pods)
+    calico = None
+    if plane.cni == "calico":
+        calico = calico_spec.read(r, net, pods.subnet, [n.name for n in nodes])
+    elif r.get(net + ("calico",)) is not None:
+        r.fail(net + ("calico",), "applies to cni: calico only")
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
@@ -336,7 +342,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
                          pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged,
                          pod_interface or "veth", plane.cni, plane.kube_proxy, plane.flannel_backend,
-                         plane.min_sync_period)
+                         plane.min_sync_period, calico)
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

@@ -6,7 +6,7 @@ one k8semu cannot run.
 
     spec:
       network:
-        cni: flannel            # openflow (default) | flannel; calico is a later issue
+        cni: flannel            # openflow (default) | flannel | calico (its section: spec.calico)
         flannel: {backend: vxlan}   # vxlan (default) | host-gw
         kubeProxy: {mode: iptables, minSyncPeriod: 1s}   # iptables (default with flannel) | nftables
 """
@@ -69,7 +69,9 @@ def read(r: Reader, net: PathKey, pod_interface: str) -> DataPlane:
         if r.get(net + ("flannel",)) is not None:
             r.fail(net + ("flannel",), "applies to cni: flannel only")
         return DataPlane("openflow", "", "vxlan", seconds)
+    if cni == "calico" and r.get(net + ("flannel",)) is not None:
+        r.fail(net + ("flannel",), "applies to cni: flannel only")
     if pod_interface != "veth":
-        r.fail(net + ("podInterface",), f"{pod_interface!r} is an Open vSwitch port; cni: {cni} gives every pod "
-                                        "a veth on the node's cni0 bridge")
+        where = "a veth on the node's cni0 bridge" if cni == "flannel" else "a routed cali veth"
+        r.fail(net + ("podInterface",), f"{pod_interface!r} is an Open vSwitch port; cni: {cni} gives every pod {where}")
     return DataPlane(cni, mode or "iptables", backend, seconds)

@@ -11,8 +11,9 @@ from pathlib import Path
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 
-dns_cluster = module_cluster("topologies/dns.yaml", "topologies/dns-flannel.yaml",  # both data planes;
-                             slow=("topologies/dns-flannel.yaml",))  # flannel in make slow (make test's budget)
+# the other data planes run in make slow (make test's budget): flannel, calico
+OTHER_PLANES = ("topologies/dns-flannel.yaml", "topologies/dns-calico.yaml")
+dns_cluster = module_cluster("topologies/dns.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def dig(cluster: Cluster, *args: str, source: str = "client", namespace: str | None = None) -> str:

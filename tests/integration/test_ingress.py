@@ -7,8 +7,9 @@ import json
 
 from tests.cluster import k8semu, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml",  # both data planes;
-                                 slow=("topologies/ingress-flannel.yaml",))  # flannel in make slow (make test's budget)
+# the other data planes run in make slow (make test's budget): flannel, calico
+OTHER_PLANES = ("topologies/ingress-flannel.yaml", "topologies/ingress-calico.yaml")
+ingress_cluster = module_cluster("topologies/ingress.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 NODE = "172.18.0.3"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 import json
-
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -15,9 +15,9 @@ import pytest
 from emulator.client import probe
 from tests.cluster import k8semu, module_cluster, poll
 
-# both data planes; the flannel one (two minutes) in make slow, to keep make test in its budget
-netpol_cluster = module_cluster("topologies/netpol.yaml", "topologies/netpol-flannel.yaml",
-                                slow=("topologies/netpol-flannel.yaml",))
+# the other data planes run in make slow (make test's budget): flannel, calico
+OTHER_PLANES = ("topologies/netpol-flannel.yaml", "topologies/netpol-calico.yaml")
+netpol_cluster = module_cluster("topologies/netpol.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 PODS = [f"{ns}/{p}" for ns in "xyz" for p in "abc"]
 KEYS = [f"{proto}/{port}" for proto in ("tcp", "udp") for port in (80, 81)]
 
@@ -298,11 +298,16 @@ def test_egress_policies_of_a_namespace_are_a_union(cluster) -> None:
 
 
 def test_ip_block_of_one_node(cluster) -> None:
-    nodes = {n["metadata"]["name"]: n["spec"]["podCIDR"] for n in cluster.get("nodes")}
+    """An ipBlock holding one node's pod addresses: its podCIDR, or (calico, where a node's pods
+    take addresses from the IP pool's blocks) the blocks affine to it."""
+    nodes = {n["metadata"]["name"]: [n["spec"]["podCIDR"]] for n in cluster.get("nodes")}
+    if cluster.cni == "calico":
+        shown = k8semu("--cluster", cluster.name, "ipam", "show", "--show-blocks").stdout
+        nodes = {"worker-1": re.findall(r"^Block\s+(\S+)\s+host:worker-1\s", shown, re.M)}
     where = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["spec"]["nodeName"]
              for n in "xyz" for p in cluster.get("pods", n)}
-    cluster.apply(policy("x", "node", "  podSelector: {}\n  ingress: [{from: [{ipBlock: {cidr: "
-                         + nodes["worker-1"] + "}}]}]\n"))
+    blocks = ", ".join("{ipBlock: {cidr: " + cidr + "}}" for cidr in nodes["worker-1"])
+    cluster.apply(policy("x", "node", "  podSelector: {}\n  ingress: [{from: [" + blocks + "]}]\n"))
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or where[s] == "worker-1")
 
 

@@ -15,10 +15,11 @@ from tests.cluster import Cluster, k8semu, module_cluster, poll
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 
 
-# the same lab on both data planes (issue #13): the controller's OpenFlow pipeline, and Flannel
-# with kube-proxy's iptables rules
-svc_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                             slow=("topologies/services-flannel.yaml",))  # flannel: make slow (make test's budget)
+# the same lab on every data plane (issues #13, #14): the controller's OpenFlow pipeline, and
+# Flannel and Calico with kube-proxy's iptables rules; the other data planes run in make slow
+# (make test's budget)
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")
+svc_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def service(cluster: Cluster, name: str) -> dict:
@@ -114,8 +115,10 @@ def test_nodeport_with_cluster_policy_is_snatted(svc_cluster: Cluster) -> None:
                       "  selector: {app: echo}\n  ports: [{port: 80, targetPort: 80, nodePort: 31000}]\n")
     reply = poll(lambda: (lambda r: r.returncode == 0 and r)(svc_cluster.curl("outside", "http://172.18.0.2:31000/")),
                  what="NodePort 31000 on the control plane")
-    # the node's address on the pod network: its gateway port (openflow), its flannel.1 (flannel)
-    assert json.loads(reply.stdout)["client"] == {"openflow": "10.244.0.1", "flannel": "10.244.0.0"}[svc_cluster.cni]
+    # the node's address on the pod network: its gateway port (openflow), its flannel.1 (flannel);
+    # calico's cali veths have none: the node's own address
+    assert json.loads(reply.stdout)["client"] == {"openflow": "10.244.0.1", "flannel": "10.244.0.0",
+                                                  "calico": "172.18.0.2"}[svc_cluster.cni]
 
 
 def test_udp_service(svc_cluster: Cluster) -> None:
@@ -224,12 +227,13 @@ def test_pods_get_environment_variables_of_earlier_services(svc_cluster: Cluster
 
 def test_the_data_plane_labels_services(svc_cluster: Cluster) -> None:
     """What a student reads: the OpenFlow tables' comments (openflow), or kube-proxy's chains
-    (flannel, where ``k8semu flows`` says there are no tables)."""
-    if svc_cluster.cni == "flannel":
+    (flannel and calico, where ``k8semu flows`` says there are no tables)."""
+    if svc_cluster.cni != "openflow":
         nat = svc_cluster.exec("worker-1", "iptables-save", "-t", "nat", check=True).stdout
         assert re.search(r'-A KUBE-SERVICES -d 10\.\S+/32 -p tcp -m comment --comment "default/web cluster IP" '
                          r"-m tcp --dport 8080 -j KUBE-SVC-", nat)
-        assert '-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN' in nat
+        assert ('-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment "flanneld masq" -j RETURN'
+                if svc_cluster.cni == "flannel" else "-A cali-nat-outgoing ") in nat
         filt = svc_cluster.exec("worker-1", "iptables-save", "-t", "filter", check=True).stdout
         assert '--comment "default/empty has no endpoints"' in filt and "REJECT" in filt
         refused = k8semu("--cluster", svc_cluster.name, "flows", "worker-1", check=False)

@@ -100,6 +100,9 @@ class Recorder:
     def down(self):
         return self._answer("down", default="stopping")
 
+    def ipam_report(self):
+        return self._answer("ipam_report", default={"pools": [], "blocks": [], "borrowed": []})
+
 
 @pytest.fixture
 def served(tmp_path):
@@ -126,12 +129,13 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.drain("n1", force=True, pod_selector="app=web") == ["node/n1 cordoned", "node/n1 drained"]
     assert client.controller_stop() == "stopped" and client.controller_start() == "started"
     assert client.down() == "stopping"
+    assert client.ipam() == {"pools": [], "blocks": [], "borrowed": []}
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
         ("drain", "n1", True, "app=web", False), ("controller_stop",), ("controller_start",),
-        ("down",)]
+        ("down",), ("ipam_report",)]
     assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
-                            "controller/start", "down"}  # each one called above (apply below)
+                            "controller/start", "down", "ipam"}  # each one called above (apply below)
 
 
 def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):

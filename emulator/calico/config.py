@@ -1,0 +1,87 @@
+"""What calico-node and its installer write on a node of a ``cni: calico`` cluster, from the
+validated cluster config and the IPAM's blocks:
+
+- ``/etc/cni/net.d/10-calico.conflist``: the ``k8s-pod-network`` list as Calico's manifest
+  installs it: the ``calico`` plugin (with ``calico-ipam`` for IPAM, the pool's MTU) then
+  ``portmap`` for hostPorts (``snat``, as Calico's list has it).
+- Felix's outgoing NAT: the ipsets ``cali40masq-ipam-pools`` (pools with natOutgoing) and
+  ``cali40all-ipam-pools`` and the chains ``cali-POSTROUTING`` → ``cali-nat-outgoing``
+  masquerading pod traffic that leaves every pool.
+- The routes a node's kernel must hold once BIRD has converged (``expected_routes``): each other
+  node's blocks via that node, each address borrowed onto another node as a /32 via it (where
+  BGP carries it: ``receives``), and a blackhole for each of its own blocks.
+
+Every value is an address, CIDR or number from the validated config; iptables words go through
+``kubeproxy.common.word`` all the same.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from emulator.kubeproxy.common import word
+from emulator.model.calico import CalicoConfig
+from emulator.model.cluster import ClusterConfig
+from emulator.model.netview import NetworkView
+from emulator.model.node import Node
+
+CONFLIST = "10-calico.conflist"
+NETWORK = "k8s-pod-network"
+CNI_VERSION = "1.0.0"
+MASQ_SET, ALL_SET = "cali40masq-ipam-pools", "cali40all-ipam-pools"
+
+
+def conflist(cfg: ClusterConfig, node: Node) -> str:
+    calico = {"type": "calico", "log_level": "info", "datastore_type": "kubernetes", "nodename": node.name,
+              "mtu": cfg.pod_mtu, "ipam": {"type": "calico-ipam"}, "policy": {"type": "k8s"}}
+    portmap = {"type": "portmap", "snat": True, "capabilities": {"portMappings": True}}
+    return json.dumps({"name": NETWORK, "cniVersion": CNI_VERSION, "plugins": [calico, portmap]}, indent=2) + "\n"
+
+
+def nat_outgoing(calico: CalicoConfig) -> tuple[str, str]:
+    """(``ipset restore`` input, ``iptables-restore --noflush`` input) for Felix's outgoing NAT."""
+    sets = [f"create {MASQ_SET} hash:net family inet -exist", f"flush {MASQ_SET}",
+            f"create {ALL_SET} hash:net family inet -exist", f"flush {ALL_SET}"]
+    for pool in calico.pools:
+        sets.append(f"add {ALL_SET} {word(pool.cidr)} -exist")
+        if pool.nat_outgoing:
+            sets.append(f"add {MASQ_SET} {word(pool.cidr)} -exist")
+    rules = ["*nat", ":cali-POSTROUTING - [0:0]", ":cali-nat-outgoing - [0:0]",
+             '-I POSTROUTING 1 -m comment --comment "cali:O3lYWMrLQYEMJtB5" -j cali-POSTROUTING',
+             "-A cali-POSTROUTING -j cali-nat-outgoing",
+             f'-A cali-nat-outgoing -m comment --comment "cali:flqWnvo8yq4ULQLa" -m set --match-set {MASQ_SET} src '
+             f"-m set ! --match-set {ALL_SET} dst -j MASQUERADE --random-fully", "COMMIT"]
+    return "\n".join(sets) + "\n", "\n".join(rules) + "\n"
+
+
+def blocks_of(view: NetworkView, node: str) -> list[str]:
+    return [cidr for cidr, owner in view.blocks if owner == node]
+
+
+def expected_routes(cfg: ClusterConfig, view: NetworkView, node: str) -> dict[str, str]:
+    """destination -> next hop (a node's address, or "blackhole") the node's kernel holds once
+    BIRD converged (see the module's docstring)."""
+    ips = {n.name: n.ip for n in cfg.nodes}
+    out = {}
+    blocks = [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks]
+    for net, owner in blocks:
+        out[str(net)] = "blackhole" if owner == node else ips.get(owner, "")
+    for pod in view.pods:
+        if pod.node == node or not pod.ip:
+            continue
+        addr = ipaddress.IPv4Address(pod.ip)
+        home = next((owner for net, owner in blocks if addr in net), None)
+        if home is not None and home != pod.node and receives(cfg.calico, node, pod.node, home):
+            out[f"{pod.ip}/32"] = ips.get(pod.node, "")
+    return out
+
+
+def receives(calico_cfg: CalicoConfig, node: str, borrower: str, owner: str) -> bool:
+    """Whether BGP brings ``node`` the /32 of an address ``borrower`` took from ``owner``'s block.
+    The borrower exports it to its peers; a route reflector reflects it on unless the block is
+    its own (its ``calico_aggr`` rejects whatever lies under its blocks, reflected routes too):
+    a node left without the /32 reaches the address through the block's owner, which has it."""
+    reflectors = calico_cfg.bgp.route_reflectors
+    if calico_cfg.bgp.mesh or borrower in reflectors or node in reflectors:
+        return True
+    return any(r != owner for r in reflectors)

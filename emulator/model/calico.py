@@ -1,0 +1,67 @@
+"""``spec.network.calico``: the Calico-style data plane's settings (issue #14), typed.
+
+The names are Calico's own resources' fields: an IPPool (``cidr``, ``blockSize``,
+``vxlanMode``/``ipipMode`` folded into one ``encapsulation`` as the operator's Installation
+resource has it, ``natOutgoing``), and a BGPConfiguration (``asNumber``,
+``nodeToNodeMeshEnabled``) with route reflectors as BGPPeers select them.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+# the operator's Installation.spec.calicoNetwork.ipPools[].encapsulation values k8semu runs; IPIP
+# and IPIPCrossSubnet need the ipip module (refused with the reason where it is missing)
+ENCAPSULATIONS = ("None", "VXLAN", "VXLANCrossSubnet", "IPIP", "IPIPCrossSubnet")
+DEFAULT_AS = 64512  # Calico's default BGPConfiguration asNumber
+DEFAULT_BLOCK_SIZE = 26
+MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 20, 32  # Calico's IPv4 blockSize bounds
+VXLAN_VNI, VXLAN_PORT = 4096, 4789  # Felix's vxlanVNI and vxlanPort defaults
+VXLAN_DEVICE = "vxlan.calico"
+LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth
+HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"  # the MAC Calico gives every host-side cali veth
+
+
+@dataclass(frozen=True)
+class IPPool:
+    name: str
+    cidr: str
+    block_size: int = DEFAULT_BLOCK_SIZE
+    encapsulation: str = "None"
+    nat_outgoing: bool = True
+
+    @property
+    def network(self) -> ipaddress.IPv4Network:
+        return ipaddress.IPv4Network(self.cidr)
+
+    @property
+    def vxlan(self) -> bool:
+        return self.encapsulation in ("VXLAN", "VXLANCrossSubnet")
+
+    @property
+    def cross_subnet(self) -> bool:
+        return self.encapsulation.endswith("CrossSubnet")
+
+    def blocks(self) -> list[str]:
+        """The pool's blocks, lowest first."""
+        return [str(b) for b in self.network.subnets(new_prefix=self.block_size)]
+
+
+@dataclass(frozen=True)
+class BGPConfig:
+    as_number: int = DEFAULT_AS
+    route_reflectors: tuple[str, ...] = ()  # node names; any: the full mesh is off
+
+    @property
+    def mesh(self) -> bool:
+        return not self.route_reflectors
+
+
+@dataclass(frozen=True)
+class CalicoConfig:
+    pools: tuple[IPPool, ...]
+    bgp: BGPConfig = BGPConfig()
+
+    def pool_of(self, ip: str) -> IPPool | None:
+        addr = ipaddress.IPv4Address(ip)
+        return next((p for p in self.pools if addr in p.network), None)

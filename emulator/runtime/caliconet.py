@@ -1,0 +1,246 @@
+"""The nodes of a ``cni: calico`` cluster (issue #14): Mininet hosts on the underlay bridge, as
+for flannel, with what calico-node does on each: ip_forward on, Felix's outgoing NAT, the
+``calico`` and ``calico-ipam`` CNI plugins (``emulator.calico.cniplugin``, found through
+CNI_PATH in the cluster's own ``opt/cni/bin``), /etc/cni/net.d/10-calico.conflist, and BIRD 2
+(Debian's bird2) in the node's namespace with the configuration confd would write
+(``emulator.calico.bird``), at the node's /etc/bird/bird.conf and its control socket at
+/run/bird/bird.ctl (the node's folders under the run directory, which ``k8semu exec NODE --``
+binds there: ``birdc show protocols`` works as on a node).
+
+``Routing`` keeps each BIRD's configuration in step with the IPAM's blocks (a block claimed or
+released: the file rewritten and ``birdc configure``) and says when a node's kernel holds what
+BIRD must have put there (every other node's blocks via that node, borrowed /32s, its own blocks'
+blackholes): that is part of the node's confirmed generation, as the switches' are on the
+OpenFlow data plane. BIRD runs under the manager's supervisor (a killed BIRD comes back; its
+peers withdraw its routes meanwhile).
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from emulator.calico import bird, cniplugin
+from emulator.calico import config as calico
+from emulator.errors import RuntimeFailure
+from emulator.model import naming
+from emulator.model.cluster import ClusterConfig
+from emulator.model.netview import NetworkView
+from emulator.model.node import Node
+from emulator.runtime import cni
+from emulator.runtime.flannelnet import PLUGIN_DIR, build_underlay, cni_path, in_node, node_root
+from emulator.runtime.proc import ip_batch, run
+
+SYSCTLS = ("net.ipv4.ip_forward=1",)
+BIRD_CONF = "etc/bird/bird.conf"
+BIRD_RUN = "run/bird"  # the control socket's folder (bird.ctl: birdc's default, /run/bird/bird.ctl)
+PLUGINS = ("calico", "calico-ipam")
+CONVERGE_TIMEOUT = 20.0  # how long BIRD may take to listen on its socket after it starts
+
+
+def conflist_path(run_dir: Path, node: str) -> Path:
+    return node_root(run_dir, node) / "etc/cni/net.d" / calico.CONFLIST
+
+
+def check_kernel(cfg: ClusterConfig) -> None:
+    """Raises: RuntimeFailure when a pool's encapsulation needs what this k8semu or kernel lacks."""
+    for pool in cfg.calico.pools if cfg.calico else ():
+        if pool.encapsulation.startswith("IPIP"):
+            have = os.path.isdir("/sys/module/ipip") or _module_available("ipip")
+            raise RuntimeFailure(f"IP pool {pool.name}: encapsulation {pool.encapsulation} needs the ipip kernel module"
+                                 + (", which this kernel lacks; use None or VXLANCrossSubnet" if not have else
+                                    "; k8semu does not emulate IPIP yet: use None or VXLANCrossSubnet"))
+
+
+def _module_available(name: str) -> bool:
+    done = subprocess.run(["modprobe", "-n", "-q", name], capture_output=True)
+    return done.returncode == 0
+
+
+def install_plugins(run_dir: Path) -> None:
+    """The ``calico`` and ``calico-ipam`` launchers in the cluster's own plugin folder."""
+    folder = run_dir / PLUGIN_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    for kind in PLUGINS:
+        path = folder / kind
+        path.write_text(cniplugin.launcher(kind))
+        path.chmod(0o755)
+
+
+def write_files(cfg: ClusterConfig, run_dir: Path, node: Node) -> None:
+    root = node_root(run_dir, node.name)
+    for folder in (root / "etc/cni/net.d", root / "etc/bird", root / BIRD_RUN, root / "var/lib/cni"):
+        folder.mkdir(parents=True, exist_ok=True)
+    conflist_path(run_dir, node.name).write_text(calico.conflist(cfg, node))
+
+
+def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
+    """The node's address and default route, forwarding, and Felix's outgoing NAT."""
+    netns = naming.node_netns(scope, node.name)
+    run(in_node(netns, "sysctl", "-q", "-w", *SYSCTLS))
+    router = ipaddress.IPv4Network(cfg.underlay.subnet).network_address + 1
+    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
+              f"route add default via {router} dev eth0"], netns=netns, force=False)
+    sets, rules = calico.nat_outgoing(cfg.calico)
+    run(in_node(netns, "ipset", "restore"), input=sets)
+    run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=rules)
+
+
+def build_nodes(fabric, host_class) -> None:
+    """The nodes and the underlay, then each node's Calico plumbing and files."""
+    check_kernel(fabric.config)
+    build_underlay(fabric, host_class)
+    cfg, scope, run_dir = fabric.config, fabric.scope, fabric.records.path.parent
+    install_plugins(run_dir)
+    for node in cfg.nodes:
+        configure_node(cfg, scope, node)
+        write_files(cfg, run_dir, node)
+    fabric._external_hosts(host_class)
+
+
+def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:
+    """The runtime's CNI: the nodes' conflists (read back from their files), CNI_PATH with the
+    cluster's own plugins first, libcni's cache in each node's /var/lib/cni/results."""
+    conflists = {}
+    for node in cfg.nodes:
+        path = conflist_path(run_dir, node.name)
+        if path.exists():
+            conflists[node.name] = json.loads(path.read_text())
+    return cni.Plugins(conflists, cni_path(run_dir), results={n.name: node_root(run_dir, n.name) / cni.RESULTS
+                                                              for n in cfg.nodes})
+
+
+class Routing:
+    """BIRD on every node, its configuration following the blocks, its routes confirmed.
+
+    ``load`` (the proxier's thread, each view) rewrites a node's configuration and reconfigures
+    BIRD when its blocks changed, and records the routes that view needs; a thread of its own
+    compares each node's kernel with them (every 10 ms while any node is behind) and raises the
+    node's confirmed generation when they match, so a slow BGP update delays only that node's
+    confirmation, never kube-proxy's rules on any node.
+    """
+
+    def __init__(self, cfg: ClusterConfig, scope: naming.Scope, run_dir: Path, supervisor,
+                 on_confirmed: Callable[[], None] = lambda: None) -> None:
+        self.cfg, self.scope, self.run_dir, self.supervisor = cfg, scope, run_dir, supervisor
+        self.on_confirmed = on_confirmed
+        self.loaded: dict[str, str] = {}  # node -> the configuration its BIRD was last given
+        self.lock = threading.Lock()
+        self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
+        self.confirmed_at: dict[str, int] = {n.name: -1 for n in cfg.nodes}
+        self.behind: dict[str, str] = {}  # node -> what its kernel lacks, once it has been behind a while
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._watch, name="bird-routes", daemon=True)
+
+    def start(self) -> None:
+        for node in self.cfg.nodes:
+            self._write(node, [])
+            self.supervisor.add(self.helper(node.name), lambda node=node: self._launch(node))
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+
+    @staticmethod
+    def helper(node: str) -> str:
+        return f"bird {node}"
+
+    def confirmed(self, node: str) -> int:
+        with self.lock:
+            return self.confirmed_at.get(node, -1)
+
+    def _write(self, node: Node, blocks: list[str]) -> str:
+        text = "log stderr all;  # k8semu: BIRD logs to its node's bird.log, never to this machine's syslog\n" + \
+            bird.config(self.cfg.calico, self.cfg.nodes, node, blocks)
+        (node_root(self.run_dir, node.name) / BIRD_CONF).write_text(text)
+        self.loaded[node.name] = text
+        return text
+
+    def _launch(self, node: Node) -> subprocess.Popen:
+        root = node_root(self.run_dir, node.name)
+        netns = naming.node_netns(self.scope, node.name)
+        # the socket's path is relative to BIRD's folder: a unix socket's path has 107 bytes at most
+        with open(root / "bird.log", "ab") as log:
+            return subprocess.Popen(in_node(netns, "bird", "-f", "-c", str(root / BIRD_CONF), "-s", "bird.ctl"),
+                                    cwd=root / BIRD_RUN, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+
+    def birdc(self, node: str, *words: str) -> str:
+        done = subprocess.run(["birdc", "-s", "bird.ctl", *words], cwd=node_root(self.run_dir, node) / BIRD_RUN,
+                              capture_output=True, text=True, timeout=10)
+        return done.stdout + done.stderr
+
+    def load(self, node: str, view: NetworkView) -> None:
+        """BIRD given the node's blocks (reconfigured when they changed); the view's routes become
+        what the node's confirmation waits for.
+
+        Raises:
+            RuntimeFailure: BIRD refused the configuration, or did not answer within ``CONVERGE_TIMEOUT``.
+        """
+        before = self.loaded.get(node)
+        text = self._write(self.cfg.node(node), calico.blocks_of(view, node))
+        if text != before:
+            deadline = time.monotonic() + CONVERGE_TIMEOUT
+            while True:
+                out = self.birdc(node, "configure")
+                if "Reconfigured" in out or "Reconfiguration in progress" in out:
+                    break
+                if "Unable to connect" not in out and "No such file" not in out:
+                    raise RuntimeFailure(f"BIRD on {node} refused its configuration: {out.strip()}")
+                if time.monotonic() > deadline:  # not listening yet: it reads the file when it starts
+                    raise RuntimeFailure(f"BIRD on {node} did not answer birdc: {out.strip()}")
+                time.sleep(0.02)
+        with self.lock:
+            self.wanted[node] = (view.generation, calico.expected_routes(self.cfg, view, node))
+        self.wake.set()
+
+    def routes(self, node: str) -> dict[str, str]:
+        """The node's BIRD routes inside the pools: destination -> next hop or "blackhole"."""
+        netns = naming.node_netns(self.scope, node)
+        done = run(in_node(netns, "ip", "-j", "-4", "route", "show", "proto", "bird"))
+        pools = [p.network for p in self.cfg.calico.pools]
+        out = {}
+        for r in json.loads(done.stdout or "[]"):
+            dst = r.get("dst", "")
+            net = ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False)
+            if any(net.subnet_of(p) for p in pools):
+                out[str(net)] = "blackhole" if r.get("type") == "blackhole" else r.get("gateway", "")
+        return out
+
+    def _watch(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                pending = {n: w for n, w in self.wanted.items() if w[0] > self.confirmed_at.get(n, -1)}
+            if not pending:
+                self.wake.wait()
+                self.wake.clear()
+                continue
+            confirmed = False
+            for node, (generation, expected) in pending.items():
+                try:
+                    got = self.routes(node)
+                except (RuntimeFailure, ValueError) as exc:
+                    self.behind[node] = str(exc)
+                    continue
+                if got == expected:
+                    with self.lock:
+                        if self.wanted.get(node, (0,))[0] == generation:
+                            self.confirmed_at[node] = generation
+                    self.behind.pop(node, None)
+                    confirmed = True
+                else:
+                    missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h)
+                    self.behind[node] = (f"missing {', '.join(missing) or 'nothing'}; "
+                                         f"stale {', '.join(sorted(d for d in got if d not in expected)) or 'nothing'}")
+            if confirmed:
+                self.on_confirmed()
+            self.stopping.wait(0.01)

