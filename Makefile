@@ -27,11 +27,13 @@ test: install
 slow: install
 	$(PY) -m pytest -q -m slow
 
-# every scenario again on the flannel data plane, with kube-proxy's iptables and nftables modes,
-# the same manifests (issue #13's matrix; make test runs them on their specs' data planes)
+# every scenario again on the flannel and calico data planes, with kube-proxy's iptables and
+# nftables modes, the same manifests (issues #13 and #14; make test runs them on their specs' data planes)
 matrix: install
 	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy iptables
 	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy nftables
+	$(PY) -m pytest -q scenarios --cni calico --kube-proxy iptables
+	$(PY) -m pytest -q scenarios --cni calico --kube-proxy nftables
 
 unit: install
 	$(PY) -m pytest -q tests/unit

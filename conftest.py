@@ -10,14 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from emulator.model.cluster import CNIS, PROXY_MODES
+
 ROOT = Path(__file__).resolve().parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--cni", default=None, choices=("openflow", "flannel"),
+    parser.addoption("--cni", default=None, choices=CNIS,
                      help="run the scenarios on this data plane instead of their specs' (make matrix)")
-    parser.addoption("--kube-proxy", default=None, choices=("iptables", "nftables"),
-                     help="with --cni flannel: kube-proxy's mode instead of the specs' (make matrix)")
+    parser.addoption("--kube-proxy", default=None, choices=PROXY_MODES,
+                     help="with --cni flannel or calico: kube-proxy's mode instead of the specs' (make matrix)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -27,6 +27,7 @@ packages=(
     containernetworking-plugins   # cni: flannel: bridge, host-local, portmap (run as a runtime runs them)
     ipset                # cni: flannel: the NetworkPolicy agent's sets
     conntrack            # cni: flannel: kube-proxy flushes stale UDP entries with it
+    bird2                # cni: calico: BIRD in every node (Debian enables its service; k8semu never starts it)
 )
 missing=()
 for p in "${packages[@]}"; do

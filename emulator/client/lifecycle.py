@@ -238,16 +238,17 @@ def status_text(cluster: str | None) -> str:
     s = Client(run).status()
     parts = []
     for name, h in s["helpers"].items():
-        state = "running" if h["running"] else ("stopped" if h["held"] else "down")
+        state = f"running (pid {h['pid']})" if h["running"] else ("stopped" if h["held"] else "down")
         parts.append(f"{name} {state}" + (f" (restarted {h['restarts']}x)" if h["restarts"] else ""))
     helpers = ", ".join(parts)
+    behind = "".join(f"routes behind on {node}: {what}\n" for node, what in sorted(s.get("routes_behind", {}).items()))
     return (f"cluster {s['cluster']} ({s['file']}): {s['phase']}, manager pid {s['pid']}, slot {s['slot']}\n"
             f"nodes: {', '.join(s['nodes'])}\n"
             f"pods: {s['running']}/{s['pods']} running and ready"
             + (f", {s['completed']} completed" if s.get("completed") else "") + "; data plane "
             + (f"cni {s['cni']}, kube-proxy {s['kubeProxy']}, " if s.get("kubeProxy") else "")
             + f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
-            f"helpers: {helpers}\n"
+            f"helpers: {helpers}\n" + behind +
             f"run directory: {s['run']}\n")
 
 

@@ -22,6 +22,7 @@ import os
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +41,7 @@ SYSCTLS = ("net.ipv4.ip_forward=1",)
 BIRD_CONF = "etc/bird/bird.conf"
 BIRD_RUN = "run/bird"  # the control socket's folder (bird.ctl: birdc's default, /run/bird/bird.ctl)
 PLUGINS = ("calico", "calico-ipam")
+WORKERS = 4  # nodes whose routes are read at once
 CONVERGE_TIMEOUT = 20.0  # how long BIRD may take to listen on its socket after it starts
 
 
@@ -122,7 +124,8 @@ class Routing:
     BIRD when its blocks changed, and records the routes that view needs; a thread of its own
     compares each node's kernel with them (every 10 ms while any node is behind) and raises the
     node's confirmed generation when they match, so a slow BGP update delays only that node's
-    confirmation, never kube-proxy's rules on any node.
+    confirmation, never kube-proxy's rules on any node. Nodes are read four at a time (``ip`` takes
+    a few milliseconds; 50 nodes in well under 100 ms).
     """
 
     def __init__(self, cfg: ClusterConfig, scope: naming.Scope, run_dir: Path, supervisor,
@@ -216,31 +219,33 @@ class Routing:
                 out[str(net)] = "blackhole" if r.get("type") == "blackhole" else r.get("gateway", "")
         return out
 
+    def _check(self, node: str, generation: int, expected: dict[str, str]) -> bool:
+        """Whether the node's kernel holds ``expected`` now (then its generation is confirmed)."""
+        try:
+            got = self.routes(node)
+        except (RuntimeFailure, ValueError) as exc:
+            self.behind[node] = str(exc)
+            return False
+        if got != expected:
+            missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h)
+            self.behind[node] = (f"missing {', '.join(missing) or 'nothing'}; "
+                                 f"stale {', '.join(sorted(d for d in got if d not in expected)) or 'nothing'}")
+            return False
+        with self.lock:
+            if self.wanted.get(node, (0,))[0] == generation:
+                self.confirmed_at[node] = generation
+        self.behind.pop(node, None)
+        return True
+
     def _watch(self) -> None:
-        while not self.stopping.is_set():
-            with self.lock:
-                pending = {n: w for n, w in self.wanted.items() if w[0] > self.confirmed_at.get(n, -1)}
-            if not pending:
-                self.wake.wait()
-                self.wake.clear()
-                continue
-            confirmed = False
-            for node, (generation, expected) in pending.items():
-                try:
-                    got = self.routes(node)
-                except (RuntimeFailure, ValueError) as exc:
-                    self.behind[node] = str(exc)
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="bird-routes") as pool:
+            while not self.stopping.is_set():
+                with self.lock:
+                    pending = [(n, *w) for n, w in self.wanted.items() if w[0] > self.confirmed_at.get(n, -1)]
+                if not pending:
+                    self.wake.wait()
+                    self.wake.clear()
                     continue
-                if got == expected:
-                    with self.lock:
-                        if self.wanted.get(node, (0,))[0] == generation:
-                            self.confirmed_at[node] = generation
-                    self.behind.pop(node, None)
-                    confirmed = True
-                else:
-                    missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h)
-                    self.behind[node] = (f"missing {', '.join(missing) or 'nothing'}; "
-                                         f"stale {', '.join(sorted(d for d in got if d not in expected)) or 'nothing'}")
-            if confirmed:
-                self.on_confirmed()
-            self.stopping.wait(0.01)
+                if any(pool.map(lambda p: self._check(*p), pending)):
+                    self.on_confirmed()
+                self.stopping.wait(0.01)

@@ -75,8 +75,8 @@ def describe(pid: int) -> str:
         return "(gone)"
 
 
-SPECS = pytest.mark.parametrize("spec", ["topologies/default.yaml", "topologies/flannel.yaml"],
-                                ids=["openflow", "flannel"])  # every data plane (issue #13)
+SPECS = pytest.mark.parametrize("spec", ["topologies/default.yaml", "topologies/flannel.yaml", "topologies/calico.yaml"],
+                                ids=["openflow", "flannel", "calico"])  # every data plane (issues #13, #14)
 
 
 @SPECS
@@ -88,9 +88,9 @@ def test_down_leaves_nothing_behind(spec: str) -> None:
     if cluster.cni == "openflow":
         assert {cluster.bridge(n) for n in ("control-plane", "worker-1", "worker-2")} <= during["bridges"]
         assert len(during["procs"] - before["procs"]) >= 3 + 4 + 1  # node shells, pods, controller
-    else:  # no switch, no controller: flannel.1 and cni0 live in the nodes
+    else:  # no switch, no controller: flannel.1 and cni0, or the cali veths, live in the nodes
         assert during["bridges"] == before["bridges"]
-        assert len(during["procs"] - before["procs"]) >= 3 + 4  # node shells, pods
+        assert len(during["procs"] - before["procs"]) >= 3 + 4 + (3 if cluster.cni == "calico" else 0)  # + BIRDs
     cluster.down()
     assert leftovers(before) == {}
     assert not cluster.run.exists()
@@ -108,7 +108,7 @@ def test_cleanup_after_kill_9_leaves_nothing_behind(spec: str) -> None:
     assert k8semu("down", check=False).returncode != 0  # no live manager: down says so
     done = k8semu("cleanup")
     assert "removed" in done.stdout
-    if "flannel" in spec:  # the pods' networks released by the plugins, from libcni's cache
+    if "flannel" in spec or "calico" in spec:  # the pods' networks released by the plugins, from libcni's cache
         assert re.search(r"CNI DEL run for [1-9]\d* pod network", done.stdout), done.stdout
         assert "CNI DEL:" not in done.stdout  # no DEL failed
     assert leftovers(before) == {}

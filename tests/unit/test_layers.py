@@ -14,7 +14,8 @@ LAYER = {
     "model": 1,
     "spec": 2,
     "cluster": 3,
-    "pipeline": 4, "dns": 4, "ingress": 4, "images": 4, "kubeproxy": 4, "flannel": 4, "calico": 4, "netpolicy": 4,  # pure data-plane drivers, pod programs
+    # pure data-plane drivers, pod programs
+    "pipeline": 4, "dns": 4, "ingress": 4, "images": 4, "kubeproxy": 4, "flannel": 4, "calico": 4, "netpolicy": 4,
     "controller": 5, "runtime": 5,
     "api": 6,
     "client": 7,  # the one client of the API: every verb, the shell, the scenario runner
