@@ -55,6 +55,7 @@ bench: install
 	$(PY) bench/volumes.py
 	$(PY) bench/kubeproxy.py
 	$(PY) bench/dataplanes.py
+	$(PY) bench/calico.py
 	$(PY) bench/schemas.py
 	$(PY) bench/rbac.py
 	$(PY) bench/compare.py

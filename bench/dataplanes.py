@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The data planes side by side (issue #13): ``cni: openflow`` (OVS + k8semu's controller) and
-``cni: flannel`` with kube-proxy's iptables and nftables modes. Measures and reports; never fails
-on a slow machine.
+"""The data planes side by side (issues #13, #14): ``cni: openflow`` (OVS + k8semu's controller),
+``cni: flannel`` with kube-proxy's iptables and nftables modes, and ``cni: calico`` routed and
+with VXLAN. Measures and reports; never fails on a slow machine.
 
-    sudo .venv/bin/python bench/dataplanes.py [--quick] [--runs N]
+    sudo .venv/bin/python bench/dataplanes.py [--quick] [--runs N] [--planes NAME,...]
 
 For each data plane, in one run:
 1. ``up`` and ``down`` wall time (the CLI, as a user runs it): 3 nodes x 10 pods, 10 nodes x 100.
@@ -40,6 +40,9 @@ PLANES = {  # name -> spec.network fields
     "flannel-iptables-1s": "{cni: flannel, kubeProxy: {mode: iptables}}",
     "flannel-iptables-0s": "{cni: flannel, kubeProxy: {mode: iptables, minSyncPeriod: 0s}}",
     "flannel-nftables-0s": "{cni: flannel, kubeProxy: {mode: nftables, minSyncPeriod: 0s}}",
+    "calico-iptables-0s": "{cni: calico, kubeProxy: {mode: iptables, minSyncPeriod: 0s}}",
+    "calico-vxlan-iptables-0s": "{cni: calico, kubeProxy: {mode: iptables, minSyncPeriod: 0s}, "
+                                "calico: {ipPools: [{encapsulation: VXLAN}]}}",
 }
 
 SVC_SPEC = """apiVersion: k8semu.io/v1alpha1
@@ -108,13 +111,18 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="3 x 10 only, 5 convergence rounds, no 1,000 Services")
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per figure (median, min, max)")
+    parser.add_argument("--planes", default=",".join(PLANES), help="which data planes (default: every one)")
     args = parser.parse_args()
+    chosen = [p for p in args.planes.split(",") if p]
+    unknown = [p for p in chosen if p not in PLANES]
+    if unknown:
+        parser.error(f"unknown data plane {unknown[0]!r} (known: {', '.join(PLANES)})")
     results: dict = {**stamp(), "planes": {}}
     with tempfile.TemporaryDirectory() as tmp:
         veths = [bare_veth() for _ in range(args.runs)]
         results["bare_veth_gbps"] = spread(veths, 2)
         print(f"bare veth {text(results['bare_veth_gbps'], ' Gbit/s')}", flush=True)
-        for name, network in PLANES.items():
+        for name, network in ((n, PLANES[n]) for n in chosen):
             row: dict = {}
             sizes = [(3, 10)] + ([] if args.quick else [(10, 100)])
             for nodes, pods in sizes:

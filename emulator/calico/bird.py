@@ -98,7 +98,7 @@ def config(calico: CalicoConfig, nodes: tuple[Node, ...], node: Node, blocks: li
     lines += ["  reject;", "}", "", "filter calico_kernel_programming", "{"]
     for pool in calico.pools:
         lines.append(f"  if ( net ~ {_cidr(pool.cidr)} ) then {{")
-        if pool.vxlan and not pool.cross_subnet:
+        if pool.vxlan:
             lines.append("    # Don't program VXLAN routes into the kernel - these are handled by Felix.")
             lines.append("    reject;")
         else:

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import dataclass
 
 from emulator.kubeproxy.common import word
-from emulator.model.calico import CalicoConfig
+from emulator.model.calico import FELIX_PROTO, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, CalicoConfig
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView
 from emulator.model.node import Node
@@ -55,12 +56,16 @@ def nat_outgoing(calico: CalicoConfig) -> tuple[str, str]:
 
 
 def blocks_of(view: NetworkView, node: str) -> list[str]:
+    """The blocks affine to ``node``: BIRD's static blackholes, exported to its peers (with VXLAN
+    pools not put in the kernel, where Felix's blackholes are)."""
     return [cidr for cidr, owner in view.blocks if owner == node]
 
 
 def expected_routes(cfg: ClusterConfig, view: NetworkView, node: str) -> dict[str, str]:
     """destination -> next hop (a node's address, or "blackhole") the node's kernel holds once
     BIRD converged (see the module's docstring)."""
+    if cfg.calico.vxlan:  # BIRD programs nothing of a VXLAN pool (``calico_kernel_programming``)
+        return {}
     ips = {n.name: n.ip for n in cfg.nodes}
     out = {}
     blocks = [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks]
@@ -85,3 +90,82 @@ def receives(calico_cfg: CalicoConfig, node: str, borrower: str, owner: str) -> 
     if calico_cfg.bgp.mesh or borrower in reflectors or node in reflectors:
         return True
     return any(r != owner for r in reflectors)
+
+
+@dataclass(frozen=True)
+class FelixState:
+    """What Felix programs on a node for VXLAN pools: routes (destination -> ``ip route``
+    target), neighbour entries (tunnel address -> MAC) and forwarding entries (MAC -> node
+    address) on vxlan.calico."""
+    routes: dict[str, str]
+    neighbours: dict[str, str]
+    fdb: dict[str, str]
+
+
+def felix_state(cfg: ClusterConfig, view: NetworkView, node: str) -> FelixState:
+    """Felix's VXLAN manager and route table for ``node`` (pools with VXLAN encapsulation, where
+    BIRD programs nothing): a blackhole for each of its blocks; each other node's blocks, and each
+    address borrowed onto another node as a /32, via that node's tunnel address on vxlan.calico
+    (``VXLANCrossSubnet``: via its underlay address on eth0, the nodes sharing one subnet); the
+    other nodes' tunnel addresses as permanent neighbours and their VTEP MACs in the FDB."""
+    tunnels = dict(view.tunnels)
+    by_name = {n.name: n for n in cfg.nodes}
+    cross = all(p.cross_subnet for p in cfg.calico.pools)
+
+    def via(owner: str) -> str:
+        if cross:
+            return f"via {_address(by_name[owner].ip)} dev eth0 onlink"
+        return f"via {_address(tunnels[owner])} dev {VXLAN_DEVICE} onlink"
+    routes: dict[str, str] = {}
+    blocks = [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks]
+    for net, owner in blocks:
+        if owner == node:
+            routes[str(net)] = "blackhole"
+        elif owner in tunnels:
+            routes[str(net)] = via(owner)
+    for pod in view.pods:
+        if pod.node == node or not pod.ip or pod.node not in tunnels:
+            continue
+        addr = ipaddress.IPv4Address(pod.ip)
+        home = next((owner for net, owner in blocks if addr in net), None)
+        if home is not None and home != pod.node:
+            routes[f"{addr}/32"] = via(pod.node)
+    others = [n for n in cfg.nodes if n.name != node and n.name in tunnels]
+    return FelixState(routes, {_address(tunnels[n.name]): n.vtep_mac for n in others},
+                      {n.vtep_mac: _address(n.ip) for n in others})
+
+
+def vxlan_device(cfg: ClusterConfig, node: Node, tunnel: str) -> list[str]:
+    """``ip -batch`` lines making vxlan.calico as Felix makes it: VNI 4096, UDP 4789, the node's
+    address as the local end, no learning, the pool's MTU, the tunnel address as a /32."""
+    return [f"link add {VXLAN_DEVICE} address {node.vtep_mac} type vxlan id {VXLAN_VNI} local {_address(node.ip)} "
+            f"dev eth0 dstport {VXLAN_PORT} nolearning",
+            f"link set {VXLAN_DEVICE} mtu {int(cfg.pod_mtu)} up", f"addr add {_address(tunnel)}/32 dev {VXLAN_DEVICE}"]
+
+
+def felix_changes(old: FelixState | None, new: FelixState) -> tuple[list[str], list[str]]:
+    """(``ip -batch`` lines, ``bridge -batch`` lines) taking a node from ``old`` to ``new``:
+    neighbours and forwarding entries before the routes that use them; what went, removed."""
+    old = old or FelixState({}, {}, {})
+    ip = [f"neigh replace {a} lladdr {mac} dev {VXLAN_DEVICE} nud permanent" for a, mac in sorted(new.neighbours.items())
+          if old.neighbours.get(a) != mac]
+
+    def route(verb: str, dst: str, target: str) -> str:
+        if target == "blackhole":
+            return f"route {verb} blackhole {_cidr(dst)} proto {FELIX_PROTO}"
+        return f"route {verb} {_cidr(dst)}{f' {target}' if verb == 'replace' else ''} proto {FELIX_PROTO}"
+    ip += [route("replace", dst, target) for dst, target in sorted(new.routes.items()) if old.routes.get(dst) != target]
+    ip += [route("del", dst, target) for dst, target in sorted(old.routes.items()) if dst not in new.routes]
+    ip += [f"neigh del {a} dev {VXLAN_DEVICE}" for a in sorted(old.neighbours) if a not in new.neighbours]
+    fdb = [f"fdb replace {mac} dev {VXLAN_DEVICE} dst {dst} self permanent" for mac, dst in sorted(new.fdb.items())
+           if old.fdb.get(mac) != dst]
+    fdb += [f"fdb del {mac} dev {VXLAN_DEVICE} dst {old.fdb[mac]} self" for mac in sorted(old.fdb) if mac not in new.fdb]
+    return ip, fdb
+
+
+def _address(value: str) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+def _cidr(value: str) -> str:
+    return str(ipaddress.IPv4Network(value))

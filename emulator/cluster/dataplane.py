@@ -11,6 +11,7 @@ from emulator.cluster import services
 from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
+from emulator.model.calico import tunnel_handle
 from emulator.model.network import in_network
 from emulator.model.netview import EndpointView, NetworkView, NodeView, PodView, ServicePortView, subgroups_needed
 
@@ -86,6 +87,9 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
                          r.obj.spec.host_ports)
                  for r in state.pods() if r.status.node and r.status.ip and not r.obj.spec.host_network
                  and not r.status.released)
-    blocks = tuple((b.cidr, b.affinity) for b in state.calico_ipam.blocks.values()) if state.calico_ipam else ()
+    ipam = state.calico_ipam
+    blocks = tuple((b.cidr, b.affinity) for b in ipam.blocks.values()) if ipam else ()
+    tunnels = tuple((n.name, ipam.handles[tunnel_handle(n.name)]) for n in state.config.nodes
+                    if tunnel_handle(n.name) in ipam.handles) if ipam else ()
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
-                       service_views(state), compile_policies(state), blocks)
+                       service_views(state), compile_policies(state), blocks, tunnels)

@@ -19,6 +19,7 @@ from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import defaults
+from emulator.model.calico import tunnel_handle
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import RBAC_KINDS
 from emulator.model.network import FLANNEL_VNI
@@ -34,15 +35,20 @@ def flannel_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
             "flannel.alpha.coreos.com/public-ip": node.ip}
 
 
-def calico_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
-    """What calico-node writes on its Node: the address BIRD peers from."""
-    return {"projectcalico.org/IPv4Address": f"{node.ip}/{config.underlay.prefixlen}"}
+def calico_annotations(node: Node, state: ClusterState) -> dict[str, str]:
+    """What calico-node writes on its Node: the address BIRD peers from, and with VXLAN pools
+    its tunnel address."""
+    out = {"projectcalico.org/IPv4Address": f"{node.ip}/{state.config.underlay.prefixlen}"}
+    tunnel = state.calico_ipam.handles.get(tunnel_handle(node.name)) if state.calico_ipam else None
+    if tunnel:
+        out["projectcalico.org/IPv4VXLANTunnelAddr"] = tunnel
+    return out
 
 
-def node_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
-    if config.cni == "calico":
-        return calico_annotations(node, config)
-    return flannel_annotations(node, config) if config.kernel_dataplane else {}
+def node_annotations(node: Node, state: ClusterState) -> dict[str, str]:
+    if state.config.cni == "calico":
+        return calico_annotations(node, state)
+    return flannel_annotations(node, state.config) if state.config.kernel_dataplane else {}
 
 
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
@@ -50,7 +56,7 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
-                     **({"annotations": node_annotations(node, state.config)} if state.config.kernel_dataplane else {}),
+                     **({"annotations": node_annotations(node, state)} if state.config.kernel_dataplane else {}),
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
                  **({"unschedulable": True} if node.name in state.cordoned else {}),

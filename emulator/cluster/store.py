@@ -17,6 +17,7 @@ from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
+from emulator.model.calico import tunnel_handle
 from emulator.model.calicoipam import CalicoIPAM
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
@@ -124,6 +125,9 @@ class ClusterState:
         for node in self.config.nodes:
             self.ipam.setdefault(node.name, self.calico_ipam.for_node(node.name) if self.calico_ipam is not None
                                  else NodeIPAM(node.pod_cidr))
+        if self.calico_ipam is not None and self.config.calico.vxlan:  # calico-node's first act: its tunnel address
+            for node in self.config.nodes:
+                self.calico_ipam.allocate(node.name, tunnel_handle(node.name))
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("Namespace", Namespace(ObjectMeta(ns)))
         self.alloc = Allocations(self.config.services.subnet, self.config.lb_pool)

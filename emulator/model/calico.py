@@ -18,6 +18,7 @@ DEFAULT_BLOCK_SIZE = 26
 MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 20, 32  # Calico's IPv4 blockSize bounds
 VXLAN_VNI, VXLAN_PORT = 4096, 4789  # Felix's vxlanVNI and vxlanPort defaults
 VXLAN_DEVICE = "vxlan.calico"
+FELIX_PROTO = 80  # the routing protocol number Felix's routes carry (``proto 80`` in ``ip route``)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"  # the MAC Calico gives every host-side cali veth
 
@@ -62,6 +63,17 @@ class CalicoConfig:
     pools: tuple[IPPool, ...]
     bgp: BGPConfig = BGPConfig()
 
+    @property
+    def vxlan(self) -> bool:
+        """The pools encapsulate with VXLAN (always, or across subnets): each node has a
+        vxlan.calico device and a tunnel address, and Felix, not BIRD, programs the pools' routes."""
+        return any(p.vxlan for p in self.pools)
+
     def pool_of(self, ip: str) -> IPPool | None:
         addr = ipaddress.IPv4Address(ip)
         return next((p for p in self.pools if addr in p.network), None)
+
+
+def tunnel_handle(node: str) -> str:
+    """The IPAM handle of a node's VXLAN tunnel address (calico-node's, on its Node object)."""
+    return f"vxlan-tunnel-addr-{node}"

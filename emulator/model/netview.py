@@ -132,6 +132,7 @@ class NetworkView:
     services: tuple[ServicePortView, ...] = ()
     policies: PolicyView = field(default_factory=PolicyView)
     blocks: tuple[tuple[str, str], ...] = ()  # cni: calico: (block CIDR, the node it is affine to), in claim order
+    tunnels: tuple[tuple[str, str], ...] = ()  # cni: calico with VXLAN: (node, its vxlan.calico address)
 
     def to_json(self) -> str:
         """Compact and sorted: without ``indent`` json uses its C encoder, and with the fields
@@ -161,7 +162,7 @@ class NetworkView:
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
                    tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
                          for p in data["pods"]), services, policies,
-                   tuple(tuple(b) for b in data.get("blocks", ())))
+                   tuple(tuple(b) for b in data.get("blocks", ())), tuple(tuple(t) for t in data.get("tunnels", ())))
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

@@ -8,17 +8,21 @@ CNI_PATH in the cluster's own ``opt/cni/bin``), /etc/cni/net.d/10-calico.conflis
 binds there: ``birdc show protocols`` works as on a node).
 
 ``Routing`` keeps each BIRD's configuration in step with the IPAM's blocks (a block claimed or
-released: the file rewritten and ``birdc configure``) and says when a node's kernel holds what
-BIRD must have put there (every other node's blocks via that node, borrowed /32s, its own blocks'
-blackholes): that is part of the node's confirmed generation, as the switches' are on the
-OpenFlow data plane. BIRD runs under the manager's supervisor (a killed BIRD comes back; its
-peers withdraw its routes meanwhile).
+released: the file rewritten and ``birdc configure``) and says when a node's BGP sessions are all
+established (calico-node's readiness check) and its kernel holds what BIRD must have put there
+(every other node's blocks via that node, borrowed /32s, its own blocks' blackholes): that is
+part of the node's confirmed generation, as the switches' are on the OpenFlow data plane. BIRD
+runs under the manager's supervisor (a killed BIRD comes back; its peers withdraw its routes
+meanwhile). With VXLAN pools BIRD puts none of their routes in the kernel; ``Routing`` does what
+Felix's VXLAN manager does instead: vxlan.calico, its neighbours and forwarding entries, and the
+pools' routes (``proto 80``), from each view.
 """
 from __future__ import annotations
 
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import threading
 import time
@@ -133,6 +137,7 @@ class Routing:
         self.cfg, self.scope, self.run_dir, self.supervisor = cfg, scope, run_dir, supervisor
         self.on_confirmed = on_confirmed
         self.loaded: dict[str, str] = {}  # node -> the configuration its BIRD was last given
+        self.felix: dict[str, calico.FelixState] = {}  # node -> what Felix last programmed (VXLAN pools)
         self.lock = threading.Lock()
         self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
         self.confirmed_at: dict[str, int] = {n.name: -1 for n in cfg.nodes}
@@ -202,9 +207,27 @@ class Routing:
                 if time.monotonic() > deadline:  # not listening yet: it reads the file when it starts
                     raise RuntimeFailure(f"BIRD on {node} did not answer birdc: {out.strip()}")
                 time.sleep(0.02)
+        if self.cfg.calico.vxlan:
+            self._felix(node, view)
         with self.lock:
             self.wanted[node] = (view.generation, calico.expected_routes(self.cfg, view, node))
         self.wake.set()
+
+    def _felix(self, node: str, view: NetworkView) -> None:
+        """Felix's VXLAN manager on ``node``: vxlan.calico once its tunnel address is known, then
+        the neighbours, forwarding entries and routes that changed (``calico.felix_state``)."""
+        netns = naming.node_netns(self.scope, node)
+        tunnel = dict(view.tunnels).get(node)
+        if tunnel is None:
+            return
+        if node not in self.felix:
+            ip_batch(calico.vxlan_device(self.cfg, self.cfg.node(node), tunnel), netns=netns, force=False)
+        new = calico.felix_state(self.cfg, view, node)
+        lines, fdb = calico.felix_changes(self.felix.get(node), new)
+        ip_batch(lines, netns=netns)
+        if fdb:
+            run(["bridge", "-n", netns, "-batch", "-"], input="\n".join(fdb) + "\n")
+        self.felix[node] = new
 
     def routes(self, node: str) -> dict[str, str]:
         """The node's BIRD routes inside the pools: destination -> next hop or "blackhole"."""
@@ -231,11 +254,26 @@ class Routing:
             self.behind[node] = (f"missing {', '.join(missing) or 'nothing'}; "
                                  f"stale {', '.join(sorted(d for d in got if d not in expected)) or 'nothing'}")
             return False
+        down = self.sessions_down(node)
+        if down:
+            self.behind[node] = f"BGP sessions not established: {', '.join(down)}"
+            return False
         with self.lock:
             if self.wanted.get(node, (0,))[0] == generation:
                 self.confirmed_at[node] = generation
         self.behind.pop(node, None)
         return True
+
+    def sessions_down(self, node: str) -> list[str]:
+        """The node's BGP sessions that are not Established (calico-node's ``-bird-ready`` check:
+        its readiness waits for every peer), or why BIRD could not say."""
+        try:
+            out = self.birdc(node, "show", "protocols")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [f"birdc: {exc}"]
+        if "BIRD" not in out or "ready" not in out:
+            return [f"birdc: {out.strip() or 'no answer'}"]
+        return [m.group(1) for m in re.finditer(r"^(\S+)\s+BGP\s+.*$", out, re.M) if "Established" not in m.group(0)]
 
     def _watch(self) -> None:
         with ThreadPoolExecutor(WORKERS, thread_name_prefix="bird-routes") as pool:

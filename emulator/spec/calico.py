@@ -11,7 +11,7 @@ as Calico's API checks an IPPool and a BGPConfiguration, with the field named.
           - name: default-ipv4-ippool
             cidr: 10.244.0.0/16         # inside spec.network.podSubnet (kube-proxy's clusterCIDR)
             blockSize: 26               # 20..32, Calico's IPv4 bounds
-            encapsulation: None         # None | VXLAN | VXLANCrossSubnet (IPIP: where the kernel has ipip)
+            encapsulation: None         # None | VXLAN | VXLANCrossSubnet (IPIP: refused, not emulated)
             natOutgoing: true
           bgp:
             asNumber: 64512
@@ -49,9 +49,6 @@ def _pool(r: Reader, at: PathKey, pod_subnet: str, default_name: str) -> IPPool 
     encap = r.string(at + ("encapsulation",), "None",
                      check=lambda v: None if v in ENCAPSULATIONS else
                      f"must be one of {', '.join(ENCAPSULATIONS)}{did_you_mean(v, ENCAPSULATIONS)}") or "None"
-    if encap == "VXLAN":
-        r.fail(at + ("encapsulation",), "VXLAN (vxlan.calico on every path) is not emulated yet; use None, or "
-                                        "VXLANCrossSubnet (the nodes share one subnet, so it routes without encapsulation)")
     nat = r.typed(at + ("natOutgoing",), bool, True)
     return IPPool(name, str(net), size, encap, bool(nat)) if net is not None else None
 

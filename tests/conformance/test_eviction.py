@@ -12,8 +12,8 @@ import pytest
 
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
-evict_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                               slow=("topologies/services-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+evict_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def node(cluster: Cluster, name: str) -> dict:
@@ -142,6 +142,7 @@ def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> Non
             k8semu("--cluster", name, "uncordon", node_name, check=False)
 
 
+@pytest.mark.slow  # kubectl drain's 5 s retries and a 7 s timeout: make slow (make test's 15-minute budget)
 def test_kubectl_cordon_drain_and_uncordon_through_the_api(evict_cluster: Cluster) -> None:
     """The same through kubectl itself: cordon and uncordon patch the Node's spec.unschedulable;
     drain lists the node's pods, evicts each through the Eviction subresource (policy/v1) and

@@ -12,8 +12,8 @@ import subprocess
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-hostnet_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                                 slow=("topologies/services-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+hostnet_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 NODES = {"worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 OUTSIDE = "172.18.0.254"

@@ -8,8 +8,8 @@ import json
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml",
-                                 slow=("topologies/ingress-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/ingress-flannel.yaml", "topologies/ingress-calico.yaml")  # make slow (the budget)
+ingress_cluster = module_cluster("topologies/ingress.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def status(cluster: Cluster, namespace: str, name: str) -> dict:

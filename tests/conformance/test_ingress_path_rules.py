@@ -10,8 +10,8 @@ import pytest
 
 from tests.cluster import Cluster, module_cluster, poll
 
-ingress_cluster = module_cluster("topologies/ingress.yaml", "topologies/ingress-flannel.yaml",
-                                 slow=("topologies/ingress-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/ingress-flannel.yaml", "topologies/ingress-calico.yaml")  # make slow (the budget)
+ingress_cluster = module_cluster("topologies/ingress.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 NODE = "172.18.0.3"
 BACKENDS = ("foo-exact", "foo-prefix", "aaa-slash-bbb-prefix", "aaa-prefix", "aaa-slash-bbb-slash-prefix",
             "foo-slash-exact")

@@ -10,8 +10,8 @@ import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-changes_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                                 slow=("topologies/services-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+changes_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 OUTSIDE = "outside"
 WORKER_2 = "172.18.0.4"

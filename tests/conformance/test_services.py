@@ -14,8 +14,8 @@ import pytest
 from emulator.pipeline.tables import table_id
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-services_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                                  slow=("topologies/services-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+services_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def service(name: str, labels: str = "", extra: str = "") -> str:

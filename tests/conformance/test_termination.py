@@ -9,8 +9,8 @@ import time
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
-services_cluster = module_cluster("topologies/services.yaml", "topologies/services-flannel.yaml",
-                                  slow=("topologies/services-flannel.yaml",))  # flannel: make slow
+OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+services_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 
 def app(name: str, grace: int, pre_stop: str) -> str:

@@ -16,10 +16,12 @@ from emulator.calico import config as calico
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
+from emulator.errors import RuntimeFailure
 from emulator.model.calico import BGPConfig, IPPool
 from emulator.model.calicoipam import CalicoIPAM, report
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.netview import NetworkView, PodView
+from emulator.runtime import caliconet
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path("calico")
@@ -179,3 +181,47 @@ def test_a_reflector_owning_the_block_does_not_reflect_a_borrowed_32() -> None:
     assert calico.expected_routes(rr, view, "worker-1") == {"10.244.0.0/26": "172.18.0.2",
                                                             "10.244.0.64/26": "blackhole",
                                                             "10.244.0.70/32": "172.18.0.4"}
+
+
+def test_felix_programs_vxlan_routes_via_the_tunnel_addresses(golden) -> None:
+    cfg = admit_cluster(ROOT / "topologies" / "calico-vxlan.yaml")
+    assert cfg.calico.vxlan and cfg.pod_mtu == 1450
+    state = ClusterState(cfg)
+    view = network_view(state)
+    assert view.tunnels == (("control-plane", "10.244.0.0"), ("worker-1", "10.244.0.64"), ("worker-2", "10.244.0.128"))
+    assert calico.expected_routes(cfg, view, "worker-1") == {}  # BIRD programs none of a VXLAN pool
+    felix = calico.felix_state(cfg, view, "worker-1")
+    assert felix.routes == {"10.244.0.0/26": "via 10.244.0.0 dev vxlan.calico onlink", "10.244.0.64/26": "blackhole",
+                            "10.244.0.128/26": "via 10.244.0.128 dev vxlan.calico onlink"}
+    assert felix.fdb == {cfg.node("control-plane").vtep_mac: "172.18.0.2", cfg.node("worker-2").vtep_mac: "172.18.0.4"}
+    lines, fdb = calico.felix_changes(None, felix)
+    golden(str(GOLDEN / "felix-vxlan.worker-1.ip"), "\n".join(lines) + "\n")
+    golden(str(GOLDEN / "felix-vxlan.worker-1.fdb"), "\n".join(fdb) + "\n")
+    golden(str(GOLDEN / "vxlan.calico.worker-1.ip"),
+           "\n".join(calico.vxlan_device(cfg, cfg.node("worker-1"), "10.244.0.64")) + "\n")
+    assert "route replace blackhole 10.244.0.64/26 proto 80" in lines
+    gone = calico.FelixState({"10.244.0.0/26": felix.routes["10.244.0.0/26"]}, {}, {})
+    assert calico.felix_changes(felix, gone)[0] == [
+        "route del 10.244.0.128/26 proto 80", "route del blackhole 10.244.0.64/26 proto 80",
+        "neigh del 10.244.0.0 dev vxlan.calico", "neigh del 10.244.0.128 dev vxlan.calico"]
+
+
+def test_cross_subnet_routes_go_straight_to_the_node_on_one_subnet() -> None:
+    cfg = cluster()
+    cross = replace(cfg, calico=replace(cfg.calico, pools=(IPPool("p", "10.244.0.0/16", 26, "VXLANCrossSubnet"),)))
+    view = NetworkView(1, (), (), blocks=(("10.244.0.0/26", "control-plane"),),
+                       tunnels=(("control-plane", "10.244.0.0"), ("worker-1", "10.244.0.64")))
+    assert calico.felix_state(cross, view, "worker-1").routes == {"10.244.0.0/26": "via 172.18.0.2 dev eth0 onlink"}
+
+
+def test_ipip_is_refused_with_the_reason(monkeypatch) -> None:
+    cfg = cluster()
+    ipip = replace(cfg, calico=replace(cfg.calico, pools=(IPPool("p", "10.244.0.0/16", 26, "IPIP"),)))
+    monkeypatch.setattr(caliconet, "_module_available", lambda name: False)
+    monkeypatch.setattr(caliconet.os.path, "isdir", lambda path: False)
+    with pytest.raises(RuntimeFailure, match="needs the ipip kernel module, which this kernel lacks"):
+        caliconet.check_kernel(ipip)
+    monkeypatch.setattr(caliconet, "_module_available", lambda name: True)
+    with pytest.raises(RuntimeFailure, match="does not emulate IPIP yet"):
+        caliconet.check_kernel(ipip)
+    caliconet.check_kernel(cfg)  # None: nothing to refuse
