@@ -9,7 +9,8 @@ or error as JSON on stdout), doing what Calico's cni-plugin does on Linux:
   proxy ARP on and proxy_delay 0, and a /32 route to the pod through it; the pod end is
   CNI_IFNAME with the address as a /32, a link route to 169.254.1.1 and the default route via
   it (proxy ARP answers for 169.254.1.1: no address is on the host end).
-- DEL: the veth (its pod end goes with it), then the IPAM plugin's DEL; nothing there is an error.
+- DEL: the veth, deleted from the pod's side while its namespace is there (the host end goes
+  with it), then the IPAM plugin's DEL; nothing there is no error.
 
 Why our own plugin: Debian has no Calico package, and the reference ``ptp`` plugin names its
 veths ``veth…`` and puts the gateway address on them, where a student following the course
@@ -143,9 +144,17 @@ def calico_add(conf: dict) -> dict:
 
 
 def calico_del(conf: dict) -> dict:
+    """The pod's end of the veth deleted inside its namespace (its host end goes with it), as
+    Calico's plugin does: a host veth of the same name belonging to a newer sandbox is never
+    touched. Without the namespace (a DEL after a crash) the host end, by name. Nothing there is
+    no error."""
     args = _args()
-    host = veth_name(args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", ""))
-    subprocess.run(["ip", "link", "del", host], capture_output=True)  # gone already: DEL succeeds
+    path, ifname = os.environ.get("CNI_NETNS", ""), os.environ.get("CNI_IFNAME", "")
+    if path and os.path.exists(path) and IFNAME.fullmatch(ifname):
+        subprocess.run(["ip", "-n", _netns_name(path), "link", "del", ifname], capture_output=True)
+    else:
+        host = veth_name(args.get("K8S_POD_NAMESPACE", ""), args.get("K8S_POD_NAME", ""))
+        subprocess.run(["ip", "link", "del", host], capture_output=True)
     _delegate("DEL", conf, conf)
     return {}
 

@@ -42,13 +42,22 @@ def plan(spec: str, show: str, out: TextIO) -> int:
             out.write(f"# node {node.name}: bridge {naming.node_bridge(scope, node.index)} (dpid {node.dpid:#x})\n")
             out.write("\n".join(f.to_ofctl() for f in flows_for_node(view, node.name)) + "\n")
         return 0
-    plane = (f"cni {cfg.cni} ({cfg.flannel_backend}), kube-proxy {cfg.kube_proxy}" if cfg.kernel_dataplane
-             else "cni openflow")
+    if cfg.calico is not None:  # pods' addresses from the pools' blocks, routed (no bridge)
+        pools = ", ".join(f"{p.cidr} /{p.block_size} blocks {p.encapsulation}" for p in cfg.calico.pools)
+        bgp = ("BGP full mesh" if cfg.calico.bgp.mesh
+               else f"BGP route reflectors {', '.join(cfg.calico.bgp.route_reflectors)}")
+        plane = f"cni calico (pools {pools}; {bgp}, AS {cfg.calico.bgp.as_number}), kube-proxy {cfg.kube_proxy}"
+        per_node = "blocks per node on demand"
+    else:
+        plane = (f"cni {cfg.cni} ({cfg.flannel_backend}), kube-proxy {cfg.kube_proxy}" if cfg.kernel_dataplane
+                 else "cni openflow")
+        per_node = f"/{cfg.pods.node_mask} per node"
     out.write(f"cluster {cfg.name}: underlay {cfg.underlay.subnet} (MTU {cfg.underlay.mtu}), pods "
-              f"{cfg.pods.subnet} (/{cfg.pods.node_mask} per node, MTU {cfg.pod_mtu}), services "
+              f"{cfg.pods.subnet} ({per_node}, MTU {cfg.pod_mtu}), services "
               f"{cfg.services.subnet}; {plane}\n\n")
+    bridge = {"calico": "-", "flannel": "cni0"}
     out.write(table(["NODE", "ROLE", "IP", "POD-CIDR", "BRIDGE", "NETNS"],
-                    [[n.name, n.role, n.ip, n.pod_cidr, "cni0" if cfg.kernel_dataplane else naming.node_bridge(scope, n.index),
+                    [[n.name, n.role, n.ip, n.pod_cidr, bridge.get(cfg.cni) or naming.node_bridge(scope, n.index),
                       naming.node_netns(scope, n.name)] for n in cfg.nodes]) + "\n\n")
     rows = [[r.obj.meta.namespace, r.obj.meta.name, r.status.node or "<pending>", r.status.ip or "-",
              naming.pod_netns(scope, r.obj.meta.namespace, r.obj.meta.name)] for r in state.pods()]

@@ -23,7 +23,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 from emulator.errors import RenderError, RuntimeFailure
 from emulator.kubeproxy import nftables
@@ -33,6 +33,7 @@ from emulator.netpolicy.iptables import NodePolicy
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView, ServicePortView
+from emulator.runtime.caliconet import Routing
 from emulator.runtime.flannelnet import in_node
 from emulator.runtime.kubeproxyhttp import KubeProxyServers
 from emulator.runtime.proc import run
@@ -89,7 +90,7 @@ class Proxier:
     scope: naming.Scope
     on_synced: Callable[[], None] = lambda: None  # the manager's wake-up
     nodes: dict[str, NodeRules] = field(default_factory=dict)
-    routing: Any = None  # cni: calico: caliconet.Routing, whose routes a node's generation also covers
+    routing: Routing | None = None  # cni: calico: BIRD's (and Felix's) routes, which a node's generation also covers
 
     def __post_init__(self) -> None:
         self.nodes = {n.name: NodeRules() for n in self.config.nodes}

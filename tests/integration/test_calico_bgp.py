@@ -1,8 +1,9 @@
 """Calico with a route reflector and a pool of two /28 blocks for three nodes
 (topologies/calico-rr.yaml): one BGP session per worker, the reflector with a session per node,
 an address borrowed from another node's block and routed as a /32 by BIRD, and BIRD stopped on a
-node: its routes are withdrawn from the others (its pods unreachable from them) and return when
-the manager's supervisor has started it again. Waits are on the nodes' kernels."""
+node: its routes are withdrawn from the others and return when the manager's supervisor has
+started it again; on the reflector, the workers lose each other's routes until it is back. Waits
+are on the nodes' kernels."""
 from __future__ import annotations
 
 import os
@@ -65,3 +66,17 @@ def test_a_borrowed_address_is_routed_as_a_32_and_bird_stopping_withdraws_routes
     poll(lambda: block.search(routes(rr, "control-plane")) and block.search(routes(rr, "worker-2")), timeout=30,
          what="worker-1's block routed again")
     assert rr.curl("a", f"http://{ips['b']}/").returncode == 0
+
+
+def test_the_route_reflector_going_down_takes_the_workers_routes_with_it(rr: Cluster) -> None:
+    """The workers peer with the reflector only: with BIRD stopped on control-plane, worker-2
+    loses the route to worker-1's block (worker-1's pod b) until the reflector is back."""
+    rr.synced(timeout=30)
+    w1_block = re.compile(r"^10\.244\.0\.0/28 via 172\.18\.0\.3 dev eth0 proto bird", re.M)
+    poll(lambda: w1_block.search(routes(rr, "worker-2")), timeout=20, what="worker-1's block reflected to worker-2")
+    bird = rr.client.status()["helpers"]["bird control-plane"]["pid"]
+    os.kill(bird, signal.SIGTERM)
+    poll(lambda: not w1_block.search(routes(rr, "worker-2")), timeout=20, interval=0.01,
+         what="the reflected route withdrawn")
+    poll(lambda: w1_block.search(routes(rr, "worker-2")), timeout=30, what="the reflector back and the route with it")
+    assert rr.curl("c", f"http://{rr.pod('b')['status']['podIP']}/").returncode == 0
