@@ -95,7 +95,9 @@ def config(calico: CalicoConfig, nodes: tuple[Node, ...], node: Node, blocks: li
               "filter calico_export_to_bgp_peers", "{", "  reject_tunnel_routes();", "  calico_aggr();"]
     for pool in calico.pools:
         lines += [f"  if ( net ~ {_cidr(pool.cidr)} ) then {{ accept; }}"]
-    lines += ["  reject;", "}", "", "filter calico_kernel_programming", "{"]
+    lines += ["  reject;", "}", "", "filter calico_kernel_programming", "{",
+              "  # BIRD 1.6, which Calico runs, never exports device routes to the kernel; BIRD 2 would",
+              "  if ( source = RTS_DEVICE ) then { reject; }"]
     for pool in calico.pools:
         lines.append(f"  if ( net ~ {_cidr(pool.cidr)} ) then {{")
         if pool.vxlan:

@@ -5,6 +5,7 @@ and the CNI plugin's naming."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from emulator.model.calico import BGPConfig, IPPool
 from emulator.model.calicoipam import CalicoIPAM, report
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.netview import NetworkView, PodView
-from emulator.runtime import caliconet
+from emulator.runtime import birdctl, caliconet
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = Path("calico")
@@ -225,3 +226,15 @@ def test_ipip_is_refused_with_the_reason(monkeypatch) -> None:
     with pytest.raises(RuntimeFailure, match="does not emulate IPIP yet"):
         caliconet.check_kernel(ipip)
     caliconet.check_kernel(cfg)  # None: nothing to refuse
+
+
+def test_the_control_socket_reply_parser() -> None:
+    reply = io.BytesIO(b"2002-Name       Proto      Table      State  Since         Info\n"
+                       b"1002-static1    Static     master4    up     05:32:30.517  \n"
+                       b" Mesh_172_18_0_3 BGP        ---        up     05:32:31.477  Established   \n"
+                       b"1002-Mesh_172_18_0_4 BGP        ---        start  05:32:30.517  Active\n"
+                       b"0000 \n")
+    lines = birdctl._reply(reply)
+    assert lines[0].startswith("Name") and len(lines) == 4
+    with pytest.raises(birdctl.BirdError, match="syntax error"):
+        birdctl._reply(io.BytesIO(b"9001 syntax error, unexpected CF_SYM_UNDEFINED\n"))
