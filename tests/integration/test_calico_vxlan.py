@@ -10,7 +10,8 @@ import subprocess
 
 from tests.cluster import Cluster, module_cluster, poll
 
-vxlan = module_cluster("topologies/calico-vxlan.yaml")
+# make slow (make test's budget); Felix's VXLAN state is golden-tested in tests/unit/test_calico.py
+vxlan = module_cluster("topologies/calico-vxlan.yaml", slow=("topologies/calico-vxlan.yaml",))
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 TUNNELS = {"control-plane": "10.244.0.0", "worker-1": "10.244.0.64", "worker-2": "10.244.0.128"}
 

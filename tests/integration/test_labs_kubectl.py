@@ -67,7 +67,12 @@ def fill(command: str, tmp_path: Path) -> str:
     return command
 
 
-@pytest.mark.parametrize("lab", sorted(lab for lab, (_, commands) in labs().items() if commands))
+# the kernel data planes' labs in make slow (make test's budget): their scenarios (09, 10) run in make test
+SLOW_LABS = ("Lab 9", "Lab 10")
+
+
+@pytest.mark.parametrize("lab", [pytest.param(lab, marks=[pytest.mark.slow] if lab in SLOW_LABS else [])
+                                 for lab in sorted(lab for lab, (_, commands) in labs().items() if commands)])
 def test_the_labs_kubectl_lines_work(lab: str, tmp_path: Path) -> None:
     spec, commands = labs()[lab]
     if spec is None:
