@@ -18,7 +18,6 @@ POD_INTERFACES = ("veth", "internal-port")
 # default), Flannel's plumbing made by the real CNI plugins, flannel.1 and kube-proxy (issue
 # #13), or Calico's routed pods: /26 blocks, cali veths, BIRD's BGP and kube-proxy (issue #14)
 CNIS = ("openflow", "flannel", "calico")
-RESERVED_CNIS: tuple[str, ...] = ()
 PROXY_MODES = ("iptables", "nftables")  # spec.network.kubeProxy.mode (kube-proxy's own names)
 FLANNEL_BACKENDS = ("vxlan", "host-gw")  # spec.network.flannel.backend (Flannel's Backend.Type)
 

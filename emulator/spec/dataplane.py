@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from emulator.model.cluster import CNIS, FLANNEL_BACKENDS, PROXY_MODES, RESERVED_CNIS
+from emulator.model.cluster import CNIS, FLANNEL_BACKENDS, PROXY_MODES
 from emulator.spec.loader import PathKey
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -48,9 +48,7 @@ def read(r: Reader, net: PathKey, pod_interface: str) -> DataPlane:
     """The data plane the spec asks for; problems go to ``r`` (the caller raises them)."""
     cni = r.string(net + ("cni",), "openflow")
     known = cni in CNIS
-    if cni in RESERVED_CNIS:
-        r.fail(net + ("cni",), f"{cni!r} is not emulated yet (a later issue); use one of {', '.join(CNIS)}")
-    elif cni is not None and not known:
+    if cni is not None and not known:
         r.fail(net + ("cni",), _choice(CNIS)(str(cni)) or "")
     r.mapping(net + ("kubeProxy",), {"mode", "minSyncPeriod"})
     r.mapping(net + ("flannel",), {"backend"})
