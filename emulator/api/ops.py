@@ -65,6 +65,20 @@ def _apply(backend: Backend, args: dict) -> dict:
     return {"lines": backend.apply(mset.objects), "warnings": mset.warnings}
 
 
+def _names(args: dict, key: str) -> list[str]:
+    value = args.get(key)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request(f"{key}: a list of names is required")
+    return value
+
+
+def _impair(backend: Backend, args: dict) -> dict:
+    values = args.get("values")
+    if not isinstance(values, dict) or not all(isinstance(v, (str, int, float)) for v in values.values()):
+        raise bad_request("values: an object of property -> value (e.g. {\"bandwidth\": \"50Mbit\"})")
+    return {"line": backend.impair(_text(args, "link"), _text(args, "namespace", "default"), values)}
+
+
 def _pod(backend: Backend, args: dict) -> dict:
     namespace = args.get("namespace")
     return backend.pod_info(_text(args, "name"), _text(args, "namespace") if namespace is not None else None)
@@ -81,6 +95,13 @@ OPS: dict[str, Op] = {
     "drain": Op("POST", lambda b, a: b.drain(_text(a, "node"), _flag(a, "force"), _text(a, "podSelector", ""),
                                              _flag(a, "ignoreDaemonsets")),
                 "one eviction pass over a node's pods (node, force, podSelector)"),
+    "impairments": Op("GET", lambda b, a: b.impairments(), "the impairments and partitions in force"),
+    "impair": Op("POST", _impair, "give a link exactly these impairments (link, namespace, values)"),
+    "partition": Op("POST", lambda b, a: {"line": b.partition(_text(a, "name"), _names(a, "from"),
+                                                              _names(a, "to"), _flag(a, "oneWay"))},
+                    "drop everything between two sets of nodes or external hosts (name, from, to, oneWay)"),
+    "heal": Op("POST", lambda b, a: {"lines": b.heal(_text(a, "what"), _text(a, "namespace", "default"))},
+               "undo an impairment (a link), a partition (partition/NAME) or all"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),
     "controller/start": Op("POST", lambda b, a: b.controller_start(),
                            "start it again; answers once every switch is in sync"),

@@ -62,4 +62,8 @@ def plan(spec: str, show: str, out: TextIO) -> int:
     rows = [[r.obj.meta.namespace, r.obj.meta.name, r.status.node or "<pending>", r.status.ip or "-",
              naming.pod_netns(scope, r.obj.meta.namespace, r.obj.meta.name)] for r in state.pods()]
     out.write(table(["NAMESPACE", "POD", "NODE", "IP", "NETNS"], rows) + "\n")
+    faults = [[str(i.link), i.describe()] for i in cfg.impairments] + \
+        [[f"partition/{p.name}", p.describe()] for p in cfg.partitions]
+    if faults:  # spec.impairments: in force from up
+        out.write("\n" + table(["LINK", "IMPAIRMENTS"], faults) + "\n")
     return 0

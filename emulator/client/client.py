@@ -200,6 +200,28 @@ class Client:
         """
         return self._op("pod", name=name, namespace=namespace)
 
+    def impair(self, link: str, values: dict, namespace: str = "default") -> str:
+        """Give ``link`` (node/NAME, external/NAME, pod/NAME or a host's name) exactly ``values``
+        (``{"bandwidth": "50Mbit", "loss": "10%"}``); the line says what it now suffers.
+
+        Raises:
+            K8semuError: a bad value, a missing kernel feature (one line) or no such link.
+        """
+        return self._op("impair", link=link, namespace=namespace, values=values)["line"]
+
+    def partition(self, name: str, a: list[str], b: list[str], one_way: bool = False) -> str:
+        """Drop every frame between the nodes or external hosts of ``a`` and ``b`` (or only from
+        ``a`` to ``b``)."""
+        return self._op("partition", name=name, **{"from": a, "to": b}, oneWay=one_way)["line"]
+
+    def heal(self, what: str = "all", namespace: str = "default") -> list[str]:
+        """Undo the impairment of a link, a partition (``partition/NAME``) or ``all``."""
+        return self._op("heal", what=what, namespace=namespace)["lines"]
+
+    def impairments(self) -> dict:
+        """{"links": [...], "partitions": [...]}: what is in force."""
+        return self._op("impairments")
+
     def controller_stop(self) -> str:
         return self._op("controller/stop")
 

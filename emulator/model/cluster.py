@@ -59,6 +59,8 @@ class ClusterConfig:
     flannel_backend: str = "vxlan"  # spec.network.flannel.backend (FLANNEL_BACKENDS)
     min_sync_period: float = 1.0  # spec.network.kubeProxy.minSyncPeriod, seconds (kube-proxy's default 1s)
     calico: CalicoConfig | None = None  # spec.network.calico (cni: calico only)
+    impairments: tuple = ()  # spec.impairments' links (model.faults.Impairment), applied at up
+    partitions: tuple = ()  # spec.impairments' partitions (model.faults.Partition)
 
     @property
     def kernel_dataplane(self) -> bool:

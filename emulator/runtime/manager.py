@@ -36,11 +36,12 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.corefile import hosts_corefile
 from emulator.pipeline.build import describe_cookie
 from emulator.pipeline.cookie import Category, split
-from emulator.runtime import caliconet, cleanup, fabric, flannelnet, ovs
+from emulator.runtime import caliconet, cleanup, fabric, flannelnet, impair, ovs
 from emulator.runtime.cni import Plugins
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
+from emulator.runtime.impair import Faults
 from emulator.runtime.pacing import ExitWatch, Pacer
 from emulator.runtime.proxier import Proxier
 from emulator.runtime.proc import start_time
@@ -83,6 +84,7 @@ class Manager(Requests):
         self.shim: Shim | None = None
         self.agent = NodeAgent(config, records.scope)
         self.supervisor = Supervisor(records, self._helper_report)
+        self.faults, self.fault_pods = Faults(config, records.scope), {}  # issue #16: impair, partition, heal
         self.controller_status: dict = {}
         self.controller_seen: tuple = ()
         self.reported: set = set()  # the controller's problems already turned into Events
@@ -110,6 +112,7 @@ class Manager(Requests):
             datapath = self._build_openflow_plane()
         built = time.monotonic()
         self.agent.sync(self.last_view)
+        impair.apply_spec(self.faults)  # spec.impairments, before any pod: a lab starts impaired
         runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, self.cgroups, datapath.tx_offload_off,
                                  self.cni)
         self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready, unlocked=self._unlocked)

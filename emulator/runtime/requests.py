@@ -16,9 +16,10 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from emulator.cluster import controllers, nodes, rbac, render
-from emulator.errors import NotFoundError
-from emulator.model import calicoipam, naming
+from emulator.errors import K8semuError, NotFoundError
+from emulator.model import calicoipam, faults, naming
 from emulator.runtime import flannelnet
+from emulator.runtime.impair import Link
 from emulator.runtime.sandbox import capability_names
 
 
@@ -227,6 +228,90 @@ class Requests:
             controllers.reconcile(self.state)  # the evicted pods' controllers make replacements now
             return done
         return self._change(do)
+
+    # -- faults (issue #16) -------------------------------------------------------------------
+    def _link(self, text: str, namespace: str) -> Link:
+        """The link ``text`` names (``node/``, ``external/``, ``pod/`` or a bare host name).
+
+        Raises:
+            K8semuError: a malformed name; NotFoundError: no such host or pod sandbox.
+        """
+        try:
+            ref = faults.parse_link(text, namespace)
+        except ValueError as exc:
+            raise K8semuError(str(exc)) from None
+        if ref.kind != "pod":
+            return self.faults.host_link(ref)
+        rec = self.state.find_pod(ref.name, ref.namespace)
+        box = self.kubelet.boxes.get(rec.obj.key) if rec and self.kubelet else None
+        if rec is None or box is None:
+            raise NotFoundError(f'pods "{ref.name}" not found in namespace {ref.namespace}' if rec is None else
+                                f"pod {ref.name} has no sandbox yet (phase {rec.status.phase})")
+        if rec.obj.spec.host_network:
+            raise K8semuError(f"pod {ref.name} uses hostNetwork: its eth0 is node {rec.status.node}'s "
+                              f"(k8semu impair node/{rec.status.node})")
+        self.fault_pods[ref] = rec.uid
+        return self.faults.pod_link(ref, box.netns, rec.status.node)
+
+    def _prune_faults(self) -> None:
+        """Forget the impairments of pods that are gone (or replaced under the same name): they
+        went with the pod's namespace and veth."""
+        for ref, uid in list(self.fault_pods.items()):
+            rec = self.state.find_pod(ref.name, ref.namespace)
+            if rec is None or rec.uid != uid or rec.obj.key not in (self.kubelet.boxes if self.kubelet else {}):
+                self.faults.forget_pod(ref)
+                del self.fault_pods[ref]
+
+    def impair(self, link: str, namespace: str, values: dict) -> str:
+        """``k8semu impair``: give a link exactly these impairments (``{"bandwidth": "50Mbit"}``).
+
+        Raises:
+            K8semuError: a bad value (named), delay etc. without sch_netem, or the kernel refused.
+        """
+        with self.lock:
+            self._prune_faults()
+            found = self._link(link, namespace)
+            try:
+                imp = faults.impairment(found.ref, values)
+            except ValueError as exc:
+                raise K8semuError(f"{found.ref}: {exc}") from None
+            return self.faults.impair(imp, found)
+
+    def partition(self, name: str, a: list, b: list, one_way: bool) -> str:
+        """Drop everything between two sets of nodes or external hosts (or from ``a`` to ``b``).
+
+        Raises:
+            K8semuError: a bad name or set; the name is in use.
+        """
+        with self.lock:
+            try:
+                part = faults.partition(name, a, b, one_way, self.faults.hosts())
+            except ValueError as exc:
+                raise K8semuError(f"partition: {exc}") from None
+            return self.faults.partition(part)
+
+    def heal(self, what: str, namespace: str = "default") -> list[str]:
+        """Undo an impairment (its link, as ``impair`` names it), a partition
+        (``partition/NAME``) or ``all``.
+
+        Raises:
+            K8semuError: a malformed name; NotFoundError: nothing by that name is in force.
+        """
+        with self.lock:
+            self._prune_faults()
+            if what != "all" and not what.startswith("partition/"):
+                try:
+                    ref = faults.parse_link(what, namespace)
+                except ValueError as exc:
+                    raise K8semuError(str(exc)) from None
+                what = str(self.faults.host_link(ref).ref if ref.kind == "" else ref)
+            return self.faults.heal(what)
+
+    def impairments(self) -> dict:
+        """The impairments and partitions in force."""
+        with self.lock:
+            self._prune_faults()
+            return self.faults.report()
 
     # -- the emulator itself ----------------------------------------------------------------
     def _has_controller(self) -> None:

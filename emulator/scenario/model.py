@@ -7,7 +7,9 @@
         exec: {in: client, command: [curl, -s, "http://${ip:pod/app=web}/"], contains: "Welcome"}
 
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
-(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start), probe
+(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start), impair
+(``link`` and what it suffers, as ``k8semu impair``), partition (``name``, ``from``, ``to``,
+``oneWay``), heal (``link``, ``partition`` or ``all: true``), probe
 (the reachability truth table, compared cell by cell), and node maintenance as kubectl does it:
 cordon and uncordon (``node``), drain (``node``, ``force``, ``timeout``, ``podSelector``,
 ``ignoreDaemonsets``). ``${ip:pod/NAME|LABEL=VALUE}``, ``${ip:svc/NAME}``,
@@ -30,6 +32,7 @@ from typing import Any
 
 from emulator.errors import Problem, SpecError
 from emulator.model.cluster import CNIS, PROXY_MODES
+from emulator.model.faults import PARSERS, impairment, parse_link
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
@@ -46,6 +49,8 @@ STEP_KINDS = {
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
               "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
+    "impair": {"link", "namespace", *PARSERS}, "partition": {"name", "from", "to", "oneWay"},
+    "heal": {"link", "namespace", "partition", "all"},
     "cordon": {"node"}, "uncordon": {"node"}, "drain": {"node", "force", "timeout", "podSelector", "ignoreDaemonsets"},
 }
 
@@ -155,5 +160,17 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         r.fail(p + ("replicas",), "required: a number")
     if kind == "wait" and not any(k in args for k in ("pods", "endpoints", "command")):
         r.fail(p, "wait for pods, endpoints or a command")
+    if kind == "impair":
+        try:
+            # checked as the manager will check it (the link's existence is the cluster's to say)
+            impairment(parse_link(args.get("link")), {k: v for k, v in args.items() if k not in ("link", "namespace")})
+        except ValueError as exc:
+            r.fail(p, str(exc))
+    if kind == "partition":
+        for side in ("from", "to"):
+            if not isinstance(args.get(side), list) or not args[side]:
+                r.fail(p + (side,), "required: a list of node or external host names")
+    if kind == "heal" and len([k for k in ("link", "partition", "all") if k in args]) != 1:
+        r.fail(p, "heal one thing: link, partition or all: true")
     if kind == "probe" and not isinstance(args.get("expect"), str):
         r.fail(p, "missing required field 'expect' (the truth table, as `k8semu probe` prints it)")

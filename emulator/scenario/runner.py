@@ -180,6 +180,26 @@ def do_cordon(step: Step, ctx: Ctx) -> list[str]:
     return [ctx.client.cordon(step.args["node"], step.kind == "cordon")]
 
 
+def do_impair(step: Step, ctx: Ctx) -> list[str]:
+    """impair: {link, namespace, bandwidth, loss, ...}: the link suffers exactly these."""
+    a = substitute(ctx, step.args)
+    values = {k: v for k, v in a.items() if k not in ("link", "namespace")}
+    return [ctx.client.impair(a["link"], values, a.get("namespace", "default"))]
+
+
+def do_partition(step: Step, ctx: Ctx) -> list[str]:
+    a = step.args
+    return [ctx.client.partition(a.get("name", step.name.lower().replace(" ", "-")[:63].strip("-")),
+                                 list(a["from"]), list(a["to"]), bool(a.get("oneWay", False)))]
+
+
+def do_heal(step: Step, ctx: Ctx) -> list[str]:
+    """heal: {link: LINK} | {partition: NAME} | {all: true}."""
+    a = step.args
+    what = "all" if a.get("all") else f"partition/{a['partition']}" if "partition" in a else a["link"]
+    return ctx.client.heal(what, a.get("namespace", "default"))
+
+
 def do_drain(step: Step, ctx: Ctx) -> list[str]:
     """kubectl drain: cordon, evict, wait until the evicted pods are gone, then the data plane."""
     a = step.args
@@ -346,7 +366,8 @@ def do_probe(step: Step, ctx: Ctx) -> list[str]:
 
 ACTIONS = {"apply": do_apply, "probe": do_probe, "delete": do_delete, "scale": do_scale, "wait": do_wait, "exec": do_exec,
            "http": do_http, "dns": do_dns, "fault": do_fault, "logs": do_logs,
-           "cordon": do_cordon, "uncordon": do_cordon, "drain": do_drain}
+           "cordon": do_cordon, "uncordon": do_cordon, "drain": do_drain,
+           "impair": do_impair, "partition": do_partition, "heal": do_heal}
 
 
 def cluster_spec(scenario: Scenario, workdir: Path, cni: str | None = None,

@@ -33,6 +33,7 @@ from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
 from emulator.spec import calico as calico_spec
+from emulator.spec import faults as faults_spec
 from emulator.spec import dataplane, files
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.manifests import parse_documents
@@ -282,7 +283,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                           f"{did_you_mean(str(data.get('kind')), ['Cluster'])}")
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=validation.check_dns1123_label)
-    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress", "security"},
+    r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress", "security",
+                          "impairments"},
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
@@ -317,6 +319,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
+    impairments, partitions = faults_spec.read(r, [n.name for n in nodes], [h.name for h in externals])
     dns = _dns(r)
     docs = _manifest_documents(r, base or Path(doc.file).parent)
     objects: tuple = ()
@@ -342,7 +345,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
                          pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged,
                          pod_interface or "veth", plane.cni, plane.kube_proxy, plane.flannel_backend,
-                         plane.min_sync_period, calico)
+                         plane.min_sync_period, calico, impairments, partitions)
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

@@ -103,6 +103,18 @@ class Recorder:
     def ipam_report(self):
         return self._answer("ipam_report", default={"pools": [], "blocks": [], "borrowed": []})
 
+    def impair(self, link, namespace, values):
+        return self._answer("impair", link, namespace, values, default=f"{link} impaired")
+
+    def partition(self, name, a, b, one_way):
+        return self._answer("partition", name, a, b, one_way, default=f"partition/{name} created")
+
+    def heal(self, what, namespace="default"):
+        return self._answer("heal", what, namespace, default=[f"{what} healed"])
+
+    def impairments(self):
+        return self._answer("impairments", default={"links": [], "partitions": []})
+
 
 @pytest.fixture
 def served(tmp_path):
@@ -130,12 +142,18 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.controller_stop() == "stopped" and client.controller_start() == "started"
     assert client.down() == "stopping"
     assert client.ipam() == {"pools": [], "blocks": [], "borrowed": []}
+    assert client.impair("node/n1", {"bandwidth": "50Mbit"}) == "node/n1 impaired"
+    assert client.partition("split", ["n1"], ["n2"], True) == "partition/split created"
+    assert client.heal("partition/split") == ["partition/split healed"]
+    assert client.impairments() == {"links": [], "partitions": []}
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
         ("drain", "n1", True, "app=web", False), ("controller_stop",), ("controller_start",),
-        ("down",), ("ipam_report",)]
+        ("down",), ("ipam_report",), ("impair", "node/n1", "default", {"bandwidth": "50Mbit"}),
+        ("partition", "split", ["n1"], ["n2"], True), ("heal", "partition/split", "default"), ("impairments",)]
     assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
-                            "controller/start", "down", "ipam"}  # each one called above (apply below)
+                            "controller/start", "down", "ipam", "impair", "partition", "heal",
+                            "impairments"}  # each one called above (apply below)
 
 
 def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):

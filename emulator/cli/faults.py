@@ -1,0 +1,60 @@
+"""``k8semu impair``, ``partition`` and ``heal`` (issue #16): arguments to the typed client's
+calls, and the table of what is in force."""
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from emulator.client.client import Client
+from emulator.cli.output import table
+from emulator.errors import K8semuError
+from emulator.model.faults import PARSERS
+
+HELP = {"bandwidth": "rate each way, as tc writes it (50Mbit, 500kbit)", "loss": "packets dropped each way (10%%)",
+        "delay": "added each way (100ms; needs sch_netem)", "jitter": "delay variation (10ms; needs sch_netem)",
+        "duplicate": "packets duplicated (1%%; needs sch_netem)", "reorder": "packets reordered (25%%; sch_netem)",
+        "mtu": "the link's MTU in bytes"}
+
+
+def add_verbs(verb) -> None:
+    """The three verbs, on the parser ``verb`` makes (``main.build_parser``'s)."""
+    im = verb("impair", help="impair a link (node/NAME, external/NAME, pod/NAME): bandwidth, loss, mtu, "
+                             "delay; without arguments, list what is in force")
+    im.add_argument("link", nargs="?", default=None)
+    im.add_argument("-n", "--namespace", default="default", help="a pod's namespace")
+    for name in PARSERS:
+        im.add_argument(f"--{name}", default=None, help=HELP[name])
+    pa = verb("partition", help="drop everything between two sets of nodes or external hosts")
+    pa.add_argument("name", help="the partition's name (heal partition/NAME ends it)")
+    pa.add_argument("--from", dest="side_a", required=True, help="comma-separated node or external host names")
+    pa.add_argument("--to", dest="side_b", required=True, help="the other side")
+    pa.add_argument("--one-way", action="store_true", help="drop only what goes from --from to --to")
+    he = verb("heal", help="undo an impairment (LINK), a partition (partition/NAME), or --all")
+    he.add_argument("what", nargs="?", default=None)
+    he.add_argument("-n", "--namespace", default="default", help="a pod's namespace")
+    he.add_argument("--all", action="store_true")
+
+
+def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    """Dispatch one of the three verbs."""
+    if args.verb == "impair":
+        values = {k: getattr(args, k) for k in PARSERS if getattr(args, k) is not None}
+        if args.link is None:
+            return show(client, out)
+        out.write(client.impair(args.link, values, args.namespace) + "\n")
+    elif args.verb == "partition":
+        out.write(client.partition(args.name, args.side_a.split(","), args.side_b.split(","), args.one_way) + "\n")
+    else:
+        what = "all" if args.all else args.what
+        if what is None:
+            raise K8semuError("heal what? name a link, partition/NAME, or --all")
+        out.write("".join(line + "\n" for line in client.heal(what, args.namespace)))
+    return 0
+
+
+def show(client: Client, out: TextIO) -> int:
+    now = client.impairments()
+    rows = [[x["link"], x["summary"]] for x in now["links"]] + \
+        [[f"partition/{p['name']}", p["summary"]] for p in now["partitions"]]
+    out.write((table(["LINK", "IMPAIRMENTS"], rows) if rows else "No impairments.") + "\n")
+    return 0
