@@ -56,6 +56,7 @@ bench: install
 	$(PY) bench/kubeproxy.py
 	$(PY) bench/dataplanes.py
 	$(PY) bench/calico.py
+	$(PY) bench/faults.py
 	$(PY) bench/schemas.py
 	$(PY) bench/rbac.py
 	$(PY) bench/compare.py

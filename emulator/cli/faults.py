@@ -1,4 +1,4 @@
-"""``k8semu impair``, ``partition`` and ``heal`` (issue #16): arguments to the typed client's
+"""``k8semu impair``, ``partition``, ``heal`` and ``node stop|start`` (issue #16): arguments to the typed client's
 calls, and the table of what is in force."""
 from __future__ import annotations
 
@@ -29,6 +29,9 @@ def add_verbs(verb) -> None:
     pa.add_argument("--from", dest="side_a", required=True, help="comma-separated node or external host names")
     pa.add_argument("--to", dest="side_b", required=True, help="the other side")
     pa.add_argument("--one-way", action="store_true", help="drop only what goes from --from to --to")
+    no = verb("node", help="node stop|start NAME: a node lost (eth0 down, kubelet gone, pods frozen) and back")
+    no.add_argument("action", choices=("stop", "start"))
+    no.add_argument("node")
     he = verb("heal", help="undo an impairment (LINK), a partition (partition/NAME), or --all")
     he.add_argument("what", nargs="?", default=None)
     he.add_argument("-n", "--namespace", default="default", help="a pod's namespace")
@@ -37,7 +40,9 @@ def add_verbs(verb) -> None:
 
 def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
     """Dispatch one of the three verbs."""
-    if args.verb == "impair":
+    if args.verb == "node":
+        out.write((client.node_stop(args.node) if args.action == "stop" else client.node_start(args.node)) + "\n")
+    elif args.verb == "impair":
         values = {k: getattr(args, k) for k in PARSERS if getattr(args, k) is not None}
         if args.link is None:
             return show(client, out)

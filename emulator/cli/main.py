@@ -274,7 +274,7 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(client, args.node, out)
-    if verb in ("impair", "partition", "heal"):
+    if verb in ("impair", "partition", "heal", "node"):
         return faults.run(client, args, out)
     if verb == "ipam":
         return ipam.show(client, args.show_blocks, args.show_borrowed, out)

@@ -222,6 +222,14 @@ class Client:
         """{"links": [...], "partitions": [...]}: what is in force."""
         return self._op("impairments")
 
+    def node_stop(self, name: str) -> str:
+        """The node's eth0 down, its kubelet gone, its pods' processes frozen; Kubernetes
+        reacts as to a lost node (``cluster.nodelifecycle``)."""
+        return self._op("node/stop", node=name)["line"]
+
+    def node_start(self, name: str) -> str:
+        return self._op("node/start", node=name)["line"]
+
     def controller_stop(self) -> str:
         return self._op("controller/stop")
 

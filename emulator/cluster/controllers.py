@@ -27,8 +27,8 @@ from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
                                      StatefulSet)
-from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodes, rbac, revisions, rollout,
-                              services, statefulsets, staticpods)
+from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodelifecycle, nodes, rbac, revisions,
+                              rollout, services, statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
 from emulator.spec.kinds import SUPPORTED_KINDS
@@ -467,6 +467,8 @@ def namespace_defaults(state: ClusterState) -> None:
 def reconcile(state: ClusterState) -> None:
     """One pass of every controller, in dependency order."""
     namespace_defaults(state)
+    if state.stopped or state.unknown:
+        nodelifecycle.tick(state)
     staticpods.ensure(state)
     finish_foreground(state)
     reconcile_deployments(state)

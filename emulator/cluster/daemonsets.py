@@ -119,7 +119,9 @@ def _step(state: ClusterState, ds: DaemonSet, pods: list[Record], hist: History,
         for rec in surplus:
             _delete(state, ds, rec)
     for node, live in on_node.items():
-        if node not in targets:
+        # an unreachable node's NoSchedule taint keeps new pods off it, never removes running ones
+        # (the controller's shouldContinueRunning looks at NoExecute taints only, which they tolerate)
+        if node not in targets and node not in state.unknown:
             for rec in live:
                 _delete(state, ds, rec)
     if ds.update_strategy == "RollingUpdate":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from emulator.cluster import disruption
+from emulator.cluster import disruption, nodelifecycle
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import K8semuError, NotFoundError, TooManyRequestsError
 from emulator.model.labelquery import parse_label_query
@@ -29,14 +29,18 @@ def _node(state: ClusterState, name: str) -> Node:
 
 
 def taints_of(state: ClusterState, node: Node) -> tuple[Taint, ...]:
-    """The node's taints, the unschedulable one included while it is cordoned."""
-    return node.taints + ((UNSCHEDULABLE_TAINT,) if node.name in state.cordoned else ())
+    """The node's taints, the unschedulable one included while it is cordoned, the unreachable
+    ones while its kubelet is silent past the grace period (``nodelifecycle``)."""
+    return (node.taints + ((UNSCHEDULABLE_TAINT,) if node.name in state.cordoned else ())
+            + (nodelifecycle.UNREACHABLE_TAINTS if node.name in state.unknown else ()))
 
 
 def schedulable_view(state: ClusterState) -> list[Node]:
     """The nodes as the scheduler sees them: a cordoned node carries the unschedulable taint
-    (a pod that tolerates it, as DaemonSet pods do, may still go there)."""
-    return [replace(n, taints=taints_of(state, n)) if n.name in state.cordoned else n for n in state.config.nodes]
+    (a pod that tolerates it, as DaemonSet pods do, may still go there), an unreachable one
+    its taints."""
+    return [replace(n, taints=taints_of(state, n)) if n.name in state.cordoned or n.name in state.unknown else n
+            for n in state.config.nodes]
 
 
 def cordon(state: ClusterState, name: str, unschedulable: bool = True) -> str:

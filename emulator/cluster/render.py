@@ -51,6 +51,28 @@ def node_annotations(node: Node, state: ClusterState) -> dict[str, str]:
     return flannel_annotations(node, state.config) if state.config.kernel_dataplane else {}
 
 
+def _ready_condition(node: Node, state: ClusterState, ready: bool) -> dict:
+    """The Ready condition: Unknown once the node lifecycle controller marked a stopped node
+    (``nodelifecycle``); until then a stopped node shows what its kubelet last posted."""
+    if node.name in state.unknown:
+        return {"type": "Ready", "status": "Unknown", "reason": "NodeStatusUnknown",
+                "message": "Kubelet stopped posting node status.",
+                "lastTransitionTime": timestamp(state.unknown[node.name])}
+    ready = ready or node.name in state.stopped
+    return {"type": "Ready", "status": "True" if ready else "False",
+            "reason": "KubeletReady" if ready else "KubeletNotReady",
+            "message": "kubelet is posting ready status" if ready else
+            ("the node's eth0 is down" if state.config.kernel_dataplane else
+             "the node's switch is not connected to the controller")}
+
+
+def _taint(t, state: ClusterState, node: Node) -> dict:
+    out = {"key": t.key, "effect": t.effect}
+    if t.effect == "NoExecute" and node.name in state.unknown:  # as the node lifecycle controller stamps it
+        out["timeAdded"] = timestamp(state.unknown[node.name])
+    return out
+
+
 def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
     taints = taints_of(state, node)
     return {
@@ -60,15 +82,11 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
                  **({"unschedulable": True} if node.name in state.cordoned else {}),
-                 **({"taints": [{"key": t.key, "effect": t.effect} for t in taints]} if taints else {})},
+                 **({"taints": [_taint(t, state, node) for t in taints]} if taints else {})},
         "status": {
             "addresses": [{"type": "InternalIP", "address": node.ip},
                           {"type": "Hostname", "address": node.name}],
-            "conditions": [{"type": "Ready", "status": "True" if ready else "False",
-                            "reason": "KubeletReady" if ready else "KubeletNotReady",
-                            "message": "kubelet is posting ready status" if ready else
-                            ("the node's eth0 is down" if state.config.kernel_dataplane else
-                             "the node's switch is not connected to the controller")}],
+            "conditions": [_ready_condition(node, state, ready)],
             "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux",
                          "osImage": "k8semu (Mininet host)", "kernelVersion": platform.release(),
                          "kubeletVersion": KUBE_VERSION, "kubeProxyVersion": KUBE_VERSION,
@@ -139,7 +157,7 @@ def pod_object(rec: Record, state: ClusterState) -> dict:
         status["hostIP"] = state.config.node(st.node).ip
         status["hostIPs"] = [{"ip": status["hostIP"]}]
         conditions += [{"type": "Initialized", "status": "True"},
-                       {"type": "ContainersReady", "status": str(ready)},
+                       {"type": "ContainersReady", "status": str(st.containers_ready)},
                        {"type": "Ready", "status": str(ready)}]
     if st.ip and st.phase != "Pending":
         status["podIP"] = st.ip

@@ -55,11 +55,17 @@ class PodStatus:
     # ran to completion: its sandbox is gone and its address returned (``ip`` still says which it had)
     released: bool = False
     ready_since: float = 0.0  # when it last became ready, as the kubelet saw it (0: not ready)
+    # its node's kubelet stopped posting status: the node lifecycle controller marked it not ready
+    node_lost: bool = False
+
+    @property
+    def containers_ready(self) -> bool:
+        return self.phase == "Running" and bool(self.containers) and all(
+            c.state == "running" and c.ready for c in self.containers.values())
 
     @property
     def ready(self) -> bool:
-        return self.phase == "Running" and bool(self.containers) and all(
-            c.state == "running" and c.ready for c in self.containers.values())
+        return not self.node_lost and self.containers_ready
 
     def available(self, min_ready: int, now: float) -> bool:
         """Ready for ``min_ready`` seconds (minReadySeconds), as the controllers count available pods
@@ -105,6 +111,8 @@ class ClusterState:
     ids: DataplaneIds = field(default_factory=DataplaneIds)
     events: Events = field(default_factory=Events)
     cordoned: set[str] = field(default_factory=set)  # nodes marked unschedulable (cluster.nodes)
+    stopped: dict[str, float] = field(default_factory=dict)  # node -> when its kubelet stopped (k8semu node stop)
+    unknown: dict[str, float] = field(default_factory=dict)  # node -> when it was marked Unknown and tainted
     deployments: dict = field(default_factory=dict)  # (namespace, name) -> deploystatus.Tracked
     root_ca: str = ""  # the API server's CA (PEM), published in every namespace as kube-root-ca.crt
     rendered: dict = field(default_factory=dict)  # pod uid -> (object, what its rendering shows, rendering)

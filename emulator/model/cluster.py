@@ -61,6 +61,7 @@ class ClusterConfig:
     calico: CalicoConfig | None = None  # spec.network.calico (cni: calico only)
     impairments: tuple = ()  # spec.impairments' links (model.faults.Impairment), applied at up
     partitions: tuple = ()  # spec.impairments' partitions (model.faults.Partition)
+    time_scale: float = 1.0  # spec.timeScale: the node lifecycle's timers times this (a lab's 0.1: 10x faster)
 
     @property
     def kernel_dataplane(self) -> bool:

@@ -136,6 +136,7 @@ class Toleration:
     operator: str = "Equal"
     value: str = ""
     effect: str = ""
+    seconds: int | None = None  # tolerationSeconds: a NoExecute taint evicts the pod that long after it came
 
     def tolerates(self, key: str, value: str, effect: str) -> bool:
         if self.effect and self.effect != effect:

@@ -105,7 +105,7 @@ def admit(pod: Pod, account_automount: bool | None = None) -> Pod:
     raw_tolerations = list(raw.get("tolerations") or [])
     for key in (NOT_READY, UNREACHABLE):
         if not _tolerated(tolerations, key):
-            tolerations += (Toleration(key, "Exists", "", "NoExecute"),)
+            tolerations += (Toleration(key, "Exists", "", "NoExecute", DEFAULT_TOLERATION_SECONDS),)
             raw_tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute",
                                     "tolerationSeconds": DEFAULT_TOLERATION_SECONDS})
     if raw_tolerations:

@@ -112,6 +112,11 @@ class Kubelet:
     def _rec(self, key: str) -> Record | None:
         return self.state.get("Pod", *key.split("/", 1))
 
+    def _halted(self, rec: Record | None) -> bool:
+        """The pod's node is stopped (``k8semu node stop``): its kubelet is gone, so nothing of
+        the pod is started, probed or ended until the node starts again."""
+        return rec is not None and rec.status.node in self.state.stopped
+
     # -- exits ---------------------------------------------------------------------------
     def _exits(self) -> bool:
         changed = False
@@ -224,7 +229,8 @@ class Kubelet:
     def _start_new(self) -> bool:
         now = time.monotonic()
         todo = [r for r in self.state.pods() if r.status.node and not r.deleting and r.obj.key not in self.boxes
-                and r.status.phase == "Pending" and self.retry.get(r.obj.key, (0, 0.0))[1] <= now]
+                and r.status.phase == "Pending" and self.retry.get(r.obj.key, (0, 0.0))[1] <= now
+                and r.status.node not in self.state.stopped]
         if not todo:
             return False
         specs, recs = [], []
@@ -328,7 +334,7 @@ class Kubelet:
         batch: list[tuple[Record, str, dict]] = []
         for key, box in self.boxes.items():
             rec = self._rec(key)
-            if rec is None or rec.deleting:
+            if rec is None or rec.deleting or self._halted(rec):
                 continue
             due = []
             for name, status in rec.status.containers.items():
@@ -422,11 +428,13 @@ class Kubelet:
         changes = self.probes.tick()
         for pod_key, name, message in self.probes.take_failures():
             rec = self._rec(pod_key)
-            if rec is not None and not rec.deleting:  # kubelet's event, aggregated by the recorder
+            if rec is not None and not rec.deleting and not self._halted(rec):  # kubelet's event, aggregated by the recorder
                 self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Unhealthy",
                                  f"Readiness probe failed: {message}")
         for pod_key, name, kind, passing in changes:
             rec = self._rec(pod_key)
+            if self._halted(rec):  # no kubelet to hear it (the result of a probe of a frozen pod)
+                continue
             status = rec.status.containers.get(name) if rec else None
             if status is None or status.state != "running":
                 continue
@@ -467,7 +475,8 @@ class Kubelet:
             self.volumes.remove(rec)  # made before a sandbox that never came (a FailedMount, say)
             controllers.forget_pod(self.state, rec)  # deleted before it got a sandbox, or finished
         now = time.monotonic()
-        for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)]:
+        for key in [k for k in self.boxes if k not in self.terminating and ((r := self._rec(k)) is None or r.deleting)
+                    and not self._halted(r)]:
             rec = self._rec(key)
             for c in rec.obj.spec.containers if rec is not None else ():
                 self.probes.forget_kind(key, c.name, "liveness")
@@ -479,6 +488,8 @@ class Kubelet:
                 lambda name, argv, key=key: self._exec_probe(key, name, argv), rec.grace if rec is not None else None)
         gone = []
         for key, ending in self.terminating.items():
+            if self._halted(self._rec(key)):  # its termination resumes when the node starts again
+                continue
             if (rec := self._rec(key)) is not None and rec.grace is not None:
                 ending.shorten(rec.grace)
             due = ending.step(now)

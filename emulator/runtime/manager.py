@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, Callable
 
-from emulator.cluster import addons, controllers, cronjobs, deploystatus, dnsview, jobs, nodedaemons
+from emulator.cluster import addons, controllers, cronjobs, deploystatus, dnsview, jobs, nodedaemons, nodelifecycle
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import RuntimeFailure
@@ -432,7 +432,8 @@ class Manager(Requests):
         # a pod started, ended or changed readiness (a rollout's next step, the endpoints), or a
         # CronJob's time, a Job's deadline or time to live has come
         now = time.time()
-        if changed or cronjobs.due(self.state, now) or jobs.due(self.state, now) or deploystatus.due(self.state, now):
+        if changed or cronjobs.due(self.state, now) or jobs.due(self.state, now) or deploystatus.due(self.state, now) \
+                or nodelifecycle.due(self.state, now) == 0:
             controllers.reconcile(self.state)
         else:
             controllers.reconcile_endpoints(self.state)

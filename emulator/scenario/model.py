@@ -7,7 +7,8 @@
         exec: {in: client, command: [curl, -s, "http://${ip:pod/app=web}/"], contains: "Welcome"}
 
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
-(kill-container, delete-pod, link-down, link-up, controller-stop, controller-start), impair
+(kill-container, delete-pod, link-down, link-up, node-stop, node-start, controller-stop,
+controller-start), impair
 (``link`` and what it suffers, as ``k8semu impair``), partition (``name``, ``from``, ``to``,
 ``oneWay``), heal (``link``, ``partition`` or ``all: true``), probe
 (the reachability truth table, compared cell by cell), and node maintenance as kubectl does it:
@@ -47,7 +48,7 @@ STEP_KINDS = {
     "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
     "logs": {"pod", "namespace", "container", "contains", "matches"},
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
-              "namespace"},
+              "node-stop", "node-start", "namespace"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
     "impair": {"link", "namespace", *PARSERS}, "partition": {"name", "from", "to", "oneWay"},
     "heal": {"link", "namespace", "partition", "all"},

@@ -221,8 +221,9 @@ def do_wait(step: Step, ctx: Ctx) -> list[str]:
             if spec.get("selector"):
                 key, val = spec["selector"].split("=", 1)
                 pods = [p for p in pods if p["metadata"].get("labels", {}).get(key) == val]
-            good = [p for p in pods if all(c["ready"] for c in p["status"].get("containerStatuses", []))
-                    and p["status"]["phase"] == "Running"]
+            # the Ready condition, as kubectl wait --for=condition=Ready reads it (false on a lost node)
+            good = [p for p in pods if p["status"]["phase"] == "Running" and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))]
             return len(good) == len(pods) and (want is None or len(good) == want) and f"{len(good)} ready"
         found = poll(ready, timeout, f"pods {spec} ready")
         settle(ctx)
@@ -345,6 +346,10 @@ def do_fault(step: Step, ctx: Ctx) -> list[str]:
                 raise Failed(f"no node or external host {a[key]!r}")
             subprocess.run(["ip", "-n", netns, "link", "set", "eth0", state], check=True)
             return [f"{a[key]} eth0 {state}"]
+    if "node-stop" in a:
+        return [ctx.client.node_stop(a["node-stop"])]
+    if "node-start" in a:
+        return [ctx.client.node_start(a["node-start"])]
     if "controller-stop" in a:
         return [ctx.client.controller_stop()]
     if "controller-start" in a:

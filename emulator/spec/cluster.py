@@ -284,7 +284,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     r.mapping(("metadata",), {"name"}, {"labels", "annotations"}, required=("name",))
     name = r.string(("metadata", "name"), "", check=validation.check_dns1123_label)
     r.mapping(("spec",), {"nodes", "network", "images", "manifests", "externalHosts", "dns", "ingress", "security",
-                          "impairments"},
+                          "impairments", "timeScale"},
               required=("nodes",))
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
@@ -320,6 +320,10 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
     impairments, partitions = faults_spec.read(r, [n.name for n in nodes], [h.name for h in externals])
+    scale = r.typed(("spec", "timeScale"), (int, float), 1.0)
+    if isinstance(scale, bool) or not 0.01 <= float(scale or 0) <= 1:
+        r.fail(("spec", "timeScale"), f"a number in 0.01..1 (the node lifecycle's timers are multiplied by it), got {scale!r}")
+        scale = 1.0
     dns = _dns(r)
     docs = _manifest_documents(r, base or Path(doc.file).parent)
     objects: tuple = ()
@@ -345,7 +349,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     return ClusterConfig(name, nodes, underlay, pods, services, domain or "cluster.local", images,
                          pool, externals, dns, ingress, objects, tuple(warnings), doc.file, allow_privileged,
                          pod_interface or "veth", plane.cni, plane.kube_proxy, plane.flannel_backend,
-                         plane.min_sync_period, calico, impairments, partitions)
+                         plane.min_sync_period, calico, impairments, partitions, float(scale))
 
 
 def load_cluster(path: str | Path, base: Path | None = None) -> ClusterConfig:

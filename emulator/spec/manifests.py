@@ -164,7 +164,8 @@ def _pod_spec(r: Reader, path: PathKey) -> PodSpec:
         p = path + ("tolerations", i)
         r.mapping(p, kinds.TOLERATION_FIELDS)
         tolerations.append(Toleration(r.string(p + ("key",), ""), r.string(p + ("operator",), "Equal"),
-                                      r.string(p + ("value",), ""), r.string(p + ("effect",), "")))
+                                      r.string(p + ("value",), ""), r.string(p + ("effect",), ""),
+                                      r.integer(p + ("tolerationSeconds",), None, -(2**63), 2**63 - 1)))
     restart = r.string(path + ("restartPolicy",), "Always")
     if restart not in ("Always", "OnFailure", "Never"):
         r.fail(path + ("restartPolicy",), f"unsupported value {restart!r}: Always, OnFailure or Never")

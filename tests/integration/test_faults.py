@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 from emulator.runtime.impair import netem_missing
 from tests.cluster import Cluster, k8semu, module_cluster, poll
@@ -62,7 +63,7 @@ def test_a_50_mbit_link_carries_50_mbit_each_way(faults: Cluster) -> None:
 
 
 def test_a_pods_link_is_shaped_where_its_packets_leave(faults: Cluster) -> None:
-    faults.wait_running("default", count=2)
+    faults.wait_running("default", count=4)
     verb(faults, "impair", "pod/server-1", "--bandwidth", "20Mbit")
     try:
         ip = faults.pod("server-1")["status"]["podIP"]
@@ -86,7 +87,7 @@ def test_ten_percent_loss_loses_a_tenth_of_the_pings(faults: Cluster) -> None:
 
 
 def test_a_partition_stops_tcp_both_ways_and_healing_restores_it(faults: Cluster) -> None:
-    faults.wait_running("default", count=2)
+    faults.wait_running("default", count=4)
     ip1, ip2 = (faults.pod(p)["status"]["podIP"] for p in ("server-1", "server-2"))
     assert faults.curl("server-2", f"http://{ip1}/").returncode == 0
     assert "partition/split created" in verb(faults, "partition", "split", "--from", "worker-1", "--to", "worker-2").stdout
@@ -102,7 +103,7 @@ def test_a_partition_stops_tcp_both_ways_and_healing_restores_it(faults: Cluster
 
 
 def test_an_mtu_change_and_its_undoing(faults: Cluster) -> None:
-    faults.wait_running("default", count=2)
+    faults.wait_running("default", count=4)
     verb(faults, "impair", "pod/server-1", "--mtu", "1280")
     try:
         assert "mtu 1280" in faults.exec("server-1", "ip", "link", "show", "eth0", check=True).stdout
@@ -127,7 +128,7 @@ def test_delay_needs_sch_netem_and_says_so_when_it_is_missing(faults: Cluster) -
 
 
 def test_healing_everything_leaves_no_rule_and_no_qdisc(faults: Cluster) -> None:
-    faults.wait_running("default", count=2)
+    faults.wait_running("default", count=4)
     verb(faults, "impair", "node/worker-2", "--bandwidth", "10Mbit", "--loss", "5%")
     verb(faults, "impair", "pod/server-2", "--bandwidth", "10Mbit")
     verb(faults, "partition", "cut", "--from", "worker-1", "--to", "worker-2,outside", "--one-way")
@@ -145,3 +146,74 @@ def test_healing_everything_leaves_no_rule_and_no_qdisc(faults: Cluster) -> None
     for name in ours:  # the root-namespace ends of the cluster's links: back to their default qdisc
         shown = subprocess.run(["tc", "qdisc", "show", "dev", name], capture_output=True, text=True).stdout
         assert "tbf" not in shown, (name, shown)
+
+
+QUICK = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: quick}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: quick}}
+  template:
+    metadata: {labels: {app: quick}}
+    spec:
+      tolerations: [{key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 20}]
+      containers: [{name: nginx, image: nginx:1.25}]
+"""
+
+
+def endpoint_ips(cluster: Cluster, service: str) -> set[str]:
+    eps = next(e for e in cluster.client.get("Endpoints", "default") if e["metadata"]["name"] == service)
+    return {a["ip"] for s in eps.get("subsets", []) for a in s.get("addresses", [])}
+
+
+def ready_condition(cluster: Cluster, node: str) -> str:
+    return next(c["status"] for n in cluster.client.get("Node") if n["metadata"]["name"] == node
+                for c in n["status"]["conditions"] if c["type"] == "Ready")
+
+
+def test_a_stopped_node_goes_unknown_after_the_scaled_grace_period_and_its_pods_are_evicted(faults: Cluster) -> None:
+    """timeScale 0.1: Ready=Unknown 5 s after the stop (node-monitor-grace-period 50 s), its pods'
+    endpoints gone then; a pod tolerating the taint 20 s is evicted 2 s later and replaced on
+    worker-2, the default toleration (300 s -> 30 s) still holds the others; start: Ready again."""
+    if faults.cni == "calico":
+        done = verb(faults, "node", "stop", "worker-1", check=False)
+        assert done.returncode == 1 and "not built for cni: calico" in done.stderr
+        return
+    verb(faults, "cordon", "worker-2")  # the quick pod starts on worker-1, its replacement may go to worker-2
+    faults.apply(QUICK)
+    faults.wait_running("default", count=5)
+    verb(faults, "uncordon", "worker-2")
+    web_here = next(p for p in faults.get("pods", "default", "app=web") if p["spec"]["nodeName"] == "worker-1")
+    ip_here = web_here["status"]["podIP"]
+    began = time.monotonic()
+    assert "node/worker-1 stopped" in verb(faults, "node", "stop", "worker-1").stdout
+    try:
+        poll(lambda: ready_condition(faults, "worker-1") == "Unknown", timeout=15, what="worker-1 Unknown")
+        unknown_after = time.monotonic() - began
+        assert 4.9 <= unknown_after <= 7, unknown_after
+        node = next(n for n in faults.client.get("Node") if n["metadata"]["name"] == "worker-1")
+        assert {(t["key"], t["effect"]) for t in node["spec"]["taints"]} == {
+            ("node.kubernetes.io/unreachable", "NoSchedule"), ("node.kubernetes.io/unreachable", "NoExecute")}
+
+        poll(lambda: ip_here not in endpoint_ips(faults, "web"), timeout=3, what="the lost node's endpoint to leave the Service")
+        poll(lambda: any(p["spec"]["nodeName"] == "worker-2" and p["status"].get("phase") == "Running"
+                         for p in faults.get("pods", "default", "app=quick")), timeout=10,
+             what="the quick pod replaced on worker-2")
+        evicted_after = time.monotonic() - began
+        assert evicted_after <= 10, evicted_after
+        gone = [p for p in faults.get("pods", "default", "app=quick") if p["spec"]["nodeName"] == "worker-1"]
+        assert gone and all(p["metadata"].get("deletionTimestamp") for p in gone)  # Terminating: no kubelet to end it
+        still = faults.pod(web_here["metadata"]["name"])
+        assert not still["metadata"].get("deletionTimestamp")  # 300 s x 0.1 = 30 s: not yet
+        events = [e for e in faults.client.events("default") if e["reason"] == "TaintManagerEviction"]
+        assert any(e["involvedObject"]["name"] == gone[0]["metadata"]["name"] for e in events)
+    finally:
+        verb(faults, "node", "start", "worker-1")
+    poll(lambda: ready_condition(faults, "worker-1") == "True", timeout=10, what="worker-1 Ready again")
+    poll(lambda: not [p for p in faults.get("pods", "default", "app=quick") if p["spec"]["nodeName"] == "worker-1"],
+         timeout=15, what="the evicted pod ended by the kubelet that came back")
+    poll(lambda: ip_here in endpoint_ips(faults, "web"), timeout=10, what="the web pod on worker-1 back in the Service")
+    node = next(n for n in faults.client.get("Node") if n["metadata"]["name"] == "worker-1")
+    assert not node["spec"].get("taints")
+    k8semu("--cluster", faults.name, "delete", "deployment", "quick")

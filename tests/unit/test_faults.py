@@ -184,3 +184,12 @@ steps:
         load_scenario(bad)
     text = str(info.value)
     assert "bandwidth: 'fast' is not a rate" in text and "steps[1].partition.to" in text and "heal one thing" in text
+
+
+def test_time_scale_is_a_fraction() -> None:
+    text = SPEC.replace("  impairments:\n%s\n", "  timeScale: %s\n")
+    assert parse_cluster(load_text(text % "0.1", "c.yaml")[0]).time_scale == 0.1
+    assert parse_cluster(load_text(text.replace("  timeScale: %s\n", ""), "c.yaml")[0]).time_scale == 1.0
+    for bad in ("2", "0", "fast", "true"):
+        with pytest.raises(SpecError, match="spec.timeScale"):
+            parse_cluster(load_text(text % bad, "c.yaml")[0])
