@@ -20,7 +20,7 @@ cleanup:
 	$(VENV)/bin/k8semu cleanup
 
 test: install
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow" --durations=40
 
 # what waits on the wall clock or repeats a long module on a second data plane (kept out of
 # make test's 15 minutes)

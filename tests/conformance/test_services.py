@@ -411,8 +411,10 @@ def test_should_be_able_to_switch_session_affinity_for_service(services_cluster:
         k8semu("--cluster", services_cluster.name, "delete", "svc", name, check=False)
 
 
-# NodePort in make slow (make test's 15-minute budget): its idle rounds are the slowest here
-@pytest.mark.parametrize("kind", ["ClusterIP", pytest.param("NodePort", marks=pytest.mark.slow)])
+# in make slow (make test's 15-minute budget): its idle rounds are the slowest here; ClientIP
+# affinity itself is in make test (tests/integration/test_services.py)
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["ClusterIP", "NodePort"])
 def test_should_have_session_affinity_timeout_work_for_service(services_cluster: Cluster, kind: str) -> None:
     """service.go "should have session affinity timeout work for service with type clusterIP" /
     "... NodePort": with a timeout the client sticks to one pod; once it has been idle past the

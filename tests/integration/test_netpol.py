@@ -222,6 +222,7 @@ def test_established_connections_survive_a_policy_that_still_allows_them(cluster
 RAW_TCP = str(Path(__file__).resolve().parents[1] / "fixtures" / "rawtcp.py")  # the checkout is visible in pods
 
 
+@pytest.mark.slow  # make test's budget (issue #16's tests came in); the conformance INVALID test covers the drop
 def test_a_packet_conntrack_marks_invalid_is_dropped_never_past_policy(cluster) -> None:
     """A SYN-ACK that opens nothing is invalid in conntrack (OVS's conntrack will not let it
     create a connection) and is dropped before policy, as Antrea drops ct invalid and kube-proxy

@@ -17,9 +17,9 @@ TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
 
 def running_state() -> ClusterState:
-    """topologies/faults.yaml (timeScale 0.1) with every pod running and ready, the node
+    """topologies/faults.yaml at timeScale 0.1 with every pod running and ready, the node
     daemons' DaemonSet included."""
-    st = ClusterState(load_cluster(TOPOLOGIES / "faults.yaml"), rng=random.Random(5))
+    st = ClusterState(replace(load_cluster(TOPOLOGIES / "faults.yaml"), time_scale=0.1), rng=random.Random(5))
     controllers.apply(st, nodedaemons.node_daemons(st.config))  # the node agent's DaemonSet, as up applies it
     controllers.apply(st, list(st.config.manifests))
     for rec in st.pods():
