@@ -199,7 +199,24 @@ def down(cluster: str | None = None, timeout: float = 120) -> str:
             raise RuntimeFailure(f"cluster {records.cluster!r} did not stop within {timeout}s; "
                                  f"run 'sudo k8semu cleanup --cluster {records.cluster}'")
         time.sleep(0.05)
+    if Records.load(run) is not None:  # it exited before its teardown finished: say why, finish it
+        why = _last_words(run)
+        notes = cleanup_cluster(run)
+        raise RuntimeFailure(f"cluster {records.cluster!r}: its manager exited before its teardown finished"
+                             f"{': ' + why if why else ''}; cleanup removed the rest ({notes.splitlines()[0]})")
     return f"cluster {records.cluster!r} is down"
+
+
+def _last_words(run: Path) -> str:
+    """The manager's error, or the last line of its log, for a teardown it did not finish."""
+    for name in ("error.txt", "manager.log"):
+        try:
+            lines = [line for line in (run / name).read_text().splitlines() if line.strip()]
+        except OSError:
+            continue
+        if lines:
+            return lines[-1][:500]
+    return ""
 
 
 def cleanup_cluster(run: Path) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -491,6 +492,8 @@ class Manager(Requests):
 
     def shutdown(self) -> list[str]:
         started = time.monotonic()
+        for node in list(self.state.stopped):  # a stopped node's frozen pods end as fast as the others
+            self.signal_node_pods(node, signal.SIGCONT)
         if self.kubelet:
             self.kubelet.shutdown()
         if self.proxier is not None:

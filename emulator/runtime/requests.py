@@ -315,6 +315,19 @@ class Requests:
             self._prune_faults()
             return self.faults.report()
 
+    def signal_node_pods(self, name: str, sig: int) -> set[int]:
+        """Send ``sig`` to every process of the pods on node ``name`` (their cgroups'); the pids."""
+        pids: set[int] = set()
+        for rec in self.state.pods():
+            if rec.status.node == name and self.kubelet and rec.obj.key in self.kubelet.boxes:
+                pids |= self.kubelet.runtime.cgroups.processes(rec.uid)
+        for pid in sorted(pids):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return pids
+
     def node_power(self, name: str, stop: bool) -> str:
         """``k8semu node stop|start``: the node's eth0 down and its kubelet gone, its pods'
         processes frozen (SIGSTOP, every process of their cgroups), as a node that lost power
@@ -334,15 +347,7 @@ class Requests:
             if (name in self.state.stopped) == stop:
                 return f"node/{name} already {'stopped' if stop else 'running'}"
             run(["ip", "-n", naming.node_netns(self.records.scope, name), "link", "set", "eth0", "down" if stop else "up"])
-            pids = set()
-            for rec in self.state.pods():
-                if rec.status.node == name and rec.obj.key in self.kubelet.boxes:
-                    pids |= self.kubelet.runtime.cgroups.processes(rec.uid)
-            for pid in sorted(pids):
-                try:
-                    os.kill(pid, signal.SIGSTOP if stop else signal.SIGCONT)
-                except ProcessLookupError:
-                    pass
+            pids = self.signal_node_pods(name, signal.SIGSTOP if stop else signal.SIGCONT)
             if stop:
                 self.state.stopped[name] = time.time()
                 return (f"node/{name} stopped: eth0 down, kubelet gone, {len(pids)} processes frozen; Ready=Unknown "
