@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from emulator.model.cluster import CNIS, PROXY_MODES
 
@@ -36,8 +37,15 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path):
 
 class ScenarioFile(pytest.File):
     def collect(self):
-        yield ScenarioItem.from_parent(self, name=self.path.stem if self.path.name != "scenario.yaml"
-                                       else self.path.parent.name)
+        item = ScenarioItem.from_parent(self, name=self.path.stem if self.path.name != "scenario.yaml"
+                                        else self.path.parent.name)
+        try:  # ``slow: true``: make slow (and matrix, flake) runs it, make test does not
+            slow = (yaml.safe_load(self.path.read_text()) or {}).get("slow") is True
+        except (OSError, yaml.YAMLError):
+            slow = False  # the runner reports the file's problem
+        if slow:
+            item.add_marker(pytest.mark.slow)
+        yield item
 
 
 class ScenarioFailed(Exception):

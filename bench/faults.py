@@ -21,7 +21,6 @@ All traffic stays inside the emulation; every loop is bounded.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import subprocess
 import sys
@@ -33,23 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import RUNS, save, spread, stamp, text  # noqa: E402
-from tests.cluster import Cluster, poll  # noqa: E402
+from tests.cluster import Cluster, iperf, poll  # noqa: E402
 
 RATES = (10, 100, 1000)
-
-
-def iperf(server: str, client: str, ip: str, reverse: bool) -> float:
-    daemon = subprocess.Popen(["ip", "netns", "exec", server, "iperf3", "-s", "-1", "-B", ip],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        poll(lambda: ":5201 " in subprocess.run(["ip", "netns", "exec", server, "ss", "-ltnH"], capture_output=True,
-                                                text=True).stdout, timeout=10, what="iperf3 listening")
-        done = subprocess.run(["ip", "netns", "exec", client, "iperf3", "-c", ip, "-t", "3", "-J"]
-                              + (["-R"] if reverse else []), capture_output=True, text=True, timeout=30)
-        return json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"] / 1e6
-    finally:
-        daemon.kill()
-        daemon.wait()
 
 
 def lost(client: str, ip: str, count: int = 2000) -> float:

@@ -57,6 +57,25 @@ def poll(condition: Callable[[], Any], timeout: float = 20, interval: float = 0.
     raise AssertionError(f"timed out after {timeout}s waiting for {what or condition} (last: {last!r})")
 
 
+def iperf(server_netns: str, client_netns: str, server_ip: str, reverse: bool = False, seconds: int = 3) -> float:
+    """Mbit/s received in one TCP run of iperf3 between two network namespaces (``-R``: the
+    server sends); the server runs once and is killed afterwards, whatever happened."""
+    daemon = subprocess.Popen(["ip", "netns", "exec", server_netns, "iperf3", "-s", "-1", "-B", server_ip],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        poll(lambda: ":5201 " in subprocess.run(["ip", "netns", "exec", server_netns, "ss", "-ltnH"],
+                                                capture_output=True, text=True).stdout,
+             timeout=10, what="iperf3's server listening")
+        done = subprocess.run(["ip", "netns", "exec", client_netns, "iperf3", "-c", server_ip, "-t", str(seconds), "-J"]
+                              + (["-R"] if reverse else []), capture_output=True, text=True, timeout=30 + seconds)
+        report = json.loads(done.stdout)
+        assert "error" not in report and done.returncode == 0, done.stdout[-2000:]
+        return report["end"]["sum_received"]["bits_per_second"] / 1e6
+    finally:
+        daemon.kill()
+        daemon.wait()
+
+
 class Cluster:
     def __init__(self, spec: str) -> None:
         self.spec = str(ROOT / spec) if not os.path.isabs(spec) else spec

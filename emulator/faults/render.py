@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from emulator.model import naming
-from emulator.model.faults import Impairment, Partition, format_rate
+from emulator.model.faults import Impairment, Partition
 
 TABLE = "k8semu_faults"  # one per namespace of the emulation; never in the root namespace
 LATENCY_MS = 50  # tbf's queue: packets waiting longer are dropped, as a router's buffer would
@@ -124,7 +124,3 @@ def nft_script(rules: Rules, dev: str = "eth0") -> str:
 def summary(imp: Impairment) -> str:
     """One line for ``k8semu impair``'s answer."""
     return f"{imp.link} impaired: {imp.describe()}"
-
-
-__all__ = ["TABLE", "Rules", "add_loss", "add_partition", "clear_argv", "format_rate", "nft_script", "qdisc_argv",
-           "summary", "tbf_burst"]

@@ -94,7 +94,8 @@ def load_scenario(path: str | Path) -> Scenario:
         raise SpecError([Problem(None, "", f"{path}: a scenario is one YAML mapping")])
     doc = docs[0]
     r = Reader(doc)
-    r.mapping((), {"cluster", "steps", "description"}, required=("cluster", "steps"))
+    r.mapping((), {"cluster", "steps", "description", "slow"}, required=("cluster", "steps"))
+    r.typed(("slow",), bool, False)  # run by make slow, matrix and flake, not by make test (its budget)
     cluster = doc.data.get("cluster")
     cluster_file, cluster_doc = None, None
     if isinstance(cluster, str):

@@ -302,6 +302,7 @@ def test_should_work_after_the_service_has_been_recreated(services_cluster: Clus
         k8semu("--cluster", name, "delete", "svc", "service-deletion", check=False)
 
 
+@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_should_be_able_to_update_service_type_to_nodeport_listening_on_same_port_number_but_different_protocols(
         services_cluster: Cluster) -> None:
     """service.go: a TCP ClusterIP Service becomes a NodePort one (reachable on a node's

@@ -67,8 +67,10 @@ def fill(command: str, tmp_path: Path) -> str:
     return command
 
 
-# the kernel data planes' labs in make slow (make test's budget): their scenarios (09, 10) run in make test
-SLOW_LABS = ("Lab 9", "Lab 10")
+# in make slow (make test's budget): the kernel data planes' labs, whose scenarios (09, 10) run in
+# make test; Labs 3-5, whose scenarios run there too; the faults' labs (tests/integration/test_faults.py
+# runs in make test)
+SLOW_LABS = ("Lab 3", "Lab 4", "Lab 5", "Lab 9", "Lab 10", "Lab 11", "Lab 12")
 
 
 @pytest.mark.parametrize("lab", [pytest.param(lab, marks=[pytest.mark.slow] if lab in SLOW_LABS else [])

@@ -207,6 +207,7 @@ def test_service_traffic_is_checked_against_the_endpoint(cluster) -> None:
     k8semu("delete", "svc", "a", "-n", "x")
 
 
+@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_established_connections_survive_a_policy_that_still_allows_them(cluster) -> None:
     target = json.loads(k8semu("get", "pod", "a", "-n", "x", "-o", "json").stdout)["status"]["podIP"]
     # a long-lived TCP conversation from y/b: a shell loop writing a line a second into one socket
