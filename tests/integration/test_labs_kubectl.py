@@ -67,10 +67,9 @@ def fill(command: str, tmp_path: Path) -> str:
     return command
 
 
-# in make slow (make test's budget): the kernel data planes' labs, whose scenarios (09, 10) run in
-# make test; Labs 3-5, whose scenarios run there too; the faults' labs (tests/integration/test_faults.py
-# runs in make test)
-SLOW_LABS = ("Lab 3", "Lab 4", "Lab 5", "Lab 9", "Lab 10", "Lab 11", "Lab 12")
+# in make slow (make test's budget): every lab's kubectl lines but Lab 2's, whose behaviour its
+# scenario tests in make test (the faults' labs: tests/integration/test_faults.py)
+SLOW_LABS = ("Lab 1", "Lab 3", "Lab 4", "Lab 5", "Lab 6", "Lab 8", "Lab 9", "Lab 10", "Lab 11", "Lab 12")
 
 
 @pytest.mark.parametrize("lab", [pytest.param(lab, marks=[pytest.mark.slow] if lab in SLOW_LABS else [])
