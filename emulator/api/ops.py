@@ -79,6 +79,16 @@ def _impair(backend: Backend, args: dict) -> dict:
     return {"line": backend.impair(_text(args, "link"), _text(args, "namespace", "default"), values)}
 
 
+def _trace(backend: Backend, args: dict) -> dict:
+    port = args.get("port")
+    if isinstance(port, str) and port.isdigit():  # as a query spells it
+        port = int(port)
+    if port is not None and (not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536):
+        raise bad_request("port: a number 1-65535")
+    return backend.trace(_text(args, "source"), _text(args, "destination"), _text(args, "namespace", "default"),
+                         _text(args, "protocol", ""), port, _text(args, "endpoint", ""), _flag(args, "live"))
+
+
 def _pod(backend: Backend, args: dict) -> dict:
     namespace = args.get("namespace")
     return backend.pod_info(_text(args, "name"), _text(args, "namespace") if namespace is not None else None)
@@ -105,6 +115,8 @@ OPS: dict[str, Op] = {
     "node/stop": Op("POST", lambda b, a: {"line": b.node_power(_text(a, "node"), True)},
                     "stop a node: eth0 down, kubelet gone, its pods frozen (node)"),
     "node/start": Op("POST", lambda b, a: {"line": b.node_power(_text(a, "node"), False)}, "start it again (node)"),
+    "trace": Op("GET", _trace, "follow one packet of a new connection through the switches (source, destination, "
+                "namespace, protocol, port, endpoint, live)"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),
     "controller/start": Op("POST", lambda b, a: b.controller_start(),
                            "start it again; answers once every switch is in sync"),

@@ -13,7 +13,7 @@ import sys
 from typing import TextIO
 
 from emulator import __version__
-from emulator.cli import faults
+from emulator.cli import faults, packets
 from emulator.cli.shell import Shell
 from emulator.client import Client, lifecycle, probe
 from emulator.errors import K8semuError, NotRootError
@@ -166,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl = verb("flows", help="a node's OpenFlow tables, each flow labelled by its owner")
     fl.add_argument("node")
     faults.add_verbs(verb)
+    packets.add_verbs(verb)
     ip = verb("ipam", help="cni: calico: the IP pools, their blocks and affinities (as calicoctl ipam)")
     ip.add_argument("action", choices=("show",))
     ip.add_argument("--show-blocks", action="store_true", help="each block, its node affinity and usage")
@@ -276,6 +277,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.flows(client, args.node, out)
     if verb in ("impair", "partition", "heal", "node"):
         return faults.run(client, args, out)
+    if verb in ("trace", "capture"):
+        return packets.run(client, args, out)
     if verb == "ipam":
         return ipam.show(client, args.show_blocks, args.show_borrowed, out)
     if verb == "probe":

@@ -222,6 +222,20 @@ class Client:
         """{"links": [...], "partitions": [...]}: what is in force."""
         return self._op("impairments")
 
+    def trace(self, source: str, destination: str, namespace: str = "default", protocol: str = "",
+              port: int | None = None, endpoint: str = "", live: bool = False) -> dict:
+        """Follow one packet of a new connection from ``source`` (a pod, node/NAME or
+        external/NAME) to ``destination`` (a pod, Service, node, address or DNS name) through
+        the switches: {"verdict", "where", "endpoint", "hops": [...]}; ``live``: also send one real
+        attempt and add where it was seen and whether that agrees ({"live": {...}}).
+
+        Raises:
+            NotFoundError: no such source or destination; K8semuError: cannot be traced.
+        """
+        args = {"source": source, "destination": destination, "namespace": namespace, "protocol": protocol,
+                "endpoint": endpoint, "live": "true" if live else "false"}
+        return self._op("trace", **args, **({"port": str(port)} if port else {}))
+
     def node_stop(self, name: str) -> str:
         """The node's eth0 down, its kubelet gone, its pods' processes frozen; Kubernetes
         reacts as to a lost node (``cluster.nodelifecycle``)."""

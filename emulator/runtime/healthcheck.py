@@ -59,8 +59,9 @@ def socket_in(netns: str) -> socket.socket:
     return socket_at(os.path.join(NETNS_DIR, netns))
 
 
-def socket_at(ns_path: str) -> socket.socket:
-    """A TCP socket of the network namespace at ``ns_path`` (a named one, or ``/proc/PID/ns/net``)."""
+def socket_at(ns_path: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+    """A socket (TCP unless ``kind`` says otherwise) of the network namespace at ``ns_path`` (a
+    named one, or ``/proc/PID/ns/net``)."""
     made: list = []
 
     def enter_and_make() -> None:
@@ -70,7 +71,7 @@ def socket_at(ns_path: str) -> socket.socket:
                 linux.setns(fd, linux.CLONE_NEWNET)  # this thread only; it ends here
             finally:
                 os.close(fd)
-            made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            made.append(socket.socket(socket.AF_INET, kind))
         except OSError as exc:
             made.append(exc)
 

@@ -100,12 +100,29 @@ def wait_links_gone(tag: str, timeout: float = 30.0, stall: float = 2.0) -> None
     ``ip link del`` one by one (each waits for an RCU grace period). Returns when none is left,
     when the count stops falling for ``stall`` seconds, or at ``timeout``."""
     deadline = time.monotonic() + timeout
-    left, progress = len(tagged_links(tag)), time.monotonic()
+    left, progress = len(_peered(tagged_links(tag))), time.monotonic()
     while left and time.monotonic() < deadline and time.monotonic() - progress < stall:
         time.sleep(0.05)
-        now = len(tagged_links(tag))
+        now = len(_peered(tagged_links(tag)))
         if now < left:
             left, progress = now, time.monotonic()
+
+
+def _peered(names: list[str]) -> list[str]:
+    """The veths among ``names`` (the links that go with their peer's namespace): no device type
+    in sysfs and a peer index of their own. Bridges and VXLAN devices stay until deleted, and
+    waiting for them cost every teardown the whole ``stall``."""
+    out = []
+    for name in names:
+        try:
+            uevent = (SYS_NET / name / "uevent").read_text()
+            iflink = (SYS_NET / name / "iflink").read_text().strip()
+            ifindex = (SYS_NET / name / "ifindex").read_text().strip()
+        except OSError:
+            continue  # gone meanwhile
+        if "DEVTYPE=" not in uevent and iflink != ifindex:
+            out.append(name)
+    return out
 
 
 def delete_links(records: Records) -> None:

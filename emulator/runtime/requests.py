@@ -18,8 +18,9 @@ from typing import Any, Callable, Iterator
 
 from emulator.cluster import controllers, nodelifecycle, nodes, rbac, render
 from emulator.errors import K8semuError, NotFoundError
-from emulator.model import calicoipam, faults, naming
-from emulator.runtime import flannelnet
+from emulator.model import calicoipam, faults, naming, podfiles
+from emulator.model.netview import NetworkView
+from emulator.runtime import flannelnet, tracer
 from emulator.runtime.impair import Link
 from emulator.runtime.proc import run
 from emulator.runtime.sandbox import capability_names
@@ -380,6 +381,46 @@ class Requests:
         self.wake.set()
         self.wait_synced(30)
         return "controller started; every switch reconnected and in sync"
+
+    def trace(self, source: str, destination: str, namespace: str = "default", protocol: str = "",
+              port: int | None = None, endpoint: str = "", live: bool = False) -> dict:
+        """``k8semu trace``: follow one packet of a new connection through the switches
+        (``runtime.tracer``); the tables are read without the lock.
+
+        Raises:
+            K8semuError: a kernel data plane (its rules are iptables/nftables, not tables to
+            trace yet), or a request that cannot be traced; NotFoundError: no such source.
+        """
+        req = tracer.Request(source, destination, namespace, protocol, port, endpoint, live=live)
+        if self.config.kernel_dataplane:
+            raise K8semuError(f"cluster {self.config.name} runs cni: {self.config.cni}: k8semu trace follows the "
+                              "OpenFlow tables of cni: openflow; on this data plane read the rules with k8semu exec "
+                              "NODE -- iptables-save / nft list ruleset")
+        with self.lock:
+            scope = self.records.scope
+            where = tracer.Where(
+                {n.name: naming.node_bridge(scope, n.index) for n in self.config.nodes},
+                {n.name: naming.vxlan_device(scope, n.index) for n in self.config.nodes},
+                {n: naming.node_netns(scope, n) for n in [x.name for x in self.config.nodes]
+                 + [h.name for h in self.config.external_hosts]},
+                {h.name: h.ip for h in self.config.external_hosts},
+                {r.status.ip: b.netns for r in self.state.pods()
+                 if r.status.ip and not r.obj.spec.host_network and not r.status.released
+                 and (b := self.kubelet.boxes.get(r.obj.key) if self.kubelet else None)})
+            view = NetworkView.from_json((self.run / "view.json").read_text())
+            source_pod = None
+            kind, _, name = req.source.rpartition("/")
+            rec = self.state.find_pod(name, req.namespace) if kind in ("", "pod", "pods") else None
+            box = self.kubelet.boxes.get(rec.obj.key) if rec and self.kubelet else None
+            pod_view = next((p for p in view.pods if rec and p.namespace == rec.obj.meta.namespace
+                             and p.name == rec.obj.meta.name), None)
+            if kind in ("pod", "pods") and (box is None or pod_view is None):
+                raise NotFoundError(f'pods "{name}" not found or not running in namespace {req.namespace}')
+            if box is not None and pod_view is not None:
+                cfg = self.config
+                source_pod = tracer.SourcePod(pod_view, box.netns, podfiles.resolv_conf(
+                    rec.obj, cfg.services.dns_ip, cfg.cluster_domain, cfg.upstream_dns))
+        return tracer.trace(view, where, req, source_pod)
 
     def down(self) -> str:
         """Ask the loop to end; the teardown follows once it has (the caller waits for the

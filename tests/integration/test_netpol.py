@@ -319,3 +319,22 @@ def test_describe_netpol_says_what_it_selects_and_allows(cluster) -> None:
     out = k8semu("describe", "netpol", "allow-b", "-n", "x").stdout
     assert "PodSelector:     pod=a" in out and "To Port: 80/TCP" in out and "PodSelector: pod=b" in out
     assert "Not affecting egress traffic" in out and "Selected pods:  a" in out
+
+
+def test_trace_names_the_rule_that_admits_and_the_table_that_drops_and_live_agrees(cluster) -> None:
+    if cluster.cni != "openflow":  # the kernel planes: their iptables/nftables rules, not traced yet
+        return
+    cluster.apply(policy("x", "allow-b", "  podSelector: {matchLabels: {pod: a}}\n"
+                                         "  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]\n"))
+    settle()
+
+    def trace(src: str) -> dict:
+        done = k8semu("trace", src, "pod/a", "-n", "x", "--port", "80", "--live", "-o", "json", check=False)
+        return json.loads(done.stdout)
+
+    allowed, denied = trace("b"), trace("c")
+    assert allowed["verdict"] == "delivered" and allowed["where"] == "pod x/a" and allowed["live"]["agrees"]
+    assert any(h.get("table") == "IngressRule" and h.get("owner") == "networkpolicy x/allow-b ingress[0]"
+               for h in allowed["hops"])
+    assert denied["verdict"] == "dropped" and denied["hops"][-1]["table"] == "IngressRule"
+    assert denied["live"]["agrees"] and not denied["live"]["reached"]

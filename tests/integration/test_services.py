@@ -6,7 +6,9 @@ from __future__ import annotations
 import collections
 import json
 import re
+import signal
 import subprocess
+import sys
 import time
 
 
@@ -254,3 +256,86 @@ def test_allocation_errors(svc_cluster: Cluster) -> None:
     bad = k8semu("apply", "-f", "-", check=False, input="apiVersion: v1\nkind: Service\nmetadata: {name: bad}\n"
                  "spec: {type: NodePort, ports: [{port: 80, nodePort: 80}]}\n")
     assert bad.returncode == 3 and "30000-32767" in bad.stderr
+
+
+def trace(*args: str) -> dict:
+    done = k8semu("trace", *args, "-o", "json", check=False)
+    assert done.stdout, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_trace_follows_a_cluster_ip_across_nodes_and_a_live_attempt_agrees(svc_cluster: Cluster) -> None:
+    if svc_cluster.cni != "openflow":  # the kernel planes' rules are iptables/nftables: said in one line
+        done = k8semu("trace", "client", "svc/web", check=False)
+        assert done.returncode != 0 and "follows the OpenFlow tables of cni: openflow" in done.stderr
+        return
+    remote = next(p["status"]["podIP"] for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-1")
+    out = trace("client", "svc/web", "--endpoint", f"{remote}:80")
+    assert (out["verdict"], out["endpoint"]) == ("delivered", f"{remote}:80")
+    kinds = [h["kind"] for h in out["hops"]]
+    assert kinds.index("group") < kinds.index("tunnel") < kinds.index("deliver")
+    assert any(h["kind"] == "conntrack" and f"DNAT to {remote}:80" in h["text"] for h in out["hops"])
+    tunnel = next(h for h in out["hops"] if h["kind"] == "tunnel")
+    assert "172.18.0.4 -> 172.18.0.3" in tunnel["text"]
+    out = trace("client", "svc/web", "--live")
+    live = out["live"]  # the switch picked its own endpoint (conntrack says which): the trace follows it
+    assert live["agrees"] and live["reached"] == [out["where"]] and live["endpoint"] == out["endpoint"]
+
+
+def test_trace_of_a_pod_on_the_same_node_has_no_tunnel(svc_cluster: Cluster) -> None:
+    if svc_cluster.cni != "openflow":
+        return
+    local = next(p for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-2")
+    out = trace("client", f"pod/{local['metadata']['name']}", "--port", "80", "--live")
+    assert out["verdict"] == "delivered" and out["where"] == f"pod default/{local['metadata']['name']}"
+    assert not any(h["kind"] in ("tunnel", "group") for h in out["hops"]) and out["live"]["agrees"]
+
+
+def test_trace_of_a_node_port_from_outside_shows_the_nodes_nat_and_agrees(svc_cluster: Cluster) -> None:
+    if svc_cluster.cni != "openflow":
+        return
+    out = trace("external/outside", "node/worker-2", "--port", "30007", "--live")
+    assert out["verdict"] == "delivered" and out["destination"] == "172.18.0.4:30007"
+    nat = out["hops"][0]
+    assert nat["kind"] == "host" and "DNAT 172.18.0.4:30007" in nat["text"] and "SNAT to the gateway" in nat["text"]
+    assert out["live"]["agrees"] and out["live"]["seen"][0]["packets"]
+
+
+def test_trace_of_a_service_without_endpoints_is_a_reject_and_the_source_sees_the_reset(svc_cluster: Cluster) -> None:
+    if svc_cluster.cni != "openflow":
+        return
+    out = trace("client", "svc/empty", "--live")
+    assert out["verdict"] == "rejected" and out["hops"][-1]["owner"] == "service default/empty:80"
+    assert out["live"]["refused"] and out["live"]["agrees"]
+
+
+def test_trace_resolves_a_dns_name_as_the_pod_does(svc_cluster: Cluster) -> None:
+    if svc_cluster.cni != "openflow":
+        return
+    out = trace("client", "web.default", "--port", "8080")
+    dns = [h for h in out["hops"] if h["kind"] == "dns"]
+    assert "NXDOMAIN" in dns[0]["text"]  # web.default.default.svc.cluster.local first: the search list
+    assert f"NOERROR, {cip(svc_cluster, 'web')}" in dns[-1]["text"] and "nameserver 10.96.0.10" in dns[-1]["text"]
+    assert out["verdict"] == "delivered" and out["destination"] == f"{cip(svc_cluster, 'web')}:8080"
+
+
+def test_capture_on_a_node_holds_vxlan_with_node_outer_and_pod_inner_addresses(svc_cluster: Cluster, tmp_path) -> None:
+    if svc_cluster.cni != "openflow":
+        return
+    remote = next(p for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-1")["status"]["podIP"]
+    pcap = tmp_path / "worker-1.pcap"
+    cap = subprocess.Popen([sys.executable, "-m", "emulator", "capture", "node/worker-1", "-w", str(pcap),
+                            "--duration", "20", "udp", "port", "4789"], stderr=subprocess.PIPE, text=True)
+    try:
+        # tcpdump has its socket open once it wrote the file's header
+        poll(lambda: pcap.exists() and pcap.stat().st_size >= 24, what="tcpdump to start")
+        assert svc_cluster.exec("client", "curl", "-sS", "-m", "3", f"http://{remote}/").returncode == 0
+        read = lambda: subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True, text=True).stdout  # noqa: E731
+        text = poll(lambda: (lambda t: f"> {remote}.80: Flags [S]" in t and t)(read()), what="the SYN in the pcap")
+    finally:
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=10)
+    syn = text.splitlines()
+    i = next(i for i, line in enumerate(syn) if f"> {remote}.80: Flags [S]" in line)
+    assert "172.18.0.4." in syn[i - 1] and "> 172.18.0.3.4789: VXLAN" in syn[i - 1]  # the outer header: node IPs
+    assert syn[i].strip().startswith("IP 10.244.2.2.")  # the inner: the client pod's address

@@ -15,7 +15,7 @@ LAYER = {
     "spec": 2,
     "cluster": 3,
     # pure data-plane drivers, pod programs
-    "pipeline": 4, "dns": 4, "ingress": 4, "images": 4, "kubeproxy": 4, "flannel": 4, "calico": 4, "faults": 4, "netpolicy": 4,
+    "pipeline": 4, "dns": 4, "ingress": 4, "images": 4, "kubeproxy": 4, "flannel": 4, "calico": 4, "faults": 4, "netpolicy": 4, "trace": 4,
     "controller": 5, "runtime": 5,
     "api": 6,
     "client": 7,  # the one client of the API: every verb, the shell, the scenario runner

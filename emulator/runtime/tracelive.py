@@ -1,0 +1,157 @@
+"""``k8semu trace --live``: one real connection attempt, marked by its source port, and where it
+was seen (Antrea's live Traceflow injects a marked packet; here the mark is a source port no other
+connection uses, and the observation points are captures).
+
+- Captures (tcpdump, text, ``--immediate-mode``) on the source's eth0, on the eth0 of every node
+  the static trace tunnels through (the VXLAN packets whose inner header carries the port) and on
+  the eth0 of every pod the Service could pick; each waits until tcpdump says it listens.
+- The attempt: ``nc -z`` (TCP), ``nc -u`` with one datagram (UDP) or one ``ping`` (ICMP), from the
+  source's network namespace with that source port.
+- The endpoint the switch really picked: the conntrack entry of that source port in the source
+  node's zone (``ovs-appctl dpctl/dump-conntrack``), so the static trace can be re-run along it.
+All argv lists; addresses come from the cluster's view and ports are numbers.
+"""
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+NETNS_DIR = "/run/netns"
+READY_TIMEOUT = 5.0  # tcpdump opening its socket
+SEEN_TIMEOUT = 1.5  # the packet reaching the last point it reaches (the emulation takes milliseconds)
+
+
+@dataclass
+class Point:
+    name: str  # "pod default/web-x", "node worker-1", "source"
+    netns: str
+    vxlan: bool = False  # a node's eth0: the packet is inside VXLAN
+    iface: str = "eth0"  # a node's own packets leave through its gateway
+    lines: list[str] = field(default_factory=list)
+    proc: subprocess.Popen | None = None
+    partial: str = ""
+
+
+def send_argv(netns: str, protocol: str, dst_ip: str, port: int | None, sport: int) -> list[str]:
+    enter = ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--"]
+    if protocol == "icmp":
+        return enter + ["ping", "-c", "1", "-W", "1", dst_ip]
+    if protocol == "udp":
+        return enter + ["nc", "-u", "-w", "1", "-p", str(sport), dst_ip, str(port)]
+    return enter + ["nc", "-z", "-w", "2", "-p", str(sport), dst_ip, str(port)]
+
+
+def _bpf(point: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
+    if point.vxlan:
+        return ["udp", "port", "4789"]
+    if protocol == "icmp":
+        return ["icmp", "and", "host", src_ip]
+    return [protocol, "port", str(sport)] if protocol == "udp" else ["tcp", "port", str(sport), "or", "icmp"]
+
+
+def observe(points: list[Point], send: list[str], protocol: str, sport: int, src_ip: str,
+            done: Callable[[list[Point]], bool]) -> int | None:
+    """Start every capture, wait until each listens, send, wait until ``done`` says the
+    packet got where it goes (or SEEN_TIMEOUT), stop the sender and the captures by PID; their
+    lines are kept in each point (for a VXLAN point, the inner lines of this connection only).
+    The sender's exit status (None if it was stopped)."""
+    sender = None
+    try:
+        for p in points:
+            p.proc = subprocess.Popen(["nsenter", f"--net={os.path.join(NETNS_DIR, p.netns)}", "--", "tcpdump", "-i",
+                                       p.iface, "-nn", "-l", "--immediate-mode", *_bpf(p, protocol, sport, src_ip)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + READY_TIMEOUT
+        for p in points:
+            _wait_listening(p, deadline)
+        sender = subprocess.Popen(send, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if protocol == "udp":  # nc sends what it reads: one datagram
+            sender.stdin.write(b"k8semu trace\n")
+        sender.stdin.close()
+        deadline = time.monotonic() + SEEN_TIMEOUT
+        while time.monotonic() < deadline:
+            for p in points:
+                _drain(p, 0.02)
+            if done(points):
+                break
+    finally:
+        if sender is not None and sender.poll() is None:  # a dropped attempt would wait for its timeout
+            sender.kill()
+        if sender is not None:
+            sender.wait()
+        for p in points:
+            if p.proc is not None and p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGINT)
+        for p in points:
+            if p.proc is not None:
+                try:
+                    rest, _ = p.proc.communicate(timeout=5)
+                except subprocess.TimeoutExpired:
+                    p.proc.kill()
+                    rest, _ = p.proc.communicate()
+                text = p.partial + rest.decode(errors="replace")
+                p.lines += [line.rstrip() for line in text.splitlines() if line.strip()]
+    for p in points:
+        p.lines = _this_connection(p, protocol, sport, src_ip)
+    return sender.returncode if sender is not None else None
+
+
+def _wait_listening(p: Point, deadline: float) -> None:
+    """Until tcpdump says "listening on" (its socket is open: nothing sent after is missed)."""
+    assert p.proc is not None and p.proc.stderr is not None
+    text = b""
+    while time.monotonic() < deadline and b"listening on" not in text:
+        ready, _, _ = select.select([p.proc.stderr], [], [], 0.05)
+        if ready:
+            chunk = os.read(p.proc.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            text += chunk
+    if b"listening on" not in text:
+        raise RuntimeError(f"tcpdump on {p.name} did not start: {text.decode(errors='replace').strip()[:200]}")
+
+
+def _drain(p: Point, wait: float) -> None:
+    """Whatever tcpdump printed so far (raw reads: a buffered reader would hide lines from select)."""
+    assert p.proc is not None and p.proc.stdout is not None
+    ready, _, _ = select.select([p.proc.stdout], [], [], wait)
+    if ready:
+        chunk = os.read(p.proc.stdout.fileno(), 65536)
+        p.partial += chunk.decode(errors="replace")
+        *lines, p.partial = p.partial.split("\n")
+        p.lines += [line.rstrip() for line in lines if line.strip()]
+
+
+def _this_connection(p: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
+    if not p.vxlan:
+        return p.lines
+    # tcpdump prints a VXLAN packet as the outer line, then the inner one on the next line
+    keep, outer = [], ""
+    for line in p.lines:
+        if "VXLAN" in line:
+            outer = line
+            continue
+        inner = line.strip()
+        if (protocol == "icmp" and "ICMP" in inner and src_ip in inner) or re.search(rf"\.{sport}[ :>]", inner):
+            keep.append(f"{outer.split(': VXLAN')[0]} VXLAN | {inner}")
+    return keep
+
+
+def real_endpoint(zone: int, protocol: str, src_ip: str, sport: int) -> str:
+    """ip:port of the connection's reply source in the source node's conntrack zone ("" if none)."""
+    if protocol == "icmp":
+        return ""
+    out = subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"], capture_output=True, text=True,
+                         timeout=10).stdout
+    for line in out.splitlines():
+        if line.startswith(protocol) and f"src={src_ip}," in line and f"sport={sport}," in line:
+            m = re.search(r"reply=\(src=([0-9.]+),dst=[0-9.]+,sport=(\d+)", line)
+            if m:
+                return f"{m.group(1)}:{m.group(2)}"
+    return ""

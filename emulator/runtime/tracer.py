@@ -1,0 +1,335 @@
+"""``k8semu trace SRC DST``: names resolved as the cluster resolves them, then the packet followed
+through the switches (``emulator/trace``).
+
+What runs on the machine, and why each is the real thing rather than a model of it:
+- each switch section: ``ovs-appctl ofproto/trace-packet-out`` on the node's bridge (its flows);
+- a Service group's buckets: ``ovs-ofctl dump-groups`` (its groups);
+- the tunnel: ``bridge fdb show dev`` on the node's VXLAN device (the kernel's FDB);
+- a node's own packets: ``ip route get`` in the node's namespace;
+- a DNS name: a query from the source pod's network namespace to the nameservers of the
+  resolv.conf kubelet gave it, through the data plane (dnspython; the search list and ndots
+  applied as a resolver does).
+Every argument is an address or name taken from the cluster's own view, passed as argv.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import socket
+import subprocess
+from dataclasses import dataclass, field, replace
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+from emulator.errors import K8semuError, NotFoundError
+from emulator.model import naming
+from emulator.model.netview import NetworkView, PodView, ServicePortView
+from emulator.runtime import tracelive
+from emulator.runtime.healthcheck import NETNS_DIR, socket_at
+from emulator.trace import start
+from emulator.trace.ofptrace import parse_groups
+from emulator.trace.path import Hop, Result, follow
+
+RUN_TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Where:
+    """The cluster's names for the tracer: bridges, VXLAN devices and namespaces by node,
+    external hosts by name (their address)."""
+    bridges: dict[str, str]
+    vxlans: dict[str, str]
+    netns: dict[str, str]  # nodes and external hosts
+    external: dict[str, str]
+    pod_netns: dict[str, str] = field(default_factory=dict)  # a running pod's IP -> its namespace
+
+
+class OvsSwitch:
+    """The ``Switch`` of ``trace.path``: the node's real bridge, groups and FDB."""
+
+    def __init__(self, where: Where) -> None:
+        self.where = where
+
+    def trace(self, node: str, flow: str, actions: str) -> str:
+        done = _run(["ovs-appctl", "ofproto/trace-packet-out", self.where.bridges[node], flow, actions])
+        return done.stdout if done.returncode == 0 else done.stdout + done.stderr
+
+    def groups(self, node: str) -> dict[int, list[str]]:
+        return parse_groups(_run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", self.where.bridges[node]]).stdout)
+
+    def fdb(self, node: str) -> dict[str, str]:
+        out = _run(["bridge", "fdb", "show", "dev", self.where.vxlans[node]]).stdout
+        entries = {}
+        for line in out.splitlines():
+            words = line.split()
+            if "dst" in words:
+                entries[words[0].lower()] = words[words.index("dst") + 1]
+        return entries
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+@dataclass
+class Request:
+    source: str
+    destination: str
+    namespace: str = "default"
+    protocol: str = ""  # "" -> the Service port's, else tcp
+    port: int | None = None
+    endpoint: str = ""  # ip:port the Service group should be followed to
+    src_port: int = start.EPHEMERAL_PORT
+    live: bool = False  # also send one real connection attempt and report where it was seen
+
+
+@dataclass
+class SourcePod:
+    pod: PodView
+    netns: str
+    resolv_conf: str  # what kubelet wrote for it: where its DNS questions go
+
+
+def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod | None) -> dict:
+    """The trace as JSON (``verdict``, ``where``, ``endpoint``, ``hops``).
+
+    Raises:
+        NotFoundError: a source or destination the cluster does not have.
+        K8semuError: a request that cannot be traced (no port for a pod, outside to a pod).
+    """
+    if req.protocol not in ("",) + start.PROTOCOLS:
+        raise K8semuError(f"--protocol: one of {', '.join(start.PROTOCOLS)}, not {req.protocol!r}")
+    hops: list[Hop] = []
+    dst_ip, port, protocol, svc = _destination(view, where, req, source_pod, hops)
+    if protocol != "icmp" and not port:
+        raise K8semuError(f"{req.destination}: name a port (--port), or --protocol icmp")
+    if req.live:  # a source port no other connection uses marks the attempt
+        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
+    kind, name = _split(req.source)
+    source_netns = source_pod.netns if source_pod is not None else where.netns.get(name, "")
+    if source_pod is not None:
+        packet = start.from_pod(view, source_pod.pod, dst_ip, protocol, port, req.src_port)
+    elif kind in ("node", "") and name in where.bridges:
+        node = view.node(name)
+        packet = start.from_node(view, node, _route(where.netns[name], dst_ip), dst_ip, protocol, port,
+                                 req.src_port, hops)
+        hops = []  # the node's route is the packet's first hop
+        if packet is None:
+            return {"verdict": "left", "where": f"node {name}: not through the pod network",
+                    "endpoint": "", "hops": [h.to_json() for h in hops]}
+    elif kind in ("external", "") and name in where.external:
+        packet = _from_outside(view, name, where.external[name], dst_ip, port, protocol, svc, req)
+    else:
+        raise NotFoundError(f"source {req.source!r}: no such pod in namespace {req.namespace}, node or external host")
+    prelude = hops + packet.hops
+    result = follow(OvsSwitch(where), view, packet.node, packet.fields, req.endpoint, list(prelude))
+    live = None
+    if req.live:
+        wire_ip, wire_port = packet.wire or (dst_ip, port)
+        result, live = _live(view, where, req, packet, protocol, wire_ip, wire_port, source_netns, prelude, result)
+    if result.verdict == "left":  # through the gateway into the node's kernel: where its route sends it
+        final = result.endpoint.split(":")[0] or dst_ip
+        route = _route(where.netns[packet.node], final)
+        result.hops.append(Hop("host", packet.node, f"node {packet.node}: ip route get {final} -> "
+                               + " ".join(f"{k} {v}" for k, v in route.items())))
+    if packet.wire:
+        dst_ip, port = packet.wire
+    return {**result.to_json(), "source": req.source, "destination": f"{dst_ip}:{port}" if port else dst_ip,
+            "protocol": protocol, **({"live": live} if live is not None else {})}
+
+
+def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, protocol: str, dst_ip: str,
+          port: int | None, source_netns: str, prelude: list[Hop], first: Result) -> tuple[Result, dict]:
+    """Send the attempt, watch it, follow the endpoint the switch really picked, and say whether
+    what was seen agrees with the static trace."""
+    from_node = packet.fields["in_port"] == str(naming.GATEWAY_OFPORT) and source_netns == where.netns.get(packet.node)
+    points = [tracelive.Point(f"source {req.source}", source_netns,
+                              iface=naming.NODE_GATEWAY_IF if from_node else "eth0")]
+    group = next((h for h in first.hops if h.kind == "group"), None)
+    targets = [a.split(":")[0] for a in group.actions] if group else []
+    final = next((p.ip for p in view.pods if first.where == f"pod {p.namespace}/{p.name}"), None)
+    targets += [final] if final else [] if group else [dst_ip]
+    pods = {p.ip: p for p in view.pods}
+    # every node the packet may cross: the trace's, and those of every endpoint the group may pick
+    crossed = dict.fromkeys([h.node for h in first.hops if h.kind == "table"]
+                            + [pods[ip].node for ip in targets if ip in pods])
+    if len(crossed) > 1:
+        points += [tracelive.Point(f"node {n}", where.netns[n], vxlan=True) for n in crossed]
+    dest = [tracelive.Point(f"pod {pods[ip].namespace}/{pods[ip].name}", where.pod_netns[ip])
+            for ip in dict.fromkeys(targets) if ip in pods and ip in where.pod_netns]
+    src_ip = packet.fields["nw_src"]
+
+    def arrived(_: list) -> bool:
+        return any(p.lines for p in dest) or any(_refused(line) for line in points[0].lines)
+
+    sent = tracelive.observe(points + dest, tracelive.send_argv(source_netns, protocol, dst_ip, port, req.src_port),
+                             protocol, req.src_port, src_ip, arrived)
+    real = tracelive.real_endpoint(view.node(packet.node).zone, protocol, src_ip, req.src_port)
+    result = first
+    if real and real != first.endpoint:
+        result = follow(OvsSwitch(where), view, packet.node, packet.fields, real, list(prelude))
+    reached = [p.name for p in dest if p.lines]
+    refused = any(_refused(line) for line in points[0].lines)
+    if result.verdict == "delivered":
+        agrees = reached == [result.where]
+    elif result.verdict == "rejected":
+        agrees = not reached and refused
+    elif result.verdict == "dropped":
+        agrees = not reached and not refused
+    else:
+        agrees = bool(points[0].lines)
+    seen = [{"at": p.name, "packets": p.lines} for p in points + dest]
+    return result, {"sport": req.src_port, "endpoint": real, "reached": reached, "refused": refused,
+                    "agrees": agrees, "seen": seen, "exit": sent}
+
+
+def _refused(line: str) -> bool:
+    """A TCP reset or an ICMP unreachable coming back to the source."""
+    return "Flags [R" in line or ("ICMP" in line and "unreachable" in line)
+
+
+def _split(text: str) -> tuple[str, str]:
+    kind, sep, name = text.partition("/")
+    return (kind, name) if sep else ("", text)
+
+
+def _destination(view: NetworkView, where: Where, req: Request, source_pod: SourcePod | None,
+                 hops: list[Hop]) -> tuple[str, int | None, str, ServicePortView | None]:
+    """(address, port, protocol, the Service port when the address is one) of the destination."""
+    kind, name = _split(req.destination)
+    ns = req.namespace
+    protocol = req.protocol or "tcp"
+    if kind in ("svc", "service", "services") or (kind == "" and _services(view, ns, name)):
+        ports = _services(view, ns, name)
+        if not ports:
+            raise NotFoundError(f'services "{name}" not found in namespace {ns}')
+        return _service_port(ports, req)
+    if kind in ("pod", "pods") or (kind == "" and _pod(view, ns, name)):
+        pod = _pod(view, ns, name)
+        if pod is None:
+            raise NotFoundError(f'pods "{name}" not found in namespace {ns}')
+        return pod.ip, req.port, protocol, None
+    if kind == "node" or (kind == "" and name in where.bridges):
+        return _node_destination(view, name, req)
+    if kind == "external" or (kind == "" and name in where.external):
+        if name not in where.external:
+            raise NotFoundError(f'external host "{name}" not found')
+        return where.external[name], req.port, protocol, None
+    if kind:
+        raise K8semuError(f"{req.destination}: pod/, svc/, node/ or external/ NAME, an address or a DNS name")
+    try:
+        ip = str(ipaddress.IPv4Address(name))
+    except ValueError:
+        ip = _resolve(name, source_pod, hops)
+    svc_ports = [s for s in view.services if s.cluster_ip == ip or (s.lb_ip and s.lb_ip == ip)]
+    if svc_ports:
+        return _service_port(svc_ports, req)
+    node = next((n for n in view.nodes if n.ip == ip), None)
+    if node is not None:
+        return _node_destination(view, node.name, req)
+    return ip, req.port, protocol, None
+
+
+def _services(view: NetworkView, ns: str, name: str) -> list[ServicePortView]:
+    return [s for s in view.services if s.namespace == ns and s.name == name and s.cluster_ip]
+
+
+def _pod(view: NetworkView, ns: str, name: str) -> PodView | None:
+    return next((p for p in view.pods if p.namespace == ns and p.name == name), None)
+
+
+def _service_port(ports: list[ServicePortView], req: Request) -> tuple[str, int | None, str, ServicePortView]:
+    want = [s for s in ports if (req.port is None or req.port in (s.port, s.node_port))
+            and (not req.protocol or s.protocol.lower() == req.protocol)]
+    if not want:
+        have = ", ".join(f"{s.port}/{s.protocol}" for s in ports)
+        raise K8semuError(f"service {ports[0].namespace}/{ports[0].name} has no port {req.port} "
+                          f"{req.protocol or ''} (it has {have})".replace("  ", " "))
+    svc = want[0]
+    return svc.cluster_ip, svc.port, svc.protocol.lower(), svc
+
+
+def _node_destination(view: NetworkView, name: str, req: Request) -> tuple[str, int | None, str, ServicePortView | None]:
+    try:
+        node = view.node(name)
+    except StopIteration:
+        raise NotFoundError(f'nodes "{name}" not found') from None
+    svc = next((s for s in view.services if s.node_port and s.node_port == req.port
+                and (not req.protocol or s.protocol.lower() == req.protocol)), None)
+    return node.ip, req.port, (svc.protocol.lower() if svc else req.protocol or "tcp"), svc
+
+
+def _from_outside(view: NetworkView, host: str, host_ip: str, dst_ip: str, port: int | None, protocol: str,
+                  svc: ServicePortView | None, req: Request) -> start.Packet:
+    """An external host reaches the pod network only through a node: its NodePort."""
+    node = next((n for n in view.nodes if n.ip == dst_ip), None)
+    if svc is not None and node is None and svc.node_port:
+        node = view.nodes[-1]  # a Service by name: its NodePort on a node (the last, a worker)
+        port = svc.node_port
+    if node is None or svc is None or port != svc.node_port:
+        raise K8semuError(f"external host {host} reaches the cluster through a NodePort: trace it to "
+                          f"node/NAME --port NODEPORT or to a NodePort Service")
+    hop, source = start.node_port_entry(node, svc, host_ip, f"external {host} ({host_ip}) -> {node.ip}:{port}")
+    fields = start.gateway_packet(node, source, start.NODEPORT_VIP, protocol, port, req.src_port)
+    return start.Packet(node.name, fields, [hop], (node.ip, port))
+
+
+def _route(netns: str, dst_ip: str) -> dict[str, str]:
+    """``ip route get`` in a node's namespace: dev, via and src."""
+    done = _run(["ip", "-n", netns, "-o", "route", "get", dst_ip])
+    words = done.stdout.split()
+    return {k: words[words.index(k) + 1] for k in ("via", "dev", "src") if k in words[:-1]}
+
+
+def _resolve(name: str, source_pod: SourcePod | None, hops: list[Hop]) -> str:
+    """The first A record the pod's resolver would get for ``name`` (search list, ndots)."""
+    if source_pod is None:
+        raise K8semuError(f"{name}: a DNS name is resolved as a pod resolves it; trace from a pod")
+    servers, search, ndots = [], [], 1
+    for line in source_pod.resolv_conf.splitlines():
+        words = line.split()
+        if words[:1] == ["nameserver"] and len(words) > 1:
+            servers.append(words[1])
+        elif words[:1] == ["search"]:
+            search = words[1:]
+        elif words[:1] == ["options"]:
+            ndots = next((int(w.split(":")[1]) for w in words[1:] if w.startswith("ndots:")), ndots)
+    if not servers:
+        raise K8semuError(f"{name}: pod {source_pod.pod.name} has no nameserver")
+    try:
+        dns.name.from_text(name)
+    except (dns.exception.DNSException, ValueError) as exc:
+        raise K8semuError(f"{name}: not a DNS name ({exc})") from None
+    absolute = name.endswith(".")
+    names = [name] if absolute else (
+        [f"{name}.{s}" for s in search] + [name] if name.count(".") < ndots else [name] + [f"{name}.{s}" for s in search])
+    server = servers[0]
+    for qname in names:
+        try:
+            answer = _ask(source_pod.netns, server, qname)
+        except (dns.exception.DNSException, OSError) as exc:
+            hops.append(Hop("dns", source_pod.pod.node, f"DNS {qname} A -> {server}: no answer ({exc})"))
+            raise K8semuError(f"{name}: {server} did not answer from pod {source_pod.pod.name}") from None
+        ips = [r.address for rr in answer.answer if rr.rdtype == dns.rdatatype.A for r in rr]
+        rcode = dns.rcode.to_text(answer.rcode())
+        if ips:
+            hops.append(Hop("dns", source_pod.pod.node, f"DNS from pod {source_pod.pod.namespace}/"
+                            f"{source_pod.pod.name}: {qname.rstrip('.')}. A -> nameserver {server}: {rcode}, "
+                            f"{', '.join(ips)}"))
+            return ips[0]
+        hops.append(Hop("dns", source_pod.pod.node, f"DNS {qname.rstrip('.')}. A -> nameserver {server}: {rcode}"))
+    raise NotFoundError(f"{name}: no A record from {server} (tried {', '.join(names)})")
+
+
+def _ask(netns: str, server: str, qname: str) -> dns.message.Message:
+    sock = socket_at(os.path.join(NETNS_DIR, netns), socket.SOCK_DGRAM)
+    try:
+        return dns.query.udp(dns.message.make_query(qname.rstrip(".") + ".", "A"), server, timeout=2, sock=sock)
+    finally:
+        sock.close()
