@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/dataplanes.py
 	$(PY) bench/calico.py
 	$(PY) bench/faults.py
+	$(PY) bench/trace.py
 	$(PY) bench/schemas.py
 	$(PY) bench/rbac.py
 	$(PY) bench/compare.py

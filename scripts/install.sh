@@ -28,6 +28,8 @@ packages=(
     ipset                # cni: flannel: the NetworkPolicy agent's sets
     conntrack            # cni: flannel: kube-proxy flushes stale UDP entries with it
     bird2                # cni: calico: BIRD in every node (Debian enables its service; k8semu never starts it)
+    graphviz             # k8semu diagram and the web view: dot draws the cluster
+    chromium chromium-driver   # the web view's tests: a real browser, headless
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -117,6 +117,7 @@ OPS: dict[str, Op] = {
     "node/start": Op("POST", lambda b, a: {"line": b.node_power(_text(a, "node"), False)}, "start it again (node)"),
     "trace": Op("GET", _trace, "follow one packet of a new connection through the switches (source, destination, "
                 "namespace, protocol, port, endpoint, live)"),
+    "counters": Op("GET", lambda b, a: b.counters(), "packets each OpenFlow table of each switch matched so far"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),
     "controller/start": Op("POST", lambda b, a: b.controller_start(),
                            "start it again; answers once every switch is in sync"),

@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import time
 from typing import TextIO
 
 from emulator import __version__
@@ -277,7 +278,7 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.flows(client, args.node, out)
     if verb in ("impair", "partition", "heal", "node"):
         return faults.run(client, args, out)
-    if verb in ("trace", "capture"):
+    if verb in ("trace", "capture", "diagram", "ui"):
         return packets.run(client, args, out)
     if verb == "ipam":
         return ipam.show(client, args.show_blocks, args.show_borrowed, out)
@@ -313,14 +314,20 @@ def _interrupt(signum: int, frame) -> None:
 
 def _up(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from emulator.cluster.admit import admit_cluster
+    from emulator.cli.progress import UpProgress
     spec = args.spec or default_spec()
+    begin = time.monotonic()
     config = admit_cluster(spec)
     for warning in config.warnings:
         err.write(f"Warning: {warning}\n")
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
     status = None
     try:
-        status = lifecycle.up(config, spec, args.timeout, out)
+        progress = UpProgress(out, time.monotonic() - begin)
+        try:
+            status = lifecycle.up(config, spec, args.timeout, out, progress=progress)
+        finally:
+            progress.close()
         _say(out, f"cluster {config.name!r} is up: {len(status['nodes'])} nodes, {status['pods']} pods "
                   f"running ({status['seconds']:.1f}s); kubectl context "
                   f"k8semu-{config.name} in {status['kubeconfig']}\n")

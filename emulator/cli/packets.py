@@ -1,13 +1,14 @@
-"""``k8semu trace`` and ``k8semu capture`` (issue #15): arguments to the typed client's calls,
-and a trace printed hop by hop."""
+"""``k8semu trace``, ``capture``, ``diagram`` and ``ui`` (issue #15): arguments to the typed client's
+calls, and a trace printed hop by hop."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TextIO
 
-from emulator.client import capture
+from emulator.client import capture, diagram
 from emulator.client.client import Client
 
 KIND_LABEL = {"dns": "DNS", "host": "kernel", "conntrack": "conntrack", "group": "Service group", "tunnel": "tunnel",
@@ -27,6 +28,12 @@ def add_verbs(verb) -> None:
     tr.add_argument("--live", action="store_true", help="also send one real connection attempt and report where "
                                                         "it was seen (captures) and whether that agrees")
     tr.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    di = verb("diagram", help="draw the cluster (nodes, pods, Services, Ingresses; colour is state) to a file")
+    di.add_argument("-o", "--output", required=True, help="FILE.svg, FILE.png or FILE.dot")
+    di.add_argument("-A", "--all-namespaces", action="store_true", help="kube-system's pods too")
+    ui = verb("ui", help="the cluster drawn live in a browser (127.0.0.1 only; the URL carries a token)")
+    ui.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)")
+    ui.add_argument("-A", "--all-namespaces", action="store_true", help="kube-system's pods too")
     ca = verb("capture", help="tcpdump on the eth0 of a pod, node/NAME or external/NAME (-w FILE for a pcap)")
     ca.add_argument("target")
     ca.add_argument("filter", nargs="*", help="a tcpdump (BPF) expression, e.g. tcp port 80")
@@ -37,6 +44,21 @@ def add_verbs(verb) -> None:
 
 
 def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
+    if args.verb == "diagram":
+        path = Path(args.output)
+        data = diagram.render(diagram.dot(diagram.Snapshot.take(client), args.all_namespaces),
+                              path.suffix.lstrip(".").lower())
+        path.write_bytes(data)
+        out.write(f"{path}: {len(data)} bytes\n")
+        return 0
+    if args.verb == "ui":
+        from emulator.ui import server  # aiohttp's import cost only for this verb
+
+        def announce(url: str) -> None:
+            out.write(f"k8semu ui: open {url}\n(127.0.0.1 only; the token in the URL is the key; Ctrl-C stops it)\n")
+            out.flush()
+        server.serve(client, args.port, args.all_namespaces, announce)
+        return 0
     if args.verb == "capture":
         return capture.run(client, args.target, args.namespace, args.write, args.count, args.duration,
                            args.filter, out, sys.stderr)

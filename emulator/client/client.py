@@ -236,6 +236,10 @@ class Client:
                 "endpoint": endpoint, "live": "true" if live else "false"}
         return self._op("trace", **args, **({"port": str(port)} if port else {}))
 
+    def counters(self) -> dict:
+        """{"tables": {node: {table: packets matched so far}}} (empty on a kernel data plane)."""
+        return self._op("counters")
+
     def node_stop(self, name: str) -> str:
         """The node's eth0 down, its kubelet gone, its pods' processes frozen; Kubernetes
         reacts as to a lost node (``cluster.nodelifecycle``)."""

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import yaml
 
@@ -78,8 +78,10 @@ def check_manager(run: Path) -> Records:
 UP_POLL = 0.02  # the controller reads new views as often; a status request costs the manager ~1 ms
 
 
-def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base: Path | None = None) -> dict:
-    """Start the manager for ``config`` and wait until the cluster is ready.
+def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base: Path | None = None,
+       progress: Callable[[dict | None], None] | None = None) -> dict:
+    """Start the manager for ``config`` and wait until the cluster is ready; ``progress`` hears
+    of each wait: None while the nodes and switches are made, then each status read.
 
     Raises:
         ClusterRunningError: a cluster of that name is up (or its leftovers are there).
@@ -123,6 +125,8 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
     status: dict = {}
     client = Client(run, timeout=30)
     while time.monotonic() < deadline:
+        if progress is not None and not status:
+            progress(None)
         if proc.poll() is not None:
             error, log_path = run / "error.txt", run / "manager.log"
             if error.exists():
@@ -139,8 +143,10 @@ def up(config: ClusterConfig, spec_path: str, timeout: float, out: TextIO, base:
             except NoClusterError:  # it is exiting: the next pass reads why
                 time.sleep(0.05)
                 continue
+            status["seconds"] = time.monotonic() - started
+            if progress is not None:
+                progress(status)
             if status["synced"] and status["running"] == status["pods"]:
-                status["seconds"] = time.monotonic() - started
                 try:
                     status["kubeconfig"] = str(merge_kubeconfig(run, config.name))
                 except (OSError, K8semuError) as exc:  # as kind does: no half-made cluster stays

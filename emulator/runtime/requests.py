@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from emulator.cluster import controllers, nodelifecycle, nodes, rbac, render
+from emulator.cluster import addons, controllers, nodelifecycle, nodes, rbac, render
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import calicoipam, faults, naming, podfiles
 from emulator.model.netview import NetworkView
@@ -24,6 +24,10 @@ from emulator.runtime import flannelnet, tracer
 from emulator.runtime.impair import Link
 from emulator.runtime.proc import run
 from emulator.runtime.sandbox import capability_names
+
+
+def _labelled(pods: list, labels: dict[str, str]) -> list:
+    return [p for p in pods if all(p.obj.meta.labels.get(k) == v for k, v in labels.items())]
 
 
 class Requests:
@@ -55,7 +59,11 @@ class Requests:
                     # cni: calico: what a node's kernel still lacks of the routes BIRD must give it
                     "routes_behind": dict(self.proxier.routing.behind) if self.proxier and self.proxier.routing else {},
                     "bridges": {} if self.config.kernel_dataplane else
-                    {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes}}
+                    {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes},
+                    # the add-ons ``up``'s progress names: [ready, total] pods of each
+                    "addons": {name: [sum(1 for p in mine if p.status.ready), len(mine)]
+                               for name, mine in (("dns", _labelled(pods, addons.DNS_LABELS)),
+                                                  ("ingress", _labelled(pods, addons.INGRESS_LABELS)))}}
 
     def generation_report(self) -> dict:
         """{"published": the latest view's generation, "switches": {node: generation confirmed}},
@@ -396,6 +404,21 @@ class Requests:
             raise K8semuError(f"cluster {self.config.name} runs cni: {self.config.cni}: k8semu trace follows the "
                               "OpenFlow tables of cni: openflow; on this data plane read the rules with k8semu exec "
                               "NODE -- iptables-save / nft list ruleset")
+        where, view, source_pod = self._trace_inputs(req)
+        return tracer.trace(view, where, req, source_pod)
+
+    def counters(self) -> dict:
+        """{"tables": {node: {table: packets matched}}} (the web view's moving counters); empty on
+        a kernel data plane, whose rules are iptables/nftables chains."""
+        if self.config.kernel_dataplane:
+            return {"tables": {}, "note": f"cni: {self.config.cni} has no OpenFlow tables"}
+        with self.lock:
+            scope = self.records.scope
+            bridges = {n.name: naming.node_bridge(scope, n.index) for n in self.config.nodes}
+        return {"tables": tracer.table_counters(tracer.Where(bridges, {}, {}, {}))}
+
+    def _trace_inputs(self, req: tracer.Request) -> tuple:
+        """(where, view, source pod) for a trace, read under the lock."""
         with self.lock:
             scope = self.records.scope
             where = tracer.Where(
@@ -420,7 +443,7 @@ class Requests:
                 cfg = self.config
                 source_pod = tracer.SourcePod(pod_view, box.netns, podfiles.resolv_conf(
                     rec.obj, cfg.services.dns_ip, cfg.cluster_domain, cfg.upstream_dns))
-        return tracer.trace(view, where, req, source_pod)
+        return where, view, source_pod
 
     def down(self) -> str:
         """Ask the loop to end; the teardown follows once it has (the caller waits for the

@@ -33,7 +33,8 @@ from emulator.model.netview import NetworkView, PodView, ServicePortView
 from emulator.runtime import tracelive
 from emulator.runtime.healthcheck import NETNS_DIR, socket_at
 from emulator.trace import start
-from emulator.trace.ofptrace import parse_groups
+from emulator.pipeline.tables import TABLE_NAMES
+from emulator.trace.ofptrace import parse_groups, parse_tables
 from emulator.trace.path import Hop, Result, follow
 
 RUN_TIMEOUT = 10
@@ -71,6 +72,15 @@ class OvsSwitch:
             if "dst" in words:
                 entries[words[0].lower()] = words[words.index("dst") + 1]
         return entries
+
+
+def table_counters(where: Where) -> dict[str, dict[str, int]]:
+    """Packets each table of each node's switch matched so far, tables by name."""
+    out = {}
+    for node, bridge in where.bridges.items():
+        counts = parse_tables(_run(["ovs-ofctl", "-O", "OpenFlow13", "dump-tables", bridge]).stdout)
+        out[node] = {TABLE_NAMES.get(t, str(t)): n for t, n in sorted(counts.items()) if t in TABLE_NAMES}
+    return out
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess:

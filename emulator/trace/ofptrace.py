@@ -157,3 +157,17 @@ def bucket_target(actions: str) -> tuple[str, int | None]:
         v = int(ip_m.group(1), 16)
         ip = ".".join(str((v >> s) & 255) for s in (24, 16, 8, 0))
     return ip, int(port_m.group(1), 16) if port_m else None
+
+
+def parse_tables(dump: str) -> dict[int, int]:
+    """``ovs-ofctl dump-tables``: table id -> packets matched (the web view's moving counters)."""
+    counts, table = {}, None
+    for line in dump.splitlines():
+        m = re.match(r"\s*table (\d+)", line)
+        if m:
+            table = int(m.group(1))
+            continue
+        m = re.search(r"matched=(\d+)", line)
+        if m and table is not None:
+            counts[table] = int(m.group(1))
+    return counts

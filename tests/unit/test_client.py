@@ -118,6 +118,9 @@ class Recorder:
     def node_power(self, name, stop):
         return self._answer("node_power", name, stop, default=f"node/{name} {'stopped' if stop else 'started'}")
 
+    def counters(self):
+        return self._answer("counters", default={"tables": {"n1": {"Classifier": 7}}})
+
     def trace(self, source, destination, namespace="default", protocol="", port=None, endpoint="", live=False):
         return self._answer("trace", source, destination, namespace, protocol, port, endpoint, live,
                             default={"verdict": "delivered", "hops": []})
@@ -156,6 +159,7 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.node_stop("n1") == "node/n1 stopped" and client.node_start("n1") == "node/n1 started"
     assert client.trace("client", "svc/web", "shop", "udp", 53, "10.0.0.1:53", live=True)["verdict"] == "delivered"
     assert client.trace("client", "web")["hops"] == []
+    assert client.counters() == {"tables": {"n1": {"Classifier": 7}}}
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
         ("drain", "n1", True, "app=web", False), ("controller_stop",), ("controller_start",),
@@ -163,10 +167,10 @@ def test_every_endpoint_reaches_its_manager_request(served):
         ("partition", "split", ["n1"], ["n2"], True), ("heal", "partition/split", "default"), ("impairments",),
         ("node_power", "n1", True), ("node_power", "n1", False),
         ("trace", "client", "svc/web", "shop", "udp", 53, "10.0.0.1:53", True),
-        ("trace", "client", "web", "default", "", None, "", False)]
+        ("trace", "client", "web", "default", "", None, "", False), ("counters",)]
     assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
                             "controller/start", "down", "ipam", "impair", "partition", "heal",
-                            "impairments", "node/stop", "node/start", "trace"}  # each one called above (apply below)
+                            "impairments", "node/stop", "node/start", "trace", "counters"}  # each one called above (apply below)
 
 
 def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):

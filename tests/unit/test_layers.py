@@ -19,7 +19,7 @@ LAYER = {
     "controller": 5, "runtime": 5,
     "api": 6,
     "client": 7,  # the one client of the API: every verb, the shell, the scenario runner
-    "scenario": 8, "cli": 8, "__main__": 8,
+    "scenario": 8, "cli": 8, "ui": 8, "__main__": 8,
 }
 LAZY_OK = {"cli", "scenario", "__main__"}
 
