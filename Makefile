@@ -58,6 +58,7 @@ bench: install
 	$(PY) bench/calico.py
 	$(PY) bench/faults.py
 	$(PY) bench/trace.py
+	$(PY) bench/ui.py
 	$(PY) bench/schemas.py
 	$(PY) bench/rbac.py
 	$(PY) bench/compare.py
