@@ -20,7 +20,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -67,7 +66,7 @@ class Ui:
         return (int(fields[11]) + int(fields[12])) / TICK
 
     def close(self) -> None:
-        self.proc.send_signal(signal.SIGINT)
+        self.proc.terminate()
         self.proc.wait(timeout=30)
 
 

@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("action", choices=("run", "check"))
     sc2.add_argument("files", nargs="+")
     sc2.add_argument("--junit", default=None)
+    sc2.add_argument("--artifacts", default=None, metavar="DIR",
+                     help="keep each step's pcaps (every node's eth0), flow or rule dumps and DNS/ingress logs here")
     sc2.add_argument("--cni", default=None, choices=CNIS,
                      help="run on this data plane instead of the spec's (the same manifests)")
     sc2.add_argument("--kube-proxy", default=None, choices=PROXY_MODES, dest="proxy_mode",
@@ -234,7 +236,8 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         from emulator.scenario.model import load_scenario
         from emulator.scenario.runner import run
         scenarios = [load_scenario(f) for f in args.files]  # all valid before anything starts
-        results = [run(s, out, args.cni, args.proxy_mode) for s in scenarios]
+        kept = Path(args.artifacts) if args.artifacts else None
+        results = [run(s, out, args.cni, args.proxy_mode, kept) for s in scenarios]
         if args.junit:
             junit.write(results, Path(args.junit))
         failed = [r for r in results if not r.ok]

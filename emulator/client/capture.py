@@ -44,6 +44,11 @@ def netns_of(client: Client, target: str, namespace: str | None) -> tuple[str, s
     return pod["netns"], f"pod {pod['namespace']}/{pod['name']} eth0"
 
 
+def _stop(signum: int, frame) -> None:
+    """Ctrl-C or SIGTERM while capturing: stop tcpdump by its PID, then end."""
+    raise KeyboardInterrupt
+
+
 def argv(netns: str, write: str | None, count: int | None, bpf: list[str]) -> list[str]:
     """tcpdump entered into ``netns``: line-buffered text, or a pcap file."""
     cmd = ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--", "tcpdump", "-i", "eth0", "-nn", "-Z", "root",
@@ -56,7 +61,8 @@ def argv(netns: str, write: str | None, count: int | None, bpf: list[str]) -> li
 
 def run(client: Client, target: str, namespace: str | None, write: str | None, count: int | None,
         duration: float | None, bpf: list[str], out: TextIO, err: TextIO) -> int:
-    """Capture until ``count`` packets, ``duration`` seconds or Ctrl-C, whichever comes first."""
+    """Capture until ``count`` packets, ``duration`` seconds, Ctrl-C or SIGTERM, whichever comes
+    first."""
     if count is not None and count < 1:
         raise K8semuError("--count: at least 1")
     if write:
@@ -67,16 +73,19 @@ def run(client: Client, target: str, namespace: str | None, write: str | None, c
     err.flush()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE if not write else subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
+    previous = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         text, problems = proc.communicate(timeout=duration)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGINT)  # tcpdump flushes its file and prints its counts
-        text, problems = proc.communicate()
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
-        text, problems = proc.communicate()
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        # SIGTERM, not SIGINT: a capture started from a background shell inherits SIGINT ignored;
+        # tcpdump flushes its file and prints its counts on either
+        proc.terminate()
+        text, problems = proc.communicate(timeout=30)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if text:
         out.write(text)
     lines = [line for line in (problems or "").splitlines() if "listening on" not in line]
     err.write("".join(line + "\n" for line in lines))
-    return 0 if proc.returncode in (0, -signal.SIGINT, 130) else 1
+    return 0 if proc.returncode in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143) else 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import select
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -87,7 +86,7 @@ def observe(points: list[Point], send: list[str], protocol: str, sport: int, src
             sender.wait()
         for p in points:
             if p.proc is not None and p.proc.poll() is None:
-                p.proc.send_signal(signal.SIGINT)
+                p.proc.terminate()  # SIGTERM: SIGINT may be ignored (inherited from a background shell)
         for p in points:
             if p.proc is not None:
                 try:

@@ -23,6 +23,8 @@ def write(results: list[ScenarioResult], path: Path) -> None:
             elif not step.ok:
                 ET.SubElement(case, "failure", message=step.evidence[-1] if step.evidence else "failed").text = \
                     "\n".join(step.evidence)
-            elif step.evidence:
-                ET.SubElement(case, "system-out").text = "\n".join(step.evidence)
+            elif step.evidence or step.artifacts:
+                # [[ATTACHMENT|path]]: how Jenkins' JUnit plugin and GitLab link a case's files
+                ET.SubElement(case, "system-out").text = "\n".join(
+                    step.evidence + ([f"[[ATTACHMENT|{step.artifacts}]]"] if step.artifacts else []))
     ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)

@@ -23,6 +23,7 @@ from emulator.errors import K8semuError
 from emulator.client import Client, lifecycle, probe
 from emulator.client.targets import exec_target, resolve_kind
 from emulator.runtime.records import cluster_dir
+from emulator.scenario.artifacts import StepArtifacts, scenario_folder, slug
 from emulator.scenario.model import Scenario, Step
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.controllers import kind_of
@@ -46,6 +47,7 @@ class StepResult:
     seconds: float
     evidence: list[str] = field(default_factory=list)
     skipped: bool = False  # a step for another data plane
+    artifacts: str = ""  # the folder of what the step left (--artifacts)
 
 
 @dataclass
@@ -402,9 +404,11 @@ def cluster_spec(scenario: Scenario, workdir: Path, cni: str | None = None,
     return target, base
 
 
-def run(scenario: Scenario, out: TextIO, cni: str | None = None, proxy_mode: str | None = None) -> ScenarioResult:
+def run(scenario: Scenario, out: TextIO, cni: str | None = None, proxy_mode: str | None = None,
+        artifacts: Path | None = None) -> ScenarioResult:
     """Bring the cluster up (on the ``cni`` data plane, with kube-proxy in ``proxy_mode``, when
-    given), run every step, tear down.
+    given), run every step, tear down; with ``artifacts``, keep each step's captures, tables and
+    logs in a folder of it (``scenario.artifacts``).
     A step for other data planes (``dataplanes:``) is skipped and says so. Never raises for a
     failing step."""
     result = ScenarioResult(scenario.path)
@@ -420,12 +424,14 @@ def run(scenario: Scenario, out: TextIO, cni: str | None = None, proxy_mode: str
             out.write(f"  ERROR {result.error}\n")
             return result
         ctx = Ctx(Client(cluster_dir(config.name)), scenario.path.parent)
+        folder = scenario_folder(artifacts, scenario.path, plane) if artifacts is not None else None
         try:
-            for step in scenario.steps:
+            for number, step in enumerate(scenario.steps, 1):
                 if not step.runs_on(config.cni, config.kube_proxy):
                     result.steps.append(StepResult(step.name, True, 0.0, [], skipped=True))
                     out.write(f"  SKIP {step.name} ({', '.join(step.dataplanes)} only)\n")
                     continue
+                kept = StepArtifacts(ctx.client, folder / f"{number:02d}-{slug(step.name)}") if folder else None
                 start = time.monotonic()
                 try:
                     evidence = ACTIONS[step.kind](step, ctx)
@@ -433,6 +439,9 @@ def run(scenario: Scenario, out: TextIO, cni: str | None = None, proxy_mode: str
                 except (Failed, K8semuError, subprocess.SubprocessError, OSError) as exc:
                     res = StepResult(step.name, False, time.monotonic() - start,
                                      getattr(exc, "evidence", [str(exc)]))
+                if kept is not None:
+                    kept.finish(res.ok, res.evidence)
+                    res.artifacts = str(kept.folder)
                 result.steps.append(res)
                 out.write(f"  {'PASS' if res.ok else 'FAIL'} {step.name} ({res.seconds:.1f}s)\n")
                 if not res.ok:

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import signal
 import threading
 import time
 from pathlib import Path
@@ -206,16 +207,19 @@ async def _body(request: web.Request) -> dict:
 
 
 def serve(client: Client, port: int, system: bool, announce) -> None:
-    """Run until Ctrl-C; ``announce(url)`` once listening."""
+    """Run until Ctrl-C or SIGTERM; ``announce(url)`` once listening. Both signals get a handler
+    of the loop's own: a process started in the background by a shell inherits SIGINT ignored,
+    and must still stop when asked."""
     ui = Ui(client, port, system)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         announce(await ui.start())
         try:
-            await asyncio.Event().wait()
+            await stop.wait()
         finally:
             await ui.close()
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
+    asyncio.run(main())

@@ -6,12 +6,12 @@ from __future__ import annotations
 import collections
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
 
 
+from emulator.scenario.artifacts import StepArtifacts
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
@@ -333,9 +333,24 @@ def test_capture_on_a_node_holds_vxlan_with_node_outer_and_pod_inner_addresses(s
         read = lambda: subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True, text=True).stdout  # noqa: E731
         text = poll(lambda: (lambda t: f"> {remote}.80: Flags [S]" in t and t)(read()), what="the SYN in the pcap")
     finally:
-        cap.send_signal(signal.SIGINT)
+        cap.terminate()  # by PID: it stops its tcpdump and ends
         cap.wait(timeout=10)
     syn = text.splitlines()
     i = next(i for i, line in enumerate(syn) if f"> {remote}.80: Flags [S]" in line)
     assert "172.18.0.4." in syn[i - 1] and "> 172.18.0.3.4789: VXLAN" in syn[i - 1]  # the outer header: node IPs
     assert syn[i].strip().startswith("IP 10.244.2.2.")  # the inner: the client pod's address
+
+
+def test_a_scenario_steps_artifacts_hold_its_packets_tables_and_dns_logs(svc_cluster: Cluster, tmp_path) -> None:
+    kept = StepArtifacts(svc_cluster.client, tmp_path / "01-curl")
+    remote = next(p for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-1")["status"]["podIP"]
+    ok = svc_cluster.exec("client", "curl", "-sS", "-m", "3", f"http://{remote}/").returncode == 0
+    kept.finish(ok, ["curl a pod on worker-1"])
+    files = {p.name for p in (tmp_path / "01-curl").iterdir()}
+    assert {"node-worker-1.pcap", "node-worker-2.pcap", "step.txt", "logs"} <= files
+    assert ({"flows-worker-1.txt"} if svc_cluster.cni == "openflow" else {"rules-worker-1.txt"}) <= files
+    read = subprocess.run(["tcpdump", "-nn", "-T", "vxlan", "-r", str(tmp_path / "01-curl" / "node-worker-1.pcap")],
+                          capture_output=True, text=True).stdout
+    assert f"> {remote}.80: Flags [S]" in read  # the step's SYN, as the node's eth0 carried it
+    assert any(p.name.startswith("kube-system_coredns") for p in (tmp_path / "01-curl" / "logs").iterdir())
+    assert (tmp_path / "01-curl" / "step.txt").read_text().startswith("PASS")

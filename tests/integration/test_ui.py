@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import urllib.error
@@ -33,7 +32,7 @@ def url(netpol: Cluster):
         assert found, line + proc.stderr.read() if proc.poll() is not None else line
         yield found.group(1)
     finally:
-        proc.send_signal(signal.SIGINT)  # by PID: the server and its poller end
+        proc.terminate()  # by PID (SIGTERM): the server and its poller end
         proc.wait(timeout=10)
 
 
