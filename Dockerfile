@@ -1,7 +1,11 @@
-# Teaching demo image: everything installed by the same step `make` uses (scripts/install.sh).
-#   docker build -t k8semu .
-#   docker run --rm -it --privileged k8semu up
-FROM debian:12
+# Teaching image: everything installed by the same step `make` uses (scripts/install.sh).
+# No registry is needed: scripts/container.sh makes the Debian 12 base with debootstrap, imports
+# it into podman and builds this file on it (BASE); with a registry, BASE=debian:12 works too.
+#   sudo make container                     # build (podman, buildah), then:
+#   sudo podman --runtime runc run --rm -it --privileged --cgroup-manager=cgroupfs --ulimit host \
+#        localhost/k8semu scenario run scenarios/04-coredns.yaml
+ARG BASE=debian:12
+FROM ${BASE}
 COPY . /opt/k8semu
 WORKDIR /opt/k8semu
 RUN bash scripts/install.sh && rm -rf /var/lib/apt/lists/*

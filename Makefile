@@ -2,7 +2,7 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install up down cleanup test slow matrix unit integration bench soak flake lint clean
+.PHONY: install up down cleanup test slow matrix unit integration bench soak flake lint clean container
 FLAKE_RUNS ?= 20
 SOAK_MINUTES ?= 10
 FLAKE_TESTS ?= tests/conformance tests/integration/test_teardown.py
@@ -64,6 +64,9 @@ bench: install
 	$(PY) bench/compare.py
 
 # a random, bounded sequence of changes and faults with invariants after each step (tests/soak.py)
+container: install
+	bash scripts/container.sh build
+
 soak: install
 	$(PY) tests/soak.py --minutes $(SOAK_MINUTES)
 

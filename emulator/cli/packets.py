@@ -34,6 +34,8 @@ def add_verbs(verb) -> None:
     ui = verb("ui", help="the cluster drawn live in a browser (127.0.0.1 only; the URL carries a token)")
     ui.add_argument("--port", type=int, default=0, help="the port on 127.0.0.1 (default: any free one)")
     ui.add_argument("-A", "--all-namespaces", action="store_true", help="kube-system's pods too")
+    ui.add_argument("--address", default="127.0.0.1",
+                    help="127.0.0.1; inside a container, 0.0.0.0 to publish the port on the host's loopback")
     ca = verb("capture", help="tcpdump on the eth0 of a pod, node/NAME or external/NAME (-w FILE for a pcap)")
     ca.add_argument("target")
     ca.add_argument("filter", nargs="*", help="a tcpdump (BPF) expression, e.g. tcp port 80")
@@ -57,7 +59,7 @@ def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         def announce(url: str) -> None:
             out.write(f"k8semu ui: open {url}\n(127.0.0.1 only; the token in the URL is the key; Ctrl-C stops it)\n")
             out.flush()
-        server.serve(client, args.port, args.all_namespaces, announce)
+        server.serve(client, args.port, args.all_namespaces, announce, args.address)
         return 0
     if args.verb == "capture":
         return capture.run(client, args.target, args.namespace, args.write, args.count, args.duration,

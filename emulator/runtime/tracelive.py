@@ -55,7 +55,7 @@ def _bpf(point: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
 
 
 def observe(points: list[Point], send: list[str], protocol: str, sport: int, src_ip: str,
-            done: Callable[[list[Point]], bool]) -> int | None:
+            done: Callable[[list[Point]], bool], dport: int | None = None) -> int | None:
     """Start every capture, wait until each listens, send, wait until ``done`` says the
     packet got where it goes (or SEEN_TIMEOUT), stop the sender and the captures by PID; their
     lines are kept in each point (for a VXLAN point, the inner lines of this connection only).
@@ -97,7 +97,7 @@ def observe(points: list[Point], send: list[str], protocol: str, sport: int, src
                 text = p.partial + rest.decode(errors="replace")
                 p.lines += [line.rstrip() for line in text.splitlines() if line.strip()]
     for p in points:
-        p.lines = _this_connection(p, protocol, sport, src_ip)
+        p.lines = _this_connection(p, protocol, sport, src_ip, dport)
     return sender.returncode if sender is not None else None
 
 
@@ -127,9 +127,11 @@ def _drain(p: Point, wait: float) -> None:
         p.lines += [line.rstrip() for line in lines if line.strip()]
 
 
-def _this_connection(p: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
+def _this_connection(p: Point, protocol: str, sport: int, src_ip: str, dport: int | None) -> list[str]:
+    """The lines about this attempt only: the capture filter lets ICMP through (a reject comes
+    back as ICMP), and another connection's ICMP must not count as this one reaching a pod."""
     if not p.vxlan:
-        return p.lines
+        return [line for line in p.lines if _ours(line, protocol, sport, src_ip, dport)]
     # tcpdump prints a VXLAN packet as the outer line, then the inner one on the next line
     keep, outer = [], ""
     for line in p.lines:
@@ -137,9 +139,18 @@ def _this_connection(p: Point, protocol: str, sport: int, src_ip: str) -> list[s
             outer = line
             continue
         inner = line.strip()
-        if (protocol == "icmp" and "ICMP" in inner and src_ip in inner) or re.search(rf"\.{sport}[ :>]", inner):
+        if _ours(inner, protocol, sport, src_ip, dport):
             keep.append(f"{outer.split(': VXLAN')[0]} VXLAN | {inner}")
     return keep
+
+
+def _ours(line: str, protocol: str, sport: int, src_ip: str, dport: int | None) -> bool:
+    """A tcpdump line of this attempt: its source port on either side (or quoted in an ICMP
+    error about it), or for a ping, an echo from or to the source."""
+    if protocol == "icmp":
+        return "ICMP echo" in line and src_ip in line
+    return bool(re.search(rf"\.{sport}[ :>]", line)) or (
+        "ICMP" in line and f"> {src_ip}:" in line and f"port {dport} unreachable" in line)
 
 
 def real_endpoint(zone: int, protocol: str, src_ip: str, sport: int) -> str:

@@ -176,16 +176,16 @@ def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, p
     src_ip = packet.fields["nw_src"]
 
     def arrived(_: list) -> bool:
-        return any(p.lines for p in dest) or any(_refused(line) for line in points[0].lines)
+        return any(p.lines for p in dest) or any(_refused(line, port) for line in points[0].lines)
 
     sent = tracelive.observe(points + dest, tracelive.send_argv(source_netns, protocol, dst_ip, port, req.src_port),
-                             protocol, req.src_port, src_ip, arrived)
+                             protocol, req.src_port, src_ip, arrived, port)
     real = tracelive.real_endpoint(view.node(packet.node).zone, protocol, src_ip, req.src_port)
     result = first
     if real and real != first.endpoint:
         result = follow(OvsSwitch(where), view, packet.node, packet.fields, real, list(prelude))
     reached = [p.name for p in dest if p.lines]
-    refused = any(_refused(line) for line in points[0].lines)
+    refused = any(_refused(line, port) for line in points[0].lines)
     if result.verdict == "delivered":
         agrees = reached == [result.where]
     elif result.verdict == "rejected":
@@ -199,9 +199,10 @@ def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, p
                     "agrees": agrees, "seen": seen, "exit": sent}
 
 
-def _refused(line: str) -> bool:
-    """A TCP reset or an ICMP unreachable coming back to the source."""
-    return "Flags [R" in line or ("ICMP" in line and "unreachable" in line)
+def _refused(line: str, port: int | None) -> bool:
+    """A TCP reset, or an ICMP unreachable about the destination port, coming back to the source
+    (the lines are this attempt's already: its source port)."""
+    return "Flags [R" in line or ("ICMP" in line and "unreachable" in line and f"port {port} unreachable" in line)
 
 
 def _split(text: str) -> tuple[str, str]:

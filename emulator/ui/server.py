@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import signal
 import threading
@@ -41,8 +42,8 @@ COUNTERS = 1.0
 class Ui:
     """The server, its token, and the latest picture (sent to a page as soon as it connects)."""
 
-    def __init__(self, client: Client, port: int = 0, system: bool = False) -> None:
-        self.client, self.port, self.system = client, port, system
+    def __init__(self, client: Client, port: int = 0, system: bool = False, address: str = "127.0.0.1") -> None:
+        self.client, self.port, self.system, self.address = client, port, system, address
         self.token = secrets.token_urlsafe(24)
         self.queues: set[asyncio.Queue] = set()
         self.latest: dict[str, dict] = {}
@@ -165,11 +166,11 @@ class Ui:
         self.loop = asyncio.get_running_loop()
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", self.port)
+        site = web.TCPSite(self.runner, self.address, self.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         threading.Thread(target=self.poll, name="ui poller", daemon=True).start()
-        return f"http://127.0.0.1:{self.port}/?token={self.token}"
+        return f"http://127.0.0.1:{self.port}/?token={self.token}"  # in a container: the published port
 
     async def close(self) -> None:
         """End every open event stream (a page's stream would otherwise hold the shutdown until
@@ -206,11 +207,30 @@ async def _body(request: web.Request) -> dict:
     return body
 
 
-def serve(client: Client, port: int, system: bool, announce) -> None:
+CONTAINER_MARKS = ("/run/.containerenv", "/.dockerenv")  # podman's, docker's
+
+
+def check_address(address: str) -> str:
+    """127.0.0.1 always; any other address only inside a container, whose network namespace is
+    its own (the host reaches it through a port published on its loopback, as the README's
+    container section does).
+
+    Raises:
+        K8semuError: another address outside a container.
+    """
+    if address in ("127.0.0.1", "localhost"):
+        return "127.0.0.1"
+    if not any(os.path.exists(mark) for mark in CONTAINER_MARKS):
+        raise K8semuError(f"ui --address {address}: only 127.0.0.1 here (another address is for inside a "
+                          "container, reached through a port published on the host's loopback)")
+    return address
+
+
+def serve(client: Client, port: int, system: bool, announce, address: str = "127.0.0.1") -> None:
     """Run until Ctrl-C or SIGTERM; ``announce(url)`` once listening. Both signals get a handler
     of the loop's own: a process started in the background by a shell inherits SIGINT ignored,
     and must still stop when asked."""
-    ui = Ui(client, port, system)
+    ui = Ui(client, port, system, check_address(address))
 
     async def main() -> None:
         stop = asyncio.Event()

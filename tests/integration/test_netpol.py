@@ -333,8 +333,9 @@ def test_trace_names_the_rule_that_admits_and_the_table_that_drops_and_live_agre
         return json.loads(done.stdout)
 
     allowed, denied = trace("b"), trace("c")
-    assert allowed["verdict"] == "delivered" and allowed["where"] == "pod x/a" and allowed["live"]["agrees"]
+    assert allowed["verdict"] == "delivered" and allowed["where"] == "pod x/a" and allowed["live"]["agrees"], \
+        allowed["live"]
     assert any(h.get("table") == "IngressRule" and h.get("owner") == "networkpolicy x/allow-b ingress[0]"
                for h in allowed["hops"])
     assert denied["verdict"] == "dropped" and denied["hops"][-1]["table"] == "IngressRule"
-    assert denied["live"]["agrees"] and not denied["live"]["reached"]
+    assert denied["live"]["agrees"] and not denied["live"]["reached"], denied["live"]
