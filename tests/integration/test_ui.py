@@ -55,6 +55,20 @@ def attr(driver, element: str, name: str) -> str:
     return driver.find_element(By.ID, element).get_attribute(name) or ""
 
 
+def js(driver, script: str, *args):
+    """Read the page in one step: the picture, the counters and the matrix are replaced as events
+    arrive, so an element found in one call may be gone (stale) by the next."""
+    return driver.execute_script(script, *args)
+
+
+def text_of(driver, selector: str) -> str | None:
+    return js(driver, "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", selector)
+
+
+def ids_of(driver, selector: str) -> set[str]:
+    return set(js(driver, "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.id);", selector))
+
+
 def settle() -> None:
     poll(lambda: "in sync" in k8semu("status").stdout, timeout=10, what="every switch to confirm the view")
 
@@ -62,10 +76,9 @@ def settle() -> None:
 def test_the_page_draws_every_pod_and_node(netpol: Cluster, browser, tmp_path) -> None:
     pods = [p for p in netpol.get("pods") if p["metadata"]["namespace"] != "kube-system"]  # as the page counts
     poll(lambda: attr(browser, "summary", "data-ready") == str(len(pods)), timeout=10, what="every pod drawn ready")
-    for pod in pods:
-        assert browser.find_elements(By.ID, f"pod:{pod['metadata']['namespace']}:{pod['metadata']['name']}")
-    for node in ("control-plane", "worker-1", "worker-2"):
-        assert browser.find_elements(By.ID, f"node:{node}")
+    drawn = ids_of(browser, "#picture g[id]")
+    assert {f"pod:{p['metadata']['namespace']}:{p['metadata']['name']}" for p in pods} <= drawn
+    assert {"node:control-plane", "node:worker-1", "node:worker-2"} <= drawn
     assert "3 nodes" in browser.find_element(By.ID, "summary").text
     browser.save_screenshot(str(tmp_path / "cluster.png"))
 
@@ -76,10 +89,10 @@ def test_a_new_pod_shows_once_it_is_ready(netpol: Cluster, browser) -> None:
                  "spec: {containers: [{name: c, image: busybox}]}\n")
     try:
         poll(lambda: attr(browser, "summary", "data-ready") == str(before + 1), timeout=10, what="the new pod drawn")
-        assert browser.find_elements(By.ID, "pod:x:newcomer")
+        assert "pod:x:newcomer" in ids_of(browser, "#picture g[id]")
     finally:
         k8semu("delete", "pod", "newcomer", "-n", "x", "--grace-period", "0", "--force")
-    poll(lambda: not browser.find_elements(By.ID, "pod:x:newcomer"), timeout=10, what="the pod gone from the page")
+    poll(lambda: "pod:x:newcomer" not in ids_of(browser, "#picture g[id]"), timeout=10, what="the pod gone from the page")
 
 
 def test_a_trace_is_drawn_on_the_picture(netpol: Cluster, browser, tmp_path) -> None:
@@ -93,24 +106,24 @@ def test_a_trace_is_drawn_on_the_picture(netpol: Cluster, browser, tmp_path) -> 
     browser.find_element(By.ID, "trace-go").click()
     poll(lambda: attr(browser, "trace-verdict", "data-verdict"), timeout=10, what="the trace's verdict")
     assert attr(browser, "trace-verdict", "data-verdict") == "delivered"
-    on_path = {e.get_attribute("id") for e in browser.find_elements(By.CSS_SELECTOR, ".on-path")}
+    on_path = ids_of(browser, ".on-path")
     assert {"pod:x:a", "pod:x:b"} <= on_path and any(i.startswith("node:") for i in on_path)
-    hops = browser.find_elements(By.CSS_SELECTOR, "#trace-hops li")
-    assert hops[-1].get_attribute("class") == "deliver"
+    assert js(browser, "const h = document.querySelectorAll('#trace-hops li'); return h[h.length - 1].className;") \
+        == "deliver"
     browser.save_screenshot(str(tmp_path / "trace.png"))
 
 
 def test_a_matrix_cell_turns_red_once_a_deny_policy_is_enforced(netpol: Cluster, browser, tmp_path) -> None:
+    cell = '#matrix td.cell[data-source="x/b"][data-destination="x/a"]'
+
     def probe() -> str:
-        before = browser.find_elements(By.CSS_SELECTOR, "#matrix td.cell")
+        js(browser, "document.getElementById('matrix').replaceChildren();")  # the next matrix is the new one
         box = browser.find_element(By.ID, "probe-namespaces")
         box.clear()
         box.send_keys("x")
         browser.find_element(By.ID, "probe-go").click()
-        cell = '#matrix td.cell[data-source="x/b"][data-destination="x/a"]'
-        poll(lambda: (lambda c: c and (not before or c[0] != before[0]))(browser.find_elements(By.CSS_SELECTOR, cell)),
-             timeout=30, what="the matrix")
-        return browser.find_element(By.CSS_SELECTOR, cell).get_attribute("class")
+        return poll(lambda: js(browser, "const e = document.querySelector(arguments[0]); return e && e.className;",
+                               cell), timeout=30, what="the matrix")
 
     assert "allowed" in probe()
     netpol.apply("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny, namespace: x}\n"
@@ -127,9 +140,9 @@ def test_a_matrix_cell_turns_red_once_a_deny_policy_is_enforced(netpol: Cluster,
 def test_the_table_counters_move_with_traffic(netpol: Cluster, browser) -> None:
     target = json.loads(k8semu("get", "pod", "a", "-n", "x", "-o", "json").stdout)
     cell = f'#counters td[data-node="{target["spec"]["nodeName"]}"][data-table="Classifier"]'  # the node it crosses
-    first = int(poll(lambda: browser.find_elements(By.CSS_SELECTOR, cell), what="the counters")[0].text)
+    first = int(poll(lambda: text_of(browser, cell), what="the counters"))
     netpol.exec("b", "nc", "-z", "-w", "1", target["status"]["podIP"], "80", namespace="x")
-    poll(lambda: int(browser.find_element(By.CSS_SELECTOR, cell).text) > first, timeout=10, what="the counter to move")
+    poll(lambda: int(text_of(browser, cell) or 0) > first, timeout=10, what="the counter to move")
 
 
 def test_without_the_token_or_from_another_host_name_the_server_refuses(url: str) -> None:
