@@ -6,8 +6,12 @@
 #        localhost/k8semu scenario run scenarios/04-coredns.yaml
 ARG BASE=debian:12
 FROM ${BASE}
+# HOST_CA: where the build sees the building machine's CA bundle (mounted, never copied into the
+# image), for a machine whose HTTPS egress is re-signed by its own CA (pip's downloads)
+ARG HOST_CA=
 COPY . /opt/k8semu
 WORKDIR /opt/k8semu
-RUN bash scripts/install.sh && rm -rf /var/lib/apt/lists/*
+RUN if [ -n "$HOST_CA" ]; then export PIP_CERT="$HOST_CA"; fi; \
+    bash scripts/install.sh && rm -rf /var/lib/apt/lists/*
 ENTRYPOINT ["bash", "/opt/k8semu/scripts/entrypoint.sh"]
 CMD ["up"]

@@ -33,7 +33,15 @@ build)
         tar -C "$work/rootfs" -c . | podman import --change 'CMD ["bash"]' - "$BASE" >/dev/null
         echo "container.sh: $BASE imported"
     fi
-    podman build --network host --label io.k8semu=image --build-arg BASE="$BASE" -t "$IMAGE" -f Dockerfile .
+    # this machine's CA bundle, mounted for the build's pip only (an HTTPS egress re-signed by a
+    # local CA needs it; the image does not keep it)
+    ca=()
+    if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+        ca=(--volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro --build-arg HOST_CA=/run/host-ca.crt)
+    fi
+    podman build --network host --label io.k8semu=image --build-arg BASE="$BASE" "${ca[@]}" -t "$IMAGE" -f Dockerfile .
+    # the build it replaced (ours: labelled), no longer tagged
+    podman image prune -f --filter label=io.k8semu=image >/dev/null
     echo "container.sh: $IMAGE built"
     ;;
 run)
