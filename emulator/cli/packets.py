@@ -82,15 +82,15 @@ def render(result: dict) -> str:
         label = hop.get("table") or KIND_LABEL.get(hop["kind"], hop["kind"])
         owner = f"   [{hop['owner']}]" if hop.get("owner") and hop["owner"] != "pipeline" else ""
         text = hop["text"]
-        if hop["kind"] == "table":
-            text = text.split(": ", 1)[1] if ": " in text else text
+        if hop.get("table") and text.startswith(hop["table"] + ": "):
+            text = text[len(hop["table"]) + 2:]
         lines.append(f"  {hop['node']:<14} {label:<17} {text}{owner}")
     endpoint = f" (endpoint {result['endpoint']})" if result.get("endpoint") else ""
     lines.append(f"verdict: {result['verdict']}: {result['where']}{endpoint}")
     live = result.get("live")
     if live:
         lines.append(f"live: one attempt from source port {live['sport']}"
-                     + (f", conntrack says endpoint {live['endpoint']}" if live["endpoint"] else ""))
+                     + (f", the endpoint picked: {live['endpoint']}" if live["endpoint"] else ""))
         for point in live["seen"]:
             lines.append(f"  seen at {point['at']}: {len(point['packets'])} packet(s)")
             lines += [f"    {p}" for p in point["packets"][:6]]

@@ -393,17 +393,13 @@ class Requests:
     def trace(self, source: str, destination: str, namespace: str = "default", protocol: str = "",
               port: int | None = None, endpoint: str = "", live: bool = False) -> dict:
         """``k8semu trace``: follow one packet of a new connection through the switches
-        (``runtime.tracer``); the tables are read without the lock.
+        (``runtime.tracer``; on flannel and calico one real packet through netfilter,
+        ``runtime.tracekernel``); the tables are read without the lock.
 
         Raises:
-            K8semuError: a kernel data plane (its rules are iptables/nftables, not tables to
-            trace yet), or a request that cannot be traced; NotFoundError: no such source.
+            K8semuError: a request that cannot be traced; NotFoundError: no such source.
         """
         req = tracer.Request(source, destination, namespace, protocol, port, endpoint, live=live)
-        if self.config.kernel_dataplane:
-            raise K8semuError(f"cluster {self.config.name} runs cni: {self.config.cni}: k8semu trace follows the "
-                              "OpenFlow tables of cni: openflow; on this data plane read the rules with k8semu exec "
-                              "NODE -- iptables-save / nft list ruleset")
         where, view, source_pod = self._trace_inputs(req)
         return tracer.trace(view, where, req, source_pod)
 
@@ -421,15 +417,17 @@ class Requests:
         """(where, view, source pod) for a trace, read under the lock."""
         with self.lock:
             scope = self.records.scope
+            kernel = self.config.kernel_dataplane
             where = tracer.Where(
-                {n.name: naming.node_bridge(scope, n.index) for n in self.config.nodes},
+                {} if kernel else {n.name: naming.node_bridge(scope, n.index) for n in self.config.nodes},
                 {n.name: naming.vxlan_device(scope, n.index) for n in self.config.nodes},
                 {n: naming.node_netns(scope, n) for n in [x.name for x in self.config.nodes]
                  + [h.name for h in self.config.external_hosts]},
                 {h.name: h.ip for h in self.config.external_hosts},
                 {r.status.ip: b.netns for r in self.state.pods()
                  if r.status.ip and not r.obj.spec.host_network and not r.status.released
-                 and (b := self.kubelet.boxes.get(r.obj.key) if self.kubelet else None)})
+                 and (b := self.kubelet.boxes.get(r.obj.key) if self.kubelet else None)},
+                tuple(n.name for n in self.config.nodes), kernel)
             view = NetworkView.from_json((self.run / "view.json").read_text())
             source_pod = None
             kind, _, name = req.source.rpartition("/")

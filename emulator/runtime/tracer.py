@@ -30,7 +30,7 @@ import dns.rdatatype
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import naming
 from emulator.model.netview import NetworkView, PodView, ServicePortView
-from emulator.runtime import tracelive
+from emulator.runtime import tracekernel, tracelive
 from emulator.runtime.healthcheck import NETNS_DIR, socket_at
 from emulator.trace import start
 from emulator.pipeline.tables import TABLE_NAMES
@@ -49,6 +49,8 @@ class Where:
     netns: dict[str, str]  # nodes and external hosts
     external: dict[str, str]
     pod_netns: dict[str, str] = field(default_factory=dict)  # a running pod's IP -> its namespace
+    nodes: tuple[str, ...] = ()
+    kernel: bool = False  # cni: flannel or calico: netfilter and routes, traced live (``tracekernel``)
 
 
 class OvsSwitch:
@@ -119,13 +121,15 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
     dst_ip, port, protocol, svc = _destination(view, where, req, source_pod, hops)
     if protocol != "icmp" and not port:
         raise K8semuError(f"{req.destination}: name a port (--port), or --protocol icmp")
-    if req.live:  # a source port no other connection uses marks the attempt
+    if req.live or where.kernel:  # a source port no other connection uses marks the attempt
         req = replace(req, src_port=secrets.choice(range(42000, 61000)))
+    if where.kernel:
+        return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, hops)
     kind, name = _split(req.source)
     source_netns = source_pod.netns if source_pod is not None else where.netns.get(name, "")
     if source_pod is not None:
         packet = start.from_pod(view, source_pod.pod, dst_ip, protocol, port, req.src_port)
-    elif kind in ("node", "") and name in where.bridges:
+    elif kind in ("node", "") and name in where.nodes:
         node = view.node(name)
         packet = start.from_node(view, node, _route(where.netns[name], dst_ip), dst_ip, protocol, port,
                                  req.src_port, hops)
@@ -152,6 +156,34 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
         dst_ip, port = packet.wire
     return {**result.to_json(), "source": req.source, "destination": f"{dst_ip}:{port}" if port else dst_ip,
             "protocol": protocol, **({"live": live} if live is not None else {})}
+
+
+def _kernel(view: NetworkView, where: Where, req: Request, source_pod: SourcePod | None, dst_ip: str,
+            port: int | None, protocol: str, svc: ServicePortView | None, hops: list[Hop]) -> dict:
+    """The kernel data planes' trace (``runtime/tracekernel``): where the attempt leaves from."""
+    kind, name = _split(req.source)
+    wire: tuple[str, int | None] = (dst_ip, port)
+    if source_pod is not None:
+        netns, node, src_ip = source_pod.netns, source_pod.pod.node, source_pod.pod.ip
+    elif kind in ("node", "") and name in where.nodes:
+        netns, node = where.netns[name], name
+        src_ip = _route(netns, dst_ip).get("src", "")
+    elif kind in ("external", "") and name in where.external:
+        target = next((n for n in view.nodes if n.ip == dst_ip), None)
+        if svc is not None and target is None and svc.node_port:
+            target, port = view.nodes[-1], svc.node_port
+        if target is None or svc is None or port != svc.node_port:
+            raise K8semuError(f"external host {name} reaches the cluster through a NodePort: trace it to "
+                              f"node/NAME --port NODEPORT or to a NodePort Service")
+        netns, node, src_ip, wire = where.netns[name], target.name, where.external[name], (target.ip, port)
+    else:
+        raise NotFoundError(f"source {req.source!r}: no such pod in namespace {req.namespace}, node or external host")
+    candidates = [e.ip for e in svc.endpoints] if svc is not None else [dst_ip]
+    nodes = {n: where.netns[n] for n in where.nodes}
+    out = tracekernel.trace(view, nodes, where.pod_netns, req.source, netns, node, src_ip, wire, protocol,
+                            req.src_port, candidates, hops)
+    return {**out, "source": req.source, "destination": f"{wire[0]}:{wire[1]}" if wire[1] else wire[0],
+            "protocol": protocol}
 
 
 def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, protocol: str, dst_ip: str,
@@ -226,7 +258,7 @@ def _destination(view: NetworkView, where: Where, req: Request, source_pod: Sour
         if pod is None:
             raise NotFoundError(f'pods "{name}" not found in namespace {ns}')
         return pod.ip, req.port, protocol, None
-    if kind == "node" or (kind == "" and name in where.bridges):
+    if kind == "node" or (kind == "" and name in where.nodes):
         return _node_destination(view, name, req)
     if kind == "external" or (kind == "" and name in where.external):
         if name not in where.external:

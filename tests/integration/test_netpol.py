@@ -322,8 +322,6 @@ def test_describe_netpol_says_what_it_selects_and_allows(cluster) -> None:
 
 
 def test_trace_names_the_rule_that_admits_and_the_table_that_drops_and_live_agrees(cluster) -> None:
-    if cluster.cni != "openflow":  # the kernel planes: their iptables/nftables rules, not traced yet
-        return
     cluster.apply(policy("x", "allow-b", "  podSelector: {matchLabels: {pod: a}}\n"
                                          "  ingress: [{from: [{podSelector: {matchLabels: {pod: b}}}]}]\n"))
     settle()
@@ -335,6 +333,10 @@ def test_trace_names_the_rule_that_admits_and_the_table_that_drops_and_live_agre
     allowed, denied = trace("b"), trace("c")
     assert allowed["verdict"] == "delivered" and allowed["where"] == "pod x/a" and allowed["live"]["agrees"], \
         allowed["live"]
+    assert not denied["live"]["reached"] and denied["live"]["agrees"], denied["live"]
+    if cluster.cni != "openflow":  # the policy agent's chains, traced live by nftables: the drop's rule
+        assert denied["verdict"] == "dropped" and denied["hops"][-1]["kind"] in ("rule", "route"), denied["where"]
+        return
     assert any(h.get("table") == "IngressRule" and h.get("owner") == "networkpolicy x/allow-b ingress[0]"
                for h in allowed["hops"])
     assert denied["verdict"] == "dropped" and denied["hops"][-1]["table"] == "IngressRule"

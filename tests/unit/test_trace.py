@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from emulator.model.netview import NetworkView
-from emulator.trace import start
+from emulator.trace import nfttrace, start
 from emulator.trace.ofptrace import bucket_target, format_flow, parse_ct, parse_flow, parse_groups, parse_stage
 from emulator.trace.path import follow
 
@@ -117,3 +117,44 @@ def test_a_pod_sends_to_its_gateway_unless_the_destination_is_a_pod_of_its_node(
     assert start.from_pod(view, client, "10.96.0.10", "udp", 53).fields["dl_dst"] == gw
     icmp = start.from_pod(view, client, neighbour.ip, "icmp", None).fields
     assert "icmp" in icmp and "tp_dst" not in icmp
+
+
+# -- the kernel data planes: nftables' own tracer ----------------------------------------------
+def monitor(node: str) -> list:
+    """A real ``nft monitor`` output (cni: flannel, kube-proxy iptables mode, a client on worker-2
+    opening 10.97.198.166:8080 from port 45678; recorded with the marking table named
+    ``k8semu_trace``)."""
+    return nfttrace.parse(node, (GOLDEN / f"flannel-{node}.monitor").read_text(), "k8semu_trace")
+
+
+def test_the_first_packet_walks_kube_proxys_chains_to_its_endpoint() -> None:
+    walks = nfttrace.first_packet(monitor("worker-2") + monitor("worker-1"), "tcp", 45678)
+    hops = nfttrace.hops(walks)
+    chains = [h.table for h in hops if h.kind == "rule"]
+    assert chains[:4] == ["ip nat PREROUTING", "ip nat KUBE-SERVICES", "ip nat KUBE-SVC-LOLE4ISW44XBNF3G",
+                          "ip nat KUBE-SEP-OD4NQTAG4GNU2XE5"]
+    assert nfttrace.dnat(hops) == "10.244.1.4:80" and nfttrace.verdict(hops) == ("", None)
+    assert {h.node for h in hops} == {"worker-1", "worker-2"}  # through the tunnel to the endpoint's node
+    assert all("tcp flags == syn" in w.packet for w in walks)  # the SYN only, not its ACKs or the reply
+    assert not any("k8semu_trace" in h.text for h in hops)  # k8semu's marking table is not the data plane's
+    assert all("counter packets" not in h.text for h in hops)
+
+
+def test_a_reject_is_named_rejected_though_nftables_calls_it_a_drop() -> None:
+    text = ("trace id 1 ip filter KUBE-SERVICES packet: iif \"cni0\" ip saddr 10.244.2.2 ip daddr 10.96.0.9 "
+            "tcp sport 5000 tcp dport 80 tcp flags == syn\n"
+            "trace id 1 ip filter KUBE-SERVICES rule meta l4proto tcp ip daddr 10.96.0.9 tcp dport 80 reject "
+            "(verdict drop)\n")
+    hops = nfttrace.hops(nfttrace.first_packet(nfttrace.parse("w", text, "t"), "tcp", 5000))
+    assert nfttrace.verdict(hops)[0] == "rejected"
+    dropped = nfttrace.hops(nfttrace.parse("w", text.replace(" reject ", " ").replace("rule", "rule drop", 1), "t"))
+    assert nfttrace.verdict(dropped)[0] == "dropped"
+
+
+def test_the_marking_table_is_built_from_numbers_and_an_address_only() -> None:
+    text = nfttrace.ruleset(45678, "tcp", "10.244.2.2")
+    assert "table inet k8semu_trace_45678" in text and "tcp sport 45678 meta nftrace set 1" in text
+    assert "priority -350" in text
+    for bad in ((0, "tcp", "10.0.0.1"), (80, "sctp", "10.0.0.1"), (80, "tcp", "10.0.0.1; flush ruleset")):
+        with pytest.raises(ValueError):
+            nfttrace.ruleset(*bad)
