@@ -29,7 +29,7 @@ import dns.rdatatype
 
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import naming
-from emulator.model.netview import NetworkView, PodView, ServicePortView
+from emulator.model.netview import NetworkView, NodeView, PodView, ServicePortView
 from emulator.runtime import tracekernel, tracelive
 from emulator.runtime.healthcheck import NETNS_DIR, socket_at
 from emulator.trace import start
@@ -169,12 +169,7 @@ def _kernel(view: NetworkView, where: Where, req: Request, source_pod: SourcePod
         netns, node = where.netns[name], name
         src_ip = _route(netns, dst_ip).get("src", "")
     elif kind in ("external", "") and name in where.external:
-        target = next((n for n in view.nodes if n.ip == dst_ip), None)
-        if svc is not None and target is None and svc.node_port:
-            target, port = view.nodes[-1], svc.node_port
-        if target is None or svc is None or port != svc.node_port:
-            raise K8semuError(f"external host {name} reaches the cluster through a NodePort: trace it to "
-                              f"node/NAME --port NODEPORT or to a NodePort Service")
+        target, port = _node_port(view, name, dst_ip, port, svc)
         netns, node, src_ip, wire = where.netns[name], target.name, where.external[name], (target.ip, port)
     else:
         raise NotFoundError(f"source {req.source!r}: no such pod in namespace {req.namespace}, node or external host")
@@ -311,16 +306,28 @@ def _node_destination(view: NetworkView, name: str, req: Request) -> tuple[str, 
 def _from_outside(view: NetworkView, host: str, host_ip: str, dst_ip: str, port: int | None, protocol: str,
                   svc: ServicePortView | None, req: Request) -> start.Packet:
     """An external host reaches the pod network only through a node: its NodePort."""
-    node = next((n for n in view.nodes if n.ip == dst_ip), None)
-    if svc is not None and node is None and svc.node_port:
-        node = view.nodes[-1]  # a Service by name: its NodePort on a node (the last, a worker)
-        port = svc.node_port
-    if node is None or svc is None or port != svc.node_port:
-        raise K8semuError(f"external host {host} reaches the cluster through a NodePort: trace it to "
-                          f"node/NAME --port NODEPORT or to a NodePort Service")
+    node, port = _node_port(view, host, dst_ip, port, svc)
+    assert svc is not None  # _node_port refused a destination that is no NodePort
     hop, source = start.node_port_entry(node, svc, host_ip, f"external {host} ({host_ip}) -> {node.ip}:{port}")
     fields = start.gateway_packet(node, source, start.NODEPORT_VIP, protocol, port, req.src_port)
     return start.Packet(node.name, fields, [hop], (node.ip, port))
+
+
+def _node_port(view: NetworkView, host: str, dst_ip: str, port: int | None,
+               svc: ServicePortView | None) -> tuple[NodeView, int]:
+    """(the node, its NodePort) an external host's attempt goes to: the node named by address,
+    or for a Service named, its NodePort on the last node (a worker).
+
+    Raises:
+        K8semuError: the destination is no NodePort.
+    """
+    node = next((n for n in view.nodes if n.ip == dst_ip), None)
+    if svc is not None and node is None and svc.node_port:
+        node, port = view.nodes[-1], svc.node_port
+    if node is None or svc is None or port != svc.node_port:
+        raise K8semuError(f"external host {host} reaches the cluster through a NodePort: trace it to "
+                          f"node/NAME --port NODEPORT or to a NodePort Service")
+    return node, port
 
 
 def _route(netns: str, dst_ip: str) -> dict[str, str]:
