@@ -66,6 +66,17 @@ def _port(p: PolicyPort, rec) -> tuple[str, int | None, int | None] | None:
     return None
 
 
+def isolating(state: ClusterState, ip: str, direction: str) -> list[str]:
+    """``namespace/name`` of the NetworkPolicies that isolate the pod at ``ip`` in ``direction``
+    (Ingress, Egress): what a trace names when the isolation flow drops a packet."""
+    pod = next((p for p in _pods(state) if p.status.ip == ip), None)
+    if pod is None:
+        return []
+    return sorted(f"{rec.obj.meta.namespace}/{rec.obj.meta.name}" for rec in state.list("NetworkPolicy")
+                  if rec.obj.meta.namespace == pod.obj.meta.namespace and direction in rec.obj.policy_types
+                  and rec.obj.pod_selector.matches(pod.obj.meta.labels))
+
+
 def compile_policies(state: ClusterState) -> PolicyView:
     pods = _pods(state)
     rules: list[RuleView] = []

@@ -16,7 +16,7 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from emulator.cluster import addons, controllers, nodelifecycle, nodes, rbac, render
+from emulator.cluster import addons, controllers, nodelifecycle, nodes, policies, rbac, render
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import calicoipam, faults, naming, podfiles
 from emulator.model.netview import NetworkView
@@ -401,7 +401,19 @@ class Requests:
         """
         req = tracer.Request(source, destination, namespace, protocol, port, endpoint, live=live)
         where, view, source_pod = self._trace_inputs(req)
-        return tracer.trace(view, where, req, source_pod)
+        result = tracer.trace(view, where, req, source_pod)
+        drop = result["hops"][-1] if result["verdict"] == "dropped" and result["hops"] else {}
+        if drop.get("owner") == "networkpolicy isolation":  # name the policies, as describe would
+            ingress = drop.get("table") == "IngressRule"
+            ip = (result.get("endpoint") or result["destination"]).split(":")[0] if ingress else \
+                (source_pod.pod.ip if source_pod else "")
+            with self.lock:
+                names = policies.isolating(self.state, ip, "Ingress" if ingress else "Egress")
+            if names:
+                drop["text"] += (f"; {ip} is isolated for {'ingress' if ingress else 'egress'} by "
+                                 f"{', '.join(names)} and no rule of theirs admits this packet")
+                result["where"] += f" (isolated by {', '.join(names)})"
+        return result
 
     def counters(self) -> dict:
         """{"tables": {node: {table: packets matched}}} (the web view's moving counters); empty on

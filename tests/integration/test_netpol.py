@@ -340,4 +340,5 @@ def test_trace_names_the_rule_that_admits_and_the_table_that_drops_and_live_agre
     assert any(h.get("table") == "IngressRule" and h.get("owner") == "networkpolicy x/allow-b ingress[0]"
                for h in allowed["hops"])
     assert denied["verdict"] == "dropped" and denied["hops"][-1]["table"] == "IngressRule"
+    assert "isolated by x/allow-b" in denied["where"]  # the policy that isolates x/a, named
     assert denied["live"]["agrees"] and not denied["live"]["reached"], denied["live"]

@@ -9,7 +9,7 @@ import pytest
 
 from emulator.cluster import controllers
 from emulator.cluster.dataplane import network_view
-from emulator.cluster.policies import compile_policies
+from emulator.cluster.policies import compile_policies, isolating
 from emulator.cluster.store import ClusterState, ContainerStatus
 from emulator.controller import ofp
 from emulator.errors import SpecError
@@ -125,3 +125,11 @@ def test_an_egress_named_port_without_to_allows_that_port_on_every_pod(state: Cl
     assert len(serving) > 3
     assert {r.peers[0].removesuffix("/32") for r in rules} == serving
     assert all(r.ports == (("TCP", 81, None),) and r.direction == "Egress" for r in rules)
+
+
+def test_the_policies_isolating_a_pod_are_named_for_a_trace(state: ClusterState) -> None:
+    controllers.apply(state, objects(np("x", "  podSelector: {matchLabels: {pod: a}}\n  policyTypes: [Ingress]\n")))
+    assert isolating(state, ip(state, "x", "a"), "Ingress") == ["x/p"]
+    assert isolating(state, ip(state, "x", "a"), "Egress") == []  # an Ingress policy isolates no egress
+    assert isolating(state, ip(state, "x", "b"), "Ingress") == []  # not selected
+    assert isolating(state, "10.9.9.9", "Ingress") == []
