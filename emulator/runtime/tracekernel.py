@@ -9,6 +9,7 @@ monitors and captures are stopped by PID.
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import time
@@ -93,7 +94,7 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
     dst_ip, port = wire
     pods = {p.ip: p for p in view.pods}
     points = [tracelive.Point(f"source {source}", source_netns)]
-    dest = [tracelive.Point(f"pod {pods[ip].namespace}/{pods[ip].name}", pod_netns[ip])
+    dest = [tracelive.Point(f"pod {pods[ip].namespace}/{pods[ip].name}", pod_netns[ip], broad=True)
             for ip in dict.fromkeys(candidates) if ip in pods and ip in pod_netns]
     monitors = Monitors(node_netns, sport, protocol, src_ip)
     try:
@@ -103,6 +104,12 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
     except BaseException:
         monitors.close()
         raise
+    # a masquerade (a NodePort from outside) may give the connection another source port: the
+    # node's conntrack entry says which, and the pods' lines are read with it
+    ports = {sport} | masqueraded(node_netns, protocol, src_ip, sport)
+    for p in dest:
+        p.lines = [line for port_ in sorted(ports) for line in
+                   tracelive.connection_lines(p.raw, protocol, port_, "", port)] if protocol != "icmp" else p.lines
     walks = [w for node in sorted(text, key=lambda n: n != source_node)
              for w in nfttrace.parse(node, text[node], monitors.table)]
     rules = nfttrace.hops(nfttrace.first_packet(walks, protocol, sport))
@@ -129,6 +136,23 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
     return {"verdict": result, "where": where, "endpoint": endpoint, "hops": [h.to_json() for h in hops],
             "live": {"sport": sport, "endpoint": endpoint, "reached": reached, "refused": refused, "agrees": agrees,
                      "seen": seen}}
+
+
+def masqueraded(node_netns: dict[str, str], protocol: str, src_ip: str, sport: int) -> set[int]:
+    """The source ports the nodes' conntrack gave the connection from ``src_ip:sport`` (its
+    reply's destination port), where a NAT changed it."""
+    if protocol == "icmp":
+        return set()
+    out = set()
+    for netns in node_netns.values():
+        done = subprocess.run(_enter(netns) + ["conntrack", "-L", "-p", protocol, "--orig-src", src_ip,
+                                               "--orig-port-src", str(sport)],
+                              capture_output=True, text=True, timeout=10)
+        for line in done.stdout.splitlines():
+            ports = [int(p) for p in re.findall(r"dport=(\d+)", line)]
+            if len(ports) == 2 and ports[1] != sport:
+                out.add(ports[1])
+    return out
 
 
 def route(node: str, netns: str, target: str) -> list[Hop]:

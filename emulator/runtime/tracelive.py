@@ -35,6 +35,10 @@ class Point:
     lines: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
     partial: str = ""
+    # a pod behind a source NAT (a NodePort's masquerade may pick another source port): capture
+    # all of its traffic; ``raw`` keeps it for the caller to pick the connection's lines
+    broad: bool = False
+    raw: list[str] = field(default_factory=list)
 
 
 def send_argv(netns: str, protocol: str, dst_ip: str, port: int | None, sport: int) -> list[str]:
@@ -47,6 +51,8 @@ def send_argv(netns: str, protocol: str, dst_ip: str, port: int | None, sport: i
 
 
 def _bpf(point: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
+    if point.broad:
+        return [protocol]
     if point.vxlan:
         return ["udp", "port", "4789"]
     if protocol == "icmp":
@@ -97,6 +103,7 @@ def observe(points: list[Point], send: list[str], protocol: str, sport: int, src
                 text = p.partial + rest.decode(errors="replace")
                 p.lines += [line.rstrip() for line in text.splitlines() if line.strip()]
     for p in points:
+        p.raw = list(p.lines)
         p.lines = _this_connection(p, protocol, sport, src_ip, dport)
     return sender.returncode if sender is not None else None
 
@@ -125,6 +132,11 @@ def _drain(p: Point, wait: float) -> None:
         p.partial += chunk.decode(errors="replace")
         *lines, p.partial = p.partial.split("\n")
         p.lines += [line.rstrip() for line in lines if line.strip()]
+
+
+def connection_lines(lines: list[str], protocol: str, sport: int, src_ip: str, dport: int | None) -> list[str]:
+    """The lines of ``lines`` about the connection from ``sport``."""
+    return [line for line in lines if _ours(line, protocol, sport, src_ip, dport)]
 
 
 def _this_connection(p: Point, protocol: str, sport: int, src_ip: str, dport: int | None) -> list[str]:

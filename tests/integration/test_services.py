@@ -276,6 +276,16 @@ def test_trace_follows_a_cluster_ip_across_nodes_and_a_live_attempt_agrees(svc_c
         assert routes and all(out["endpoint"].split(":")[0] in h["text"] for h in routes)
         empty = trace("client", "svc/empty")
         assert empty["verdict"] == "rejected" and "KUBE-SERVICES" in empty["where"] and empty["live"]["agrees"]
+        outside = trace("external/outside", "node/worker-2", "--port", "30007")  # kube-proxy's NodePort chains
+        walked = [h["table"].split()[-1] for h in outside["hops"] if h["kind"] == "rule"]
+        assert "KUBE-NODEPORTS" in walked and any(c.startswith("KUBE-EXT-") for c in walked), walked
+        assert outside["verdict"] == "delivered" and outside["destination"] == "172.18.0.4:30007"
+        named = trace("client", "web.default", "--port", "8080")  # a DNS name, asked from the pod
+        assert any(h["kind"] == "dns" and "NOERROR" in h["text"] for h in named["hops"])
+        assert named["verdict"] == "delivered"
+        local = next(p for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-2")
+        same = trace("client", f"pod/{local['metadata']['name']}", "--port", "80")  # no tunnel, no Service
+        assert same["verdict"] == "delivered" and not any(h["kind"] == "tunnel" for h in same["hops"])
         return
     remote = next(p["status"]["podIP"] for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-1")
     out = trace("client", "svc/web", "--endpoint", f"{remote}:80")
