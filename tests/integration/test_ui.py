@@ -5,9 +5,11 @@ case are kept in the test's temporary directory."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -38,17 +40,21 @@ def url(netpol: Cluster):
 
 @pytest.fixture(scope="module")
 def browser(url: str):
-    options = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
-                "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.binary_location = "/usr/bin/chromium"
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
-        driver.get(url)
-        yield driver
-    finally:
-        driver.quit()
+    """Headless Chromium; its profile and the temporary folders it makes go in a folder of the
+    test's own, removed afterwards (Chromium leaves an empty one in $TMPDIR per run otherwise)."""
+    with tempfile.TemporaryDirectory(prefix="k8semu-ui-test-") as home:
+        options = Options()
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,900",
+                    "--disable-dev-shm-usage", f"--user-data-dir={home}/profile"):
+            options.add_argument(arg)
+        options.binary_location = "/usr/bin/chromium"
+        service = Service("/usr/bin/chromedriver", env={**os.environ, "TMPDIR": home})
+        driver = webdriver.Chrome(service=service, options=options)
+        try:
+            driver.get(url)
+            yield driver
+        finally:
+            driver.quit()
 
 
 def attr(driver, element: str, name: str) -> str:
