@@ -17,8 +17,7 @@ from typing import TextIO
 
 from emulator.client.client import Client
 from emulator.errors import K8semuError, NotFoundError
-
-NETNS_DIR = "/run/netns"
+from emulator.runtime.healthcheck import NETNS_DIR
 
 
 def netns_of(client: Client, target: str, namespace: str | None) -> tuple[str, str]:

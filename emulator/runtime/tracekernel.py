@@ -19,14 +19,9 @@ from emulator.runtime import tracelive
 from emulator.trace import nfttrace
 from emulator.trace.path import Hop
 
-NETNS_DIR = "/run/netns"
 READY_TIMEOUT = 5.0
 QUIET = 0.1  # the monitors have printed all they will once nothing came for this long
 VXLAN_DEVICES = ("flannel.1", "vxlan.calico")
-
-
-def _enter(netns: str) -> list[str]:
-    return ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--"]
 
 
 class Monitors:
@@ -36,11 +31,11 @@ class Monitors:
     def __init__(self, netns: dict[str, str], sport: int, protocol: str, src_ip: str) -> None:
         self.netns, self.table = netns, nfttrace.table_name(sport)
         self.text = {n: "" for n in netns}
-        self.procs = {n: subprocess.Popen(_enter(ns) + ["nft", "monitor"], stdout=subprocess.PIPE,
+        self.procs = {n: subprocess.Popen(tracelive.enter(ns) + ["nft", "monitor"], stdout=subprocess.PIPE,
                                           stderr=subprocess.DEVNULL) for n, ns in netns.items()}
         rules = nfttrace.ruleset(sport, protocol, src_ip)
         for n, ns in netns.items():
-            subprocess.run(_enter(ns) + ["nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True,
+            subprocess.run(tracelive.enter(ns) + ["nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True,
                            timeout=10)
         # a monitor started a moment ago may not have subscribed yet: touch the table (an empty
         # chain of its own) until each monitor has printed something of it
@@ -51,7 +46,7 @@ class Monitors:
                 break
             touch += 1
             for n in waiting:
-                subprocess.run(_enter(netns[n]) + ["nft", "add", "chain", "inet", self.table, f"ready{touch}"],
+                subprocess.run(tracelive.enter(netns[n]) + ["nft", "add", "chain", "inet", self.table, f"ready{touch}"],
                                capture_output=True, timeout=10)
             self._read(0.05)
 
@@ -73,7 +68,7 @@ class Monitors:
 
     def close(self) -> None:
         for n, ns in self.netns.items():
-            subprocess.run(_enter(ns) + ["nft", "delete", "table", "inet", self.table], capture_output=True,
+            subprocess.run(tracelive.enter(ns) + ["nft", "delete", "table", "inet", self.table], capture_output=True,
                            timeout=10)
         for proc in self.procs.values():
             if proc.poll() is None:
@@ -92,10 +87,8 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
     """One attempt from ``source_netns`` to ``wire`` (address, port), traced in every node.
     ``candidates``: the pod addresses it may end at (a Service's endpoints, or the pod)."""
     dst_ip, port = wire
-    pods = {p.ip: p for p in view.pods}
     points = [tracelive.Point(f"source {source}", source_netns)]
-    dest = [tracelive.Point(f"pod {pods[ip].namespace}/{pods[ip].name}", pod_netns[ip], broad=True)
-            for ip in dict.fromkeys(candidates) if ip in pods and ip in pod_netns]
+    dest = tracelive.pod_points(view, pod_netns, candidates, broad=True)
     monitors = Monitors(node_netns, sport, protocol, src_ip)
     try:
         tracelive.observe(points + dest, tracelive.send_argv(source_netns, protocol, dst_ip, port, sport),
@@ -121,7 +114,7 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
     for node in dict.fromkeys(h.node for h in rules):
         hops += route(node, node_netns[node], target)
     reached = [p.name for p in dest if p.lines]
-    refused = any("Flags [R" in line or "unreachable" in line for line in points[0].lines)
+    refused = any(tracelive.refused(line, port) for line in points[0].lines)
     decided, rule = nfttrace.verdict(rules)
     if decided:
         result, where = decided, f"{rule.node}: {rule.table}"
@@ -145,9 +138,8 @@ def masqueraded(node_netns: dict[str, str], protocol: str, src_ip: str, sport: i
         return set()
     out = set()
     for netns in node_netns.values():
-        done = subprocess.run(_enter(netns) + ["conntrack", "-L", "-p", protocol, "--orig-src", src_ip,
-                                               "--orig-port-src", str(sport)],
-                              capture_output=True, text=True, timeout=10)
+        argv = ["conntrack", "-L", "-p", protocol, "--orig-src", src_ip, "--orig-port-src", str(sport)]
+        done = subprocess.run(tracelive.enter(netns) + argv, capture_output=True, text=True, timeout=10)
         for line in done.stdout.splitlines():
             ports = [int(p) for p in re.findall(r"dport=(\d+)", line)]
             if len(ports) == 2 and ports[1] != sport:

@@ -21,7 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-NETNS_DIR = "/run/netns"
+from emulator.model.netview import NetworkView
+from emulator.runtime.healthcheck import NETNS_DIR
+
 READY_TIMEOUT = 5.0  # tcpdump opening its socket
 SEEN_TIMEOUT = 1.5  # the packet reaching the last point it reaches (the emulation takes milliseconds)
 
@@ -41,13 +43,31 @@ class Point:
     raw: list[str] = field(default_factory=list)
 
 
+def enter(netns: str) -> list[str]:
+    """argv prefix that runs a command in a named network namespace (no mount namespace)."""
+    return ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--"]
+
+
+def pod_points(view: NetworkView, pod_netns: dict[str, str], ips: list[str], broad: bool = False) -> list["Point"]:
+    """A capture point on the eth0 of each running pod among ``ips`` (once each, in order)."""
+    pods = {p.ip: p for p in view.pods}
+    return [Point(f"pod {pods[ip].namespace}/{pods[ip].name}", pod_netns[ip], broad=broad)
+            for ip in dict.fromkeys(ips) if ip in pods and ip in pod_netns]
+
+
+def refused(line: str, port: int | None) -> bool:
+    """A TCP reset, or an ICMP unreachable about the destination port, coming back to the source
+    (the lines are the attempt's already: its source port)."""
+    return "Flags [R" in line or ("ICMP" in line and "unreachable" in line and f"port {port} unreachable" in line)
+
+
 def send_argv(netns: str, protocol: str, dst_ip: str, port: int | None, sport: int) -> list[str]:
-    enter = ["nsenter", f"--net={os.path.join(NETNS_DIR, netns)}", "--"]
+    enter_ = enter(netns)
     if protocol == "icmp":
-        return enter + ["ping", "-c", "1", "-W", "1", dst_ip]
+        return enter_ + ["ping", "-c", "1", "-W", "1", dst_ip]
     if protocol == "udp":
-        return enter + ["nc", "-u", "-w", "1", "-p", str(sport), dst_ip, str(port)]
-    return enter + ["nc", "-z", "-w", "2", "-p", str(sport), dst_ip, str(port)]
+        return enter_ + ["nc", "-u", "-w", "1", "-p", str(sport), dst_ip, str(port)]
+    return enter_ + ["nc", "-z", "-w", "2", "-p", str(sport), dst_ip, str(port)]
 
 
 def _bpf(point: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
@@ -69,8 +89,8 @@ def observe(points: list[Point], send: list[str], protocol: str, sport: int, src
     sender = None
     try:
         for p in points:
-            p.proc = subprocess.Popen(["nsenter", f"--net={os.path.join(NETNS_DIR, p.netns)}", "--", "tcpdump", "-i",
-                                       p.iface, "-nn", "-l", "--immediate-mode", *_bpf(p, protocol, sport, src_ip)],
+            p.proc = subprocess.Popen(enter(p.netns) + ["tcpdump", "-i", p.iface, "-nn", "-l", "--immediate-mode",
+                                                        *_bpf(p, protocol, sport, src_ip)],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + READY_TIMEOUT
         for p in points:

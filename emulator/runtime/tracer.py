@@ -193,17 +193,16 @@ def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, p
     final = next((p.ip for p in view.pods if first.where == f"pod {p.namespace}/{p.name}"), None)
     targets += [final] if final else [] if group else [dst_ip]
     pods = {p.ip: p for p in view.pods}
+    dest = tracelive.pod_points(view, where.pod_netns, targets)
     # every node the packet may cross: the trace's, and those of every endpoint the group may pick
     crossed = dict.fromkeys([h.node for h in first.hops if h.kind == "table"]
                             + [pods[ip].node for ip in targets if ip in pods])
     if len(crossed) > 1:
         points += [tracelive.Point(f"node {n}", where.netns[n], vxlan=True) for n in crossed]
-    dest = [tracelive.Point(f"pod {pods[ip].namespace}/{pods[ip].name}", where.pod_netns[ip])
-            for ip in dict.fromkeys(targets) if ip in pods and ip in where.pod_netns]
     src_ip = packet.fields["nw_src"]
 
     def arrived(_: list) -> bool:
-        return any(p.lines for p in dest) or any(_refused(line, port) for line in points[0].lines)
+        return any(p.lines for p in dest) or any(tracelive.refused(line, port) for line in points[0].lines)
 
     sent = tracelive.observe(points + dest, tracelive.send_argv(source_netns, protocol, dst_ip, port, req.src_port),
                              protocol, req.src_port, src_ip, arrived, port)
@@ -212,7 +211,7 @@ def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, p
     if real and real != first.endpoint:
         result = follow(OvsSwitch(where), view, packet.node, packet.fields, real, list(prelude))
     reached = [p.name for p in dest if p.lines]
-    refused = any(_refused(line, port) for line in points[0].lines)
+    refused = any(tracelive.refused(line, port) for line in points[0].lines)
     if result.verdict == "delivered":
         agrees = reached == [result.where]
     elif result.verdict == "rejected":
@@ -224,12 +223,6 @@ def _live(view: NetworkView, where: Where, req: Request, packet: start.Packet, p
     seen = [{"at": p.name, "packets": p.lines} for p in points + dest]
     return result, {"sport": req.src_port, "endpoint": real, "reached": reached, "refused": refused,
                     "agrees": agrees, "seen": seen, "exit": sent}
-
-
-def _refused(line: str, port: int | None) -> bool:
-    """A TCP reset, or an ICMP unreachable about the destination port, coming back to the source
-    (the lines are this attempt's already: its source port)."""
-    return "Flags [R" in line or ("ICMP" in line and "unreachable" in line and f"port {port} unreachable" in line)
 
 
 def _split(text: str) -> tuple[str, str]:
