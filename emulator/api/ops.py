@@ -118,6 +118,11 @@ OPS: dict[str, Op] = {
     "trace": Op("GET", _trace, "follow one packet of a new connection through the switches (source, destination, "
                 "namespace, protocol, port, endpoint, live)"),
     "counters": Op("GET", lambda b, a: b.counters(), "packets each OpenFlow table of each switch matched so far"),
+    "faults": Op("GET", lambda b, a: {"stopped": b.component_faults()}, "the component stops in force"),
+    "fault": Op("POST", lambda b, a: {"line": b.component_fault(_text(a, "action"), _text(a, "component"),
+                                                                _text(a, "node", ""))},
+                "kill, stop or start a component: coredns, ingress-nginx, controller, kube-proxy, bird, dns/NAME "
+                "(action, component, node)"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),
     "controller/start": Op("POST", lambda b, a: b.controller_start(),
                            "start it again; answers once every switch is in sync"),

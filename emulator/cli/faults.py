@@ -1,5 +1,5 @@
-"""``k8semu impair``, ``partition``, ``heal`` and ``node stop|start`` (issue #16): arguments to the typed client's
-calls, and the table of what is in force."""
+"""``k8semu impair``, ``partition``, ``heal``, ``node stop|start`` and ``fault kill|stop|start``
+(issue #16): arguments to the typed client's calls, and the tables of what is in force."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,10 @@ from typing import TextIO
 from emulator.client.client import Client
 from emulator.cli.output import table
 from emulator.errors import K8semuError
+from emulator.model.components import ACTIONS, COMPONENTS
 from emulator.model.faults import PARSERS
+
+VERBS = ("impair", "partition", "heal", "node", "fault")
 
 HELP = {"bandwidth": "rate each way, as tc writes it (50Mbit, 500kbit)", "loss": "packets dropped each way (10%%)",
         "delay": "added each way (100ms; needs sch_netem)", "jitter": "delay variation (10ms; needs sch_netem)",
@@ -17,7 +20,7 @@ HELP = {"bandwidth": "rate each way, as tc writes it (50Mbit, 500kbit)", "loss":
 
 
 def add_verbs(verb) -> None:
-    """The three verbs, on the parser ``verb`` makes (``main.build_parser``'s)."""
+    """The verbs, on the parser ``verb`` makes (``main.build_parser``'s)."""
     im = verb("impair", help="impair a link (node/NAME, external/NAME, pod/NAME): bandwidth, loss, mtu, "
                              "delay; without arguments, list what is in force")
     im.add_argument("link", nargs="?", default=None)
@@ -32,6 +35,12 @@ def add_verbs(verb) -> None:
     no = verb("node", help="node stop|start NAME: a node lost (eth0 down, kubelet gone, pods frozen) and back")
     no.add_argument("action", choices=("stop", "start"))
     no.add_argument("node")
+    fa = verb("fault", help="kill, stop or start a component: " + ", ".join(
+        f"{c}/NAME" if c == "dns" else c for c in COMPONENTS) + "; without arguments, list the stops in force")
+    fa.add_argument("action", nargs="?", choices=ACTIONS, default=None,
+                    help="kill: once, its supervisor brings it back; stop: gone until start")
+    fa.add_argument("component", nargs="?", default=None)
+    fa.add_argument("--node", default="", help="only on this node (coredns, ingress-nginx, kube-proxy, bird)")
     he = verb("heal", help="undo an impairment (LINK), a partition (partition/NAME), or --all")
     he.add_argument("what", nargs="?", default=None)
     he.add_argument("-n", "--namespace", default="default", help="a pod's namespace")
@@ -39,8 +48,14 @@ def add_verbs(verb) -> None:
 
 
 def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
-    """Dispatch one of the three verbs."""
-    if args.verb == "node":
+    """Dispatch one of the verbs."""
+    if args.verb == "fault":
+        if args.action is None:
+            return show_components(client, out)
+        if args.component is None:
+            raise K8semuError(f"fault {args.action} what? one of {', '.join(COMPONENTS)}")
+        out.write(client.fault(args.action, args.component, args.node) + "\n")
+    elif args.verb == "node":
         out.write((client.node_stop(args.node) if args.action == "stop" else client.node_start(args.node)) + "\n")
     elif args.verb == "impair":
         values = {k: getattr(args, k) for k in PARSERS if getattr(args, k) is not None}
@@ -54,6 +69,12 @@ def run(client: Client, args: argparse.Namespace, out: TextIO) -> int:
         if what is None:
             raise K8semuError("heal what? name a link, partition/NAME, or --all")
         out.write("".join(line + "\n" for line in client.heal(what, args.namespace)))
+    return 0
+
+
+def show_components(client: Client, out: TextIO) -> int:
+    rows = [[f["target"], f["stopped"]] for f in client.component_faults()]
+    out.write((table(["COMPONENT", "STOPPED"], rows) if rows else "No component stopped.") + "\n")
     return 0
 
 

@@ -279,7 +279,7 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
         return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
     if verb == "flows":
         return objects.flows(client, args.node, out)
-    if verb in ("impair", "partition", "heal", "node"):
+    if verb in faults.VERBS:
         return faults.run(client, args, out)
     if verb in ("trace", "capture", "diagram", "ui"):
         return packets.run(client, args, out)

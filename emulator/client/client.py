@@ -248,6 +248,15 @@ class Client:
     def node_start(self, name: str) -> str:
         return self._op("node/start", node=name)["line"]
 
+    def fault(self, action: str, component: str, node: str = "") -> str:
+        """``kill``, ``stop`` or ``start`` a component of the cluster (``emulator.model.components``);
+        the line saying what was done."""
+        return self._op("fault", 60, action=action, component=component, node=node)["line"]
+
+    def component_faults(self) -> list[dict]:
+        """The component stops in force: [{"component", "node", "target", "stopped"}]."""
+        return self._op("faults")["stopped"]
+
     def controller_stop(self) -> str:
         return self._op("controller/stop")
 

@@ -271,7 +271,8 @@ def status_text(cluster: str | None) -> str:
             + (f", {s['completed']} completed" if s.get("completed") else "") + "; data plane "
             + (f"cni {s['cni']}, kube-proxy {s['kubeProxy']}, " if s.get("kubeProxy") else "")
             + f"{'in sync' if s['synced'] else 'syncing'} (generation {s['generation']})\n"
-            f"helpers: {helpers}\n" + behind +
+            f"helpers: {helpers}\n" + behind
+            + (f"stopped (k8semu fault): {', '.join(s['stopped'])}\n" if s.get("stopped") else "") +
             f"run directory: {s['run']}\n")
 
 

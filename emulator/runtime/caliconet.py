@@ -159,6 +159,9 @@ class Routing:
         self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
         self.confirmed_at: dict[str, int] = {n.name: -1 for n in cfg.nodes}
         self.behind: dict[str, str] = {}  # node -> what its kernel lacks, once it has been behind a while
+        # node -> why it is gone ("node": k8semu node stop; "bird": its BIRD stopped); see ``set_gone``
+        self.gone: dict[str, set[str]] = {}
+        self.by_ip = {n.ip: n.name for n in cfg.nodes}
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="bird-routes", daemon=True)
@@ -178,6 +181,32 @@ class Routing:
     @staticmethod
     def helper(node: str) -> str:
         return f"bird {node}"
+
+    def set_gone(self, node: str, why: str, gone: bool) -> None:
+        """A node lost (``why`` "node") or whose BIRD is stopped (``why`` "bird"), or back. A gone
+        node's own routes are not checked (nothing can reach it, or nothing programs them), and
+        on the others a route through it may be there or not (BGP keeps a lost peer's routes
+        until its hold timer expires; a stopped BIRD's peers withdraw them at once), as may a
+        session to it: their confirmation waits for everything else, so changes still return."""
+        with self.lock:
+            reasons = self.gone.setdefault(node, set())
+            (reasons.add if gone else reasons.discard)(why)
+            if not reasons:
+                del self.gone[node]
+        self.wake.set()
+
+    def _optional(self, node: str, hop: str, gone: frozenset[str]) -> bool:
+        """Whether ``node``'s route via ``hop`` (a node's address; "" or "blackhole") may be
+        missing or stale while the nodes ``gone`` are gone: it goes through one of them, or a
+        client learns it through reflectors of which one is gone."""
+        owner = self.by_ip.get(hop)
+        if owner is None:
+            return False
+        if owner in gone:
+            return True
+        bgp = self.cfg.calico.bgp
+        return not bgp.mesh and node not in bgp.route_reflectors and owner not in bgp.route_reflectors \
+            and any(r in gone for r in bgp.route_reflectors)
 
     def confirmed(self, node: str) -> int:
         with self.lock:
@@ -229,7 +258,9 @@ class Routing:
         Raises:
             RuntimeFailure: BIRD refused the configuration, or did not answer within ``CONVERGE_TIMEOUT``.
         """
-        if self._write(self.cfg.node(node), calico.blocks_of(view, node)):
+        with self.lock:
+            stopped = "bird" in self.gone.get(node, ())
+        if self._write(self.cfg.node(node), calico.blocks_of(view, node)) and not stopped:  # a stopped BIRD reads it when it starts
             try:
                 self._configure(node)
             except RuntimeFailure:
@@ -271,35 +302,47 @@ class Routing:
         return out
 
     def _check(self, node: str, generation: int, expected: dict[str, str]) -> bool:
-        """Whether the node's kernel holds ``expected`` now (then its generation is confirmed)."""
+        """Whether the node's kernel holds ``expected`` now (then its generation is confirmed);
+        routes and sessions through gone nodes are let be (``set_gone``)."""
+        with self.lock:
+            gone = frozenset(self.gone)
+        if node in gone:
+            return self._confirm(node, generation)
         try:
             got = self.routes(node)
         except (RuntimeFailure, ValueError) as exc:
             self.behind[node] = str(exc)
             return False
-        if got != expected:
-            missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h)
-            self.behind[node] = (f"missing {', '.join(missing) or 'nothing'}; "
-                                 f"stale {', '.join(sorted(d for d in got if d not in expected)) or 'nothing'}")
+
+        def optional(dst: str) -> bool:
+            return self._optional(node, expected.get(dst, ""), gone) or self._optional(node, got.get(dst, ""), gone)
+        missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h and not optional(d))
+        stale = sorted(d for d in got if d not in expected and not optional(d))
+        if missing or stale:
+            self.behind[node] = f"missing {', '.join(missing) or 'nothing'}; stale {', '.join(stale) or 'nothing'}"
             return False
-        down = self.sessions_down(node)
+        down = self.sessions_down(node, gone)
         if down:
             self.behind[node] = f"BGP sessions not established: {', '.join(down)}"
             return False
+        return self._confirm(node, generation)
+
+    def _confirm(self, node: str, generation: int) -> bool:
         with self.lock:
             if self.wanted.get(node, (0,))[0] == generation:
                 self.confirmed_at[node] = generation
         self.behind.pop(node, None)
         return True
 
-    def sessions_down(self, node: str) -> list[str]:
+    def sessions_down(self, node: str, gone: frozenset[str] = frozenset()) -> list[str]:
         """The node's BGP sessions that are not Established (calico-node's ``-bird-ready`` check:
-        its readiness waits for every peer), or why BIRD could not say."""
+        its readiness waits for every peer) but those to ``gone`` nodes, or why BIRD could not say."""
         try:
             sessions = birdctl.bgp_sessions(str(node_root(self.run_dir, node) / BIRD_RUN))
         except OSError as exc:
             return [f"BIRD's control socket: {exc}"]
-        return [name for name, state in sorted(sessions.items()) if "Established" not in state]
+        to_gone = {p.name for p in bird.peers(self.cfg.calico, self.cfg.nodes, self.cfg.node(node)) if p.node in gone}
+        return [name for name, state in sorted(sessions.items()) if "Established" not in state and name not in to_gone]
 
     def _watch(self) -> None:
         """Check the nodes that are behind: each again 10 ms after a miss, doubling to 250 ms

@@ -178,3 +178,29 @@ def ovs_tagged_bridges(tag: str) -> list[str]:
         return sorted(row[0] for row in json.loads(done.stdout)["data"])
     except (ValueError, KeyError, IndexError, TypeError):
         return []
+
+
+DAEMON_PROTOCOLS = ("kernel", "bird")  # routes their owner puts back itself (the address's subnet, BGP's)
+
+
+def link_state(netns: str, dev: str) -> list[str]:
+    """The routes through ``dev`` in ``netns`` and its permanent neighbours, as ``ip -batch``
+    lines that put them back. Setting a link down deletes both; setting it up again brings back
+    only the route of its own subnet, so a node's default route (and Flannel's host-gw routes,
+    Calico's pinned underlay neighbours) would stay lost. Every value comes from the kernel's
+    JSON, never from a spec."""
+    lines = []
+    for r in json.loads(run(["ip", "-n", netns, "-j", "route", "show", "dev", dev]).stdout or "[]"):
+        if r.get("protocol") in DAEMON_PROTOCOLS or r.get("type", "unicast") != "unicast":
+            continue
+        words = ["route", "replace", r["dst"]] + (["via", r["gateway"]] if r.get("gateway") else []) + ["dev", dev]
+        words += ["proto", r["protocol"]] if r.get("protocol") else []
+        words += ["scope", r["scope"]] if r.get("scope") not in (None, "global") else []
+        words += ["metric", str(r["metric"])] if "metric" in r else []
+        words += ["src", r["prefsrc"]] if r.get("prefsrc") else []
+        words += ["onlink"] if "onlink" in r.get("flags", []) else []
+        lines.append(" ".join(words))
+    for n in json.loads(run(["ip", "-n", netns, "-j", "neigh", "show", "dev", dev, "nud", "permanent"]).stdout or "[]"):
+        if n.get("lladdr"):
+            lines.append(f"neigh replace {n['dst']} lladdr {n['lladdr']} dev {dev} nud permanent")
+    return lines

@@ -40,6 +40,7 @@ from emulator.pipeline.cookie import Category, split
 from emulator.runtime import caliconet, cleanup, fabric, flannelnet, impair, ovs
 from emulator.runtime.cni import Plugins
 from emulator.runtime.cgroups import Cgroups
+from emulator.runtime.components import ComponentFaults
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
 from emulator.runtime.impair import Faults
@@ -58,7 +59,7 @@ ACTIVE_WINDOW = 2.0  # seconds after the last change during which ticks stay qui
 SWITCH_DEADLINE = 30.0
 
 
-class Manager(Requests):
+class Manager(Requests, ComponentFaults):
     def __init__(self, config: ClusterConfig, records: Records) -> None:
         self.config, self.records = config, records
         self.run = records.path.parent
@@ -86,6 +87,7 @@ class Manager(Requests):
         self.agent = NodeAgent(config, records.scope)
         self.supervisor = Supervisor(records, self._helper_report)
         self.faults, self.fault_pods = Faults(config, records.scope), {}  # issue #16: impair, partition, heal
+        self._components_init()  # issue #16: k8semu fault kill|stop|start
         self.controller_status: dict = {}
         self.controller_seen: tuple = ()
         self.reported: set = set()  # the controller's problems already turned into Events
@@ -270,8 +272,9 @@ class Manager(Requests):
         """The DNS servers and the ingress controller have loaded the latest snapshot they read."""
         for rec in self.state.pods():
             mounts = rec.obj.spec.system_mounts
-            if not mounts or rec.deleting or not rec.status.ready or not self.kubelet:
-                continue
+            if not mounts or rec.deleting or not rec.status.ready or not self.kubelet \
+                    or rec.obj.key in self.frozen_pods or rec.status.node in self.state.stopped:
+                continue  # a frozen pod (a fault, a stopped node) loads nothing until it is thawed
             box = self.kubelet.boxes.get(rec.obj.key)
             if box is None:
                 continue
@@ -494,6 +497,7 @@ class Manager(Requests):
         started = time.monotonic()
         for node in list(self.state.stopped):  # a stopped node's frozen pods end as fast as the others
             self.signal_node_pods(node, signal.SIGCONT)
+        self.thaw_components()
         if self.kubelet:
             self.kubelet.shutdown()
         if self.proxier is not None:

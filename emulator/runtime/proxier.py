@@ -99,6 +99,8 @@ class Proxier:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.pending_at = 0.0  # wall time the pending view (or the one it replaced) was handed over
+        self.latest: NetworkView | None = None  # the last view handed over (a restarted kube-proxy syncs it)
+        self.held: set[str] = set()  # nodes whose kube-proxy is stopped (``k8semu fault stop kube-proxy``)
         self.bucket = SyncBucket(self.config.min_sync_period)
         self.thread = threading.Thread(target=self._loop, name="kube-proxy", daemon=True)
         self.http = KubeProxyServers(self.scope, self.config.kube_proxy)
@@ -131,11 +133,35 @@ class Proxier:
         with self.lock:
             if self.pending is None:
                 self.pending_at = now
-            self.pending = view
+            self.pending = self.latest = view
             for rules in self.nodes.values():
                 if not rules.queued_at and rules.generation < view.generation:
                     rules.queued_at = now
         self.wake.set()
+
+    def hold(self, node: str) -> None:
+        """The node's kube-proxy stops: no sync loads its rules until ``release`` (its policies
+        and routes are still loaded: they are other agents' work)."""
+        with self.lock:
+            self.held.add(node)
+
+    def release(self, node: str) -> None:
+        """The node's kube-proxy runs again and syncs what changed meanwhile."""
+        with self.lock:
+            self.held.discard(node)
+        self._again()
+
+    def restart(self, node: str) -> None:
+        """The node's kube-proxy restarts: as kube-proxy after a restart, its next sync is a full one."""
+        with self.lock:
+            self.nodes[node].services = None
+        self._again()
+
+    def _again(self) -> None:
+        with self.lock:
+            view = self.latest
+        if view is not None:
+            self.update(view)
 
     def generations(self) -> dict[str, int]:
         """Each node's generation: the view its rules hold (calico: and its routes, confirmed)."""
@@ -168,18 +194,21 @@ class Proxier:
         error = ""
         old = rules.services
         full = old is None
+        with self.lock:
+            held = node in self.held
         try:
-            try:
-                self._load(node, rules.services, new)
-            except RuntimeFailure:
-                if rules.services is None:
-                    raise
-                full = True
-                self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
+            if not held:
+                try:
+                    self._load(node, rules.services, new)
+                except RuntimeFailure:
+                    if rules.services is None:
+                        raise
+                    full = True
+                    self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
             self._policies(node, view, rules)
             if self.routing is not None:
                 self.routing.load(node, view)
-            for argv in stale_udp(old or [], new):
+            for argv in stale_udp(old or [], new) if not held else ():
                 run(in_node(naming.node_netns(self.scope, node), "conntrack", *argv), check=False)
         except (RuntimeFailure, RenderError, ValueError) as exc:
             error = str(exc)
@@ -188,13 +217,15 @@ class Proxier:
         with self.lock:
             rules.error = error
             if not error:
-                rules.services, rules.generation = new, view.generation
+                rules.generation = view.generation  # what k8semu must load there is loaded, fault included
+            if not error and not held:  # a stopped kube-proxy's health stays as it was: its queue ages
+                rules.services = new
                 rules.updated_at = time.time()
                 # still behind if a newer view waits: it has waited since it was handed over
                 rules.queued_at = self.pending_at if self.pending is not None else 0.0
-            rules.syncs += 1
+            rules.syncs += 0 if held else 1
             rules.last_duration = time.monotonic() - started
-        if not error:
+        if not error and not held:
             self.http.synced(node, rules.last_duration, full)
 
     def _load(self, node: str, old: list[ServicePortView] | None, new: list[ServicePortView]) -> None:

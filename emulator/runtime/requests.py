@@ -11,18 +11,16 @@ a poller never waits behind a pass over every pod.
 from __future__ import annotations
 
 import os
-import signal
 import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from emulator.cluster import addons, controllers, nodelifecycle, nodes, policies, rbac, render
+from emulator.cluster import addons, controllers, nodes, policies, rbac, render
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import calicoipam, faults, naming, podfiles
 from emulator.model.netview import NetworkView
 from emulator.runtime import flannelnet, tracer
 from emulator.runtime.impair import Link
-from emulator.runtime.proc import run
 from emulator.runtime.sandbox import capability_names
 
 
@@ -57,6 +55,7 @@ class Requests:
                                    if self.config.kernel_dataplane else {}),
                     "netns": {n: naming.node_netns(self.records.scope, n) for n in hosts},
                     # cni: calico: what a node's kernel still lacks of the routes BIRD must give it
+                    "stopped": [f["target"] for f in self.component_faults()],  # k8semu fault stop
                     "routes_behind": dict(self.proxier.routing.behind) if self.proxier and self.proxier.routing else {},
                     "bridges": {} if self.config.kernel_dataplane else
                     {n.name: naming.node_bridge(self.records.scope, n.index) for n in self.config.nodes},
@@ -323,46 +322,6 @@ class Requests:
         with self.lock:
             self._prune_faults()
             return self.faults.report()
-
-    def signal_node_pods(self, name: str, sig: int) -> set[int]:
-        """Send ``sig`` to every process of the pods on node ``name`` (their cgroups'); the pids."""
-        pids: set[int] = set()
-        for rec in self.state.pods():
-            if rec.status.node == name and self.kubelet and rec.obj.key in self.kubelet.boxes:
-                pids |= self.kubelet.runtime.cgroups.processes(rec.uid)
-        for pid in sorted(pids):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        return pids
-
-    def node_power(self, name: str, stop: bool) -> str:
-        """``k8semu node stop|start``: the node's eth0 down and its kubelet gone, its pods'
-        processes frozen (SIGSTOP, every process of their cgroups), as a node that lost power
-        or its network looks from the control plane; the node lifecycle controller does the rest
-        (``cluster.nodelifecycle``). Start undoes it: the processes go on where they were, the
-        kubelet posts again and ends the pods deleted meanwhile.
-
-        Raises:
-            NotFoundError: no such node. K8semuError: cni: calico (not built there yet).
-        """
-        with self._changing():
-            if name not in {n.name for n in self.config.nodes}:
-                raise NotFoundError(f'nodes "{name}" not found')
-            if self.config.cni == "calico":
-                raise K8semuError("k8semu node stop is not built for cni: calico yet (its routes' confirmation waits "
-                                  "for every BGP session); use fault link-down, or cni openflow or flannel")
-            if (name in self.state.stopped) == stop:
-                return f"node/{name} already {'stopped' if stop else 'running'}"
-            run(["ip", "-n", naming.node_netns(self.records.scope, name), "link", "set", "eth0", "down" if stop else "up"])
-            pids = self.signal_node_pods(name, signal.SIGSTOP if stop else signal.SIGCONT)
-            if stop:
-                self.state.stopped[name] = time.time()
-                return (f"node/{name} stopped: eth0 down, kubelet gone, {len(pids)} processes frozen; Ready=Unknown "
-                        f"after {nodelifecycle.grace(self.state):g}s (node-monitor-grace-period x spec.timeScale)")
-            del self.state.stopped[name]
-            return f"node/{name} started: eth0 up, {len(pids)} processes thawed, the kubelet posts again"
 
     # -- the emulator itself ----------------------------------------------------------------
     def _has_controller(self) -> None:

@@ -8,7 +8,8 @@
 
 Step kinds: apply, delete, scale, wait (pods, endpoints, command), exec, http, dns, logs, fault
 (kill-container, delete-pod, link-down, link-up, node-stop, node-start, controller-stop,
-controller-start), impair
+controller-start; and a component's ``kill``, ``stop`` or ``start``, with ``node``, as ``k8semu
+fault``: ``fault: {stop: coredns}``), impair
 (``link`` and what it suffers, as ``k8semu impair``), partition (``name``, ``from``, ``to``,
 ``oneWay``), heal (``link``, ``partition`` or ``all: true``), probe
 (the reachability truth table, compared cell by cell), and node maintenance as kubectl does it:
@@ -33,6 +34,7 @@ from typing import Any
 
 from emulator.errors import Problem, SpecError
 from emulator.model.cluster import CNIS, PROXY_MODES
+from emulator.model.components import ACTIONS, parse as parse_component
 from emulator.model.faults import PARSERS, impairment, parse_link
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
@@ -48,7 +50,7 @@ STEP_KINDS = {
     "dns": {"from", "namespace", "name", "type", "answers", "contains", "rcode"},
     "logs": {"pod", "namespace", "container", "contains", "matches"},
     "fault": {"kill-container", "delete-pod", "link-down", "link-up", "controller-stop", "controller-start",
-              "node-stop", "node-start", "namespace"},
+              "node-stop", "node-start", "namespace", *ACTIONS, "node"},
     "probe": {"namespaces", "ports", "protocols", "expect"},
     "impair": {"link", "namespace", *PARSERS}, "partition": {"name", "from", "to", "oneWay"},
     "heal": {"link", "namespace", "partition", "all"},
@@ -166,6 +168,12 @@ def _check(r: Reader, p: PathKey, kind: str, args: Any) -> None:
         try:
             # checked as the manager will check it (the link's existence is the cluster's to say)
             impairment(parse_link(args.get("link")), {k: v for k, v in args.items() if k not in ("link", "namespace")})
+        except ValueError as exc:
+            r.fail(p, str(exc))
+    if kind == "fault" and any(k in args for k in ACTIONS):
+        try:  # checked as the manager will check it (whether the cluster has it is the cluster's to say)
+            action = next(k for k in ACTIONS if k in args)
+            parse_component(action, str(args[action]), str(args.get("node", "")))
         except ValueError as exc:
             r.fail(p, str(exc))
     if kind == "partition":

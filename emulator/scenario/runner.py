@@ -24,6 +24,7 @@ from emulator.client import Client, lifecycle, probe
 from emulator.client.targets import exec_target, resolve_kind
 from emulator.runtime.records import cluster_dir
 from emulator.scenario.artifacts import StepArtifacts, scenario_folder, slug
+from emulator.model import components
 from emulator.scenario.model import Scenario, Step
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.controllers import kind_of
@@ -352,6 +353,9 @@ def do_fault(step: Step, ctx: Ctx) -> list[str]:
         return [ctx.client.node_stop(a["node-stop"])]
     if "node-start" in a:
         return [ctx.client.node_start(a["node-start"])]
+    for action in components.ACTIONS:  # a component's kill, stop or start, as ``k8semu fault``
+        if action in a:
+            return [ctx.client.fault(action, str(a[action]), str(a.get("node", "")))]
     if "controller-stop" in a:
         return [ctx.client.controller_stop()]
     if "controller-start" in a:

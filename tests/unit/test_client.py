@@ -118,6 +118,12 @@ class Recorder:
     def node_power(self, name, stop):
         return self._answer("node_power", name, stop, default=f"node/{name} {'stopped' if stop else 'started'}")
 
+    def component_fault(self, action, component, node=""):
+        return self._answer("component_fault", action, component, node, default=f"{component} {action}")
+
+    def component_faults(self):
+        return self._answer("component_faults", default=[{"target": "coredns", "stopped": "frozen"}])
+
     def counters(self):
         return self._answer("counters", default={"tables": {"n1": {"Classifier": 7}}})
 
@@ -160,6 +166,8 @@ def test_every_endpoint_reaches_its_manager_request(served):
     assert client.trace("client", "svc/web", "shop", "udp", 53, "10.0.0.1:53", live=True)["verdict"] == "delivered"
     assert client.trace("client", "web")["hops"] == []
     assert client.counters() == {"tables": {"n1": {"Classifier": 7}}}
+    assert client.fault("stop", "kube-proxy", "n1") == "kube-proxy stop"
+    assert client.component_faults() == [{"target": "coredns", "stopped": "frozen"}]
     assert [c for c in backend.calls] == [
         ("status_report",), ("generation_report",), ("pod_info", "web-1", "default"), ("pod_info", "web-1", None),
         ("drain", "n1", True, "app=web", False), ("controller_stop",), ("controller_start",),
@@ -167,10 +175,12 @@ def test_every_endpoint_reaches_its_manager_request(served):
         ("partition", "split", ["n1"], ["n2"], True), ("heal", "partition/split", "default"), ("impairments",),
         ("node_power", "n1", True), ("node_power", "n1", False),
         ("trace", "client", "svc/web", "shop", "udp", 53, "10.0.0.1:53", True),
-        ("trace", "client", "web", "default", "", None, "", False), ("counters",)]
+        ("trace", "client", "web", "default", "", None, "", False), ("counters",),
+        ("component_fault", "stop", "kube-proxy", "n1"), ("component_faults",)]
     assert set(ops.OPS) == {"status", "generations", "pod", "apply", "drain", "controller/stop",
                             "controller/start", "down", "ipam", "impair", "partition", "heal",
-                            "impairments", "node/stop", "node/start", "trace", "counters"}  # each one called above (apply below)
+                            "impairments", "node/stop", "node/start", "trace", "counters",
+                            "fault", "faults"}  # each one called above (apply below)
 
 
 def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):
