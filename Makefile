@@ -57,6 +57,7 @@ bench: install
 	$(PY) bench/dataplanes.py
 	$(PY) bench/calico.py
 	$(PY) bench/faults.py
+	$(PY) bench/components.py
 	$(PY) bench/trace.py
 	$(PY) bench/ui.py
 	$(PY) bench/schemas.py

@@ -21,6 +21,7 @@ from emulator.api.backend import Backend
 from emulator.api.status import ApiError, bad_request
 from emulator.errors import (AlreadyExistsError, ForbiddenError, K8semuError, NoClusterError, NotFoundError, SpecError,
                              to_wire)
+from emulator.model import components
 from emulator.spec.loader import Document
 from emulator.spec.manifests import parse_documents
 
@@ -79,6 +80,15 @@ def _impair(backend: Backend, args: dict) -> dict:
     return {"line": backend.impair(_text(args, "link"), _text(args, "namespace", "default"), values)}
 
 
+def _fault(backend: Backend, args: dict) -> dict:
+    action, component, node = _text(args, "action"), _text(args, "component"), _text(args, "node", "")
+    try:
+        components.parse(action, component, node)  # 400 for a request that names nothing (the manager checks again)
+    except ValueError as exc:
+        raise bad_request(str(exc)) from None
+    return {"line": backend.component_fault(action, component, node)}
+
+
 def _trace(backend: Backend, args: dict) -> dict:
     port = args.get("port")
     if isinstance(port, str) and port.isdigit():  # as a query spells it
@@ -119,8 +129,7 @@ OPS: dict[str, Op] = {
                 "namespace, protocol, port, endpoint, live)"),
     "counters": Op("GET", lambda b, a: b.counters(), "packets each OpenFlow table of each switch matched so far"),
     "faults": Op("GET", lambda b, a: {"stopped": b.component_faults()}, "the component stops in force"),
-    "fault": Op("POST", lambda b, a: {"line": b.component_fault(_text(a, "action"), _text(a, "component"),
-                                                                _text(a, "node", ""))},
+    "fault": Op("POST", _fault,
                 "kill, stop or start a component: coredns, ingress-nginx, controller, kube-proxy, bird, dns/NAME "
                 "(action, component, node)"),
     "controller/stop": Op("POST", lambda b, a: b.controller_stop(), "stop the SDN controller"),

@@ -63,8 +63,8 @@ class ComponentFaults:
         """Do ``action`` to ``component`` (on ``node``); the line ``k8semu fault`` prints.
 
         Raises:
-            K8semuError: a request that names no component, or one this data plane has not;
-            NotFoundError: no such node, external host or running pod of the component.
+            K8semuError: a request that names no component; NotFoundError: a component this data
+            plane has not, no such node or external host, no running pod of the component.
         """
         try:
             fault = components.parse(action, component, node)
@@ -72,15 +72,17 @@ class ComponentFaults:
             raise K8semuError(str(exc)) from None
         why = components.applies(fault, self.config.cni)
         if why:
-            raise K8semuError(why)
+            raise NotFoundError(why)
         if fault.node and fault.node not in {n.name for n in self.config.nodes}:
             raise NotFoundError(f'nodes "{fault.node}" not found')
         if fault.host and not any(h.name == fault.host and h.dns_server for h in self.config.external_hosts):
             raise NotFoundError(f"no external host {fault.host!r} runs a DNS server in cluster {self.config.name}")
         with self.fault_lock:
-            if fault.action == "stop" and fault.key in self.held:
+            # the controller may have been stopped by the older controller/stop request too
+            stopped = fault.key in self.held or (fault.component == "controller" and self.supervisor.helpers["controller"].held)
+            if fault.action == "stop" and stopped:
                 return f"{fault.target} already stopped"
-            if fault.action == "start" and fault.key not in self.held:
+            if fault.action == "start" and not stopped:
                 return f"{fault.target} is not stopped"
             do = {"coredns": self._pod_component, "ingress-nginx": self._pod_component, "controller": self._controller,
                   "kube-proxy": self._kube_proxy, "bird": self._bird, "dns": self._external_dns_fault}[fault.component]
@@ -88,7 +90,7 @@ class ComponentFaults:
             if fault.action == "stop":
                 self.held[fault.key] = fault
             elif fault.action == "start":  # a stop stays in force until its start, whatever was killed meanwhile
-                del self.held[fault.key]
+                self.held.pop(fault.key, None)
         self.wake.set()
         return line
 

@@ -13,11 +13,9 @@ back-off, while every other pod goes on.
 """
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
-import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -28,9 +26,8 @@ from emulator.cluster import controllers
 from emulator.cluster.store import ClusterState, ContainerStatus, Record
 from emulator.errors import K8semuError, RenderError
 from emulator.model import images, naming, podfiles
-from emulator.model.projection import MountError, PodFacts
-from emulator.images import files as image_files
-from emulator.runtime import sandbox
+from emulator.model.projection import MountError
+from emulator.runtime import containerspec, sandbox
 from emulator.runtime.hooks import Termination
 from emulator.runtime.kubevolumes import VolumeManager
 from emulator.runtime.probes import Probes
@@ -271,63 +268,16 @@ class Kubelet:
         return True
 
     # -- containers ----------------------------------------------------------------------
+    def _request(self, rec: Record, box: sandbox.Sandbox, name: str) -> dict:
+        """What the shim needs to start a container (raises UnknownImage, RenderError)."""
+        return containerspec.request(self.state, self.runtime, self.volumes, rec, box, name)
+
     def _due(self, rec: Record, status: ContainerStatus, now: float) -> bool:
         if status.state == "running" or now < status.next_start:
             return False
         if status.state == "terminated" and not self._should_restart(rec, status):
             return False
         return True
-
-    def _request(self, rec: Record, box: sandbox.Sandbox, name: str) -> dict:
-        """What the shim needs to start a container (raises UnknownImage, RenderError)."""
-        pod = rec.obj
-        container = next(c for c in pod.spec.containers if c.name == name)
-        node = self.state.config.node(rec.status.node)
-        host_dir, pod_dir = self.runtime.container_dir(box, name)
-        env = podfiles.container_env(pod, container, rec.status.ip, node.name, node.ip, pod_dir,
-                                     self._service_env(rec), lambda kind, name: self._data(kind, pod.meta.namespace, name),
-                                     PodFacts(rec.uid, *self.volumes.capacity))
-        argv = images.argv_for(container, self.state.config.images, env, sys.executable)
-        sec = container.security
-        uid = sec.run_as_user if sec.run_as_user is not None else pod.spec.security.run_as_user
-        gid = sec.run_as_group if sec.run_as_group is not None else pod.spec.security.run_as_group
-        made = [host_dir]
-        image = images.image_of(container, self.state.config.images)
-        if image is not None and image.files:
-            argv = self._image_files(image.files, env, host_dir, pod_dir, argv, made, [m.mount_path for m in container.mounts])
-        if uid is not None and uid != 0:
-            for path in made:
-                os.chown(path, uid, gid if gid is not None else uid)
-        return {"box": box, "argv": argv, "env": env, "cwd": container.working_dir or pod_dir, "cwd_fallback": pod_dir,
-                "log": str(box.directory / f"{name}.log"),
-                "cgroups": self.runtime.cgroups.container(rec.uid, name, container.resources),
-                "caps": sorted(sandbox.capabilities(container, pod.spec.security)),
-                "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None),
-                "attach": self.runtime.attach_path(rec.uid, name) if container.attachable else None,
-                "tty": container.tty, "stdin_once": container.stdin_once}
-
-    def _data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
-        """A ConfigMap's data, or a Secret's decoded, for a container's environment."""
-        rec = self.state.get(kind, namespace, name)
-        if rec is None:
-            return None
-        if kind == "Secret":
-            return {k: base64.b64decode(v).decode(errors="replace") for k, v in rec.obj.data.items()}
-        return dict(rec.obj.data)
-
-    @staticmethod
-    def _image_files(maker: str, env: dict[str, str], host_dir, pod_dir: str, argv: list[str],
-                     made: list, mounts: list[str]) -> list[str]:
-        """Write an image's files into the container's folder; returns the argv that uses them."""
-        who = {k: env.get(f"K8SEMU_{k.upper()}", "") for k in ("pod_name", "pod_namespace", "pod_ip", "node_name")}
-        files, folders, argv = image_files.MAKERS[maker](who, pod_dir, argv, tuple(mounts))
-        for folder in folders:
-            (host_dir / folder).mkdir(exist_ok=True)
-            made.append(host_dir / folder)
-        for name, text in files.items():
-            (host_dir / name).write_text(text)
-            made.append(host_dir / name)
-        return argv
 
     def _start_containers(self) -> bool:
         now = time.time()
@@ -405,24 +355,6 @@ class Kubelet:
         request.update({"argv": argv, "log": None})
         result = self.runtime.start([request])[0]
         return None if "error" in result else (result["pid"], result["start"])
-
-    def _service_env(self, rec: Record) -> dict[str, str]:
-        """Variables for the Services of the pod's namespace (and ``kubernetes``) that existed
-        when the pod was created, as kubelet injects them."""
-        pod = rec.obj
-        if pod.spec.raw.get("enableServiceLinks") is False:
-            candidates = [s for s in self.state.list("Service", "default") if s.obj.meta.name == "kubernetes"]
-        else:
-            candidates = self.state.list("Service", pod.meta.namespace) + [
-                s for s in self.state.list("Service", "default")
-                if s.obj.meta.name == "kubernetes" and pod.meta.namespace != "default"]
-        entries = []
-        for svc in candidates:
-            alloc = self.state.alloc.by_service.get(svc.obj.key)
-            if svc.created <= rec.created and alloc and alloc.cluster_ip:
-                entries.append((svc.obj.meta.name, alloc.cluster_ip,
-                                [(p.name, p.protocol, p.port) for p in svc.obj.ports]))
-        return podfiles.service_env(entries)
 
     def _apply_probes(self) -> bool:
         changes = self.probes.tick()

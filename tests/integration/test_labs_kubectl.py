@@ -69,7 +69,7 @@ def fill(command: str, tmp_path: Path) -> str:
 
 # in make slow (make test's budget): every lab's kubectl lines but Lab 2's, whose behaviour its
 # scenario tests in make test (the faults' labs: tests/integration/test_faults.py)
-SLOW_LABS = ("Lab 1", "Lab 3", "Lab 4", "Lab 5", "Lab 6", "Lab 8", "Lab 9", "Lab 10", "Lab 11", "Lab 12")
+SLOW_LABS = ("Lab 1", "Lab 3", "Lab 4", "Lab 5", "Lab 6", "Lab 8", "Lab 9", "Lab 10", "Lab 11", "Lab 12", "Lab 13")
 
 
 @pytest.mark.parametrize("lab", [pytest.param(lab, marks=[pytest.mark.slow] if lab in SLOW_LABS else [])

@@ -224,7 +224,7 @@ def test_errors_come_back_as_the_manager_raised_them(served):
 
 
 def test_the_registry_refuses_what_it_does_not_serve(served):
-    client, _ = served
+    client, backend = served
     with pytest.raises(K8semuError, match="k8semu has no endpoint 'nope'"):
         client.request("GET", ops.PREFIX + "nope")
     with pytest.raises(K8semuError, match="takes POST"):
@@ -238,6 +238,9 @@ def test_the_registry_refuses_what_it_does_not_serve(served):
         client.request("POST", ops.PREFIX + "drain", {"node": "n1", "force": "yes please"})
     with pytest.raises(K8semuError, match="documents: a mark is"):
         client.request("POST", ops.PREFIX + "apply", {"documents": [{"data": {}, "file": "f", "marks": [1]}]})
+    with pytest.raises(K8semuError, match="unknown component 'etcd'"):
+        client.fault("stop", "etcd")
+    assert not [c for c in backend.calls if c[0] == "component_fault"]  # refused before the manager is asked
 
 
 def _raw_post(client: Client, body: bytes) -> dict:
