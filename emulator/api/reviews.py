@@ -99,7 +99,8 @@ def token_request(backend: Backend, key: bytes, namespace: str, account: str, bo
     Raises:
         ApiError: no such ServiceAccount (404), a spec the API server refuses (422).
     """
-    if not backend.token_holders_exist(namespace, account, "", ""):
+    account_uid = backend.service_account_uid(namespace, account)
+    if not account_uid:
         raise ApiError(404, "NotFound", f'serviceaccounts "{account}" not found',
                        {"name": account, "kind": "serviceaccounts"})
     spec = body.get("spec") if isinstance(body, dict) and isinstance(body.get("spec"), dict) else {}
@@ -117,5 +118,5 @@ def token_request(backend: Backend, key: bytes, namespace: str, account: str, bo
     return {"kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": account, "namespace": namespace, "creationTimestamp": None},
             "spec": {"audiences": list(audiences), "expirationSeconds": seconds, "boundObjectRef": None},
-            "status": {"token": satoken.issue(key, namespace, account, "", "", now, seconds, audiences),
+            "status": {"token": satoken.issue(key, namespace, account, account_uid, "", "", now, seconds, audiences),
                        "expirationTimestamp": timestamp(now + seconds)}}

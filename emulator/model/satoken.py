@@ -2,7 +2,8 @@
 
 A JSON Web Token with the claims kube-apiserver's tokens carry (issuer, ``sub`` =
 ``system:serviceaccount:<namespace>:<name>``, the ``kubernetes.io`` claim naming the namespace,
-the service account and the pod), signed with HMAC-SHA256 under a per-cluster key (kube-apiserver
+the service account and the pod, each with its uid: a token outlives neither, nor is it taken
+by a ServiceAccount or pod re-created under the same name), signed with HMAC-SHA256 under a per-cluster key (kube-apiserver
 signs with RS256; clients never check the signature, only the API server does, and here both
 ends are k8semu). Written with the standard library: hmac, hashlib, base64, json.
 """
@@ -27,13 +28,13 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def issue(key: bytes, namespace: str, account: str, pod: str, pod_uid: str, now: float | None = None,
-          lifetime: int = LIFETIME, audiences: tuple[str, ...] = (ISSUER,)) -> str:
-    """A token for ``account``; bound to a pod when ``pod`` is named (the kubelet's), else not
-    (``kubectl create token``'s TokenRequest)."""
+def issue(key: bytes, namespace: str, account: str, account_uid: str, pod: str, pod_uid: str,
+          now: float | None = None, lifetime: int = LIFETIME, audiences: tuple[str, ...] = (ISSUER,)) -> str:
+    """A token for ``account`` (whose uid is ``account_uid``); bound to a pod when ``pod`` is
+    named (the kubelet's), else not (``kubectl create token``'s TokenRequest)."""
     now = int(now if now is not None else time.time())
     header = {"alg": "HS256", "typ": "JWT"}
-    bound: dict = {"namespace": namespace, "serviceaccount": {"name": account}}
+    bound: dict = {"namespace": namespace, "serviceaccount": {"name": account, "uid": account_uid}}
     if pod:
         bound["pod"] = {"name": pod, "uid": pod_uid}
     claims = {"aud": list(audiences), "iss": ISSUER, "iat": now, "nbf": now, "exp": now + lifetime,
@@ -58,10 +59,11 @@ def verify(key: bytes, token: str, now: float | None = None) -> tuple[str, list[
         return None
 
 
-def binding(token: str) -> tuple[str, str, str, str]:
-    """(namespace, ServiceAccount, pod, pod uid) a token names (pod "" when unbound), for a token
-    ``verify`` accepted: the API server also checks they still exist."""
+def binding(token: str) -> tuple[str, str, str, str, str]:
+    """(namespace, ServiceAccount, its uid, pod, pod uid) a token names (pod "" when unbound),
+    for a token ``verify`` accepted: the API server also checks they still exist, by uid."""
     body = json.loads(_unb64(token.split(".")[1]))
     bound = body["kubernetes.io"]
     pod = bound.get("pod") or {}
-    return bound["namespace"], bound["serviceaccount"]["name"], pod.get("name", ""), pod.get("uid", "")
+    account = bound["serviceaccount"]
+    return bound["namespace"], account["name"], account.get("uid", ""), pod.get("name", ""), pod.get("uid", "")

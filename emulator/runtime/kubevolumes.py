@@ -84,7 +84,9 @@ class VolumeManager:
             if not key_file.exists():
                 return ""
             self.sa_key = key_file.read_bytes()
-        return satoken.issue(self.sa_key, rec.obj.meta.namespace, podadmission.account_name(rec.obj.spec.raw), rec.obj.meta.name, rec.uid)
+        namespace, account = rec.obj.meta.namespace, podadmission.account_name(rec.obj.spec.raw)
+        holder = self.state.get("ServiceAccount", namespace, account)
+        return satoken.issue(self.sa_key, namespace, account, holder.uid if holder else "", rec.obj.meta.name, rec.uid)
 
     @staticmethod
     def _digest(files: projection.Files) -> str:

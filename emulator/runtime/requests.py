@@ -98,12 +98,18 @@ class Requests:
                 current = self.state.policy
         return current
 
-    def token_holders_exist(self, namespace: str, account: str, pod: str, pod_uid: str) -> bool:
+    def service_account_uid(self, namespace: str, account: str) -> str:
+        """The ServiceAccount's uid ("" when there is none), read without the lock as below."""
+        rec = self.state.kinds.get("ServiceAccount", {}).get((namespace, account))
+        return rec.uid if rec is not None else ""
+
+    def token_holders_exist(self, namespace: str, account: str, account_uid: str, pod: str, pod_uid: str) -> bool:
         """The ServiceAccount a token names exists, and so does the pod it is bound to (the same
-        pod, by uid), as kube-apiserver checks before accepting it. Read without the lock (one
-        dict lookup each, atomic under the GIL), so authenticating never waits for a pass."""
+        ones, by uid: not a namesake made since), as kube-apiserver checks before accepting it.
+        Read without the lock (one dict lookup each, atomic under the GIL), so authenticating
+        never waits for a pass."""
         kinds = self.state.kinds
-        if (namespace, account) not in kinds.get("ServiceAccount", {}):
+        if not account_uid or self.service_account_uid(namespace, account) != account_uid:
             return False
         if not pod:
             return True

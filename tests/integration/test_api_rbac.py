@@ -94,6 +94,10 @@ def test_a_service_account_token_gets_what_its_role_binding_grants_there_only(de
     kubectl("delete", "serviceaccount", "brief", "-n", "rbac-demo")
     gone = as_token(brief, "auth", "whoami", check=False)  # its ServiceAccount is gone: so is the token
     assert gone.returncode == 1 and "Unauthorized" in gone.stderr, gone.stderr
+    kubectl("create", "serviceaccount", "brief", "-n", "rbac-demo")  # a namesake, with another uid
+    again = as_token(brief, "auth", "whoami", check=False)  # does not inherit the old token
+    assert again.returncode == 1 and "Unauthorized" in again.stderr, again.stderr
+    kubectl("delete", "serviceaccount", "brief", "-n", "rbac-demo")
 
 
 def test_impersonation_can_i_and_what_a_namespace_admin_may_grant(demo):

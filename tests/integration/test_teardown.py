@@ -94,6 +94,7 @@ def test_down_leaves_nothing_behind(spec: str) -> None:
     else:  # no switch, no controller: flannel.1 and cni0, or the cali veths, live in the nodes
         assert during["bridges"] == before["bridges"]
         assert len(during["procs"] - before["procs"]) >= 3 + 4 + (3 if cluster.cni == "calico" else 0)  # + BIRDs
+    assert "frozen" in k8semu("fault", "stop", "coredns").stdout  # a stopped process would not act on SIGTERM: thawed first
     cluster.down()
     assert leftovers(before) == {}
     assert not cluster.run.exists()
@@ -103,6 +104,7 @@ def test_down_leaves_nothing_behind(spec: str) -> None:
 def test_cleanup_after_kill_9_leaves_nothing_behind(spec: str) -> None:
     before = snapshot()
     Cluster(spec).up()
+    assert "frozen" in k8semu("fault", "stop", "coredns").stdout  # cleanup ends frozen processes too
     status = k8semu("status").stdout
     pid = int(status.split("manager pid ")[1].split(",")[0])
     os.kill(pid, signal.SIGKILL)

@@ -195,7 +195,8 @@ def test_protobuf_refuses_what_it_cannot_read():
 def test_service_account_tokens():
     from emulator.model import satoken
     key = b"k" * 32
-    token = satoken.issue(key, "demo", "default", "web", "uid-1", now=1000)
+    token = satoken.issue(key, "demo", "default", "sa-1", "web", "uid-1", now=1000)
+    assert satoken.binding(token) == ("demo", "default", "sa-1", "web", "uid-1")
     assert satoken.verify(key, token, now=1001) == ("system:serviceaccount:demo:default",
                                                     ["system:serviceaccounts", "system:serviceaccounts:demo",
                                                      "system:authenticated"])

@@ -65,8 +65,11 @@ class Recorder:
     def role_rules(self, kind, namespace, name):
         return None
 
-    def token_holders_exist(self, namespace, account, pod, pod_uid):
-        return (namespace, account) != ("default", "gone")
+    def service_account_uid(self, namespace, account):
+        return "" if (namespace, account) == ("default", "gone") else f"sa-{account}"
+
+    def token_holders_exist(self, namespace, account, account_uid, pod, pod_uid):
+        return account_uid == self.service_account_uid(namespace, account) != ""
 
     def pod_info(self, name, namespace=None):
         return self._answer("pod_info", name, namespace, default={"name": name})
@@ -280,7 +283,7 @@ def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
     pods (RBAC's 403), and gets 403 from k8semu's own endpoints: a pod cannot take the cluster
     down or stop its controller."""
     client, backend = served
-    token = satoken.issue(SA_KEY, "default", "default", "web", "uid-1")
+    token = satoken.issue(SA_KEY, "default", "default", "sa-default", "web", "uid-1")
     tls = ssl.create_default_context(cafile=str(pki.Paths(client.run / "pki").ca))
     client.status()  # the admin's request: the client has read the server's address
     host, port = client._address
@@ -301,21 +304,22 @@ def test_a_pods_token_may_not_use_the_emulators_endpoints(served):
 
 def test_a_token_whose_service_account_is_gone_is_unauthorized(served):
     """kube-apiserver accepts a ServiceAccount token only while its ServiceAccount (and the pod it
-    is bound to) exists: signed and unexpired is not enough."""
+    is bound to) exists, the same one by uid: signed and unexpired is not enough, and a
+    ServiceAccount made again under the name does not inherit its predecessor's tokens."""
     client, _ = served
     tls = ssl.create_default_context(cafile=str(pki.Paths(client.run / "pki").ca))
     client.status()
     host, port = client._address
     answers = []
-    for account in ("web", "gone"):
-        token = satoken.issue(SA_KEY, "default", account, "", "")
+    for account, uid in (("web", "sa-web"), ("gone", "sa-gone"), ("web", "sa-web-before")):
+        token = satoken.issue(SA_KEY, "default", account, uid, "", "")
         conn = http.client.HTTPSConnection(host, port, context=tls, timeout=10)
         try:
             conn.request("GET", "/api", None, {"Authorization": f"Bearer {token}"})
             answers.append(conn.getresponse().status)
         finally:
             conn.close()
-    assert answers == [200, 401]
+    assert answers == [200, 401, 401]
 
 
 def test_no_cluster_is_said_plainly(tmp_path):
