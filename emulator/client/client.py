@@ -278,6 +278,12 @@ class Client:
         """Every object of ``kind`` (in ``namespace``, or in all), as the API lists them."""
         return self.request("GET", self._resource(kind).path(namespace))["items"]
 
+    def collection_version(self, kind: str) -> str:
+        """The resourceVersion a list of ``kind`` has now, without its objects (a field selector
+        no object matches: no name is "-"): what a poller asks before it lists everything."""
+        return self.request("GET", self._resource(kind).path(), query={"fieldSelector": "metadata.name=-"}
+                            )["metadata"]["resourceVersion"]
+
     def events(self, namespace: str | None = None) -> list[dict]:
         """core/v1 Events (in ``namespace``, or in all), oldest first."""
         return self.get("Event", namespace)

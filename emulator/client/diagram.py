@@ -38,6 +38,12 @@ class Snapshot:
     objects: dict[str, list[dict]]
     external: list[str] = field(default_factory=list)
 
+    @staticmethod
+    def version(client: Client) -> tuple[str, ...]:
+        """What changes whenever anything the picture is drawn from does: the resourceVersion of
+        each kind's list, asked without the objects (a poller lists them only when it moved)."""
+        return tuple(client.collection_version(kind) for kind in KINDS)
+
     @classmethod
     def take(cls, client: Client) -> "Snapshot":
         status = client.status()

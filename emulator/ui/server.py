@@ -1,7 +1,8 @@
 """``k8semu ui``: the cluster as a live picture in a browser, on 127.0.0.1 only.
 
-A client of the API like every verb (the typed ``Client``): a poller thread takes a snapshot of
-the objects four times a second and, when what the picture shows changed, draws it again with
+A client of the API like every verb (the typed ``Client``): a poller thread asks four times a
+second whether the objects changed (each kind's list resourceVersion, without the objects), and
+only then takes a snapshot of them and, when what the picture shows changed, draws it again with
 Graphviz (``client.diagram``) and pushes it to every open page by Server-Sent Events; the
 switches' table counters are pushed once a second. The page asks for traces (``k8semu trace``)
 and for the reachability matrix (``k8semu probe``) with POSTs. aiohttp serves it (already the
@@ -130,16 +131,19 @@ class Ui:
 
     def poll(self) -> None:
         """Snapshot, and redraw when the picture's content changed; counters every second."""
-        seen, counted, failing = "", 0.0, False
+        seen, counted, failing, version = "", 0.0, False, None
         while not self.stop.is_set():
             try:
-                snap = diagram.Snapshot.take(self.client)
-                text = diagram.dot(snap, self.system)
-                digest = hashlib.sha256(text.encode()).hexdigest()
-                if digest != seen:
-                    seen = digest
-                    self._publish("picture", {"svg": diagram.render(text, "svg").decode(), "at": time.time(),
-                                              **summary(snap, self.system)})
+                now = diagram.Snapshot.version(self.client)
+                if now != version:  # listing 1,000 pods four times a second was most of an idle UI's CPU
+                    snap = diagram.Snapshot.take(self.client)
+                    version = now
+                    text = diagram.dot(snap, self.system)
+                    digest = hashlib.sha256(text.encode()).hexdigest()
+                    if digest != seen:
+                        seen = digest
+                        self._publish("picture", {"svg": diagram.render(text, "svg").decode(), "at": time.time(),
+                                                  **summary(snap, self.system)})
                 if time.monotonic() - counted >= COUNTERS:
                     counted = time.monotonic()
                     self._publish("counters", self.client.counters())

@@ -186,6 +186,13 @@ def test_every_endpoint_reaches_its_manager_request(served):
                             "fault", "faults"}  # each one called above (apply below)
 
 
+def test_a_collections_version_is_read_without_its_objects(served):
+    """What the UI's poller asks four times a second: the list's resourceVersion, no object."""
+    client, _ = served
+    answer = client.request("GET", "/api/v1/pods", query={"fieldSelector": "metadata.name=-"})
+    assert answer["items"] == [] and client.collection_version("Pod") == answer["metadata"]["resourceVersion"]
+
+
 def test_apply_sends_located_documents_and_their_errors_point_into_the_file(served):
     client, backend = served
     done = client.apply(load_text(GOOD, "web.yaml"), "demo")
