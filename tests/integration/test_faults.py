@@ -235,6 +235,11 @@ def test_killed_coredns_comes_back_and_stopped_coredns_answers_nothing_until_sta
     before = restarts()
     assert "coredns killed: pids" in verb(faults, "fault", "kill", "coredns").stdout
     poll(lambda: restarts() == {k: v + 1 for k, v in before.items()}, timeout=10, what="both coredns containers restarted")
+    # both back in kube-dns's endpoints and every node holding that: until then a node may still hold
+    # the view in which they were not ready (kube-proxy's minSyncPeriod), and answer "refused" later
+    poll(lambda: all(p["status"]["containerStatuses"][0]["ready"] for p in faults.get("pods", "kube-system", "k8s-app=kube-dns")),
+         timeout=15, what="both coredns pods ready")
+    poll(lambda: synced(faults), timeout=10, what="every node holding their endpoints")
     poll(lambda: "status: NOERROR" in dig(faults, name), timeout=15, what="cluster DNS answering again")
     assert "processes of coredns-" in verb(faults, "fault", "stop", "coredns").stdout
     try:
