@@ -101,6 +101,7 @@ class Proxier:
         self.pending_at = 0.0  # wall time the pending view (or the one it replaced) was handed over
         self.latest: NetworkView | None = None  # the last view handed over (a restarted kube-proxy syncs it)
         self.held: set[str] = set()  # nodes whose kube-proxy is stopped (``k8semu fault stop kube-proxy``)
+        self.fresh = False  # a kube-proxy (re)started: the next sync runs at once, as a new process's first
         self.bucket = SyncBucket(self.config.min_sync_period)
         self.thread = threading.Thread(target=self._loop, name="kube-proxy", daemon=True)
         self.http = KubeProxyServers(self.scope, self.config.kube_proxy)
@@ -146,7 +147,8 @@ class Proxier:
             self.held.add(node)
 
     def release(self, node: str) -> None:
-        """The node's kube-proxy runs again and syncs what changed meanwhile."""
+        """The node's kube-proxy runs again and syncs what changed meanwhile, at once (a new
+        kube-proxy's first sync is not held back by minSyncPeriod)."""
         with self.lock:
             self.held.discard(node)
         self._again()
@@ -160,6 +162,7 @@ class Proxier:
     def _again(self) -> None:
         with self.lock:
             view = self.latest
+            self.fresh = True
         if view is not None:
             self.update(view)
 
@@ -176,7 +179,9 @@ class Proxier:
             while not self.stopping.is_set():
                 self.wake.wait()
                 self.wake.clear()
-                wait = self.bucket.wait()
+                with self.lock:
+                    fresh, self.fresh = self.fresh, False
+                wait = 0.0 if fresh else self.bucket.wait()
                 if wait > 0 and self.stopping.wait(wait):
                     return
                 with self.lock:
