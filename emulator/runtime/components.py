@@ -95,11 +95,13 @@ class ComponentFaults:
         return line
 
     def component_faults(self) -> list[dict]:
-        """The stops in force: [{"component", "node", "stopped": what it means}]."""
-        with self.fault_lock:
-            return [{"component": f.component if not f.host else f"{f.component}/{f.host}", "node": f.node,
-                     "target": f.target, "stopped": components.COMPONENTS[f.component].stop}
-                    for f in self.held.values()]
+        """The stops in force: [{"component", "node", "stopped": what it means}]. Read without
+        ``fault_lock`` (a copy of the dict's values, atomic under the GIL): ``status_report`` asks
+        with the manager's lock held, while a fault request holds ``fault_lock`` and may wait for
+        the manager's lock (or for every switch, starting the controller)."""
+        return [{"component": f.component if not f.host else f"{f.component}/{f.host}", "node": f.node,
+                 "target": f.target, "stopped": components.COMPONENTS[f.component].stop}
+                for f in list(self.held.values())]
 
     # -- each kind ------------------------------------------------------------------------
     def _component_pods(self, fault: Fault) -> list:
@@ -163,9 +165,11 @@ class ComponentFaults:
                 lines.append(self._kill_helper(name))
             elif fault.action == "stop":
                 routing.set_gone(node, "bird", True)
-                lines.append(self.supervisor.hold(name))
+                with self.lock:  # the loop's supervisor pass runs under it (as controller_stop holds it)
+                    lines.append(self.supervisor.hold(name))
             else:
-                self.supervisor.release(name)
+                with self.lock:
+                    self.supervisor.release(name)
                 routing.set_gone(node, "bird", False)
                 lines.append(f"{name} started")
         tail = {"kill": "; the supervisor starts it again (its peers withdraw its routes meanwhile)",
