@@ -9,15 +9,13 @@ with a long grace period costs its own time, not the cluster's.
 """
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from emulator.model.pod import Container, Pod
-from emulator.runtime.proc import alive
+from emulator.runtime.proc import alive, signal_alive
 
 EXTENSION = 2.0  # kubelet: a hook that used the whole grace period leaves SIGTERM 2 s
 
@@ -42,11 +40,8 @@ class Hook:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-        elif self.pid is not None and alive(*self.pid):
-            try:
-                os.kill(self.pid[0], signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        elif self.pid is not None:
+            signal_alive(*self.pid)
 
 
 def http_hook_argv(container: Container, pod_ip: str, node_netns: str, timeout: int) -> list[str] | None:

@@ -13,9 +13,7 @@ back-off, while every other pod goes on.
 """
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
@@ -31,7 +29,7 @@ from emulator.runtime import containerspec, sandbox
 from emulator.runtime.hooks import Termination
 from emulator.runtime.kubevolumes import VolumeManager
 from emulator.runtime.probes import Probes
-from emulator.runtime.proc import alive
+from emulator.runtime.proc import signal_alive
 
 BACKOFF_MAX = 30.0
 SANDBOX_CHECK = 1.0  # seconds between liveness checks of pods' PID 1
@@ -191,8 +189,7 @@ class Kubelet:
         for pid, (key, name) in list(self.by_pid.items()):
             box = self.boxes.get(key)
             start = box.containers.get(name, (pid, None))[1] if box else None
-            if alive(pid, start):
-                os.kill(pid, signal.SIGKILL)
+            signal_alive(pid, start)
             self._container_exited(key, name, -9, time.time())
             self.by_pid.pop(pid, None)
 
@@ -376,8 +373,8 @@ class Kubelet:
                 self.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "Unhealthy",
                                  f"Liveness probe failed; container {name} will be restarted")
                 box = self.boxes.get(pod_key)
-                if box and name in box.containers and alive(*box.containers[name]):
-                    os.kill(box.containers[name][0], signal.SIGKILL)
+                if box and name in box.containers:
+                    signal_alive(*box.containers[name])
         return bool(changes)
 
     @staticmethod

@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 
 from emulator.errors import MissingToolError, RuntimeFailure
-from emulator.runtime.proc import alive, run, start_time
+from emulator.runtime.proc import alive, run, signal_alive, start_time
 from emulator.runtime.records import base_dir, machine_lock
 
 OVS_RUN = "/var/run/openvswitch"
@@ -244,13 +244,11 @@ def release(cluster: str) -> list[str]:
             run(["ovs-appctl", "-t", "ovs-vswitchd", "exit", "--cleanup"], check=False, timeout=20)
         for daemon in ("ovs-vswitchd", "ovsdb-server"):
             entry = started.get(daemon)
-            if entry and alive(*entry):
-                os.kill(entry[0], signal.SIGTERM)
+            if entry and signal_alive(*entry, signal.SIGTERM):
                 deadline = time.monotonic() + 10
                 while alive(*entry) and time.monotonic() < deadline:
                     time.sleep(0.02)
-                if alive(*entry):
-                    os.kill(entry[0], signal.SIGKILL)
+                signal_alive(*entry)
                 done.append(f"{daemon} (pid {entry[0]}) stopped: k8semu had started it")
         _state_path().unlink(missing_ok=True)
     return done

@@ -19,15 +19,13 @@ after its first (failed) probe.
 from __future__ import annotations
 
 import math
-import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from emulator.model.pod import Container, Probe
-from emulator.runtime.proc import alive
+from emulator.runtime.proc import signal_alive
 
 ExecStart = Callable[[str, str, list[str]], "tuple[int, int | None] | None"]  # (pod key, container, argv)
 
@@ -48,8 +46,8 @@ class Handle:
             if self.popen.poll() is None:
                 self.popen.kill()
                 self.popen.wait()
-        elif self.code is None and alive(self.pid, self.start):
-            os.kill(self.pid, signal.SIGKILL)
+        elif self.code is None:
+            signal_alive(self.pid, self.start)
 
     def output(self) -> str:
         if self.popen and self.popen.stdout and not self.popen.stdout.closed:

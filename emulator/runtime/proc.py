@@ -62,6 +62,20 @@ def alive(pid: int, started: int | None) -> bool:
     return now is not None and (started is None or now == started) and not _zombie(pid)
 
 
+def signal_alive(pid: int, started: int | None, sig: int = signal.SIGKILL) -> bool:
+    """Send ``sig`` to ``pid`` if it is still the process started at ``started``; whether it was
+    sent. A process may end between the check and the signal (a pod's PID 1 whose children
+    ended, a probe that finished): that is not an error, and must not end the caller (a
+    manager's teardown once died of it)."""
+    if not alive(pid, started):
+        return False
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -79,7 +93,7 @@ def kill_group(pid: int, started: int | None, sig: int = signal.SIGTERM) -> bool
     except ProcessLookupError:
         return False
     except PermissionError:
-        os.kill(pid, sig)
+        return signal_alive(pid, started, sig)
     return True
 
 

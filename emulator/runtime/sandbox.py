@@ -36,7 +36,7 @@ from emulator.model.pod import DEFAULT_CAPABILITIES, Container, Pod, SecurityCon
 from emulator.runtime import kernel, linux, ovs, podfs, volumes
 from emulator.runtime.cni import Attachment, Plugins
 from emulator.runtime.cgroups import Cgroups
-from emulator.runtime.proc import alive, ip_batch, run
+from emulator.runtime.proc import alive, ip_batch, run, signal_alive
 from emulator.runtime.records import Records
 from emulator.runtime.shimclient import Shim
 
@@ -301,8 +301,7 @@ class SandboxRuntime:
         while any(alive(p, s) for p, s in procs) and time.monotonic() < deadline:
             time.sleep(0.02)
         for b in boxes:
-            if alive(b.pause_pid, b.pause_start):
-                os.kill(b.pause_pid, signal.SIGKILL)
+            signal_alive(b.pause_pid, b.pause_start)
         own = [b for b in boxes if not b.spec.host_netns]  # a hostNetwork pod's namespace is its node's
         if self.cni is not None:  # DEL while the namespace is there: host-local frees the address
             for problem in self.cni.delete([(b.spec.node, self._attachment(b), b.cni_result)
