@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from emulator.runtime import flannelnet, kernel, ovs
-from emulator.runtime.proc import alive, kill_group, stop_all
+from emulator.runtime.proc import alive, kill_group, signal_alive, stop_all
 from emulator.runtime.records import Records
 
 
@@ -30,8 +30,7 @@ def stop_manager(pid: int, started: int | None, timeout: float = 60) -> None:
     ip/ovs-vsctl calls) when it died. The group id is the manager's PID (it leads its own
     session); Linux does not hand out a PID that is still a live group's id, so this reaches
     only the manager's own children."""
-    if alive(pid, started):
-        os.kill(pid, signal.SIGTERM)
+    if signal_alive(pid, started, signal.SIGTERM):
         deadline = time.monotonic() + timeout
         while alive(pid, started) and time.monotonic() < deadline:
             time.sleep(0.05)
