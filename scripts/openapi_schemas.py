@@ -66,7 +66,8 @@ def build() -> dict[str, dict]:
     for name, schema in defs.items():
         for gvk in schema.get("x-kubernetes-group-version-kind", []):
             kinds[(gvk["group"], gvk["version"], gvk["kind"])] = name
-    picked = openapi.closure(defs, [kinds[(r.group, r.version, r.kind)] for r in resources.RESOURCES], SOURCE)
+    own = [r for r in resources.RESOURCES if not r.cni]  # a data plane's CRDs: api/calicoschemas.py
+    picked = openapi.closure(defs, [kinds[(r.group, r.version, r.kind)] for r in own], SOURCE)
     out = {name: _convert(schema) for name, schema in picked.items()}
     for schema in out.values():
         if "x-kubernetes-group-version-kind" in schema:

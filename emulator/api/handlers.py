@@ -59,6 +59,10 @@ class Target:
     user: User | None = None
 
 
+CALICO_READ_ONLY = ("k8semu shows Calico's objects read-only; the pools and BGP settings come from the "
+                    "cluster spec's network.calico section, the blocks and affinities from its IPAM")
+
+
 def _not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
@@ -97,8 +101,9 @@ def event_object(e: dict, index: int) -> dict:
 
 
 class Handlers(Ownership):
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, cni: str = "openflow") -> None:
         self.backend = backend
+        self.cni = cni  # the cluster's data plane: which resources it serves (resources.served)
         self.fields = fieldmanager.Store()
         self.hub = Hub(self.render)
 
@@ -121,14 +126,14 @@ class Handlers(Ownership):
         if not rest:
             raise _not_found()
         version, rest = rest[0], rest[1:]
-        if not resources.in_group_version(group, version):
+        if not resources.in_group_version(group, version, self.cni):
             raise _not_found()
         if not rest:
             return Target(group, version, discovery=True)
         namespace = None
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
-        res = resources.find(group, version, rest[0])
+        res = resources.find(group, version, rest[0], self.cni)
         if res is None or len(rest) > 3 or (namespace is not None and not res.namespaced):
             raise _not_found()
         name = rest[1] if len(rest) > 1 else None
@@ -138,7 +143,8 @@ class Handlers(Ownership):
     def discovery(self, target: Target) -> dict:
         gv = f"{target.group}/{target.version}" if target.group else target.version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv,
-                "resources": [e for r in resources.in_group_version(target.group, target.version) for e in r.discovery()]}
+                "resources": [e for r in resources.in_group_version(target.group, target.version, self.cni)
+                              for e in r.discovery()]}
 
     # -- verbs ------------------------------------------------------------------------------
     def serve(self, method: str, t: Target, query: dict, headers: Mapping[str, str],
@@ -159,8 +165,9 @@ class Handlers(Ownership):
             if method == "GET":
                 return self._get(t, query, headers.get("Accept", "")), 200, []
             if method not in res.verbs_http():
+                why = f": {CALICO_READ_ONLY}" if res.cni == "calico" else ""
                 raise status.method_not_allowed(f"the server does not allow this method on the requested "
-                                                f"resource ({res.plural})")
+                                                f"resource ({res.plural}){why}")
             if method == "DELETE":
                 return self._delete(t, query, body, headers), 200, []
             dry = query.get("dryRun") == "All"

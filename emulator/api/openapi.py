@@ -20,7 +20,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from emulator.api import resources
+from emulator.api import calicoschemas, resources
 
 SCHEMAS = Path(__file__).with_name("openapi-schemas.json")
 REF = "#/components/schemas/"
@@ -34,7 +34,8 @@ def _param(name: str) -> dict:
 
 @functools.cache
 def _all_schemas() -> dict[str, dict]:
-    return json.loads(SCHEMAS.read_text())
+    """Kubernetes' own definitions, and Calico's CRDs (served on calico clusters only)."""
+    return {**json.loads(SCHEMAS.read_text()), **calicoschemas.schemas()}
 
 
 def closure(schemas: dict[str, dict], names: list[str], prefix: str = REF) -> dict[str, dict]:
@@ -67,8 +68,9 @@ def kind_schema_name(r: resources.Resource) -> str:
                 if gvk in schema.get("x-kubernetes-group-version-kind", []))
 
 
-def group_version_document(path: str) -> dict | None:
-    """The document for ``api/v1`` or ``apis/<group>/<version>``, or None for another path."""
+def group_version_document(path: str, cni: str | None = None) -> dict | None:
+    """The document for ``api/v1`` or ``apis/<group>/<version>`` as a cluster of ``cni`` serves
+    it (None: every resource), or None for another path."""
     parts = path.strip("/").split("/")
     if parts[:1] == ["api"] and len(parts) == 2:
         group, version, prefix = "", parts[1], f"/api/{parts[1]}"
@@ -76,7 +78,7 @@ def group_version_document(path: str) -> dict | None:
         group, version, prefix = parts[1], parts[2], f"/apis/{parts[1]}/{parts[2]}"
     else:
         return None
-    served = resources.in_group_version(group, version)
+    served = resources.in_group_version(group, version, cni)
     if not served:
         return None
     paths: dict = {}
@@ -88,7 +90,9 @@ def group_version_document(path: str) -> dict | None:
                               "x-kubernetes-group-version-kind": gvk}}
         collection: dict = {"get": {"operationId": f"list{r.kind}", "x-kubernetes-action": "list",
                                     "x-kubernetes-group-version-kind": gvk}}
-        if "patch" in r.verbs:
+        # a data plane's read-only CRDs list it too: kubectl then validates on the server, which
+        # says why the write is refused, instead of failing on the OpenAPI v2 it would fetch
+        if "patch" in r.verbs or r.cni:
             item["patch"] = {"operationId": f"patch{r.kind}", "x-kubernetes-action": "patch",
                              "x-kubernetes-group-version-kind": gvk, "parameters": [_param(q) for q in QUERY]}
         if "create" in r.verbs:
@@ -104,22 +108,22 @@ def group_version_document(path: str) -> dict | None:
 
 
 @functools.cache
-def served_document(path: str) -> tuple[bytes, str] | None:
+def served_document(path: str, cni: str | None = None) -> tuple[bytes, str] | None:
     """A group-version's document as sent, and its hash, made once: they do not change while
     the server runs, and kubectl reads one before every apply or create."""
-    doc = group_version_document(path)
+    doc = group_version_document(path, cni)
     if doc is None:
         return None
     body = json.dumps(doc, separators=(",", ":")).encode()
     return body, hashlib.sha512(body).hexdigest().upper()
 
 
-def root_document() -> dict:
+def root_document(cni: str | None = None) -> dict:
     """``/openapi/v3``: each group-version's URL carries its document's hash, as kube-apiserver's
     do, so that clients cache a document until it changes."""
     paths = {}
-    for group, versions in resources.groups().items():
+    for group, versions in resources.groups(cni).items():
         for version in versions:
             path = f"apis/{group}/{version}" if group else f"api/{version}"
-            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={served_document(path)[1]}"}
+            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={served_document(path, cni)[1]}"}
     return {"paths": paths}

@@ -3,12 +3,18 @@ all read, so a kind cannot be routed without being discovered or the reverse.
 
 Names, short names and categories are kube-apiserver's (``kubectl api-resources`` on a real
 cluster), so ``kubectl get po,svc``, ``kubectl get all`` and ``deploy/web`` resolve as there.
+
+A resource may belong to one data plane (``cni``): Calico's own objects (crd.projectcalico.org,
+the CRDs calico.yaml installs) are served, discovered and documented on ``cni: calico`` clusters
+only, as on a real cluster without Calico the group does not exist. The functions below take
+the cluster's CNI; ``None`` means every resource (what a client resolving a word needs).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from emulator.model.calico import CALICO_GROUP, CALICO_KINDS
 from emulator.model.workload import SCALABLE
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -25,6 +31,10 @@ class Resource:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ALL_VERBS
+    cni: str = ""  # served on clusters of this CNI only ("" = on every cluster)
+
+    def served_on(self, cni: str | None) -> bool:
+        return cni is None or not self.cni or self.cni == cni
 
     @property
     def group_version(self) -> str:
@@ -139,40 +149,49 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
              verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
+    # Calico's CRDs (crd.projectcalico.org/v1), read from the spec and Calico's IPAM
+    # (cluster/render_calico.py); read-only: the spec's ``network.calico`` section sets them
+    *(Resource(CALICO_GROUP, "v1", kind, plural, False, verbs=READ_VERBS, cni="calico")
+      for kind, plural in CALICO_KINDS),
 )
 REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
 
 
-def groups() -> dict[str, list[str]]:
+def served(cni: str | None) -> list[Resource]:
+    """The resources a cluster of ``cni`` serves (every one for None)."""
+    return [r for r in RESOURCES if r.served_on(cni)]
+
+
+def groups(cni: str | None) -> dict[str, list[str]]:
     """Group name -> its versions, in the order discovery lists them (core first)."""
     out: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in served(cni):
         versions = out.setdefault(r.group, [])
         if r.version not in versions:
             versions.append(r.version)
     return out
 
 
-def aggregated_discovery(core: bool, api_version: str) -> dict:
+def aggregated_discovery(core: bool, api_version: str, cni: str | None) -> dict:
     """The APIGroupDiscoveryList served at /api (``core``) or /apis when the client asks for
     aggregated discovery (kubectl does, then needs no request per group version)."""
     items = []
-    for group, versions in groups().items():
+    for group, versions in groups(cni).items():
         if bool(group) == core:
             continue
         items.append({"metadata": {"name": group} if group else {},
                       "versions": [{"version": v, "freshness": "Current",
-                                    "resources": [r.aggregated() for r in in_group_version(group, v)]}
+                                    "resources": [r.aggregated() for r in in_group_version(group, v, cni)]}
                                    for v in versions]})
     return {"kind": "APIGroupDiscoveryList", "apiVersion": api_version, "metadata": {}, "items": items}
 
 
-def in_group_version(group: str, version: str) -> list[Resource]:
-    return [r for r in RESOURCES if r.group == group and r.version == version]
+def in_group_version(group: str, version: str, cni: str | None) -> list[Resource]:
+    return [r for r in served(cni) if r.group == group and r.version == version]
 
 
-def find(group: str, version: str, plural: str) -> Resource | None:
-    return next((r for r in RESOURCES if (r.group, r.version, r.plural) == (group, version, plural)), None)
+def find(group: str, version: str, plural: str, cni: str | None) -> Resource | None:
+    return next((r for r in served(cni) if (r.group, r.version, r.plural) == (group, version, plural)), None)
 
 
 def by_kind(kind: str) -> Resource | None:

@@ -81,7 +81,8 @@ class ApiServer:
 
     def __init__(self, backend: Backend, paths: pki.Paths, kube_version: str, sa_key: bytes = b"",
                  extra: Sequence[socket.socket] = ()) -> None:
-        self.handlers = Handlers(backend)
+        self.handlers = Handlers(backend, backend.network_plugin())
+        self.cni = self.handlers.cni  # which data plane's resources are served (resources.served)
         self.paths = paths
         self.kube_version = kube_version
         self.sa_key = sa_key  # ServiceAccount tokens are verified with it (empty: none accepted)
@@ -226,16 +227,16 @@ class ApiServer:
     async def _api_versions(self, request: web.Request) -> web.Response:
         aggregated = _aggregated_version(request.headers.get("Accept", ""))
         if aggregated:
-            return _aggregated_response(resources.aggregated_discovery(True, aggregated))
+            return _aggregated_response(resources.aggregated_discovery(True, aggregated, self.cni))
         return web.json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": [
             {"clientCIDR": "0.0.0.0/0", "serverAddress": f"127.0.0.1:{self.port}"}]}, headers={"Vary": "Accept"})
 
     async def _api_groups(self, request: web.Request) -> web.Response:
         aggregated = _aggregated_version(request.headers.get("Accept", ""))
         if aggregated:
-            return _aggregated_response(resources.aggregated_discovery(False, aggregated))
+            return _aggregated_response(resources.aggregated_discovery(False, aggregated, self.cni))
         out = []
-        for group, versions in resources.groups().items():
+        for group, versions in resources.groups(self.cni).items():
             if not group:
                 continue
             gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
@@ -243,12 +244,12 @@ class ApiServer:
         return web.json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": out}, headers={"Vary": "Accept"})
 
     async def _openapi_root(self, request: web.Request) -> web.Response:
-        return web.json_response(openapi.root_document())
+        return web.json_response(openapi.root_document(self.cni))
 
     async def _openapi_gv(self, request: web.Request) -> web.Response:
         """A document asked for by its current hash may be cached for good (kube-apiserver sends
         the same headers); asked for without it, it must be revalidated."""
-        served = openapi.served_document(request.match_info["gv"])
+        served = openapi.served_document(request.match_info["gv"], self.cni)
         if served is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         body, digest = served

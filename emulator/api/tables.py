@@ -10,6 +10,7 @@ import time
 from typing import Callable
 
 from emulator.api.resources import RESOURCES
+from emulator.model.calico import CALICO_KINDS
 
 
 def human_age(seconds: float) -> str:
@@ -270,6 +271,9 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "ClusterRole": (["NAME", "CREATED AT"], [], lambda o, w: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]]),
     "RoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding_row),
     "ClusterRoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding_row),
+    # a CRD without printer columns gets kube-apiserver's default table: name and creation time
+    **{kind: (["NAME", "CREATED AT"], [], lambda o, w: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]])
+       for kind, _ in CALICO_KINDS},
 }
 NAMESPACED = {r.kind for r in RESOURCES if r.namespaced}  # the kinds whose tables have a NAMESPACE column
 

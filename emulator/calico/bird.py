@@ -23,10 +23,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from emulator.model.calico import CalicoConfig
+from emulator.model.calico import RR_CLUSTER_ID, CalicoConfig
 from emulator.model.node import Node
 
-RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
 CONNECT = ("  connect delay time 1;", "  connect retry time 3;", "  error wait time 5,60;")
 
 

@@ -12,14 +12,14 @@ import time
 from typing import Any, Callable
 
 from emulator import __version__
-from emulator.cluster import controllers, deploystatus, rbac, render_services, render_workloads
+from emulator.cluster import controllers, deploystatus, rbac, render_calico, render_services, render_workloads
 from emulator.cluster.apimeta import KUBE_VERSION, meta as _meta, timestamp
 from emulator.cluster.disruption import pdb_object
 from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import defaults
-from emulator.model.calico import tunnel_handle
+from emulator.model.calico import CALICO_KINDS, RR_CLUSTER_ID, tunnel_handle
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import RBAC_KINDS
 from emulator.model.network import FLANNEL_VNI
@@ -42,6 +42,8 @@ def calico_annotations(node: Node, state: ClusterState) -> dict[str, str]:
     tunnel = state.calico_ipam.handles.get(tunnel_handle(node.name)) if state.calico_ipam else None
     if tunnel:
         out["projectcalico.org/IPv4VXLANTunnelAddr"] = tunnel
+    if state.config.calico is not None and node.name in state.config.calico.bgp.route_reflectors:
+        out["projectcalico.org/RouteReflectorClusterID"] = RR_CLUSTER_ID
     return out
 
 
@@ -285,6 +287,7 @@ def ingress_class_object(rec: Record) -> dict:
             "spec": {"controller": rec.obj.controller}}
 
 
+CALICO_OBJECTS = {kind for kind, _ in CALICO_KINDS}
 RENDER_WORKLOADS = {"StatefulSet": render_workloads.statefulset_object, "DaemonSet": render_workloads.daemonset_object,
                     "Job": render_workloads.job_object, "CronJob": render_workloads.cronjob_object}
 
@@ -314,6 +317,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return [ingress_class_object(r) for r in sorted(state.list(kind), key=lambda r: r.obj.meta.name)]
     if kind in RBAC_KINDS:
         return rbac.objects(state, kind, namespace)
+    if kind in CALICO_OBJECTS:
+        return render_calico.objects(state, kind)
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
     if kind == "Pod":
         return pods_rendered(state, recs, namespace is None)

@@ -19,6 +19,11 @@ MIN_BLOCK_SIZE, MAX_BLOCK_SIZE = 20, 32  # Calico's IPv4 blockSize bounds
 VXLAN_VNI, VXLAN_PORT = 4096, 4789  # Felix's vxlanVNI and vxlanPort defaults
 VXLAN_DEVICE = "vxlan.calico"
 FELIX_PROTO = 80  # the routing protocol number Felix's routes carry (``proto 80`` in ``ip route``)
+CALICO_GROUP = "crd.projectcalico.org"  # Calico's CRDs (v1), as calico.yaml installs them
+CALICO_KINDS = (("IPPool", "ippools"), ("IPAMBlock", "ipamblocks"), ("BlockAffinity", "blockaffinities"),
+                ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"))
+RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
+RR_LABEL = "route-reflector"  # the label Calico's docs put on reflector nodes (a BGPPeer selects it)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"  # the MAC Calico gives every host-side cali veth
 

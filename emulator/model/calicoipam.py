@@ -21,6 +21,7 @@ the cluster state's single thread here.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass, field
 
 from emulator.model.calico import IPPool
@@ -35,6 +36,7 @@ class Block:
     affinity: str  # node name ("host:<node>" in Calico's objects)
     allocations: dict[int, str] = field(default_factory=dict)  # ordinal -> handle (the pod's key)
     unallocated: list[int] = field(default_factory=list)
+    claimed: float = field(default_factory=time.time)  # the IPAMBlock's and BlockAffinity's creation
 
     def __post_init__(self) -> None:
         if not self.unallocated and not self.allocations:

@@ -81,6 +81,10 @@ class Requests:
                                     "from each node's podCIDR (kubectl get nodes -o wide), not from Calico's IPAM")
             return calicoipam.report(self.state.calico_ipam)
 
+    def network_plugin(self) -> str:
+        """The cluster's ``spec.network.cni``: which data plane's resources the API serves."""
+        return self.config.cni
+
     def objects(self, kind: str, namespace: str | None = None) -> list[dict]:
         """Every object of ``kind`` (in ``namespace``, or all) as the API renders it."""
         with self.lock:

@@ -25,7 +25,8 @@ from emulator.model.netview import NetworkView
 from emulator.runtime.healthcheck import NETNS_DIR
 
 READY_TIMEOUT = 5.0  # tcpdump opening its socket
-SEEN_TIMEOUT = 1.5  # the packet reaching the last point it reaches (the emulation takes milliseconds)
+SEEN_TIMEOUT = 1.5  # from the source's first packet to the last point it reaches (the emulation takes ms)
+SEND_TIMEOUT = 6.0  # starting the sender (nsenter, nc) until its first packet: slow on a loaded machine
 
 
 @dataclass
@@ -83,8 +84,10 @@ def _bpf(point: Point, protocol: str, sport: int, src_ip: str) -> list[str]:
 def observe(points: list[Point], send: list[str], protocol: str, sport: int, src_ip: str,
             done: Callable[[list[Point]], bool], dport: int | None = None) -> int | None:
     """Start every capture, wait until each listens, send, wait until ``done`` says the
-    packet got where it goes (or SEEN_TIMEOUT), stop the sender and the captures by PID; their
-    lines are kept in each point (for a VXLAN point, the inner lines of this connection only).
+    packet got where it goes (or SEEN_TIMEOUT after the source's capture, ``points[0]``, saw it
+    leave: counting from the sender's start instead made a busy machine's slow process start
+    look like a drop), stop the sender and the captures by PID; their lines are kept in each
+    point (for a VXLAN point, the inner lines of this connection only).
     The sender's exit status (None if it was stopped)."""
     sender = None
     try:
@@ -99,12 +102,14 @@ def observe(points: list[Point], send: list[str], protocol: str, sport: int, src
         if protocol == "udp":  # nc sends what it reads: one datagram
             sender.stdin.write(b"k8semu trace\n")
         sender.stdin.close()
-        deadline = time.monotonic() + SEEN_TIMEOUT
+        deadline, left = time.monotonic() + SEND_TIMEOUT, False
         while time.monotonic() < deadline:
             for p in points:
                 _drain(p, 0.02)
             if done(points):
                 break
+            if not left and any(_ours(line, protocol, sport, src_ip, dport) for line in points[0].lines):
+                deadline, left = time.monotonic() + SEEN_TIMEOUT, True
     finally:
         if sender is not None and sender.poll() is None:  # a dropped attempt would wait for its timeout
             sender.kill()

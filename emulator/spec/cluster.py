@@ -21,6 +21,7 @@ The schema (documented in docs/cluster-spec.md)::
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from emulator.model import naming, validation
 from emulator.model.cluster import (API_VERSION, POD_INTERFACES, ClusterConfig, DNSConfig, ExternalHost,
                                     IngressConfig)
 from emulator.model.corefile import CorefileError, parse
+from emulator.model.calico import RR_LABEL
 from emulator.model.images import Image
 from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Underlay
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
@@ -314,6 +316,9 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     calico = None
     if plane.cni == "calico":
         calico = calico_spec.read(r, net, pods.subnet, [n.name for n in nodes])
+        # Calico's docs label the reflectors (their BGPPeer selects them); the spec's own labels win
+        reflectors = calico.bgp.route_reflectors if calico is not None else ()
+        nodes = tuple(replace(n, labels={RR_LABEL: "true", **n.labels}) if n.name in reflectors else n for n in nodes)
     elif r.get(net + ("calico",)) is not None:
         r.fail(net + ("calico",), "applies to cni: calico only")
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)

@@ -8,10 +8,12 @@ supervisor restarts it. Every wait is on the nodes' kernels or the generation ea
 confirmed, not on the API."""
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 
 from emulator.calico.cniplugin import veth_name
-from tests.cluster import Cluster, k8semu, module_cluster, poll
+from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 calico = module_cluster("topologies/calico.yaml")
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
@@ -97,3 +99,42 @@ def test_deleting_a_pod_removes_its_veth_and_route(calico: Cluster) -> None:
     poll(lambda: host not in routes(calico, "worker-2")
          and calico.exec("worker-2", "ip", "link", "show", host).returncode != 0, timeout=20,
          what="the CNI DEL to remove the cali veth")
+
+
+def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: Cluster) -> None:
+    """Calico's CRDs as kubectl reads them on a Calico cluster: the pool of the spec, each block
+    of the IPAM with its node and its pods' addresses at their ordinals, each node's affinity,
+    BGP's default configuration (the mesh on: no BGPPeer); read-only, saying why."""
+    calico.wait_running("default", count=4)
+    context = ("--context", f"k8semu-{calico.name}")
+
+    def get(kind: str) -> list[dict]:
+        return json.loads(kubectl(*context, "get", f"{kind}.crd.projectcalico.org", "-o", "json").stdout)["items"]
+
+    pools = get("ippools")
+    assert [(p["metadata"]["name"], p["spec"]["cidr"], p["spec"]["blockSize"], p["spec"]["vxlanMode"],
+             p["spec"]["ipipMode"], p["spec"]["natOutgoing"]) for p in pools] == [
+        ("default-ipv4-ippool", "10.244.0.0/16", 26, "Never", "Never", True)]
+    owned = blocks(calico)
+    shown = get("ipamblocks")
+    assert {b["spec"]["cidr"]: b["spec"]["affinity"] for b in shown} == {c: f"host:{n}" for c, n in owned.items()}
+    assert all(b["metadata"]["name"] == b["spec"]["cidr"].replace(".", "-").replace("/", "-") for b in shown)
+    pods = [p for p in calico.get("pods") if p["status"].get("podIP") and not p["spec"].get("hostNetwork")]
+    for pod in pods:
+        ip = ipaddress.IPv4Address(pod["status"]["podIP"])
+        block = next(b for b in shown if ip in ipaddress.IPv4Network(b["spec"]["cidr"]))
+        ordinal = int(ip) - int(ipaddress.IPv4Network(block["spec"]["cidr"]).network_address)
+        attr = block["spec"]["attributes"][block["spec"]["allocations"][ordinal]]
+        assert attr["handle_id"] == f"k8s-pod-network.{pod['metadata']['uid']}"
+        assert attr["secondary"]["pod"] == pod["metadata"]["name"] and attr["secondary"]["node"] == pod["spec"]["nodeName"]
+        assert ordinal not in block["spec"]["unallocated"]
+    affinities = {a["metadata"]["name"]: (a["spec"]["node"], a["spec"]["state"]) for a in get("blockaffinities")}
+    assert affinities == {f"{n}-{c.replace('.', '-').replace('/', '-')}": (n, "confirmed") for c, n in owned.items()}
+    [bgp] = get("bgpconfigurations")
+    assert bgp["metadata"]["name"] == "default" and bgp["spec"]["asNumber"] == 64512
+    assert bgp["spec"]["nodeToNodeMeshEnabled"] is True and get("bgppeers") == []
+    table = kubectl(*context, "get", "ippools").stdout.split("\n")
+    assert table[0].split() == ["NAME", "CREATED", "AT"] and table[1].startswith("default-ipv4-ippool ")
+    refused = kubectl(*context, "delete", "ippool", "default-ipv4-ippool", check=False)
+    assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr and "network.calico" in refused.stderr
+    assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout

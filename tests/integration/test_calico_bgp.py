@@ -6,12 +6,13 @@ started it again; on the reflector, the workers lose each other's routes until i
 are on the nodes' kernels."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 
 from emulator.calico.cniplugin import veth_name
-from tests.cluster import Cluster, k8semu, module_cluster, poll
+from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 rr = module_cluster("topologies/calico-rr.yaml")
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
@@ -34,6 +35,16 @@ def test_workers_peer_with_the_reflector_only(rr: Cluster) -> None:
     assert poll(lambda: established(rr, "worker-1") == ["Node_172_18_0_2"], timeout=20, what="worker-1's one session")
     conf = rr.exec("control-plane", "cat", "/etc/bird/bird.conf", check=True).stdout
     assert conf.count("rr client;") == 2 and "rr cluster id 244.0.0.1;" in conf
+    # what Calico's docs have a user write for this, as kubectl reads it back
+    context = ("--context", f"k8semu-{rr.name}")
+    bgp = json.loads(kubectl(*context, "get", "bgpconfiguration", "default", "-o", "json").stdout)
+    assert bgp["spec"]["nodeToNodeMeshEnabled"] is False
+    [peer] = json.loads(kubectl(*context, "get", "bgppeers", "-o", "json").stdout)["items"]
+    assert (peer["metadata"]["name"], peer["spec"]) == (
+        "peer-with-route-reflectors", {"nodeSelector": "all()", "peerSelector": "route-reflector == 'true'"})
+    assert kubectl(*context, "get", "nodes", "-l", "route-reflector=true", "-o", "name").stdout == "node/control-plane\n"
+    annotations = json.loads(kubectl(*context, "get", "node", "control-plane", "-o", "json").stdout)["metadata"]["annotations"]
+    assert annotations["projectcalico.org/RouteReflectorClusterID"] == "244.0.0.1"
 
 
 def test_a_borrowed_address_is_routed_as_a_32_and_bird_stopping_withdraws_routes(rr: Cluster) -> None:

@@ -271,11 +271,11 @@ def test_trace_follows_a_cluster_ip_across_nodes_and_a_live_attempt_agrees(svc_c
         chains = [h["table"].split()[-1] for h in rules]
         assert chains[:2] == ["PREROUTING", "KUBE-SERVICES"] and chains[2].startswith("KUBE-SVC-"), chains
         assert chains[3].startswith("KUBE-SEP-") and f"dnat to {out['endpoint']}" in rules[3]["match"]
-        assert out["verdict"] == "delivered" and out["live"]["agrees"] and out["live"]["reached"] == [out["where"]]
+        assert out["verdict"] == "delivered" and out["live"]["agrees"] and out["live"]["reached"] == [out["where"]], out
         routes = [h for h in out["hops"] if h["kind"] == "route"]
         assert routes and all(out["endpoint"].split(":")[0] in h["text"] for h in routes)
         empty = trace("client", "svc/empty")
-        assert empty["verdict"] == "rejected" and "KUBE-SERVICES" in empty["where"] and empty["live"]["agrees"]
+        assert empty["verdict"] == "rejected" and "KUBE-SERVICES" in empty["where"] and empty["live"]["agrees"], empty
         outside = trace("external/outside", "node/worker-2", "--port", "30007")  # kube-proxy's NodePort chains
         walked = [h["table"].split()[-1] for h in outside["hops"] if h["kind"] == "rule"]
         assert "KUBE-NODEPORTS" in walked and any(c.startswith("KUBE-EXT-") for c in walked), walked
@@ -297,7 +297,7 @@ def test_trace_follows_a_cluster_ip_across_nodes_and_a_live_attempt_agrees(svc_c
     assert "172.18.0.4 -> 172.18.0.3" in tunnel["text"]
     out = trace("client", "svc/web", "--live")
     live = out["live"]  # the switch picked its own endpoint (conntrack says which): the trace follows it
-    assert live["agrees"] and live["reached"] == [out["where"]] and live["endpoint"] == out["endpoint"]
+    assert live["agrees"] and live["reached"] == [out["where"]] and live["endpoint"] == out["endpoint"], live
 
 
 def test_trace_of_a_pod_on_the_same_node_has_no_tunnel(svc_cluster: Cluster) -> None:
@@ -306,7 +306,8 @@ def test_trace_of_a_pod_on_the_same_node_has_no_tunnel(svc_cluster: Cluster) -> 
     local = next(p for p in web_pods(svc_cluster) if p["spec"]["nodeName"] == "worker-2")
     out = trace("client", f"pod/{local['metadata']['name']}", "--port", "80", "--live")
     assert out["verdict"] == "delivered" and out["where"] == f"pod default/{local['metadata']['name']}"
-    assert not any(h["kind"] in ("tunnel", "group") for h in out["hops"]) and out["live"]["agrees"]
+    assert not any(h["kind"] in ("tunnel", "group") for h in out["hops"])
+    assert out["live"]["agrees"], out["live"]
 
 
 def test_trace_of_a_node_port_from_outside_shows_the_nodes_nat_and_agrees(svc_cluster: Cluster) -> None:
@@ -316,7 +317,7 @@ def test_trace_of_a_node_port_from_outside_shows_the_nodes_nat_and_agrees(svc_cl
     assert out["verdict"] == "delivered" and out["destination"] == "172.18.0.4:30007"
     nat = out["hops"][0]
     assert nat["kind"] == "host" and "DNAT 172.18.0.4:30007" in nat["text"] and "SNAT to the gateway" in nat["text"]
-    assert out["live"]["agrees"] and out["live"]["seen"][0]["packets"]
+    assert out["live"]["agrees"] and out["live"]["seen"][0]["packets"], out["live"]
 
 
 def test_trace_of_a_service_without_endpoints_is_a_reject_and_the_source_sees_the_reset(svc_cluster: Cluster) -> None:
@@ -324,7 +325,7 @@ def test_trace_of_a_service_without_endpoints_is_a_reject_and_the_source_sees_th
         return
     out = trace("client", "svc/empty", "--live")
     assert out["verdict"] == "rejected" and out["hops"][-1]["owner"] == "service default/empty:80"
-    assert out["live"]["refused"] and out["live"]["agrees"]
+    assert out["live"]["refused"] and out["live"]["agrees"], out["live"]
 
 
 def test_trace_resolves_a_dns_name_as_the_pod_does(svc_cluster: Cluster) -> None:

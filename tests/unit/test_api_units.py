@@ -218,10 +218,10 @@ def test_aggregated_discovery_is_offered_as_client_go_asks_for_it():
 
 
 def test_aggregated_discovery_lists_what_the_per_version_documents_list():
-    core = resources.aggregated_discovery(True, "apidiscovery.k8s.io/v2")
-    groups = resources.aggregated_discovery(False, "apidiscovery.k8s.io/v2")
+    core = resources.aggregated_discovery(True, "apidiscovery.k8s.io/v2", "openflow")
+    groups = resources.aggregated_discovery(False, "apidiscovery.k8s.io/v2", "openflow")
     assert [g["metadata"] for g in core["items"]] == [{}]
-    assert [g["metadata"]["name"] for g in groups["items"]] == [g for g in resources.groups() if g]
+    assert [g["metadata"]["name"] for g in groups["items"]] == [g for g in resources.groups("openflow") if g]
     h = Handlers(backend=None)
     for doc in (core, groups):
         for item in doc["items"]:

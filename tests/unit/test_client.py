@@ -103,6 +103,9 @@ class Recorder:
     def down(self):
         return self._answer("down", default="stopping")
 
+    def network_plugin(self):
+        return "openflow"
+
     def ipam_report(self):
         return self._answer("ipam_report", default={"pools": [], "blocks": [], "borrowed": []})
 

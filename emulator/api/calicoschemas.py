@@ -1,0 +1,102 @@
+"""OpenAPI schemas of Calico's CRDs (crd.projectcalico.org/v1) for ``kubectl explain ippools``
+and kubectl's validation, on ``cni: calico`` clusters.
+
+kube-apiserver publishes a CRD's ``openAPIV3Schema`` under a name made from its reversed group
+(``org.projectcalico.crd.v1.IPPool``). Calico's CRD files are not in any Debian package and are
+not fetched at run time, so these are written here for the fields the emulator shows (the
+descriptions are ours, after Calico's reference); a field k8semu does not show is left out.
+"""
+from __future__ import annotations
+
+from emulator.model.calico import CALICO_GROUP
+
+META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+
+
+def _s(description: str) -> dict:
+    return {"type": "string", "description": description}
+
+
+def _i(description: str) -> dict:
+    return {"type": "integer", "format": "int32", "description": description}
+
+
+def _b(description: str) -> dict:
+    return {"type": "boolean", "description": description}
+
+
+ATTRIBUTE = {"type": "object", "properties": {
+    "handle_id": _s("The handle the address was allocated to (k8s-pod-network.<sandbox id> for a pod)."),
+    "secondary": {"type": "object", "additionalProperties": {"type": "string"},
+                  "description": "Who holds the address: namespace, pod and node."}}}
+SPECS: dict[str, tuple[str, dict, list[str]]] = {
+    "IPPool": ("An IP pool: a range of pod addresses Calico's IPAM hands out in blocks.", {
+        "cidr": _s("The pool's range of addresses."),
+        "blockSize": _i("The prefix length of the blocks the pool is carved into, each claimed by one node "
+                        "(26 by default for IPv4)."),
+        "ipipMode": _s("When packets to pods of this pool are IP-in-IP encapsulated: Always, CrossSubnet "
+                       "(only between nodes in different subnets) or Never."),
+        "vxlanMode": _s("When packets to pods of this pool are VXLAN encapsulated: Always, CrossSubnet or Never."),
+        "natOutgoing": _b("Masquerade packets from the pool's pods to destinations outside every pool."),
+        "nodeSelector": _s("The nodes whose pods get addresses from this pool (a Calico selector; all() by "
+                           "default)."),
+        "allowedUses": {"type": "array", "items": {"type": "string"},
+                        "description": "What the pool's addresses are for: Workload (pods), Tunnel (the "
+                                       "nodes' tunnel addresses)."},
+    }, ["cidr"]),
+    "IPAMBlock": ("A block of an IP pool: its affinity to a node and which of its addresses are used.", {
+        "cidr": _s("The block's range of addresses."),
+        "affinity": _s("The node the block belongs to, as host:<node name>."),
+        "allocations": {"type": "array", "items": {"type": "integer", "nullable": True},
+                        "description": "One entry per address of the block, by ordinal: the index of the "
+                                       "address's entry in attributes, or null when the address is free."},
+        "attributes": {"type": "array", "items": ATTRIBUTE, "description": "What each used address was allocated to."},
+        "unallocated": {"type": "array", "items": {"type": "integer"},
+                        "description": "The free ordinals, in the order they are handed out (a released "
+                                       "address goes to the end)."},
+        "strictAffinity": _b("Unused (IPAMConfig holds strict affinity)."),
+        "deleted": _b("Set while the block is being released."),
+    }, ["allocations", "attributes", "cidr", "strictAffinity", "unallocated"]),
+    "BlockAffinity": ("A node's claim on a block.", {
+        "cidr": _s("The block's range of addresses."),
+        "node": _s("The node that claimed the block."),
+        "state": _s("confirmed once the block is the node's; pending or pendingDeletion meanwhile."),
+        "type": _s("What holds the affinity: host."),
+        "deleted": _s("\"true\" while the affinity is being removed (a string, for older releases)."),
+    }, ["cidr", "deleted", "node", "state"]),
+    "BGPConfiguration": ("The cluster's BGP settings (the object named default).", {
+        "asNumber": _i("The AS number of every node that sets none (64512 by default)."),
+        "nodeToNodeMeshEnabled": _b("Whether every node peers with every other node (true by default; off "
+                                    "when route reflectors are used)."),
+        "logSeverityScreen": _s("The lowest severity BIRD's logs are written for (Info by default)."),
+    }, []),
+    "BGPPeer": ("A BGP peering: which nodes peer with which address or which other nodes.", {
+        "node": _s("The one node this peering is for (else nodeSelector, else every node)."),
+        "nodeSelector": _s("The nodes this peering is for (a Calico selector)."),
+        "peerIP": _s("The address of the peer, when it is one address."),
+        "asNumber": _i("The AS number of the peer at peerIP."),
+        "peerSelector": _s("The nodes to peer with (a Calico selector on their labels), instead of peerIP."),
+    }, []),
+}
+
+
+def schema_name(kind: str) -> str:
+    return ".".join(reversed(CALICO_GROUP.split("."))) + f".v1.{kind}"
+
+
+def schemas() -> dict[str, dict]:
+    """Each kind's schema, named as kube-apiserver names a CRD's."""
+    out = {}
+    for kind, (description, properties, required) in SPECS.items():
+        spec: dict = {"type": "object", "description": f"The {kind}'s settings.", "properties": properties}
+        if required:
+            spec["required"] = required
+        out[schema_name(kind)] = {
+            "type": "object", "description": description,
+            "properties": {"apiVersion": _s("The versioned schema of this object: crd.projectcalico.org/v1."),
+                           "kind": _s(f"The kind: {kind}."),
+                           "metadata": {"allOf": [{"$ref": f"#/components/schemas/{META}"}],
+                                        "description": "Standard object's metadata."},
+                           "spec": spec},
+            "x-kubernetes-group-version-kind": [{"group": CALICO_GROUP, "kind": kind, "version": "v1"}]}
+    return out

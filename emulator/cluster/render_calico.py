@@ -1,0 +1,125 @@
+"""Calico's own objects (crd.projectcalico.org/v1) as a Calico cluster's API shows them, on
+``cni: calico``: ``kubectl get ippools,ipamblocks,blockaffinities,bgpconfigurations,bgppeers``.
+
+They are views, not stored objects: the IP pools and BGP settings come from the spec's
+``network.calico`` section, the blocks and affinities from Calico's IPAM as it is now
+(``model.calicoipam``), in the shapes calico-node and the CNI plugin write on a cluster that
+keeps Calico's datastore in Kubernetes (KDD):
+
+- an IPAMBlock is named after its CIDR (``10-244-0-0-26``); ``allocations[ordinal]`` is the
+  index of its entry in ``attributes`` (null when free), each entry the handle
+  (``k8s-pod-network.<sandbox id>``; a node's VXLAN tunnel address ``vxlan-tunnel-addr-<node>``)
+  and who holds it; ``unallocated`` is the free list in the order it is handed out;
+- a BlockAffinity is named ``<node>-<block name>`` and is ``confirmed``;
+- BGPConfiguration ``default`` carries the AS number and whether the node-to-node mesh is on;
+  with route reflectors, the BGPPeer ``peer-with-route-reflectors`` of Calico's docs (every
+  node peers with the nodes labelled ``route-reflector=true``).
+
+What k8semu does not keep is left out rather than made up (an IPAMBlock's sequenceNumber, the
+IPAMHandle objects).
+"""
+from __future__ import annotations
+
+import uuid
+
+from emulator.cluster.apimeta import timestamp
+from emulator.cluster.store import ClusterState
+from emulator.model.calico import CALICO_GROUP, RR_LABEL, IPPool, tunnel_handle
+from emulator.model.calicoipam import Block
+
+API_VERSION = f"{CALICO_GROUP}/v1"
+POD_HANDLE = "k8s-pod-network."  # the CNI plugin's handle prefix, then the sandbox (container) id
+REFLECTOR_PEER = "peer-with-route-reflectors"
+
+
+def block_name(cidr: str) -> str:
+    """An IPAMBlock's name: its CIDR with the dots and the slash as dashes."""
+    return cidr.replace(".", "-").replace("/", "-")
+
+
+def _meta(state: ClusterState, kind: str, name: str, created: float) -> dict:
+    uid = uuid.uuid5(uuid.NAMESPACE_URL, f"k8semu:{state.config.name}/{kind}/{name}/{created}")
+    return {"name": name, "uid": str(uid), "generation": 1, "creationTimestamp": timestamp(created)}
+
+
+def _obj(state: ClusterState, kind: str, name: str, created: float, spec: dict) -> dict:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": _meta(state, kind, name, created), "spec": spec}
+
+
+def _mode(pool: IPPool, family: str) -> str:
+    """ipipMode / vxlanMode of a pool from its one encapsulation (Always, CrossSubnet, Never)."""
+    if not pool.encapsulation.startswith(family):
+        return "Never"
+    return "CrossSubnet" if pool.cross_subnet else "Always"
+
+
+def ip_pools(state: ClusterState) -> list[dict]:
+    return [_obj(state, "IPPool", p.name, state.started,
+                 {"allowedUses": ["Workload", "Tunnel"], "blockSize": p.block_size, "cidr": p.cidr,
+                  "ipipMode": _mode(p, "IPIP"), "natOutgoing": p.nat_outgoing, "nodeSelector": "all()",
+                  "vxlanMode": _mode(p, "VXLAN")})
+            for p in state.config.calico.pools]
+
+
+def _attribute(state: ClusterState, handle: str, ip: str) -> dict:
+    node = state.calico_ipam.used_on.get(ip, "")
+    for n in state.config.nodes:
+        if handle == tunnel_handle(n.name):
+            return {"handle_id": handle, "secondary": {"node": n.name, "type": "vxlanTunnelAddress"}}
+    namespace, _, pod = handle.partition("/")
+    rec = state.kinds.get("Pod", {}).get((namespace, pod))
+    if rec is None:  # released with the pod, at the next pass: the handle as IPAM holds it
+        return {"handle_id": handle, "secondary": {"node": node}}
+    return {"handle_id": POD_HANDLE + rec.uid,
+            "secondary": {"namespace": namespace, "node": node, "pod": pod, "timestamp": timestamp(rec.created)}}
+
+
+def ipam_block(state: ClusterState, block: Block) -> dict:
+    allocations: list[int | None] = [None] * block.size
+    attributes = []
+    for ordinal, handle in sorted(block.allocations.items()):
+        allocations[ordinal] = len(attributes)
+        attributes.append(_attribute(state, handle, block.address(ordinal)))
+    return _obj(state, "IPAMBlock", block_name(block.cidr), block.claimed,
+                {"affinity": f"host:{block.affinity}", "allocations": allocations, "attributes": attributes,
+                 "cidr": block.cidr, "deleted": False, "strictAffinity": False,
+                 "unallocated": list(block.unallocated)})
+
+
+def block_affinity(state: ClusterState, block: Block) -> dict:
+    return _obj(state, "BlockAffinity", f"{block.affinity}-{block_name(block.cidr)}", block.claimed,
+                {"cidr": block.cidr, "deleted": "false", "node": block.affinity, "state": "confirmed",
+                 "type": "host"})
+
+
+def bgp_configurations(state: ClusterState) -> list[dict]:
+    bgp = state.config.calico.bgp
+    return [_obj(state, "BGPConfiguration", "default", state.started,
+                 {"asNumber": bgp.as_number, "logSeverityScreen": "Info", "nodeToNodeMeshEnabled": bgp.mesh})]
+
+
+def bgp_peers(state: ClusterState) -> list[dict]:
+    if state.config.calico.bgp.mesh:
+        return []
+    return [_obj(state, "BGPPeer", REFLECTOR_PEER, state.started,
+                 {"nodeSelector": "all()", "peerSelector": f"{RR_LABEL} == 'true'"})]
+
+
+def objects(state: ClusterState, kind: str) -> list[dict]:
+    """Every object of one of Calico's kinds, by name (none on a cluster of another CNI)."""
+    if state.calico_ipam is None:
+        return []
+    blocks = sorted(state.calico_ipam.blocks.values(), key=lambda b: block_name(b.cidr))
+    if kind == "IPPool":
+        out = ip_pools(state)
+    elif kind == "IPAMBlock":
+        out = [ipam_block(state, b) for b in blocks]
+    elif kind == "BlockAffinity":
+        out = [block_affinity(state, b) for b in blocks]
+    elif kind == "BGPConfiguration":
+        out = bgp_configurations(state)
+    elif kind == "BGPPeer":
+        out = bgp_peers(state)
+    else:
+        raise ValueError(f"{kind} is not one of Calico's kinds")
+    return sorted(out, key=lambda o: o["metadata"]["name"])
