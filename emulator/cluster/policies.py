@@ -14,7 +14,7 @@ import ipaddress
 
 from emulator.cluster.store import ClusterState
 from emulator.model.netpol import NetworkPolicy, Peer, PolicyPort
-from emulator.model.netview import PolicyView, RuleView
+from emulator.model.netview import PolicyView, RuleView, Selection
 
 ANY = ("0.0.0.0/0",)
 
@@ -82,11 +82,13 @@ def compile_policies(state: ClusterState) -> PolicyView:
     rules: list[RuleView] = []
     ids = state.ids.rules
     isolated: dict[str, set[str]] = {"Ingress": set(), "Egress": set()}
+    selections: list[Selection] = []
     for rec in sorted(state.list("NetworkPolicy"), key=lambda r: r.id):
         pol: NetworkPolicy = rec.obj
         applied = [p for p in pods if p.obj.meta.namespace == pol.meta.namespace and pol.pod_selector.matches(p.obj.meta.labels)]
         for direction in pol.policy_types:
             isolated[direction] |= {p.status.ip for p in applied}
+            selections.append(Selection(pol.key, direction, tuple(sorted(p.status.ip for p in applied))))
             for index, rule in enumerate(pol.ingress if direction == "Ingress" else pol.egress):
                 peer_ips: set[str] = set()
                 peer_pods = []
@@ -106,7 +108,7 @@ def compile_policies(state: ClusterState) -> PolicyView:
                     ports = tuple(sorted({(p.protocol, p.port, p.end_port) for p in rule.ports}, key=str))
                     rules.append(RuleView(ids.get(base + ("",)), owner, direction,
                                           tuple((p.status.ip, p.status.node) for p in applied),
-                                          tuple(sorted(peer_ips)), ports))
+                                          tuple(sorted(peer_ips)), ports, pol.key))
                     continue
                 # named ports: resolve against each destination pod. Egress: the peer pods; with
                 # no `to`, every pod (a name only a pod's container can give); with ipBlocks, the
@@ -126,10 +128,11 @@ def compile_policies(state: ClusterState) -> PolicyView:
                     rule_id = ids.get(base + (target.uid,))
                     if direction == "Ingress":
                         rules.append(RuleView(rule_id, owner, direction, ((target.status.ip, target.status.node),),
-                                              tuple(sorted(peer_ips)), ports))
+                                              tuple(sorted(peer_ips)), ports, pol.key))
                     else:
                         rules.append(RuleView(rule_id, owner, direction,
                                               tuple((p.status.ip, p.status.node) for p in applied),
-                                              (f"{target.status.ip}/32",), ports))
+                                              (f"{target.status.ip}/32",), ports, pol.key))
     ids.retain(ids.by_id[r.id] for r in rules)
-    return PolicyView(tuple(rules), tuple(sorted(isolated["Ingress"])), tuple(sorted(isolated["Egress"])))
+    return PolicyView(tuple(rules), tuple(sorted(isolated["Ingress"])), tuple(sorted(isolated["Egress"])),
+                      tuple(selections))

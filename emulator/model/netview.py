@@ -115,6 +115,16 @@ class RuleView:
     applied: tuple[tuple[str, str], ...]  # (pod IP, node) the rule protects
     peers: tuple[str, ...]  # CIDRs the rule admits ("0.0.0.0/0": anyone)
     ports: tuple[tuple[str, int | None, int | None], ...] = ()  # (protocol, port, endPort); empty: all
+    policy: str = ""  # "ns/policy": the NetworkPolicy the rule is part of
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The pods one NetworkPolicy selects in one direction, rules or none (a policy without
+    rules isolates all the same): Felix's per-pod chains call each selecting policy's chain."""
+    policy: str  # "ns/policy"
+    direction: str  # Ingress | Egress
+    pods: tuple[str, ...]  # their IPs
 
 
 @dataclass(frozen=True)
@@ -122,6 +132,7 @@ class PolicyView:
     rules: tuple[RuleView, ...] = ()
     isolated_ingress: tuple[str, ...] = ()  # pod IPs selected by an Ingress policy
     isolated_egress: tuple[str, ...] = ()
+    selections: tuple[Selection, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -157,8 +168,10 @@ class NetworkView:
         pol = data.get("policies") or {}
         policies = PolicyView(
             tuple(RuleView(r["id"], r["owner"], r["direction"], tuple(tuple(a) for a in r["applied"]),
-                           tuple(r["peers"]), tuple(tuple(p) for p in r["ports"])) for r in pol.get("rules", ())),
-            tuple(pol.get("isolated_ingress", ())), tuple(pol.get("isolated_egress", ())))
+                           tuple(r["peers"]), tuple(tuple(p) for p in r["ports"]), r.get("policy", ""))
+                  for r in pol.get("rules", ())),
+            tuple(pol.get("isolated_ingress", ())), tuple(pol.get("isolated_egress", ())),
+            tuple(Selection(s["policy"], s["direction"], tuple(s["pods"])) for s in pol.get("selections", ())))
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
                    tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
                          for p in data["pods"]), services, policies,

@@ -47,20 +47,21 @@ class NodePolicy:
     ipsets: str
     rules: str
     sets: frozenset[str]
+    chains: frozenset[str] = frozenset()  # chains that come and go with pods (Felix's): the gone ones are deleted
 
 
-def _quoted(text: str) -> str:
+def quoted(text: str) -> str:
     if '"' in text or "\\" in text or "\n" in text:
         raise ValueError(f"{text!r} cannot be an iptables comment")
     return f'"{text}"'
 
 
-def _set(lines: list[str], name: str, kind: str, members: list[str]) -> None:
+def ipset_lines(lines: list[str], name: str, kind: str, members: list[str]) -> None:
     lines += [f"create {name} {kind} family inet -exist", f"flush {name}"]
     lines += [f"add {name} {word(m)} -exist" for m in members]
 
 
-def _ports(rule: RuleView) -> list[list[str]]:
+def port_matches(rule: RuleView) -> list[list[str]]:
     """Each rule port as match words; [[]] when the rule names no port (every port)."""
     if not rule.ports:
         return [[]]
@@ -83,27 +84,27 @@ def render(policies: PolicyView, node: str, gateway_ip: str, local: set[str] | f
     names: set[str] = set()
     for direction, name in ISOLATED.items():
         isolated = policies.isolated_egress if direction == "Egress" else policies.isolated_ingress
-        _set(sets, name, "hash:ip", sorted(ip for ip in isolated if ip in local))
+        ipset_lines(sets, name, "hash:ip", sorted(ip for ip in isolated if ip in local))
         names.add(name)
     chains = {EGRESS: [], INGRESS: []}
     chains[INGRESS].append(["-s", f"{word(gateway_ip)}/32", "-m", "comment", "--comment",
-                            _quoted("the node itself (kubelet probes)"), "-j", "RETURN"])
+                            quoted("the node itself (kubelet probes)"), "-j", "RETURN"])
     for rule in sorted(policies.rules, key=lambda r: r.id):
         mine = sorted(ip for ip, where in rule.applied if where == node)
         if not mine or not rule.peers:
             continue
         pods, peers = f"{SET_PREFIX}r{int(rule.id)}-pods", f"{SET_PREFIX}r{int(rule.id)}-peers"
-        _set(sets, pods, "hash:ip", mine)
+        ipset_lines(sets, pods, "hash:ip", mine)
         names.add(pods)
         egress = rule.direction == "Egress"
         match = ["-m", "set", "--match-set", pods, "src" if egress else "dst"]
         if ANY not in rule.peers:
-            _set(sets, peers, "hash:net", sorted(rule.peers))
+            ipset_lines(sets, peers, "hash:net", sorted(rule.peers))
             names.add(peers)
             match += ["-m", "set", "--match-set", peers, "dst" if egress else "src"]
-        for ports in _ports(rule):
+        for ports in port_matches(rule):
             chains[EGRESS if egress else INGRESS].append(
-                match + ports + ["-m", "comment", "--comment", _quoted(rule.owner), "-j", "RETURN"])
+                match + ports + ["-m", "comment", "--comment", quoted(rule.owner), "-j", "RETURN"])
     rules = ["*filter", f":{POLICY} - [0:0]", f":{EGRESS} - [0:0]", f":{INGRESS} - [0:0]",
              f"-A {POLICY} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
              f"-A {POLICY} -m set --match-set {ISOLATED['Egress']} src -j {EGRESS}",
@@ -111,6 +112,6 @@ def render(policies: PolicyView, node: str, gateway_ip: str, local: set[str] | f
     for chain in (EGRESS, INGRESS):
         rules += [" ".join(["-A", chain, *words]) for words in chains[chain]]
         what = "egress" if chain == EGRESS else "ingress"
-        rules.append(f"-A {chain} -m comment --comment {_quoted(what + '-isolated: drop what no rule allows')} -j DROP")
+        rules.append(f"-A {chain} -m comment --comment {quoted(what + '-isolated: drop what no rule allows')} -j DROP")
     rules.append("COMMIT")
     return NodePolicy("\n".join(sets) + "\n", "\n".join(rules) + "\n", frozenset(names))

@@ -28,6 +28,7 @@ from typing import Callable
 from emulator.errors import RenderError, RuntimeFailure
 from emulator.kubeproxy import nftables
 from emulator.kubeproxy import node as kube_proxy
+from emulator.netpolicy import felix
 from emulator.netpolicy import iptables as netpolicy
 from emulator.netpolicy.iptables import NodePolicy
 from emulator.model import naming
@@ -250,23 +251,31 @@ class Proxier:
             rules.full_syncs += 1
 
     def _policies(self, node: str, view: NetworkView, rules: NodeRules) -> None:
-        """The node's NetworkPolicy sets and chains (``netpolicy.iptables``), loaded when they
-        changed: sets first (the chains name them), then the chains, then the jumps from
-        FORWARD and INPUT (once, first: before kube-proxy's and flanneld's ACCEPTs), then the
-        sets no longer named destroyed."""
-        local = frozenset(p.ip for p in view.pods if p.node == node)
-        # the node's own address towards its pods: cni0's (flannel); calico's cali veths have none, so
-        # the node's packets to a pod leave from its underlay address
+        """The node's NetworkPolicy sets and chains (``netpolicy.iptables``; on calico Felix's,
+        ``netpolicy.felix``), loaded when they changed: sets first (the chains name them), then
+        the chains, then the jumps from FORWARD and INPUT (once, first: before kube-proxy's and
+        flanneld's ACCEPTs), then the chains and sets no longer named deleted."""
         me = self.config.node(node)
-        policy = netpolicy.render(view.policies, node, me.ip if self.config.cni == "calico" else me.gateway_ip, local)
+        if self.config.cni == "calico":  # cali veths have no address: the node's packets leave from its own
+            policy = felix.render(view.policies, node, me.ip, [p for p in view.pods if p.node == node])
+            jumps = felix.JUMPS
+        else:  # cni0's address is the node's towards its pods
+            local = frozenset(p.ip for p in view.pods if p.node == node)
+            policy = netpolicy.render(view.policies, node, me.gateway_ip, local)
+            jumps = netpolicy.JUMPS
         if policy == rules.policy:
             return
         netns = naming.node_netns(self.scope, node)
         run(in_node(netns, "ipset", "restore"), input=policy.ipsets)
         run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"), input=policy.rules)
         if rules.policy is None:  # first in FORWARD and INPUT, once: before kube-proxy's and flanneld's ACCEPTs
-            for table, chain, words in netpolicy.JUMPS:
+            for table, chain, words in jumps:
                 run(in_node(netns, "iptables", "-w", "5", "-t", table, "-I", chain, "1", *words))
+        stale = sorted((rules.policy.chains if rules.policy else frozenset()) - policy.chains)
+        if stale:  # a gone pod's chains (nothing jumps to them any more): flushed by declaring, then deleted
+            run(in_node(netns, "iptables-restore", "-w", "5", "--noflush"),
+                input="*filter\n" + "".join(f":{c} - [0:0]\n" for c in stale) + "".join(f"-X {c}\n" for c in stale)
+                + "COMMIT\n")
         gone = sorted((rules.policy.sets if rules.policy else frozenset()) - policy.sets)
         if gone:
             run(in_node(netns, "ipset", "restore"), input="".join(f"destroy {name}\n" for name in gone))
