@@ -13,6 +13,7 @@ import json
 import re
 
 from emulator.calico.cniplugin import veth_name
+from emulator.netpolicy import felix
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
 calico = module_cluster("topologies/calico.yaml")
@@ -138,3 +139,34 @@ def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: 
     refused = kubectl(*context, "delete", "ippool", "default-ipv4-ippool", check=False)
     assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr and "network.calico" in refused.stderr
     assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout
+
+
+DENY_WEB = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-deny}\n"
+            "spec: {podSelector: {matchLabels: {app: web}}, policyTypes: [Ingress]}\n")
+
+
+def test_network_policy_is_enforced_in_felixs_chains(calico: Cluster) -> None:
+    """A policy selecting the web pods: their cali-tw chain calls the policy's cali-pi chain,
+    whose drop the client meets; the client's own chains go through its namespace's profile;
+    the policy deleted, its chain goes and the client gets through again."""
+    calico.wait_running("default", count=4)
+    web = next(p for p in calico.get("pods", "default", "app=web")
+               if p["spec"]["nodeName"] != calico.pod("client")["spec"]["nodeName"])
+    node, target = web["spec"]["nodeName"], web["status"]["podIP"]
+    tw = f"cali-tw-{veth_name('default', web['metadata']['name'])}"
+    chain = felix.policy_chain("default/web-deny", "Ingress")
+    calico.apply(DENY_WEB)
+    try:
+        calico.synced(timeout=20)
+        rules = calico.exec(node, "iptables-save", "-t", "filter", check=True).stdout
+        assert re.search(r"^-A FORWARD -m comment --comment \"?cali:wUHhoiAYhphO9Mso\"? -j cali-FORWARD$", rules, re.M)
+        assert f"-A {tw} -m comment --comment \"Start of policies\" -j {chain}" in rules, rules
+        assert f"-A {tw} -m comment --comment \"Drop if no policies passed packet\" -j DROP" in rules
+        client = calico.exec(calico.pod("client")["spec"]["nodeName"], "iptables-save", "-t", "filter").stdout
+        assert f"-A cali-fw-{veth_name('default', 'client')} -j cali-pro-kns.default" in client
+        assert calico.curl("client", f"http://{target}/", timeout=2).returncode != 0
+    finally:
+        k8semu("--cluster", calico.name, "delete", "networkpolicy", "web-deny")
+    calico.synced(timeout=20)
+    assert f":{chain} " not in calico.exec(node, "iptables-save", "-t", "filter", check=True).stdout
+    assert calico.curl("client", f"http://{target}/").returncode == 0
