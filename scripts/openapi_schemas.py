@@ -50,7 +50,7 @@ def _convert(node: object) -> object:
     if isinstance(out.get("type"), list):
         kinds = [t for t in out["type"] if t != "null"]
         out["type"] = kinds[0] if len(kinds) == 1 else kinds
-    ref = out.pop("$ref", None)
+    ref = out.pop("$ref") if isinstance(out.get("$ref"), str) else None  # JSONSchemaProps has a "$ref" property
     if ref is not None:
         target = TARGET + ref[len(SOURCE):]
         if out:

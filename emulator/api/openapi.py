@@ -20,7 +20,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from emulator.api import calicoschemas, resources
+from emulator.api import resources
+from emulator.model import calicocrds
 
 SCHEMAS = Path(__file__).with_name("openapi-schemas.json")
 REF = "#/components/schemas/"
@@ -35,7 +36,7 @@ def _param(name: str) -> dict:
 @functools.cache
 def _all_schemas() -> dict[str, dict]:
     """Kubernetes' own definitions, and Calico's CRDs (served on calico clusters only)."""
-    return {**json.loads(SCHEMAS.read_text()), **calicoschemas.schemas()}
+    return {**json.loads(SCHEMAS.read_text()), **calicocrds.schemas()}
 
 
 def closure(schemas: dict[str, dict], names: list[str], prefix: str = REF) -> dict[str, dict]:

@@ -149,6 +149,9 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False,
              verbs=("create",)),
     Resource("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=("create",)),
+    # the CRDs a data plane brings (Calico's on cni: calico; none on the others), read-only
+    Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+             ("crd", "crds"), ("api-extensions",), verbs=READ_VERBS),
     # Calico's CRDs (crd.projectcalico.org/v1), read from the spec and Calico's IPAM
     # (cluster/render_calico.py); read-only: the spec's ``network.calico`` section sets them
     *(Resource(CALICO_GROUP, "v1", kind, plural, False, verbs=READ_VERBS, cni="calico")

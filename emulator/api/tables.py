@@ -273,7 +273,7 @@ PRINTERS: dict[str, tuple[list[str], list[str], Callable[[dict, bool], list[str]
     "ClusterRoleBinding": (["NAME", "ROLE", "AGE"], ["USERS", "GROUPS", "SERVICEACCOUNTS"], _binding_row),
     # a CRD without printer columns gets kube-apiserver's default table: name and creation time
     **{kind: (["NAME", "CREATED AT"], [], lambda o, w: [o["metadata"]["name"], o["metadata"]["creationTimestamp"]])
-       for kind, _ in CALICO_KINDS},
+       for kind in [k for k, _ in CALICO_KINDS] + ["CustomResourceDefinition"]},
 }
 NAMESPACED = {r.kind for r in RESOURCES if r.namespaced}  # the kinds whose tables have a NAMESPACE column
 

@@ -319,6 +319,8 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
         return rbac.objects(state, kind, namespace)
     if kind in CALICO_OBJECTS:
         return render_calico.objects(state, kind)
+    if kind == "CustomResourceDefinition":
+        return render_calico.custom_resource_definitions(state)
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
     if kind == "Pod":
         return pods_rendered(state, recs, namespace is None)

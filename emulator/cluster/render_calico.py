@@ -24,7 +24,8 @@ import uuid
 
 from emulator.cluster.apimeta import timestamp
 from emulator.cluster.store import ClusterState
-from emulator.model.calico import CALICO_GROUP, RR_LABEL, IPPool, tunnel_handle
+from emulator.model import calicocrds
+from emulator.model.calico import CALICO_GROUP, CALICO_KINDS, RR_LABEL, IPPool, tunnel_handle
 from emulator.model.calicoipam import Block
 
 API_VERSION = f"{CALICO_GROUP}/v1"
@@ -103,6 +104,30 @@ def bgp_peers(state: ClusterState) -> list[dict]:
         return []
     return [_obj(state, "BGPPeer", REFLECTOR_PEER, state.started,
                  {"nodeSelector": "all()", "peerSelector": f"{RR_LABEL} == 'true'"})]
+
+
+def custom_resource_definitions(state: ClusterState) -> list[dict]:
+    """``kubectl get crd``: Calico's CRDs on a calico cluster (calico.yaml installs them), none
+    on the others; each with the schema ``kubectl explain`` reads (``model.calicocrds``)."""
+    if state.calico_ipam is None:
+        return []
+    out = []
+    for kind, plural in CALICO_KINDS:
+        name = f"{plural}.{CALICO_GROUP}"
+        names = {"kind": kind, "listKind": f"{kind}List", "plural": plural, "singular": kind.lower()}
+        schema = calicocrds.kind_schema(kind, {"type": "object"})
+        out.append({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                    "metadata": _meta(state, "CustomResourceDefinition", name, state.started),
+                    "spec": {"group": CALICO_GROUP, "names": names, "scope": "Cluster",
+                             "versions": [{"name": "v1", "served": True, "storage": True,
+                                           "schema": {"openAPIV3Schema": schema}}]},
+                    "status": {"acceptedNames": names, "storedVersions": ["v1"], "conditions": [
+                        {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+                         "message": "no conflicts found", "lastTransitionTime": timestamp(state.started)},
+                        {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+                         "message": "the initial names have been accepted",
+                         "lastTransitionTime": timestamp(state.started)}]}})
+    return sorted(out, key=lambda o: o["metadata"]["name"])
 
 
 def objects(state: ClusterState, kind: str) -> list[dict]:

@@ -99,6 +99,7 @@ def test_kubectl_discovers_every_resource_in_two_requests(cluster, tmp_path):
     assert not any("crd.projectcalico.org" in " ".join(r) for r in rows)  # Calico's CRDs: cni: calico only
     missing = kubectl("get", "ippools", "--cache-dir", str(tmp_path), check=False)
     assert missing.returncode == 1 and 'the server doesn\'t have a resource type "ippools"' in missing.stderr
+    assert "No resources found" in kubectl("get", "crd", "--cache-dir", str(tmp_path)).stderr
     legacy = json.loads(kubectl("get", "--raw", "/apis/apps/v1").stdout)
     assert {r["name"] for r in legacy["resources"] if "/" not in r["name"]} == \
         {r[0] for r in rows if "apps/v1" in r}

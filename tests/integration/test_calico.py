@@ -139,6 +139,9 @@ def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: 
     refused = kubectl(*context, "delete", "ippool", "default-ipv4-ippool", check=False)
     assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr and "network.calico" in refused.stderr
     assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout
+    crds = kubectl(*context, "get", "crd", "-o", "name").stdout.split()
+    assert crds == [f"customresourcedefinition.apiextensions.k8s.io/{p}.crd.projectcalico.org" for p in
+                    ("bgpconfigurations", "bgppeers", "blockaffinities", "ipamblocks", "ippools")]
 
 
 DENY_WEB = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-deny}\n"

@@ -111,3 +111,21 @@ def test_kubectl_prints_name_and_creation_time_as_for_any_crd_without_columns() 
     table = tables.as_table("IPAMBlock", [obj])
     assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Created At"]
     assert table["rows"][0]["cells"] == ["10-244-0-0-26", "2026-12-07T10:00:00Z"]
+
+
+def test_the_crds_are_calicos_on_calico_and_none_elsewhere() -> None:
+    calico = ClusterState(admit_cluster(ROOT / "topologies" / "calico.yaml"))
+    crds = render.objects(calico, "CustomResourceDefinition", None)
+    assert [c["metadata"]["name"] for c in crds] == [
+        "bgpconfigurations.crd.projectcalico.org", "bgppeers.crd.projectcalico.org",
+        "blockaffinities.crd.projectcalico.org", "ipamblocks.crd.projectcalico.org", "ippools.crd.projectcalico.org"]
+    pools = crds[-1]
+    assert pools["spec"]["names"] == {"kind": "IPPool", "listKind": "IPPoolList", "plural": "ippools",
+                                      "singular": "ippool"}
+    schema = pools["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert schema["properties"]["metadata"] == {"type": "object"} and "cidr" in schema["properties"]["spec"]["properties"]
+    assert {c["type"]: c["status"] for c in pools["status"]["conditions"]} == {"NamesAccepted": "True",
+                                                                               "Established": "True"}
+    openflow = ClusterState(admit_cluster(ROOT / "topologies" / "default.yaml"))
+    assert render.objects(openflow, "CustomResourceDefinition", None) == []
+    assert resources.find("apiextensions.k8s.io", "v1", "customresourcedefinitions", "openflow") is not None

@@ -1,10 +1,11 @@
-"""OpenAPI schemas of Calico's CRDs (crd.projectcalico.org/v1) for ``kubectl explain ippools``
-and kubectl's validation, on ``cni: calico`` clusters.
+"""Calico's CRDs (crd.projectcalico.org/v1): the schema of each kind's ``spec`` for the fields
+the emulator shows, from which both the CustomResourceDefinition objects (``kubectl get crd``,
+their ``openAPIV3Schema``) and the OpenAPI documents (``kubectl explain ippools``) are made.
 
-kube-apiserver publishes a CRD's ``openAPIV3Schema`` under a name made from its reversed group
-(``org.projectcalico.crd.v1.IPPool``). Calico's CRD files are not in any Debian package and are
-not fetched at run time, so these are written here for the fields the emulator shows (the
-descriptions are ours, after Calico's reference); a field k8semu does not show is left out.
+Calico's CRD files are not in any Debian package and are not fetched at run time, so these are
+written here (the descriptions are ours, after Calico's reference); a field k8semu does not show
+is left out. kube-apiserver publishes a CRD's schema under a name made from its reversed group
+(``org.projectcalico.crd.v1.IPPool``).
 """
 from __future__ import annotations
 
@@ -84,19 +85,21 @@ def schema_name(kind: str) -> str:
     return ".".join(reversed(CALICO_GROUP.split("."))) + f".v1.{kind}"
 
 
-def schemas() -> dict[str, dict]:
-    """Each kind's schema, named as kube-apiserver names a CRD's."""
-    out = {}
-    for kind, (description, properties, required) in SPECS.items():
-        spec: dict = {"type": "object", "description": f"The {kind}'s settings.", "properties": properties}
-        if required:
-            spec["required"] = required
-        out[schema_name(kind)] = {
-            "type": "object", "description": description,
+def kind_schema(kind: str, metadata: dict) -> dict:
+    """The kind's object schema, with ``metadata`` as given: a reference to ObjectMeta in an
+    OpenAPI document, ``{"type": "object"}`` in a CRD (which cannot describe it)."""
+    description, properties, required = SPECS[kind]
+    spec: dict = {"type": "object", "description": f"The {kind}'s settings.", "properties": properties}
+    if required:
+        spec["required"] = required
+    return {"type": "object", "description": description,
             "properties": {"apiVersion": _s("The versioned schema of this object: crd.projectcalico.org/v1."),
-                           "kind": _s(f"The kind: {kind}."),
-                           "metadata": {"allOf": [{"$ref": f"#/components/schemas/{META}"}],
-                                        "description": "Standard object's metadata."},
-                           "spec": spec},
-            "x-kubernetes-group-version-kind": [{"group": CALICO_GROUP, "kind": kind, "version": "v1"}]}
-    return out
+                           "kind": _s(f"The kind: {kind}."), "metadata": metadata, "spec": spec}}
+
+
+def schemas() -> dict[str, dict]:
+    """Each kind's schema for the OpenAPI documents, named as kube-apiserver names a CRD's."""
+    meta = {"allOf": [{"$ref": f"#/components/schemas/{META}"}], "description": "Standard object's metadata."}
+    return {schema_name(kind): {**kind_schema(kind, meta),
+                                "x-kubernetes-group-version-kind": [{"group": CALICO_GROUP, "kind": kind, "version": "v1"}]}
+            for kind in SPECS}
