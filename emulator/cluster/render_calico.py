@@ -15,17 +15,21 @@ keeps Calico's datastore in Kubernetes (KDD):
   with route reflectors, the BGPPeer ``peer-with-route-reflectors`` of Calico's docs (every
   node peers with the nodes labelled ``route-reflector=true``).
 
-What k8semu does not keep is left out rather than made up (an IPAMBlock's sequenceNumber, the
-IPAMHandle objects).
+- an IPAMHandle per handle holding an address (``block``: CIDR → count), IPAMConfig,
+  FelixConfiguration ``default`` (``defaultEndpointToHostAction: Return``, what
+  ``netpolicy.felix`` writes).
+
+What k8semu does not keep is left out rather than made up (an IPAMBlock's sequenceNumber).
 """
 from __future__ import annotations
 
 import uuid
 
 from emulator.cluster.apimeta import timestamp
-from emulator.cluster.store import ClusterState
+from emulator.cluster.store import ClusterState, Record
 from emulator.model import calicocrds
-from emulator.model.calico import CALICO_GROUP, CALICO_KINDS, RR_LABEL, IPPool, tunnel_handle
+from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, RR_LABEL, VXLAN_PORT, VXLAN_VNI, IPPool,
+                                   tunnel_handle)
 from emulator.model.calicoipam import Block
 
 API_VERSION = f"{CALICO_GROUP}/v1"
@@ -62,14 +66,20 @@ def ip_pools(state: ClusterState) -> list[dict]:
             for p in state.config.calico.pools]
 
 
+def _pod_record(state: ClusterState, handle: str) -> tuple[str, str, Record | None]:
+    """(namespace, pod, its record) of a pod's IPAM handle (its key); the record is None once the
+    pod is gone (its address is released at the next pass)."""
+    namespace, _, pod = handle.partition("/")
+    return namespace, pod, state.kinds.get("Pod", {}).get((namespace, pod))
+
+
 def _attribute(state: ClusterState, handle: str, ip: str) -> dict:
     node = state.calico_ipam.used_on.get(ip, "")
     for n in state.config.nodes:
         if handle == tunnel_handle(n.name):
             return {"handle_id": handle, "secondary": {"node": n.name, "type": "vxlanTunnelAddress"}}
-    namespace, _, pod = handle.partition("/")
-    rec = state.kinds.get("Pod", {}).get((namespace, pod))
-    if rec is None:  # released with the pod, at the next pass: the handle as IPAM holds it
+    namespace, pod, rec = _pod_record(state, handle)
+    if rec is None:  # the handle as IPAM holds it
         return {"handle_id": handle, "secondary": {"node": node}}
     return {"handle_id": POD_HANDLE + rec.uid,
             "secondary": {"namespace": namespace, "node": node, "pod": pod, "timestamp": timestamp(rec.created)}}
@@ -91,6 +101,33 @@ def block_affinity(state: ClusterState, block: Block) -> dict:
     return _obj(state, "BlockAffinity", f"{block.affinity}-{block_name(block.cidr)}", block.claimed,
                 {"cidr": block.cidr, "deleted": "false", "node": block.affinity, "state": "confirmed",
                  "type": "host"})
+
+
+def ipam_handles(state: ClusterState) -> list[dict]:
+    """One per handle holding addresses: a pod's sandbox, a node's tunnel address."""
+    tunnels = {tunnel_handle(n.name) for n in state.config.nodes}
+    out = []
+    for handle, ip in state.calico_ipam.handles.items():
+        rec = None if handle in tunnels else _pod_record(state, handle)[2]
+        name = handle if handle in tunnels else POD_HANDLE + rec.uid if rec is not None else ""
+        block = state.calico_ipam.block_of(ip)
+        if name and block is not None:
+            out.append(_obj(state, "IPAMHandle", name, block.claimed,
+                            {"block": {block.cidr: 1}, "deleted": False, "handleID": name}))
+    return out
+
+
+def ipam_configs(state: ClusterState) -> list[dict]:
+    return [_obj(state, "IPAMConfig", "default", state.started,
+                 {"autoAllocateBlocks": True, "maxBlocksPerHost": 0, "strictAffinity": False})]
+
+
+def felix_configurations(state: ClusterState) -> list[dict]:
+    """What Felix runs with here; ``Return`` toward the host is what ``netpolicy.felix`` writes."""
+    spec: dict = {"defaultEndpointToHostAction": "Return", "logSeverityScreen": "Info", "reportingInterval": "0s"}
+    if state.config.calico.vxlan:
+        spec.update(vxlanVNI=VXLAN_VNI, vxlanPort=VXLAN_PORT)
+    return [_obj(state, "FelixConfiguration", "default", state.started, spec)]
 
 
 def bgp_configurations(state: ClusterState) -> list[dict]:
@@ -141,6 +178,12 @@ def objects(state: ClusterState, kind: str) -> list[dict]:
         out = [ipam_block(state, b) for b in blocks]
     elif kind == "BlockAffinity":
         out = [block_affinity(state, b) for b in blocks]
+    elif kind == "IPAMHandle":
+        out = ipam_handles(state)
+    elif kind == "IPAMConfig":
+        out = ipam_configs(state)
+    elif kind == "FelixConfiguration":
+        out = felix_configurations(state)
     elif kind == "BGPConfiguration":
         out = bgp_configurations(state)
     elif kind == "BGPPeer":

@@ -21,7 +21,9 @@ VXLAN_DEVICE = "vxlan.calico"
 FELIX_PROTO = 80  # the routing protocol number Felix's routes carry (``proto 80`` in ``ip route``)
 CALICO_GROUP = "crd.projectcalico.org"  # Calico's CRDs (v1), as calico.yaml installs them
 CALICO_KINDS = (("IPPool", "ippools"), ("IPAMBlock", "ipamblocks"), ("BlockAffinity", "blockaffinities"),
-                ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"))
+                ("IPAMHandle", "ipamhandles"), ("IPAMConfig", "ipamconfigs"),
+                ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"),
+                ("FelixConfiguration", "felixconfigurations"))
 RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
 RR_LABEL = "route-reflector"  # the label Calico's docs put on reflector nodes (a BGPPeer selects it)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth

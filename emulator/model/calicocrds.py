@@ -78,6 +78,28 @@ SPECS: dict[str, tuple[str, dict, list[str]]] = {
         "asNumber": _i("The AS number of the peer at peerIP."),
         "peerSelector": _s("The nodes to peer with (a Calico selector on their labels), instead of peerIP."),
     }, []),
+    "IPAMHandle": ("What one allocation handle (a pod's sandbox, a node's tunnel) holds, block by block.", {
+        "handleID": _s("The handle: k8s-pod-network.<sandbox id> for a pod, vxlan-tunnel-addr-<node> for a "
+                       "node's VXLAN tunnel address."),
+        "block": {"type": "object", "additionalProperties": {"type": "integer"},
+                  "description": "How many addresses the handle holds in each block (by CIDR)."},
+        "deleted": _b("Set while the handle is being released."),
+    }, ["block", "handleID"]),
+    "IPAMConfig": ("The IPAM's settings (the object named default).", {
+        "strictAffinity": _b("Whether a node may only use addresses of blocks affine to it (false: it borrows "
+                             "from other nodes' blocks once every block is claimed)."),
+        "autoAllocateBlocks": _b("Whether a node claims a new block when its own are full."),
+        "maxBlocksPerHost": _i("The most blocks a node may claim (0: no limit)."),
+    }, ["autoAllocateBlocks", "strictAffinity"]),
+    "FelixConfiguration": ("Felix's settings (the object named default).", {
+        "defaultEndpointToHostAction": _s("What happens to a packet from a pod to its own node once the pod's "
+                                          "egress policy let it through: Drop, Return (on to the host's other "
+                                          "rules) or Accept."),
+        "logSeverityScreen": _s("The lowest severity Felix logs (Info by default)."),
+        "reportingInterval": _s("How often Felix reports its status (0s: never)."),
+        "vxlanVNI": _i("The VNI of the vxlan.calico device (4096 by default)."),
+        "vxlanPort": _i("The UDP port of the vxlan.calico device (4789 by default)."),
+    }, []),
 }
 
 

@@ -104,8 +104,9 @@ def test_deleting_a_pod_removes_its_veth_and_route(calico: Cluster) -> None:
 
 def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: Cluster) -> None:
     """Calico's CRDs as kubectl reads them on a Calico cluster: the pool of the spec, each block
-    of the IPAM with its node and its pods' addresses at their ordinals, each node's affinity,
-    BGP's default configuration (the mesh on: no BGPPeer); read-only, saying why."""
+    of the IPAM with its node and its pods' addresses at their ordinals, each node's affinity, a
+    handle per pod, BGP's default configuration (the mesh on: no BGPPeer), and the CRDs
+    themselves; read-only, saying why."""
     calico.wait_running("default", count=4)
     context = ("--context", f"k8semu-{calico.name}")
 
@@ -141,7 +142,10 @@ def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: 
     assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout
     crds = kubectl(*context, "get", "crd", "-o", "name").stdout.split()
     assert crds == [f"customresourcedefinition.apiextensions.k8s.io/{p}.crd.projectcalico.org" for p in
-                    ("bgpconfigurations", "bgppeers", "blockaffinities", "ipamblocks", "ippools")]
+                    ("bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks",
+                     "ipamconfigs", "ipamhandles", "ippools")]
+    handles = {h["spec"]["handleID"] for h in get("ipamhandles")}
+    assert handles == {f"k8s-pod-network.{p['metadata']['uid']}" for p in pods}
 
 
 DENY_WEB = ("apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: web-deny}\n"

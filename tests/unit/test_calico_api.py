@@ -34,6 +34,7 @@ def test_blocks_show_each_address_at_its_ordinal_with_who_holds_it() -> None:
                                                                "pod": "web", "timestamp": "1970-01-01T00:00:00Z"}},
         {"handle_id": "default/gone", "secondary": {"node": "worker-1"}}]
     assert w1["unallocated"] == list(range(3, 64))
+    assert "k8s-pod-network.uid-web" in {h["metadata"]["name"] for h in render.objects(state, "IPAMHandle", None)}
     state.ipam["worker-1"].release("10.244.0.65")
     again = render.objects(state, "IPAMBlock", None)[2]["spec"]
     assert again["allocations"][1] is None and again["unallocated"][-1] == 1  # freed: to the end of the list
@@ -46,6 +47,14 @@ def test_blocks_show_each_address_at_its_ordinal_with_who_holds_it() -> None:
     assert render.objects(state, "BlockAffinity", None)[1]["metadata"]["uid"] == uid  # stable between renderings
     [pool] = render.objects(state, "IPPool", None)
     assert (pool["spec"]["vxlanMode"], pool["spec"]["ipipMode"]) == ("Always", "Never")
+    handles = {h["metadata"]["name"]: h["spec"] for h in render.objects(state, "IPAMHandle", None)}
+    assert handles["vxlan-tunnel-addr-worker-1"] == {"block": {"10.244.0.64/26": 1}, "deleted": False,
+                                                     "handleID": "vxlan-tunnel-addr-worker-1"}
+    assert len(handles) == 3  # the tunnels: web's address was released above, "gone" has no pod record
+    [felix] = render.objects(state, "FelixConfiguration", None)
+    assert felix["spec"]["defaultEndpointToHostAction"] == "Return" and felix["spec"]["vxlanVNI"] == 4096
+    [ipam] = render.objects(state, "IPAMConfig", None)
+    assert (ipam["metadata"]["name"], ipam["spec"]["strictAffinity"]) == ("default", False)
 
 
 def test_bgp_settings_follow_the_mesh_or_the_reflectors() -> None:
@@ -79,7 +88,8 @@ def test_calicos_group_is_served_on_calico_clusters_only() -> None:
     aggregated = resources.aggregated_discovery(False, "apidiscovery.k8s.io/v2", "calico")
     calico = next(g for g in aggregated["items"] if g["metadata"]["name"] == "crd.projectcalico.org")
     assert sorted(r["resource"] for r in calico["versions"][0]["resources"]) == [
-        "bgpconfigurations", "bgppeers", "blockaffinities", "ipamblocks", "ippools"]
+        "bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks", "ipamconfigs",
+        "ipamhandles", "ippools"]
     assert all(r["scope"] == "Cluster" and r["verbs"] == ["get", "list", "watch"]
                for r in calico["versions"][0]["resources"])
     try:
@@ -116,9 +126,9 @@ def test_kubectl_prints_name_and_creation_time_as_for_any_crd_without_columns() 
 def test_the_crds_are_calicos_on_calico_and_none_elsewhere() -> None:
     calico = ClusterState(admit_cluster(ROOT / "topologies" / "calico.yaml"))
     crds = render.objects(calico, "CustomResourceDefinition", None)
-    assert [c["metadata"]["name"] for c in crds] == [
-        "bgpconfigurations.crd.projectcalico.org", "bgppeers.crd.projectcalico.org",
-        "blockaffinities.crd.projectcalico.org", "ipamblocks.crd.projectcalico.org", "ippools.crd.projectcalico.org"]
+    assert [c["metadata"]["name"] for c in crds] == [f"{p}.crd.projectcalico.org" for p in (
+        "bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks", "ipamconfigs",
+        "ipamhandles", "ippools")]
     pools = crds[-1]
     assert pools["spec"]["names"] == {"kind": "IPPool", "listKind": "IPPoolList", "plural": "ippools",
                                       "singular": "ippool"}
