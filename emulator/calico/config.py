@@ -106,14 +106,16 @@ def felix_state(cfg: ClusterConfig, view: NetworkView, node: str) -> FelixState:
     """Felix's VXLAN manager and route table for ``node`` (pools with VXLAN encapsulation, where
     BIRD programs nothing): a blackhole for each of its blocks; each other node's blocks, and each
     address borrowed onto another node as a /32, via that node's tunnel address on vxlan.calico
-    (``VXLANCrossSubnet``: via its underlay address on eth0, the nodes sharing one subnet); the
-    other nodes' tunnel addresses as permanent neighbours and their VTEP MACs in the FDB."""
+    (``VXLANCrossSubnet``: a node of this node's underlay subnet via its address on eth0, only a
+    node behind the router through the tunnel); the other nodes' tunnel addresses as permanent
+    neighbours and their VTEP MACs in the FDB."""
     tunnels = dict(view.tunnels)
     by_name = {n.name: n for n in cfg.nodes}
+    me = by_name[node]
     cross = all(p.cross_subnet for p in cfg.calico.pools)
 
     def via(owner: str) -> str:
-        if cross:
+        if cross and by_name[owner].same_subnet(me):
             return f"via {_address(by_name[owner].ip)} dev eth0 onlink"
         return f"via {_address(tunnels[owner])} dev {VXLAN_DEVICE} onlink"
     routes: dict[str, str] = {}

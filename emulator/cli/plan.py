@@ -52,7 +52,9 @@ def plan(spec: str, show: str, out: TextIO) -> int:
         plane = (f"cni {cfg.cni} ({cfg.flannel_backend}), kube-proxy {cfg.kube_proxy}" if cfg.kernel_dataplane
                  else "cni openflow")
         per_node = f"/{cfg.pods.node_mask} per node"
-    out.write(f"cluster {cfg.name}: underlay {cfg.underlay.subnet} (MTU {cfg.underlay.mtu}), pods "
+    routed = "".join(f" + {s}" for s in cfg.underlay.routed) + (" through the underlay router"
+                                                                 if cfg.underlay.routed else "")
+    out.write(f"cluster {cfg.name}: underlay {cfg.underlay.subnet}{routed} (MTU {cfg.underlay.mtu}), pods "
               f"{cfg.pods.subnet} ({per_node}, MTU {cfg.pod_mtu}), services "
               f"{cfg.services.subnet}; {plane}\n\n")
     bridge = {"calico": "-", "flannel": "cni0"}

@@ -38,7 +38,7 @@ def flannel_annotations(node: Node, config: ClusterConfig) -> dict[str, str]:
 def calico_annotations(node: Node, state: ClusterState) -> dict[str, str]:
     """What calico-node writes on its Node: the address BIRD peers from, and with VXLAN pools
     its tunnel address."""
-    out = {"projectcalico.org/IPv4Address": f"{node.ip}/{state.config.underlay.prefixlen}"}
+    out = {"projectcalico.org/IPv4Address": f"{node.ip}/{node.prefixlen}"}
     tunnel = state.calico_ipam.handles.get(tunnel_handle(node.name)) if state.calico_ipam else None
     if tunnel:
         out["projectcalico.org/IPv4VXLANTunnelAddr"] = tunnel

@@ -159,6 +159,14 @@ def underlay_veth(scope: Scope, node_index: int) -> str:
     return check_ifname(f"{scope.prefix}u{node_index}")
 
 
+ROUTER = "_router"  # the underlay router's host: "_" is in no node or external host name
+
+
+def router_veth(scope: Scope) -> str:
+    """Root end of the underlay router's eth0 (made only with routed subnets)."""
+    return check_ifname(f"{scope.prefix}ur")
+
+
 def external_veth(scope: Scope, index: int) -> str:
     """Root end of external host ``index``'s eth0 on the underlay bridge."""
     return check_ifname(f"{scope.prefix}e{index}")

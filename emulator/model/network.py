@@ -21,18 +21,30 @@ FLANNEL_PORT = 8472
 class Underlay:
     subnet: str = "172.18.0.0/24"
     mtu: int = 1500
+    # more subnets (racks), each reached from the others through the underlay router, which holds
+    # the .1 of every subnet; nodes name theirs (``underlaySubnet``), external hosts sit in ``subnet``
+    routed: tuple[str, ...] = ()
 
-    def node_ip(self, index: int) -> str:
-        """Nodes take addresses from .2 upwards (.1 is left for an emulated router)."""
-        net = ipaddress.IPv4Network(self.subnet)
+    @property
+    def subnets(self) -> tuple[str, ...]:
+        return (self.subnet,) + self.routed
+
+    def node_ip(self, index: int, subnet: str = "") -> str:
+        """Nodes take addresses from .2 upwards (.1 is the router's, emulated when there are
+        routed subnets and otherwise left free: the nodes' default route ends there, sealed)."""
+        net = ipaddress.IPv4Network(subnet or self.subnet)
         return str(net.network_address + 2 + index)
+
+    @staticmethod
+    def router_ip(subnet: str) -> str:
+        return str(ipaddress.IPv4Network(subnet).network_address + 1)
 
     @property
     def prefixlen(self) -> int:
         return ipaddress.IPv4Network(self.subnet).prefixlen
 
-    def capacity(self) -> int:
-        return ipaddress.IPv4Network(self.subnet).num_addresses - 3
+    def capacity(self, subnet: str = "") -> int:
+        return ipaddress.IPv4Network(subnet or self.subnet).num_addresses - 3
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Node: a machine of the emulated cluster, with its underlay address and its pod CIDR."""
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from emulator.errors import SourceRef
@@ -27,6 +28,16 @@ class Node:
     labels: dict[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
     source: SourceRef | None = field(default=None, compare=False)
+    subnet: str = ""  # its underlay subnet (spec.network.underlay): the spec loader always sets it
+
+    @property
+    def prefixlen(self) -> int:
+        """Of its underlay subnet (eth0's address); /24 for a node made without one (unit tests)."""
+        return ipaddress.IPv4Network(self.subnet).prefixlen if self.subnet else 24
+
+    def same_subnet(self, other: "Node") -> bool:
+        """On one underlay subnet: reachable without the router (Calico's CrossSubnet test)."""
+        return self.subnet == other.subnet
 
     @property
     def gateway_ip(self) -> str:

@@ -89,8 +89,8 @@ def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
     """The node's address and default route, forwarding, and Felix's outgoing NAT."""
     netns = naming.node_netns(scope, node.name)
     run(in_node(netns, "sysctl", "-q", "-w", *SYSCTLS))
-    router = ipaddress.IPv4Network(cfg.underlay.subnet).network_address + 1
-    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
+    router = cfg.underlay.router_ip(node.subnet)
+    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{node.prefixlen} dev eth0",
               f"route add default via {router} dev eth0"], netns=netns, force=False)
     sets, rules = calico.nat_outgoing(cfg.calico)
     run(in_node(netns, "ipset", "restore"), input=sets)
@@ -111,7 +111,8 @@ def build_nodes(fabric, host_class) -> None:
 
 
 def pin_neighbours(cfg: ClusterConfig, scope: naming.Scope) -> None:
-    """Each node's underlay neighbours (the other nodes) as permanent ARP entries. The kernel's
+    """Each node's underlay neighbours (the other nodes of its subnet; those of other subnets are
+    behind the router) as permanent ARP entries. The kernel's
     ARP table is one for every namespace on this machine, and its default limit (gc_thresh3,
     1,024 entries that are not permanent) is below what a 50-node BGP full mesh needs (2,450:
     every node talks to every other at once); past it the kernel drops packets for want of a
@@ -123,7 +124,8 @@ def pin_neighbours(cfg: ClusterConfig, scope: naming.Scope) -> None:
         macs[node.name] = json.loads(done.stdout)[0]["address"]
     for node in cfg.nodes:
         ip_batch([f"neigh replace {peer.ip} lladdr {macs[peer.name]} dev eth0 nud permanent"
-                  for peer in cfg.nodes if peer.name != node.name], netns=naming.node_netns(scope, node.name))
+                  for peer in cfg.nodes if peer.name != node.name and peer.same_subnet(node)],
+                 netns=naming.node_netns(scope, node.name))
 
 
 def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:

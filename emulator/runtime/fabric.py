@@ -30,7 +30,7 @@ from emulator.model.cluster import ClusterConfig
 from emulator.model.network import VXLAN_PORT, VXLAN_VNI
 from emulator.model.node import Node
 from emulator.pipeline import hostrules
-from emulator.runtime import caliconet, flannelnet, kernel, ovs
+from emulator.runtime import caliconet, flannelnet, kernel, ovs, underlay
 from emulator.runtime.proc import ip_batch, run, start_time
 from emulator.runtime.records import Records
 
@@ -66,9 +66,11 @@ def preflight(config: ClusterConfig) -> None:
     Raises:
         RuntimeFailure: one line naming the overlapping field and the machine's address or route.
     """
-    ours = [("spec.network.underlay.subnet", ipaddress.IPv4Network(config.underlay.subnet)),
-            ("spec.network.podSubnet", ipaddress.IPv4Network(config.pods.subnet)),
-            ("spec.network.serviceSubnet", ipaddress.IPv4Network(config.services.subnet))]
+    ours = [("spec.network.underlay.subnet", ipaddress.IPv4Network(config.underlay.subnet))]
+    ours += [("spec.network.underlay.routedSubnets", ipaddress.IPv4Network(s)) for s in config.underlay.routed]
+    ours += [
+             ("spec.network.podSubnet", ipaddress.IPv4Network(config.pods.subnet)),
+             ("spec.network.serviceSubnet", ipaddress.IPv4Network(config.services.subnet))]
     ours += [("spec.network.loadBalancerPool", n) for n in config.lb_pool.networks()]
     for where, machine in machine_networks():
         for field_name, net in ours:
@@ -104,13 +106,10 @@ class Fabric:
             (caliconet if cfg.cni == "calico" else flannelnet).build_nodes(self, Host)
             return ovs.Datapath("none", False)
         nodes = cfg.nodes
-        netns = [naming.node_netns(scope, n.name) for n in nodes] + [naming.node_netns(scope, h.name)
-                                                                        for h in cfg.external_hosts]
+        netns = [naming.node_netns(scope, n) for n in underlay.host_names(cfg)]
         bridges = [naming.node_bridge(scope, n.index) for n in nodes]
-        root_links = ([naming.underlay_bridge(scope)] + [naming.underlay_veth(scope, n.index) for n in nodes]
-                      + [naming.gateway_veth(scope, n.index) for n in nodes]
-                      + [naming.vxlan_device(scope, n.index) for n in nodes]
-                      + [naming.external_veth(scope, h.index) for h in cfg.external_hosts])
+        root_links = (underlay.links(cfg, scope) + [naming.gateway_veth(scope, n.index) for n in nodes]
+                      + [naming.vxlan_device(scope, n.index) for n in nodes])
         kernel.check_free(rec, root_links + bridges, netns)
         kernel.ensure_netns_dir()
         ul = naming.underlay_bridge(scope)
@@ -128,6 +127,7 @@ class Fabric:
         ip_batch([f"link set {ul} up"] + [f"link set {naming.underlay_veth(scope, n.index)} master {ul} up"
                                           for n in nodes]
                  + [f"link set {naming.gateway_veth(scope, n.index)} up" for n in nodes])
+        underlay.build_router(self, Host)
         for node in nodes:
             self._configure_node(node)
         vxlans = [naming.vxlan_device(scope, n.index) for n in nodes]
@@ -181,10 +181,12 @@ class Fabric:
 
     def _external_hosts(self, host_class) -> None:
         """Hosts outside the cluster: on the underlay, with routes to the load-balancer pool
-        (which may lie outside the underlay subnet, as MetalLB pools often do) and nowhere else."""
+        (which may lie outside the underlay subnet, as MetalLB pools often do), to the routed
+        subnets through the router, and nowhere else."""
         cfg, scope = self.config, self.scope
         pool_routes = [str(n) for n in cfg.lb_pool.networks()
                        if not n.subnet_of(ipaddress.IPv4Network(cfg.underlay.subnet))]
+        router = cfg.underlay.router_ip(cfg.underlay.subnet)
         for ext in cfg.external_hosts:
             veth = naming.external_veth(scope, ext.index)
             host = self._host(host_class, ext.name)
@@ -192,8 +194,10 @@ class Fabric:
                                                       f"name eth0 mtu {cfg.underlay.mtu} netns {host.pid}")])
             ip_batch([f"link set {veth} master {naming.underlay_bridge(scope)} up"])
             ip_batch(["link set lo up", "link set eth0 up",
-                      f"addr add {ext.ip}/{cfg.underlay.prefixlen} dev eth0"] +
-                     [f"route add {r} dev eth0" for r in pool_routes], netns=naming.node_netns(scope, ext.name))
+                      f"addr add {ext.ip}/{ipaddress.IPv4Network(cfg.underlay.subnet).prefixlen} dev eth0"] +
+                     [f"route add {r} dev eth0" for r in pool_routes] +
+                     [f"route add {s} via {router} dev eth0" for s in cfg.underlay.routed],
+                     netns=naming.node_netns(scope, ext.name))
 
     def _configure_node(self, node: Node) -> None:
         cfg, scope = self.config, self.scope
@@ -201,7 +205,7 @@ class Fabric:
         lines = [
             "link set lo up",
             "link set eth0 up",
-            f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
+            f"addr add {node.ip}/{node.prefixlen} dev eth0",
             f"link set {naming.NODE_GATEWAY_IF} address {node.gateway_mac} up",
             f"addr add {node.gateway_ip}/{cfg.pods.node_mask} dev {naming.NODE_GATEWAY_IF}",
             f"link add {vxlan} address {node.vtep_mac} type vxlan "
@@ -214,6 +218,8 @@ class Fabric:
                 lines.append(f"route add {peer.pod_cidr} via {peer.gateway_ip} "
                              f"dev {naming.NODE_GATEWAY_IF} onlink")
         lines += hostrules.node_routes(cfg.services.subnet, naming.NODE_GATEWAY_IF)
+        lines += [f"route add {s} via {cfg.underlay.router_ip(node.subnet)} dev eth0"
+                  for s in cfg.underlay.subnets if s != node.subnet]  # the other racks, through the router
         ip_batch(lines, netns=naming.node_netns(scope, node.name), force=False)
 
     def bridges(self) -> list[str]:

@@ -14,7 +14,6 @@ un-DNATed), and nothing of the machine's own namespace changes.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -23,7 +22,7 @@ from emulator.flannel import config as flannel
 from emulator.model import naming
 from emulator.model.cluster import ClusterConfig
 from emulator.model.node import Node
-from emulator.runtime import cni, kernel
+from emulator.runtime import cni, kernel, underlay
 from emulator.runtime.proc import ip_batch, run
 
 KERNEL_SYSCTLS = ("net.bridge.bridge-nf-call-iptables=1",)
@@ -42,12 +41,6 @@ def conflist_path(run_dir: Path, node: str) -> Path:
 def in_node(netns: str, *argv: str) -> list[str]:
     """argv run in a node's network namespace (nsenter: no mount namespace is made)."""
     return ["nsenter", f"--net=/run/netns/{netns}", "--", *argv]
-
-
-def root_links(cfg: ClusterConfig, scope: naming.Scope) -> list[str]:
-    """The root namespace's links this data plane makes: the underlay bridge and its veths."""
-    return ([naming.underlay_bridge(scope)] + [naming.underlay_veth(scope, n.index) for n in cfg.nodes]
-            + [naming.external_veth(scope, h.index) for h in cfg.external_hosts])
 
 
 def write_files(cfg: ClusterConfig, run_dir: Path, node: Node) -> None:
@@ -70,11 +63,11 @@ def configure_node(cfg: ClusterConfig, scope: naming.Scope, node: Node) -> None:
     """
     netns = naming.node_netns(scope, node.name)
     run(in_node(netns, "sysctl", "-q", "-w", *KERNEL_SYSCTLS))
-    router = ipaddress.IPv4Network(cfg.underlay.subnet).network_address + 1
-    # a node's default route, as a real node has (the underlay's .1, left for a router no one
-    # emulates yet: traffic to the outside world ends there, sealed); locally sent packets to a
-    # ClusterIP need a route before kube-proxy's OUTPUT rules DNAT them
-    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{cfg.underlay.prefixlen} dev eth0",
+    router = cfg.underlay.router_ip(node.subnet)
+    # a node's default route, as a real node has (its subnet's .1: the underlay router with routed
+    # subnets, else nothing: traffic to the outside world ends there, sealed); locally sent packets
+    # to a ClusterIP need a route before kube-proxy's OUTPUT rules DNAT them
+    ip_batch(["link set lo up", "link set eth0 up", f"addr add {node.ip}/{node.prefixlen} dev eth0",
               f"route add default via {router} dev eth0"]
              + flannel.vxlan_commands(cfg, node), netns=netns, force=False)
     fdb = flannel.fdb_commands(cfg, node)
@@ -99,9 +92,8 @@ def build_underlay(fabric, host_class) -> None:
     """The nodes (Mininet hosts) on the underlay bridge, names checked free, tagged and recorded:
     what every kernel data plane starts from."""
     cfg, scope, rec = fabric.config, fabric.scope, fabric.records
-    netns = [naming.node_netns(scope, n.name) for n in cfg.nodes] + [naming.node_netns(scope, h.name)
-                                                                     for h in cfg.external_hosts]
-    kernel.check_free(rec, root_links(cfg, scope), netns)
+    netns = [naming.node_netns(scope, n) for n in underlay.host_names(cfg)]
+    kernel.check_free(rec, underlay.links(cfg, scope), netns)
     kernel.ensure_netns_dir()
     ul = naming.underlay_bridge(scope)
     kernel.create_links(rec, [(ul, f"link add {ul} type bridge")])
@@ -114,6 +106,7 @@ def build_underlay(fabric, host_class) -> None:
     kernel.create_links(rec, adds)
     ip_batch([f"link set {ul} up"] + [f"link set {naming.underlay_veth(scope, n.index)} master {ul} up"
                                       for n in cfg.nodes])
+    underlay.build_router(fabric, host_class)
 
 
 def plugins(cfg: ClusterConfig, run_dir: Path) -> cni.Plugins:

@@ -19,7 +19,7 @@ from emulator.cluster import addons, controllers, nodes, policies, rbac, render
 from emulator.errors import K8semuError, NotFoundError
 from emulator.model import calicoipam, faults, naming, podfiles
 from emulator.model.netview import NetworkView
-from emulator.runtime import flannelnet, tracer
+from emulator.runtime import flannelnet, tracer, underlay
 from emulator.runtime.impair import Link
 from emulator.runtime.sandbox import capability_names
 
@@ -42,7 +42,7 @@ class Requests:
             helpers = {h.name: {"pid": h.proc.pid if h.proc else None, "restarts": h.restarts, "held": h.held,
                                 "running": bool(h.proc and h.proc.poll() is None)}
                        for h in self.supervisor.helpers.values()}
-            hosts = [x.name for x in self.config.nodes] + [h.name for h in self.config.external_hosts]
+            hosts = underlay.host_names(self.config)  # nodes, external hosts, the underlay router (k8semu exec _router)
             return {"cluster": self.config.name, "phase": self.phase, "pid": os.getpid(),
                     "nodes": [n.name for n in self.config.nodes], "pods": len(pods), "completed": len(completed),
                     "control_plane": [n.name for n in self.config.nodes if n.role == "control-plane"],

@@ -36,6 +36,7 @@ from emulator.model.network import AddressPool, PodNetwork, ServiceNetwork, Unde
 from emulator.model.node import CONTROL_PLANE_TAINT, Node, Taint
 from emulator.spec import calico as calico_spec
 from emulator.spec import faults as faults_spec
+from emulator.spec import underlay as underlay_spec
 from emulator.spec import dataplane, files
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.manifests import parse_documents
@@ -71,7 +72,7 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
     seen: dict[str, PathKey] = {}
     for i, _ in enumerate(entries):
         p: PathKey = ("spec", "nodes", i)
-        r.mapping(p, {"name", "role", "labels", "count", "schedulable"}, required=("name",))
+        r.mapping(p, {"name", "role", "labels", "count", "schedulable", "underlaySubnet"}, required=("name",))
         name = r.string(p + ("name",), "", check=validation.check_dns1123_label)
         role = r.string(p + ("role",), "worker")
         if role not in ROLES:
@@ -80,6 +81,7 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
         count = r.integer(p + ("count",), None, 1, 250)
         schedulable = r.typed(p + ("schedulable",), bool, role != "control-plane")
         labels = r.string_map(p + ("labels",))
+        subnet = underlay_spec.node_subnet(r, p, underlay)
         if not name:
             continue
         if len(nodes) + (count or 1) > naming.MAX_NODES:
@@ -94,12 +96,16 @@ def _nodes(r: Reader, underlay: Underlay, pods: PodNetwork) -> tuple[Node, ...]:
             seen[node_name] = p
             index = len(nodes)
             taints = () if schedulable else (Taint(CONTROL_PLANE_TAINT),)
-            nodes.append(Node(node_name, index, role, underlay.node_ip(index) if index < underlay.capacity()
-                              else "", pods.node_cidr(index) if index < pods.max_nodes() else "",
-                              labels, taints, r.doc.where(p + ("name",))))
-    if len(nodes) > underlay.capacity():
-        r.fail(("spec", "network", "underlay", "subnet"),
-               f"{underlay.subnet} holds {underlay.capacity()} nodes; the spec has {len(nodes)}")
+            place = sum(1 for n in nodes if n.subnet == subnet)  # addresses are per subnet, from .2
+            nodes.append(Node(node_name, index, role, underlay.node_ip(place, subnet)
+                              if place < underlay.capacity(subnet) else "",
+                              pods.node_cidr(index) if index < pods.max_nodes() else "",
+                              labels, taints, r.doc.where(p + ("name",)), subnet))
+    for subnet in underlay.subnets:
+        held = sum(1 for n in nodes if n.subnet == subnet)
+        if held > underlay.capacity(subnet):
+            r.fail(("spec", "network", "underlay", "subnet" if subnet == underlay.subnet else "routedSubnets"),
+                   f"{subnet} holds {underlay.capacity(subnet)} nodes; the spec puts {held} there")
     if len(nodes) > pods.max_nodes():
         r.fail(("spec", "network", "nodeCIDRMaskSize"),
                f"{pods.subnet} split into /{pods.node_mask} gives {pods.max_nodes()} node CIDRs; "
@@ -291,9 +297,9 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
     net: PathKey = ("spec", "network")
     r.mapping(net, {"underlay", "podSubnet", "nodeCIDRMaskSize", "serviceSubnet", "clusterDomain",
                     "loadBalancerPool", "podInterface", "cni", "kubeProxy", "flannel", "calico"})
-    r.mapping(net + ("underlay",), {"subnet", "mtu"})
+    r.mapping(net + ("underlay",), {"subnet", "mtu", "routedSubnets"})
     underlay = Underlay(_cidr(r, net + ("underlay", "subnet"), Underlay.subnet),
-                        r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000))
+                        r.integer(net + ("underlay", "mtu"), 1500, 1280, 9000) or 1500)
     pod_subnet = _cidr(r, net + ("podSubnet",), PodNetwork.subnet, 28)
     node_mask = r.integer(net + ("nodeCIDRMaskSize",), 24, 8, 29)
     if node_mask is not None and node_mask <= ipaddress.IPv4Network(pod_subnet).prefixlen:
@@ -307,6 +313,8 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
                              ((("podSubnet",), pods.subnet), (("serviceSubnet",), services.subnet))):
         if ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
             r.fail(net + pb, f"{b} overlaps {'.'.join(pa)} {a}")
+    underlay = underlay_spec.read(r, net + ("underlay",), underlay, {"podSubnet": pods.subnet,
+                                                                     "serviceSubnet": services.subnet})
     domain = r.string(net + ("clusterDomain",), "cluster.local", check=validation.check_dns1123_subdomain)
     pod_interface = r.string(net + ("podInterface",), "veth",
                              check=lambda v: None if v in POD_INTERFACES else
@@ -321,6 +329,7 @@ def parse_cluster(doc: Document, base: Path | None = None) -> ClusterConfig:
         nodes = tuple(replace(n, labels={RR_LABEL: "true", **n.labels}) if n.name in reflectors else n for n in nodes)
     elif r.get(net + ("calico",)) is not None:
         r.fail(net + ("calico",), "applies to cni: calico only")
+    underlay_spec.check_planes(r, net, nodes, plane.cni, plane.flannel_backend, calico)
     pool = _pool(r, net + ("loadBalancerPool",), pods, services)
     externals = _external_hosts(r, underlay, nodes, pool)
     images = _images(r)
