@@ -56,6 +56,7 @@ bench: install
 	$(PY) bench/kubeproxy.py
 	$(PY) bench/dataplanes.py
 	$(PY) bench/calico.py
+	$(PY) bench/racks.py
 	$(PY) bench/faults.py
 	$(PY) bench/components.py
 	$(PY) bench/trace.py
