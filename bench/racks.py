@@ -21,8 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.results import RUNS, save, spread, stamp, text  # noqa: E402
-from bench.run import bare_veth, iperf  # noqa: E402
-from tests.cluster import Cluster, poll  # noqa: E402
+from bench.run import bare_veth, pod_to_pod  # noqa: E402
 
 PLANES = {
     "calico-crosssubnet": "cni: calico, calico: {ipPools: [{encapsulation: VXLANCrossSubnet}]}",
@@ -44,19 +43,6 @@ spec:
 """
 
 
-def measure(spec: Path) -> tuple[float, float]:
-    """(same subnet, across the router) Gbit/s to the server pod."""
-    cluster = Cluster(str(spec)).up()
-    try:
-        server = cluster.pod("server")["status"]["podIP"]
-        poll(lambda: cluster.exec("rack", "sh", "-c", f"echo | nc -w1 {server} 5201").returncode == 0,
-             what="iperf3 server in its pod")
-        return tuple(iperf(["k8semu", "--cluster", cluster.name, "exec", pod, "--"], server)
-                     for pod in ("rack", "across"))  # type: ignore[return-value]
-    finally:
-        cluster.down()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=RUNS, help="runs per figure (median, min, max)")
@@ -69,7 +55,7 @@ def main() -> int:
         for name, network in PLANES.items():
             spec = Path(tmp) / f"{name}.yaml"
             spec.write_text(SPEC.format(network=network))
-            got = [measure(spec) for _ in range(args.runs)]
+            got = [pod_to_pod(spec, ("rack", "across")) for _ in range(args.runs)]  # same subnet, across
             results["planes"][name] = row = {
                 "same_subnet_gbps": spread([g[0] for g in got], 2), "across_gbps": spread([g[1] for g in got], 2),
                 "same_ratio": spread([g[0] / v for g, v in zip(got, veths)], 3),

@@ -118,15 +118,15 @@ def bare_veth() -> float:
         subprocess.run(["ip", "-batch", "-"], input="netns del kbench-a\nnetns del kbench-b\n", text=True)
 
 
-def pod_to_pod(spec: Path) -> tuple[float, float]:
-    """(same node, cross node) Gbit/s from ``near`` and ``far`` to ``server`` in IPERF_SPEC's cluster."""
+def pod_to_pod(spec: Path, clients: tuple[str, str] = ("near", "far")) -> tuple[float, float]:
+    """Gbit/s from each of the two client pods (IPERF_SPEC's: same node, cross node) to ``server``."""
     cluster = Cluster(str(spec)).up()
     try:
         server_ip = cluster.pod("server")["status"]["podIP"]
-        poll(lambda: cluster.exec("near", "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
+        poll(lambda: cluster.exec(clients[0], "sh", "-c", f"echo | nc -w1 {server_ip} 5201").returncode == 0,
              what="iperf3 server in its pod")
-        return (iperf(["k8semu", "--cluster", cluster.name, "exec", "near", "--"], server_ip),
-                iperf(["k8semu", "--cluster", cluster.name, "exec", "far", "--"], server_ip))
+        return (iperf(["k8semu", "--cluster", cluster.name, "exec", clients[0], "--"], server_ip),
+                iperf(["k8semu", "--cluster", cluster.name, "exec", clients[1], "--"], server_ip))
     finally:
         cluster.down()
 
