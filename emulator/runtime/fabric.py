@@ -66,11 +66,10 @@ def preflight(config: ClusterConfig) -> None:
     Raises:
         RuntimeFailure: one line naming the overlapping field and the machine's address or route.
     """
-    ours = [("spec.network.underlay.subnet", ipaddress.IPv4Network(config.underlay.subnet))]
+    ours = [("spec.network.underlay.subnet", ipaddress.IPv4Network(config.underlay.subnet)),
+            ("spec.network.podSubnet", ipaddress.IPv4Network(config.pods.subnet)),
+            ("spec.network.serviceSubnet", ipaddress.IPv4Network(config.services.subnet))]
     ours += [("spec.network.underlay.routedSubnets", ipaddress.IPv4Network(s)) for s in config.underlay.routed]
-    ours += [
-             ("spec.network.podSubnet", ipaddress.IPv4Network(config.pods.subnet)),
-             ("spec.network.serviceSubnet", ipaddress.IPv4Network(config.services.subnet))]
     ours += [("spec.network.loadBalancerPool", n) for n in config.lb_pool.networks()]
     for where, machine in machine_networks():
         for field_name, net in ours:
@@ -194,7 +193,7 @@ class Fabric:
                                                       f"name eth0 mtu {cfg.underlay.mtu} netns {host.pid}")])
             ip_batch([f"link set {veth} master {naming.underlay_bridge(scope)} up"])
             ip_batch(["link set lo up", "link set eth0 up",
-                      f"addr add {ext.ip}/{ipaddress.IPv4Network(cfg.underlay.subnet).prefixlen} dev eth0"] +
+                      f"addr add {ext.ip}/{cfg.underlay.prefixlen} dev eth0"] +
                      [f"route add {r} dev eth0" for r in pool_routes] +
                      [f"route add {s} via {router} dev eth0" for s in cfg.underlay.routed],
                      netns=naming.node_netns(scope, ext.name))
