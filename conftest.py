@@ -20,7 +20,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--cni", default=None, choices=CNIS,
                      help="run the scenarios on this data plane instead of their specs' (make matrix)")
     parser.addoption("--kube-proxy", default=None, choices=PROXY_MODES,
-                     help="with --cni flannel or calico: kube-proxy's mode instead of the specs' (make matrix)")
+                     help="kube-proxy's mode instead of the specs' (make matrix; with openflow: beside the controller)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The data planes side by side (issues #13, #14): ``cni: openflow`` (OVS + k8semu's controller),
-``cni: flannel`` with kube-proxy's iptables and nftables modes, and ``cni: calico`` routed and
-with VXLAN. Measures and reports; never fails on a slow machine.
+``cni: flannel`` with kube-proxy's iptables and nftables modes, ``cni: calico`` routed and
+with VXLAN, and ``cni: openflow`` with kube-proxy beside the controller. Measures and reports; never fails on a slow machine.
 
     sudo .venv/bin/python bench/dataplanes.py [--quick] [--runs N] [--planes NAME,...]
 
@@ -37,6 +37,8 @@ from tests.cluster import Cluster, poll  # noqa: E402
 
 PLANES = {  # name -> spec.network fields
     "openflow": "{}",
+    # kube-proxy beside the controller (Antrea with kube-proxy): a node is in sync once both hold a view
+    "openflow-kube-proxy-iptables-0s": "{kubeProxy: {mode: iptables, minSyncPeriod: 0s}}",
     "flannel-iptables-1s": "{cni: flannel, kubeProxy: {mode: iptables}}",
     "flannel-iptables-0s": "{cni: flannel, kubeProxy: {mode: iptables, minSyncPeriod: 0s}}",
     "flannel-nftables-0s": "{cni: flannel, kubeProxy: {mode: nftables, minSyncPeriod: 0s}}",
@@ -131,7 +133,8 @@ def main() -> int:
                 row[f"{nodes}x{pods}"] = r = up_down_spec(spec, args.runs)
                 print(f"{name}: up/down {nodes} x {pods}: up {text(r['up_s'], ' s')}, down {text(r['down_s'], ' s')} "
                       f"({r['running']} running)", flush=True)
-            if not name.endswith("-1s"):  # the sync period changes no packet's path
+            # the sync period changes no packet's path, and pod to pod never meets kube-proxy
+            if not name.endswith("-1s") and not name.startswith("openflow-kube-proxy"):
                 spec = Path(tmp) / f"iperf-{name}.yaml"
                 spec.write_text(IPERF_SPEC.format(network=network))
                 got = [pod_to_pod(spec) for _ in range(args.runs)]

@@ -76,12 +76,22 @@ def iperf(server_netns: str, client_netns: str, server_ip: str, reverse: bool = 
         daemon.wait()
 
 
+# the Services lab on the data planes beside the default one (services.yaml, openflow): Flannel
+# and Calico with kube-proxy, and the controller with kube-proxy beside it; make slow runs them
+# (make test's budget), for every module that brings the Services lab up
+SERVICES_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml",
+                   "topologies/services-kube-proxy.yaml")
+
+
 class Cluster:
     def __init__(self, spec: str) -> None:
         self.spec = str(ROOT / spec) if not os.path.isabs(spec) else spec
         data = yaml.safe_load(Path(self.spec).read_text())
         self.name = data["metadata"]["name"]
-        self.cni = (data["spec"].get("network") or {}).get("cni", "openflow")  # the data plane it runs
+        network = data["spec"].get("network") or {}
+        self.cni = network.get("cni", "openflow")  # the data plane it runs
+        # kube-proxy's mode ("" on openflow without it: the controller alone serves Services)
+        self.kube_proxy = (network.get("kubeProxy") or {}).get("mode", "" if self.cni == "openflow" else "iptables")
         self.run = cluster_dir(self.name)
         self.client = Client(self.run)
 

@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc2.add_argument("--cni", default=None, choices=CNIS,
                      help="run on this data plane instead of the spec's (the same manifests)")
     sc2.add_argument("--kube-proxy", default=None, choices=PROXY_MODES, dest="proxy_mode",
-                     help="with --cni flannel or calico: kube-proxy's mode instead of the spec's")
+                     help="kube-proxy's mode instead of the spec's (with openflow: kube-proxy beside the controller)")
     pr = verb("probe", help="reachability truth table between every pair of pods")
     pr.add_argument("-n", "--namespace", action="append", default=None)
     pr.add_argument("--port", default="80")

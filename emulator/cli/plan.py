@@ -41,6 +41,9 @@ def plan(spec: str, show: str, out: TextIO) -> int:
         for node in view.nodes:
             out.write(f"# node {node.name}: bridge {naming.node_bridge(scope, node.index)} (dpid {node.dpid:#x})\n")
             out.write("\n".join(f.to_ofctl() for f in flows_for_node(view, node.name)) + "\n")
+            if cfg.kube_proxy:  # beside the controller: the node's kube-proxy rules too
+                out.write(f"# node {node.name}: kube-proxy ({cfg.kube_proxy})\n"
+                          f"{kube_proxy.full_sync(cfg, node.name, view.services)}")
         return 0
     if cfg.calico is not None:  # pods' addresses from the pools' blocks, routed (no bridge)
         pools = ", ".join(f"{p.cidr} /{p.block_size} blocks {p.encapsulation}" for p in cfg.calico.pools)
@@ -50,7 +53,8 @@ def plan(spec: str, show: str, out: TextIO) -> int:
         per_node = "blocks per node on demand"
     else:
         plane = (f"cni {cfg.cni} ({cfg.flannel_backend}), kube-proxy {cfg.kube_proxy}" if cfg.kernel_dataplane
-                 else "cni openflow")
+                 else "cni openflow" + (f", kube-proxy {cfg.kube_proxy} beside the controller" if cfg.kube_proxy
+                                        else ""))
         per_node = f"/{cfg.pods.node_mask} per node"
     routed = "".join(f" + {s}" for s in cfg.underlay.routed) + (" through the underlay router"
                                                                  if cfg.underlay.routed else "")

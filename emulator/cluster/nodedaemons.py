@@ -133,7 +133,7 @@ def kube_proxy_config(config: ClusterConfig) -> str:
 
 
 def kube_proxy(config: ClusterConfig) -> list:
-    """kubeadm's ``kube-proxy`` DaemonSet and ConfigMap in kube-system (``cni: flannel``)."""
+    """kubeadm's ``kube-proxy`` DaemonSet and ConfigMap in kube-system (wherever kube-proxy runs)."""
     labels = {"k8s-app": "kube-proxy"}
     return [ConfigMap(ObjectMeta("kube-proxy", "kube-system", {"app": "kube-proxy"}),
                       {"config.conf": kube_proxy_config(config)}),
@@ -148,4 +148,6 @@ def node_daemons(config: ClusterConfig) -> list:
         return kube_proxy(config) + calico(config) + metallb(config)
     if config.kernel_dataplane:
         return kube_proxy(config) + flannel(config) + metallb(config)
+    if config.kube_proxy:  # beside the controller, as Antrea runs with kube-proxy
+        return kube_proxy(config) + openflow_agent(config) + metallb(config)
     return openflow_agent(config) + metallb(config)

@@ -70,6 +70,13 @@ class ClusterConfig:
         return self.cni in ("flannel", "calico")
 
     @property
+    def openflow_with_kube_proxy(self) -> bool:
+        """``cni: openflow`` with ``kubeProxy.mode``: the controller serves the pods' Service
+        traffic in OVS and kube-proxy the node's own and what arrives from outside (NodePorts,
+        load-balancer and external IPs), as Antrea with ``proxyAll: false`` beside kube-proxy."""
+        return self.cni == "openflow" and bool(self.kube_proxy)
+
+    @property
     def upstream_dns(self) -> str:
         """The resolver the nodes use (their /etc/resolv.conf): the first external DNS host."""
         return next((h.ip for h in self.external_hosts if h.dns_server), "")

@@ -104,9 +104,13 @@ def parse(action: str, component: str, node: str = "") -> Fault:
     return Fault(action, name, node, host)
 
 
-def applies(fault: Fault, cni: str) -> str:
-    """Why ``fault`` cannot be done on a cluster of ``cni`` ("" when it can)."""
+def applies(fault: Fault, cni: str, kube_proxy: str = "") -> str:
+    """Why ``fault`` cannot be done on a cluster of ``cni`` ("" when it can); kube-proxy runs
+    wherever ``spec.network.kubeProxy.mode`` (``kube_proxy``) is set, beside openflow too."""
     kind = COMPONENTS[fault.component]
+    if fault.component == "kube-proxy":
+        return "" if kube_proxy else (f"cni: {cni} has no kube-proxy (the controller serves Services: set "
+                                      "spec.network.kubeProxy.mode to run kube-proxy beside it)")
     if kind.cnis and cni not in kind.cnis:
         return (f"cni: {cni} has no {fault.component} ({kind.what} runs on cni: {' or '.join(kind.cnis)})")
     return ""

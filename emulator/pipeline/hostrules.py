@@ -23,7 +23,10 @@ reaches its Open vSwitch bridge (Antrea's agent does the same with host iptables
   unset, where portmap matches every local address) is DNATed to the pod's port.
 
 Rendered as ``iptables-restore`` input (the nat and filter tables) for the node's own namespace
-(nothing else uses it).
+(nothing else uses it). With kube-proxy beside the controller (``kubeProxy.mode`` on
+``cni: openflow``, as Antrea with ``proxyAll: false``) kube-proxy's chains do the NodePort,
+load-balancer and external-IP part, and only the CNI's part is written (``cni_nat``: hostPorts
+and the masquerades, in k8semu's own chains, without flushing kube-proxy's).
 """
 from __future__ import annotations
 
@@ -102,10 +105,32 @@ def iptables_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
         if not svc.external_local:
             lines.append(f"-A K8SEMU-POSTROUTING -d {NODEPORT_VIP}/32 -p {proto} -m {proto} "
                          f"--dport {svc.node_port} {note} -j MASQUERADE")
-    lines.append(f"-A K8SEMU-POSTROUTING -s {pod_subnet} ! -d {pod_subnet} -o eth0 "
-                 f"{comment('pods to the outside')} -j MASQUERADE")
-    lines.append(f"-A K8SEMU-POSTROUTING -s {HAIRPIN_VIP}/32 -o eth0 "
-                 f"{comment('gateway hairpin to an endpoint on another host')} -j MASQUERADE")
+    lines += masquerade_rules(pod_subnet)
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
+
+
+def masquerade_rules(pod_subnet: str) -> list[str]:
+    """Pods reaching the outside through eth0, and the gateway hairpin's address, masqueraded to
+    the node's address."""
+    return [f"-A K8SEMU-POSTROUTING -s {pod_subnet} ! -d {pod_subnet} -o eth0 "
+            f"{comment('pods to the outside')} -j MASQUERADE",
+            f"-A K8SEMU-POSTROUTING -s {HAIRPIN_VIP}/32 -o eth0 "
+            f"{comment('gateway hairpin to an endpoint on another host')} -j MASQUERADE"]
+
+
+CNI_JUMPS = ("*nat\n-A PREROUTING -j K8SEMU-HOSTPORTS\n-A OUTPUT -j K8SEMU-HOSTPORTS\n"
+             "-A POSTROUTING -j K8SEMU-POSTROUTING\nCOMMIT\n")  # once, after the chains exist (``cni_nat``)
+
+
+def cni_nat(view: NetworkView, node: NodeView, pod_subnet: str) -> str:
+    """``iptables-restore --noflush`` input for the CNI's part alone (kube-proxy beside the
+    controller): k8semu's two chains declared (so flushed) and refilled, nothing else touched;
+    the jumps to them are ``CNI_JUMPS``, loaded once. kube-proxy inserts its own jumps first, as
+    it does before the portmap plugin's on a real node."""
+    lines = ["*nat", ":K8SEMU-HOSTPORTS - [0:0]", ":K8SEMU-POSTROUTING - [0:0]"]
+    lines += host_port_rules(view, node, pod_subnet)
+    lines += masquerade_rules(pod_subnet)
     lines.append("COMMIT")
     return "\n".join(lines) + "\n"
 

@@ -70,7 +70,7 @@ class ComponentFaults:
             fault = components.parse(action, component, node)
         except ValueError as exc:
             raise K8semuError(str(exc)) from None
-        why = components.applies(fault, self.config.cni)
+        why = components.applies(fault, self.config.cni, self.config.kube_proxy)
         if why:
             raise NotFoundError(why)
         if fault.node and fault.node not in {n.name for n in self.config.nodes}:

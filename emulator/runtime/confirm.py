@@ -51,12 +51,17 @@ class Confirmation:
 
     def switch_generations(self) -> dict[str, int]:
         """Each node's data plane's generation: the view its switch confirmed (openflow), or the
-        view its kube-proxy loaded (flannel)."""
-        if self.proxier is not None:
+        view its kube-proxy loaded (flannel, calico); with kube-proxy beside the controller, the
+        older of the two."""
+        if self.config.kernel_dataplane:
             return self.proxier.generations()
         with self.status_lock:
             self._read_controller_locked()
-            return dict(self.generations)
+            gens = dict(self.generations)
+        if self.proxier is not None:
+            loaded = self.proxier.generations()
+            gens = {name: min(g, loaded.get(name, -1)) for name, g in gens.items()}
+        return gens
 
     def _system_pods_current(self) -> bool:
         """The DNS servers and the ingress controller have loaded the latest snapshot they read."""
@@ -86,7 +91,7 @@ class Confirmation:
     def _dataplane_ready(self, rec: Record) -> bool:
         """A pod's node's switch holds the pod's flows (its containers may start); a
         ``hostNetwork`` pod has none to wait for."""
-        if rec.obj.spec.host_network or self.proxier is not None:  # flannel: the network is the CNI ADD's
+        if rec.obj.spec.host_network or self.config.kernel_dataplane:  # flannel: the network is the CNI ADD's
             return True
         wanted = self.pod_generation.get(rec.obj.key)
         if wanted is None:
@@ -107,10 +112,13 @@ class Confirmation:
         """Say once, loudly, when a switch has not confirmed any view 30 s after start-up."""
         if self.proxier is not None:
             self._report_proxier()
+        if self.config.kernel_dataplane:
             return
         if self.switches_warned or time.monotonic() - self.started < SWITCH_DEADLINE:
             return
-        missing = [name for name, gen in self.switch_generations().items() if gen < 0]
+        with self.status_lock:
+            self._read_controller_locked()
+            missing = [name for name, gen in self.generations.items() if gen < 0]
         if missing:
             self.switches_warned = True
             self._helper_report("controller", f"switches of {', '.join(missing)} have not connected to the controller "

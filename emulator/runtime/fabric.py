@@ -219,6 +219,12 @@ class Fabric:
         lines += hostrules.node_routes(cfg.services.subnet, naming.NODE_GATEWAY_IF)
         lines += [f"route add {s} via {cfg.underlay.router_ip(node.subnet)} dev eth0"
                   for s in cfg.underlay.subnets if s != node.subnet]  # the other racks, through the router
+        if cfg.kube_proxy:
+            # kube-proxy's DROP for an external IP or load-balancer address without a local
+            # endpoint is in FORWARD: a packet gets there only through a route, so the node gets
+            # the default route a real node has (its subnet's .1; sealed: nothing beyond it), as
+            # on flannel, rather than answering "network unreachable" first
+            lines.append(f"route add default via {cfg.underlay.router_ip(node.subnet)} dev eth0")
         ip_batch(lines, netns=naming.node_netns(scope, node.name), force=False)
 
     def bridges(self) -> list[str]:

@@ -81,7 +81,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
         self.corefile_text: str | None = None  # the coredns ConfigMap's Corefile last projected
         self.ingress_config: dict[str, str] = {}  # the ingress-nginx controller ConfigMap's data last published
         self.kubelet: Kubelet | None = None
-        self.proxier: Proxier | None = None  # cni: flannel: kube-proxy's rules on every node
+        self.proxier: Proxier | None = None  # kube-proxy's rules on every node (kernel planes; openflow with kubeProxy)
         self.cni: Plugins | None = None  # cni: flannel: the conflist's plugins
         self.shim: Shim | None = None
         self.agent = NodeAgent(config, records.scope)
@@ -137,7 +137,9 @@ class Manager(Requests, ComponentFaults, Confirmation):
 
     def _build_openflow_plane(self) -> ovs.Datapath:
         """The controller (os-ken takes the longest to import) starts first, Open vSwitch's
-        daemons on a thread, and both get ready while the nodes and links are made."""
+        daemons on a thread, and both get ready while the nodes and links are made. With
+        ``kubeProxy.mode`` kube-proxy's rules are loaded beside it by the proxier's thread (a
+        node's generation is then the older of its switch's and its kube-proxy's)."""
         socket_path = ovs.controller_socket(self.config.name)
         if len(str(socket_path)) > SOCKET_PATH_MAX:
             raise RuntimeFailure(f"{socket_path} is longer than a Unix socket path may be")
@@ -158,7 +160,12 @@ class Manager(Requests, ComponentFaults, Confirmation):
                 datapath = ovs_started.result()
                 self._controller_listening()
                 return datapath
-            return fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
+            datapath = fabric.Fabric(self.config, self.records, f"unix:{socket_path}").build(switches_can_connect)
+        if self.config.kube_proxy:
+            self.proxier = Proxier(self.config, self.records.scope, self.wake.set)
+            self.proxier.start()
+            self._publish(force=True)
+        return datapath
 
     def _build_kernel_plane(self) -> ovs.Datapath:
         """``cni: flannel`` or ``calico``: no switch and no controller. The nodes with Flannel's

@@ -1,7 +1,8 @@
 """The node agent: per-node kernel state for Services, and the LoadBalancer address speaker.
 
 For each node it keeps the ``iptables`` nat table equal to ``pipeline.hostrules`` for the
-current view (re-applied only when the rendering changes), and for each LoadBalancer address
+current view (re-applied only when the rendering changes; with kube-proxy beside the controller
+only the CNI's chains, so kube-proxy's are left alone), and for each LoadBalancer address
 it picks one Ready node to hold it on eth0 (MetalLB's L2 mode: that node answers ARP for it),
 moving it, with a gratuitous ARP, when the node goes NotReady (its eth0 is down). For a Service
 with externalTrafficPolicy Local only a node with a ready endpoint of it may hold the address
@@ -79,9 +80,14 @@ class NodeAgent:
 
     def sync(self, view: NetworkView) -> None:
         """With ``cni: flannel`` kube-proxy's rules (``runtime.proxier``), the portmap plugin and
-        flanneld's chains do what the host rules do on the OpenFlow data plane: none are written."""
+        flanneld's chains do what the host rules do on the OpenFlow data plane: none are written.
+        With kube-proxy beside the controller, the CNI's chains alone (``hostrules.cni_nat``)."""
+        beside = self.config.openflow_with_kube_proxy
         for node in () if self.config.kernel_dataplane else view.nodes:
-            rules = hostrules.iptables_nat(view, node, self.config.pods.subnet) + hostrules.iptables_filter(view)
+            if beside:
+                rules = hostrules.cni_nat(view, node, self.config.pods.subnet)
+            else:
+                rules = hostrules.iptables_nat(view, node, self.config.pods.subnet) + hostrules.iptables_filter(view)
             if self.applied.get(node.name) != rules:
                 netns = naming.node_netns(self.scope, node.name)
                 if node.name not in self.localnet and hostrules.loopback_host_ports(view, node):
@@ -89,7 +95,13 @@ class NodeAgent:
                     # such packets only with route_localnet (portmap sets it too); left on after
                     run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.conf.all.route_localnet=1"])
                     self.localnet.add(node.name)
-                run(["ip", "netns", "exec", netns, "iptables-restore"], input=rules)
+                if beside:  # kube-proxy's chains are in the same tables: never flushed by k8semu
+                    run(["ip", "netns", "exec", netns, "iptables-restore", "-w", "5", "--noflush"], input=rules)
+                    if node.name not in self.applied:
+                        run(["ip", "netns", "exec", netns, "iptables-restore", "-w", "5", "--noflush"],
+                            input=hostrules.CNI_JUMPS)
+                else:
+                    run(["ip", "netns", "exec", netns, "iptables-restore"], input=rules)
                 self.applied[node.name] = rules
         self._announce(view)
         stale = stale_udp_entries(self.view, view)

@@ -15,7 +15,8 @@ One thread for every node: the rules of one view are loaded into the nodes side 
 each node's generation (the view it holds) is what ``Manager.synced`` and the waits read, as the
 switches' confirmed generations are on the OpenFlow data plane. The same pass loads the node's
 NetworkPolicy sets and chains (``netpolicy.iptables``) when they changed, so a node's generation
-covers its policies too.
+covers its policies too. Beside the OpenFlow controller (``kubeProxy.mode`` on ``cni: openflow``)
+only kube-proxy's rules: NetworkPolicy stays in the switches.
 """
 from __future__ import annotations
 
@@ -211,7 +212,8 @@ class Proxier:
                         raise
                     full = True
                     self._load(node, None, new)  # the partial sync failed: a full one, as kube-proxy falls back
-            self._policies(node, view, rules)
+            if self.config.kernel_dataplane:  # beside the controller, policy is in the switches
+                self._policies(node, view, rules)
             if self.routing is not None:
                 self.routing.load(node, view)
             for argv in stale_udp(old or [], new) if not held else ():

@@ -408,7 +408,7 @@ class Requests:
                 {r.status.ip: b.netns for r in self.state.pods()
                  if r.status.ip and not r.obj.spec.host_network and not r.status.released
                  and (b := self.kubelet.boxes.get(r.obj.key) if self.kubelet else None)},
-                tuple(n.name for n in self.config.nodes), kernel)
+                tuple(n.name for n in self.config.nodes), kernel, bool(self.config.kube_proxy))
             view = NetworkView.from_json((self.run / "view.json").read_text())
             source_pod = None
             kind, _, name = req.source.rpartition("/")

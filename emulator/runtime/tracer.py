@@ -51,6 +51,7 @@ class Where:
     pod_netns: dict[str, str] = field(default_factory=dict)  # a running pod's IP -> its namespace
     nodes: tuple[str, ...] = ()
     kernel: bool = False  # cni: flannel or calico: netfilter and routes, traced live (``tracekernel``)
+    kube_proxy: bool = False  # openflow with kube-proxy beside it: a node's and the outside's attempts meet its rules
 
 
 class OvsSwitch:
@@ -121,11 +122,15 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
     dst_ip, port, protocol, svc = _destination(view, where, req, source_pod, hops)
     if protocol != "icmp" and not port:
         raise K8semuError(f"{req.destination}: name a port (--port), or --protocol icmp")
-    if req.live or where.kernel:  # a source port no other connection uses marks the attempt
-        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
-    if where.kernel:
-        return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, hops)
     kind, name = _split(req.source)
+    # beside the controller kube-proxy's netfilter rules, not the switch, take what a node sends
+    # and what comes from outside: that attempt is traced live through them, as on flannel
+    netfilter = where.kernel or (where.kube_proxy and source_pod is None
+                                 and kind in ("node", "external", "") and name in where.netns)
+    if req.live or netfilter:  # a source port no other connection uses marks the attempt
+        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
+    if netfilter:
+        return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, hops)
     source_netns = source_pod.netns if source_pod is not None else where.netns.get(name, "")
     if source_pod is not None:
         packet = start.from_pod(view, source_pod.pod, dst_ip, protocol, port, req.src_port)

@@ -40,7 +40,8 @@ from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
 # what a step's ``dataplanes`` may name: a CNI, or a CNI that runs kube-proxy with its mode
-PLANES = CNIS + tuple(f"{cni}/{mode}" for cni in CNIS if cni != "openflow" for mode in PROXY_MODES)
+# (openflow/iptables: kube-proxy beside the controller)
+PLANES = CNIS + tuple(f"{cni}/{mode}" for cni in CNIS for mode in PROXY_MODES)
 
 STEP_KINDS = {
     "apply": None, "delete": None, "scale": {"deployment", "replicas", "namespace"},

@@ -9,6 +9,10 @@ one k8semu cannot run.
         cni: flannel            # openflow (default) | flannel | calico (its section: spec.calico)
         flannel: {backend: vxlan}   # vxlan (default) | host-gw
         kubeProxy: {mode: iptables, minSyncPeriod: 1s}   # iptables (default with flannel) | nftables
+
+With ``cni: openflow`` kube-proxy is off unless ``kubeProxy.mode`` is given: the controller
+serves Services (as Antrea's proxy does); with a mode kube-proxy runs beside it, as Antrea runs
+with kube-proxy (``antreaProxy.proxyAll: false``).
 """
 from __future__ import annotations
 
@@ -59,14 +63,10 @@ def read(r: Reader, net: PathKey, pod_interface: str) -> DataPlane:
     backend = r.string(net + ("flannel", "backend"), "vxlan", check=_choice(FLANNEL_BACKENDS)) or "vxlan"
     if not known:  # refused above: the combinations are checked against a CNI that exists
         return DataPlane("openflow", "", "vxlan", seconds)
-    if cni == "openflow":
-        if mode:
-            r.fail(net + ("kubeProxy", "mode"), "kube-proxy beside the openflow CNI is not emulated yet: with "
-                                                "cni: openflow the controller serves Services (as Antrea's proxy "
-                                                "does); use cni: flannel for kube-proxy's rules")
+    if cni == "openflow":  # kube-proxy only when asked for, beside the controller's proxy
         if r.get(net + ("flannel",)) is not None:
             r.fail(net + ("flannel",), "applies to cni: flannel only")
-        return DataPlane("openflow", "", "vxlan", seconds)
+        return DataPlane("openflow", mode or "", "vxlan", seconds)
     if cni == "calico" and r.get(net + ("flannel",)) is not None:
         r.fail(net + ("flannel",), "applies to cni: flannel only")
     if pod_interface != "veth":

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
-from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
+from tests.cluster import SERVICES_PLANES, Cluster, k8semu, kubectl, module_cluster, poll
 
-OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")  # make slow (the budget)
+OTHER_PLANES = SERVICES_PLANES  # make slow (the budget)
 evict_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
 
 

@@ -12,16 +12,14 @@ import time
 
 
 from emulator.scenario.artifacts import StepArtifacts
-from tests.cluster import Cluster, k8semu, module_cluster, poll
+from tests.cluster import SERVICES_PLANES, Cluster, k8semu, module_cluster, poll
 
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
 
 
-# the same lab on every data plane (issues #13, #14): the controller's OpenFlow pipeline, and
-# Flannel and Calico with kube-proxy's iptables rules; the other data planes run in make slow
-# (make test's budget)
-OTHER_PLANES = ("topologies/services-flannel.yaml", "topologies/services-calico.yaml")
-svc_cluster = module_cluster("topologies/services.yaml", *OTHER_PLANES, slow=OTHER_PLANES)
+# the same lab on every data plane (issues #13, #14): the controller's OpenFlow pipeline here,
+# the others (SERVICES_PLANES) in make slow (make test's budget)
+svc_cluster = module_cluster("topologies/services.yaml", *SERVICES_PLANES, slow=SERVICES_PLANES)
 
 
 def service(cluster: Cluster, name: str) -> dict:
@@ -241,6 +239,10 @@ def test_the_data_plane_labels_services(svc_cluster: Cluster) -> None:
         refused = k8semu("--cluster", svc_cluster.name, "flows", "worker-1", check=False)
         assert refused.returncode != 0 and "no OpenFlow tables" in refused.stderr
         return
+    if svc_cluster.kube_proxy:  # beside the controller: kube-proxy's chains too, and k8semu's CNI chains
+        nat = svc_cluster.exec("worker-1", "iptables-save", "-t", "nat", check=True).stdout
+        assert '--comment "default/web cluster IP"' in nat and "-A PREROUTING -j K8SEMU-HOSTPORTS" in nat
+        assert "K8SEMU-SERVICES" not in nat  # kube-proxy serves NodePorts, not the controller's NAT
     dump = k8semu("flows", "worker-1").stdout
     assert re.search(r"table=ServiceLB, .*group:\d+ .*# service default/web:8080", dump)
     assert "# service default/empty:80" in dump and "CONTROLLER:65535" in dump
@@ -315,6 +317,11 @@ def test_trace_of_a_node_port_from_outside_shows_the_nodes_nat_and_agrees(svc_cl
         return
     out = trace("external/outside", "node/worker-2", "--port", "30007", "--live")
     assert out["verdict"] == "delivered" and out["destination"] == "172.18.0.4:30007"
+    if svc_cluster.kube_proxy:  # kube-proxy's NodePort chains, traced live, then the gateway into OVS
+        walked = [h["table"].split()[-1] for h in out["hops"] if h["kind"] == "rule"]
+        assert "KUBE-NODEPORTS" in walked and any(c.startswith("KUBE-EXT-") for c in walked), walked
+        assert "dev k8semu-gw0" in out["hops"][-1]["text"] and out["live"]["agrees"], out
+        return
     nat = out["hops"][0]
     assert nat["kind"] == "host" and "DNAT 172.18.0.4:30007" in nat["text"] and "SNAT to the gateway" in nat["text"]
     assert out["live"]["agrees"] and out["live"]["seen"][0]["packets"], out["live"]

@@ -75,11 +75,13 @@ def describe(pid: int) -> str:
         return "(gone)"
 
 
-# every data plane (issues #13, #14); calico's in make slow (make test's budget: the CNI DEL from
-# libcni's cache after a crash is the same code as flannel's, with its own plugin)
+# every data plane (issues #13, #14); calico's and openflow's with kube-proxy beside it in make
+# slow (make test's budget: the CNI DEL from libcni's cache after a crash is the same code as
+# flannel's, with its own plugin; kube-proxy's rules live in the nodes' namespaces)
 SPECS = pytest.mark.parametrize("spec", ["topologies/default.yaml", "topologies/flannel.yaml",
-                                         pytest.param("topologies/calico.yaml", marks=pytest.mark.slow)],
-                                ids=["openflow", "flannel", "calico"])
+                                         pytest.param("topologies/calico.yaml", marks=pytest.mark.slow),
+                                         pytest.param("topologies/services-kube-proxy.yaml", marks=pytest.mark.slow)],
+                                ids=["openflow", "flannel", "calico", "openflow-kube-proxy"])
 
 
 @SPECS

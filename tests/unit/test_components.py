@@ -46,6 +46,8 @@ def test_each_component_exists_on_its_data_planes_only() -> None:
         "cni: flannel has no controller (the SDN controller runs on cni: openflow)"
     assert components.applies(components.parse("stop", "bird"), "flannel").startswith("cni: flannel has no bird")
     assert components.applies(components.parse("stop", "kube-proxy"), "openflow").startswith("cni: openflow has no")
+    assert components.applies(components.parse("stop", "kube-proxy"), "openflow", "iptables") == ""
+    assert components.applies(components.parse("stop", "kube-proxy", "w1"), "calico", "nftables") == ""
     for cni in ("openflow", "flannel", "calico"):
         assert components.applies(components.parse("kill", "coredns"), cni) == ""
         assert components.applies(components.parse("stop", "dns/up"), cni) == ""
