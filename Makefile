@@ -28,12 +28,14 @@ slow: install
 	$(PY) -m pytest -q -m slow
 
 # every scenario again on the flannel and calico data planes, with kube-proxy's iptables and
-# nftables modes, the same manifests (issues #13 and #14; make test runs them on their specs' data planes)
+# nftables modes, and on openflow with kube-proxy beside the controller, the same manifests
+# (issues #13 and #14; make test runs them on their specs' data planes)
 matrix: install
 	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy iptables
 	$(PY) -m pytest -q scenarios --cni flannel --kube-proxy nftables
 	$(PY) -m pytest -q scenarios --cni calico --kube-proxy iptables
 	$(PY) -m pytest -q scenarios --cni calico --kube-proxy nftables
+	$(PY) -m pytest -q scenarios --cni openflow --kube-proxy iptables
 
 unit: install
 	$(PY) -m pytest -q tests/unit

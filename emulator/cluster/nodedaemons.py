@@ -50,7 +50,11 @@ def agent_config(config: ClusterConfig) -> dict[str, object]:
     return {"cni": "openflow", "trafficEncapMode": "encap", "tunnelType": "vxlan", "tunnelPort": VXLAN_PORT,
             "tunnelVNI": VXLAN_VNI, "podMTU": config.pod_mtu, "podCIDR": config.pods.subnet,
             "serviceCIDR": config.services.subnet, "proxy": "openflow", "networkPolicy": "openflow",
-            "kubeProxy": "none (the OpenFlow pipeline serves Services on every node, as AntreaProxy with proxyAll)"}
+            "proxyAll": not config.kube_proxy,  # Antrea's antreaProxy.proxyAll: false beside kube-proxy
+            "kubeProxy": f"{config.kube_proxy} (beside the OpenFlow pipeline, which serves the pods' Service traffic; "
+                         "kube-proxy the nodes' own and the outside's, as AntreaProxy without proxyAll)"
+                         if config.kube_proxy else
+                         "none (the OpenFlow pipeline serves Services on every node, as AntreaProxy with proxyAll)"}
 
 
 def openflow_agent(config: ClusterConfig) -> list:

@@ -39,9 +39,10 @@ from emulator.model.faults import PARSERS, impairment, parse_link
 from emulator.spec.loader import Document, PathKey, load_file
 from emulator.spec.reader import Reader, did_you_mean
 
-# what a step's ``dataplanes`` may name: a CNI, or a CNI that runs kube-proxy with its mode
-# (openflow/iptables: kube-proxy beside the controller)
-PLANES = CNIS + tuple(f"{cni}/{mode}" for cni in CNIS for mode in PROXY_MODES)
+# what a step's ``dataplanes`` may name: a CNI (with or without kube-proxy), or a CNI that runs
+# kube-proxy with its mode (openflow/iptables: kube-proxy beside the controller); openflow/none:
+# the controller alone
+PLANES = CNIS + tuple(f"{cni}/{mode}" for cni in CNIS for mode in PROXY_MODES) + ("openflow/none",)
 
 STEP_KINDS = {
     "apply": None, "delete": None, "scale": {"deployment", "replicas", "namespace"},
@@ -71,7 +72,7 @@ class Step:
     dataplanes: tuple[str, ...] = ()
 
     def runs_on(self, cni: str, proxy_mode: str) -> bool:
-        return not self.dataplanes or cni in self.dataplanes or f"{cni}/{proxy_mode}" in self.dataplanes
+        return not self.dataplanes or cni in self.dataplanes or f"{cni}/{proxy_mode or 'none'}" in self.dataplanes
 
 
 @dataclass

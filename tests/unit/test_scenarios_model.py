@@ -80,6 +80,10 @@ def test_a_scenario_runs_on_another_data_plane_with_its_own_steps(tmp_path: Path
     assert chains.runs_on("flannel", "iptables") and not chains.runs_on("flannel", "nftables")
     assert lab9["the Service still answers"].runs_on("openflow", "")
     assert not lab9["and numgen picks one of the three endpoints"].runs_on("flannel", "iptables")
+    lab8 = {s.name: s for s in load_scenario(ROOT / "scenarios" / "08-kube-system.yaml").steps}
+    alone = lab8["its ConfigMap says the OpenFlow pipeline serves Services, so no kube-proxy runs"]
+    assert alone.runs_on("openflow", "") and not alone.runs_on("openflow", "iptables")  # openflow/none
+    assert lab8["the data plane's own DaemonSet, one pod per node, as a CNI's agent runs"].runs_on("openflow", "nftables")
     bad = tmp_path / "bad.yaml"
     bad.write_text("cluster: ../x.yaml\nsteps:\n  - name: a\n    dataplanes: [calico-ish]\n    scale: {replicas: 1}\n")
     with pytest.raises(SpecError) as err:
