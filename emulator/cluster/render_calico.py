@@ -17,7 +17,9 @@ keeps Calico's datastore in Kubernetes (KDD):
 
 - an IPAMHandle per handle holding an address (``block``: CIDR → count), IPAMConfig,
   FelixConfiguration ``default`` (``defaultEndpointToHostAction: Return``, what
-  ``netpolicy.felix`` writes).
+  ``netpolicy.felix`` writes), ClusterInformation ``default`` (the version and cluster type
+  calico-node records at start, ``calicoctl version``'s "Cluster Calico Version" and "Cluster
+  Type").
 
 What k8semu does not keep is left out rather than made up (an IPAMBlock's sequenceNumber).
 """
@@ -26,6 +28,7 @@ from __future__ import annotations
 import uuid
 
 from emulator.cluster.apimeta import timestamp
+from emulator.cluster.nodedaemons import CALICO_VERSION
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import calicocrds
 from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, RR_LABEL, VXLAN_PORT, VXLAN_VNI, IPPool,
@@ -130,6 +133,16 @@ def felix_configurations(state: ClusterState) -> list[dict]:
     return [_obj(state, "FelixConfiguration", "default", state.started, spec)]
 
 
+def cluster_informations(state: ClusterState) -> list[dict]:
+    """As calico-node writes it at start on a kubeadm cluster keeping Calico's data in the
+    Kubernetes API (its CLUSTER_TYPE ``k8s,bgp``, then ``kubeadm`` and ``kdd`` found); the GUID
+    is made from the cluster's name and start (a new one per ``up``, as a new datastore's)."""
+    guid = uuid.uuid5(uuid.NAMESPACE_URL, f"k8semu:{state.config.name}/ClusterInformation/{state.started}").hex
+    return [_obj(state, "ClusterInformation", "default", state.started,
+                 {"calicoVersion": CALICO_VERSION, "clusterGUID": guid, "clusterType": "k8s,bgp,kubeadm,kdd",
+                  "datastoreReady": True})]
+
+
 def bgp_configurations(state: ClusterState) -> list[dict]:
     bgp = state.config.calico.bgp
     return [_obj(state, "BGPConfiguration", "default", state.started,
@@ -172,22 +185,11 @@ def objects(state: ClusterState, kind: str) -> list[dict]:
     if state.calico_ipam is None:
         return []
     blocks = sorted(state.calico_ipam.blocks.values(), key=lambda b: block_name(b.cidr))
-    if kind == "IPPool":
-        out = ip_pools(state)
-    elif kind == "IPAMBlock":
-        out = [ipam_block(state, b) for b in blocks]
-    elif kind == "BlockAffinity":
-        out = [block_affinity(state, b) for b in blocks]
-    elif kind == "IPAMHandle":
-        out = ipam_handles(state)
-    elif kind == "IPAMConfig":
-        out = ipam_configs(state)
-    elif kind == "FelixConfiguration":
-        out = felix_configurations(state)
-    elif kind == "BGPConfiguration":
-        out = bgp_configurations(state)
-    elif kind == "BGPPeer":
-        out = bgp_peers(state)
-    else:
+    views = {"IPPool": ip_pools, "IPAMBlock": lambda s: [ipam_block(s, b) for b in blocks],
+             "BlockAffinity": lambda s: [block_affinity(s, b) for b in blocks], "IPAMHandle": ipam_handles,
+             "IPAMConfig": ipam_configs, "FelixConfiguration": felix_configurations,
+             "ClusterInformation": cluster_informations, "BGPConfiguration": bgp_configurations,
+             "BGPPeer": bgp_peers}
+    if kind not in views:
         raise ValueError(f"{kind} is not one of Calico's kinds")
-    return sorted(out, key=lambda o: o["metadata"]["name"])
+    return sorted(views[kind](state), key=lambda o: o["metadata"]["name"])

@@ -23,7 +23,7 @@ CALICO_GROUP = "crd.projectcalico.org"  # Calico's CRDs (v1), as calico.yaml ins
 CALICO_KINDS = (("IPPool", "ippools"), ("IPAMBlock", "ipamblocks"), ("BlockAffinity", "blockaffinities"),
                 ("IPAMHandle", "ipamhandles"), ("IPAMConfig", "ipamconfigs"),
                 ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"),
-                ("FelixConfiguration", "felixconfigurations"))
+                ("FelixConfiguration", "felixconfigurations"), ("ClusterInformation", "clusterinformations"))
 RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
 RR_LABEL = "route-reflector"  # the label Calico's docs put on reflector nodes (a BGPPeer selects it)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth

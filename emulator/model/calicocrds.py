@@ -100,6 +100,13 @@ SPECS: dict[str, tuple[str, dict, list[str]]] = {
         "vxlanVNI": _i("The VNI of the vxlan.calico device (4096 by default)."),
         "vxlanPort": _i("The UDP port of the vxlan.calico device (4789 by default)."),
     }, []),
+    "ClusterInformation": ("What calico-node records of the cluster (the object named default).", {
+        "calicoVersion": _s("The Calico version the cluster runs."),
+        "clusterGUID": _s("A unique identifier of the cluster, made when calico-node first starts."),
+        "clusterType": _s("What calico-node found: k8s, bgp (BIRD networking), kubeadm (a kubeadm "
+                          "cluster), kdd (the datastore is the Kubernetes API)."),
+        "datastoreReady": _b("Whether Calico's components may use the datastore."),
+    }, []),
 }
 
 

@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -133,6 +134,19 @@ class AnswerServer(ThreadingHTTPServer):
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.5}, name=name, daemon=True).start()
         return self
 
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+
+def stop_all(servers: list[AnswerServer]) -> None:
+    """Stop every server at once: each ``shutdown`` waits for its loop's next poll (up to half a
+    second), so twenty one after the other cost up to ten seconds of ``down``; side by side, one
+    poll."""
+    if servers:
+        with ThreadPoolExecutor(len(servers), thread_name_prefix="http stop") as pool:
+            list(pool.map(AnswerServer.stop, servers))
+
 
 def _answer(state: tuple[str, str, int]) -> Answer:
     return lambda path: response(*state)
@@ -169,15 +183,13 @@ class HealthChecks:
         its own (a listener opened again on the same port meanwhile fails, and the node agent
         tries it again every half second)."""
         server = self.servers.pop(key)
-
-        def stop() -> None:
-            server.shutdown()
-            server.server_close()
         if wait:
-            stop()
+            server.stop()
         else:
-            threading.Thread(target=stop, name=f"healthz stop {key[0]}:{key[1]}", daemon=True).start()
+            threading.Thread(target=server.stop, name=f"healthz stop {key[0]}:{key[1]}", daemon=True).start()
 
     def close(self) -> None:
-        for key in list(self.servers):
-            self._close(key, wait=True)
+        """Every listener, stopped side by side (``stop_all``)."""
+        servers = list(self.servers.values())
+        self.servers.clear()
+        stop_all(servers)

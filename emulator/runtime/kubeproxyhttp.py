@@ -31,7 +31,7 @@ from typing import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 
 from emulator.model import naming
-from emulator.runtime.healthcheck import AnswerServer, socket_in
+from emulator.runtime.healthcheck import AnswerServer, socket_in, stop_all
 
 disable_created_metrics()  # kube-proxy's client_golang writes no ``_created`` series (this process's only registries)
 
@@ -147,7 +147,5 @@ class KubeProxyServers:
         metrics.last.set(time.time())
 
     def close(self) -> None:
-        for server in self.listening:
-            server.shutdown()
-            server.server_close()
+        stop_all(self.listening)
         self.listening.clear()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -152,6 +153,7 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
     if req.live:
         wire_ip, wire_port = packet.wire or (dst_ip, port)
         result, live = _live(view, where, req, packet, protocol, wire_ip, wire_port, source_netns, prelude, result)
+    _underlay_hops(where, result.hops)
     if result.verdict == "left":  # through the gateway into the node's kernel: where its route sends it
         final = result.endpoint.split(":")[0] or dst_ip
         route = _route(where.netns[packet.node], final)
@@ -161,6 +163,25 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
         dst_ip, port = packet.wire
     return {**result.to_json(), "source": req.source, "destination": f"{dst_ip}:{port}" if port else dst_ip,
             "protocol": protocol, **({"live": live} if live is not None else {})}
+
+
+TUNNEL = re.compile(r"^VXLAN (\S+) -> (\S+) ")
+
+
+def _underlay_hops(where: Where, hops: list[Hop]) -> None:
+    """After each tunnel hop whose outer packet the node routes through a gateway (nodes in
+    several underlay subnets: the underlay router), that route as a hop of its own, read from
+    the node's kernel (``ip route get``): the router is one more hop of the outer packet."""
+    for i in range(len(hops) - 1, -1, -1):
+        hop = hops[i]
+        match = TUNNEL.match(hop.text) if hop.kind == "tunnel" else None
+        netns = where.netns.get(hop.node, "") if match else ""
+        if not netns:
+            continue
+        route = _route(netns, match.group(2))
+        if "via" in route:
+            hops.insert(i + 1, Hop("route", hop.node, f"underlay: ip route get {match.group(2)} -> via {route['via']} "
+                                                      f"dev {route.get('dev', '?')} (the underlay router, one hop)"))
 
 
 def _kernel(view: NetworkView, where: Where, req: Request, source_pod: SourcePod | None, dst_ip: str,

@@ -142,8 +142,10 @@ def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: 
     assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout
     crds = kubectl(*context, "get", "crd", "-o", "name").stdout.split()
     assert crds == [f"customresourcedefinition.apiextensions.k8s.io/{p}.crd.projectcalico.org" for p in
-                    ("bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks",
-                     "ipamconfigs", "ipamhandles", "ippools")]
+                    ("bgpconfigurations", "bgppeers", "blockaffinities", "clusterinformations", "felixconfigurations",
+                     "ipamblocks", "ipamconfigs", "ipamhandles", "ippools")]
+    info = json.loads(kubectl(*context, "get", "clusterinformation", "default", "-o", "json").stdout)["spec"]
+    assert info["clusterType"] == "k8s,bgp,kubeadm,kdd" and info["datastoreReady"] is True, info
     handles = {h["spec"]["handleID"] for h in get("ipamhandles")}
     assert handles == {f"k8s-pod-network.{p['metadata']['uid']}" for p in pods}
 

@@ -7,13 +7,14 @@ underlay on flannel (VXLAN) and openflow runs in make slow. Waits are on the nod
 the generation each node confirmed."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from tests.cluster import Cluster, module_cluster, poll
+from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 PLANES = ("topologies/calico-crosssubnet.yaml", "topologies/flannel-racks.yaml", "topologies/racks.yaml")
 racks = module_cluster(*PLANES, slow=PLANES[1:])
@@ -78,5 +79,11 @@ def test_pods_reach_across_and_only_what_crosses_the_router_is_encapsulated(rack
         inner = tunnel.stdout.readline()
     assert "172.18.0.3" in outer and "172.18.1.2" in outer and "VXLAN" in outer, outer
     assert ips["a"] in inner and ips["c"] in inner, inner
+    if racks.cni == "openflow":  # the static trace names the router the outer packet crosses
+        done = k8semu("--cluster", racks.name, "trace", "a", "pod/c", "--port", "80", "-o", "json")
+        hops = json.loads(done.stdout)["hops"]
+        kinds = [h["kind"] for h in hops]
+        assert kinds[kinds.index("tunnel") + 1] == "route", kinds
+        assert "via 172.18.0.1 dev eth0 (the underlay router" in hops[kinds.index("tunnel") + 1]["text"], hops
     for name in "abc":
         racks.client.delete("Pod", "default", name)

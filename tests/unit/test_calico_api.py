@@ -55,6 +55,10 @@ def test_blocks_show_each_address_at_its_ordinal_with_who_holds_it() -> None:
     assert felix["spec"]["defaultEndpointToHostAction"] == "Return" and felix["spec"]["vxlanVNI"] == 4096
     [ipam] = render.objects(state, "IPAMConfig", None)
     assert (ipam["metadata"]["name"], ipam["spec"]["strictAffinity"]) == ("default", False)
+    [info] = render.objects(state, "ClusterInformation", None)
+    assert (info["metadata"]["name"], info["spec"]["calicoVersion"], info["spec"]["clusterType"]) == \
+        ("default", "v3.29.1", "k8s,bgp,kubeadm,kdd")
+    assert len(info["spec"]["clusterGUID"]) == 32 and info["spec"]["datastoreReady"] is True
 
 
 def test_bgp_settings_follow_the_mesh_or_the_reflectors() -> None:
@@ -88,7 +92,7 @@ def test_calicos_group_is_served_on_calico_clusters_only() -> None:
     aggregated = resources.aggregated_discovery(False, "apidiscovery.k8s.io/v2", "calico")
     calico = next(g for g in aggregated["items"] if g["metadata"]["name"] == "crd.projectcalico.org")
     assert sorted(r["resource"] for r in calico["versions"][0]["resources"]) == [
-        "bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks", "ipamconfigs",
+        "bgpconfigurations", "bgppeers", "blockaffinities", "clusterinformations", "felixconfigurations", "ipamblocks", "ipamconfigs",
         "ipamhandles", "ippools"]
     assert all(r["scope"] == "Cluster" and r["verbs"] == ["get", "list", "watch"]
                for r in calico["versions"][0]["resources"])
@@ -127,7 +131,7 @@ def test_the_crds_are_calicos_on_calico_and_none_elsewhere() -> None:
     calico = ClusterState(admit_cluster(ROOT / "topologies" / "calico.yaml"))
     crds = render.objects(calico, "CustomResourceDefinition", None)
     assert [c["metadata"]["name"] for c in crds] == [f"{p}.crd.projectcalico.org" for p in (
-        "bgpconfigurations", "bgppeers", "blockaffinities", "felixconfigurations", "ipamblocks", "ipamconfigs",
+        "bgpconfigurations", "bgppeers", "blockaffinities", "clusterinformations", "felixconfigurations", "ipamblocks", "ipamconfigs",
         "ipamhandles", "ippools")]
     pools = crds[-1]
     assert pools["spec"]["names"] == {"kind": "IPPool", "listKind": "IPPoolList", "plural": "ippools",
