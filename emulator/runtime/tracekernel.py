@@ -131,20 +131,27 @@ def trace(view: NetworkView, node_netns: dict[str, str], pod_netns: dict[str, st
                      "seen": seen}}
 
 
+CONNTRACK = re.compile(r"src=(\S+) dst=\S+ sport=(\d+) dport=\d+ .*?src=\S+ dst=(\S+) sport=\d+ dport=(\d+)")
+
+
 def masqueraded(node_netns: dict[str, str], protocol: str, src_ip: str, sport: int) -> set[int]:
     """The source ports the nodes' conntrack gave the connection from ``src_ip:sport`` (its
-    reply's destination port), where a NAT changed it."""
+    reply's destination port), where a NAT changed it, followed through every NAT it met: a pod
+    calling another node's NodePort is masqueraded by its own node, then by kube-proxy there."""
     if protocol == "icmp":
         return set()
-    out = set()
-    for netns in node_netns.values():
-        argv = ["conntrack", "-L", "-p", protocol, "--orig-src", src_ip, "--orig-port-src", str(sport)]
-        done = subprocess.run(tracelive.enter(netns) + argv, capture_output=True, text=True, timeout=10)
-        for line in done.stdout.splitlines():
-            ports = [int(p) for p in re.findall(r"dport=(\d+)", line)]
-            if len(ports) == 2 and ports[1] != sport:
-                out.add(ports[1])
-    return out
+    tables = [subprocess.run(tracelive.enter(netns) + ["conntrack", "-L", "-p", protocol], capture_output=True,
+                             text=True, timeout=10).stdout for netns in node_netns.values()]
+    entries = [m.groups() for text in tables for m in map(CONNTRACK.search, text.splitlines()) if m]
+    seen, todo = {(src_ip, sport)}, [(src_ip, sport)]
+    while todo:
+        ip, port = todo.pop()
+        for orig_ip, orig_port, reply_ip, reply_port in entries:
+            key = (reply_ip, int(reply_port))
+            if (orig_ip, int(orig_port)) == (ip, port) and key not in seen:
+                seen.add(key)
+                todo.append(key)
+    return {port for _, port in seen if port != sport}
 
 
 def route(node: str, netns: str, target: str) -> list[Hop]:

@@ -149,6 +149,13 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
         raise NotFoundError(f"source {req.source!r}: no such pod in namespace {req.namespace}, node or external host")
     prelude = hops + packet.hops
     result = follow(OvsSwitch(where), view, packet.node, packet.fields, req.endpoint, list(prelude))
+    if where.kube_proxy and source_pod is not None and result.verdict == "left" and svc is not None \
+            and any(n.ip == dst_ip for n in view.nodes):
+        # a pod calling a NodePort beside kube-proxy: the switch hands it to the node, where
+        # kube-proxy's rules take it; that part is one live attempt through netfilter, after the
+        # switch's hops
+        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
+        return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, result.hops)
     live = None
     if req.live:
         wire_ip, wire_port = packet.wire or (dst_ip, port)

@@ -50,6 +50,10 @@ def test_the_outside_meets_kube_proxy_and_pods_meet_the_switch(beside: Cluster) 
     pod = trace("client", "svc/web")  # a pod's: the controller's groups, no netfilter chain
     assert pod["verdict"] == "delivered" and not rules_walked(pod)
     assert any(h["kind"] == "group" for h in pod["hops"]), pod["hops"]
+    nodeport = trace("client", "node/worker-1", "--port", "30007")  # the switch hands it to the node: kube-proxy
+    kinds = [h["kind"] for h in nodeport["hops"]]
+    assert "table" in kinds and "leave" in kinds and "rule" in kinds and kinds.index("leave") < kinds.index("rule"), kinds
+    assert nodeport["verdict"] == "delivered" and nodeport["live"]["agrees"], nodeport
 
 
 def test_a_local_policy_keeps_the_client_and_a_node_without_endpoint_drops(beside: Cluster) -> None:
