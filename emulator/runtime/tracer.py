@@ -128,8 +128,8 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
     # and what comes from outside: that attempt is traced live through them, as on flannel
     netfilter = where.kernel or (where.kube_proxy and source_pod is None
                                  and kind in ("node", "external", "") and name in where.netns)
-    if req.live or netfilter:  # a source port no other connection uses marks the attempt
-        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
+    if req.live or netfilter:
+        req = _marked(req)
     if netfilter:
         return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, hops)
     source_netns = source_pod.netns if source_pod is not None else where.netns.get(name, "")
@@ -154,8 +154,7 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
         # a pod calling a NodePort beside kube-proxy: the switch hands it to the node, where
         # kube-proxy's rules take it; that part is one live attempt through netfilter, after the
         # switch's hops
-        req = replace(req, src_port=secrets.choice(range(42000, 61000)))
-        return _kernel(view, where, req, source_pod, dst_ip, port, protocol, svc, result.hops)
+        return _kernel(view, where, _marked(req), source_pod, dst_ip, port, protocol, svc, result.hops)
     live = None
     if req.live:
         wire_ip, wire_port = packet.wire or (dst_ip, port)
@@ -170,6 +169,11 @@ def trace(view: NetworkView, where: Where, req: Request, source_pod: SourcePod |
         dst_ip, port = packet.wire
     return {**result.to_json(), "source": req.source, "destination": f"{dst_ip}:{port}" if port else dst_ip,
             "protocol": protocol, **({"live": live} if live is not None else {})}
+
+
+def _marked(req: Request) -> Request:
+    """The request with a source port no other connection uses: it marks the real attempt."""
+    return replace(req, src_port=secrets.choice(range(42000, 61000)))
 
 
 TUNNEL = re.compile(r"^VXLAN (\S+) -> (\S+) ")
