@@ -11,6 +11,8 @@ import os
 import re
 import signal
 
+import pytest
+
 from emulator.calico.cniplugin import veth_name
 from tests.cluster import Cluster, k8semu, kubectl, module_cluster, poll
 
@@ -79,6 +81,8 @@ def test_a_borrowed_address_is_routed_as_a_32_and_bird_stopping_withdraws_routes
     assert rr.curl("a", f"http://{ips['b']}/").returncode == 0
 
 
+# in make slow (make test's budget): a stopped BIRD's routes withdrawn is the test above's
+@pytest.mark.slow
 def test_the_route_reflector_going_down_takes_the_workers_routes_with_it(rr: Cluster) -> None:
     """The workers peer with the reflector only: with BIRD stopped on control-plane, worker-2
     loses the route to worker-1's block (worker-1's pod b) until the reflector is back."""

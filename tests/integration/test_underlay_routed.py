@@ -3,7 +3,7 @@
 172.18.1.0/24): the router is one hop (TTL 63) and holds nothing but the underlay, BGP's
 sessions cross it, and Calico's VXLANCrossSubnet encapsulates only what crosses it (worker-1
 reaches control-plane's pods straight over eth0, worker-2's through vxlan.calico). The same
-underlay on flannel (VXLAN) and openflow runs in make slow. Waits are on the nodes' kernels and
+underlay on flannel (VXLAN) and openflow; all three in make slow (make test's budget). Waits are on the nodes' kernels and
 the generation each node confirmed."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from typing import Iterator
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
 PLANES = ("topologies/calico-crosssubnet.yaml", "topologies/flannel-racks.yaml", "topologies/racks.yaml")
-racks = module_cluster(*PLANES, slow=PLANES[1:])
+racks = module_cluster(*PLANES, slow=PLANES)  # all in make slow (make test's budget)
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{rack: test}}}}\nspec:\n  nodeName: {node}\n" \
       "  containers: [{{name: c, image: nginx:1.25}}]\n"
 
