@@ -59,8 +59,8 @@ class Target:
     user: User | None = None
 
 
-CALICO_READ_ONLY = ("k8semu shows Calico's objects read-only; the pools and BGP settings come from the "
-                    "cluster spec's network.calico section, the blocks and affinities from its IPAM")
+CALICO_READ_ONLY = ("k8semu writes Calico's IPPools only; the BGP settings come from the cluster spec's "
+                    "network.calico section, the blocks and affinities from its IPAM")
 
 
 def _not_found() -> ApiError:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from emulator.model.calico import CALICO_GROUP, CALICO_KINDS
+from emulator.model.calico import CALICO_GROUP, CALICO_KINDS, CALICO_WRITTEN
 from emulator.model.workload import SCALABLE
 
 ALL_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -152,10 +152,10 @@ RESOURCES: tuple[Resource, ...] = (
     # the CRDs a data plane brings (Calico's on cni: calico; none on the others), read-only
     Resource("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
              ("crd", "crds"), ("api-extensions",), verbs=READ_VERBS),
-    # Calico's CRDs (crd.projectcalico.org/v1), read from the spec and Calico's IPAM
-    # (cluster/render_calico.py); read-only: the spec's ``network.calico`` section sets them
-    *(Resource(CALICO_GROUP, "v1", kind, plural, False, verbs=READ_VERBS, cni="calico")
-      for kind, plural in CALICO_KINDS),
+    # Calico's CRDs (crd.projectcalico.org/v1): IPPools stored and written (cluster/calicopools.py),
+    # the others read from the spec and Calico's IPAM (cluster/render_calico.py), read-only
+    *(Resource(CALICO_GROUP, "v1", kind, plural, False, verbs=ALL_VERBS if kind in CALICO_WRITTEN else READ_VERBS,
+               cni="calico") for kind, plural in CALICO_KINDS),
 )
 REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
 

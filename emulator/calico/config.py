@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emulator.kubeproxy.common import word
 from emulator.model.calico import FELIX_PROTO, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, CalicoConfig
@@ -55,6 +55,32 @@ def nat_outgoing(calico: CalicoConfig) -> tuple[str, str]:
     return "\n".join(sets) + "\n", "\n".join(rules) + "\n"
 
 
+def effective(cfg: ClusterConfig, view: NetworkView) -> CalicoConfig:
+    """The cluster's Calico settings with the IP pools as the view has them (IPPools written
+    through the API since ``up``); the spec's until the first view."""
+    return replace(cfg.calico, pools=view.pools) if view.pools else cfg.calico
+
+
+def _in_pools(calico_cfg: CalicoConfig, blocks: list[tuple[ipaddress.IPv4Network, str]]) -> list:
+    """The blocks inside a pool: a deleted pool's blocks (still holding addresses) are exported
+    by no BIRD and routed by no Felix, as on Calico, so no node is waited on for them."""
+    nets = [p.network for p in calico_cfg.pools]
+    return [(net, owner) for net, owner in blocks if any(net.subnet_of(p) for p in nets)]
+
+
+def nat_sets_update(calico: CalicoConfig) -> str:
+    """``ipset restore`` input giving Felix's two pool sets the pools as they are now, each
+    filled aside and swapped in at once (the MASQUERADE rule never sees an empty set)."""
+    lines = []
+    for name, cidrs in ((MASQ_SET, [p.cidr for p in calico.pools if p.nat_outgoing]),
+                        (ALL_SET, [p.cidr for p in calico.pools])):
+        fresh = f"{name}-new"
+        lines += [f"create {fresh} hash:net family inet -exist", f"flush {fresh}"]
+        lines += [f"add {fresh} {word(c)} -exist" for c in cidrs]
+        lines += [f"swap {fresh} {name}", f"destroy {fresh}"]
+    return "\n".join(lines) + "\n"
+
+
 def blocks_of(view: NetworkView, node: str) -> list[str]:
     """The blocks affine to ``node``: BIRD's static blackholes, exported to its peers (with VXLAN
     pools not put in the kernel, where Felix's blackholes are)."""
@@ -68,7 +94,7 @@ def expected_routes(cfg: ClusterConfig, view: NetworkView, node: str) -> dict[st
         return {}
     ips = {n.name: n.ip for n in cfg.nodes}
     out = {}
-    blocks = [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks]
+    blocks = _in_pools(effective(cfg, view), [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks])
     for net, owner in blocks:
         out[str(net)] = "blackhole" if owner == node else ips.get(owner, "")
     for pod in view.pods:
@@ -112,26 +138,27 @@ def felix_state(cfg: ClusterConfig, view: NetworkView, node: str) -> FelixState:
     tunnels = dict(view.tunnels)
     by_name = {n.name: n for n in cfg.nodes}
     me = by_name[node]
-    cross = all(p.cross_subnet for p in cfg.calico.pools)
+    calico_cfg = effective(cfg, view)
 
-    def via(owner: str) -> str:
-        if cross and by_name[owner].same_subnet(me):
+    def via(owner: str, net: ipaddress.IPv4Network) -> str:
+        pool = calico_cfg.pool_of(str(net.network_address))
+        if pool is not None and pool.cross_subnet and by_name[owner].same_subnet(me):
             return f"via {_address(by_name[owner].ip)} dev eth0 onlink"
         return f"via {_address(tunnels[owner])} dev {VXLAN_DEVICE} onlink"
     routes: dict[str, str] = {}
-    blocks = [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks]
+    blocks = _in_pools(calico_cfg, [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks])
     for net, owner in blocks:
         if owner == node:
             routes[str(net)] = "blackhole"
         elif owner in tunnels:
-            routes[str(net)] = via(owner)
+            routes[str(net)] = via(owner, net)
     for pod in view.pods:
         if pod.node == node or not pod.ip or pod.node not in tunnels:
             continue
         addr = ipaddress.IPv4Address(pod.ip)
         home = next((owner for net, owner in blocks if addr in net), None)
         if home is not None and home != pod.node:
-            routes[f"{addr}/32"] = via(pod.node)
+            routes[f"{addr}/32"] = via(pod.node, ipaddress.IPv4Network(f"{addr}/32"))
     others = [n for n in cfg.nodes if n.name != node and n.name in tunnels]
     return FelixState(routes, {_address(tunnels[n.name]): n.vtep_mac for n in others},
                       {n.vtep_mac: _address(n.ip) for n in others})

@@ -22,12 +22,13 @@ from emulator.model.rbac import ClusterRole, ClusterRoleBinding, Role, RoleBindi
 from emulator.model.pod import Pod, PodTemplate
 from emulator.model.config import ConfigMap, ServiceAccount
 from emulator.model.ingress import Ingress, IngressClass, Secret
+from emulator.model.calico import IPPool
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
                                      StatefulSet)
-from emulator.cluster import (accounts, cronjobs, daemonsets, deploystatus, jobs, nodelifecycle, nodes, rbac, revisions,
+from emulator.cluster import (accounts, calicopools, cronjobs, daemonsets, deploystatus, jobs, nodelifecycle, nodes, rbac, revisions,
                               rollout, services, statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
@@ -39,7 +40,8 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
          NetworkPolicy: "NetworkPolicy", Ingress: "Ingress", IngressClass: "IngressClass", Secret: "Secret",
          ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
          StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job", CronJob: "CronJob",
-         Role: "Role", ClusterRole: "ClusterRole", RoleBinding: "RoleBinding", ClusterRoleBinding: "ClusterRoleBinding"}
+         Role: "Role", ClusterRole: "ClusterRole", RoleBinding: "RoleBinding", ClusterRoleBinding: "ClusterRoleBinding",
+         IPPool: "IPPool"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -106,6 +108,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
                 trial.commit(obj.key, allocation)
                 allocations[obj.key] = allocation
     problems += rbac.refused_changes(state, objects, fresh)
+    problems += calicopools.check(state, objects)
     refused = accounts.check(state, objects, fresh)  # one object (a client's create) is refused 403
     if refused and len(objects) == 1 and not problems:
         raise ForbiddenError(refused[0].message)
@@ -353,7 +356,12 @@ def schedule_pods(state: ClusterState) -> None:
         try:
             node = placer.place(rec.obj.spec)
             # a hostNetwork pod's IP is its node's (kubelet reports the node's InternalIP)
-            ip = state.config.node(node).ip if rec.obj.spec.host_network else state.ipam[node].allocate(rec.obj.key)
+            if rec.obj.spec.host_network:
+                ip = state.config.node(node).ip
+            elif state.calico_ipam is not None:  # Calico's CNI plugin: the pools the pod or its namespace names
+                ip = state.calico_ipam.allocate(node, rec.obj.key, calicopools.requested(state, rec.obj))
+            else:
+                ip = state.ipam[node].allocate(rec.obj.key)
         except (scheduler.Unschedulable, AddressesExhausted) as exc:
             if status.message != str(exc):  # once per distinct reason, as kube-scheduler's events
                 state.events.warn("Pod", rec.obj.meta.namespace, rec.obj.meta.name, "FailedScheduling", str(exc),

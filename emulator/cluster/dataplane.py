@@ -92,4 +92,5 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
     tunnels = tuple((n.name, ipam.handles[tunnel_handle(n.name)]) for n in state.config.nodes
                     if tunnel_handle(n.name) in ipam.handles) if ipam else ()
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
-                       service_views(state), compile_policies(state), blocks, tunnels)
+                       service_views(state), compile_policies(state), blocks, tunnels,
+                       state.calico_pools() if ipam else ())

@@ -1,7 +1,8 @@
 """Calico's own objects (crd.projectcalico.org/v1) as a Calico cluster's API shows them, on
 ``cni: calico``: ``kubectl get ippools,ipamblocks,blockaffinities,bgpconfigurations,bgppeers``.
 
-They are views, not stored objects: the IP pools and BGP settings come from the spec's
+IPPools are stored objects (the spec's pools written at ``up``, then whatever is applied:
+``cluster/calicopools.py``). The others are views: the BGP settings come from the spec's
 ``network.calico`` section, the blocks and affinities from Calico's IPAM as it is now
 (``model.calicoipam``), in the shapes calico-node and the CNI plugin write on a cluster that
 keeps Calico's datastore in Kubernetes (KDD):
@@ -27,11 +28,11 @@ from __future__ import annotations
 
 import uuid
 
-from emulator.cluster.apimeta import timestamp
+from emulator.cluster.apimeta import meta, timestamp
 from emulator.cluster.nodedaemons import CALICO_VERSION
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import calicocrds
-from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, RR_LABEL, VXLAN_PORT, VXLAN_VNI, IPPool,
+from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, RR_LABEL, VXLAN_PORT, VXLAN_VNI, Pool,
                                    tunnel_handle)
 from emulator.model.calicoipam import Block
 
@@ -54,7 +55,7 @@ def _obj(state: ClusterState, kind: str, name: str, created: float, spec: dict) 
     return {"apiVersion": API_VERSION, "kind": kind, "metadata": _meta(state, kind, name, created), "spec": spec}
 
 
-def _mode(pool: IPPool, family: str) -> str:
+def _mode(pool: Pool, family: str) -> str:
     """ipipMode / vxlanMode of a pool from its one encapsulation (Always, CrossSubnet, Never)."""
     if not pool.encapsulation.startswith(family):
         return "Never"
@@ -62,11 +63,19 @@ def _mode(pool: IPPool, family: str) -> str:
 
 
 def ip_pools(state: ClusterState) -> list[dict]:
-    return [_obj(state, "IPPool", p.name, state.started,
-                 {"allowedUses": ["Workload", "Tunnel"], "blockSize": p.block_size, "cidr": p.cidr,
-                  "ipipMode": _mode(p, "IPIP"), "natOutgoing": p.nat_outgoing, "nodeSelector": "all()",
-                  "vxlanMode": _mode(p, "VXLAN")})
-            for p in state.config.calico.pools]
+    """The stored IPPools (the spec's, written at ``up``, and those applied since), with every
+    field the CRD defaults spelled out as calico-node writes them."""
+    out = []
+    for rec in state.list("IPPool"):
+        p = rec.obj.pool
+        spec = {"allowedUses": list(rec.obj.allowed_uses), "blockSize": p.block_size, "cidr": p.cidr,
+                "ipipMode": _mode(p, "IPIP"), "natOutgoing": p.nat_outgoing, "nodeSelector": p.node_selector,
+                "vxlanMode": _mode(p, "VXLAN")}
+        if p.disabled:
+            spec["disabled"] = True
+        out.append({"apiVersion": API_VERSION, "kind": "IPPool", "metadata": meta(rec, namespaced=False),
+                    "spec": spec})
+    return out
 
 
 def _pod_record(state: ClusterState, handle: str) -> tuple[str, str, Record | None]:

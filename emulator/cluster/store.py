@@ -17,7 +17,7 @@ from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
-from emulator.model.calico import tunnel_handle
+from emulator.model.calico import IPPool, Pool, tunnel_handle
 from emulator.model.calicoipam import CalicoIPAM
 from emulator.model.ipam import NodeIPAM
 from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
@@ -130,6 +130,8 @@ class ClusterState:
             self.scope = Scope(self.config.name)
         # cni: calico: one IPAM of /26 blocks for every node (model.calicoipam), else a range per node
         self.calico_ipam = CalicoIPAM(self.config.calico.pools) if self.config.calico is not None else None
+        for pool in self.config.calico.pools if self.config.calico is not None else ():  # calico-node writes them
+            self.put("IPPool", IPPool(ObjectMeta(pool.name), pool))
         for node in self.config.nodes:
             self.ipam.setdefault(node.name, self.calico_ipam.for_node(node.name) if self.calico_ipam is not None
                                  else NodeIPAM(node.pod_cidr))
@@ -160,6 +162,7 @@ class ClusterState:
         old = self.records.get(key)
         if old:
             old.obj = obj
+            self._pools_changed(kind)
             return old
         if kind in RBAC_KINDS:  # never on the data plane: no id, and the seeded rng is left to what it names
             rec = Record(obj, str(uuid.uuid4()), time.time(), 0)
@@ -169,7 +172,17 @@ class ClusterState:
             self.next_id += 1
         self.records[key] = rec
         self.kinds.setdefault(kind, {})[(obj.meta.namespace, obj.meta.name)] = rec
+        self._pools_changed(kind)
         return rec
+
+    def calico_pools(self) -> tuple[Pool, ...]:
+        """The IP pools as the IPPool objects say now, the oldest first (the spec's, in its order)."""
+        return tuple(r.obj.pool for r in self.list("IPPool"))
+
+    def _pools_changed(self, kind: str) -> None:
+        """An IPPool was written or deleted: Calico's IPAM takes the pools as they are now."""
+        if kind == "IPPool" and self.calico_ipam is not None:
+            self.calico_ipam.set_pools(self.calico_pools())
 
     def admit_pod(self, pod: Pod) -> Pod:
         """``pod`` through the admission plugins (model/podadmission.py), with what its
@@ -184,7 +197,9 @@ class ClusterState:
         if kind in RBAC_KINDS:
             self.policy = None
         self.kinds.get(kind, {}).pop((namespace, name), None)
-        return self.records.pop((kind, namespace, name), None)
+        rec = self.records.pop((kind, namespace, name), None)
+        self._pools_changed(kind)
+        return rec
 
     def list(self, kind: str, namespace: str | None = None) -> list[Record]:
         of_kind = self.kinds.get(kind, {})

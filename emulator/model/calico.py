@@ -8,7 +8,10 @@ resource has it, ``natOutgoing``), and a BGPConfiguration (``asNumber``,
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from emulator.errors import SourceRef
+from emulator.model.meta import ObjectMeta
 
 # the operator's Installation.spec.calicoNetwork.ipPools[].encapsulation values k8semu runs; IPIP
 # and IPIPCrossSubnet need the ipip module (refused with the reason where it is missing)
@@ -24,19 +27,28 @@ CALICO_KINDS = (("IPPool", "ippools"), ("IPAMBlock", "ipamblocks"), ("BlockAffin
                 ("IPAMHandle", "ipamhandles"), ("IPAMConfig", "ipamconfigs"),
                 ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"),
                 ("FelixConfiguration", "felixconfigurations"), ("ClusterInformation", "clusterinformations"))
+CALICO_WRITTEN = frozenset({"IPPool"})  # stored and written through the API; the others are views
 RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
 RR_LABEL = "route-reflector"  # the label Calico's docs put on reflector nodes (a BGPPeer selects it)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"  # the MAC Calico gives every host-side cali veth
+ALLOWED_USES = ("Workload", "Tunnel")  # an IPPool's default allowedUses
+POOLS_ANNOTATION = "cni.projectcalico.org/ipv4pools"  # a pod's (or its namespace's) pools, by name or CIDR
 
 
 @dataclass(frozen=True)
-class IPPool:
+class Pool:
+    """What IPAM and the data plane use of an IP pool (the spec's, or an IPPool written through
+    the API). ``disabled``: no new address or block comes from it (what it has handed out stays);
+    ``node_selector``: ``all()`` or ``!all()`` (only pods asking for it by name, through the
+    ``cni.projectcalico.org/ipv4pools`` annotation, get its addresses)."""
     name: str
     cidr: str
     block_size: int = DEFAULT_BLOCK_SIZE
     encapsulation: str = "None"
     nat_outgoing: bool = True
+    disabled: bool = False
+    node_selector: str = "all()"
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -56,6 +68,17 @@ class IPPool:
 
 
 @dataclass(frozen=True)
+class IPPool:
+    """crd.projectcalico.org/v1 IPPool, stored as the API server stores it (cluster-scoped).
+    ``up`` writes one per pool of the spec; ``kubectl apply`` adds, changes (natOutgoing,
+    disabled) and deletes them; IPAM and every node follow (``ClusterState.calico_pools``)."""
+    meta: ObjectMeta
+    pool: Pool
+    allowed_uses: tuple[str, ...] = ALLOWED_USES
+    source: SourceRef | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
 class BGPConfig:
     as_number: int = DEFAULT_AS
     route_reflectors: tuple[str, ...] = ()  # node names; any: the full mesh is off
@@ -67,7 +90,7 @@ class BGPConfig:
 
 @dataclass(frozen=True)
 class CalicoConfig:
-    pools: tuple[IPPool, ...]
+    pools: tuple[Pool, ...]
     bgp: BGPConfig = BGPConfig()
 
     @property
@@ -76,7 +99,7 @@ class CalicoConfig:
         vxlan.calico device and a tunnel address, and Felix, not BIRD, programs the pools' routes."""
         return any(p.vxlan for p in self.pools)
 
-    def pool_of(self, ip: str) -> IPPool | None:
+    def pool_of(self, ip: str) -> Pool | None:
         addr = ipaddress.IPv4Address(ip)
         return next((p for p in self.pools if addr in p.network), None)
 

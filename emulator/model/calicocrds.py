@@ -40,10 +40,14 @@ SPECS: dict[str, tuple[str, dict, list[str]]] = {
         "vxlanMode": _s("When packets to pods of this pool are VXLAN encapsulated: Always, CrossSubnet or Never."),
         "natOutgoing": _b("Masquerade packets from the pool's pods to destinations outside every pool."),
         "nodeSelector": _s("The nodes whose pods get addresses from this pool (a Calico selector; all() by "
-                           "default)."),
+                           "default; !all(): only pods naming the pool in the cni.projectcalico.org/ipv4pools "
+                           "annotation)."),
         "allowedUses": {"type": "array", "items": {"type": "string"},
                         "description": "What the pool's addresses are for: Workload (pods), Tunnel (the "
                                        "nodes' tunnel addresses)."},
+        "disabled": _b("No new address comes from a disabled pool (those handed out stay): the step before "
+                       "moving pods to another pool."),
+        "disableBGPExport": _b("Do not advertise the pool's blocks over BGP (accepted by k8semu, not emulated)."),
     }, ["cidr"]),
     "IPAMBlock": ("A block of an IP pool: its affinity to a node and which of its addresses are used.", {
         "cidr": _s("The block's range of addresses."),

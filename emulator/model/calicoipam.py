@@ -11,7 +11,10 @@
 - A block left empty is released (the affinity and the block go) when its node still holds
   another affine block: a node keeps one block, as after a restart it would claim one again.
   (Calico's kube-controllers release empty blocks after a grace period; here at once, so the
-  routes a student reads follow what is used.)
+  routes a student reads follow what is used.) A block of a deleted pool goes once it is empty.
+- The pools an address comes from (``choose``): those a pod or its namespace names in the
+  ``cni.projectcalico.org/ipv4pools`` annotation, else every enabled pool selecting all nodes;
+  a disabled pool hands out nothing more, not even from its blocks already claimed.
 
 Claiming the lowest block rather than libcalico-go's hostname-seeded random start keeps a
 cluster's blocks, routes and golden files the same from run to run (docs/dataplanes.md says so).
@@ -24,8 +27,12 @@ import ipaddress
 import time
 from dataclasses import dataclass, field
 
-from emulator.model.calico import IPPool
+from emulator.model.calico import Pool
 from emulator.model.ipam import AddressesExhausted
+
+
+class PoolNotUsable(AddressesExhausted):
+    """A pod asked for a pool (by name or CIDR) that does not exist or is disabled."""
 
 
 @dataclass
@@ -66,7 +73,7 @@ class Block:
 @dataclass
 class CalicoIPAM:
     """Every block of the cluster's pools, in the order they were claimed."""
-    pools: tuple[IPPool, ...]
+    pools: tuple[Pool, ...]
     blocks: dict[str, Block] = field(default_factory=dict)  # cidr -> block
     used_on: dict[str, str] = field(default_factory=dict)  # ip -> the node it was handed to
     handles: dict[str, str] = field(default_factory=dict)  # handle -> its ip
@@ -74,26 +81,60 @@ class CalicoIPAM:
     def affine(self, node: str) -> list[Block]:
         return [b for b in self.blocks.values() if b.affinity == node]
 
-    def allocate(self, node: str, handle: str) -> str:
-        """An address for ``handle`` on ``node`` (the same handle asking again gets the same).
+    def choose(self, requested: tuple[str, ...] = ()) -> list[Pool]:
+        """The pools an address may come from: those ``requested`` (names or CIDRs, from the
+        ``cni.projectcalico.org/ipv4pools`` annotation), else every enabled pool whose
+        nodeSelector is ``all()`` (libcalico-go's ``determinePools``).
 
         Raises:
-            AddressesExhausted: every block of every pool is full.
+            PoolNotUsable: a requested pool does not exist or is disabled (the CNI plugin's words).
+        """
+        if not requested:
+            return [p for p in self.pools if not p.disabled and p.node_selector == "all()"]
+        out = []
+        for name in requested:
+            pool = next((p for p in self.pools if name in (p.name, p.cidr)), None)
+            if pool is None or pool.disabled:
+                raise PoolNotUsable(f"the given pool ({name}) does not exist, or is not enabled")
+            out.append(pool)
+        return out
+
+    def set_pools(self, pools: tuple[Pool, ...]) -> None:
+        """The IP pools as they are now (one written, changed or deleted): an empty block of a
+        pool that is gone is released; one still holding addresses stays until they go."""
+        self.pools = pools
+        names = {p.name for p in pools}
+        for block in [b for b in self.blocks.values() if b.pool not in names and not b.allocations]:
+            del self.blocks[block.cidr]
+
+    def allocate(self, node: str, handle: str, requested: tuple[str, ...] = ()) -> str:
+        """An address for ``handle`` on ``node`` (the same handle asking again gets the same),
+        from the pools ``choose`` picks: a block affine to the node, a new block, or a borrowed
+        address, in that order.
+
+        Raises:
+            AddressesExhausted: every block of those pools is full (PoolNotUsable: a requested
+                pool does not exist or is disabled).
         """
         if handle in self.handles:
             return self.handles[handle]
+        pools = self.choose(requested)
+        names = {p.name for p in pools}
         for block in self.affine(node):
-            ip = block.take(handle)
+            ip = block.take(handle) if block.pool in names else None
             if ip:
                 return self._used(ip, node, handle)
-        block = self._claim(node)
+        block = self._claim(node, pools)
         if block is not None:
             return self._used(block.take(handle) or "", node, handle)
         for block in self.blocks.values():  # borrow: strictAffinity false
-            ip = block.take(handle)
+            ip = block.take(handle) if block.pool in names else None
             if ip:
                 return self._used(ip, node, handle)
-        raise AddressesExhausted("no free address in IP pool(s) " + ", ".join(p.cidr for p in self.pools)
+        if not pools:
+            raise AddressesExhausted("no enabled IP pool to take an address from (every pool is disabled, "
+                                     "or selects no node)")
+        raise AddressesExhausted("no free address in IP pool(s) " + ", ".join(p.cidr for p in pools)
                                  + " (every block is claimed and full)")
 
     def release(self, ip: str) -> None:
@@ -106,7 +147,8 @@ class CalicoIPAM:
             block.unallocated.append(ordinal)
             self.handles.pop(handle, None)
         self.used_on.pop(ip, None)
-        if not block.allocations and len(self.affine(block.affinity)) > 1:
+        pool_gone = all(p.name != block.pool for p in self.pools)
+        if not block.allocations and (pool_gone or len(self.affine(block.affinity)) > 1):
             del self.blocks[block.cidr]
 
     def block_of(self, ip: str) -> Block | None:
@@ -128,8 +170,8 @@ class CalicoIPAM:
         self.used_on[ip], self.handles[handle] = node, ip
         return ip
 
-    def _claim(self, node: str) -> Block | None:
-        for pool in self.pools:
+    def _claim(self, node: str, pools: list[Pool]) -> Block | None:
+        for pool in pools:
             for cidr in pool.blocks():
                 if cidr not in self.blocks:
                     self.blocks[cidr] = Block(cidr, pool.name, node)
@@ -144,8 +186,8 @@ class NodeAddresses:
     ipam: CalicoIPAM
     node: str
 
-    def allocate(self, owner: str) -> str:
-        return self.ipam.allocate(self.node, owner)
+    def allocate(self, owner: str, requested: tuple[str, ...] = ()) -> str:
+        return self.ipam.allocate(self.node, owner, requested)
 
     def release(self, ip: str) -> None:
         self.ipam.release(ip)
@@ -159,10 +201,11 @@ def report(ipam: CalicoIPAM) -> dict:
     """The pools and blocks with their usage, and each borrowed address (what ``calicoctl ipam
     show --show-blocks --show-borrowed`` prints), as JSON-ready data."""
     pools = []
-    for pool in ipam.pools:
+    for pool in ipam.pools:  # a pool deleted with addresses in use is gone from here; its blocks stay below
         blocks = [b for b in ipam.blocks.values() if b.pool == pool.name]
         pools.append({"name": pool.name, "cidr": pool.cidr, "blockSize": pool.block_size,
                       "encapsulation": pool.encapsulation, "natOutgoing": pool.nat_outgoing,
+                      "disabled": pool.disabled,
                       "total": pool.network.num_addresses, "used": sum(len(b.allocations) for b in blocks)})
     blocks = [{"cidr": b.cidr, "pool": b.pool, "affinity": f"host:{b.affinity}", "total": b.size,
                "used": len(b.allocations),

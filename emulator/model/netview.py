@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from emulator.model.calico import Pool
+
 
 GROUP_CHUNK = 256  # endpoints per OpenFlow group: a message holds at most 64 KiB (about 800 buckets)
 
@@ -144,6 +146,7 @@ class NetworkView:
     policies: PolicyView = field(default_factory=PolicyView)
     blocks: tuple[tuple[str, str], ...] = ()  # cni: calico: (block CIDR, the node it is affine to), in claim order
     tunnels: tuple[tuple[str, str], ...] = ()  # cni: calico with VXLAN: (node, its vxlan.calico address)
+    pools: tuple[Pool, ...] = ()  # cni: calico: the IP pools as the IPPools say now (BIRD's filters, NAT, routes)
 
     def to_json(self) -> str:
         """Compact and sorted: without ``indent`` json uses its C encoder, and with the fields
@@ -175,7 +178,8 @@ class NetworkView:
         return cls(data["generation"], tuple(NodeView(**n) for n in data["nodes"]),
                    tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
                          for p in data["pods"]), services, policies,
-                   tuple(tuple(b) for b in data.get("blocks", ())), tuple(tuple(t) for t in data.get("tunnels", ())))
+                   tuple(tuple(b) for b in data.get("blocks", ())), tuple(tuple(t) for t in data.get("tunnels", ())),
+                   tuple(Pool(**p) for p in data.get("pools", ())))
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

@@ -33,6 +33,7 @@ from emulator.calico import bird, cniplugin
 from emulator.calico import config as calico
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
+from emulator.model.calico import CalicoConfig
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView
 from emulator.model.node import Node
@@ -157,6 +158,10 @@ class Routing:
         self.on_confirmed = on_confirmed
         self.loaded: dict[str, str] = {}  # node -> the configuration its BIRD was last given
         self.felix: dict[str, calico.FelixState] = {}  # node -> what Felix last programmed (VXLAN pools)
+        # the pools as the last view has them (IPPools written since up): BIRD's filters, the
+        # routes read back, Felix's NAT sets (node -> the ipset input it was last given)
+        self.pools = cfg.calico.pools
+        self.nat_sets: dict[str, str] = {n.name: calico.nat_sets_update(cfg.calico) for n in cfg.nodes}
         self.lock = threading.Lock()
         self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
         self.confirmed_at: dict[str, int] = {n.name: -1 for n in cfg.nodes}
@@ -170,7 +175,7 @@ class Routing:
 
     def start(self) -> None:
         for node in self.cfg.nodes:
-            self._write(node, [])
+            self._write(node, [], self.cfg.calico)
             self.supervisor.add(self.helper(node.name), lambda node=node: self._launch(node))
         self.thread.start()
 
@@ -214,10 +219,11 @@ class Routing:
         with self.lock:
             return self.confirmed_at.get(node, -1)
 
-    def _write(self, node: Node, blocks: list[str]) -> bool:
-        """The node's bird.conf for ``blocks``, written when it changed; whether it did."""
+    def _write(self, node: Node, blocks: list[str], calico_cfg: CalicoConfig) -> bool:
+        """The node's bird.conf for ``blocks`` and the pools of ``calico_cfg``, written when it
+        changed; whether it did."""
         text = "log stderr all;  # k8semu: BIRD logs to its node's bird.log, never to this machine's syslog\n" + \
-            bird.config(self.cfg.calico, self.cfg.nodes, node, blocks)
+            bird.config(calico_cfg, self.cfg.nodes, node, blocks)
         if self.loaded.get(node.name) == text:
             return False
         (node_root(self.run_dir, node.name) / BIRD_CONF).write_text(text)
@@ -262,7 +268,13 @@ class Routing:
         """
         with self.lock:
             stopped = "bird" in self.gone.get(node, ())
-        if self._write(self.cfg.node(node), calico.blocks_of(view, node)) and not stopped:  # a stopped BIRD reads it when it starts
+        calico_cfg = calico.effective(self.cfg, view)
+        self.pools = calico_cfg.pools
+        sets = calico.nat_sets_update(calico_cfg)
+        if self.nat_sets.get(node) != sets:  # an IPPool added, deleted, or its natOutgoing changed
+            run(in_node(naming.node_netns(self.scope, node), "ipset", "restore"), input=sets)
+            self.nat_sets[node] = sets
+        if self._write(self.cfg.node(node), calico.blocks_of(view, node), calico_cfg) and not stopped:  # a stopped BIRD reads it when it starts
             try:
                 self._configure(node)
             except RuntimeFailure:
@@ -294,7 +306,7 @@ class Routing:
         """The node's BIRD routes inside the pools: destination -> next hop or "blackhole"."""
         netns = naming.node_netns(self.scope, node)
         done = run(in_node(netns, "ip", "-j", "-4", "route", "show", "proto", "bird"))
-        pools = [p.network for p in self.cfg.calico.pools]
+        pools = [p.network for p in self.pools]
         out = {}
         for r in json.loads(done.stdout or "[]"):
             dst = r.get("dst", "")

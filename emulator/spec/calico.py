@@ -23,14 +23,14 @@ import ipaddress
 
 from emulator.model import validation
 from emulator.model.calico import (DEFAULT_AS, DEFAULT_BLOCK_SIZE, ENCAPSULATIONS, MAX_BLOCK_SIZE,
-                                   MIN_BLOCK_SIZE, BGPConfig, CalicoConfig, IPPool)
+                                   MIN_BLOCK_SIZE, BGPConfig, CalicoConfig, Pool)
 from emulator.spec.loader import PathKey
 from emulator.spec.reader import Reader, did_you_mean
 
 DEFAULT_POOL = "default-ipv4-ippool"  # the name calico-node gives the pool it makes
 
 
-def _pool(r: Reader, at: PathKey, pod_subnet: str, default_name: str) -> IPPool | None:
+def _pool(r: Reader, at: PathKey, pod_subnet: str, default_name: str) -> Pool | None:
     r.mapping(at, {"name", "cidr", "blockSize", "encapsulation", "natOutgoing"})
     name = r.string(at + ("name",), default_name, check=validation.check_dns1123_subdomain) or default_name
     cidr = r.string(at + ("cidr",), pod_subnet)
@@ -50,14 +50,14 @@ def _pool(r: Reader, at: PathKey, pod_subnet: str, default_name: str) -> IPPool 
                      check=lambda v: None if v in ENCAPSULATIONS else
                      f"must be one of {', '.join(ENCAPSULATIONS)}{did_you_mean(v, ENCAPSULATIONS)}") or "None"
     nat = r.typed(at + ("natOutgoing",), bool, True)
-    return IPPool(name, str(net), size, encap, bool(nat)) if net is not None else None
+    return Pool(name, str(net), size, encap, bool(nat)) if net is not None else None
 
 
 def read(r: Reader, net: PathKey, pod_subnet: str, node_names: list[str]) -> CalicoConfig:
     """The calico section (defaults where absent); problems go to ``r``."""
     at = net + ("calico",)
     r.mapping(at, {"ipPools", "bgp"})
-    pools: list[IPPool] = []
+    pools: list[Pool] = []
     raw = r.seq(at + ("ipPools",))
     for i in range(len(raw)):
         pool = _pool(r, at + ("ipPools", i), pod_subnet, DEFAULT_POOL if i == 0 else f"pool-{i}")
@@ -70,7 +70,7 @@ def read(r: Reader, net: PathKey, pod_subnet: str, node_names: list[str]) -> Cal
                 r.fail(at + ("ipPools", i, "cidr"), f"{pool.cidr} overlaps pool {other.name!r} {other.cidr}")
         pools.append(pool)
     if not raw:
-        pools.append(IPPool(DEFAULT_POOL, pod_subnet))
+        pools.append(Pool(DEFAULT_POOL, pod_subnet))
     if len({p.encapsulation for p in pools}) > 1:
         r.fail(at + ("ipPools",), "every pool must have the same encapsulation (one data plane per cluster)")
     r.mapping(at + ("bgp",), {"asNumber", "routeReflectors"})

@@ -18,7 +18,7 @@ from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
 from emulator.errors import RuntimeFailure
-from emulator.model.calico import BGPConfig, IPPool
+from emulator.model.calico import BGPConfig, Pool
 from emulator.model.calicoipam import CalicoIPAM, report
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.netview import NetworkView, PodView
@@ -42,7 +42,7 @@ def test_the_calico_topology_selects_the_routed_data_plane() -> None:
 
 
 def test_a_node_claims_the_lowest_free_block_and_fills_it_lowest_first() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 26),))
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/24", 26),))
     assert [ipam.allocate("w1", f"a{i}") for i in range(3)] == ["10.244.0.0", "10.244.0.1", "10.244.0.2"]
     assert ipam.allocate("w2", "b0") == "10.244.0.64"  # w2's own block
     assert [(b.cidr, b.affinity) for b in ipam.blocks.values()] == [("10.244.0.0/26", "w1"), ("10.244.0.64/26", "w2")]
@@ -50,13 +50,13 @@ def test_a_node_claims_the_lowest_free_block_and_fills_it_lowest_first() -> None
 
 
 def test_a_full_block_makes_the_node_claim_another() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 30),))
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/24", 30),))
     got = [ipam.allocate("w1", f"a{i}") for i in range(5)]
     assert got[4] == "10.244.0.4" and [b.cidr for b in ipam.affine("w1")] == ["10.244.0.0/30", "10.244.0.4/30"]
 
 
 def test_a_released_address_goes_to_the_end_of_the_free_list() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 29),))
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/24", 29),))
     a = ipam.allocate("w1", "a")
     ipam.allocate("w1", "b")
     ipam.release(a)
@@ -65,7 +65,7 @@ def test_a_released_address_goes_to_the_end_of_the_free_list() -> None:
 
 
 def test_with_every_block_claimed_a_node_borrows_and_the_address_is_routed_alone() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/27", 28),))  # two blocks of 16
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/27", 28),))  # two blocks of 16
     ipam.allocate("w1", "a")
     ipam.allocate("w2", "b")
     borrowed = ipam.allocate("w3", "c")
@@ -78,7 +78,7 @@ def test_with_every_block_claimed_a_node_borrows_and_the_address_is_routed_alone
 
 
 def test_an_emptied_block_is_released_unless_it_is_the_nodes_last() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/24", 30),))
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/24", 30),))
     ips = [ipam.allocate("w1", f"a{i}") for i in range(5)]  # two blocks
     ipam.release(ips[4])
     assert [b.cidr for b in ipam.affine("w1")] == ["10.244.0.0/30"]
@@ -88,7 +88,7 @@ def test_an_emptied_block_is_released_unless_it_is_the_nodes_last() -> None:
 
 
 def test_exhaustion_names_the_pools() -> None:
-    ipam = CalicoIPAM((IPPool("p", "10.244.0.0/30", 31),))
+    ipam = CalicoIPAM((Pool("p", "10.244.0.0/30", 31),))
     for i in range(4):
         ipam.allocate("w1", f"a{i}")
     with pytest.raises(AddressesExhausted, match=r"10.244.0.0/30 \(every block is claimed and full\)"):
@@ -145,7 +145,7 @@ def test_conflist_golden(golden) -> None:
 
 
 def test_nat_outgoing_golden(golden) -> None:
-    pools = (IPPool("a", "10.244.0.0/17"), IPPool("b", "10.244.128.0/17", nat_outgoing=False))
+    pools = (Pool("a", "10.244.0.0/17"), Pool("b", "10.244.128.0/17", nat_outgoing=False))
     sets, rules = calico.nat_outgoing(replace(cluster().calico, pools=pools))
     golden(str(GOLDEN / "nat-outgoing.ipset"), sets)
     golden(str(GOLDEN / "nat-outgoing.iptables"), rules)
@@ -209,7 +209,7 @@ def test_felix_programs_vxlan_routes_via_the_tunnel_addresses(golden) -> None:
 
 def test_cross_subnet_routes_go_straight_to_the_node_on_one_subnet() -> None:
     cfg = cluster()
-    cross = replace(cfg, calico=replace(cfg.calico, pools=(IPPool("p", "10.244.0.0/16", 26, "VXLANCrossSubnet"),)))
+    cross = replace(cfg, calico=replace(cfg.calico, pools=(Pool("p", "10.244.0.0/16", 26, "VXLANCrossSubnet"),)))
     view = NetworkView(1, (), (), blocks=(("10.244.0.0/26", "control-plane"),),
                        tunnels=(("control-plane", "10.244.0.0"), ("worker-1", "10.244.0.64")))
     assert calico.felix_state(cross, view, "worker-1").routes == {"10.244.0.0/26": "via 172.18.0.2 dev eth0 onlink"}
@@ -217,7 +217,7 @@ def test_cross_subnet_routes_go_straight_to_the_node_on_one_subnet() -> None:
 
 def test_ipip_is_refused_with_the_reason(monkeypatch) -> None:
     cfg = cluster()
-    ipip = replace(cfg, calico=replace(cfg.calico, pools=(IPPool("p", "10.244.0.0/16", 26, "IPIP"),)))
+    ipip = replace(cfg, calico=replace(cfg.calico, pools=(Pool("p", "10.244.0.0/16", 26, "IPIP"),)))
     monkeypatch.setattr(caliconet, "_module_available", lambda name: False)
     monkeypatch.setattr(caliconet.os.path, "isdir", lambda path: False)
     with pytest.raises(RuntimeFailure, match="needs the ipip kernel module, which this kernel lacks"):

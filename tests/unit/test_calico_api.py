@@ -94,8 +94,10 @@ def test_calicos_group_is_served_on_calico_clusters_only() -> None:
     assert sorted(r["resource"] for r in calico["versions"][0]["resources"]) == [
         "bgpconfigurations", "bgppeers", "blockaffinities", "clusterinformations", "felixconfigurations", "ipamblocks", "ipamconfigs",
         "ipamhandles", "ippools"]
-    assert all(r["scope"] == "Cluster" and r["verbs"] == ["get", "list", "watch"]
-               for r in calico["versions"][0]["resources"])
+    verbs = {r["resource"]: r["verbs"] for r in calico["versions"][0]["resources"]}
+    assert all(r["scope"] == "Cluster" for r in calico["versions"][0]["resources"])
+    assert verbs.pop("ippools") == ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    assert all(v == ["get", "list", "watch"] for v in verbs.values())  # views of the spec and of IPAM
     try:
         Handlers(None, "openflow").route("/apis/crd.projectcalico.org/v1/ippools")
         raise AssertionError("routed on an openflow cluster")
