@@ -59,8 +59,8 @@ class Target:
     user: User | None = None
 
 
-CALICO_READ_ONLY = ("k8semu writes Calico's IPPools only; the BGP settings come from the cluster spec's "
-                    "network.calico section, the blocks and affinities from its IPAM")
+CALICO_READ_ONLY = ("k8semu writes Calico's IPPools, BGPConfigurations and BGPPeers; the blocks, affinities "
+                    "and handles are its IPAM's, the other kinds what calico-node runs with")
 
 
 def _not_found() -> ApiError:
@@ -482,9 +482,9 @@ class Handlers(Ownership):
         return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}
 
     def _node_write(self, method: str, t: Target, body: bytes, headers: Mapping[str, str]) -> dict:
-        """A change to a Node (``kubectl cordon``/``uncordon``, which patch ``spec.unschedulable``).
-        The nodes come from the cluster spec, so nothing else of them may change: such a
-        request is 422 and changes nothing."""
+        """A change to a Node: ``kubectl cordon``/``uncordon`` (``spec.unschedulable``), ``kubectl
+        label``/``annotate`` (its labels and annotations). The nodes come from the cluster spec,
+        so nothing else of them may change: such a request is 422 and changes nothing."""
         current = self._one(t)
         base = without_server_meta({k: v for k, v in current.items() if k != "status"})
         wanted = self.decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
@@ -493,15 +493,24 @@ class Handlers(Ownership):
         unschedulable = (wanted.get("spec") or {}).get("unschedulable") or False
         if not isinstance(unschedulable, bool):
             raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: spec.unschedulable: must be a boolean')
+        meta = without_server_meta(wanted).get("metadata") or {}
+        written = ("labels", "annotations")
         rest = ({k: v for k, v in (wanted.get("spec") or {}).items() if k not in ("unschedulable", "taints")},
-                without_server_meta(wanted).get("metadata", {}))
-        if rest != ({k: v for k, v in base["spec"].items() if k not in ("unschedulable", "taints")}, base["metadata"]):
-            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: only spec.unschedulable may change on a node '
-                                           "of this emulated cluster (its nodes come from the cluster spec)",
+                {k: v for k, v in meta.items() if k not in written})
+        if rest != ({k: v for k, v in base["spec"].items() if k not in ("unschedulable", "taints")},
+                    {k: v for k, v in base["metadata"].items() if k not in written}):
+            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: only spec.unschedulable, labels and '
+                                           "annotations may change on a node of this emulated cluster (its nodes "
+                                           "come from the cluster spec)",
                            {"name": t.name, "kind": "nodes", "causes": [
                                {"reason": "FieldValueForbidden", "field": "spec",
-                                "message": "only spec.unschedulable may change"}]})
+                                "message": "only spec.unschedulable, labels and annotations may change"}]})
+        labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+        if not all(isinstance(m, dict) and all(isinstance(v, str) for v in m.values()) for m in (labels, annotations)):
+            raise status.bad_request("metadata.labels and metadata.annotations map strings to strings")
         try:
+            if (labels, annotations) != (base["metadata"].get("labels") or {}, base["metadata"].get("annotations") or {}):
+                self.backend.node_metadata(t.name, labels, annotations)
             self.backend.cordon(t.name, unschedulable)
         except K8semuError as exc:
             raise status.from_error(exc, "Node", "nodes", t.name) from None

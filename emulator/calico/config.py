@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 
 from emulator.kubeproxy.common import word
 from emulator.model.calico import FELIX_PROTO, VXLAN_DEVICE, VXLAN_PORT, VXLAN_VNI, CalicoConfig
+from emulator.model.calicobgp import BGPView
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView
 from emulator.model.node import Node
@@ -87,35 +88,37 @@ def blocks_of(view: NetworkView, node: str) -> list[str]:
     return [cidr for cidr, owner in view.blocks if owner == node]
 
 
-def expected_routes(cfg: ClusterConfig, view: NetworkView, node: str) -> dict[str, str]:
+def expected_routes(cfg: ClusterConfig, view: NetworkView, node: str,
+                    gone: frozenset[str] = frozenset()) -> dict[str, str]:
     """destination -> next hop (a node's address, or "blackhole") the node's kernel holds once
-    BIRD converged (see the module's docstring)."""
+    BIRD converged: its own blocks' blackholes; each other node's blocks, and each address
+    borrowed onto another node as a /32, where BGP brings them over the sessions that come up
+    (``BGPView.reach``: the mesh, or a reflector passing on; a reflector owning the block keeps
+    a borrowed /32 to itself, as its ``calico_aggr`` filter does; a node left without the /32
+    reaches the address through the block's owner). With ``gone`` nodes, what still arrives
+    without them."""
     if cfg.calico.vxlan:  # BIRD programs nothing of a VXLAN pool (``calico_kernel_programming``)
         return {}
+    bgp = view.bgp if view.bgp is not None else BGPView()
     ips = {n.name: n.ip for n in cfg.nodes}
     out = {}
     blocks = _in_pools(effective(cfg, view), [(ipaddress.IPv4Network(cidr), owner) for cidr, owner in view.blocks])
     for net, owner in blocks:
-        out[str(net)] = "blackhole" if owner == node else ips.get(owner, "")
+        if owner == node:
+            out[str(net)] = "blackhole"
+        elif node in bgp.reach(owner, gone=gone):
+            out[str(net)] = ips.get(owner, "")
     for pod in view.pods:
         if pod.node == node or not pod.ip:
             continue
         addr = ipaddress.IPv4Address(pod.ip)
         home = next((owner for net, owner in blocks if addr in net), None)
-        if home is not None and home != pod.node and receives(cfg.calico, node, pod.node, home):
+        if home is None or home == pod.node:
+            continue
+        owners = {owner for net, owner in blocks if addr in net}
+        if node in bgp.reach(pod.node, lambda x: x in owners, gone):
             out[f"{pod.ip}/32"] = ips.get(pod.node, "")
     return out
-
-
-def receives(calico_cfg: CalicoConfig, node: str, borrower: str, owner: str) -> bool:
-    """Whether BGP brings ``node`` the /32 of an address ``borrower`` took from ``owner``'s block.
-    The borrower exports it to its peers; a route reflector reflects it on unless the block is
-    its own (its ``calico_aggr`` rejects whatever lies under its blocks, reflected routes too):
-    a node left without the /32 reaches the address through the block's owner, which has it."""
-    reflectors = calico_cfg.bgp.route_reflectors
-    if calico_cfg.bgp.mesh or borrower in reflectors or node in reflectors:
-        return True
-    return any(r != owner for r in reflectors)
 
 
 @dataclass(frozen=True)

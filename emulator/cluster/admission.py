@@ -61,21 +61,24 @@ def _privileges(obj, container) -> list[Problem]:
 
 
 def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Iterable[str] = (),
-                  existing_load: dict[str, int] | None = None, existing_pods: int | None = None) -> list[Problem]:
+                  existing_load: dict[str, int] | None = None, existing_pods: int | None = None,
+                  nodes: list | None = None) -> list[Problem]:
     """Problems with a batch of objects in the context of the cluster (empty list: all good);
-    ``existing_pods`` counts the cluster's pods, scheduled or not (default: those in the load)."""
+    ``existing_pods`` counts the cluster's pods, scheduled or not (default: those in the load);
+    ``nodes``: as they are now, with the labels kubectl wrote (default: the spec's)."""
+    nodes = list(config.nodes) if nodes is None else nodes
     problems: list[Problem] = []
     namespaces = set(SYSTEM_NAMESPACES) | set(existing_namespaces) | {
         o.meta.name for o in objects if isinstance(o, Namespace)}
     node_names = {n.name for n in config.nodes}
     load = dict(existing_load or {})
-    placer = scheduler.Placer(config.nodes, load)
+    placer = scheduler.Placer(nodes, load)
     total = sum(load.values()) if existing_pods is None else existing_pods
     for obj in objects:
         if type(obj).__name__ not in CLUSTER_SCOPED and obj.meta.namespace not in namespaces:
             problems.append(Problem(obj.source, "metadata.namespace",
                                     f"namespaces {obj.meta.namespace!r} not found"))
-    for obj, spec, count in _pod_specs(objects, config.nodes):
+    for obj, spec, count in _pod_specs(objects, nodes):
         what = f"{type(obj).__name__} {obj.meta.namespace}/{obj.meta.name}"
         if spec.node_name and spec.node_name not in node_names:
             problems.append(Problem(obj.source, "spec.nodeName",
@@ -96,7 +99,7 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
             continue
         total += count
         if isinstance(obj, DaemonSet):  # one pod on each node it may run on, none elsewhere
-            full = [n.name for n in config.nodes if scheduler.feasible(n, spec)
+            full = [n.name for n in nodes if scheduler.feasible(n, spec)
                     and load.get(n.name, 0) + 1 > config.pods.node_capacity()]
             if full:
                 problems.append(Problem(obj.source, "spec.template", f"{what}: node {full[0]} would hold more pods "

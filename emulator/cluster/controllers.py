@@ -23,12 +23,13 @@ from emulator.model.pod import Pod, PodTemplate
 from emulator.model.config import ConfigMap, ServiceAccount
 from emulator.model.ingress import Ingress, IngressClass, Secret
 from emulator.model.calico import IPPool
+from emulator.model.calicobgp import BGPConfiguration, BGPPeer
 from emulator.model.disruption import PodDisruptionBudget
 from emulator.model.netpol import NetworkPolicy
 from emulator.model.service import Endpoints, EndpointSlice, Service
 from emulator.model.workload import (POD_OWNERS, SCALABLE, CronJob, DaemonSet, Deployment, Job, ReplicaSet,
                                      StatefulSet)
-from emulator.cluster import (accounts, calicopools, cronjobs, daemonsets, deploystatus, jobs, nodelifecycle, nodes, rbac, revisions,
+from emulator.cluster import (accounts, calicobgp, calicopools, cronjobs, daemonsets, deploystatus, jobs, nodelifecycle, nodes, rbac, revisions,
                               rollout, services, statefulsets, staticpods)
 from emulator.cluster.admission import check_objects, check_pod_total
 from emulator.cluster.apimeta import KUBE_VERSION
@@ -41,7 +42,7 @@ KINDS = {Namespace: "Namespace", Pod: "Pod", Deployment: "Deployment", ReplicaSe
          ConfigMap: "ConfigMap", ServiceAccount: "ServiceAccount", PodDisruptionBudget: "PodDisruptionBudget",
          StatefulSet: "StatefulSet", DaemonSet: "DaemonSet", Job: "Job", CronJob: "CronJob",
          Role: "Role", ClusterRole: "ClusterRole", RoleBinding: "RoleBinding", ClusterRoleBinding: "ClusterRoleBinding",
-         IPPool: "IPPool"}
+         IPPool: "IPPool", BGPConfiguration: "BGPConfiguration", BGPPeer: "BGPPeer"}
 TEMPLATE_HASH = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 CHANGE_CAUSE = "kubernetes.io/change-cause"
@@ -80,7 +81,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
     load = state.pod_load()
     fresh = [o for o in objects if not state.get(kind_of(o), o.meta.namespace, o.meta.name)]
     pods = len([r for r in state.pods() if not r.deleting])
-    problems = check_objects(state.config, fresh, state.namespaces(), load, pods)
+    problems = check_objects(state.config, fresh, state.namespaces(), load, pods, state.current_nodes())
     added = sum(o.replicas if kind_of(o) in SCALABLE else o.parallelism if isinstance(o, Job) else 1
                 if isinstance(o, Pod) else len(state.config.nodes)
                 for o in fresh if kind_of(o) in SCALABLE or isinstance(o, (Pod, DaemonSet, Job)))
@@ -108,7 +109,7 @@ def apply(state: ClusterState, objects: list) -> list[str]:
                 trial.commit(obj.key, allocation)
                 allocations[obj.key] = allocation
     problems += rbac.refused_changes(state, objects, fresh)
-    problems += calicopools.check(state, objects)
+    problems += calicopools.check(state, objects) + calicobgp.check(state, objects)
     refused = accounts.check(state, objects, fresh)  # one object (a client's create) is refused 403
     if refused and len(objects) == 1 and not problems:
         raise ForbiddenError(refused[0].message)

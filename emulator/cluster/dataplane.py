@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from emulator.cluster import services
+from emulator.cluster import calicobgp, services
 from emulator.cluster.policies import compile_policies
 from emulator.cluster.store import ClusterState
 from emulator.model import naming
@@ -93,4 +93,4 @@ def network_view(state: ClusterState, generation: int | None = None) -> NetworkV
                     if tunnel_handle(n.name) in ipam.handles) if ipam else ()
     return NetworkView(state.generation if generation is None else generation, node_views(state), pods,
                        service_views(state), compile_policies(state), blocks, tunnels,
-                       state.calico_pools() if ipam else ())
+                       state.calico_pools() if ipam else (), calicobgp.view(state) if ipam else None)

@@ -6,6 +6,9 @@ a replacement, which the scheduler puts on another node).
 kubectl drain refuses a node holding pods no controller would replace unless ``--force``; those
 are then deleted for good. An eviction a PodDisruptionBudget forbids is refused, and kubectl
 retries it every 5 s until the budget allows it (``cluster.disruption``).
+
+Labels and annotations (``kubectl label node``, ``annotate node``) are the node's own to change:
+the scheduler, DaemonSets and Calico's selectors (BGPPeers, IPPools) read them at once.
 """
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from dataclasses import replace
 
 from emulator.cluster import disruption, nodelifecycle
 from emulator.cluster.store import ClusterState, Record
-from emulator.errors import K8semuError, NotFoundError, TooManyRequestsError
+from emulator.errors import K8semuError, NotFoundError, Problem, SpecError, TooManyRequestsError
+from emulator.model import validation
+from emulator.model.calico import RR_ANNOTATION
 from emulator.model.labelquery import parse_label_query
 from emulator.model.node import Node, Taint
 from emulator.model.scheduler import UNSCHEDULABLE_KEY
@@ -36,11 +41,52 @@ def taints_of(state: ClusterState, node: Node) -> tuple[Taint, ...]:
 
 
 def schedulable_view(state: ClusterState) -> list[Node]:
-    """The nodes as the scheduler sees them: a cordoned node carries the unschedulable taint
-    (a pod that tolerates it, as DaemonSet pods do, may still go there), an unreachable one
-    its taints."""
+    """The nodes as the scheduler sees them, with the labels kubectl wrote: a cordoned node
+    carries the unschedulable taint (a pod that tolerates it, as DaemonSet pods do, may still go
+    there), an unreachable one its taints."""
     return [replace(n, taints=taints_of(state, n)) if n.name in state.cordoned or n.name in state.unknown else n
-            for n in state.config.nodes]
+            for n in state.current_nodes()]
+
+
+def set_metadata(state: ClusterState, name: str, labels: dict[str, str], annotations: dict[str, str],
+                 system: dict[str, str]) -> bool:
+    """``kubectl label node`` / ``annotate node``: the node's labels and annotations as the
+    request leaves them; whether anything changed. The kubelet's own labels
+    (``kubernetes.io/hostname``, the role) come back when removed, as a kubelet puts them back;
+    the annotations a CNI writes (``system``: calico-node's address, flannel's backend) are
+    kept as it writes them.
+
+    Raises:
+        NotFoundError: no such node.
+        SpecError: a label or annotation the API server refuses, or a CNI's annotation changed.
+    """
+    node = _node(state, name)
+    base = replace(node, labels={}).all_labels()
+    problems = []
+    for key, value in labels.items():
+        why = validation.check_qualified_name(key) or validation.check_label_value(value)
+        if why:
+            problems.append(Problem(None, f"metadata.labels[{key}]", why))
+    for key in annotations:
+        why = validation.check_qualified_name(key)
+        if why:
+            problems.append(Problem(None, f"metadata.annotations[{key}]", why))
+    for key, value in system.items():
+        if annotations.get(key) != value:
+            problems.append(Problem(None, f"metadata.annotations[{key}]", "written by the node's CNI agent, "
+                                    "which keeps it as it is"))
+    cid = annotations.get(RR_ANNOTATION)
+    if cid is not None and not validation.is_ip(cid):
+        problems.append(Problem(None, f"metadata.annotations[{RR_ANNOTATION}]",
+                                f"{cid!r}: a route reflector cluster ID is an IPv4 address (244.0.0.1)"))
+    if problems:
+        raise SpecError(problems)
+    mine = {k: v for k, v in labels.items() if base.get(k) != v}
+    users = {k: v for k, v in annotations.items() if k not in system}
+    changed = (mine, users) != (state.node_labels.get(name, node.labels),
+                                state.node_annotations.get(name, {}))
+    state.node_labels[name], state.node_annotations[name] = mine, users
+    return changed
 
 
 def cordon(state: ClusterState, name: str, unschedulable: bool = True) -> str:

@@ -19,7 +19,7 @@ from emulator.cluster.dnsview import nginx_serves
 from emulator.cluster.nodes import taints_of
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import defaults
-from emulator.model.calico import CALICO_KINDS, RR_CLUSTER_ID, tunnel_handle
+from emulator.model.calico import CALICO_KINDS, tunnel_handle
 from emulator.model.cluster import ClusterConfig
 from emulator.model.meta import RBAC_KINDS
 from emulator.model.network import FLANNEL_VNI
@@ -42,15 +42,20 @@ def calico_annotations(node: Node, state: ClusterState) -> dict[str, str]:
     tunnel = state.calico_ipam.handles.get(tunnel_handle(node.name)) if state.calico_ipam else None
     if tunnel:
         out["projectcalico.org/IPv4VXLANTunnelAddr"] = tunnel
-    if state.config.calico is not None and node.name in state.config.calico.bgp.route_reflectors:
-        out["projectcalico.org/RouteReflectorClusterID"] = RR_CLUSTER_ID
     return out
 
 
-def node_annotations(node: Node, state: ClusterState) -> dict[str, str]:
+def system_annotations(node: Node, state: ClusterState) -> dict[str, str]:
+    """What the node's CNI agent writes on it (kept as written: ``nodes.set_metadata``)."""
     if state.config.cni == "calico":
         return calico_annotations(node, state)
     return flannel_annotations(node, state.config) if state.config.kernel_dataplane else {}
+
+
+def node_annotations(node: Node, state: ClusterState) -> dict[str, str]:
+    """The CNI agent's, then what kubectl annotate wrote (a reflector's cluster ID, written at
+    ``up`` for the spec's reflectors as calicoctl writes it)."""
+    return {**system_annotations(node, state), **state.node_annotations.get(node.name, {})}
 
 
 def _ready_condition(node: Node, state: ClusterState, ready: bool) -> dict:
@@ -80,7 +85,7 @@ def node_object(node: Node, state: ClusterState, ready: bool = True) -> dict:
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": node.name, "uid": f"node-{node.index}", "labels": node.all_labels(),
-                     **({"annotations": node_annotations(node, state)} if state.config.kernel_dataplane else {}),
+                     **({"annotations": annotations} if (annotations := node_annotations(node, state)) else {}),
                      "creationTimestamp": timestamp(state.started)},
         "spec": {"podCIDR": node.pod_cidr, "podCIDRs": [node.pod_cidr],
                  **({"unschedulable": True} if node.name in state.cordoned else {}),
@@ -296,7 +301,7 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
             node_ready: dict[str, bool] | None = None) -> list[dict]:
     """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
     if kind == "Node":
-        return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.config.nodes]
+        return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.current_nodes()]
     if kind == "Ingress":
         serves, ips = nginx_serves(state), ingress_status_ips(state)  # once per listing, not per Ingress
         return [ingress_object(r, serves, ips) for r in sorted(state.list(kind, namespace),

@@ -1,11 +1,11 @@
 """Calico's own objects (crd.projectcalico.org/v1) as a Calico cluster's API shows them, on
 ``cni: calico``: ``kubectl get ippools,ipamblocks,blockaffinities,bgpconfigurations,bgppeers``.
 
-IPPools are stored objects (the spec's pools written at ``up``, then whatever is applied:
-``cluster/calicopools.py``). The others are views: the BGP settings come from the spec's
-``network.calico`` section, the blocks and affinities from Calico's IPAM as it is now
-(``model.calicoipam``), in the shapes calico-node and the CNI plugin write on a cluster that
-keeps Calico's datastore in Kubernetes (KDD):
+IPPools, BGPConfigurations and BGPPeers are stored objects (what the spec's
+``network.calico`` says, written at ``up``, then whatever is applied: ``cluster/calicopools.py``,
+``cluster/calicobgp.py``). The others are views: the blocks and affinities of Calico's IPAM as
+it is now (``model.calicoipam``), in the shapes calico-node and the CNI plugin write on a
+cluster that keeps Calico's datastore in Kubernetes (KDD):
 
 - an IPAMBlock is named after its CIDR (``10-244-0-0-26``); ``allocations[ordinal]`` is the
   index of its entry in ``attributes`` (null when free), each entry the handle
@@ -32,13 +32,12 @@ from emulator.cluster.apimeta import meta, timestamp
 from emulator.cluster.nodedaemons import CALICO_VERSION
 from emulator.cluster.store import ClusterState, Record
 from emulator.model import calicocrds
-from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, RR_LABEL, VXLAN_PORT, VXLAN_VNI, Pool,
+from emulator.model.calico import (CALICO_GROUP, CALICO_KINDS, VXLAN_PORT, VXLAN_VNI, Pool,
                                    tunnel_handle)
 from emulator.model.calicoipam import Block
 
 API_VERSION = f"{CALICO_GROUP}/v1"
 POD_HANDLE = "k8s-pod-network."  # the CNI plugin's handle prefix, then the sandbox (container) id
-REFLECTOR_PEER = "peer-with-route-reflectors"
 
 
 def block_name(cidr: str) -> str:
@@ -68,7 +67,7 @@ def ip_pools(state: ClusterState) -> list[dict]:
     out = []
     for rec in state.list("IPPool"):
         p = rec.obj.pool
-        spec = {"allowedUses": list(rec.obj.allowed_uses), "blockSize": p.block_size, "cidr": p.cidr,
+        spec = {"allowedUses": list(p.allowed_uses), "blockSize": p.block_size, "cidr": p.cidr,
                 "ipipMode": _mode(p, "IPIP"), "natOutgoing": p.nat_outgoing, "nodeSelector": p.node_selector,
                 "vxlanMode": _mode(p, "VXLAN")}
         if p.disabled:
@@ -153,16 +152,27 @@ def cluster_informations(state: ClusterState) -> list[dict]:
 
 
 def bgp_configurations(state: ClusterState) -> list[dict]:
-    bgp = state.config.calico.bgp
-    return [_obj(state, "BGPConfiguration", "default", state.started,
-                 {"asNumber": bgp.as_number, "logSeverityScreen": "Info", "nodeToNodeMeshEnabled": bgp.mesh})]
+    """The stored BGPConfigurations (``default`` written at ``up`` from the spec), fields as written."""
+    out = []
+    for rec in state.list("BGPConfiguration"):
+        c = rec.obj
+        spec = {k: v for k, v in (("asNumber", c.as_number), ("logSeverityScreen", c.log_severity or None),
+                                  ("nodeToNodeMeshEnabled", c.mesh)) if v is not None}
+        out.append({"apiVersion": API_VERSION, "kind": "BGPConfiguration", "metadata": meta(rec, namespaced=False),
+                    "spec": spec})
+    return out
 
 
 def bgp_peers(state: ClusterState) -> list[dict]:
-    if state.config.calico.bgp.mesh:
-        return []
-    return [_obj(state, "BGPPeer", REFLECTOR_PEER, state.started,
-                 {"nodeSelector": "all()", "peerSelector": f"{RR_LABEL} == 'true'"})]
+    """The stored BGPPeers (with route reflectors in the spec, Calico's docs' peering with them)."""
+    out = []
+    for rec in state.list("BGPPeer"):
+        p = rec.obj
+        spec = {k: v for k, v in (("asNumber", p.as_number), ("node", p.node), ("nodeSelector", p.node_selector),
+                                  ("peerIP", p.peer_ip), ("peerSelector", p.peer_selector)) if v}
+        out.append({"apiVersion": API_VERSION, "kind": "BGPPeer", "metadata": meta(rec, namespaced=False),
+                    "spec": spec})
+    return out
 
 
 def custom_resource_definitions(state: ClusterState) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from emulator.cluster.events import Events
@@ -17,9 +17,11 @@ from emulator.cluster.ids import DataplaneIds
 from emulator.cluster.services import Allocations, kubernetes_endpoints, kubernetes_service
 from emulator.model.cluster import ClusterConfig
 from emulator.model.naming import Scope
-from emulator.model.calico import IPPool, Pool, tunnel_handle
+from emulator.model.calico import REFLECTOR_PEER, RR_ANNOTATION, RR_CLUSTER_ID, RR_LABEL, IPPool, Pool, tunnel_handle
+from emulator.model.calicobgp import DEFAULT_CONFIGURATION, BGPConfiguration, BGPPeer
 from emulator.model.calicoipam import CalicoIPAM
 from emulator.model.ipam import NodeIPAM
+from emulator.model.node import Node
 from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
 from emulator.model import podadmission, rbacdefaults
 from emulator.model.pod import Pod
@@ -122,6 +124,11 @@ class ClusterState:
     static_pods: bool = False  # keep kubeadm's control-plane mirror pods (staticpods.py): set by the manager
     available_checked: float = 0.0  # when deploystatus.due last looked for pods becoming available
     policy: Any = None  # cluster.rbac.Policy of the current RBAC objects; None after any of them changes
+    bgp_view: tuple | None = None  # cni: calico: (the BGP objects it was made of, model.calicobgp.BGPView)
+    # what kubectl label/annotate wrote on the nodes: node -> its labels beyond the kubelet's own
+    # (the spec's until then), node -> the annotations that are not a CNI's (cluster.nodes.set_metadata)
+    node_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    node_annotations: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the records of each kind, in the order of ``records``: listing a kind costs that kind
@@ -129,15 +136,25 @@ class ClusterState:
         if self.scope is None:
             self.scope = Scope(self.config.name)
         # cni: calico: one IPAM of /26 blocks for every node (model.calicoipam), else a range per node
-        self.calico_ipam = CalicoIPAM(self.config.calico.pools) if self.config.calico is not None else None
-        for pool in self.config.calico.pools if self.config.calico is not None else ():  # calico-node writes them
-            self.put("IPPool", IPPool(ObjectMeta(pool.name), pool))
+        self.calico_ipam = CalicoIPAM(self.config.calico.pools, self.node_labels_of) if self.config.calico is not None \
+            else None
+        if self.config.calico is not None:  # what calico-node writes at its first start
+            for pool in self.config.calico.pools:
+                self.put("IPPool", IPPool(ObjectMeta(pool.name), pool))
+            bgp = self.config.calico.bgp
+            for name in bgp.route_reflectors:  # what calicoctl writes on a reflector's Node
+                self.node_annotations[name] = {RR_ANNOTATION: RR_CLUSTER_ID}
+            self.put("BGPConfiguration", BGPConfiguration(ObjectMeta(DEFAULT_CONFIGURATION), bgp.as_number, bgp.mesh,
+                                                          "Info"))
+            if not bgp.mesh:  # Calico's docs' peering with the reflectors (labelled route-reflector=true)
+                self.put("BGPPeer", BGPPeer(ObjectMeta(REFLECTOR_PEER), node_selector="all()",
+                                            peer_selector=f"{RR_LABEL} == 'true'"))
         for node in self.config.nodes:
             self.ipam.setdefault(node.name, self.calico_ipam.for_node(node.name) if self.calico_ipam is not None
                                  else NodeIPAM(node.pod_cidr))
         if self.calico_ipam is not None and self.config.calico.vxlan:  # calico-node's first act: its tunnel address
             for node in self.config.nodes:
-                self.calico_ipam.allocate(node.name, tunnel_handle(node.name))
+                self.calico_ipam.allocate(node.name, tunnel_handle(node.name), use="Tunnel")
         for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.put("Namespace", Namespace(ObjectMeta(ns)))
         self.alloc = Allocations(self.config.services.subnet, self.config.lb_pool)
@@ -174,6 +191,16 @@ class ClusterState:
         self.kinds.setdefault(kind, {})[(obj.meta.namespace, obj.meta.name)] = rec
         self._pools_changed(kind)
         return rec
+
+    def current_nodes(self) -> list[Node]:
+        """The spec's nodes with the labels kubectl last wrote on them (``kubectl label node``)."""
+        return [replace(n, labels=self.node_labels[n.name]) if n.name in self.node_labels else n
+                for n in self.config.nodes]
+
+    def node_labels_of(self, name: str) -> dict[str, str]:
+        """Every label the node shows (the kubelet's and the spec's, or what kubectl wrote)."""
+        node = self.config.node(name)
+        return (replace(node, labels=self.node_labels[name]) if name in self.node_labels else node).all_labels()
 
     def calico_pools(self) -> tuple[Pool, ...]:
         """The IP pools as the IPPool objects say now, the oldest first (the spec's, in its order)."""

@@ -27,8 +27,10 @@ CALICO_KINDS = (("IPPool", "ippools"), ("IPAMBlock", "ipamblocks"), ("BlockAffin
                 ("IPAMHandle", "ipamhandles"), ("IPAMConfig", "ipamconfigs"),
                 ("BGPConfiguration", "bgpconfigurations"), ("BGPPeer", "bgppeers"),
                 ("FelixConfiguration", "felixconfigurations"), ("ClusterInformation", "clusterinformations"))
-CALICO_WRITTEN = frozenset({"IPPool"})  # stored and written through the API; the others are views
+CALICO_WRITTEN = frozenset({"IPPool", "BGPConfiguration", "BGPPeer"})  # stored and written through the API; the others are views
 RR_CLUSTER_ID = "244.0.0.1"  # the route reflector cluster id Calico's docs use
+REFLECTOR_PEER = "peer-with-route-reflectors"  # the BGPPeer of Calico's route reflector docs
+RR_ANNOTATION = "projectcalico.org/RouteReflectorClusterID"  # a Node's routeReflectorClusterID, in KDD
 RR_LABEL = "route-reflector"  # the label Calico's docs put on reflector nodes (a BGPPeer selects it)
 LINK_LOCAL_GATEWAY = "169.254.1.1"  # every pod's next hop, answered by proxy ARP on its cali veth
 HOST_VETH_MAC = "ee:ee:ee:ee:ee:ee"  # the MAC Calico gives every host-side cali veth
@@ -40,8 +42,9 @@ POOLS_ANNOTATION = "cni.projectcalico.org/ipv4pools"  # a pod's (or its namespac
 class Pool:
     """What IPAM and the data plane use of an IP pool (the spec's, or an IPPool written through
     the API). ``disabled``: no new address or block comes from it (what it has handed out stays);
-    ``node_selector``: ``all()`` or ``!all()`` (only pods asking for it by name, through the
-    ``cni.projectcalico.org/ipv4pools`` annotation, get its addresses)."""
+    ``node_selector``: a Calico selector of the nodes whose pods take its addresses by default
+    (``!all()``: only pods asking for it, through the ``cni.projectcalico.org/ipv4pools``
+    annotation); ``allowed_uses``: Workload (pods), Tunnel (the nodes' VXLAN addresses)."""
     name: str
     cidr: str
     block_size: int = DEFAULT_BLOCK_SIZE
@@ -49,6 +52,7 @@ class Pool:
     nat_outgoing: bool = True
     disabled: bool = False
     node_selector: str = "all()"
+    allowed_uses: tuple[str, ...] = ("Workload", "Tunnel")
 
     @property
     def network(self) -> ipaddress.IPv4Network:
@@ -74,7 +78,6 @@ class IPPool:
     disabled) and deletes them; IPAM and every node follow (``ClusterState.calico_pools``)."""
     meta: ObjectMeta
     pool: Pool
-    allowed_uses: tuple[str, ...] = ALLOWED_USES
     source: SourceRef | None = field(default=None, compare=False)
 
 

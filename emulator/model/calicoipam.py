@@ -13,8 +13,9 @@
   (Calico's kube-controllers release empty blocks after a grace period; here at once, so the
   routes a student reads follow what is used.) A block of a deleted pool goes once it is empty.
 - The pools an address comes from (``choose``): those a pod or its namespace names in the
-  ``cni.projectcalico.org/ipv4pools`` annotation, else every enabled pool selecting all nodes;
-  a disabled pool hands out nothing more, not even from its blocks already claimed.
+  ``cni.projectcalico.org/ipv4pools`` annotation, else every enabled pool whose nodeSelector
+  selects the node; then those allowing the use (pods: Workload, a node's VXLAN address:
+  Tunnel). A disabled pool hands out nothing more, not even from its blocks already claimed.
 
 Claiming the lowest block rather than libcalico-go's hostname-seeded random start keeps a
 cluster's blocks, routes and golden files the same from run to run (docs/dataplanes.md says so).
@@ -26,6 +27,9 @@ from __future__ import annotations
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from typing import Callable
+
+from emulator.model import calicoselector
 
 from emulator.model.calico import Pool
 from emulator.model.ipam import AddressesExhausted
@@ -74,6 +78,7 @@ class Block:
 class CalicoIPAM:
     """Every block of the cluster's pools, in the order they were claimed."""
     pools: tuple[Pool, ...]
+    labels_of: Callable[[str], dict[str, str]] = lambda node: {}  # a node's labels, for the pools' nodeSelectors
     blocks: dict[str, Block] = field(default_factory=dict)  # cidr -> block
     used_on: dict[str, str] = field(default_factory=dict)  # ip -> the node it was handed to
     handles: dict[str, str] = field(default_factory=dict)  # handle -> its ip
@@ -81,23 +86,32 @@ class CalicoIPAM:
     def affine(self, node: str) -> list[Block]:
         return [b for b in self.blocks.values() if b.affinity == node]
 
-    def choose(self, requested: tuple[str, ...] = ()) -> list[Pool]:
-        """The pools an address may come from: those ``requested`` (names or CIDRs, from the
-        ``cni.projectcalico.org/ipv4pools`` annotation), else every enabled pool whose
-        nodeSelector is ``all()`` (libcalico-go's ``determinePools``).
+    def choose(self, node: str, requested: tuple[str, ...] = (), use: str = "Workload") -> list[Pool]:
+        """The pools an address for ``use`` on ``node`` may come from: those ``requested`` (names
+        or CIDRs, from the ``cni.projectcalico.org/ipv4pools`` annotation: their nodeSelectors
+        are not asked), else every enabled pool whose nodeSelector selects the node; then those
+        allowing ``use`` (libcalico-go's ``determinePools`` and ``filterPoolsByUse``).
 
         Raises:
-            PoolNotUsable: a requested pool does not exist or is disabled (the CNI plugin's words).
+            PoolNotUsable: a requested pool does not exist or is disabled, or no pool is left
+                (the CNI plugin's words).
         """
-        if not requested:
-            return [p for p in self.pools if not p.disabled and p.node_selector == "all()"]
-        out = []
-        for name in requested:
-            pool = next((p for p in self.pools if name in (p.name, p.cidr)), None)
-            if pool is None or pool.disabled:
-                raise PoolNotUsable(f"the given pool ({name}) does not exist, or is not enabled")
-            out.append(pool)
-        return out
+        if requested:
+            out = []
+            for name in requested:
+                pool = next((p for p in self.pools if name in (p.name, p.cidr)), None)
+                if pool is None or pool.disabled:
+                    raise PoolNotUsable(f"the given pool ({name}) does not exist, or is not enabled")
+                out.append(pool)
+        else:
+            labels = self.labels_of(node)
+            out = [p for p in self.pools if not p.disabled and calicoselector.parse(p.node_selector)(labels)]
+        if not out:
+            raise PoolNotUsable(f"no configured Calico pools for node {node}")
+        allowed = [p for p in out if use in p.allowed_uses]
+        if not allowed:
+            raise PoolNotUsable(f"no pools match the required use ({use})")
+        return allowed
 
     def set_pools(self, pools: tuple[Pool, ...]) -> None:
         """The IP pools as they are now (one written, changed or deleted): an empty block of a
@@ -107,7 +121,7 @@ class CalicoIPAM:
         for block in [b for b in self.blocks.values() if b.pool not in names and not b.allocations]:
             del self.blocks[block.cidr]
 
-    def allocate(self, node: str, handle: str, requested: tuple[str, ...] = ()) -> str:
+    def allocate(self, node: str, handle: str, requested: tuple[str, ...] = (), use: str = "Workload") -> str:
         """An address for ``handle`` on ``node`` (the same handle asking again gets the same),
         from the pools ``choose`` picks: a block affine to the node, a new block, or a borrowed
         address, in that order.
@@ -118,7 +132,7 @@ class CalicoIPAM:
         """
         if handle in self.handles:
             return self.handles[handle]
-        pools = self.choose(requested)
+        pools = self.choose(node, requested, use)
         names = {p.name for p in pools}
         for block in self.affine(node):
             ip = block.take(handle) if block.pool in names else None
@@ -131,9 +145,6 @@ class CalicoIPAM:
             ip = block.take(handle) if block.pool in names else None
             if ip:
                 return self._used(ip, node, handle)
-        if not pools:
-            raise AddressesExhausted("no enabled IP pool to take an address from (every pool is disabled, "
-                                     "or selects no node)")
         raise AddressesExhausted("no free address in IP pool(s) " + ", ".join(p.cidr for p in pools)
                                  + " (every block is claimed and full)")
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from emulator.errors import SourceRef
 
 # the kinds stored without a namespace (Nodes come from the cluster spec, not from manifests)
-CLUSTER_SCOPED = frozenset({"Namespace", "IngressClass", "ClusterRole", "ClusterRoleBinding", "IPPool"})
+CLUSTER_SCOPED = frozenset({"Namespace", "IngressClass", "ClusterRole", "ClusterRoleBinding", "IPPool",
+                            "BGPConfiguration", "BGPPeer"})
 RBAC_KINDS = frozenset({"Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"})
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from emulator.model.calico import Pool
+from emulator.model.calicobgp import BGPView
 
 
 GROUP_CHUNK = 256  # endpoints per OpenFlow group: a message holds at most 64 KiB (about 800 buckets)
@@ -147,6 +148,7 @@ class NetworkView:
     blocks: tuple[tuple[str, str], ...] = ()  # cni: calico: (block CIDR, the node it is affine to), in claim order
     tunnels: tuple[tuple[str, str], ...] = ()  # cni: calico with VXLAN: (node, its vxlan.calico address)
     pools: tuple[Pool, ...] = ()  # cni: calico: the IP pools as the IPPools say now (BIRD's filters, NAT, routes)
+    bgp: BGPView | None = None  # cni: calico: every node's BGP sessions, as BGPConfiguration and BGPPeers say
 
     def to_json(self) -> str:
         """Compact and sorted: without ``indent`` json uses its C encoder, and with the fields
@@ -179,7 +181,8 @@ class NetworkView:
                    tuple(PodView(**{**p, "host_ports": tuple(tuple(h) for h in p.get("host_ports", ()))})
                          for p in data["pods"]), services, policies,
                    tuple(tuple(b) for b in data.get("blocks", ())), tuple(tuple(t) for t in data.get("tunnels", ())),
-                   tuple(Pool(**p) for p in data.get("pools", ())))
+                   tuple(Pool(**{**p, "allowed_uses": tuple(p.get("allowed_uses", ()))}) for p in data.get("pools", ())),
+                   BGPView.from_dict(data["bgp"]) if data.get("bgp") else None)
 
     def node(self, name: str) -> NodeView:
         return next(n for n in self.nodes if n.name == name)

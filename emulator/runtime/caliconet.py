@@ -34,6 +34,7 @@ from emulator.calico import config as calico
 from emulator.errors import RuntimeFailure
 from emulator.model import naming
 from emulator.model.calico import CalicoConfig
+from emulator.model.calicobgp import BGPView
 from emulator.model.cluster import ClusterConfig
 from emulator.model.netview import NetworkView
 from emulator.model.node import Node
@@ -161,6 +162,7 @@ class Routing:
         # the pools as the last view has them (IPPools written since up): BIRD's filters, the
         # routes read back, Felix's NAT sets (node -> the ipset input it was last given)
         self.pools = cfg.calico.pools
+        self.bgp = BGPView()  # the sessions as the last view has them
         self.nat_sets: dict[str, str] = {n.name: calico.nat_sets_update(cfg.calico) for n in cfg.nodes}
         self.lock = threading.Lock()
         self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
@@ -173,9 +175,11 @@ class Routing:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self._watch, name="bird-routes", daemon=True)
 
-    def start(self) -> None:
+    def start(self, bgp: BGPView | None = None) -> None:
+        """BIRD on every node, started with the sessions of ``bgp`` (the first view's)."""
+        self.bgp = bgp or self.bgp
         for node in self.cfg.nodes:
-            self._write(node, [], self.cfg.calico)
+            self._write(node, [], self.cfg.calico, self.bgp)
             self.supervisor.add(self.helper(node.name), lambda node=node: self._launch(node))
         self.thread.start()
 
@@ -202,28 +206,15 @@ class Routing:
                 del self.gone[node]
         self.wake.set()
 
-    def _optional(self, node: str, hop: str, gone: frozenset[str]) -> bool:
-        """Whether ``node``'s route via ``hop`` (a node's address; "" or "blackhole") may be
-        missing or stale while the nodes ``gone`` are gone: it goes through one of them, or a
-        client learns it through reflectors of which one is gone."""
-        owner = self.by_ip.get(hop)
-        if owner is None:
-            return False
-        if owner in gone:
-            return True
-        bgp = self.cfg.calico.bgp
-        return not bgp.mesh and node not in bgp.route_reflectors and owner not in bgp.route_reflectors \
-            and any(r in gone for r in bgp.route_reflectors)
-
     def confirmed(self, node: str) -> int:
         with self.lock:
             return self.confirmed_at.get(node, -1)
 
-    def _write(self, node: Node, blocks: list[str], calico_cfg: CalicoConfig) -> bool:
-        """The node's bird.conf for ``blocks`` and the pools of ``calico_cfg``, written when it
-        changed; whether it did."""
+    def _write(self, node: Node, blocks: list[str], calico_cfg: CalicoConfig, bgp: BGPView) -> bool:
+        """The node's bird.conf for ``blocks``, the pools of ``calico_cfg`` and the sessions of
+        ``bgp``, written when it changed; whether it did."""
         text = "log stderr all;  # k8semu: BIRD logs to its node's bird.log, never to this machine's syslog\n" + \
-            bird.config(calico_cfg, self.cfg.nodes, node, blocks)
+            bird.config(calico_cfg, bgp, node, blocks)
         if self.loaded.get(node.name) == text:
             return False
         (node_root(self.run_dir, node.name) / BIRD_CONF).write_text(text)
@@ -270,11 +261,14 @@ class Routing:
             stopped = "bird" in self.gone.get(node, ())
         calico_cfg = calico.effective(self.cfg, view)
         self.pools = calico_cfg.pools
+        if view.bgp is not None:
+            self.bgp = view.bgp
         sets = calico.nat_sets_update(calico_cfg)
         if self.nat_sets.get(node) != sets:  # an IPPool added, deleted, or its natOutgoing changed
             run(in_node(naming.node_netns(self.scope, node), "ipset", "restore"), input=sets)
             self.nat_sets[node] = sets
-        if self._write(self.cfg.node(node), calico.blocks_of(view, node), calico_cfg) and not stopped:  # a stopped BIRD reads it when it starts
+        written = self._write(self.cfg.node(node), calico.blocks_of(view, node), calico_cfg, self.bgp)
+        if written and not stopped:  # a stopped BIRD reads it when it starts
             try:
                 self._configure(node)
             except RuntimeFailure:
@@ -283,7 +277,7 @@ class Routing:
         if self.cfg.calico.vxlan:
             self._felix(node, view)
         with self.lock:
-            self.wanted[node] = (view.generation, calico.expected_routes(self.cfg, view, node))
+            self.wanted[node] = (view.generation, calico.expected_routes(self.cfg, view, node), view)
         self.wake.set()
 
     def _felix(self, node: str, view: NetworkView) -> None:
@@ -315,9 +309,10 @@ class Routing:
                 out[str(net)] = "blackhole" if r.get("type") == "blackhole" else r.get("gateway", "")
         return out
 
-    def _check(self, node: str, generation: int, expected: dict[str, str]) -> bool:
+    def _check(self, node: str, generation: int, expected: dict[str, str], view: NetworkView) -> bool:
         """Whether the node's kernel holds ``expected`` now (then its generation is confirmed);
-        routes and sessions through gone nodes are let be (``set_gone``)."""
+        routes and sessions through gone nodes are let be (``set_gone``): a route that goes via
+        one, or that arrives only through one (a reflector), may be there or not."""
         with self.lock:
             gone = frozenset(self.gone)
         if node in gone:
@@ -328,9 +323,12 @@ class Routing:
             self.behind[node] = str(exc)
             return False
 
+        required = calico.expected_routes(self.cfg, view, node, gone) if gone else expected
+
         def optional(dst: str) -> bool:
-            return self._optional(node, expected.get(dst, ""), gone) or self._optional(node, got.get(dst, ""), gone)
-        missing = sorted(f"{d} via {h}" for d, h in expected.items() if got.get(d) != h and not optional(d))
+            return (dst in expected and dst not in required) or self.by_ip.get(expected.get(dst, "")) in gone \
+                or self.by_ip.get(got.get(dst, "")) in gone
+        missing = sorted(f"{d} via {h}" for d, h in required.items() if got.get(d) != h and not optional(d))
         stale = sorted(d for d in got if d not in expected and not optional(d))
         if missing or stale:
             self.behind[node] = f"missing {', '.join(missing) or 'nothing'}; stale {', '.join(stale) or 'nothing'}"
@@ -350,13 +348,16 @@ class Routing:
 
     def sessions_down(self, node: str, gone: frozenset[str] = frozenset()) -> list[str]:
         """The node's BGP sessions that are not Established (calico-node's ``-bird-ready`` check:
-        its readiness waits for every peer) but those to ``gone`` nodes, or why BIRD could not say."""
+        its readiness waits for every peer) among those that can come up (``BGPView.established``:
+        a peering the other end does not return, or with the wrong AS, stays in Connect or Active
+        on a real node too) but those to ``gone`` nodes, or why BIRD could not say."""
         try:
             sessions = birdctl.bgp_sessions(str(node_root(self.run_dir, node) / BIRD_RUN))
         except OSError as exc:
             return [f"BIRD's control socket: {exc}"]
-        to_gone = {p.name for p in bird.peers(self.cfg.calico, self.cfg.nodes, self.cfg.node(node)) if p.node in gone}
-        return [name for name, state in sorted(sessions.items()) if "Established" not in state and name not in to_gone]
+        bgp = self.bgp
+        awaited = {s.name for s in bgp.of(node) if (node, s.peer) in bgp.established and s.peer not in gone}
+        return [name for name, state in sorted(sessions.items()) if "Established" not in state and name in awaited]
 
     def _watch(self) -> None:
         """Check the nodes that are behind: each again 10 ms after a miss, doubling to 250 ms
@@ -376,7 +377,7 @@ class Routing:
                 # a node is due when its wait is over, or at once when a newer view is wanted of it
                 due = [p for p in pending if retry.get(p[0], (-1, 0.0, 0.0))[0] != p[1] or retry[p[0]][1] <= now]
                 results = list(pool.map(lambda p: self._check(*p), due))
-                for (node, generation, _), done in zip(due, results):
+                for (node, generation, *_), done in zip(due, results):
                     last = retry.get(node)
                     interval = min(RETRY_MAX, last[2] * 2) if last and last[0] == generation else RETRY_MIN
                     retry[node] = (generation, time.monotonic() + interval, interval)

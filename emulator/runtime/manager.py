@@ -178,7 +178,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
         if self.config.cni == "calico":  # BIRD on every node, its routes part of each node's generation
             self.cni = caliconet.plugins(self.config, self.run)
             routing = caliconet.Routing(self.config, self.records.scope, self.run, self.supervisor, self.wake.set)
-            routing.start()
+            routing.start(network_view(self.state).bgp)  # BIRD starts with its sessions
         else:
             self.cni = flannelnet.plugins(self.config, self.run)
         self.cni.check_installed()

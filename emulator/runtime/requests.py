@@ -229,6 +229,16 @@ class Requests:
             return line
         return self._change(do)
 
+    def node_metadata(self, node: str, labels: dict, annotations: dict) -> bool:
+        """``kubectl label``/``annotate node``; whether anything changed. Raises: NotFoundError, SpecError."""
+        def do() -> bool:
+            system = render.system_annotations(self.state.config.node(node), self.state) \
+                if node in {n.name for n in self.state.config.nodes} else {}
+            changed = nodes.set_metadata(self.state, node, labels, annotations, system)
+            controllers.reconcile(self.state)  # a DaemonSet or a pending pod may select the node now
+            return changed
+        return self._change(do)
+
     def evict(self, namespace: str, name: str) -> str:
         """The Eviction subresource. Raises: NotFoundError, TooManyRequestsError."""
         def do() -> str:

@@ -5,8 +5,8 @@ pool, so k8semu refuses it here, with the field named):
 - ``cidr`` an IPv4 CIDR (host bits are cleared, as libcalico-go does), no smaller than a block;
 - ``blockSize`` 20..32 (default 26); ``vxlanMode`` and ``ipipMode`` Never, Always or
   CrossSubnet (default Never), not both on; ``natOutgoing`` (default false, as the CRD's);
-  ``disabled``; ``nodeSelector`` ``all()`` (the default) or ``!all()``: k8semu evaluates no other
-  selector and says so; ``allowedUses`` Workload and/or Tunnel (every pool serves both here).
+  ``disabled``; ``nodeSelector`` a Calico selector (``model.calicoselector``; ``all()`` by
+  default); ``allowedUses`` Workload and/or Tunnel.
 
 What needs the cluster (the pod subnet, the other pools, the encapsulation the nodes run) is
 checked when it is applied (``cluster/calicopools.py``).
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from emulator.model import calicoselector
 from emulator.model.calico import ALLOWED_USES, DEFAULT_BLOCK_SIZE, MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, IPPool, Pool
 from emulator.model.meta import ObjectMeta
 from emulator.spec.reader import Reader
@@ -23,7 +24,6 @@ SPEC_SUPPORTED = {"cidr", "blockSize", "vxlanMode", "ipipMode", "natOutgoing", "
                   "allowedUses"}
 SPEC_KNOWN = {"disableBGPExport", "assignmentMode", "ipip", "nat-outgoing"}
 MODES = ("Never", "Always", "CrossSubnet")
-SELECTORS = ("all()", "!all()")
 ENCAPSULATION = {("Never", "Never"): "None", ("Always", "Never"): "VXLAN", ("CrossSubnet", "Never"): "VXLANCrossSubnet",
                  ("Never", "Always"): "IPIP", ("Never", "CrossSubnet"): "IPIPCrossSubnet"}
 
@@ -57,20 +57,15 @@ def parse_ip_pool(r: Reader, meta: ObjectMeta, source) -> IPPool | None:
         r.fail(("spec",), "ipipMode and vxlanMode cannot both be enabled on one pool")
     nat = r.typed(("spec", "natOutgoing"), bool, False)
     disabled = r.typed(("spec", "disabled"), bool, False)
-    selector = r.string(("spec", "nodeSelector"), "all()", check=lambda v: None if v in SELECTORS else
-                        f'Invalid value: "{v}": k8semu evaluates the nodeSelectors all() (every node) and !all() '
-                        "(no node: only pods naming the pool get its addresses), no other")
+    selector = r.string(("spec", "nodeSelector"), "all()", check=calicoselector.check)
     uses = []
     for i, use in enumerate(r.seq(("spec", "allowedUses"))):
         if use not in ALLOWED_USES:
             r.fail(("spec", "allowedUses", i), _supported(ALLOWED_USES)(str(use)) or "")
         elif use not in uses:
             uses.append(use)
-    if r.get(("spec", "allowedUses")) is not None and tuple(sorted(uses)) != tuple(sorted(ALLOWED_USES)):
-        r.warnings.append(f"{r.doc.where(('spec', 'allowedUses'))}: spec.allowedUses: accepted but not emulated "
-                          "(every pool serves pods and tunnel addresses here)")
     if net is None or size is None or vxlan is None or ipip is None or (vxlan, ipip) not in ENCAPSULATION:
         return None
     pool = Pool(meta.name, str(net), size, ENCAPSULATION[(vxlan, ipip)], bool(nat), bool(disabled),
-                selector or "all()")
-    return IPPool(meta, pool, tuple(uses) if r.get(("spec", "allowedUses")) is not None else ALLOWED_USES, source)
+                selector or "all()", tuple(uses) if r.get(("spec", "allowedUses")) is not None else ALLOWED_USES)
+    return IPPool(meta, pool, source)

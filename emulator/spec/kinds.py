@@ -30,7 +30,9 @@ SUPPORTED_KINDS = {
     "ClusterRole": "rbac.authorization.k8s.io/v1",
     "RoleBinding": "rbac.authorization.k8s.io/v1",
     "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
-    "IPPool": "crd.projectcalico.org/v1",  # Calico's CRD, on cni: calico (cluster/calicopools.py)
+    "IPPool": "crd.projectcalico.org/v1",  # Calico's CRDs, on cni: calico (cluster/calicopools.py, calicobgp.py)
+    "BGPConfiguration": "crd.projectcalico.org/v1",
+    "BGPPeer": "crd.projectcalico.org/v1",
 }
 # Kinds of a real cluster that k8semu stores nothing for yet: accepted with a warning.
 LATER_KINDS = {

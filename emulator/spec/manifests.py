@@ -17,7 +17,7 @@ from emulator.model.pod import Container, ContainerPort, Pod, PodSpec, PodTempla
 from emulator.model.selectors import selector_from_dict
 from emulator.model.volume import Volume
 from emulator.model.workload import Deployment, ReplicaSet
-from emulator.spec import calicopool, configmaps, disruption, ingress, kinds, labels, netpol, rbac, services, workloads
+from emulator.spec import calicobgp, calicopool, configmaps, disruption, ingress, kinds, labels, netpol, rbac, services, workloads
 from emulator.spec.containerfields import pre_stop, probe, resources, security
 from emulator.spec.env import parse_env
 from emulator.spec.loader import Document, PathKey, load_file
@@ -376,6 +376,10 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = rbac.parse(r, kind, meta, source)
     elif kind == "IPPool":
         obj = calicopool.parse_ip_pool(r, meta, source)
+    elif kind == "BGPConfiguration":
+        obj = calicobgp.parse_bgp_configuration(r, meta, source)
+    elif kind == "BGPPeer":
+        obj = calicobgp.parse_bgp_peer(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
 
 

@@ -147,15 +147,19 @@ def test_kubectl_cordon_drain_and_uncordon_through_the_api(evict_cluster: Cluste
     """The same through kubectl itself: cordon and uncordon patch the Node's spec.unschedulable;
     drain lists the node's pods, evicts each through the Eviction subresource (policy/v1) and
     waits for them to go; while the budget says no it is refused with 429 and retries every 5 s
-    until its timeout. Nothing else of an emulated node may change (kubectl label is refused, 422)."""
+    until its timeout. Labels may change (kubectl label), nothing else of an emulated node's spec
+    (422)."""
     assert kubectl("cordon", "worker-1").stdout == "node/worker-1 cordoned\n"
     assert kubectl("cordon", "worker-1").stdout == "node/worker-1 already cordoned\n"
     row = next(line.split() for line in kubectl("get", "nodes").stdout.splitlines() if line.startswith("worker-1 "))
     assert row[1] == "Ready,SchedulingDisabled"
     assert kubectl("uncordon", "worker-1").stdout == "node/worker-1 uncordoned\n"
     assert "unschedulable" not in node(evict_cluster, "worker-1")["spec"]
-    refused = kubectl("label", "node", "worker-1", "team=a", check=False)
-    assert refused.returncode != 0 and "only spec.unschedulable may change" in refused.stderr
+    assert kubectl("label", "node", "worker-1", "team=a").stdout == "node/worker-1 labeled\n"
+    assert node(evict_cluster, "worker-1")["metadata"]["labels"]["team"] == "a"
+    assert kubectl("label", "node", "worker-1", "team-").stdout == "node/worker-1 unlabeled\n"
+    refused = kubectl("patch", "node", "worker-1", "-p", '{"spec":{"podCIDR":"10.9.0.0/24"}}', check=False)
+    assert refused.returncode != 0 and "only spec.unschedulable, labels and annotations may change" in refused.stderr
     before = web_nodes(evict_cluster)
     busy = max(set(before), key=before.count)
     assert before.count(busy) >= 2

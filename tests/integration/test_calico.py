@@ -137,8 +137,9 @@ def test_kubectl_lists_calicos_pools_blocks_affinities_and_bgp_settings(calico: 
     assert bgp["spec"]["nodeToNodeMeshEnabled"] is True and get("bgppeers") == []
     table = kubectl(*context, "get", "ippools").stdout.split("\n")
     assert table[0].split() == ["NAME", "CREATED", "AT"] and table[1].startswith("default-ipv4-ippool ")
-    refused = kubectl(*context, "delete", "ippool", "default-ipv4-ippool", check=False)
-    assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr and "network.calico" in refused.stderr
+    block = get("ipamblocks")[0]["metadata"]["name"]
+    refused = kubectl(*context, "delete", "ipamblock", block, check=False)
+    assert refused.returncode == 1 and "MethodNotAllowed" in refused.stderr and "are its IPAM's" in refused.stderr
     assert "DESCRIPTION" in kubectl(*context, "explain", "ipamblocks.spec.allocations").stdout
     crds = kubectl(*context, "get", "crd", "-o", "name").stdout.split()
     assert crds == [f"customresourcedefinition.apiextensions.k8s.io/{p}.crd.projectcalico.org" for p in

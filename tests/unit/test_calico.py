@@ -18,7 +18,8 @@ from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
 from emulator.errors import RuntimeFailure
-from emulator.model.calico import BGPConfig, Pool
+from emulator.model.calico import RR_LABEL, BGPConfig, Pool
+from emulator.model.calicobgp import BGPView
 from emulator.model.calicoipam import CalicoIPAM, report
 from emulator.model.ipam import AddressesExhausted
 from emulator.model.netview import NetworkView, PodView
@@ -103,36 +104,47 @@ def test_the_cluster_state_schedules_pods_with_calicos_ipam() -> None:
     assert network_view(state).blocks == (("10.244.0.0/26", "worker-1"),)
 
 
-def _view(blocks, pods=()) -> NetworkView:
+def with_reflector(cfg, node: str = "control-plane"):
+    """``cfg`` with ``node`` a route reflector, labelled as the spec labels it."""
+    nodes = tuple(replace(n, labels={RR_LABEL: "true", **n.labels}) if n.name == node else n for n in cfg.nodes)
+    return replace(cfg, nodes=nodes, calico=replace(cfg.calico, bgp=BGPConfig(cfg.calico.bgp.as_number, (node,))))
+
+
+def bgp_of(cfg) -> BGPView:
+    """The sessions the cluster's BGP objects make (what ``up`` writes from the spec)."""
+    return network_view(ClusterState(cfg)).bgp
+
+
+def _view(blocks, pods=(), cfg=None) -> NetworkView:
     return NetworkView(1, (), tuple(PodView(i, "d", f"p{i}", node, ip, "", 0) for i, (node, ip) in enumerate(pods)),
-                       blocks=tuple(blocks))
+                       blocks=tuple(blocks), bgp=bgp_of(cfg or cluster()))
 
 
 def test_bird_config_golden_mesh(golden) -> None:
     cfg = cluster()
     for node, blocks in (("control-plane", ["10.244.0.0/26"]), ("worker-1", ["10.244.0.64/26", "10.244.1.0/26"])):
-        text = bird.config(cfg.calico, cfg.nodes, cfg.node(node), blocks)
+        text = bird.config(cfg.calico, bgp_of(cfg), cfg.node(node), blocks)
         golden(str(GOLDEN / f"bird.{node}.conf"), text)
-    text = bird.config(cfg.calico, cfg.nodes, cfg.node("worker-1"), [])
+    text = bird.config(cfg.calico, bgp_of(cfg), cfg.node("worker-1"), [])
     assert "Mesh_172_18_0_2 from bgp_template" in text and "Mesh_172_18_0_4 from bgp_template" in text
     assert "# No IP blocks or static routes for this host." in text
 
 
 def test_bird_config_golden_route_reflector(golden) -> None:
     cfg = cluster()
-    calico_rr = replace(cfg.calico, bgp=BGPConfig(64512, ("control-plane",)))
-    reflector = bird.config(calico_rr, cfg.nodes, cfg.node("control-plane"), ["10.244.0.0/26"])
-    client = bird.config(calico_rr, cfg.nodes, cfg.node("worker-1"), ["10.244.0.64/26"])
+    rr = with_reflector(cfg)
+    reflector = bird.config(rr.calico, bgp_of(rr), cfg.node("control-plane"), ["10.244.0.0/26"])
+    client = bird.config(rr.calico, bgp_of(rr), cfg.node("worker-1"), ["10.244.0.64/26"])
     golden(str(GOLDEN / "bird.route-reflector.conf"), reflector)
     golden(str(GOLDEN / "bird.route-reflector-client.conf"), client)
     assert reflector.count("rr client;") == 2 and "Mesh_" not in reflector
-    assert [p.name for p in bird.peers(calico_rr, cfg.nodes, cfg.node("worker-1"))] == ["Node_172_18_0_2"]
+    assert [p.name for p in bgp_of(rr).of("worker-1")] == ["Node_172_18_0_2"]
 
 
 def test_bird_refuses_what_is_not_an_address() -> None:
     cfg = cluster()
     with pytest.raises(ValueError):
-        bird.config(cfg.calico, cfg.nodes, cfg.node("worker-1"), ["10.244.0.0/26; protocol x {}"])
+        bird.config(cfg.calico, bgp_of(cfg), cfg.node("worker-1"), ["10.244.0.0/26; protocol x {}"])
 
 
 def test_conflist_golden(golden) -> None:
@@ -174,11 +186,13 @@ def test_the_launcher_runs_this_interpreter_isolated() -> None:
 
 def test_a_reflector_owning_the_block_does_not_reflect_a_borrowed_32() -> None:
     cfg = cluster()
-    rr = replace(cfg, calico=replace(cfg.calico, bgp=BGPConfig(64512, ("control-plane",))))
-    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.5")])
+    rr = with_reflector(cfg)
+    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.5")],
+                 rr)
     assert "10.244.0.5/32" not in calico.expected_routes(rr, view, "worker-1")  # via control-plane's /26 instead
     assert calico.expected_routes(rr, view, "control-plane")["10.244.0.5/32"] == "172.18.0.4"
-    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.70")])
+    view = _view([("10.244.0.0/26", "control-plane"), ("10.244.0.64/26", "worker-1")], [("worker-2", "10.244.0.70")],
+                 rr)
     assert calico.expected_routes(rr, view, "worker-1") == {"10.244.0.0/26": "172.18.0.2",
                                                             "10.244.0.64/26": "blackhole",
                                                             "10.244.0.70/32": "172.18.0.4"}

@@ -9,10 +9,10 @@ from pathlib import Path
 from emulator.api import openapi, resources, tables
 from emulator.api.handlers import Handlers
 from emulator.api.status import ApiError
-from emulator.cluster import render, render_calico
+from emulator.cluster import render
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.store import ClusterState, Record
-from emulator.model.calico import BGPConfig
+from emulator.model.calico import REFLECTOR_PEER, BGPConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +71,7 @@ def test_bgp_settings_follow_the_mesh_or_the_reflectors() -> None:
     [bgp] = render.objects(reflected, "BGPConfiguration", None)
     assert (bgp["spec"]["asNumber"], bgp["spec"]["nodeToNodeMeshEnabled"]) == (64513, False)
     [peer] = render.objects(reflected, "BGPPeer", None)
-    assert peer["metadata"]["name"] == render_calico.REFLECTOR_PEER
+    assert peer["metadata"]["name"] == REFLECTOR_PEER
     assert peer["spec"] == {"nodeSelector": "all()", "peerSelector": "route-reflector == 'true'"}
     node = next(n for n in render.objects(reflected, "Node", None) if n["metadata"]["name"] == "control-plane")
     assert node["metadata"]["annotations"]["projectcalico.org/RouteReflectorClusterID"] == "244.0.0.1"
@@ -96,8 +96,9 @@ def test_calicos_group_is_served_on_calico_clusters_only() -> None:
         "ipamhandles", "ippools"]
     verbs = {r["resource"]: r["verbs"] for r in calico["versions"][0]["resources"]}
     assert all(r["scope"] == "Cluster" for r in calico["versions"][0]["resources"])
-    assert verbs.pop("ippools") == ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
-    assert all(v == ["get", "list", "watch"] for v in verbs.values())  # views of the spec and of IPAM
+    for written in ("ippools", "bgpconfigurations", "bgppeers"):
+        assert verbs.pop(written) == ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+    assert all(v == ["get", "list", "watch"] for v in verbs.values())  # views of IPAM and of what calico-node runs
     try:
         Handlers(None, "openflow").route("/apis/crd.projectcalico.org/v1/ippools")
         raise AssertionError("routed on an openflow cluster")

@@ -9,8 +9,11 @@ from pathlib import Path
 import pytest
 
 from emulator.cluster.admit import admit_cluster
+from emulator.cluster.dataplane import network_view
+from emulator.cluster.store import ClusterState
 from emulator.model import components
-from emulator.model.calico import BGPConfig
+from emulator.model.calico import RR_LABEL, BGPConfig
+from emulator.model.netview import NetworkView
 from emulator.runtime import birdctl, caliconet
 from emulator.scenario import model as scenario
 
@@ -73,18 +76,25 @@ def test_a_scenario_step_is_checked_as_the_verb_is(tmp_path) -> None:
 # -- calico: what a node's confirmation lets be while nodes are gone -------------------------------
 def _routing(tmp_path, monkeypatch, bgp=None):
     cfg = admit_cluster(ROOT / "topologies" / "calico.yaml")
-    if bgp is not None:
-        cfg = replace(cfg, calico=replace(cfg.calico, bgp=bgp))
+    if bgp is not None:  # reflectors labelled as the spec labels them
+        nodes = tuple(replace(n, labels={RR_LABEL: "true"}) if n.name in bgp.route_reflectors else n for n in cfg.nodes)
+        cfg = replace(cfg, nodes=nodes, calico=replace(cfg.calico, bgp=bgp))
     routing = caliconet.Routing(cfg, None, tmp_path, supervisor=None)
+    routing.bgp = network_view(ClusterState(cfg)).bgp
     ips = {n.name: n.ip for n in cfg.nodes}
     return routing, ips
 
 
 def _check(routing, monkeypatch, node, expected, got, sessions) -> bool:
-    routing.wanted[node] = (5, expected)
+    """The node's check with a view whose blocks are those of ``expected`` (a blackhole: the
+    node's own; a route: the block of the node it goes via)."""
+    owners = {n.ip: n.name for n in routing.cfg.nodes}
+    blocks = tuple((dst, node if hop == "blackhole" else owners[hop]) for dst, hop in expected.items())
+    view = NetworkView(5, blocks=blocks, bgp=routing.bgp)
+    routing.wanted[node] = (5, expected, view)
     monkeypatch.setattr(routing, "routes", lambda n: dict(got))
     monkeypatch.setattr(birdctl, "bgp_sessions", lambda folder: dict(sessions))
-    return routing._check(node, 5, expected)
+    return routing._check(node, 5, expected, view)
 
 
 def test_routes_and_sessions_through_a_lost_node_may_be_there_or_not(tmp_path, monkeypatch) -> None:

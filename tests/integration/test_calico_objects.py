@@ -1,10 +1,13 @@
-"""IPPools written with kubectl on a running ``cni: calico`` cluster (issue #14), as Calico's
-docs move pods to a new pool (a new block size): the new pool applied, the old one disabled, a
-rollout restart gives the pods addresses of the new pool in /28 blocks that every node routes
-(BIRD), the old blocks released, the old pool deleted and gone from Felix's NAT sets; a pod
-naming a pool by annotation gets its address there, one naming no pool that exists stays
-Pending with Calico's reason; and what the nodes cannot run is refused with the reason. Every
-wait is on the generation every node confirmed (its routes and BGP sessions), not the API."""
+"""Calico's objects written with kubectl on a running ``cni: calico`` cluster (issue #14).
+IPPools, as Calico's docs move pods to a new pool (a new block size): the new pool applied, the
+old one disabled, a rollout restart gives the pods addresses of the new pool in /28 blocks that
+every node routes (BIRD), the old blocks released, the old pool deleted and gone from Felix's
+NAT sets; a pod naming a pool by annotation gets its address there, one naming no pool that
+exists stays Pending with Calico's reason; what the nodes cannot run is refused with the reason.
+BGP, as Calico's docs set up a route reflector: annotate and label the node, the BGPPeer, the
+mesh off; the workers' sessions go to the reflector alone and their routes arrive reflected;
+then back to the mesh. Every wait is on the generation every node confirmed (its routes and BGP
+sessions), not the API."""
 from __future__ import annotations
 
 import ipaddress
@@ -99,3 +102,32 @@ def test_a_pod_names_its_pool_and_bad_pools_are_refused(pools: Cluster) -> None:
     assert "set vxlanMode Never" in refused.stderr, refused.stderr
     pools.synced(timeout=20)
     ctl(pools, "delete", "pod", "named", "missing", "--wait=false")
+
+
+def test_route_reflectors_as_calicos_docs_set_them_up_with_kubectl(pools: Cluster) -> None:
+    pools.apply(WEB.replace("name: web", "name: spread").replace("app: web", "app: spread"))
+    pools.wait_running("default", count=None)
+    pools.synced(timeout=20)
+    ctl(pools, "annotate", "node", "control-plane", "projectcalico.org/RouteReflectorClusterID=244.0.0.1")
+    ctl(pools, "label", "node", "control-plane", "route-reflector=true")
+    ctl(pools, "apply", "-f", "-", input=(
+        "apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: peer-with-route-reflectors}\n"
+        "spec: {nodeSelector: all(), peerSelector: \"route-reflector == 'true'\"}\n"))
+    ctl(pools, "patch", "bgpconfiguration", "default", "--type", "merge",
+        "-p", '{"spec":{"nodeToNodeMeshEnabled":false}}')
+    pools.synced(timeout=20)
+    protocols = pools.exec("worker-2", "birdc", "show", "protocols", check=True).stdout
+    assert re.search(r"^Node_172_18_0_2\s+BGP\s+---\s+up\s+\S+\s+Established", protocols, re.M), protocols
+    assert "Mesh_" not in protocols and "172_18_0_3" not in protocols  # no session between the workers
+    conf = pools.exec("control-plane", "cat", "/etc/bird/bird.conf", check=True).stdout
+    assert conf.count("rr client;") == 2 and "configured as a route reflector with cluster ID 244.0.0.1" in conf
+    table = pools.exec("worker-2", "ip", "route", check=True).stdout
+    worker1 = re.findall(r"^blackhole (\S+) proto bird", pools.exec("worker-1", "ip", "route", check=True).stdout, re.M)
+    assert worker1 and all(f"{b} via 172.18.0.3 dev eth0 proto bird" in table for b in worker1), table  # reflected
+    ctl(pools, "patch", "bgpconfiguration", "default", "--type", "merge",
+        "-p", '{"spec":{"nodeToNodeMeshEnabled":true}}')
+    ctl(pools, "delete", "bgppeer", "peer-with-route-reflectors")
+    ctl(pools, "annotate", "node", "control-plane", "projectcalico.org/RouteReflectorClusterID-")
+    pools.synced(timeout=20)
+    protocols = pools.exec("worker-2", "birdc", "show", "protocols", check=True).stdout
+    assert re.search(r"^Mesh_172_18_0_3\s+BGP\s+---\s+up\s+\S+\s+Established", protocols, re.M), protocols
