@@ -354,33 +354,20 @@ def parse_object(doc: Document, default_ns: str = "default") -> tuple[list[KubeO
         obj = services.parse_service(r, meta, source)
         if meta.name and not validation.is_dns1035_label(meta.name):
             r.fail(("metadata", "name"), validation.check_dns1035_label(meta.name) or "")
-    elif kind == "Endpoints":
-        obj = services.parse_endpoints(r, meta, source)
-    elif kind == "EndpointSlice":
-        obj = services.parse_endpoint_slice(r, meta, source)
-    elif kind == "NetworkPolicy":
-        obj = netpol.parse_network_policy(r, meta, source)
-    elif kind == "Ingress":
-        obj = ingress.parse_ingress(r, meta, source)
-    elif kind == "IngressClass":
-        obj = ingress.parse_ingress_class(r, meta, source)
-    elif kind == "Secret":
-        obj = ingress.parse_secret(r, meta, source)
-    elif kind == "ConfigMap":
-        obj = configmaps.parse_config_map(r, meta, source)
-    elif kind == "ServiceAccount":
-        obj = configmaps.parse_service_account(r, meta, source)
-    elif kind == "PodDisruptionBudget":
-        obj = disruption.parse_pod_disruption_budget(r, meta, source)
+    elif kind in PARSERS:
+        obj = PARSERS[kind](r, meta, source)
     elif kind in RBAC_KINDS:
         obj = rbac.parse(r, kind, meta, source)
-    elif kind == "IPPool":
-        obj = calicopool.parse_ip_pool(r, meta, source)
-    elif kind == "BGPConfiguration":
-        obj = calicobgp.parse_bgp_configuration(r, meta, source)
-    elif kind == "BGPPeer":
-        obj = calicobgp.parse_bgp_peer(r, meta, source)
     return ([obj] if not r.problems else []), r.problems, r.warnings
+
+
+# the kinds whose parser needs nothing but the document, its metadata and where it is
+PARSERS = {"Endpoints": services.parse_endpoints, "EndpointSlice": services.parse_endpoint_slice,
+           "NetworkPolicy": netpol.parse_network_policy, "Ingress": ingress.parse_ingress,
+           "IngressClass": ingress.parse_ingress_class, "Secret": ingress.parse_secret,
+           "ConfigMap": configmaps.parse_config_map, "ServiceAccount": configmaps.parse_service_account,
+           "PodDisruptionBudget": disruption.parse_pod_disruption_budget, "IPPool": calicopool.parse_ip_pool,
+           "BGPConfiguration": calicobgp.parse_bgp_configuration, "BGPPeer": calicobgp.parse_bgp_peer}
 
 
 def parse_documents(docs: list[Document], default_ns: str = "default") -> ManifestSet:
