@@ -15,6 +15,7 @@ import re
 from typing import Callable
 
 Predicate = Callable[[dict[str, str]], bool]
+MAX_LENGTH = 4096  # a selector longer than this is refused (Calico's are a line)
 TOKEN = re.compile(r"""\s*(?:(?P<op>&&|\|\||==|!=|!|\(|\)|\{|\}|,)|(?P<str>'[^']*'|"[^"]*")|"""
                    r"""(?P<word>[A-Za-z0-9][A-Za-z0-9._/-]*(?:\(\))?))""")
 
@@ -133,8 +134,13 @@ def parse(text: str) -> Predicate:
     """
     if not text.strip():
         return lambda labels: False
+    if len(text) > MAX_LENGTH:
+        raise SelectorError(f"longer than {MAX_LENGTH} characters")
     parser = _Parser(text)
-    predicate = parser.expr()
+    try:
+        predicate = parser.expr()
+    except RecursionError:
+        raise SelectorError("nested too deeply") from None
     if parser.peek():
         raise SelectorError(f"unexpected {parser.peek()!r} at token {parser.at + 1}")
     return predicate

@@ -228,7 +228,7 @@ def test_calicos_selectors_parse_and_select_as_calico_does() -> None:
                        ("(zone == 'b' || zone == 'a') && zone != 'c'", True), ("zone contains 'x'", False)):
         assert calicoselector.parse(text)(labels) is want, text
     assert calicoselector.parse("")(labels) is False  # no selector selects nothing
-    for bad in ("zone = 'a'", "zone == a", "(all()", "zone ~ 'a'"):
+    for bad in ("zone = 'a'", "zone == a", "(all()", "zone ~ 'a'", "(" * 2000 + "all()" + ")" * 2000, "x" * 5000):
         assert "invalid selector" in calicoselector.check(bad), bad
 
 
