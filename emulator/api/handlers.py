@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from emulator.api import authz, fieldmanager, patch, protobuf, resources, status, tables
+from emulator.api import authz, fieldmanager, nodewrites, patch, protobuf, resources, status, tables
 from emulator.api.authz import User
 from emulator.api.backend import Backend
 from emulator.api.resources import Resource
@@ -488,26 +488,7 @@ class Handlers(Ownership):
         current = self._one(t)
         base = without_server_meta({k: v for k, v in current.items() if k != "status"})
         wanted = self.decode(body, headers) if method == "PUT" else self._patched(base, body, headers)
-        if not isinstance(wanted, dict):
-            raise status.bad_request("the body of the request must be a JSON object")
-        unschedulable = (wanted.get("spec") or {}).get("unschedulable") or False
-        if not isinstance(unschedulable, bool):
-            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: spec.unschedulable: must be a boolean')
-        meta = without_server_meta(wanted).get("metadata") or {}
-        written = ("labels", "annotations")
-        rest = ({k: v for k, v in (wanted.get("spec") or {}).items() if k not in ("unschedulable", "taints")},
-                {k: v for k, v in meta.items() if k not in written})
-        if rest != ({k: v for k, v in base["spec"].items() if k not in ("unschedulable", "taints")},
-                    {k: v for k, v in base["metadata"].items() if k not in written}):
-            raise ApiError(422, "Invalid", f'Node "{t.name}" is invalid: only spec.unschedulable, labels and '
-                                           "annotations may change on a node of this emulated cluster (its nodes "
-                                           "come from the cluster spec)",
-                           {"name": t.name, "kind": "nodes", "causes": [
-                               {"reason": "FieldValueForbidden", "field": "spec",
-                                "message": "only spec.unschedulable, labels and annotations may change"}]})
-        labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
-        if not all(isinstance(m, dict) and all(isinstance(v, str) for v in m.values()) for m in (labels, annotations)):
-            raise status.bad_request("metadata.labels and metadata.annotations map strings to strings")
+        unschedulable, labels, annotations = nodewrites.change(t.name, base, wanted)
         try:
             if (labels, annotations) != (base["metadata"].get("labels") or {}, base["metadata"].get("annotations") or {}):
                 self.backend.node_metadata(t.name, labels, annotations)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from emulator.api import nodewrites
+from emulator.api.status import ApiError
 from emulator.calico import bird
 from emulator.calico import config as calico
 from emulator.cluster import controllers, nodes, render
@@ -317,3 +319,15 @@ def test_kubectl_label_and_annotate_change_a_node_within_the_rules() -> None:
         nodes.set_metadata(s, "worker-2", {}, {RR_ANNOTATION: "x"}, {})
     with pytest.raises(SpecError, match="name part must consist"):
         nodes.set_metadata(s, "worker-2", {"bad key!": "x"}, {}, {})
+
+
+def test_a_node_write_may_change_unschedulable_labels_and_annotations_only() -> None:
+    base = {"metadata": {"name": "w", "labels": {"a": "1"}}, "spec": {"podCIDR": "10.244.1.0/24"}}
+    wanted = {"metadata": {"name": "w", "labels": {"a": "1", "b": "2"}, "annotations": {"n": "x"}},
+              "spec": {"podCIDR": "10.244.1.0/24", "unschedulable": True}}
+    assert nodewrites.change("w", base, wanted) == (True, {"a": "1", "b": "2"}, {"n": "x"})
+    for bad, code in (({**wanted, "spec": {"podCIDR": "10.9.0.0/24"}}, 422), ([], 400),
+                      ({**wanted, "metadata": {"name": "w", "labels": {"a": 1}}}, 400)):
+        with pytest.raises(ApiError) as info:
+            nodewrites.change("w", base, bad)
+        assert info.value.code == code
