@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from emulator.cluster import controllers
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.dataplane import network_view
 from emulator.cluster.store import ClusterState
@@ -16,6 +17,8 @@ from emulator.model.calico import RR_LABEL, BGPConfig
 from emulator.model.netview import NetworkView
 from emulator.runtime import birdctl, caliconet
 from emulator.scenario import model as scenario
+from emulator.spec.loader import load_text
+from emulator.spec.manifests import parse_documents
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,3 +143,22 @@ def test_with_another_reflector_alive_a_clients_routes_are_waited_for(tmp_path, 
     expected = {"10.244.0.0/26": ips["control-plane"], "10.244.0.128/26": ips["worker-2"]}
     assert not _check(routing, monkeypatch, "worker-1", expected, {}, {})  # worker-2 reflects, and is a peer
     assert _check(routing, monkeypatch, "worker-1", expected, {"10.244.0.128/26": ips["worker-2"]}, {})
+
+
+def test_a_session_that_cannot_come_up_is_not_waited_for(tmp_path, monkeypatch) -> None:
+    """A BGPPeer the other end does not return (or of another AS) stays Active on a real node
+    too: the node's confirmation waits for the sessions that can come up, not for that one."""
+    routing, ips = _routing(tmp_path, monkeypatch)
+    state = ClusterState(routing.cfg)
+    controllers.apply(state, parse_documents(load_text(
+        "apiVersion: crd.projectcalico.org/v1\nkind: BGPPeer\nmetadata: {name: one-way}\n"
+        "spec: {node: worker-1, peerIP: 172.18.0.4, asNumber: 65000}\n", "<test>")).objects)
+    routing.bgp = network_view(state).bgp
+    assert [s.name for s in routing.bgp.of("worker-1")][-1] == "Mesh_172_18_0_4"  # the mesh covers worker-2
+    controllers.apply(state, parse_documents(load_text(
+        "apiVersion: crd.projectcalico.org/v1\nkind: BGPConfiguration\nmetadata: {name: default}\n"
+        "spec: {nodeToNodeMeshEnabled: false}\n", "<test>")).objects)
+    routing.bgp = network_view(state).bgp
+    assert [s.name for s in routing.bgp.of("worker-1")] == ["Node_172_18_0_4"]
+    expected = {"10.244.0.64/26": "blackhole"}
+    assert _check(routing, monkeypatch, "worker-1", expected, expected, {"Node_172_18_0_4": "start Active"})
