@@ -165,7 +165,8 @@ class Routing:
         self.bgp = BGPView()  # the sessions as the last view has them
         self.nat_sets: dict[str, str] = {n.name: calico.nat_sets_update(cfg.calico) for n in cfg.nodes}
         self.lock = threading.Lock()
-        self.wanted: dict[str, tuple[int, dict[str, str]]] = {}  # node -> (generation, routes it needs)
+        # node -> (generation, routes it needs, the view they come from: what still arrives with nodes gone)
+        self.wanted: dict[str, tuple[int, dict[str, str], NetworkView]] = {}
         self.confirmed_at: dict[str, int] = {n.name: -1 for n in cfg.nodes}
         self.behind: dict[str, str] = {}  # node -> what its kernel lacks, once it has been behind a while
         # node -> why it is gone ("node": k8semu node stop; "bird": its BIRD stopped); see ``set_gone``
