@@ -54,6 +54,7 @@ def daemon(pod: dict) -> bool:
     return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences", []))
 
 
+@pytest.mark.slow  # make slow (make test's budget): kubectl drain runs in test_api_workloads.py in make test
 def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster: Cluster) -> None:
     """A bare pod on the node stops the drain (the node stays cordoned, nothing is evicted);
     with --force it is deleted and every other pod evicted; Deployments replace theirs on

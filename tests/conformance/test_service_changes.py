@@ -65,6 +65,7 @@ def test_should_be_updated_after_adding_or_deleting_ports(changes_cluster: Clust
         delete(c, "svc/multiport", "pod/multiport")
 
 
+@pytest.mark.slow  # make slow (make test's budget): Services come and go in every Services test
 def test_should_be_able_to_up_and_down_services(changes_cluster: Cluster) -> None:
     """service.go "should be able to up and down services": two Services serve; one is
     deleted and stops answering while the other still serves; a third, created after, serves
@@ -112,7 +113,8 @@ def test_should_release_nodeports_on_delete(changes_cluster: Cluster) -> None:
         delete(c, "svc/nodeport-reuse")
 
 
-@pytest.mark.parametrize("client", ["pod", "hostNetwork"])
+# the hostNetwork client in make slow (make test's budget): the pod client runs the same rules
+@pytest.mark.parametrize("client", ["pod", pytest.param("hostNetwork", marks=pytest.mark.slow)])
 def test_should_respect_internal_traffic_policy_local(changes_cluster: Cluster, client: str) -> None:
     """service.go "should respect internalTrafficPolicy=Local Pod to Pod" and "... Pod
     (hostNetwork: true) to Pod": with the only endpoint on worker-1, a client on worker-1

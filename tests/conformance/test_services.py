@@ -106,6 +106,7 @@ def local_load_balancer(cluster: Cluster, name: str) -> dict:
     return json.loads(k8semu("--cluster", cluster.name, "get", "svc", name, "-o", "json").stdout)
 
 
+@pytest.mark.slow  # make slow (make test's budget): test_services.py's ETP Local test runs in make test
 def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endpoints(
         services_cluster: Cluster) -> None:
     """loadbalancer.go "[Feature:LoadBalancer] ESIPP ... should work for type=LoadBalancer" and

@@ -9,6 +9,8 @@ import json
 import subprocess
 import time
 
+import pytest
+
 from emulator.runtime.impair import netem_missing
 from tests.cluster import Cluster, iperf, k8semu, module_cluster, poll
 
@@ -35,6 +37,7 @@ def test_the_spec_impairment_is_in_force_from_up(faults: Cluster) -> None:
     assert "mtu 1400" in in_ns(faults, "outside", "ip", "link", "show", "eth0").stdout
 
 
+@pytest.mark.slow  # make slow (make test's budget): a pod's shaped link is measured in make test
 def test_a_50_mbit_link_carries_50_mbit_each_way(faults: Cluster) -> None:
     verb(faults, "impair", "node/worker-1", "--bandwidth", "50Mbit")
     try:
