@@ -64,8 +64,12 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
                   existing_load: dict[str, int] | None = None, existing_pods: int | None = None,
                   nodes: list | None = None) -> list[Problem]:
     """Problems with a batch of objects in the context of the cluster (empty list: all good);
-    ``existing_pods`` counts the cluster's pods, scheduled or not (default: those in the load);
-    ``nodes``: as they are now, with the labels kubectl wrote (default: the spec's)."""
+    ``existing_pods`` counts the cluster's pods, scheduled or not (default: those in the load).
+    ``nodes`` given (a running cluster's, with the labels kubectl wrote): a pod no node fits is
+    accepted and stays Pending with the scheduler's reason, as on a cluster, since a node may be
+    labelled or untainted later; without (the cluster spec's manifests, whose nodes no one has
+    labelled yet) it is refused at once, so ``up`` does not wait for a pod that cannot start."""
+    running = nodes is not None
     nodes = list(config.nodes) if nodes is None else nodes
     problems: list[Problem] = []
     namespaces = set(SYSTEM_NAMESPACES) | set(existing_namespaces) | {
@@ -109,7 +113,8 @@ def check_objects(config: ClusterConfig, objects: list, existing_namespaces: Ite
             try:
                 node = placer.place(spec)
             except scheduler.Unschedulable as exc:
-                problems.append(Problem(obj.source, "spec", f"{what}: {exc}"))
+                if not running:
+                    problems.append(Problem(obj.source, "spec", f"{what}: {exc}"))
                 break
             load[node] = load.get(node, 0) + 1
             if load[node] > config.pods.node_capacity():

@@ -331,3 +331,15 @@ def test_a_node_write_may_change_unschedulable_labels_and_annotations_only() -> 
         with pytest.raises(ApiError) as info:
             nodewrites.change("w", base, bad)
         assert info.value.code == code
+
+
+def test_a_pod_no_node_fits_waits_pending_until_a_node_is_labelled() -> None:
+    s = state("calico.yaml")
+    controllers.apply(s, parse(pod("ssd").replace("spec: {", "spec: {nodeSelector: {disk: ssd}, ")))
+    rec = s.get("Pod", "default", "ssd")
+    assert rec.status.node == "" and rec.status.reason == "Unschedulable"
+    [event] = [e for e in s.events.all() if e.name == "ssd" and e.reason == "FailedScheduling"]
+    assert "didn't match Pod's node affinity/selector" in event.message
+    nodes.set_metadata(s, "worker-1", {"disk": "ssd"}, {}, {})
+    controllers.reconcile(s)  # what the manager does after a node write
+    assert rec.status.node == "worker-1"
