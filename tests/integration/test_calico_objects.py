@@ -131,3 +131,16 @@ def test_route_reflectors_as_calicos_docs_set_them_up_with_kubectl(pools: Cluste
     pools.synced(timeout=20)
     protocols = pools.exec("worker-2", "birdc", "show", "protocols", check=True).stdout
     assert re.search(r"^Mesh_172_18_0_3\s+BGP\s+---\s+up\s+\S+\s+Established", protocols, re.M), protocols
+
+
+def test_a_pending_pod_schedules_once_kubectl_labels_a_node(pools: Cluster) -> None:
+    ctl(pools, "run", "ssd", "--image=busybox", '--overrides={"spec":{"nodeSelector":{"disk":"ssd"}}}',
+        "--", "sleep", "3600")
+    described = poll(lambda: (out := ctl(pools, "describe", "pod", "ssd").stdout)
+                     and "didn't match Pod's node affinity/selector" in out, what="ssd's FailedScheduling")
+    assert described and pools.pod("ssd")["status"]["phase"] == "Pending"
+    assert ctl(pools, "label", "node", "worker-2", "disk=ssd").stdout == "node/worker-2 labeled\n"
+    running = poll(lambda: (p := pools.pod("ssd"))["status"]["phase"] == "Running" and p, what="ssd running")
+    assert running["spec"]["nodeName"] == "worker-2"
+    ctl(pools, "delete", "pod", "ssd", "--wait=false")
+    ctl(pools, "label", "node", "worker-2", "disk-")
