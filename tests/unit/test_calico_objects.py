@@ -343,3 +343,22 @@ def test_a_pod_no_node_fits_waits_pending_until_a_node_is_labelled() -> None:
     nodes.set_metadata(s, "worker-1", {"disk": "ssd"}, {}, {})
     controllers.reconcile(s)  # what the manager does after a node write
     assert rec.status.node == "worker-1"
+
+
+def test_a_daemonset_follows_a_nodes_labels_as_upstreams_complex_daemon_test() -> None:
+    """daemon_set.go "should run and stop complex daemon": a node labelled blue gets the
+    DaemonSet's pod, relabelled green loses it."""
+    s = state("calico.yaml")
+    controllers.apply(s, parse("apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: d}\nspec:\n"
+                               "  selector: {matchLabels: {app: d}}\n  template:\n    metadata: {labels: {app: d}}\n"
+                               "    spec: {nodeSelector: {color: blue}, containers: [{name: c, image: busybox}]}\n"))
+
+    def daemons() -> list[tuple[str, bool]]:
+        return [(r.status.node, r.deleting) for r in s.pods() if r.obj.meta.name.startswith("d-")]
+    assert daemons() == []
+    nodes.set_metadata(s, "worker-1", {"color": "blue"}, {}, {})
+    controllers.reconcile(s)
+    assert daemons() == [("worker-1", False)]
+    nodes.set_metadata(s, "worker-1", {"color": "green"}, {}, {})
+    controllers.reconcile(s)
+    assert daemons() == [("worker-1", True)]  # terminating
