@@ -20,7 +20,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from emulator.api import resources
+from emulator.api import openapienums, resources
 from emulator.model import calicocrds
 
 SCHEMAS = Path(__file__).with_name("openapi-schemas.json")
@@ -35,8 +35,9 @@ def _param(name: str) -> dict:
 
 @functools.cache
 def _all_schemas() -> dict[str, dict]:
-    """Kubernetes' own definitions, and Calico's CRDs (served on calico clusters only)."""
-    return {**json.loads(SCHEMAS.read_text()), **calicocrds.schemas()}
+    """Kubernetes' own definitions (with the enum lists of the fields k8semu emulates:
+    ``openapienums``), and Calico's CRDs (served on calico clusters only)."""
+    return {**openapienums.with_enums(json.loads(SCHEMAS.read_text())), **calicocrds.schemas()}
 
 
 def closure(schemas: dict[str, dict], names: list[str], prefix: str = REF) -> dict[str, dict]:

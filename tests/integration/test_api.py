@@ -84,6 +84,8 @@ def test_kubectl_explain_reads_kubernetes_schemas(cluster):
     assert "map[string]Quantity" in kubectl("explain", "pod.spec.containers.resources.limits").stdout
     done = kubectl("explain", "pod.spec.nope", check=False)
     assert done.returncode == 1 and 'field "nope" does not exist' in done.stderr
+    typed = kubectl("explain", "service.spec.type").stdout
+    assert "ENUM:\n    ClusterIP\n    ExternalName\n    LoadBalancer\n    NodePort\n" in typed, typed
 
 
 def test_kubectl_discovers_every_resource_in_two_requests(cluster, tmp_path):

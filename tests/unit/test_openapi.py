@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from emulator.api import openapi, resources
+from emulator.api import openapi, openapienums, resources
 from tests.conftest import ROOT
 
 
@@ -70,3 +70,18 @@ def test_root_lists_each_document_by_its_hash():
         body, digest = openapi.served_document(path)
         assert entry["serverRelativeURL"] == f"/openapi/v3/{path}?hash={digest}"
         assert json.loads(body) == openapi.group_version_document(path)
+
+
+def test_the_fields_k8semu_emulates_carry_their_enum_lists() -> None:
+    doc = openapi.group_version_document("api/v1")
+    schemas = doc["components"]["schemas"]
+    assert schemas["io.k8s.api.core.v1.ServiceSpec"]["properties"]["type"]["enum"] == [
+        "ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+    assert schemas["io.k8s.api.core.v1.ServicePort"]["properties"]["protocol"]["enum"] == ["SCTP", "TCP", "UDP"]
+    policy = openapi.group_version_document("apis/networking.k8s.io/v1")["components"]["schemas"]
+    assert policy["io.k8s.api.networking.v1.NetworkPolicySpec"]["properties"]["policyTypes"]["items"]["enum"] == [
+        "Egress", "Ingress"]
+    for name, fields in openapienums.ENUMS.items():  # every listed field exists, each list sorted as kube-openapi's
+        for field, values in fields.items():
+            assert field in openapi._all_schemas()[name]["properties"], (name, field)
+            assert values == sorted(values), (name, field)
