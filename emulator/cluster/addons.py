@@ -54,7 +54,8 @@ def cluster_dns(config: ClusterConfig) -> list:
                         "readinessProbe": {"httpGet": {"path": "/ready", "port": 8181}, "periodSeconds": 1},
                         "livenessProbe": {"httpGet": {"path": "/health", "port": 8080}, "initialDelaySeconds": 10,
                                           "failureThreshold": 5}}],
-        "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical"})
+        "dnsPolicy": "Default", "priorityClassName": "system-cluster-critical",
+        "serviceAccountName": "coredns"})  # its ServiceAccount: cluster/nodedaemons.py identities
     spec = PodSpec((container,), tolerations=(Toleration("node-role.kubernetes.io/control-plane", "Exists"),
                                               Toleration("CriticalAddonsOnly", "Exists")),
                    dns_policy="Default", raw=raw_spec, system_mounts=("dns",))

@@ -20,7 +20,7 @@ import json
 import yaml
 
 from emulator.cluster.apimeta import KUBE_VERSION
-from emulator.model import defaults
+from emulator.model import defaults, rbacsystem
 from emulator.model.cluster import ClusterConfig
 from emulator.model.config import ConfigMap
 from emulator.model.meta import Namespace, ObjectMeta
@@ -36,11 +36,12 @@ METALLB_NAMESPACE = "metallb-system"
 
 
 def _template(labels: dict[str, str], name: str, image: str, host_network: bool,
-              node_selector: dict[str, str] | None = None) -> PodTemplate:
+              node_selector: dict[str, str] | None = None, account: str = "") -> PodTemplate:
     raw = defaults.pod_spec({"containers": [{"name": name, "image": image}], "hostNetwork": host_network,
                              "tolerations": [{"operator": "Exists"}], "priorityClassName": "system-node-critical",
                              "terminationGracePeriodSeconds": 0,
-                             **({"nodeSelector": dict(node_selector)} if node_selector else {})})
+                             **({"nodeSelector": dict(node_selector)} if node_selector else {}),
+                             **({"serviceAccountName": account} if account else {})})
     spec = PodSpec((Container(name, image),), tolerations=(Toleration(operator="Exists"),), host_network=host_network,
                    raw=raw, termination_grace=0, node_selector=dict(node_selector or {}))
     return PodTemplate(dict(labels), {}, spec, {"metadata": {"labels": dict(labels)}, "spec": raw})
@@ -79,6 +80,7 @@ def metallb(config: ClusterConfig) -> list:
 
 
 FLANNEL_VERSION = "v0.25.6"
+FLANNEL_NAMESPACE = rbacsystem.FLANNEL_NAMESPACE
 
 
 def flannel(config: ClusterConfig) -> list:
@@ -91,11 +93,11 @@ def flannel(config: ClusterConfig) -> list:
     if config.flannel_backend == "vxlan":
         backend.update({"VNI": FLANNEL_VNI, "Port": FLANNEL_PORT})
     net_conf = json.dumps({"Network": config.pods.subnet, "EnableNFTables": False, "Backend": backend}, indent=2)
-    return [Namespace(ObjectMeta("kube-flannel", "", {"k8s-app": "flannel",
-                                                      "pod-security.kubernetes.io/enforce": "privileged"})),
-            ConfigMap(ObjectMeta("kube-flannel-cfg", "kube-flannel", dict(labels)), {"net-conf.json": net_conf + "\n"}),
-            DaemonSet(ObjectMeta("kube-flannel-ds", "kube-flannel", dict(labels)), LabelSelector({"app": "flannel"}),
-                      _template(labels, "kube-flannel", f"docker.io/flannel/flannel:{FLANNEL_VERSION}", True),
+    return [rbacsystem.flannel_namespace(),
+            ConfigMap(ObjectMeta("kube-flannel-cfg", FLANNEL_NAMESPACE, dict(labels)), {"net-conf.json": net_conf + "\n"}),
+            DaemonSet(ObjectMeta("kube-flannel-ds", FLANNEL_NAMESPACE, dict(labels)), LabelSelector({"app": "flannel"}),
+                      _template(labels, "kube-flannel", f"docker.io/flannel/flannel:{FLANNEL_VERSION}", True,
+                                account="flannel"),
                       max_unavailable=1)]
 
 
@@ -121,7 +123,7 @@ def calico(config: ClusterConfig) -> list:
     return [ConfigMap(ObjectMeta("calico-config", "kube-system"), data),
             DaemonSet(ObjectMeta("calico-node", "kube-system", dict(labels)), LabelSelector(dict(labels)),
                       _template(labels, "calico-node", f"docker.io/calico/node:{CALICO_VERSION}", True,
-                                {"kubernetes.io/os": "linux"}),
+                                {"kubernetes.io/os": "linux"}, account="calico-node"),
                       max_unavailable=1)]
 
 
@@ -143,7 +145,7 @@ def kube_proxy(config: ClusterConfig) -> list:
                       {"config.conf": kube_proxy_config(config)}),
             DaemonSet(ObjectMeta("kube-proxy", "kube-system", dict(labels)), LabelSelector(dict(labels)),
                       _template(labels, "kube-proxy", f"registry.k8s.io/kube-proxy:{KUBE_VERSION}", True,
-                                {"kubernetes.io/os": "linux"}),  # as kubeadm's manifest
+                                {"kubernetes.io/os": "linux"}, account="kube-proxy"),  # as kubeadm's manifest
                       max_unavailable=1)]
 
 

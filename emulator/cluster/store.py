@@ -23,7 +23,7 @@ from emulator.model.calicoipam import CalicoIPAM
 from emulator.model.ipam import NodeIPAM
 from emulator.model.node import Node
 from emulator.model.meta import RBAC_KINDS, Namespace, ObjectMeta
-from emulator.model import podadmission, rbacdefaults
+from emulator.model import podadmission, rbacdefaults, rbacsystem
 from emulator.model.pod import Pod
 
 
@@ -167,10 +167,19 @@ class ClusterState:
             self.put("ClusterRole", role)
         for binding in rbacdefaults.cluster_role_bindings():
             self.put("ClusterRoleBinding", binding)
+        # the components' own identities: kube-apiserver's and kubeadm's roles, the controllers'
+        # ServiceAccounts, and those of the add-ons and the CNI agent that run here
+        seeded = (rbacsystem.cluster_roles() + rbacsystem.cluster_role_bindings() + rbacsystem.namespace_objects()
+                  + rbacsystem.kubeadm_objects() + rbacsystem.controller_accounts())
+        for obj in seeded + rbacsystem.identities(self.config):
+            self.put(type(obj).__name__, obj, off_plane=True)
 
-    def put(self, kind: str, obj: Any) -> Record:
+    def put(self, kind: str, obj: Any, off_plane: bool = False) -> Record:
         """Create or replace an object; replacing keeps uid, creation time and status. A pod
-        goes through the API server's admission plugins (their fields added) on its way in."""
+        goes through the API server's admission plugins (their fields added) on its way in.
+        ``off_plane``: an object the data plane never sees made at start (the components'
+        identities), which takes neither an id nor a draw of the seeded random generator, so
+        what the data plane is given does not depend on how many such objects there are."""
         if kind == "Pod":
             obj = self.admit_pod(obj)
         elif kind in RBAC_KINDS:
@@ -181,7 +190,7 @@ class ClusterState:
             old.obj = obj
             self._pools_changed(kind)
             return old
-        if kind in RBAC_KINDS:  # never on the data plane: no id, and the seeded rng is left to what it names
+        if kind in RBAC_KINDS or off_plane:  # never on the data plane: no id, and the seeded rng is left to it
             rec = Record(obj, str(uuid.uuid4()), time.time(), 0)
         else:
             rec = Record(obj, str(uuid.UUID(int=self.rng.getrandbits(128), version=4)), time.time(),

@@ -149,3 +149,37 @@ def test_the_python_client_reads_rbac_and_asks_access_reviews(demo):
     answer = kclient.AuthorizationV1Api(api).create_subject_access_review(review)
     assert answer.status.allowed and answer.status.reason == (
         'RBAC: allowed by RoleBinding "read-pods/rbac-demo" of Role "pod-reader" to ServiceAccount "reader/rbac-demo"')
+
+
+def test_the_components_run_as_their_own_service_accounts_with_kubeadms_roles(cluster):
+    """kube-apiserver's controller, node and scheduler roles, kubeadm's bindings, and CoreDNS's
+    pods holding a token of their ``coredns`` ServiceAccount that gets what ``system:coredns``
+    grants (this cluster's Services are served by the OpenFlow pipeline: no kube-proxy account)."""
+    accounts = set(kubectl("get", "serviceaccounts", "-n", "kube-system", "-o", "name").stdout.split())
+    assert {"serviceaccount/" + n for n in ("coredns", "default", "endpointslice-controller", "token-cleaner",
+                                            "generic-garbage-collector")} <= accounts
+    assert "serviceaccount/kube-proxy" not in accounts and "serviceaccount/service-controller" not in accounts
+    bindings = kubectl("get", "clusterrolebinding", "system:controller:endpoint-controller", "system:coredns",
+                       "system:node-proxier", "-o", "wide").stdout.splitlines()
+    assert [line.split() for line in bindings[1:]] == [
+        ["system:controller:endpoint-controller", "ClusterRole/system:controller:endpoint-controller",
+         bindings[1].split()[2], "kube-system/endpoint-controller"],
+        ["system:coredns", "ClusterRole/system:coredns", bindings[2].split()[2], "kube-system/coredns"],
+        ["system:node-proxier", "ClusterRole/system:node-proxier", bindings[3].split()[2], "system:kube-proxy"]]
+    proxier = kubectl("describe", "clusterrole", "system:node-proxier").stdout
+    assert [line.split() for line in proxier.splitlines() if "endpointslices" in line] == [
+        ["endpointslices.discovery.k8s.io", "[]", "[]", "[list", "watch]"]]
+    pods = kubectl("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o",
+                   "jsonpath={.items[*].spec.serviceAccountName}").stdout.split()
+    assert pods and set(pods) == {"coredns"}
+    token = kubectl("exec", "-n", "kube-system", "deploy/coredns", "--", "cat",
+                    "/var/run/secrets/kubernetes.io/serviceaccount/token").stdout.strip()
+    assert "Username    system:serviceaccount:kube-system:coredns" in as_token(token, "auth", "whoami").stdout
+    slices = as_token(token, "get", "endpointslices", "-A", "-o", "name").stdout.split()
+    assert any(name.startswith("endpointslice.discovery.k8s.io/kube-dns-") for name in slices)
+    denied = as_token(token, "get", "secrets", "-n", "kube-system", check=False)
+    assert denied.returncode == 1 and ('User "system:serviceaccount:kube-system:coredns" cannot list resource '
+                                       '"secrets" in API group "" in the namespace "kube-system"') in denied.stderr
+    controller = kubectl("create", "token", "deployment-controller", "-n", "kube-system").stdout.strip()
+    assert as_token(controller, "auth", "can-i", "create", "replicasets.apps", "-n", "default").stdout == "yes\n"
+    assert as_token(controller, "auth", "can-i", "create", "pods", "-n", "default", check=False).stdout == "no\n"

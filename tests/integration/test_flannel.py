@@ -15,7 +15,7 @@ import subprocess
 import pytest
 
 from emulator.errors import NotFoundError
-from tests.cluster import ROOT, Cluster, k8semu, module_cluster, poll
+from tests.cluster import ROOT, Cluster, k8semu, kubectl, module_cluster, poll
 
 flannel = module_cluster("topologies/flannel.yaml")
 NODES = {"control-plane": "172.18.0.2", "worker-1": "172.18.0.3", "worker-2": "172.18.0.4"}
@@ -138,6 +138,24 @@ def test_kube_proxys_health_and_metrics_ports(flannel: Cluster) -> None:
     assert 'kubeproxy_proxy_healthz_total{code="200"}' in metrics
     outside = flannel.exec("worker-1", "curl", "-s", "-m", "2", f"http://{NODES['worker-2']}:10249/metrics")
     assert outside.returncode != 0  # the metrics port is the node's loopback only
+
+
+def test_flanneld_and_kube_proxy_run_as_their_manifests_service_accounts(flannel: Cluster) -> None:
+    """kube-flannel.yml's ``flannel`` ServiceAccount (kube-flannel) and kubeadm's ``kube-proxy``
+    (kube-system): their pods run as them and may do what their roles grant."""
+    for namespace, label, account in (("kube-flannel", "app=flannel", "flannel"),
+                                      ("kube-system", "k8s-app=kube-proxy", "kube-proxy")):
+        pods = kubectl("get", "pods", "-n", namespace, "-l", label, "-o",
+                       "jsonpath={.items[*].spec.serviceAccountName}").stdout.split()
+        assert pods == [account] * 3, (label, pods)
+    who = "--as=system:serviceaccount:kube-flannel:flannel"
+    assert kubectl("auth", "can-i", "patch", "nodes", "--subresource=status", who).stdout == "yes\n"
+    assert kubectl("auth", "can-i", "patch", "nodes", who, check=False).stdout == "no\n"
+    proxy = "--as=system:serviceaccount:kube-system:kube-proxy"
+    assert kubectl("auth", "can-i", "watch", "endpointslices.discovery.k8s.io", proxy).stdout == "yes\n"
+    assert kubectl("get", "clusterrolebinding", "kubeadm:node-proxier", "-o",
+                   "jsonpath={.roleRef.name} {.subjects[0].namespace}/{.subjects[0].name}").stdout == \
+        "system:node-proxier kube-system/kube-proxy"
 
 
 def test_the_controller_faults_say_there_is_no_controller(flannel: Cluster) -> None:
