@@ -3,8 +3,10 @@
 
     sudo .venv/bin/python bench/rbac.py [--samples 200] [--bindings 300]
 
-In-process: deciding one request (allowed by the last binding, and denied: every binding
-read) and building the snapshot of bindings, with 10, 100 and 1,000 RoleBindings. On a 3-node
+In-process: deciding one request (allowed by the last binding, and denied: every binding that
+names the user or its groups read) and building the snapshot of bindings, with 10, 100 and 1,000 RoleBindings, beside the
+RBAC objects a cluster starts with (the components' roles and bindings included) and, the
+reference in the same run, beside the user-facing roles only. On a 3-node
 cluster (topologies/default.yaml): listing the default namespace's pods with the Python client
 as a ServiceAccount bound to ``view`` (a bearer token: every request authorized) against the
 admin certificate (system:masters: no RBAC walk), both in this run, p50/p99 of ``--samples``;
@@ -27,6 +29,8 @@ from kubernetes import client as kclient, config as kconfig  # noqa: E402
 from bench.api import percentiles, sample  # noqa: E402
 from bench.results import save, stamp  # noqa: E402
 from emulator.cluster import rbac  # noqa: E402
+from emulator.cluster.admit import admit_cluster  # noqa: E402
+from emulator.cluster.store import ClusterState  # noqa: E402
 from emulator.model import rbacdefaults  # noqa: E402
 from emulator.model.meta import ObjectMeta  # noqa: E402
 from emulator.model.rbac import Attributes, RoleBinding, RoleRef, Subject  # noqa: E402
@@ -38,12 +42,30 @@ def _bindings(n: int) -> list[RoleBinding]:
                         (Subject("ServiceAccount", "reader"),)) for i in range(n)]
 
 
+def _bootstrap(components: bool) -> tuple[list, list, list, list]:
+    """The RBAC objects a cluster starts with: with ``components``, everything a flannel
+    cluster's state holds at start (the components' roles, bindings and kubeadm's too), else
+    only the user-facing roles (the reference: what clusters had before the components')."""
+    if not components:
+        return rbacdefaults.cluster_roles(), [], rbacdefaults.cluster_role_bindings(), []
+    st = ClusterState(admit_cluster(ROOT / "topologies" / "flannel.yaml"))
+    return tuple([r.obj for r in st.list(kind)] for kind in ("ClusterRole", "Role", "ClusterRoleBinding",
+                                                              "RoleBinding"))
+
+
 def in_process(rounds: int) -> dict:
     out = {}
+    for label, components in (("user_roles_only", False), ("with_components", True)):
+        out[label] = _in_process(rounds, *_bootstrap(components))
+    return out
+
+
+def _in_process(rounds: int, cluster_roles: list, roles: list, cluster_bindings: list, role_bindings: list) -> dict:
+    out: dict = {"bootstrap_objects": len(cluster_roles) + len(roles) + len(cluster_bindings) + len(role_bindings)}
     for n in (10, 100, 1000):
         bindings = _bindings(n)
         start = time.perf_counter()
-        policy = rbac.policy_from(rbacdefaults.cluster_roles(), [], rbacdefaults.cluster_role_bindings(), bindings)
+        policy = rbac.policy_from(cluster_roles, roles, cluster_bindings, role_bindings + bindings)
         build = time.perf_counter() - start
         who = ("system:serviceaccounts", f"system:serviceaccounts:ns{n - 1}", "system:authenticated")
         allowed = Attributes(f"system:serviceaccount:ns{n - 1}:reader", who, "list", True, "", "pods", "", f"ns{n - 1}")

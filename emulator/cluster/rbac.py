@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from emulator.cluster.apimeta import meta as _meta
 from emulator.cluster.store import ClusterState, Record
 from emulator.errors import Problem
-from emulator.model.rbac import (GROUP, MASTERS, Attributes, ClusterRole, ClusterRoleBinding, PolicyRule, Role,
+from emulator.model.rbac import (GROUP, MASTERS, SA_PREFIX, Attributes, ClusterRole, ClusterRoleBinding, PolicyRule, Role,
                                  RoleBinding, Subject, allows)
 
 API_VERSION = f"{GROUP}/v1"
@@ -66,16 +66,30 @@ class Grant:
 
 
 class Policy:
-    """Every binding of the cluster with the rules it grants (see the module docstring)."""
+    """Every binding of the cluster with the rules it grants (see the module docstring),
+    indexed by whom its subjects name (a user, a ServiceAccount's user name, a group), so a
+    request reads only the bindings that can apply to its user and groups, in binding order."""
 
     def __init__(self, grants: list[Grant]) -> None:
         self.grants = tuple(grants)
+        self.by_who: dict[tuple[str, str], list[int]] = {}
+        for i, grant in enumerate(self.grants):
+            for subject in grant.subjects:
+                key = _principal(subject, grant.namespace)
+                if key is not None and i not in self.by_who.get(key, ()):
+                    self.by_who.setdefault(key, []).append(i)
+
+    def _for(self, user: str, groups: tuple[str, ...]) -> list[Grant]:
+        found = set(self.by_who.get(("User", user), ()))
+        for group in groups:
+            found.update(self.by_who.get(("Group", group), ()))
+        return [self.grants[i] for i in sorted(found)]
 
     def rules_for(self, user: str, groups: tuple[str, ...], namespace: str) -> list[PolicyRule]:
         """What ``user`` may do in ``namespace`` ("": at the cluster scope), in binding order
         (SelfSubjectRulesReview; the escalation check)."""
         out: list[PolicyRule] = []
-        for grant in self.grants:
+        for grant in self._for(user, groups):
             if (not grant.namespace or grant.namespace == namespace) and grant.subject_for(user, groups):
                 out += [r for r in grant.rules if r not in out]
         return out
@@ -85,13 +99,23 @@ class Policy:
         anything (reason ""), then the first binding whose subject and rule match."""
         if MASTERS in a.groups:
             return True, ""
-        for grant in self.grants:
+        for grant in self._for(a.user, a.groups):
             if grant.namespace and grant.namespace != a.namespace:
                 continue
             subject = grant.subject_for(a.user, a.groups)
             if subject is not None and any(allows(rule, a) for rule in grant.rules):
                 return True, grant.reason(subject)
         return False, ""
+
+
+def _principal(subject: Subject, binding_namespace: str) -> tuple[str, str] | None:
+    """The user or group a subject stands for (Subject.applies): a ServiceAccount is the user
+    ``system:serviceaccount:<namespace>:<name>``, in the binding's namespace when it names none."""
+    if subject.kind == "ServiceAccount":
+        return "User", f"{SA_PREFIX}{subject.namespace or binding_namespace}:{subject.name}"
+    if subject.kind in ("User", "Group"):
+        return subject.kind, subject.name
+    return None
 
 
 def policy_of(state: ClusterState) -> Policy:

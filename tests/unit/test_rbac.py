@@ -81,6 +81,27 @@ def test_a_role_binding_grants_only_in_its_namespace_even_for_a_cluster_role():
     assert policy.decide(_a("get", "pods", namespace="", user="anyone", groups=("system:masters",))) == (True, "")
 
 
+def test_bindings_are_read_in_order_among_those_naming_the_user_its_groups_or_its_account():
+    """The snapshot's index by subject keeps rbac.go's order: the first binding (cluster-wide
+    first, then by namespace and name) whose subject and rule match gives the reason."""
+    user = lambda name: Subject("User", name, api_group="rbac.authorization.k8s.io")  # noqa: E731
+    group = lambda name: Subject("Group", name, api_group="rbac.authorization.k8s.io")  # noqa: E731
+    policy = _policy(RoleBinding(ObjectMeta("b-user", "demo"), RoleRef("ClusterRole", "view"), (user("bob"),)),
+                     RoleBinding(ObjectMeta("a-group", "demo"), RoleRef("ClusterRole", "view"), (group("dev"),)),
+                     RoleBinding(ObjectMeta("c-sa", "demo"), RoleRef("ClusterRole", "edit"),
+                                 (Subject("ServiceAccount", "bot"), user("bob"))))
+    assert policy.decide(_a("list", user="bob", groups=("dev",))) == (
+        True, 'RBAC: allowed by RoleBinding "a-group/demo" of ClusterRole "view" to Group "dev"')
+    assert policy.decide(_a("list", user="bob")) == (
+        True, 'RBAC: allowed by RoleBinding "b-user/demo" of ClusterRole "view" to User "bob"')
+    assert policy.decide(_a("delete", user="bob"))[1] == (
+        'RBAC: allowed by RoleBinding "c-sa/demo" of ClusterRole "edit" to User "bob"')
+    assert policy.decide(_a("delete", user="system:serviceaccount:demo:bot"))[1] == (
+        'RBAC: allowed by RoleBinding "c-sa/demo" of ClusterRole "edit" to ServiceAccount "bot/demo"')
+    assert not policy.decide(_a("delete", user="system:serviceaccount:other:bot"))[0]
+    assert not policy.decide(_a("list", user="carol"))[0]
+
+
 def test_a_binding_to_a_missing_role_grants_nothing():
     policy = _policy(ClusterRoleBinding(ObjectMeta("b"), RoleRef("ClusterRole", "gone"),
                                         (Subject("User", "bob", api_group="rbac.authorization.k8s.io"),)))
