@@ -2,8 +2,8 @@
 make them (their names, labels, rules and subjects), limited to the user-facing roles: the
 aggregated ``admin``/``edit``/``view`` with the ``system:aggregate-to-*`` roles they gather,
 ``cluster-admin``, and what every signed-in user may do (discovery, ``kubectl auth can-i`` and
-``whoami``). The controllers' and nodes' own roles (``system:controller:*``, ``system:node``)
-are not made: no component here signs in with them.
+``whoami``). The components' own roles (``system:controller:*``, ``system:node``, kube-proxy's,
+...) are model/rbacsystem.py's.
 
 The rules name only resources this API serves, so ``kubectl describe clusterrole view`` lists
 what a user of this cluster can reach with it.
