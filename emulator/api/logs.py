@@ -8,14 +8,16 @@ client goes or the pod is gone.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, BinaryIO, Callable
 
 from aiohttp import web
 
 from emulator.api import status
 from emulator.api.status import ApiError
 from emulator.errors import K8semuError
+from emulator.model import naming
 
 FOLLOW_EVERY = 0.1
 CHUNK = 65536
@@ -44,7 +46,7 @@ def log_file(pod: dict, container: str | None) -> Path:
         container = names[0]
     if container not in names:
         raise status.bad_request(f"container {container} is not valid for pod {pod['name']}")
-    return Path(pod["dir"]) / f"{container}.log"
+    return Path(pod["dir"]) / naming.container_log(container)
 
 
 def tail(data: bytes, lines: int) -> bytes:
@@ -58,50 +60,85 @@ async def serve(request: web.Request, pod_info: Callable[[], Any], query: dict) 
     """Answer a log request; ``pod_info`` returns the manager's ``pod`` record (or raises)."""
     pod = await pod_record(pod_info)
     path = log_file(pod, query.get("container"))
-    if query.get("previous") == "true":
-        raise status.bad_request(f'previous terminated container "{path.stem}" in pod "{pod["name"]}" not found')
+    if query.get("previous") == "true":  # the instance before this one, which is not followed: it ended
+        previous = path.with_name(naming.container_log(path.stem, previous=True))
+        if not previous.exists():
+            raise status.bad_request(f'previous terminated container "{path.stem}" in pod "{pod["name"]}" not found')
+        path, query = previous, {**query, "follow": "false"}
     try:
         lines = int(query.get("tailLines", "-1"))
         limit = int(query.get("limitBytes", "0"))
     except ValueError:
         raise status.bad_request("tailLines and limitBytes must be integers") from None
-    data = path.read_bytes() if path.exists() else b""
-    offset = len(data)
-    data = tail(data, lines)
-    if limit > 0:
-        data = data[:limit]
-    if query.get("follow") != "true":
-        return web.Response(body=data, content_type="text/plain")
-    response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    await response.write(data)
-    async for more in follow(request, path, offset, pod_info):
-        await response.write(more)
-    return response
+    log = _open(path)
+    try:
+        data = log.read() if log else b""
+        offset = len(data)
+        data = tail(data, lines)
+        if limit > 0:
+            data = data[:limit]
+        if query.get("follow") != "true":
+            return web.Response(body=data, content_type="text/plain")
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(data)
+        async for more in follow(request, path, offset, pod_info, log):
+            await response.write(more)
+        return response
+    finally:
+        if log:
+            log.close()
 
 
-async def follow(request: web.Request, path: Path, offset: int, pod_info: Callable[[], Any]) -> AsyncIterator[bytes]:
+def _open(path: Path) -> BinaryIO | None:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _replaced(path: Path, log: BinaryIO) -> bool:
+    """The file at ``path`` is no longer the one open: the kubelet kept it as the previous
+    instance's when the container restarted."""
+    try:
+        return os.stat(path).st_ino != os.fstat(log.fileno()).st_ino
+    except FileNotFoundError:
+        return True
+
+
+async def follow(request: web.Request, path: Path, offset: int, pod_info: Callable[[], Any],
+                 log: BinaryIO | None = None) -> AsyncIterator[bytes]:
     """What the container writes to its log after ``offset``, until the client goes, the pod
-    does, or it has run to completion and all its output is sent (``logs -f``; ``attach`` to a
-    container without stdin or tty)."""
+    does, the container restarts (this instance's output all sent: the kubelet's follow ends
+    with the container), or it has run to completion and all its output is sent (``logs -f``;
+    ``attach`` to a container without stdin or tty). Reads the file open at the start (``log``,
+    else the one at ``path`` once there is one), so a restart loses none of its last output."""
     loop = asyncio.get_running_loop()
     checks = 0
-    while request.transport is not None and not request.transport.is_closing():
-        await asyncio.sleep(FOLLOW_EVERY)
-        if path.exists():
-            with open(path, "rb") as f:
-                f.seek(offset)
-                more = f.read(CHUNK)
-            if more:
-                offset += len(more)
-                yield more
-                continue
-        checks += 1
-        if checks % 10 == 0:  # once a second: is the pod still there, still running?
-            try:
-                pod = await loop.run_in_executor(None, pod_info)
-            except K8semuError:
-                return
-            if pod.get("finished") and (not path.exists() or path.stat().st_size <= offset):
-                return
+    opened = None
+    try:
+        while request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(FOLLOW_EVERY)
+            if log is None:
+                log = opened = _open(path)
+            if log is not None:
+                log.seek(offset)
+                more = log.read(CHUNK)
+                if more:
+                    offset += len(more)
+                    yield more
+                    continue
+                if _replaced(path, log):
+                    return
+            checks += 1
+            if checks % 10 == 0:  # once a second: is the pod still there, still running?
+                try:
+                    pod = await loop.run_in_executor(None, pod_info)
+                except K8semuError:
+                    return
+                if pod.get("finished") and (not path.exists() or path.stat().st_size <= offset):
+                    return
+    finally:
+        if opened is not None:
+            opened.close()

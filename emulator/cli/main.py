@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo = verb("logs", help="a container's output")
     lo.add_argument("pod")
     lo.add_argument("-c", "--container", default=None)
+    lo.add_argument("-p", "--previous", action="store_true",
+                    help="the previous instance's output, kept when the container restarted (as kubectl)")
     ns_opts(lo)
     ds = verb("describe", help="describe an object as kubectl does (pod, svc, ingress, networkpolicy)")
     ds.add_argument("kind")
@@ -276,7 +278,7 @@ def dispatch(args: argparse.Namespace, out: TextIO, err: TextIO, in_shell: bool 
                                                                      ignore_daemonsets=args.ignore_daemonsets)))
         return 0
     if verb == "logs":
-        return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out)
+        return objects.logs(client, objects.pod_name(args.pod), args.namespace, args.container, out, args.previous)
     if verb == "flows":
         return objects.flows(client, args.node, out)
     if verb in faults.VERBS:

@@ -8,6 +8,7 @@ from typing import TextIO
 
 from emulator.cli import output
 from emulator.errors import K8semuError, NotFoundError
+from emulator.model import naming
 from emulator.model.labelquery import parse_label_query
 from emulator.client import Client
 from emulator.client.targets import exec_target, resolve_kind
@@ -151,10 +152,13 @@ def exec_(client: Client, target: str, namespace: str | None, container: str | N
         return 127
 
 
-def logs(client: Client, target: str, namespace: str | None, container: str | None, out: TextIO) -> int:
+def logs(client: Client, target: str, namespace: str | None, container: str | None, out: TextIO,
+         previous: bool = False) -> int:
     pod = client.pod(target, namespace)
     name = container or pod["containers"][0]  # kubectl's default: the first container
-    path = Path(pod["dir"]) / f"{name}.log"
+    path = Path(pod["dir"]) / naming.container_log(name, previous)
+    if previous and not path.exists():
+        raise NotFoundError(f'previous terminated container "{name}" in pod "{pod["name"]}" not found')
     out.write(path.read_text(errors="replace") if path.exists() else "")
     return 0
 

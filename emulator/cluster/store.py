@@ -42,6 +42,7 @@ class ContainerStatus:
     create_failures: int = 0  # consecutive failures to start (CreateContainerError), for back-off
     backing_off: bool = False  # terminated, waiting for its restart (kubectl: CrashLoopBackOff)
     last_state: tuple | None = None  # (reason, exit code, started, finished) of the previous run
+    log_kept: float = 0.0  # started_at of the run whose log the kubelet kept as the previous one
 
 
 @dataclass

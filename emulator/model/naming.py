@@ -146,6 +146,14 @@ def attach_socket(pod_uid: str, container: str) -> str:
     return hashlib.sha1(f"{pod_uid}/{container}".encode()).hexdigest()[:16]
 
 
+def container_log(container: str, previous: bool = False) -> str:
+    """The file of a container's output in its pod's folder: the running (or last) instance's,
+    or with ``previous`` the instance before it, which the kubelet keeps when the container
+    restarts (``kubectl logs --previous``). A container's name is a DNS label: no dot, so the
+    two names never meet another container's."""
+    return f"{container}.previous.log" if previous else f"{container}.log"
+
+
 def pod_dir(namespace: str, pod: str) -> str:
     """The pod's folder under the cluster's run directory (one path component, bounded)."""
     return _bounded(f"{namespace}_{pod}")

@@ -12,7 +12,7 @@ import sys
 
 from emulator.cluster.store import ClusterState, Record
 from emulator.images import files as image_makers
-from emulator.model import images, podfiles
+from emulator.model import images, naming, podfiles
 from emulator.model.projection import PodFacts
 from emulator.runtime import sandbox
 from emulator.runtime.kubevolumes import VolumeManager
@@ -40,7 +40,7 @@ def request(state: ClusterState, runtime: sandbox.SandboxRuntime, volumes: Volum
         for path in made:
             os.chown(path, uid, gid if gid is not None else uid)
     return {"box": box, "argv": argv, "env": env, "cwd": container.working_dir or pod_dir, "cwd_fallback": pod_dir,
-            "log": str(box.directory / f"{name}.log"),
+            "log": str(box.directory / naming.container_log(name)),
             "cgroups": runtime.cgroups.container(rec.uid, name, container.resources),
             "caps": sorted(sandbox.capabilities(container, pod.spec.security)),
             "uid": uid, "gid": gid if gid is not None else (uid if uid is not None else None),

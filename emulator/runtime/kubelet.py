@@ -13,6 +13,7 @@ back-off, while every other pod goes on.
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -33,6 +34,15 @@ from emulator.runtime.proc import signal_alive
 
 BACKOFF_MAX = 30.0
 SANDBOX_CHECK = 1.0  # seconds between liveness checks of pods' PID 1
+
+
+def keep_previous_log(directory: Path, container: str) -> None:
+    """A container is about to run again: its log becomes the previous instance's (replacing
+    the one before), and the new instance writes a new one, as the kubelet keeps a file per
+    instance and serves the last terminated one to ``kubectl logs --previous``."""
+    current = directory / naming.container_log(container)
+    if current.exists():
+        os.replace(current, directory / naming.container_log(container, previous=True))
 
 
 def backoff(restarts: int) -> float:
@@ -292,6 +302,9 @@ class Kubelet:
             if not due or not self.dataplane_ready(rec):
                 continue
             for name, status in due:
+                if status.state == "terminated" and status.log_kept != status.started_at:
+                    keep_previous_log(box.directory, name)  # the instance that ended: kubectl logs -p
+                    status.log_kept = status.started_at
                 try:
                     batch.append((rec, name, self._request(rec, box, name)))
                 except (images.UnknownImage, RenderError, OSError) as exc:

@@ -26,6 +26,7 @@ from pathlib import Path
 from emulator.client import Client
 from emulator.client.capture import argv as capture_argv
 from emulator.errors import K8semuError
+from emulator.model import naming
 
 MAX_PACKETS = 100_000
 SYSTEM = {"kube-system": {"k8s-app": "kube-dns"}, "ingress-nginx": {"app.kubernetes.io/name": "ingress-nginx"}}
@@ -94,7 +95,7 @@ class StepArtifacts:
                 except K8semuError:  # gone meanwhile: no log to keep
                     continue
                 for container in info.get("containers", []):
-                    source = Path(info["dir"]) / f"{container}.log"
+                    source = Path(info["dir"]) / naming.container_log(container)
                     if source.is_file():
                         logs.mkdir(exist_ok=True)
                         shutil.copyfile(source, logs / f"{namespace}_{meta['name']}_{container}.log")

@@ -24,7 +24,7 @@ from emulator.client import Client, lifecycle, probe
 from emulator.client.targets import exec_target, resolve_kind
 from emulator.runtime.records import cluster_dir
 from emulator.scenario.artifacts import StepArtifacts, scenario_folder, slug
-from emulator.model import components
+from emulator.model import components, naming
 from emulator.scenario.model import Scenario, Step
 from emulator.cluster.admit import admit_cluster
 from emulator.cluster.controllers import kind_of
@@ -307,7 +307,7 @@ def do_logs(step: Step, ctx: Ctx) -> list[str]:
     a = substitute(ctx, step.args)
     pod = ctx.client.pod(a["pod"], a.get("namespace"))
     name = a.get("container") or pod["containers"][0]
-    path = Path(pod["dir"]) / f"{name}.log"
+    path = Path(pod["dir"]) / naming.container_log(name)
     text = path.read_text(errors="replace") if path.exists() else ""
     done = subprocess.CompletedProcess(["logs", a["pod"]], 0, text, "")
     return check_output(done, a, f"k8semu logs {a['pod']}" + (f" -c {name}" if a.get("container") else ""))

@@ -4,6 +4,7 @@ runtime/attach.py) and ``kubectl port-forward`` (SPDY in a WebSocket, api/portfo
 from __future__ import annotations
 
 import fcntl
+import json
 import http.client
 import os
 import pty
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster import KUBECONFIG, KUBECTL, kubectl, module_cluster, poll
+from tests.cluster import KUBECONFIG, KUBECTL, k8semu, kubectl, module_cluster, poll
 
 pytestmark = pytest.mark.requires_root
 cluster = module_cluster("topologies/default.yaml")
@@ -215,3 +216,44 @@ def test_port_forward_to_a_closed_port_reports_the_kubelets_error(cluster):
         if proc.poll() is None:
             proc.kill()
     assert "error forwarding port 81 to pod pf-web" in err and "connection refused" in err.lower()
+
+
+RESTARTER = """apiVersion: v1
+kind: Pod
+metadata: {name: restarter}
+spec:
+  volumes: [{name: data, emptyDir: {}}]
+  containers:
+  - name: c
+    image: busybox
+    volumeMounts: [{name: data, mountPath: /data}]
+    command: [sh, -c, 'n=$(( $(cat /data/n 2>/dev/null || echo 0) + 1 )); echo $n > /data/n; echo "run $n";
+              if [ $n -ge 2 ]; then exec sleep 3600; fi; sleep 2; exit 3']
+"""
+
+
+def test_logs_show_the_running_instance_and_previous_the_one_before(cluster):
+    """The kubelet keeps a log per container instance: after a restart ``kubectl logs`` shows
+    the new instance's output only and ``--previous`` the terminated one's; ``logs -f`` ends
+    with the instance it follows (all of its output sent); ``-p`` of a container that never
+    restarted is the kubelet's 400. (The emptyDir counts the runs: it outlives a restart.)"""
+    kubectl("apply", "-f", "-", input=RESTARTER)
+    poll(lambda: kubectl("logs", "restarter", check=False).stdout == "run 1\n", timeout=30, what="first run's log")
+    never = kubectl("logs", "restarter", "--previous", check=False)
+    assert never.returncode == 1 and never.stderr.strip() == (
+        'Error from server (BadRequest): previous terminated container "c" in pod "restarter" not found')
+    followed = kubectl("logs", "-f", "restarter", timeout=20)  # returns when run 1 ends (2 s)
+    assert followed.stdout == "run 1\n"
+
+    def restarted():
+        pod = json.loads(kubectl("get", "pod", "restarter", "-o", "json").stdout)
+        status = pod["status"]["containerStatuses"][0]
+        return status["restartCount"] == 1 and kubectl("logs", "restarter").stdout == "run 2\n" and status
+
+    status = poll(restarted, timeout=30, what="the second run")
+    assert status["lastState"]["terminated"]["exitCode"] == 3
+    assert kubectl("logs", "restarter", "-p").stdout == "run 1\n"
+    assert kubectl("logs", "restarter", "--previous", "-c", "c", "--tail=1").stdout == "run 1\n"
+    assert k8semu("logs", "restarter", "-p").stdout == "run 1\n"
+    assert k8semu("logs", "restarter").stdout == "run 2\n"
+    kubectl("delete", "pod", "restarter", "--grace-period=0")
