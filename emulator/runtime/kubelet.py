@@ -66,6 +66,9 @@ class Kubelet:
     volumes: VolumeManager | None = None
     # the manager's lock let go for the duration (sandboxes are made without it: see _start_new)
     unlocked: Callable[[], AbstractContextManager] = nullcontext
+    # containers started (running, and Ready without a readiness probe): told at once, before
+    # the rest of the pass (probes, every pod's phase, the controllers), so a watch hears of it
+    started: Callable[[], None] = lambda: None
 
     def __post_init__(self) -> None:
         self.probes.exec_start = self._exec_probe
@@ -80,7 +83,9 @@ class Kubelet:
         changed = self._exits()
         changed |= self._stop_deleted()
         changed |= self._start_new()
-        changed |= self._start_containers()
+        if self._start_containers():
+            changed = True
+            self.started()
         changed |= self._apply_probes()
         if self.volumes.due():
             self.volumes.refresh([r for r in map(self._rec, self.boxes) if r is not None and not r.deleting])

@@ -42,6 +42,7 @@ from emulator.runtime.cni import Plugins
 from emulator.runtime.cgroups import Cgroups
 from emulator.runtime.components import ComponentFaults
 from emulator.runtime.confirm import Confirmation
+from emulator.runtime.gcpacing import Collector
 from emulator.runtime.kubelet import Kubelet
 from emulator.runtime.nodeagent import NodeAgent
 from emulator.runtime.impair import Faults
@@ -96,6 +97,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
         self.switches_warned = False
         self.last_change = time.monotonic()
         self.pacer = Pacer(TICK, IDLE_TICK)
+        self.collector = Collector()  # short garbage-collector pauses (runtime/gcpacing.py)
 
     # -- start-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -118,7 +120,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
         impair.apply_spec(self.faults)  # spec.impairments, before any pod: a lab starts impaired
         runtime = SandboxRuntime(self.config, self.records, self.run, self.shim, self.cgroups, datapath.tx_offload_off,
                                  self.cni)
-        self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready, unlocked=self._unlocked)
+        self.kubelet = Kubelet(self.state, runtime, self._dataplane_ready, unlocked=self._unlocked, started=self._tell)
         self.kubelet.probes.watch = ExitWatch(self.wake.set, self.pacer.not_before).watch
         for ext in self.config.external_hosts:
             if ext.dns_server:
@@ -342,6 +344,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
                 late = self.told is None or self.told != self.state.events.recorded
                 for observe in self.observers:
                     observe(changed and late)
+                self.collector.after_pass()
                 self.pacer.end()
             # quick ticks while things change, slower ones when all is still, sooner when a probe
             # is due (a request, a process exit, a probe's exit or the controller confirming a
@@ -349,6 +352,12 @@ class Manager(Requests, ComponentFaults, Confirmation):
             quiet = time.monotonic() - self.last_change > ACTIVE_WINDOW
             self.wake.wait(self.pacer.timeout(quiet, self.kubelet.probes.next_due() if self.kubelet else None))
             self.wake.clear()
+
+    def _tell(self) -> None:
+        """The watches hear now of what changed so far in this pass (a container started)."""
+        for observe in self.observers:
+            observe(True)
+        self.told = self.state.events.recorded
 
     def _tick(self) -> bool:
         # every change made between ticks (API requests) is published by its request: the view
@@ -365,9 +374,7 @@ class Manager(Requests, ComponentFaults, Confirmation):
             controllers.reconcile_endpoints(self.state)
         if changed:  # the watches hear of what the kubelet and the controllers did before the
             # network view of every pod is built and published (tens of ms on 1,000 pods)
-            for observe in self.observers:
-                observe(True)
-            self.told = self.state.events.recorded
+            self._tell()
         if self.agent.check_health():
             changed = True
             self.agent.sync(network_view(self.state))
