@@ -328,13 +328,14 @@ class ApiServer:
         queue: asyncio.Queue = asyncio.Queue()
         overflow = asyncio.Event()
 
-        def put(event: dict) -> None:  # on the loop
-            if queue.qsize() >= WATCH_QUEUE:
-                overflow.set()
-            else:
+        def put(events: list[dict]) -> None:  # on the loop
+            for event in events:
+                if queue.qsize() >= WATCH_QUEUE:
+                    overflow.set()
+                    return
                 queue.put_nowait(event)
 
-        watcher = Watcher(kind, select, lambda event: loop.call_soon_threadsafe(put, event))
+        watcher = Watcher(kind, select, lambda events: loop.call_soon_threadsafe(put, events))
         initial = query.get("sendInitialEvents") == "true"
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
@@ -371,7 +372,10 @@ class ApiServer:
                                  "object": self._bookmark(target, self.handlers.hub.current())}
                     else:
                         continue
-                await response.write(self._line(event, kind, include) if table else self._line(event))
+                # with what else is queued: one chunk (a TLS record, a send) for a pass's events
+                events = [event] + [queue.get_nowait() for _ in range(queue.qsize())]
+                await response.write(b"".join(self._line(e, kind, include) if table else self._line(e)
+                                              for e in events))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

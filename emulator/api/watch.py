@@ -35,11 +35,12 @@ def _key(obj: dict) -> tuple[str, str]:
 @dataclass
 class Watcher:
     """One open watch: ``accept`` filters objects, ``deliver`` is called (on the hub's thread)
-    with each event; the server side turns it into a chunk on the connection."""
+    with the events of one refresh that it accepts, in order: one hand-over per refresh, not
+    per event; the server side writes them to the connection."""
 
     kind: str
     accept: Callable[[dict], bool]
-    deliver: Callable[[dict], None]
+    deliver: Callable[[list[dict]], None]
 
 
 @dataclass
@@ -80,6 +81,7 @@ class Hub:
         items = self.render(kind)
         with self.lock:
             state = self.kinds.setdefault(kind, KindState())
+            made: list[dict] = []
             seen = {}
             for obj in items:
                 key = _key(obj)
@@ -93,24 +95,27 @@ class Hub:
                 obj["metadata"]["resourceVersion"] = str(self.rv)
                 state.objects[key] = obj
                 if state.primed:
-                    self._event(kind, state, "ADDED" if old is None else "MODIFIED", obj)
+                    made.append(self._event(state, "ADDED" if old is None else "MODIFIED", obj))
             for key in [k for k in state.objects if k not in seen]:
                 obj = state.objects.pop(key)
                 self.rv += 1
                 gone = json.loads(json.dumps(obj))
                 gone["metadata"]["resourceVersion"] = str(self.rv)
-                self._event(kind, state, "DELETED", gone)
+                made.append(self._event(state, "DELETED", gone))
             if not state.primed:
                 state.primed, state.oldest = True, self.rv
+            if made:
+                for w in self.watchers:
+                    if w.kind == kind:
+                        mine = [e for e in made if w.accept(e["object"])]
+                        if mine:
+                            w.deliver(mine)
 
-    def _event(self, kind: str, state: KindState, type_: str, obj: dict) -> None:
+    def _event(self, state: KindState, type_: str, obj: dict) -> dict:
         if len(state.events) == state.events.maxlen:
             state.oldest = state.events[0][0]
         state.events.append((self.rv, type_, obj))
-        event = {"type": type_, "object": obj}  # one dict for every watcher: serialized once (server)
-        for w in self.watchers:
-            if w.kind == kind and w.accept(obj):
-                w.deliver(event)
+        return {"type": type_, "object": obj}  # one dict for every watcher: serialized once (server)
 
     def list(self, kind: str) -> tuple[list[dict], str]:
         """The objects of ``kind`` as of now, and the resourceVersion of that list."""
@@ -132,16 +137,17 @@ class Hub:
         with self.lock:
             state = self.kinds[watcher.kind]
             if initial or since in ("", "0"):
-                for obj in sorted(state.objects.values(), key=lambda o: int(o["metadata"]["resourceVersion"])):
-                    if watcher.accept(obj):
-                        watcher.deliver({"type": "ADDED", "object": obj})
+                first = [{"type": "ADDED", "object": obj} for obj in
+                         sorted(state.objects.values(), key=lambda o: int(o["metadata"]["resourceVersion"]))
+                         if watcher.accept(obj)]
             else:
                 start = int(since)
                 if start < state.oldest:
                     raise Gone(f"too old resource version: {start} ({state.oldest})")
-                for rv, type_, obj in state.events:
-                    if rv > start and watcher.accept(obj):
-                        watcher.deliver({"type": type_, "object": obj})
+                first = [{"type": type_, "object": obj} for rv, type_, obj in state.events
+                         if rv > start and watcher.accept(obj)]
+            if first:
+                watcher.deliver(first)
             self.watchers.append(watcher)
             return str(self.rv)
 
