@@ -105,13 +105,18 @@ class Handlers(Ownership):
         self.backend = backend
         self.cni = cni  # the cluster's data plane: which resources it serves (resources.served)
         self.fields = fieldmanager.Store()
-        self.hub = Hub(self.render)
+        self.hub = Hub(self.render, self.render_one)
 
     def render(self, kind: str) -> list[dict]:
         """Every object of ``kind`` in every namespace, as the API shows it (the hub's source)."""
         if kind == "Event":
             return [event_object(e, i) for i, e in enumerate(self.backend.event_records(None))]
         return [self.fields.shown(kind, o) for o in self.backend.objects(kind, None)]
+
+    def render_one(self, kind: str, namespace: str, name: str) -> dict | None:
+        """One object as the API shows it (None: there is none), for a request that names it."""
+        found = self.backend.objects(kind, namespace or None, name)
+        return self.fields.shown(kind, found[0]) if found else None
 
     # -- routing ----------------------------------------------------------------------------
     def route(self, path: str) -> Target:
@@ -211,8 +216,8 @@ class Handlers(Ownership):
 
     def _one(self, t: Target) -> dict:
         res = t.resource
-        ns = t.namespace if res.namespaced else None
-        found = next((o for o in self._items(t, ns)[0] if o["metadata"]["name"] == t.name), None)
+        ns = t.namespace if res.namespaced else ""
+        found = self.hub.get(res.kind, ns or "", t.name)
         if found is None:
             raise status.not_found(res.plural, t.name, res.group)
         return found

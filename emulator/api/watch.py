@@ -22,6 +22,7 @@ from typing import Callable
 HISTORY = 2000  # events kept per kind (kube-apiserver's watch cache keeps a window too)
 SAFETY_EVERY = 1.0
 Render = Callable[[str], list[dict]]
+RenderOne = Callable[[str, str, str], "dict | None"]  # kind, namespace, name -> the object, or None
 
 
 class Gone(Exception):
@@ -52,8 +53,9 @@ class KindState:
 
 
 class Hub:
-    def __init__(self, render: Render) -> None:
+    def __init__(self, render: Render, render_one: RenderOne | None = None) -> None:
         self.render = render
+        self.render_one = render_one
         self.lock = threading.Lock()
         self.rv = 0
         self.kinds: dict[str, KindState] = {}
@@ -105,17 +107,54 @@ class Hub:
             if not state.primed:
                 state.primed, state.oldest = True, self.rv
             if made:
-                for w in self.watchers:
-                    if w.kind == kind:
-                        mine = [e for e in made if w.accept(e["object"])]
-                        if mine:
-                            w.deliver(mine)
+                self._hand_out(kind, made)
 
     def _event(self, state: KindState, type_: str, obj: dict) -> dict:
         if len(state.events) == state.events.maxlen:
             state.oldest = state.events[0][0]
         state.events.append((self.rv, type_, obj))
         return {"type": type_, "object": obj}  # one dict for every watcher: serialized once (server)
+
+    def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        """One object as of now (a GET, or a write reading what it changes), rendered alone when
+        the hub can (``render_one``) and its kind has been rendered before; a change it shows
+        is stamped and handed to the watchers as a refresh of the whole kind would."""
+        key = (namespace, name)
+        with self.lock:
+            state = self.kinds.get(kind)
+            primed = state is not None and state.primed
+        if self.render_one is None or kind == "Event" or not primed:
+            items, _ = self.list(kind)
+            return next((o for o in items if _key(o) == key), None)
+        obj = self.render_one(kind, namespace, name)
+        with self.lock:
+            old = state.objects.get(key)
+            if obj is None:
+                if old is None:
+                    return None
+                state.objects.pop(key)
+                self.rv += 1
+                gone = json.loads(json.dumps(old))
+                gone["metadata"]["resourceVersion"] = str(self.rv)
+                self._hand_out(kind, [self._event(state, "DELETED", gone)])
+                return None
+            if old is not None:
+                obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+                if obj == old:
+                    return old
+            self.rv += 1
+            obj["metadata"]["resourceVersion"] = str(self.rv)
+            state.objects[key] = obj
+            self._hand_out(kind, [self._event(state, "ADDED" if old is None else "MODIFIED", obj)])
+            return obj
+
+    def _hand_out(self, kind: str, made: list[dict]) -> None:
+        """Each watcher of ``kind`` gets the events it accepts, at once (the hub's lock held)."""
+        for w in self.watchers:
+            if w.kind == kind:
+                mine = [e for e in made if w.accept(e["object"])]
+                if mine:
+                    w.deliver(mine)
 
     def list(self, kind: str) -> tuple[list[dict], str]:
         """The objects of ``kind`` as of now, and the resourceVersion of that list."""

@@ -297,9 +297,25 @@ RENDER_WORKLOADS = {"StatefulSet": render_workloads.statefulset_object, "DaemonS
                     "Job": render_workloads.job_object, "CronJob": render_workloads.cronjob_object}
 
 
+# kinds ``objects`` renders as a whole (their objects read one another or shared facts); the
+# others are rendered one object at a time
+AGGREGATE_KINDS = frozenset({"Node", "Ingress", "NetworkPolicy", "PodDisruptionBudget", "Service", "Endpoints",
+                             "EndpointSlice", "Namespace", "ControllerRevision", "IngressClass",
+                             "CustomResourceDefinition", *RBAC_KINDS, *CALICO_OBJECTS})
+
+
 def objects(state: ClusterState, kind: str, namespace: str | None,
-            node_ready: dict[str, bool] | None = None) -> list[dict]:
-    """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped."""
+            node_ready: dict[str, bool] | None = None, name: str | None = None) -> list[dict]:
+    """Every object of ``kind`` (in ``namespace``, or all namespaces when None), API-shaped;
+    with ``name``, only that one (a list of one, or none). A kind whose objects are rendered
+    one by one renders only that one (a GET of one Deployment among many does not render the
+    others and look up every pod's owner); the others render their kind and pick it out."""
+    if name is not None:
+        if kind not in AGGREGATE_KINDS:
+            rec = state.get(kind, namespace or "", name)
+            return [] if rec is None else _one_by_one(state, kind, [rec], every=False)
+        return [o for o in objects(state, kind, namespace, node_ready)
+                if o["metadata"]["name"] == name and (namespace is None or o["metadata"].get("namespace", "") == namespace)]
     if kind == "Node":
         return [node_object(n, state, (node_ready or {}).get(n.name, True)) for n in state.current_nodes()]
     if kind == "Ingress":
@@ -327,8 +343,14 @@ def objects(state: ClusterState, kind: str, namespace: str | None,
     if kind == "CustomResourceDefinition":
         return render_calico.custom_resource_definitions(state)
     recs = sorted(state.list(kind, namespace), key=lambda r: (r.obj.meta.namespace, r.obj.meta.name))
+    return _one_by_one(state, kind, recs, every=namespace is None)
+
+
+def _one_by_one(state: ClusterState, kind: str, recs: list[Record], every: bool) -> list[dict]:
+    """Kinds whose objects render each on its own (the rest of ``objects``); ``every``: ``recs``
+    is every object of the kind."""
     if kind == "Pod":
-        return pods_rendered(state, recs, namespace is None)
+        return pods_rendered(state, recs, every)
     if kind == "Secret":
         return [secret_object(r) for r in recs]
     if kind == "ConfigMap":

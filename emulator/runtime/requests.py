@@ -85,10 +85,11 @@ class Requests:
         """The cluster's ``spec.network.cni``: which data plane's resources the API serves."""
         return self.config.cni
 
-    def objects(self, kind: str, namespace: str | None = None) -> list[dict]:
-        """Every object of ``kind`` (in ``namespace``, or all) as the API renders it."""
+    def objects(self, kind: str, namespace: str | None = None, name: str | None = None) -> list[dict]:
+        """Every object of ``kind`` (in ``namespace``, or all) as the API renders it; with
+        ``name``, that one (or none)."""
         with self.lock:
-            return render.objects(self.state, kind, namespace, self.agent.ready)
+            return render.objects(self.state, kind, namespace, self.agent.ready, name)
 
     def policy(self) -> rbac.Policy:
         """The RBAC bindings with their rules (cluster/rbac.py): read without the lock while no

@@ -48,3 +48,30 @@ def test_a_watch_from_a_resource_version_replays_what_came_after_it_or_is_gone()
     assert [[(e["type"], e["object"]["status"]["phase"]) for e in b] for b in got] == [[("MODIFIED", "Running")]]
     with pytest.raises(Gone):
         hub.watch(Watcher("Pod", lambda o: True, got.append), "-5", False)
+
+
+def test_a_get_renders_one_object_and_hands_out_what_changed_as_a_refresh_would():
+    world = {"Pod": [_pod("a", "Pending"), _pod("b", "Pending")]}
+    rendered: list[str] = []
+
+    def one(kind: str, namespace: str, name: str):
+        rendered.append(name)
+        return next((dict(o, metadata=dict(o["metadata"])) for o in world[kind] if o["metadata"]["name"] == name), None)
+    hub = Hub(lambda kind: [dict(o, metadata=dict(o["metadata"])) for o in world[kind]], one)
+    got: list[list[dict]] = []
+    hub.watch(Watcher("Pod", lambda o: True, got.append), "", False)
+    got.clear()
+    first = hub.get("Pod", "default", "a")
+    assert rendered == ["a"] and first["status"]["phase"] == "Pending" and got == []  # unchanged: no event
+    world["Pod"][0] = _pod("a", "Running")
+    now = hub.get("Pod", "default", "a")
+    assert now["status"]["phase"] == "Running"
+    assert int(now["metadata"]["resourceVersion"]) > int(first["metadata"]["resourceVersion"])
+    assert [[(e["type"], e["object"]["metadata"]["name"]) for e in b] for b in got] == [[("MODIFIED", "a")]]
+    got.clear()
+    hub.refresh("Pod")  # the refresh finds nothing new: the get already stamped it
+    assert got == []
+    assert hub.get("Pod", "default", "nope") is None
+    world["Pod"] = [_pod("b", "Pending")]
+    assert hub.get("Pod", "default", "a") is None
+    assert [[(e["type"], e["object"]["metadata"]["name"]) for e in b] for b in got] == [[("DELETED", "a")]]
