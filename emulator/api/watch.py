@@ -88,26 +88,36 @@ class Hub:
             for obj in items:
                 key = _key(obj)
                 seen[key] = True
-                old = state.objects.get(key)
-                if old is not None:
-                    obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-                    if obj == old:  # dict equality: nested, in C
-                        continue
-                self.rv += 1
-                obj["metadata"]["resourceVersion"] = str(self.rv)
-                state.objects[key] = obj
-                if state.primed:
-                    made.append(self._event(state, "ADDED" if old is None else "MODIFIED", obj))
+                event = self._put(state, key, obj)
+                if event is not None:
+                    made.append(event)
             for key in [k for k in state.objects if k not in seen]:
-                obj = state.objects.pop(key)
-                self.rv += 1
-                gone = json.loads(json.dumps(obj))
-                gone["metadata"]["resourceVersion"] = str(self.rv)
-                made.append(self._event(state, "DELETED", gone))
+                made.append(self._drop(state, key))
             if not state.primed:
                 state.primed, state.oldest = True, self.rv
             if made:
                 self._hand_out(kind, made)
+
+    def _put(self, state: KindState, key: tuple[str, str], obj: dict) -> dict | None:
+        """``obj`` as rendered now: stamped with a new resourceVersion and stored when it differs
+        from what was shown (its event returned, once the kind is primed), else None."""
+        old = state.objects.get(key)
+        if old is not None:
+            obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+            if obj == old:  # dict equality: nested, in C
+                return None
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        state.objects[key] = obj
+        return self._event(state, "ADDED" if old is None else "MODIFIED", obj) if state.primed else None
+
+    def _drop(self, state: KindState, key: tuple[str, str]) -> dict:
+        """The object at ``key`` is gone: its DELETED event, with a resourceVersion of its own."""
+        obj = state.objects.pop(key)
+        self.rv += 1
+        gone = json.loads(json.dumps(obj))
+        gone["metadata"]["resourceVersion"] = str(self.rv)
+        return self._event(state, "DELETED", gone)
 
     def _event(self, state: KindState, type_: str, obj: dict) -> dict:
         if len(state.events) == state.events.maxlen:
@@ -128,25 +138,14 @@ class Hub:
             return next((o for o in items if _key(o) == key), None)
         obj = self.render_one(kind, namespace, name)
         with self.lock:
-            old = state.objects.get(key)
             if obj is None:
-                if old is None:
-                    return None
-                state.objects.pop(key)
-                self.rv += 1
-                gone = json.loads(json.dumps(old))
-                gone["metadata"]["resourceVersion"] = str(self.rv)
-                self._hand_out(kind, [self._event(state, "DELETED", gone)])
+                if key in state.objects:
+                    self._hand_out(kind, [self._drop(state, key)])
                 return None
-            if old is not None:
-                obj["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
-                if obj == old:
-                    return old
-            self.rv += 1
-            obj["metadata"]["resourceVersion"] = str(self.rv)
-            state.objects[key] = obj
-            self._hand_out(kind, [self._event(state, "ADDED" if old is None else "MODIFIED", obj)])
-            return obj
+            event = self._put(state, key, obj)
+            if event is not None:
+                self._hand_out(kind, [event])
+            return state.objects[key]
 
     def _hand_out(self, kind: str, made: list[dict]) -> None:
         """Each watcher of ``kind`` gets the events it accepts, at once (the hub's lock held)."""
