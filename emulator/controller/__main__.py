@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.path.lexists(args.socket):  # a previous controller's of this cluster (up checked it was free)
         os.unlink(args.socket)
     os.environ["K8SEMU_VIEW"], os.environ["K8SEMU_STATUS"] = args.view, args.status
+    # the socket is in Open vSwitch's run directory, where ovs-vswitchd's control socket is too
+    os.environ["K8SEMU_OVS_RUN"] = os.path.dirname(os.path.abspath(args.socket))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     from os_ken.lib import hub

@@ -18,7 +18,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from emulator.controller import ofp
+from emulator.controller import ofp, revalidate
 from emulator.controller.reject import build_reject
 from emulator.controller.sync import diff, diff_groups
 from emulator.pipeline.build import Memo, build_node, groups_for_node
@@ -41,6 +41,10 @@ class K8semuController(app_manager.OSKenApp):
         self.groups: dict[int, dict] = {}
         self.pending: dict[int, tuple[int, int]] = {}  # dpid -> (barrier xid, generation)
         self.synced: dict[int, int] = {}
+        self.confirming: dict[int, int] = {}  # dpid -> generation its barrier confirmed, cache not yet purged
+        self.purging = False
+        self.ovs_run = Path(os.environ["K8SEMU_OVS_RUN"])
+        self.purge_problem = ""  # why the last purge failed ("" when it worked)
         self.problems: dict[int, list] = {}  # dpid -> [(cookie, message)] of flows refused
         self.refused: dict[int, list] = {}  # dpid -> [(cookie, message)] the switch itself refused
         self.sent: dict[int, dict] = {}  # dpid -> {xid: (cookie, what)} of the last sync
@@ -60,7 +64,7 @@ class K8semuController(app_manager.OSKenApp):
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev) -> None:
         dpid = ev.datapath.id
-        for table in (self.datapaths, self.installed, self.groups, self.pending, self.synced):
+        for table in (self.datapaths, self.installed, self.groups, self.pending, self.synced, self.confirming):
             table.pop(dpid, None)
         self._write_status()
 
@@ -69,8 +73,34 @@ class K8semuController(app_manager.OSKenApp):
         dpid = ev.msg.datapath.id
         xid, generation = self.pending.get(dpid, (None, 0))
         if ev.msg.xid == xid:
-            self.synced[dpid] = generation
-            self._write_status()
+            self.confirming[dpid] = generation
+            if not self.purging:
+                self.purging = True
+                hub.spawn(self._confirm)
+
+    def _confirm(self) -> None:
+        """Confirm what the switches' barriers confirmed once the datapath's flow cache cannot
+        still act on the flows they replaced (``revalidate``): one purge for every switch whose
+        reply came in meanwhile (a view reaches every switch at once); switches confirming
+        during a purge get another, as their flows may have changed after it began."""
+        hub.sleep(0)  # the other switches' barrier replies of this view first
+        try:
+            while self.confirming:
+                batch, self.confirming = self.confirming, {}
+                try:
+                    revalidate.purge(self.ovs_run)
+                    problem = ""
+                except revalidate.PurgeFailed as exc:  # confirmed anyway: the tables are right
+                    problem = str(exc)
+                if problem != self.purge_problem:
+                    self.purge_problem = problem
+                    if problem:
+                        self.logger.warning("cannot empty the datapath flow cache; a change may take "
+                                            "effect up to a revalidation later than confirmed: %s", problem)
+                self.synced.update({dpid: g for dpid, g in batch.items() if dpid in self.datapaths})
+                self._write_status()
+        finally:
+            self.purging = False
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev) -> None:
