@@ -1,10 +1,17 @@
 """A handle on a running k8semu cluster for Python tests (the ``cluster`` fixture's object).
 
-Everything goes through the real ``k8semu`` command, so tests exercise what users type.
+Tests exercise what users type: ``k8semu(...)`` runs the ``k8semu`` command's own entry point
+(``cli.main.main``, the function the console script calls). Verbs that only ask the API run it in
+this process with their output captured (a Python process per call cost half a second, and tests
+call them thousands of times); ``up``, ``down``, ``cleanup``, ``exec``, anything reading standard
+input or following a stream run as a real process. tests/integration/test_install.py and the
+teardown tests run the installed command itself.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -12,15 +19,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
 from emulator.api import resources
-from emulator.cli.objects import manifest_paths
+from emulator.cli import main as cli
+from emulator.cli.objects import manifest_paths, pod_name
 from emulator.client import Client
-from emulator.client.targets import resolve_kind
+from emulator.client.targets import exec_target, resolve_kind
+from emulator.errors import K8semuError
 from emulator.spec.loader import load_text
 from emulator.spec.manifests import load_manifest_documents
 from emulator.runtime.records import cluster_dir
@@ -42,9 +52,41 @@ def kubectl(*args: str, check: bool = True, timeout: float = 60, input: str | No
     return done
 
 
+# verbs that only ask the API and print: the same main() in this process (see the docstring)
+IN_PROCESS = frozenset({"get", "delete", "describe", "status", "scale", "cordon", "uncordon", "drain", "logs",
+                        "flows", "ipam", "kubeconfig", "clusters"})
+
+
+def _verb(args: tuple[str, ...]) -> str | None:
+    words = list(args)
+    while words and words[0].startswith("-"):
+        words = words[2:] if words[0] in ("--cluster",) else words[1:]
+    return words[0] if words else None
+
+
+def _main_here(args: tuple[str, ...]) -> subprocess.CompletedProcess:
+    """``k8semu ARGS`` by its entry point in this process: its exit status and what it printed
+    (argparse's usage errors too); an unexpected exception is exit status 1 with the traceback,
+    as from the process."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args), out, err)
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except Exception:  # noqa: BLE001 - the process would print it and exit 1
+            err.write(traceback.format_exc())
+            code = 1
+    return subprocess.CompletedProcess(["k8semu", *args], int(code or 0), out.getvalue(), err.getvalue())
+
+
 def k8semu(*args: str, check: bool = True, timeout: float = 240, input: str | None = None) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT, input=input)
+    follow = _verb(args) == "logs" and any(a in ("-f", "--follow") for a in args)
+    if input is None and _verb(args) in IN_PROCESS and not follow:
+        done = _main_here(args)
+    else:
+        done = subprocess.run([sys.executable, "-m", "emulator", *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=ROOT, input=input)
     if check and done.returncode != 0:
         raise AssertionError(f"k8semu {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
     return done
@@ -133,8 +175,23 @@ class Cluster:
 
     def exec(self, target: str, *cmd: str, namespace: str | None = None, check: bool = False,
              timeout: float = 60) -> subprocess.CompletedProcess:
-        ns = ["-n", namespace] if namespace else []
-        return k8semu("--cluster", self.name, "exec", *ns, target, "--", *cmd, check=check, timeout=timeout)
+        """``k8semu exec [-n NS] TARGET -- CMD``: the command where the verb runs it
+        (``targets.exec_target``, the verb's own lookup), started from this process, with the
+        verb's exit status for a missing pod or command."""
+        argv = ["k8semu", "exec", target, "--", *cmd]
+        try:
+            where = exec_target(self.client, pod_name(target), namespace, None, list(cmd))
+            env = where.env or {k: v for k, v in os.environ.items() if k in ("PATH", "TERM", "LANG", "HOME")}
+            done = subprocess.run(where.threaded_argv(), env=env, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, timeout=timeout)
+            done.args = argv
+        except K8semuError as exc:
+            done = subprocess.CompletedProcess(argv, int(exc.exit_code), "", f"error: {exc}\n")
+        except FileNotFoundError:
+            done = subprocess.CompletedProcess(argv, 127, "", "")
+        if check and done.returncode != 0:
+            raise AssertionError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
 
     # get, pod and apply go through the typed client in this process (what the k8semu verbs
     # call), not a k8semu process each: the tests are about the cluster, and a Python process
