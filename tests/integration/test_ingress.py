@@ -91,6 +91,7 @@ spec:
     poll(lambda: get(ingress_cluster, "foo.bar.com", "/foo") == (200, "blue"), what="the new Ingress (default class)")
     poll(lambda: get(ingress_cluster, "foo.bar.com", "/bar/x") == (200, "red"), what="fanout to red")
     poll(lambda: get(ingress_cluster, "bar.foo.com", "/anything") == (200, "red"), what="the second virtual host")
+    ingress_cluster.synced()  # nginx's old workers (the older configuration) gone: see the paths test
     assert get(ingress_cluster, "color.contorq.com", "/blue") == (200, "blue")  # the good ones still serve
     assert get(ingress_cluster, "broken.example", "/")[0] == 404
     logs = k8semu("logs", "-n", "ingress-nginx",
@@ -170,6 +171,7 @@ spec:
         return ingress_cluster.exec("outside", "curl", "-sS", "-m", "3", "--cacert", ca, "--resolve",
                                     f"{host}:30443:{NODE}", *extra, f"https://{host}:30443/")
     poll(lambda: https("blue.color.contorq.com").stdout.strip() == "blue", what="HTTPS for blue")
+    ingress_cluster.synced()  # nginx's old workers (the older configuration) gone: see the paths test
     # nginx's old worker may still take a request in the moment of a reload: poll, do not assume
     poll(lambda: https("red.color.contorq.com").stdout.strip() == "red", what="SNI to pick red")
     poll(lambda: ingress_cluster.exec("outside", "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}",
@@ -192,6 +194,7 @@ def test_the_controller_configmap_changes_the_running_nginx(ingress_cluster) -> 
     ingress_cluster.apply(configmap % ", ssl-redirect: 'false', use-forwarded-headers: 'true', enable-brotli: 'true'")
     poll(lambda: get(ingress_cluster, "blue.color.contorq.com", "/") == (200, "blue"),
          what="plain HTTP to the TLS host once ssl-redirect is off")
+    ingress_cluster.synced()  # nginx's old workers (the older configuration) gone: see the paths test
     done = ingress_cluster.exec("outside", "curl", "-s", "-m", "3", "-H", "Host: echo.example", "-H",
                                 "X-Forwarded-Proto: https", f"http://{NODE}:30080/")
     headers = {k.lower(): v for k, v in json.loads(done.stdout)["headers"].items()}
