@@ -85,7 +85,6 @@ spec:
 """
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in): 10 s of idle handshakes
 def test_should_drop_invalid_conntrack_entries(services_cluster: Cluster) -> None:
     """conntrack.go "should drop INVALID conntrack entries [Privileged]": the boom server answers
     each handshake through its Service with a segment 100,000 bytes before the window; the

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.cluster import SERVICES_PLANES, Cluster, k8semu, kubectl, module_cluster, poll
 
@@ -54,7 +53,6 @@ def daemon(pod: dict) -> bool:
     return any(o.get("kind") == "DaemonSet" for o in pod["metadata"].get("ownerReferences", []))
 
 
-@pytest.mark.slow  # make slow (make test's budget): kubectl drain runs in test_api_workloads.py in make test
 def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster: Cluster) -> None:
     """A bare pod on the node stops the drain (the node stays cordoned, nothing is evicted);
     with --force it is deleted and every other pod evicted; Deployments replace theirs on
@@ -105,7 +103,6 @@ def test_drain_evicts_the_nodes_pods_and_their_replacements_serve(evict_cluster:
                   if p["spec"].get("nodeName") == "worker-1"], timeout=10, what="echo back on worker-1")
 
 
-@pytest.mark.slow  # kubectl drain's 5 s retries: make slow (make test's 15-minute budget)
 def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> None:
     """disruption.go "evictions: enough pods, absolute => should allow an eviction" and "...
     maxUnavailable deny evictions, integer => should not allow an eviction": with minAvailable 2
@@ -143,7 +140,6 @@ def test_eviction_respects_pod_disruption_budgets(evict_cluster: Cluster) -> Non
             k8semu("--cluster", name, "uncordon", node_name, check=False)
 
 
-@pytest.mark.slow  # kubectl drain's 5 s retries and a 7 s timeout: make slow (make test's 15-minute budget)
 def test_kubectl_cordon_drain_and_uncordon_through_the_api(evict_cluster: Cluster) -> None:
     """The same through kubectl itself: cordon and uncordon patch the Node's spec.unschedulable;
     drain lists the node's pods, evicts each through the Eviction subresource (policy/v1) and

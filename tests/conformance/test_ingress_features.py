@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.cluster import Cluster, k8semu, module_cluster, poll
 
@@ -76,7 +75,6 @@ def test_an_ingress_with_no_rules_should_send_all_requests_to_the_default_backen
     assert tls.stdout == "200"  # 443 answers on the status address too (nginx's default certificate)
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_without_an_address_pool_the_status_shows_the_controllers_node_which_answers_on_80_and_443(
         tmp_path) -> None:
     """kind's ingress-nginx: no LoadBalancer, the controller's hostPorts 80 and 443; the status

@@ -65,7 +65,6 @@ def test_should_be_updated_after_adding_or_deleting_ports(changes_cluster: Clust
         delete(c, "svc/multiport", "pod/multiport")
 
 
-@pytest.mark.slow  # make slow (make test's budget): Services come and go in every Services test
 def test_should_be_able_to_up_and_down_services(changes_cluster: Cluster) -> None:
     """service.go "should be able to up and down services": two Services serve; one is
     deleted and stops answering while the other still serves; a third, created after, serves

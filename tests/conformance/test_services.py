@@ -106,7 +106,6 @@ def local_load_balancer(cluster: Cluster, name: str) -> dict:
     return json.loads(k8semu("--cluster", cluster.name, "get", "svc", name, "-o", "json").stdout)
 
 
-@pytest.mark.slow  # make slow (make test's budget): test_services.py's ETP Local test runs in make test
 def test_esipp_should_work_for_type_loadbalancer_and_only_target_nodes_with_endpoints(
         services_cluster: Cluster) -> None:
     """loadbalancer.go "[Feature:LoadBalancer] ESIPP ... should work for type=LoadBalancer" and
@@ -303,7 +302,6 @@ def test_should_work_after_the_service_has_been_recreated(services_cluster: Clus
         k8semu("--cluster", name, "delete", "svc", "service-deletion", check=False)
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_should_be_able_to_update_service_type_to_nodeport_listening_on_same_port_number_but_different_protocols(
         services_cluster: Cluster) -> None:
     """service.go: a TCP ClusterIP Service becomes a NodePort one (reachable on a node's

@@ -11,7 +11,6 @@ from tests.cluster import KUBECONFIG, KUBECTL, Cluster, k8semu, poll
 pytestmark = pytest.mark.requires_root
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in); the teardown tests run in make test
 def test_down_with_watches_logs_and_exec_open_removes_everything():
     cluster = Cluster("topologies/default.yaml").up()
     context = ["--context", "k8semu-default"]

@@ -8,7 +8,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
 
 from emulator.model import naming
 from tests.cluster import Cluster, k8semu, poll
@@ -210,7 +209,6 @@ def test_flows_are_labelled_by_owner(three_node: Cluster) -> None:
     assert "NORMAL" not in dump
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_a_name_runs_once_and_two_clusters_run_side_by_side_unseen(three_node: Cluster) -> None:
     again = k8semu("up", "topologies/three-node.yaml", "--detach", check=False)
     assert again.returncode == 1 and "'three-node' is already running" in again.stderr

@@ -84,7 +84,6 @@ def test_namespace_selector(cluster) -> None:
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or ns(s) == "y")
 
 
-@pytest.mark.slow  # make test's budget on a slower machine: a variant of another case here
 def test_automatic_namespace_name_label(cluster) -> None:
     cluster.apply(policy("x", "from-z", "  podSelector: {}\n  ingress:\n"
                                         "    - from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: z}}}]\n"))
@@ -108,7 +107,6 @@ def test_port_number_and_protocol(cluster) -> None:
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) == ("tcp", 80))
 
 
-@pytest.mark.slow  # make test's budget on a slower machine: a variant of another case here
 def test_udp_only(cluster) -> None:
     cluster.apply(policy("x", "udp", "  podSelector: {}\n  ingress: [{ports: [{protocol: UDP}]}]\n"))
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or proto == "udp")
@@ -209,7 +207,6 @@ def test_service_traffic_is_checked_against_the_endpoint(cluster) -> None:
     k8semu("delete", "svc", "a", "-n", "x")
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in)
 def test_established_connections_survive_a_policy_that_still_allows_them(cluster) -> None:
     target = json.loads(k8semu("get", "pod", "a", "-n", "x", "-o", "json").stdout)["status"]["podIP"]
     # a long-lived TCP conversation from y/b: a shell loop writing a line a second into one socket
@@ -225,7 +222,6 @@ def test_established_connections_survive_a_policy_that_still_allows_them(cluster
 RAW_TCP = str(Path(__file__).resolve().parents[1] / "fixtures" / "rawtcp.py")  # the checkout is visible in pods
 
 
-@pytest.mark.slow  # make test's budget (issue #16's tests came in); the conformance INVALID test covers the drop
 def test_a_packet_conntrack_marks_invalid_is_dropped_never_past_policy(cluster) -> None:
     """A SYN-ACK that opens nothing is invalid in conntrack (OVS's conntrack will not let it
     create a connection) and is dropped before policy, as Antrea drops ct invalid and kube-proxy
@@ -269,14 +265,12 @@ def test_invalid_policies_are_refused_with_the_field() -> None:
     assert "Unsupported value: 'ICMP'" in k8semu("apply", "-f", "-", input=text, check=False).stderr
 
 
-@pytest.mark.slow  # make test's budget on a slower machine: a variant of another case here
 def test_match_expressions_in_pod_selector(cluster) -> None:
     cluster.apply(policy("x", "expr", "  podSelector: {}\n  ingress:\n    - from: [{podSelector: {matchExpressions: "
                                       "[{key: pod, operator: In, values: [a, c]}]}}]\n"))
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or s in ("x/a", "x/c"))
 
 
-@pytest.mark.slow  # make test's budget on a slower machine: a variant of another case here
 def test_namespace_selector_not_in(cluster) -> None:
     cluster.apply(policy("x", "not-y", "  podSelector: {}\n  ingress:\n    - from: [{namespaceSelector: {matchExpressions: "
                                        "[{key: ns, operator: NotIn, values: [y]}]}}]\n"))
@@ -296,7 +290,6 @@ def test_several_ports_in_one_rule(cluster) -> None:
     check(cluster, lambda s, d, proto, port: ns(d) != "x" or (proto, port) in (("tcp", 80), ("udp", 81)))
 
 
-@pytest.mark.slow  # make test's budget on a slower machine: a variant of another case here
 def test_egress_policies_of_a_namespace_are_a_union(cluster) -> None:
     cluster.apply(policy("y", "deny-egress", "  podSelector: {}\n  policyTypes: [Egress]\n"))
     cluster.apply(policy("y", "egress-to-x", "  podSelector: {}\n  policyTypes: [Egress]\n"

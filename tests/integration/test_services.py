@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 
 from emulator.scenario.artifacts import StepArtifacts
 from tests.cluster import SERVICES_PLANES, Cluster, k8semu, module_cluster, poll
@@ -184,7 +183,6 @@ spec:
 """
 
 
-@pytest.mark.slow  # make slow only (make test's budget): its rules and flows have golden unit tests
 def test_load_balancer_source_ranges_admit_only_their_sources(svc_cluster: Cluster) -> None:
     """loadBalancerSourceRanges: the outside host (172.18.0.254) reaches the LoadBalancer address
     while a range holds it, and is dropped once the ranges leave it out (kube-proxy's KUBE-FW on
