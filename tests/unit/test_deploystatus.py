@@ -10,6 +10,7 @@ import pytest
 from emulator.cluster import controllers, deploystatus, render
 from emulator.cluster.deploystatus import Counts, Tracked, update
 from emulator.errors import SpecError
+from emulator.model import naming
 from emulator.spec.manifests import load_manifest_files
 from tests.unit.test_controllers import default_state, make_ready, settle
 from tests.unit.test_rollout import DEMO, web
@@ -127,3 +128,26 @@ def test_the_deadline_must_exceed_min_ready_seconds(tmp_path: Path) -> None:
                                                   "  progressDeadlineSeconds: 10\n", 1))
     with pytest.raises(SpecError, match="progressDeadlineSeconds: must be greater than minReadySeconds"):
         load_manifest_files([str(tmp_path / "m.yaml")])
+
+
+def test_the_template_hash_is_remembered_per_template_and_a_new_template_hashes_anew(tmp_path: Path) -> None:
+    dep = deployment(tmp_path)
+    first = deploystatus.template_hash(dep)
+    assert first == naming.pod_template_hash(dep.template.raw) == deploystatus.template_hash(dep)
+    changed = replace(dep, template=replace(dep.template, raw={**dep.template.raw, "metadata": {"labels": {"x": "y"}}}))
+    assert deploystatus.template_hash(changed) == naming.pod_template_hash(changed.template.raw) != first
+    # an equal template made anew (a re-applied manifest) hashes the same
+    again = deployment(tmp_path)
+    assert again.template is not dep.template and deploystatus.template_hash(again) == first
+
+
+def test_counts_read_from_the_ownership_index_are_the_counts_asked_one_by_one(tmp_path: Path) -> None:
+    st = default_state()
+    settle(st)
+    (tmp_path / "m.yaml").write_text(DEMO.replace("nginx:1.25", "nginx:1.26"))  # mid-rollout: two ReplicaSets
+    controllers.apply(st, load_manifest_files([str(tmp_path / "m.yaml")]).objects)
+    owned = deploystatus.ownership(st)
+    deployments = st.list("Deployment")
+    assert deployments and any(len(owned[0].get((r.obj.meta.namespace, r.obj.meta.name), ())) == 2 for r in deployments)
+    for rec in deployments:
+        assert deploystatus.counts(st, rec, owned) == deploystatus.counts(st, rec)
