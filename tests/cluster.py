@@ -60,7 +60,7 @@ IN_PROCESS = frozenset({"get", "delete", "describe", "status", "scale", "cordon"
 def _verb(args: tuple[str, ...]) -> str | None:
     words = list(args)
     while words and words[0].startswith("-"):
-        words = words[2:] if words[0] in ("--cluster",) else words[1:]
+        words = words[2:] if words[0] == "--cluster" else words[1:]  # the one global option with a value
     return words[0] if words else None
 
 
