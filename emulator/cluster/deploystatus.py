@@ -97,30 +97,29 @@ def replicaset_name(dep: Deployment) -> str:
 Ownership = tuple[dict[tuple[str, str], set[str]], dict[tuple[str, str], list[Record]]]
 
 
-def ownership(state: ClusterState) -> Ownership:
+def ownership(state: ClusterState, namespace: str | None = None) -> Ownership:
     """(each Deployment's (namespace, name) -> its ReplicaSets' names, each (namespace, owner
-    name) -> the pods it owns that are not being deleted), read once for every Deployment of a
-    ``sync``: asked per Deployment, a namespace's pods were read once for each of its Deployments."""
+    name) -> the pods it owns that are not being deleted), in one namespace or all; read once
+    for every Deployment of a ``sync``: asked per Deployment, a namespace's pods were read once
+    for each of its Deployments."""
     sets: dict[tuple[str, str], set[str]] = {}
-    for r in state.list("ReplicaSet"):
+    for r in state.list("ReplicaSet", namespace):
         if r.obj.owner and r.obj.owner[0] == "Deployment":
             sets.setdefault((r.obj.meta.namespace, r.obj.owner[1]), set()).add(r.obj.meta.name)
     pods: dict[tuple[str, str], list[Record]] = {}
-    for p in state.pods():
+    for p in state.pods(namespace):
         if p.obj.owner and not p.deleting:
             pods.setdefault((p.obj.meta.namespace, p.obj.owner[1]), []).append(p)
     return sets, pods
 
 
 def counts(state: ClusterState, rec: Record, owned: Ownership | None = None) -> Counts:
-    """The Deployment's pods: all, of its current template's ReplicaSet, ready, available."""
+    """The Deployment's pods: all, of its current template's ReplicaSet, ready, available
+    (``owned``: a ``sync``'s index of every namespace; else its own namespace's is read)."""
     dep = rec.obj
     ns = dep.meta.namespace
-    if owned is None:
-        sets = {r.obj.meta.name for r in state.list("ReplicaSet", ns) if r.obj.owner == ("Deployment", dep.meta.name)}
-        pods = [p for p in state.pods(ns) if p.obj.owner and p.obj.owner[1] in sets and not p.deleting]
-    else:
-        pods = [p for name in sorted(owned[0].get((ns, dep.meta.name), ())) for p in owned[1].get((ns, name), ())]
+    sets, owners = owned if owned is not None else ownership(state, ns)
+    pods = [p for name in sets.get((ns, dep.meta.name), ()) for p in owners.get((ns, name), ())]
     newest, now = replicaset_name(dep), time.time()
     return Counts(len(pods), sum(1 for p in pods if p.obj.owner[1] == newest), sum(1 for p in pods if p.status.ready),
                   sum(1 for p in pods if p.status.available(dep.min_ready, now)))
